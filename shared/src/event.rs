@@ -1,0 +1,245 @@
+//! The event schema: one JSON shape, published live on core NATS, archived through JetStream
+//! and stored by the archival worker.
+//!
+//! Field names stay compatible with the original system's WebSocket messages (`event_id`,
+//! `item_id`, `bid_id`, `user_id`, `amount`, `previous_bid`, `timestamp`); amounts are also
+//! given as integer `*_cents` so consumers never have to parse decimals.
+
+use crate::ids::{ItemId, UserId};
+use crate::money::serialize_cents;
+use crate::timestamp::Timestamp;
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
+use std::fmt;
+use uuid::Uuid;
+
+/// A UUIDv7: unique, and time-ordered so ids sort roughly by acceptance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventId(Uuid);
+
+impl EventId {
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    /// Parses the hyphenated form.
+    ///
+    /// # Errors
+    /// When the text is not a UUID.
+    pub fn parse(text: &str) -> Result<Self, uuid::Error> {
+        Uuid::parse_str(text).map(Self)
+    }
+
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl Default for EventId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.as_hyphenated().fmt(f)
+    }
+}
+
+/// Every event, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    BidPlaced(BidPlaced),
+    AuctionClosed(AuctionClosed),
+}
+
+impl Event {
+    pub fn event_id(&self) -> EventId {
+        match self {
+            Event::BidPlaced(e) => e.event_id,
+            Event::AuctionClosed(e) => e.event_id,
+        }
+    }
+
+    pub fn item_id(&self) -> &ItemId {
+        match self {
+            Event::BidPlaced(e) => &e.item_id,
+            Event::AuctionClosed(e) => &e.item_id,
+        }
+    }
+
+    /// The item's sequence number this event produced (1, 2, 3 … with no gaps).
+    pub fn seq(&self) -> u64 {
+        match self {
+            Event::BidPlaced(e) => e.seq,
+            Event::AuctionClosed(e) => e.seq,
+        }
+    }
+
+    /// The JSON bytes sent on the wire.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing these plain structs to a Vec cannot fail: every field is a string,
+        // integer, bool or a RawValue built from digits we formatted ourselves.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+fn default_round() -> u32 {
+    1
+}
+
+/// An accepted bid.
+///
+/// Amounts are held as cents; the wire form adds the decimal twins (`amount`, `previous_bid`)
+/// that old clients read. Decoding reads only the `_cents` fields, which are exact.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BidPlaced {
+    pub event_id: EventId,
+    pub item_id: ItemId,
+    pub seq: u64,
+    pub timestamp: Timestamp,
+    /// Identifies the bid itself; equal to `event_id` for bids (kept for old clients).
+    pub bid_id: String,
+    pub user_id: UserId,
+    pub amount_cents: i64,
+    /// The price before this bid; `0` when this is the first bid.
+    pub previous_bid_cents: i64,
+    /// The auction's end time after this bid (later than before when `extended`).
+    pub end_time: Timestamp,
+    /// Whether this bid moved `end_time` (anti-sniping).
+    pub extended: bool,
+    /// The auction round (relisting an item starts a new round).
+    #[serde(default = "default_round")]
+    pub round: u32,
+}
+
+/// A decimal JSON number written from cents.
+struct Decimal(i64);
+
+impl Serialize for Decimal {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_cents(&self.0, serializer)
+    }
+}
+
+impl Serialize for BidPlaced {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("BidPlaced", 13)?;
+        s.serialize_field("event_id", &self.event_id)?;
+        s.serialize_field("item_id", &self.item_id)?;
+        s.serialize_field("seq", &self.seq)?;
+        s.serialize_field("timestamp", &self.timestamp)?;
+        s.serialize_field("bid_id", &self.bid_id)?;
+        s.serialize_field("user_id", &self.user_id)?;
+        s.serialize_field("amount", &Decimal(self.amount_cents))?;
+        s.serialize_field("amount_cents", &self.amount_cents)?;
+        s.serialize_field("previous_bid", &Decimal(self.previous_bid_cents))?;
+        s.serialize_field("previous_bid_cents", &self.previous_bid_cents)?;
+        s.serialize_field("end_time", &self.end_time)?;
+        s.serialize_field("extended", &self.extended)?;
+        s.serialize_field("round", &self.round)?;
+        s.end()
+    }
+}
+
+/// An auction's end, with its result.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AuctionClosed {
+    pub event_id: EventId,
+    pub item_id: ItemId,
+    pub seq: u64,
+    pub timestamp: Timestamp,
+    pub winner_id: Option<UserId>,
+    /// `None` when the auction closed without a winner.
+    pub final_price_cents: Option<i64>,
+    pub reserve_met: bool,
+    #[serde(default = "default_round")]
+    pub round: u32,
+}
+
+impl Serialize for AuctionClosed {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("AuctionClosed", 9)?;
+        s.serialize_field("event_id", &self.event_id)?;
+        s.serialize_field("item_id", &self.item_id)?;
+        s.serialize_field("seq", &self.seq)?;
+        s.serialize_field("timestamp", &self.timestamp)?;
+        s.serialize_field("winner_id", &self.winner_id)?;
+        s.serialize_field("final_price", &self.final_price_cents.map(Decimal))?;
+        s.serialize_field("final_price_cents", &self.final_price_cents)?;
+        s.serialize_field("reserve_met", &self.reserve_met)?;
+        s.serialize_field("round", &self.round)?;
+        s.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bid() -> BidPlaced {
+        let event_id = EventId::new();
+        BidPlaced {
+            event_id,
+            item_id: ItemId::parse("item-1").unwrap(),
+            seq: 7,
+            timestamp: Timestamp::from_micros(1_700_000_000_000_001),
+            bid_id: event_id.to_string(),
+            user_id: UserId::parse("alice").unwrap(),
+            amount_cents: 20_050,
+            previous_bid_cents: 20_000,
+            end_time: Timestamp::from_micros(1_700_000_600_000_000),
+            extended: false,
+            round: 1,
+        }
+    }
+
+    #[test]
+    fn bid_placed_has_the_compatible_wire_shape() {
+        let json: serde_json::Value = serde_json::from_slice(&Event::BidPlaced(bid()).to_json()).unwrap();
+        assert_eq!(json["type"], "bid_placed");
+        assert_eq!(json["item_id"], "item-1");
+        assert_eq!(json["user_id"], "alice");
+        assert_eq!(json["amount"].to_string(), "200.5");
+        assert_eq!(json["amount_cents"], 20_050);
+        assert_eq!(json["previous_bid"].to_string(), "200");
+        assert_eq!(json["timestamp"], "2023-11-14T22:13:20.000001Z");
+        assert_eq!(json["seq"], 7);
+        assert!(json["event_id"].as_str().unwrap().len() == 36);
+    }
+
+    #[test]
+    fn events_round_trip_through_json() {
+        let placed = Event::BidPlaced(bid());
+        assert_eq!(serde_json::from_slice::<Event>(&placed.to_json()).unwrap(), placed);
+        let closed = Event::AuctionClosed(AuctionClosed {
+            event_id: EventId::new(),
+            item_id: ItemId::parse("item-1").unwrap(),
+            seq: 8,
+            timestamp: Timestamp::from_micros(1),
+            winner_id: Some(UserId::parse("alice").unwrap()),
+            final_price_cents: Some(20_050),
+            reserve_met: true,
+            round: 1,
+        });
+        assert_eq!(serde_json::from_slice::<Event>(&closed.to_json()).unwrap(), closed);
+    }
+
+    #[test]
+    fn event_with_invalid_item_id_is_not_decoded() {
+        let mut json: serde_json::Value = serde_json::from_slice(&Event::BidPlaced(bid()).to_json()).unwrap();
+        json["item_id"] = "a.b".into();
+        assert!(serde_json::from_value::<Event>(json).is_err());
+    }
+
+    #[test]
+    fn event_ids_are_time_ordered() {
+        let a = EventId::new();
+        let b = EventId::new();
+        assert!(a < b);
+        assert_eq!(a.as_uuid().get_version_num(), 7);
+    }
+}

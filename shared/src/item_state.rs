@@ -1,0 +1,276 @@
+//! An item's current state as the gateway stores it in Redis (`{s<n>}:item:<id>` hash), and
+//! the JSON view of it that `GET /api/v1/items/{id}` and WebSocket snapshots show.
+//!
+//! The hash field names live here, next to the parser, so the gateway's Lua script, the
+//! gateway's reads and the broadcast service's snapshots cannot drift apart.
+
+use crate::ids::{ItemId, UserId};
+use crate::money::{serialize_cents, serialize_opt_cents};
+use crate::timestamp::Timestamp;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// Hash field names of an item.
+pub mod field {
+    pub const NAME: &str = "name";
+    pub const DESCRIPTION: &str = "description";
+    /// Stored status: `active`, `closed` or `cancelled` (`scheduled` is derived from time).
+    pub const STATUS: &str = "status";
+    pub const START_US: &str = "start_us";
+    pub const END_US: &str = "end_us";
+    pub const STARTING_CENTS: &str = "starting_cents";
+    pub const MIN_INCREMENT_CENTS: &str = "min_increment_cents";
+    /// `0` when the auction has no reserve.
+    pub const RESERVE_CENTS: &str = "reserve_cents";
+    /// `0` until the first bid.
+    pub const CURRENT_CENTS: &str = "current_cents";
+    /// Empty until the first bid.
+    pub const HIGHEST_BIDDER: &str = "highest_bidder";
+    pub const BID_COUNT: &str = "bid_count";
+    pub const SEQ: &str = "seq";
+    pub const EXTENSION_WINDOW_US: &str = "ext_window_us";
+    pub const EXTENSION_US: &str = "ext_us";
+    pub const CREATED_US: &str = "created_us";
+    pub const ROUND: &str = "round";
+    /// Empty unless the auction closed with a winner.
+    pub const WINNER_ID: &str = "winner_id";
+}
+
+/// What a viewer or client sees as the auction's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    Scheduled,
+    Active,
+    Closed,
+    Cancelled,
+}
+
+/// The parsed item hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemState {
+    pub id: ItemId,
+    pub name: String,
+    pub description: String,
+    pub stored_status: String,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub starting_cents: i64,
+    pub min_increment_cents: i64,
+    pub reserve_cents: i64,
+    pub current_cents: i64,
+    pub highest_bidder: Option<UserId>,
+    pub bid_count: u64,
+    pub seq: u64,
+    pub extension_window_secs: i64,
+    pub extension_secs: i64,
+    pub round: u32,
+    pub winner_id: Option<UserId>,
+}
+
+/// Why an item hash could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ItemStateError {
+    #[error("item hash is missing field {0}")]
+    Missing(&'static str),
+    #[error("item hash field {0} is not a valid value")]
+    Invalid(&'static str),
+}
+
+impl ItemState {
+    /// Parses an `HGETALL` reply.
+    ///
+    /// # Errors
+    /// When a required field is missing or malformed (a hash not written by the gateway).
+    pub fn from_hash(id: ItemId, hash: &HashMap<String, String>) -> Result<Self, ItemStateError> {
+        let text = |f: &'static str| hash.get(f).map(String::as_str).unwrap_or_default();
+        let required = |f: &'static str| hash.get(f).ok_or(ItemStateError::Missing(f));
+        let int = |f: &'static str| -> Result<i64, ItemStateError> {
+            required(f)?.parse().map_err(|_| ItemStateError::Invalid(f))
+        };
+        let opt_user = |f: &'static str| -> Result<Option<UserId>, ItemStateError> {
+            match text(f) {
+                "" => Ok(None),
+                u => UserId::parse(u).map(Some).map_err(|_| ItemStateError::Invalid(f)),
+            }
+        };
+        let non_negative = |f: &'static str| -> Result<u64, ItemStateError> {
+            u64::try_from(int(f)?).map_err(|_| ItemStateError::Invalid(f))
+        };
+        Ok(Self {
+            name: text(field::NAME).to_owned(),
+            description: text(field::DESCRIPTION).to_owned(),
+            stored_status: required(field::STATUS)?.clone(),
+            start: Timestamp::from_micros(int(field::START_US)?),
+            end: Timestamp::from_micros(int(field::END_US)?),
+            starting_cents: int(field::STARTING_CENTS)?,
+            min_increment_cents: int(field::MIN_INCREMENT_CENTS)?,
+            reserve_cents: int(field::RESERVE_CENTS).unwrap_or(0),
+            current_cents: int(field::CURRENT_CENTS)?,
+            highest_bidder: opt_user(field::HIGHEST_BIDDER)?,
+            bid_count: non_negative(field::BID_COUNT)?,
+            seq: non_negative(field::SEQ)?,
+            extension_window_secs: int(field::EXTENSION_WINDOW_US).unwrap_or(0) / 1_000_000,
+            extension_secs: int(field::EXTENSION_US).unwrap_or(0) / 1_000_000,
+            round: int(field::ROUND)
+                .ok()
+                .and_then(|r| u32::try_from(r).ok())
+                .unwrap_or(1),
+            winner_id: opt_user(field::WINNER_ID)?,
+            id,
+        })
+    }
+
+    /// The status at `now`: a stored `active` auction is `scheduled` before its start and
+    /// `closed` from its end on, even before the closer has marked it.
+    pub fn status_at(&self, now: Timestamp) -> ItemStatus {
+        match self.stored_status.as_str() {
+            "cancelled" => ItemStatus::Cancelled,
+            "closed" => ItemStatus::Closed,
+            _ if now < self.start => ItemStatus::Scheduled,
+            _ if now >= self.end => ItemStatus::Closed,
+            _ => ItemStatus::Active,
+        }
+    }
+
+    /// The smallest amount the next bid may have.
+    pub fn minimum_bid_cents(&self) -> i64 {
+        if self.bid_count == 0 {
+            self.starting_cents
+        } else {
+            self.current_cents + self.min_increment_cents
+        }
+    }
+
+    /// The public view at `now`.
+    pub fn view(&self, now: Timestamp) -> ItemView {
+        ItemView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            status: self.status_at(now),
+            current_bid: self.current_cents,
+            current_bid_cents: self.current_cents,
+            highest_bidder_id: self.highest_bidder.clone(),
+            starting_price: self.starting_cents,
+            starting_price_cents: self.starting_cents,
+            min_increment: self.min_increment_cents,
+            min_increment_cents: self.min_increment_cents,
+            minimum_bid: self.minimum_bid_cents(),
+            minimum_bid_cents: self.minimum_bid_cents(),
+            has_reserve: self.reserve_cents > 0,
+            reserve_met: (self.reserve_cents > 0)
+                .then_some(self.bid_count > 0 && self.current_cents >= self.reserve_cents),
+            bid_count: self.bid_count,
+            seq: self.seq,
+            start_time: self.start,
+            end_time: self.end,
+            extension_window_secs: self.extension_window_secs,
+            extension_secs: self.extension_secs,
+            round: self.round,
+            winner_id: self.winner_id.clone(),
+            final_price: (self.status_at(now) == ItemStatus::Closed && self.bid_count > 0)
+                .then_some(self.current_cents),
+        }
+    }
+}
+
+/// The JSON an item is shown as. Never includes the reserve amount, only whether it is met.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemView {
+    pub id: ItemId,
+    pub name: String,
+    pub description: String,
+    pub status: ItemStatus,
+    /// Highest accepted bid; `0` before the first bid.
+    #[serde(serialize_with = "serialize_cents")]
+    pub current_bid: i64,
+    pub current_bid_cents: i64,
+    pub highest_bidder_id: Option<UserId>,
+    #[serde(serialize_with = "serialize_cents")]
+    pub starting_price: i64,
+    pub starting_price_cents: i64,
+    #[serde(serialize_with = "serialize_cents")]
+    pub min_increment: i64,
+    pub min_increment_cents: i64,
+    /// The smallest amount the next bid may have.
+    #[serde(serialize_with = "serialize_cents")]
+    pub minimum_bid: i64,
+    pub minimum_bid_cents: i64,
+    pub has_reserve: bool,
+    /// `null` when there is no reserve.
+    pub reserve_met: Option<bool>,
+    pub bid_count: u64,
+    pub seq: u64,
+    pub start_time: Timestamp,
+    pub end_time: Timestamp,
+    pub extension_window_secs: i64,
+    pub extension_secs: i64,
+    pub round: u32,
+    pub winner_id: Option<UserId>,
+    #[serde(serialize_with = "serialize_opt_cents")]
+    pub final_price: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash() -> HashMap<String, String> {
+        [
+            (field::NAME, "Camera"),
+            (field::STATUS, "active"),
+            (field::START_US, "1000000"),
+            (field::END_US, "9000000"),
+            (field::STARTING_CENTS, "1000"),
+            (field::MIN_INCREMENT_CENTS, "100"),
+            (field::RESERVE_CENTS, "5000"),
+            (field::CURRENT_CENTS, "0"),
+            (field::HIGHEST_BIDDER, ""),
+            (field::BID_COUNT, "0"),
+            (field::SEQ, "0"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    fn state() -> ItemState {
+        ItemState::from_hash(ItemId::parse("i").unwrap(), &hash()).unwrap()
+    }
+
+    #[test]
+    fn status_follows_the_clock_within_an_active_auction() {
+        let s = state();
+        assert_eq!(s.status_at(Timestamp::from_micros(0)), ItemStatus::Scheduled);
+        assert_eq!(s.status_at(Timestamp::from_micros(1_000_000)), ItemStatus::Active);
+        assert_eq!(s.status_at(Timestamp::from_micros(9_000_000)), ItemStatus::Closed);
+    }
+
+    #[test]
+    fn first_bid_minimum_is_the_starting_price_then_price_plus_increment() {
+        let mut s = state();
+        assert_eq!(s.minimum_bid_cents(), 1000);
+        s.bid_count = 1;
+        s.current_cents = 1500;
+        assert_eq!(s.minimum_bid_cents(), 1600);
+    }
+
+    #[test]
+    fn view_never_reveals_the_reserve_amount() {
+        let json = serde_json::to_value(state().view(Timestamp::from_micros(2_000_000))).unwrap();
+        assert_eq!(json["reserve_met"], false);
+        assert_eq!(json["has_reserve"], true);
+        assert!(!json.to_string().contains("5000") && !json.to_string().contains("\"50\""));
+    }
+
+    #[test]
+    fn hash_missing_a_required_field_is_an_error() {
+        let mut h = hash();
+        h.remove(field::SEQ);
+        assert_eq!(
+            ItemState::from_hash(ItemId::parse("i").unwrap(), &h),
+            Err(ItemStateError::Missing(field::SEQ))
+        );
+    }
+}

@@ -1,0 +1,26 @@
+//! Everything two or more auction services must agree on.
+//!
+//! * [`ids`]: validated identifiers ([`ItemId`], [`UserId`], [`IdempotencyKey`]) that are safe
+//!   as NATS subject tokens and Redis key parts.
+//! * [`money`]: [`Cents`], money as integer minor units, parsed from decimal literals exactly.
+//! * [`event`]: the event schema published live, archived and stored ([`Event`]).
+//! * [`timestamp`]: microsecond UTC timestamps rendered as RFC 3339.
+//! * [`subjects`]: NATS subject and stream names.
+//! * [`redis_keys`]: the cluster-ready Redis key layout (hash tags, outbox shards).
+//! * [`item_state`]: an item's current state as stored in its Redis hash.
+//! * [`telemetry`]: one tracing subscriber setup, JSON or pretty.
+
+pub mod event;
+pub mod ids;
+pub mod item_state;
+pub mod money;
+pub mod redis_keys;
+pub mod subjects;
+pub mod telemetry;
+pub mod timestamp;
+
+pub use event::{AuctionClosed, BidPlaced, Event, EventId};
+pub use ids::{IdError, IdempotencyKey, ItemId, UserId};
+pub use item_state::{ItemState, ItemStatus};
+pub use money::{Cents, MoneyError};
+pub use timestamp::Timestamp;

@@ -1,0 +1,134 @@
+//! The Redis key layout, ready for Redis Cluster.
+//!
+//! Every key of an item carries the hash tag of its outbox shard (`{s<n>}`), so the bid script
+//! can touch the item hash, the shard's outbox stream, its closing set and the idempotency key
+//! in one atomic call even when they live on a cluster node. Sixteen shards spread the outbox
+//! over nodes while keeping the relay's per-shard work small.
+//!
+//! An optional key prefix (default empty) lets tests and co-hosted deployments share a Redis;
+//! it stands before the hash tag, so it never changes which slot a key lands in.
+
+use crate::ids::{IdempotencyKey, ItemId};
+
+/// Number of outbox shards. Changing it moves items between shards: never change it on a
+/// running deployment without draining every outbox first.
+pub const SHARDS: u32 = 16;
+
+/// 32-bit FNV-1a: tiny, stable across languages and releases (unlike `std`'s hasher).
+pub fn fnv1a(bytes: &[u8]) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for &b in bytes {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash
+}
+
+/// The outbox shard an item belongs to.
+pub fn shard_of(item: &ItemId) -> u32 {
+    fnv1a(item.as_str().as_bytes()) % SHARDS
+}
+
+/// Key names under one prefix.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keyspace {
+    prefix: String,
+}
+
+impl Keyspace {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// Every shard number, in order.
+    pub fn shards() -> impl Iterator<Item = u32> {
+        0..SHARDS
+    }
+
+    /// Outbox stream of shard `shard`: events waiting for the archive.
+    pub fn outbox(&self, shard: u32) -> String {
+        format!("{}{{s{shard}}}:outbox", self.prefix)
+    }
+
+    /// Sorted set of shard `shard`'s item ids scored by end time (microseconds).
+    pub fn closing(&self, shard: u32) -> String {
+        format!("{}{{s{shard}}}:closing", self.prefix)
+    }
+
+    /// Set of every item id, for listing only (may lag the item hashes).
+    pub fn items_index(&self) -> String {
+        format!("{}items:index", self.prefix)
+    }
+
+    /// The keys of one item.
+    pub fn item(&self, id: &ItemId) -> ItemKeys {
+        let shard = shard_of(id);
+        ItemKeys {
+            item: format!("{}{{s{shard}}}:item:{id}", self.prefix),
+            outbox: self.outbox(shard),
+            closing: self.closing(shard),
+            idempotency_prefix: format!("{}{{s{shard}}}:idem:{id}:", self.prefix),
+            shard,
+        }
+    }
+}
+
+/// The keys of one item, all in one hash slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemKeys {
+    pub shard: u32,
+    /// Hash with the item's state.
+    pub item: String,
+    /// The shard's outbox stream.
+    pub outbox: String,
+    /// The shard's closing set.
+    pub closing: String,
+    idempotency_prefix: String,
+}
+
+impl ItemKeys {
+    /// Stored answer of a bid made with this `Idempotency-Key`.
+    pub fn idempotency(&self, key: &IdempotencyKey) -> String {
+        format!("{}{key}", self.idempotency_prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_matches_the_reference_vectors() {
+        assert_eq!(fnv1a(b""), 0x811c_9dc5);
+        assert_eq!(fnv1a(b"a"), 0xe40c_292c);
+        assert_eq!(fnv1a(b"foobar"), 0xbf9c_f968);
+    }
+
+    #[test]
+    fn all_keys_of_an_item_share_one_hash_tag() {
+        let id = ItemId::parse("item-42").unwrap();
+        let keys = Keyspace::default().item(&id);
+        let tag = format!("{{s{}}}", shard_of(&id));
+        let idem = keys.idempotency(&IdempotencyKey::parse("k1").unwrap());
+        for key in [&keys.item, &keys.outbox, &keys.closing, &idem] {
+            assert!(key.starts_with(&tag), "{key}");
+        }
+        assert_eq!(keys.item, format!("{tag}:item:item-42"));
+        assert_eq!(idem, format!("{tag}:idem:item-42:k1"));
+    }
+
+    #[test]
+    fn a_prefix_stands_before_the_hash_tag() {
+        let id = ItemId::parse("a").unwrap();
+        let keys = Keyspace::new("t1:").item(&id);
+        assert!(keys.item.starts_with("t1:{s"));
+        assert_eq!(Keyspace::new("t1:").items_index(), "t1:items:index");
+    }
+
+    #[test]
+    fn shards_cover_zero_to_fifteen() {
+        assert_eq!(Keyspace::shards().collect::<Vec<_>>(), (0..16).collect::<Vec<_>>());
+    }
+}
