@@ -199,7 +199,8 @@ mod tests {
 
     #[test]
     fn bid_placed_has_the_compatible_wire_shape() {
-        let json: serde_json::Value = serde_json::from_slice(&Event::BidPlaced(bid()).to_json()).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&Event::BidPlaced(bid()).to_json()).unwrap();
         assert_eq!(json["type"], "bid_placed");
         assert_eq!(json["item_id"], "item-1");
         assert_eq!(json["user_id"], "alice");
@@ -214,7 +215,10 @@ mod tests {
     #[test]
     fn events_round_trip_through_json() {
         let placed = Event::BidPlaced(bid());
-        assert_eq!(serde_json::from_slice::<Event>(&placed.to_json()).unwrap(), placed);
+        assert_eq!(
+            serde_json::from_slice::<Event>(&placed.to_json()).unwrap(),
+            placed
+        );
         let closed = Event::AuctionClosed(AuctionClosed {
             event_id: EventId::new(),
             item_id: ItemId::parse("item-1").unwrap(),
@@ -225,12 +229,16 @@ mod tests {
             reserve_met: true,
             round: 1,
         });
-        assert_eq!(serde_json::from_slice::<Event>(&closed.to_json()).unwrap(), closed);
+        assert_eq!(
+            serde_json::from_slice::<Event>(&closed.to_json()).unwrap(),
+            closed
+        );
     }
 
     #[test]
     fn event_with_invalid_item_id_is_not_decoded() {
-        let mut json: serde_json::Value = serde_json::from_slice(&Event::BidPlaced(bid()).to_json()).unwrap();
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&Event::BidPlaced(bid()).to_json()).unwrap();
         json["item_id"] = "a.b".into();
         assert!(serde_json::from_value::<Event>(json).is_err());
     }

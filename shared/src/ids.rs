@@ -132,7 +132,11 @@ mod tests {
     #[test]
     fn subject_and_key_metacharacters_are_rejected() {
         for bad in ["a.b", "a*", "a>", "{s1}", "a:b", "a b", "é", "a/b", "a\n"] {
-            assert_eq!(ItemId::parse(bad), Err(IdError::InvalidCharacter), "{bad:?}");
+            assert_eq!(
+                ItemId::parse(bad),
+                Err(IdError::InvalidCharacter),
+                "{bad:?}"
+            );
         }
     }
 

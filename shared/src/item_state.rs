@@ -91,7 +91,9 @@ impl ItemState {
         let opt_user = |f: &'static str| -> Result<Option<UserId>, ItemStateError> {
             match text(f) {
                 "" => Ok(None),
-                u => UserId::parse(u).map(Some).map_err(|_| ItemStateError::Invalid(f)),
+                u => UserId::parse(u)
+                    .map(Some)
+                    .map_err(|_| ItemStateError::Invalid(f)),
             }
         };
         let non_negative = |f: &'static str| -> Result<u64, ItemStateError> {
@@ -242,9 +244,18 @@ mod tests {
     #[test]
     fn status_follows_the_clock_within_an_active_auction() {
         let s = state();
-        assert_eq!(s.status_at(Timestamp::from_micros(0)), ItemStatus::Scheduled);
-        assert_eq!(s.status_at(Timestamp::from_micros(1_000_000)), ItemStatus::Active);
-        assert_eq!(s.status_at(Timestamp::from_micros(9_000_000)), ItemStatus::Closed);
+        assert_eq!(
+            s.status_at(Timestamp::from_micros(0)),
+            ItemStatus::Scheduled
+        );
+        assert_eq!(
+            s.status_at(Timestamp::from_micros(1_000_000)),
+            ItemStatus::Active
+        );
+        assert_eq!(
+            s.status_at(Timestamp::from_micros(9_000_000)),
+            ItemStatus::Closed
+        );
     }
 
     #[test]

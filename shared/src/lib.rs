@@ -8,6 +8,7 @@
 //! * [`subjects`]: NATS subject and stream names.
 //! * [`redis_keys`]: the cluster-ready Redis key layout (hash tags, outbox shards).
 //! * [`item_state`]: an item's current state as stored in its Redis hash.
+//! * [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
 //! * [`telemetry`]: one tracing subscriber setup, JSON or pretty.
 
 pub mod event;
@@ -15,6 +16,7 @@ pub mod ids;
 pub mod item_state;
 pub mod money;
 pub mod redis_keys;
+pub mod shutdown;
 pub mod subjects;
 pub mod telemetry;
 pub mod timestamp;

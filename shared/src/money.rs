@@ -85,7 +85,12 @@ impl Cents {
         };
         let fraction: i64 = match fraction.len() {
             0 => 0,
-            1 => fraction.parse::<i64>().map_err(|_| MoneyError::NotANumber)? * 10,
+            1 => {
+                fraction
+                    .parse::<i64>()
+                    .map_err(|_| MoneyError::NotANumber)?
+                    * 10
+            }
             _ => fraction.parse().map_err(|_| MoneyError::NotANumber)?,
         };
         let cents = whole * 100 + fraction;
@@ -198,7 +203,9 @@ mod tests {
 
     #[test]
     fn non_numbers_exponents_and_nan_are_rejected() {
-        for bad in ["", "abc", "1e3", "NaN", "inf", "1.", ".5", "1.2.3", "+1", "1 ", "0x10"] {
+        for bad in [
+            "", "abc", "1e3", "NaN", "inf", "1.", ".5", "1.2.3", "+1", "1 ", "0x10",
+        ] {
             assert_eq!(cents(bad), Err(MoneyError::NotANumber), "{bad:?}");
         }
     }
@@ -228,7 +235,8 @@ mod tests {
     fn serialized_amounts_round_trip() {
         for c in [1, 9, 10, 99, 100, 101, 12_345, 99_999_999_999_999] {
             let cents = Cents::new(c).unwrap();
-            let back: Cents = serde_json::from_str(&serde_json::to_string(&cents).unwrap()).unwrap();
+            let back: Cents =
+                serde_json::from_str(&serde_json::to_string(&cents).unwrap()).unwrap();
             assert_eq!(back, cents);
         }
     }

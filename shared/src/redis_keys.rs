@@ -129,6 +129,9 @@ mod tests {
 
     #[test]
     fn shards_cover_zero_to_fifteen() {
-        assert_eq!(Keyspace::shards().collect::<Vec<_>>(), (0..16).collect::<Vec<_>>());
+        assert_eq!(
+            Keyspace::shards().collect::<Vec<_>>(),
+            (0..16).collect::<Vec<_>>()
+        );
     }
 }

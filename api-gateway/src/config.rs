@@ -1,0 +1,142 @@
+//! The gateway's configuration: one clap struct, every field a flag with an env fallback.
+
+use clap::Parser;
+use shared::telemetry::LogFormat;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Stateless HTTP API of the auction platform.
+#[derive(Clone, Parser)]
+#[command(name = "api-gateway", version, about)]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
+    pub listen_addr: SocketAddr,
+
+    /// Redis holding the auctions' current state and the outbox.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// NATS server (with JetStream) for live events and the archive.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+
+    /// Log output format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+
+    /// Longest a Redis call may take before the request fails with 503 (milliseconds).
+    /// Keeps an unreachable Redis a fast error, never a hang.
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 80)]
+    pub redis_timeout_ms: u64,
+
+    /// Prefix of every Redis key (before the hash tag), to share one Redis between deployments.
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "")]
+    pub redis_key_prefix: String,
+
+    /// First token of every NATS subject (`<prefix>.live.<item>`, `<prefix>.archive.<item>`).
+    #[arg(long, env = "SUBJECT_PREFIX", default_value = shared::subjects::DEFAULT_PREFIX)]
+    pub subject_prefix: String,
+
+    /// JetStream stream the outbox relay publishes to (created if missing).
+    #[arg(long, env = "ARCHIVE_STREAM", default_value = shared::subjects::ARCHIVE_STREAM)]
+    pub archive_stream: String,
+
+    /// JetStream duplicate window (seconds): a relay retry within it is stored only once.
+    #[arg(long, env = "ARCHIVE_DUPLICATE_WINDOW_SECS", default_value_t = 120)]
+    pub archive_duplicate_window_secs: u64,
+
+    /// Name of this instance's outbox consumer; must be unique among running instances.
+    #[arg(long, env = "INSTANCE_ID", default_value_t = default_instance_id())]
+    pub instance_id: String,
+
+    /// Outbox entries published per relay batch.
+    #[arg(long, env = "RELAY_BATCH", default_value_t = 512)]
+    pub relay_batch: usize,
+
+    /// Outbox entries another instance left unacknowledged this long are reclaimed (ms).
+    #[arg(long, env = "RELAY_RECLAIM_IDLE_MS", default_value_t = 30_000)]
+    pub relay_reclaim_idle_ms: u64,
+
+    /// How often each relay shard looks for entries to reclaim (ms).
+    #[arg(long, env = "RELAY_RECLAIM_INTERVAL_MS", default_value_t = 5_000)]
+    pub relay_reclaim_interval_ms: u64,
+
+    /// How long an idempotency record (`Idempotency-Key`) is kept (seconds).
+    #[arg(long, env = "IDEMPOTENCY_TTL_SECS", default_value_t = 86_400)]
+    pub idempotency_ttl_secs: u64,
+
+    /// Largest accepted request body (bytes).
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 16 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Run the outbox relay in this instance (disable only to test a crashed relay).
+    #[arg(long, env = "RELAY_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub relay_enabled: bool,
+}
+
+fn default_instance_id() -> String {
+    format!("gw-{}", uuid::Uuid::now_v7().simple())
+}
+
+impl Config {
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms)
+    }
+
+    /// A configuration with every default, for tests and embedding.
+    pub fn defaults() -> Self {
+        Self::parse_from(["api-gateway"])
+    }
+}
+
+/// Hides credentials in URLs (`redis://:secret@host` → `redis://***@host`).
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen_addr", &self.listen_addr)
+            .field("redis_url", &redact(&self.redis_url))
+            .field("nats_url", &redact(&self.nats_url))
+            .field("log_format", &self.log_format)
+            .field("redis_timeout_ms", &self.redis_timeout_ms)
+            .field("redis_key_prefix", &self.redis_key_prefix)
+            .field("subject_prefix", &self.subject_prefix)
+            .field("archive_stream", &self.archive_stream)
+            .field("instance_id", &self.instance_id)
+            .field("relay_enabled", &self.relay_enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_redacted_in_debug_output() {
+        let mut config = Config::defaults();
+        config.redis_url = "redis://user:hunter2@cache:6379".into();
+        let text = format!("{config:?}");
+        assert!(!text.contains("hunter2"));
+        assert!(text.contains("redis://***@cache:6379"));
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let config = Config::defaults();
+        assert_eq!(config.listen_addr.port(), 8080);
+        assert_eq!(config.redis_url, "redis://127.0.0.1:6379");
+        assert_eq!(config.nats_url, "nats://127.0.0.1:4222");
+        assert_eq!(config.archive_stream, "AUCTION_ARCHIVE");
+    }
+}

@@ -1,0 +1,81 @@
+//! One error type for the whole API, mapped to a status code and a JSON body
+//! `{"error": code, "message": text}` with a stable snake_case `code`.
+//!
+//! Internal causes are logged once, here, and never shown to the client.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed or breaks a rule; `code` says which.
+    #[error("{message}")]
+    InvalidInput { code: &'static str, message: String },
+    #[error("request body is too large")]
+    PayloadTooLarge,
+    #[error("item {0} does not exist")]
+    ItemNotFound(String),
+    /// The auction does not take bids now (`auction_not_started`, `auction_closed`, …).
+    #[error("{message}")]
+    AuctionNotActive { code: &'static str, message: String },
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// A dependency is unreachable or too slow; the client may retry.
+    #[error("{0} is unavailable, try again")]
+    Unavailable(&'static str),
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::InvalidInput {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Self::InvalidInput { .. } => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::ItemNotFound(_) => StatusCode::NOT_FOUND,
+            Self::AuctionNotActive { .. } | Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidInput { code, .. }
+            | Self::AuctionNotActive { code, .. }
+            | Self::Conflict { code, .. } => code,
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::ItemNotFound(_) => "item_not_found",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Internal(e) => {
+                tracing::error!(error = %e, error.chain = ?e, "request failed");
+            }
+            Self::Unavailable(what) => tracing::warn!(dependency = what, "dependency unavailable"),
+            _ => {}
+        }
+        let body = json!({ "error": self.code(), "message": self.to_string() });
+        let mut response = (self.status_code(), axum::Json(body)).into_response();
+        if matches!(self, Self::Unavailable(_)) {
+            response
+                .headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

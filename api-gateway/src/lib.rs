@@ -1,0 +1,190 @@
+//! The auction platform's stateless HTTP gateway.
+//!
+//! A bid is one atomic Lua script on Redis that validates it, applies it, bumps the item's
+//! `seq` and appends the event to an outbox stream; the gateway then publishes the event on
+//! core NATS for viewers, and its outbox relay moves the outbox to JetStream for the archive.
+//!
+//! * [`config`]: the clap `Config`.
+//! * [`error`]: `ApiError`, the one error type of the API.
+//! * [`routes`]: HTTP handlers, one module per resource.
+//! * [`store`]: every Redis call and the Lua scripts (`scripts/`).
+//! * [`live_publisher`]: ordered, never-blocking publishing on `auction.live.<item>`.
+//! * [`price_cache`]: the local price pre-filter.
+//! * [`outbox_relay`]: outbox → JetStream, with reclaim of a crashed instance's entries.
+//! * [`metrics`]: the Prometheus registry.
+
+pub mod config;
+pub mod error;
+pub mod live_publisher;
+pub mod metrics;
+pub mod outbox_relay;
+pub mod price_cache;
+pub mod routes;
+pub mod store;
+
+use anyhow::Context;
+use config::Config;
+use metrics::Metrics;
+use price_cache::PriceCache;
+use shared::redis_keys::Keyspace;
+use shared::subjects::Subjects;
+use std::sync::Arc;
+use std::time::Duration;
+use store::Store;
+use store::outbox::OutboxShard;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long shutdown waits for background tasks (relay batches, live queue) to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// A built gateway: listener bound, clients prepared, nothing running yet.
+pub struct Application {
+    listener: TcpListener,
+    config: Arc<Config>,
+    nats: async_nats::Client,
+    store: Store,
+    metrics: Arc<Metrics>,
+}
+
+/// Connects to NATS in the background, so the gateway starts (and accepts bids) while NATS
+/// is down; reconnects forever, quickly.
+///
+/// # Errors
+/// When the URL is invalid.
+pub async fn connect_nats(url: &str, name: &str) -> anyhow::Result<async_nats::Client> {
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(2))
+        .request_timeout(Some(Duration::from_secs(5)))
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis(50u64.saturating_mul(1 << attempts.min(5)))
+                .min(Duration::from_secs(1))
+        })
+        .connect(url)
+        .await
+        .with_context(|| format!("invalid NATS address {url}"))
+}
+
+impl Application {
+    /// Binds the listener and prepares the Redis and NATS clients. Neither dependency has
+    /// to be up: requests get 503 until Redis answers, and live events wait for NATS.
+    ///
+    /// # Errors
+    /// When the address cannot be bound or a URL is invalid.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen_addr)
+            .await
+            .with_context(|| format!("binding {}", config.listen_addr))?;
+        let store = Store::new(
+            &config.redis_url,
+            Keyspace::new(config.redis_key_prefix.clone()),
+            config.redis_timeout(),
+        )
+        .context("invalid REDIS_URL")?;
+        let nats = connect_nats(&config.nats_url, &config.instance_id).await?;
+        Ok(Self {
+            listener,
+            config: Arc::new(config),
+            nats,
+            store,
+            metrics: Arc::new(Metrics::default()),
+        })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting, finishes in-flight
+    /// requests, drains the live queue, lets each relay finish its batch, and returns.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            config,
+            nats,
+            store,
+            metrics,
+        } = self;
+        let subjects = Subjects::new(config.subject_prefix.clone());
+        let tasks = TaskTracker::new();
+        // Background work stops only after the HTTP server has drained, so no accepted bid's
+        // live event is left behind.
+        let background = CancellationToken::new();
+
+        let (live, queue) =
+            live_publisher::LivePublisher::new(subjects.clone(), Arc::clone(&metrics));
+        tasks.spawn(live_publisher::run(
+            nats.clone(),
+            queue,
+            Arc::clone(&metrics),
+            background.clone(),
+        ));
+
+        let prices = Arc::new(PriceCache::default());
+        tasks.spawn(price_cache::follow_live(
+            nats.clone(),
+            subjects.live_all(),
+            Arc::clone(&prices),
+            background.clone(),
+        ));
+
+        if config.relay_enabled {
+            let relay = Arc::new(outbox_relay::Relay::new(
+                async_nats::jetstream::new(nats.clone()),
+                subjects.clone(),
+                config.archive_stream.clone(),
+                Duration::from_secs(config.archive_duplicate_window_secs),
+                config.relay_batch,
+                Duration::from_millis(config.relay_reclaim_idle_ms),
+                Duration::from_millis(config.relay_reclaim_interval_ms),
+                Arc::clone(&metrics),
+            ));
+            for shard in Keyspace::shards() {
+                let reader = OutboxShard::new(
+                    &config.redis_url,
+                    store.keys().outbox(shard),
+                    config.instance_id.clone(),
+                    Duration::from_millis(500),
+                )?;
+                tasks.spawn(outbox_relay::run_shard(
+                    Arc::clone(&relay),
+                    reader,
+                    background.clone(),
+                ));
+            }
+        }
+
+        let ctx = routes::ApiContext {
+            config: Arc::clone(&config),
+            store,
+            nats,
+            live,
+            prices,
+            metrics,
+        };
+        tracing::info!(addr = %listener.local_addr()?, instance = %config.instance_id, "api-gateway listening");
+        let served = axum::serve(listener, routes::router(ctx))
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .context("HTTP server failed");
+
+        background.cancel();
+        tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("background tasks did not finish within {SHUTDOWN_GRACE:?}");
+        }
+        tracing::info!("api-gateway stopped");
+        served
+    }
+}

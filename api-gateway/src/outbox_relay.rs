@@ -1,0 +1,198 @@
+//! The durable path: moves every outbox entry from Redis to JetStream, exactly once in effect.
+//!
+//! Each gateway instance runs one relay task per outbox shard. Entries are published with
+//! `Nats-Msg-Id = event_id` and removed from Redis only after JetStream acknowledged them, so
+//! a crash anywhere leaves the entry in Redis to be published again; JetStream's duplicate
+//! window (and the archive's unique `event_id`) turn such repeats into no-ops. While NATS is
+//! down, bids are still accepted and entries simply wait in Redis.
+
+use crate::metrics::Metrics;
+use crate::store::outbox::{OutboxEntry, OutboxShard};
+use anyhow::Context as _;
+use async_nats::jetstream::{self, message::PublishMessage, stream};
+use bytes::Bytes;
+use shared::subjects::Subjects;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// What every shard's relay shares.
+pub struct Relay {
+    pub jetstream: jetstream::Context,
+    pub subjects: Subjects,
+    pub stream_name: String,
+    pub duplicate_window: Duration,
+    pub batch: usize,
+    pub reclaim_idle: Duration,
+    pub reclaim_interval: Duration,
+    pub metrics: Arc<Metrics>,
+    /// Set once the archive stream is known to exist.
+    stream_ready: AtomicBool,
+}
+
+impl Relay {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        jetstream: jetstream::Context,
+        subjects: Subjects,
+        stream_name: String,
+        duplicate_window: Duration,
+        batch: usize,
+        reclaim_idle: Duration,
+        reclaim_interval: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            jetstream,
+            subjects,
+            stream_name,
+            duplicate_window,
+            batch,
+            reclaim_idle,
+            reclaim_interval,
+            metrics,
+            stream_ready: AtomicBool::new(false),
+        }
+    }
+
+    /// Creates the archive stream if it does not exist (file storage, duplicate window).
+    async fn ensure_stream(&self) -> anyhow::Result<()> {
+        if self.stream_ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.jetstream
+            .get_or_create_stream(stream::Config {
+                name: self.stream_name.clone(),
+                subjects: vec![self.subjects.archive_all()],
+                storage: stream::StorageType::File,
+                duplicate_window: self.duplicate_window,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!(e))
+            .with_context(|| format!("creating JetStream stream {}", self.stream_name))?;
+        self.stream_ready.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// Per-shard progress.
+struct ShardState {
+    shard: OutboxShard,
+    group_ready: bool,
+    /// Read this consumer's unacknowledged entries before new ones (after a start or a failure).
+    own_pending: bool,
+    last_reclaim: Option<Instant>,
+}
+
+/// Relays one shard until `shutdown`. A batch in progress is finished before it returns.
+pub async fn run_shard(relay: Arc<Relay>, shard: OutboxShard, shutdown: CancellationToken) {
+    let mut state = ShardState {
+        shard,
+        group_ready: false,
+        own_pending: true,
+        last_reclaim: None,
+    };
+    let mut backoff = Duration::from_millis(100);
+    while !shutdown.is_cancelled() {
+        match relay_once(&relay, &mut state).await {
+            Ok(_) => backoff = Duration::from_millis(100),
+            Err(e) => {
+                relay.metrics.relay_failures.inc();
+                tracing::warn!(stream = state.shard.stream(), error = %e, error.chain = ?e, "outbox relay batch failed; retrying");
+                state.own_pending = true;
+                state.group_ready = false;
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = shutdown.cancelled() => break,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// One step: read (or reclaim) a batch and relay it. Returns how many entries it moved.
+///
+/// # Errors
+/// When Redis or JetStream fails; the batch's entries stay pending in Redis.
+async fn relay_once(relay: &Relay, state: &mut ShardState) -> anyhow::Result<usize> {
+    if !state.group_ready {
+        state.shard.ensure_group().await?;
+        state.group_ready = true;
+    }
+    relay.ensure_stream().await?;
+    let reclaim_due = state
+        .last_reclaim
+        .is_none_or(|at| at.elapsed() >= relay.reclaim_interval);
+    let mut entries = Vec::new();
+    if reclaim_due {
+        state.last_reclaim = Some(Instant::now());
+        entries = state.shard.reclaim(relay.reclaim_idle, relay.batch).await?;
+        if !entries.is_empty() {
+            relay.metrics.relay_reclaimed.inc_by(entries.len() as u64);
+            tracing::info!(
+                stream = state.shard.stream(),
+                count = entries.len(),
+                "reclaimed outbox entries"
+            );
+        }
+    }
+    if entries.is_empty() {
+        entries = state.shard.read(relay.batch, state.own_pending).await?;
+        if state.own_pending && entries.is_empty() {
+            state.own_pending = false;
+        }
+    }
+    publish_batch(relay, &mut state.shard, entries).await
+}
+
+/// Publishes a batch to JetStream, waits for every ack, then removes the acked entries.
+#[tracing::instrument(name = "nats.publish_archive", level = "debug", skip_all, fields(count = entries.len()))]
+async fn publish_batch(
+    relay: &Relay,
+    shard: &mut OutboxShard,
+    entries: Vec<OutboxEntry>,
+) -> anyhow::Result<usize> {
+    let mut acks = Vec::with_capacity(entries.len());
+    for entry in entries {
+        match entry.event {
+            Ok(event) => {
+                let message = PublishMessage::build()
+                    .payload(Bytes::from(event.to_json()))
+                    .message_id(event.event_id().to_string());
+                let subject = relay.subjects.archive(event.item_id());
+                let ack = relay
+                    .jetstream
+                    .send_publish(subject, message)
+                    .await
+                    .context("publishing to JetStream")?;
+                acks.push((entry.id, ack));
+            }
+            Err(reason) => {
+                tracing::error!(entry = %entry.id, %reason, "undecodable outbox entry moved to the dead stream");
+                shard.dead_letter(&entry.id, &reason).await?;
+            }
+        }
+    }
+    let results = futures::future::join_all(
+        acks.into_iter()
+            .map(|(id, ack)| async move { (id, ack.await) }),
+    )
+    .await;
+    let mut stored = Vec::with_capacity(results.len());
+    let mut failure = None;
+    for (id, result) in results {
+        match result {
+            Ok(_) => stored.push(id),
+            Err(e) => failure = Some(e),
+        }
+    }
+    shard.ack_and_delete(&stored).await?;
+    relay.metrics.relay_published.inc_by(stored.len() as u64);
+    match failure {
+        Some(e) => Err(anyhow::anyhow!(e).context("JetStream did not acknowledge an outbox entry")),
+        None => Ok(stored.len()),
+    }
+}

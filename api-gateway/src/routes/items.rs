@@ -1,0 +1,193 @@
+//! Creating, reading and listing auctions.
+
+use super::json_body::JsonBody;
+use super::{ApiContext, item_id};
+use crate::error::ApiError;
+use crate::store::{CreatedItem, NewItem};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use shared::item_state::ItemView;
+use shared::{Cents, ItemId, ItemStatus, Timestamp};
+
+pub fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/api/v1/items", get(list_items).post(create_item))
+        .route("/api/v1/items/{id}", get(get_item))
+}
+
+/// Longest allowed auction.
+const MAX_DURATION_US: i64 = 366 * 24 * 3600 * 1_000_000;
+/// Longest anti-sniping window or extension.
+const MAX_EXTENSION_SECS: u32 = 24 * 3600;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateItemRequest {
+    id: Option<ItemId>,
+    name: String,
+    #[serde(default)]
+    description: String,
+    starting_price: Cents,
+    min_increment: Option<Cents>,
+    reserve_price: Option<Cents>,
+    start_time: Option<Timestamp>,
+    end_time: Timestamp,
+    extension_window_secs: Option<u32>,
+    extension_secs: Option<u32>,
+}
+
+impl CreateItemRequest {
+    /// Applies the rules serde cannot express.
+    fn validate(self) -> Result<NewItem, ApiError> {
+        let name = self.name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(ApiError::invalid(
+                "invalid_name",
+                "name must have 1 to 200 characters",
+            ));
+        }
+        if self.description.chars().count() > 5000 {
+            return Err(ApiError::invalid(
+                "invalid_description",
+                "description must have at most 5000 characters",
+            ));
+        }
+        let start_us = self.start_time.map(Timestamp::micros);
+        let end_us = self.end_time.micros();
+        let reference = start_us.unwrap_or_else(|| Timestamp::now().micros());
+        if end_us - reference > MAX_DURATION_US {
+            return Err(ApiError::invalid(
+                "invalid_end_time",
+                "an auction may last at most 366 days",
+            ));
+        }
+        let window = self.extension_window_secs.unwrap_or(0);
+        let extension = self.extension_secs.unwrap_or(window);
+        if window > MAX_EXTENSION_SECS || extension > MAX_EXTENSION_SECS {
+            return Err(ApiError::invalid(
+                "invalid_extension",
+                "extension_window_secs and extension_secs must be at most 86400",
+            ));
+        }
+        if window > 0 && extension == 0 {
+            return Err(ApiError::invalid(
+                "invalid_extension",
+                "extension_secs must be positive when extension_window_secs is set",
+            ));
+        }
+        Ok(NewItem {
+            id: self.id.unwrap_or_else(|| {
+                // "item-" + 32 hex digits: always a valid id.
+                ItemId::parse(format!("item-{}", uuid::Uuid::now_v7().simple()))
+                    .expect("generated ids match the id rules")
+            }),
+            name,
+            description: self.description,
+            starting_cents: self.starting_price.get(),
+            min_increment_cents: self.min_increment.map_or(100, Cents::get),
+            reserve_cents: self.reserve_price.map_or(0, Cents::get),
+            start_us,
+            end_us,
+            extension_window_us: i64::from(window) * 1_000_000,
+            extension_us: i64::from(extension) * 1_000_000,
+        })
+    }
+}
+
+#[tracing::instrument(skip_all, fields(item_id = tracing::field::Empty))]
+async fn create_item(
+    State(ctx): State<ApiContext>,
+    JsonBody(request): JsonBody<CreateItemRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let item = request.validate()?;
+    tracing::Span::current().record("item_id", tracing::field::display(&item.id));
+    match ctx.store.create_item(&item).await? {
+        CreatedItem::Created => {}
+        CreatedItem::Exists => {
+            return Err(ApiError::Conflict {
+                code: "item_exists",
+                message: format!("item {} already exists", item.id),
+            });
+        }
+        CreatedItem::EndsInThePast => {
+            return Err(ApiError::invalid(
+                "invalid_end_time",
+                "end_time must be in the future and after start_time",
+            ));
+        }
+    }
+    let view = read_view(&ctx, &item.id).await?;
+    let location = format!("/api/v1/items/{}", item.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(view),
+    ))
+}
+
+async fn read_view(ctx: &ApiContext, id: &ItemId) -> Result<ItemView, ApiError> {
+    let state = ctx
+        .store
+        .get_item(id)
+        .await?
+        .ok_or_else(|| ApiError::ItemNotFound(id.to_string()))?;
+    Ok(state.view(Timestamp::now()))
+}
+
+#[tracing::instrument(skip_all, fields(item_id = %raw))]
+async fn get_item(
+    State(ctx): State<ApiContext>,
+    Path(raw): Path<String>,
+) -> Result<Json<ItemView>, ApiError> {
+    let id = item_id(raw)?;
+    read_view(&ctx, &id).await.map(Json)
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    limit: Option<usize>,
+}
+
+#[tracing::instrument(skip_all)]
+async fn list_items(
+    State(ctx): State<ApiContext>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid("invalid_query", e.body_text()))?;
+    let wanted = match query.status.as_deref() {
+        None | Some("") => None,
+        Some("scheduled") => Some(ItemStatus::Scheduled),
+        Some("active") => Some(ItemStatus::Active),
+        Some("closed") => Some(ItemStatus::Closed),
+        Some("cancelled") => Some(ItemStatus::Cancelled),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "invalid_status",
+                format!("status must be scheduled, active, closed or cancelled, not {other:?}"),
+            ));
+        }
+    };
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let now = Timestamp::now();
+    let mut items: Vec<ItemView> = ctx
+        .store
+        .list_items()
+        .await?
+        .into_iter()
+        .map(|state| state.view(now))
+        .filter(|view| wanted.is_none_or(|s| view.status == s))
+        .collect();
+    // Soonest-ending first: what a bidder browsing live auctions wants to see.
+    items.sort_by(|a, b| a.end_time.cmp(&b.end_time).then_with(|| a.id.cmp(&b.id)));
+    let total = items.len();
+    items.truncate(limit);
+    Ok(Json(
+        json!({ "items": items, "count": items.len(), "total": total }),
+    ))
+}

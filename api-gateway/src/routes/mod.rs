@@ -1,0 +1,58 @@
+//! The HTTP API. Each module owns its routes and its `router()`; this one holds the shared
+//! state and merges them.
+
+/// `POST /api/v1/items/{id}/bid`.
+mod bids;
+/// `GET /health`, `GET /ready`, `GET /metrics`.
+mod health;
+/// `POST/GET /api/v1/items`, `GET /api/v1/items/{id}`.
+mod items;
+/// The JSON body extractor that turns every malformed body into a clear 4xx.
+mod json_body;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::live_publisher::LivePublisher;
+use crate::metrics::Metrics;
+use crate::price_cache::PriceCache;
+use crate::store::{Store, StoreError};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use shared::ItemId;
+use std::sync::Arc;
+
+/// What every handler can reach (cheap to clone).
+#[derive(Clone)]
+pub struct ApiContext {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub nats: async_nats::Client,
+    pub live: Arc<LivePublisher>,
+    pub prices: Arc<PriceCache>,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn router(ctx: ApiContext) -> Router {
+    let body_limit = ctx.config.max_body_bytes;
+    Router::new()
+        .merge(health::router())
+        .merge(items::router())
+        .merge(bids::router())
+        .fallback(|| async { ApiError::invalid("not_found", "no such endpoint") })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(ctx)
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => ApiError::Unavailable("redis"),
+            StoreError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+/// Parses an item id from the path, as a 400 naming the rule when it is invalid.
+fn item_id(raw: String) -> Result<ItemId, ApiError> {
+    ItemId::parse(raw).map_err(|e| ApiError::invalid("invalid_item_id", format!("item id {e}")))
+}

@@ -1,0 +1,32 @@
+-- create_item.lua: create an item's auction unless the id exists, and schedule its close.
+--
+-- KEYS[1]  item hash            {s<n>}:item:<id>
+-- KEYS[2]  closing sorted set   {s<n>}:closing
+-- ARGV[1]  item id
+-- ARGV[2]  start time µs, or "" for now (Redis TIME)
+-- ARGV[3]  end time µs
+-- ARGV[4..] field/value pairs of the remaining item fields
+--
+-- Reply: {"created", start_us, end_us, created_us} | {"exists"} | {"ended"}
+-- The end time is checked against Redis TIME, the clock every bid is judged by.
+
+local function int(n) return string.format('%d', n) end
+
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {'exists'}
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local start_us = tonumber(ARGV[2]) or now
+local end_us = tonumber(ARGV[3])
+if end_us <= now or end_us <= start_us then
+  return {'ended'}
+end
+
+local fields = {'status', 'active', 'start_us', int(start_us), 'end_us', int(end_us),
+  'created_us', int(now), 'current_cents', '0', 'highest_bidder', '', 'bid_count', '0',
+  'seq', '0', 'round', '1', 'winner_id', ''}
+for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('ZADD', KEYS[2], end_us, ARGV[1])
+return {'created', int(start_us), int(end_us), int(now)}

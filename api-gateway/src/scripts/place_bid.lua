@@ -1,0 +1,107 @@
+-- place_bid.lua: validate and apply one bid atomically, and append its event to the outbox.
+--
+-- KEYS[1]  item hash            {s<n>}:item:<id>
+-- KEYS[2]  outbox stream        {s<n>}:outbox
+-- KEYS[3]  closing sorted set   {s<n>}:closing
+-- KEYS[4]  idempotency key      {s<n>}:idem:<id>:<key>   (unused when ARGV[5] == "0")
+-- ARGV[1]  user id
+-- ARGV[2]  amount in cents (decimal integer text)
+-- ARGV[3]  event id (UUIDv7, chosen by the gateway)
+-- ARGV[4]  item id
+-- ARGV[5]  "1" when an Idempotency-Key was given, else "0"
+-- ARGV[6]  idempotency record TTL in seconds
+--
+-- Reply: an array of strings
+--   [1] outcome: accepted | bid_too_low | not_found | not_started | closed | cancelled
+--                | idempotency_conflict
+--   [2] current price in cents after this call   [3] seq after this call
+--   [4] highest bidder ("" if none)               [5] end time, microseconds
+--   [6] minimum next bid in cents                 [7] round
+--   when accepted, also:
+--   [8] event id  [9] timestamp (µs)  [10] previous price in cents  [11] extended ("1"/"0")
+--   last element "replayed" when this is the stored answer of an earlier identical request.
+--
+-- Numbers are handled as Lua doubles, exact up to 2^53: microsecond timestamps (~1.7e15) and
+-- cents (at most 1e14) fit. They are written with %d because tostring() would use %.14g and
+-- silently round them.
+
+local function int(n) return string.format('%d', n) end
+
+local item, outbox, closing, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local user, amount_text, event_id, item_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local use_idem, idem_ttl = ARGV[5] == '1', tonumber(ARGV[6])
+local amount = tonumber(amount_text)
+
+if use_idem then
+  local stored = redis.call('GET', idem)
+  if stored then
+    local record = cjson.decode(stored)
+    if record.user ~= user or record.amount ~= amount_text then
+      return {'idempotency_conflict'}
+    end
+    local reply = record.reply
+    reply[#reply + 1] = 'replayed'
+    return reply
+  end
+end
+
+local f = redis.call('HMGET', item, 'status', 'start_us', 'end_us', 'starting_cents',
+  'min_increment_cents', 'current_cents', 'bid_count', 'seq', 'ext_window_us', 'ext_us',
+  'highest_bidder', 'round')
+if not f[1] then
+  return {'not_found'}
+end
+
+local status = f[1]
+local start_us, end_us = tonumber(f[2]), tonumber(f[3])
+local starting, increment = tonumber(f[4]), tonumber(f[5])
+local current, bid_count, seq = tonumber(f[6]), tonumber(f[7]), tonumber(f[8])
+local ext_window, ext = tonumber(f[9]) or 0, tonumber(f[10]) or 0
+local highest, round = f[11] or '', f[12] or '1'
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+
+local minimum = starting
+if bid_count > 0 then minimum = current + increment end
+
+local function remember(reply)
+  if use_idem then
+    redis.call('SET', idem, cjson.encode({user = user, amount = amount_text, reply = reply}),
+      'EX', idem_ttl)
+  end
+  return reply
+end
+
+local function answer(outcome)
+  return remember({outcome, int(current), int(seq), highest, int(end_us), int(minimum), round})
+end
+
+if status == 'cancelled' then return answer('cancelled') end
+if status ~= 'active' or now >= end_us then return answer('closed') end
+if now < start_us then return answer('not_started') end
+if amount < minimum then return answer('bid_too_low') end
+
+-- Accepted.
+local previous = current
+local extended = '0'
+if ext_window > 0 and end_us - now <= ext_window and now + ext > end_us then
+  end_us = now + ext
+  extended = '1'
+  redis.call('ZADD', closing, end_us, item_id)
+end
+seq = seq + 1
+current = amount
+highest = user
+redis.call('HSET', item, 'current_cents', amount_text, 'highest_bidder', user,
+  'bid_count', int(bid_count + 1), 'seq', int(seq), 'end_us', int(end_us))
+minimum = current + increment
+
+redis.call('XADD', outbox, '*',
+  'type', 'bid_placed', 'event_id', event_id, 'item_id', item_id, 'seq', int(seq),
+  'ts_us', int(now), 'user_id', user, 'amount_cents', amount_text,
+  'previous_cents', int(previous), 'end_us', int(end_us), 'extended', extended,
+  'round', round)
+
+return remember({'accepted', int(current), int(seq), highest, int(end_us), int(minimum), round,
+  event_id, int(now), int(previous), extended})

@@ -1,0 +1,152 @@
+//! Item creation and reads.
+
+use super::{Store, StoreError};
+use anyhow::Context;
+use shared::item_state::field;
+use shared::{ItemId, ItemState};
+use std::collections::HashMap;
+
+/// A validated item to create.
+#[derive(Debug, Clone)]
+pub struct NewItem {
+    pub id: ItemId,
+    pub name: String,
+    pub description: String,
+    pub starting_cents: i64,
+    pub min_increment_cents: i64,
+    /// `0` for no reserve.
+    pub reserve_cents: i64,
+    /// `None`: start now (Redis time).
+    pub start_us: Option<i64>,
+    pub end_us: i64,
+    pub extension_window_us: i64,
+    pub extension_us: i64,
+}
+
+/// What creating an item did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreatedItem {
+    Created,
+    /// An item with this id exists already; nothing changed.
+    Exists,
+    /// The end time is not after both now and the start time; nothing changed.
+    EndsInThePast,
+}
+
+impl Store {
+    /// Creates the item hash, schedules its close and adds it to the listing index.
+    ///
+    /// # Errors
+    /// When Redis is unavailable.
+    #[tracing::instrument(name = "redis.create_item", skip_all, fields(item_id = %item.id))]
+    pub async fn create_item(&self, item: &NewItem) -> Result<CreatedItem, StoreError> {
+        let keys = self.keys.item(&item.id);
+        let mut invocation = self.scripts.create_item.prepare_invoke();
+        invocation
+            .key(&keys.item)
+            .key(&keys.closing)
+            .arg(item.id.as_str())
+            .arg(item.start_us.map(|s| s.to_string()).unwrap_or_default())
+            .arg(item.end_us)
+            .arg(field::NAME)
+            .arg(&item.name)
+            .arg(field::DESCRIPTION)
+            .arg(&item.description)
+            .arg(field::STARTING_CENTS)
+            .arg(item.starting_cents)
+            .arg(field::MIN_INCREMENT_CENTS)
+            .arg(item.min_increment_cents)
+            .arg(field::RESERVE_CENTS)
+            .arg(item.reserve_cents)
+            .arg(field::EXTENSION_WINDOW_US)
+            .arg(item.extension_window_us)
+            .arg(field::EXTENSION_US)
+            .arg(item.extension_us);
+        let mut conn = self.conn.clone();
+        let reply: Vec<String> = self
+            .timed(async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        match reply.first().map(String::as_str) {
+            Some("created") => {
+                // The index is only for listing and lives in another slot, so it is written
+                // after the item; a crash in between leaves an item that lists late, never a
+                // listed item that does not exist.
+                let index = self.keys.items_index();
+                let id = item.id.as_str().to_owned();
+                let mut conn = self.conn.clone();
+                self.timed(async move {
+                    redis::cmd("SADD")
+                        .arg(index)
+                        .arg(id)
+                        .query_async::<i64>(&mut conn)
+                        .await
+                })
+                .await?;
+                Ok(CreatedItem::Created)
+            }
+            Some("exists") => Ok(CreatedItem::Exists),
+            Some("ended") => Ok(CreatedItem::EndsInThePast),
+            _ => Err(StoreError::Internal(anyhow::anyhow!(
+                "unexpected create_item reply {reply:?}"
+            ))),
+        }
+    }
+
+    /// The item's current state, or `None` if it does not exist.
+    ///
+    /// # Errors
+    /// When Redis is unavailable or the hash is malformed.
+    #[tracing::instrument(name = "redis.get_item", skip_all, fields(item_id = %id))]
+    pub async fn get_item(&self, id: &ItemId) -> Result<Option<ItemState>, StoreError> {
+        let key = self.keys.item(id).item;
+        let mut conn = self.conn.clone();
+        let hash: HashMap<String, String> = self
+            .timed(async move { redis::cmd("HGETALL").arg(key).query_async(&mut conn).await })
+            .await?;
+        if hash.is_empty() {
+            return Ok(None);
+        }
+        ItemState::from_hash(id.clone(), &hash)
+            .map(Some)
+            .with_context(|| format!("item {id} has a malformed hash"))
+            .map_err(StoreError::Internal)
+    }
+
+    /// Every listed item's state (read in one pipeline).
+    ///
+    /// # Errors
+    /// When Redis is unavailable.
+    #[tracing::instrument(name = "redis.list_items", skip_all)]
+    pub async fn list_items(&self) -> Result<Vec<ItemState>, StoreError> {
+        let index = self.keys.items_index();
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = self
+            .timed(async move {
+                redis::cmd("SMEMBERS")
+                    .arg(index)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        let ids: Vec<ItemId> = ids
+            .into_iter()
+            .filter_map(|id| ItemId::parse(id).ok())
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.cmd("HGETALL").arg(self.keys.item(id).item);
+        }
+        let mut conn = self.conn.clone();
+        let hashes: Vec<HashMap<String, String>> = self
+            .timed(async move { pipe.query_async(&mut conn).await })
+            .await?;
+        Ok(ids
+            .into_iter()
+            .zip(hashes)
+            .filter_map(|(id, hash)| ItemState::from_hash(id, &hash).ok())
+            .collect())
+    }
+}

@@ -1,0 +1,141 @@
+//! All of the gateway's Redis I/O: item creation and reads, the bid script, and the outbox
+//! stream operations the relay uses. Handlers and the relay never build Redis commands.
+//!
+//! Every call on the request path runs under [`Store::timeout`], so an unreachable or stalled
+//! Redis becomes a fast [`StoreError::Unavailable`] (a 503), never a hung request. The
+//! connection is a `ConnectionManager` (one multiplexed connection, reconnected in the
+//! background), so the gateway recovers by itself when Redis returns.
+
+mod bids;
+mod items;
+pub mod outbox;
+
+pub use bids::{BidOutcome, BidReply, PlaceBid};
+pub use items::{CreatedItem, NewItem};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use shared::redis_keys::Keyspace;
+use std::future::Future;
+use std::time::Duration;
+
+/// Why a Redis operation failed, as far as the caller can act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Redis is unreachable or did not answer in time.
+    #[error("redis unavailable: {0}")]
+    Unavailable(String),
+    /// Redis answered with an error or an unexpected reply: a bug or a corrupted key.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<redis::RedisError> for StoreError {
+    fn from(e: redis::RedisError) -> Self {
+        if e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_cluster_error()
+        {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Internal(anyhow::Error::new(e).context("redis command failed"))
+        }
+    }
+}
+
+/// Handle to Redis shared by every request (cheap to clone).
+#[derive(Clone)]
+pub struct Store {
+    conn: ConnectionManager,
+    keys: Keyspace,
+    timeout: Duration,
+    scripts: &'static Scripts,
+}
+
+/// The Lua scripts, loaded into Redis on first use (EVALSHA with a NOSCRIPT fallback).
+pub(crate) struct Scripts {
+    place_bid: redis::Script,
+    create_item: redis::Script,
+}
+
+fn scripts() -> &'static Scripts {
+    static SCRIPTS: std::sync::OnceLock<Scripts> = std::sync::OnceLock::new();
+    SCRIPTS.get_or_init(|| Scripts {
+        place_bid: redis::Script::new(include_str!("../scripts/place_bid.lua")),
+        create_item: redis::Script::new(include_str!("../scripts/create_item.lua")),
+    })
+}
+
+/// Options for a connection that tolerates Redis being down: it connects lazily, retries
+/// reconnection briefly in the background and bounds every response.
+pub(crate) fn connection_config(timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout.max(Duration::from_millis(200))))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(500))
+}
+
+impl Store {
+    /// Prepares a lazily connected store; it does not need Redis to be up.
+    ///
+    /// # Errors
+    /// When the URL is invalid.
+    pub fn new(url: &str, keys: Keyspace, timeout: Duration) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)?;
+        let conn = ConnectionManager::new_lazy_with_config(client, connection_config(timeout))?;
+        Ok(Self {
+            conn,
+            keys,
+            timeout,
+            scripts: scripts(),
+        })
+    }
+
+    pub fn keys(&self) -> &Keyspace {
+        &self.keys
+    }
+
+    /// Runs one Redis operation under the store's deadline.
+    async fn timed<T>(
+        &self,
+        op: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, op).await {
+            Ok(result) => result.map_err(StoreError::from),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+
+    /// `PING`, for readiness.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when Redis does not answer in time.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        self.timed(async move { redis::cmd("PING").query_async::<String>(&mut conn).await })
+            .await
+            .map(drop)
+    }
+
+    /// Entries waiting in every outbox shard (the relay's lag).
+    ///
+    /// # Errors
+    /// When Redis is unavailable.
+    pub async fn outbox_lag(&self) -> Result<u64, StoreError> {
+        let mut pipe = redis::pipe();
+        for shard in Keyspace::shards() {
+            pipe.cmd("XLEN").arg(self.keys.outbox(shard));
+        }
+        let mut conn = self.conn.clone();
+        let lengths: Vec<u64> = self
+            .timed(async move { pipe.query_async(&mut conn).await })
+            .await?;
+        Ok(lengths.iter().sum())
+    }
+}
