@@ -1,0 +1,101 @@
+//! No lost update: many concurrent bidders on one item.
+
+use crate::helpers::*;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_thousand_concurrent_bids_keep_the_highest_and_count_every_accepted_bid() {
+    let app = Arc::new(spawn_app().await);
+    let item = app
+        .create_item(json!({"starting_price": 1, "min_increment": 0.01}))
+        .await;
+
+    // 200 tasks × 10 bids with distinct amounts (1.00 .. 20.99 in a scrambled order), so the
+    // highest valid bid is unique and known in advance.
+    let tasks = 200u64;
+    let per_task = 10u64;
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let app = Arc::clone(&app);
+        let item = item.clone();
+        handles.push(tokio::spawn(async move {
+            let mut accepted = Vec::new();
+            for i in 0..per_task {
+                let n = t * per_task + i;
+                let cents = 100 + (n * 7919) % (tasks * per_task);
+                let amount = format!("{}.{:02}", cents / 100, cents % 100);
+                let (status, body) = app.bid(&item, &format!("u{t}"), json!(amount)).await;
+                assert_eq!(status, 200, "{body}");
+                if body["code"] == "accepted" {
+                    accepted.push((
+                        body["seq"].as_u64().unwrap(),
+                        cents as i64,
+                        body["event_id"].as_str().unwrap().to_owned(),
+                    ));
+                } else {
+                    assert_eq!(body["code"], "bid_too_low", "{body}");
+                    assert!(
+                        body["current_bid_cents"].as_i64().unwrap() >= cents as i64 || cents < 100
+                    );
+                }
+            }
+            accepted
+        }));
+    }
+    let mut by_seq = BTreeMap::new();
+    for handle in handles {
+        for (seq, cents, event_id) in handle.await.unwrap() {
+            assert!(
+                by_seq.insert(seq, (cents, event_id)).is_none(),
+                "seq {seq} given twice"
+            );
+        }
+    }
+
+    let highest = 100 + tasks * per_task - 1;
+    let state = app.item(&item).await;
+    assert_eq!(
+        state["current_bid_cents"], highest,
+        "final price is the highest valid bid"
+    );
+    assert_eq!(
+        state["seq"],
+        by_seq.len() as u64,
+        "seq counts exactly the accepted bids"
+    );
+    assert_eq!(state["bid_count"], by_seq.len() as u64);
+    assert_eq!(
+        by_seq.keys().copied().collect::<Vec<_>>(),
+        (1..=by_seq.len() as u64).collect::<Vec<_>>()
+    );
+    let amounts: Vec<i64> = by_seq.values().map(|(c, _)| *c).collect();
+    assert!(
+        amounts.windows(2).all(|w| w[0] < w[1]),
+        "no accepted bid below a previous one"
+    );
+
+    // Every accepted bid reaches JetStream exactly once.
+    let expected: Vec<String> = by_seq.values().map(|(_, id)| id.clone()).collect();
+    let archived = wait_until(
+        Duration::from_secs(20),
+        "archive to hold every accepted bid",
+        || async {
+            let ids = app.archived_event_ids().await;
+            (ids.len() >= expected.len()).then_some(ids)
+        },
+    )
+    .await
+    .unwrap();
+    let mut archived_sorted = archived.clone();
+    archived_sorted.sort();
+    let mut expected_sorted = expected.clone();
+    expected_sorted.sort();
+    assert_eq!(
+        archived_sorted, expected_sorted,
+        "archive holds each accepted event exactly once"
+    );
+    delete_stream(&app.config).await;
+}

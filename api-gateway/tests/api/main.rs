@@ -1,0 +1,12 @@
+//! The gateway's black-box tests, compiled into one binary. Every test starts the real
+//! service in-process on port 0 against real Redis and NATS (the shared instances, isolated by
+//! unique key and subject prefixes, or throwaway ones for tests that kill a dependency).
+
+mod bad_input;
+mod bids;
+mod contention;
+mod helpers;
+mod items;
+mod live;
+mod outages;
+mod outbox;

@@ -1,0 +1,173 @@
+//! The outbox relay across instances: a crashed gateway's pending entries are reclaimed.
+
+use crate::helpers::*;
+use api_gateway::Application;
+use serde_json::json;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// A gateway on its own runtime, so the test can kill it abruptly: shutting the runtime down
+/// drops every task (HTTP, relay) mid-flight, as a crash would.
+struct CrashableGateway {
+    runtime: Option<tokio::runtime::Runtime>,
+    base: String,
+}
+
+impl CrashableGateway {
+    fn start(config: api_gateway::config::Config) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        runtime.spawn(async move {
+            let app = Application::build(config).await.unwrap();
+            tx.send(app.port()).unwrap();
+            app.run(CancellationToken::new()).await
+        });
+        let port = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        Self {
+            runtime: Some(runtime),
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    fn crash(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for CrashableGateway {
+    fn drop(&mut self) {
+        self.crash();
+    }
+}
+
+async fn pending_count(app: &TestApp, stream: &str) -> u64 {
+    let reply: redis::Value = redis::cmd("XPENDING")
+        .arg(stream)
+        .arg("archive-relay")
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap_or(redis::Value::Nil);
+    match reply {
+        redis::Value::Array(values) => match values.first() {
+            Some(redis::Value::Int(n)) => *n as u64,
+            _ => 0,
+        },
+        _ => 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_left_pending_by_a_crashed_gateway_are_reclaimed_and_archived_once() {
+    let mut nats = NatsServer::start().unwrap();
+    let mut config = test_config(testkit::SHARED_REDIS_URL, &nats.url());
+    config.archive_duplicate_window_secs = 600;
+    config.relay_reclaim_idle_ms = 1_000;
+    config.relay_reclaim_interval_ms = 300;
+
+    // Gateway A takes the bids and starts relaying them...
+    let mut crashing = config.clone();
+    crashing.instance_id = "gateway-a".into();
+    let mut a = CrashableGateway::start(crashing);
+    // ...and a relay-less gateway B (same Redis, NATS and prefixes) is the observer/creator.
+    let mut observer_config = config.clone();
+    observer_config.relay_enabled = false;
+    observer_config.instance_id = "observer".into();
+    let observer = spawn_app_with(observer_config).await;
+    let item = observer
+        .create_item(json!({"starting_price": 1, "min_increment": 0.01}))
+        .await;
+    let stream = observer
+        .keys()
+        .item(&shared::ItemId::parse(&item).unwrap())
+        .outbox;
+
+    let http = reqwest::Client::new();
+    let mut accepted = Vec::new();
+    let bid_via_a = |n: u64| {
+        let http = http.clone();
+        let url = format!("{}/api/v1/items/{item}/bid", a.base);
+        async move {
+            let cents = 100 + n;
+            let body: serde_json::Value = http
+                .post(url)
+                .json(&json!({"user_id": "alice", "amount": format!("{}.{:02}", cents / 100, cents % 100)}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(body["code"], "accepted", "{body}");
+            body["event_id"].as_str().unwrap().to_owned()
+        }
+    };
+    for n in 0..20 {
+        accepted.push(bid_via_a(n).await);
+    }
+    wait_until(
+        Duration::from_secs(10),
+        "A relayed the first bids",
+        || async { (observer.archived_event_ids().await.len() == 20).then_some(()) },
+    )
+    .await
+    .unwrap();
+
+    // NATS goes away: A reads new entries into its pending list but cannot get them acked.
+    nats.stop();
+    for n in 20..60 {
+        accepted.push(bid_via_a(n).await);
+    }
+    wait_until(
+        Duration::from_secs(10),
+        "A holding entries pending",
+        || async { (pending_count(&observer, &stream).await > 0).then_some(()) },
+    )
+    .await
+    .unwrap();
+    a.crash();
+    nats.restart().unwrap();
+
+    // Gateway C, a healthy instance, takes over what A left behind.
+    let mut healthy = config.clone();
+    healthy.instance_id = "gateway-c".into();
+    let c = spawn_app_with(healthy).await;
+    let archived = wait_until(
+        Duration::from_secs(30),
+        "every accepted bid archived",
+        || async {
+            let ids = c.archived_event_ids().await;
+            (ids.len() >= accepted.len()).then_some(ids)
+        },
+    )
+    .await
+    .unwrap();
+    let mut archived_sorted = archived;
+    archived_sorted.sort();
+    accepted.sort();
+    assert_eq!(
+        archived_sorted, accepted,
+        "each accepted bid archived exactly once"
+    );
+    assert_eq!(pending_count(&c, &stream).await, 0, "nothing left pending");
+    let metrics = c
+        .http
+        .get(format!("{}/metrics", c.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let reclaimed = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("gateway_relay_reclaimed_total "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(reclaimed > 0, "C reclaimed A's entries: {metrics}");
+}
