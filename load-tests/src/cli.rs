@@ -1,0 +1,50 @@
+//! The command line: one subcommand per experiment, and the dispatcher that
+//! runs it and prints its summary.
+
+use crate::bench_write::{self, BenchWriteArgs};
+use clap::{Parser, Subcommand};
+
+/// Load experiments against the auction platform (goose).
+#[derive(Debug, Parser)]
+#[command(name = "load-tests", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The experiments.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Bid throughput and latency per client level on one hot item, then check
+    /// that the item counted exactly the accepted bids.
+    BenchWrite(BenchWriteArgs),
+}
+
+/// How an experiment that ran to the end came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every check passed.
+    Passed,
+    /// The run finished but a correctness check failed.
+    Violated,
+}
+
+/// Runs `command`, prints its human summary on stdout (the program's output;
+/// progress goes to stderr through `tracing`) and says whether its checks passed.
+///
+/// # Errors
+///
+/// The experiment could not run to the end (see each experiment's `run`).
+pub async fn run(command: Command) -> anyhow::Result<Verdict> {
+    match command {
+        Command::BenchWrite(args) => {
+            let result = bench_write::run(&args).await?;
+            println!("{}", bench_write::summary(&result));
+            Ok(if result.all_correct() {
+                Verdict::Passed
+            } else {
+                Verdict::Violated
+            })
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! Load experiments against the auction platform, driven by goose.
+//!
+//! Each experiment is one module with its clap `Args`, a `run` function that
+//! returns its result (and writes it as JSON), and a `summary` for people; the
+//! binary's `main` only dispatches. Modules:
+//!
+//! - [`cli`]: the command line (one subcommand per experiment) and [`run`].
+//! - [`bench_write`]: bid throughput and latency per client level, with a
+//!   no-lost-update check after each level.
+//! - [`gateway`]: the gateway under test, given by URL or started from a binary.
+//! - [`api`]: the gateway calls made around the load (create the item, read it back).
+//! - [`money`]: cents to JSON decimals and back, from the digits.
+//! - [`latency`]: percentiles from goose's response-time histogram.
+//! - [`report`]: what every JSON result shares (machine, gateway) and writing it.
+//! - [`telemetry`]: progress logging to stderr.
+
+pub mod api;
+pub mod bench_write;
+pub mod cli;
+pub mod gateway;
+pub mod latency;
+pub mod money;
+pub mod report;
+pub mod telemetry;
+
+pub use cli::{Cli, Command, Verdict, run};
