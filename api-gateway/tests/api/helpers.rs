@@ -21,6 +21,9 @@ pub fn test_config(redis_url: &str, nats_url: &str) -> Config {
     config.redis_key_prefix = format!("{tag}:");
     config.subject_prefix = tag.clone();
     config.archive_stream = tag.to_uppercase();
+    // A starved test machine must not turn slow answers into 503s; the outage tests set the
+    // production deadline back explicitly.
+    config.redis_timeout_ms = 2_000;
     config
 }
 
@@ -242,5 +245,47 @@ pub async fn delete_stream(config: &Config) {
         let _ = async_nats::jetstream::new(client)
             .delete_stream(&config.archive_stream)
             .await;
+    }
+}
+
+/// Money text for a JSON body, from cents (`1234` → `"12.34"`).
+pub fn decimal(cents: u64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+/// Waits until `config`'s archive holds as many events as were accepted, then asserts it holds
+/// exactly the accepted event ids, each once.
+pub async fn assert_archived_exactly_once(config: &Config, accepted: &[String]) {
+    let archived = wait_until(
+        Duration::from_secs(30),
+        "every accepted bid archived",
+        || async {
+            let ids = archived_event_ids(config).await;
+            (ids.len() >= accepted.len()).then_some(ids)
+        },
+    )
+    .await
+    .unwrap();
+    let mut archived = archived;
+    archived.sort();
+    let mut expected = accepted.to_vec();
+    expected.sort();
+    assert_eq!(
+        archived, expected,
+        "archive holds each accepted event exactly once"
+    );
+}
+
+impl TestApp {
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics request")
+            .text()
+            .await
+            .expect("metrics body")
     }
 }

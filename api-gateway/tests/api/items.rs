@@ -128,15 +128,7 @@ async fn health_ready_and_metrics_answer() {
     );
     let item = app.create_item(json!({})).await;
     app.bid(&item, "alice", json!(11)).await;
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     assert!(
         text.contains("gateway_bids_total{outcome=\"accepted\"} 1"),
         "{text}"

@@ -28,8 +28,9 @@ async fn live_subscriber_sees_every_accepted_bid_in_seq_order() {
             let mut accepted = 0u64;
             for i in 0..20u64 {
                 let cents = 100 + i * 100 + t;
-                let amount = format!("{}.{:02}", cents / 100, cents % 100);
-                let (_, body) = app.bid(&item, &format!("u{t}"), json!(amount)).await;
+                let (_, body) = app
+                    .bid(&item, &format!("u{t}"), json!(decimal(cents)))
+                    .await;
                 accepted += u64::from(body["code"] == "accepted");
             }
             accepted

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 #[tokio::test]
 async fn redis_down_gives_fast_503_and_bidding_recovers_when_it_returns() {
     let mut redis = RedisServer::start().unwrap();
-    let app = spawn_app_with(test_config(&redis.url(), testkit::SHARED_NATS_URL)).await;
+    let mut config = test_config(&redis.url(), testkit::SHARED_NATS_URL);
+    config.redis_timeout_ms = api_gateway::config::Config::defaults().redis_timeout_ms;
+    let app = spawn_app_with(config).await;
     let item = app.create_item(json!({})).await;
     let (_, body) = app.bid(&item, "alice", json!(11)).await;
     assert_eq!(body["code"], "accepted", "{body}");
@@ -69,14 +71,7 @@ async fn nats_down_during_bids_still_archives_every_accepted_bid_exactly_once() 
         let app = &app;
         let item = item.clone();
         async move {
-            let cents = 100 + n;
-            let (status, body) = app
-                .bid(
-                    &item,
-                    "alice",
-                    json!(format!("{}.{:02}", cents / 100, cents % 100)),
-                )
-                .await;
+            let (status, body) = app.bid(&item, "alice", json!(decimal(100 + n))).await;
             assert_eq!(
                 (status, body["code"].as_str()),
                 (200, Some("accepted")),
@@ -107,21 +102,5 @@ async fn nats_down_during_bids_still_archives_every_accepted_bid_exactly_once() 
     );
 
     nats.restart().unwrap();
-    let archived = wait_until(
-        Duration::from_secs(30),
-        "every accepted bid archived",
-        || async {
-            let ids = app.archived_event_ids().await;
-            (ids.len() >= accepted.len()).then_some(ids)
-        },
-    )
-    .await
-    .unwrap();
-    let mut archived_sorted = archived;
-    archived_sorted.sort();
-    accepted.sort();
-    assert_eq!(
-        archived_sorted, accepted,
-        "each accepted bid archived exactly once"
-    );
+    assert_archived_exactly_once(&app.config, &accepted).await;
 }

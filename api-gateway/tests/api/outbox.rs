@@ -93,10 +93,9 @@ async fn entries_left_pending_by_a_crashed_gateway_are_reclaimed_and_archived_on
         let http = http.clone();
         let url = format!("{}/api/v1/items/{item}/bid", a.base);
         async move {
-            let cents = 100 + n;
             let body: serde_json::Value = http
                 .post(url)
-                .json(&json!({"user_id": "alice", "amount": format!("{}.{:02}", cents / 100, cents % 100)}))
+                .json(&json!({"user_id": "alice", "amount": decimal(100 + n)}))
                 .send()
                 .await
                 .unwrap()
@@ -137,33 +136,9 @@ async fn entries_left_pending_by_a_crashed_gateway_are_reclaimed_and_archived_on
     let mut healthy = config.clone();
     healthy.instance_id = "gateway-c".into();
     let c = spawn_app_with(healthy).await;
-    let archived = wait_until(
-        Duration::from_secs(30),
-        "every accepted bid archived",
-        || async {
-            let ids = c.archived_event_ids().await;
-            (ids.len() >= accepted.len()).then_some(ids)
-        },
-    )
-    .await
-    .unwrap();
-    let mut archived_sorted = archived;
-    archived_sorted.sort();
-    accepted.sort();
-    assert_eq!(
-        archived_sorted, accepted,
-        "each accepted bid archived exactly once"
-    );
+    assert_archived_exactly_once(&c.config, &accepted).await;
     assert_eq!(pending_count(&c, &stream).await, 0, "nothing left pending");
-    let metrics = c
-        .http
-        .get(format!("{}/metrics", c.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = c.metrics_text().await;
     let reclaimed = metrics
         .lines()
         .find_map(|l| l.strip_prefix("gateway_relay_reclaimed_total "))
