@@ -110,6 +110,29 @@ impl ApiClient {
         Ok(())
     }
 
+    /// The gateway's count of bids answered by its local price pre-filter (no Redis call), or
+    /// `None` when the gateway does not expose it.
+    ///
+    /// # Errors
+    ///
+    /// The request fails.
+    pub async fn prefilter_rejections(&self) -> anyhow::Result<Option<u64>> {
+        let url = format!("{}/metrics", self.base_url);
+        let text = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?
+            .text()
+            .await
+            .with_context(|| format!("GET {url}: body"))?;
+        Ok(text
+            .lines()
+            .find_map(|line| line.strip_prefix("gateway_prefilter_rejections_total "))
+            .and_then(|value| value.trim().parse().ok()))
+    }
+
     /// Reads an item's current state.
     ///
     /// # Errors

@@ -89,6 +89,7 @@ async fn place_bid(
     };
     // A retry with an Idempotency-Key must get the first answer, which only Redis has.
     if bid.idempotency_key.is_none()
+        && ctx.config.price_prefilter
         && let Some(known) = ctx
             .prices
             .rejects(&bid.item_id, bid.amount_cents, Timestamp::now())

@@ -149,6 +149,11 @@ pub struct LevelResult {
     pub rejected: u64,
     /// Transport errors, statuses other than 200, unreadable replies.
     pub errors: u64,
+    /// Bids the gateway answered from its local price pre-filter, without a Redis call
+    /// (`null` when the gateway does not report it).
+    pub answered_without_redis: Option<u64>,
+    /// Bids per second that ran the Lua script in Redis (`requests` less the pre-filtered).
+    pub redis_bids_per_sec: Option<f64>,
     /// Time to first byte of bid requests; `null` when none completed.
     pub latency_ms: Option<LatencyMs>,
     pub item_id: String,
@@ -235,6 +240,7 @@ async fn run_level(
     api.create_item(&item).await?;
     tracing::info!(clients, duration_secs, "level started");
 
+    let prefiltered_before = api.prefilter_rejections().await?;
     let target = Arc::new(BidTarget::new(&item.id, STARTING_PRICE_CENTS));
     let metrics = attack(Arc::clone(&target), gateway_url, clients, duration_secs).await?;
     let outcomes = target.outcomes();
@@ -258,6 +264,14 @@ async fn run_level(
     } else {
         0.0
     };
+
+    let answered_without_redis = match (prefiltered_before, api.prefilter_rejections().await?) {
+        (Some(before), Some(after)) => Some(after.saturating_sub(before)),
+        _ => None,
+    };
+    let redis_bids_per_sec = answered_without_redis
+        .filter(|_| measured_secs > 0.0)
+        .map(|skipped| round_to(requests.saturating_sub(skipped) as f64 / measured_secs, 1));
 
     let state = api.item_state(&item.id).await?;
     let correct = is_consistent(
@@ -286,6 +300,8 @@ async fn run_level(
         accepted: outcomes.accepted,
         rejected: outcomes.rejected,
         errors: outcomes.errors,
+        answered_without_redis,
+        redis_bids_per_sec,
         latency_ms,
         item_id: item.id,
         final_seq: state.seq,
@@ -380,9 +396,12 @@ pub fn summary(result: &BenchWriteResult) -> String {
         );
         let _ = writeln!(
             text,
-            "  {:>5} clients  {:>9.1} req/s  {} req in {:.1} s  accepted {}  rejected {}  errors {}  {}  seq {} -> {}",
+            "  {:>5} clients  {:>9.1} req/s ({} via Redis)  {} req in {:.1} s  accepted {}  rejected {}  errors {}  {}  seq {} -> {}",
             level.clients,
             level.requests_per_sec,
+            level
+                .redis_bids_per_sec
+                .map_or_else(|| "?".to_owned(), |r| format!("{r:.1}/s")),
             level.requests,
             level.measured_secs,
             level.accepted,
