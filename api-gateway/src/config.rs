@@ -76,6 +76,14 @@ pub struct Config {
     #[arg(long, env = "PRICE_PREFILTER", default_value_t = true, action = clap::ArgAction::Set)]
     pub price_prefilter: bool,
 
+    /// Bids per second one user may place through this instance (0 disables the limit).
+    #[arg(long, env = "BID_RATE_PER_USER", default_value_t = 10)]
+    pub bid_rate_per_user: u32,
+
+    /// Bids one user may place at once before the per-second rate applies.
+    #[arg(long, env = "BID_BURST_PER_USER", default_value_t = 20)]
+    pub bid_burst_per_user: u32,
+
     /// Run the outbox relay in this instance (disable only to test a crashed relay).
     #[arg(long, env = "RELAY_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub relay_enabled: bool,

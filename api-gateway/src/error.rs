@@ -21,6 +21,9 @@ pub enum ApiError {
     AuctionNotActive { code: &'static str, message: String },
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// The client sends too fast; it may retry after the given time.
+    #[error("too many bids, retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     /// A dependency is unreachable or too slow; the client may retry.
     #[error("{0} is unavailable, try again")]
     Unavailable(&'static str),
@@ -42,6 +45,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ItemNotFound(_) => StatusCode::NOT_FOUND,
             Self::AuctionNotActive { .. } | Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -54,6 +58,7 @@ impl ApiError {
             | Self::Conflict { code, .. } => code,
             Self::PayloadTooLarge => "payload_too_large",
             Self::ItemNotFound(_) => "item_not_found",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -71,10 +76,15 @@ impl IntoResponse for ApiError {
         }
         let body = json!({ "error": self.code(), "message": self.to_string() });
         let mut response = (self.status_code(), axum::Json(body)).into_response();
-        if matches!(self, Self::Unavailable(_)) {
+        let retry_after = match self {
+            Self::Unavailable(_) => Some(1),
+            Self::RateLimited { retry_after_secs } => Some(retry_after_secs),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
             response
                 .headers_mut()
-                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+                .insert("retry-after", axum::http::HeaderValue::from(secs));
         }
         response
     }

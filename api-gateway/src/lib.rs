@@ -10,6 +10,7 @@
 //! * [`store`]: every Redis call and the Lua scripts (`scripts/`).
 //! * [`live_publisher`]: ordered, never-blocking publishing on `auction.live.<item>`.
 //! * [`price_cache`]: the local price pre-filter.
+//! * [`rate_limit`]: the per-user bid rate limit (429).
 //! * [`outbox_relay`]: outbox → JetStream, with reclaim of a crashed instance's entries.
 //! * [`metrics`]: the Prometheus registry.
 
@@ -19,6 +20,7 @@ pub mod live_publisher;
 pub mod metrics;
 pub mod outbox_relay;
 pub mod price_cache;
+pub mod rate_limit;
 pub mod routes;
 pub mod store;
 
@@ -136,6 +138,15 @@ impl Application {
             background.clone(),
         ));
 
+        let rate_limit = Arc::new(rate_limit::BidRateLimit::new(
+            config.bid_rate_per_user,
+            config.bid_burst_per_user,
+        ));
+        tasks.spawn(rate_limit::run_cleanup(
+            Arc::clone(&rate_limit),
+            background.clone(),
+        ));
+
         if config.relay_enabled {
             let relay = Arc::new(outbox_relay::Relay::new(
                 async_nats::jetstream::new(nats.clone()),
@@ -168,6 +179,7 @@ impl Application {
             nats,
             live,
             prices,
+            rate_limit,
             metrics,
         };
         tracing::info!(addr = %listener.local_addr()?, instance = %config.instance_id, "api-gateway listening");

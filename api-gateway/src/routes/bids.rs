@@ -87,6 +87,12 @@ async fn place_bid(
         amount_cents: request.amount.get(),
         idempotency_key: idempotency_key(&headers)?,
     };
+    if let Err(wait) = ctx.rate_limit.check(&bid.user_id) {
+        ctx.metrics.bid("rate_limited");
+        return Err(ApiError::RateLimited {
+            retry_after_secs: wait.as_secs().max(1),
+        });
+    }
     // A retry with an Idempotency-Key must get the first answer, which only Redis has.
     if bid.idempotency_key.is_none()
         && ctx.config.price_prefilter

@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::live_publisher::LivePublisher;
 use crate::metrics::Metrics;
 use crate::price_cache::PriceCache;
+use crate::rate_limit::BidRateLimit;
 use crate::store::{Store, StoreError};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -29,6 +30,7 @@ pub struct ApiContext {
     pub nats: async_nats::Client,
     pub live: Arc<LivePublisher>,
     pub prices: Arc<PriceCache>,
+    pub rate_limit: Arc<BidRateLimit>,
     pub metrics: Arc<Metrics>,
 }
 

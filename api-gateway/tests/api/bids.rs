@@ -208,3 +208,41 @@ async fn a_rejected_bid_is_also_answered_the_same_on_retry() {
     }
     delete_stream(&app.config).await;
 }
+
+#[tokio::test]
+async fn a_user_bidding_faster_than_the_limit_gets_429_and_changes_nothing() {
+    let mut config = shared_config();
+    config.bid_rate_per_user = 1;
+    config.bid_burst_per_user = 2;
+    let app = spawn_app_with(config).await;
+    let item = app.create_item(json!({})).await;
+    assert_eq!(
+        app.bid(&item, "alice", json!(11)).await.1["code"],
+        "accepted"
+    );
+    assert_eq!(
+        app.bid(&item, "alice", json!(12)).await.1["code"],
+        "accepted"
+    );
+
+    let response = app
+        .http
+        .post(format!("{}/api/v1/items/{item}/bid", app.base))
+        .json(&json!({"user_id": "alice", "amount": 13}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "rate_limited", "{body}");
+    assert_eq!(
+        app.item(&item).await["seq"],
+        2,
+        "the limited bid changed nothing"
+    );
+
+    // Another bidder is not affected.
+    assert_eq!(app.bid(&item, "bob", json!(14)).await.1["code"], "accepted");
+    delete_stream(&app.config).await;
+}

@@ -24,6 +24,8 @@ pub fn test_config(redis_url: &str, nats_url: &str) -> Config {
     // A starved test machine must not turn slow answers into 503s; the outage tests set the
     // production deadline back explicitly.
     config.redis_timeout_ms = 2_000;
+    // Tests bid fast from one user on purpose; the rate-limit test turns it back on.
+    config.bid_rate_per_user = 0;
     config
 }
 
