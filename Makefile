@@ -1,0 +1,34 @@
+# The two commands a newcomer needs are `make run` and `make test`; the rest are for developers.
+
+.PHONY: run test stack stack-down lint bench-write
+
+## Start Redis/NATS/PostgreSQL if needed, build, run every service with a demo auction.
+run:
+	infrastructure/local/run.sh
+
+## The whole test suite against real Redis, NATS and PostgreSQL.
+test: stack
+	cargo test --workspace --all-targets
+
+## Make Redis, NATS (JetStream) and PostgreSQL available on loopback.
+stack:
+	infrastructure/local/stack.sh up
+
+## Stop what `make stack` started (never services it found running).
+stack-down:
+	infrastructure/local/stack.sh down
+
+## Formatting and lints, as CI expects them.
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+## Contended write throughput and latency (64 and 256 clients on one item), with and without
+## the gateway's price pre-filter; results in bench/results/.
+bench-write: stack
+	cargo build --release -p api-gateway -p load-tests
+	target/release/load-tests bench-write --gateway-bin target/release/api-gateway \
+		--clients 64,256 --duration-secs 10 --out bench/results/write.json
+	PRICE_PREFILTER=false target/release/load-tests bench-write \
+		--gateway-bin target/release/api-gateway \
+		--clients 64,256 --duration-secs 10 --out bench/results/write-no-prefilter.json
