@@ -103,6 +103,8 @@ pub async fn run_shard(relay: Arc<Relay>, shard: OutboxShard, shutdown: Cancella
                 tracing::warn!(stream = state.shard.stream(), error = %e, error.chain = ?e, "outbox relay batch failed; retrying");
                 state.own_pending = true;
                 state.group_ready = false;
+                // The stream may have been deleted or the server replaced: check it again.
+                relay.stream_ready.store(false, Ordering::Release);
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
                     () = shutdown.cancelled() => break,

@@ -109,11 +109,11 @@ async fn place_bid(
     }
 
     let in_flight = ctx.live.begin(&bid.item_id);
-    let reply = ctx
+    let mut reply = ctx
         .store
         .place_bid(&bid, ctx.config.idempotency_ttl_secs)
         .await?;
-    let event = reply.event.clone().map(Event::BidPlaced);
+    let event = reply.event.take().map(Event::BidPlaced);
     // A replayed answer was published when it was first given.
     in_flight.finish(event.as_ref().filter(|_| !reply.replayed));
     if reply.seq > 0 {
@@ -133,7 +133,7 @@ async fn place_bid(
     ctx.metrics
         .bid_duration
         .observe(started.elapsed().as_secs_f64());
-    respond(&bid, reply)
+    respond(&bid, &reply, event.as_ref())
 }
 
 fn outcome_label(outcome: BidOutcome) -> &'static str {
@@ -148,7 +148,11 @@ fn outcome_label(outcome: BidOutcome) -> &'static str {
     }
 }
 
-fn respond(bid: &PlaceBid, reply: BidReply) -> Result<Json<BidResponse>, ApiError> {
+fn respond(
+    bid: &PlaceBid,
+    reply: &BidReply,
+    event: Option<&Event>,
+) -> Result<Json<BidResponse>, ApiError> {
     let not_active = |code, message: &str| ApiError::AuctionNotActive {
         code,
         message: message.to_owned(),
@@ -174,7 +178,10 @@ fn respond(bid: &PlaceBid, reply: BidReply) -> Result<Json<BidResponse>, ApiErro
             });
         }
     };
-    let event = reply.event.as_ref();
+    let placed = match event {
+        Some(Event::BidPlaced(placed)) => Some(placed),
+        _ => None,
+    };
     Ok(Json(BidResponse {
         success,
         message,
@@ -184,11 +191,11 @@ fn respond(bid: &PlaceBid, reply: BidReply) -> Result<Json<BidResponse>, ApiErro
         your_bid: bid.amount_cents,
         your_bid_cents: bid.amount_cents,
         is_highest: reply.highest_bidder.as_ref() == Some(&bid.user_id),
-        event_id: event.map(|e| e.event_id.to_string()),
+        event_id: placed.map(|e| e.event_id.to_string()),
         seq: reply.seq,
         minimum_bid_cents: Some(reply.minimum_cents),
         end_time: Some(Timestamp::from_micros(reply.end_us)),
-        extended: event.is_some_and(|e| e.extended),
+        extended: placed.is_some_and(|e| e.extended),
         replayed: reply.replayed,
     }))
 }

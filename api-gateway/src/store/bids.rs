@@ -38,7 +38,7 @@ pub struct BidReply {
     pub end_us: i64,
     pub minimum_cents: i64,
     pub round: u32,
-    /// The event when accepted.
+    /// The event when accepted (taken by the handler, which publishes it).
     pub event: Option<BidPlaced>,
     /// This is the stored answer of an earlier request with the same `Idempotency-Key`.
     pub replayed: bool,
