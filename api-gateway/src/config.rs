@@ -1,6 +1,7 @@
 //! The gateway's configuration: one clap struct, every field a flag with an env fallback.
 
 use clap::Parser;
+use shared::redact::redact_url;
 use shared::telemetry::LogFormat;
 use std::fmt;
 use std::net::SocketAddr;
@@ -104,22 +105,12 @@ impl Config {
     }
 }
 
-/// Hides credentials in URLs (`redis://:secret@host` → `redis://***@host`).
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("listen_addr", &self.listen_addr)
-            .field("redis_url", &redact(&self.redis_url))
-            .field("nats_url", &redact(&self.nats_url))
+            .field("redis_url", &redact_url(&self.redis_url))
+            .field("nats_url", &redact_url(&self.nats_url))
             .field("log_format", &self.log_format)
             .field("redis_timeout_ms", &self.redis_timeout_ms)
             .field("redis_key_prefix", &self.redis_key_prefix)

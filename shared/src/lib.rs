@@ -6,6 +6,7 @@
 //! * [`event`]: the event schema published live, archived and stored ([`Event`]).
 //! * [`timestamp`]: microsecond UTC timestamps rendered as RFC 3339.
 //! * [`subjects`]: NATS subject and stream names.
+//! * [`redact`]: credential-free URLs for logs.
 //! * [`redis_keys`]: the cluster-ready Redis key layout (hash tags, outbox shards).
 //! * [`item_state`]: an item's current state as stored in its Redis hash.
 //! * [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
@@ -15,6 +16,7 @@ pub mod event;
 pub mod ids;
 pub mod item_state;
 pub mod money;
+pub mod redact;
 pub mod redis_keys;
 pub mod shutdown;
 pub mod subjects;

@@ -1,7 +1,7 @@
 //! Test support shared by the services' integration tests.
 //!
 //! * [`server`]: throwaway Redis and NATS (JetStream) servers on free loopback ports, in temp
-//!   dirs, stopped by a `Drop` guard. Tests that kill a dependency use these, never the shared
+//!   dirs, stopped by a `Drop` guard (and PostgreSQL clusters). Tests that kill a dependency use these, never the shared
 //!   machine-wide instances.
 //! * [`wait_until`]: poll an observable fact until a deadline instead of sleeping.
 //! * [`unique_id`]: per-test identifiers so tests sharing a Redis never collide.
@@ -11,7 +11,7 @@ pub mod server;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-pub use server::{NatsServer, RedisServer};
+pub use server::{NatsServer, PostgresServer, RedisServer};
 
 /// The shared Redis every ordinary test uses (the machine's, or the one `make test` started).
 pub const SHARED_REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -44,4 +44,27 @@ where
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The shared PostgreSQL's maintenance database, used to create per-test databases.
+pub const SHARED_POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Creates an empty database with a unique name on the PostgreSQL at `admin_url` and returns
+/// its URL, so every test migrates and uses its own schema.
+///
+/// # Errors
+/// When PostgreSQL is unreachable.
+pub async fn fresh_database(admin_url: &str) -> anyhow::Result<String> {
+    let name = unique_id("t").replace('-', "_");
+    let (client, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls).await?;
+    let connection = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("create database \"{name}\""))
+        .await?;
+    drop(client);
+    let _ = connection.await;
+    let base = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url, |(base, _)| base);
+    Ok(format!("{base}/{name}"))
 }

@@ -174,3 +174,177 @@ impl NatsServer {
         self.0.start()
     }
 }
+
+/// PostgreSQL binaries: Debian keeps them under `/usr/lib/postgresql/<version>/bin`.
+fn postgres_bin(tool: &str) -> anyhow::Result<PathBuf> {
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .map(|e| e.path().join("bin").join(tool))
+                .collect()
+        })
+        .unwrap_or_default();
+    candidates.sort();
+    candidates
+        .into_iter()
+        .rev()
+        .find(|p| p.exists())
+        .or_else(|| which(tool))
+        .with_context(|| format!("PostgreSQL's {tool} not found"))
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(tool))
+            .find(|p| p.exists())
+    })
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.starts_with(b"0\n"))
+}
+
+/// A throwaway PostgreSQL cluster (trust auth, database `auction`) whose data survives
+/// `stop`/`restart`. PostgreSQL refuses to run as root, so as root it runs as `postgres`.
+pub struct PostgresServer {
+    port: u16,
+    data: PathBuf,
+    as_root: bool,
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl PostgresServer {
+    /// Initializes a cluster in a temp dir and starts it on a free port.
+    ///
+    /// # Errors
+    /// When the binaries are missing or the cluster cannot start.
+    pub fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let as_root = running_as_root();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data)?;
+        if as_root {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:"])
+                .arg(dir.path())
+                .status()?;
+            anyhow::ensure!(status.success(), "chown of the temp dir failed");
+        }
+        let mut initdb = Self::command(as_root, &postgres_bin("initdb")?);
+        let out = initdb
+            .arg("-D")
+            .arg(&data)
+            .args(["-A", "trust", "-U", "postgres", "--no-sync"])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut server = Self {
+            port: free_port()?,
+            data,
+            as_root,
+            child: None,
+            _dir: dir,
+        };
+        server.restart()?;
+        let out = Command::new(postgres_bin("createdb")?)
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &server.port.to_string(),
+                "-U",
+                "postgres",
+                "auction",
+            ])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "createdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(server)
+    }
+
+    fn command(as_root: bool, program: &std::path::Path) -> Command {
+        if as_root {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", "postgres", "--"]).arg(program);
+            cmd
+        } else {
+            Command::new(program)
+        }
+    }
+
+    /// `postgres://postgres@127.0.0.1:<port>/auction`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/auction", self.port)
+    }
+
+    /// Stops the server as a crash would: SIGQUIT is PostgreSQL's "immediate shutdown" (no
+    /// checkpoint; the next start runs crash recovery). SIGKILL would leave backends attached
+    /// to shared memory and the next start would refuse to run.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let postmaster = std::fs::read_to_string(self.data.join("postmaster.pid"))
+            .ok()
+            .and_then(|text| text.lines().next().map(|pid| pid.trim().to_owned()));
+        if let Some(pid) = &postmaster {
+            let _ = Command::new("kill").args(["-QUIT", pid]).status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Starts it again on the same port and data.
+    ///
+    /// # Errors
+    /// When it cannot be started.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        if self.child.is_some() {
+            return Ok(());
+        }
+        let child = Self::command(self.as_root, &postgres_bin("postgres")?)
+            .arg("-D")
+            .arg(&self.data)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-k",
+            ])
+            .arg(&self.data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(self._dir.path().join("postgres.log"))
+                    .context("creating the postgres log")?,
+            ))
+            .spawn()
+            .context("starting postgres")?;
+        self.child = Some(child);
+        wait_for_port(self.port, Duration::from_secs(20))
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,111 @@
+//! The worker's configuration: one clap struct, every field a flag with an env fallback.
+
+use clap::Parser;
+use shared::redact::redact_url;
+use shared::telemetry::LogFormat;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Archives every auction event from JetStream into PostgreSQL.
+#[derive(Clone, Parser)]
+#[command(name = "archival-worker", version, about)]
+pub struct Config {
+    /// Address of the health and metrics endpoints (port 0 picks a free port).
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8082")]
+    pub listen_addr: SocketAddr,
+
+    /// PostgreSQL holding the archive and read model.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/auction"
+    )]
+    pub database_url: String,
+
+    /// NATS server with JetStream.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+
+    /// Log output format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+
+    /// First token of the NATS subjects (`<prefix>.archive.<item>`).
+    #[arg(long, env = "SUBJECT_PREFIX", default_value = shared::subjects::DEFAULT_PREFIX)]
+    pub subject_prefix: String,
+
+    /// JetStream stream to consume (created if missing, with the gateway's settings).
+    #[arg(long, env = "ARCHIVE_STREAM", default_value = shared::subjects::ARCHIVE_STREAM)]
+    pub archive_stream: String,
+
+    /// Durable consumer name; every worker of one deployment shares it.
+    #[arg(long, env = "CONSUMER_NAME", default_value = "archival-worker")]
+    pub consumer_name: String,
+
+    /// Most events written per transaction.
+    #[arg(long, env = "BATCH_SIZE", default_value_t = 1000)]
+    pub batch_size: usize,
+
+    /// Longest a fetch waits for a batch to fill (ms); bounds the delay to a row at low rates.
+    #[arg(long, env = "BATCH_WAIT_MS", default_value_t = 50)]
+    pub batch_wait_ms: u64,
+
+    /// How long JetStream waits for an ack before redelivering (seconds).
+    #[arg(long, env = "ACK_WAIT_SECS", default_value_t = 30)]
+    pub ack_wait_secs: u64,
+
+    /// PostgreSQL connections in the pool.
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 4)]
+    pub database_pool_size: usize,
+
+    /// Longest one database step may take before the batch is abandoned (ms).
+    #[arg(long, env = "DATABASE_TIMEOUT_MS", default_value_t = 5_000)]
+    pub database_timeout_ms: u64,
+}
+
+impl Config {
+    pub fn database_timeout(&self) -> Duration {
+        Duration::from_millis(self.database_timeout_ms)
+    }
+
+    /// A configuration with every default, for tests and embedding.
+    pub fn defaults() -> Self {
+        Self::parse_from(["archival-worker"])
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen_addr", &self.listen_addr)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("nats_url", &redact_url(&self.nats_url))
+            .field("archive_stream", &self.archive_stream)
+            .field("consumer_name", &self.consumer_name)
+            .field("batch_size", &self.batch_size)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_password_is_redacted_in_debug_output() {
+        let mut config = Config::defaults();
+        config.database_url = "postgres://app:hunter2@db:5432/auction".into();
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let config = Config::defaults();
+        assert_eq!(config.listen_addr.port(), 8082);
+        assert_eq!(
+            config.database_url,
+            "postgres://postgres@127.0.0.1:5432/auction"
+        );
+    }
+}

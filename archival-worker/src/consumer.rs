@@ -1,0 +1,258 @@
+//! The durable JetStream pull consumer: fetch a batch, write it in one transaction, then ack.
+//!
+//! Acks follow the commit, so a crash anywhere before the ack means redelivery, which the
+//! store absorbs (`ON CONFLICT (event_id) DO NOTHING`). A message that cannot be decoded or
+//! breaks the schema goes to `dead_letters` in the same transaction and is acked with the
+//! batch: it never blocks the stream. When PostgreSQL fails, the batch is handed back (nak with
+//! a delay), the worker reports not-ready, backs off, and resumes by itself.
+
+use crate::metrics::Metrics;
+use crate::store::{Batch, DeadLetter, Store, StoreError};
+use anyhow::Context;
+use async_nats::jetstream::{self, AckKind, consumer::PullConsumer, stream};
+use futures::StreamExt;
+use shared::Event;
+use shared::subjects::Subjects;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Settings of the consumer loop.
+pub struct ConsumerSettings {
+    pub stream: String,
+    pub subjects: Subjects,
+    pub consumer_name: String,
+    pub batch_size: usize,
+    pub batch_wait: Duration,
+    pub ack_wait: Duration,
+}
+
+/// What the HTTP side reads to answer `/ready` (besides pinging PostgreSQL and NATS).
+#[derive(Default)]
+pub struct Health {
+    /// The schema is migrated; nothing is consumed before.
+    pub migrated: AtomicBool,
+}
+
+/// Creates (or finds) the stream and the durable consumer.
+///
+/// # Errors
+/// When JetStream is unreachable.
+pub async fn consumer(
+    js: &jetstream::Context,
+    settings: &ConsumerSettings,
+) -> anyhow::Result<PullConsumer> {
+    let stream = js
+        .get_or_create_stream(stream::Config {
+            name: settings.stream.clone(),
+            subjects: vec![settings.subjects.archive_all()],
+            storage: stream::StorageType::File,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("getting the archive stream")?;
+    stream
+        .get_or_create_consumer(
+            &settings.consumer_name,
+            jetstream::consumer::pull::Config {
+                durable_name: Some(settings.consumer_name.clone()),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: settings.ack_wait,
+                max_ack_pending: 20_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("getting the durable consumer")
+}
+
+/// Decodes messages into a batch; undecodable ones become dead letters.
+pub fn decode_batch(messages: &[jetstream::Message]) -> Batch {
+    let mut batch = Batch::default();
+    for message in messages {
+        decode(message, &mut batch);
+    }
+    batch
+}
+
+/// Decodes one message into the batch: an event, or a dead letter with the reason.
+fn decode(message: &jetstream::Message, batch: &mut Batch) {
+    let event = serde_json::from_slice::<Event>(&message.payload)
+        .map_err(|e| format!("undecodable event: {e}"))
+        .and_then(|event| validate(&event).map(|()| event));
+    match event {
+        Ok(Event::BidPlaced(bid)) => batch.bids.push(bid),
+        Ok(Event::AuctionClosed(close)) => batch.closes.push(close),
+        Err(reason) => batch.dead.push(DeadLetter {
+            stream_sequence: message.info().map(|i| i.stream_sequence).unwrap_or(0),
+            subject: message.subject.to_string(),
+            payload: message.payload.to_vec(),
+            reason,
+        }),
+    }
+}
+
+/// Rules the schema enforces, checked first so one bad event cannot fail a whole batch.
+fn validate(event: &Event) -> Result<(), String> {
+    match event {
+        Event::BidPlaced(bid) if bid.seq == 0 => Err("seq must be positive".into()),
+        Event::BidPlaced(bid) if bid.amount_cents <= 0 => Err("amount must be positive".into()),
+        Event::BidPlaced(bid) if bid.previous_bid_cents < 0 => {
+            Err("previous bid must not be negative".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Reads up to `batch_size` messages: waits for the first (until `shutdown`), then takes what
+/// arrives within `batch_wait`.
+async fn next_batch(
+    messages: &mut jetstream::consumer::pull::Stream,
+    settings: &ConsumerSettings,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Vec<jetstream::Message>> {
+    let mut batch = Vec::with_capacity(settings.batch_size);
+    // `next` is cancellation-safe: undelivered messages stay buffered in the stream.
+    let first = tokio::select! {
+        message = messages.next() => message,
+        () = shutdown.cancelled() => return Ok(batch),
+    };
+    match first {
+        Some(message) => batch.push(message.map_err(|e| anyhow::anyhow!(e))?),
+        None => anyhow::bail!("the consumer's message stream ended"),
+    }
+    let deadline = tokio::time::Instant::now() + settings.batch_wait;
+    while batch.len() < settings.batch_size {
+        match tokio::time::timeout_at(deadline, messages.next()).await {
+            Ok(Some(Ok(message))) => batch.push(message),
+            Ok(Some(Err(e))) => {
+                tracing::debug!(error = %e, "message stream hiccup");
+                break;
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Ok(batch)
+}
+
+/// Writes one batch and acks it, or hands it back for redelivery.
+///
+/// # Errors
+/// When the store fails (the batch is nak'd with a delay).
+pub async fn process_batch(
+    store: &Store,
+    metrics: &Metrics,
+    messages: Vec<jetstream::Message>,
+) -> Result<usize, StoreError> {
+    let batch = decode_batch(&messages);
+    match store.write_batch(&batch).await {
+        Ok(written) => {
+            for message in &messages {
+                // A lost ack only means a redelivery, which the store absorbs.
+                if let Err(e) = message.ack().await {
+                    tracing::debug!(error = %e, "ack failed; the message will be redelivered");
+                }
+            }
+            let stored = written.bids + written.closes;
+            metrics.events_stored.inc_by(stored as u64);
+            metrics
+                .duplicates
+                .inc_by((batch.bids.len() + batch.closes.len()).saturating_sub(stored) as u64);
+            metrics.dead_letters.inc_by(written.dead as u64);
+            metrics.batch_size.observe(messages.len() as f64);
+            if let Some(info) = messages.last().and_then(|m| m.info().ok()) {
+                metrics
+                    .consumer_lag
+                    .set(i64::try_from(info.pending).unwrap_or(i64::MAX));
+            }
+            Ok(messages.len())
+        }
+        Err(e) => {
+            metrics.batch_failures.inc();
+            for message in &messages {
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Consumes until `shutdown`; a batch in flight is finished (or handed back) first.
+pub async fn run(
+    js: jetstream::Context,
+    store: Store,
+    settings: ConsumerSettings,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(200);
+    let pause = |backoff: Duration| {
+        let shutdown = shutdown.clone();
+        async move {
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = shutdown.cancelled() => {}
+            }
+        }
+    };
+    // Migrations first: nothing is consumed before the schema exists.
+    while !shutdown.is_cancelled() {
+        match store.migrate().await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "migrations not applied yet; retrying");
+                pause(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    health.migrated.store(true, Ordering::Release);
+    'connect: while !shutdown.is_cancelled() {
+        let stream = match consumer(&js, &settings).await {
+            Ok(consumer) => consumer
+                .stream()
+                .max_messages_per_batch(settings.batch_size)
+                .messages()
+                .await
+                .map_err(|e| anyhow::anyhow!(e)),
+            Err(e) => Err(e),
+        };
+        let mut messages = match stream {
+            Ok(messages) => messages,
+            Err(e) => {
+                tracing::warn!(error = %e, "JetStream consumer unavailable; retrying");
+                pause(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(200);
+        while !shutdown.is_cancelled() {
+            let batch = match next_batch(&mut messages, &settings, &shutdown).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::warn!(error = %e, "lost the consumer's message stream; reconnecting");
+                    continue 'connect;
+                }
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            match process_batch(&store, &metrics, batch).await {
+                Ok(_) => backoff = Duration::from_millis(200),
+                Err(e) => {
+                    tracing::warn!(error = %e, "batch not archived; handed back for redelivery");
+                    pause(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,480 @@
+//! Every SQL statement of the worker: migrations, and the batch write that archives events and
+//! updates the read model in one transaction.
+//!
+//! Idempotency rests on `event_id`: rows are inserted with `ON CONFLICT (event_id) DO NOTHING
+//! RETURNING event_id`, and the projections are updated from the rows actually inserted, so a
+//! redelivered event changes nothing. Inputs are sorted by key before each statement so two
+//! workers lock rows in the same order and cannot deadlock each other.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use shared::{AuctionClosed, BidPlaced, Timestamp};
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::str::FromStr;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Versioned migrations, applied in order, each once.
+const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "read_model",
+    include_str!("../migrations/0001_read_model.sql"),
+)];
+
+/// Key of the advisory lock that serializes migrations across workers starting together.
+const MIGRATION_LOCK: i64 = 0x4155_4354_494f_4e01; // "AUCTION" + 1
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// PostgreSQL is unreachable or too slow; retry later.
+    #[error("postgres unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// An event that cannot be archived, kept with the reason.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub stream_sequence: u64,
+    pub subject: String,
+    pub payload: Vec<u8>,
+    pub reason: String,
+}
+
+/// One JetStream batch, decoded.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub bids: Vec<BidPlaced>,
+    pub closes: Vec<AuctionClosed>,
+    pub dead: Vec<DeadLetter>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.bids.len() + self.closes.len() + self.dead.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What a batch write inserted (the rest were already archived).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub bids: usize,
+    pub closes: usize,
+    pub dead: usize,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    timeout: Duration,
+}
+
+fn time(t: Timestamp) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.micros()).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+impl Store {
+    /// A pool that connects lazily, so the worker starts while PostgreSQL is down.
+    ///
+    /// # Errors
+    /// When the URL is invalid.
+    pub fn new(url: &str, size: usize, timeout: Duration) -> anyhow::Result<Self> {
+        let pg = tokio_postgres::Config::from_str(url).context("invalid DATABASE_URL")?;
+        let manager = Manager::from_config(
+            pg,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(timeout))
+            .build()
+            .context("building the PostgreSQL pool")?;
+        Ok(Self { pool, timeout })
+    }
+
+    /// Runs `op` under the store's deadline; connection problems become `Unavailable`.
+    async fn timed<T>(&self, op: impl Future<Output = anyhow::Result<T>>) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, op).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(classify(e)),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+
+    /// `select 1`, for readiness.
+    ///
+    /// # Errors
+    /// When PostgreSQL is unreachable.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.timed(async {
+            self.pool.get().await?.simple_query("select 1").await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Applies missing migrations, holding an advisory lock so concurrent starts are safe.
+    ///
+    /// # Errors
+    /// When PostgreSQL is unreachable or a migration fails.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.timed(async {
+            let mut client = self.pool.get().await?;
+            let tx = client.transaction().await?;
+            tx.execute("select pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                .await?;
+            tx.batch_execute(
+                "create table if not exists schema_migrations (
+                    version integer primary key,
+                    name text not null,
+                    applied_at timestamptz not null default now())",
+            )
+            .await?;
+            let applied: HashSet<i32> = tx
+                .query("select version from schema_migrations", &[])
+                .await?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            for (version, name, sql) in MIGRATIONS {
+                if applied.contains(version) {
+                    continue;
+                }
+                tx.batch_execute(sql)
+                    .await
+                    .with_context(|| format!("migration {version} ({name})"))?;
+                tx.execute(
+                    "insert into schema_migrations (version, name) values ($1, $2)",
+                    &[version, name],
+                )
+                .await?;
+                tracing::info!(version, name, "migration applied");
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Archives a batch and updates the read model, all in one transaction.
+    ///
+    /// # Errors
+    /// When PostgreSQL fails; nothing of the batch is then written.
+    #[tracing::instrument(name = "postgres.write_batch", skip_all, fields(events = batch.len()))]
+    pub async fn write_batch(&self, batch: &Batch) -> Result<Written, StoreError> {
+        self.timed(async {
+            let mut client = self.pool.get().await?;
+            let tx = client.transaction().await?;
+            let bids = insert_bids(&tx, &batch.bids).await?;
+            project_bids(&tx, &bids).await?;
+            let closes = insert_closes(&tx, &batch.closes).await?;
+            project_closes(&tx, &closes).await?;
+            let dead = insert_dead_letters(&tx, &batch.dead).await?;
+            tx.commit().await?;
+            Ok(Written {
+                bids: bids.len(),
+                closes: closes.len(),
+                dead,
+            })
+        })
+        .await
+    }
+}
+
+fn classify(e: anyhow::Error) -> StoreError {
+    let unavailable = e.chain().any(|cause| {
+        cause
+            .downcast_ref::<tokio_postgres::Error>()
+            .is_some_and(|pg| pg.is_closed() || pg.as_db_error().is_none())
+            || cause
+                .downcast_ref::<deadpool_postgres::PoolError>()
+                .is_some()
+    });
+    if unavailable {
+        StoreError::Unavailable(format!("{e:#}"))
+    } else {
+        StoreError::Other(e)
+    }
+}
+
+/// Inserts the bids not archived yet; returns those it inserted.
+async fn insert_bids<'a>(
+    tx: &deadpool_postgres::Transaction<'_>,
+    bids: &'a [BidPlaced],
+) -> anyhow::Result<Vec<&'a BidPlaced>> {
+    if bids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sorted: Vec<&BidPlaced> = bids.iter().collect();
+    sorted.sort_by_key(|b| b.event_id);
+    sorted.dedup_by_key(|b| b.event_id);
+    let ids: Vec<Uuid> = sorted.iter().map(|b| b.event_id.as_uuid()).collect();
+    let items: Vec<&str> = sorted.iter().map(|b| b.item_id.as_str()).collect();
+    let rounds: Vec<i32> = sorted.iter().map(|b| b.round as i32).collect();
+    let seqs: Vec<i64> = sorted.iter().map(|b| b.seq as i64).collect();
+    let bid_ids: Vec<&str> = sorted.iter().map(|b| b.bid_id.as_str()).collect();
+    let users: Vec<&str> = sorted.iter().map(|b| b.user_id.as_str()).collect();
+    let amounts: Vec<i64> = sorted.iter().map(|b| b.amount_cents).collect();
+    let previous: Vec<i64> = sorted.iter().map(|b| b.previous_bid_cents).collect();
+    let placed: Vec<DateTime<Utc>> = sorted.iter().map(|b| time(b.timestamp)).collect();
+    let ends: Vec<DateTime<Utc>> = sorted.iter().map(|b| time(b.end_time)).collect();
+    let extended: Vec<bool> = sorted.iter().map(|b| b.extended).collect();
+    let rows = tx
+        .query(
+            "insert into bids (event_id, item_id, round, seq, bid_id, user_id, amount_cents,
+                               previous_cents, placed_at, end_time, extended)
+             select * from unnest($1::uuid[], $2::text[], $3::int4[], $4::int8[], $5::text[],
+                                  $6::text[], $7::int8[], $8::int8[], $9::timestamptz[],
+                                  $10::timestamptz[], $11::bool[])
+             order by 1
+             on conflict (event_id) do nothing
+             returning event_id",
+            &[
+                &ids, &items, &rounds, &seqs, &bid_ids, &users, &amounts, &previous, &placed,
+                &ends, &extended,
+            ],
+        )
+        .await
+        .context("inserting bids")?;
+    let inserted: HashSet<Uuid> = rows.iter().map(|row| row.get(0)).collect();
+    Ok(sorted
+        .into_iter()
+        .filter(|b| inserted.contains(&b.event_id.as_uuid()))
+        .collect())
+}
+
+/// Updates `auctions`, `user_items` and `user_stats` from newly inserted bids.
+async fn project_bids(
+    tx: &deadpool_postgres::Transaction<'_>,
+    bids: &[&BidPlaced],
+) -> anyhow::Result<()> {
+    if bids.is_empty() {
+        return Ok(());
+    }
+    // Per item: how many new bids, and the newest one (highest seq).
+    let mut items: BTreeMap<&str, (i64, &BidPlaced)> = BTreeMap::new();
+    // Per (user, item): the user's highest new bid. Per user: how many new bids.
+    let mut user_items: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    let mut users: BTreeMap<&str, i64> = BTreeMap::new();
+    for bid in bids {
+        let entry = items.entry(bid.item_id.as_str()).or_insert((0, bid));
+        entry.0 += 1;
+        if bid.seq > entry.1.seq {
+            entry.1 = bid;
+        }
+        let highest = user_items
+            .entry((bid.user_id.as_str(), bid.item_id.as_str()))
+            .or_insert(0);
+        *highest = (*highest).max(bid.amount_cents);
+        *users.entry(bid.user_id.as_str()).or_insert(0) += 1;
+    }
+
+    let item_ids: Vec<&str> = items.keys().copied().collect();
+    let rounds: Vec<i32> = items.values().map(|(_, b)| b.round as i32).collect();
+    let prices: Vec<i64> = items.values().map(|(_, b)| b.amount_cents).collect();
+    let leaders: Vec<&str> = items.values().map(|(_, b)| b.user_id.as_str()).collect();
+    let counts: Vec<i64> = items.values().map(|(n, _)| *n).collect();
+    let seqs: Vec<i64> = items.values().map(|(_, b)| b.seq as i64).collect();
+    let ends: Vec<DateTime<Utc>> = items.values().map(|(_, b)| time(b.end_time)).collect();
+    tx.execute(
+        "insert into auctions as a (item_id, round, current_cents, highest_bidder, bid_count,
+                                    last_seq, end_time)
+         select * from unnest($1::text[], $2::int4[], $3::int8[], $4::text[], $5::int8[],
+                              $6::int8[], $7::timestamptz[])
+         order by 1
+         on conflict (item_id) do update set
+             bid_count = a.bid_count + excluded.bid_count,
+             round = greatest(a.round, excluded.round),
+             current_cents = case when excluded.last_seq > a.last_seq
+                                  then excluded.current_cents else a.current_cents end,
+             highest_bidder = case when excluded.last_seq > a.last_seq
+                                   then excluded.highest_bidder else a.highest_bidder end,
+             end_time = case when excluded.last_seq > a.last_seq
+                             then excluded.end_time else a.end_time end,
+             last_seq = greatest(a.last_seq, excluded.last_seq),
+             updated_at = now()",
+        &[&item_ids, &rounds, &prices, &leaders, &counts, &seqs, &ends],
+    )
+    .await
+    .context("updating auctions from bids")?;
+
+    let ui_users: Vec<&str> = user_items.keys().map(|(u, _)| *u).collect();
+    let ui_items: Vec<&str> = user_items.keys().map(|(_, i)| *i).collect();
+    let ui_highest: Vec<i64> = user_items.values().copied().collect();
+    tx.execute(
+        "insert into user_items as u (user_id, item_id, highest_cents)
+         select * from unnest($1::text[], $2::text[], $3::int8[])
+         order by 1, 2
+         on conflict (user_id, item_id) do update set
+             highest_cents = greatest(u.highest_cents, excluded.highest_cents)",
+        &[&ui_users, &ui_items, &ui_highest],
+    )
+    .await
+    .context("updating user_items")?;
+
+    let user_ids: Vec<&str> = users.keys().copied().collect();
+    let placed: Vec<i64> = users.values().copied().collect();
+    tx.execute(
+        "insert into user_stats as s (user_id, bids_placed)
+         select * from unnest($1::text[], $2::int8[])
+         order by 1
+         on conflict (user_id) do update set
+             bids_placed = s.bids_placed + excluded.bids_placed,
+             updated_at = now()",
+        &[&user_ids, &placed],
+    )
+    .await
+    .context("updating user_stats from bids")?;
+    Ok(())
+}
+
+/// Inserts the auction results not archived yet; returns those it inserted.
+async fn insert_closes<'a>(
+    tx: &deadpool_postgres::Transaction<'_>,
+    closes: &'a [AuctionClosed],
+) -> anyhow::Result<Vec<&'a AuctionClosed>> {
+    if closes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sorted: Vec<&AuctionClosed> = closes.iter().collect();
+    sorted.sort_by_key(|c| c.event_id);
+    sorted.dedup_by_key(|c| c.event_id);
+    let ids: Vec<Uuid> = sorted.iter().map(|c| c.event_id.as_uuid()).collect();
+    let items: Vec<&str> = sorted.iter().map(|c| c.item_id.as_str()).collect();
+    let rounds: Vec<i32> = sorted.iter().map(|c| c.round as i32).collect();
+    let seqs: Vec<i64> = sorted.iter().map(|c| c.seq as i64).collect();
+    let winners: Vec<Option<&str>> = sorted
+        .iter()
+        .map(|c| c.winner_id.as_ref().map(|w| w.as_str()))
+        .collect();
+    let prices: Vec<Option<i64>> = sorted.iter().map(|c| c.final_price_cents).collect();
+    let reserve: Vec<bool> = sorted.iter().map(|c| c.reserve_met).collect();
+    let closed: Vec<DateTime<Utc>> = sorted.iter().map(|c| time(c.timestamp)).collect();
+    let rows = tx
+        .query(
+            "insert into auction_results (event_id, item_id, round, seq, winner_id,
+                                          final_price_cents, reserve_met, closed_at)
+             select * from unnest($1::uuid[], $2::text[], $3::int4[], $4::int8[], $5::text[],
+                                  $6::int8[], $7::bool[], $8::timestamptz[])
+             order by 1
+             on conflict (event_id) do nothing
+             returning event_id",
+            &[
+                &ids, &items, &rounds, &seqs, &winners, &prices, &reserve, &closed,
+            ],
+        )
+        .await
+        .context("inserting auction results")?;
+    let inserted: HashSet<Uuid> = rows.iter().map(|row| row.get(0)).collect();
+    Ok(sorted
+        .into_iter()
+        .filter(|c| inserted.contains(&c.event_id.as_uuid()))
+        .collect())
+}
+
+/// Marks auctions closed with their result and credits the winners.
+async fn project_closes(
+    tx: &deadpool_postgres::Transaction<'_>,
+    closes: &[&AuctionClosed],
+) -> anyhow::Result<()> {
+    if closes.is_empty() {
+        return Ok(());
+    }
+    let mut by_item: Vec<&AuctionClosed> = closes.to_vec();
+    by_item.sort_by(|a, b| a.item_id.cmp(&b.item_id));
+    let items: Vec<&str> = by_item.iter().map(|c| c.item_id.as_str()).collect();
+    let rounds: Vec<i32> = by_item.iter().map(|c| c.round as i32).collect();
+    let winners: Vec<Option<&str>> = by_item
+        .iter()
+        .map(|c| c.winner_id.as_ref().map(|w| w.as_str()))
+        .collect();
+    let prices: Vec<Option<i64>> = by_item.iter().map(|c| c.final_price_cents).collect();
+    let reserve: Vec<bool> = by_item.iter().map(|c| c.reserve_met).collect();
+    let closed: Vec<DateTime<Utc>> = by_item.iter().map(|c| time(c.timestamp)).collect();
+    let seqs: Vec<i64> = by_item.iter().map(|c| c.seq as i64).collect();
+    tx.execute(
+        "insert into auctions as a (item_id, round, status, winner_id, final_price_cents,
+                                    reserve_met, closed_at, last_seq)
+         select i, r, 'closed', w, p, m, t, s
+         from unnest($1::text[], $2::int4[], $3::text[], $4::int8[], $5::bool[],
+                     $6::timestamptz[], $7::int8[]) as x(i, r, w, p, m, t, s)
+         order by 1
+         on conflict (item_id) do update set
+             status = 'closed', winner_id = excluded.winner_id,
+             final_price_cents = excluded.final_price_cents, reserve_met = excluded.reserve_met,
+             closed_at = excluded.closed_at, last_seq = greatest(a.last_seq, excluded.last_seq),
+             updated_at = now()",
+        &[&items, &rounds, &winners, &prices, &reserve, &closed, &seqs],
+    )
+    .await
+    .context("closing auctions")?;
+
+    let mut won: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for close in closes {
+        if let (Some(winner), Some(price)) = (&close.winner_id, close.final_price_cents) {
+            let entry = won.entry(winner.as_str()).or_insert((0, 0));
+            entry.0 += 1;
+            entry.1 += price;
+        }
+    }
+    if won.is_empty() {
+        return Ok(());
+    }
+    let users: Vec<&str> = won.keys().copied().collect();
+    let counts: Vec<i64> = won.values().map(|(n, _)| *n).collect();
+    let totals: Vec<i64> = won.values().map(|(_, t)| *t).collect();
+    tx.execute(
+        "insert into user_stats as s (user_id, items_won, total_won_cents)
+         select * from unnest($1::text[], $2::int8[], $3::int8[])
+         order by 1
+         on conflict (user_id) do update set
+             items_won = s.items_won + excluded.items_won,
+             total_won_cents = s.total_won_cents + excluded.total_won_cents,
+             updated_at = now()",
+        &[&users, &counts, &totals],
+    )
+    .await
+    .context("crediting winners")?;
+    Ok(())
+}
+
+async fn insert_dead_letters(
+    tx: &deadpool_postgres::Transaction<'_>,
+    dead: &[DeadLetter],
+) -> anyhow::Result<usize> {
+    if dead.is_empty() {
+        return Ok(0);
+    }
+    let seqs: Vec<i64> = dead.iter().map(|d| d.stream_sequence as i64).collect();
+    let subjects: Vec<&str> = dead.iter().map(|d| d.subject.as_str()).collect();
+    let payloads: Vec<&[u8]> = dead.iter().map(|d| d.payload.as_slice()).collect();
+    let reasons: Vec<&str> = dead.iter().map(|d| d.reason.as_str()).collect();
+    let inserted = tx
+        .execute(
+            "insert into dead_letters (stream_sequence, subject, payload, reason)
+             select * from unnest($1::int8[], $2::text[], $3::bytea[], $4::text[])
+             order by 1
+             on conflict (stream_sequence) do nothing",
+            &[&seqs, &subjects, &payloads, &reasons],
+        )
+        .await
+        .context("inserting dead letters")?;
+    Ok(inserted as usize)
+}

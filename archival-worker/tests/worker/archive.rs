@@ -1,0 +1,202 @@
+//! The archive path end to end: bids through the gateway land in PostgreSQL once each, and the
+//! read model adds up.
+
+use crate::helpers::*;
+use std::collections::HashMap;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bids_through_the_gateway_are_archived_once_with_matching_seq_and_stats() {
+    let setup = setup().await;
+    let gateway = spawn_gateway(&setup).await;
+    let worker = spawn_worker(&setup.worker).await;
+    let items = [create_item(&gateway).await, create_item(&gateway).await];
+
+    // alice and bob alternate on two items; carol bids once.
+    let mut accepted = Vec::new();
+    let mut per_user: HashMap<&str, i64> = HashMap::new();
+    for n in 0..20u64 {
+        let user = if n % 2 == 0 { "alice" } else { "bob" };
+        for item in &items {
+            accepted.push(accepted_bid(&gateway, item, user, 100 + n * 10).await);
+            *per_user.entry(user).or_default() += 1;
+        }
+    }
+    accepted.push(accepted_bid(&gateway, &items[0], "carol", 10_000).await);
+    assert_archived_exactly_once(&setup.worker.database_url, &accepted).await;
+
+    let db = pg(&setup.worker.database_url).await;
+    for item in &items {
+        let seqs: Vec<i64> = db
+            .query(
+                "select seq from bids where item_id = $1 order by seq",
+                &[item],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let expected = if item == &items[0] { 21 } else { 20 };
+        assert_eq!(
+            seqs,
+            (1..=expected).collect::<Vec<i64>>(),
+            "seq 1..n without gaps"
+        );
+        let row = db
+            .query_one(
+                "select bid_count, last_seq, current_cents from auctions where item_id = $1",
+                &[item],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (row.get::<_, i64>(0), row.get::<_, i64>(1)),
+            (expected, expected)
+        );
+    }
+    let current: i64 = db
+        .query_one(
+            "select current_cents from auctions where item_id = $1",
+            &[&items[0]],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(current, 10_000);
+
+    for (user, placed) in per_user {
+        let row = db
+            .query_one(
+                "select bids_placed from user_stats where user_id = $1",
+                &[&user],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, i64>(0), placed, "{user}'s bids_placed");
+        let row = db
+            .query_one(
+                "select count(*), sum(highest_cents)::bigint from user_items where user_id = $1",
+                &[&user],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, i64>(0), 2, "{user} bid on two items");
+        // Each user's highest bid on each item: alice bid n = 18 last (280), bob n = 19 (290).
+        let highest = if user == "alice" { 280 } else { 290 };
+        assert_eq!(
+            row.get::<_, i64>(1),
+            2 * highest,
+            "{user}'s total committed"
+        );
+    }
+    let (status, ready) = get(&worker.base, "/ready").await;
+    assert_eq!(status, 200, "{ready}");
+    let (_, _) = get(&worker.base, "/health").await;
+    let metrics = reqwest::get(format!("{}/metrics", worker.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("archive_events_stored_total 41"),
+        "{metrics}"
+    );
+    worker.stop().await;
+    delete_stream(&setup).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_on_one_consumer_store_every_bid_once() {
+    let setup = setup().await;
+    let gateway = spawn_gateway(&setup).await;
+    let mut small_batches = setup.worker.clone();
+    small_batches.batch_size = 7;
+    let first = spawn_worker(&small_batches).await;
+    let second = spawn_worker(&small_batches).await;
+    let item = create_item(&gateway).await;
+    let mut accepted = Vec::new();
+    for n in 0..300u64 {
+        accepted.push(accepted_bid(&gateway, &item, &format!("u{}", n % 7), 100 + n).await);
+    }
+    assert_archived_exactly_once(&setup.worker.database_url, &accepted).await;
+    let db = pg(&setup.worker.database_url).await;
+    let row = db
+        .query_one(
+            "select bid_count, last_seq, current_cents from auctions where item_id = $1",
+            &[&item],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, i64>(0),
+            row.get::<_, i64>(1),
+            row.get::<_, i64>(2)
+        ),
+        (300, 300, 399)
+    );
+    let placed: i64 = db
+        .query_one("select sum(bids_placed)::bigint from user_stats", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(placed, 300, "stats count every bid once");
+    drop((first, second));
+    delete_stream(&setup).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_goes_to_dead_letters_and_later_events_still_flow() {
+    let setup = setup().await;
+    let gateway = spawn_gateway(&setup).await;
+    let worker = spawn_worker(&setup.worker).await;
+    let item = create_item(&gateway).await;
+    let first = accepted_bid(&gateway, &item, "alice", 150).await;
+    assert_archived_exactly_once(&setup.worker.database_url, std::slice::from_ref(&first)).await;
+
+    let js = async_nats::jetstream::new(
+        async_nats::connect(setup.gateway.nats_url.as_str())
+            .await
+            .unwrap(),
+    );
+    let subject = format!("{}.archive.{item}", setup.gateway.subject_prefix);
+    js.publish(subject.clone(), "not json at all".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let negative = serde_json::json!({
+        "type": "bid_placed", "event_id": uuid::Uuid::now_v7(), "item_id": item, "seq": 99,
+        "timestamp": "2026-01-01T00:00:00Z", "bid_id": "x", "user_id": "mallory",
+        "amount_cents": -5, "previous_bid_cents": 0, "end_time": "2026-01-01T00:00:00Z",
+        "extended": false,
+    });
+    js.publish(subject, serde_json::to_vec(&negative).unwrap().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    let second = accepted_bid(&gateway, &item, "bob", 200).await;
+    assert_archived_exactly_once(&setup.worker.database_url, &[first, second]).await;
+    let db = pg(&setup.worker.database_url).await;
+    let reasons: Vec<String> = db
+        .query(
+            "select reason from dead_letters order by stream_sequence",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons[0].contains("undecodable"), "{reasons:?}");
+    assert!(
+        reasons[1].contains("amount must be positive"),
+        "{reasons:?}"
+    );
+    worker.stop().await;
+    delete_stream(&setup).await;
+}

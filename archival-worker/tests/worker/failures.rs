@@ -1,0 +1,132 @@
+//! Crashes and outages: redelivery after a crash between insert and ack, PostgreSQL down.
+
+use crate::helpers::*;
+use archival_worker::consumer::{self, ConsumerSettings};
+use archival_worker::store::Store;
+use futures::StreamExt;
+use shared::subjects::Subjects;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_after_inserting_but_before_acking_leaves_each_event_once() {
+    let setup = setup().await;
+    let gateway = spawn_gateway(&setup).await;
+    let item = create_item(&gateway).await;
+    let mut accepted = Vec::new();
+    for n in 0..40u64 {
+        accepted.push(accepted_bid(&gateway, &item, &format!("u{}", n % 4), 100 + n).await);
+    }
+
+    // The "crashing" worker: fetch, insert in one transaction, then die before acking.
+    let store = Store::new(&setup.worker.database_url, 2, Duration::from_secs(5)).unwrap();
+    store.migrate().await.unwrap();
+    let js = async_nats::jetstream::new(
+        async_nats::connect(setup.gateway.nats_url.as_str())
+            .await
+            .unwrap(),
+    );
+    let settings = ConsumerSettings {
+        stream: setup.worker.archive_stream.clone(),
+        subjects: Subjects::new(setup.worker.subject_prefix.clone()),
+        consumer_name: setup.worker.consumer_name.clone(),
+        batch_size: 100,
+        batch_wait: Duration::from_millis(200),
+        ack_wait: Duration::from_secs(2),
+    };
+    let pull = consumer::consumer(&js, &settings).await.unwrap();
+    // Pull until the relay has delivered all 40 (each pull waits up to 500 ms for messages).
+    let mut fetched = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while fetched.len() < 40 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of 40 relayed",
+            fetched.len()
+        );
+        let mut batch = pull
+            .batch()
+            .max_messages(100)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await
+            .unwrap();
+        while let Some(Ok(message)) = batch.next().await {
+            fetched.push(message);
+        }
+    }
+    let written = store
+        .write_batch(&consumer::decode_batch(&fetched))
+        .await
+        .unwrap();
+    assert_eq!(written.bids, 40);
+    drop(fetched); // crash: no ack
+
+    // A real worker on the same consumer gets the redeliveries and absorbs them.
+    let worker = spawn_worker(&setup.worker).await;
+    wait_until(
+        Duration::from_secs(30),
+        "redeliveries processed",
+        || async {
+            let text = reqwest::get(format!("{}/metrics", worker.base))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            text.contains("archive_duplicates_total 40").then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    assert_archived_exactly_once(&setup.worker.database_url, &accepted).await;
+    let db = pg(&setup.worker.database_url).await;
+    let placed: i64 = db
+        .query_one("select sum(bids_placed)::bigint from user_stats", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(placed, 40, "stats not double-counted");
+    let count: i64 = db
+        .query_one(
+            "select bid_count from auctions where item_id = $1",
+            &[&item],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 40);
+    worker.stop().await;
+    delete_stream(&setup).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stopped_during_a_stream_of_bids_loses_nothing() {
+    let mut postgres = PostgresServer::start().unwrap();
+    let setup = setup_with(testkit::SHARED_NATS_URL, &postgres.url());
+    let gateway = spawn_gateway(&setup).await;
+    let worker = spawn_worker(&setup.worker).await;
+    let item = create_item(&gateway).await;
+    let mut accepted = Vec::new();
+    for n in 0..30u64 {
+        accepted.push(accepted_bid(&gateway, &item, "alice", 100 + n).await);
+    }
+    assert_archived_exactly_once(&setup.worker.database_url, &accepted).await;
+
+    postgres.stop();
+    for n in 30..130u64 {
+        accepted.push(accepted_bid(&gateway, &item, "bob", 100 + n).await);
+    }
+    let (status, body) = get(&worker.base, "/ready").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["postgres"], "down");
+
+    postgres.restart().unwrap();
+    assert_archived_exactly_once(&setup.worker.database_url, &accepted).await;
+    wait_until(Duration::from_secs(10), "worker ready again", || async {
+        (get(&worker.base, "/ready").await.0 == 200).then_some(())
+    })
+    .await
+    .unwrap();
+    worker.stop().await;
+    delete_stream(&setup).await;
+}
