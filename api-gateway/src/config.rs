@@ -23,6 +23,18 @@ pub struct Config {
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
 
+    /// PostgreSQL read model (written by archival-worker), for the history endpoints only.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/auction"
+    )]
+    pub database_url: String,
+
+    /// Longest a history query may take before it fails with 503 (milliseconds).
+    #[arg(long, env = "DATABASE_TIMEOUT_MS", default_value_t = 500)]
+    pub database_timeout_ms: u64,
+
     /// Log output format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
@@ -111,6 +123,7 @@ impl fmt::Debug for Config {
             .field("listen_addr", &self.listen_addr)
             .field("redis_url", &redact_url(&self.redis_url))
             .field("nats_url", &redact_url(&self.nats_url))
+            .field("database_url", &redact_url(&self.database_url))
             .field("log_format", &self.log_format)
             .field("redis_timeout_ms", &self.redis_timeout_ms)
             .field("redis_key_prefix", &self.redis_key_prefix)

@@ -11,6 +11,7 @@
 //! * [`live_publisher`]: ordered, never-blocking publishing on `auction.live.<item>`.
 //! * [`price_cache`]: the local price pre-filter.
 //! * [`rate_limit`]: the per-user bid rate limit (429).
+//! * [`read_model`]: history and statistics reads from PostgreSQL (archival-worker's schema).
 //! * [`outbox_relay`]: outbox → JetStream, with reclaim of a crashed instance's entries.
 //! * [`metrics`]: the Prometheus registry.
 
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod outbox_relay;
 pub mod price_cache;
 pub mod rate_limit;
+pub mod read_model;
 pub mod routes;
 pub mod store;
 
@@ -47,6 +49,7 @@ pub struct Application {
     config: Arc<Config>,
     nats: async_nats::Client,
     store: Store,
+    read_model: read_model::ReadModel,
     metrics: Arc<Metrics>,
 }
 
@@ -88,11 +91,16 @@ impl Application {
         )
         .context("invalid REDIS_URL")?;
         let nats = connect_nats(&config.nats_url, &config.instance_id).await?;
+        let read_model = read_model::ReadModel::new(
+            &config.database_url,
+            Duration::from_millis(config.database_timeout_ms),
+        )?;
         Ok(Self {
             listener,
             config: Arc::new(config),
             nats,
             store,
+            read_model,
             metrics: Arc::new(Metrics::default()),
         })
     }
@@ -113,6 +121,7 @@ impl Application {
             config,
             nats,
             store,
+            read_model,
             metrics,
         } = self;
         let subjects = Subjects::new(config.subject_prefix.clone());
@@ -180,6 +189,7 @@ impl Application {
             live,
             prices,
             rate_limit,
+            read_model,
             metrics,
         };
         tracing::info!(addr = %listener.local_addr()?, instance = %config.instance_id, "api-gateway listening");

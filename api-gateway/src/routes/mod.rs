@@ -5,6 +5,8 @@
 mod bids;
 /// `GET /health`, `GET /ready`, `GET /metrics`.
 mod health;
+/// `GET …/bids` and `…/stats` from the PostgreSQL read model.
+mod history;
 /// `POST/GET /api/v1/items`, `GET /api/v1/items/{id}`.
 mod items;
 /// The JSON body extractor that turns every malformed body into a clear 4xx.
@@ -16,6 +18,7 @@ use crate::live_publisher::LivePublisher;
 use crate::metrics::Metrics;
 use crate::price_cache::PriceCache;
 use crate::rate_limit::BidRateLimit;
+use crate::read_model::ReadModel;
 use crate::store::{Store, StoreError};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -31,6 +34,7 @@ pub struct ApiContext {
     pub live: Arc<LivePublisher>,
     pub prices: Arc<PriceCache>,
     pub rate_limit: Arc<BidRateLimit>,
+    pub read_model: ReadModel,
     pub metrics: Arc<Metrics>,
 }
 
@@ -40,6 +44,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(health::router())
         .merge(items::router())
         .merge(bids::router())
+        .merge(history::router())
         .fallback(|| async { ApiError::invalid("not_found", "no such endpoint") })
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(ctx)

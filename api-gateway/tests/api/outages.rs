@@ -104,3 +104,41 @@ async fn nats_down_during_bids_still_archives_every_accepted_bid_exactly_once() 
     nats.restart().unwrap();
     assert_archived_exactly_once(&app.config, &accepted).await;
 }
+
+#[tokio::test]
+async fn postgres_down_makes_history_a_fast_503_and_never_touches_bidding() {
+    let mut config = shared_config();
+    // Nothing listens there: the read model is "down".
+    config.database_url = format!(
+        "postgres://postgres@127.0.0.1:{}/auction",
+        testkit::server::free_port().unwrap()
+    );
+    config.database_timeout_ms = api_gateway::config::Config::defaults().database_timeout_ms;
+    let app = spawn_app_with(config).await;
+    let item = app.create_item(json!({})).await;
+    for path in [
+        format!("/api/v1/items/{item}/bids"),
+        "/api/v1/users/alice/bids".to_owned(),
+        "/api/v1/users/alice/stats".to_owned(),
+    ] {
+        let started = Instant::now();
+        let (status, body) = app.get(&path).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (503, Some("unavailable")),
+            "{path}: {body}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{path} took {:?}",
+            started.elapsed()
+        );
+    }
+    let (status, body) = app.bid(&item, "alice", json!(11)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (200, Some("accepted")),
+        "{body}"
+    );
+    delete_stream(&app.config).await;
+}

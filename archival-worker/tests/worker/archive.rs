@@ -89,6 +89,93 @@ async fn bids_through_the_gateway_are_archived_once_with_matching_seq_and_stats(
             "{user}'s total committed"
         );
     }
+    // The gateway's history endpoints page through the archive, newest first.
+    let mut seqs = Vec::new();
+    let mut path = format!("/api/v1/items/{}/bids?limit=5", items[0]);
+    loop {
+        let (status, page) = get(&gateway.base, &path).await;
+        assert_eq!(status, 200, "{page}");
+        seqs.extend(
+            page["bids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["seq"].as_i64().unwrap()),
+        );
+        match page["next_before_seq"].as_i64() {
+            Some(before) => {
+                path = format!(
+                    "/api/v1/items/{}/bids?limit=5&before_seq={before}",
+                    items[0]
+                )
+            }
+            None => break,
+        }
+    }
+    assert_eq!(
+        seqs,
+        (1..=21).rev().collect::<Vec<i64>>(),
+        "every bid once, newest first"
+    );
+    let (_, first) = get(
+        &gateway.base,
+        &format!("/api/v1/items/{}/bids?limit=1", items[0]),
+    )
+    .await;
+    assert_eq!(first["bids"][0]["user_id"], "carol");
+    assert_eq!(first["bids"][0]["amount"].to_string(), "100");
+
+    let mut alice = Vec::new();
+    let mut path = "/api/v1/users/alice/bids?limit=7".to_owned();
+    loop {
+        let (status, page) = get(&gateway.base, &path).await;
+        assert_eq!(status, 200, "{page}");
+        alice.extend(
+            page["bids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["event_id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/users/alice/bids?limit=7&before={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(alice.len(), 20, "alice's 20 bids, each once");
+    alice.sort();
+    alice.dedup();
+    assert_eq!(alice.len(), 20);
+
+    let (status, stats) = get(&gateway.base, "/api/v1/users/alice/stats").await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(stats["bids_placed"], 20);
+    assert_eq!(stats["items_bid_on"], 2);
+    assert_eq!(stats["total_committed_cents"], 560);
+    assert_eq!(stats["total_committed"].to_string(), "5.6");
+    let (_, nobody) = get(&gateway.base, "/api/v1/users/nobody/stats").await;
+    assert_eq!(
+        (
+            nobody["bids_placed"].as_i64(),
+            nobody["items_bid_on"].as_i64()
+        ),
+        (Some(0), Some(0))
+    );
+    let (status, bad) = get(&gateway.base, "/api/v1/users/bad.user/stats").await;
+    assert_eq!(
+        (status, bad["error"].as_str()),
+        (400, Some("invalid_user_id"))
+    );
+    let (status, bad) = get(
+        &gateway.base,
+        &format!("/api/v1/items/{}/bids?limit=0", items[0]),
+    )
+    .await;
+    assert_eq!(
+        (status, bad["error"].as_str()),
+        (400, Some("invalid_limit"))
+    );
+
     let (status, ready) = get(&worker.base, "/ready").await;
     assert_eq!(status, 200, "{ready}");
     let (_, _) = get(&worker.base, "/health").await;

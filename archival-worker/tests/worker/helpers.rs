@@ -33,6 +33,8 @@ pub fn setup_with(nats_url: &str, database_url: &str) -> Setup {
     gateway.archive_duplicate_window_secs = 600;
     gateway.bid_rate_per_user = 0;
     gateway.redis_timeout_ms = 2_000;
+    gateway.database_url = database_url.to_owned();
+    gateway.database_timeout_ms = 2_000;
     let mut worker = WorkerConfig::defaults();
     worker.listen_addr = "127.0.0.1:0".parse().expect("address");
     worker.nats_url = nats_url.to_owned();

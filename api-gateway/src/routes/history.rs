@@ -1,0 +1,135 @@
+//! History and statistics from the PostgreSQL read model: `GET /api/v1/items/{id}/bids`,
+//! `GET /api/v1/users/{id}/bids`, `GET /api/v1/users/{id}/stats`.
+//!
+//! The archive lags the live state by the relay and the worker (well under a second normally);
+//! current prices come from `GET /api/v1/items/{id}`, which reads Redis.
+
+use super::{ApiContext, item_id};
+use crate::error::ApiError;
+use crate::read_model::{ReadError, UserCursor};
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shared::UserId;
+
+pub fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/api/v1/items/{id}/bids", get(item_bids))
+        .route("/api/v1/users/{id}/bids", get(user_bids))
+        .route("/api/v1/users/{id}/stats", get(user_stats))
+}
+
+const DEFAULT_LIMIT: i64 = 50;
+const MAX_LIMIT: i64 = 500;
+
+impl From<ReadError> for ApiError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Unavailable(_) => ApiError::Unavailable("history"),
+            ReadError::Other(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+fn limit(requested: Option<i64>) -> Result<i64, ApiError> {
+    match requested {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::invalid(
+            "invalid_limit",
+            format!("limit must be between 1 and {MAX_LIMIT}"),
+        )),
+    }
+}
+
+fn user_id(raw: String) -> Result<UserId, ApiError> {
+    UserId::parse(raw).map_err(|e| ApiError::invalid("invalid_user_id", format!("user id {e}")))
+}
+
+type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
+
+fn query<T>(query: QueryResult<T>) -> Result<T, ApiError> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::invalid("invalid_query", e.body_text()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ItemBidsQuery {
+    limit: Option<i64>,
+    before_seq: Option<i64>,
+}
+
+#[tracing::instrument(skip_all, fields(item_id = %raw))]
+async fn item_bids(
+    State(ctx): State<ApiContext>,
+    Path(raw): Path<String>,
+    params: QueryResult<ItemBidsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let id = item_id(raw)?;
+    let params = query(params)?;
+    let limit = limit(params.limit)?;
+    if params.before_seq.is_some_and(|s| s < 1) {
+        return Err(ApiError::invalid(
+            "invalid_cursor",
+            "before_seq must be positive",
+        ));
+    }
+    let bids = ctx
+        .read_model
+        .item_bids(&id, limit, params.before_seq)
+        .await?;
+    let next = (bids.len() as i64 == limit)
+        .then(|| bids.last().map(|b| b.seq))
+        .flatten();
+    Ok(Json(
+        json!({ "item_id": id, "bids": bids, "next_before_seq": next }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserBidsQuery {
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    before: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %raw))]
+async fn user_bids(
+    State(ctx): State<ApiContext>,
+    Path(raw): Path<String>,
+    params: QueryResult<UserBidsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let user = user_id(raw)?;
+    let params = query(params)?;
+    let limit = limit(params.limit)?;
+    let before = match params.before.as_deref() {
+        None => None,
+        Some(text) => Some(UserCursor::parse(text).ok_or_else(|| {
+            ApiError::invalid(
+                "invalid_cursor",
+                "before must be a next_cursor from a previous page",
+            )
+        })?),
+    };
+    let bids = ctx.read_model.user_bids(&user, limit, before).await?;
+    let next = (bids.len() as i64 == limit)
+        .then(|| bids.last().map(|b| UserCursor::of(b).encode()))
+        .flatten();
+    Ok(Json(
+        json!({ "user_id": user, "bids": bids, "next_cursor": next }),
+    ))
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %raw))]
+async fn user_stats(
+    State(ctx): State<ApiContext>,
+    Path(raw): Path<String>,
+) -> Result<Json<crate::read_model::UserStats>, ApiError> {
+    let user = user_id(raw)?;
+    Ok(Json(ctx.read_model.user_stats(&user).await?))
+}
