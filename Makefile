@@ -1,6 +1,6 @@
 # The two commands a newcomer needs are `make run` and `make test`; the rest are for developers.
 
-.PHONY: run test stack stack-down lint bench-write
+.PHONY: run test stack stack-down lint bench-write bench-archive
 
 ## Start Redis/NATS/PostgreSQL if needed, build, run every service with a demo auction.
 run:
@@ -32,3 +32,10 @@ bench-write: stack
 	PRICE_PREFILTER=false target/release/load-tests bench-write \
 		--gateway-bin target/release/api-gateway \
 		--clients 64,256 --duration-secs 10 --out bench/results/write-no-prefilter.json
+
+## Archive drain rate (200,000-event JetStream backlog into PostgreSQL) and accepted-bid-to-row
+## delay at a steady 5,000 bids/s; result in bench/results/archive.json.
+bench-archive: stack
+	cargo build --release -p api-gateway -p archival-worker -p load-tests
+	target/release/load-tests bench-archive --worker-bin target/release/archival-worker \
+		--gateway-bin target/release/api-gateway --out bench/results/archive.json

@@ -1,6 +1,7 @@
 //! The command line: one subcommand per experiment, and the dispatcher that
 //! runs it and prints its summary.
 
+use crate::bench_archive::{self, BenchArchiveArgs};
 use crate::bench_write::{self, BenchWriteArgs};
 use clap::{Parser, Subcommand};
 
@@ -18,6 +19,9 @@ pub enum Command {
     /// Bid throughput and latency per client level on one hot item, then check
     /// that the item counted exactly the accepted bids.
     BenchWrite(BenchWriteArgs),
+    /// How fast the archival worker drains a JetStream backlog into PostgreSQL, and the delay
+    /// from an accepted bid to its row at a steady bid rate.
+    BenchArchive(BenchArchiveArgs),
 }
 
 /// How an experiment that ran to the end came out.
@@ -45,6 +49,19 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
             } else {
                 Verdict::Violated
             })
+        }
+        Command::BenchArchive(args) => {
+            let result = bench_archive::run(&args).await?;
+            println!("{}", bench_archive::summary(&result));
+            Ok(
+                if result.drain.rows == result.drain.events as i64
+                    && result.steady.rows == result.steady.accepted as i64
+                {
+                    Verdict::Passed
+                } else {
+                    Verdict::Violated
+                },
+            )
         }
     }
 }

@@ -59,8 +59,19 @@ impl Gateway {
     }
 
     async fn spawn(binary: &Path) -> anyhow::Result<Self> {
+        Self::spawn_with_env(binary, &[]).await
+    }
+
+    /// Starts any of the platform's service binaries (they share `LISTEN_ADDR` and `/ready`)
+    /// with extra environment, and waits until it is ready.
+    ///
+    /// # Errors
+    ///
+    /// As [`Gateway::start`].
+    pub async fn spawn_with_env(binary: &Path, env: &[(&str, String)]) -> anyhow::Result<Self> {
         let addr = free_loopback_port().context("cannot find a free port for the gateway")?;
         let mut child = Command::new(binary)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("LISTEN_ADDR", addr.to_string())
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "warn")

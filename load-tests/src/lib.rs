@@ -7,6 +7,7 @@
 //! - [`cli`]: the command line (one subcommand per experiment) and [`run`].
 //! - [`bench_write`]: bid throughput and latency per client level, with a
 //!   no-lost-update check after each level.
+//! - [`bench_archive`]: archive drain rate and accept-to-row delay.
 //! - [`gateway`]: the gateway under test, given by URL or started from a binary.
 //! - [`api`]: the gateway calls made around the load (create the item, read it back).
 //! - [`money`]: cents to JSON decimals and back, from the digits.
@@ -15,6 +16,7 @@
 //! - [`telemetry`]: progress logging to stderr.
 
 pub mod api;
+pub mod bench_archive;
 pub mod bench_write;
 pub mod cli;
 pub mod gateway;
