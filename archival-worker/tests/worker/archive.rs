@@ -287,3 +287,98 @@ async fn a_poison_message_goes_to_dead_letters_and_later_events_still_flow() {
     worker.stop().await;
     delete_stream(&setup).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auction_closed_event_records_the_result_once_and_credits_the_winner() {
+    let setup = setup().await;
+    let gateway = spawn_gateway(&setup).await;
+    let worker = spawn_worker(&setup.worker).await;
+    let item = create_item(&gateway).await;
+    let first = accepted_bid(&gateway, &item, "alice", 500).await;
+    let second = accepted_bid(&gateway, &item, "bob", 700).await;
+    assert_archived_exactly_once(&setup.worker.database_url, &[first, second]).await;
+
+    // The closer (issue 6) publishes this through the outbox; here it goes straight to the
+    // stream, twice, as a redelivery would.
+    let closed = shared::Event::AuctionClosed(shared::AuctionClosed {
+        event_id: shared::EventId::new(),
+        item_id: shared::ItemId::parse(&item).unwrap(),
+        seq: 3,
+        timestamp: shared::Timestamp::now(),
+        winner_id: Some(shared::UserId::parse("bob").unwrap()),
+        final_price_cents: Some(700),
+        reserve_met: true,
+        round: 1,
+    });
+    let js = async_nats::jetstream::new(
+        async_nats::connect(setup.gateway.nats_url.as_str())
+            .await
+            .unwrap(),
+    );
+    let subject = format!("{}.archive.{item}", setup.gateway.subject_prefix);
+    for _ in 0..2 {
+        js.publish(subject.clone(), closed.to_json().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let db = pg(&setup.worker.database_url).await;
+    let row = wait_until(
+        std::time::Duration::from_secs(20),
+        "auction closed in the projection",
+        || async {
+            let row = db
+                .query_one(
+                    "select status, winner_id, final_price_cents, reserve_met, last_seq, bid_count
+                 from auctions where item_id = $1",
+                    &[&item],
+                )
+                .await
+                .ok()?;
+            (row.get::<_, String>(0) == "closed").then_some(row)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("bob"));
+    assert_eq!(row.get::<_, Option<i64>>(2), Some(700));
+    assert_eq!(row.get::<_, Option<bool>>(3), Some(true));
+    assert_eq!((row.get::<_, i64>(4), row.get::<_, i64>(5)), (3, 2));
+    // Both copies consumed before the stats are read: the second was absorbed.
+    wait_until(
+        std::time::Duration::from_secs(20),
+        "the duplicate close consumed",
+        || async {
+            let text = reqwest::get(format!("{}/metrics", worker.base))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            text.contains("archive_duplicates_total 1").then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    let results: i64 = db
+        .query_one(
+            "select count(*) from auction_results where item_id = $1",
+            &[&item],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(results, 1, "one result per close event");
+    let (status, stats) = get(&gateway.base, "/api/v1/users/bob/stats").await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(
+        (
+            stats["items_won"].as_i64(),
+            stats["total_won_cents"].as_i64()
+        ),
+        (Some(1), Some(700))
+    );
+    worker.stop().await;
+    delete_stream(&setup).await;
+}
