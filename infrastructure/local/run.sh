@@ -72,8 +72,10 @@ $(say "The auction platform is running. Demo auction: $item")
          -H 'content-type: application/json' -d '{"user_id":"alice","amount":12.50}'
   Read the auction:
     curl -s $GATEWAY/api/v1/items/$item
-  Watch live events (if the nats CLI is installed):
-    nats sub 'auction.live.$item'
+  Watch it live in a browser (broadcast-service):
+    http://127.0.0.1:8081/?item_id=$item
+  or over a WebSocket:
+    ws://127.0.0.1:8081/ws?item_id=$item
   Metrics:
     curl -s $GATEWAY/metrics
 

@@ -1,0 +1,222 @@
+//! The broadcast service's configuration: one clap struct, every field a flag with an env
+//! fallback. Durations are in milliseconds so tests can shorten them without new knobs.
+
+use clap::Parser;
+use shared::redact::redact_url;
+use shared::telemetry::LogFormat;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// WebSocket fan-out of live auction events.
+#[derive(Clone, Parser)]
+#[command(name = "broadcast-service", version, about)]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8081")]
+    pub listen_addr: SocketAddr,
+
+    /// Redis holding the auctions' current state (read for snapshots only).
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// NATS server carrying live events and presence.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+
+    /// Log output format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+
+    /// Prefix of every Redis key (before the hash tag); must match the gateway's.
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "")]
+    pub redis_key_prefix: String,
+
+    /// First token of every NATS subject; must match the gateway's.
+    #[arg(long, env = "SUBJECT_PREFIX", default_value = shared::subjects::DEFAULT_PREFIX,
+          value_parser = parse_subject_prefix)]
+    pub subject_prefix: String,
+
+    /// This instance's name in presence messages; must be unique among running instances.
+    #[arg(long, env = "INSTANCE_ID", default_value_t = default_instance_id())]
+    pub instance_id: String,
+
+    /// Longest a snapshot read from Redis may take before it is retried (milliseconds).
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 500)]
+    pub redis_timeout_ms: u64,
+
+    /// Items one connection may watch at once.
+    #[arg(long, env = "MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 32)]
+    pub max_subscriptions_per_connection: usize,
+
+    /// Open WebSocket connections allowed from one client address (more are closed with 1013).
+    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+
+    /// Open WebSocket connections allowed in this instance (more are closed with 1013).
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 50_000)]
+    pub max_connections: usize,
+
+    /// Frames waiting for one connection's socket before it counts as lagging and gets a
+    /// fresh snapshot instead of the backlog. Frames are shared, so this bounds pointers,
+    /// not copies.
+    #[arg(long, env = "VIEWER_QUEUE", default_value_t = 128)]
+    pub viewer_queue: usize,
+
+    /// Largest message a client may send (bytes); larger ones close the socket with 1009.
+    #[arg(long, env = "MAX_INBOUND_BYTES", default_value_t = 4096)]
+    pub max_inbound_bytes: usize,
+
+    /// How often the server pings each socket (milliseconds).
+    #[arg(long, env = "PING_INTERVAL_MS", default_value_t = 20_000)]
+    pub ping_interval_ms: u64,
+
+    /// A socket that sends nothing (not even a pong) for this long is closed (milliseconds).
+    #[arg(long, env = "IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub idle_timeout_ms: u64,
+
+    /// A socket that cannot take a write for this long is dropped (milliseconds).
+    #[arg(long, env = "WRITE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub write_timeout_ms: u64,
+
+    /// How long an event waits for a missing lower `seq` (events from several gateways may
+    /// arrive out of order) before it is released and viewers resync (milliseconds).
+    #[arg(long, env = "REORDER_HOLD_MS", default_value_t = 50)]
+    pub reorder_hold_ms: u64,
+
+    /// How often each instance publishes its viewer count per watched item (milliseconds).
+    #[arg(long, env = "PRESENCE_INTERVAL_MS", default_value_t = 1_000)]
+    pub presence_interval_ms: u64,
+
+    /// Another instance's counts are forgotten after this long without a heartbeat (ms).
+    #[arg(long, env = "PRESENCE_EXPIRY_MS", default_value_t = 5_000)]
+    pub presence_expiry_ms: u64,
+
+    /// Shortest time between two `viewers` frames for one item (milliseconds).
+    #[arg(long, env = "VIEWERS_MIN_INTERVAL_MS", default_value_t = 1_000)]
+    pub viewers_min_interval_ms: u64,
+
+    /// Kernel send buffer of each socket (bytes; 0 keeps the OS default, which grows up to
+    /// megabytes per socket). A cap keeps a slow client's backlog in this process's bounded
+    /// queue, where it is conflated, rather than in kernel memory.
+    #[arg(long, env = "SOCKET_SEND_BUFFER_BYTES", default_value_t = 131_072)]
+    pub socket_send_buffer_bytes: u32,
+
+    /// Take the client address from the last `X-Forwarded-For` entry (behind a load
+    /// balancer that appends it); otherwise the TCP peer address is used.
+    #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_forwarded_for: bool,
+}
+
+fn default_instance_id() -> String {
+    format!("bc-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// A prefix becomes the first token(s) of NATS subjects, so it may not contain wildcards,
+/// whitespace or empty tokens.
+fn parse_subject_prefix(value: &str) -> Result<String, String> {
+    let valid = !value.is_empty()
+        && value.split('.').all(|token| {
+            !token.is_empty()
+                && token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        });
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err(format!(
+            "{value:?} is not a subject prefix: use dot-separated tokens of [A-Za-z0-9_-]"
+        ))
+    }
+}
+
+impl Config {
+    /// A configuration with every default, for tests and embedding.
+    pub fn defaults() -> Self {
+        Self::parse_from(["broadcast-service"])
+    }
+
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms)
+    }
+
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_millis(self.ping_interval_ms.max(1))
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms.max(1))
+    }
+
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms.max(1))
+    }
+
+    pub fn reorder_hold(&self) -> Duration {
+        Duration::from_millis(self.reorder_hold_ms)
+    }
+
+    pub fn presence_interval(&self) -> Duration {
+        Duration::from_millis(self.presence_interval_ms.max(1))
+    }
+
+    pub fn presence_expiry(&self) -> Duration {
+        Duration::from_millis(self.presence_expiry_ms.max(1))
+    }
+
+    pub fn viewers_min_interval(&self) -> Duration {
+        Duration::from_millis(self.viewers_min_interval_ms)
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen_addr", &self.listen_addr)
+            .field("redis_url", &redact_url(&self.redis_url))
+            .field("nats_url", &redact_url(&self.nats_url))
+            .field("log_format", &self.log_format)
+            .field("redis_key_prefix", &self.redis_key_prefix)
+            .field("subject_prefix", &self.subject_prefix)
+            .field("instance_id", &self.instance_id)
+            .field(
+                "max_subscriptions_per_connection",
+                &self.max_subscriptions_per_connection,
+            )
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("max_connections", &self.max_connections)
+            .field("viewer_queue", &self.viewer_queue)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let config = Config::defaults();
+        assert_eq!(config.listen_addr.port(), 8081);
+        assert_eq!(config.redis_url, "redis://127.0.0.1:6379");
+        assert_eq!(config.nats_url, "nats://127.0.0.1:4222");
+        assert_eq!(config.subject_prefix, "auction");
+        assert_eq!(config.max_subscriptions_per_connection, 32);
+    }
+
+    #[test]
+    fn subject_prefix_with_a_wildcard_or_empty_token_is_rejected() {
+        for bad in ["a.*", "a.>", "", "a..b", "a b", ".a"] {
+            assert!(parse_subject_prefix(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_subject_prefix("t1.x-y").unwrap(), "t1.x-y");
+    }
+
+    #[test]
+    fn credentials_are_redacted_in_debug_output() {
+        let mut config = Config::defaults();
+        config.redis_url = "redis://user:hunter2@cache:6379".into();
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,105 @@
+//! The reading half of a connection: client frames in, [`Control`] requests out.
+//!
+//! Rules it enforces, each with a clear outcome:
+//! * a malformed message (not JSON, unknown type, invalid item id, binary) gets an error
+//!   frame and the connection stays open, up to [`INVALID_MESSAGE_BUDGET`] of them; past that
+//!   the socket closes with 1008 (policy);
+//! * a message larger than `MAX_INBOUND_BYTES` closes the socket with 1009 (too big);
+//! * nothing received for the idle timeout (a healthy client answers the server's pings)
+//!   closes the socket with 1001 (going away).
+
+use super::Control;
+use crate::metrics::Metrics;
+use crate::protocol::{ClientMessage, PONG_FRAME};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, close_code};
+use futures::StreamExt;
+use futures::stream::SplitStream;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Malformed messages a connection may send before it is closed with 1008.
+pub(crate) const INVALID_MESSAGE_BUDGET: u32 = 20;
+
+/// Reads until the client leaves, breaks a rule, or `stop` is cancelled (the session ended).
+pub(crate) async fn run(
+    mut stream: SplitStream<WebSocket>,
+    control: mpsc::Sender<Control>,
+    idle_timeout: Duration,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let mut invalid = 0u32;
+    loop {
+        let next = tokio::select! {
+            () = stop.cancelled() => return,
+            // `next()` is cancellation-safe: a frame is either returned or left unread.
+            next = tokio::time::timeout(idle_timeout, stream.next()) => next,
+        };
+        let message = match next {
+            Err(_idle) => {
+                let _ = control
+                    .send(Control::Close(close_code::AWAY, "idle timeout"))
+                    .await;
+                return;
+            }
+            Ok(None) => return,
+            Ok(Some(Err(error))) => {
+                if is_too_big(error) {
+                    let _ = control
+                        .send(Control::Close(close_code::SIZE, "message too big"))
+                        .await;
+                }
+                return;
+            }
+            Ok(Some(Ok(message))) => message,
+        };
+        let request = match message {
+            Message::Text(text) => match ClientMessage::parse(&text) {
+                Ok(ClientMessage::Subscribe(item)) => Control::Subscribe(item),
+                Ok(ClientMessage::Unsubscribe(item)) => Control::Unsubscribe(item),
+                Ok(ClientMessage::Ping) => {
+                    Control::Reply(Utf8Bytes::from_static(PONG_FRAME), "reply")
+                }
+                Err(error) => {
+                    invalid += 1;
+                    metrics.client_error(error.code());
+                    Control::Reply(error.to_frame(None), "error")
+                }
+            },
+            Message::Binary(_) => {
+                invalid += 1;
+                let error = crate::error::ApiError::invalid(
+                    "invalid_message",
+                    "binary frames are not supported; send JSON text",
+                );
+                metrics.client_error(error.code());
+                Control::Reply(error.to_frame(None), "error")
+            }
+            // Pings are answered by the WebSocket layer; pongs only prove the client is alive.
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Close(_) => return,
+        };
+        if control.send(request).await.is_err() {
+            return;
+        }
+        if invalid > INVALID_MESSAGE_BUDGET {
+            let _ = control
+                .send(Control::Close(
+                    close_code::POLICY,
+                    "too many invalid messages",
+                ))
+                .await;
+            return;
+        }
+    }
+}
+
+/// Whether a read failed because the client sent more than the configured maximum.
+fn is_too_big(error: axum::Error) -> bool {
+    error
+        .into_inner()
+        .downcast_ref::<tungstenite::Error>()
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+}

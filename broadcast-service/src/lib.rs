@@ -1,0 +1,201 @@
+//! The auction platform's WebSocket fan-out.
+//!
+//! Viewers watch items; for each subscription the service sends a snapshot of the item read
+//! from Redis, then every later event from core NATS `<prefix>.live.<item>` in `seq` order,
+//! each once. Events are encoded once per instance and shared by every viewer; a viewer that
+//! falls behind gets a fresh snapshot instead of its backlog.
+//!
+//! * [`config`]: the clap `Config`.
+//! * [`error`]: `ApiError`, the one error type, as HTTP responses and as error frames.
+//! * [`routes`]: `/ws` endpoints, `/health`, `/ready`, `/metrics` and the watch page.
+//! * [`connection`]: one socket: its reader and its session (snapshots, ordering, writes).
+//! * [`hub`]: which items this instance watches (interest-based NATS), reconnect resync.
+//! * [`room`]: one watched item: its fan-out task, snapshot single flight and presence.
+//! * [`viewer`]: a connection as rooms see it: a bounded queue of shared frames.
+//! * [`sequencer`]: per-item ordering, duplicates and gaps of live events.
+//! * [`presence`]: viewer counts summed over instances.
+//! * [`protocol`]: client messages and server frames.
+//! * [`limits`]: per-address and total connection limits.
+//! * [`store`]: every Redis read.
+//! * [`nats`]: the NATS connection and the subscription barrier.
+//! * [`metrics`]: the Prometheus registry.
+
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod hub;
+pub mod limits;
+pub mod metrics;
+pub mod nats;
+pub mod presence;
+pub mod protocol;
+pub mod room;
+pub mod routes;
+pub mod sequencer;
+pub mod store;
+pub mod viewer;
+
+use anyhow::Context;
+use axum::serve::ListenerExt;
+use config::Config;
+use hub::Hub;
+use limits::ConnectionLimits;
+use metrics::Metrics;
+use room::RoomSettings;
+use shared::redis_keys::Keyspace;
+use shared::subjects::Subjects;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+use store::Store;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long shutdown waits for sockets to take their close frames, and for rooms to stop.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A built service: listener bound, clients prepared, nothing running yet.
+pub struct Application {
+    listener: TcpListener,
+    config: Arc<Config>,
+    nats: async_nats::Client,
+    nats_connected: Arc<Notify>,
+    store: Store,
+    metrics: Arc<Metrics>,
+}
+
+impl Application {
+    /// Binds the listener and prepares the Redis and NATS clients. Neither dependency has to
+    /// be up: snapshots are retried until Redis answers, and viewers resync when NATS connects.
+    ///
+    /// # Errors
+    /// When the address cannot be bound or a URL is invalid.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let listener = bind(config.listen_addr, config.socket_send_buffer_bytes)
+            .with_context(|| format!("binding {}", config.listen_addr))?;
+        let store = Store::new(
+            &config.redis_url,
+            Keyspace::new(config.redis_key_prefix.clone()),
+            config.redis_timeout(),
+        )
+        .context("invalid REDIS_URL")?;
+        let (nats, nats_connected) = nats::connect(&config.nats_url, &config.instance_id).await?;
+        Ok(Self {
+            listener,
+            config: Arc::new(config),
+            nats,
+            nats_connected,
+            store,
+            metrics: Arc::new(Metrics::default()),
+        })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting, closes every socket with
+    /// 1001, stops the rooms (each unsubscribes and publishes a zero count), flushes NATS and
+    /// returns.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            config,
+            nats,
+            nats_connected,
+            store,
+            metrics,
+        } = self;
+        let hub = Arc::new(Hub::new(RoomSettings {
+            nats: nats.clone(),
+            store: store.clone(),
+            subjects: Subjects::new(config.subject_prefix.clone()),
+            subject_prefix: config.subject_prefix.clone(),
+            instance_id: config.instance_id.clone(),
+            reorder_hold: config.reorder_hold(),
+            presence_interval: config.presence_interval(),
+            presence_expiry: config.presence_expiry(),
+            viewers_min_interval: config.viewers_min_interval(),
+            metrics: Arc::clone(&metrics),
+        }));
+        let background = TaskTracker::new();
+        let background_stop = CancellationToken::new();
+        background
+            .spawn(Arc::clone(&hub).watch_reconnects(nats_connected, background_stop.clone()));
+
+        let connections = TaskTracker::new();
+        let state = routes::AppState {
+            limits: Arc::new(ConnectionLimits::new(
+                config.max_connections_per_ip,
+                config.max_connections,
+            )),
+            config: Arc::clone(&config),
+            hub: Arc::clone(&hub),
+            store,
+            nats: nats.clone(),
+            metrics,
+            shutdown: shutdown.clone(),
+            connections: connections.clone(),
+            next_connection_id: Arc::new(AtomicU64::new(1)),
+        };
+        tracing::info!(addr = %listener.local_addr()?, instance = %config.instance_id, "broadcast-service listening");
+        // Frames are small and latency matters more than packet count.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set");
+            }
+        });
+        let served = axum::serve(
+            listener,
+            routes::router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .context("HTTP server failed");
+
+        // Upgraded sockets are not HTTP requests: each session saw `shutdown` and is writing
+        // its 1001 close frame; wait for them before the rooms go.
+        connections.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("sockets did not close within {SHUTDOWN_GRACE:?}");
+        }
+        background_stop.cancel();
+        background.close();
+        background.wait().await;
+        hub.stop(SHUTDOWN_GRACE).await;
+        if tokio::time::timeout(Duration::from_secs(2), nats.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("NATS not flushed before shutdown");
+        }
+        tracing::info!("broadcast-service stopped");
+        served
+    }
+}
+
+/// Binds the listener. A send buffer size set here is inherited by every accepted socket
+/// (Linux copies it at accept), which is the only point where it still takes effect.
+fn bind(addr: SocketAddr, send_buffer_bytes: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    if send_buffer_bytes > 0 {
+        socket.set_send_buffer_size(send_buffer_bytes)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(1024)
+}

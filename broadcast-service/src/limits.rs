@@ -1,0 +1,148 @@
+//! Connection admission: at most so many open sockets per client address and in total.
+//!
+//! A permit is taken before the upgrade and released when the connection's task drops it, so
+//! the counts are exact however a connection ends. A refused client still gets a WebSocket
+//! close frame with code 1013 ("try again later") and a reason, which browsers can show,
+//! rather than a bare HTTP error they cannot read.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    TooManyFromAddress,
+    TooManyConnections,
+}
+
+impl Refusal {
+    /// Metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TooManyFromAddress => "per_ip",
+            Self::TooManyConnections => "total",
+        }
+    }
+
+    /// Close-frame reason (at most 123 bytes).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::TooManyFromAddress => "too many connections from your address",
+            Self::TooManyConnections => "server is full",
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    per_ip: HashMap<IpAddr, usize>,
+    total: usize,
+}
+
+pub struct ConnectionLimits {
+    max_per_ip: usize,
+    max_total: usize,
+    /// A std mutex: a map update per connect and disconnect, never held across `.await`.
+    counts: Mutex<Counts>,
+}
+
+/// An admitted connection; dropping it frees its place.
+pub struct ConnectionPermit {
+    limits: Arc<ConnectionLimits>,
+    ip: IpAddr,
+}
+
+impl ConnectionLimits {
+    pub fn new(max_per_ip: usize, max_total: usize) -> Self {
+        Self {
+            max_per_ip,
+            max_total,
+            counts: Mutex::new(Counts::default()),
+        }
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Admits a connection from `ip` if both limits allow it.
+    ///
+    /// # Errors
+    /// The limit that refuses it.
+    pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionPermit, Refusal> {
+        let mut counts = self.counts();
+        if counts.total >= self.max_total {
+            return Err(Refusal::TooManyConnections);
+        }
+        let from_ip = counts.per_ip.entry(ip).or_insert(0);
+        if *from_ip >= self.max_per_ip {
+            return Err(Refusal::TooManyFromAddress);
+        }
+        *from_ip += 1;
+        counts.total += 1;
+        Ok(ConnectionPermit {
+            limits: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        let mut counts = self.limits.counts();
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(n) = counts.per_ip.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, last])
+    }
+
+    #[test]
+    fn one_address_gets_at_most_its_share() {
+        let limits = Arc::new(ConnectionLimits::new(2, 100));
+        let a = limits.try_acquire(ip(1)).unwrap();
+        let _b = limits.try_acquire(ip(1)).unwrap();
+        assert_eq!(
+            limits.try_acquire(ip(1)).err(),
+            Some(Refusal::TooManyFromAddress)
+        );
+        assert!(limits.try_acquire(ip(2)).is_ok(), "others are not affected");
+        drop(a);
+        assert!(
+            limits.try_acquire(ip(1)).is_ok(),
+            "a closed connection frees its place"
+        );
+    }
+
+    #[test]
+    fn the_total_limit_applies_across_addresses() {
+        let limits = Arc::new(ConnectionLimits::new(10, 2));
+        let _a = limits.try_acquire(ip(1)).unwrap();
+        let _b = limits.try_acquire(ip(2)).unwrap();
+        assert_eq!(
+            limits.try_acquire(ip(3)).err(),
+            Some(Refusal::TooManyConnections)
+        );
+    }
+
+    #[test]
+    fn dropping_every_permit_forgets_the_address() {
+        let limits = Arc::new(ConnectionLimits::new(2, 2));
+        drop(limits.try_acquire(ip(1)).unwrap());
+        let counts = limits.counts();
+        assert!(counts.per_ip.is_empty());
+        assert_eq!(counts.total, 0);
+    }
+}

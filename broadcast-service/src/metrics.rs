@@ -1,0 +1,181 @@
+//! Prometheus metrics of one broadcast instance (prefix `broadcast_`).
+//!
+//! A registry per application (not a global recorder) so several instances started in one
+//! test process keep separate counts.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    /// Open WebSocket connections.
+    pub connections: Gauge,
+    /// Connections refused (closed with 1013) because of a limit, by `reason`.
+    pub connections_rejected: Family<ReasonLabel, Counter>,
+    /// (connection, item) pairs being watched.
+    pub subscriptions: Gauge,
+    /// Items with a live NATS subscription in this instance.
+    pub rooms: Gauge,
+    /// Frames written to sockets, by `kind` (`event`, `snapshot`, `viewers`, `error`, `reply`).
+    pub messages_out: Family<KindLabel, Counter>,
+    /// Snapshots sent, by `reason` (`subscribe`, `lagged`, `gap`, `reconnect`).
+    pub snapshots: Family<ReasonLabel, Counter>,
+    /// Viewers that fell behind and got a fresh snapshot instead of their backlog.
+    pub conflations: Counter,
+    /// Bytes of frames queued for sockets and not yet written (all connections).
+    pub queued_bytes: Gauge,
+    /// Live events received from NATS.
+    pub events_received: Counter,
+    /// Live messages that were not a valid event (ignored).
+    pub events_invalid: Counter,
+    /// Client messages answered with an error frame, by `kind` (the error code).
+    pub client_errors: Family<KindLabel, Counter>,
+    /// Time from an event's receipt from NATS to its frame being written to a socket.
+    pub fan_out_latency: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("broadcast");
+        let connections = Gauge::default();
+        registry.register(
+            "connections",
+            "Open WebSocket connections",
+            connections.clone(),
+        );
+        let connections_rejected = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "connections_rejected",
+            "Connections closed with 1013 because of a limit",
+            connections_rejected.clone(),
+        );
+        let subscriptions = Gauge::default();
+        registry.register(
+            "subscriptions",
+            "Items watched, summed over connections",
+            subscriptions.clone(),
+        );
+        let rooms = Gauge::default();
+        registry.register(
+            "rooms",
+            "Items with a live NATS subscription",
+            rooms.clone(),
+        );
+        let messages_out = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "messages_out",
+            "Frames written to sockets, by kind",
+            messages_out.clone(),
+        );
+        let snapshots = Family::<ReasonLabel, Counter>::default();
+        registry.register("snapshots", "Snapshots sent, by reason", snapshots.clone());
+        let conflations = Counter::default();
+        registry.register(
+            "conflations",
+            "Lagging viewers sent a snapshot instead of their backlog",
+            conflations.clone(),
+        );
+        let queued_bytes = Gauge::default();
+        registry.register(
+            "queued_bytes",
+            "Bytes of frames queued for sockets",
+            queued_bytes.clone(),
+        );
+        let events_received = Counter::default();
+        registry.register(
+            "events_received",
+            "Live events received from NATS",
+            events_received.clone(),
+        );
+        let events_invalid = Counter::default();
+        registry.register(
+            "events_invalid",
+            "Live messages that were not a valid event",
+            events_invalid.clone(),
+        );
+        let client_errors = Family::<KindLabel, Counter>::default();
+        registry.register(
+            "client_errors",
+            "Client messages answered with an error frame, by code",
+            client_errors.clone(),
+        );
+        // 50 µs .. ~1.6 s
+        let fan_out_latency = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        registry.register(
+            "fan_out_latency_seconds",
+            "Time from receiving an event to writing it to a socket",
+            fan_out_latency.clone(),
+        );
+        // Series that exist from the start, so dashboards and alerts see zeros, not gaps.
+        for kind in ["event", "snapshot", "viewers", "error", "reply"] {
+            drop(messages_out.get_or_create(&KindLabel { kind }));
+        }
+        for reason in ["subscribe", "lagged", "gap", "reconnect"] {
+            drop(snapshots.get_or_create(&ReasonLabel { reason }));
+        }
+        for reason in ["per_ip", "total"] {
+            drop(connections_rejected.get_or_create(&ReasonLabel { reason }));
+        }
+        Self {
+            registry,
+            connections,
+            connections_rejected,
+            subscriptions,
+            rooms,
+            messages_out,
+            snapshots,
+            conflations,
+            queued_bytes,
+            events_received,
+            events_invalid,
+            client_errors,
+            fan_out_latency,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn sent(&self, kind: &'static str, frames: u64) {
+        self.messages_out
+            .get_or_create(&KindLabel { kind })
+            .inc_by(frames);
+    }
+
+    pub fn snapshot(&self, reason: &'static str) {
+        self.snapshots.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    pub fn rejected(&self, reason: &'static str) {
+        self.connections_rejected
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    pub fn client_error(&self, code: &'static str) {
+        self.client_errors
+            .get_or_create(&KindLabel { kind: code })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,81 @@
+//! The NATS connection: connected in the background, reconnecting forever, and telling the
+//! hub each time it (re)connects, because core NATS does not replay what was published while
+//! this instance was away.
+//!
+//! [`barrier`] answers "has the server registered every subscription I sent so far?". A
+//! subscription must be in force before a snapshot is read from Redis, or an event committed
+//! after the read but published before the subscription took effect would be missed.
+//! `Client::flush` only says the bytes left this process, so the barrier goes further: it
+//! publishes to a fresh inbox this connection subscribes to and waits for the message to come
+//! back. The server handles one connection's commands in order, so the echo proves every
+//! earlier `SUB` is in force.
+
+use anyhow::Context;
+use futures::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Connects in the background; returns the client and a [`Notify`] that is signalled on every
+/// (re)connection, the first one included.
+///
+/// # Errors
+/// When the URL is invalid.
+pub async fn connect(url: &str, name: &str) -> anyhow::Result<(async_nats::Client, Arc<Notify>)> {
+    let connected = Arc::new(Notify::new());
+    let signal = Arc::clone(&connected);
+    let client = async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(2))
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis(50u64.saturating_mul(1 << attempts.min(5)))
+                .min(Duration::from_secs(1))
+        })
+        .event_callback(move |event| {
+            let signal = Arc::clone(&signal);
+            async move {
+                match event {
+                    async_nats::Event::Connected => {
+                        tracing::info!("connected to NATS");
+                        signal.notify_one();
+                    }
+                    async_nats::Event::Disconnected => tracing::warn!("disconnected from NATS"),
+                    async_nats::Event::SlowConsumer(sid) => {
+                        // Dropped live messages show up as seq gaps, which resync viewers.
+                        tracing::warn!(sid, "NATS subscription overflowed; viewers will resync");
+                    }
+                    other => tracing::debug!(event = %other, "NATS event"),
+                }
+            }
+        })
+        .connect(url)
+        .await
+        .with_context(|| format!("invalid NATS address {url}"))?;
+    Ok((client, connected))
+}
+
+/// Returns once the server has processed every subscription this client sent before the
+/// call, or fails after `timeout`.
+///
+/// # Errors
+/// When NATS is unreachable or does not echo within `timeout`.
+pub async fn barrier(client: &async_nats::Client, timeout: Duration) -> anyhow::Result<()> {
+    let inbox = client.new_inbox();
+    let mut echo = client
+        .subscribe(inbox.clone())
+        .await
+        .context("subscribing to the barrier inbox")?;
+    client
+        .publish(inbox, bytes::Bytes::new())
+        .await
+        .context("publishing the barrier probe")?;
+    tokio::time::timeout(timeout, echo.next())
+        .await
+        .context("barrier probe did not come back in time")?
+        .context("barrier subscription closed")?;
+    // Best effort: a dropped subscriber also unsubscribes.
+    let _ = echo.unsubscribe().await;
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! The WebSocket protocol as data: what a client may send and the frames the server writes.
+//!
+//! Client → server (text frames, JSON):
+//! * `{"type":"subscribe","item_id":"X"}`: watch X (again: ask for a fresh snapshot).
+//! * `{"type":"unsubscribe","item_id":"X"}`: stop watching X; answered `unsubscribed`.
+//! * `{"type":"ping"}`: answered `{"type":"pong"}` (browsers cannot send protocol pings).
+//!
+//! Server → client: `snapshot` (the item's view plus `type` and `item_id`), the events as the
+//! gateway published them (`bid_placed`, `auction_closed`), `viewers`, `unsubscribed`, `pong`
+//! and `error` (see [`crate::error::ApiError::to_frame`]).
+//!
+//! Every frame that goes to many viewers is encoded here once and shared as [`Utf8Bytes`].
+
+use crate::error::ApiError;
+use axum::extract::ws::Utf8Bytes;
+use serde::Serialize;
+use shared::item_state::ItemView;
+use shared::{ItemId, ItemState, Timestamp};
+
+/// A parsed client message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientMessage {
+    Subscribe(ItemId),
+    Unsubscribe(ItemId),
+    Ping,
+}
+
+/// Longest piece of client input echoed back in an error message.
+const ECHO_MAX: usize = 40;
+
+fn echo(text: &str) -> String {
+    text.chars().take(ECHO_MAX).collect()
+}
+
+impl ClientMessage {
+    /// Parses one text frame.
+    ///
+    /// # Errors
+    /// `invalid_json` (not JSON), `invalid_message` (not an object with a string `type`, or
+    /// no string `item_id`), `unknown_type`, or `invalid_item_id`.
+    pub fn parse(text: &str) -> Result<Self, ApiError> {
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| ApiError::invalid("invalid_json", format!("message is not JSON: {e}")))?;
+        let Some(kind) = value.get("type").and_then(serde_json::Value::as_str) else {
+            return Err(ApiError::invalid(
+                "invalid_message",
+                "a message must be a JSON object with a string \"type\"",
+            ));
+        };
+        let item = || -> Result<ItemId, ApiError> {
+            let raw = value
+                .get("item_id")
+                .and_then(serde_json::Value::as_str)
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "invalid_message",
+                        format!("a {kind} message needs a string \"item_id\""),
+                    )
+                })?;
+            ItemId::parse(raw).map_err(|e| {
+                ApiError::invalid("invalid_item_id", format!("item id {:?} {e}", echo(raw)))
+            })
+        };
+        match kind {
+            "subscribe" => Ok(Self::Subscribe(item()?)),
+            "unsubscribe" => Ok(Self::Unsubscribe(item()?)),
+            "ping" => Ok(Self::Ping),
+            other => Err(ApiError::invalid(
+                "unknown_type",
+                format!(
+                    "unknown message type {:?}; expected subscribe, unsubscribe or ping",
+                    echo(other)
+                ),
+            )),
+        }
+    }
+}
+
+/// An encoded snapshot of one item at one `seq`.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub seq: u64,
+    pub text: Utf8Bytes,
+}
+
+/// `{"type":"snapshot", ...ItemView, "item_id"}`. The view already carries `seq` and `id`;
+/// `item_id` is added so every frame about an item names it the same way.
+#[derive(Serialize)]
+struct SnapshotFrame<'a> {
+    r#type: &'static str,
+    item_id: &'a ItemId,
+    #[serde(flatten)]
+    view: ItemView,
+}
+
+impl Snapshot {
+    /// Encodes the item's view at `now`.
+    pub fn encode(state: &ItemState, now: Timestamp) -> Self {
+        let frame = SnapshotFrame {
+            r#type: "snapshot",
+            item_id: &state.id,
+            view: state.view(now),
+        };
+        Self {
+            seq: state.seq,
+            // The view is plain strings, integers and options: it always serializes.
+            text: Utf8Bytes::from(serde_json::to_string(&frame).unwrap_or_default()),
+        }
+    }
+}
+
+/// `{"type":"viewers","item_id","count"}`, built once per change and shared by every viewer.
+pub fn viewers_frame(item: &ItemId, count: u64) -> Utf8Bytes {
+    #[derive(Serialize)]
+    struct Viewers<'a> {
+        r#type: &'static str,
+        item_id: &'a ItemId,
+        count: u64,
+    }
+    let frame = Viewers {
+        r#type: "viewers",
+        item_id: item,
+        count,
+    };
+    Utf8Bytes::from(serde_json::to_string(&frame).unwrap_or_default())
+}
+
+/// `{"type":"unsubscribed","item_id"}`: after it, nothing more comes for that item.
+pub fn unsubscribed_frame(item: &ItemId) -> Utf8Bytes {
+    let frame = serde_json::json!({ "type": "unsubscribed", "item_id": item });
+    Utf8Bytes::from(frame.to_string())
+}
+
+/// The answer to an application-level `{"type":"ping"}`.
+pub const PONG_FRAME: &str = r#"{"type":"pong"}"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::item_state::field;
+    use std::collections::HashMap;
+
+    fn code_of(text: &str) -> &'static str {
+        ClientMessage::parse(text).unwrap_err().code()
+    }
+
+    #[test]
+    fn subscribe_and_unsubscribe_carry_a_valid_item_id() {
+        let item = ItemId::parse("lot-7").unwrap();
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"subscribe","item_id":"lot-7"}"#).unwrap(),
+            ClientMessage::Subscribe(item.clone())
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"unsubscribe","item_id":"lot-7"}"#).unwrap(),
+            ClientMessage::Unsubscribe(item)
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"ping"}"#).unwrap(),
+            ClientMessage::Ping
+        );
+    }
+
+    #[test]
+    fn text_that_is_not_json_is_invalid_json() {
+        assert_eq!(code_of("hello"), "invalid_json");
+    }
+
+    #[test]
+    fn json_without_a_string_type_is_an_invalid_message() {
+        assert_eq!(code_of("[1,2]"), "invalid_message");
+        assert_eq!(code_of(r#"{"type":5}"#), "invalid_message");
+        assert_eq!(code_of(r#"{"type":"subscribe"}"#), "invalid_message");
+    }
+
+    #[test]
+    fn an_unknown_type_is_named_in_the_error() {
+        let error = ClientMessage::parse(r#"{"type":"dance"}"#).unwrap_err();
+        assert_eq!(error.code(), "unknown_type");
+        assert!(error.to_string().contains("dance"));
+    }
+
+    #[test]
+    fn an_item_id_with_a_subject_wildcard_is_an_invalid_item_id() {
+        assert_eq!(
+            code_of(r#"{"type":"subscribe","item_id":"a.>"}"#),
+            "invalid_item_id"
+        );
+        assert_eq!(
+            code_of(r#"{"type":"subscribe","item_id":""}"#),
+            "invalid_item_id"
+        );
+    }
+
+    #[test]
+    fn snapshot_has_type_item_id_and_seq_once() {
+        let hash: HashMap<String, String> = [
+            (field::NAME, "Camera"),
+            (field::STATUS, "active"),
+            (field::START_US, "1000000"),
+            (field::END_US, "9000000"),
+            (field::STARTING_CENTS, "1000"),
+            (field::MIN_INCREMENT_CENTS, "100"),
+            (field::CURRENT_CENTS, "1500"),
+            (field::HIGHEST_BIDDER, "alice"),
+            (field::BID_COUNT, "3"),
+            (field::SEQ, "3"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let state = ItemState::from_hash(ItemId::parse("i1").unwrap(), &hash).unwrap();
+        let snapshot = Snapshot::encode(&state, Timestamp::from_micros(2_000_000));
+        assert_eq!(snapshot.seq, 3);
+        assert_eq!(snapshot.text.matches("\"seq\"").count(), 1);
+        let json: serde_json::Value = serde_json::from_str(&snapshot.text).unwrap();
+        assert_eq!(json["type"], "snapshot");
+        assert_eq!(json["item_id"], "i1");
+        assert_eq!(json["seq"], 3);
+        assert_eq!(json["current_bid"].to_string(), "15");
+        assert_eq!(json["status"], "active");
+    }
+
+    #[test]
+    fn viewers_frame_names_item_and_count() {
+        let json: serde_json::Value =
+            serde_json::from_str(&viewers_frame(&ItemId::parse("x").unwrap(), 4)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type":"viewers","item_id":"x","count":4})
+        );
+    }
+}

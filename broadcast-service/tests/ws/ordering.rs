@@ -1,0 +1,142 @@
+//! Ordering on the live subject: events that arrive out of order or twice reach viewers once
+//! and in order, and a lost event is replaced by a fresh snapshot after a short wait.
+//!
+//! The gateway here publishes on its own subject prefix; the test captures its real events
+//! there and republishes them to the broadcast instance's prefix in the order under test.
+//! Redis (the snapshot source) is shared by both, as in production.
+
+use crate::helpers::*;
+use futures::StreamExt;
+use std::time::Duration;
+
+struct Relay {
+    captured: async_nats::Subscriber,
+    nats: async_nats::Client,
+    target: String,
+    events: Vec<bytes::Bytes>,
+}
+
+impl Relay {
+    /// The event with `seq` (captured in order, so at index `seq - 1`).
+    async fn event(&mut self, seq: usize) -> bytes::Bytes {
+        while self.events.len() < seq {
+            let message = tokio::time::timeout(FRAME_WAIT, self.captured.next())
+                .await
+                .expect("gateway published")
+                .expect("subscription open");
+            self.events.push(message.payload);
+        }
+        self.events[seq - 1].clone()
+    }
+
+    async fn publish(&mut self, seqs: &[usize]) {
+        for &seq in seqs {
+            let payload = self.event(seq).await;
+            self.nats
+                .publish(self.target.clone(), payload)
+                .await
+                .unwrap();
+        }
+        self.nats.flush().await.unwrap();
+    }
+}
+
+/// A gateway whose events go to a side prefix, a broadcast instance on the test's prefix,
+/// an item, and a relay between the two.
+async fn setup() -> (Isolation, Gateway, Broadcast, String, Relay) {
+    let iso = Isolation::shared();
+    let side = format!("{}side", iso.subject_prefix);
+    let mut gateway_config = iso.gateway_config();
+    gateway_config.subject_prefix = side.clone();
+    let gateway = spawn_gateway(gateway_config).await;
+    let broadcast = spawn_broadcast(iso.broadcast_config()).await;
+    let item = gateway.create_item().await;
+    let nats = async_nats::connect(iso.nats_url.as_str()).await.unwrap();
+    let captured = nats.subscribe(format!("{side}.live.{item}")).await.unwrap();
+    nats.flush().await.unwrap();
+    let relay = Relay {
+        captured,
+        nats,
+        target: format!("{}.live.{item}", iso.subject_prefix),
+        events: Vec::new(),
+    };
+    (iso, gateway, broadcast, item, relay)
+}
+
+/// The next frame that is not a `viewers` count.
+async fn next_not_viewers(viewer: &mut Client) -> serde_json::Value {
+    loop {
+        let frame = viewer.next_json().await;
+        if frame["type"] != "viewers" {
+            return frame;
+        }
+    }
+}
+
+#[tokio::test]
+async fn events_arriving_out_of_order_or_twice_reach_viewers_once_in_order() {
+    let (iso, gateway, broadcast, item, mut relay) = setup().await;
+    let mut viewer = broadcast.connect(&format!("/ws/items/{item}")).await;
+    assert_eq!(viewer.next_of_type("snapshot").await["seq"], 0);
+    for n in 1..=6 {
+        gateway.bid(&item, n + 1).await;
+    }
+
+    relay.publish(&[2, 1, 1, 3, 5, 4, 6, 6, 2]).await;
+    for seq in 1..=6 {
+        let frame = next_not_viewers(&mut viewer).await;
+        assert_eq!(
+            (frame["type"].as_str(), frame["seq"].as_u64()),
+            (Some("bid_placed"), Some(seq))
+        );
+    }
+    // Nothing else: the duplicates were dropped and no resync was needed.
+    viewer.send_json(serde_json::json!({"type": "ping"})).await;
+    assert_eq!(viewer.next_of_type("pong").await["type"], "pong");
+    assert_eq!(
+        broadcast
+            .metric("broadcast_snapshots_total{reason=\"gap\"}")
+            .await,
+        0.0
+    );
+    iso.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_lost_event_is_replaced_by_a_fresh_snapshot_after_a_short_wait() {
+    let (iso, gateway, broadcast, item, mut relay) = setup().await;
+    let mut viewer = broadcast.connect(&format!("/ws/items/{item}")).await;
+    assert_eq!(viewer.next_of_type("snapshot").await["seq"], 0);
+    for n in 1..=4 {
+        gateway.bid(&item, n + 1).await;
+    }
+
+    // Event 3 is lost on the way.
+    relay.publish(&[1, 2, 4]).await;
+    assert_eq!(viewer.next_of_type("bid_placed").await["seq"], 1);
+    assert_eq!(viewer.next_of_type("bid_placed").await["seq"], 2);
+    let snapshot = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let frame = viewer.next_json().await;
+            assert_ne!(frame["type"], "bid_placed", "no event after a gap: {frame}");
+            if frame["type"] == "snapshot" {
+                return frame;
+            }
+        }
+    })
+    .await
+    .expect("a snapshot after the gap");
+    assert_eq!(snapshot["seq"], 4, "the snapshot covers the lost event");
+    assert_eq!(snapshot["current_bid"].to_string(), "5");
+
+    gateway.bid(&item, 6).await;
+    relay.publish(&[5]).await;
+    assert_eq!(viewer.next_of_type("bid_placed").await["seq"], 5);
+    assert_eq!(
+        broadcast
+            .metric("broadcast_snapshots_total{reason=\"gap\"}")
+            .await,
+        1.0
+    );
+    iso.cleanup().await;
+}
