@@ -1,6 +1,6 @@
 # The two commands a newcomer needs are `make run` and `make test`; the rest are for developers.
 
-.PHONY: run test stack stack-down lint bench-write bench-archive
+.PHONY: run test stack stack-down lint bench-write bench-archive bench-fanout
 
 ## Start Redis/NATS/PostgreSQL if needed, build, run every service with a demo auction.
 run:
@@ -39,3 +39,11 @@ bench-archive: stack
 	cargo build --release -p api-gateway -p archival-worker -p load-tests
 	target/release/load-tests bench-archive --worker-bin target/release/archival-worker \
 		--gateway-bin target/release/api-gateway --out bench/results/archive.json
+
+## WebSocket fan-out: 1,000, 10,000 and 50,000 viewers on one item (several broadcast instances
+## and client processes from 127.0.0.x addresses), bids at a steady rate; delivery ratio,
+## POST-to-receipt latency, memory per idle viewer; result in bench/results/fanout.json.
+bench-fanout: stack
+	cargo build --release -p api-gateway -p broadcast-service -p load-tests
+	target/release/load-tests bench-fanout --gateway-bin target/release/api-gateway \
+		--broadcast-bin target/release/broadcast-service --out bench/results/fanout.json

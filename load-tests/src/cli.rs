@@ -2,7 +2,9 @@
 //! runs it and prints its summary.
 
 use crate::bench_archive::{self, BenchArchiveArgs};
+use crate::bench_fanout::{self, BenchFanoutArgs};
 use crate::bench_write::{self, BenchWriteArgs};
+use crate::viewers::{self, ViewersArgs};
 use clap::{Parser, Subcommand};
 
 /// Load experiments against the auction platform (goose).
@@ -22,6 +24,10 @@ pub enum Command {
     /// How fast the archival worker drains a JetStream backlog into PostgreSQL, and the delay
     /// from an accepted bid to its row at a steady bid rate.
     BenchArchive(BenchArchiveArgs),
+    /// N WebSocket viewers on one item while bids arrive: delivery, latency, memory per viewer.
+    BenchFanout(BenchFanoutArgs),
+    /// One client process of bench-fanout (started by it).
+    Viewers(ViewersArgs),
 }
 
 /// How an experiment that ran to the end came out.
@@ -49,6 +55,25 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
             } else {
                 Verdict::Violated
             })
+        }
+        Command::BenchFanout(args) => {
+            let result = bench_fanout::run(&args).await?;
+            println!("{}", bench_fanout::summary(&result));
+            Ok(
+                if result
+                    .levels
+                    .iter()
+                    .all(|l| l.connected == l.viewers && l.bids_accepted > 0)
+                {
+                    Verdict::Passed
+                } else {
+                    Verdict::Violated
+                },
+            )
+        }
+        Command::Viewers(args) => {
+            viewers::run(&args).await?;
+            Ok(Verdict::Passed)
         }
         Command::BenchArchive(args) => {
             let result = bench_archive::run(&args).await?;

@@ -110,6 +110,11 @@ impl Gateway {
         })
     }
 
+    /// The process id of a service this run started.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
     /// Base URL, without a trailing slash.
     pub fn url(&self) -> &str {
         &self.url

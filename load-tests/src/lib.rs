@@ -8,6 +8,7 @@
 //! - [`bench_write`]: bid throughput and latency per client level, with a
 //!   no-lost-update check after each level.
 //! - [`bench_archive`]: archive drain rate and accept-to-row delay.
+//! - [`bench_fanout`] and [`viewers`]: WebSocket fan-out (orchestrator and client processes).
 //! - [`gateway`]: the gateway under test, given by URL or started from a binary.
 //! - [`api`]: the gateway calls made around the load (create the item, read it back).
 //! - [`money`]: cents to JSON decimals and back, from the digits.
@@ -17,6 +18,7 @@
 
 pub mod api;
 pub mod bench_archive;
+pub mod bench_fanout;
 pub mod bench_write;
 pub mod cli;
 pub mod gateway;
@@ -24,5 +26,6 @@ pub mod latency;
 pub mod money;
 pub mod report;
 pub mod telemetry;
+pub mod viewers;
 
 pub use cli::{Cli, Command, Verdict, run};

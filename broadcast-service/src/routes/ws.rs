@@ -17,6 +17,11 @@ use serde::Deserialize;
 use shared::ItemId;
 use std::net::{IpAddr, SocketAddr};
 
+/// Smallest read buffer per socket.
+const MIN_READ_BUFFER: usize = 4 * 1024;
+/// Bytes of frames gathered before a socket write (a flush always writes everything).
+const WRITE_BUFFER: usize = 8 * 1024;
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/ws", get(watch_from_query))
@@ -87,6 +92,11 @@ fn accept(
     upgrade
         .max_message_size(max_inbound)
         .max_frame_size(max_inbound)
+        // tungstenite's defaults allocate 128 KiB per socket for reading: ten times what an idle
+        // viewer should cost. Viewers send only small control messages (bounded by
+        // `max_inbound`), and 8 KiB of write buffer still batches ~20 events per socket write.
+        .read_buffer_size(max_inbound.max(MIN_READ_BUFFER))
+        .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
             connection::serve(socket, state, admission, initial).await;
             drop(tracked);
