@@ -97,6 +97,10 @@ pub struct Config {
     #[arg(long, env = "BID_BURST_PER_USER", default_value_t = 20)]
     pub bid_burst_per_user: u32,
 
+    /// How often the closer looks for auctions past their end time (milliseconds).
+    #[arg(long, env = "CLOSER_INTERVAL_MS", default_value_t = 100)]
+    pub closer_interval_ms: u64,
+
     /// Run the outbox relay in this instance (disable only to test a crashed relay).
     #[arg(long, env = "RELAY_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub relay_enabled: bool,

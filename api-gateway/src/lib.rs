@@ -12,9 +12,11 @@
 //! * [`price_cache`]: the local price pre-filter.
 //! * [`rate_limit`]: the per-user bid rate limit (429).
 //! * [`read_model`]: history and statistics reads from PostgreSQL (archival-worker's schema).
+//! * [`closer`]: closes auctions at their end time, exactly once across instances.
 //! * [`outbox_relay`]: outbox → JetStream, with reclaim of a crashed instance's entries.
 //! * [`metrics`]: the Prometheus registry.
 
+pub mod closer;
 pub mod config;
 pub mod error;
 pub mod live_publisher;
@@ -181,6 +183,14 @@ impl Application {
                 ));
             }
         }
+
+        tasks.spawn(closer::run(
+            store.clone(),
+            Arc::clone(&live),
+            Arc::clone(&metrics),
+            Duration::from_millis(config.closer_interval_ms),
+            background.clone(),
+        ));
 
         let ctx = routes::ApiContext {
             config: Arc::clone(&config),

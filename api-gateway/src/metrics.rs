@@ -35,6 +35,8 @@ pub struct Metrics {
     pub relay_reclaimed: Counter,
     /// Outbox entries waiting for JetStream (all shards), read at scrape time.
     pub outbox_lag: Gauge,
+    /// Auctions this instance closed.
+    pub auctions_closed: Counter,
 }
 
 impl Default for Metrics {
@@ -91,8 +93,15 @@ impl Default for Metrics {
             "Outbox entries waiting for JetStream",
             outbox_lag.clone(),
         );
+        let auctions_closed = Counter::default();
+        registry.register(
+            "auctions_closed",
+            "Auctions this instance closed",
+            auctions_closed.clone(),
+        );
         Self {
             registry,
+            auctions_closed,
             bids,
             bid_duration,
             prefilter_rejections,

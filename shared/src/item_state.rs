@@ -34,6 +34,8 @@ pub mod field {
     pub const ROUND: &str = "round";
     /// Empty unless the auction closed with a winner.
     pub const WINNER_ID: &str = "winner_id";
+    /// When the closer closed the auction (µs); absent until then.
+    pub const CLOSED_US: &str = "closed_us";
 }
 
 /// What a viewer or client sees as the auction's status.
@@ -66,6 +68,8 @@ pub struct ItemState {
     pub extension_secs: i64,
     pub round: u32,
     pub winner_id: Option<UserId>,
+    /// Set once the auction was closed (its result is final from then on).
+    pub closed_at: Option<Timestamp>,
 }
 
 /// Why an item hash could not be read.
@@ -119,6 +123,7 @@ impl ItemState {
                 .and_then(|r| u32::try_from(r).ok())
                 .unwrap_or(1),
             winner_id: opt_user(field::WINNER_ID)?,
+            closed_at: int(field::CLOSED_US).ok().map(Timestamp::from_micros),
             id,
         })
     }
@@ -171,8 +176,9 @@ impl ItemState {
             extension_secs: self.extension_secs,
             round: self.round,
             winner_id: self.winner_id.clone(),
-            final_price: (self.status_at(now) == ItemStatus::Closed && self.bid_count > 0)
-                .then_some(self.current_cents),
+            closed_at: self.closed_at,
+            // Only a closed auction with a winner has a final price (reserve not met: none).
+            final_price: self.winner_id.as_ref().map(|_| self.current_cents),
         }
     }
 }
@@ -210,6 +216,9 @@ pub struct ItemView {
     pub extension_secs: i64,
     pub round: u32,
     pub winner_id: Option<UserId>,
+    /// When the auction was closed and its result became final (`null` until then; `status`
+    /// already reads `closed` from the end time on).
+    pub closed_at: Option<Timestamp>,
     #[serde(serialize_with = "serialize_opt_cents")]
     pub final_price: Option<i64>,
 }

@@ -1,5 +1,5 @@
-//! All of the gateway's Redis I/O: item creation and reads, the bid script, and the outbox
-//! stream operations the relay uses. Handlers and the relay never build Redis commands.
+//! All of the gateway's Redis I/O: item creation and reads, the bid script, closing, and the
+//! outbox stream operations the relay uses. Handlers and the relay never build Redis commands.
 //!
 //! Every call on the request path runs under [`Store::timeout`], so an unreachable or stalled
 //! Redis becomes a fast [`StoreError::Unavailable`] (a 503), never a hung request. The
@@ -7,10 +7,12 @@
 //! background), so the gateway recovers by itself when Redis returns.
 
 mod bids;
+mod closing;
 mod items;
 pub mod outbox;
 
 pub use bids::{BidOutcome, BidReply, PlaceBid};
+pub use closing::CloseOutcome;
 pub use items::{CreatedItem, NewItem};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -57,6 +59,7 @@ pub struct Store {
 pub(crate) struct Scripts {
     place_bid: redis::Script,
     create_item: redis::Script,
+    close_item: redis::Script,
 }
 
 fn scripts() -> &'static Scripts {
@@ -64,6 +67,7 @@ fn scripts() -> &'static Scripts {
     SCRIPTS.get_or_init(|| Scripts {
         place_bid: redis::Script::new(include_str!("../scripts/place_bid.lua")),
         create_item: redis::Script::new(include_str!("../scripts/create_item.lua")),
+        close_item: redis::Script::new(include_str!("../scripts/close_item.lua")),
     })
 }
 

@@ -9,7 +9,7 @@ use super::{StoreError, connection_config};
 use anyhow::{Context, anyhow};
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
-use shared::{BidPlaced, Event, EventId, ItemId, Timestamp, UserId};
+use shared::{AuctionClosed, BidPlaced, Event, EventId, ItemId, Timestamp, UserId};
 use std::time::Duration;
 
 /// Consumer group every gateway instance joins on every shard.
@@ -221,6 +221,22 @@ fn event_from_entry(entry: &StreamId) -> anyhow::Result<Event> {
                 round: u32::try_from(int("round")?)?,
             }))
         }
+        "auction_closed" => Ok(Event::AuctionClosed(AuctionClosed {
+            event_id: EventId::parse(&text("event_id")?).context("bad event_id")?,
+            item_id: ItemId::parse(text("item_id")?).context("bad item_id")?,
+            seq: u64::try_from(int("seq")?)?,
+            timestamp: Timestamp::from_micros(int("ts_us")?),
+            winner_id: match text("winner_id")?.as_str() {
+                "" => None,
+                w => Some(UserId::parse(w).context("bad winner_id")?),
+            },
+            final_price_cents: match text("final_price_cents")?.as_str() {
+                "" => None,
+                _ => Some(int("final_price_cents")?),
+            },
+            reserve_met: text("reserve_met")? == "1",
+            round: u32::try_from(int("round")?)?,
+        })),
         other => anyhow::bail!("unknown outbox event type {other:?}"),
     }
 }

@@ -75,17 +75,23 @@ async fn bid_before_the_start_returns_409_and_changes_nothing() {
 async fn bid_after_the_end_returns_409_and_changes_nothing() {
     let app = spawn_app().await;
     let item = app.create_item(json!({"end_time": in_secs(1)})).await;
-    wait_until(Duration::from_secs(5), "auction end", || async {
-        (app.item(&item).await["status"] == "closed").then_some(())
+    // Wait for the closer, so what follows compares against the final, closed state.
+    wait_until(Duration::from_secs(5), "auction closed", || async {
+        (app.item(&item).await["closed_at"] != serde_json::Value::Null).then_some(())
     })
     .await
     .unwrap();
+    let before = app.item_hash(&item).await;
 
     let (status, body) = app.bid(&item, "alice", json!(50)).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"], "auction_closed");
-    assert_eq!(app.item_hash(&item).await["seq"], "0");
-    assert_eq!(app.outbox_entries_for(&item).await, 0);
+    assert_eq!(
+        app.item_hash(&item).await,
+        before,
+        "the rejected bid changed nothing"
+    );
+    delete_stream(&app.config).await;
 }
 
 #[tokio::test]

@@ -291,3 +291,36 @@ impl TestApp {
             .expect("metrics body")
     }
 }
+
+/// Every event in `config`'s archive stream, decoded as JSON, in stream order.
+pub async fn archived_events(config: &Config) -> Vec<Value> {
+    let client = async_nats::connect(config.nats_url.as_str())
+        .await
+        .expect("nats");
+    let js = async_nats::jetstream::new(client);
+    let Ok(mut stream) = js.get_stream(&config.archive_stream).await else {
+        return Vec::new();
+    };
+    let Ok(info) = stream.info().await else {
+        return Vec::new();
+    };
+    let count = info.state.messages;
+    if count == 0 {
+        return Vec::new();
+    }
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .expect("ordered consumer");
+    let mut messages = consumer.messages().await.expect("messages");
+    let mut events = Vec::new();
+    while (events.len() as u64) < count {
+        let message = tokio::time::timeout(Duration::from_secs(5), messages.next())
+            .await
+            .expect("archived message within 5 s")
+            .expect("stream open")
+            .expect("message");
+        events.push(serde_json::from_slice(&message.payload).expect("event json"));
+    }
+    events
+}

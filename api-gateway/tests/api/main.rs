@@ -7,6 +7,7 @@ mod bids;
 mod contention;
 mod helpers;
 mod items;
+mod lifecycle;
 mod live;
 mod outages;
 mod outbox;

@@ -1,0 +1,57 @@
+-- close_item.lua: close one auction whose end time has passed, exactly once.
+--
+-- Every gateway instance's closer may call this for the same item at the same moment; the
+-- status check inside this atomic script makes exactly one of them close it. The end time is
+-- re-read here because a late bid (anti-sniping) may have moved it since the item was listed
+-- as due: then the item's closing score is corrected and nothing closes.
+--
+-- KEYS[1]  item hash            {s<n>}:item:<id>
+-- KEYS[2]  closing sorted set   {s<n>}:closing
+-- KEYS[3]  outbox stream        {s<n>}:outbox
+-- ARGV[1]  item id
+-- ARGV[2]  event id for the auction_closed event (UUIDv7, chosen by the gateway)
+--
+-- Reply: {"closed", seq, ts_us, winner_id ("" if none), final_price_cents ("" if none),
+--         reserve_met ("1"/"0"), round}
+--      | {"not_due", end_us} | {"gone"}   (already closed, cancelled, or no such item)
+
+local function int(n) return string.format('%d', n) end
+
+local item, closing, outbox = KEYS[1], KEYS[2], KEYS[3]
+local item_id, event_id = ARGV[1], ARGV[2]
+
+local f = redis.call('HMGET', item, 'status', 'end_us', 'current_cents', 'highest_bidder',
+  'bid_count', 'seq', 'reserve_cents', 'round')
+if not f[1] or f[1] ~= 'active' then
+  redis.call('ZREM', closing, item_id)
+  return {'gone'}
+end
+
+local end_us = tonumber(f[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+if now < end_us then
+  redis.call('ZADD', closing, end_us, item_id)
+  return {'not_due', int(end_us)}
+end
+
+local current, bid_count = tonumber(f[3]), tonumber(f[5])
+local reserve = tonumber(f[7]) or 0
+local reserve_met = reserve == 0 or (bid_count > 0 and current >= reserve)
+local winner, price = '', ''
+if bid_count > 0 and reserve_met then
+  winner = f[4]
+  price = int(current)
+end
+local seq = tonumber(f[6]) + 1
+local round = f[8] or '1'
+
+redis.call('HSET', item, 'status', 'closed', 'seq', int(seq), 'winner_id', winner,
+  'closed_us', int(now))
+redis.call('ZREM', closing, item_id)
+redis.call('XADD', outbox, '*',
+  'type', 'auction_closed', 'event_id', event_id, 'item_id', item_id, 'seq', int(seq),
+  'ts_us', int(now), 'winner_id', winner, 'final_price_cents', price,
+  'reserve_met', reserve_met and '1' or '0', 'round', round)
+
+return {'closed', int(seq), int(now), winner, price, reserve_met and '1' or '0', round}

@@ -1,0 +1,108 @@
+//! Closing auctions: which items are due, and the atomic close itself (`close_item.lua`).
+
+use super::{Store, StoreError};
+use anyhow::{Context, anyhow};
+use shared::{AuctionClosed, EventId, ItemId, Timestamp, UserId};
+
+/// What an attempt to close an item did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseOutcome {
+    /// This call closed it; the event is in the outbox and must go out live.
+    Closed(AuctionClosed),
+    /// A late bid moved the end; the closing set now has the new time.
+    NotDue,
+    /// Already closed (by another instance), cancelled, or deleted.
+    Gone,
+}
+
+impl Store {
+    /// Item ids in `shard` whose scheduled end is at or before `now`, at most `limit`.
+    ///
+    /// # Errors
+    /// When Redis is unavailable.
+    pub async fn due_items(
+        &self,
+        shard: u32,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<ItemId>, StoreError> {
+        let key = self.keys.closing(shard);
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = self
+            .timed(async move {
+                redis::cmd("ZRANGE")
+                    .arg(key)
+                    .arg("-inf")
+                    .arg(now.micros())
+                    .arg("BYSCORE")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| ItemId::parse(id).ok())
+            .collect())
+    }
+
+    /// Runs `close_item.lua` for one item.
+    ///
+    /// # Errors
+    /// When Redis is unavailable (nothing changed, or the close is complete: the next attempt
+    /// answers `Gone`, and the outbox still carries the event).
+    #[tracing::instrument(name = "redis.close_item", level = "debug", skip_all, fields(item_id = %id))]
+    pub async fn close_item(&self, id: &ItemId) -> Result<CloseOutcome, StoreError> {
+        let keys = self.keys.item(id);
+        let event_id = EventId::new();
+        let mut invocation = self.scripts.close_item.prepare_invoke();
+        invocation
+            .key(&keys.item)
+            .key(&keys.closing)
+            .key(&keys.outbox)
+            .arg(id.as_str())
+            .arg(event_id.to_string());
+        let mut conn = self.conn.clone();
+        let reply: Vec<String> = self
+            .timed(async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        parse_close(id, event_id, &reply).map_err(StoreError::Internal)
+    }
+}
+
+fn parse_close(id: &ItemId, event_id: EventId, reply: &[String]) -> anyhow::Result<CloseOutcome> {
+    let field = |i: usize| {
+        reply
+            .get(i)
+            .map(String::as_str)
+            .ok_or_else(|| anyhow!("close script reply too short: {reply:?}"))
+    };
+    let int = |i: usize| -> anyhow::Result<i64> {
+        field(i)?
+            .parse()
+            .with_context(|| format!("close script field {i} is not an integer: {reply:?}"))
+    };
+    match field(0)? {
+        "closed" => Ok(CloseOutcome::Closed(AuctionClosed {
+            event_id,
+            item_id: id.clone(),
+            seq: u64::try_from(int(1)?)?,
+            timestamp: Timestamp::from_micros(int(2)?),
+            winner_id: match field(3)? {
+                "" => None,
+                w => Some(UserId::parse(w).context("close script returned an invalid winner")?),
+            },
+            final_price_cents: match field(4)? {
+                "" => None,
+                _ => Some(int(4)?),
+            },
+            reserve_met: field(5)? == "1",
+            round: u32::try_from(int(6)?)?,
+        })),
+        "not_due" => Ok(CloseOutcome::NotDue),
+        "gone" => Ok(CloseOutcome::Gone),
+        other => anyhow::bail!("unknown close outcome {other:?}"),
+    }
+}

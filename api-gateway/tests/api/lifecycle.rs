@@ -1,0 +1,254 @@
+//! Auctions end by themselves: the closer closes each exactly once, with the right winner.
+
+use crate::helpers::*;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::Duration;
+
+async fn wait_closed(app: &TestApp, item: &str) -> Value {
+    wait_until(Duration::from_secs(15), "auction closed", || async {
+        let state = app.item(item).await;
+        (state["closed_at"] != Value::Null).then_some(state)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auction_closes_at_its_end_with_the_highest_bidder_as_winner() {
+    let app = spawn_app().await;
+    let item = app.create_item(json!({"end_time": in_secs(2)})).await;
+    let nats = app.nats().await;
+    let mut live = nats
+        .subscribe(format!("{}.live.{item}", app.config.subject_prefix))
+        .await
+        .unwrap();
+    nats.flush().await.unwrap();
+    assert_eq!(
+        app.bid(&item, "alice", json!(11)).await.1["code"],
+        "accepted"
+    );
+    assert_eq!(app.bid(&item, "bob", json!(12)).await.1["code"], "accepted");
+
+    let state = wait_closed(&app, &item).await;
+    assert_eq!(state["status"], "closed");
+    assert_eq!(state["winner_id"], "bob");
+    assert_eq!(state["final_price"].to_string(), "12");
+    assert_eq!(state["seq"], 3, "the close takes the next seq");
+
+    let (status, body) = app.bid(&item, "carol", json!(50)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("auction_closed")),
+        "{body}"
+    );
+
+    let mut types = Vec::new();
+    while types.len() < 3 {
+        let message = tokio::time::timeout(Duration::from_secs(5), live.next())
+            .await
+            .unwrap()
+            .unwrap();
+        let event: Value = serde_json::from_slice(&message.payload).unwrap();
+        types.push((
+            event["type"].as_str().unwrap().to_owned(),
+            event["seq"].as_u64().unwrap(),
+        ));
+        if event["type"] == "auction_closed" {
+            assert_eq!(event["winner_id"], "bob");
+            assert_eq!(event["final_price_cents"], 1200);
+            assert_eq!(event["reserve_met"], true);
+        }
+    }
+    assert_eq!(
+        types,
+        vec![
+            ("bid_placed".into(), 1),
+            ("bid_placed".into(), 2),
+            ("auction_closed".into(), 3)
+        ]
+    );
+    let archived = wait_until(Duration::from_secs(10), "close archived", || async {
+        let events = archived_events(&app.config).await;
+        (events.len() == 3).then_some(events)
+    })
+    .await
+    .unwrap();
+    assert_eq!(archived[2]["type"], "auction_closed");
+    delete_stream(&app.config).await;
+}
+
+#[tokio::test]
+async fn reserve_not_met_closes_without_a_winner_and_never_reveals_the_reserve() {
+    let app = spawn_app().await;
+    let item = app
+        .create_item(json!({"end_time": in_secs(2), "reserve_price": 100}))
+        .await;
+    assert_eq!(
+        app.bid(&item, "alice", json!(50)).await.1["code"],
+        "accepted"
+    );
+    assert_eq!(app.item(&item).await["reserve_met"], false);
+    let state = wait_closed(&app, &item).await;
+    assert_eq!(state["status"], "closed");
+    assert_eq!(state["winner_id"], Value::Null);
+    assert_eq!(state["final_price"], Value::Null);
+    assert_eq!(state["reserve_met"], false);
+    assert!(!state.to_string().contains("10000"), "{state}");
+    delete_stream(&app.config).await;
+}
+
+#[tokio::test]
+async fn a_bid_in_the_anti_sniping_window_postpones_the_close() {
+    let app = spawn_app().await;
+    let item = app
+        .create_item(
+            json!({"end_time": in_secs(2), "extension_window_secs": 10, "extension_secs": 4}),
+        )
+        .await;
+    let (_, body) = app.bid(&item, "alice", json!(11)).await;
+    assert_eq!(body["extended"], true, "{body}");
+    let new_end = shared::Timestamp::parse_rfc3339(body["end_time"].as_str().unwrap()).unwrap();
+
+    let state = wait_closed(&app, &item).await;
+    assert_eq!(state["winner_id"], "alice");
+    let events = wait_until(Duration::from_secs(10), "close archived", || async {
+        let events = archived_events(&app.config).await;
+        (events.len() == 2).then_some(events)
+    })
+    .await
+    .unwrap();
+    let closed_at =
+        shared::Timestamp::parse_rfc3339(events[1]["timestamp"].as_str().unwrap()).unwrap();
+    assert!(
+        closed_at >= new_end,
+        "closed at {closed_at}, before the extended end {new_end}"
+    );
+    delete_stream(&app.config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_gateways_close_a_thousand_auctions_ending_together_exactly_once() {
+    let config = shared_config();
+    let gateways = [
+        spawn_app_with(config.clone()).await,
+        spawn_app_with(config.clone()).await,
+        spawn_app_with(config.clone()).await,
+    ];
+    let end = in_secs(5);
+    let mut winners = HashMap::new();
+    let creations = futures::stream::iter(0..1000usize)
+        .map(|i| {
+            let app = &gateways[i % 3];
+            let end = end.clone();
+            async move {
+                let id = format!("lot-{i}");
+                let (status, body) = app
+                    .post(
+                        "/api/v1/items",
+                        json!({"id": id, "name": "lot", "starting_price": 1, "end_time": end}),
+                    )
+                    .await;
+                assert_eq!(status, 201, "{body}");
+                let bidder = format!("u{}", i % 17);
+                if i % 4 != 0 {
+                    assert_eq!(app.bid(&id, &bidder, json!(2)).await.1["code"], "accepted");
+                    Some((id, bidder))
+                } else {
+                    None
+                }
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    winners.extend(creations.into_iter().flatten());
+
+    let events = wait_until(Duration::from_secs(30), "1000 closes archived", || async {
+        let events = archived_events(&config).await;
+        let closes = events
+            .iter()
+            .filter(|e| e["type"] == "auction_closed")
+            .count();
+        (closes >= 1000).then_some(events)
+    })
+    .await
+    .unwrap();
+    let closes: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "auction_closed")
+        .collect();
+    assert_eq!(closes.len(), 1000, "each auction closed once");
+    let mut seen = std::collections::HashSet::new();
+    for close in &closes {
+        let item = close["item_id"].as_str().unwrap();
+        assert!(seen.insert(item.to_owned()), "{item} closed twice");
+        match winners.get(item) {
+            Some(bidder) => assert_eq!(close["winner_id"], bidder.as_str(), "{item}"),
+            None => assert_eq!(close["winner_id"], Value::Null, "{item}"),
+        }
+    }
+    let mut closed_by = Vec::new();
+    for app in &gateways {
+        let text = app.metrics_text().await;
+        closed_by.push(
+            text.lines()
+                .find_map(|l| l.strip_prefix("gateway_auctions_closed_total "))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0),
+        );
+    }
+    assert_eq!(
+        closed_by.iter().sum::<u64>(),
+        1000,
+        "closes per instance: {closed_by:?}"
+    );
+    delete_stream(&config).await;
+}
+
+#[tokio::test]
+async fn a_close_due_while_no_gateway_runs_happens_when_one_starts() {
+    let config = shared_config();
+    let first = spawn_app_with(config.clone()).await;
+    let item = first.create_item(json!({"end_time": in_secs(2)})).await;
+    assert_eq!(
+        first.bid(&item, "alice", json!(11)).await.1["code"],
+        "accepted"
+    );
+    first.stop().await;
+    // Past the end with no gateway running: nothing can close it yet.
+    let keys = shared::redis_keys::Keyspace::new(config.redis_key_prefix.clone());
+    let item_key = keys.item(&shared::ItemId::parse(&item).unwrap()).item;
+    let mut redis = redis::Client::open(config.redis_url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(5), "end time passed", || async {
+        let end: i64 = redis::cmd("HGET")
+            .arg(&item_key)
+            .arg("end_us")
+            .query_async(&mut redis.clone())
+            .await
+            .ok()?;
+        (shared::Timestamp::now().micros() > end).then_some(())
+    })
+    .await
+    .unwrap();
+    let status: String = redis::cmd("HGET")
+        .arg(&item_key)
+        .arg("status")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(status, "active");
+
+    let second = spawn_app_with(config.clone()).await;
+    let state = wait_closed(&second, &item).await;
+    assert_eq!(
+        (state["status"].as_str(), state["winner_id"].as_str()),
+        (Some("closed"), Some("alice"))
+    );
+    delete_stream(&config).await;
+}
