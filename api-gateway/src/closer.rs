@@ -9,7 +9,7 @@
 
 use crate::live_publisher::LivePublisher;
 use crate::metrics::Metrics;
-use crate::store::{CloseOutcome, Store};
+use crate::store::{CloseMode, CloseOutcome, Store};
 use shared::redis_keys::Keyspace;
 use shared::{Event, Timestamp};
 use std::sync::Arc;
@@ -56,7 +56,7 @@ pub async fn close_due(
         // All closes of a shard are sent at once; the multiplexed connection pipelines them.
         let results = futures::future::join_all(due.iter().map(|id| async move {
             let in_flight = live.begin(id);
-            let outcome = store.close_item(id).await;
+            let outcome = store.close_item(id, CloseMode::Due, "").await;
             let event = match &outcome {
                 Ok(CloseOutcome::Closed(close)) => Some(Event::AuctionClosed(close.clone())),
                 _ => None,

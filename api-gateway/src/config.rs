@@ -97,6 +97,11 @@ pub struct Config {
     #[arg(long, env = "BID_BURST_PER_USER", default_value_t = 20)]
     pub bid_burst_per_user: u32,
 
+    /// Bearer token for the admin endpoints (close, cancel, extend, relist); empty disables
+    /// them.
+    #[arg(long, env = "ADMIN_TOKEN", default_value = "", hide_env_values = true)]
+    pub admin_token: String,
+
     /// How often the closer looks for auctions past their end time (milliseconds).
     #[arg(long, env = "CLOSER_INTERVAL_MS", default_value_t = 100)]
     pub closer_interval_ms: u64,
@@ -135,6 +140,14 @@ impl fmt::Debug for Config {
             .field("archive_stream", &self.archive_stream)
             .field("instance_id", &self.instance_id)
             .field("relay_enabled", &self.relay_enabled)
+            .field(
+                "admin_token",
+                &if self.admin_token.is_empty() {
+                    ""
+                } else {
+                    "***"
+                },
+            )
             .finish_non_exhaustive()
     }
 }

@@ -21,6 +21,9 @@ pub enum ApiError {
     AuctionNotActive { code: &'static str, message: String },
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// Admin endpoints: no or wrong credentials.
+    #[error("{0}")]
+    Unauthorized(&'static str),
     /// The client sends too fast; it may retry after the given time.
     #[error("too many bids, retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
@@ -46,6 +49,7 @@ impl ApiError {
             Self::ItemNotFound(_) => StatusCode::NOT_FOUND,
             Self::AuctionNotActive { .. } | Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -59,6 +63,7 @@ impl ApiError {
             Self::PayloadTooLarge => "payload_too_large",
             Self::ItemNotFound(_) => "item_not_found",
             Self::RateLimited { .. } => "rate_limited",
+            Self::Unauthorized(_) => "unauthorized",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }

@@ -41,18 +41,26 @@ impl PriceCache {
             .or_insert(known);
     }
 
-    /// Records a live event from any instance.
+    /// Records a live event from any instance. Anything but a bid (a close, a cancellation,
+    /// an extension, a new round) drops what is known: a new round starts from a lower price,
+    /// and the next reply from Redis teaches the cache again.
     pub fn observe_event(&self, event: &Event) {
-        if let Event::BidPlaced(bid) = event {
-            self.observe(
+        match event {
+            Event::BidPlaced(bid) => self.observe(
                 &bid.item_id,
                 KnownPrice {
                     current_cents: bid.amount_cents,
                     seq: bid.seq,
                     end_us: bid.end_time.micros(),
                 },
-            );
+            ),
+            other => self.forget(other.item_id()),
         }
+    }
+
+    /// Drops what is known about `item`.
+    pub fn forget(&self, item: &ItemId) {
+        self.items.remove(item);
     }
 
     /// The known price when it already makes `amount_cents` too low.
@@ -138,6 +146,27 @@ mod tests {
             cache
                 .rejects(&item(), 1999, Timestamp::from_micros(0))
                 .is_some()
+        );
+    }
+
+    #[test]
+    fn a_new_round_is_never_filtered_by_the_old_rounds_price() {
+        let cache = PriceCache::default();
+        cache.observe(&item(), known(5000, 7));
+        cache.observe_event(&Event::AuctionRelisted(shared::AuctionRelisted {
+            event_id: shared::EventId::new(),
+            item_id: item(),
+            seq: 9,
+            timestamp: Timestamp::from_micros(0),
+            round: 2,
+            starting_price_cents: 100,
+            start_time: Timestamp::from_micros(0),
+            end_time: Timestamp::from_micros(i64::MAX / 2),
+        }));
+        assert!(
+            cache
+                .rejects(&item(), 200, Timestamp::from_micros(0))
+                .is_none()
         );
     }
 

@@ -7,7 +7,7 @@
 //! a delay), the worker reports not-ready, backs off, and resumes by itself.
 
 use crate::metrics::Metrics;
-use crate::store::{Batch, DeadLetter, Store, StoreError};
+use crate::store::{Batch, Change, DeadLetter, Store, StoreError};
 use anyhow::Context;
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer, stream};
 use futures::StreamExt;
@@ -87,6 +87,8 @@ fn decode(message: &jetstream::Message, batch: &mut Batch) {
     match event {
         Ok(Event::BidPlaced(bid)) => batch.bids.push(bid),
         Ok(Event::AuctionClosed(close)) => batch.closes.push(close),
+        Ok(Event::AuctionExtended(e)) => batch.changes.push(Change::Extended(e)),
+        Ok(Event::AuctionRelisted(e)) => batch.changes.push(Change::Relisted(e)),
         Err(reason) => batch.dead.push(DeadLetter {
             stream_sequence: message.info().map(|i| i.stream_sequence).unwrap_or(0),
             subject: message.subject.to_string(),
@@ -157,11 +159,12 @@ pub async fn process_batch(
                     tracing::debug!(error = %e, "ack failed; the message will be redelivered");
                 }
             }
-            let stored = written.bids + written.closes;
+            let stored = written.bids + written.closes + written.changes;
             metrics.events_stored.inc_by(stored as u64);
-            metrics
-                .duplicates
-                .inc_by((batch.bids.len() + batch.closes.len()).saturating_sub(stored) as u64);
+            metrics.duplicates.inc_by(
+                (batch.bids.len() + batch.closes.len() + batch.changes.len()).saturating_sub(stored)
+                    as u64,
+            );
             metrics.dead_letters.inc_by(written.dead as u64);
             metrics.batch_size.observe(messages.len() as f64);
             if let Some(info) = messages.last().and_then(|m| m.info().ok()) {

@@ -9,7 +9,7 @@
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use shared::{AuctionClosed, BidPlaced, Timestamp};
+use shared::{AuctionClosed, AuctionExtended, AuctionRelisted, BidPlaced, Timestamp};
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::str::FromStr;
@@ -17,11 +17,18 @@ use std::time::Duration;
 use uuid::Uuid;
 
 /// Versioned migrations, applied in order, each once.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "read_model",
-    include_str!("../migrations/0001_read_model.sql"),
-)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "read_model",
+        include_str!("../migrations/0001_read_model.sql"),
+    ),
+    (
+        2,
+        "lifecycle",
+        include_str!("../migrations/0002_lifecycle.sql"),
+    ),
+];
 
 /// Key of the advisory lock that serializes migrations across workers starting together.
 const MIGRATION_LOCK: i64 = 0x4155_4354_494f_4e01; // "AUCTION" + 1
@@ -50,12 +57,30 @@ pub struct DeadLetter {
 pub struct Batch {
     pub bids: Vec<BidPlaced>,
     pub closes: Vec<AuctionClosed>,
+    /// Extensions and relisted rounds, in stream order.
+    pub changes: Vec<Change>,
     pub dead: Vec<DeadLetter>,
+}
+
+/// An admin change to an auction's schedule or round.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Extended(AuctionExtended),
+    Relisted(AuctionRelisted),
+}
+
+impl Change {
+    fn event_id(&self) -> Uuid {
+        match self {
+            Change::Extended(e) => e.event_id.as_uuid(),
+            Change::Relisted(e) => e.event_id.as_uuid(),
+        }
+    }
 }
 
 impl Batch {
     pub fn len(&self) -> usize {
-        self.bids.len() + self.closes.len() + self.dead.len()
+        self.bids.len() + self.closes.len() + self.changes.len() + self.dead.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -68,6 +93,7 @@ impl Batch {
 pub struct Written {
     pub bids: usize,
     pub closes: usize,
+    pub changes: usize,
     pub dead: usize,
 }
 
@@ -182,6 +208,9 @@ impl Store {
         self.timed(async {
             let mut client = self.pool.get().await?;
             let tx = client.transaction().await?;
+            // Relisted rounds first: a batch may hold a relist and the new round's first bids,
+            // and the projection must reset before those bids count.
+            let changes = apply_changes(&tx, &batch.changes).await?;
             let bids = insert_bids(&tx, &batch.bids).await?;
             project_bids(&tx, &bids).await?;
             let closes = insert_closes(&tx, &batch.closes).await?;
@@ -191,6 +220,7 @@ impl Store {
             Ok(Written {
                 bids: bids.len(),
                 closes: closes.len(),
+                changes,
                 dead,
             })
         })
@@ -268,16 +298,22 @@ async fn project_bids(
     if bids.is_empty() {
         return Ok(());
     }
-    // Per item: how many new bids, and the newest one (highest seq).
+    // Per item: how many new bids of its newest round in this batch, and the newest bid. Bids
+    // of an older round (a batch can span a relist) are archived but project nothing: the
+    // projection shows the latest round.
     let mut items: BTreeMap<&str, (i64, &BidPlaced)> = BTreeMap::new();
     // Per (user, item): the user's highest new bid. Per user: how many new bids.
     let mut user_items: BTreeMap<(&str, &str), i64> = BTreeMap::new();
     let mut users: BTreeMap<&str, i64> = BTreeMap::new();
     for bid in bids {
         let entry = items.entry(bid.item_id.as_str()).or_insert((0, bid));
-        entry.0 += 1;
-        if bid.seq > entry.1.seq {
-            entry.1 = bid;
+        if bid.round > entry.1.round {
+            *entry = (1, bid);
+        } else if bid.round == entry.1.round {
+            entry.0 += 1;
+            if bid.seq > entry.1.seq {
+                entry.1 = bid;
+            }
         }
         let highest = user_items
             .entry((bid.user_id.as_str(), bid.item_id.as_str()))
@@ -300,8 +336,9 @@ async fn project_bids(
                               $6::int8[], $7::timestamptz[])
          order by 1
          on conflict (item_id) do update set
-             bid_count = a.bid_count + excluded.bid_count,
-             round = greatest(a.round, excluded.round),
+             bid_count = case when a.round = excluded.round
+                              then a.bid_count + excluded.bid_count else excluded.bid_count end,
+             round = excluded.round,
              current_cents = case when excluded.last_seq > a.last_seq
                                   then excluded.current_cents else a.current_cents end,
              highest_bidder = case when excluded.last_seq > a.last_seq
@@ -309,7 +346,8 @@ async fn project_bids(
              end_time = case when excluded.last_seq > a.last_seq
                              then excluded.end_time else a.end_time end,
              last_seq = greatest(a.last_seq, excluded.last_seq),
-             updated_at = now()",
+             updated_at = now()
+         where a.round <= excluded.round",
         &[&item_ids, &rounds, &prices, &leaders, &counts, &seqs, &ends],
     )
     .await
@@ -367,17 +405,22 @@ async fn insert_closes<'a>(
     let prices: Vec<Option<i64>> = sorted.iter().map(|c| c.final_price_cents).collect();
     let reserve: Vec<bool> = sorted.iter().map(|c| c.reserve_met).collect();
     let closed: Vec<DateTime<Utc>> = sorted.iter().map(|c| time(c.timestamp)).collect();
+    let cancelled: Vec<bool> = sorted.iter().map(|c| c.cancelled).collect();
+    let reasons: Vec<Option<&str>> = sorted.iter().map(|c| c.reason.as_deref()).collect();
     let rows = tx
         .query(
             "insert into auction_results (event_id, item_id, round, seq, winner_id,
-                                          final_price_cents, reserve_met, closed_at)
+                                          final_price_cents, reserve_met, closed_at,
+                                          cancelled, reason)
              select * from unnest($1::uuid[], $2::text[], $3::int4[], $4::int8[], $5::text[],
-                                  $6::int8[], $7::bool[], $8::timestamptz[])
+                                  $6::int8[], $7::bool[], $8::timestamptz[], $9::bool[],
+                                  $10::text[])
              order by 1
              on conflict (event_id) do nothing
              returning event_id",
             &[
-                &ids, &items, &rounds, &seqs, &winners, &prices, &reserve, &closed,
+                &ids, &items, &rounds, &seqs, &winners, &prices, &reserve, &closed, &cancelled,
+                &reasons,
             ],
         )
         .await
@@ -409,19 +452,29 @@ async fn project_closes(
     let reserve: Vec<bool> = by_item.iter().map(|c| c.reserve_met).collect();
     let closed: Vec<DateTime<Utc>> = by_item.iter().map(|c| time(c.timestamp)).collect();
     let seqs: Vec<i64> = by_item.iter().map(|c| c.seq as i64).collect();
+    let statuses: Vec<&str> = by_item
+        .iter()
+        .map(|c| if c.cancelled { "cancelled" } else { "closed" })
+        .collect();
+    let reasons: Vec<Option<&str>> = by_item.iter().map(|c| c.reason.as_deref()).collect();
     tx.execute(
         "insert into auctions as a (item_id, round, status, winner_id, final_price_cents,
-                                    reserve_met, closed_at, last_seq)
-         select i, r, 'closed', w, p, m, t, s
+                                    reserve_met, closed_at, last_seq, cancel_reason)
+         select i, r, st, w, p, m, t, s, why
          from unnest($1::text[], $2::int4[], $3::text[], $4::int8[], $5::bool[],
-                     $6::timestamptz[], $7::int8[]) as x(i, r, w, p, m, t, s)
+                     $6::timestamptz[], $7::int8[], $8::text[], $9::text[])
+             as x(i, r, w, p, m, t, s, st, why)
          order by 1
          on conflict (item_id) do update set
-             status = 'closed', winner_id = excluded.winner_id,
+             status = excluded.status, cancel_reason = excluded.cancel_reason,
+             winner_id = excluded.winner_id,
              final_price_cents = excluded.final_price_cents, reserve_met = excluded.reserve_met,
-             closed_at = excluded.closed_at, last_seq = greatest(a.last_seq, excluded.last_seq),
-             updated_at = now()",
-        &[&items, &rounds, &winners, &prices, &reserve, &closed, &seqs],
+             closed_at = excluded.closed_at, last_seq = excluded.last_seq,
+             updated_at = now()
+         where a.last_seq < excluded.last_seq",
+        &[
+            &items, &rounds, &winners, &prices, &reserve, &closed, &seqs, &statuses, &reasons,
+        ],
     )
     .await
     .context("closing auctions")?;
@@ -453,6 +506,87 @@ async fn project_closes(
     .await
     .context("crediting winners")?;
     Ok(())
+}
+
+/// Records extensions and relisted rounds once each, and applies the new ones to `auctions`
+/// in `seq` order (an older change never overrides a newer state).
+async fn apply_changes(
+    tx: &deadpool_postgres::Transaction<'_>,
+    changes: &[Change],
+) -> anyhow::Result<usize> {
+    let mut sorted: Vec<&Change> = changes.iter().collect();
+    sorted.sort_by_key(|c| match c {
+        Change::Extended(e) => (e.item_id.clone(), e.seq),
+        Change::Relisted(e) => (e.item_id.clone(), e.seq),
+    });
+    let mut applied = 0;
+    for change in sorted {
+        let (kind, item, round, seq, end, at) = match change {
+            Change::Extended(e) => (
+                "auction_extended",
+                &e.item_id,
+                e.round,
+                e.seq,
+                e.end_time,
+                e.timestamp,
+            ),
+            Change::Relisted(e) => (
+                "auction_relisted",
+                &e.item_id,
+                e.round,
+                e.seq,
+                e.end_time,
+                e.timestamp,
+            ),
+        };
+        let (round, seq) = (round as i32, seq as i64);
+        let inserted = tx
+            .execute(
+                "insert into auction_changes
+                     (event_id, type, item_id, round, seq, end_time, occurred_at)
+                 values ($1, $2, $3, $4, $5, $6, $7) on conflict (event_id) do nothing",
+                &[
+                    &change.event_id(),
+                    &kind,
+                    &item.as_str(),
+                    &round,
+                    &seq,
+                    &time(end),
+                    &time(at),
+                ],
+            )
+            .await
+            .context("recording an auction change")?;
+        if inserted == 0 {
+            continue;
+        }
+        applied += 1;
+        let statement = match change {
+            Change::Extended(_) => {
+                "insert into auctions as a (item_id, round, end_time, last_seq)
+                 values ($1, $2, $3, $4)
+                 on conflict (item_id) do update set
+                     end_time = excluded.end_time, last_seq = excluded.last_seq,
+                     updated_at = now()
+                 where a.last_seq < excluded.last_seq"
+            }
+            Change::Relisted(_) => {
+                "insert into auctions as a (item_id, round, status, end_time, last_seq)
+                 values ($1, $2, 'active', $3, $4)
+                 on conflict (item_id) do update set
+                     round = excluded.round, status = 'active', current_cents = 0,
+                     highest_bidder = null, bid_count = 0, end_time = excluded.end_time,
+                     winner_id = null, final_price_cents = null, reserve_met = null,
+                     closed_at = null, cancel_reason = null, last_seq = excluded.last_seq,
+                     updated_at = now()
+                 where a.last_seq < excluded.last_seq"
+            }
+        };
+        tx.execute(statement, &[&item.as_str(), &round, &time(end), &seq])
+            .await
+            .with_context(|| format!("applying {kind}"))?;
+    }
+    Ok(applied)
 }
 
 async fn insert_dead_letters(

@@ -54,6 +54,8 @@ impl fmt::Display for EventId {
 pub enum Event {
     BidPlaced(BidPlaced),
     AuctionClosed(AuctionClosed),
+    AuctionExtended(AuctionExtended),
+    AuctionRelisted(AuctionRelisted),
 }
 
 impl Event {
@@ -61,6 +63,8 @@ impl Event {
         match self {
             Event::BidPlaced(e) => e.event_id,
             Event::AuctionClosed(e) => e.event_id,
+            Event::AuctionExtended(e) => e.event_id,
+            Event::AuctionRelisted(e) => e.event_id,
         }
     }
 
@@ -68,6 +72,8 @@ impl Event {
         match self {
             Event::BidPlaced(e) => &e.item_id,
             Event::AuctionClosed(e) => &e.item_id,
+            Event::AuctionExtended(e) => &e.item_id,
+            Event::AuctionRelisted(e) => &e.item_id,
         }
     }
 
@@ -76,6 +82,8 @@ impl Event {
         match self {
             Event::BidPlaced(e) => e.seq,
             Event::AuctionClosed(e) => e.seq,
+            Event::AuctionExtended(e) => e.seq,
+            Event::AuctionRelisted(e) => e.seq,
         }
     }
 
@@ -158,11 +166,57 @@ pub struct AuctionClosed {
     pub reserve_met: bool,
     #[serde(default = "default_round")]
     pub round: u32,
+    /// Ended by an admin's cancellation rather than by time (no winner).
+    #[serde(default)]
+    pub cancelled: bool,
+    /// Why it was cancelled.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// An admin moved an auction's end time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuctionExtended {
+    pub event_id: EventId,
+    pub item_id: ItemId,
+    pub seq: u64,
+    pub timestamp: Timestamp,
+    pub end_time: Timestamp,
+    pub round: u32,
+}
+
+/// A closed or cancelled item put up again as a new round (a fresh auction; `seq` continues).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AuctionRelisted {
+    pub event_id: EventId,
+    pub item_id: ItemId,
+    pub seq: u64,
+    pub timestamp: Timestamp,
+    pub round: u32,
+    pub starting_price_cents: i64,
+    pub start_time: Timestamp,
+    pub end_time: Timestamp,
+}
+
+impl Serialize for AuctionRelisted {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("AuctionRelisted", 9)?;
+        s.serialize_field("event_id", &self.event_id)?;
+        s.serialize_field("item_id", &self.item_id)?;
+        s.serialize_field("seq", &self.seq)?;
+        s.serialize_field("timestamp", &self.timestamp)?;
+        s.serialize_field("round", &self.round)?;
+        s.serialize_field("starting_price", &Decimal(self.starting_price_cents))?;
+        s.serialize_field("starting_price_cents", &self.starting_price_cents)?;
+        s.serialize_field("start_time", &self.start_time)?;
+        s.serialize_field("end_time", &self.end_time)?;
+        s.end()
+    }
 }
 
 impl Serialize for AuctionClosed {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("AuctionClosed", 9)?;
+        let mut s = serializer.serialize_struct("AuctionClosed", 11)?;
         s.serialize_field("event_id", &self.event_id)?;
         s.serialize_field("item_id", &self.item_id)?;
         s.serialize_field("seq", &self.seq)?;
@@ -172,6 +226,8 @@ impl Serialize for AuctionClosed {
         s.serialize_field("final_price_cents", &self.final_price_cents)?;
         s.serialize_field("reserve_met", &self.reserve_met)?;
         s.serialize_field("round", &self.round)?;
+        s.serialize_field("cancelled", &self.cancelled)?;
+        s.serialize_field("reason", &self.reason)?;
         s.end()
     }
 }
@@ -228,10 +284,38 @@ mod tests {
             final_price_cents: Some(20_050),
             reserve_met: true,
             round: 1,
+            cancelled: false,
+            reason: None,
         });
         assert_eq!(
             serde_json::from_slice::<Event>(&closed.to_json()).unwrap(),
             closed
+        );
+        let relisted = Event::AuctionRelisted(AuctionRelisted {
+            event_id: EventId::new(),
+            item_id: ItemId::parse("item-1").unwrap(),
+            seq: 9,
+            timestamp: Timestamp::from_micros(1),
+            round: 2,
+            starting_price_cents: 500,
+            start_time: Timestamp::from_micros(2),
+            end_time: Timestamp::from_micros(3),
+        });
+        assert_eq!(
+            serde_json::from_slice::<Event>(&relisted.to_json()).unwrap(),
+            relisted
+        );
+        let extended = Event::AuctionExtended(AuctionExtended {
+            event_id: EventId::new(),
+            item_id: ItemId::parse("item-1").unwrap(),
+            seq: 10,
+            timestamp: Timestamp::from_micros(1),
+            end_time: Timestamp::from_micros(5),
+            round: 2,
+        });
+        assert_eq!(
+            serde_json::from_slice::<Event>(&extended.to_json()).unwrap(),
+            extended
         );
     }
 

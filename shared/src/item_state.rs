@@ -36,6 +36,8 @@ pub mod field {
     pub const WINNER_ID: &str = "winner_id";
     /// When the closer closed the auction (µs); absent until then.
     pub const CLOSED_US: &str = "closed_us";
+    /// Why an admin cancelled the auction.
+    pub const CANCEL_REASON: &str = "cancel_reason";
 }
 
 /// What a viewer or client sees as the auction's status.
@@ -70,6 +72,7 @@ pub struct ItemState {
     pub winner_id: Option<UserId>,
     /// Set once the auction was closed (its result is final from then on).
     pub closed_at: Option<Timestamp>,
+    pub cancel_reason: Option<String>,
 }
 
 /// Why an item hash could not be read.
@@ -124,6 +127,7 @@ impl ItemState {
                 .unwrap_or(1),
             winner_id: opt_user(field::WINNER_ID)?,
             closed_at: int(field::CLOSED_US).ok().map(Timestamp::from_micros),
+            cancel_reason: Some(text(field::CANCEL_REASON).to_owned()).filter(|r| !r.is_empty()),
             id,
         })
     }
@@ -177,6 +181,7 @@ impl ItemState {
             round: self.round,
             winner_id: self.winner_id.clone(),
             closed_at: self.closed_at,
+            cancel_reason: self.cancel_reason.clone(),
             // Only a closed auction with a winner has a final price (reserve not met: none).
             final_price: self.winner_id.as_ref().map(|_| self.current_cents),
         }
@@ -219,6 +224,8 @@ pub struct ItemView {
     /// When the auction was closed and its result became final (`null` until then; `status`
     /// already reads `closed` from the end time on).
     pub closed_at: Option<Timestamp>,
+    /// Why an admin cancelled the auction (`null` unless cancelled).
+    pub cancel_reason: Option<String>,
     #[serde(serialize_with = "serialize_opt_cents")]
     pub final_price: Option<i64>,
 }

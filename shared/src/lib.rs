@@ -23,7 +23,7 @@ pub mod subjects;
 pub mod telemetry;
 pub mod timestamp;
 
-pub use event::{AuctionClosed, BidPlaced, Event, EventId};
+pub use event::{AuctionClosed, AuctionExtended, AuctionRelisted, BidPlaced, Event, EventId};
 pub use ids::{IdError, IdempotencyKey, ItemId, UserId};
 pub use item_state::{ItemState, ItemStatus};
 pub use money::{Cents, MoneyError};

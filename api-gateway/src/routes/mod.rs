@@ -1,6 +1,8 @@
 //! The HTTP API. Each module owns its routes and its `router()`; this one holds the shared
 //! state and merges them.
 
+/// Admin actions: close now, cancel, extend, relist.
+mod admin;
 /// `POST /api/v1/items/{id}/bid`.
 mod bids;
 /// `GET /health`, `GET /ready`, `GET /metrics`.
@@ -45,6 +47,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(items::router())
         .merge(bids::router())
         .merge(history::router())
+        .merge(admin::router())
         .fallback(|| async { ApiError::invalid("not_found", "no such endpoint") })
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(ctx)

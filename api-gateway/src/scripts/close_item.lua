@@ -10,15 +10,19 @@
 -- KEYS[3]  outbox stream        {s<n>}:outbox
 -- ARGV[1]  item id
 -- ARGV[2]  event id for the auction_closed event (UUIDv7, chosen by the gateway)
+-- ARGV[3]  mode: "due" (the closer: only past the end time), "now" (an admin closes it early:
+--          the end time becomes now) or "cancel" (an admin cancels it: no winner)
+-- ARGV[4]  cancellation reason (mode "cancel")
 --
 -- Reply: {"closed", seq, ts_us, winner_id ("" if none), final_price_cents ("" if none),
---         reserve_met ("1"/"0"), round}
+--         reserve_met ("1"/"0"), round, cancelled ("1"/"0")}
 --      | {"not_due", end_us} | {"gone"}   (already closed, cancelled, or no such item)
+--      | {"ended"}                         (mode "cancel" after the end: the result stands)
 
 local function int(n) return string.format('%d', n) end
 
 local item, closing, outbox = KEYS[1], KEYS[2], KEYS[3]
-local item_id, event_id = ARGV[1], ARGV[2]
+local item_id, event_id, mode, reason = ARGV[1], ARGV[2], ARGV[3] or 'due', ARGV[4] or ''
 
 local f = redis.call('HMGET', item, 'status', 'end_us', 'current_cents', 'highest_bidder',
   'bid_count', 'seq', 'reserve_cents', 'round')
@@ -30,14 +34,22 @@ end
 local end_us = tonumber(f[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-if now < end_us then
+if mode == 'due' and now < end_us then
   redis.call('ZADD', closing, end_us, item_id)
   return {'not_due', int(end_us)}
+end
+if mode == 'cancel' and now >= end_us then
+  return {'ended'}
+end
+-- An early end (admin) moves the end time to now: every view of the auction agrees it is over.
+if now < end_us then
+  end_us = now
 end
 
 local current, bid_count = tonumber(f[3]), tonumber(f[5])
 local reserve = tonumber(f[7]) or 0
-local reserve_met = reserve == 0 or (bid_count > 0 and current >= reserve)
+local cancelled = mode == 'cancel'
+local reserve_met = not cancelled and (reserve == 0 or (bid_count > 0 and current >= reserve))
 local winner, price = '', ''
 if bid_count > 0 and reserve_met then
   winner = f[4]
@@ -46,12 +58,14 @@ end
 local seq = tonumber(f[6]) + 1
 local round = f[8] or '1'
 
-redis.call('HSET', item, 'status', 'closed', 'seq', int(seq), 'winner_id', winner,
-  'closed_us', int(now))
+redis.call('HSET', item, 'status', cancelled and 'cancelled' or 'closed', 'seq', int(seq),
+  'winner_id', winner, 'closed_us', int(now), 'end_us', int(end_us), 'cancel_reason', reason)
 redis.call('ZREM', closing, item_id)
 redis.call('XADD', outbox, '*',
   'type', 'auction_closed', 'event_id', event_id, 'item_id', item_id, 'seq', int(seq),
   'ts_us', int(now), 'winner_id', winner, 'final_price_cents', price,
-  'reserve_met', reserve_met and '1' or '0', 'round', round)
+  'reserve_met', reserve_met and '1' or '0', 'round', round,
+  'cancelled', cancelled and '1' or '0', 'reason', reason)
 
-return {'closed', int(seq), int(now), winner, price, reserve_met and '1' or '0', round}
+return {'closed', int(seq), int(now), winner, price, reserve_met and '1' or '0', round,
+  cancelled and '1' or '0'}

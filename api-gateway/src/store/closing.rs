@@ -4,6 +4,17 @@ use super::{Store, StoreError};
 use anyhow::{Context, anyhow};
 use shared::{AuctionClosed, EventId, ItemId, Timestamp, UserId};
 
+/// How an auction is ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseMode {
+    /// The closer: only once its end time has passed.
+    Due,
+    /// An admin closes it early; the result is decided as at the end.
+    Now,
+    /// An admin cancels it before its end: no winner.
+    Cancel,
+}
+
 /// What an attempt to close an item did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloseOutcome {
@@ -13,6 +24,8 @@ pub enum CloseOutcome {
     NotDue,
     /// Already closed (by another instance), cancelled, or deleted.
     Gone,
+    /// A cancellation came after the end: the result stands.
+    Ended,
 }
 
 impl Store {
@@ -54,7 +67,12 @@ impl Store {
     /// When Redis is unavailable (nothing changed, or the close is complete: the next attempt
     /// answers `Gone`, and the outbox still carries the event).
     #[tracing::instrument(name = "redis.close_item", level = "debug", skip_all, fields(item_id = %id))]
-    pub async fn close_item(&self, id: &ItemId) -> Result<CloseOutcome, StoreError> {
+    pub async fn close_item(
+        &self,
+        id: &ItemId,
+        mode: CloseMode,
+        reason: &str,
+    ) -> Result<CloseOutcome, StoreError> {
         let keys = self.keys.item(id);
         let event_id = EventId::new();
         let mut invocation = self.scripts.close_item.prepare_invoke();
@@ -63,16 +81,27 @@ impl Store {
             .key(&keys.closing)
             .key(&keys.outbox)
             .arg(id.as_str())
-            .arg(event_id.to_string());
+            .arg(event_id.to_string())
+            .arg(match mode {
+                CloseMode::Due => "due",
+                CloseMode::Now => "now",
+                CloseMode::Cancel => "cancel",
+            })
+            .arg(reason);
         let mut conn = self.conn.clone();
         let reply: Vec<String> = self
             .timed(async move { invocation.invoke_async(&mut conn).await })
             .await?;
-        parse_close(id, event_id, &reply).map_err(StoreError::Internal)
+        parse_close(id, event_id, reason, &reply).map_err(StoreError::Internal)
     }
 }
 
-fn parse_close(id: &ItemId, event_id: EventId, reply: &[String]) -> anyhow::Result<CloseOutcome> {
+fn parse_close(
+    id: &ItemId,
+    event_id: EventId,
+    reason: &str,
+    reply: &[String],
+) -> anyhow::Result<CloseOutcome> {
     let field = |i: usize| {
         reply
             .get(i)
@@ -100,9 +129,12 @@ fn parse_close(id: &ItemId, event_id: EventId, reply: &[String]) -> anyhow::Resu
             },
             reserve_met: field(5)? == "1",
             round: u32::try_from(int(6)?)?,
+            cancelled: field(7)? == "1",
+            reason: (field(7)? == "1").then(|| reason.to_owned()),
         })),
         "not_due" => Ok(CloseOutcome::NotDue),
         "gone" => Ok(CloseOutcome::Gone),
+        "ended" => Ok(CloseOutcome::Ended),
         other => anyhow::bail!("unknown close outcome {other:?}"),
     }
 }

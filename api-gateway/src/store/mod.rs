@@ -6,13 +6,15 @@
 //! connection is a `ConnectionManager` (one multiplexed connection, reconnected in the
 //! background), so the gateway recovers by itself when Redis returns.
 
+mod admin;
 mod bids;
 mod closing;
 mod items;
 pub mod outbox;
 
+pub use admin::{ExtendOutcome, Relist, RelistOutcome};
 pub use bids::{BidOutcome, BidReply, PlaceBid};
-pub use closing::CloseOutcome;
+pub use closing::{CloseMode, CloseOutcome};
 pub use items::{CreatedItem, NewItem};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -60,6 +62,8 @@ pub(crate) struct Scripts {
     place_bid: redis::Script,
     create_item: redis::Script,
     close_item: redis::Script,
+    extend_item: redis::Script,
+    relist_item: redis::Script,
 }
 
 fn scripts() -> &'static Scripts {
@@ -68,6 +72,8 @@ fn scripts() -> &'static Scripts {
         place_bid: redis::Script::new(include_str!("../scripts/place_bid.lua")),
         create_item: redis::Script::new(include_str!("../scripts/create_item.lua")),
         close_item: redis::Script::new(include_str!("../scripts/close_item.lua")),
+        extend_item: redis::Script::new(include_str!("../scripts/extend_item.lua")),
+        relist_item: redis::Script::new(include_str!("../scripts/relist_item.lua")),
     })
 }
 

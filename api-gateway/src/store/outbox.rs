@@ -9,7 +9,10 @@ use super::{StoreError, connection_config};
 use anyhow::{Context, anyhow};
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
-use shared::{AuctionClosed, BidPlaced, Event, EventId, ItemId, Timestamp, UserId};
+use shared::{
+    AuctionClosed, AuctionExtended, AuctionRelisted, BidPlaced, Event, EventId, ItemId, Timestamp,
+    UserId,
+};
 use std::time::Duration;
 
 /// Consumer group every gateway instance joins on every shard.
@@ -236,6 +239,26 @@ fn event_from_entry(entry: &StreamId) -> anyhow::Result<Event> {
             },
             reserve_met: text("reserve_met")? == "1",
             round: u32::try_from(int("round")?)?,
+            cancelled: text("cancelled").is_ok_and(|c| c == "1"),
+            reason: text("reason").ok().filter(|r| !r.is_empty()),
+        })),
+        "auction_extended" => Ok(Event::AuctionExtended(AuctionExtended {
+            event_id: EventId::parse(&text("event_id")?).context("bad event_id")?,
+            item_id: ItemId::parse(text("item_id")?).context("bad item_id")?,
+            seq: u64::try_from(int("seq")?)?,
+            timestamp: Timestamp::from_micros(int("ts_us")?),
+            end_time: Timestamp::from_micros(int("end_us")?),
+            round: u32::try_from(int("round")?)?,
+        })),
+        "auction_relisted" => Ok(Event::AuctionRelisted(AuctionRelisted {
+            event_id: EventId::parse(&text("event_id")?).context("bad event_id")?,
+            item_id: ItemId::parse(text("item_id")?).context("bad item_id")?,
+            seq: u64::try_from(int("seq")?)?,
+            timestamp: Timestamp::from_micros(int("ts_us")?),
+            round: u32::try_from(int("round")?)?,
+            starting_price_cents: int("starting_cents")?,
+            start_time: Timestamp::from_micros(int("start_us")?),
+            end_time: Timestamp::from_micros(int("end_us")?),
         })),
         other => anyhow::bail!("unknown outbox event type {other:?}"),
     }

@@ -309,6 +309,8 @@ async fn an_auction_closed_event_records_the_result_once_and_credits_the_winner(
         final_price_cents: Some(700),
         reserve_met: true,
         round: 1,
+        cancelled: false,
+        reason: None,
     });
     let js = async_nats::jetstream::new(
         async_nats::connect(setup.gateway.nats_url.as_str())
@@ -379,6 +381,108 @@ async fn an_auction_closed_event_records_the_result_once_and_credits_the_winner(
         ),
         (Some(1), Some(700))
     );
+    worker.stop().await;
+    delete_stream(&setup).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relisted_item_keeps_the_old_rounds_history_and_projects_the_new_round() {
+    let setup = setup().await;
+    let gateway = spawn_gateway(&setup).await;
+    let worker = spawn_worker(&setup.worker).await;
+    let item = create_item(&gateway).await;
+    let mut accepted = vec![
+        accepted_bid(&gateway, &item, "alice", 500).await,
+        accepted_bid(&gateway, &item, "bob", 600).await,
+    ];
+    assert_eq!(
+        admin(&gateway, &item, "close", serde_json::json!({}))
+            .await
+            .0,
+        200
+    );
+    let end = shared::Timestamp::from_micros(shared::Timestamp::now().micros() + 600_000_000);
+    let (status, body) = admin(
+        &gateway,
+        &item,
+        "relist",
+        serde_json::json!({"starting_price": 1, "min_increment": 0.01, "end_time": end}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    accepted.push(accepted_bid(&gateway, &item, "carol", 150).await);
+    assert_archived_exactly_once(&setup.worker.database_url, &accepted).await;
+
+    let (status, history) = get(&gateway.base, &format!("/api/v1/items/{item}/bids")).await;
+    assert_eq!(status, 200, "{history}");
+    let rows: Vec<(i64, i64, String)> = history["bids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["seq"].as_i64().unwrap(),
+                b["round"].as_i64().unwrap(),
+                b["user_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (5, 2, "carol".into()),
+            (2, 1, "bob".into()),
+            (1, 1, "alice".into())
+        ],
+        "both rounds stay readable"
+    );
+
+    let db = pg(&setup.worker.database_url).await;
+    let row = wait_until(std::time::Duration::from_secs(20), "new round projected", || async {
+        let row = db
+            .query_one(
+                "select round, status, bid_count, current_cents, last_seq from auctions where item_id = $1",
+                &[&item],
+            )
+            .await
+            .ok()?;
+        (row.get::<_, i64>(4) == 5).then_some(row)
+    })
+    .await
+    .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 2);
+    assert_eq!(row.get::<_, String>(1), "active");
+    assert_eq!((row.get::<_, i64>(2), row.get::<_, i64>(3)), (1, 150));
+
+    let (status, body) = admin(
+        &gateway,
+        &item,
+        "cancel",
+        serde_json::json!({"reason": "withdrawn"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let row = wait_until(
+        std::time::Duration::from_secs(20),
+        "cancellation projected",
+        || async {
+            let row = db
+                .query_one(
+                    "select status, cancel_reason, winner_id from auctions where item_id = $1",
+                    &[&item],
+                )
+                .await
+                .ok()?;
+            (row.get::<_, String>(0) == "cancelled").then_some(row)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        row.get::<_, Option<String>>(1).as_deref(),
+        Some("withdrawn")
+    );
+    assert_eq!(row.get::<_, Option<String>>(2), None);
     worker.stop().await;
     delete_stream(&setup).await;
 }

@@ -8,6 +8,22 @@ use tokio_util::sync::CancellationToken;
 
 pub use testkit::{PostgresServer, unique_id, wait_until};
 
+/// The gateway's admin token in these tests.
+pub const ADMIN_TOKEN: &str = "worker-test-admin";
+
+/// An admin action through the gateway.
+pub async fn admin(gateway: &Running, item: &str, action: &str, body: Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/items/{item}/{action}", gateway.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 /// One test's world: the gateway's and the worker's configurations, wired together.
 #[derive(Clone)]
 pub struct Setup {
@@ -35,6 +51,7 @@ pub fn setup_with(nats_url: &str, database_url: &str) -> Setup {
     gateway.redis_timeout_ms = 2_000;
     gateway.database_url = database_url.to_owned();
     gateway.database_timeout_ms = 2_000;
+    gateway.admin_token = ADMIN_TOKEN.to_owned();
     let mut worker = WorkerConfig::defaults();
     worker.listen_addr = "127.0.0.1:0".parse().expect("address");
     worker.nats_url = nats_url.to_owned();

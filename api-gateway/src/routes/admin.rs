@@ -1,0 +1,202 @@
+//! Admin actions on an auction: close now, cancel with a reason, extend the end time, relist a
+//! closed or cancelled item as a new round. Each is one atomic script that also writes the
+//! event to the outbox, and the event goes out live like a bid, so viewers and the archive see
+//! every change. Requests need `Authorization: Bearer <ADMIN_TOKEN>`.
+
+use super::json_body::JsonBody;
+use super::{ApiContext, item_id};
+use crate::error::ApiError;
+use crate::store::{CloseMode, CloseOutcome, ExtendOutcome, Relist, RelistOutcome};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shared::{Cents, Event, ItemId, Timestamp};
+
+pub fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/api/v1/items/{id}/close", post(close_now))
+        .route("/api/v1/items/{id}/cancel", post(cancel))
+        .route("/api/v1/items/{id}/extend", post(extend))
+        .route("/api/v1/items/{id}/relist", post(relist))
+}
+
+/// Checks the bearer token in constant time.
+fn authorize(ctx: &ApiContext, headers: &HeaderMap) -> Result<(), ApiError> {
+    let expected = ctx.config.admin_token.as_bytes();
+    if expected.is_empty() {
+        return Err(ApiError::Unauthorized(
+            "admin endpoints are disabled (no ADMIN_TOKEN)",
+        ));
+    }
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .as_bytes();
+    let same = given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized(
+            "a valid admin bearer token is required",
+        ))
+    }
+}
+
+/// Publishes an admin event live (in `seq` order with bids) and teaches the price cache.
+fn announce(ctx: &ApiContext, item: &ItemId, event: Event) -> Value {
+    ctx.prices.forget(item);
+    ctx.live.begin(item).finish(Some(&event));
+    serde_json::to_value(&event).unwrap_or(Value::Null)
+}
+
+fn not_active(message: &str) -> ApiError {
+    ApiError::AuctionNotActive {
+        code: "auction_not_active",
+        message: message.to_owned(),
+    }
+}
+
+async fn end(
+    ctx: ApiContext,
+    raw: String,
+    mode: CloseMode,
+    reason: &str,
+) -> Result<Json<Value>, ApiError> {
+    let id = item_id(raw)?;
+    match ctx.store.close_item(&id, mode, reason).await? {
+        CloseOutcome::Closed(close) => {
+            let event = announce(&ctx, &id, Event::AuctionClosed(close));
+            Ok(Json(json!({ "item_id": id, "event": event })))
+        }
+        CloseOutcome::Gone => match ctx.store.get_item(&id).await? {
+            None => Err(ApiError::ItemNotFound(id.to_string())),
+            Some(_) => Err(not_active("the auction is already closed or cancelled")),
+        },
+        CloseOutcome::Ended => Err(not_active("the auction has ended; its result stands")),
+        CloseOutcome::NotDue => Err(ApiError::Internal(anyhow::anyhow!(
+            "close script answered not_due to an admin close"
+        ))),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(item_id = %raw))]
+async fn close_now(
+    State(ctx): State<ApiContext>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&ctx, &headers)?;
+    end(ctx, raw, CloseMode::Now, "").await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelRequest {
+    reason: String,
+}
+
+#[tracing::instrument(skip_all, fields(item_id = %raw))]
+async fn cancel(
+    State(ctx): State<ApiContext>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    JsonBody(request): JsonBody<CancelRequest>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&ctx, &headers)?;
+    let reason = request.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::invalid(
+            "invalid_reason",
+            "reason must have 1 to 500 characters",
+        ));
+    }
+    end(ctx, raw, CloseMode::Cancel, reason).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtendRequest {
+    end_time: Timestamp,
+}
+
+#[tracing::instrument(skip_all, fields(item_id = %raw))]
+async fn extend(
+    State(ctx): State<ApiContext>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    JsonBody(request): JsonBody<ExtendRequest>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&ctx, &headers)?;
+    let id = item_id(raw)?;
+    match ctx.store.extend_item(&id, request.end_time).await? {
+        ExtendOutcome::Extended(extended) => {
+            let event = announce(&ctx, &id, Event::AuctionExtended(extended));
+            Ok(Json(json!({ "item_id": id, "event": event })))
+        }
+        ExtendOutcome::NotFound => Err(ApiError::ItemNotFound(id.to_string())),
+        ExtendOutcome::NotActive => Err(not_active("only a running auction can be extended")),
+        ExtendOutcome::NotLater => Err(ApiError::invalid(
+            "invalid_end_time",
+            "end_time must be later than the current end time",
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RelistRequest {
+    starting_price: Cents,
+    min_increment: Option<Cents>,
+    reserve_price: Option<Cents>,
+    start_time: Option<Timestamp>,
+    end_time: Timestamp,
+    extension_window_secs: Option<u32>,
+    extension_secs: Option<u32>,
+}
+
+#[tracing::instrument(skip_all, fields(item_id = %raw))]
+async fn relist(
+    State(ctx): State<ApiContext>,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    JsonBody(request): JsonBody<RelistRequest>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&ctx, &headers)?;
+    let id = item_id(raw)?;
+    let window = request.extension_window_secs.unwrap_or(0).min(86_400);
+    let extension = request.extension_secs.unwrap_or(window).min(86_400);
+    let terms = Relist {
+        start_us: request.start_time.map(Timestamp::micros),
+        end_us: request.end_time.micros(),
+        starting_cents: request.starting_price.get(),
+        min_increment_cents: request.min_increment.map_or(100, Cents::get),
+        reserve_cents: request.reserve_price.map_or(0, Cents::get),
+        extension_window_us: i64::from(window) * 1_000_000,
+        extension_us: i64::from(extension) * 1_000_000,
+    };
+    match ctx.store.relist_item(&id, &terms).await? {
+        RelistOutcome::Relisted(relisted) => {
+            let event = announce(&ctx, &id, Event::AuctionRelisted(relisted));
+            Ok(Json(json!({ "item_id": id, "event": event })))
+        }
+        RelistOutcome::NotFound => Err(ApiError::ItemNotFound(id.to_string())),
+        RelistOutcome::Active => Err(ApiError::Conflict {
+            code: "auction_active",
+            message: "the current round is still running; close or cancel it first".into(),
+        }),
+        RelistOutcome::EndsInThePast => Err(ApiError::invalid(
+            "invalid_end_time",
+            "end_time must be in the future and after start_time",
+        )),
+    }
+}

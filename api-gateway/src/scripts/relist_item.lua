@@ -1,0 +1,45 @@
+-- relist_item.lua: put a closed or cancelled item up again as a new round.
+--
+-- The round number rises, the price and bids start over, and `seq` keeps increasing so every
+-- consumer (viewers, archive) orders the new round after the old one. Only a closed or
+-- cancelled item can be relisted, so an item never has two active rounds.
+--
+-- KEYS[1]  item hash            {s<n>}:item:<id>
+-- KEYS[2]  closing sorted set   {s<n>}:closing
+-- KEYS[3]  outbox stream        {s<n>}:outbox
+-- ARGV[1]  item id
+-- ARGV[2]  event id for the auction_relisted event
+-- ARGV[3]  start µs ("" = now)   ARGV[4] end µs
+-- ARGV[5]  starting price cents  ARGV[6] min increment cents  ARGV[7] reserve cents (0 = none)
+-- ARGV[8]  extension window µs   ARGV[9] extension µs
+--
+-- Reply: {"relisted", seq, ts_us, round, start_us, end_us} | {"not_found"} | {"active"}
+--      | {"ended"}   (the new end is not after now and the start)
+
+local function int(n) return string.format('%d', n) end
+
+local item, closing, outbox = KEYS[1], KEYS[2], KEYS[3]
+local item_id, event_id = ARGV[1], ARGV[2]
+
+local f = redis.call('HMGET', item, 'status', 'seq', 'round')
+if not f[1] then return {'not_found'} end
+if f[1] ~= 'closed' and f[1] ~= 'cancelled' then return {'active'} end
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local start_us = tonumber(ARGV[3]) or now
+local end_us = tonumber(ARGV[4])
+if end_us <= now or end_us <= start_us then return {'ended'} end
+
+local seq = tonumber(f[2]) + 1
+local round = (tonumber(f[3]) or 1) + 1
+redis.call('HDEL', item, 'closed_us')
+redis.call('HSET', item, 'status', 'active', 'start_us', int(start_us), 'end_us', int(end_us),
+  'starting_cents', ARGV[5], 'min_increment_cents', ARGV[6], 'reserve_cents', ARGV[7],
+  'ext_window_us', ARGV[8], 'ext_us', ARGV[9], 'current_cents', '0', 'highest_bidder', '',
+  'bid_count', '0', 'seq', int(seq), 'round', int(round), 'winner_id', '', 'cancel_reason', '')
+redis.call('ZADD', closing, end_us, item_id)
+redis.call('XADD', outbox, '*', 'type', 'auction_relisted', 'event_id', event_id,
+  'item_id', item_id, 'seq', int(seq), 'ts_us', int(now), 'round', int(round),
+  'starting_cents', ARGV[5], 'start_us', int(start_us), 'end_us', int(end_us))
+return {'relisted', int(seq), int(now), int(round), int(start_us), int(end_us)}
