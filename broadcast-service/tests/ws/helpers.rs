@@ -25,6 +25,9 @@ fn init_logs() {
     }
 }
 
+/// The gateway's admin token in these tests.
+pub const ADMIN_TOKEN: &str = "broadcast-test-admin";
+
 /// One test's private corner of Redis and NATS.
 #[derive(Debug, Clone)]
 pub struct Isolation {
@@ -74,6 +77,7 @@ impl Isolation {
         config.bid_rate_per_user = 0;
         // The archive is not under test here; no JetStream stream per test.
         config.relay_enabled = false;
+        config.admin_token = ADMIN_TOKEN.to_owned();
         config
     }
 
@@ -287,6 +291,20 @@ impl Gateway {
             "bid {units} on {item}: {body}"
         );
         body["seq"].as_u64().expect("seq in bid answer")
+    }
+
+    /// An admin action (`close`, `cancel`, `extend`, `relist`); returns status and body.
+    pub async fn admin(&self, item: &str, action: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/api/v1/items/{item}/{action}", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn nats_ready(&self) -> bool {

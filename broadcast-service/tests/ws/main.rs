@@ -4,6 +4,7 @@
 //! dependency), produces events through a real in-process gateway, and watches them with
 //! real WebSocket clients.
 
+mod auction_events;
 mod bad_input;
 mod fan_out;
 mod helpers;
