@@ -1,6 +1,6 @@
 # The two commands a newcomer needs are `make run` and `make test`; the rest are for developers.
 
-.PHONY: run test stack stack-down lint bench-write bench-archive bench-fanout
+.PHONY: run test stack stack-down lint bench-write bench-archive bench-fanout bench-close
 
 ## Start Redis/NATS/PostgreSQL if needed, build, run every service with a demo auction.
 run:
@@ -47,3 +47,10 @@ bench-fanout: stack
 	cargo build --release -p api-gateway -p broadcast-service -p load-tests
 	target/release/load-tests bench-fanout --gateway-bin target/release/api-gateway \
 		--broadcast-bin target/release/broadcast-service --out bench/results/fanout.json
+
+## 10,000 auctions ending within one second, watched over WebSockets: delay from each end time
+## to a viewer's auction_closed; result in bench/results/close.json.
+bench-close: stack
+	cargo build --release -p api-gateway -p broadcast-service -p load-tests
+	target/release/load-tests bench-close --gateway-bin target/release/api-gateway \
+		--broadcast-bin target/release/broadcast-service --out bench/results/close.json

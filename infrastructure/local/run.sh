@@ -9,6 +9,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 LOGS="$ROOT/.local/logs"
 GATEWAY=${GATEWAY_URL:-http://127.0.0.1:8080}
+# Admin actions (close, cancel, extend, relist) need a bearer token; a local demo gets one.
+export ADMIN_TOKEN=${ADMIN_TOKEN:-demo-admin}
 # name:port of every service; one without its crate yet is skipped.
 SERVICES="api-gateway:8080 broadcast-service:8081 archival-worker:8082"
 
@@ -76,6 +78,10 @@ $(say "The auction platform is running. Demo auction: $item")
     http://127.0.0.1:8081/?item_id=$item
   or over a WebSocket:
     ws://127.0.0.1:8081/ws?item_id=$item
+  Bid history (archived in PostgreSQL):
+    curl -s $GATEWAY/api/v1/items/$item/bids
+  Close it now (admin):
+    curl -s -X POST $GATEWAY/api/v1/items/$item/close -H 'authorization: Bearer $ADMIN_TOKEN'
   Metrics:
     curl -s $GATEWAY/metrics
 

@@ -2,6 +2,7 @@
 //! runs it and prints its summary.
 
 use crate::bench_archive::{self, BenchArchiveArgs};
+use crate::bench_close::{self, BenchCloseArgs};
 use crate::bench_fanout::{self, BenchFanoutArgs};
 use crate::bench_write::{self, BenchWriteArgs};
 use crate::viewers::{self, ViewersArgs};
@@ -26,6 +27,8 @@ pub enum Command {
     BenchArchive(BenchArchiveArgs),
     /// N WebSocket viewers on one item while bids arrive: delivery, latency, memory per viewer.
     BenchFanout(BenchFanoutArgs),
+    /// Many auctions ending in one second: delay from end time to a viewer's `auction_closed`.
+    BenchClose(BenchCloseArgs),
     /// One client process of bench-fanout (started by it).
     Viewers(ViewersArgs),
 }
@@ -70,6 +73,11 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
                     Verdict::Violated
                 },
             )
+        }
+        Command::BenchClose(args) => {
+            let result = bench_close::run(&args).await?;
+            println!("{}", bench_close::summary(&result));
+            Ok(Verdict::Passed)
         }
         Command::Viewers(args) => {
             viewers::run(&args).await?;

@@ -8,6 +8,7 @@
 //! - [`bench_write`]: bid throughput and latency per client level, with a
 //!   no-lost-update check after each level.
 //! - [`bench_archive`]: archive drain rate and accept-to-row delay.
+//! - [`bench_close`]: delay from auction end to a viewer's `auction_closed`.
 //! - [`bench_fanout`] and [`viewers`]: WebSocket fan-out (orchestrator and client processes).
 //! - [`gateway`]: the gateway under test, given by URL or started from a binary.
 //! - [`api`]: the gateway calls made around the load (create the item, read it back).
@@ -18,6 +19,7 @@
 
 pub mod api;
 pub mod bench_archive;
+pub mod bench_close;
 pub mod bench_fanout;
 pub mod bench_write;
 pub mod cli;
