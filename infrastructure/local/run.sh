@@ -8,6 +8,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 LOGS="$ROOT/.local/logs"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 GATEWAY=${GATEWAY_URL:-http://127.0.0.1:8080}
 # Admin actions (close, cancel, extend, relist) need a bearer token; a local demo gets one.
 export ADMIN_TOKEN=${ADMIN_TOKEN:-demo-admin}
@@ -38,9 +39,9 @@ trap stop EXIT INT TERM
 for entry in $SERVICES; do
   name=${entry%%:*}
   port=${entry##*:}
-  [ -x "$ROOT/target/release/$name" ] || continue
+  [ -x "$BIN/$name" ] || continue
   LISTEN_ADDR="127.0.0.1:$port" LOG_FORMAT=${LOG_FORMAT:-pretty} \
-    "$ROOT/target/release/$name" >"$LOGS/$name.log" 2>&1 &
+    "$BIN/$name" >"$LOGS/$name.log" 2>&1 &
   pids+=($!)
   ready=""
   for _ in $(seq 1 300); do
