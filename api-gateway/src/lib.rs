@@ -61,16 +61,8 @@ pub struct Application {
 /// # Errors
 /// When the URL is invalid.
 pub async fn connect_nats(url: &str, name: &str) -> anyhow::Result<async_nats::Client> {
-    async_nats::ConnectOptions::new()
-        .name(name)
-        .retry_on_initial_connect()
-        .max_reconnects(None)
-        .connection_timeout(Duration::from_secs(2))
+    shared::nats::connect_options(name)
         .request_timeout(Some(Duration::from_secs(5)))
-        .reconnect_delay_callback(|attempts| {
-            Duration::from_millis(50u64.saturating_mul(1 << attempts.min(5)))
-                .min(Duration::from_secs(1))
-        })
         .connect(url)
         .await
         .with_context(|| format!("invalid NATS address {url}"))

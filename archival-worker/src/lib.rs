@@ -49,15 +49,7 @@ impl Application {
             config.database_pool_size,
             config.database_timeout(),
         )?;
-        let nats = async_nats::ConnectOptions::new()
-            .name(format!("archival-worker-{}", std::process::id()))
-            .retry_on_initial_connect()
-            .max_reconnects(None)
-            .connection_timeout(Duration::from_secs(2))
-            .reconnect_delay_callback(|attempts| {
-                Duration::from_millis(50u64.saturating_mul(1 << attempts.min(5)))
-                    .min(Duration::from_secs(1))
-            })
+        let nats = shared::nats::connect_options(format!("archival-worker-{}", std::process::id()))
             .connect(config.nats_url.as_str())
             .await
             .with_context(|| format!("invalid NATS address {}", config.nats_url))?;

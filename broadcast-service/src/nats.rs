@@ -24,15 +24,7 @@ use tokio::sync::Notify;
 pub async fn connect(url: &str, name: &str) -> anyhow::Result<(async_nats::Client, Arc<Notify>)> {
     let connected = Arc::new(Notify::new());
     let signal = Arc::clone(&connected);
-    let client = async_nats::ConnectOptions::new()
-        .name(name)
-        .retry_on_initial_connect()
-        .max_reconnects(None)
-        .connection_timeout(Duration::from_secs(2))
-        .reconnect_delay_callback(|attempts| {
-            Duration::from_millis(50u64.saturating_mul(1 << attempts.min(5)))
-                .min(Duration::from_secs(1))
-        })
+    let client = shared::nats::connect_options(name)
         .event_callback(move |event| {
             let signal = Arc::clone(&signal);
             async move {

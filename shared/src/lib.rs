@@ -5,6 +5,7 @@
 //! * [`money`]: [`Cents`], money as integer minor units, parsed from decimal literals exactly.
 //! * [`event`]: the event schema published live, archived and stored ([`Event`]).
 //! * [`timestamp`]: microsecond UTC timestamps rendered as RFC 3339.
+//! * [`nats`]: the NATS connection policy every service uses.
 //! * [`subjects`]: NATS subject and stream names.
 //! * [`redact`]: credential-free URLs for logs.
 //! * [`redis_keys`]: the cluster-ready Redis key layout (hash tags, outbox shards).
@@ -16,6 +17,7 @@ pub mod event;
 pub mod ids;
 pub mod item_state;
 pub mod money;
+pub mod nats;
 pub mod redact;
 pub mod redis_keys;
 pub mod shutdown;

@@ -209,36 +209,11 @@ impl TestApp {
 
 /// Event ids stored in `config`'s archive stream (empty when the stream does not exist).
 pub async fn archived_event_ids(config: &Config) -> Vec<String> {
-    let client = async_nats::connect(config.nats_url.as_str())
+    archived_events(config)
         .await
-        .expect("nats");
-    let js = async_nats::jetstream::new(client);
-    let Ok(mut stream) = js.get_stream(&config.archive_stream).await else {
-        return Vec::new();
-    };
-    let Ok(info) = stream.info().await else {
-        return Vec::new();
-    };
-    let count = info.state.messages;
-    if count == 0 {
-        return Vec::new();
-    }
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
-        .await
-        .expect("ordered consumer");
-    let mut messages = consumer.messages().await.expect("messages");
-    let mut ids = Vec::new();
-    while (ids.len() as u64) < count {
-        let message = tokio::time::timeout(Duration::from_secs(5), messages.next())
-            .await
-            .expect("archived message within 5 s")
-            .expect("stream open")
-            .expect("message");
-        let event: Value = serde_json::from_slice(&message.payload).expect("event json");
-        ids.push(event["event_id"].as_str().expect("event_id").to_owned());
-    }
-    ids
+        .iter()
+        .map(|event| event["event_id"].as_str().expect("event_id").to_owned())
+        .collect()
 }
 
 /// Deletes a test's stream from the shared NATS (best effort).
