@@ -1,6 +1,6 @@
 //! The gateway's configuration: one clap struct, every field a flag with an env fallback.
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use shared::redact::redact_url;
 use shared::telemetry::LogFormat;
 use std::fmt;
@@ -106,9 +106,21 @@ pub struct Config {
     #[arg(long, env = "CLOSER_INTERVAL_MS", default_value_t = 100)]
     pub closer_interval_ms: u64,
 
+    /// How a bid is applied in Redis: one Lua script (`lua`), or `WATCH`/`MULTI`/`EXEC` with
+    /// retry (`optimistic`, for comparison; same guarantees, slower under contention).
+    #[arg(long, env = "REDIS_STRATEGY", value_enum, default_value = "lua")]
+    pub redis_strategy: RedisStrategy,
+
     /// Run the outbox relay in this instance (disable only to test a crashed relay).
     #[arg(long, env = "RELAY_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub relay_enabled: bool,
+}
+
+/// How bids are applied in Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RedisStrategy {
+    Lua,
+    Optimistic,
 }
 
 fn default_instance_id() -> String {

@@ -84,6 +84,12 @@ impl Application {
             config.redis_timeout(),
         )
         .context("invalid REDIS_URL")?;
+        let store = match config.redis_strategy {
+            config::RedisStrategy::Lua => store,
+            config::RedisStrategy::Optimistic => {
+                store.with_optimistic_bids(&config.redis_url, 64)?
+            }
+        };
         let nats = connect_nats(&config.nats_url, &config.instance_id).await?;
         let read_model = read_model::ReadModel::new(
             &config.database_url,

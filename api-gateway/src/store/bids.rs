@@ -56,6 +56,11 @@ impl Store {
         bid: &PlaceBid,
         idempotency_ttl_secs: u64,
     ) -> Result<BidReply, StoreError> {
+        if let Some(pool) = &self.optimistic {
+            return self
+                .place_bid_optimistic(pool, bid, idempotency_ttl_secs)
+                .await;
+        }
         let keys = self.keys.item(&bid.item_id);
         let event_id = EventId::new();
         let idem_key = match &bid.idempotency_key {
@@ -87,7 +92,8 @@ impl Store {
     }
 }
 
-fn parse_reply(bid: &PlaceBid, reply: &[String]) -> anyhow::Result<BidReply> {
+/// Reads the bid script's reply (the optimistic strategy builds the same shape).
+pub(super) fn parse_reply(bid: &PlaceBid, reply: &[String]) -> anyhow::Result<BidReply> {
     let field = |i: usize| {
         reply
             .get(i)

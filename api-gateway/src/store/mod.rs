@@ -10,6 +10,7 @@ mod admin;
 mod bids;
 mod closing;
 mod items;
+mod optimistic;
 pub mod outbox;
 
 pub use admin::{ExtendOutcome, Relist, RelistOutcome};
@@ -55,6 +56,8 @@ pub struct Store {
     keys: Keyspace,
     timeout: Duration,
     scripts: &'static Scripts,
+    /// Exclusive connections when bids use the optimistic strategy instead of the script.
+    optimistic: Option<std::sync::Arc<optimistic::TxnPool>>,
 }
 
 /// The Lua scripts, loaded into Redis on first use (EVALSHA with a NOSCRIPT fallback).
@@ -101,7 +104,22 @@ impl Store {
             keys,
             timeout,
             scripts: scripts(),
+            optimistic: None,
         })
+    }
+
+    /// Places bids with `WATCH`/`MULTI`/`EXEC` over `connections` exclusive connections
+    /// instead of the Lua script (for the contention experiment).
+    ///
+    /// # Errors
+    /// When the URL is invalid.
+    pub fn with_optimistic_bids(mut self, url: &str, connections: usize) -> anyhow::Result<Self> {
+        self.optimistic = Some(std::sync::Arc::new(optimistic::TxnPool::new(
+            url,
+            connections,
+            self.timeout,
+        )?));
+        Ok(self)
     }
 
     pub fn keys(&self) -> &Keyspace {

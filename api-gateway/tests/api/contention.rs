@@ -7,7 +7,18 @@ use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_thousand_concurrent_bids_keep_the_highest_and_count_every_accepted_bid() {
-    let app = Arc::new(spawn_app().await);
+    two_thousand_concurrent_bids(shared_config()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_optimistic_strategy_keeps_the_same_guarantees_under_contention() {
+    let mut config = shared_config();
+    config.redis_strategy = api_gateway::config::RedisStrategy::Optimistic;
+    two_thousand_concurrent_bids(config).await;
+}
+
+async fn two_thousand_concurrent_bids(config: api_gateway::config::Config) {
+    let app = Arc::new(spawn_app_with(config).await);
     let item = app
         .create_item(json!({"starting_price": 1, "min_increment": 0.01}))
         .await;

@@ -12,3 +12,4 @@ mod lifecycle;
 mod live;
 mod outages;
 mod outbox;
+mod strategy;
