@@ -14,7 +14,9 @@
 //! - [`api`]: the gateway calls made around the load (create the item, read it back).
 //! - [`money`]: cents to JSON decimals and back, from the digits.
 //! - [`latency`]: percentiles from goose's response-time histogram.
-//! - [`report`]: what every JSON result shares (machine, gateway) and writing it.
+//! - [`report`]: what every JSON result shares (machine, gateway), writing it, and the
+//!   per-experiment report directory (`result.json`, `README.md`, charts).
+//! - [`charts`]: SVG line and bar charts (plotters).
 //! - [`telemetry`]: progress logging to stderr.
 
 pub mod api;
@@ -22,6 +24,7 @@ pub mod bench_archive;
 pub mod bench_close;
 pub mod bench_fanout;
 pub mod bench_write;
+pub mod charts;
 pub mod cli;
 pub mod gateway;
 pub mod latency;

@@ -50,9 +50,113 @@ pub fn write_json<T: Serialize>(path: &Path, result: &T) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Where one experiment writes its report: `<dir>/result.json` (the figures),
+/// `<dir>/README.md` (the summary people read, which links the charts) and one
+/// `<name>.svg` per chart, e.g. under `bench/results/contention/`.
+#[derive(Debug, Clone)]
+pub struct ReportDir {
+    dir: std::path::PathBuf,
+}
+
+impl ReportDir {
+    /// Creates the directory (and its parents).
+    ///
+    /// # Errors
+    ///
+    /// The directory cannot be created.
+    pub fn create(dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(Self {
+            dir: dir.to_owned(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Path of the chart called `name` (`<dir>/<name>.svg`).
+    pub fn chart(&self, name: &str) -> std::path::PathBuf {
+        self.dir.join(format!("{name}.svg"))
+    }
+
+    /// Writes `result.json`.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_json`].
+    pub fn write_result<T: Serialize>(&self, result: &T) -> anyhow::Result<()> {
+        write_json(&self.dir.join("result.json"), result)
+    }
+
+    /// Writes `README.md`.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be written.
+    pub fn write_summary(&self, markdown: &str) -> anyhow::Result<()> {
+        let path = self.dir.join("README.md");
+        std::fs::write(&path, markdown).with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+/// A Markdown table: a header row, the separator, then one line per row.
+pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut text = String::from("|");
+        for cell in cells {
+            text.push(' ');
+            text.push_str(cell);
+            text.push_str(" |");
+        }
+        text.push('\n');
+        text
+    };
+    let mut text = line(&mut header.iter().copied());
+    text.push_str(&line(&mut header.iter().map(|_| "---")));
+    for row in rows {
+        text.push_str(&line(&mut row.iter().map(String::as_str)));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn markdown_table_has_a_header_separator_and_rows() {
+        let table = markdown_table(
+            &["strategy", "bids/s"],
+            &[
+                vec!["lua".into(), "30000".into()],
+                vec!["optimistic".into(), "900".into()],
+            ],
+        );
+        assert_eq!(
+            table,
+            "| strategy | bids/s |\n| --- | --- |\n| lua | 30000 |\n| optimistic | 900 |\n"
+        );
+    }
+
+    #[test]
+    fn report_dir_writes_result_summary_and_names_charts() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = ReportDir::create(&dir.path().join("bench/results/contention")).unwrap();
+        report
+            .write_result(&serde_json::json!({"ok": true}))
+            .unwrap();
+        report.write_summary("# Contention\n").unwrap();
+        assert!(report.path().join("result.json").is_file());
+        assert_eq!(
+            std::fs::read_to_string(report.path().join("README.md")).unwrap(),
+            "# Contention\n"
+        );
+        assert_eq!(
+            report.chart("throughput"),
+            report.path().join("throughput.svg")
+        );
+    }
 
     #[test]
     fn machine_reports_at_least_one_core_here() {

@@ -1,0 +1,289 @@
+//! SVG charts for the experiment reports (plotters' SVG backend: no fonts, no
+//! system libraries, text left to the browser that shows the file).
+//!
+//! Two shapes cover every report: [`line_chart`] (a time series or a CDF, one
+//! line per series) and [`bar_chart`] (groups of bars, one bar per series in
+//! each category, e.g. bids/s per client level for each Redis strategy).
+
+use anyhow::{Context, anyhow};
+use plotters::prelude::*;
+use std::path::Path;
+
+/// Width and height of every chart, in pixels.
+const SIZE: (u32, u32) = (800, 450);
+/// Line and bar colours, in series order (wraps around).
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+/// One named line of points `(x, y)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+impl Series {
+    pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Self {
+            name: name.into(),
+            points,
+        }
+    }
+}
+
+/// Axis titles and the chart's caption.
+#[derive(Debug, Clone, Copy)]
+pub struct Labels<'a> {
+    pub title: &'a str,
+    pub x: &'a str,
+    pub y: &'a str,
+}
+
+/// The colour of the `index`th series.
+fn colour(index: usize) -> RGBColor {
+    PALETTE[index % PALETTE.len()]
+}
+
+/// `lo..hi` widened so that a flat or empty range still draws (plotters
+/// cannot map a zero-width axis) and the top value is not on the frame.
+fn axis_range(lo: f64, hi: f64) -> std::ops::Range<f64> {
+    let (lo, hi) = if lo.is_finite() && hi.is_finite() {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    };
+    if hi > lo {
+        lo..hi + (hi - lo) * 0.05
+    } else {
+        lo..lo + 1.0
+    }
+}
+
+/// Draws `series` as lines on shared axes (x from the smallest to the largest
+/// x, y from 0) and writes the SVG to `path`.
+///
+/// # Errors
+///
+/// The file cannot be written or plotters rejects the drawing.
+pub fn line_chart(path: &Path, labels: Labels<'_>, series: &[Series]) -> anyhow::Result<()> {
+    let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
+    let (x_lo, x_hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+        (lo.min(x), hi.max(x))
+    });
+    let y_hi = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    draw_lines(
+        &root,
+        labels,
+        series,
+        axis_range(x_lo, x_hi),
+        axis_range(0.0, y_hi),
+    )
+    .map_err(|e| anyhow!("{e}"))
+    .with_context(|| format!("cannot draw {}", path.display()))
+}
+
+fn draw_lines<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    labels: Labels<'_>,
+    series: &[Series],
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(labels.title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x, y)?;
+    chart
+        .configure_mesh()
+        .x_desc(labels.x)
+        .y_desc(labels.y)
+        .draw()?;
+    for (i, s) in series.iter().enumerate() {
+        let style = colour(i).stroke_width(2);
+        chart
+            .draw_series(LineSeries::new(s.points.iter().copied(), style))?
+            .label(s.name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+    }
+    if series.len() > 1 || series.iter().any(|s| !s.name.is_empty()) {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()?;
+    }
+    root.present()
+}
+
+/// Bars grouped by category: `series[s].points[c].1` is the height of series
+/// `s` in `categories[c]` (the x of each point is ignored). Writes the SVG to `path`.
+///
+/// # Errors
+///
+/// The file cannot be written or plotters rejects the drawing.
+pub fn bar_chart(
+    path: &Path,
+    labels: Labels<'_>,
+    categories: &[String],
+    series: &[Series],
+) -> anyhow::Result<()> {
+    let y_hi = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(0.0, f64::max);
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    draw_bars(&root, labels, categories, series, axis_range(0.0, y_hi))
+        .map_err(|e| anyhow!("{e}"))
+        .with_context(|| format!("cannot draw {}", path.display()))
+}
+
+fn draw_bars<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    labels: Labels<'_>,
+    categories: &[String],
+    series: &[Series],
+    y: std::ops::Range<f64>,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    root.fill(&WHITE)?;
+    let groups = categories.len().max(1);
+    let mut chart = ChartBuilder::on(root)
+        .caption(labels.title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..groups as f64, y)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(groups * 2 + 1)
+        // Category names sit under the middle of their group, at x = c + 0.5.
+        .x_label_formatter(&|x| {
+            let c = x.floor();
+            if (x - c - 0.5).abs() < 1e-6 {
+                categories.get(c as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .x_desc(labels.x)
+        .y_desc(labels.y)
+        .draw()?;
+    // Each group leaves 15% empty on either side; its bars share the rest.
+    let width = 0.7 / series.len().max(1) as f64;
+    for (s, bars) in series.iter().enumerate() {
+        let fill = colour(s).filled();
+        chart
+            .draw_series(bars.points.iter().take(groups).enumerate().map(|(c, p)| {
+                let left = c as f64 + 0.15 + s as f64 * width;
+                Rectangle::new([(left, 0.0), (left + width * 0.92, p.1)], fill)
+            }))?
+            .label(bars.name.clone())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], fill));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()
+}
+
+/// Points of the empirical CDF of a latency histogram: `histogram[b]` counts
+/// samples in bucket `b`, each `bucket_ms` wide; the point for a non-empty
+/// bucket is (its upper edge, share of samples at or below it). Starts at
+/// (0, 0) so the line rises from the origin.
+pub fn cdf_points(histogram: &[u64], bucket_ms: f64) -> Vec<(f64, f64)> {
+    let total: u64 = histogram.iter().sum();
+    let mut points = vec![(0.0, 0.0)];
+    if total == 0 {
+        return points;
+    }
+    let mut seen = 0;
+    for (b, n) in histogram.iter().enumerate() {
+        if *n > 0 {
+            seen += n;
+            points.push(((b + 1) as f64 * bucket_ms, seen as f64 / total as f64));
+        }
+    }
+    points
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cdf_rises_to_one_at_the_slowest_bucket() {
+        let points = cdf_points(&[0, 2, 0, 1, 1], 0.5);
+        assert_eq!(
+            points,
+            vec![(0.0, 0.0), (1.0, 0.5), (2.0, 0.75), (2.5, 1.0)]
+        );
+        assert_eq!(cdf_points(&[0, 0], 1.0), vec![(0.0, 0.0)]);
+    }
+
+    #[test]
+    fn flat_and_empty_ranges_still_have_width() {
+        assert_eq!(axis_range(3.0, 3.0), 3.0..4.0);
+        assert_eq!(axis_range(f64::INFINITY, f64::NEG_INFINITY), 0.0..1.05);
+        assert_eq!(axis_range(0.0, 100.0), 0.0..105.0);
+    }
+
+    #[test]
+    fn a_line_chart_is_an_svg_with_its_title_and_legend() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cdf.svg");
+        let series = [
+            Series::new("lua", vec![(0.0, 0.0), (1.0, 0.9), (4.0, 1.0)]),
+            Series::new("optimistic", vec![(0.0, 0.0), (2.0, 0.5), (9.0, 1.0)]),
+        ];
+        let labels = Labels {
+            title: "Bid latency CDF",
+            x: "ms",
+            y: "share of bids",
+        };
+        line_chart(&path, labels, &series).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.starts_with("<svg"), "{svg}");
+        for text in ["Bid latency CDF", "optimistic", "share of bids"] {
+            assert!(svg.contains(text), "{text} missing");
+        }
+        assert!(svg.matches("<polyline").count() >= 2, "one line per series");
+    }
+
+    #[test]
+    fn a_bar_chart_names_its_categories_and_draws_one_bar_per_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bars.svg");
+        let categories = vec!["64 users".to_owned(), "256 users".to_owned()];
+        let series = [
+            Series::new("lua", vec![(0.0, 30_000.0), (1.0, 35_000.0)]),
+            Series::new("optimistic", vec![(0.0, 9_000.0), (1.0, 4_000.0)]),
+        ];
+        let labels = Labels {
+            title: "Bids per second",
+            x: "",
+            y: "bids/s",
+        };
+        bar_chart(&path, labels, &categories, &series).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        for text in ["64 users", "256 users", "optimistic", "bids/s"] {
+            assert!(svg.contains(text), "{text} missing");
+        }
+    }
+}
