@@ -36,6 +36,10 @@ pub struct BenchFanoutArgs {
     pub duration_secs: u64,
     #[arg(long, default_value = "bench/results/fanout.json")]
     pub out: PathBuf,
+    /// The `load-tests` binary that runs the `viewers` client processes (default: this program;
+    /// tests, whose own executable is the test harness, point it at the built binary).
+    #[arg(long)]
+    pub viewers_bin: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -59,6 +63,9 @@ pub struct FanoutLevel {
     /// Resident memory the broadcast instances gained per connected idle viewer.
     pub rss_per_viewer_kib: f64,
     pub connect_secs: f64,
+    /// Merged latency histogram ([`BUCKET_US`] per bucket), for the `fanout` experiment's CDF.
+    #[serde(skip)]
+    pub histogram: Vec<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -117,7 +124,11 @@ async fn wait_for_file(path: &Path, timeout: Duration) -> anyhow::Result<String>
     }
 }
 
-async fn level(args: &BenchFanoutArgs, viewers: usize) -> anyhow::Result<FanoutLevel> {
+/// Runs one level: services, client processes, bids, merged reports.
+///
+/// # Errors
+/// When a service or client process cannot run.
+pub async fn level(args: &BenchFanoutArgs, viewers: usize) -> anyhow::Result<FanoutLevel> {
     let tag = format!("fan{:010x}", fastrand::u64(..) >> 24);
     let processes = viewers.div_ceil(args.per_process);
     let per = viewers.div_ceil(processes);
@@ -157,7 +168,10 @@ async fn level(args: &BenchFanoutArgs, viewers: usize) -> anyhow::Result<FanoutL
         .sum();
     let dir = std::env::temp_dir().join(&tag);
     std::fs::create_dir_all(&dir)?;
-    let me = std::env::current_exe().context("finding the load-tests binary")?;
+    let me = match &args.viewers_bin {
+        Some(bin) => bin.clone(),
+        None => std::env::current_exe().context("finding the load-tests binary")?,
+    };
     let posts_file = dir.join("posts.json");
     let mut clients = Vec::new();
     let started = Instant::now();
@@ -289,6 +303,7 @@ async fn level(args: &BenchFanoutArgs, viewers: usize) -> anyhow::Result<FanoutL
             0.0
         },
         connect_secs,
+        histogram,
     })
 }
 

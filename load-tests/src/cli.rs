@@ -5,6 +5,7 @@ use crate::bench_archive::{self, BenchArchiveArgs};
 use crate::bench_close::{self, BenchCloseArgs};
 use crate::bench_fanout::{self, BenchFanoutArgs};
 use crate::bench_write::{self, BenchWriteArgs};
+use crate::fanout::{self, FanoutArgs};
 use crate::viewers::{self, ViewersArgs};
 use clap::{Parser, Subcommand};
 
@@ -29,6 +30,9 @@ pub enum Command {
     BenchFanout(BenchFanoutArgs),
     /// Many auctions ending in one second: delay from end time to a viewer's `auction_closed`.
     BenchClose(BenchCloseArgs),
+    /// Experiment: N viewers per level on one item while bids arrive; delivery, latency CDF,
+    /// memory per viewer, as a report under bench/results/fanout/.
+    Fanout(FanoutArgs),
     /// One client process of bench-fanout (started by it).
     Viewers(ViewersArgs),
 }
@@ -73,6 +77,15 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
                     Verdict::Violated
                 },
             )
+        }
+        Command::Fanout(args) => {
+            let report = fanout::run(&args).await?;
+            println!("{}", fanout::summary(&report));
+            Ok(if report.passed() {
+                Verdict::Passed
+            } else {
+                Verdict::Violated
+            })
         }
         Command::BenchClose(args) => {
             let result = bench_close::run(&args).await?;

@@ -10,6 +10,7 @@
 //! - [`bench_archive`]: archive drain rate and accept-to-row delay.
 //! - [`bench_close`]: delay from auction end to a viewer's `auction_closed`.
 //! - [`bench_fanout`] and [`viewers`]: WebSocket fan-out (orchestrator and client processes).
+//! - [`fanout`]: the fan-out experiment: [`bench_fanout`] levels as a report with charts.
 //! - [`gateway`]: the gateway under test, given by URL or started from a binary.
 //! - [`api`]: the gateway calls made around the load (create the item, read it back).
 //! - [`money`]: cents to JSON decimals and back, from the digits.
@@ -26,6 +27,7 @@ pub mod bench_fanout;
 pub mod bench_write;
 pub mod charts;
 pub mod cli;
+pub mod fanout;
 pub mod gateway;
 pub mod latency;
 pub mod money;
