@@ -5,6 +5,7 @@ use crate::bench_archive::{self, BenchArchiveArgs};
 use crate::bench_close::{self, BenchCloseArgs};
 use crate::bench_fanout::{self, BenchFanoutArgs};
 use crate::bench_write::{self, BenchWriteArgs};
+use crate::contention::{self, ContentionArgs};
 use crate::viewers::{self, ViewersArgs};
 use clap::{Parser, Subcommand};
 
@@ -29,6 +30,10 @@ pub enum Command {
     BenchFanout(BenchFanoutArgs),
     /// Many auctions ending in one second: delay from end time to a viewer's `auction_closed`.
     BenchClose(BenchCloseArgs),
+    /// N users bidding on one item (and a mixed workload over many items) against the
+    /// gateway's two Redis strategies side by side, each checked for lost updates and for
+    /// the outbox afterwards.
+    Contention(ContentionArgs),
     /// One client process of bench-fanout (started by it).
     Viewers(ViewersArgs),
 }
@@ -78,6 +83,11 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
             let result = bench_close::run(&args).await?;
             println!("{}", bench_close::summary(&result));
             Ok(Verdict::Passed)
+        }
+        Command::Contention(args) => {
+            let result = contention::run(&args).await?;
+            println!("{}", contention::summary(&result));
+            Ok(result.verdict())
         }
         Command::Viewers(args) => {
             viewers::run(&args).await?;
