@@ -1,6 +1,6 @@
 # The two commands a newcomer needs are `make run` and `make test`; the rest are for developers.
 
-.PHONY: run test stack stack-down lint bench-write bench-archive bench-fanout bench-close
+.PHONY: run test stack stack-down lint bench-write bench-archive bench-fanout bench-close contention
 
 ## Start Redis/NATS/PostgreSQL if needed, build, run every service with a demo auction.
 run:
@@ -54,3 +54,11 @@ bench-close: stack
 	cargo build --release -p api-gateway -p broadcast-service -p load-tests
 	target/release/load-tests bench-close --gateway-bin target/release/api-gateway \
 		--broadcast-bin target/release/broadcast-service --out bench/results/close.json
+
+## The gateway's Lua and optimistic (WATCH/MULTI/EXEC) Redis strategies side by side: 16, 64
+## and 256 bidders on one item and a mixed workload over 200 items, each checked for lost
+## updates and for the outbox; report in bench/results/contention/.
+contention: stack
+	cargo build --release -p api-gateway -p load-tests
+	target/release/load-tests contention --gateway-bin target/release/api-gateway \
+		--users 16,64,256 --duration-secs 10 --out-dir bench/results/contention

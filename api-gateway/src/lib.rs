@@ -84,11 +84,14 @@ impl Application {
             config.redis_timeout(),
         )
         .context("invalid REDIS_URL")?;
+        let metrics = Arc::new(Metrics::default());
         let store = match config.redis_strategy {
             config::RedisStrategy::Lua => store,
-            config::RedisStrategy::Optimistic => {
-                store.with_optimistic_bids(&config.redis_url, 64)?
-            }
+            config::RedisStrategy::Optimistic => store.with_optimistic_bids(
+                &config.redis_url,
+                64,
+                metrics.optimistic_retries.clone(),
+            )?,
         };
         let nats = connect_nats(&config.nats_url, &config.instance_id).await?;
         let read_model = read_model::ReadModel::new(
@@ -101,7 +104,7 @@ impl Application {
             nats,
             store,
             read_model,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
         })
     }
 

@@ -37,6 +37,10 @@ pub struct Metrics {
     pub outbox_lag: Gauge,
     /// Auctions this instance closed.
     pub auctions_closed: Counter,
+    /// Optimistic bid attempts whose `EXEC` applied nothing because another writer changed the
+    /// item first, so the bid was read and decided again. The contention experiment divides it
+    /// by accepted bids to show what contention costs that strategy (always 0 with Lua).
+    pub optimistic_retries: Counter,
 }
 
 impl Default for Metrics {
@@ -99,9 +103,16 @@ impl Default for Metrics {
             "Auctions this instance closed",
             auctions_closed.clone(),
         );
+        let optimistic_retries = Counter::default();
+        registry.register(
+            "optimistic_retries",
+            "Optimistic bid attempts retried because EXEC found the item changed",
+            optimistic_retries.clone(),
+        );
         Self {
             registry,
             auctions_closed,
+            optimistic_retries,
             bids,
             bid_duration,
             prefilter_rejections,

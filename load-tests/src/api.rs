@@ -51,6 +51,14 @@ struct ItemStateBody {
     current_bid_cents: Option<i64>,
 }
 
+/// The value of the unlabelled counter `name` in a Prometheus text exposition.
+fn counter_value(metrics: &str, name: &str) -> Option<u64> {
+    metrics.lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+        value.trim().parse().ok()
+    })
+}
+
 /// HTTP client for the gateway's API.
 #[derive(Debug, Clone)]
 pub struct ApiClient {
@@ -117,6 +125,16 @@ impl ApiClient {
     ///
     /// The request fails.
     pub async fn prefilter_rejections(&self) -> anyhow::Result<Option<u64>> {
+        self.counter("gateway_prefilter_rejections_total").await
+    }
+
+    /// The value of the unlabelled Prometheus counter `name` on `GET /metrics`, or `None`
+    /// when the gateway does not expose it (an older gateway, or the figure does not apply).
+    ///
+    /// # Errors
+    ///
+    /// The request fails.
+    pub async fn counter(&self, name: &str) -> anyhow::Result<Option<u64>> {
         let url = format!("{}/metrics", self.base_url);
         let text = self
             .http
@@ -127,10 +145,7 @@ impl ApiClient {
             .text()
             .await
             .with_context(|| format!("GET {url}: body"))?;
-        Ok(text
-            .lines()
-            .find_map(|line| line.strip_prefix("gateway_prefilter_rejections_total "))
-            .and_then(|value| value.trim().parse().ok()))
+        Ok(counter_value(&text, name))
     }
 
     /// Reads an item's current state.
@@ -163,5 +178,26 @@ impl ApiClient {
             bid_count: body.bid_count,
             current_bid_cents,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_counter_is_read_by_its_exact_name() {
+        let text = "# HELP gateway_optimistic_retries Optimistic bid attempts retried\n\
+                    # TYPE gateway_optimistic_retries counter\n\
+                    gateway_optimistic_retries_total 42\n\
+                    gateway_optimistic_retries_total_other 7\n";
+        assert_eq!(
+            counter_value(text, "gateway_optimistic_retries_total"),
+            Some(42)
+        );
+        assert_eq!(
+            counter_value(text, "gateway_prefilter_rejections_total"),
+            None
+        );
     }
 }

@@ -5,6 +5,7 @@ use crate::bench_archive::{self, BenchArchiveArgs};
 use crate::bench_close::{self, BenchCloseArgs};
 use crate::bench_fanout::{self, BenchFanoutArgs};
 use crate::bench_write::{self, BenchWriteArgs};
+use crate::contention::{self, ContentionArgs};
 use crate::fanout::{self, FanoutArgs};
 use crate::viewers::{self, ViewersArgs};
 use clap::{Parser, Subcommand};
@@ -33,6 +34,10 @@ pub enum Command {
     /// Experiment: N viewers per level on one item while bids arrive; delivery, latency CDF,
     /// memory per viewer, as a report under bench/results/fanout/.
     Fanout(FanoutArgs),
+    /// N users bidding on one item (and a mixed workload over many items) against the
+    /// gateway's two Redis strategies side by side, each checked for lost updates and for
+    /// the outbox afterwards.
+    Contention(ContentionArgs),
     /// One client process of bench-fanout (started by it).
     Viewers(ViewersArgs),
 }
@@ -91,6 +96,11 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
             let result = bench_close::run(&args).await?;
             println!("{}", bench_close::summary(&result));
             Ok(Verdict::Passed)
+        }
+        Command::Contention(args) => {
+            let result = contention::run(&args).await?;
+            println!("{}", contention::summary(&result));
+            Ok(result.verdict())
         }
         Command::Viewers(args) => {
             viewers::run(&args).await?;

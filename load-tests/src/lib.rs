@@ -9,6 +9,8 @@
 //!   no-lost-update check after each level.
 //! - [`bench_archive`]: archive drain rate and accept-to-row delay.
 //! - [`bench_close`]: delay from auction end to a viewer's `auction_closed`.
+//! - [`contention`]: the gateway's Lua and optimistic Redis strategies side by side on a hot
+//!   item and a mixed workload, with lost-update and outbox checks.
 //! - [`bench_fanout`] and [`viewers`]: WebSocket fan-out (orchestrator and client processes).
 //! - [`fanout`]: the fan-out experiment: [`bench_fanout`] levels as a report with charts.
 //! - [`gateway`]: the gateway under test, given by URL or started from a binary.
@@ -27,6 +29,7 @@ pub mod bench_fanout;
 pub mod bench_write;
 pub mod charts;
 pub mod cli;
+pub mod contention;
 pub mod fanout;
 pub mod gateway;
 pub mod latency;

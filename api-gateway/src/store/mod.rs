@@ -109,15 +109,22 @@ impl Store {
     }
 
     /// Places bids with `WATCH`/`MULTI`/`EXEC` over `connections` exclusive connections
-    /// instead of the Lua script (for the contention experiment).
+    /// instead of the Lua script (for the contention experiment). `retries` counts the
+    /// attempts that lost the race and started over.
     ///
     /// # Errors
     /// When the URL is invalid.
-    pub fn with_optimistic_bids(mut self, url: &str, connections: usize) -> anyhow::Result<Self> {
+    pub fn with_optimistic_bids(
+        mut self,
+        url: &str,
+        connections: usize,
+        retries: prometheus_client::metrics::counter::Counter,
+    ) -> anyhow::Result<Self> {
         self.optimistic = Some(std::sync::Arc::new(optimistic::TxnPool::new(
             url,
             connections,
             self.timeout,
+            retries,
         )?));
         Ok(self)
     }

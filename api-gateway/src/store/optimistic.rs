@@ -12,6 +12,7 @@
 
 use super::bids::{PlaceBid, parse_reply};
 use super::{BidReply, Store, StoreError};
+use prometheus_client::metrics::counter::Counter;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use shared::EventId;
@@ -26,14 +27,21 @@ const MAX_ATTEMPTS: usize = 200;
 pub struct TxnPool {
     connections: Vec<Mutex<ConnectionManager>>,
     next: AtomicUsize,
+    /// Attempts whose `EXEC` applied nothing (the gateway's `gateway_optimistic_retries_total`).
+    retries: Counter,
 }
 
 impl TxnPool {
-    /// `size` lazily connected connections.
+    /// `size` lazily connected connections; lost races are counted in `retries`.
     ///
     /// # Errors
     /// When the URL is invalid.
-    pub fn new(url: &str, size: usize, timeout: std::time::Duration) -> anyhow::Result<Self> {
+    pub fn new(
+        url: &str,
+        size: usize,
+        timeout: std::time::Duration,
+        retries: Counter,
+    ) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
         let connections = (0..size.max(1))
             .map(|_| {
@@ -47,6 +55,7 @@ impl TxnPool {
         Ok(Self {
             connections,
             next: AtomicUsize::new(0),
+            retries,
         })
     }
 
@@ -297,6 +306,7 @@ impl Store {
             if applied.is_some() {
                 return parse_reply(bid, &decision.reply).map_err(StoreError::Internal);
             }
+            pool.retries.inc();
         }
         Err(StoreError::Unavailable(format!(
             "bid lost the optimistic race {MAX_ATTEMPTS} times"

@@ -7,17 +7,34 @@ use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_thousand_concurrent_bids_keep_the_highest_and_count_every_accepted_bid() {
-    two_thousand_concurrent_bids(shared_config()).await;
+    let retries = two_thousand_concurrent_bids(shared_config()).await;
+    assert_eq!(retries, Some(0), "the Lua script never retries");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_optimistic_strategy_keeps_the_same_guarantees_under_contention() {
+async fn the_optimistic_strategy_keeps_the_same_guarantees_under_contention_and_counts_its_retries()
+{
     let mut config = shared_config();
     config.redis_strategy = api_gateway::config::RedisStrategy::Optimistic;
-    two_thousand_concurrent_bids(config).await;
+    let retries = two_thousand_concurrent_bids(config).await;
+    // 200 writers on one item over 64 connections: some `EXEC`s must find the item changed
+    // between their `WATCH` and their `EXEC`, and each such attempt is counted.
+    assert!(
+        retries.is_some_and(|r| r > 0),
+        "gateway_optimistic_retries_total should rise under contention, got {retries:?}"
+    );
 }
 
-async fn two_thousand_concurrent_bids(config: api_gateway::config::Config) {
+/// The gateway's `gateway_optimistic_retries_total`, if it reports it.
+fn optimistic_retries(metrics: &str) -> Option<u64> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("gateway_optimistic_retries_total "))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// Runs the bids, checks every guarantee, and returns the retry counter afterwards.
+async fn two_thousand_concurrent_bids(config: api_gateway::config::Config) -> Option<u64> {
     let app = Arc::new(spawn_app_with(config).await);
     let item = app
         .create_item(json!({"starting_price": 1, "min_increment": 0.01}))
@@ -90,4 +107,5 @@ async fn two_thousand_concurrent_bids(config: api_gateway::config::Config) {
     let expected: Vec<String> = by_seq.values().map(|(_, id)| id.clone()).collect();
     assert_archived_exactly_once(&app.config, &expected).await;
     delete_stream(&app.config).await;
+    optimistic_retries(&app.metrics_text().await)
 }

@@ -1,0 +1,123 @@
+//! The outbox check: every bid a strategy accepted reaches its run's own JetStream stream
+//! exactly once.
+//!
+//! Each strategy's gateway publishes to a stream nobody else writes (`ARCHIVE_STREAM` is
+//! per run) and no worker consumes, and only accepted bids put events in the outbox here
+//! (items end long after the run), so the stream's message count must come to exactly the
+//! number of bids accepted. The relay drains asynchronously, so the count is polled until it
+//! matches or a bounded wait runs out; a count above the expected one fails at once.
+
+use anyhow::anyhow;
+use serde::Serialize;
+use std::time::Duration;
+use tokio::time::{Instant, sleep};
+
+/// How often the stream's message count is read while waiting.
+const POLL: Duration = Duration::from_millis(200);
+
+/// The stream's count against the accepted bids.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArchiveCheck {
+    pub stream: String,
+    /// Bids accepted over every run against this gateway.
+    pub expected: u64,
+    /// Messages the stream held when the wait ended.
+    pub found: u64,
+    /// How long it took the count to match (or the whole wait when it did not).
+    pub waited_secs: f64,
+}
+
+impl ArchiveCheck {
+    pub fn passed(&self) -> bool {
+        self.expected == self.found
+    }
+
+    /// The violation to list when the check failed.
+    pub fn violation(&self) -> Option<String> {
+        (!self.passed()).then(|| {
+            format!(
+                "JetStream stream {} holds {} messages after {:.1} s, {} bids were accepted",
+                self.stream, self.found, self.waited_secs, self.expected
+            )
+        })
+    }
+}
+
+/// Waits up to `wait` until `stream` holds `expected` messages, then deletes the stream
+/// (it belongs to this run only).
+///
+/// # Errors
+///
+/// NATS cannot be reached or the stream cannot be read.
+pub async fn wait_for_archive(
+    nats_url: &str,
+    stream: &str,
+    expected: u64,
+    wait: Duration,
+) -> anyhow::Result<ArchiveCheck> {
+    let client = async_nats::connect(nats_url)
+        .await
+        .map_err(|e| anyhow!("cannot connect to NATS at {nats_url}: {e}"))?;
+    let js = async_nats::jetstream::new(client);
+    let started = Instant::now();
+    let found = loop {
+        let found = match js.get_stream(stream).await {
+            Ok(mut handle) => {
+                handle
+                    .info()
+                    .await
+                    .map_err(|e| anyhow!("cannot read stream {stream}: {e}"))?
+                    .state
+                    .messages
+            }
+            // The relay creates the stream when the gateway starts; until then it holds nothing.
+            Err(_) if started.elapsed() < wait => 0,
+            Err(e) => return Err(anyhow!("cannot find stream {stream}: {e}")),
+        };
+        if found >= expected || started.elapsed() >= wait {
+            break found;
+        }
+        sleep(POLL).await;
+    };
+    let waited_secs = crate::contention::attack::round_to(started.elapsed().as_secs_f64(), 2);
+    if let Err(e) = js.delete_stream(stream).await {
+        // The figures are complete; a leftover stream is worth a warning, not the run.
+        tracing::warn!(stream, error = %e, "cannot delete the run's stream");
+    }
+    Ok(ArchiveCheck {
+        stream: stream.to_owned(),
+        expected,
+        found,
+        waited_secs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(expected: u64, found: u64) -> ArchiveCheck {
+        ArchiveCheck {
+            stream: "CT1".into(),
+            expected,
+            found,
+            waited_secs: 0.4,
+        }
+    }
+
+    #[test]
+    fn exactly_the_accepted_count_passes() {
+        assert!(check(10, 10).passed());
+        assert_eq!(check(10, 10).violation(), None);
+    }
+
+    #[test]
+    fn a_missing_or_duplicated_event_is_a_violation() {
+        assert!(
+            check(10, 9)
+                .violation()
+                .is_some_and(|v| v.contains("holds 9"))
+        );
+        assert!(!check(10, 11).passed());
+    }
+}

@@ -1,0 +1,172 @@
+//! One goose attack as every contention run makes it, and what is read from its metrics:
+//! the window the requests were made in, and each request kind's count and timings.
+
+use crate::latency::LatencyMs;
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use goose::config::GooseConfiguration;
+use goose::metrics::{GooseRequestMetricAggregate, GooseRequestMetricTimingData};
+use goose::prelude::*;
+use serde::Serialize;
+
+/// Longest a single request may take before goose counts it as failed.
+const REQUEST_TIMEOUT_SECS: &str = "10";
+
+/// Runs `scenario` with `users` users, all hatched within a second, for `duration_secs`.
+/// Goose writes no report file, starts no controller, and keeps its metrics from the first
+/// request on, so its counts cover exactly the requests the users tallied.
+///
+/// # Errors
+///
+/// Goose cannot be configured or the attack fails.
+pub async fn attack(
+    scenario: Scenario,
+    gateway_url: &str,
+    users: u32,
+    duration_secs: u64,
+) -> anyhow::Result<GooseMetrics> {
+    let user_count = usize::try_from(users).context("too many users")?;
+    let run_time = usize::try_from(duration_secs).context("--duration-secs too large")?;
+    let metrics = GooseAttack::initialize_with_config(GooseConfiguration::default())?
+        .register_scenario(scenario)
+        .set_default(GooseDefault::Host, gateway_url)?
+        .set_default(GooseDefault::Users, user_count)?
+        .set_default(GooseDefault::IncreaseRate, users.to_string().as_str())?
+        .set_default(GooseDefault::RunTime, run_time)?
+        .set_default(GooseDefault::NoResetMetrics, true)?
+        .set_default(GooseDefault::Timeout, REQUEST_TIMEOUT_SECS)?
+        .set_default(GooseDefault::NoTelnet, true)?
+        .set_default(GooseDefault::NoPrintMetrics, true)?
+        .set_default(GooseDefault::NoTransactionMetrics, true)?
+        .set_default(GooseDefault::NoScenarioMetrics, true)?
+        .execute()
+        .await?;
+    Ok(metrics)
+}
+
+/// Seconds from goose's first test plan step (hatch) to its last (users stopped), which
+/// brackets every request; goose's whole-second `duration` when the history is missing.
+pub fn measured_window_secs(metrics: &GooseMetrics) -> f64 {
+    let stamps: Vec<DateTime<Utc>> = metrics.history.iter().map(|step| step.timestamp).collect();
+    match (stamps.iter().min(), stamps.iter().max()) {
+        (Some(first), Some(last)) if last > first => {
+            let micros = (*last - *first).num_microseconds().unwrap_or(i64::MAX);
+            micros as f64 / 1_000_000.0
+        }
+        _ => metrics.duration as f64,
+    }
+}
+
+/// The aggregate of the requests named `name`, if any were made.
+pub fn requests_named<'a>(
+    metrics: &'a GooseMetrics,
+    name: &str,
+) -> Option<&'a GooseRequestMetricAggregate> {
+    metrics
+        .requests
+        .values()
+        .find(|aggregate| aggregate.path == name)
+}
+
+/// Count, rate, failures and timings of one request kind.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestStats {
+    /// The request's name in goose's metrics.
+    pub name: String,
+    pub requests: u64,
+    pub per_sec: f64,
+    /// Requests goose counted as failed (unexpected status, transport error, timeout).
+    pub failed: u64,
+    /// Answers by HTTP status (0: no answer), as goose counted them.
+    pub statuses: std::collections::BTreeMap<u16, u64>,
+    pub latency_ms: Option<LatencyMs>,
+}
+
+impl RequestStats {
+    /// The figures of the requests named `name` over `window_secs`; zeros when none were made.
+    pub fn of(metrics: &GooseMetrics, name: &str, window_secs: f64) -> Self {
+        let aggregate = requests_named(metrics, name);
+        let requests = aggregate.map_or(0, |a| (a.success_count + a.fail_count) as u64);
+        Self {
+            name: name.to_owned(),
+            requests,
+            per_sec: per_sec(requests, window_secs),
+            failed: aggregate.map_or(0, |a| a.fail_count as u64),
+            statuses: aggregate
+                .map(|a| {
+                    a.status_code_counts
+                        .iter()
+                        .map(|(status, count)| (*status, *count as u64))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            latency_ms: aggregate.and_then(|a| LatencyMs::from_timing(&a.raw_data)),
+        }
+    }
+}
+
+/// `count / secs`, rounded to 0.1; 0 over an empty window.
+pub fn per_sec(count: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        round_to(count as f64 / secs, 1)
+    } else {
+        0.0
+    }
+}
+
+/// `value` rounded to `decimals` places, for figures people read.
+pub fn round_to(value: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (value * scale).round() / scale
+}
+
+/// The empirical CDF of the response times in `timing`: one point per goose bucket, (its
+/// time in ms, share of requests at or below it), starting at (0, 0).
+pub fn latency_cdf(timing: &GooseRequestMetricTimingData) -> Vec<(f64, f64)> {
+    let buckets: std::collections::BTreeMap<u64, usize> = timing
+        .times_us
+        .iter()
+        .map(|(us, count)| (*us, *count))
+        .collect();
+    let total: usize = buckets.values().sum();
+    let mut points = vec![(0.0, 0.0)];
+    if total == 0 {
+        return points;
+    }
+    let mut seen = 0;
+    for (us, count) in buckets {
+        seen += count;
+        points.push((us as f64 / 1000.0, seen as f64 / total as f64));
+    }
+    points
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_over_an_empty_window_is_zero() {
+        assert_eq!(per_sec(10, 0.0), 0.0);
+        assert_eq!(per_sec(10, 4.0), 2.5);
+        assert_eq!(per_sec(1, 3.0), 0.3);
+    }
+
+    #[test]
+    fn rounding_keeps_the_requested_decimals() {
+        assert_eq!(round_to(1234.5678, 1), 1234.6);
+        assert_eq!(round_to(10.0004, 3), 10.0);
+    }
+
+    #[test]
+    fn the_cdf_rises_from_zero_to_one_in_time_order() {
+        let mut timing = GooseRequestMetricTimingData::default();
+        for (us, count) in [(90u64, 1usize), (10, 2), (50, 1)] {
+            timing.times_us.insert(us, count);
+        }
+        assert_eq!(
+            latency_cdf(&timing),
+            vec![(0.0, 0.0), (0.01, 0.5), (0.05, 0.75), (0.09, 1.0)]
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! The bid every contention user places: on one of the run's items, a little above the last
+//! price this user saw for it, so concurrent bids collide the way eager bidders' do.
+//!
+//! The reply is read and tallied in [`BidTally`] (accepted with its `seq`, rejected with its
+//! code and amount, or the error), which is what the checks compare with the state read back.
+
+use super::tally::BidTally;
+use crate::money::{Decimal, reported_cents};
+use goose::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+
+/// The name bid requests carry in goose's metrics (instead of a path with the item id).
+pub const BID_REQUEST_NAME: &str = "POST /api/v1/items/{id}/bid";
+
+/// A bid is the last price seen plus the minimum increment plus 0 to this many cents, so
+/// bids from users who saw the same price usually differ and most of them lose.
+const MAX_EXTRA_RAISE_CENTS: i64 = 4;
+
+/// The items a run bids on, their prices, and the tally of what happened.
+#[derive(Debug)]
+pub struct BidTarget {
+    item_ids: Vec<String>,
+    bid_paths: Vec<String>,
+    starting_price_cents: i64,
+    min_increment_cents: i64,
+    tally: BidTally,
+}
+
+impl BidTarget {
+    /// Bids on `item_ids`, which were all created with these prices.
+    pub fn new(item_ids: Vec<String>, starting_price_cents: i64, min_increment_cents: i64) -> Self {
+        let bid_paths = item_ids
+            .iter()
+            .map(|id| format!("/api/v1/items/{id}/bid"))
+            .collect();
+        let tally = BidTally::new(item_ids.len());
+        Self {
+            item_ids,
+            bid_paths,
+            starting_price_cents,
+            min_increment_cents,
+            tally,
+        }
+    }
+
+    pub fn item_ids(&self) -> &[String] {
+        &self.item_ids
+    }
+
+    pub fn min_increment_cents(&self) -> i64 {
+        self.min_increment_cents
+    }
+
+    pub fn tally(&self) -> &BidTally {
+        &self.tally
+    }
+}
+
+/// Per-user state: the last current price this user saw, per item index.
+#[derive(Debug, Default, Clone)]
+struct LastSeen(HashMap<usize, i64>);
+
+#[derive(Serialize)]
+struct BidBody {
+    user_id: String,
+    amount: Decimal,
+}
+
+#[derive(Deserialize)]
+struct BidReply {
+    success: bool,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    seq: Option<u64>,
+    #[serde(default)]
+    current_bid: Option<Box<RawValue>>,
+    #[serde(default)]
+    current_bid_cents: Option<i64>,
+}
+
+/// The next amount to bid: the minimum increment plus `extra` above the last price seen;
+/// before any (or when the price reads below the start, i.e. no bid yet) the starting price
+/// plus `extra`, as a first bid may equal the starting price.
+pub fn next_bid(last_seen: Option<i64>, starting: i64, increment: i64, extra: i64) -> i64 {
+    match last_seen {
+        Some(price) if price >= starting => price + increment + extra,
+        _ => starting + extra,
+    }
+}
+
+/// Places one bid on item `index` of `target` and tallies the answer.
+///
+/// # Errors
+///
+/// Goose's transaction error when the request could not be made or its reply is unreadable
+/// (the bid is tallied as an error first).
+pub async fn place_bid(
+    user: &mut GooseUser,
+    target: &BidTarget,
+    index: usize,
+) -> TransactionResult {
+    let tally = &target.tally;
+    let Some(path) = target.bid_paths.get(index) else {
+        return Ok(());
+    };
+    let last_seen = user
+        .get_session_data::<LastSeen>()
+        .and_then(|seen| seen.0.get(&index).copied());
+    let extra = fastrand::i64(0..=MAX_EXTRA_RAISE_CENTS);
+    let amount = next_bid(
+        last_seen,
+        target.starting_price_cents,
+        target.min_increment_cents,
+        extra,
+    );
+    let body = BidBody {
+        user_id: format!("u{}", user.weighted_users_index),
+        amount: Decimal(amount),
+    };
+    let builder = user
+        .get_request_builder(&GooseMethod::Post, path)?
+        .json(&body);
+    let request = GooseRequest::builder()
+        .method(GooseMethod::Post)
+        .path(path.as_str())
+        .name(BID_REQUEST_NAME)
+        // Goose would count any 2xx as a success; the contract's answer is 200.
+        .expect_status_code(200)
+        .set_request_builder(builder)
+        .build();
+    let mut goose = match user.request(request).await {
+        Ok(goose) => goose,
+        Err(e) => {
+            // The bid may or may not have reached the gateway.
+            tally.error("request failed".to_owned());
+            return Err(e);
+        }
+    };
+    let response = match goose.response {
+        Ok(response) if response.status().as_u16() == 200 => response,
+        // Goose already recorded these as failed requests.
+        Ok(response) => {
+            tally.error(format!("status {}", response.status().as_u16()));
+            return Ok(());
+        }
+        Err(_) => {
+            tally.error("transport".to_owned());
+            return Ok(());
+        }
+    };
+    let reply = match response.json::<BidReply>().await {
+        Ok(reply) => reply,
+        Err(_) => {
+            tally.error("unreadable reply".to_owned());
+            return user.set_failure("unreadable bid reply", &mut goose.request, None, None);
+        }
+    };
+    let Ok(current) = reported_cents(reply.current_bid_cents, reply.current_bid.as_deref()) else {
+        tally.error("unreadable reply".to_owned());
+        return user.set_failure("unreadable current_bid", &mut goose.request, None, None);
+    };
+    if reply.success {
+        tally.accepted(index, amount, reply.seq);
+    } else {
+        tally.rejected(index, amount, reply.code.as_deref());
+    }
+    if let Some(price) = current {
+        match user.get_session_data_mut::<LastSeen>() {
+            Some(seen) => {
+                seen.0.insert(index, price);
+            }
+            None => {
+                let mut seen = LastSeen::default();
+                seen.0.insert(index, price);
+                user.set_session_data(seen);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_first_bid_is_at_or_a_little_above_the_starting_price() {
+        assert_eq!(next_bid(None, 100, 5, 0), 100);
+        assert_eq!(next_bid(None, 100, 5, 4), 104);
+        assert_eq!(next_bid(Some(0), 100, 5, 2), 102);
+    }
+
+    #[test]
+    fn a_later_bid_clears_the_last_seen_price_by_the_increment_plus_a_little() {
+        assert_eq!(next_bid(Some(100), 100, 5, 0), 105);
+        assert_eq!(next_bid(Some(12_345), 100, 5, 4), 12_354);
+    }
+
+    #[test]
+    fn the_reply_carries_the_code_and_seq_the_tally_needs() {
+        let reply: BidReply = serde_json::from_str(
+            r#"{"success":false,"code":"bid_too_low","current_bid":1.5,"current_bid_cents":150,"seq":3}"#,
+        )
+        .unwrap();
+        assert!(!reply.success);
+        assert_eq!(reply.code.as_deref(), Some("bid_too_low"));
+        assert_eq!(reply.seq, Some(3));
+    }
+
+    #[test]
+    fn a_target_has_one_bid_path_and_tally_slot_per_item() {
+        let target = BidTarget::new(vec!["a".into(), "b".into()], 100, 5);
+        assert_eq!(
+            target.bid_paths,
+            ["/api/v1/items/a/bid", "/api/v1/items/b/bid"]
+        );
+        target.tally().accepted(1, 100, Some(1));
+        target.tally().accepted(2, 100, Some(1));
+        assert_eq!(target.tally().accepted_total(), 1, "item 2 does not exist");
+        assert_eq!(target.min_increment_cents(), 5);
+    }
+}

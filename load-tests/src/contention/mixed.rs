@@ -1,0 +1,193 @@
+//! The mixed workload: many items, users that mostly bid on a random one and otherwise read.
+//!
+//! Closer to a live site than the hot item: contention is spread over `--mixed-items` keys
+//! and reads share Redis with the writes. Weights per user: bid on a random item 6, read a
+//! random item (`GET /api/v1/items/{id}`) 3, list the items (`GET /api/v1/items`) 1. Every
+//! item is checked afterwards like the hot item.
+
+use super::attack::{RequestStats, attack, measured_window_secs, per_sec, round_to};
+use super::bidder::{BID_REQUEST_NAME, BidTarget, place_bid};
+use super::check::{ItemCheck, error_violations, status_errors};
+use super::{MIN_INCREMENT_CENTS, STARTING_PRICE_CENTS, new_item};
+use crate::api::ApiClient;
+use anyhow::Context;
+use futures::{StreamExt, TryStreamExt};
+use goose::prelude::*;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Name of item reads in goose's metrics.
+pub const ITEM_READ_NAME: &str = "GET /api/v1/items/{id}";
+/// Name of list reads in goose's metrics.
+pub const LIST_READ_NAME: &str = "GET /api/v1/items";
+/// Transaction weights: bid, item read, list read (60 / 30 / 10 %).
+const WEIGHTS: (usize, usize, usize) = (6, 3, 1);
+/// Items created, or read back, at once around the run.
+const SETUP_CONCURRENCY: usize = 16;
+
+/// The mixed run's figures and checks.
+#[derive(Debug, Clone, Serialize)]
+pub struct MixedResult {
+    pub users: u32,
+    pub items: usize,
+    pub duration_secs: u64,
+    pub measured_secs: f64,
+    /// One entry per request kind: bids, item reads, list reads.
+    pub requests: Vec<RequestStats>,
+    pub accepted: u64,
+    pub accepted_per_sec: f64,
+    pub rejected: u64,
+    /// Requests without the expected answer, by request kind then error kind.
+    pub errors: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Items bid on at least once (accepted).
+    pub items_with_bids: usize,
+    /// The items that failed their check (all passed when empty).
+    pub failed_items: Vec<ItemCheck>,
+    /// Everything that failed; empty when the run passed.
+    pub violations: Vec<String>,
+}
+
+/// Creates `items` items named `<prefix><n>`, runs `users` for `duration_secs`, reads every
+/// item back and checks it.
+///
+/// # Errors
+///
+/// An item cannot be created or read back, or goose fails.
+#[tracing::instrument(skip_all, fields(users, items))]
+pub async fn run(
+    api: &ApiClient,
+    gateway_url: &str,
+    prefix: &str,
+    users: u32,
+    items: usize,
+    duration_secs: u64,
+) -> anyhow::Result<MixedResult> {
+    let ids: Vec<String> = (0..items).map(|n| format!("{prefix}{n}")).collect();
+    futures::stream::iter(ids.iter().cloned())
+        .map(|id| async move { api.create_item(&new_item(id)).await })
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await
+        .context("creating the mixed items")?;
+    let target = Arc::new(BidTarget::new(
+        ids,
+        STARTING_PRICE_CENTS,
+        MIN_INCREMENT_CENTS,
+    ));
+    tracing::info!(users, items, duration_secs, "mixed run started");
+    let metrics = attack(
+        scenario(Arc::clone(&target))?,
+        gateway_url,
+        users,
+        duration_secs,
+    )
+    .await?;
+    let measured_secs = measured_window_secs(&metrics);
+    let requests: Vec<RequestStats> = [BID_REQUEST_NAME, ITEM_READ_NAME, LIST_READ_NAME]
+        .iter()
+        .map(|name| RequestStats::of(&metrics, name, measured_secs))
+        .collect();
+
+    let tally = target.tally();
+    let increment = target.min_increment_cents();
+    let checks: Vec<ItemCheck> = futures::stream::iter(target.item_ids().iter().enumerate())
+        .map(|(index, id)| async move {
+            let state = api.item_state(id).await?;
+            anyhow::Ok(ItemCheck::new(id, &tally.item(index), &state, increment))
+        })
+        .buffered(SETUP_CONCURRENCY)
+        .try_collect()
+        .await
+        .context("reading the mixed items back")?;
+
+    let mut errors = BTreeMap::new();
+    errors.insert("bid".to_owned(), tally.errors());
+    for stats in requests.iter().skip(1) {
+        errors.insert(stats.name.clone(), status_errors(&stats.statuses, 200));
+    }
+    let mut violations: Vec<String> = checks
+        .iter()
+        .flat_map(|c| {
+            c.violations
+                .iter()
+                .map(|v| format!("item {}: {v}", c.item_id))
+        })
+        .collect();
+    for (kind, kind_errors) in &errors {
+        violations.extend(error_violations(kind, kind_errors));
+    }
+    let accepted = tally.accepted_total();
+    if accepted == 0 {
+        violations.push("no bid was accepted in the mixed run: it proves nothing".to_owned());
+    }
+    Ok(MixedResult {
+        users,
+        items,
+        duration_secs,
+        measured_secs: round_to(measured_secs, 3),
+        requests,
+        accepted,
+        accepted_per_sec: per_sec(accepted, measured_secs),
+        rejected: tally.rejected_total(),
+        errors,
+        items_with_bids: checks.iter().filter(|c| c.accepted > 0).count(),
+        failed_items: checks.into_iter().filter(|c| !c.passed()).collect(),
+        violations,
+    })
+}
+
+/// Bids and reads on random items, weighted by [`WEIGHTS`], with no wait.
+fn scenario(target: Arc<BidTarget>) -> anyhow::Result<Scenario> {
+    let items = target.item_ids().len();
+    let bid_target = Arc::clone(&target);
+    let bid: TransactionFunction = Arc::new(move |user| {
+        let target = Arc::clone(&bid_target);
+        Box::pin(async move { place_bid(user, &target, fastrand::usize(..items)).await })
+    });
+    let item_paths: Arc<Vec<String>> = Arc::new(
+        target
+            .item_ids()
+            .iter()
+            .map(|id| format!("/api/v1/items/{id}"))
+            .collect(),
+    );
+    let read_item: TransactionFunction = Arc::new(move |user| {
+        let paths = Arc::clone(&item_paths);
+        Box::pin(async move {
+            match paths.get(fastrand::usize(..paths.len().max(1))) {
+                Some(path) => read(user, path, ITEM_READ_NAME).await,
+                None => Ok(()),
+            }
+        })
+    });
+    let list: TransactionFunction =
+        Arc::new(|user| Box::pin(async move { read(user, "/api/v1/items", LIST_READ_NAME).await }));
+    Ok(scenario!("Mixed")
+        .register_transaction(
+            Transaction::new(bid)
+                .set_name("bid")
+                .set_weight(WEIGHTS.0)?,
+        )
+        .register_transaction(
+            Transaction::new(read_item)
+                .set_name("read item")
+                .set_weight(WEIGHTS.1)?,
+        )
+        .register_transaction(
+            Transaction::new(list)
+                .set_name("list items")
+                .set_weight(WEIGHTS.2)?,
+        ))
+}
+
+/// A `GET` whose body is read to the end, so the connection is reused, and dropped: the
+/// reads load the gateway; goose times them and counts their statuses.
+async fn read(user: &mut GooseUser, path: &str, name: &str) -> TransactionResult {
+    let goose = user.get_named(path, name).await?;
+    if let Ok(response) = goose.response {
+        // A body cut short is already a failure goose has counted by status or transport.
+        let _ = response.bytes().await;
+    }
+    Ok(())
+}

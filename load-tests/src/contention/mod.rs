@@ -1,0 +1,447 @@
+//! `contention`: the gateway's two Redis strategies for applying a bid, side by side under
+//! contention, each checked for correctness afterwards.
+//!
+//! For each strategy (`--strategies lua,optimistic`) a fresh gateway is started with
+//! `REDIS_STRATEGY`, its own Redis key prefix, NATS subjects and JetStream stream (so runs
+//! never see each other's data), the per-user rate limit off and the price pre-filter off
+//! unless `--prefilter` (it answers stale bids without Redis and would hide the difference).
+//! Against it:
+//!
+//! 1. [`hot_item`]: per `--users` level, that many users bid on one fresh item as fast as
+//!    they can; bids/s, latency, and the optimistic retries each accepted bid cost.
+//! 2. [`mixed`]: `--mixed-users` users bid on and read `--mixed-items` items.
+//! 3. [`archive`]: the run's stream ends up holding exactly one message per accepted bid
+//!    (the outbox guarantee).
+//!
+//! Every item is read back and [`check`]ed (final price, `seq`, `bid_count`, rejected
+//! amounts). Any failure is listed and makes the verdict `Violated`. [`report`] writes
+//! `result.json`, `README.md` and the SVG charts under `--out-dir`.
+
+mod archive;
+mod attack;
+mod bidder;
+mod check;
+mod hot_item;
+mod mixed;
+mod report;
+mod tally;
+
+use crate::api::{ApiClient, NewItem};
+use crate::cli::Verdict;
+use crate::gateway::Gateway;
+use crate::report::{Machine, ReportDir};
+use anyhow::bail;
+use archive::ArchiveCheck;
+use chrono::{Duration as ChronoDuration, SecondsFormat, Utc};
+use hot_item::HotLevel;
+use mixed::MixedResult;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Shortest run time per level that counts as a benchmark rather than a smoke run.
+pub const MIN_BENCH_SECS: u64 = 10;
+/// Price of every item (1.00), in cents.
+const STARTING_PRICE_CENTS: i64 = 100;
+/// Smallest raise over the current bid (0.05), in cents: wider than a cent so the
+/// "rejected below final price plus increment" check has room to fail.
+const MIN_INCREMENT_CENTS: i64 = 5;
+/// The gateway's counter of optimistic attempts that lost the race.
+const RETRIES_COUNTER: &str = "gateway_optimistic_retries_total";
+/// Longest wait for the outbox relay to bring the stream to the accepted count.
+const ARCHIVE_WAIT: Duration = Duration::from_secs(15);
+
+/// How the gateway applies a bid in Redis (its `--redis-strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// One Lua script per bid.
+    Lua,
+    /// `WATCH`/`MULTI`/`EXEC`, retried when another bid got there first.
+    Optimistic,
+}
+
+impl Strategy {
+    /// The gateway's name for it (`REDIS_STRATEGY`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Lua => "lua",
+            Strategy::Optimistic => "optimistic",
+        }
+    }
+}
+
+/// Flags of `load-tests contention`.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct ContentionArgs {
+    /// Gateway binary, started once per strategy on a free loopback port, e.g.
+    /// target/release/api-gateway. It inherits REDIS_URL.
+    #[arg(long)]
+    pub gateway_bin: PathBuf,
+    /// Strategies to compare, comma-separated, each against its own gateway.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "lua,optimistic"
+    )]
+    pub strategies: Vec<Strategy>,
+    /// Hot-item levels: users bidding on one item, comma-separated; each level gets a fresh item.
+    #[arg(long, value_delimiter = ',', default_value = "16,64,256",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub users: Vec<u32>,
+    /// Seconds each level (and the mixed run) lasts after its users are hatched (at least 10
+    /// unless --smoke).
+    #[arg(long, default_value_t = MIN_BENCH_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub duration_secs: u64,
+    /// Users of the mixed run (bids and reads over many items).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub mixed_users: u32,
+    /// Items of the mixed run.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    pub mixed_items: u64,
+    /// Keep the gateway's price pre-filter on (PRICE_PREFILTER): it rejects stale bids
+    /// without Redis, which hides the difference between the strategies.
+    #[arg(long)]
+    pub prefilter: bool,
+    /// NATS with JetStream, where each run's archive stream is counted (also given to the gateway).
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// Directory of the report: result.json, README.md and the SVG charts.
+    #[arg(long, default_value = "bench/results/contention")]
+    pub out_dir: PathBuf,
+    /// Allow runs shorter than 10 s: checks the pipeline works, measures nothing reliable.
+    #[arg(long)]
+    pub smoke: bool,
+}
+
+impl ContentionArgs {
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.strategies.is_empty() {
+            bail!("--strategies needs at least one of lua, optimistic");
+        }
+        if self.users.is_empty() || self.users.contains(&0) {
+            bail!("--users needs one or more levels of at least 1 user");
+        }
+        if self.duration_secs < MIN_BENCH_SECS && !self.smoke {
+            bail!(
+                "--duration-secs {} is too short for a benchmark (minimum {MIN_BENCH_SECS}); \
+                 add --smoke for a quick check",
+                self.duration_secs
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The JSON result of a contention run (`result.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ContentionResult {
+    pub experiment: &'static str,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    /// A smoke run (`--smoke`): its numbers are not a benchmark.
+    pub smoke: bool,
+    pub machine: Machine,
+    pub args: ContentionArgs,
+    pub strategies: Vec<StrategyResult>,
+    /// Every check that failed, prefixed by its strategy; empty when the run passed.
+    pub violations: Vec<String>,
+}
+
+impl ContentionResult {
+    pub fn verdict(&self) -> Verdict {
+        if self.violations.is_empty() && !self.strategies.is_empty() {
+            Verdict::Passed
+        } else {
+            Verdict::Violated
+        }
+    }
+}
+
+/// Everything measured and checked against one strategy's gateway.
+#[derive(Debug, Clone, Serialize)]
+pub struct StrategyResult {
+    pub strategy: Strategy,
+    pub gateway_url: String,
+    /// Per-run tag of the keys, subjects and stream.
+    pub tag: String,
+    pub hot: Vec<HotLevel>,
+    pub mixed: MixedResult,
+    pub archive: ArchiveCheck,
+}
+
+impl StrategyResult {
+    /// Every failed check of this strategy.
+    pub fn violations(&self) -> Vec<String> {
+        let hot = self.hot.iter().flat_map(|level| {
+            level
+                .violations
+                .iter()
+                .map(move |v| format!("{} users: {v}", level.users))
+        });
+        let mixed = self.mixed.violations.iter().map(|v| format!("mixed: {v}"));
+        hot.chain(mixed)
+            .chain(self.archive.violation().map(|v| format!("outbox: {v}")))
+            .collect()
+    }
+}
+
+/// An item as every contention run creates it: one hour to run, the bench's prices.
+fn new_item(id: String) -> NewItem {
+    NewItem {
+        id,
+        name: "contention".to_owned(),
+        starting_price_cents: STARTING_PRICE_CENTS,
+        min_increment_cents: MIN_INCREMENT_CENTS,
+        end_time: Utc::now() + ChronoDuration::hours(1),
+    }
+}
+
+/// Runs every strategy and writes the report to `args.out_dir`.
+///
+/// The result is returned (and written) even when a check fails; see
+/// [`ContentionResult::verdict`].
+///
+/// # Errors
+///
+/// Invalid arguments, a gateway that cannot be started, an item that cannot be created or
+/// read back, NATS unreachable, goose failing, an interrupt, or the report not written.
+pub async fn run(args: &ContentionArgs) -> anyhow::Result<ContentionResult> {
+    args.validate()?;
+    let report_dir = ReportDir::create(&args.out_dir)?;
+    let started_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+    let mut strategies = Vec::with_capacity(args.strategies.len());
+    for &strategy in &args.strategies {
+        strategies.push(run_strategy(args, strategy).await?);
+    }
+    let violations = strategies
+        .iter()
+        .flat_map(|s| {
+            s.violations()
+                .into_iter()
+                .map(move |v| format!("{}: {v}", s.strategy.name()))
+        })
+        .collect();
+    let result = ContentionResult {
+        experiment: "contention",
+        started_at,
+        smoke: args.smoke,
+        machine: Machine::current(),
+        args: args.clone(),
+        strategies,
+        violations,
+    };
+    report::write(&report_dir, &result)?;
+    tracing::info!(out_dir = %args.out_dir.display(), "report written");
+    Ok(result)
+}
+
+/// Starts a gateway with `strategy`, measures and checks against it, and stops it.
+#[tracing::instrument(skip_all, fields(strategy = strategy.name()))]
+async fn run_strategy(args: &ContentionArgs, strategy: Strategy) -> anyhow::Result<StrategyResult> {
+    let tag = format!("ct{:012x}", fastrand::u64(..) >> 16);
+    let env = [
+        ("REDIS_STRATEGY", strategy.name().to_owned()),
+        ("PRICE_PREFILTER", args.prefilter.to_string()),
+        ("BID_RATE_PER_USER", "0".to_owned()),
+        ("REDIS_KEY_PREFIX", format!("{tag}:")),
+        ("SUBJECT_PREFIX", tag.clone()),
+        ("ARCHIVE_STREAM", tag.to_uppercase()),
+        ("NATS_URL", args.nats_url.clone()),
+    ];
+    let gateway = Gateway::spawn_with_env(&args.gateway_bin, &env).await?;
+    let measured = measure(args, gateway.url(), &tag).await;
+    let gateway_url = gateway.url().to_owned();
+    if let Err(e) = gateway.shutdown().await {
+        // The measurements are complete; a gateway that stopped badly is worth a warning,
+        // not the loss of the run.
+        tracing::warn!(error = %e, error.chain = ?e, "gateway did not stop cleanly");
+    }
+    let (hot, mixed, archive) = measured?;
+    Ok(StrategyResult {
+        strategy,
+        gateway_url,
+        tag,
+        hot,
+        mixed,
+        archive,
+    })
+}
+
+async fn measure(
+    args: &ContentionArgs,
+    gateway_url: &str,
+    tag: &str,
+) -> anyhow::Result<(Vec<HotLevel>, MixedResult, ArchiveCheck)> {
+    let api = ApiClient::new(gateway_url)?;
+    let mut hot = Vec::with_capacity(args.users.len());
+    for &users in &args.users {
+        let item_id = format!("{tag}-hot-{users}");
+        hot.push(hot_item::run_level(&api, gateway_url, item_id, users, args.duration_secs).await?);
+        if goose::is_killswitch_triggered() {
+            bail!("interrupted");
+        }
+    }
+    let items = usize::try_from(args.mixed_items)?;
+    let prefix = format!("{tag}-m");
+    let mixed = mixed::run(
+        &api,
+        gateway_url,
+        &prefix,
+        args.mixed_users,
+        items,
+        args.duration_secs,
+    )
+    .await?;
+    if goose::is_killswitch_triggered() {
+        bail!("interrupted");
+    }
+    let accepted = hot.iter().map(|level| level.accepted).sum::<u64>() + mixed.accepted;
+    let archive =
+        archive::wait_for_archive(&args.nats_url, &tag.to_uppercase(), accepted, ARCHIVE_WAIT)
+            .await?;
+    Ok((hot, mixed, archive))
+}
+
+/// A few lines for a person: per strategy, each level and the mixed run, then the verdict.
+pub fn summary(result: &ContentionResult) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "contention ({} cores{}, pre-filter {}):",
+        result.machine.cores,
+        if result.smoke { ", SMOKE run" } else { "" },
+        if result.args.prefilter { "on" } else { "off" },
+    );
+    for s in &result.strategies {
+        let _ = writeln!(text, "  {}:", s.strategy.name());
+        for level in &s.hot {
+            let p99 = level
+                .bids
+                .latency_ms
+                .map_or_else(|| "-".to_owned(), |l| format!("{:.2}", l.p99));
+            let _ = writeln!(
+                text,
+                "    hot {:>4} users  {:>9.1} bids/s  {:>8.1} accepted/s  p99 {p99} ms  \
+                 retries/accepted {}  errors {}  {}",
+                level.users,
+                level.bids.per_sec,
+                level.accepted_per_sec,
+                level
+                    .retries_per_accepted
+                    .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
+                level.errors.values().sum::<u64>(),
+                if level.violations.is_empty() {
+                    "correct"
+                } else {
+                    "INCORRECT"
+                },
+            );
+        }
+        let m = &s.mixed;
+        let rates: Vec<String> = m
+            .requests
+            .iter()
+            .map(|r| format!("{} {:.1}/s", r.name, r.per_sec))
+            .collect();
+        let _ = writeln!(
+            text,
+            "    mixed {} users on {} items: {}  accepted {:.1}/s  {}",
+            m.users,
+            m.items,
+            rates.join(", "),
+            m.accepted_per_sec,
+            if m.violations.is_empty() {
+                "correct"
+            } else {
+                "INCORRECT"
+            },
+        );
+        let _ = writeln!(
+            text,
+            "    outbox: {} of {} accepted bids in {} after {:.1} s",
+            s.archive.found, s.archive.expected, s.archive.stream, s.archive.waited_secs
+        );
+    }
+    if result.violations.is_empty() {
+        let _ = write!(text, "every check passed");
+    } else {
+        let _ = writeln!(text, "CORRECTNESS VIOLATED:");
+        for v in &result.violations {
+            let _ = writeln!(text, "  - {v}");
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ContentionArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ContentionArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("contention").chain(args.iter().copied()))
+            .map(|cli| cli.args)
+    }
+
+    #[test]
+    fn defaults_compare_both_strategies_at_three_levels_without_the_prefilter() {
+        let args = parse(&["--gateway-bin", "gw"]).unwrap();
+        assert_eq!(args.strategies, [Strategy::Lua, Strategy::Optimistic]);
+        assert_eq!(args.users, [16, 64, 256]);
+        assert_eq!(args.duration_secs, 10);
+        assert_eq!(args.mixed_items, 200);
+        assert!(!args.prefilter);
+        assert_eq!(args.out_dir, PathBuf::from("bench/results/contention"));
+        assert!(args.validate().is_ok());
+    }
+
+    #[test]
+    fn the_gateway_binary_is_required() {
+        assert!(parse(&[]).is_err());
+    }
+
+    #[test]
+    fn strategies_and_levels_take_comma_separated_lists() {
+        let args = parse(&[
+            "--gateway-bin",
+            "gw",
+            "--strategies",
+            "optimistic",
+            "--users",
+            "1,8",
+        ])
+        .unwrap();
+        assert_eq!(args.strategies, [Strategy::Optimistic]);
+        assert_eq!(args.users, [1, 8]);
+        assert!(parse(&["--gateway-bin", "gw", "--strategies", "lua,pessimistic"]).is_err());
+        assert!(parse(&["--gateway-bin", "gw", "--users", "4,0"]).is_err());
+    }
+
+    #[test]
+    fn a_short_run_needs_smoke() {
+        let args = parse(&["--gateway-bin", "gw", "--duration-secs", "2"]).unwrap();
+        assert!(args.validate().is_err());
+        let args = parse(&["--gateway-bin", "gw", "--duration-secs", "2", "--smoke"]).unwrap();
+        assert!(args.validate().is_ok());
+    }
+
+    #[test]
+    fn strategy_names_are_the_gateways() {
+        assert_eq!(Strategy::Lua.name(), "lua");
+        assert_eq!(Strategy::Optimistic.name(), "optimistic");
+        assert_eq!(
+            serde_json::to_string(&Strategy::Optimistic).unwrap(),
+            "\"optimistic\""
+        );
+    }
+}

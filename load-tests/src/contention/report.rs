@@ -1,0 +1,317 @@
+//! The contention report: `result.json` (every figure), `README.md` (the side-by-side tables
+//! people read, linking the charts) and four SVG charts: hot-item bids/s and p99 per users
+//! level, the bid latency CDF at the highest level, and the mixed run's rate per request kind.
+
+use super::ContentionResult;
+use crate::charts::{Labels, Series, bar_chart, line_chart};
+use crate::latency::LatencyMs;
+use crate::report::{ReportDir, markdown_table};
+use std::fmt::Write as _;
+
+/// The charts, by file name (without `.svg`), in the order the README shows them.
+pub const CHARTS: [&str; 4] = ["throughput", "p99", "latency-cdf", "mixed"];
+
+/// Writes `result.json`, the charts and `README.md` into `dir`.
+///
+/// # Errors
+///
+/// A file cannot be written or a chart cannot be drawn.
+pub fn write(dir: &ReportDir, result: &ContentionResult) -> anyhow::Result<()> {
+    dir.write_result(result)?;
+    let levels = level_names(result);
+    bar_chart(
+        &dir.chart(CHARTS[0]),
+        Labels {
+            title: "Hot item: bids per second",
+            x: "concurrent bidders on one item",
+            y: "bids/s",
+        },
+        &levels,
+        &per_level(result, |level| level.bids.per_sec),
+    )?;
+    bar_chart(
+        &dir.chart(CHARTS[1]),
+        Labels {
+            title: "Hot item: p99 bid latency",
+            x: "concurrent bidders on one item",
+            y: "ms",
+        },
+        &levels,
+        &per_level(result, |level| level.bids.latency_ms.map_or(0.0, |l| l.p99)),
+    )?;
+    let top = result.args.users.iter().max().copied().unwrap_or(0);
+    let cdf: Vec<Series> = result
+        .strategies
+        .iter()
+        .map(|s| {
+            let points = s
+                .hot
+                .iter()
+                .find(|level| level.users == top)
+                .map(|level| level.latency_cdf.clone())
+                .unwrap_or_default();
+            Series::new(s.strategy.name(), points)
+        })
+        .collect();
+    let cdf_title = format!("Hot item: bid latency CDF at {top} bidders");
+    line_chart(
+        &dir.chart(CHARTS[2]),
+        Labels {
+            title: &cdf_title,
+            x: "ms (time to first byte)",
+            y: "share of bids",
+        },
+        &cdf,
+    )?;
+    let kinds: Vec<String> = result
+        .strategies
+        .first()
+        .map(|s| s.mixed.requests.iter().map(|r| r.name.clone()).collect())
+        .unwrap_or_default();
+    let mixed: Vec<Series> = result
+        .strategies
+        .iter()
+        .map(|s| {
+            let points = s
+                .mixed
+                .requests
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (i as f64, r.per_sec))
+                .collect();
+            Series::new(s.strategy.name(), points)
+        })
+        .collect();
+    bar_chart(
+        &dir.chart(CHARTS[3]),
+        Labels {
+            title: "Mixed workload: requests per second by kind",
+            x: "",
+            y: "requests/s",
+        },
+        &kinds,
+        &mixed,
+    )?;
+    dir.write_summary(&markdown(result))
+}
+
+fn level_names(result: &ContentionResult) -> Vec<String> {
+    result
+        .args
+        .users
+        .iter()
+        .map(|users| format!("{users} users"))
+        .collect()
+}
+
+/// One bar series per strategy: `value` of each of its levels, in `--users` order.
+fn per_level(result: &ContentionResult, value: impl Fn(&super::HotLevel) -> f64) -> Vec<Series> {
+    result
+        .strategies
+        .iter()
+        .map(|s| {
+            let points = result
+                .args
+                .users
+                .iter()
+                .enumerate()
+                .map(|(i, users)| {
+                    let height = s.hot.iter().find(|l| l.users == *users).map_or(0.0, &value);
+                    (i as f64, height)
+                })
+                .collect();
+            Series::new(s.strategy.name(), points)
+        })
+        .collect()
+}
+
+fn ms(latency: Option<LatencyMs>, pick: impl Fn(LatencyMs) -> f64) -> String {
+    latency.map_or_else(|| "-".to_owned(), |l| format!("{:.2}", pick(l)))
+}
+
+fn verdict_cell(violations: &[String]) -> String {
+    if violations.is_empty() {
+        "pass".to_owned()
+    } else {
+        format!("**FAIL** ({})", violations.len())
+    }
+}
+
+fn errors_cell(errors: &std::collections::BTreeMap<String, u64>) -> String {
+    if errors.is_empty() {
+        "0".to_owned()
+    } else {
+        errors
+            .iter()
+            .map(|(kind, count)| format!("{count} {kind}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The README: how the run was made, the side-by-side tables, the charts, the verdict.
+fn markdown(result: &ContentionResult) -> String {
+    let args = &result.args;
+    let mut text = String::from("# Contention: Lua script vs optimistic WATCH/MULTI/EXEC\n\n");
+    let _ = writeln!(
+        text,
+        "Started {} on {} cores ({}/{}){}. Each level and the mixed run last {} s after hatch; \
+         price pre-filter {}; each strategy ran against its own freshly started gateway.\n",
+        result.started_at,
+        result.machine.cores,
+        result.machine.os,
+        result.machine.arch,
+        if result.smoke {
+            ", **smoke run: the figures are not a benchmark**"
+        } else {
+            ""
+        },
+        args.duration_secs,
+        if args.prefilter { "on" } else { "off" },
+    );
+
+    text.push_str("## Hot item\n\nN users bid on one item as fast as they can.\n\n");
+    let rows: Vec<Vec<String>> = result
+        .strategies
+        .iter()
+        .flat_map(|s| {
+            s.hot.iter().map(move |l| {
+                vec![
+                    s.strategy.name().to_owned(),
+                    l.users.to_string(),
+                    l.bids.requests.to_string(),
+                    format!("{:.1}", l.bids.per_sec),
+                    format!("{:.1}", l.accepted_per_sec),
+                    l.rejected.to_string(),
+                    errors_cell(&l.errors),
+                    ms(l.bids.latency_ms, |x| x.p50),
+                    ms(l.bids.latency_ms, |x| x.p99),
+                    ms(l.bids.latency_ms, |x| x.p999),
+                    ms(l.bids.latency_ms, |x| x.max),
+                    l.retries_per_accepted
+                        .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
+                    verdict_cell(&l.violations),
+                ]
+            })
+        })
+        .collect();
+    text.push_str(&markdown_table(
+        &[
+            "strategy",
+            "users",
+            "bids",
+            "bids/s",
+            "accepted/s",
+            "rejected",
+            "errors",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms",
+            "retries/accepted",
+            "check",
+        ],
+        &rows,
+    ));
+    text.push_str(
+        "\n![bids per second](throughput.svg)\n\n![p99 latency](p99.svg)\n\n\
+         ![latency CDF at the highest level](latency-cdf.svg)\n\n",
+    );
+
+    let _ = writeln!(
+        text,
+        "## Mixed workload\n\n{} users over {} items: 60 % bids on a random item, 30 % item \
+         reads, 10 % list reads.\n",
+        args.mixed_users, args.mixed_items
+    );
+    let rows: Vec<Vec<String>> = result
+        .strategies
+        .iter()
+        .flat_map(|s| {
+            s.mixed.requests.iter().map(move |r| {
+                vec![
+                    s.strategy.name().to_owned(),
+                    r.name.clone(),
+                    r.requests.to_string(),
+                    format!("{:.1}", r.per_sec),
+                    r.failed.to_string(),
+                    ms(r.latency_ms, |x| x.p50),
+                    ms(r.latency_ms, |x| x.p99),
+                    ms(r.latency_ms, |x| x.p999),
+                    ms(r.latency_ms, |x| x.max),
+                ]
+            })
+        })
+        .collect();
+    text.push_str(&markdown_table(
+        &[
+            "strategy", "request", "count", "per s", "failed", "p50 ms", "p99 ms", "p99.9 ms",
+            "max ms",
+        ],
+        &rows,
+    ));
+    let rows: Vec<Vec<String>> = result
+        .strategies
+        .iter()
+        .map(|s| {
+            vec![
+                s.strategy.name().to_owned(),
+                format!("{:.1}", s.mixed.accepted_per_sec),
+                s.mixed.rejected.to_string(),
+                format!("{} / {}", s.mixed.items_with_bids, s.mixed.items),
+                verdict_cell(&s.mixed.violations),
+            ]
+        })
+        .collect();
+    text.push('\n');
+    text.push_str(&markdown_table(
+        &[
+            "strategy",
+            "accepted/s",
+            "rejected",
+            "items with bids",
+            "check",
+        ],
+        &rows,
+    ));
+    text.push_str("\n![mixed workload](mixed.svg)\n\n");
+
+    text.push_str(
+        "## Checks\n\nPer item, read back through `GET /api/v1/items/{id}`: final price = highest \
+         accepted bid, `seq` = `bid_count` = accepted bids, every bid rejected as too low < final \
+         price + minimum increment; no 500 or unreadable reply (503s are reported above). \
+         Outbox: the run's JetStream stream holds exactly one message per accepted bid.\n\n",
+    );
+    let rows: Vec<Vec<String>> = result
+        .strategies
+        .iter()
+        .map(|s| {
+            vec![
+                s.strategy.name().to_owned(),
+                s.archive.expected.to_string(),
+                s.archive.found.to_string(),
+                format!("{:.1}", s.archive.waited_secs),
+                verdict_cell(&s.violations()),
+            ]
+        })
+        .collect();
+    text.push_str(&markdown_table(
+        &[
+            "strategy",
+            "accepted bids",
+            "messages in stream",
+            "waited s",
+            "all checks",
+        ],
+        &rows,
+    ));
+    if result.violations.is_empty() {
+        text.push_str("\n**Every check passed.**\n");
+    } else {
+        text.push_str("\n**Correctness violated:**\n\n");
+        for v in &result.violations {
+            let _ = writeln!(text, "- {v}");
+        }
+    }
+    text
+}

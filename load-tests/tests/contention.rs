@@ -1,0 +1,69 @@
+//! Smoke run of `contention` (part of `make test`): both strategies against freshly started
+//! gateways, a few users for two seconds and a handful of mixed items, through the same `run`
+//! the command line calls. It proves the pipeline and its checks work, not the figures.
+
+mod support;
+
+use load_tests::Verdict;
+use load_tests::contention::{self, ContentionArgs, Strategy};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smoke_run_compares_both_strategies_checks_them_and_writes_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("bench/results/contention");
+    let args = ContentionArgs {
+        gateway_bin: support::service_bin("api-gateway"),
+        strategies: vec![Strategy::Lua, Strategy::Optimistic],
+        users: vec![4],
+        duration_secs: 2,
+        mixed_users: 4,
+        mixed_items: 5,
+        prefilter: false,
+        nats_url: testkit::SHARED_NATS_URL.to_owned(),
+        out_dir: out_dir.clone(),
+        smoke: true,
+    };
+
+    let result = contention::run(&args).await.unwrap();
+
+    assert_eq!(
+        result.verdict(),
+        Verdict::Passed,
+        "{:#?}",
+        result.violations
+    );
+    let names: Vec<Strategy> = result.strategies.iter().map(|s| s.strategy).collect();
+    assert_eq!(names, [Strategy::Lua, Strategy::Optimistic]);
+    for s in &result.strategies {
+        assert_eq!(s.hot.len(), 1);
+        assert!(s.hot[0].accepted > 0, "{:?}: no accepted bid", s.strategy);
+        assert!(s.hot[0].bids.requests >= s.hot[0].accepted);
+        assert!(
+            s.mixed.accepted > 0,
+            "{:?}: no accepted mixed bid",
+            s.strategy
+        );
+        assert_eq!(s.archive.found, s.archive.expected);
+    }
+    assert_eq!(
+        result.strategies[0].hot[0].optimistic_retries,
+        Some(0),
+        "the Lua strategy never retries"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("result.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["experiment"], "contention");
+    assert_eq!(json["strategies"][1]["strategy"], "optimistic");
+    let readme = std::fs::read_to_string(out_dir.join("README.md")).unwrap();
+    assert!(readme.contains("| optimistic | 4 |"), "{readme}");
+    for chart in ["throughput", "p99", "latency-cdf", "mixed"] {
+        let svg = std::fs::read_to_string(out_dir.join(format!("{chart}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg"), "{chart}.svg is not an SVG");
+        assert!(
+            readme.contains(&format!("({chart}.svg)")),
+            "README links {chart}.svg"
+        );
+    }
+}
