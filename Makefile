@@ -1,6 +1,6 @@
 # The two commands a newcomer needs are `make run` and `make test`; the rest are for developers.
 
-.PHONY: run test stack stack-down lint bench-write bench-archive bench-fanout bench-close
+.PHONY: run test stack stack-down lint bench-write bench-archive bench-fanout bench-close resilience
 
 ## Start Redis/NATS/PostgreSQL if needed, build, run every service with a demo auction.
 run:
@@ -54,3 +54,12 @@ bench-close: stack
 	cargo build --release -p api-gateway -p broadcast-service -p load-tests
 	target/release/load-tests bench-close --gateway-bin target/release/api-gateway \
 		--broadcast-bin target/release/broadcast-service --out bench/results/close.json
+
+## Kill NATS, PostgreSQL, the worker, the broadcast service, a gateway and Redis in turn for
+## 10 s under a steady load (its own throwaway Redis/NATS/PostgreSQL, never the shared ones):
+## availability, errors, recovery time, loss check; report in bench/results/resilience/.
+resilience:
+	cargo build --release -p api-gateway -p broadcast-service -p archival-worker -p load-tests
+	target/release/load-tests resilience --gateway-bin target/release/api-gateway \
+		--broadcast-bin target/release/broadcast-service \
+		--worker-bin target/release/archival-worker --out-dir bench/results/resilience

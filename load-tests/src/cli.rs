@@ -5,6 +5,7 @@ use crate::bench_archive::{self, BenchArchiveArgs};
 use crate::bench_close::{self, BenchCloseArgs};
 use crate::bench_fanout::{self, BenchFanoutArgs};
 use crate::bench_write::{self, BenchWriteArgs};
+use crate::resilience::{self, ResilienceArgs};
 use crate::viewers::{self, ViewersArgs};
 use clap::{Parser, Subcommand};
 
@@ -29,6 +30,9 @@ pub enum Command {
     BenchFanout(BenchFanoutArgs),
     /// Many auctions ending in one second: delay from end time to a viewer's `auction_closed`.
     BenchClose(BenchCloseArgs),
+    /// Kill NATS, PostgreSQL, the worker, the broadcast service, a gateway and Redis in turn
+    /// under load: availability, errors, recovery time, and no accepted bid lost.
+    Resilience(ResilienceArgs),
     /// One client process of bench-fanout (started by it).
     Viewers(ViewersArgs),
 }
@@ -78,6 +82,15 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
             let result = bench_close::run(&args).await?;
             println!("{}", bench_close::summary(&result));
             Ok(Verdict::Passed)
+        }
+        Command::Resilience(args) => {
+            let result = resilience::run(&args).await?;
+            println!("{}", resilience::summary(&result));
+            Ok(if result.passed() {
+                Verdict::Passed
+            } else {
+                Verdict::Violated
+            })
         }
         Command::Viewers(args) => {
             viewers::run(&args).await?;

@@ -9,6 +9,8 @@
 //!   no-lost-update check after each level.
 //! - [`bench_archive`]: archive drain rate and accept-to-row delay.
 //! - [`bench_close`]: delay from auction end to a viewer's `auction_closed`.
+//! - [`resilience`]: kill each component in turn under load; availability, recovery time and
+//!   the loss check (throwaway Redis/NATS/PostgreSQL and its own services).
 //! - [`bench_fanout`] and [`viewers`]: WebSocket fan-out (orchestrator and client processes).
 //! - [`gateway`]: the gateway under test, given by URL or started from a binary.
 //! - [`api`]: the gateway calls made around the load (create the item, read it back).
@@ -30,6 +32,7 @@ pub mod gateway;
 pub mod latency;
 pub mod money;
 pub mod report;
+pub mod resilience;
 pub mod telemetry;
 pub mod viewers;
 
