@@ -1,6 +1,7 @@
 # The two commands a newcomer needs are `make run` and `make test`; the rest are for developers.
 
-.PHONY: run test stack stack-down lint bench-write bench-archive bench-fanout bench-close contention
+.PHONY: run test stack stack-down lint bench-write bench-archive bench-fanout bench-close \
+	experiments contention fanout resilience
 
 ## Start Redis/NATS/PostgreSQL if needed, build, run every service with a demo auction.
 run:
@@ -62,3 +63,22 @@ contention: stack
 	cargo build --release -p api-gateway -p load-tests
 	target/release/load-tests contention --gateway-bin target/release/api-gateway \
 		--users 16,64,256 --duration-secs 10 --out-dir bench/results/contention
+## Kill NATS, PostgreSQL, the worker, the broadcast service, a gateway and Redis in turn for
+## 10 s under a steady load (its own throwaway Redis/NATS/PostgreSQL, never the shared ones):
+## availability, errors, recovery time, loss check; report in bench/results/resilience/.
+resilience:
+	cargo build --release -p api-gateway -p broadcast-service -p archival-worker -p load-tests
+	target/release/load-tests resilience --gateway-bin target/release/api-gateway \
+		--broadcast-bin target/release/broadcast-service \
+		--worker-bin target/release/archival-worker --out-dir bench/results/resilience
+
+## WebSocket fan-out experiment: 1,000, 10,000 and 50,000 viewers on one item, bids at a
+## steady rate; delivery, latency CDF, memory per viewer; report in bench/results/fanout/.
+fanout: stack
+	cargo build --release -p api-gateway -p broadcast-service -p load-tests
+	target/release/load-tests fanout --gateway-bin target/release/api-gateway \
+		--broadcast-bin target/release/broadcast-service --out-dir bench/results/fanout
+
+## The three experiments, at the scale load-tests/RESULTS.md reports (about 10 minutes on
+## 2 cores); each exits non-zero when its correctness check fails.
+experiments: contention fanout resilience

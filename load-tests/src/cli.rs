@@ -7,6 +7,7 @@ use crate::bench_fanout::{self, BenchFanoutArgs};
 use crate::bench_write::{self, BenchWriteArgs};
 use crate::contention::{self, ContentionArgs};
 use crate::fanout::{self, FanoutArgs};
+use crate::resilience::{self, ResilienceArgs};
 use crate::viewers::{self, ViewersArgs};
 use clap::{Parser, Subcommand};
 
@@ -38,6 +39,9 @@ pub enum Command {
     /// gateway's two Redis strategies side by side, each checked for lost updates and for
     /// the outbox afterwards.
     Contention(ContentionArgs),
+    /// Kill NATS, PostgreSQL, the worker, the broadcast service, a gateway and Redis in turn
+    /// under load: availability, errors, recovery time, and no accepted bid lost.
+    Resilience(ResilienceArgs),
     /// One client process of bench-fanout (started by it).
     Viewers(ViewersArgs),
 }
@@ -101,6 +105,15 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
             let result = contention::run(&args).await?;
             println!("{}", contention::summary(&result));
             Ok(result.verdict())
+        }
+        Command::Resilience(args) => {
+            let result = resilience::run(&args).await?;
+            println!("{}", resilience::summary(&result));
+            Ok(if result.passed() {
+                Verdict::Passed
+            } else {
+                Verdict::Violated
+            })
         }
         Command::Viewers(args) => {
             viewers::run(&args).await?;

@@ -6,6 +6,9 @@
 //! stderr and is owned by a
 //! [`Gateway`] value: [`Gateway::shutdown`] sends it SIGTERM and waits, and the
 //! child is also killed on drop, so an early error never leaves it running.
+//! [`Gateway::kill`] and [`Gateway::restart`] crash it (SIGKILL) and start it again on the
+//! same address with the same environment, as a supervisor would, so clients and the other
+//! services find it again (the `resilience` experiment).
 
 use crate::api::ApiClient;
 use anyhow::{Context, bail};
@@ -38,6 +41,16 @@ pub struct Gateway {
     url: String,
     /// The process this run started, if it started one.
     child: Option<Child>,
+    /// How it was started, kept so that [`Gateway::restart`] starts the same thing again.
+    launch: Option<Launch>,
+}
+
+/// A started service's command: binary, extra environment and the address it listens on.
+#[derive(Debug, Clone)]
+struct Launch {
+    binary: PathBuf,
+    env: Vec<(String, String)>,
+    addr: SocketAddr,
 }
 
 impl Gateway {
@@ -53,6 +66,7 @@ impl Gateway {
             GatewaySource::Url(url) => Ok(Self {
                 url: url.trim_end_matches('/').to_owned(),
                 child: None,
+                launch: None,
             }),
             GatewaySource::Binary(path) => Self::spawn(path).await,
         }
@@ -70,44 +84,67 @@ impl Gateway {
     /// As [`Gateway::start`].
     pub async fn spawn_with_env(binary: &Path, env: &[(&str, String)]) -> anyhow::Result<Self> {
         let addr = free_loopback_port().context("cannot find a free port for the gateway")?;
-        let mut child = Command::new(binary)
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .env("LISTEN_ADDR", addr.to_string())
-            .env("LOG_FORMAT", "json")
-            .env("RUST_LOG", "warn")
-            // The bench measures the write path; its users bid far faster than people do.
-            .env("BID_RATE_PER_USER", "0")
-            .stdin(Stdio::null())
-            // Its logs go to stderr with ours, keeping stdout for the summary.
-            .stdout(std::io::stderr())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start gateway binary {}", binary.display()))?;
-        let url = format!("http://{addr}");
-        tracing::info!(binary = %binary.display(), %url, pid = child.id(), "started gateway");
+        Self::spawn_on(binary, addr, env).await
+    }
 
-        let api = ApiClient::new(&url)?;
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Some(status) = child
-                .try_wait()
-                .context("cannot poll the gateway process")?
-            {
-                bail!("gateway exited before it was ready: {status}");
-            }
-            if api.is_ready().await {
-                break;
-            }
-            if Instant::now() >= deadline {
-                // `child` is dropped here, which kills it.
-                bail!("gateway at {url} not ready within {READY_TIMEOUT:?}");
-            }
-            sleep(READY_POLL).await;
-        }
+    /// As [`Gateway::spawn_with_env`], on a given address.
+    ///
+    /// # Errors
+    ///
+    /// As [`Gateway::start`], or the address is taken.
+    pub async fn spawn_on(
+        binary: &Path,
+        addr: SocketAddr,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
+        let launch = Launch {
+            binary: binary.to_owned(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+            addr,
+        };
+        let child = launch.spawn_ready().await?;
         Ok(Self {
-            url,
+            url: launch.url(),
             child: Some(child),
+            launch: Some(launch),
         })
+    }
+
+    /// Crashes a service this run started: SIGKILL, no graceful shutdown, then reaps it.
+    /// Killing one already killed does nothing.
+    ///
+    /// # Errors
+    ///
+    /// The signal cannot be sent or the process cannot be waited for.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            // `Child::kill` sends SIGKILL and waits, so the port is released when it returns.
+            child.kill().await.context("cannot kill the service")?;
+            tracing::info!(url = %self.url, "service killed");
+        }
+        Ok(())
+    }
+
+    /// Starts a killed service again on the same address with the same environment and waits
+    /// until it is ready. A running one is left as it is.
+    ///
+    /// # Errors
+    ///
+    /// The service was not started by this run, or it cannot start again (see
+    /// [`Gateway::start`]).
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        if self.child.is_some() {
+            return Ok(());
+        }
+        let launch = self
+            .launch
+            .as_ref()
+            .context("only a service this run started can be restarted")?;
+        self.child = Some(launch.spawn_ready().await?);
+        Ok(())
     }
 
     /// The process id of a service this run started.
@@ -163,6 +200,52 @@ impl Gateway {
     }
 }
 
+impl Launch {
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Starts the process and waits until `GET /ready` answers 200.
+    async fn spawn_ready(&self) -> anyhow::Result<Child> {
+        let binary = &self.binary;
+        let mut child = Command::new(binary)
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn")
+            // The bench measures the write path; its users bid far faster than people do.
+            .env("BID_RATE_PER_USER", "0")
+            // The caller's environment may override the defaults above, never the address.
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("LISTEN_ADDR", self.addr.to_string())
+            .stdin(Stdio::null())
+            // Its logs go to stderr with ours, keeping stdout for the summary.
+            .stdout(std::io::stderr())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start gateway binary {}", binary.display()))?;
+        let url = self.url();
+        tracing::info!(binary = %binary.display(), %url, pid = child.id(), "started gateway");
+
+        let api = ApiClient::new(&url)?;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = child
+                .try_wait()
+                .context("cannot poll the gateway process")?
+            {
+                bail!("gateway exited before it was ready: {status}");
+            }
+            if api.is_ready().await {
+                return Ok(child);
+            }
+            if Instant::now() >= deadline {
+                // `child` is dropped here, which kills it.
+                bail!("gateway at {url} not ready within {READY_TIMEOUT:?}");
+            }
+            sleep(READY_POLL).await;
+        }
+    }
+}
+
 /// A loopback address whose port was free a moment ago: bind port 0, read the
 /// port the kernel picked, release it for the gateway to bind.
 fn free_loopback_port() -> std::io::Result<SocketAddr> {
@@ -199,6 +282,19 @@ mod tests {
             .unwrap_err();
         assert!(
             err.to_string().contains("cannot start gateway binary"),
+            "{err:#}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_url_gateway_cannot_be_restarted() {
+        let mut gateway = Gateway::start(&GatewaySource::Url("http://127.0.0.1:9".into()))
+            .await
+            .unwrap();
+        gateway.kill().await.unwrap();
+        let err = gateway.restart().await.unwrap_err();
+        assert!(
+            err.to_string().contains("only a service this run started"),
             "{err:#}"
         );
     }

@@ -11,6 +11,8 @@
 //! - [`bench_close`]: delay from auction end to a viewer's `auction_closed`.
 //! - [`contention`]: the gateway's Lua and optimistic Redis strategies side by side on a hot
 //!   item and a mixed workload, with lost-update and outbox checks.
+//! - [`resilience`]: kill each component in turn under load; availability, recovery time and
+//!   the loss check (throwaway Redis/NATS/PostgreSQL and its own services).
 //! - [`bench_fanout`] and [`viewers`]: WebSocket fan-out (orchestrator and client processes).
 //! - [`fanout`]: the fan-out experiment: [`bench_fanout`] levels as a report with charts.
 //! - [`gateway`]: the gateway under test, given by URL or started from a binary.
@@ -35,6 +37,7 @@ pub mod gateway;
 pub mod latency;
 pub mod money;
 pub mod report;
+pub mod resilience;
 pub mod telemetry;
 pub mod viewers;
 

@@ -78,22 +78,45 @@ impl RedisServer {
     /// # Errors
     /// When `redis-server` cannot be started.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(&["--save", "", "--appendonly", "no"])
+    }
+
+    /// Starts one that keeps its data across [`RedisServer::stop`]/[`RedisServer::restart`]:
+    /// an append-only file. Redis writes each command to the file before it sends the reply, so
+    /// a write it acknowledged survives a SIGKILL of the process (the OS still holds the page);
+    /// `appendfsync everysec` only bounds what a machine crash would lose, and avoids the fsync
+    /// stall per write of `always` (which, on a shared disk, pushed replies past the gateway's
+    /// 80 ms Redis deadline). Experiments that crash Redis and then check that nothing
+    /// acknowledged was lost need this; without persistence a crash loses every item and the
+    /// outbox by design.
+    ///
+    /// # Errors
+    /// When `redis-server` cannot be started.
+    pub fn start_durable() -> anyhow::Result<Self> {
+        Self::start_with(&[
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+        ])
+    }
+
+    fn start_with(persistence: &[&str]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
-        let args = [
+        let mut args = [
             "--port",
             &port.to_string(),
             "--bind",
             "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
             "--dir",
             &dir.path().display().to_string(),
         ]
         .map(String::from)
         .to_vec();
+        args.extend(persistence.iter().map(|a| (*a).to_owned()));
         let mut managed = Managed {
             program: "redis-server",
             args,
@@ -109,7 +132,8 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.0.port)
     }
 
-    /// Kills the server (its data is lost: Redis runs without persistence here).
+    /// Kills the server (its data is lost unless it was started with
+    /// [`RedisServer::start_durable`]).
     pub fn stop(&mut self) {
         self.0.stop();
     }

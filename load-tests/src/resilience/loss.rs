@@ -1,0 +1,144 @@
+//! The loss check: the event ids the load generator saw accepted against the ids archived in
+//! PostgreSQL once the pipeline drained.
+//!
+//! A row the generator never saw accepted is not necessarily wrong: when a gateway is killed
+//! while a bid is in flight, Redis may have accepted the bid although its answer never reached
+//! the client. Such a row is traced back to its request (amounts are unique per item) and
+//! reported as `answer_lost`; only a row that matches no request sent is a violation.
+
+use super::archive::ArchivedBid;
+use super::timeline::{Kind, Request};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use uuid::Uuid;
+
+/// The outcome of the loss check.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LossCheck {
+    /// Bids answered `200 accepted` (distinct event ids).
+    pub accepted: usize,
+    /// Rows in `bids`.
+    pub archived: usize,
+    /// Accepted but not archived: lost.
+    pub lost: usize,
+    /// Archived but never seen accepted, whose request got no 2xx answer (the answer was lost
+    /// with a killed gateway): the bid happened, the client just did not learn it.
+    pub answer_lost: usize,
+    /// Archived rows matching no request at all.
+    pub unexplained: usize,
+    /// Messages in the JetStream archive stream (`None` when it could not be read).
+    pub stream_messages: Option<u64>,
+    /// How long after the load stopped the archive held every accepted bid (`None`: never, within
+    /// the drain bound).
+    pub drained_after_ms: Option<f64>,
+    /// A few lost event ids, for investigation.
+    pub lost_examples: Vec<Uuid>,
+    /// What the client was told for the archived bids it never saw accepted, per answer label
+    /// (`503 unavailable`, `transport other`, …): a 503 here means the gateway reported
+    /// "unavailable" for a bid Redis had in fact accepted.
+    pub answer_lost_by_label: BTreeMap<String, usize>,
+}
+
+impl LossCheck {
+    /// Compares the generator's record with the archive's rows; `items` maps an item index in
+    /// the requests to its id.
+    pub fn compare(requests: &[Request], items: &[String], rows: &[ArchivedBid]) -> Self {
+        let accepted: HashSet<Uuid> = requests.iter().filter_map(|r| r.event_id).collect();
+        let archived: HashSet<Uuid> = rows.iter().map(|r| r.event_id).collect();
+        let mut lost: Vec<Uuid> = accepted.difference(&archived).copied().collect();
+        lost.sort();
+        // Bids sent without a 2xx answer, by (item id, amount).
+        let unanswered: HashMap<(&str, i64), &Request> = requests
+            .iter()
+            .filter(|r| r.kind == Kind::Bid && !r.is_2xx())
+            .filter_map(|r| Some(((items.get(r.item)?.as_str(), r.amount_cents), r)))
+            .collect();
+        let (mut answer_lost, mut unexplained) = (0, 0);
+        let mut answer_lost_by_label = BTreeMap::new();
+        for row in rows.iter().filter(|r| !accepted.contains(&r.event_id)) {
+            if let Some(request) = unanswered.get(&(row.item_id.as_str(), row.amount_cents)) {
+                answer_lost += 1;
+                *answer_lost_by_label.entry(request.label()).or_default() += 1;
+            } else {
+                unexplained += 1;
+            }
+        }
+        Self {
+            accepted: accepted.len(),
+            archived: archived.len(),
+            lost: lost.len(),
+            answer_lost,
+            unexplained,
+            stream_messages: None,
+            drained_after_ms: None,
+            lost_examples: lost.into_iter().take(5).collect(),
+            answer_lost_by_label,
+        }
+    }
+
+    /// Whether the archive holds exactly the accepted bids (plus bids whose answer was lost).
+    pub fn holds(&self) -> bool {
+        self.lost == 0 && self.unexplained == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resilience::timeline::Outcome;
+
+    fn request(amount_cents: i64, status: Option<u16>) -> Request {
+        Request {
+            sent_ms: 0.0,
+            gateway: 0,
+            kind: Kind::Bid,
+            item: 0,
+            amount_cents,
+            outcome: match status {
+                Some(status) => Outcome::Answered { status, code: None },
+                None => Outcome::Transport("other"),
+            },
+            latency_ms: 1.0,
+            event_id: (status == Some(200)).then(Uuid::now_v7),
+        }
+    }
+
+    fn row(event_id: Uuid, amount_cents: i64) -> ArchivedBid {
+        ArchivedBid {
+            event_id,
+            item_id: "a".into(),
+            amount_cents,
+        }
+    }
+
+    #[test]
+    fn an_accepted_bid_missing_from_the_archive_is_lost() {
+        let requests = [request(100, Some(200)), request(101, Some(200))];
+        let rows = [row(requests[0].event_id.unwrap(), 100)];
+        let check = LossCheck::compare(&requests, &["a".into()], &rows);
+        assert_eq!((check.accepted, check.archived, check.lost), (2, 1, 1));
+        assert_eq!(check.lost_examples, vec![requests[1].event_id.unwrap()]);
+        assert!(!check.holds());
+    }
+
+    #[test]
+    fn a_row_for_a_bid_whose_answer_was_lost_is_explained_but_a_stranger_is_not() {
+        let requests = [request(100, Some(200)), request(101, None)];
+        let items = ["a".to_owned()];
+        let mut rows = vec![
+            row(requests[0].event_id.unwrap(), 100),
+            row(Uuid::now_v7(), 101),
+        ];
+        let check = LossCheck::compare(&requests, &items, &rows);
+        assert_eq!(
+            (check.lost, check.answer_lost, check.unexplained),
+            (0, 1, 0)
+        );
+        assert_eq!(check.answer_lost_by_label.get("transport other"), Some(&1));
+        assert!(check.holds());
+        rows.push(row(Uuid::now_v7(), 999));
+        let check = LossCheck::compare(&requests, &items, &rows);
+        assert_eq!(check.unexplained, 1);
+        assert!(!check.holds());
+    }
+}

@@ -1,0 +1,502 @@
+//! `resilience`: crash each component in turn under a steady mixed load and measure what the
+//! clients see, how long the system takes to recover, and whether any accepted bid was lost.
+//!
+//! The experiment owns its whole system ([`cluster`]): throwaway Redis (durable: append-only
+//! file, written before each reply), NATS and PostgreSQL on free ports, two gateways, a broadcast service
+//! and an archival worker. While [`workload`] sends bids at a fixed rate (and some reads) and a
+//! [`viewer`] watches one item, each fault in `--faults` runs as: `--settle-secs` healthy,
+//! SIGKILL (or a crash-like stop), `--outage-secs` down, restart on the same port and data, then
+//! healthy again until writes recovered and the archive caught up. Once every fault has run the
+//! load stops and [`loss`] compares the accepted event ids with the archive.
+//!
+//! Modules: [`faults`] (what is killed), [`cluster`] (the processes), [`workload`] and
+//! [`viewer`] (the clients), [`timeline`] (the arithmetic on what they saw), [`archive`] (reading
+//! PostgreSQL and JetStream), [`loss`] (the loss check), [`report`] (README and charts).
+
+pub mod archive;
+pub mod cluster;
+pub mod faults;
+pub mod loss;
+pub mod report;
+pub mod timeline;
+pub mod viewer;
+pub mod workload;
+
+use crate::api::{ApiClient, NewItem};
+use crate::report::Machine;
+use anyhow::{Context, bail};
+use clap::Args;
+use cluster::{Binaries, Cluster};
+use faults::Fault;
+use loss::LossCheck;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Duration;
+use timeline::{Clock, Request, WindowStats};
+use uuid::Uuid;
+use viewer::Viewer;
+use workload::{Target, Workload};
+
+/// Bids must succeed continuously this long for the write path to count as recovered.
+const RECOVERY_HOLD_MS: f64 = 1_000.0;
+/// The longest the after-window waits for writes to recover or the archive to catch up.
+const AFTER_BOUND: Duration = Duration::from_secs(30);
+/// The longest the final drain waits for the archive to hold every accepted bid.
+const DRAIN_BOUND: Duration = Duration::from_secs(60);
+/// How often the after-window and the drain poll.
+const POLL: Duration = Duration::from_millis(250);
+/// Redis down must be answered fast: the 99th percentile of the 503s must stay below this.
+const FAST_503_P99_MS: f64 = 250.0;
+/// Items the bids are spread over.
+const ITEMS: usize = 4;
+
+#[derive(Debug, Clone, Args)]
+pub struct ResilienceArgs {
+    /// api-gateway binary, e.g. target/release/api-gateway (two instances are started).
+    #[arg(long)]
+    pub gateway_bin: PathBuf,
+    /// broadcast-service binary.
+    #[arg(long)]
+    pub broadcast_bin: PathBuf,
+    /// archival-worker binary.
+    #[arg(long)]
+    pub worker_bin: PathBuf,
+    /// Components to crash, in order.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "nats,postgres,worker,broadcast,gateway,redis"
+    )]
+    pub faults: Vec<Fault>,
+    /// How long each component stays down [default: 10, 1.5 with --smoke].
+    #[arg(long)]
+    pub outage_secs: Option<f64>,
+    /// Healthy time before each fault and (at least) after each restart [default: 5, 2 with --smoke].
+    #[arg(long)]
+    pub settle_secs: Option<f64>,
+    /// Bids per second, steady (plus one read per 5 bids) [default: 100, 20 with --smoke].
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Report directory (result.json, README.md, charts).
+    #[arg(long, default_value = "bench/results/resilience")]
+    pub out_dir: PathBuf,
+    /// Seconds-long run with a low rate, for the test suite.
+    #[arg(long)]
+    pub smoke: bool,
+}
+
+/// The parameters a run used, after `--smoke` defaults.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub faults: Vec<Fault>,
+    pub outage_secs: f64,
+    pub settle_secs: f64,
+    pub rate: u32,
+    pub smoke: bool,
+}
+
+impl ResilienceArgs {
+    pub fn plan(&self) -> Plan {
+        let (outage, settle, rate) = if self.smoke {
+            (1.5, 2.0, 20)
+        } else {
+            (10.0, 5.0, 100)
+        };
+        Plan {
+            faults: self.faults.clone(),
+            outage_secs: self.outage_secs.unwrap_or(outage),
+            settle_secs: self.settle_secs.unwrap_or(settle),
+            rate: self.rate.unwrap_or(rate),
+            smoke: self.smoke,
+        }
+    }
+}
+
+/// What one fault did.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultResult {
+    pub fault: Fault,
+    pub expectation: &'static str,
+    pub kill_ms: f64,
+    /// When the restart was issued (`kill_ms + outage`).
+    pub restart_ms: f64,
+    /// When the component accepted connections (dependencies) or answered `/ready` (services).
+    pub ready_ms: f64,
+    pub after_end_ms: f64,
+    /// The `--settle-secs` before the kill.
+    pub before: WindowStats,
+    /// Kill to restart.
+    pub outage: WindowStats,
+    /// The outage per gateway instance (index 1 is the one the gateway fault kills).
+    pub outage_per_gateway: Vec<WindowStats>,
+    /// Restart to the end of the after-window.
+    pub after: WindowStats,
+    /// Restart to the first bid of a run of ≥ 1 s of bids all answered 2xx.
+    pub recovery_ms: Option<f64>,
+    /// Restart to the viewer's first event after it.
+    pub viewer_resumed_ms: Option<f64>,
+    /// Viewer events received during the outage.
+    pub viewer_events_in_outage: usize,
+    /// Restart to the moment PostgreSQL held every bid accepted before the restart.
+    pub archive_caught_up_ms: Option<f64>,
+    /// Failed checks, in words.
+    pub violations: Vec<String>,
+}
+
+/// One second of the run, for the timeline chart.
+#[derive(Debug, Clone, Serialize)]
+pub struct Second {
+    pub second: u64,
+    pub bids_2xx: u64,
+    pub bids_failed: u64,
+    pub viewer_events: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResilienceResult {
+    pub experiment: &'static str,
+    pub started_at: String,
+    pub machine: Machine,
+    pub plan: Plan,
+    pub bids_sent: usize,
+    pub reads_sent: usize,
+    pub faults: Vec<FaultResult>,
+    pub loss: LossCheck,
+    pub per_second: Vec<Second>,
+    /// Every failed check of the run (per fault and the loss check).
+    pub violations: Vec<String>,
+}
+
+impl ResilienceResult {
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Runs the experiment and writes its report under `--out-dir`.
+///
+/// # Errors
+/// The runtime is single-threaded (the dependency servers are started with blocking calls), a
+/// process cannot start or restart, or the report cannot be written. A failed check is not an
+/// error: it is in the result's `violations`.
+pub async fn run(args: &ResilienceArgs) -> anyhow::Result<ResilienceResult> {
+    if tokio::runtime::Handle::current().runtime_flavor()
+        != tokio::runtime::RuntimeFlavor::MultiThread
+    {
+        bail!("resilience needs a multi-threaded tokio runtime");
+    }
+    let plan = args.plan();
+    if plan.faults.is_empty() || plan.rate == 0 {
+        bail!("nothing to do: give at least one fault and a rate above 0");
+    }
+    let started_at = chrono::Utc::now().to_rfc3339();
+    let bins = Binaries {
+        gateway: args.gateway_bin.clone(),
+        broadcast: args.broadcast_bin.clone(),
+        worker: args.worker_bin.clone(),
+    };
+    let mut cluster = Cluster::start(&bins).await?;
+    let items = create_items(&cluster).await?;
+    let clock = Clock::start();
+    let viewer = Viewer::start(cluster.broadcast_authority(), &items[0], clock);
+    let workload = Workload::start(
+        Target {
+            gateways: cluster.gateway_urls(),
+            items: items.clone(),
+            rate: plan.rate,
+        },
+        clock,
+    )?;
+    let mut windows = Vec::with_capacity(plan.faults.len());
+    for &fault in &plan.faults {
+        let window = run_fault(&mut cluster, &workload, &plan, fault, clock).await?;
+        windows.push(window);
+    }
+    let stopped_ms = clock.now_ms();
+    let requests = workload.stop().await;
+    let arrivals = viewer.stop().await;
+    tracing::info!("load stopped; waiting for the archive to drain");
+    let loss = drain_and_compare(&cluster, &requests, &items, clock, stopped_ms).await;
+    cluster.shutdown().await?;
+
+    let faults: Vec<FaultResult> = windows
+        .iter()
+        .map(|w| w.analyse(&requests, &arrivals))
+        .collect();
+    let mut violations: Vec<String> = faults
+        .iter()
+        .flat_map(|f| {
+            f.violations
+                .iter()
+                .map(|v| format!("{}: {v}", f.fault.name()))
+        })
+        .collect();
+    if !loss.holds() {
+        violations.push(format!(
+            "loss check: {} accepted bids missing from PostgreSQL, {} unexplained rows",
+            loss.lost, loss.unexplained
+        ));
+    }
+    let per_second = per_second(&requests, &arrivals);
+    let result = ResilienceResult {
+        experiment: "resilience",
+        started_at,
+        machine: Machine::current(),
+        plan,
+        bids_sent: requests
+            .iter()
+            .filter(|r| r.kind == timeline::Kind::Bid)
+            .count(),
+        reads_sent: requests
+            .iter()
+            .filter(|r| r.kind != timeline::Kind::Bid)
+            .count(),
+        faults,
+        loss,
+        per_second,
+        violations,
+    };
+    report::write(&args.out_dir, &result)?;
+    Ok(result)
+}
+
+/// Creates the items the bids go to, open for a day (the run never reaches their end).
+async fn create_items(cluster: &Cluster) -> anyhow::Result<Vec<String>> {
+    let urls = cluster.gateway_urls();
+    let api = ApiClient::new(urls.first().context("no gateway started")?)?;
+    let mut items = Vec::with_capacity(ITEMS);
+    for i in 0..ITEMS {
+        let id = testkit::unique_id(&format!("res{i}"));
+        api.create_item(&NewItem {
+            id: id.clone(),
+            name: format!("resilience item {i}"),
+            starting_price_cents: workload::STARTING_CENTS,
+            min_increment_cents: 1,
+            end_time: chrono::Utc::now() + chrono::Duration::days(1),
+        })
+        .await?;
+        items.push(id);
+    }
+    Ok(items)
+}
+
+/// The times one fault ran at, measured on the run's clock while it ran.
+#[derive(Debug, Clone)]
+struct FaultWindow {
+    fault: Fault,
+    before_ms: f64,
+    kill_ms: f64,
+    restart_ms: f64,
+    ready_ms: f64,
+    after_end_ms: f64,
+    archive_caught_up_ms: Option<f64>,
+}
+
+/// Settle, kill, wait out the outage, restart, then stay until writes recovered and the archive
+/// caught up (at least `settle`, at most [`AFTER_BOUND`]).
+async fn run_fault(
+    cluster: &mut Cluster,
+    workload: &Workload,
+    plan: &Plan,
+    fault: Fault,
+    clock: Clock,
+) -> anyhow::Result<FaultWindow> {
+    let settle = Duration::from_secs_f64(plan.settle_secs);
+    let before_ms = clock.now_ms();
+    tokio::time::sleep(settle).await;
+    tracing::info!(fault = fault.name(), "killing");
+    let kill_ms = clock.now_ms();
+    cluster.kill(fault).await?;
+    tokio::time::sleep(Duration::from_secs_f64(plan.outage_secs)).await;
+    let restart_ms = clock.now_ms();
+    cluster.restart(fault).await?;
+    let ready_ms = clock.now_ms();
+    tracing::info!(
+        fault = fault.name(),
+        restart_took_ms = ready_ms - restart_ms,
+        "restarted"
+    );
+
+    let before_restart: Vec<Uuid> = workload
+        .snapshot()
+        .iter()
+        .filter(|r| r.sent_ms < restart_ms)
+        .filter_map(|r| r.event_id)
+        .collect();
+    let settled_at = tokio::time::Instant::now() + settle;
+    let bound = tokio::time::Instant::now() + AFTER_BOUND;
+    let mut archive_caught_up_ms = None;
+    loop {
+        if archive_caught_up_ms.is_none()
+            && archive::count_archived(cluster.database_url(), &before_restart)
+                .await
+                .is_ok_and(|n| n >= before_restart.len())
+        {
+            archive_caught_up_ms = Some(clock.now_ms() - restart_ms);
+        }
+        let now = tokio::time::Instant::now();
+        let recovered =
+            timeline::recovery_ms(&workload.snapshot(), restart_ms, RECOVERY_HOLD_MS).is_some();
+        if now >= bound || (now >= settled_at && recovered && archive_caught_up_ms.is_some()) {
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    Ok(FaultWindow {
+        fault,
+        before_ms,
+        kill_ms,
+        restart_ms,
+        ready_ms,
+        after_end_ms: clock.now_ms(),
+        archive_caught_up_ms,
+    })
+}
+
+impl FaultWindow {
+    /// The fault's figures and checks from the whole run's record.
+    fn analyse(&self, requests: &[Request], arrivals: &[f64]) -> FaultResult {
+        let outage = WindowStats::of(requests, self.kill_ms, self.restart_ms, None);
+        let outage_per_gateway: Vec<WindowStats> = (0..2)
+            .map(|g| WindowStats::of(requests, self.kill_ms, self.restart_ms, Some(g)))
+            .collect();
+        let after_requests: Vec<Request> = requests
+            .iter()
+            .filter(|r| r.sent_ms < self.after_end_ms)
+            .cloned()
+            .collect();
+        let recovery_ms = timeline::recovery_ms(&after_requests, self.restart_ms, RECOVERY_HOLD_MS);
+        let viewer_resumed_ms = arrivals
+            .iter()
+            .find(|t| **t >= self.restart_ms)
+            .map(|t| t - self.restart_ms);
+        let viewer_events_in_outage = arrivals
+            .iter()
+            .filter(|t| **t >= self.kill_ms && **t < self.restart_ms)
+            .count();
+        let mut violations = Vec::new();
+        if self.fault.bids_unaffected() && outage.availability < 1.0 {
+            violations.push(format!(
+                "bids refused while it was down (availability {:.1} %: {:?})",
+                outage.availability * 100.0,
+                outage.answers
+            ));
+        }
+        if let (Fault::Gateway, Some(survivor)) = (self.fault, outage_per_gateway.first())
+            && survivor.availability < 1.0
+        {
+            violations.push(format!(
+                "the surviving gateway refused bids (availability {:.1} %)",
+                survivor.availability * 100.0
+            ));
+        }
+        if self.fault == Fault::Redis {
+            let not_503: Vec<String> = outage
+                .answers
+                .iter()
+                .filter(|(label, _)| !label.starts_with("503"))
+                .map(|(label, n)| format!("{label} ×{n}"))
+                .collect();
+            if !not_503.is_empty() {
+                violations.push(format!(
+                    "bids answered otherwise than a fast 503: {}",
+                    not_503.join(", ")
+                ));
+            }
+            if outage.unavailable_latency_ms.p99 >= FAST_503_P99_MS {
+                violations.push(format!(
+                    "503 p99 {:.0} ms ≥ {FAST_503_P99_MS} ms",
+                    outage.unavailable_latency_ms.p99
+                ));
+            }
+        }
+        if recovery_ms.is_none() {
+            violations.push(format!(
+                "bids did not succeed for {RECOVERY_HOLD_MS} ms in a row within {:.1} s of the restart",
+                (self.after_end_ms - self.restart_ms) / 1000.0
+            ));
+        }
+        if matches!(self.fault, Fault::Nats | Fault::Broadcast) && viewer_resumed_ms.is_none() {
+            violations.push("the viewer received no event after the restart".to_owned());
+        }
+        FaultResult {
+            fault: self.fault,
+            expectation: self.fault.expectation(),
+            kill_ms: self.kill_ms,
+            restart_ms: self.restart_ms,
+            ready_ms: self.ready_ms,
+            after_end_ms: self.after_end_ms,
+            before: WindowStats::of(requests, self.before_ms, self.kill_ms, None),
+            outage,
+            outage_per_gateway,
+            after: WindowStats::of(requests, self.restart_ms, self.after_end_ms, None),
+            recovery_ms,
+            viewer_resumed_ms,
+            viewer_events_in_outage,
+            archive_caught_up_ms: self.archive_caught_up_ms,
+            violations,
+        }
+    }
+}
+
+/// Waits (bounded) until PostgreSQL holds every accepted bid, then compares the sets.
+async fn drain_and_compare(
+    cluster: &Cluster,
+    requests: &[Request],
+    items: &[String],
+    clock: Clock,
+    stopped_ms: f64,
+) -> LossCheck {
+    let accepted: Vec<Uuid> = requests.iter().filter_map(|r| r.event_id).collect();
+    let deadline = tokio::time::Instant::now() + DRAIN_BOUND;
+    let mut drained_after_ms = None;
+    while tokio::time::Instant::now() < deadline {
+        if archive::count_archived(cluster.database_url(), &accepted)
+            .await
+            .is_ok_and(|n| n >= accepted.len())
+        {
+            drained_after_ms = Some(clock.now_ms() - stopped_ms);
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    // Rows still arriving for bids whose answer was lost are relayed by now too (they were in
+    // the outbox with the accepted ones), so one read of the table is the final state.
+    let rows = match archive::archived_bids(cluster.database_url()).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "cannot read the archive");
+            Vec::new()
+        }
+    };
+    let mut check = LossCheck::compare(requests, items, &rows);
+    check.drained_after_ms = drained_after_ms;
+    check.stream_messages = match archive::stream_messages(&cluster.nats_url()).await {
+        Ok(n) => Some(n),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "cannot read the stream's message count");
+            None
+        }
+    };
+    check
+}
+
+fn per_second(requests: &[Request], arrivals: &[f64]) -> Vec<Second> {
+    let bids = timeline::bids_per_second(requests);
+    let events = timeline::events_per_second(arrivals, bids.len());
+    bids.into_iter()
+        .zip(events)
+        .map(|((second, ok, failed), viewer_events)| Second {
+            second,
+            bids_2xx: ok,
+            bids_failed: failed,
+            viewer_events,
+        })
+        .collect()
+}
+
+/// The human summary printed on stdout.
+pub fn summary(r: &ResilienceResult) -> String {
+    report::summary(r)
+}

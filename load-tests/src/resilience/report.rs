@@ -1,0 +1,271 @@
+//! The report people read: `README.md` (one row per fault, then the loss check), the charts
+//! (`timeline.svg`, `availability.svg`), `result.json`, and the stdout summary.
+
+use super::cluster::VICTIM_GATEWAY;
+use super::faults::Fault;
+use super::timeline::WindowStats;
+use super::{FaultResult, ResilienceResult};
+use crate::charts::{Labels, Series, bar_chart, line_chart};
+use crate::report::{ReportDir, markdown_table};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Writes `result.json`, `README.md` and both charts under `dir`.
+///
+/// # Errors
+/// A file cannot be written.
+pub fn write(dir: &Path, result: &ResilienceResult) -> anyhow::Result<()> {
+    let report = ReportDir::create(dir)?;
+    report.write_result(result)?;
+    timeline_chart(&report.chart("timeline"), result)?;
+    availability_chart(&report.chart("availability"), result)?;
+    report.write_summary(&markdown(result))
+}
+
+fn timeline_chart(path: &Path, r: &ResilienceResult) -> anyhow::Result<()> {
+    let line = |name: &str, value: fn(&super::Second) -> u64| {
+        Series::new(
+            name,
+            r.per_second
+                .iter()
+                .map(|s| (s.second as f64, value(s) as f64))
+                .collect(),
+        )
+    };
+    line_chart(
+        path,
+        Labels {
+            title: "Bids per second through the faults",
+            x: "seconds since the load started",
+            y: "per second",
+        },
+        &[
+            line("bids answered 2xx", |s| s.bids_2xx),
+            line("bids failed", |s| s.bids_failed),
+            line("viewer events", |s| s.viewer_events),
+        ],
+    )
+}
+
+fn availability_chart(path: &Path, r: &ResilienceResult) -> anyhow::Result<()> {
+    let categories: Vec<String> = r.faults.iter().map(|f| f.fault.name().to_owned()).collect();
+    let bars = |name: &str, value: fn(&FaultResult) -> f64| {
+        Series::new(
+            name,
+            r.faults
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (i as f64, value(f) * 100.0))
+                .collect(),
+        )
+    };
+    bar_chart(
+        path,
+        Labels {
+            title: "Bids answered 2xx while the component was down",
+            x: "component killed",
+            y: "% of bids",
+        },
+        &categories,
+        &[
+            bars("all bids", |f| f.outage.availability),
+            bars("gateway 0", |f| gateway_availability(f, 0)),
+            bars("gateway 1", |f| gateway_availability(f, 1)),
+        ],
+    )
+}
+
+fn gateway_availability(f: &FaultResult, gateway: usize) -> f64 {
+    f.outage_per_gateway
+        .get(gateway)
+        .map_or(0.0, |w| w.availability)
+}
+
+fn percent(value: f64) -> String {
+    format!("{:.1} %", value * 100.0)
+}
+
+fn millis(value: Option<f64>) -> String {
+    value.map_or_else(|| "never".to_owned(), |ms| format!("{ms:.0} ms"))
+}
+
+/// `503 unavailable ×12, transport connect ×3` (2xx answers left out).
+fn errors_seen(w: &WindowStats) -> String {
+    let errors: Vec<String> = w
+        .answers
+        .iter()
+        .filter(|(label, _)| !label.starts_with('2'))
+        .map(|(label, n)| format!("{label} ×{n}"))
+        .collect();
+    if errors.is_empty() {
+        "none".to_owned()
+    } else {
+        errors.join(", ")
+    }
+}
+
+/// What the row's figures mean for this fault, in words.
+fn notes(f: &FaultResult) -> String {
+    let mut notes = vec![f.expectation.to_owned()];
+    match f.fault {
+        Fault::Nats | Fault::Broadcast => notes.push(format!(
+            "viewer events in outage: {}, first event {} after restart",
+            f.viewer_events_in_outage,
+            millis(f.viewer_resumed_ms)
+        )),
+        Fault::Postgres | Fault::Worker => notes.push(format!(
+            "archive held every earlier bid {} after restart",
+            millis(f.archive_caught_up_ms)
+        )),
+        Fault::Gateway => notes.push(format!(
+            "survivor (gateway 0) {}, killed (gateway {VICTIM_GATEWAY}) {}",
+            percent(gateway_availability(f, 0)),
+            percent(gateway_availability(f, VICTIM_GATEWAY))
+        )),
+        Fault::Redis => notes.push(format!(
+            "503 latency p50 {:.1} ms, p99 {:.1} ms (must be < 250 ms)",
+            f.outage.unavailable_latency_ms.p50, f.outage.unavailable_latency_ms.p99
+        )),
+    }
+    if !f.violations.is_empty() {
+        notes.push(format!("**VIOLATED**: {}", f.violations.join("; ")));
+    }
+    notes.join("; ")
+}
+
+fn markdown(r: &ResilienceResult) -> String {
+    let p = &r.plan;
+    let mut text = format!(
+        "# Resilience\n\nEach component is killed in turn for {} s under a steady load of {} bids/s \
+         (spread over 4 items, alternating between two gateways) plus one read per 5 bids, with \
+         {} s of healthy time before each fault and at least as much after each restart. Redis \
+         runs with an append-only file (written before each reply, fsynced every second). {} bids and {} reads were sent \
+         on {} cores.\n\n**Verdict: {}**\n\n",
+        p.outage_secs,
+        p.rate,
+        p.settle_secs,
+        r.bids_sent,
+        r.reads_sent,
+        r.machine.cores,
+        if r.passed() { "passed" } else { "VIOLATED" },
+    );
+    let rows: Vec<Vec<String>> = r
+        .faults
+        .iter()
+        .map(|f| {
+            vec![
+                f.fault.name().to_owned(),
+                format!("{} of {}", percent(f.outage.availability), f.outage.bids),
+                errors_seen(&f.outage),
+                format!(
+                    "{:.0} / {:.0} ms",
+                    f.outage.failed_latency_ms.p50, f.outage.failed_latency_ms.p99
+                ),
+                format!("{:.0} ms", f.ready_ms - f.restart_ms),
+                millis(f.recovery_ms),
+                notes(f),
+            ]
+        })
+        .collect();
+    text.push_str(&markdown_table(
+        &[
+            "fault",
+            "bids 2xx during outage",
+            "errors seen",
+            "failed p50 / p99",
+            "restart took",
+            "writes recovered after",
+            "notes",
+        ],
+        &rows,
+    ));
+    text.push_str(
+        "\n*Writes recovered after*: from the restart to the first bid of a run of ≥ 1 s of bids \
+         all answered 2xx. *Failed p50 / p99*: latency of the bids not answered 2xx.\n\n\
+         Fault windows (seconds since the load started):\n\n",
+    );
+    for f in &r.faults {
+        let _ = writeln!(
+            text,
+            "- {}: killed at {:.1}, restart issued at {:.1}, ready at {:.1}",
+            f.fault.name(),
+            f.kill_ms / 1000.0,
+            f.restart_ms / 1000.0,
+            f.ready_ms / 1000.0
+        );
+    }
+    let l = &r.loss;
+    let _ = write!(
+        text,
+        "\n## Loss check\n\nAfter the load stopped, the archive held every accepted bid {}. \
+         Accepted (distinct event ids): {}; rows in `bids`: {}; **lost: {}**; rows whose bid got \
+         no 2xx answer although the bid was stored: {} ({}); **unexplained rows: {}**; \
+         JetStream archive stream messages: {}.\n",
+        l.drained_after_ms.map_or_else(
+            || "**never** (within 60 s)".to_owned(),
+            |ms| format!("{ms:.0} ms later")
+        ),
+        l.accepted,
+        l.archived,
+        l.lost,
+        l.answer_lost,
+        if l.answer_lost_by_label.is_empty() {
+            "none".to_owned()
+        } else {
+            l.answer_lost_by_label
+                .iter()
+                .map(|(label, n)| format!("{label} ×{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        l.unexplained,
+        l.stream_messages
+            .map_or_else(|| "unknown".to_owned(), |n| n.to_string()),
+    );
+    if !r.violations.is_empty() {
+        text.push_str("\n## Violations\n\n");
+        for v in &r.violations {
+            let _ = writeln!(text, "- {v}");
+        }
+    }
+    text.push_str(
+        "\n## Charts\n\n![bids per second](timeline.svg)\n\n![availability](availability.svg)\n",
+    );
+    text
+}
+
+/// The stdout summary: one line per fault, then the loss check and the verdict.
+pub fn summary(r: &ResilienceResult) -> String {
+    let mut text = format!(
+        "resilience ({} bids/s, {} s outages, {} cores):\n",
+        r.plan.rate, r.plan.outage_secs, r.machine.cores
+    );
+    for f in &r.faults {
+        let _ = writeln!(
+            text,
+            "  {:<9} outage 2xx {:>6} of {:>4} bids, recovered {:>8}, archive caught up {:>8}, errors: {}",
+            f.fault.name(),
+            percent(f.outage.availability),
+            f.outage.bids,
+            millis(f.recovery_ms),
+            millis(f.archive_caught_up_ms),
+            errors_seen(&f.outage)
+        );
+    }
+    let l = &r.loss;
+    let _ = write!(
+        text,
+        "  loss check: {} accepted, {} archived, {} lost, {} answer-lost, {} unexplained\n  verdict: {}",
+        l.accepted,
+        l.archived,
+        l.lost,
+        l.answer_lost,
+        l.unexplained,
+        if r.passed() {
+            "passed".to_owned()
+        } else {
+            format!("VIOLATED ({})", r.violations.join("; "))
+        }
+    );
+    text
+}
