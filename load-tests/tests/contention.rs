@@ -19,6 +19,7 @@ async fn a_smoke_run_compares_both_strategies_checks_them_and_writes_the_report(
         mixed_users: 4,
         mixed_items: 5,
         prefilter: false,
+        redis_timeout_ms: 2_000,
         nats_url: testkit::SHARED_NATS_URL.to_owned(),
         out_dir: out_dir.clone(),
         smoke: true,

@@ -5,8 +5,12 @@
 //! `seq` and `bid_count` equal the number of accepted bids (and no reply carried a higher
 //! `seq`), and every bid rejected as too low was below the final price plus the minimum
 //! increment. Per run: no answer a correct gateway never gives (a 500, an unreadable reply).
-//! A 503 is reported but allowed: the contract answers it when Redis is slow, and the
-//! optimistic strategy when a bid lost the race too often; either way nothing was written.
+//! A 503 is reported but allowed: the contract answers it when Redis is unreachable or slow,
+//! and the optimistic strategy when a bid lost the race too often. Its outcome is not always
+//! definite, though: when the gateway's Redis deadline expires while the script is already
+//! running, the bid is applied and the client still gets 503. Such a bid makes `seq` exceed
+//! the accepted count the users saw; the check keeps failing then (no lost update cannot be
+//! proved with unknown outcomes) and says why, see [`undetermined_note`].
 
 use super::tally::ItemOutcomes;
 use crate::api::ItemState;
@@ -116,6 +120,21 @@ fn is_forbidden(error: &str) -> bool {
     error.starts_with("status 5") || error.starts_with("unreadable")
 }
 
+/// When items failed their check and some bids had no definite answer (a 503, a transport
+/// error), a note saying those bids may have been applied after all.
+pub fn undetermined_note(errors: &BTreeMap<String, u64>) -> Option<String> {
+    let undetermined: u64 = errors
+        .iter()
+        .filter(|(kind, _)| !kind.starts_with("status 4"))
+        .map(|(_, count)| count)
+        .sum();
+    (undetermined > 0).then(|| {
+        format!(
+            "{undetermined} bids had no definite answer (503 or transport error); a 503 from              the gateway's Redis deadline may still have been applied, so the counts cannot              be reconciled"
+        )
+    })
+}
+
 /// Goose's status counts as error kinds, for the statuses other than `ok`.
 pub fn status_errors(statuses: &BTreeMap<u16, u64>, ok: u16) -> BTreeMap<String, u64> {
     statuses
@@ -209,6 +228,18 @@ mod tests {
                 "1 bid requests answered unreadable reply"
             ]
         );
+    }
+
+    #[test]
+    fn only_bids_without_a_definite_answer_are_undetermined() {
+        let errors = BTreeMap::from([("status 409".to_owned(), 3)]);
+        assert_eq!(undetermined_note(&errors), None);
+        let errors = BTreeMap::from([
+            ("status 409".to_owned(), 3),
+            ("status 503".to_owned(), 2),
+            ("transport".to_owned(), 1),
+        ]);
+        assert!(undetermined_note(&errors).is_some_and(|n| n.starts_with("3 bids")));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use super::attack::{RequestStats, attack, latency_cdf, measured_window_secs, requests_named};
 use super::bidder::{BID_REQUEST_NAME, BidTarget, place_bid};
-use super::check::{ItemCheck, error_violations};
+use super::check::{ItemCheck, error_violations, undetermined_note};
 use super::{MIN_INCREMENT_CENTS, RETRIES_COUNTER, STARTING_PRICE_CENTS, new_item};
 use crate::api::ApiClient;
 use goose::prelude::*;
@@ -97,6 +97,9 @@ pub async fn run_level(
         .iter()
         .map(|v| format!("item {item_id}: {v}"))
         .collect();
+    if !check.passed() {
+        violations.extend(undetermined_note(&errors));
+    }
     violations.extend(error_violations("bid", &errors));
     if seen.accepted == 0 {
         violations.push("no bid was accepted: the level proves nothing".to_owned());

@@ -7,7 +7,7 @@
 
 use super::attack::{RequestStats, attack, measured_window_secs, per_sec, round_to};
 use super::bidder::{BID_REQUEST_NAME, BidTarget, place_bid};
-use super::check::{ItemCheck, error_violations, status_errors};
+use super::check::{ItemCheck, error_violations, status_errors, undetermined_note};
 use super::{MIN_INCREMENT_CENTS, STARTING_PRICE_CENTS, new_item};
 use crate::api::ApiClient;
 use anyhow::Context;
@@ -114,6 +114,9 @@ pub async fn run(
                 .map(|v| format!("item {}: {v}", c.item_id))
         })
         .collect();
+    if !violations.is_empty() {
+        violations.extend(undetermined_note(&tally.errors()));
+    }
     for (kind, kind_errors) in &errors {
         violations.extend(error_violations(kind, kind_errors));
     }

@@ -105,6 +105,12 @@ pub struct ContentionArgs {
     /// without Redis, which hides the difference between the strategies.
     #[arg(long)]
     pub prefilter: bool,
+    /// The gateway's Redis deadline (REDIS_TIMEOUT_MS). Its production default (80 ms) turns
+    /// slow answers on a machine shared with the load generator into 503s whose bids may
+    /// still have been applied, which the checks cannot reconcile; the experiment measures
+    /// contention, so it gives Redis longer by default.
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub redis_timeout_ms: u64,
     /// NATS with JetStream, where each run's archive stream is counted (also given to the gateway).
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
@@ -250,6 +256,7 @@ async fn run_strategy(args: &ContentionArgs, strategy: Strategy) -> anyhow::Resu
         ("SUBJECT_PREFIX", tag.clone()),
         ("ARCHIVE_STREAM", tag.to_uppercase()),
         ("NATS_URL", args.nats_url.clone()),
+        ("REDIS_TIMEOUT_MS", args.redis_timeout_ms.to_string()),
     ];
     let gateway = Gateway::spawn_with_env(&args.gateway_bin, &env).await?;
     let measured = measure(args, gateway.url(), &tag).await;
@@ -401,6 +408,7 @@ mod tests {
         assert_eq!(args.duration_secs, 10);
         assert_eq!(args.mixed_items, 200);
         assert!(!args.prefilter);
+        assert_eq!(args.redis_timeout_ms, 2_000);
         assert_eq!(args.out_dir, PathBuf::from("bench/results/contention"));
         assert!(args.validate().is_ok());
     }

@@ -156,7 +156,7 @@ fn markdown(result: &ContentionResult) -> String {
     let _ = writeln!(
         text,
         "Started {} on {} cores ({}/{}){}. Each level and the mixed run last {} s after hatch; \
-         price pre-filter {}; each strategy ran against its own freshly started gateway.\n",
+         price pre-filter {}; gateway Redis deadline {} ms; each strategy ran against its own freshly started gateway.\n",
         result.started_at,
         result.machine.cores,
         result.machine.os,
@@ -168,6 +168,7 @@ fn markdown(result: &ContentionResult) -> String {
         },
         args.duration_secs,
         if args.prefilter { "on" } else { "off" },
+        args.redis_timeout_ms,
     );
 
     text.push_str("## Hot item\n\nN users bid on one item as fast as they can.\n\n");
@@ -279,7 +280,7 @@ fn markdown(result: &ContentionResult) -> String {
     text.push_str(
         "## Checks\n\nPer item, read back through `GET /api/v1/items/{id}`: final price = highest \
          accepted bid, `seq` = `bid_count` = accepted bids, every bid rejected as too low < final \
-         price + minimum increment; no 500 or unreadable reply (503s are reported above). \
+         price + minimum increment; no 500 or unreadable reply (503s are reported above; a 503 may hide an applied bid). \
          Outbox: the run's JetStream stream holds exactly one message per accepted bid.\n\n",
     );
     let rows: Vec<Vec<String>> = result
