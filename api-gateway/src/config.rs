@@ -106,6 +106,13 @@ pub struct Config {
     #[arg(long, env = "CLOSER_INTERVAL_MS", default_value_t = 100)]
     pub closer_interval_ms: u64,
 
+    /// Longest a live event waits in this instance for a lower `seq` of its item whose bid is
+    /// still being answered (milliseconds). Past it the event goes out anyway (viewers' own
+    /// reordering and snapshots cover the gap); tests raise it so a loaded machine cannot
+    /// reorder the live stream they assert on.
+    #[arg(long, env = "LIVE_REORDER_HOLD_MS", default_value_t = 20)]
+    pub live_reorder_hold_ms: u64,
+
     /// How a bid is applied in Redis: one Lua script (`lua`), or `WATCH`/`MULTI`/`EXEC` with
     /// retry (`optimistic`, for comparison; same guarantees, slower under contention).
     #[arg(long, env = "REDIS_STRATEGY", value_enum, default_value = "lua")]

@@ -133,8 +133,11 @@ impl Application {
         // live event is left behind.
         let background = CancellationToken::new();
 
-        let (live, queue) =
-            live_publisher::LivePublisher::new(subjects.clone(), Arc::clone(&metrics));
+        let (live, queue) = live_publisher::LivePublisher::new(
+            subjects.clone(),
+            Arc::clone(&metrics),
+            Duration::from_millis(config.live_reorder_hold_ms),
+        );
         tasks.spawn(live_publisher::run(
             nats.clone(),
             queue,

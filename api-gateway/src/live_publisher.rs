@@ -11,7 +11,8 @@
 //!   order from Redis, but the tasks that handle those replies race. Each item therefore has a
 //!   small reorder buffer: an event is released when it is the next `seq`, when no other bid
 //!   for that item is in flight in this instance (so any gap belongs to another instance), or
-//!   when it has waited [`HOLD`], whichever comes first.
+//!   when it has waited its hold time (`LIVE_REORDER_HOLD_MS`, 20 ms by default), whichever
+//!   comes first.
 
 use crate::metrics::Metrics;
 use bytes::Bytes;
@@ -24,8 +25,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Longest an event waits for a lower `seq` that may never come through this instance.
-pub const HOLD: Duration = Duration::from_millis(20);
 /// Live events queued for NATS before new ones are dropped.
 const QUEUE: usize = 65_536;
 
@@ -52,17 +51,24 @@ pub struct LivePublisher {
     items: DashMap<ItemId, ItemOrder>,
     subjects: Subjects,
     metrics: Arc<Metrics>,
+    /// Longest an event waits for a lower `seq` that may never come through this instance.
+    hold: Duration,
 }
 
 impl LivePublisher {
     /// The publisher and the receiving end for [`run`].
-    pub fn new(subjects: Subjects, metrics: Arc<Metrics>) -> (Arc<Self>, mpsc::Receiver<Outgoing>) {
+    pub fn new(
+        subjects: Subjects,
+        metrics: Arc<Metrics>,
+        hold: Duration,
+    ) -> (Arc<Self>, mpsc::Receiver<Outgoing>) {
         let (queue, rx) = mpsc::channel(QUEUE);
         let publisher = Arc::new(Self {
             queue,
             items: DashMap::new(),
             subjects,
             metrics,
+            hold,
         });
         (publisher, rx)
     }
@@ -99,7 +105,7 @@ impl LivePublisher {
         let overdue = order
             .pending
             .values()
-            .any(|(since, _)| now.duration_since(*since) >= HOLD);
+            .any(|(since, _)| now.duration_since(*since) >= self.hold);
         while let Some(entry) = order.pending.first_entry() {
             let seq = *entry.key();
             if !(seq <= order.last + 1 || order.in_flight == 0 || overdue) {
