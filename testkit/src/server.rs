@@ -278,22 +278,31 @@ impl PostgresServer {
             _dir: dir,
         };
         server.restart()?;
-        let out = Command::new(postgres_bin("createdb")?)
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &server.port.to_string(),
-                "-U",
-                "postgres",
-                "auction",
-            ])
-            .output()?;
-        anyhow::ensure!(
-            out.status.success(),
-            "createdb failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        // The port opens before PostgreSQL accepts sessions ("the database system is starting
+        // up"), so createdb is retried for as long as that is the answer.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = Command::new(postgres_bin("createdb")?)
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &server.port.to_string(),
+                    "-U",
+                    "postgres",
+                    "auction",
+                ])
+                .output()?;
+            if out.status.success() {
+                break;
+            }
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            anyhow::ensure!(
+                stderr.contains("starting up") && Instant::now() < deadline,
+                "createdb failed: {stderr}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         Ok(server)
     }
 

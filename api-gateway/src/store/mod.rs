@@ -35,12 +35,18 @@ pub enum StoreError {
 }
 
 impl From<redis::RedisError> for StoreError {
+    /// Unreachable, slow, or answering "not now" (`LOADING` while a restarted Redis reads its
+    /// append-only file, `TRYAGAIN`, `MASTERDOWN`, `CLUSTERDOWN`: redis-rs marks these
+    /// wait-and-retry) is `Unavailable`, a 503 the client may retry; only a reply that means a
+    /// bug is `Internal`. The `resilience` experiment found `LOADING` answered as 500s for
+    /// seconds after a Redis restart.
     fn from(e: redis::RedisError) -> Self {
         if e.is_io_error()
             || e.is_timeout()
             || e.is_connection_dropped()
             || e.is_connection_refusal()
             || e.is_cluster_error()
+            || matches!(e.retry_method(), redis::RetryMethod::WaitAndRetry)
         {
             StoreError::Unavailable(e.to_string())
         } else {
@@ -172,5 +178,44 @@ impl Store {
             .timed(async move { pipe.query_async(&mut conn).await })
             .await?;
         Ok(lengths.iter().sum())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::{ErrorKind, RedisError, ServerErrorKind};
+
+    fn server_error(kind: ServerErrorKind) -> StoreError {
+        StoreError::from(RedisError::from((
+            ErrorKind::Server(kind),
+            "server said so",
+        )))
+    }
+
+    #[test]
+    fn redis_loading_its_data_after_a_restart_is_unavailable_not_internal() {
+        assert!(matches!(
+            server_error(ServerErrorKind::BusyLoading),
+            StoreError::Unavailable(_)
+        ));
+    }
+
+    #[test]
+    fn redis_asking_to_try_again_is_unavailable() {
+        for kind in [ServerErrorKind::TryAgain, ServerErrorKind::MasterDown] {
+            assert!(
+                matches!(server_error(kind), StoreError::Unavailable(_)),
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_script_error_is_internal() {
+        assert!(matches!(
+            server_error(ServerErrorKind::ResponseError),
+            StoreError::Internal(_)
+        ));
     }
 }

@@ -155,6 +155,7 @@ fn markdown(r: &ResilienceResult) -> String {
         .map(|f| {
             vec![
                 f.fault.name().to_owned(),
+                percent(f.before.availability),
                 format!("{} of {}", percent(f.outage.availability), f.outage.bids),
                 errors_seen(&f.outage),
                 format!(
@@ -170,6 +171,7 @@ fn markdown(r: &ResilienceResult) -> String {
     text.push_str(&markdown_table(
         &[
             "fault",
+            "bids 2xx before",
             "bids 2xx during outage",
             "errors seen",
             "failed p50 / p99",
@@ -181,7 +183,9 @@ fn markdown(r: &ResilienceResult) -> String {
     ));
     text.push_str(
         "\n*Writes recovered after*: from the restart to the first bid of a run of ≥ 1 s of bids \
-         all answered 2xx. *Failed p50 / p99*: latency of the bids not answered 2xx.\n\n\
+         all answered 2xx. *Failed p50 / p99*: latency of the bids not answered 2xx. *Bids 2xx \
+         before*: the healthy window before the kill (the baseline an outage of a component off \
+         the write path is held to, within 1 point).\n\n\
          Fault windows (seconds since the load started):\n\n",
     );
     for f in &r.faults {
