@@ -51,8 +51,12 @@ pub struct Config {
     #[arg(long, env = "BATCH_WAIT_MS", default_value_t = 50)]
     pub batch_wait_ms: u64,
 
-    /// How long JetStream waits for an ack before redelivering (seconds).
-    #[arg(long, env = "ACK_WAIT_SECS", default_value_t = 30)]
+    /// How long JetStream waits for an ack before redelivering (seconds). It is how long a
+    /// crashed worker's unacked batch waits before a restarted (or another) worker gets it, so
+    /// it is short, yet above `DATABASE_TIMEOUT_MS` so a batch still being written is not
+    /// handed out twice (a batch commits in milliseconds; a failing one is nak'd at once).
+    /// Durable consumers keep the value they were created with.
+    #[arg(long, env = "ACK_WAIT_SECS", default_value_t = 10)]
     pub ack_wait_secs: u64,
 
     /// PostgreSQL connections in the pool.
