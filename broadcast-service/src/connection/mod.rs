@@ -22,7 +22,10 @@ use crate::routes::AppState;
 use crate::viewer::Viewer;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use shared::ItemId;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -91,7 +94,15 @@ pub(crate) async fn serve(
         session::run(sink, viewer, queue, requests, &state).await;
         reader_stop.cancel();
     };
-    tokio::join!(reader, session);
+    // Both halves in one `FuturesUnordered` rather than `join!`: each gets its own waker, so
+    // an event woken for the session does not also poll the reader (socket readiness, the
+    // WebSocket's lock and waker registrations) once per event per viewer. Measured at
+    // 10,000 viewers, that repoll was a few percent of the instance's CPU.
+    let mut halves: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send + '_>>> =
+        FuturesUnordered::new();
+    halves.push(Box::pin(reader));
+    halves.push(Box::pin(session));
+    while halves.next().await.is_some() {}
     tracing::debug!(connection = id, "connection closed");
     drop(permit);
 }
