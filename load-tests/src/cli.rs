@@ -46,6 +46,24 @@ pub enum Command {
     Viewers(ViewersArgs),
 }
 
+impl Command {
+    /// The runtime this command runs on. A `viewers` client process gets a single-threaded
+    /// one: its work per frame is tiny (one read, a substring search, a timestamp), and with
+    /// a worker per core the process spent more time parking, waking and stealing tasks
+    /// across threads than reading, on cores it shares with the services it measures.
+    /// Everything else keeps the multi-threaded default.
+    ///
+    /// # Errors
+    /// When the runtime cannot be built (out of threads or file descriptors).
+    pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        let mut builder = match self {
+            Self::Viewers(_) => tokio::runtime::Builder::new_current_thread(),
+            _ => tokio::runtime::Builder::new_multi_thread(),
+        };
+        builder.enable_all().build()
+    }
+}
+
 /// How an experiment that ran to the end came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {

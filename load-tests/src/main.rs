@@ -5,11 +5,17 @@ use clap::Parser;
 use load_tests::{Cli, Verdict};
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     load_tests::telemetry::init();
-    match load_tests::run(cli.command).await {
+    let runtime = match cli.command.runtime() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(load_tests::run(cli.command)) {
         Ok(Verdict::Passed) => ExitCode::SUCCESS,
         Ok(Verdict::Violated) => ExitCode::from(1),
         Err(e) => {

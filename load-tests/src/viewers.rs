@@ -150,6 +150,9 @@ pub async fn run(args: &ViewersArgs) -> anyhow::Result<()> {
             let _ = connected_tx.send(true).await;
             let mut mine = Vec::new();
             let mut snapshots = 0u64;
+            // Registered once: every viewer shares `stop`, and creating its future anew for
+            // each frame took the token's waiter-list lock twice per frame per viewer.
+            let mut stopped = std::pin::pin!(stop.cancelled());
             loop {
                 tokio::select! {
                     message = ws.next() => match message {
@@ -163,7 +166,7 @@ pub async fn run(args: &ViewersArgs) -> anyhow::Result<()> {
                         Some(Ok(_)) => {}
                         _ => break,
                     },
-                    () = stop.cancelled() => break,
+                    () = &mut stopped => break,
                 }
             }
             resyncs.fetch_add(snapshots.saturating_sub(1), Ordering::Relaxed);

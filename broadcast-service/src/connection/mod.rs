@@ -91,6 +91,9 @@ pub(crate) async fn serve(
         session::run(sink, viewer, queue, requests, &state).await;
         reader_stop.cancel();
     };
+    // `join!`, not a `FuturesUnordered` with a waker per half: that one skips repolling the
+    // reader on each event, but its task nodes and boxes cost about 0.6 KiB more per idle
+    // viewer (measured at 10,000), which the 16 KiB budget cannot spare.
     tokio::join!(reader, session);
     tracing::debug!(connection = id, "connection closed");
     drop(permit);
