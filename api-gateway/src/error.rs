@@ -30,6 +30,14 @@ pub enum ApiError {
     /// A dependency is unreachable or too slow; the client may retry.
     #[error("{0} is unavailable, try again")]
     Unavailable(&'static str),
+    /// A write was sent but its dependency did not answer in time: it may still be applied.
+    /// A 503 like [`ApiError::Unavailable`], with its own code so a client knows to retry
+    /// with the same `Idempotency-Key` (which returns the first outcome) rather than assume
+    /// nothing happened.
+    #[error(
+        "{0} did not answer in time; the bid may still have been applied: retry with the same Idempotency-Key to learn its outcome"
+    )]
+    OutcomeUnknown(&'static str),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -50,7 +58,7 @@ impl ApiError {
             Self::AuctionNotActive { .. } | Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::OutcomeUnknown(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -65,6 +73,7 @@ impl ApiError {
             Self::RateLimited { .. } => "rate_limited",
             Self::Unauthorized(_) => "unauthorized",
             Self::Unavailable(_) => "unavailable",
+            Self::OutcomeUnknown(_) => "outcome_unknown",
             Self::Internal(_) => "internal",
         }
     }
@@ -76,13 +85,19 @@ impl IntoResponse for ApiError {
             Self::Internal(e) => {
                 tracing::error!(error = %e, error.chain = ?e, "request failed");
             }
-            Self::Unavailable(what) => tracing::warn!(dependency = what, "dependency unavailable"),
+            Self::Unavailable(what) | Self::OutcomeUnknown(what) => {
+                tracing::warn!(
+                    dependency = what,
+                    code = self.code(),
+                    "dependency unavailable"
+                );
+            }
             _ => {}
         }
         let body = json!({ "error": self.code(), "message": self.to_string() });
         let mut response = (self.status_code(), axum::Json(body)).into_response();
         let retry_after = match self {
-            Self::Unavailable(_) => Some(1),
+            Self::Unavailable(_) | Self::OutcomeUnknown(_) => Some(1),
             Self::RateLimited { retry_after_secs } => Some(retry_after_secs),
             _ => None,
         };

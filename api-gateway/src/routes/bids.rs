@@ -8,7 +8,7 @@ use super::json_body::JsonBody;
 use super::{ApiContext, item_id};
 use crate::error::ApiError;
 use crate::price_cache::KnownPrice;
-use crate::store::{BidOutcome, BidReply, PlaceBid};
+use crate::store::{BidOutcome, BidReply, PlaceBid, StoreError};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
@@ -112,7 +112,11 @@ async fn place_bid(
     let mut reply = ctx
         .store
         .place_bid(&bid, ctx.config.idempotency_ttl_secs)
-        .await?;
+        .await
+        .map_err(|e| match e {
+            StoreError::TimedOut => ApiError::OutcomeUnknown("redis"),
+            other => other.into(),
+        })?;
     let event = reply.event.take().map(Event::BidPlaced);
     // A replayed answer was published when it was first given.
     in_flight.finish(event.as_ref().filter(|_| !reply.replayed));

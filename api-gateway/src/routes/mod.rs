@@ -57,6 +57,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(_) => ApiError::Unavailable("redis"),
+            // Reads and anything without a side effect: simply unavailable. Writes whose
+            // outcome matters map `TimedOut` themselves (see `bids::place_bid`).
+            StoreError::TimedOut => ApiError::Unavailable("redis"),
             StoreError::Internal(e) => ApiError::Internal(e),
         }
     }

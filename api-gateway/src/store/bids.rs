@@ -48,8 +48,9 @@ impl Store {
     /// Runs `place_bid.lua`.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] when Redis is unreachable or slow (the bid may or may not
-    /// have been applied: clients retry with an `Idempotency-Key` to be sure).
+    /// [`StoreError::Unavailable`] when Redis is unreachable (nothing applied);
+    /// [`StoreError::TimedOut`] when it is slow (the bid may or may not have been applied:
+    /// clients retry with an `Idempotency-Key` to be sure).
     #[tracing::instrument(name = "redis.place_bid", skip_all, fields(item_id = %bid.item_id))]
     pub async fn place_bid(
         &self,

@@ -26,9 +26,13 @@ use std::time::Duration;
 /// Why a Redis operation failed, as far as the caller can act on it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// Redis is unreachable or did not answer in time.
+    /// Redis is unreachable or refused the command: nothing was applied.
     #[error("redis unavailable: {0}")]
     Unavailable(String),
+    /// Redis did not answer within the deadline. The command may have been sent and may still
+    /// run (a busy or stalled Redis executes it later), so a write's outcome is unknown.
+    #[error("redis did not answer in time")]
+    TimedOut,
     /// Redis answered with an error or an unexpected reply: a bug or a corrupted key.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -41,8 +45,10 @@ impl From<redis::RedisError> for StoreError {
     /// bug is `Internal`. The `resilience` experiment found `LOADING` answered as 500s for
     /// seconds after a Redis restart.
     fn from(e: redis::RedisError) -> Self {
-        if e.is_io_error()
-            || e.is_timeout()
+        if e.is_timeout() {
+            // The connection's response timeout: the command is on its way or queued.
+            StoreError::TimedOut
+        } else if e.is_io_error()
             || e.is_connection_dropped()
             || e.is_connection_refusal()
             || e.is_cluster_error()
@@ -146,17 +152,14 @@ impl Store {
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(self.timeout, op).await {
             Ok(result) => result.map_err(StoreError::from),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "no answer within {:?}",
-                self.timeout
-            ))),
+            Err(_) => Err(StoreError::TimedOut),
         }
     }
 
     /// `PING`, for readiness.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] when Redis does not answer in time.
+    /// [`StoreError::TimedOut`] when Redis does not answer in time.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         self.timed(async move { redis::cmd("PING").query_async::<String>(&mut conn).await })

@@ -142,3 +142,78 @@ async fn postgres_down_makes_history_a_fast_503_and_never_touches_bidding() {
     );
     delete_stream(&app.config).await;
 }
+
+/// Keeps a Redis busy for `millis` with a script that spins on `TIME` (a stalled Redis: every
+/// other command waits behind it, then runs).
+async fn stall(redis_url: String, millis: u64) {
+    let client = redis::Client::open(redis_url).unwrap();
+    // No response timeout on this connection: the stall is the point.
+    let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap();
+    let spin = "local s = redis.call('TIME') \
+                repeat local t = redis.call('TIME') \
+                until (t[1] - s[1]) * 1000000 + (t[2] - s[2]) >= tonumber(ARGV[1]) * 1000 \
+                return 1";
+    let _: i64 = redis::cmd("EVAL")
+        .arg(spin)
+        .arg(0)
+        .arg(millis)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_bid_redis_answers_too_late_is_outcome_unknown_and_a_keyed_retry_learns_it() {
+    let redis = RedisServer::start().unwrap();
+    let mut config = test_config(&redis.url(), testkit::SHARED_NATS_URL);
+    config.redis_timeout_ms = 100;
+    let app = spawn_app_with(config).await;
+    let item = app.create_item(json!({})).await;
+    // A first bid loads the bid script, so the stalled one is a single EVALSHA.
+    let (_, warm) = app.bid(&item, "bob", json!(11)).await;
+    assert_eq!(warm["code"], "accepted", "{warm}");
+    let send = || {
+        app.http
+            .post(format!("{}/api/v1/items/{item}/bid", app.base))
+            .header("Idempotency-Key", "stalled-1")
+            .json(&json!({"user_id": "alice", "amount": 20}))
+            .send()
+    };
+
+    // Generous on both sides for a loaded CI machine: the stall has begun well before the bid
+    // and lasts well past its 100 ms deadline.
+    let stalled = tokio::spawn(stall(redis.url(), 1_500));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let first = send().await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(first.status(), 503);
+    assert_eq!(first.headers()["retry-after"], "1");
+    let first: serde_json::Value = first.json().await.unwrap();
+    assert_eq!(first["error"], "outcome_unknown", "{first}");
+    assert!(
+        waited < Duration::from_millis(1_000),
+        "answered after {waited:?}"
+    );
+    stalled.await.unwrap();
+
+    // The script ran once Redis was free: the bid is in, and the keyed retry says so.
+    let second = send().await.unwrap();
+    assert_eq!(second.status(), 200);
+    let second: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(
+        (
+            second["code"].as_str(),
+            second["seq"].as_u64(),
+            second["replayed"].as_bool()
+        ),
+        (Some("accepted"), Some(2), Some(true)),
+        "{second}"
+    );
+    assert_eq!(app.item(&item).await["bid_count"], 2);
+    delete_stream(&app.config).await;
+}
