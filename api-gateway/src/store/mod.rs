@@ -94,10 +94,15 @@ fn scripts() -> &'static Scripts {
 
 /// Options for a connection that tolerates Redis being down: it connects lazily, retries
 /// reconnection briefly in the background and bounds every response.
+///
+/// The response timeout (for a command that was sent) is three quarters of the request
+/// deadline, so a sent-but-unanswered command fails first as a redis-rs timeout
+/// ([`StoreError::TimedOut`]: its outcome is unknown), while a request that never got a
+/// connection runs into the outer deadline ([`StoreError::Unavailable`]: nothing was sent).
 pub(crate) fn connection_config(timeout: Duration) -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_connection_timeout(Some(timeout.max(Duration::from_millis(200))))
-        .set_response_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout * 3 / 4))
         .set_number_of_retries(1)
         .set_min_delay(Duration::from_millis(50))
         .set_max_delay(Duration::from_millis(500))
@@ -152,7 +157,11 @@ impl Store {
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(self.timeout, op).await {
             Ok(result) => result.map_err(StoreError::from),
-            Err(_) => Err(StoreError::TimedOut),
+            // No connection within the deadline (a sent command times out first, above).
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no connection within {:?}",
+                self.timeout
+            ))),
         }
     }
 
