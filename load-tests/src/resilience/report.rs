@@ -185,7 +185,7 @@ fn markdown(r: &ResilienceResult) -> String {
         "\n*Writes recovered after*: from the restart to the first bid of a run of ≥ 1 s of bids \
          all answered 2xx. *Failed p50 / p99*: latency of the bids not answered 2xx. *Bids 2xx \
          before*: the healthy window before the kill (the baseline an outage of a component off \
-         the write path is held to, within 1 point).\n\n\
+         the write path is held to, within 1 point or 2 bids, whichever is more).\n\n\
          Fault windows (seconds since the load started):\n\n",
     );
     for f in &r.faults {
