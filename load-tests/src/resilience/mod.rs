@@ -32,7 +32,7 @@ use loss::LossCheck;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
-use timeline::{Clock, Request, WindowStats};
+use timeline::{Clock, Kind, Request, WindowStats};
 use uuid::Uuid;
 use viewer::Viewer;
 use workload::{Target, Workload};
@@ -407,15 +407,18 @@ impl FaultWindow {
             ));
         }
         if self.fault == Fault::Redis {
-            let not_503: Vec<String> = outage
-                .answers
+            // Only answers given while Redis was down count: a bid sent just before the restart
+            // may be answered by the Redis that came back.
+            let mut not_503: Vec<String> = requests
                 .iter()
-                .filter(|(label, _)| !label.starts_with("503"))
-                .map(|(label, n)| format!("{label} ×{n}"))
+                .filter(|r| r.kind == Kind::Bid && !r.is_503())
+                .filter(|r| r.sent_ms >= self.kill_ms && r.sent_ms + r.latency_ms < self.restart_ms)
+                .map(Request::label)
                 .collect();
+            not_503.sort();
             if !not_503.is_empty() {
                 violations.push(format!(
-                    "bids answered otherwise than a fast 503: {}",
+                    "bids answered otherwise than a fast 503 while Redis was down: {}",
                     not_503.join(", ")
                 ));
             }

@@ -81,7 +81,7 @@ impl Request {
         }
     }
 
-    fn is_503(&self) -> bool {
+    pub fn is_503(&self) -> bool {
         matches!(self.outcome, Outcome::Answered { status: 503, .. })
     }
 }
