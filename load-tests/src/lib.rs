@@ -15,6 +15,7 @@
 //!   the loss check (throwaway Redis/NATS/PostgreSQL and its own services).
 //! - [`bench_fanout`] and [`viewers`]: WebSocket fan-out (orchestrator and client processes).
 //! - [`fanout`]: the fan-out experiment: [`bench_fanout`] levels as a report with charts.
+//! - [`goose_run`]: one goose attack (users, hatch, run time) and what is read from its metrics.
 //! - [`gateway`]: the gateway under test, given by URL or started from a binary.
 //! - [`api`]: the gateway calls made around the load (create the item, read it back).
 //! - [`money`]: cents to JSON decimals and back, from the digits.
@@ -34,6 +35,7 @@ pub mod cli;
 pub mod contention;
 pub mod fanout;
 pub mod gateway;
+pub mod goose_run;
 pub mod latency;
 pub mod money;
 pub mod report;

@@ -13,13 +13,12 @@ mod bidder;
 
 use crate::api::{ApiClient, NewItem};
 use crate::gateway::{Gateway, GatewaySource};
+use crate::goose_run::{attack, measured_window_secs, round_to};
 use crate::latency::LatencyMs;
 use crate::report::{GatewayInfo, Machine, write_json};
 use anyhow::{Context, bail};
 use bidder::{BID_REQUEST_NAME, BidOutcomes, BidTarget};
-use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, Utc};
-use goose::config::GooseConfiguration;
-use goose::prelude::*;
+use chrono::{Duration as ChronoDuration, SecondsFormat, Utc};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,8 +29,6 @@ pub const MIN_BENCH_SECS: u64 = 10;
 const STARTING_PRICE_CENTS: i64 = 100;
 /// Smallest raise over the current bid (0.01), in cents.
 const MIN_INCREMENT_CENTS: i64 = 1;
-/// Longest a single bid request may take before goose counts it as failed.
-const BID_TIMEOUT_SECS: &str = "10";
 
 /// Flags of `load-tests bench-write`.
 #[derive(Debug, Clone, clap::Args)]
@@ -242,7 +239,13 @@ async fn run_level(
 
     let prefiltered_before = api.prefilter_rejections().await?;
     let target = Arc::new(BidTarget::new(&item.id, STARTING_PRICE_CENTS));
-    let metrics = attack(Arc::clone(&target), gateway_url, clients, duration_secs).await?;
+    let metrics = attack(
+        bidder::scenario(Arc::clone(&target)),
+        gateway_url,
+        clients,
+        duration_secs,
+    )
+    .await?;
     let outcomes = target.outcomes();
 
     let bids = metrics
@@ -312,47 +315,6 @@ async fn run_level(
     })
 }
 
-/// One goose attack: `clients` users, all hatched within a second, bidding for
-/// `duration_secs`. Goose writes no report file and starts no controller.
-async fn attack(
-    target: Arc<BidTarget>,
-    gateway_url: &str,
-    clients: u32,
-    duration_secs: u64,
-) -> anyhow::Result<GooseMetrics> {
-    let users = usize::try_from(clients).context("--clients too large")?;
-    let run_time = usize::try_from(duration_secs).context("--duration-secs too large")?;
-    let metrics = GooseAttack::initialize_with_config(GooseConfiguration::default())?
-        .register_scenario(bidder::scenario(target))
-        .set_default(GooseDefault::Host, gateway_url)?
-        .set_default(GooseDefault::Users, users)?
-        .set_default(GooseDefault::IncreaseRate, clients.to_string().as_str())?
-        .set_default(GooseDefault::RunTime, run_time)?
-        .set_default(GooseDefault::NoResetMetrics, true)?
-        .set_default(GooseDefault::Timeout, BID_TIMEOUT_SECS)?
-        .set_default(GooseDefault::NoTelnet, true)?
-        .set_default(GooseDefault::NoPrintMetrics, true)?
-        .set_default(GooseDefault::NoTransactionMetrics, true)?
-        .set_default(GooseDefault::NoScenarioMetrics, true)?
-        .execute()
-        .await?;
-    Ok(metrics)
-}
-
-/// Seconds from goose's first test plan step (hatch) to its last (users
-/// stopped), which brackets every request; goose's whole-second `duration`
-/// when the history is missing.
-fn measured_window_secs(metrics: &GooseMetrics) -> f64 {
-    let stamps: Vec<DateTime<Utc>> = metrics.history.iter().map(|step| step.timestamp).collect();
-    match (stamps.iter().min(), stamps.iter().max()) {
-        (Some(first), Some(last)) if last > first => {
-            let micros = (*last - *first).num_microseconds().unwrap_or(i64::MAX);
-            micros as f64 / 1_000_000.0
-        }
-        _ => metrics.duration as f64,
-    }
-}
-
 /// The no-lost-update check: the item counted exactly the bids the users saw
 /// accepted, and its price is the highest of them. A level without any accepted
 /// bid proves nothing and does not pass.
@@ -366,11 +328,6 @@ fn is_consistent(
         && seq == outcomes.accepted
         && bid_count == outcomes.accepted
         && price_cents == outcomes.highest_accepted_cents
-}
-
-fn round_to(value: f64, decimals: i32) -> f64 {
-    let scale = 10f64.powi(decimals);
-    (value * scale).round() / scale
 }
 
 /// A few lines for a person: one per level, then the verdict.

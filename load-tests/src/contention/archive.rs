@@ -79,7 +79,7 @@ pub async fn wait_for_archive(
         }
         sleep(POLL).await;
     };
-    let waited_secs = crate::contention::attack::round_to(started.elapsed().as_secs_f64(), 2);
+    let waited_secs = crate::goose_run::round_to(started.elapsed().as_secs_f64(), 2);
     if let Err(e) = js.delete_stream(stream).await {
         // The figures are complete; a leftover stream is worth a warning, not the run.
         tracing::warn!(stream, error = %e, "cannot delete the run's stream");

@@ -3,11 +3,11 @@
 //! two strategies differ most: the Lua script serialises the races inside Redis, the
 //! optimistic strategy loses them at `EXEC` and starts over.
 
-use super::attack::{RequestStats, attack, latency_cdf, measured_window_secs, requests_named};
 use super::bidder::{BID_REQUEST_NAME, BidTarget, place_bid};
 use super::check::{ItemCheck, error_violations, undetermined_note};
 use super::{MIN_INCREMENT_CENTS, RETRIES_COUNTER, STARTING_PRICE_CENTS, new_item};
 use crate::api::ApiClient;
+use crate::goose_run::{RequestStats, attack, latency_cdf, measured_window_secs, requests_named};
 use goose::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -110,15 +110,15 @@ pub async fn run_level(
     Ok(HotLevel {
         users,
         duration_secs,
-        measured_secs: super::attack::round_to(measured_secs, 3),
+        measured_secs: crate::goose_run::round_to(measured_secs, 3),
         accepted: seen.accepted,
-        accepted_per_sec: super::attack::per_sec(seen.accepted, measured_secs),
+        accepted_per_sec: crate::goose_run::per_sec(seen.accepted, measured_secs),
         rejected: seen.rejected_too_low + seen.other_rejections,
         errors,
         optimistic_retries: retries,
         retries_per_accepted: retries
             .filter(|_| seen.accepted > 0)
-            .map(|r| super::attack::round_to(r as f64 / seen.accepted as f64, 3)),
+            .map(|r| crate::goose_run::round_to(r as f64 / seen.accepted as f64, 3)),
         bids,
         check,
         violations,

@@ -5,11 +5,11 @@
 //! random item (`GET /api/v1/items/{id}`) 3, list the items (`GET /api/v1/items`) 1. Every
 //! item is checked afterwards like the hot item.
 
-use super::attack::{RequestStats, attack, measured_window_secs, per_sec, round_to};
 use super::bidder::{BID_REQUEST_NAME, BidTarget, place_bid};
 use super::check::{ItemCheck, error_violations, status_errors, undetermined_note};
 use super::{MIN_INCREMENT_CENTS, STARTING_PRICE_CENTS, new_item};
 use crate::api::ApiClient;
+use crate::goose_run::{RequestStats, attack, measured_window_secs, per_sec, round_to};
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 use goose::prelude::*;

@@ -18,7 +18,6 @@
 //! `result.json`, `README.md` and the SVG charts under `--out-dir`.
 
 mod archive;
-mod attack;
 mod bidder;
 mod check;
 mod hot_item;

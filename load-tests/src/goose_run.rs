@@ -1,5 +1,6 @@
-//! One goose attack as every contention run makes it, and what is read from its metrics:
-//! the window the requests were made in, and each request kind's count and timings.
+//! One goose attack as every experiment makes it (bench-write, contention), and what is read
+//! from its metrics: the window the requests were made in, and each request kind's count and
+//! timings.
 
 use crate::latency::LatencyMs;
 use anyhow::Context;
