@@ -5,12 +5,12 @@
 //!
 //! Internal causes are logged once, where they become a response or a frame, and never shown.
 
-use axum::extract::ws::Utf8Bytes;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
 use shared::ItemId;
+use tungstenite::Utf8Bytes;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -11,7 +11,10 @@
 //! * [`connection`]: one socket: its reader and its session (snapshots, ordering, writes).
 //! * [`hub`]: which items this instance watches (interest-based NATS), reconnect resync.
 //! * [`room`]: one watched item: its fan-out task, snapshot single flight and presence.
-//! * [`viewer`]: a connection as rooms see it: a bounded queue of shared frames.
+//! * [`viewer`]: a connection as rooms see it: ordering per item, direct writes to its
+//!   socket, a bounded queue for what the socket cannot take at once.
+//! * [`wire`]: server WebSocket frames as bytes.
+//! * [`server`]: the HTTP/1 accept loop that keeps upgraded sockets reachable.
 //! * [`sequencer`]: per-item ordering, duplicates and gaps of live events.
 //! * [`presence`]: viewer counts summed over instances.
 //! * [`protocol`]: client messages and server frames.
@@ -32,11 +35,12 @@ pub mod protocol;
 pub mod room;
 pub mod routes;
 pub mod sequencer;
+pub mod server;
 pub mod store;
 pub mod viewer;
+pub mod wire;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use config::Config;
 use hub::Hub;
 use limits::ConnectionLimits;
@@ -146,19 +150,13 @@ impl Application {
             next_connection_id: Arc::new(AtomicU64::new(1)),
         };
         tracing::info!(addr = %listener.local_addr()?, instance = %config.instance_id, "broadcast-service listening");
-        // Frames are small and latency matters more than packet count.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "TCP_NODELAY not set");
-            }
-        });
-        let served = axum::serve(
+        server::serve(
             listener,
-            routes::router(state).into_make_service_with_connect_info::<SocketAddr>(),
+            routes::router(state),
+            shutdown.clone(),
+            SHUTDOWN_GRACE,
         )
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .context("HTTP server failed");
+        .await;
 
         // Upgraded sockets are not HTTP requests: each session saw `shutdown` and is writing
         // its 1001 close frame; wait for them before the rooms go.
@@ -180,7 +178,7 @@ impl Application {
             tracing::warn!("NATS not flushed before shutdown");
         }
         tracing::info!("broadcast-service stopped");
-        served
+        Ok(())
     }
 }
 

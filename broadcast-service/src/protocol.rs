@@ -9,13 +9,15 @@
 //! gateway published them (`bid_placed`, `auction_closed`), `viewers`, `unsubscribed`, `pong`
 //! and `error` (see [`crate::error::ApiError::to_frame`]).
 //!
-//! Every frame that goes to many viewers is encoded here once and shared as [`Utf8Bytes`].
+//! Every frame that goes to many viewers is encoded here once and shared as WebSocket bytes (see [`crate::wire`]).
 
 use crate::error::ApiError;
-use axum::extract::ws::Utf8Bytes;
+use crate::wire;
+use bytes::Bytes;
 use serde::Serialize;
 use shared::item_state::ItemView;
 use shared::{ItemId, ItemState, Timestamp};
+use tungstenite::Utf8Bytes;
 
 /// A parsed client message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +83,8 @@ impl ClientMessage {
 pub struct Snapshot {
     pub seq: u64,
     pub text: Utf8Bytes,
+    /// `text` as a WebSocket frame, encoded once for every viewer it goes to.
+    pub wire: Bytes,
 }
 
 /// `{"type":"snapshot", ...ItemView, "item_id"}`. The view already carries `seq` and `id`;
@@ -101,10 +105,12 @@ impl Snapshot {
             item_id: &state.id,
             view: state.view(now),
         };
+        // The view is plain strings, integers and options: it always serializes.
+        let text = Utf8Bytes::from(serde_json::to_string(&frame).unwrap_or_default());
         Self {
             seq: state.seq,
-            // The view is plain strings, integers and options: it always serializes.
-            text: Utf8Bytes::from(serde_json::to_string(&frame).unwrap_or_default()),
+            wire: wire::text(&text),
+            text,
         }
     }
 }

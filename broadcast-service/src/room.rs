@@ -2,9 +2,11 @@
 //! the one task that fans its events out.
 //!
 //! The room task is the only place an item's live events are decoded, ordered (see
-//! [`Sequencer`]) and turned into a shared [`Frame`]; each viewer then gets an `Arc` of the
-//! same bytes through [`Viewer::offer`], which never waits. No per-viewer JSON encoding
-//! happens, and no per-viewer task does work proportional to the room's size. The same task
+//! [`Sequencer`]) and framed as WebSocket bytes, once. It then writes those same bytes to
+//! every viewer's socket in one pass through [`Viewer::offer`], which never waits: one
+//! non-blocking write per viewer, with no task woken and nothing copied (a socket that is
+//! full gets the bytes queued for its session instead). No per-viewer JSON encoding happens,
+//! and no per-viewer task does work proportional to the room's size. The same task
 //! keeps the item's presence: it publishes this instance's count, sums everyone's, and
 //! broadcasts `viewers` frames at most once per interval.
 //!
@@ -17,8 +19,9 @@ use crate::presence::{self, CountThrottle, Presence, PresenceBeat, Recorded};
 use crate::protocol::{Snapshot, viewers_frame};
 use crate::sequencer::Sequencer;
 use crate::store::{Store, StoreError};
-use crate::viewer::{Frame, FrameKind, Resync, Viewer};
-use axum::extract::ws::Utf8Bytes;
+use crate::viewer::{Frame, FrameKind, Offered, Resync, Viewer};
+use crate::wire;
+use bytes::Bytes;
 use futures::StreamExt;
 use shared::subjects::Subjects;
 use shared::{Event, ItemId, Timestamp};
@@ -29,6 +32,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tungstenite::Utf8Bytes;
 
 /// Longest a new room waits for NATS to confirm its subscription before serving anyway (a
 /// reconnect resyncs every viewer, so nothing is lost when NATS was slow or away).
@@ -70,10 +74,11 @@ struct SnapshotFlight {
 pub struct Room {
     item: ItemId,
     /// Viewers by connection id. A std mutex: it is held while offering a frame to each viewer
-    /// (`try_send`, never an `.await`) and for inserts and removals.
+    /// (a non-blocking write, never an `.await`) and for inserts and removals.
     viewers: Mutex<HashMap<u64, Arc<Viewer>>>,
-    /// The latest `viewers` frame, for viewers who just received their snapshot.
-    latest_viewers: Mutex<Option<Utf8Bytes>>,
+    /// The latest `viewers` frame (WebSocket bytes), for viewers who just received their
+    /// snapshot.
+    latest_viewers: Mutex<Option<Bytes>>,
     /// `seq + 1` of the first snapshot read (`0`: none yet): where the room's sequencer
     /// continues from, so an early event is not mistaken for the first one.
     first_snapshot_seq: AtomicU64,
@@ -192,7 +197,7 @@ impl Room {
     }
 
     /// The latest `viewers` frame, if a count is known yet.
-    pub fn latest_viewers(&self) -> Option<Utf8Bytes> {
+    pub fn latest_viewers(&self) -> Option<Bytes> {
         self.latest_viewers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -206,10 +211,26 @@ impl Room {
             .checked_sub(1)
     }
 
-    fn fan_out(&self, frame: &Arc<Frame>) {
-        for viewer in self.viewers().values() {
-            viewer.offer(frame);
+    /// Offers `frame` to every viewer in one pass: each either gets the bytes written to its
+    /// socket right here or has them queued for its session (see [`Viewer::offer`]).
+    fn fan_out(&self, metrics: &Metrics, frame: &Arc<Frame>) {
+        let mut sent = 0;
+        {
+            let viewers = self.viewers();
+            for viewer in viewers.values() {
+                if viewer.offer(frame) == Offered::Sent {
+                    sent += 1;
+                    metrics
+                        .fan_out_latency
+                        .observe(frame.received.elapsed().as_secs_f64());
+                }
+            }
         }
+        let kind = match frame.kind {
+            FrameKind::Event { .. } => "event",
+            FrameKind::Viewers => "viewers",
+        };
+        metrics.sent(kind, sent);
     }
 }
 
@@ -271,7 +292,7 @@ pub(crate) async fn run(room: Arc<Room>, settings: Arc<RoomSettings>) {
                 }
                 sequencer.expire(Instant::now(), &mut released);
                 for frame in released.drain(..) {
-                    room.fan_out(&frame);
+                    room.fan_out(&settings.metrics, &frame);
                 }
             }
             _ = tick.tick() => {
@@ -286,13 +307,13 @@ pub(crate) async fn run(room: Arc<Room>, settings: Arc<RoomSettings>) {
                 if total != Some(count) {
                     total = Some(count);
                     *room.latest_viewers.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some(viewers_frame(&room.item, count));
+                        Some(wire::text(&viewers_frame(&room.item, count)));
                 }
-                if throttle.should_send(count, now) && let Some(text) = room.latest_viewers() {
-                    room.fan_out(&Arc::new(Frame {
+                if throttle.should_send(count, now) && let Some(wire) = room.latest_viewers() {
+                    room.fan_out(&settings.metrics, &Arc::new(Frame {
                         item: room.item.clone(),
                         kind: FrameKind::Viewers,
-                        text,
+                        wire,
                         received: now,
                     }));
                 }
@@ -362,7 +383,8 @@ fn on_live(
     let span = tracing::Span::current();
     span.record("event_id", tracing::field::display(event.event_id()));
     span.record("seq", event.seq());
-    // The payload is the event's JSON as the gateway encoded it: forward those very bytes.
+    // The payload is the event's JSON as the gateway encoded it: forward those very bytes,
+    // framed once for every viewer.
     let Ok(text) = Utf8Bytes::try_from(message.payload) else {
         metrics.events_invalid.inc();
         return;
@@ -370,7 +392,7 @@ fn on_live(
     let frame = Arc::new(Frame {
         item: room.item.clone(),
         kind: FrameKind::Event { seq: event.seq() },
-        text,
+        wire: wire::text(&text),
         received,
     });
     if let Some(seq) = room.first_snapshot_seq() {
@@ -378,7 +400,7 @@ fn on_live(
     }
     sequencer.push(event.seq(), frame, received, released);
     for frame in released.drain(..) {
-        room.fan_out(&frame);
+        room.fan_out(metrics, &frame);
     }
 }
 

@@ -9,27 +9,37 @@
 //!   closes the socket with 1001 (going away).
 
 use super::Control;
+use super::client_stream::ClientStream;
 use crate::metrics::Metrics;
 use crate::protocol::{ClientMessage, PONG_FRAME};
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, close_code};
+use crate::wire::close_code;
 use futures::StreamExt;
-use futures::stream::SplitStream;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
+use tungstenite::{Message, Utf8Bytes};
 
 /// Malformed messages a connection may send before it is closed with 1008.
 pub(crate) const INVALID_MESSAGE_BUDGET: u32 = 20;
 
 /// Reads until the client leaves, breaks a rule, or `stop` is cancelled (the session ended).
+/// `early` holds what the client sent right after its handshake. The WebSocket is built
+/// here, not by the caller, so its state exists once in the connection's future rather than
+/// once per await point that carries it.
 pub(crate) async fn run(
-    mut stream: SplitStream<WebSocket>,
+    client: ClientStream,
+    early: Vec<u8>,
+    config: WebSocketConfig,
     control: mpsc::Sender<Control>,
     idle_timeout: Duration,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
+    let mut stream =
+        WebSocketStream::from_partially_read(client, early, Role::Server, Some(config)).await;
     let mut invalid = 0u32;
     loop {
         let next = tokio::select! {
@@ -46,7 +56,7 @@ pub(crate) async fn run(
             }
             Ok(None) => return,
             Ok(Some(Err(error))) => {
-                if is_too_big(error) {
+                if is_too_big(&error) {
                     let _ = control
                         .send(Control::Close(close_code::SIZE, "message too big"))
                         .await;
@@ -78,7 +88,7 @@ pub(crate) async fn run(
                 Control::Reply(error.to_frame(None), "error")
             }
             // Pings are answered by the WebSocket layer; pongs only prove the client is alive.
-            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
             Message::Close(_) => return,
         };
         if control.send(request).await.is_err() {
@@ -97,9 +107,6 @@ pub(crate) async fn run(
 }
 
 /// Whether a read failed because the client sent more than the configured maximum.
-fn is_too_big(error: axum::Error) -> bool {
-    error
-        .into_inner()
-        .downcast_ref::<tungstenite::Error>()
-        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+fn is_too_big(error: &tungstenite::Error) -> bool {
+    matches!(error, tungstenite::Error::Capacity(_))
 }

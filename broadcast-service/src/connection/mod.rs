@@ -1,18 +1,19 @@
 //! One WebSocket connection, from upgrade to close.
 //!
-//! The socket is split in two halves that run concurrently in the connection's task:
+//! The socket is shared three ways. Rooms write live events to it directly through the
+//! connection's [`Viewer`]; two halves run concurrently in the connection's task:
 //!
 //! * [`inbound`] reads client frames, enforces the idle timeout, the frame size limit and the
 //!   invalid-message budget, and turns each frame into a [`Control`] for the session.
-//! * [`session`] owns the writing half and everything the connection watches: it joins and
-//!   leaves rooms, sends snapshots, and drains the viewer queue in `seq` order.
+//! * [`session`] owns everything the connection watches: it joins and leaves rooms, writes
+//!   snapshots, replies and pings, and drains what the socket could not take at once.
 //!
 //! When the reader ends (the client closed, went idle or broke a rule) it drops its sender
 //! and the session finishes, writing a close frame if one was asked for; when the session
-//! ends (shutdown, write failure) it cancels the reader. Both halves live in one task because
-//! neither does work worth a thread of its own; they never block each other, since every
-//! wait is a `select!` branch.
+//! ends (shutdown, write failure) it cancels the reader. They never block each other, since
+//! every wait is a `select!` branch.
 
+mod client_stream;
 mod inbound;
 mod session;
 
@@ -20,12 +21,16 @@ use crate::error::ApiError;
 use crate::limits::{ConnectionPermit, Refusal};
 use crate::routes::AppState;
 use crate::viewer::Viewer;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
-use futures::StreamExt;
+use crate::wire::{self, close_code};
+use client_stream::ClientStream;
 use shared::ItemId;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
+use tungstenite::Utf8Bytes;
 
 /// What the reader asks of the session.
 #[derive(Debug)]
@@ -41,31 +46,40 @@ pub(crate) enum Control {
 /// Client messages waiting for the session; the reader waits when it is full, which slows
 /// down a client that floods the server instead of buffering for it.
 const CONTROL_QUEUE: usize = 16;
+/// Bytes read from a socket per read call. Client messages are a few dozen bytes, and
+/// tungstenite zero-fills its whole read buffer up front, so this is resident memory per idle
+/// viewer. A larger message (up to `MAX_INBOUND_BYTES`) still arrives: the buffer grows for it.
+const READ_BUFFER: usize = 512;
 
-/// Serves one upgraded socket until it closes.
+/// Serves one upgraded socket until it closes. `read` holds whatever the client sent right
+/// after its handshake, before the upgrade completed.
 #[tracing::instrument(name = "ws.connection", level = "debug", skip_all, fields(connection = tracing::field::Empty))]
 pub(crate) async fn serve(
-    mut socket: WebSocket,
+    socket: TcpStream,
+    read: Vec<u8>,
     state: AppState,
     admission: Result<ConnectionPermit, Refusal>,
     initial: Option<Result<ItemId, ApiError>>,
 ) {
+    let id = state.next_connection_id.fetch_add(1, Ordering::Relaxed);
+    tracing::Span::current().record("connection", id);
+    let socket = Arc::new(socket);
+    let viewer = Arc::new(Viewer::new(
+        id,
+        Arc::clone(&socket),
+        state.config.viewer_queue,
+        state.metrics.clone(),
+    ));
     let permit = match admission {
         Ok(permit) => permit,
         Err(refusal) => {
             state.metrics.rejected(refusal.as_str());
-            let close = CloseFrame {
-                code: close_code::AGAIN,
-                reason: Utf8Bytes::from_static(refusal.reason()),
-            };
-            let _ = socket.send(Message::Close(Some(close))).await;
+            viewer.close(&wire::close(close_code::AGAIN, refusal.reason()));
+            while !viewer.is_drained() && viewer.drain().await.is_ok() {}
             return;
         }
     };
     let _open = OpenConnection::new(&state);
-    let id = state.next_connection_id.fetch_add(1, Ordering::Relaxed);
-    tracing::Span::current().record("connection", id);
-    let (viewer, queue) = Viewer::new(id, state.config.viewer_queue, state.metrics.clone());
     let (control, requests) = mpsc::channel(CONTROL_QUEUE);
     match initial {
         Some(Ok(item)) => {
@@ -78,23 +92,32 @@ pub(crate) async fn serve(
         }
         None => {}
     }
-    let (sink, stream) = socket.split();
+    let max_inbound = state.config.max_inbound_bytes;
+    // Viewers send only small control messages (bounded by `max_inbound`): a small read
+    // buffer keeps an idle viewer cheap. The write side is the viewer's queue, not this.
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max_inbound))
+        .max_frame_size(Some(max_inbound))
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0);
     let reader_stop = CancellationToken::new();
     let reader = inbound::run(
-        stream,
+        ClientStream::new(socket, Arc::clone(&viewer)),
+        read,
+        config,
         control,
         state.config.idle_timeout(),
         state.metrics.clone(),
         reader_stop.clone(),
     );
     let session = async {
-        session::run(sink, viewer, queue, requests, &state).await;
+        session::run(viewer, requests, &state).await;
         reader_stop.cancel();
     };
-    // `join!`, not a `FuturesUnordered` with a waker per half: that one skips repolling the
-    // reader on each event, but its task nodes and boxes cost about 0.6 KiB more per idle
-    // viewer (measured at 10,000), which the 16 KiB budget cannot spare.
-    tokio::join!(reader, session);
+    // Both halves in one task: neither does work worth a task of its own. Each is boxed
+    // because a future held in a local and then moved into `join!` is laid out twice in the
+    // connection's state machine (measured: 5.5 KiB per connection instead of 2.3 KiB).
+    tokio::join!(Box::pin(reader), Box::pin(session));
     tracing::debug!(connection = id, "connection closed");
     drop(permit);
 }

@@ -1,21 +1,24 @@
-//! The writing half of a connection and the owner of what it watches.
+//! The connection's own task: what it watches, its snapshots, its replies and the bytes its
+//! socket could not take at once.
 //!
-//! For each watched item the session keeps a cursor: the room, the last `seq` written, and
-//! whether a snapshot is due. The ordering rules that make "snapshot, then every later event
-//! once, in order" hold even when events race the snapshot:
+//! Rooms write live events straight to the socket (see [`Viewer::offer`]); the session does
+//! everything else. The ordering rules that make "snapshot, then every later event once, in
+//! order" hold even when events race the snapshot:
 //!
-//! 1. **Register first.** A subscribe joins the room, which returns only once the item's NATS
-//!    subscription is in force, so every event published from then on reaches the queue.
+//! 1. **Register first.** A subscribe starts tracking the item (its events are held from then
+//!    on) and joins the room, which returns only once the item's NATS subscription is in
+//!    force, so every event published from then on reaches the viewer.
 //! 2. **Then read.** The snapshot is read from Redis after that; the gateway commits an event
 //!    to Redis before publishing it, so any event the snapshot does not include arrives later.
-//! 3. **Filter by `seq`.** Events queued before the snapshot with `seq <= snapshot.seq` are
-//!    skipped; later ones must be exactly `last + 1`. A jump means an event was lost (NATS
-//!    outage, overflow): the event is dropped and a fresh snapshot is due.
+//! 3. **Filter by `seq`.** Held events with `seq <= snapshot.seq` are skipped; later ones must
+//!    be exactly `last + 1`. A jump means an event was lost (NATS outage, overflow): a fresh
+//!    snapshot is due.
 //!
-//! Conflation uses the same path: a room that finds the queue full drops the frame and flags
-//! the item; the session then reads a fresh snapshot before anything else and skips the
-//! backlog it covers. Every reason to resync records *when* it arose, and the snapshot must
-//! be read after that moment (see [`Room::snapshot`]).
+//! Conflation uses the same path: a room that finds the viewer's queue full drops the frame
+//! and flags the item; the session reads a fresh snapshot once the socket has taken what
+//! waits, so a slow viewer gets the newest state rather than its backlog. Every reason to
+//! resync records *when* it arose, and the snapshot must be read after that moment (see
+//! [`Room::snapshot`]).
 
 use super::Control;
 use crate::error::ApiError;
@@ -24,10 +27,8 @@ use crate::protocol::unsubscribed_frame;
 use crate::room::Room;
 use crate::routes::AppState;
 use crate::store::StoreError;
-use crate::viewer::{Frame, FrameKind, Resync, Viewer};
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
-use futures::SinkExt;
-use futures::stream::SplitSink;
+use crate::viewer::{Resync, Viewer};
+use crate::wire::{self, close_code};
 use shared::ItemId;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,12 +36,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// Frames taken off the queue and written with one flush.
-const BATCH: usize = 64;
 /// Wait before retrying a snapshot Redis could not serve.
 const SNAPSHOT_RETRY: Duration = Duration::from_secs(1);
-
-type Sink = SplitSink<WebSocket, Message>;
+/// Longest a closing session waits for its last bytes (the close frame) to go out.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// A snapshot this cursor is waiting for.
 #[derive(Debug, Clone, Copy)]
@@ -67,12 +66,10 @@ impl Due {
 
 struct Cursor {
     room: Arc<Room>,
-    /// `seq` of the last snapshot or event written.
-    last_seq: u64,
     due: Option<Due>,
 }
 
-/// Why the session stopped writing.
+/// Why the session stopped.
 enum End {
     /// The client left, or a close frame was written.
     Closed,
@@ -81,38 +78,30 @@ enum End {
 }
 
 struct Session<'a> {
-    sink: Sink,
     viewer: Arc<Viewer>,
     state: &'a AppState,
     metrics: &'a Metrics,
     cursors: HashMap<ItemId, Cursor>,
-    /// Frames to write at the next flush, with their metric kind.
-    out: Vec<(Message, &'static str)>,
-    /// Receipt times of the events in `out`, observed once they are written.
-    received: Vec<Instant>,
 }
 
-/// Writes to the socket until the reader ends, a close is requested, the service shuts down
+/// Serves the connection until the reader ends, a close is requested, the service shuts down
 /// (close 1001) or the socket fails; then leaves every room.
 pub(crate) async fn run(
-    sink: Sink,
     viewer: Arc<Viewer>,
-    mut queue: mpsc::Receiver<Arc<Frame>>,
     mut requests: mpsc::Receiver<Control>,
     state: &AppState,
 ) {
     let mut session = Session {
-        sink,
         viewer,
         state,
         metrics: &state.metrics,
         cursors: HashMap::new(),
-        out: Vec::new(),
-        received: Vec::new(),
     };
-    let end = session.serve(&mut queue, &mut requests).await;
-    if matches!(end, End::SocketFailed) {
-        tracing::debug!(connection = session.viewer.id(), "socket failed or stalled");
+    match session.serve(&mut requests).await {
+        End::Closed => session.finish_writing().await,
+        End::SocketFailed => {
+            tracing::debug!(connection = session.viewer.id(), "socket failed or stalled");
+        }
     }
     let items: Vec<ItemId> = session.cursors.keys().cloned().collect();
     for item in items {
@@ -121,54 +110,60 @@ pub(crate) async fn run(
 }
 
 impl Session<'_> {
-    async fn serve(
-        &mut self,
-        queue: &mut mpsc::Receiver<Arc<Frame>>,
-        requests: &mut mpsc::Receiver<Control>,
-    ) -> End {
+    async fn serve(&mut self, requests: &mut mpsc::Receiver<Control>) -> End {
         let ping_every = self.state.config.ping_interval();
+        let write_timeout = self.state.config.write_timeout();
         let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Created once, not once per loop: every session of the instance waits on the same
-        // shutdown token, and re-registering with its waiter list on each event serialised
+        // shutdown token, and re-registering with its waiter list on each wake-up serialised
         // all sessions on one lock (visible in a 10,000-viewer profile).
         let shutdown = self.state.shutdown.clone();
         let mut shutdown = std::pin::pin!(shutdown.cancelled());
         let viewer = Arc::clone(&self.viewer);
         let mut woken = std::pin::pin!(viewer.woken());
         loop {
-            self.take_resyncs();
-            self.send_due_snapshots().await;
-            if self.flush().await.is_err() {
+            if viewer.is_closed() {
                 return End::SocketFailed;
             }
+            self.take_resyncs();
+            // A due snapshot waits until the socket took everything queued before it, so a
+            // slow viewer gets the newest state, not a snapshot stuck behind its backlog.
+            if viewer.is_drained() {
+                self.send_due_snapshots().await;
+            }
+            let stalled = viewer.stalled_since();
             let retry = self.next_retry();
             // Every branch is cancellation-safe: `recv` leaves unreceived values queued,
-            // `woken` keeps its permit, ticks and sleeps hold no data. The order matters:
-            // resync requests and pings come before the queue, so a busy item can neither
-            // delay a conflation nor starve the keepalive.
+            // `woken` keeps its permit, `drain` writes only after the socket is writable and
+            // then without waiting, ticks and sleeps hold no data. Client requests are taken
+            // only while nothing waits for the socket: a client that sends without reading
+            // is slowed down instead of buffered for.
             tokio::select! {
                 biased;
                 () = &mut shutdown => {
-                    return self.close(close_code::AWAY, "server shutting down").await;
+                    self.close(close_code::AWAY, "server shutting down");
+                    return End::Closed;
                 }
-                request = requests.recv() => match request {
-                    None => return End::Closed,
-                    Some(Control::Close(code, reason)) => return self.close(code, reason).await,
-                    Some(request) => self.handle(request).await,
-                },
                 () = &mut woken => woken.set(viewer.woken()),
-                _ = ping.tick() => self.out.push((Message::Ping(bytes::Bytes::new()), "ping")),
-                () = sleep_until(retry), if retry.is_some() => {}
-                frame = queue.recv() => {
-                    // The viewer (held here) keeps the sender alive, so `None` cannot happen.
-                    if let Some(frame) = frame {
-                        self.deliver(&frame);
-                        while self.out.len() < BATCH && let Ok(frame) = queue.try_recv() {
-                            self.deliver(&frame);
-                        }
+                drained = viewer.drain(), if stalled.is_some() => {
+                    if drained.is_err() {
+                        return End::SocketFailed;
                     }
                 }
+                () = sleep_until(stalled.map(|since| since + write_timeout)), if stalled.is_some() => {
+                    return End::SocketFailed;
+                }
+                request = requests.recv(), if stalled.is_none() => match request {
+                    None => return End::Closed,
+                    Some(Control::Close(code, reason)) => {
+                        self.close(code, reason);
+                        return End::Closed;
+                    }
+                    Some(request) => self.handle(request).await,
+                },
+                _ = ping.tick() => self.send(&wire::ping(), "ping"),
+                () = sleep_until(retry), if retry.is_some() => {}
             }
         }
     }
@@ -178,13 +173,12 @@ impl Session<'_> {
             Control::Subscribe(item) => self.subscribe(item).await,
             Control::Unsubscribe(item) => {
                 if self.forget(&item) {
-                    self.out
-                        .push((Message::Text(unsubscribed_frame(&item)), "reply"));
+                    self.send(&wire::text(&unsubscribed_frame(&item)), "reply");
                 } else {
                     self.error(ApiError::NotSubscribed(item.clone()), &item);
                 }
             }
-            Control::Reply(text, kind) => self.out.push((Message::Text(text), kind)),
+            Control::Reply(text, kind) => self.send(&wire::text(&text), kind),
             // Handled by the caller, which ends the session.
             Control::Close(..) => {}
         }
@@ -194,6 +188,7 @@ impl Session<'_> {
     async fn subscribe(&mut self, item: ItemId) {
         if let Some(cursor) = self.cursors.get_mut(&item) {
             // Subscribing again asks for a fresh snapshot.
+            self.viewer.track(&item);
             cursor.due = Some(Due::now(Resync::Subscribe));
             return;
         }
@@ -202,13 +197,13 @@ impl Session<'_> {
             self.error(ApiError::TooManySubscriptions { max }, &item);
             return;
         }
+        self.viewer.track(&item);
         let room = self.state.hub.join(&item, &self.viewer).await;
         self.metrics.subscriptions.inc();
         self.cursors.insert(
             item,
             Cursor {
                 room,
-                last_seq: 0,
                 due: Some(Due::now(Resync::Subscribe)),
             },
         );
@@ -219,15 +214,20 @@ impl Session<'_> {
         if self.cursors.remove(item).is_none() {
             return false;
         }
+        self.viewer.untrack(item);
         self.state.hub.leave(item, self.viewer.id());
         self.metrics.subscriptions.dec();
         true
     }
 
-    fn error(&mut self, error: ApiError, item: &ItemId) {
+    fn send(&self, wire: &bytes::Bytes, kind: &'static str) {
+        self.viewer.send(wire);
+        self.metrics.sent(kind, 1);
+    }
+
+    fn error(&self, error: ApiError, item: &ItemId) {
         self.metrics.client_error(error.code());
-        self.out
-            .push((Message::Text(error.to_frame(Some(item))), "error"));
+        self.send(&wire::text(&error.to_frame(Some(item))), "error");
     }
 
     /// Turns resync requests from rooms and the reconnect watcher into due snapshots.
@@ -241,7 +241,7 @@ impl Session<'_> {
         }
     }
 
-    /// Reads and queues every snapshot that is due (and not waiting for a retry). Once Redis
+    /// Reads and writes every snapshot that is due (and not waiting for a retry). Once Redis
     /// fails, the rest wait for the next retry too, so a session never spends one timeout per
     /// watched item in a row.
     async fn send_due_snapshots(&mut self) {
@@ -265,18 +265,29 @@ impl Session<'_> {
             };
             match result {
                 Ok(Some(snapshot)) => {
+                    if !self.cursors.contains_key(&item) {
+                        continue;
+                    }
+                    let viewers = room.latest_viewers();
+                    let followed = self.viewer.install_snapshot(
+                        &item,
+                        snapshot.seq,
+                        &snapshot.wire,
+                        viewers.as_ref(),
+                    );
                     if let Some(cursor) = self.cursors.get_mut(&item) {
-                        cursor.last_seq = snapshot.seq;
                         cursor.due = None;
                     }
-                    self.out
-                        .push((Message::Text(snapshot.text.clone()), "snapshot"));
+                    self.metrics.sent("snapshot", 1);
+                    if viewers.is_some() {
+                        self.metrics.sent("viewers", 1);
+                    }
+                    if followed > 0 {
+                        self.metrics.sent("event", followed);
+                    }
                     self.metrics.snapshot(due.reason.as_str());
                     if due.reason == Resync::Lagged {
                         self.metrics.conflations.inc();
-                    }
-                    if let Some(viewers) = room.latest_viewers() {
-                        self.out.push((Message::Text(viewers), "viewers"));
                     }
                 }
                 Ok(None) => {
@@ -312,88 +323,23 @@ impl Session<'_> {
             .min()
     }
 
-    /// Applies the ordering rules to one shared frame.
-    fn deliver(&mut self, frame: &Frame) {
-        self.viewer.dequeued(frame);
-        let Some(cursor) = self.cursors.get_mut(&frame.item) else {
-            // Not (or no longer) watched; a new subscription's snapshot covers it.
-            return;
-        };
-        if cursor.due.is_some() {
-            // The snapshot about to be read covers whatever this is.
-            return;
-        }
-        match frame.kind {
-            FrameKind::Viewers => self
-                .out
-                .push((Message::Text(frame.text.clone()), "viewers")),
-            FrameKind::Event { seq } if seq <= cursor.last_seq => {}
-            FrameKind::Event { seq } if seq == cursor.last_seq + 1 => {
-                cursor.last_seq = seq;
-                self.out.push((Message::Text(frame.text.clone()), "event"));
-                self.received.push(frame.received);
-            }
-            FrameKind::Event { .. } => {
-                cursor.due = Some(Due::now(Resync::Gap));
-            }
-        }
+    /// Writes a close frame after what waits; nothing is written after it.
+    fn close(&self, code: u16, reason: &'static str) {
+        self.viewer.close(&wire::close(code, reason));
+        self.metrics.sent("close", 1);
     }
 
-    /// Writes everything queued with one flush, under the write timeout.
-    #[tracing::instrument(name = "ws.write", level = "trace", skip_all, fields(connection = self.viewer.id(), frames = self.out.len()))]
-    async fn flush(&mut self) -> Result<(), ()> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        // A few kinds per flush at most: a linear scan beats hashing (no allocation either).
-        let mut counts: [(&'static str, u64); 8] = [("", 0); 8];
-        let out = std::mem::take(&mut self.out);
-        let sink = &mut self.sink;
-        let write = async {
-            for (message, kind) in out {
-                count(&mut counts, kind);
-                sink.feed(message).await?;
-            }
-            sink.flush().await
-        };
-        match tokio::time::timeout(self.state.config.write_timeout(), write).await {
-            Ok(Ok(())) => {
-                for (kind, n) in counts.into_iter().filter(|(_, n)| *n > 0) {
-                    self.metrics.sent(kind, n);
+    /// Gives the socket a moment to take what still waits (the close frame, a reply).
+    async fn finish_writing(&self) {
+        let grace = self.state.config.write_timeout().min(CLOSE_GRACE);
+        let drained = async {
+            while !self.viewer.is_drained() {
+                if self.viewer.drain().await.is_err() {
+                    return;
                 }
-                for received in self.received.drain(..) {
-                    self.metrics
-                        .fan_out_latency
-                        .observe(received.elapsed().as_secs_f64());
-                }
-                Ok(())
             }
-            Ok(Err(_)) | Err(_) => Err(()),
-        }
-    }
-
-    /// Writes what is queued, then a close frame (best effort: the peer may be gone).
-    async fn close(&mut self, code: u16, reason: &'static str) -> End {
-        self.out.push((
-            Message::Close(Some(CloseFrame {
-                code,
-                reason: Utf8Bytes::from_static(reason),
-            })),
-            "close",
-        ));
-        let _ = self.flush().await;
-        End::Closed
-    }
-}
-
-/// Adds one frame of `kind` to `counts`, which has a slot for every kind a session writes.
-fn count(counts: &mut [(&'static str, u64)], kind: &'static str) {
-    if let Some(slot) = counts
-        .iter_mut()
-        .find(|(k, n)| *k == kind || (*n == 0 && k.is_empty()))
-    {
-        slot.0 = kind;
-        slot.1 += 1;
+        };
+        let _ = tokio::time::timeout(grace, drained).await;
     }
 }
 

@@ -5,6 +5,8 @@
 mod health;
 /// `GET /`: a small page to watch an item live.
 mod page;
+/// The WebSocket handshake, keeping the raw socket for the service.
+mod upgrade;
 /// `GET /ws`, `GET /ws?item_id=`, `GET /ws/items/{id}`: the WebSocket upgrade.
 mod ws;
 

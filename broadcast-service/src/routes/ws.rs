@@ -5,10 +5,10 @@
 //! the socket is upgraded, gets an `invalid_item_id` error frame and closes with 1008.
 
 use super::AppState;
+use super::upgrade::Upgrade;
 use crate::connection;
 use crate::error::ApiError;
 use axum::Router;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -16,11 +16,6 @@ use axum::routing::get;
 use serde::Deserialize;
 use shared::ItemId;
 use std::net::{IpAddr, SocketAddr};
-
-/// Smallest read buffer per socket.
-const MIN_READ_BUFFER: usize = 4 * 1024;
-/// Bytes of frames gathered before a socket write (a flush always writes everything).
-const WRITE_BUFFER: usize = 8 * 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -40,7 +35,7 @@ async fn watch_from_query(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(query): Query<WatchQuery>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Upgrade,
 ) -> Response {
     let ip = client_ip(&state, peer, &headers);
     accept(state, ip, query.item_id.map(parse_item_id), upgrade)
@@ -52,7 +47,7 @@ async fn watch_from_path(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(item_id): Path<String>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Upgrade,
 ) -> Response {
     let ip = client_ip(&state, peer, &headers);
     accept(state, ip, Some(parse_item_id(item_id)), upgrade)
@@ -83,22 +78,13 @@ fn accept(
     state: AppState,
     ip: IpAddr,
     initial: Option<Result<ItemId, ApiError>>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Upgrade,
 ) -> Response {
     let admission = state.limits.try_acquire(ip);
-    // Held from the upgrade response on, so shutdown also waits for sockets mid-upgrade.
-    let tracked = state.connections.token();
-    let max_inbound = state.config.max_inbound_bytes;
-    upgrade
-        .max_message_size(max_inbound)
-        .max_frame_size(max_inbound)
-        // tungstenite's defaults allocate 128 KiB per socket for reading: ten times what an idle
-        // viewer should cost. Viewers send only small control messages (bounded by
-        // `max_inbound`), and 8 KiB of write buffer still batches ~20 events per socket write.
-        .read_buffer_size(max_inbound.max(MIN_READ_BUFFER))
-        .write_buffer_size(WRITE_BUFFER)
-        .on_upgrade(move |socket| async move {
-            connection::serve(socket, state, admission, initial).await;
-            drop(tracked);
-        })
+    // The connection's task is tracked from the upgrade response on, so shutdown also
+    // waits for sockets mid-upgrade.
+    let tracker = state.connections.clone();
+    upgrade.on_upgrade(&tracker, move |socket, read| {
+        connection::serve(socket, read, state, admission, initial)
+    })
 }

@@ -141,3 +141,17 @@ async fn connections_over_the_per_address_limit_are_closed_with_1013() {
     second.send_json(json!({"type": "ping"})).await;
     assert_eq!(second.next_json().await, json!({"type": "pong"}));
 }
+
+#[tokio::test]
+async fn a_plain_http_get_of_a_websocket_endpoint_is_a_400_with_a_code() {
+    let iso = Isolation::shared();
+    let broadcast = spawn_broadcast(iso.broadcast_config()).await;
+    for path in ["/ws", "/ws/items/lot-1", "/ws?item_id=lot-1"] {
+        let (status, body) = broadcast.get(path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        let body: serde_json::Value = serde_json::from_str(&body).expect("a JSON body");
+        assert_eq!(body["error"], "websocket_upgrade_required", "{path}");
+    }
+    assert_eq!(broadcast.metric("broadcast_connections").await, 0.0);
+    iso.cleanup().await;
+}
