@@ -28,12 +28,18 @@ use crate::viewers::BUCKETS;
 use anyhow::{Context, bail};
 use clap::Args;
 use serde::Serialize;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// From the start time's publication to the first pass: time for every writer to see it
 /// (they look every millisecond) with plenty to spare on a busy machine.
 const START_LEAD: Duration = Duration::from_millis(500);
+
+/// Source address of the first reader; reader `k` uses the `k`-th address after it. Not
+/// bench-fanout's 127.0.0.11 onwards: on a shared machine the two may run at once, and a source
+/// address's ~28,000 ephemeral ports (and its TIME_WAIT sockets) would then be shared.
+const FIRST_READER_SOURCE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 111);
 
 /// Most time a level's connections may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -219,7 +225,7 @@ pub async fn level(args: &FanoutFloorArgs, viewers: usize) -> anyhow::Result<Flo
         reader
             .args(["floor-reader", "--count", &count.to_string()])
             .args(["--server", &format!("127.0.0.1:{}", port.trim())])
-            .args(["--source", &format!("127.0.0.{}", 11 + k)])
+            .args(["--source", &reader_source(k).to_string()])
             .arg("--ready-file")
             .arg(files.file("ready", k))
             .arg("--out")
@@ -326,6 +332,11 @@ fn merge(
     }
 }
 
+/// Source address of reader `k` (still in 127.0.0.0/8, loopback, for any realistic `k`).
+fn reader_source(k: usize) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(FIRST_READER_SOURCE).saturating_add(k as u32))
+}
+
 /// The lower median (nearest rank), 0 for no values.
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -380,6 +391,13 @@ pub fn summary(result: &FloorResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readers_get_consecutive_loopback_sources_past_bench_fanouts() {
+        assert_eq!(reader_source(0), Ipv4Addr::new(127, 0, 0, 111));
+        assert_eq!(reader_source(3), Ipv4Addr::new(127, 0, 0, 114));
+        assert_eq!(reader_source(200), Ipv4Addr::new(127, 0, 1, 55));
+    }
 
     #[test]
     fn the_median_is_the_lower_middle_value() {

@@ -32,7 +32,7 @@ pub struct FloorReaderArgs {
     /// The writer, e.g. 127.0.0.1:40000.
     #[arg(long)]
     pub server: SocketAddr,
-    /// Source address of every connection, e.g. 127.0.0.11 (a source address has ~28,000
+    /// Source address of every connection, e.g. 127.0.0.111 (a source address has ~28,000
     /// ephemeral ports).
     #[arg(long)]
     pub source: IpAddr,
