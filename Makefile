@@ -1,7 +1,7 @@
 # The two commands a newcomer needs are `make run` and `make test`; the rest are for developers.
 
-.PHONY: run test stack stack-down lint bench-write bench-archive bench-fanout bench-close \
-	experiments contention fanout resilience
+.PHONY: run test stack stack-down lint bench-write bench-archive bench-fanout bench-fanout-floor \
+	bench-close experiments contention fanout resilience
 
 ## Start Redis/NATS/PostgreSQL if needed, build, run every service with a demo auction.
 run:
@@ -48,6 +48,14 @@ bench-fanout: stack
 	cargo build --release -p api-gateway -p broadcast-service -p load-tests
 	target/release/load-tests bench-fanout --gateway-bin target/release/api-gateway \
 		--broadcast-bin target/release/broadcast-service --out bench/results/fanout.json
+
+## The floor under bench-fanout: the same layout (1,000, 10,000 and 50,000 sockets, writer and
+## reader processes from 127.0.0.x addresses) in plain TCP, one non-blocking write per socket per
+## event, 2 events/s; receipt latency and cost per socket. No services, no stack; result in
+## bench/results/fanout-floor.json.
+bench-fanout-floor:
+	cargo build --release -p load-tests
+	target/release/load-tests fanout-floor --out bench/results/fanout-floor.json
 
 ## 10,000 auctions ending within one second, watched over WebSockets: delay from each end time
 ## to a viewer's auction_closed; result in bench/results/close.json.

@@ -7,14 +7,15 @@
 //! clients' reports: delivery ratio and latency from just before each POST to each receipt.
 
 use crate::gateway::Gateway;
-use crate::viewers::{BUCKET_US, BUCKETS, ViewerReport, raise_fd_limit};
+use crate::latency::{LatencyMs, wall_clock_us};
+use crate::viewers::{BUCKETS, ViewerReport, raise_fd_limit};
 use anyhow::{Context, bail};
 use clap::Args;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchFanoutArgs {
@@ -59,27 +60,15 @@ pub struct FanoutLevel {
     pub bids_accepted: usize,
     pub delivery_ratio: f64,
     pub resyncs: u64,
-    pub latency_ms: Latency,
+    /// All zero when no bid reached a viewer.
+    pub latency_ms: LatencyMs,
     /// Resident memory the broadcast instances gained per connected idle viewer.
     pub rss_per_viewer_kib: f64,
     pub connect_secs: f64,
-    /// Merged latency histogram ([`BUCKET_US`] per bucket), for the `fanout` experiment's CDF.
+    /// Merged latency histogram ([`crate::viewers::BUCKET_US`] per bucket), for the `fanout`
+    /// experiment's CDF.
     #[serde(skip)]
     pub histogram: Vec<u64>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Latency {
-    pub p50: f64,
-    pub p99: f64,
-    pub p999: f64,
-    pub max: f64,
-}
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// Resident memory of a process, in KiB.
@@ -94,22 +83,12 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn percentile(histogram: &[u64], total: u64, q: f64) -> f64 {
-    if total == 0 {
-        return 0.0;
-    }
-    let rank = ((q * total as f64).ceil() as u64).max(1);
-    let mut seen = 0;
-    for (bucket, n) in histogram.iter().enumerate() {
-        seen += n;
-        if seen >= rank {
-            return ((bucket as u64 + 1) * BUCKET_US) as f64 / 1000.0;
-        }
-    }
-    (BUCKETS as u64 * BUCKET_US) as f64 / 1000.0
-}
-
-async fn wait_for_file(path: &Path, timeout: Duration) -> anyhow::Result<String> {
+/// The text of `path` once some process has written it (non-empty), polled every 100 ms: how
+/// an orchestrator hears from the client processes it started.
+///
+/// # Errors
+/// When nothing was written within `timeout`.
+pub(crate) async fn wait_for_file(path: &Path, timeout: Duration) -> anyhow::Result<String> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Ok(text) = std::fs::read_to_string(path)
@@ -226,7 +205,7 @@ pub async fn level(args: &BenchFanoutArgs, viewers: usize) -> anyhow::Result<Fan
         let url = format!("{}/api/v1/items/{item}/bid", gateway.url());
         bids.spawn(async move {
             let cents = 100 + n;
-            let posted = now_us();
+            let posted = wall_clock_us();
             let reply: serde_json::Value = http
                 .post(url)
                 .json(&serde_json::json!({"user_id": format!("u{n}"),
@@ -251,7 +230,7 @@ pub async fn level(args: &BenchFanoutArgs, viewers: usize) -> anyhow::Result<Fan
     std::fs::write(&posts_file, serde_json::to_vec(&posts)?)?;
 
     let mut histogram = vec![0u64; BUCKETS];
-    let (mut delivered, mut expected, mut resyncs, mut total) = (0, 0, 0, 0);
+    let (mut delivered, mut expected, mut resyncs) = (0, 0, 0);
     for k in 0..clients.len() {
         let text = wait_for_file(
             &dir.join(format!("report-{k}.json")),
@@ -264,16 +243,11 @@ pub async fn level(args: &BenchFanoutArgs, viewers: usize) -> anyhow::Result<Fan
         resyncs += report.resyncs;
         for (bucket, n) in report.histogram {
             histogram[bucket] += n;
-            total += n;
         }
     }
     for mut client in clients {
         let _ = client.wait().await;
     }
-    let max = histogram
-        .iter()
-        .rposition(|n| *n > 0)
-        .map_or(0.0, |b| ((b as u64 + 1) * BUCKET_US) as f64 / 1000.0);
     for broadcast in broadcasts {
         broadcast.shutdown().await?;
     }
@@ -291,12 +265,12 @@ pub async fn level(args: &BenchFanoutArgs, viewers: usize) -> anyhow::Result<Fan
             0.0
         },
         resyncs,
-        latency_ms: Latency {
-            p50: percentile(&histogram, total, 0.50),
-            p99: percentile(&histogram, total, 0.99),
-            p999: percentile(&histogram, total, 0.999),
-            max,
-        },
+        latency_ms: LatencyMs::from_histogram(&histogram).unwrap_or(LatencyMs {
+            p50: 0.0,
+            p99: 0.0,
+            p999: 0.0,
+            max: 0.0,
+        }),
         rss_per_viewer_kib: if connected > 0 {
             idle.saturating_sub(before) as f64 / connected as f64
         } else {

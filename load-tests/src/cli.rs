@@ -7,6 +7,9 @@ use crate::bench_fanout::{self, BenchFanoutArgs};
 use crate::bench_write::{self, BenchWriteArgs};
 use crate::contention::{self, ContentionArgs};
 use crate::fanout::{self, FanoutArgs};
+use crate::fanout_floor::reader::FloorReaderArgs;
+use crate::fanout_floor::writer::FloorWriterArgs;
+use crate::fanout_floor::{self, FanoutFloorArgs};
 use crate::resilience::{self, ResilienceArgs};
 use crate::viewers::{self, ViewersArgs};
 use clap::{Parser, Subcommand};
@@ -42,8 +45,18 @@ pub enum Command {
     /// Kill NATS, PostgreSQL, the worker, the broadcast service, a gateway and Redis in turn
     /// under load: availability, errors, recovery time, and no accepted bid lost.
     Resilience(ResilienceArgs),
+    /// The floor under bench-fanout: the same layout of processes and sockets in plain TCP, one
+    /// non-blocking write per socket per event; receipt latency and the writers' cost per
+    /// socket.
+    FanoutFloor(FanoutFloorArgs),
     /// One client process of bench-fanout (started by it).
     Viewers(ViewersArgs),
+    /// One writer process of fanout-floor (started by it).
+    #[command(hide = true)]
+    FloorWriter(FloorWriterArgs),
+    /// One reader process of fanout-floor (started by it).
+    #[command(hide = true)]
+    FloorReader(FloorReaderArgs),
 }
 
 impl Command {
@@ -51,13 +64,16 @@ impl Command {
     /// one: its work per frame is tiny (one read, a substring search, a timestamp), and with
     /// a worker per core the process spent more time parking, waking and stealing tasks
     /// across threads than reading, on cores it shares with the services it measures.
-    /// Everything else keeps the multi-threaded default.
+    /// fanout-floor's writer and reader processes run blocking code on their one thread and
+    /// need no worker threads at all. Everything else keeps the multi-threaded default.
     ///
     /// # Errors
     /// When the runtime cannot be built (out of threads or file descriptors).
     pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
         let mut builder = match self {
-            Self::Viewers(_) => tokio::runtime::Builder::new_current_thread(),
+            Self::Viewers(_) | Self::FloorWriter(_) | Self::FloorReader(_) => {
+                tokio::runtime::Builder::new_current_thread()
+            }
             _ => tokio::runtime::Builder::new_multi_thread(),
         };
         builder.enable_all().build()
@@ -133,8 +149,26 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
                 Verdict::Violated
             })
         }
+        Command::FanoutFloor(args) => {
+            let result = fanout_floor::run(&args).await?;
+            println!("{}", fanout_floor::summary(&result));
+            Ok(if result.passed() {
+                Verdict::Passed
+            } else {
+                Verdict::Violated
+            })
+        }
         Command::Viewers(args) => {
             viewers::run(&args).await?;
+            Ok(Verdict::Passed)
+        }
+        // Blocking on purpose: each is one thread doing socket work, on a runtime of its own.
+        Command::FloorWriter(args) => {
+            fanout_floor::writer::run(&args)?;
+            Ok(Verdict::Passed)
+        }
+        Command::FloorReader(args) => {
+            fanout_floor::reader::run(&args)?;
             Ok(Verdict::Passed)
         }
         Command::BenchArchive(args) => {

@@ -1,4 +1,6 @@
-//! Latency summary read from goose's response-time histogram.
+//! Latency summaries: from goose's response-time histogram, or from the fixed-width
+//! histograms the WebSocket and TCP client processes keep ([`BUCKET_US`]), and the wall clock
+//! that latencies measured across processes are read from.
 //!
 //! Goose keeps every response time of a request in log-linear microsecond
 //! buckets (each within 0.78% of the times it holds) and answers percentiles
@@ -6,8 +8,10 @@
 //! the fastest and slowest time measured. Goose measures time to first byte:
 //! from just before the request is sent until the response headers arrive.
 
+use crate::viewers::{BUCKET_US, BUCKETS};
 use goose::metrics::GooseRequestMetricTimingData;
 use serde::Serialize;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Response-time percentiles of one request kind, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -32,6 +36,47 @@ impl LatencyMs {
             max: micros_to_ms(timing.maximum_time_us),
         })
     }
+
+    /// The summary of a histogram of [`BUCKET_US`]-wide buckets (`histogram[b]` counts the
+    /// latencies in `[b, b + 1) × BUCKET_US`), each figure the upper edge of the bucket holding
+    /// that rank (nearest rank), so a latency is never reported lower than it was. `None` when
+    /// the histogram is empty.
+    pub fn from_histogram(histogram: &[u64]) -> Option<Self> {
+        let total: u64 = histogram.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let upper_edge_ms = |bucket: usize| ((bucket as u64 + 1) * BUCKET_US) as f64 / 1000.0;
+        let at = |q: f64| {
+            let rank = ((q * total as f64).ceil() as u64).max(1);
+            let mut seen = 0;
+            histogram
+                .iter()
+                .position(|n| {
+                    seen += n;
+                    seen >= rank
+                })
+                .map_or(upper_edge_ms(BUCKETS - 1), upper_edge_ms)
+        };
+        Some(Self {
+            p50: at(0.50),
+            p99: at(0.99),
+            p999: at(0.999),
+            max: histogram
+                .iter()
+                .rposition(|n| *n > 0)
+                .map_or(0.0, upper_edge_ms),
+        })
+    }
+}
+
+/// Microseconds since the Unix epoch. Latencies that start in one process and end in another
+/// (a POST and a viewer's receipt, a writer's stamp and a reader's) are read from this clock,
+/// which every process on the machine shares; 0 if the clock is before 1970.
+pub fn wall_clock_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 fn micros_to_ms(micros: u64) -> f64 {
@@ -81,5 +126,30 @@ mod tests {
     #[test]
     fn no_response_times_is_no_summary() {
         assert_eq!(LatencyMs::from_timing(&timing(&[])), None);
+    }
+
+    #[test]
+    fn histogram_percentiles_are_upper_bucket_edges_at_the_nearest_rank() {
+        // 1000 latencies: 900 in bucket 0, 90 in bucket 4, 9 in bucket 9, 1 in bucket 20.
+        let mut histogram = vec![0u64; BUCKETS];
+        histogram[0] = 900;
+        histogram[4] = 90;
+        histogram[9] = 9;
+        histogram[20] = 1;
+        let bucket_ms = BUCKET_US as f64 / 1000.0;
+        assert_eq!(
+            LatencyMs::from_histogram(&histogram),
+            Some(LatencyMs {
+                p50: bucket_ms,
+                p99: 5.0 * bucket_ms,
+                p999: 10.0 * bucket_ms,
+                max: 21.0 * bucket_ms,
+            })
+        );
+    }
+
+    #[test]
+    fn an_empty_histogram_is_no_summary() {
+        assert_eq!(LatencyMs::from_histogram(&vec![0; BUCKETS]), None);
     }
 }

@@ -15,6 +15,8 @@
 //!   the loss check (throwaway Redis/NATS/PostgreSQL and its own services).
 //! - [`bench_fanout`] and [`viewers`]: WebSocket fan-out (orchestrator and client processes).
 //! - [`fanout`]: the fan-out experiment: [`bench_fanout`] levels as a report with charts.
+//! - [`fanout_floor`]: the floor under fan-out: bench-fanout's layout in plain TCP, one write
+//!   per socket per event (orchestrator, writer and reader processes).
 //! - [`goose_run`]: one goose attack (users, hatch, run time) and what is read from its metrics.
 //! - [`gateway`]: the gateway under test, given by URL or started from a binary.
 //! - [`api`]: the gateway calls made around the load (create the item, read it back).
@@ -34,6 +36,7 @@ pub mod charts;
 pub mod cli;
 pub mod contention;
 pub mod fanout;
+pub mod fanout_floor;
 pub mod gateway;
 pub mod goose_run;
 pub mod latency;

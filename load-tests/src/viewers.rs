@@ -5,6 +5,7 @@
 //! One process holds at most ~20,000 sockets here, so large runs use several of these, each
 //! from its own 127.0.0.x source address (a source address has ~28,000 ephemeral ports).
 
+use crate::latency::wall_clock_us;
 use anyhow::Context;
 use clap::Args;
 use futures::StreamExt;
@@ -14,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::Semaphore;
 
 #[derive(Debug, Clone, Args)]
@@ -61,12 +62,6 @@ pub struct ViewerReport {
 
 /// Every viewer's `(seq, received µs)` pairs, gathered when the viewers stop.
 type Receipts = Arc<std::sync::Mutex<Vec<Vec<(u64, u64)>>>>;
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
 
 /// `seq` of a `bid_placed` frame, found without decoding the whole event.
 fn bid_seq(text: &str) -> Option<u64> {
@@ -158,7 +153,7 @@ pub async fn run(args: &ViewersArgs) -> anyhow::Result<()> {
                     message = ws.next() => match message {
                         Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) => {
                             if let Some(seq) = bid_seq(&text) {
-                                mine.push((seq, now_us()));
+                                mine.push((seq, wall_clock_us()));
                             } else if text.contains("\"type\":\"snapshot\"") {
                                 snapshots += 1;
                             }

@@ -1,0 +1,417 @@
+//! `fanout-floor`: the least any server can spend here to put one small event on N sockets,
+//! measured with bench-fanout's layout, so its figures can be read against this floor.
+//!
+//! Per level: ⌈N / per-process⌉ writer processes (bench-fanout's broadcast instances) and as
+//! many reader processes (its viewer client processes), each reader connecting its share from
+//! its own 127.0.0.x source address to one writer, in plain TCP: no WebSocket, no tasks, no
+//! queues. Once every socket is connected, each writer makes `rounds` passes, one per
+//! interval, all writers starting each pass at the same wall-clock tick (as broadcast instances
+//! receive the same NATS event): stamp the wall clock into a frame as long as a real
+//! `bid_placed` frame and write it to each of its sockets in one loop of non-blocking writes.
+//! Readers record the time from stamp to receipt; writers, how long each pass took.
+//!
+//! Modules: [`frame`] (the frame and its default length), [`writer`] and [`reader`] (the
+//! hidden child-process roles), [`handoff`] (the files they exchange with this orchestrator).
+
+pub mod frame;
+pub mod handoff;
+pub mod reader;
+pub mod writer;
+
+use self::handoff::publish;
+use self::reader::ReaderReport;
+use self::writer::WriterReport;
+use crate::bench_fanout::wait_for_file;
+use crate::latency::{LatencyMs, wall_clock_us};
+use crate::report::{Machine, write_json};
+use crate::viewers::BUCKETS;
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::Serialize;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// From the start time's publication to the first pass: time for every writer to see it
+/// (they look every millisecond) with plenty to spare on a busy machine.
+const START_LEAD: Duration = Duration::from_millis(500);
+
+/// Source address of the first reader; reader `k` uses the `k`-th address after it. Not
+/// bench-fanout's 127.0.0.11 onwards: on a shared machine the two may run at once, and a source
+/// address's ~28,000 ephemeral ports (and its TIME_WAIT sockets) would then be shared.
+const FIRST_READER_SOURCE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 111);
+
+/// Most time a level's connections may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Flags of `load-tests fanout-floor`.
+#[derive(Debug, Clone, Args)]
+pub struct FanoutFloorArgs {
+    /// Viewer (socket) counts, one level each.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,50000")]
+    pub viewers: Vec<usize>,
+    /// Most sockets per writer and per reader process (bench-fanout's per-process).
+    #[arg(long, default_value_t = 12_500)]
+    pub per_process: usize,
+    /// Passes per level; each writes one frame to every socket.
+    #[arg(long, default_value_t = 20)]
+    pub rounds: u32,
+    /// Time between passes (500 ms is bench-fanout's 2 bids/s).
+    #[arg(long, default_value_t = 500)]
+    pub interval_ms: u64,
+    /// Bytes per frame (default: a real `bid_placed` WebSocket frame).
+    #[arg(long, default_value_t = frame::bid_placed_frame_bytes())]
+    pub frame_bytes: usize,
+    #[arg(long, default_value = "bench/results/fanout-floor.json")]
+    pub out: PathBuf,
+    /// The `load-tests` binary that runs the writer and reader processes (default: this
+    /// program; tests, whose own executable is the test harness, point it at the built binary).
+    #[arg(long)]
+    pub floor_bin: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FloorResult {
+    pub experiment: &'static str,
+    pub started_at: String,
+    pub machine: Machine,
+    pub per_process: usize,
+    pub rounds: u32,
+    pub interval_ms: u64,
+    pub frame_bytes: usize,
+    pub levels: Vec<FloorLevel>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FloorLevel {
+    pub viewers: usize,
+    /// Sockets the readers connected.
+    pub connected: usize,
+    /// Writer processes, and as many reader processes.
+    pub writer_processes: usize,
+    /// Every viewer times every pass.
+    pub frames_expected: u64,
+    /// Whole frames received in pass order.
+    pub frames_received: u64,
+    pub delivery_ratio: f64,
+    /// Writes that would have blocked or took part of a frame (each dropped its socket).
+    pub would_block: u64,
+    pub write_errors: u64,
+    /// Frames out of pass order on their socket.
+    pub out_of_order: u64,
+    /// Sockets whose stream ended, or still lacked frames at the readers' timeout.
+    pub sockets_short: usize,
+    /// From the writer's stamp to the reader's receipt. All zero when nothing arrived.
+    pub latency_ms: LatencyMs,
+    /// Median over every writer's passes of one pass's duration.
+    pub pass_ms_median: f64,
+    pub pass_ms_max: f64,
+    /// Median over every writer's passes of its duration divided by its sockets.
+    pub pass_us_per_socket_median: f64,
+    /// Latest start of a pass after its tick (not in the latency, which starts at the stamp).
+    pub pass_late_ms_max: f64,
+    pub connect_secs: f64,
+    /// 1-minute load average before the level's processes started and after they ended (the
+    /// machine is shared: this says how busy it was, this run's own work included).
+    pub load_average_before: f64,
+    pub load_average_after: f64,
+}
+
+impl FloorResult {
+    /// Every frame reached every socket, in order, and no write would have blocked.
+    pub fn passed(&self) -> bool {
+        self.levels.iter().all(|l| {
+            l.delivery_ratio == 1.0
+                && l.would_block == 0
+                && l.write_errors == 0
+                && l.out_of_order == 0
+        })
+    }
+}
+
+/// Runs every level and writes the JSON result.
+///
+/// # Errors
+/// When the flags make no sense, a writer or reader process cannot run, or the result cannot
+/// be written.
+pub async fn run(args: &FanoutFloorArgs) -> anyhow::Result<FloorResult> {
+    frame::Frame::new(args.frame_bytes)?;
+    if args.per_process == 0 || args.viewers.contains(&0) {
+        bail!("--viewers and --per-process must be at least 1");
+    }
+    let started_at = chrono::Utc::now().to_rfc3339();
+    let mut levels = Vec::new();
+    for &viewers in &args.viewers {
+        tracing::info!(viewers, "fanout-floor level");
+        levels.push(level(args, viewers).await?);
+    }
+    let result = FloorResult {
+        experiment: "fanout-floor",
+        started_at,
+        machine: Machine::current(),
+        per_process: args.per_process,
+        rounds: args.rounds,
+        interval_ms: args.interval_ms,
+        frame_bytes: args.frame_bytes,
+        levels,
+    };
+    write_json(&args.out, &result)?;
+    Ok(result)
+}
+
+/// The files one level's processes exchange, in a fresh temporary directory.
+struct Handoff {
+    dir: PathBuf,
+}
+
+impl Handoff {
+    fn file(&self, name: &str, k: usize) -> PathBuf {
+        self.dir.join(format!("{name}-{k}"))
+    }
+    fn start(&self) -> PathBuf {
+        self.dir.join("start")
+    }
+    fn done(&self) -> PathBuf {
+        self.dir.join("done")
+    }
+}
+
+/// Runs one level: writers, readers, the passes, merged reports.
+///
+/// # Errors
+/// When a writer or reader process cannot start, or does not report in time.
+pub async fn level(args: &FanoutFloorArgs, viewers: usize) -> anyhow::Result<FloorLevel> {
+    let processes = viewers.div_ceil(args.per_process);
+    let per = viewers.div_ceil(processes);
+    let counts: Vec<usize> = (0..processes)
+        .map(|k| per.min(viewers.saturating_sub(k * per)))
+        .collect();
+    let files = Handoff {
+        dir: std::env::temp_dir().join(format!("floor{:010x}", fastrand::u64(..) >> 24)),
+    };
+    std::fs::create_dir_all(&files.dir)?;
+    let bin = match &args.floor_bin {
+        Some(bin) => bin.clone(),
+        None => std::env::current_exe().context("finding the load-tests binary")?,
+    };
+    let shape = |command: &mut tokio::process::Command| {
+        command
+            .args(["--rounds", &args.rounds.to_string()])
+            .args(["--frame-bytes", &args.frame_bytes.to_string()])
+            .kill_on_drop(true);
+    };
+    let load_average_before = load_average();
+    let started = Instant::now();
+    let mut children = Vec::new();
+    for (k, count) in counts.iter().enumerate() {
+        let mut writer = tokio::process::Command::new(&bin);
+        writer
+            .args(["floor-writer", "--count", &count.to_string()])
+            .args(["--interval-ms", &args.interval_ms.to_string()])
+            .arg("--port-file")
+            .arg(files.file("port", k))
+            .arg("--start-file")
+            .arg(files.start())
+            .arg("--done-file")
+            .arg(files.done())
+            .arg("--out")
+            .arg(files.file("writer", k));
+        shape(&mut writer);
+        children.push(writer.spawn().context("starting a writer process")?);
+    }
+    for (k, count) in counts.iter().enumerate() {
+        let port = wait_for_file(&files.file("port", k), CONNECT_TIMEOUT).await?;
+        let mut reader = tokio::process::Command::new(&bin);
+        reader
+            .args(["floor-reader", "--count", &count.to_string()])
+            .args(["--server", &format!("127.0.0.1:{}", port.trim())])
+            .args(["--source", &reader_source(k).to_string()])
+            .arg("--ready-file")
+            .arg(files.file("ready", k))
+            .arg("--out")
+            .arg(files.file("reader", k));
+        shape(&mut reader);
+        children.push(reader.spawn().context("starting a reader process")?);
+    }
+    let mut connected = 0;
+    for k in 0..processes {
+        let ready = wait_for_file(&files.file("ready", k), CONNECT_TIMEOUT).await?;
+        connected += ready.trim().parse::<usize>().unwrap_or(0);
+    }
+    let connect_secs = started.elapsed().as_secs_f64();
+    tracing::info!(viewers, connected, connect_secs, "connected; writing");
+    let start_us = wall_clock_us() + START_LEAD.as_micros() as u64;
+    publish(&files.start(), &start_us.to_string())?;
+
+    let passes = Duration::from_millis(args.interval_ms.saturating_mul(u64::from(args.rounds)));
+    let report_timeout = START_LEAD + passes + Duration::from_secs(120);
+    let mut writers = Vec::new();
+    let mut readers = Vec::new();
+    for k in 0..processes {
+        let text = wait_for_file(&files.file("writer", k), report_timeout).await?;
+        writers.push(serde_json::from_str::<WriterReport>(&text).context("a writer's report")?);
+    }
+    for k in 0..processes {
+        let text = wait_for_file(&files.file("reader", k), report_timeout).await?;
+        readers.push(serde_json::from_str::<ReaderReport>(&text).context("a reader's report")?);
+    }
+    publish(&files.done(), "1")?;
+    for mut child in children {
+        // They exit right after the done file; one that does not is killed on drop.
+        let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+    }
+    let load_average_after = load_average();
+    let _ = std::fs::remove_dir_all(&files.dir);
+    Ok(merge(
+        args,
+        viewers,
+        &writers,
+        &readers,
+        Conditions {
+            connect_secs,
+            load_average_before,
+            load_average_after,
+        },
+    ))
+}
+
+/// How a level ran, beside what its processes reported.
+struct Conditions {
+    connect_secs: f64,
+    load_average_before: f64,
+    load_average_after: f64,
+}
+
+fn merge(
+    args: &FanoutFloorArgs,
+    viewers: usize,
+    writers: &[WriterReport],
+    readers: &[ReaderReport],
+    conditions: Conditions,
+) -> FloorLevel {
+    let mut histogram = vec![0u64; BUCKETS];
+    for (bucket, n) in readers.iter().flat_map(|r| r.histogram.iter().copied()) {
+        if let Some(count) = histogram.get_mut(bucket) {
+            *count += n;
+        }
+    }
+    let passes = || writers.iter().flat_map(|w| w.passes.iter());
+    let pass_ms: Vec<f64> = passes().map(|p| p.micros as f64 / 1000.0).collect();
+    let frames_expected = viewers as u64 * u64::from(args.rounds);
+    let frames_received: u64 = readers.iter().map(|r| r.frames).sum();
+    FloorLevel {
+        viewers,
+        connected: readers.iter().map(|r| r.connected).sum(),
+        writer_processes: writers.len(),
+        frames_expected,
+        frames_received,
+        delivery_ratio: if frames_expected > 0 {
+            frames_received as f64 / frames_expected as f64
+        } else {
+            0.0
+        },
+        would_block: writers.iter().map(|w| w.would_block).sum(),
+        write_errors: writers.iter().map(|w| w.write_errors).sum(),
+        out_of_order: readers.iter().map(|r| r.out_of_order).sum(),
+        sockets_short: readers.iter().map(|r| r.ended_early + r.timed_out).sum(),
+        latency_ms: LatencyMs::from_histogram(&histogram).unwrap_or(LatencyMs {
+            p50: 0.0,
+            p99: 0.0,
+            p999: 0.0,
+            max: 0.0,
+        }),
+        pass_ms_median: median(pass_ms.clone()),
+        pass_ms_max: pass_ms.iter().copied().fold(0.0, f64::max),
+        pass_us_per_socket_median: median(passes().map(|p| p.micros_per_socket()).collect()),
+        pass_late_ms_max: passes()
+            .map(|p| p.late_us as f64 / 1000.0)
+            .fold(0.0, f64::max),
+        connect_secs: conditions.connect_secs,
+        load_average_before: conditions.load_average_before,
+        load_average_after: conditions.load_average_after,
+    }
+}
+
+/// Source address of reader `k` (still in 127.0.0.0/8, loopback, for any realistic `k`).
+fn reader_source(k: usize) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(FIRST_READER_SOURCE).saturating_add(k as u32))
+}
+
+/// The lower median (nearest rank), 0 for no values.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values
+        .get(values.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(0.0)
+}
+
+/// The 1-minute load average (`/proc/loadavg`), 0 where it cannot be read.
+fn load_average() -> f64 {
+    read_load_average(Path::new("/proc/loadavg")).unwrap_or(0.0)
+}
+
+fn read_load_average(path: &Path) -> Option<f64> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The human summary printed on stdout: one line per level.
+pub fn summary(result: &FloorResult) -> String {
+    let mut text = format!(
+        "fanout-floor ({} cores, {}-byte frames, {} passes every {} ms):",
+        result.machine.cores, result.frame_bytes, result.rounds, result.interval_ms
+    );
+    for l in &result.levels {
+        text.push_str(&format!(
+            "\n  {:>6} viewers ({} writers): delivery {:.4}, would-block {}, latency p50 {:.1} ms \
+             p99 {:.1} ms p999 {:.1} ms max {:.1} ms, pass {:.1} ms median ({:.2} µs/socket), \
+             load {:.2} → {:.2}",
+            l.viewers,
+            l.writer_processes,
+            l.delivery_ratio,
+            l.would_block,
+            l.latency_ms.p50,
+            l.latency_ms.p99,
+            l.latency_ms.p999,
+            l.latency_ms.max,
+            l.pass_ms_median,
+            l.pass_us_per_socket_median,
+            l.load_average_before,
+            l.load_average_after
+        ));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readers_get_consecutive_loopback_sources_past_bench_fanouts() {
+        assert_eq!(reader_source(0), Ipv4Addr::new(127, 0, 0, 111));
+        assert_eq!(reader_source(3), Ipv4Addr::new(127, 0, 0, 114));
+        assert_eq!(reader_source(200), Ipv4Addr::new(127, 0, 1, 55));
+    }
+
+    #[test]
+    fn the_median_is_the_lower_middle_value() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.0);
+        assert_eq!(median(Vec::new()), 0.0);
+    }
+
+    #[test]
+    fn the_load_average_is_the_first_field_of_proc_loadavg() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("loadavg");
+        std::fs::write(&path, "1.52 0.98 0.40 3/512 12345\n").unwrap();
+        assert_eq!(read_load_average(&path), Some(1.52));
+        assert_eq!(read_load_average(&dir.path().join("missing")), None);
+    }
+}

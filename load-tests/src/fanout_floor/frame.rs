@@ -1,0 +1,124 @@
+//! The frame `fanout-floor` writes: as many bytes per event per socket as a real `bid_placed`
+//! WebSocket frame, carrying the pass number and the writer's wall-clock stamp.
+//!
+//! Layout: bytes 0..8 the stamp (µs since the Unix epoch), 8..12 the pass number, both
+//! little-endian, then filler. Every frame of a run has the same length, which the reader is
+//! told, so frames need no delimiter and one split across reads is rebuilt by counting bytes.
+
+use shared::{BidPlaced, Event, EventId, ItemId, Timestamp, UserId};
+
+/// Bytes before the filler: the stamp and the pass number.
+pub const HEADER_BYTES: usize = 12;
+
+/// A frame length below [`HEADER_BYTES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a frame needs at least {HEADER_BYTES} bytes for its stamp and pass number, not {0}")]
+pub struct FrameTooShort(pub usize);
+
+/// What a reader finds at the start of a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub pass: u32,
+    /// When the writer started the pass, µs since the Unix epoch.
+    pub at_us: u64,
+}
+
+/// One frame buffer, stamped anew for each pass and written to every socket.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    bytes: Vec<u8>,
+}
+
+impl Frame {
+    /// A frame of `len` bytes.
+    ///
+    /// # Errors
+    /// When `len` cannot hold the header.
+    pub fn new(len: usize) -> Result<Self, FrameTooShort> {
+        if len < HEADER_BYTES {
+            return Err(FrameTooShort(len));
+        }
+        // Spaces, as in the JSON the real frame would carry; the kernel does not care.
+        Ok(Self {
+            bytes: vec![b' '; len],
+        })
+    }
+
+    /// Writes `stamp` into the header and returns the whole frame.
+    pub fn stamp(&mut self, stamp: Stamp) -> &[u8] {
+        self.bytes[..8].copy_from_slice(&stamp.at_us.to_le_bytes());
+        self.bytes[8..HEADER_BYTES].copy_from_slice(&stamp.pass.to_le_bytes());
+        &self.bytes
+    }
+}
+
+impl Stamp {
+    /// The stamp at the start of `frame`, `None` when it is shorter than the header.
+    pub fn read(frame: &[u8]) -> Option<Self> {
+        let at_us = u64::from_le_bytes(frame.get(..8)?.try_into().ok()?);
+        let pass = u32::from_le_bytes(frame.get(8..HEADER_BYTES)?.try_into().ok()?);
+        Some(Self { pass, at_us })
+    }
+}
+
+/// Bytes of the `bid_placed` frame a bench-fanout viewer receives: the event's JSON as the
+/// gateway publishes it (ids shaped as bench-fanout makes them) in one unmasked
+/// server-to-client WebSocket text frame. Computed from the shared event type, so the floor
+/// follows the schema if it grows.
+pub fn bid_placed_frame_bytes() -> usize {
+    let event_id = EventId::new();
+    let event = Event::BidPlaced(BidPlaced {
+        event_id,
+        // Literals that satisfy the id rules (1 to 64 of [A-Za-z0-9_-]); the unit test below
+        // builds this frame too.
+        item_id: ItemId::parse("fan0123456789-item").expect("a valid item id literal"),
+        seq: 20,
+        timestamp: Timestamp::from_micros(1_700_000_000_123_456),
+        bid_id: event_id.to_string(),
+        user_id: UserId::parse("u19").expect("a valid user id literal"),
+        amount_cents: 119,
+        previous_bid_cents: 118,
+        end_time: Timestamp::from_micros(1_700_003_600_000_000),
+        extended: false,
+        round: 1,
+    });
+    let payload = event.to_json().len();
+    // RFC 6455 §5.2: 2 header bytes, plus 2 or 8 for longer payloads; no mask from a server.
+    let header = match payload {
+        0..=125 => 2,
+        126..=65_535 => 4,
+        _ => 10,
+    };
+    header + payload
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stamp_reads_back_from_the_frame() {
+        let mut frame = Frame::new(300).unwrap();
+        let stamp = Stamp {
+            pass: 7,
+            at_us: 1_700_000_000_123_456,
+        };
+        let bytes = frame.stamp(stamp).to_vec();
+        assert_eq!(bytes.len(), 300);
+        assert_eq!(Stamp::read(&bytes), Some(stamp));
+    }
+
+    #[test]
+    fn a_frame_shorter_than_its_header_is_refused() {
+        assert_eq!(Frame::new(11).unwrap_err(), FrameTooShort(11));
+        assert!(Frame::new(HEADER_BYTES).is_ok());
+        assert_eq!(Stamp::read(&[0; 11]), None);
+    }
+
+    #[test]
+    fn the_default_frame_is_as_long_as_a_real_bid_placed_frame() {
+        let bytes = bid_placed_frame_bytes();
+        // 13 JSON fields with a UUID twice and two RFC 3339 times: about 300 bytes.
+        assert!((250..=400).contains(&bytes), "{bytes}");
+    }
+}
