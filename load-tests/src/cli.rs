@@ -60,12 +60,11 @@ pub enum Command {
 }
 
 impl Command {
-    /// The runtime this command runs on. A `viewers` client process gets a single-threaded
-    /// one: its work per frame is tiny (one read, a substring search, a timestamp), and with
-    /// a worker per core the process spent more time parking, waking and stealing tasks
-    /// across threads than reading, on cores it shares with the services it measures.
-    /// fanout-floor's writer and reader processes run blocking code on their one thread and
-    /// need no worker threads at all. Everything else keeps the multi-threaded default.
+    /// The runtime this command runs on. A `viewers` client process and fanout-floor's writer
+    /// and reader processes run blocking event loops on their one thread and need no worker
+    /// threads at all: on cores they share with the services they measure, workers spent
+    /// more time parking, waking and stealing tasks than reading. Everything else keeps the
+    /// multi-threaded default.
     ///
     /// # Errors
     /// When the runtime cannot be built (out of threads or file descriptors).
@@ -158,11 +157,11 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
                 Verdict::Violated
             })
         }
+        // Blocking on purpose: each is one thread doing socket work, on a runtime of its own.
         Command::Viewers(args) => {
-            viewers::run(&args).await?;
+            viewers::run(&args)?;
             Ok(Verdict::Passed)
         }
-        // Blocking on purpose: each is one thread doing socket work, on a runtime of its own.
         Command::FloorWriter(args) => {
             fanout_floor::writer::run(&args)?;
             Ok(Verdict::Passed)
