@@ -518,6 +518,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn tracking_a_live_item_again_holds_its_events_until_the_next_snapshot() {
+        let metrics = Arc::new(Metrics::default());
+        let (viewer, mut client) = connected(8, &metrics).await;
+        let item = ItemId::parse("x").unwrap();
+        viewer.track(&item);
+        viewer.install_snapshot(&item, 1, &Bytes::from("s1;"), None);
+        assert_eq!(viewer.offer(&event(&item, 2)), Offered::Sent);
+        viewer.track(&item);
+        assert_eq!(viewer.offer(&event(&item, 3)), Offered::Skipped, "held");
+        assert_eq!(viewer.offer(&event(&item, 4)), Offered::Skipped, "held");
+        assert_eq!(
+            viewer.install_snapshot(&item, 3, &Bytes::from("s3;"), None),
+            1
+        );
+        assert_eq!(read_exactly(&mut client, 12).await, "s1;e2;s3;e4;");
+    }
+
+    #[tokio::test]
     async fn a_socket_that_stops_taking_bytes_queues_a_bounded_backlog_then_lags() {
         let metrics = Arc::new(Metrics::default());
         let (viewer, mut client) = connected(4, &metrics).await;

@@ -236,6 +236,10 @@ impl Session<'_> {
             if let Some(cursor) = self.cursors.get_mut(&item)
                 && cursor.due.is_none()
             {
+                // The request made the item's events wait, but a snapshot installed since (one
+                // that was already being read) made them live again. Hold them until this one,
+                // or an event written while it is read could precede a snapshot older than it.
+                self.viewer.track(&item);
                 cursor.due = Some(Due::now(reason));
             }
         }
