@@ -21,6 +21,7 @@ use shared::ItemId;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -97,7 +98,6 @@ struct Track {
 #[derive(Debug, Default)]
 struct Queue {
     pending: VecDeque<Bytes>,
-    bytes: usize,
     /// When the socket last took bytes while some were waiting (or when they started to).
     stalled_since: Option<Instant>,
 }
@@ -190,25 +190,20 @@ impl Viewer {
         if let FrameKind::Event { seq } = frame.kind {
             track.last_seq = seq;
         }
-        self.write(guard, &frame.wire);
+        self.write(out, &frame.wire);
         Offered::Sent
     }
 
     /// Writes a frame of the session's own (a reply, a ping) after whatever waits.
     pub fn send(&self, wire: &Bytes) {
-        let guard = self.out();
-        if !guard.closed {
-            self.write(guard, wire);
-        }
+        self.write(&mut self.out(), wire);
     }
 
     /// Writes a close frame; nothing is written after it.
     pub fn close(&self, wire: &Bytes) {
-        let mut guard = self.out();
-        if !guard.closed {
-            guard = self.write_locked(guard, wire);
-            guard.closed = true;
-        }
+        let mut out = self.out();
+        self.write(&mut out, wire);
+        out.closed = true;
     }
 
     /// Starts watching `item` (or asks for a fresh snapshot of an item already watched):
@@ -235,14 +230,14 @@ impl Viewer {
         viewers: Option<&Bytes>,
     ) -> u64 {
         let mut guard = self.out();
-        if guard.closed || !guard.tracks.contains_key(item) {
+        let out = &mut *guard;
+        if out.closed || !out.tracks.contains_key(item) {
             return 0;
         }
-        guard = self.write_locked(guard, snapshot);
+        self.write(out, snapshot);
         if let Some(viewers) = viewers {
-            guard = self.write_locked(guard, viewers);
+            self.write(out, viewers);
         }
-        let out = &mut *guard;
         let Some(track) = out.tracks.get_mut(item) else {
             return 0;
         };
@@ -276,13 +271,10 @@ impl Viewer {
         };
         if let Some(reason) = resync {
             request(&mut out.resyncs, item, reason);
+            self.wake.notify_one();
         }
         for frame in &followed {
-            guard = self.write_locked(guard, &frame.wire);
-        }
-        drop(guard);
-        if resync.is_some() {
-            self.wake.notify_one();
+            self.write(out, &frame.wire);
         }
         u64::try_from(followed.len()).unwrap_or(u64::MAX)
     }
@@ -342,33 +334,37 @@ impl Viewer {
         result
     }
 
-    fn write<'a>(&'a self, guard: MutexGuard<'a, Outbound>, wire: &Bytes) {
-        drop(self.write_locked(guard, wire));
-    }
-
-    /// Writes `wire` straight to the socket when nothing waits, else queues it; wakes the
-    /// session when bytes start waiting or the socket fails.
-    fn write_locked<'a>(
-        &'a self,
-        mut guard: MutexGuard<'a, Outbound>,
-        wire: &Bytes,
-    ) -> MutexGuard<'a, Outbound> {
-        if guard.closed {
-            return guard;
+    /// Writes `wire` straight to the socket when nothing waits, else queues it (nothing
+    /// once closed); wakes the session when bytes start waiting or the socket fails.
+    fn write(&self, out: &mut Outbound, wire: &Bytes) {
+        if out.closed {
+            return;
         }
-        let was_empty = guard.queue.pending.is_empty();
-        match guard.queue.write(&self.socket, wire, &self.metrics) {
+        let was_empty = out.queue.pending.is_empty();
+        match out.queue.write(&self.socket, wire, &self.metrics) {
             Ok(()) => {
-                if was_empty && !guard.queue.pending.is_empty() {
+                if was_empty && !out.queue.pending.is_empty() {
                     self.wake.notify_one();
                 }
             }
             Err(_) => {
-                self.fail(&mut guard);
+                self.fail(out);
                 self.wake.notify_one();
             }
         }
-        guard
+    }
+
+    /// Gives the socket up to `grace` to take what still waits (a close frame, a reply)
+    /// before the connection goes.
+    pub async fn finish(&self, grace: Duration) {
+        let drained = async {
+            while !self.is_drained() {
+                if self.drain().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(grace, drained).await;
     }
 
     fn fail(&self, out: &mut Outbound) {
@@ -413,7 +409,6 @@ impl Queue {
         if self.pending.is_empty() {
             self.stalled_since = Some(Instant::now());
         }
-        self.bytes += bytes.len();
         metrics.queued_bytes.inc_by(len_i64(bytes.len()));
         self.pending.push_back(bytes);
     }
@@ -436,7 +431,6 @@ impl Queue {
             }
         }
         if written > 0 {
-            self.bytes -= written;
             metrics.queued_bytes.dec_by(len_i64(written));
             self.stalled_since = (!self.pending.is_empty()).then(Instant::now);
         }
@@ -445,9 +439,9 @@ impl Queue {
 
     /// Forgets everything waiting; returns how many bytes that was.
     fn clear(&mut self) -> i64 {
-        self.pending.clear();
+        let bytes = self.pending.drain(..).map(|b| b.len()).sum();
         self.stalled_since = None;
-        len_i64(std::mem::take(&mut self.bytes))
+        len_i64(bytes)
     }
 }
 

@@ -43,6 +43,9 @@ pub(crate) enum Control {
     Close(u16, &'static str),
 }
 
+/// Longest a refused connection waits for its close frame to go out.
+const REFUSAL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Client messages waiting for the session; the reader waits when it is full, which slows
 /// down a client that floods the server instead of buffering for it.
 const CONTROL_QUEUE: usize = 16;
@@ -75,7 +78,7 @@ pub(crate) async fn serve(
         Err(refusal) => {
             state.metrics.rejected(refusal.as_str());
             viewer.close(&wire::close(close_code::AGAIN, refusal.reason()));
-            while !viewer.is_drained() && viewer.drain().await.is_ok() {}
+            viewer.finish(REFUSAL_GRACE).await;
             return;
         }
     };

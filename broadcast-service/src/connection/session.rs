@@ -336,14 +336,7 @@ impl Session<'_> {
     /// Gives the socket a moment to take what still waits (the close frame, a reply).
     async fn finish_writing(&self) {
         let grace = self.state.config.write_timeout().min(CLOSE_GRACE);
-        let drained = async {
-            while !self.viewer.is_drained() {
-                if self.viewer.drain().await.is_err() {
-                    return;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(grace, drained).await;
+        self.viewer.finish(grace).await;
     }
 }
 
