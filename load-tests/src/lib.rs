@@ -15,6 +15,7 @@
 //!   the loss check (throwaway Redis/NATS/PostgreSQL and its own services).
 //! - [`bench_fanout`] and [`viewers`]: WebSocket fan-out (orchestrator and client processes).
 //! - [`fanout`]: the fan-out experiment: [`bench_fanout`] levels as a report with charts.
+//! - [`source_socket`]: client sockets bound to a chosen 127.0.0.x source address.
 //! - [`fanout_floor`]: the floor under fan-out: bench-fanout's layout in plain TCP, one write
 //!   per socket per event (orchestrator, writer and reader processes).
 //! - [`goose_run`]: one goose attack (users, hatch, run time) and what is read from its metrics.
@@ -43,6 +44,7 @@ pub mod latency;
 pub mod money;
 pub mod report;
 pub mod resilience;
+pub mod source_socket;
 pub mod telemetry;
 pub mod viewers;
 

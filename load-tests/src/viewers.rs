@@ -13,11 +13,12 @@
 //! a tokio-tungstenite stream per viewer) spent about 8 µs per frame, as much as the server.
 
 use crate::latency::wall_clock_us;
+use crate::source_socket;
 use anyhow::Context;
 use clap::Args;
 use mio::{Events, Interest, Poll, Token};
 use serde::{Deserialize, Serialize};
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use socket2::SockRef;
 use std::collections::{HashMap, HashSet};
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
@@ -202,13 +203,7 @@ pub fn run(args: &ViewersArgs) -> anyhow::Result<()> {
 /// Connects from the source address and does the handshake with the socket still blocking
 /// (one at a time is fast on loopback), then makes it non-blocking for the event loop.
 fn connect(args: &ViewersArgs, url: &str) -> anyhow::Result<WebSocket<mio::net::TcpStream>> {
-    let socket = Socket::new(
-        Domain::for_address(args.server),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )?;
-    socket.bind(&SocketAddr::new(args.source, 0).into())?;
-    socket.connect_timeout(&args.server.into(), CONNECT_TIMEOUT)?;
+    let socket = source_socket::connect(args.source, args.server, CONNECT_TIMEOUT)?;
     socket.set_read_timeout(Some(CONNECT_TIMEOUT))?;
     let stream: std::net::TcpStream = socket.into();
     // Small buffers: the default 128 KiB per socket would make the load generator, not the

@@ -7,13 +7,13 @@
 use super::frame::Stamp;
 use super::handoff::publish;
 use crate::latency::wall_clock_us;
+use crate::source_socket;
 use crate::viewers::{BUCKET_US, BUCKETS, raise_fd_limit};
 use anyhow::Context;
 use clap::Args;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use serde::{Deserialize, Serialize};
-use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{ErrorKind, Read};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -254,17 +254,7 @@ fn take_frames(partial: &mut Vec<u8>, data: &[u8], len: usize, mut on_frame: imp
 
 /// A blocking connection from `source` to `server`, then made non-blocking for the poller.
 fn connect(source: IpAddr, server: SocketAddr) -> std::io::Result<std::net::TcpStream> {
-    let socket = Socket::new(
-        Domain::for_address(server),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )?;
-    socket.bind(&SocketAddr::new(source, 0).into())?;
-    socket.connect_timeout(&server.into(), CONNECT_TIMEOUT)?;
-    // Close with a reset, once every frame is in: a graceful close from this side would leave
-    // each source port in TIME_WAIT, and the next level's `bind` to the same 127.0.0.x then
-    // searched through them (a 50,000-socket level took 19 s to connect instead of 1).
-    socket.set_linger(Some(Duration::ZERO))?;
+    let socket = source_socket::connect(source, server, CONNECT_TIMEOUT)?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
 }
