@@ -302,3 +302,21 @@ pub async fn archived_events(config: &Config) -> Vec<Value> {
     }
     events
 }
+
+/// Whether any number in `value`, at any depth, equals `amount` (as dollars or as cents) or
+/// any key names a reserve amount: how a response would reveal a hidden reserve. Checked on
+/// the values, not the text, so a random id or a timestamp that happens to contain the same
+/// digits does not count.
+pub fn reveals_amount(value: &Value, dollars: f64) -> bool {
+    let cents = dollars * 100.0;
+    match value {
+        Value::Number(n) => n
+            .as_f64()
+            .is_some_and(|n| (n - dollars).abs() < 1e-9 || (n - cents).abs() < 1e-9),
+        Value::Array(items) => items.iter().any(|v| reveals_amount(v, dollars)),
+        Value::Object(fields) => fields.iter().any(|(key, v)| {
+            key == "reserve_price" || key == "reserve_cents" || reveals_amount(v, dollars)
+        }),
+        Value::String(_) | Value::Bool(_) | Value::Null => false,
+    }
+}
