@@ -44,6 +44,6 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(page::router())
         .merge(ws::router())
-        .fallback(|| async { ApiError::invalid("not_found", "no such endpoint") })
+        .fallback(|| async { ApiError::NotFound })
         .with_state(state)
 }

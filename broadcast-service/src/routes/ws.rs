@@ -7,7 +7,7 @@
 use super::AppState;
 use super::upgrade::Upgrade;
 use crate::connection;
-use crate::error::ApiError;
+use crate::error::{ApiError, InputError};
 use axum::Router;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::HeaderMap;
@@ -54,7 +54,8 @@ async fn watch_from_path(
 }
 
 fn parse_item_id(raw: String) -> Result<ItemId, ApiError> {
-    ItemId::parse(raw).map_err(|e| ApiError::invalid("invalid_item_id", format!("item id {e}")))
+    ItemId::parse(raw)
+        .map_err(|e| ApiError::invalid(InputError::InvalidItemId, format!("item id {e}")))
 }
 
 /// The client's address: the TCP peer, or behind a trusted load balancer the address it
