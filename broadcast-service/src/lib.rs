@@ -13,6 +13,7 @@
 //! * [`room`]: one watched item: its fan-out task, snapshot single flight and presence.
 //! * [`viewer`]: a connection as rooms see it: ordering per item, direct writes to its
 //!   socket, a bounded queue for what the socket cannot take at once.
+//! * `deadline`: `sleep_until` for `select!` branches that wait on a deadline only sometimes.
 //! * [`wire`]: server WebSocket frames as bytes.
 //! * [`server`]: the HTTP/1 accept loop that keeps upgraded sockets reachable.
 //! * [`sequencer`]: per-item ordering, duplicates and gaps of live events.
@@ -25,6 +26,7 @@
 
 pub mod config;
 pub mod connection;
+mod deadline;
 pub mod error;
 pub mod hub;
 pub mod limits;

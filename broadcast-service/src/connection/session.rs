@@ -21,6 +21,7 @@
 //! [`Room::snapshot`]).
 
 use super::Control;
+use crate::deadline::sleep_until;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::protocol::unsubscribed_frame;
@@ -337,13 +338,5 @@ impl Session<'_> {
     async fn finish_writing(&self) {
         let grace = self.state.config.write_timeout().min(CLOSE_GRACE);
         self.viewer.finish(grace).await;
-    }
-}
-
-/// Sleeps until `deadline`; pending forever without one (the branch is disabled then).
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
