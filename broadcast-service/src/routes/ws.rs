@@ -16,6 +16,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use shared::ItemId;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -84,8 +85,8 @@ fn accept(
     let admission = state.limits.try_acquire(ip);
     // The connection's task is tracked from the upgrade response on, so shutdown also
     // waits for sockets mid-upgrade.
-    let tracker = state.connections.clone();
-    upgrade.on_upgrade(&tracker, move |socket, read| {
-        connection::serve(socket, read, state, admission, initial)
+    let context = Arc::clone(&state.connection_context);
+    upgrade.on_upgrade(&state.connections, move |socket, read| {
+        connection::serve(socket, read, context, admission, initial)
     })
 }
