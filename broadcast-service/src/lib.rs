@@ -12,8 +12,8 @@
 //!   with what it uses of the service in one `ConnectionContext`.
 //! * [`hub`]: which items this instance watches (interest-based NATS), reconnect resync.
 //! * [`room`]: one watched item: its fan-out task, snapshot single flight and presence.
-//! * [`viewer`]: a connection as rooms see it: ordering per item, direct writes to its
-//!   socket, a bounded queue for what the socket cannot take at once.
+//! * [`viewer`]: a connection as rooms see it: ordering per item (its tracks), direct writes
+//!   to its socket and a bounded queue for what the socket cannot take at once.
 //! * `deadline`: `sleep_until` for `select!` branches that wait on a deadline only sometimes.
 //! * [`wire`]: server WebSocket frames as bytes.
 //! * [`server`]: the HTTP/1 accept loop that keeps upgraded sockets reachable.
