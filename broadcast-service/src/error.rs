@@ -1,7 +1,8 @@
 //! One error type for the whole service. Over HTTP it becomes a status code and the body
 //! `{"error": code, "message": text}`; on a WebSocket it becomes the frame
 //! `{"type":"error","code","message","item_id"?}`. Either way `code` is a stable snake_case
-//! string a client can branch on.
+//! string a client can branch on. The variant decides both the status and the code (an
+//! [`InputError`] names which rule a 400 broke), so no status is chosen by looking at text.
 //!
 //! Internal causes are logged once, where they become a response or a frame, and never shown.
 
@@ -12,42 +13,81 @@ use serde_json::json;
 use shared::ItemId;
 use tungstenite::Utf8Bytes;
 
+/// What is wrong with a client's input: each variant is one stable `code` of
+/// [`ApiError::InvalidInput`], so the code a client branches on is chosen by type, never by
+/// spelling it at the call site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputError {
+    /// `invalid_json`: a message that is not JSON.
+    InvalidJson,
+    /// `invalid_message`: not an object with a string `type`, a subscribe or unsubscribe
+    /// without a string `item_id`, or a binary frame.
+    InvalidMessage,
+    /// `unknown_type`: a `type` the server does not know.
+    UnknownType,
+    /// `invalid_item_id`: an item id outside the id rules (in a message or in the URL).
+    InvalidItemId,
+    /// `websocket_upgrade_required`: a plain HTTP request to a WebSocket endpoint.
+    UpgradeRequired,
+    /// `unsupported_websocket_version`: a handshake for another version than 13.
+    UnsupportedVersion,
+    /// `invalid_websocket_key`: a handshake without a `Sec-WebSocket-Key`.
+    MissingKey,
+}
+
+impl InputError {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidMessage => "invalid_message",
+            Self::UnknownType => "unknown_type",
+            Self::InvalidItemId => "invalid_item_id",
+            Self::UpgradeRequired => "websocket_upgrade_required",
+            Self::UnsupportedVersion => "unsupported_websocket_version",
+            Self::MissingKey => "invalid_websocket_key",
+        }
+    }
+}
+
+/// Every error a client can see; the variant decides the HTTP status and the `code`.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// The client's request or message is malformed or breaks a rule; `code` says which
-    /// (`invalid_json`, `invalid_message`, `unknown_type`, `invalid_item_id`, `not_found`, …).
+    /// 400: the client's request or message is malformed or breaks a rule; `kind` says which.
     #[error("{message}")]
-    InvalidInput { code: &'static str, message: String },
+    InvalidInput { kind: InputError, message: String },
+    /// 404 `not_found`: no route for this method and path.
+    #[error("no such endpoint")]
+    NotFound,
+    /// 404 `item_not_found`.
     #[error("item {0} does not exist")]
     ItemNotFound(ItemId),
-    /// The connection already watches as many items as it may.
+    /// 429 `too_many_subscriptions`: the connection already watches as many items as it may.
     #[error("a connection may watch at most {max} items; unsubscribe from one first")]
     TooManySubscriptions { max: usize },
-    /// An unsubscribe for an item the connection does not watch.
+    /// 400 `not_subscribed`: an unsubscribe for an item the connection does not watch.
     #[error("not subscribed to item {0}")]
     NotSubscribed(ItemId),
-    /// A dependency is unreachable or too slow; the server retries by itself.
+    /// 503 `unavailable`: a dependency is unreachable or too slow; the server retries by
+    /// itself.
     #[error("{0} is unavailable, retrying")]
     Unavailable(&'static str),
+    /// 500 `internal`: the cause is logged, never shown.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
 
 impl ApiError {
-    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid(kind: InputError, message: impl Into<String>) -> Self {
         Self::InvalidInput {
-            code,
+            kind,
             message: message.into(),
         }
     }
 
     pub fn status_code(&self) -> StatusCode {
         match self {
-            Self::InvalidInput {
-                code: "not_found", ..
-            }
-            | Self::ItemNotFound(_) => StatusCode::NOT_FOUND,
             Self::InvalidInput { .. } | Self::NotSubscribed(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound | Self::ItemNotFound(_) => StatusCode::NOT_FOUND,
             Self::TooManySubscriptions { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -56,7 +96,8 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidInput { code, .. } => code,
+            Self::InvalidInput { kind, .. } => kind.code(),
+            Self::NotFound => "not_found",
             Self::ItemNotFound(_) => "item_not_found",
             Self::TooManySubscriptions { .. } => "too_many_subscriptions",
             Self::NotSubscribed(_) => "not_subscribed",
@@ -119,6 +160,51 @@ mod tests {
         assert_eq!(json["code"], "item_not_found");
         assert_eq!(json["item_id"], "lot-1");
         assert_eq!(json["message"], "item lot-1 does not exist");
+    }
+
+    #[test]
+    fn each_variant_answers_its_own_status_and_code() {
+        let item = ItemId::parse("lot-1").unwrap();
+        let cases = [
+            (
+                ApiError::invalid(InputError::InvalidJson, "x"),
+                400,
+                "invalid_json",
+            ),
+            (
+                ApiError::invalid(InputError::UpgradeRequired, "x"),
+                400,
+                "websocket_upgrade_required",
+            ),
+            (ApiError::NotFound, 404, "not_found"),
+            (ApiError::ItemNotFound(item.clone()), 404, "item_not_found"),
+            (ApiError::NotSubscribed(item), 400, "not_subscribed"),
+            (
+                ApiError::TooManySubscriptions { max: 1 },
+                429,
+                "too_many_subscriptions",
+            ),
+            (ApiError::Unavailable("redis"), 503, "unavailable"),
+            (ApiError::Internal(anyhow::anyhow!("x")), 500, "internal"),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(error.status_code().as_u16(), status, "{error:?}");
+            assert_eq!(error.code(), code, "{error:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_route_is_a_404_with_the_error_body() {
+        let response = ApiError::NotFound.into_response();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            json,
+            json!({"error": "not_found", "message": "no such endpoint"})
+        );
     }
 
     #[test]

@@ -8,11 +8,13 @@
 //! * [`config`]: the clap `Config`.
 //! * [`error`]: `ApiError`, the one error type, as HTTP responses and as error frames.
 //! * [`routes`]: `/ws` endpoints, `/health`, `/ready`, `/metrics` and the watch page.
-//! * [`connection`]: one socket: its reader and its session (snapshots, ordering, writes).
+//! * [`connection`]: one socket: its reader and its session (snapshots, ordering, writes),
+//!   with what it uses of the service in one `ConnectionContext`.
 //! * [`hub`]: which items this instance watches (interest-based NATS), reconnect resync.
 //! * [`room`]: one watched item: its fan-out task, snapshot single flight and presence.
-//! * [`viewer`]: a connection as rooms see it: ordering per item, direct writes to its
-//!   socket, a bounded queue for what the socket cannot take at once.
+//! * [`viewer`]: a connection as rooms see it: ordering per item (its tracks), direct writes
+//!   to its socket and a bounded queue for what the socket cannot take at once.
+//! * `deadline`: `sleep_until` for `select!` branches that wait on a deadline only sometimes.
 //! * [`wire`]: server WebSocket frames as bytes.
 //! * [`server`]: the HTTP/1 accept loop that keeps upgraded sockets reachable.
 //! * [`sequencer`]: per-item ordering, duplicates and gaps of live events.
@@ -25,6 +27,7 @@
 
 pub mod config;
 pub mod connection;
+mod deadline;
 pub mod error;
 pub mod hub;
 pub mod limits;
@@ -42,6 +45,7 @@ pub mod wire;
 
 use anyhow::Context;
 use config::Config;
+use connection::{ConnectionContext, ConnectionSettings};
 use hub::Hub;
 use limits::ConnectionLimits;
 use metrics::Metrics;
@@ -50,7 +54,6 @@ use shared::redis_keys::Keyspace;
 use shared::subjects::Subjects;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 use store::Store;
 use tokio::net::{TcpListener, TcpSocket};
@@ -140,14 +143,17 @@ impl Application {
                 config.max_connections_per_ip,
                 config.max_connections,
             )),
+            connection_context: Arc::new(ConnectionContext::new(
+                Arc::clone(&hub),
+                Arc::clone(&metrics),
+                ConnectionSettings::from(&*config),
+                shutdown.clone(),
+            )),
             config: Arc::clone(&config),
-            hub: Arc::clone(&hub),
             store,
             nats: nats.clone(),
             metrics,
-            shutdown: shutdown.clone(),
             connections: connections.clone(),
-            next_connection_id: Arc::new(AtomicU64::new(1)),
         };
         tracing::info!(addr = %listener.local_addr()?, instance = %config.instance_id, "broadcast-service listening");
         server::serve(

@@ -11,7 +11,7 @@
 //!
 //! Every frame that goes to many viewers is encoded here once and shared as WebSocket bytes (see [`crate::wire`]).
 
-use crate::error::ApiError;
+use crate::error::{ApiError, InputError};
 use crate::wire;
 use bytes::Bytes;
 use serde::Serialize;
@@ -41,11 +41,12 @@ impl ClientMessage {
     /// `invalid_json` (not JSON), `invalid_message` (not an object with a string `type`, or
     /// no string `item_id`), `unknown_type`, or `invalid_item_id`.
     pub fn parse(text: &str) -> Result<Self, ApiError> {
-        let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| ApiError::invalid("invalid_json", format!("message is not JSON: {e}")))?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            ApiError::invalid(InputError::InvalidJson, format!("message is not JSON: {e}"))
+        })?;
         let Some(kind) = value.get("type").and_then(serde_json::Value::as_str) else {
             return Err(ApiError::invalid(
-                "invalid_message",
+                InputError::InvalidMessage,
                 "a message must be a JSON object with a string \"type\"",
             ));
         };
@@ -55,12 +56,15 @@ impl ClientMessage {
                 .and_then(serde_json::Value::as_str)
                 .ok_or_else(|| {
                     ApiError::invalid(
-                        "invalid_message",
+                        InputError::InvalidMessage,
                         format!("a {kind} message needs a string \"item_id\""),
                     )
                 })?;
             ItemId::parse(raw).map_err(|e| {
-                ApiError::invalid("invalid_item_id", format!("item id {:?} {e}", echo(raw)))
+                ApiError::invalid(
+                    InputError::InvalidItemId,
+                    format!("item id {:?} {e}", echo(raw)),
+                )
             })
         };
         match kind {
@@ -68,7 +72,7 @@ impl ClientMessage {
             "unsubscribe" => Ok(Self::Unsubscribe(item()?)),
             "ping" => Ok(Self::Ping),
             other => Err(ApiError::invalid(
-                "unknown_type",
+                InputError::UnknownType,
                 format!(
                     "unknown message type {:?}; expected subscribe, unsubscribe or ping",
                     echo(other)

@@ -14,6 +14,7 @@
 //! need a snapshot at once (a NATS reconnect, a burst of subscribes), one Redis read and one
 //! encoding serve them all, as long as the read started after each viewer's reason to resync.
 
+use crate::deadline::sleep_until;
 use crate::metrics::Metrics;
 use crate::presence::{self, CountThrottle, Presence, PresenceBeat, Recorded};
 use crate::protocol::{Snapshot, viewers_frame};
@@ -446,13 +447,5 @@ async fn publish_beat(
     };
     if let Err(e) = nats.publish(subject.to_owned(), payload.into()).await {
         tracing::debug!(error = %e, "presence beat not published");
-    }
-}
-
-/// Sleeps until `deadline`; pending forever without one (the branch is disabled then).
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }

@@ -10,6 +10,7 @@
 
 use super::Control;
 use super::client_stream::ClientStream;
+use crate::error::{ApiError, InputError};
 use crate::metrics::Metrics;
 use crate::protocol::{ClientMessage, PONG_FRAME};
 use crate::wire::close_code;
@@ -80,8 +81,8 @@ pub(crate) async fn run(
             },
             Message::Binary(_) => {
                 invalid += 1;
-                let error = crate::error::ApiError::invalid(
-                    "invalid_message",
+                let error = ApiError::invalid(
+                    InputError::InvalidMessage,
                     "binary frames are not supported; send JSON text",
                 );
                 metrics.client_error(error.code());

@@ -8,24 +8,28 @@
 //! * [`session`] owns everything the connection watches: it joins and leaves rooms, writes
 //!   snapshots, replies and pings, and drains what the socket could not take at once.
 //!
+//! What a connection uses of the rest of the service comes in one [`ConnectionContext`].
+//!
 //! When the reader ends (the client closed, went idle or broke a rule) it drops its sender
 //! and the session finishes, writing a close frame if one was asked for; when the session
 //! ends (shutdown, write failure) it cancels the reader. They never block each other, since
 //! every wait is a `select!` branch.
 
 mod client_stream;
+mod context;
 mod inbound;
 mod session;
 
+pub use context::{ConnectionContext, ConnectionSettings};
+
 use crate::error::ApiError;
 use crate::limits::{ConnectionPermit, Refusal};
-use crate::routes::AppState;
+use crate::metrics::Metrics;
 use crate::viewer::Viewer;
 use crate::wire::{self, close_code};
 use client_stream::ClientStream;
 use shared::ItemId;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -60,42 +64,42 @@ const READ_BUFFER: usize = 512;
 pub(crate) async fn serve(
     socket: TcpStream,
     read: Vec<u8>,
-    state: AppState,
+    context: Arc<ConnectionContext>,
     admission: Result<ConnectionPermit, Refusal>,
     initial: Option<Result<ItemId, ApiError>>,
 ) {
-    let id = state.next_connection_id.fetch_add(1, Ordering::Relaxed);
+    let id = context.next_id();
     tracing::Span::current().record("connection", id);
     let socket = Arc::new(socket);
     let viewer = Arc::new(Viewer::new(
         id,
         Arc::clone(&socket),
-        state.config.viewer_queue,
-        state.metrics.clone(),
+        context.settings.viewer_queue,
+        Arc::clone(&context.metrics),
     ));
     let permit = match admission {
         Ok(permit) => permit,
         Err(refusal) => {
-            state.metrics.rejected(refusal.as_str());
+            context.metrics.rejected(refusal.as_str());
             viewer.close(&wire::close(close_code::AGAIN, refusal.reason()));
             viewer.finish(REFUSAL_GRACE).await;
             return;
         }
     };
-    let _open = OpenConnection::new(&state);
+    let _open = OpenConnection::new(&context.metrics);
     let (control, requests) = mpsc::channel(CONTROL_QUEUE);
     match initial {
         Some(Ok(item)) => {
             let _ = control.try_send(Control::Subscribe(item));
         }
         Some(Err(error)) => {
-            state.metrics.client_error(error.code());
+            context.metrics.client_error(error.code());
             let _ = control.try_send(Control::Reply(error.to_frame(None), "error"));
             let _ = control.try_send(Control::Close(close_code::POLICY, "invalid item id"));
         }
         None => {}
     }
-    let max_inbound = state.config.max_inbound_bytes;
+    let max_inbound = context.settings.max_inbound_bytes;
     // Viewers send only small control messages (bounded by `max_inbound`): a small read
     // buffer keeps an idle viewer cheap. The write side is the viewer's queue, not this.
     let config = WebSocketConfig::default()
@@ -109,12 +113,12 @@ pub(crate) async fn serve(
         read,
         config,
         control,
-        state.config.idle_timeout(),
-        state.metrics.clone(),
+        context.settings.idle_timeout,
+        Arc::clone(&context.metrics),
         reader_stop.clone(),
     );
     let session = async {
-        session::run(viewer, requests, &state).await;
+        session::run(viewer, requests, &context).await;
         reader_stop.cancel();
     };
     // Both halves in one task: neither does work worth a task of its own. Each is boxed
@@ -126,12 +130,12 @@ pub(crate) async fn serve(
 }
 
 /// Keeps `broadcast_connections` exact however the connection ends.
-struct OpenConnection(std::sync::Arc<crate::metrics::Metrics>);
+struct OpenConnection(Arc<Metrics>);
 
 impl OpenConnection {
-    fn new(state: &AppState) -> Self {
-        state.metrics.connections.inc();
-        Self(state.metrics.clone())
+    fn new(metrics: &Arc<Metrics>) -> Self {
+        metrics.connections.inc();
+        Self(Arc::clone(metrics))
     }
 }
 

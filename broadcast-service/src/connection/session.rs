@@ -20,12 +20,12 @@
 //! resync records *when* it arose, and the snapshot must be read after that moment (see
 //! [`Room::snapshot`]).
 
-use super::Control;
+use super::{ConnectionContext, Control};
+use crate::deadline::sleep_until;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::protocol::unsubscribed_frame;
 use crate::room::Room;
-use crate::routes::AppState;
 use crate::store::StoreError;
 use crate::viewer::{Resync, Viewer};
 use crate::wire::{self, close_code};
@@ -79,7 +79,7 @@ enum End {
 
 struct Session<'a> {
     viewer: Arc<Viewer>,
-    state: &'a AppState,
+    context: &'a ConnectionContext,
     metrics: &'a Metrics,
     cursors: HashMap<ItemId, Cursor>,
 }
@@ -89,12 +89,12 @@ struct Session<'a> {
 pub(crate) async fn run(
     viewer: Arc<Viewer>,
     mut requests: mpsc::Receiver<Control>,
-    state: &AppState,
+    context: &ConnectionContext,
 ) {
     let mut session = Session {
         viewer,
-        state,
-        metrics: &state.metrics,
+        context,
+        metrics: &context.metrics,
         cursors: HashMap::new(),
     };
     match session.serve(&mut requests).await {
@@ -111,14 +111,14 @@ pub(crate) async fn run(
 
 impl Session<'_> {
     async fn serve(&mut self, requests: &mut mpsc::Receiver<Control>) -> End {
-        let ping_every = self.state.config.ping_interval();
-        let write_timeout = self.state.config.write_timeout();
+        let ping_every = self.context.settings.ping_interval;
+        let write_timeout = self.context.settings.write_timeout;
         let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Created once, not once per loop: every session of the instance waits on the same
         // shutdown token, and re-registering with its waiter list on each wake-up serialised
         // all sessions on one lock (visible in a 10,000-viewer profile).
-        let shutdown = self.state.shutdown.clone();
+        let shutdown = self.context.shutdown.clone();
         let mut shutdown = std::pin::pin!(shutdown.cancelled());
         let viewer = Arc::clone(&self.viewer);
         let mut woken = std::pin::pin!(viewer.woken());
@@ -192,13 +192,13 @@ impl Session<'_> {
             cursor.due = Some(Due::now(Resync::Subscribe));
             return;
         }
-        let max = self.state.config.max_subscriptions_per_connection;
+        let max = self.context.settings.max_subscriptions;
         if self.cursors.len() >= max {
             self.error(ApiError::TooManySubscriptions { max }, &item);
             return;
         }
         self.viewer.track(&item);
-        let room = self.state.hub.join(&item, &self.viewer).await;
+        let room = self.context.hub.join(&item, &self.viewer).await;
         self.metrics.subscriptions.inc();
         self.cursors.insert(
             item,
@@ -215,7 +215,7 @@ impl Session<'_> {
             return false;
         }
         self.viewer.untrack(item);
-        self.state.hub.leave(item, self.viewer.id());
+        self.context.hub.leave(item, self.viewer.id());
         self.metrics.subscriptions.dec();
         true
     }
@@ -335,15 +335,7 @@ impl Session<'_> {
 
     /// Gives the socket a moment to take what still waits (the close frame, a reply).
     async fn finish_writing(&self) {
-        let grace = self.state.config.write_timeout().min(CLOSE_GRACE);
+        let grace = self.context.settings.write_timeout.min(CLOSE_GRACE);
         self.viewer.finish(grace).await;
-    }
-}
-
-/// Sleeps until `deadline`; pending forever without one (the branch is disabled then).
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }

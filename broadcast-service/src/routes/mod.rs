@@ -11,32 +11,27 @@ mod upgrade;
 mod ws;
 
 use crate::config::Config;
+use crate::connection::ConnectionContext;
 use crate::error::ApiError;
-use crate::hub::Hub;
 use crate::limits::ConnectionLimits;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use axum::Router;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// What every handler and connection can reach (cheap to clone).
+/// What every handler can reach (cheap to clone).
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
-    pub hub: Arc<Hub>,
     pub store: Store,
     pub nats: async_nats::Client,
     pub metrics: Arc<Metrics>,
     pub limits: Arc<ConnectionLimits>,
-    /// Cancelled on SIGINT/SIGTERM: every socket closes with 1001.
-    pub shutdown: CancellationToken,
+    /// What each upgraded socket is handed: the hub, metrics, settings and shutdown signal.
+    pub connection_context: Arc<ConnectionContext>,
     /// Owns every connection's task, so shutdown can wait for the close frames to go out.
     pub connections: TaskTracker,
-    /// Source of connection ids (rooms key their viewers by them).
-    pub next_connection_id: Arc<AtomicU64>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -44,6 +39,6 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(page::router())
         .merge(ws::router())
-        .fallback(|| async { ApiError::invalid("not_found", "no such endpoint") })
+        .fallback(|| async { ApiError::NotFound })
         .with_state(state)
 }

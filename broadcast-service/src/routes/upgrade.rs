@@ -5,7 +5,7 @@
 //! connection with hyper's HTTP/1 directly, so the upgraded connection can be unwrapped back
 //! into the `TcpStream` it was accepted as.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, InputError};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -28,7 +28,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
         let key = handshake_key(&parts.headers)?;
         let on_upgrade = parts.extensions.remove::<OnUpgrade>().ok_or_else(|| {
             ApiError::invalid(
-                "websocket_upgrade_required",
+                InputError::UpgradeRequired,
                 "this connection cannot be upgraded to a WebSocket",
             )
         })?;
@@ -90,7 +90,7 @@ fn handshake_key(headers: &HeaderMap) -> Result<&str, ApiError> {
     };
     if !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") {
         return Err(ApiError::invalid(
-            "websocket_upgrade_required",
+            InputError::UpgradeRequired,
             "this endpoint speaks WebSocket: send Connection: Upgrade and Upgrade: websocket",
         ));
     }
@@ -99,7 +99,7 @@ fn handshake_key(headers: &HeaderMap) -> Result<&str, ApiError> {
         .is_none_or(|version| version != "13")
     {
         return Err(ApiError::invalid(
-            "unsupported_websocket_version",
+            InputError::UnsupportedVersion,
             "Sec-WebSocket-Version must be 13",
         ));
     }
@@ -107,7 +107,7 @@ fn handshake_key(headers: &HeaderMap) -> Result<&str, ApiError> {
         .get(header::SEC_WEBSOCKET_KEY)
         .and_then(|key| key.to_str().ok())
         .filter(|key| !key.is_empty())
-        .ok_or_else(|| ApiError::invalid("invalid_websocket_key", "Sec-WebSocket-Key is missing"))
+        .ok_or_else(|| ApiError::invalid(InputError::MissingKey, "Sec-WebSocket-Key is missing"))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 use super::AppState;
 use super::upgrade::Upgrade;
 use crate::connection;
-use crate::error::ApiError;
+use crate::error::{ApiError, InputError};
 use axum::Router;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::HeaderMap;
@@ -16,6 +16,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use shared::ItemId;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -54,7 +55,8 @@ async fn watch_from_path(
 }
 
 fn parse_item_id(raw: String) -> Result<ItemId, ApiError> {
-    ItemId::parse(raw).map_err(|e| ApiError::invalid("invalid_item_id", format!("item id {e}")))
+    ItemId::parse(raw)
+        .map_err(|e| ApiError::invalid(InputError::InvalidItemId, format!("item id {e}")))
 }
 
 /// The client's address: the TCP peer, or behind a trusted load balancer the address it
@@ -83,8 +85,8 @@ fn accept(
     let admission = state.limits.try_acquire(ip);
     // The connection's task is tracked from the upgrade response on, so shutdown also
     // waits for sockets mid-upgrade.
-    let tracker = state.connections.clone();
-    upgrade.on_upgrade(&tracker, move |socket, read| {
-        connection::serve(socket, read, state, admission, initial)
+    let context = Arc::clone(&state.connection_context);
+    upgrade.on_upgrade(&state.connections, move |socket, read| {
+        connection::serve(socket, read, context, admission, initial)
     })
 }

@@ -155,3 +155,38 @@ async fn a_plain_http_get_of_a_websocket_endpoint_is_a_400_with_a_code() {
     assert_eq!(broadcast.metric("broadcast_connections").await, 0.0);
     iso.cleanup().await;
 }
+
+#[tokio::test]
+async fn an_unknown_route_is_a_404_with_the_json_error_body() {
+    let iso = Isolation::shared();
+    let broadcast = spawn_broadcast(iso.broadcast_config()).await;
+    let http = reqwest::Client::new();
+    let requests = [
+        (reqwest::Method::GET, "/nope"),
+        (reqwest::Method::GET, "/ws/items"),
+        (reqwest::Method::GET, "/ws/items/lot-1/bids"),
+        (reqwest::Method::GET, "/api/v1/items/lot-1"),
+        (reqwest::Method::POST, "/api/v1/items/lot-1/bid"),
+    ];
+    for (method, path) in requests {
+        let response = http
+            .request(method.clone(), broadcast.http_url(path))
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(response.status(), 404, "{method} {path}");
+        let content_type = response.headers().get(reqwest::header::CONTENT_TYPE);
+        assert_eq!(
+            content_type.and_then(|value| value.to_str().ok()),
+            Some("application/json"),
+            "{method} {path}"
+        );
+        let body: serde_json::Value = response.json().await.expect("a JSON body");
+        assert_eq!(
+            body,
+            json!({"error": "not_found", "message": "no such endpoint"}),
+            "{method} {path}"
+        );
+    }
+    assert_eq!(broadcast.metric("broadcast_connections").await, 0.0);
+}

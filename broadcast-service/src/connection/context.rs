@@ -1,0 +1,77 @@
+//! What a connection needs from the rest of the service: the hub, the metrics, its settings
+//! and the shutdown signal. Built once per instance; every upgraded socket gets a reference.
+//!
+//! The connection code depends on this and on nothing of the HTTP layer, so the routes can
+//! hand a socket over without the connection knowing what else the router holds.
+
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The limits and timers of every connection, read once from the [`Config`].
+#[derive(Debug, Clone)]
+pub struct ConnectionSettings {
+    /// Room frames that may wait for one socket before its viewer lags (`VIEWER_QUEUE`).
+    pub viewer_queue: usize,
+    /// Largest message a client may send (`MAX_INBOUND_BYTES`).
+    pub max_inbound_bytes: usize,
+    /// Items one connection may watch at once (`MAX_SUBSCRIPTIONS_PER_CONNECTION`).
+    pub max_subscriptions: usize,
+    /// How often the server pings the socket.
+    pub ping_interval: Duration,
+    /// A client silent for this long is closed with 1001.
+    pub idle_timeout: Duration,
+    /// A socket that takes no bytes for this long is dropped.
+    pub write_timeout: Duration,
+}
+
+impl From<&Config> for ConnectionSettings {
+    fn from(config: &Config) -> Self {
+        Self {
+            viewer_queue: config.viewer_queue,
+            max_inbound_bytes: config.max_inbound_bytes,
+            max_subscriptions: config.max_subscriptions_per_connection,
+            ping_interval: config.ping_interval(),
+            idle_timeout: config.idle_timeout(),
+            write_timeout: config.write_timeout(),
+        }
+    }
+}
+
+/// Everything the connections of one instance share.
+pub struct ConnectionContext {
+    /// Where sessions join and leave rooms.
+    pub(super) hub: Arc<Hub>,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) settings: ConnectionSettings,
+    /// Cancelled on SIGINT/SIGTERM: every socket closes with 1001.
+    pub(super) shutdown: CancellationToken,
+    /// Source of connection ids (rooms key their viewers by them).
+    next_id: AtomicU64,
+}
+
+impl ConnectionContext {
+    pub fn new(
+        hub: Arc<Hub>,
+        metrics: Arc<Metrics>,
+        settings: ConnectionSettings,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            hub,
+            metrics,
+            settings,
+            shutdown,
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// A connection id no other connection of this instance has.
+    pub(super) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
