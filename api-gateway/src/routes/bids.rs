@@ -133,23 +133,11 @@ async fn place_bid(
     if let Some(event) = &event {
         tracing::Span::current().record("event_id", tracing::field::display(event.event_id()));
     }
-    ctx.metrics.bid(outcome_label(reply.outcome));
+    ctx.metrics.bid(reply.outcome.as_str());
     ctx.metrics
         .bid_duration
         .observe(started.elapsed().as_secs_f64());
     respond(&bid, &reply, event.as_ref())
-}
-
-fn outcome_label(outcome: BidOutcome) -> &'static str {
-    match outcome {
-        BidOutcome::Accepted => "accepted",
-        BidOutcome::TooLow => "bid_too_low",
-        BidOutcome::NotFound => "not_found",
-        BidOutcome::NotStarted => "not_started",
-        BidOutcome::Closed => "closed",
-        BidOutcome::Cancelled => "cancelled",
-        BidOutcome::IdempotencyConflict => "idempotency_conflict",
-    }
 }
 
 fn respond(
