@@ -1,86 +1,205 @@
 //! One error type for the whole API, mapped to a status code and a JSON body
 //! `{"error": code, "message": text}` with a stable snake_case `code`.
 //!
-//! Internal causes are logged once, here, and never shown to the client.
+//! The status follows from the [`ErrorCode`] alone, so a route names what went wrong and can
+//! never pair a code with the wrong status. Internal causes are logged once, here, and never
+//! shown to the client.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::{Serialize, Serializer};
 use serde_json::json;
+
+/// The `error` field of every error body. Clients match on these strings: never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    // 400: the request breaks a rule; the message says which field and how.
+    /// The body is JSON but not of the expected shape (a wrong type, a rule of a field).
+    InvalidInput,
+    /// The body is not JSON.
+    InvalidJson,
+    /// The body could not be read.
+    InvalidBody,
+    InvalidItemId,
+    InvalidUserId,
+    InvalidIdempotencyKey,
+    InvalidName,
+    InvalidDescription,
+    InvalidEndTime,
+    InvalidExtension,
+    InvalidQuery,
+    InvalidStatus,
+    InvalidLimit,
+    InvalidCursor,
+    InvalidReason,
+    /// 401: admin endpoints without the right credentials.
+    Unauthorized,
+    /// 404: no such endpoint.
+    NotFound,
+    /// 404: no such item.
+    ItemNotFound,
+    // 409: the request is fine but the auction's state refuses it.
+    ItemExists,
+    IdempotencyKeyReused,
+    /// The current round still runs (relisting).
+    AuctionActive,
+    /// Closed or cancelled already (admin actions).
+    AuctionNotActive,
+    AuctionNotStarted,
+    AuctionClosed,
+    AuctionCancelled,
+    /// 413.
+    PayloadTooLarge,
+    /// 429: the client may retry after `Retry-After`.
+    RateLimited,
+    /// 500: a bug; details are in the log only.
+    Internal,
+    /// 503: a dependency is unreachable or too slow; retry.
+    Unavailable,
+    /// 503: a write's dependency did not answer; retry with the same `Idempotency-Key`.
+    OutcomeUnknown,
+}
+
+impl ErrorCode {
+    /// The wire string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidInput => "invalid_input",
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidBody => "invalid_body",
+            Self::InvalidItemId => "invalid_item_id",
+            Self::InvalidUserId => "invalid_user_id",
+            Self::InvalidIdempotencyKey => "invalid_idempotency_key",
+            Self::InvalidName => "invalid_name",
+            Self::InvalidDescription => "invalid_description",
+            Self::InvalidEndTime => "invalid_end_time",
+            Self::InvalidExtension => "invalid_extension",
+            Self::InvalidQuery => "invalid_query",
+            Self::InvalidStatus => "invalid_status",
+            Self::InvalidLimit => "invalid_limit",
+            Self::InvalidCursor => "invalid_cursor",
+            Self::InvalidReason => "invalid_reason",
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound => "not_found",
+            Self::ItemNotFound => "item_not_found",
+            Self::ItemExists => "item_exists",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::AuctionActive => "auction_active",
+            Self::AuctionNotActive => "auction_not_active",
+            Self::AuctionNotStarted => "auction_not_started",
+            Self::AuctionClosed => "auction_closed",
+            Self::AuctionCancelled => "auction_cancelled",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::RateLimited => "rate_limited",
+            Self::Internal => "internal",
+            Self::Unavailable => "unavailable",
+            Self::OutcomeUnknown => "outcome_unknown",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidInput
+            | Self::InvalidJson
+            | Self::InvalidBody
+            | Self::InvalidItemId
+            | Self::InvalidUserId
+            | Self::InvalidIdempotencyKey
+            | Self::InvalidName
+            | Self::InvalidDescription
+            | Self::InvalidEndTime
+            | Self::InvalidExtension
+            | Self::InvalidQuery
+            | Self::InvalidStatus
+            | Self::InvalidLimit
+            | Self::InvalidCursor
+            | Self::InvalidReason => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound | Self::ItemNotFound => StatusCode::NOT_FOUND,
+            Self::ItemExists
+            | Self::IdempotencyKeyReused
+            | Self::AuctionActive
+            | Self::AuctionNotActive
+            | Self::AuctionNotStarted
+            | Self::AuctionClosed
+            | Self::AuctionCancelled => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable | Self::OutcomeUnknown => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// The request is malformed or breaks a rule; `code` says which.
+    /// The client must change the request, or accept the state it found: a 4xx, as `code`
+    /// says.
     #[error("{message}")]
-    InvalidInput { code: &'static str, message: String },
+    Rejected { code: ErrorCode, message: String },
+    /// 413.
     #[error("request body is too large")]
     PayloadTooLarge,
+    /// 404.
     #[error("item {0} does not exist")]
     ItemNotFound(String),
-    /// The auction does not take bids now (`auction_not_started`, `auction_closed`, …).
-    #[error("{message}")]
-    AuctionNotActive { code: &'static str, message: String },
-    #[error("{message}")]
-    Conflict { code: &'static str, message: String },
-    /// Admin endpoints: no or wrong credentials.
+    /// 401: admin endpoints with no or wrong credentials.
     #[error("{0}")]
     Unauthorized(&'static str),
-    /// The client sends too fast; it may retry after the given time.
+    /// 429: the client sends too fast; it may retry after the given time.
     #[error("too many bids, retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
-    /// A dependency is unreachable or too slow; the client may retry.
+    /// 503: a dependency is unreachable or too slow; the client may retry.
     #[error("{0} is unavailable, try again")]
     Unavailable(&'static str),
-    /// A write was sent but its dependency did not answer in time: it may still be applied.
-    /// A 503 like [`ApiError::Unavailable`], with its own code so a client knows to retry
-    /// with the same `Idempotency-Key` (which returns the first outcome) rather than assume
-    /// nothing happened.
+    /// 503: a write was sent but its dependency did not answer in time: it may still be
+    /// applied. Its own code tells a client to retry with the same `Idempotency-Key` (which
+    /// returns the first outcome) rather than assume nothing happened.
     #[error(
         "{0} did not answer in time; the bid may still have been applied: retry with the same Idempotency-Key to learn its outcome"
     )]
     OutcomeUnknown(&'static str),
+    /// 500, with a generic message.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
 
 impl ApiError {
-    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        Self::InvalidInput {
+    /// A refusal with `code` and a message telling the client what to change.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Rejected {
             code,
             message: message.into(),
         }
     }
 
-    pub fn status_code(&self) -> StatusCode {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::InvalidInput { .. } => StatusCode::BAD_REQUEST,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::ItemNotFound(_) => StatusCode::NOT_FOUND,
-            Self::AuctionNotActive { .. } | Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Unavailable(_) | Self::OutcomeUnknown(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Rejected { code, .. } => *code,
+            Self::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            Self::ItemNotFound(_) => ErrorCode::ItemNotFound,
+            Self::Unauthorized(_) => ErrorCode::Unauthorized,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::OutcomeUnknown(_) => ErrorCode::OutcomeUnknown,
+            Self::Internal(_) => ErrorCode::Internal,
         }
     }
 
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::InvalidInput { code, .. }
-            | Self::AuctionNotActive { code, .. }
-            | Self::Conflict { code, .. } => code,
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::ItemNotFound(_) => "item_not_found",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::Unauthorized(_) => "unauthorized",
-            Self::Unavailable(_) => "unavailable",
-            Self::OutcomeUnknown(_) => "outcome_unknown",
-            Self::Internal(_) => "internal",
-        }
+    pub fn status_code(&self) -> StatusCode {
+        self.code().status()
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let code = self.code();
         match &self {
             Self::Internal(e) => {
                 tracing::error!(error = %e, error.chain = ?e, "request failed");
@@ -88,14 +207,14 @@ impl IntoResponse for ApiError {
             Self::Unavailable(what) | Self::OutcomeUnknown(what) => {
                 tracing::warn!(
                     dependency = what,
-                    code = self.code(),
+                    code = code.as_str(),
                     "dependency unavailable"
                 );
             }
             _ => {}
         }
-        let body = json!({ "error": self.code(), "message": self.to_string() });
-        let mut response = (self.status_code(), axum::Json(body)).into_response();
+        let body = json!({ "error": code, "message": self.to_string() });
+        let mut response = (code.status(), axum::Json(body)).into_response();
         let retry_after = match self {
             Self::Unavailable(_) | Self::OutcomeUnknown(_) => Some(1),
             Self::RateLimited { retry_after_secs } => Some(retry_after_secs),
@@ -107,5 +226,79 @@ impl IntoResponse for ApiError {
                 .insert("retry-after", axum::http::HeaderValue::from(secs));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_its_variant_in_snake_case() {
+        let codes = [
+            ErrorCode::InvalidInput,
+            ErrorCode::InvalidJson,
+            ErrorCode::InvalidBody,
+            ErrorCode::InvalidItemId,
+            ErrorCode::InvalidUserId,
+            ErrorCode::InvalidIdempotencyKey,
+            ErrorCode::InvalidName,
+            ErrorCode::InvalidDescription,
+            ErrorCode::InvalidEndTime,
+            ErrorCode::InvalidExtension,
+            ErrorCode::InvalidQuery,
+            ErrorCode::InvalidStatus,
+            ErrorCode::InvalidLimit,
+            ErrorCode::InvalidCursor,
+            ErrorCode::InvalidReason,
+            ErrorCode::Unauthorized,
+            ErrorCode::NotFound,
+            ErrorCode::ItemNotFound,
+            ErrorCode::ItemExists,
+            ErrorCode::IdempotencyKeyReused,
+            ErrorCode::AuctionActive,
+            ErrorCode::AuctionNotActive,
+            ErrorCode::AuctionNotStarted,
+            ErrorCode::AuctionClosed,
+            ErrorCode::AuctionCancelled,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::RateLimited,
+            ErrorCode::Internal,
+            ErrorCode::Unavailable,
+            ErrorCode::OutcomeUnknown,
+        ];
+        for code in codes {
+            let snake: String = format!("{code:?}")
+                .chars()
+                .enumerate()
+                .flat_map(|(i, c)| {
+                    let sep = (i > 0 && c.is_ascii_uppercase()).then_some('_');
+                    sep.into_iter()
+                        .chain(std::iter::once(c.to_ascii_lowercase()))
+                })
+                .collect();
+            assert_eq!(code.as_str(), snake);
+            assert_eq!(serde_json::to_value(code).unwrap(), snake);
+        }
+    }
+
+    #[test]
+    fn the_status_follows_from_the_code() {
+        let status = |e: ApiError| e.status_code().as_u16();
+        assert_eq!(status(ApiError::new(ErrorCode::InvalidName, "x")), 400);
+        assert_eq!(status(ApiError::new(ErrorCode::NotFound, "x")), 404);
+        assert_eq!(status(ApiError::new(ErrorCode::ItemExists, "x")), 409);
+        assert_eq!(status(ApiError::new(ErrorCode::AuctionClosed, "x")), 409);
+        assert_eq!(status(ApiError::ItemNotFound("i".into())), 404);
+        assert_eq!(status(ApiError::PayloadTooLarge), 413);
+        assert_eq!(status(ApiError::Unauthorized("no")), 401);
+        assert_eq!(
+            status(ApiError::RateLimited {
+                retry_after_secs: 1
+            }),
+            429
+        );
+        assert_eq!(status(ApiError::OutcomeUnknown("redis")), 503);
+        assert_eq!(status(ApiError::Internal(anyhow::anyhow!("bug"))), 500);
     }
 }

@@ -87,14 +87,24 @@ impl LivePublisher {
         let mut order = self.items.entry(item.clone()).or_default();
         order.in_flight = order.in_flight.saturating_sub(1);
         if let Some(event) = event {
-            let outgoing = Outgoing {
-                subject: self.subjects.live(item),
-                event_id: event.event_id().to_string(),
-                payload: Bytes::from(event.to_json()),
-            };
-            order
-                .pending
-                .insert(event.seq(), (Instant::now(), outgoing));
+            match event.to_json() {
+                Ok(json) => {
+                    let outgoing = Outgoing {
+                        subject: self.subjects.live(item),
+                        event_id: event.event_id().to_string(),
+                        payload: Bytes::from(json),
+                    };
+                    order
+                        .pending
+                        .insert(event.seq(), (Instant::now(), outgoing));
+                }
+                // Never publish a stand-in: viewers resync from a snapshot, and the outbox
+                // relay dead-letters the same event where it can be inspected.
+                Err(e) => {
+                    self.metrics.live_dropped.inc();
+                    tracing::error!(event_id = %event.event_id(), error = %e, "event does not encode; not published live");
+                }
+            }
         }
         self.release(&mut order);
     }

@@ -150,6 +150,19 @@ async fn relay_once(relay: &Relay, state: &mut ShardState) -> anyhow::Result<usi
     publish_batch(relay, &mut state.shard, entries).await
 }
 
+/// Moves an entry that can never be published (it does not decode, or its event does not
+/// encode) to the dead stream, its reason the error's text, so it does not block the shard.
+async fn dead_letter(
+    shard: &mut OutboxShard,
+    id: &str,
+    reason: impl std::fmt::Display,
+) -> anyhow::Result<()> {
+    let reason = reason.to_string();
+    tracing::error!(entry = %id, %reason, "outbox entry moved to the dead stream");
+    shard.dead_letter(id, &reason).await?;
+    Ok(())
+}
+
 /// Publishes a batch to JetStream, waits for every ack, then removes the acked entries.
 #[tracing::instrument(name = "nats.publish_archive", level = "debug", skip_all, fields(count = entries.len()))]
 async fn publish_batch(
@@ -159,24 +172,30 @@ async fn publish_batch(
 ) -> anyhow::Result<usize> {
     let mut acks = Vec::with_capacity(entries.len());
     for entry in entries {
-        match entry.event {
-            Ok(event) => {
-                let message = PublishMessage::build()
-                    .payload(Bytes::from(event.to_json()))
-                    .message_id(event.event_id().to_string());
-                let subject = relay.subjects.archive(event.item_id());
-                let ack = relay
-                    .jetstream
-                    .send_publish(subject, message)
-                    .await
-                    .context("publishing to JetStream")?;
-                acks.push((entry.id, ack));
+        let event = match entry.event {
+            Ok(event) => event,
+            Err(e) => {
+                dead_letter(shard, &entry.id, &e).await?;
+                continue;
             }
-            Err(reason) => {
-                tracing::error!(entry = %entry.id, %reason, "undecodable outbox entry moved to the dead stream");
-                shard.dead_letter(&entry.id, &reason).await?;
+        };
+        let payload = match event.to_json() {
+            Ok(payload) => payload,
+            Err(e) => {
+                dead_letter(shard, &entry.id, &e).await?;
+                continue;
             }
-        }
+        };
+        let message = PublishMessage::build()
+            .payload(Bytes::from(payload))
+            .message_id(event.event_id().to_string());
+        let subject = relay.subjects.archive(event.item_id());
+        let ack = relay
+            .jetstream
+            .send_publish(subject, message)
+            .await
+            .context("publishing to JetStream")?;
+        acks.push((entry.id, ack));
     }
     let results = futures::future::join_all(
         acks.into_iter()

@@ -172,7 +172,7 @@ async fn drain(args: &BenchArchiveArgs) -> anyhow::Result<Drain> {
         let item = &items[(n % 100) as usize];
         let event = bid(item, n / 100 + 1, n % 1_000);
         pending.push(
-            js.publish(subjects.archive(item), event.to_json().into())
+            js.publish(subjects.archive(item), event.to_json()?.into())
                 .await
                 .map_err(|e| anyhow::anyhow!(e))?,
         );

@@ -87,11 +87,33 @@ impl Event {
         }
     }
 
+    pub fn timestamp(&self) -> Timestamp {
+        match self {
+            Event::BidPlaced(e) => e.timestamp,
+            Event::AuctionClosed(e) => e.timestamp,
+            Event::AuctionExtended(e) => e.timestamp,
+            Event::AuctionRelisted(e) => e.timestamp,
+        }
+    }
+
+    /// The auction round the event belongs to.
+    pub fn round(&self) -> u32 {
+        match self {
+            Event::BidPlaced(e) => e.round,
+            Event::AuctionClosed(e) => e.round,
+            Event::AuctionExtended(e) => e.round,
+            Event::AuctionRelisted(e) => e.round,
+        }
+    }
+
     /// The JSON bytes sent on the wire.
-    pub fn to_json(&self) -> Vec<u8> {
-        // Serializing these plain structs to a Vec cannot fail: every field is a string,
-        // integer, bool or a RawValue built from digits we formatted ourselves.
-        serde_json::to_vec(self).unwrap_or_default()
+    ///
+    /// # Errors
+    /// Only if a field's serializer refuses its value (the decimal amounts are checked as
+    /// JSON when written). Callers skip such an event rather than publish something else: an
+    /// empty payload would reach every viewer and the archive as a broken event.
+    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
     }
 }
 
@@ -233,10 +255,11 @@ impl Serialize for AuctionClosed {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn bid() -> BidPlaced {
+    /// A bid every event test starts from.
+    pub(crate) fn bid() -> BidPlaced {
         let event_id = EventId::new();
         BidPlaced {
             event_id,
@@ -256,7 +279,7 @@ mod tests {
     #[test]
     fn bid_placed_has_the_compatible_wire_shape() {
         let json: serde_json::Value =
-            serde_json::from_slice(&Event::BidPlaced(bid()).to_json()).unwrap();
+            serde_json::from_slice(&Event::BidPlaced(bid()).to_json().unwrap()).unwrap();
         assert_eq!(json["type"], "bid_placed");
         assert_eq!(json["item_id"], "item-1");
         assert_eq!(json["user_id"], "alice");
@@ -268,61 +291,68 @@ mod tests {
         assert!(json["event_id"].as_str().unwrap().len() == 36);
     }
 
-    #[test]
-    fn events_round_trip_through_json() {
-        let placed = Event::BidPlaced(bid());
-        assert_eq!(
-            serde_json::from_slice::<Event>(&placed.to_json()).unwrap(),
-            placed
-        );
-        let closed = Event::AuctionClosed(AuctionClosed {
+    fn closed(winner: Option<&str>, cancelled: bool) -> Event {
+        Event::AuctionClosed(AuctionClosed {
             event_id: EventId::new(),
             item_id: ItemId::parse("item-1").unwrap(),
             seq: 8,
             timestamp: Timestamp::from_micros(1),
-            winner_id: Some(UserId::parse("alice").unwrap()),
-            final_price_cents: Some(20_050),
-            reserve_met: true,
+            winner_id: winner.map(|w| UserId::parse(w).unwrap()),
+            final_price_cents: winner.map(|_| 20_050),
+            reserve_met: winner.is_some(),
             round: 1,
-            cancelled: false,
-            reason: None,
-        });
-        assert_eq!(
-            serde_json::from_slice::<Event>(&closed.to_json()).unwrap(),
-            closed
-        );
-        let relisted = Event::AuctionRelisted(AuctionRelisted {
-            event_id: EventId::new(),
-            item_id: ItemId::parse("item-1").unwrap(),
-            seq: 9,
-            timestamp: Timestamp::from_micros(1),
-            round: 2,
-            starting_price_cents: 500,
-            start_time: Timestamp::from_micros(2),
-            end_time: Timestamp::from_micros(3),
-        });
-        assert_eq!(
-            serde_json::from_slice::<Event>(&relisted.to_json()).unwrap(),
-            relisted
-        );
-        let extended = Event::AuctionExtended(AuctionExtended {
-            event_id: EventId::new(),
-            item_id: ItemId::parse("item-1").unwrap(),
-            seq: 10,
-            timestamp: Timestamp::from_micros(1),
-            end_time: Timestamp::from_micros(5),
-            round: 2,
-        });
-        assert_eq!(
-            serde_json::from_slice::<Event>(&extended.to_json()).unwrap(),
-            extended
-        );
+            cancelled,
+            reason: cancelled.then(|| "fraud, see ticket 7".to_owned()),
+        })
+    }
+
+    /// One event of every type, and a close with a winner, without one, and cancelled.
+    pub(crate) fn every_event() -> Vec<Event> {
+        vec![
+            Event::BidPlaced(bid()),
+            Event::BidPlaced(BidPlaced {
+                extended: true,
+                round: 2,
+                ..bid()
+            }),
+            closed(Some("alice"), false),
+            closed(None, false),
+            closed(None, true),
+            Event::AuctionRelisted(AuctionRelisted {
+                event_id: EventId::new(),
+                item_id: ItemId::parse("item-1").unwrap(),
+                seq: 9,
+                timestamp: Timestamp::from_micros(1),
+                round: 2,
+                starting_price_cents: 500,
+                start_time: Timestamp::from_micros(2),
+                end_time: Timestamp::from_micros(3),
+            }),
+            Event::AuctionExtended(AuctionExtended {
+                event_id: EventId::new(),
+                item_id: ItemId::parse("item-1").unwrap(),
+                seq: 10,
+                timestamp: Timestamp::from_micros(1),
+                end_time: Timestamp::from_micros(5),
+                round: 2,
+            }),
+        ]
+    }
+
+    #[test]
+    fn events_round_trip_through_json() {
+        for event in every_event() {
+            assert_eq!(
+                serde_json::from_slice::<Event>(&event.to_json().unwrap()).unwrap(),
+                event
+            );
+        }
     }
 
     #[test]
     fn event_with_invalid_item_id_is_not_decoded() {
         let mut json: serde_json::Value =
-            serde_json::from_slice(&Event::BidPlaced(bid()).to_json()).unwrap();
+            serde_json::from_slice(&Event::BidPlaced(bid()).to_json().unwrap()).unwrap();
         json["item_id"] = "a.b".into();
         assert!(serde_json::from_value::<Event>(json).is_err());
     }

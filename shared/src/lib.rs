@@ -4,6 +4,8 @@
 //!   as NATS subject tokens and Redis key parts.
 //! * [`money`]: [`Cents`], money as integer minor units, parsed from decimal literals exactly.
 //! * [`event`]: the event schema published live, archived and stored ([`Event`]).
+//! * [`event_fields`]: the same event as the flat field list the gateway's scripts write to
+//!   the outbox and return ([`Event::to_fields`], [`Event::from_fields`]).
 //! * [`timestamp`]: microsecond UTC timestamps rendered as RFC 3339.
 //! * [`nats`]: the NATS connection policy every service uses.
 //! * [`subjects`]: NATS subject and stream names.
@@ -14,6 +16,7 @@
 //! * [`telemetry`]: one tracing subscriber setup, JSON or pretty.
 
 pub mod event;
+pub mod event_fields;
 pub mod ids;
 pub mod item_state;
 pub mod money;
@@ -26,6 +29,7 @@ pub mod telemetry;
 pub mod timestamp;
 
 pub use event::{AuctionClosed, AuctionExtended, AuctionRelisted, BidPlaced, Event, EventId};
+pub use event_fields::{FieldError, FieldList};
 pub use ids::{IdError, IdempotencyKey, ItemId, UserId};
 pub use item_state::{ItemState, ItemStatus};
 pub use money::{Cents, MoneyError};

@@ -5,14 +5,13 @@
 
 use super::json_body::JsonBody;
 use super::{ApiContext, item_id};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::store::{CloseMode, CloseOutcome, ExtendOutcome, Relist, RelistOutcome};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use shared::{Cents, Event, ItemId, Timestamp};
 
 pub fn router() -> Router<ApiContext> {
@@ -52,18 +51,26 @@ fn authorize(ctx: &ApiContext, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// Publishes an admin event live (in `seq` order with bids) and teaches the price cache.
-fn announce(ctx: &ApiContext, item: &ItemId, event: Event) -> Value {
+/// The answer to an admin action: the event it produced, in its wire form.
+#[derive(Debug, Serialize)]
+struct Announced {
+    item_id: ItemId,
+    event: Event,
+}
+
+/// Publishes an admin event live (in `seq` order with bids), teaches the price cache, and
+/// answers with the event.
+fn announce(ctx: &ApiContext, item: &ItemId, event: Event) -> Json<Announced> {
     ctx.prices.forget(item);
     ctx.live.begin(item).finish(Some(&event));
-    serde_json::to_value(&event).unwrap_or(Value::Null)
+    Json(Announced {
+        item_id: item.clone(),
+        event,
+    })
 }
 
 fn not_active(message: &str) -> ApiError {
-    ApiError::AuctionNotActive {
-        code: "auction_not_active",
-        message: message.to_owned(),
-    }
+    ApiError::new(ErrorCode::AuctionNotActive, message)
 }
 
 async fn end(
@@ -71,13 +78,10 @@ async fn end(
     raw: String,
     mode: CloseMode,
     reason: &str,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Announced>, ApiError> {
     let id = item_id(raw)?;
     match ctx.store.close_item(&id, mode, reason).await? {
-        CloseOutcome::Closed(close) => {
-            let event = announce(&ctx, &id, Event::AuctionClosed(close));
-            Ok(Json(json!({ "item_id": id, "event": event })))
-        }
+        CloseOutcome::Closed(close) => Ok(announce(&ctx, &id, Event::AuctionClosed(close))),
         CloseOutcome::Gone => match ctx.store.get_item(&id).await? {
             None => Err(ApiError::ItemNotFound(id.to_string())),
             Some(_) => Err(not_active("the auction is already closed or cancelled")),
@@ -94,7 +98,7 @@ async fn close_now(
     State(ctx): State<ApiContext>,
     headers: HeaderMap,
     Path(raw): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Announced>, ApiError> {
     authorize(&ctx, &headers)?;
     end(ctx, raw, CloseMode::Now, "").await
 }
@@ -111,12 +115,12 @@ async fn cancel(
     headers: HeaderMap,
     Path(raw): Path<String>,
     JsonBody(request): JsonBody<CancelRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Announced>, ApiError> {
     authorize(&ctx, &headers)?;
     let reason = request.reason.trim();
     if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::invalid(
-            "invalid_reason",
+        return Err(ApiError::new(
+            ErrorCode::InvalidReason,
             "reason must have 1 to 500 characters",
         ));
     }
@@ -135,18 +139,17 @@ async fn extend(
     headers: HeaderMap,
     Path(raw): Path<String>,
     JsonBody(request): JsonBody<ExtendRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Announced>, ApiError> {
     authorize(&ctx, &headers)?;
     let id = item_id(raw)?;
     match ctx.store.extend_item(&id, request.end_time).await? {
         ExtendOutcome::Extended(extended) => {
-            let event = announce(&ctx, &id, Event::AuctionExtended(extended));
-            Ok(Json(json!({ "item_id": id, "event": event })))
+            Ok(announce(&ctx, &id, Event::AuctionExtended(extended)))
         }
         ExtendOutcome::NotFound => Err(ApiError::ItemNotFound(id.to_string())),
         ExtendOutcome::NotActive => Err(not_active("only a running auction can be extended")),
-        ExtendOutcome::NotLater => Err(ApiError::invalid(
-            "invalid_end_time",
+        ExtendOutcome::NotLater => Err(ApiError::new(
+            ErrorCode::InvalidEndTime,
             "end_time must be later than the current end time",
         )),
     }
@@ -170,7 +173,7 @@ async fn relist(
     headers: HeaderMap,
     Path(raw): Path<String>,
     JsonBody(request): JsonBody<RelistRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Announced>, ApiError> {
     authorize(&ctx, &headers)?;
     let id = item_id(raw)?;
     let window = request.extension_window_secs.unwrap_or(0).min(86_400);
@@ -186,16 +189,15 @@ async fn relist(
     };
     match ctx.store.relist_item(&id, &terms).await? {
         RelistOutcome::Relisted(relisted) => {
-            let event = announce(&ctx, &id, Event::AuctionRelisted(relisted));
-            Ok(Json(json!({ "item_id": id, "event": event })))
+            Ok(announce(&ctx, &id, Event::AuctionRelisted(relisted)))
         }
         RelistOutcome::NotFound => Err(ApiError::ItemNotFound(id.to_string())),
-        RelistOutcome::Active => Err(ApiError::Conflict {
-            code: "auction_active",
-            message: "the current round is still running; close or cancel it first".into(),
-        }),
-        RelistOutcome::EndsInThePast => Err(ApiError::invalid(
-            "invalid_end_time",
+        RelistOutcome::Active => Err(ApiError::new(
+            ErrorCode::AuctionActive,
+            "the current round is still running; close or cancel it first",
+        )),
+        RelistOutcome::EndsInThePast => Err(ApiError::new(
+            ErrorCode::InvalidEndTime,
             "end_time must be in the future and after start_time",
         )),
     }

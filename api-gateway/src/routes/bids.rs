@@ -6,7 +6,7 @@
 
 use super::json_body::JsonBody;
 use super::{ApiContext, item_id};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::price_cache::KnownPrice;
 use crate::store::{BidOutcome, BidReply, PlaceBid, StoreError};
 use axum::extract::{Path, State};
@@ -33,7 +33,7 @@ struct BidRequest {
 struct BidResponse {
     success: bool,
     message: &'static str,
-    /// `accepted` or `bid_too_low`.
+    /// The outcome: `accepted` or `bid_too_low`.
     code: &'static str,
     #[serde(serialize_with = "serialize_cents")]
     current_bid: i64,
@@ -56,16 +56,25 @@ struct BidResponse {
     replayed: bool,
 }
 
+const ACCEPTED: &str = "bid accepted";
+const TOO_LOW: &str = "bid is below the minimum next bid";
+
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
     let text = value.to_str().map_err(|_| {
-        ApiError::invalid("invalid_idempotency_key", "Idempotency-Key must be ASCII")
+        ApiError::new(
+            ErrorCode::InvalidIdempotencyKey,
+            "Idempotency-Key must be ASCII",
+        )
     })?;
-    IdempotencyKey::parse(text)
-        .map(Some)
-        .map_err(|e| ApiError::invalid("invalid_idempotency_key", format!("Idempotency-Key {e}")))
+    IdempotencyKey::parse(text).map(Some).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidIdempotencyKey,
+            format!("Idempotency-Key {e}"),
+        )
+    })
 }
 
 #[tracing::instrument(
@@ -88,7 +97,7 @@ async fn place_bid(
         idempotency_key: idempotency_key(&headers)?,
     };
     if let Err(wait) = ctx.rate_limit.check(&bid.user_id) {
-        ctx.metrics.bid("rate_limited");
+        ctx.metrics.bid(ErrorCode::RateLimited.as_str());
         return Err(ApiError::RateLimited {
             retry_after_secs: wait.as_secs().max(1),
         });
@@ -101,7 +110,7 @@ async fn place_bid(
             .rejects(&bid.item_id, bid.amount_cents, Timestamp::now())
     {
         ctx.metrics.prefilter_rejections.inc();
-        ctx.metrics.bid("bid_too_low");
+        ctx.metrics.bid(BidOutcome::TooLow.as_str());
         ctx.metrics
             .bid_duration
             .observe(started.elapsed().as_secs_f64());
@@ -133,23 +142,11 @@ async fn place_bid(
     if let Some(event) = &event {
         tracing::Span::current().record("event_id", tracing::field::display(event.event_id()));
     }
-    ctx.metrics.bid(outcome_label(reply.outcome));
+    ctx.metrics.bid(reply.outcome.as_str());
     ctx.metrics
         .bid_duration
         .observe(started.elapsed().as_secs_f64());
     respond(&bid, &reply, event.as_ref())
-}
-
-fn outcome_label(outcome: BidOutcome) -> &'static str {
-    match outcome {
-        BidOutcome::Accepted => "accepted",
-        BidOutcome::TooLow => "bid_too_low",
-        BidOutcome::NotFound => "not_found",
-        BidOutcome::NotStarted => "not_started",
-        BidOutcome::Closed => "closed",
-        BidOutcome::Cancelled => "cancelled",
-        BidOutcome::IdempotencyConflict => "idempotency_conflict",
-    }
 }
 
 fn respond(
@@ -157,29 +154,33 @@ fn respond(
     reply: &BidReply,
     event: Option<&Event>,
 ) -> Result<Json<BidResponse>, ApiError> {
-    let not_active = |code, message: &str| ApiError::AuctionNotActive {
-        code,
-        message: message.to_owned(),
-    };
-    let (success, code, message) = match reply.outcome {
-        BidOutcome::Accepted => (true, "accepted", "bid accepted"),
-        BidOutcome::TooLow => (false, "bid_too_low", "bid is below the minimum next bid"),
+    let success = match reply.outcome {
+        BidOutcome::Accepted => true,
+        BidOutcome::TooLow => false,
         BidOutcome::NotFound => return Err(ApiError::ItemNotFound(bid.item_id.to_string())),
         BidOutcome::NotStarted => {
-            return Err(not_active(
-                "auction_not_started",
+            return Err(ApiError::new(
+                ErrorCode::AuctionNotStarted,
                 "the auction has not started yet",
             ));
         }
-        BidOutcome::Closed => return Err(not_active("auction_closed", "the auction has ended")),
+        BidOutcome::Closed => {
+            return Err(ApiError::new(
+                ErrorCode::AuctionClosed,
+                "the auction has ended",
+            ));
+        }
         BidOutcome::Cancelled => {
-            return Err(not_active("auction_cancelled", "the auction was cancelled"));
+            return Err(ApiError::new(
+                ErrorCode::AuctionCancelled,
+                "the auction was cancelled",
+            ));
         }
         BidOutcome::IdempotencyConflict => {
-            return Err(ApiError::Conflict {
-                code: "idempotency_key_reused",
-                message: "this Idempotency-Key was already used for a different bid".into(),
-            });
+            return Err(ApiError::new(
+                ErrorCode::IdempotencyKeyReused,
+                "this Idempotency-Key was already used for a different bid",
+            ));
         }
     };
     let placed = match event {
@@ -188,8 +189,8 @@ fn respond(
     };
     Ok(Json(BidResponse {
         success,
-        message,
-        code,
+        message: if success { ACCEPTED } else { TOO_LOW },
+        code: reply.outcome.as_str(),
         current_bid: reply.current_cents,
         current_bid_cents: reply.current_cents,
         your_bid: bid.amount_cents,
@@ -207,8 +208,8 @@ fn respond(
 fn too_low_from_cache(bid: &PlaceBid, known: KnownPrice) -> BidResponse {
     BidResponse {
         success: false,
-        message: "bid is below the minimum next bid",
-        code: "bid_too_low",
+        message: TOO_LOW,
+        code: BidOutcome::TooLow.as_str(),
         current_bid: known.current_cents,
         current_bid_cents: known.current_cents,
         your_bid: bid.amount_cents,

@@ -5,7 +5,7 @@
 //! current prices come from `GET /api/v1/items/{id}`, which reads Redis.
 
 use super::{ApiContext, item_id};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::read_model::{ReadError, UserCursor};
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
@@ -37,15 +37,15 @@ fn limit(requested: Option<i64>) -> Result<i64, ApiError> {
     match requested {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::invalid(
-            "invalid_limit",
+        Some(_) => Err(ApiError::new(
+            ErrorCode::InvalidLimit,
             format!("limit must be between 1 and {MAX_LIMIT}"),
         )),
     }
 }
 
 fn user_id(raw: String) -> Result<UserId, ApiError> {
-    UserId::parse(raw).map_err(|e| ApiError::invalid("invalid_user_id", format!("user id {e}")))
+    UserId::parse(raw).map_err(|e| ApiError::new(ErrorCode::InvalidUserId, format!("user id {e}")))
 }
 
 type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
@@ -53,7 +53,7 @@ type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>
 fn query<T>(query: QueryResult<T>) -> Result<T, ApiError> {
     query
         .map(|Query(q)| q)
-        .map_err(|e| ApiError::invalid("invalid_query", e.body_text()))
+        .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,8 +73,8 @@ async fn item_bids(
     let params = query(params)?;
     let limit = limit(params.limit)?;
     if params.before_seq.is_some_and(|s| s < 1) {
-        return Err(ApiError::invalid(
-            "invalid_cursor",
+        return Err(ApiError::new(
+            ErrorCode::InvalidCursor,
             "before_seq must be positive",
         ));
     }
@@ -110,8 +110,8 @@ async fn user_bids(
     let before = match params.before.as_deref() {
         None => None,
         Some(text) => Some(UserCursor::parse(text).ok_or_else(|| {
-            ApiError::invalid(
-                "invalid_cursor",
+            ApiError::new(
+                ErrorCode::InvalidCursor,
                 "before must be a next_cursor from a previous page",
             )
         })?),

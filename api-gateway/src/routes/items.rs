@@ -2,7 +2,7 @@
 
 use super::json_body::JsonBody;
 use super::{ApiContext, item_id};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::store::{CreatedItem, NewItem};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -46,14 +46,14 @@ impl CreateItemRequest {
     fn validate(self) -> Result<NewItem, ApiError> {
         let name = self.name.trim().to_owned();
         if name.is_empty() || name.chars().count() > 200 {
-            return Err(ApiError::invalid(
-                "invalid_name",
+            return Err(ApiError::new(
+                ErrorCode::InvalidName,
                 "name must have 1 to 200 characters",
             ));
         }
         if self.description.chars().count() > 5000 {
-            return Err(ApiError::invalid(
-                "invalid_description",
+            return Err(ApiError::new(
+                ErrorCode::InvalidDescription,
                 "description must have at most 5000 characters",
             ));
         }
@@ -61,22 +61,22 @@ impl CreateItemRequest {
         let end_us = self.end_time.micros();
         let reference = start_us.unwrap_or_else(|| Timestamp::now().micros());
         if end_us - reference > MAX_DURATION_US {
-            return Err(ApiError::invalid(
-                "invalid_end_time",
+            return Err(ApiError::new(
+                ErrorCode::InvalidEndTime,
                 "an auction may last at most 366 days",
             ));
         }
         let window = self.extension_window_secs.unwrap_or(0);
         let extension = self.extension_secs.unwrap_or(window);
         if window > MAX_EXTENSION_SECS || extension > MAX_EXTENSION_SECS {
-            return Err(ApiError::invalid(
-                "invalid_extension",
+            return Err(ApiError::new(
+                ErrorCode::InvalidExtension,
                 "extension_window_secs and extension_secs must be at most 86400",
             ));
         }
         if window > 0 && extension == 0 {
-            return Err(ApiError::invalid(
-                "invalid_extension",
+            return Err(ApiError::new(
+                ErrorCode::InvalidExtension,
                 "extension_secs must be positive when extension_window_secs is set",
             ));
         }
@@ -109,14 +109,14 @@ async fn create_item(
     match ctx.store.create_item(&item).await? {
         CreatedItem::Created => {}
         CreatedItem::Exists => {
-            return Err(ApiError::Conflict {
-                code: "item_exists",
-                message: format!("item {} already exists", item.id),
-            });
+            return Err(ApiError::new(
+                ErrorCode::ItemExists,
+                format!("item {} already exists", item.id),
+            ));
         }
         CreatedItem::EndsInThePast => {
-            return Err(ApiError::invalid(
-                "invalid_end_time",
+            return Err(ApiError::new(
+                ErrorCode::InvalidEndTime,
                 "end_time must be in the future and after start_time",
             ));
         }
@@ -159,7 +159,7 @@ async fn list_items(
     State(ctx): State<ApiContext>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::invalid("invalid_query", e.body_text()))?;
+    let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
     let wanted = match query.status.as_deref() {
         None | Some("") => None,
         Some("scheduled") => Some(ItemStatus::Scheduled),
@@ -167,8 +167,8 @@ async fn list_items(
         Some("closed") => Some(ItemStatus::Closed),
         Some("cancelled") => Some(ItemStatus::Cancelled),
         Some(other) => {
-            return Err(ApiError::invalid(
-                "invalid_status",
+            return Err(ApiError::new(
+                ErrorCode::InvalidStatus,
                 format!("status must be scheduled, active, closed or cancelled, not {other:?}"),
             ));
         }

@@ -4,7 +4,7 @@
 //! always send one) and every failure is an `ApiError` with the serde message, so a client
 //! learns exactly which field broke which rule.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
@@ -19,16 +19,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge
             } else {
-                ApiError::invalid("invalid_body", rejection.body_text())
+                ApiError::new(ErrorCode::InvalidBody, rejection.body_text())
             }
         })?;
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
             let code = if e.is_data() {
-                "invalid_input"
+                ErrorCode::InvalidInput
             } else {
-                "invalid_json"
+                ErrorCode::InvalidJson
             };
-            ApiError::invalid(code, e.to_string())
+            ApiError::new(code, e.to_string())
         })
     }
 }

@@ -15,7 +15,7 @@ mod items;
 mod json_body;
 
 use crate::config::Config;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::live_publisher::LivePublisher;
 use crate::metrics::Metrics;
 use crate::price_cache::PriceCache;
@@ -48,7 +48,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(bids::router())
         .merge(history::router())
         .merge(admin::router())
-        .fallback(|| async { ApiError::invalid("not_found", "no such endpoint") })
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(ctx)
 }
@@ -67,5 +67,5 @@ impl From<StoreError> for ApiError {
 
 /// Parses an item id from the path, as a 400 naming the rule when it is invalid.
 fn item_id(raw: String) -> Result<ItemId, ApiError> {
-    ItemId::parse(raw).map_err(|e| ApiError::invalid("invalid_item_id", format!("item id {e}")))
+    ItemId::parse(raw).map_err(|e| ApiError::new(ErrorCode::InvalidItemId, format!("item id {e}")))
 }

@@ -14,10 +14,14 @@
 --          the end time becomes now) or "cancel" (an admin cancels it: no winner)
 -- ARGV[4]  cancellation reason (mode "cancel")
 --
--- Reply: {"closed", seq, ts_us, winner_id ("" if none), final_price_cents ("" if none),
---         reserve_met ("1"/"0"), round, cancelled ("1"/"0")}
---      | {"not_due", end_us} | {"gone"}   (already closed, cancelled, or no such item)
---      | {"ended"}                         (mode "cancel" after the end: the result stands)
+-- Reply: {reply_fields} or {reply_fields, event_fields}, each a flat name, value, … list
+-- (the shape every gateway script answers in, decoded by store/script_reply.rs):
+--   outcome "closed", with event_fields: the auction_closed event exactly as appended to the
+--           outbox (type, event_id, item_id, seq, ts_us, winner_id ("" if none),
+--           final_price_cents ("" if none), reserve_met, round, cancelled ("1"/"0"), reason)
+--   outcome "not_due", end_us   (a late bid moved the end; the closing score is corrected)
+--   outcome "gone"              (already closed, cancelled, or no such item)
+--   outcome "ended"             (mode "cancel" after the end: the result stands)
 
 local function int(n) return string.format('%d', n) end
 
@@ -28,7 +32,7 @@ local f = redis.call('HMGET', item, 'status', 'end_us', 'current_cents', 'highes
   'bid_count', 'seq', 'reserve_cents', 'round')
 if not f[1] or f[1] ~= 'active' then
   redis.call('ZREM', closing, item_id)
-  return {'gone'}
+  return {{'outcome', 'gone'}}
 end
 
 local end_us = tonumber(f[2])
@@ -36,10 +40,10 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 if mode == 'due' and now < end_us then
   redis.call('ZADD', closing, end_us, item_id)
-  return {'not_due', int(end_us)}
+  return {{'outcome', 'not_due', 'end_us', int(end_us)}}
 end
 if mode == 'cancel' and now >= end_us then
-  return {'ended'}
+  return {{'outcome', 'ended'}}
 end
 -- An early end (admin) moves the end time to now: every view of the auction agrees it is over.
 if now < end_us then
@@ -61,11 +65,10 @@ local round = f[8] or '1'
 redis.call('HSET', item, 'status', cancelled and 'cancelled' or 'closed', 'seq', int(seq),
   'winner_id', winner, 'closed_us', int(now), 'end_us', int(end_us), 'cancel_reason', reason)
 redis.call('ZREM', closing, item_id)
-redis.call('XADD', outbox, '*',
-  'type', 'auction_closed', 'event_id', event_id, 'item_id', item_id, 'seq', int(seq),
-  'ts_us', int(now), 'winner_id', winner, 'final_price_cents', price,
+local event = {'type', 'auction_closed', 'event_id', event_id, 'item_id', item_id,
+  'seq', int(seq), 'ts_us', int(now), 'winner_id', winner, 'final_price_cents', price,
   'reserve_met', reserve_met and '1' or '0', 'round', round,
-  'cancelled', cancelled and '1' or '0', 'reason', reason)
+  'cancelled', cancelled and '1' or '0', 'reason', reason}
+redis.call('XADD', outbox, '*', unpack(event))
 
-return {'closed', int(seq), int(now), winner, price, reserve_met and '1' or '0', round,
-  cancelled and '1' or '0'}
+return {{'outcome', 'closed'}, event}

@@ -7,20 +7,23 @@
 -- ARGV[3]  end time µs
 -- ARGV[4..] field/value pairs of the remaining item fields
 --
--- Reply: {"created", start_us, end_us, created_us} | {"exists"} | {"ended"}
+-- Reply: {reply_fields}, a flat name, value, … list (the shape every gateway script answers
+-- in, decoded by store/script_reply.rs; this one writes no event):
+--   outcome "created", start_us, end_us, created_us
+--   outcome "exists" | "ended"   (the end is not after now and the start)
 -- The end time is checked against Redis TIME, the clock every bid is judged by.
 
 local function int(n) return string.format('%d', n) end
 
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  return {'exists'}
+  return {{'outcome', 'exists'}}
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local start_us = tonumber(ARGV[2]) or now
 local end_us = tonumber(ARGV[3])
 if end_us <= now or end_us <= start_us then
-  return {'ended'}
+  return {{'outcome', 'ended'}}
 end
 
 local fields = {'status', 'active', 'start_us', int(start_us), 'end_us', int(end_us),
@@ -29,4 +32,5 @@ local fields = {'status', 'active', 'start_us', int(start_us), 'end_us', int(end
 for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('ZADD', KEYS[2], end_us, ARGV[1])
-return {'created', int(start_us), int(end_us), int(now)}
+return {{'outcome', 'created', 'start_us', int(start_us), 'end_us', int(end_us),
+  'created_us', int(now)}}

@@ -11,15 +11,21 @@
 -- ARGV[5]  "1" when an Idempotency-Key was given, else "0"
 -- ARGV[6]  idempotency record TTL in seconds
 --
--- Reply: an array of strings
---   [1] outcome: accepted | bid_too_low | not_found | not_started | closed | cancelled
---                | idempotency_conflict
---   [2] current price in cents after this call   [3] seq after this call
---   [4] highest bidder ("" if none)               [5] end time, microseconds
---   [6] minimum next bid in cents                 [7] round
---   when accepted, also:
---   [8] event id  [9] timestamp (µs)  [10] previous price in cents  [11] extended ("1"/"0")
---   last element "replayed" when this is the stored answer of an earlier identical request.
+-- Reply: {reply_fields} or {reply_fields, event_fields}, each a flat name, value, … list
+-- (the shape every gateway script answers in, decoded by store/script_reply.rs):
+--   reply_fields  outcome: accepted | bid_too_low | not_found | not_started | closed
+--                          | cancelled | idempotency_conflict
+--                 and, except for not_found and idempotency_conflict, the item after this call:
+--                 current_cents, seq, highest_bidder ("" if none), end_us, minimum_cents
+--                 (the minimum next bid), round
+--                 replayed "1" when this is the stored answer of an earlier identical request
+--   event_fields  when accepted: the bid_placed event exactly as appended to the outbox
+--                 (type, event_id, item_id, seq, ts_us, user_id, amount_cents, previous_cents,
+--                 end_us, extended "1"/"0", round; see shared/src/event_fields.rs)
+--
+-- Idempotency: the whole reply is stored (cjson, with user and amount) under KEYS[4] and
+-- returned again, marked replayed, for the same key, user and amount; the optimistic strategy
+-- (store/optimistic.rs) reads and writes the same record.
 --
 -- Numbers are handled as Lua doubles, exact up to 2^53: microsecond timestamps (~1.7e15) and
 -- cents (at most 1e14) fit. They are written with %d because tostring() would use %.14g and
@@ -37,10 +43,12 @@ if use_idem then
   if stored then
     local record = cjson.decode(stored)
     if record.user ~= user or record.amount ~= amount_text then
-      return {'idempotency_conflict'}
+      return {{'outcome', 'idempotency_conflict'}}
     end
     local reply = record.reply
-    reply[#reply + 1] = 'replayed'
+    local fields = reply[1]
+    fields[#fields + 1] = 'replayed'
+    fields[#fields + 1] = '1'
     return reply
   end
 end
@@ -49,7 +57,7 @@ local f = redis.call('HMGET', item, 'status', 'start_us', 'end_us', 'starting_ce
   'min_increment_cents', 'current_cents', 'bid_count', 'seq', 'ext_window_us', 'ext_us',
   'highest_bidder', 'round')
 if not f[1] then
-  return {'not_found'}
+  return {{'outcome', 'not_found'}}
 end
 
 local status = f[1]
@@ -73,8 +81,15 @@ local function remember(reply)
   return reply
 end
 
+-- The item as this call leaves it.
+local function reply_fields(outcome)
+  return {'outcome', outcome, 'current_cents', int(current), 'seq', int(seq),
+    'highest_bidder', highest, 'end_us', int(end_us), 'minimum_cents', int(minimum),
+    'round', round}
+end
+
 local function answer(outcome)
-  return remember({outcome, int(current), int(seq), highest, int(end_us), int(minimum), round})
+  return remember({reply_fields(outcome)})
 end
 
 if status == 'cancelled' then return answer('cancelled') end
@@ -97,11 +112,10 @@ redis.call('HSET', item, 'current_cents', amount_text, 'highest_bidder', user,
   'bid_count', int(bid_count + 1), 'seq', int(seq), 'end_us', int(end_us))
 minimum = current + increment
 
-redis.call('XADD', outbox, '*',
-  'type', 'bid_placed', 'event_id', event_id, 'item_id', item_id, 'seq', int(seq),
-  'ts_us', int(now), 'user_id', user, 'amount_cents', amount_text,
+local event = {'type', 'bid_placed', 'event_id', event_id, 'item_id', item_id,
+  'seq', int(seq), 'ts_us', int(now), 'user_id', user, 'amount_cents', amount_text,
   'previous_cents', int(previous), 'end_us', int(end_us), 'extended', extended,
-  'round', round)
+  'round', round}
+redis.call('XADD', outbox, '*', unpack(event))
 
-return remember({'accepted', int(current), int(seq), highest, int(end_us), int(minimum), round,
-  event_id, int(now), int(previous), extended})
+return remember({reply_fields('accepted'), event})

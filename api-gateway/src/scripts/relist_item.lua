@@ -13,8 +13,13 @@
 -- ARGV[5]  starting price cents  ARGV[6] min increment cents  ARGV[7] reserve cents (0 = none)
 -- ARGV[8]  extension window µs   ARGV[9] extension µs
 --
--- Reply: {"relisted", seq, ts_us, round, start_us, end_us} | {"not_found"} | {"active"}
---      | {"ended"}   (the new end is not after now and the start)
+-- Reply: {reply_fields} or {reply_fields, event_fields}, each a flat name, value, … list
+-- (the shape every gateway script answers in, decoded by store/script_reply.rs):
+--   outcome "relisted", with event_fields: the auction_relisted event exactly as appended to
+--           the outbox (type, event_id, item_id, seq, ts_us, round, starting_cents, start_us,
+--           end_us)
+--   outcome "not_found" | "active" (the current round still runs)
+--   outcome "ended"                (the new end is not after now and the start)
 
 local function int(n) return string.format('%d', n) end
 
@@ -22,14 +27,14 @@ local item, closing, outbox = KEYS[1], KEYS[2], KEYS[3]
 local item_id, event_id = ARGV[1], ARGV[2]
 
 local f = redis.call('HMGET', item, 'status', 'seq', 'round')
-if not f[1] then return {'not_found'} end
-if f[1] ~= 'closed' and f[1] ~= 'cancelled' then return {'active'} end
+if not f[1] then return {{'outcome', 'not_found'}} end
+if f[1] ~= 'closed' and f[1] ~= 'cancelled' then return {{'outcome', 'active'}} end
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local start_us = tonumber(ARGV[3]) or now
 local end_us = tonumber(ARGV[4])
-if end_us <= now or end_us <= start_us then return {'ended'} end
+if end_us <= now or end_us <= start_us then return {{'outcome', 'ended'}} end
 
 local seq = tonumber(f[2]) + 1
 local round = (tonumber(f[3]) or 1) + 1
@@ -39,7 +44,8 @@ redis.call('HSET', item, 'status', 'active', 'start_us', int(start_us), 'end_us'
   'ext_window_us', ARGV[8], 'ext_us', ARGV[9], 'current_cents', '0', 'highest_bidder', '',
   'bid_count', '0', 'seq', int(seq), 'round', int(round), 'winner_id', '', 'cancel_reason', '')
 redis.call('ZADD', closing, end_us, item_id)
-redis.call('XADD', outbox, '*', 'type', 'auction_relisted', 'event_id', event_id,
-  'item_id', item_id, 'seq', int(seq), 'ts_us', int(now), 'round', int(round),
-  'starting_cents', ARGV[5], 'start_us', int(start_us), 'end_us', int(end_us))
-return {'relisted', int(seq), int(now), int(round), int(start_us), int(end_us)}
+local event = {'type', 'auction_relisted', 'event_id', event_id, 'item_id', item_id,
+  'seq', int(seq), 'ts_us', int(now), 'round', int(round), 'starting_cents', ARGV[5],
+  'start_us', int(start_us), 'end_us', int(end_us)}
+redis.call('XADD', outbox, '*', unpack(event))
+return {{'outcome', 'relisted'}, event}

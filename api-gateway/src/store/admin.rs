@@ -1,8 +1,8 @@
 //! Admin changes to an auction other than ending it: extending and relisting.
 
+use super::script_reply::ReplyError;
 use super::{Store, StoreError};
-use anyhow::{Context, anyhow};
-use shared::{AuctionExtended, AuctionRelisted, EventId, ItemId, Timestamp};
+use shared::{AuctionExtended, AuctionRelisted, Event, EventId, ItemId, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExtendOutcome {
@@ -36,14 +36,6 @@ pub enum RelistOutcome {
     EndsInThePast,
 }
 
-fn reply_int(reply: &[String], i: usize) -> anyhow::Result<i64> {
-    reply
-        .get(i)
-        .ok_or_else(|| anyhow!("script reply too short: {reply:?}"))?
-        .parse()
-        .with_context(|| format!("script reply field {i} is not an integer: {reply:?}"))
-}
-
 impl Store {
     /// Runs `extend_item.lua`.
     ///
@@ -64,27 +56,17 @@ impl Store {
             .arg(id.as_str())
             .arg(event_id.to_string())
             .arg(end.micros());
-        let mut conn = self.conn.clone();
-        let reply: Vec<String> = self
-            .timed(async move { invocation.invoke_async(&mut conn).await })
-            .await?;
-        let parse = || -> anyhow::Result<ExtendOutcome> {
-            Ok(match reply.first().map(String::as_str) {
-                Some("extended") => ExtendOutcome::Extended(AuctionExtended {
-                    event_id,
-                    item_id: id.clone(),
-                    seq: u64::try_from(reply_int(&reply, 1)?)?,
-                    timestamp: Timestamp::from_micros(reply_int(&reply, 2)?),
-                    end_time: Timestamp::from_micros(reply_int(&reply, 3)?),
-                    round: u32::try_from(reply_int(&reply, 4)?)?,
-                }),
-                Some("not_found") => ExtendOutcome::NotFound,
-                Some("not_active") => ExtendOutcome::NotActive,
-                Some("not_later") => ExtendOutcome::NotLater,
-                _ => anyhow::bail!("unexpected extend reply {reply:?}"),
-            })
-        };
-        parse().map_err(StoreError::Internal)
+        self.run_script("extend_item.lua", invocation, |reply| {
+            match (reply.outcome.as_str(), reply.event) {
+                ("extended", Some(Event::AuctionExtended(e))) => Ok(ExtendOutcome::Extended(e)),
+                ("not_found", None) => Ok(ExtendOutcome::NotFound),
+                ("not_active", None) => Ok(ExtendOutcome::NotActive),
+                ("not_later", None) => Ok(ExtendOutcome::NotLater),
+                (_, Some(_)) | ("extended", None) => Err(ReplyError::EventMismatch(reply.outcome)),
+                _ => Err(ReplyError::UnknownOutcome(reply.outcome)),
+            }
+        })
+        .await
     }
 
     /// Runs `relist_item.lua`.
@@ -112,28 +94,16 @@ impl Store {
             .arg(terms.reserve_cents)
             .arg(terms.extension_window_us)
             .arg(terms.extension_us);
-        let mut conn = self.conn.clone();
-        let reply: Vec<String> = self
-            .timed(async move { invocation.invoke_async(&mut conn).await })
-            .await?;
-        let parse = || -> anyhow::Result<RelistOutcome> {
-            Ok(match reply.first().map(String::as_str) {
-                Some("relisted") => RelistOutcome::Relisted(AuctionRelisted {
-                    event_id,
-                    item_id: id.clone(),
-                    seq: u64::try_from(reply_int(&reply, 1)?)?,
-                    timestamp: Timestamp::from_micros(reply_int(&reply, 2)?),
-                    round: u32::try_from(reply_int(&reply, 3)?)?,
-                    starting_price_cents: terms.starting_cents,
-                    start_time: Timestamp::from_micros(reply_int(&reply, 4)?),
-                    end_time: Timestamp::from_micros(reply_int(&reply, 5)?),
-                }),
-                Some("not_found") => RelistOutcome::NotFound,
-                Some("active") => RelistOutcome::Active,
-                Some("ended") => RelistOutcome::EndsInThePast,
-                _ => anyhow::bail!("unexpected relist reply {reply:?}"),
-            })
-        };
-        parse().map_err(StoreError::Internal)
+        self.run_script("relist_item.lua", invocation, |reply| {
+            match (reply.outcome.as_str(), reply.event) {
+                ("relisted", Some(Event::AuctionRelisted(e))) => Ok(RelistOutcome::Relisted(e)),
+                ("not_found", None) => Ok(RelistOutcome::NotFound),
+                ("active", None) => Ok(RelistOutcome::Active),
+                ("ended", None) => Ok(RelistOutcome::EndsInThePast),
+                (_, Some(_)) | ("relisted", None) => Err(ReplyError::EventMismatch(reply.outcome)),
+                _ => Err(ReplyError::UnknownOutcome(reply.outcome)),
+            }
+        })
+        .await
     }
 }

@@ -1,8 +1,8 @@
 //! The bid write path: one Lua script that validates, applies and records a bid atomically.
 
+use super::script_reply::{OUTCOME, ReplyError, ScriptReply};
 use super::{Store, StoreError};
-use anyhow::{Context, anyhow};
-use shared::{BidPlaced, EventId, IdempotencyKey, ItemId, Timestamp, UserId};
+use shared::{BidPlaced, Event, EventId, FieldList, IdempotencyKey, ItemId, UserId};
 
 /// A bid to apply.
 #[derive(Debug, Clone)]
@@ -26,8 +26,42 @@ pub enum BidOutcome {
     IdempotencyConflict,
 }
 
+impl BidOutcome {
+    const ALL: [BidOutcome; 7] = [
+        BidOutcome::Accepted,
+        BidOutcome::TooLow,
+        BidOutcome::NotFound,
+        BidOutcome::NotStarted,
+        BidOutcome::Closed,
+        BidOutcome::Cancelled,
+        BidOutcome::IdempotencyConflict,
+    ];
+
+    /// The script's `outcome` value, also the gateway's bid metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BidOutcome::Accepted => "accepted",
+            BidOutcome::TooLow => "bid_too_low",
+            BidOutcome::NotFound => "not_found",
+            BidOutcome::NotStarted => "not_started",
+            BidOutcome::Closed => "closed",
+            BidOutcome::Cancelled => "cancelled",
+            BidOutcome::IdempotencyConflict => "idempotency_conflict",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == text)
+    }
+
+    /// Whether the reply describes the item (the others find no item, or no bid to judge).
+    fn has_state(self) -> bool {
+        !matches!(self, BidOutcome::NotFound | BidOutcome::IdempotencyConflict)
+    }
+}
+
 /// The script's answer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BidReply {
     pub outcome: BidOutcome,
     /// Price after the call, seq after the call, and so on; zero/empty for `NotFound` and
@@ -42,6 +76,95 @@ pub struct BidReply {
     pub event: Option<BidPlaced>,
     /// This is the stored answer of an earlier request with the same `Idempotency-Key`.
     pub replayed: bool,
+}
+
+/// `place_bid.lua`'s reply fields besides `outcome` (see its header).
+mod reply_field {
+    pub const CURRENT_CENTS: &str = "current_cents";
+    pub const SEQ: &str = "seq";
+    pub const HIGHEST_BIDDER: &str = "highest_bidder";
+    pub const END_US: &str = "end_us";
+    pub const MINIMUM_CENTS: &str = "minimum_cents";
+    pub const ROUND: &str = "round";
+    pub const REPLAYED: &str = "replayed";
+}
+
+impl BidReply {
+    /// The answer for outcomes that carry no item state.
+    pub(super) fn without_state(outcome: BidOutcome) -> Self {
+        BidReply {
+            outcome,
+            current_cents: 0,
+            seq: 0,
+            highest_bidder: None,
+            end_us: 0,
+            minimum_cents: 0,
+            round: 1,
+            event: None,
+            replayed: false,
+        }
+    }
+
+    /// Reads `place_bid.lua`'s reply (or the idempotency record's copy of it).
+    pub(super) fn from_script(reply: ScriptReply) -> Result<Self, ReplyError> {
+        let ScriptReply {
+            outcome,
+            fields: f,
+            event,
+        } = reply;
+        let Some(outcome) = BidOutcome::parse(&outcome) else {
+            return Err(ReplyError::UnknownOutcome(outcome));
+        };
+        let event = match (outcome, event) {
+            (BidOutcome::Accepted, Some(Event::BidPlaced(placed))) => Some(placed),
+            (_, None) if outcome != BidOutcome::Accepted => None,
+            _ => return Err(ReplyError::EventMismatch(outcome.as_str().to_owned())),
+        };
+        let replayed = f.get(reply_field::REPLAYED) == Some("1");
+        if !outcome.has_state() {
+            return Ok(BidReply {
+                replayed,
+                ..Self::without_state(outcome)
+            });
+        }
+        Ok(BidReply {
+            outcome,
+            current_cents: f.int(reply_field::CURRENT_CENTS)?,
+            seq: f.int(reply_field::SEQ)?,
+            highest_bidder: f.optional_user_id(reply_field::HIGHEST_BIDDER)?,
+            end_us: f.int(reply_field::END_US)?,
+            minimum_cents: f.int(reply_field::MINIMUM_CENTS)?,
+            round: f.int(reply_field::ROUND)?,
+            event,
+            replayed,
+        })
+    }
+
+    /// The reply lists `place_bid.lua` would have given (without `replayed`), for the
+    /// idempotency record the optimistic strategy shares with the script.
+    pub(super) fn to_script_lists(&self) -> Vec<Vec<String>> {
+        let mut f = FieldList::default();
+        f.push(OUTCOME, self.outcome.as_str());
+        if self.outcome.has_state() {
+            f.push(reply_field::CURRENT_CENTS, self.current_cents.to_string());
+            f.push(reply_field::SEQ, self.seq.to_string());
+            f.push(
+                reply_field::HIGHEST_BIDDER,
+                self.highest_bidder
+                    .as_ref()
+                    .map(UserId::as_str)
+                    .unwrap_or_default(),
+            );
+            f.push(reply_field::END_US, self.end_us.to_string());
+            f.push(reply_field::MINIMUM_CENTS, self.minimum_cents.to_string());
+            f.push(reply_field::ROUND, self.round.to_string());
+        }
+        let event = self
+            .event
+            .clone()
+            .map(|placed| Event::BidPlaced(placed).to_fields().into_flat());
+        std::iter::once(f.into_flat()).chain(event).collect()
+    }
 }
 
 impl Store {
@@ -85,89 +208,70 @@ impl Store {
                 "0"
             })
             .arg(idempotency_ttl_secs);
-        let mut conn = self.conn.clone();
-        let reply: Vec<String> = self
-            .timed(async move { invocation.invoke_async(&mut conn).await })
-            .await?;
-        parse_reply(bid, &reply).map_err(StoreError::Internal)
+        self.run_script("place_bid.lua", invocation, BidReply::from_script)
+            .await
     }
 }
 
-/// Reads the bid script's reply (the optimistic strategy builds the same shape).
-pub(super) fn parse_reply(bid: &PlaceBid, reply: &[String]) -> anyhow::Result<BidReply> {
-    let field = |i: usize| {
-        reply
-            .get(i)
-            .map(String::as_str)
-            .ok_or_else(|| anyhow!("bid script reply too short: {reply:?}"))
-    };
-    let int = |i: usize| -> anyhow::Result<i64> {
-        field(i)?
-            .parse()
-            .with_context(|| format!("bid script reply field {i} is not an integer: {reply:?}"))
-    };
-    let outcome = match field(0)? {
-        "accepted" => BidOutcome::Accepted,
-        "bid_too_low" => BidOutcome::TooLow,
-        "not_found" => BidOutcome::NotFound,
-        "not_started" => BidOutcome::NotStarted,
-        "closed" => BidOutcome::Closed,
-        "cancelled" => BidOutcome::Cancelled,
-        "idempotency_conflict" => BidOutcome::IdempotencyConflict,
-        other => anyhow::bail!("unknown bid script outcome {other:?}"),
-    };
-    let replayed = reply.last().is_some_and(|last| last == "replayed");
-    if matches!(
-        outcome,
-        BidOutcome::NotFound | BidOutcome::IdempotencyConflict
-    ) {
-        return Ok(BidReply {
-            outcome,
-            current_cents: 0,
-            seq: 0,
-            highest_bidder: None,
-            end_us: 0,
-            minimum_cents: 0,
-            round: 1,
-            event: None,
-            replayed,
-        });
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(fields: &[&str]) -> ScriptReply {
+        ScriptReply::parse(vec![fields.iter().map(|s| (*s).to_owned()).collect()]).unwrap()
     }
-    let highest_bidder = match field(3)? {
-        "" => None,
-        user => Some(UserId::parse(user).context("bid script returned an invalid bidder")?),
-    };
-    let round = u32::try_from(int(6)?).context("round out of range")?;
-    let seq = u64::try_from(int(2)?).context("seq out of range")?;
-    let end_us = int(4)?;
-    let event = if outcome == BidOutcome::Accepted {
-        let event_id =
-            EventId::parse(field(7)?).context("bid script returned an invalid event id")?;
-        Some(BidPlaced {
-            event_id,
-            item_id: bid.item_id.clone(),
-            seq,
-            timestamp: Timestamp::from_micros(int(8)?),
-            bid_id: event_id.to_string(),
-            user_id: bid.user_id.clone(),
-            amount_cents: bid.amount_cents,
-            previous_bid_cents: int(9)?,
-            end_time: Timestamp::from_micros(end_us),
-            extended: field(10)? == "1",
-            round,
-        })
-    } else {
-        None
-    };
-    Ok(BidReply {
-        outcome,
-        current_cents: int(1)?,
-        seq,
-        highest_bidder,
-        end_us,
-        minimum_cents: int(5)?,
-        round,
-        event,
-        replayed,
-    })
+
+    #[test]
+    fn every_outcome_reads_back_from_its_script_text() {
+        for outcome in BidOutcome::ALL {
+            assert_eq!(BidOutcome::parse(outcome.as_str()), Some(outcome));
+        }
+        assert_eq!(BidOutcome::parse("maybe"), None);
+    }
+
+    #[test]
+    fn a_too_low_bid_reads_the_item_state_and_an_accepted_one_needs_its_event() {
+        let state = [
+            "current_cents",
+            "1000",
+            "seq",
+            "4",
+            "highest_bidder",
+            "bob",
+            "end_us",
+            "99",
+            "minimum_cents",
+            "1100",
+            "round",
+            "2",
+        ];
+        let too_low = BidReply::from_script(reply(
+            &[&["outcome", "bid_too_low"][..], &state[..]].concat(),
+        ))
+        .unwrap();
+        assert_eq!(
+            (too_low.current_cents, too_low.seq, too_low.minimum_cents),
+            (1000, 4, 1100)
+        );
+        assert_eq!(too_low.highest_bidder, UserId::parse("bob").ok());
+        assert!(!too_low.replayed);
+        let accepted = reply(&[&["outcome", "accepted"][..], &state[..]].concat());
+        assert!(matches!(
+            BidReply::from_script(accepted),
+            Err(ReplyError::EventMismatch(_))
+        ));
+    }
+
+    #[test]
+    fn a_replayed_answer_is_marked() {
+        let replayed =
+            BidReply::from_script(reply(&["outcome", "not_found", "replayed", "1"])).unwrap();
+        assert_eq!(
+            replayed,
+            BidReply {
+                replayed: true,
+                ..BidReply::without_state(BidOutcome::NotFound)
+            }
+        );
+    }
 }

@@ -1,8 +1,8 @@
 //! Closing auctions: which items are due, and the atomic close itself (`close_item.lua`).
 
+use super::script_reply::ReplyError;
 use super::{Store, StoreError};
-use anyhow::{Context, anyhow};
-use shared::{AuctionClosed, EventId, ItemId, Timestamp, UserId};
+use shared::{AuctionClosed, Event, EventId, ItemId, Timestamp};
 
 /// How an auction is ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,53 +88,16 @@ impl Store {
                 CloseMode::Cancel => "cancel",
             })
             .arg(reason);
-        let mut conn = self.conn.clone();
-        let reply: Vec<String> = self
-            .timed(async move { invocation.invoke_async(&mut conn).await })
-            .await?;
-        parse_close(id, event_id, reason, &reply).map_err(StoreError::Internal)
-    }
-}
-
-fn parse_close(
-    id: &ItemId,
-    event_id: EventId,
-    reason: &str,
-    reply: &[String],
-) -> anyhow::Result<CloseOutcome> {
-    let field = |i: usize| {
-        reply
-            .get(i)
-            .map(String::as_str)
-            .ok_or_else(|| anyhow!("close script reply too short: {reply:?}"))
-    };
-    let int = |i: usize| -> anyhow::Result<i64> {
-        field(i)?
-            .parse()
-            .with_context(|| format!("close script field {i} is not an integer: {reply:?}"))
-    };
-    match field(0)? {
-        "closed" => Ok(CloseOutcome::Closed(AuctionClosed {
-            event_id,
-            item_id: id.clone(),
-            seq: u64::try_from(int(1)?)?,
-            timestamp: Timestamp::from_micros(int(2)?),
-            winner_id: match field(3)? {
-                "" => None,
-                w => Some(UserId::parse(w).context("close script returned an invalid winner")?),
-            },
-            final_price_cents: match field(4)? {
-                "" => None,
-                _ => Some(int(4)?),
-            },
-            reserve_met: field(5)? == "1",
-            round: u32::try_from(int(6)?)?,
-            cancelled: field(7)? == "1",
-            reason: (field(7)? == "1").then(|| reason.to_owned()),
-        })),
-        "not_due" => Ok(CloseOutcome::NotDue),
-        "gone" => Ok(CloseOutcome::Gone),
-        "ended" => Ok(CloseOutcome::Ended),
-        other => anyhow::bail!("unknown close outcome {other:?}"),
+        self.run_script("close_item.lua", invocation, |reply| {
+            match (reply.outcome.as_str(), reply.event) {
+                ("closed", Some(Event::AuctionClosed(close))) => Ok(CloseOutcome::Closed(close)),
+                ("not_due", None) => Ok(CloseOutcome::NotDue),
+                ("gone", None) => Ok(CloseOutcome::Gone),
+                ("ended", None) => Ok(CloseOutcome::Ended),
+                (_, Some(_)) | ("closed", None) => Err(ReplyError::EventMismatch(reply.outcome)),
+                _ => Err(ReplyError::UnknownOutcome(reply.outcome)),
+            }
+        })
+        .await
     }
 }

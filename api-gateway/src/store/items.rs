@@ -1,5 +1,6 @@
 //! Item creation and reads.
 
+use super::script_reply::ReplyError;
 use super::{Store, StoreError};
 use anyhow::Context;
 use shared::item_state::field;
@@ -62,34 +63,34 @@ impl Store {
             .arg(item.extension_window_us)
             .arg(field::EXTENSION_US)
             .arg(item.extension_us);
-        let mut conn = self.conn.clone();
-        let reply: Vec<String> = self
-            .timed(async move { invocation.invoke_async(&mut conn).await })
+        let created = self
+            .run_script("create_item.lua", invocation, |reply| {
+                match (reply.outcome.as_str(), reply.event) {
+                    ("created", None) => Ok(CreatedItem::Created),
+                    ("exists", None) => Ok(CreatedItem::Exists),
+                    ("ended", None) => Ok(CreatedItem::EndsInThePast),
+                    (_, Some(_)) => Err(ReplyError::EventMismatch(reply.outcome)),
+                    _ => Err(ReplyError::UnknownOutcome(reply.outcome)),
+                }
+            })
             .await?;
-        match reply.first().map(String::as_str) {
-            Some("created") => {
-                // The index is only for listing and lives in another slot, so it is written
-                // after the item; a crash in between leaves an item that lists late, never a
-                // listed item that does not exist.
-                let index = self.keys.items_index();
-                let id = item.id.as_str().to_owned();
-                let mut conn = self.conn.clone();
-                self.timed(async move {
-                    redis::cmd("SADD")
-                        .arg(index)
-                        .arg(id)
-                        .query_async::<i64>(&mut conn)
-                        .await
-                })
-                .await?;
-                Ok(CreatedItem::Created)
-            }
-            Some("exists") => Ok(CreatedItem::Exists),
-            Some("ended") => Ok(CreatedItem::EndsInThePast),
-            _ => Err(StoreError::Internal(anyhow::anyhow!(
-                "unexpected create_item reply {reply:?}"
-            ))),
+        if created == CreatedItem::Created {
+            // The index is only for listing and lives in another slot, so it is written
+            // after the item; a crash in between leaves an item that lists late, never a
+            // listed item that does not exist.
+            let index = self.keys.items_index();
+            let id = item.id.as_str().to_owned();
+            let mut conn = self.conn.clone();
+            self.timed(async move {
+                redis::cmd("SADD")
+                    .arg(index)
+                    .arg(id)
+                    .query_async::<i64>(&mut conn)
+                    .await
+            })
+            .await?;
         }
+        Ok(created)
     }
 
     /// The item's current state, or `None` if it does not exist.

@@ -12,6 +12,7 @@ mod closing;
 mod items;
 mod optimistic;
 pub mod outbox;
+mod script_reply;
 
 pub use admin::{ExtendOutcome, Relist, RelistOutcome};
 pub use bids::{BidOutcome, BidReply, PlaceBid};

@@ -4,19 +4,20 @@
 //! It keeps every guarantee of the contract: the item's state, the outbox entry, the closing
 //! score and the idempotency record are written in one `MULTI`, which `EXEC` applies only if
 //! nobody touched the watched keys since they were read; otherwise the attempt starts over. The
-//! rules are the same as `place_bid.lua`'s, the reply has the same shape, and the idempotency
+//! rules are the same as `place_bid.lua`'s, the event the same field list, and the idempotency
 //! record the same JSON, so the two strategies can even serve one item side by side.
 //!
 //! `WATCH` state belongs to a connection, so each attempt holds one of a small set of
 //! exclusive connections instead of the shared multiplexed one.
 
-use super::bids::{PlaceBid, parse_reply};
+use super::bids::{BidOutcome, PlaceBid};
+use super::script_reply::ScriptReply;
 use super::{BidReply, Store, StoreError};
 use prometheus_client::metrics::counter::Counter;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
-use shared::EventId;
 use shared::item_state::field;
+use shared::{BidPlaced, Event, EventId, FieldError, FieldList, Timestamp, UserId};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Mutex;
 
@@ -59,9 +60,12 @@ impl TxnPool {
         })
     }
 
-    fn slot(&self) -> &Mutex<ConnectionManager> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
-        &self.connections[i]
+    /// The next connection, round robin.
+    fn slot(&self) -> Result<&Mutex<ConnectionManager>, StoreError> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len().max(1);
+        self.connections.get(i).ok_or_else(|| {
+            StoreError::Internal(anyhow::anyhow!("the transaction pool has no connections"))
+        })
     }
 }
 
@@ -70,10 +74,11 @@ impl TxnPool {
 struct IdempotencyRecord {
     user: String,
     amount: String,
-    reply: Vec<String>,
+    /// The reply lists, `{reply_fields [, event_fields]}` (see `store/script_reply.rs`).
+    reply: Vec<Vec<String>>,
 }
 
-/// The fields the rules need, as `place_bid.lua` reads them.
+/// The fields the rules need, in the order `place_bid.lua` reads them.
 const FIELDS: [&str; 12] = [
     field::STATUS,
     field::START_US,
@@ -89,94 +94,143 @@ const FIELDS: [&str; 12] = [
     field::ROUND,
 ];
 
-fn num(value: &Option<String>) -> i64 {
-    value.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0)
-}
-
-/// What the rules decided: the reply, and for an accepted bid the writes.
-struct Decision {
-    reply: Vec<String>,
-    accepted: Option<Accepted>,
-}
-
-struct Accepted {
-    seq: i64,
+/// The item as read under `WATCH`.
+#[derive(Debug, Clone)]
+struct Watched {
+    status: String,
+    start_us: i64,
     end_us: i64,
-    extended: bool,
-    previous: i64,
+    starting: i64,
+    increment: i64,
+    current: i64,
     bid_count: i64,
-    round: String,
-    now: i64,
+    seq: u64,
+    window: i64,
+    extension: i64,
+    highest: Option<UserId>,
+    round: u32,
+}
+
+impl Watched {
+    /// The `HMGET` of [`FIELDS`]; `None` when the item does not exist. An absent number
+    /// counts as zero (an item without anti-sniping has no window), a malformed one is an
+    /// error.
+    fn parse(values: [Option<String>; FIELDS.len()]) -> Result<Option<Self>, FieldError> {
+        let f: FieldList = FIELDS
+            .into_iter()
+            .zip(values)
+            .filter_map(|(name, value)| Some((name.to_owned(), value?)))
+            .collect();
+        let Some(status) = f.get(field::STATUS) else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            status: status.to_owned(),
+            start_us: f.int_or(field::START_US, 0)?,
+            end_us: f.int_or(field::END_US, 0)?,
+            starting: f.int_or(field::STARTING_CENTS, 0)?,
+            increment: f.int_or(field::MIN_INCREMENT_CENTS, 0)?,
+            current: f.int_or(field::CURRENT_CENTS, 0)?,
+            bid_count: f.int_or(field::BID_COUNT, 0)?,
+            seq: f.int_or(field::SEQ, 0)?,
+            window: f.int_or(field::EXTENSION_WINDOW_US, 0)?,
+            extension: f.int_or(field::EXTENSION_US, 0)?,
+            highest: f.optional_user_id(field::HIGHEST_BIDDER)?,
+            round: f.int_or(field::ROUND, 1)?,
+        }))
+    }
+}
+
+/// What the rules decided: the answer, and for an accepted bid the item's new bid count
+/// (its other new values are in the answer's event).
+struct Decision {
+    reply: BidReply,
+    bid_count: Option<i64>,
 }
 
 /// `place_bid.lua`'s rules, on values read under `WATCH`.
-fn decide(bid: &PlaceBid, event_id: &str, f: &[Option<String>], now: i64) -> Decision {
-    let status = f[0].as_deref().unwrap_or_default();
-    let (start_us, end_us) = (num(&f[1]), num(&f[2]));
-    let (starting, increment) = (num(&f[3]), num(&f[4]));
-    let (current, bid_count, seq) = (num(&f[5]), num(&f[6]), num(&f[7]));
-    let (window, extension) = (num(&f[8]), num(&f[9]));
-    let highest = f[10].clone().unwrap_or_default();
-    let round = f[11].clone().unwrap_or_else(|| "1".into());
-    let minimum = if bid_count > 0 {
-        current + increment
+fn decide(bid: &PlaceBid, event_id: EventId, item: &Watched, now: i64) -> Decision {
+    let minimum = if item.bid_count > 0 {
+        item.current + item.increment
     } else {
-        starting
+        item.starting
     };
-    let answer = |outcome: &str| Decision {
-        reply: vec![
-            outcome.into(),
-            current.to_string(),
-            seq.to_string(),
-            highest.clone(),
-            end_us.to_string(),
-            minimum.to_string(),
-            round.clone(),
-        ],
-        accepted: None,
+    let answer = |outcome| Decision {
+        reply: BidReply {
+            outcome,
+            current_cents: item.current,
+            seq: item.seq,
+            highest_bidder: item.highest.clone(),
+            end_us: item.end_us,
+            minimum_cents: minimum,
+            round: item.round,
+            event: None,
+            replayed: false,
+        },
+        bid_count: None,
     };
-    if status == "cancelled" {
-        return answer("cancelled");
+    if item.status == "cancelled" {
+        return answer(BidOutcome::Cancelled);
     }
-    if status != "active" || now >= end_us {
-        return answer("closed");
+    if item.status != "active" || now >= item.end_us {
+        return answer(BidOutcome::Closed);
     }
-    if now < start_us {
-        return answer("not_started");
+    if now < item.start_us {
+        return answer(BidOutcome::NotStarted);
     }
     if bid.amount_cents < minimum {
-        return answer("bid_too_low");
+        return answer(BidOutcome::TooLow);
     }
-    let (mut new_end, mut extended) = (end_us, false);
-    if window > 0 && end_us - now <= window && now + extension > end_us {
-        new_end = now + extension;
+    let (mut end_us, mut extended) = (item.end_us, false);
+    if item.window > 0 && item.end_us - now <= item.window && now + item.extension > item.end_us {
+        end_us = now + item.extension;
         extended = true;
     }
-    let seq = seq + 1;
+    let seq = item.seq + 1;
     Decision {
-        reply: vec![
-            "accepted".into(),
-            bid.amount_cents.to_string(),
-            seq.to_string(),
-            bid.user_id.to_string(),
-            new_end.to_string(),
-            (bid.amount_cents + increment).to_string(),
-            round.clone(),
-            event_id.into(),
-            now.to_string(),
-            current.to_string(),
-            if extended { "1" } else { "0" }.into(),
-        ],
-        accepted: Some(Accepted {
+        reply: BidReply {
+            outcome: BidOutcome::Accepted,
+            current_cents: bid.amount_cents,
             seq,
-            end_us: new_end,
-            extended,
-            previous: current,
-            bid_count: bid_count + 1,
-            round,
-            now,
-        }),
+            highest_bidder: Some(bid.user_id.clone()),
+            end_us,
+            minimum_cents: bid.amount_cents + item.increment,
+            round: item.round,
+            event: Some(BidPlaced {
+                event_id,
+                item_id: bid.item_id.clone(),
+                seq,
+                timestamp: Timestamp::from_micros(now),
+                bid_id: event_id.to_string(),
+                user_id: bid.user_id.clone(),
+                amount_cents: bid.amount_cents,
+                previous_bid_cents: item.current,
+                end_time: Timestamp::from_micros(end_us),
+                extended,
+                round: item.round,
+            }),
+            replayed: false,
+        },
+        bid_count: Some(item.bid_count + 1),
     }
+}
+
+/// The stored answer of an earlier request with the same key, or a conflict when that request
+/// was a different bid.
+fn replay(bid: &PlaceBid, stored: &str) -> Result<BidReply, StoreError> {
+    let record: IdempotencyRecord = serde_json::from_str(stored).map_err(|e| {
+        StoreError::Internal(anyhow::Error::new(e).context("unreadable idempotency record"))
+    })?;
+    if record.user != bid.user_id.as_str() || record.amount != bid.amount_cents.to_string() {
+        return Ok(BidReply::without_state(BidOutcome::IdempotencyConflict));
+    }
+    let reply = ScriptReply::parse(record.reply)
+        .and_then(BidReply::from_script)
+        .map_err(|e| StoreError::Internal(anyhow::Error::new(e).context("idempotency record")))?;
+    Ok(BidReply {
+        replayed: true,
+        ..reply
+    })
 }
 
 impl Store {
@@ -193,10 +247,9 @@ impl Store {
     ) -> Result<BidReply, StoreError> {
         let keys = self.keys.item(&bid.item_id);
         let idem = bid.idempotency_key.as_ref().map(|k| keys.idempotency(k));
-        let event_id = EventId::new().to_string();
-        let amount = bid.amount_cents.to_string();
+        let event_id = EventId::new();
         for _ in 0..MAX_ATTEMPTS {
-            let mut conn = pool.slot().lock().await;
+            let mut conn = pool.slot()?.lock().await;
             let conn = &mut *conn;
             let mut watch = redis::cmd("WATCH");
             watch.arg(&keys.item);
@@ -211,19 +264,10 @@ impl Store {
                 if let Some(stored) = stored {
                     self.timed(redis::cmd("UNWATCH").query_async::<()>(conn))
                         .await?;
-                    let record: IdempotencyRecord = serde_json::from_str(&stored)
-                        .map_err(|e| StoreError::Internal(anyhow::anyhow!(e)))?;
-                    let mut reply =
-                        if record.user != bid.user_id.as_str() || record.amount != amount {
-                            vec!["idempotency_conflict".to_owned()]
-                        } else {
-                            record.reply
-                        };
-                    reply.push("replayed".into());
-                    return parse_reply(bid, &reply).map_err(StoreError::Internal);
+                    return replay(bid, &stored);
                 }
             }
-            let fields: Vec<Option<String>> = self
+            let values = self
                 .timed(
                     redis::cmd("HMGET")
                         .arg(&keys.item)
@@ -231,61 +275,53 @@ impl Store {
                         .query_async(conn),
                 )
                 .await?;
-            if fields[0].is_none() {
+            let item = Watched::parse(values).map_err(|e| {
+                StoreError::Internal(anyhow::Error::new(e).context("malformed item hash"))
+            })?;
+            let Some(item) = item else {
                 self.timed(redis::cmd("UNWATCH").query_async::<()>(conn))
                     .await?;
-                return parse_reply(bid, &["not_found".to_owned()]).map_err(StoreError::Internal);
-            }
+                return Ok(BidReply::without_state(BidOutcome::NotFound));
+            };
             let (secs, micros): (i64, i64) =
                 self.timed(redis::cmd("TIME").query_async(conn)).await?;
-            let decision = decide(bid, &event_id, &fields, secs * 1_000_000 + micros);
+            let decision = decide(bid, event_id, &item, secs * 1_000_000 + micros);
 
             let mut pipe = redis::pipe();
             pipe.atomic();
-            if let Some(a) = &decision.accepted {
+            if let (Some(placed), Some(bid_count)) = (&decision.reply.event, decision.bid_count) {
                 pipe.cmd("HSET")
                     .arg(&keys.item)
                     .arg(field::CURRENT_CENTS)
-                    .arg(&amount)
+                    .arg(placed.amount_cents)
                     .arg(field::HIGHEST_BIDDER)
-                    .arg(bid.user_id.as_str())
+                    .arg(placed.user_id.as_str())
                     .arg(field::BID_COUNT)
-                    .arg(a.bid_count)
+                    .arg(bid_count)
                     .arg(field::SEQ)
-                    .arg(a.seq)
+                    .arg(placed.seq)
                     .arg(field::END_US)
-                    .arg(a.end_us)
+                    .arg(placed.end_time.micros())
                     .ignore();
-                if a.extended {
+                if placed.extended {
                     pipe.cmd("ZADD")
                         .arg(&keys.closing)
-                        .arg(a.end_us)
+                        .arg(placed.end_time.micros())
                         .arg(bid.item_id.as_str())
                         .ignore();
                 }
+                // The same field list `place_bid.lua` appends.
                 pipe.cmd("XADD")
                     .arg(&keys.outbox)
                     .arg("*")
-                    .arg(&[
-                        ("type", "bid_placed".to_owned()),
-                        ("event_id", event_id.clone()),
-                        ("item_id", bid.item_id.to_string()),
-                        ("seq", a.seq.to_string()),
-                        ("ts_us", a.now.to_string()),
-                        ("user_id", bid.user_id.to_string()),
-                        ("amount_cents", amount.clone()),
-                        ("previous_cents", a.previous.to_string()),
-                        ("end_us", a.end_us.to_string()),
-                        ("extended", if a.extended { "1" } else { "0" }.to_owned()),
-                        ("round", a.round.clone()),
-                    ])
+                    .arg(Event::BidPlaced(placed.clone()).to_fields().into_flat())
                     .ignore();
             }
             if let Some(key) = &idem {
                 let record = IdempotencyRecord {
                     user: bid.user_id.to_string(),
-                    amount: amount.clone(),
-                    reply: decision.reply.clone(),
+                    amount: bid.amount_cents.to_string(),
+                    reply: decision.reply.to_script_lists(),
                 };
                 let json = serde_json::to_string(&record)
                     .map_err(|e| StoreError::Internal(anyhow::anyhow!(e)))?;
@@ -296,15 +332,15 @@ impl Store {
                     .arg(ttl_secs)
                     .ignore();
             }
-            if decision.accepted.is_none() && idem.is_none() {
+            if decision.bid_count.is_none() && idem.is_none() {
                 self.timed(redis::cmd("UNWATCH").query_async::<()>(conn))
                     .await?;
-                return parse_reply(bid, &decision.reply).map_err(StoreError::Internal);
+                return Ok(decision.reply);
             }
             // `None`: a watched key changed, EXEC applied nothing; read again and retry.
             let applied: Option<redis::Value> = self.timed(pipe.query_async(conn)).await?;
             if applied.is_some() {
-                return parse_reply(bid, &decision.reply).map_err(StoreError::Internal);
+                return Ok(decision.reply);
             }
             pool.retries.inc();
         }
@@ -317,7 +353,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::{ItemId, UserId};
+    use shared::ItemId;
 
     fn bid(amount_cents: i64) -> PlaceBid {
         PlaceBid {
@@ -328,8 +364,8 @@ mod tests {
         }
     }
 
-    fn fields(status: &str, current: i64, bid_count: i64) -> Vec<Option<String>> {
-        [
+    fn item(status: &str, current: i64, bid_count: i64) -> Watched {
+        let values = [
             status,
             "0",
             "1000",
@@ -343,35 +379,56 @@ mod tests {
             "bob",
             "1",
         ]
-        .iter()
-        .map(|v| Some((*v).to_owned()))
-        .collect()
+        .map(|v| Some(v.to_owned()));
+        Watched::parse(values).unwrap().unwrap()
+    }
+
+    fn outcome(amount_cents: i64, item: &Watched, now: i64) -> BidOutcome {
+        decide(&bid(amount_cents), EventId::new(), item, now)
+            .reply
+            .outcome
     }
 
     #[test]
     fn the_rules_match_the_lua_script() {
+        assert_eq!(outcome(99, &item("active", 0, 0), 5), BidOutcome::TooLow);
+        assert_eq!(outcome(100, &item("active", 0, 0), 5), BidOutcome::Accepted);
+        assert_eq!(outcome(109, &item("active", 100, 1), 5), BidOutcome::TooLow);
+        let accepted = decide(&bid(110), EventId::new(), &item("active", 100, 1), 5).reply;
+        assert_eq!(accepted.outcome, BidOutcome::Accepted);
+        assert_eq!(accepted.seq, 5, "seq + 1");
         assert_eq!(
-            decide(&bid(99), "e", &fields("active", 0, 0), 5).reply[0],
-            "bid_too_low"
+            outcome(500, &item("active", 0, 0), 1000),
+            BidOutcome::Closed
         );
         assert_eq!(
-            decide(&bid(100), "e", &fields("active", 0, 0), 5).reply[0],
-            "accepted"
+            outcome(500, &item("cancelled", 0, 0), 5),
+            BidOutcome::Cancelled
         );
-        assert_eq!(
-            decide(&bid(109), "e", &fields("active", 100, 1), 5).reply[0],
-            "bid_too_low"
-        );
-        let accepted = decide(&bid(110), "e", &fields("active", 100, 1), 5);
-        assert_eq!(accepted.reply[0], "accepted");
-        assert_eq!(accepted.reply[2], "5", "seq + 1");
-        assert_eq!(
-            decide(&bid(500), "e", &fields("active", 0, 0), 1000).reply[0],
-            "closed"
-        );
-        assert_eq!(
-            decide(&bid(500), "e", &fields("cancelled", 0, 0), 5).reply[0],
-            "cancelled"
-        );
+    }
+
+    #[test]
+    fn an_accepted_bid_carries_its_event_and_the_stored_record_reads_back_the_same() {
+        let reply = decide(&bid(110), EventId::new(), &item("active", 100, 1), 5).reply;
+        let placed = reply.event.clone().unwrap();
+        assert_eq!((placed.previous_bid_cents, placed.seq), (100, 5));
+        let lists = reply.to_script_lists();
+        let back = BidReply::from_script(ScriptReply::parse(lists).unwrap()).unwrap();
+        assert_eq!(back, reply);
+    }
+
+    #[test]
+    fn a_missing_item_is_none_and_a_malformed_number_is_an_error() {
+        assert!(Watched::parse(Default::default()).unwrap().is_none());
+        let mut values = [(); FIELDS.len()].map(|()| Some("1".to_owned()));
+        values[0] = Some("active".into());
+        values[5] = Some("ten".into());
+        assert!(matches!(
+            Watched::parse(values),
+            Err(FieldError::BadInteger {
+                field: field::CURRENT_CENTS,
+                ..
+            })
+        ));
     }
 }

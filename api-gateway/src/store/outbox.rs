@@ -6,23 +6,20 @@
 //! crashed instance left pending are taken over with `XAUTOCLAIM` once idle long enough.
 
 use super::{StoreError, connection_config};
-use anyhow::{Context, anyhow};
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
-use shared::{
-    AuctionClosed, AuctionExtended, AuctionRelisted, BidPlaced, Event, EventId, ItemId, Timestamp,
-    UserId,
-};
+use shared::{Event, FieldError, FieldList};
 use std::time::Duration;
 
 /// Consumer group every gateway instance joins on every shard.
 pub const GROUP: &str = "archive-relay";
 
-/// One outbox entry: its stream id and the event it carries (or why it cannot be decoded).
+/// One outbox entry: its stream id and the event it carries (or why it cannot be decoded,
+/// which becomes its dead-letter reason).
 #[derive(Debug)]
 pub struct OutboxEntry {
     pub id: String,
-    pub event: Result<Event, String>,
+    pub event: Result<Event, FieldError>,
 }
 
 /// This instance's reader of one shard's outbox.
@@ -187,79 +184,16 @@ impl OutboxShard {
     }
 }
 
+/// Decodes an entry with the one event decoder. A value that is not text (never written by
+/// the scripts) counts as missing, so the entry is dead-lettered naming that field.
 fn decode(entry: StreamId) -> OutboxEntry {
-    let event = event_from_entry(&entry).map_err(|e| format!("{e:#}"));
+    let fields: FieldList = entry
+        .map
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, redis::from_redis_value::<String>(value).ok()?)))
+        .collect();
     OutboxEntry {
         id: entry.id,
-        event,
-    }
-}
-
-/// Rebuilds the event from the fields `place_bid.lua` wrote with `XADD`.
-fn event_from_entry(entry: &StreamId) -> anyhow::Result<Event> {
-    let text = |name: &str| -> anyhow::Result<String> {
-        entry
-            .get::<String>(name)
-            .ok_or_else(|| anyhow!("outbox entry lacks field {name}"))
-    };
-    let int = |name: &str| -> anyhow::Result<i64> {
-        text(name)?
-            .parse()
-            .with_context(|| format!("outbox field {name} is not an integer"))
-    };
-    match text("type")?.as_str() {
-        "bid_placed" => {
-            let event_id = EventId::parse(&text("event_id")?).context("bad event_id")?;
-            Ok(Event::BidPlaced(BidPlaced {
-                event_id,
-                item_id: ItemId::parse(text("item_id")?).context("bad item_id")?,
-                seq: u64::try_from(int("seq")?)?,
-                timestamp: Timestamp::from_micros(int("ts_us")?),
-                bid_id: event_id.to_string(),
-                user_id: UserId::parse(text("user_id")?).context("bad user_id")?,
-                amount_cents: int("amount_cents")?,
-                previous_bid_cents: int("previous_cents")?,
-                end_time: Timestamp::from_micros(int("end_us")?),
-                extended: text("extended")? == "1",
-                round: u32::try_from(int("round")?)?,
-            }))
-        }
-        "auction_closed" => Ok(Event::AuctionClosed(AuctionClosed {
-            event_id: EventId::parse(&text("event_id")?).context("bad event_id")?,
-            item_id: ItemId::parse(text("item_id")?).context("bad item_id")?,
-            seq: u64::try_from(int("seq")?)?,
-            timestamp: Timestamp::from_micros(int("ts_us")?),
-            winner_id: match text("winner_id")?.as_str() {
-                "" => None,
-                w => Some(UserId::parse(w).context("bad winner_id")?),
-            },
-            final_price_cents: match text("final_price_cents")?.as_str() {
-                "" => None,
-                _ => Some(int("final_price_cents")?),
-            },
-            reserve_met: text("reserve_met")? == "1",
-            round: u32::try_from(int("round")?)?,
-            cancelled: text("cancelled").is_ok_and(|c| c == "1"),
-            reason: text("reason").ok().filter(|r| !r.is_empty()),
-        })),
-        "auction_extended" => Ok(Event::AuctionExtended(AuctionExtended {
-            event_id: EventId::parse(&text("event_id")?).context("bad event_id")?,
-            item_id: ItemId::parse(text("item_id")?).context("bad item_id")?,
-            seq: u64::try_from(int("seq")?)?,
-            timestamp: Timestamp::from_micros(int("ts_us")?),
-            end_time: Timestamp::from_micros(int("end_us")?),
-            round: u32::try_from(int("round")?)?,
-        })),
-        "auction_relisted" => Ok(Event::AuctionRelisted(AuctionRelisted {
-            event_id: EventId::parse(&text("event_id")?).context("bad event_id")?,
-            item_id: ItemId::parse(text("item_id")?).context("bad item_id")?,
-            seq: u64::try_from(int("seq")?)?,
-            timestamp: Timestamp::from_micros(int("ts_us")?),
-            round: u32::try_from(int("round")?)?,
-            starting_price_cents: int("starting_cents")?,
-            start_time: Timestamp::from_micros(int("start_us")?),
-            end_time: Timestamp::from_micros(int("end_us")?),
-        })),
-        other => anyhow::bail!("unknown outbox event type {other:?}"),
+        event: Event::from_fields(&fields),
     }
 }

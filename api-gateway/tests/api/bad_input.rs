@@ -236,3 +236,17 @@ async fn every_malformed_item_gets_a_4xx_and_creates_nothing() {
     let (_, list) = app.get("/api/v1/items").await;
     assert_eq!(list["count"], 0);
 }
+
+#[tokio::test]
+async fn an_unknown_route_is_404_with_the_error_body() {
+    let app = spawn_app().await;
+    for (status, json) in [
+        app.get("/api/v1/nothing-here").await,
+        app.get("/api/v2/items").await,
+        app.post("/api/v1/items/x/bid/extra", json!({})).await,
+    ] {
+        assert_eq!(status, 404, "{json}");
+        assert_eq!(json["error"], "not_found", "{json}");
+        assert_eq!(json["message"], "no such endpoint", "{json}");
+    }
+}

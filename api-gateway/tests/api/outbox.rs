@@ -146,3 +146,71 @@ async fn entries_left_pending_by_a_crashed_gateway_are_reclaimed_and_archived_on
         .unwrap_or(0);
     assert!(reclaimed > 0, "C reclaimed A's entries: {metrics}");
 }
+
+#[tokio::test]
+async fn an_undecodable_outbox_entry_is_dead_lettered_with_its_decode_error_and_the_shard_moves_on()
+{
+    let app = spawn_app().await;
+    let item = app.create_item(json!({})).await;
+    let stream = app
+        .keys()
+        .item(&shared::ItemId::parse(&item).unwrap())
+        .outbox;
+    // A bid as a broken script might append it: everything but its seq.
+    let broken: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg(&[
+            ("type", "bid_placed"),
+            ("event_id", &shared::EventId::new().to_string()),
+            ("item_id", &item),
+            ("ts_us", "1700000000000000"),
+            ("user_id", "alice"),
+            ("amount_cents", "2000"),
+            ("previous_cents", "0"),
+            ("end_us", "1700000600000000"),
+            ("extended", "0"),
+            ("round", "1"),
+        ])
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+
+    let (_, body) = app.bid(&item, "alice", json!(20)).await;
+    assert_eq!(body["code"], "accepted", "{body}");
+
+    let dead = wait_until(
+        Duration::from_secs(10),
+        "the broken entry dead-lettered",
+        || async {
+            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(format!("{stream}:dead"))
+                .arg("-")
+                .arg("+")
+                .query_async(&mut app.redis().await)
+                .await
+                .ok()?;
+            (!reply.ids.is_empty()).then_some(reply.ids)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].get::<String>("entry_id"), Some(broken));
+    assert_eq!(
+        dead[0].get::<String>("reason").as_deref(),
+        Some("lacks field seq")
+    );
+    // The accepted bid behind it still reaches the archive, and nothing stays in the outbox.
+    assert_archived_exactly_once(
+        &app.config,
+        &[body["event_id"].as_str().unwrap().to_owned()],
+    )
+    .await;
+    wait_until(Duration::from_secs(10), "the outbox drained", || async {
+        (app.outbox_entries_for(&item).await == 0).then_some(())
+    })
+    .await
+    .unwrap();
+    delete_stream(&app.config).await;
+}

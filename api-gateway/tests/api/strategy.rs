@@ -75,3 +75,46 @@ async fn optimistic_retries_with_an_idempotency_key_bid_once() {
     assert_eq!(app.item(&item).await["bid_count"], 1);
     delete_stream(&app.config).await;
 }
+
+#[tokio::test]
+async fn the_script_and_the_optimistic_strategy_replay_each_others_idempotent_answers() {
+    let script = spawn_app().await;
+    let mut config = script.config.clone();
+    config.redis_strategy = api_gateway::config::RedisStrategy::Optimistic;
+    config.relay_enabled = false;
+    let optimistic = spawn_app_with(config).await;
+    let item = script.create_item(json!({})).await;
+    let send = |app: &TestApp, key: &str, amount: u64| {
+        app.http
+            .post(format!("{}/api/v1/items/{item}/bid", app.base))
+            .header("Idempotency-Key", key)
+            .json(&json!({"user_id": "alice", "amount": amount}))
+            .send()
+    };
+    let answer = |app, key, amount| async move {
+        let response = send(app, key, amount).await.unwrap();
+        response.json::<serde_json::Value>().await.unwrap()
+    };
+    for (first, second, key, amount) in [
+        (&script, &optimistic, "by-script", 20),
+        (&optimistic, &script, "by-optimistic", 30),
+    ] {
+        let original = answer(first, key, amount).await;
+        let replayed = answer(second, key, amount).await;
+        assert_eq!(original["code"], "accepted", "{original}");
+        assert_eq!(replayed["replayed"], true, "{replayed}");
+        for field in [
+            "event_id",
+            "seq",
+            "current_bid",
+            "minimum_bid_cents",
+            "end_time",
+        ] {
+            assert_eq!(replayed[field], original[field], "{field}: {replayed}");
+        }
+        let conflict = send(second, key, amount + 1).await.unwrap();
+        assert_eq!(conflict.status(), 409, "{key}");
+    }
+    assert_eq!(script.item(&item).await["bid_count"], 2);
+    delete_stream(&script.config).await;
+}

@@ -319,7 +319,7 @@ async fn an_auction_closed_event_records_the_result_once_and_credits_the_winner(
     );
     let subject = format!("{}.archive.{item}", setup.gateway.subject_prefix);
     for _ in 0..2 {
-        js.publish(subject.clone(), closed.to_json().into())
+        js.publish(subject.clone(), closed.to_json().unwrap().into())
             .await
             .unwrap()
             .await

@@ -82,7 +82,12 @@ pub fn bid_placed_frame_bytes() -> usize {
         extended: false,
         round: 1,
     });
-    let payload = event.to_json().len();
+    // A literal bid: its amounts are plain cents, which always encode (only a decimal that
+    // is not valid JSON could fail, and the money formatter never writes one).
+    let payload = event
+        .to_json()
+        .expect("a literal bid_placed event encodes")
+        .len();
     // RFC 6455 §5.2: 2 header bytes, plus 2 or 8 for longer payloads; no mask from a server.
     let header = match payload {
         0..=125 => 2,

@@ -1,0 +1,148 @@
+//! The one reply shape of the gateway's Lua scripts, and its decoder.
+//!
+//! Every script answers `{reply_fields}` or `{reply_fields, event_fields}`: two flat
+//! `name, value, …` lists. `reply_fields` always holds `outcome` and whatever else the caller
+//! needs besides the event (the price after a bid, the end time that made a close not due).
+//! `event_fields`, present when the script wrote an event, is the very list it passed to
+//! `XADD`, decoded by [`Event::from_fields`] exactly as the outbox relay decodes the entry.
+
+use super::{Store, StoreError};
+use shared::{Event, FieldError, FieldList};
+
+/// The reply field every script sets.
+pub(super) const OUTCOME: &str = "outcome";
+
+/// Why a script's reply does not have the documented shape: a bug in a script or its caller.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplyError {
+    #[error("the reply has {0} lists, not 1 or 2")]
+    Shape(usize),
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    #[error("unknown outcome {0:?}")]
+    UnknownOutcome(String),
+    /// An outcome that must carry an event came without one, or the other way round.
+    #[error("outcome {0:?} with an unexpected event, or without its event")]
+    EventMismatch(String),
+}
+
+/// A decoded reply.
+#[derive(Debug)]
+pub(super) struct ScriptReply {
+    pub outcome: String,
+    /// Every reply field, `outcome` included.
+    pub fields: FieldList,
+    pub event: Option<Event>,
+}
+
+impl ScriptReply {
+    /// Decodes the reply lists.
+    ///
+    /// # Errors
+    /// [`ReplyError`] when the shape, a field or the event is malformed.
+    pub fn parse(lists: Vec<Vec<String>>) -> Result<Self, ReplyError> {
+        let parts = lists.len();
+        let mut lists = lists.into_iter();
+        let (Some(fields), event, None) = (lists.next(), lists.next(), lists.next()) else {
+            return Err(ReplyError::Shape(parts));
+        };
+        let fields = FieldList::from_flat(fields)?;
+        let event = event
+            .map(|flat| FieldList::from_flat(flat).and_then(|f| Event::from_fields(&f)))
+            .transpose()?;
+        Ok(Self {
+            outcome: fields.text(OUTCOME)?.to_owned(),
+            fields,
+            event,
+        })
+    }
+}
+
+impl Store {
+    /// Runs one script under the store's deadline and decodes its reply with `decode`.
+    ///
+    /// # Errors
+    /// What [`Store::timed`] returns, or [`StoreError::Internal`] naming `script` when the
+    /// reply is malformed.
+    pub(super) async fn run_script<T>(
+        &self,
+        script: &'static str,
+        invocation: redis::ScriptInvocation<'static>,
+        decode: impl FnOnce(ScriptReply) -> Result<T, ReplyError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        let lists: Vec<Vec<String>> = self
+            .timed(async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        ScriptReply::parse(lists).and_then(decode).map_err(|e| {
+            StoreError::Internal(anyhow::Error::new(e).context(format!("{script} replied")))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn extended_event() -> Vec<String> {
+        list(&[
+            "type",
+            "auction_extended",
+            "event_id",
+            "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+            "item_id",
+            "item-1",
+            "seq",
+            "3",
+            "ts_us",
+            "10",
+            "end_us",
+            "20",
+            "round",
+            "1",
+        ])
+    }
+
+    #[test]
+    fn a_reply_with_an_event_decodes_both_lists() {
+        let reply =
+            ScriptReply::parse(vec![list(&["outcome", "extended"]), extended_event()]).unwrap();
+        assert_eq!(reply.outcome, "extended");
+        assert!(matches!(reply.event, Some(Event::AuctionExtended(e)) if e.seq == 3));
+    }
+
+    #[test]
+    fn a_reply_without_an_outcome_or_of_the_wrong_shape_is_an_error() {
+        assert!(matches!(
+            ScriptReply::parse(vec![list(&["end_us", "5"])]),
+            Err(ReplyError::Field(FieldError::Missing(OUTCOME)))
+        ));
+        assert!(matches!(
+            ScriptReply::parse(Vec::new()),
+            Err(ReplyError::Shape(0))
+        ));
+        let three = vec![list(&["outcome", "x"]), Vec::new(), Vec::new()];
+        assert!(matches!(
+            ScriptReply::parse(three),
+            Err(ReplyError::Shape(3))
+        ));
+        assert!(matches!(
+            ScriptReply::parse(vec![list(&["outcome"])]),
+            Err(ReplyError::Field(FieldError::OddLength(1)))
+        ));
+    }
+
+    #[test]
+    fn a_malformed_event_is_an_error_naming_its_field() {
+        let mut event = extended_event();
+        event.truncate(6);
+        assert!(matches!(
+            ScriptReply::parse(vec![list(&["outcome", "extended"]), event]),
+            Err(ReplyError::Field(FieldError::Missing("seq")))
+        ));
+    }
+}
