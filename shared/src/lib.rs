@@ -6,6 +6,8 @@
 //! * [`event`]: the event schema published live, archived and stored ([`Event`]).
 //! * [`timestamp`]: microsecond UTC timestamps rendered as RFC 3339.
 //! * [`nats`]: the NATS connection policy every service uses.
+//! * [`service_options`]: the command-line options the services share, flattened into each
+//!   service's `Config`.
 //! * [`subjects`]: NATS subject and stream names.
 //! * [`redact`]: credential-free URLs for logs.
 //! * [`redis_keys`]: the cluster-ready Redis key layout (hash tags, outbox shards).
@@ -20,6 +22,7 @@ pub mod money;
 pub mod nats;
 pub mod redact;
 pub mod redis_keys;
+pub mod service_options;
 pub mod shutdown;
 pub mod subjects;
 pub mod telemetry;
