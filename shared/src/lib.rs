@@ -6,6 +6,8 @@
 //! * [`event`]: the event schema published live, archived and stored ([`Event`]).
 //! * [`timestamp`]: microsecond UTC timestamps rendered as RFC 3339.
 //! * [`nats`]: the NATS connection policy every service uses.
+//! * [`redis_connection`]: the Redis connection builder and its one timeout rule.
+//! * [`postgres_pool`]: the PostgreSQL pool builder.
 //! * [`service_options`]: the command-line options the services share, flattened into each
 //!   service's `Config`.
 //! * [`subjects`]: NATS subject and stream names.
@@ -20,7 +22,9 @@ pub mod ids;
 pub mod item_state;
 pub mod money;
 pub mod nats;
+pub mod postgres_pool;
 pub mod redact;
+pub mod redis_connection;
 pub mod redis_keys;
 pub mod service_options;
 pub mod shutdown;
