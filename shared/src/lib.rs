@@ -10,6 +10,7 @@
 //! * [`postgres_pool`]: the PostgreSQL pool builder.
 //! * [`service_options`]: the command-line options the services share, flattened into each
 //!   service's `Config`.
+//! * [`supervisor`]: ownership of core background tasks: restart or stop, never unnoticed.
 //! * [`subjects`]: NATS subject and stream names.
 //! * [`redact`]: credential-free URLs for logs.
 //! * [`redis_keys`]: the cluster-ready Redis key layout (hash tags, outbox shards).
@@ -29,6 +30,7 @@ pub mod redis_keys;
 pub mod service_options;
 pub mod shutdown;
 pub mod subjects;
+pub mod supervisor;
 pub mod telemetry;
 pub mod timestamp;
 
