@@ -10,6 +10,7 @@
 //! * [`postgres_pool`]: the PostgreSQL pool builder.
 //! * [`service_options`]: the command-line options the services share, flattened into each
 //!   service's `Config`.
+//! * [`health`]: the `/health`, `/ready` and `/metrics` routes.
 //! * [`supervisor`]: ownership of core background tasks: restart or stop, never unnoticed.
 //! * [`subjects`]: NATS subject and stream names.
 //! * [`redact`]: credential-free URLs for logs.
@@ -19,6 +20,7 @@
 //! * [`telemetry`]: one tracing subscriber setup, JSON or pretty.
 
 pub mod event;
+pub mod health;
 pub mod ids;
 pub mod item_state;
 pub mod money;
