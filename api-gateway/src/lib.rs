@@ -32,6 +32,7 @@ use anyhow::Context;
 use config::Config;
 use metrics::Metrics;
 use price_cache::PriceCache;
+use shared::redact::SecretUrl;
 use shared::redis_keys::Keyspace;
 use shared::subjects::Subjects;
 use std::sync::Arc;
@@ -60,10 +61,10 @@ pub struct Application {
 ///
 /// # Errors
 /// When the URL is invalid.
-pub async fn connect_nats(url: &str, name: &str) -> anyhow::Result<async_nats::Client> {
+pub async fn connect_nats(url: &SecretUrl, name: &str) -> anyhow::Result<async_nats::Client> {
     shared::nats::connect_options(name)
         .request_timeout(Some(Duration::from_secs(5)))
-        .connect(url)
+        .connect(url.expose())
         .await
         .with_context(|| format!("invalid NATS address {url}"))
 }
@@ -79,8 +80,8 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", config.listen_addr))?;
         let store = Store::new(
-            &config.redis_url,
-            Keyspace::new(config.redis_key_prefix.clone()),
+            config.redis.url.expose(),
+            Keyspace::new(config.redis.key_prefix.clone()),
             config.redis_timeout(),
         )
         .context("invalid REDIS_URL")?;
@@ -88,14 +89,14 @@ impl Application {
         let store = match config.redis_strategy {
             config::RedisStrategy::Lua => store,
             config::RedisStrategy::Optimistic => store.with_optimistic_bids(
-                &config.redis_url,
+                config.redis.url.expose(),
                 64,
                 metrics.optimistic_retries.clone(),
             )?,
         };
-        let nats = connect_nats(&config.nats_url, &config.instance_id).await?;
+        let nats = connect_nats(&config.common.nats_url, &config.instance_id).await?;
         let read_model = read_model::ReadModel::new(
-            &config.database_url,
+            config.database.url.expose(),
             Duration::from_millis(config.database_timeout_ms),
         )?;
         Ok(Self {
@@ -127,7 +128,7 @@ impl Application {
             read_model,
             metrics,
         } = self;
-        let subjects = Subjects::new(config.subject_prefix.clone());
+        let subjects = Subjects::new(config.common.subject_prefix.clone());
         let tasks = TaskTracker::new();
         // Background work stops only after the HTTP server has drained, so no accepted bid's
         // live event is left behind.
@@ -166,8 +167,8 @@ impl Application {
             let relay = Arc::new(outbox_relay::Relay::new(
                 async_nats::jetstream::new(nats.clone()),
                 subjects.clone(),
-                config.archive_stream.clone(),
-                Duration::from_secs(config.archive_duplicate_window_secs),
+                config.archive.stream.clone(),
+                Duration::from_secs(config.archive.duplicate_window_secs),
                 config.relay_batch,
                 Duration::from_millis(config.relay_reclaim_idle_ms),
                 Duration::from_millis(config.relay_reclaim_interval_ms),
@@ -175,7 +176,7 @@ impl Application {
             ));
             for shard in Keyspace::shards() {
                 let reader = OutboxShard::new(
-                    &config.redis_url,
+                    config.redis.url.expose(),
                     store.keys().outbox(shard),
                     config.instance_id.clone(),
                     Duration::from_millis(500),
@@ -196,7 +197,7 @@ impl Application {
             background.clone(),
         ));
 
-        let ctx = routes::ApiContext {
+        let ctx = routes::AppState {
             config: Arc::clone(&config),
             store,
             nats,

@@ -4,7 +4,7 @@
 //! every change. Requests need `Authorization: Bearer <ADMIN_TOKEN>`.
 
 use super::json_body::JsonBody;
-use super::{ApiContext, item_id};
+use super::{AppState, item_id};
 use crate::error::ApiError;
 use crate::store::{CloseMode, CloseOutcome, ExtendOutcome, Relist, RelistOutcome};
 use axum::extract::{Path, State};
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::{Cents, Event, ItemId, Timestamp};
 
-pub fn router() -> Router<ApiContext> {
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/items/{id}/close", post(close_now))
         .route("/api/v1/items/{id}/cancel", post(cancel))
@@ -24,7 +24,7 @@ pub fn router() -> Router<ApiContext> {
 }
 
 /// Checks the bearer token in constant time.
-fn authorize(ctx: &ApiContext, headers: &HeaderMap) -> Result<(), ApiError> {
+fn authorize(ctx: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let expected = ctx.config.admin_token.as_bytes();
     if expected.is_empty() {
         return Err(ApiError::Unauthorized(
@@ -53,7 +53,7 @@ fn authorize(ctx: &ApiContext, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// Publishes an admin event live (in `seq` order with bids) and teaches the price cache.
-fn announce(ctx: &ApiContext, item: &ItemId, event: Event) -> Value {
+fn announce(ctx: &AppState, item: &ItemId, event: Event) -> Value {
     ctx.prices.forget(item);
     ctx.live.begin(item).finish(Some(&event));
     serde_json::to_value(&event).unwrap_or(Value::Null)
@@ -67,7 +67,7 @@ fn not_active(message: &str) -> ApiError {
 }
 
 async fn end(
-    ctx: ApiContext,
+    ctx: AppState,
     raw: String,
     mode: CloseMode,
     reason: &str,
@@ -91,7 +91,7 @@ async fn end(
 
 #[tracing::instrument(skip_all, fields(item_id = %raw))]
 async fn close_now(
-    State(ctx): State<ApiContext>,
+    State(ctx): State<AppState>,
     headers: HeaderMap,
     Path(raw): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -107,7 +107,7 @@ struct CancelRequest {
 
 #[tracing::instrument(skip_all, fields(item_id = %raw))]
 async fn cancel(
-    State(ctx): State<ApiContext>,
+    State(ctx): State<AppState>,
     headers: HeaderMap,
     Path(raw): Path<String>,
     JsonBody(request): JsonBody<CancelRequest>,
@@ -131,7 +131,7 @@ struct ExtendRequest {
 
 #[tracing::instrument(skip_all, fields(item_id = %raw))]
 async fn extend(
-    State(ctx): State<ApiContext>,
+    State(ctx): State<AppState>,
     headers: HeaderMap,
     Path(raw): Path<String>,
     JsonBody(request): JsonBody<ExtendRequest>,
@@ -166,7 +166,7 @@ struct RelistRequest {
 
 #[tracing::instrument(skip_all, fields(item_id = %raw))]
 async fn relist(
-    State(ctx): State<ApiContext>,
+    State(ctx): State<AppState>,
     headers: HeaderMap,
     Path(raw): Path<String>,
     JsonBody(request): JsonBody<RelistRequest>,

@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 /// What every handler can reach (cheap to clone).
 #[derive(Clone)]
-pub struct ApiContext {
+pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub nats: async_nats::Client,
@@ -40,7 +40,7 @@ pub struct ApiContext {
     pub metrics: Arc<Metrics>,
 }
 
-pub fn router(ctx: ApiContext) -> Router {
+pub fn router(ctx: AppState) -> Router {
     let body_limit = ctx.config.max_body_bytes;
     Router::new()
         .merge(health::router())
