@@ -5,6 +5,7 @@
 
 use clap::{Parser, ValueEnum};
 use shared::service_options::{ArchiveOptions, CommonOptions, DatabaseOptions, RedisOptions};
+use shared::supervisor::TaskFaults;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -101,6 +102,11 @@ pub struct Config {
     /// Run the outbox relay in this instance (disable only to test a crashed relay).
     #[arg(long, env = "RELAY_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub relay_enabled: bool,
+
+    /// Test hook, not a flag: lets a test stop a named background task (see
+    /// `Application::run` for the names). Inert unless a test uses it.
+    #[arg(skip)]
+    pub task_faults: TaskFaults,
 }
 
 /// How bids are applied in Redis.

@@ -14,8 +14,10 @@
 //! * [`read_model`]: history and statistics reads from PostgreSQL (archival-worker's schema).
 //! * [`closer`]: closes auctions at their end time, exactly once across instances.
 //! * [`outbox_relay`]: outbox → JetStream, with reclaim of a crashed instance's entries.
+//! * [`background`]: the core background tasks and what happens when one ends.
 //! * [`metrics`]: the Prometheus registry.
 
+pub mod background;
 pub mod closer;
 pub mod config;
 pub mod error;
@@ -31,17 +33,14 @@ pub mod store;
 use anyhow::Context;
 use config::Config;
 use metrics::Metrics;
-use price_cache::PriceCache;
 use shared::redact::SecretUrl;
 use shared::redis_keys::Keyspace;
-use shared::subjects::Subjects;
+use shared::supervisor::Supervisor;
 use std::sync::Arc;
 use std::time::Duration;
 use store::Store;
-use store::outbox::OutboxShard;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// How long shutdown waits for background tasks (relay batches, live queue) to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -116,9 +115,14 @@ impl Application {
 
     /// Serves until `shutdown` is cancelled, then stops accepting, finishes in-flight
     /// requests, drains the live queue, lets each relay finish its batch, and returns.
+    /// Background tasks stop only after the HTTP server has drained, so no accepted bid's
+    /// live event is left behind.
+    ///
+    /// A background task that ends early is restarted or stops the gateway the same way as
+    /// `shutdown` would (see [`background`] for which and why).
     ///
     /// # Errors
-    /// When the server fails.
+    /// When the server fails, or a background task whose end stops the gateway ended.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self {
             listener,
@@ -128,100 +132,39 @@ impl Application {
             read_model,
             metrics,
         } = self;
-        let subjects = Subjects::new(config.common.subject_prefix.clone());
-        let tasks = TaskTracker::new();
-        // Background work stops only after the HTTP server has drained, so no accepted bid's
-        // live event is left behind.
-        let background = CancellationToken::new();
-
-        let (live, queue) = live_publisher::LivePublisher::new(
-            subjects.clone(),
-            Arc::clone(&metrics),
-            Duration::from_millis(config.live_reorder_hold_ms),
-        );
-        tasks.spawn(live_publisher::run(
-            nats.clone(),
-            queue,
-            Arc::clone(&metrics),
-            background.clone(),
-        ));
-
-        let prices = Arc::new(PriceCache::default());
-        tasks.spawn(price_cache::follow_live(
-            nats.clone(),
-            subjects.live_all(),
-            Arc::clone(&prices),
-            background.clone(),
-        ));
-
-        let rate_limit = Arc::new(rate_limit::BidRateLimit::new(
-            config.bid_rate_per_user,
-            config.bid_burst_per_user,
-        ));
-        tasks.spawn(rate_limit::run_cleanup(
-            Arc::clone(&rate_limit),
-            background.clone(),
-        ));
-
-        if config.relay_enabled {
-            let relay = Arc::new(outbox_relay::Relay::new(
-                async_nats::jetstream::new(nats.clone()),
-                subjects.clone(),
-                config.archive.stream.clone(),
-                Duration::from_secs(config.archive.duplicate_window_secs),
-                config.relay_batch,
-                Duration::from_millis(config.relay_reclaim_idle_ms),
-                Duration::from_millis(config.relay_reclaim_interval_ms),
-                Arc::clone(&metrics),
-            ));
-            for shard in Keyspace::shards() {
-                let reader = OutboxShard::new(
-                    config.redis.url.expose(),
-                    store.keys().outbox(shard),
-                    config.instance_id.clone(),
-                    Duration::from_millis(500),
-                )?;
-                tasks.spawn(outbox_relay::run_shard(
-                    Arc::clone(&relay),
-                    reader,
-                    background.clone(),
-                ));
-            }
-        }
-
-        tasks.spawn(closer::run(
-            store.clone(),
-            Arc::clone(&live),
-            Arc::clone(&metrics),
-            Duration::from_millis(config.closer_interval_ms),
-            background.clone(),
-        ));
-
-        let ctx = routes::AppState {
+        let supervisor = Supervisor::new(config.task_faults.clone());
+        let shared = background::spawn(&supervisor, &config, &nats, &store, &metrics);
+        let state = routes::AppState {
             config: Arc::clone(&config),
             store,
             nats,
-            live,
-            prices,
-            rate_limit,
+            live: shared.live,
+            prices: shared.prices,
+            rate_limit: shared.rate_limit,
             read_model,
             metrics,
+            tasks: supervisor.health(),
         };
         tracing::info!(addr = %listener.local_addr()?, instance = %config.instance_id, "api-gateway listening");
-        let served = axum::serve(listener, routes::router(ctx))
-            .with_graceful_shutdown(shutdown.cancelled_owned())
+        let task_failed = supervisor.failed();
+        let served = axum::serve(listener, routes::router(state))
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    () = shutdown.cancelled_owned() => {}
+                    () = task_failed => {}
+                }
+            })
             .await
             .context("HTTP server failed");
 
-        background.cancel();
-        tasks.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
-            .await
-            .is_err()
-        {
+        if supervisor.stop(SHUTDOWN_GRACE).await.is_err() {
             tracing::warn!("background tasks did not finish within {SHUTDOWN_GRACE:?}");
         }
         tracing::info!("api-gateway stopped");
-        served
+        served?;
+        match supervisor.failure() {
+            Some(stopped) => Err(anyhow::Error::new(stopped).context("api-gateway stopped")),
+            None => Ok(()),
+        }
     }
 }

@@ -8,13 +8,14 @@ pub fn router() -> Router<AppState> {
 }
 
 impl Probes for AppState {
-    /// Redis answers and NATS is connected; 503 otherwise.
+    /// Redis answers, NATS is connected and every background task runs; 503 otherwise.
     async fn readiness(&self) -> Readiness {
         let redis_up = self.store.ping().await.is_ok();
         let nats_up = self.nats.connection_state() == async_nats::connection::State::Connected;
         Readiness::new()
             .dependency("redis", redis_up)
             .dependency("nats", nats_up)
+            .tasks(&self.tasks)
     }
 
     /// Prometheus text; the outbox lag is read from Redis at scrape time.

@@ -25,6 +25,7 @@ use crate::store::{Store, StoreError};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use shared::ItemId;
+use shared::supervisor::TaskHealth;
 use std::sync::Arc;
 
 /// What every handler can reach (cheap to clone).
@@ -38,6 +39,8 @@ pub struct AppState {
     pub rate_limit: Arc<BidRateLimit>,
     pub read_model: ReadModel,
     pub metrics: Arc<Metrics>,
+    /// Which background tasks are down, for `/ready`.
+    pub tasks: TaskHealth,
 }
 
 pub fn router(ctx: AppState) -> Router {

@@ -99,6 +99,26 @@ impl TestApp {
         }
     }
 
+    /// Waits (up to `within`) for the gateway to stop by itself, without asking it to, and
+    /// returns what its `run` returned.
+    pub async fn exited(mut self, within: Duration) -> anyhow::Result<()> {
+        let handle = self.handle.take().expect("gateway still running");
+        tokio::time::timeout(within, handle)
+            .await
+            .expect("gateway stopped by itself in time")
+            .expect("gateway task")
+    }
+
+    /// Waits for `/ready` to answer 200 and returns its body.
+    pub async fn wait_ready(&self) -> Value {
+        wait_until(Duration::from_secs(15), "gateway ready", || async {
+            let (status, body) = self.get("/ready").await;
+            (status == 200).then_some(body)
+        })
+        .await
+        .unwrap()
+    }
+
     pub fn keys(&self) -> Keyspace {
         Keyspace::new(self.config.redis.key_prefix.clone())
     }
