@@ -14,13 +14,13 @@
 //! | `outbox_relay.s<n>` | restart | its progress lives in Redis and JetStream |
 //! | `closer` | restart | all of its state lives in Redis |
 
+use crate::closer;
 use crate::config::Config;
 use crate::live_publisher::{self, LivePublisher};
 use crate::metrics::Metrics;
 use crate::outbox_relay;
 use crate::price_cache::{self, PriceCache};
 use crate::rate_limit::{self, BidRateLimit};
-use crate::closer;
 use crate::store::Store;
 use crate::store::outbox::OutboxShard;
 use shared::redis_keys::Keyspace;
@@ -77,7 +77,14 @@ pub fn spawn(
     supervisor.spawn_restarting("price_cache", RESTART, {
         let (nats, prices, stop) = (nats.clone(), Arc::clone(&prices), stop.clone());
         let subject = subjects.live_all();
-        move || price_cache::follow_live(nats.clone(), subject.clone(), Arc::clone(&prices), stop.clone())
+        move || {
+            price_cache::follow_live(
+                nats.clone(),
+                subject.clone(),
+                Arc::clone(&prices),
+                stop.clone(),
+            )
+        }
     });
 
     // Restart: it only forgets idle users' buckets; a pause costs a little memory.
@@ -146,7 +153,8 @@ fn spawn_relay(
         let consumer = config.instance_id.clone();
         let (relay, stop) = (Arc::clone(&relay), supervisor.shutdown_token());
         supervisor.spawn_restarting(format!("outbox_relay.s{shard}"), RESTART, move || {
-            let reader = OutboxShard::new(url.expose(), stream.clone(), consumer.clone(), RELAY_BLOCK);
+            let reader =
+                OutboxShard::new(url.expose(), stream.clone(), consumer.clone(), RELAY_BLOCK);
             let (relay, stop) = (Arc::clone(&relay), stop.clone());
             async move {
                 match reader {

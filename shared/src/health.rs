@@ -132,7 +132,10 @@ mod tests {
         let bytes = axum::body::to_bytes(response.into_body(), 4096)
             .await
             .unwrap_or_default();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     #[tokio::test]

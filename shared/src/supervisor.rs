@@ -395,15 +395,23 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(down, ["panicky"]);
-        assert!(supervisor.failure().is_none(), "a restartable task never fails the service");
-        assert!(supervisor.stop(WAIT).await.is_ok(), "the pause ends at shutdown");
+        assert!(
+            supervisor.failure().is_none(),
+            "a restartable task never fails the service"
+        );
+        assert!(
+            supervisor.stop(WAIT).await.is_ok(),
+            "the pause ends at shutdown"
+        );
     }
 
     #[tokio::test]
     async fn a_critical_task_that_stops_fails_the_service_naming_it() {
         let supervisor = Supervisor::default();
         supervisor.spawn_critical("publisher", async {});
-        tokio::time::timeout(WAIT, supervisor.failed()).await.unwrap();
+        tokio::time::timeout(WAIT, supervisor.failed())
+            .await
+            .unwrap();
         assert_eq!(
             supervisor.failure(),
             Some(TaskStopped {

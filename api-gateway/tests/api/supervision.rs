@@ -33,12 +33,20 @@ async fn a_stopped_relay_shard_is_named_by_ready_then_restarted_and_relays_what_
 
     let body = stop_and_see_it_named(&app, &task).await;
     assert_eq!(
-        (body["status"].as_str(), body["redis"].as_str(), body["nats"].as_str()),
+        (
+            body["status"].as_str(),
+            body["redis"].as_str(),
+            body["nats"].as_str()
+        ),
         (Some("not_ready"), Some("up"), Some("up")),
         "only the task is down: {body}"
     );
     let (status, bid) = app.bid(&item, "alice", json!(11)).await;
-    assert_eq!((status, bid["code"].as_str()), (200, Some("accepted")), "{bid}");
+    assert_eq!(
+        (status, bid["code"].as_str()),
+        (200, Some("accepted")),
+        "{bid}"
+    );
     let event_id = bid["event_id"].as_str().unwrap().to_owned();
     assert_eq!(
         app.outbox_entries_for(&item).await,
@@ -70,7 +78,12 @@ async fn a_stopped_relay_shard_is_named_by_ready_then_restarted_and_relays_what_
 async fn every_restartable_task_that_stops_is_named_by_ready_and_comes_back() {
     let app = spawn_app().await;
     app.wait_ready().await;
-    for task in ["price_cache", "rate_limit_cleanup", "closer", "outbox_relay.s0"] {
+    for task in [
+        "price_cache",
+        "rate_limit_cleanup",
+        "closer",
+        "outbox_relay.s0",
+    ] {
         stop_and_see_it_named(&app, task).await;
         app.config.task_faults.resume(task);
         let ready = app.wait_ready().await;
