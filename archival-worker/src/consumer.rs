@@ -19,8 +19,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Settings of the consumer loop.
+#[derive(Debug, Clone)]
 pub struct ConsumerSettings {
     pub stream: String,
+    /// The stream's duplicate window if this worker creates it (the gateway's setting).
+    pub duplicate_window: Duration,
     pub subjects: Subjects,
     pub consumer_name: String,
     pub batch_size: usize,
@@ -48,7 +51,7 @@ pub async fn consumer(
             name: settings.stream.clone(),
             subjects: vec![settings.subjects.archive_all()],
             storage: stream::StorageType::File,
-            duplicate_window: Duration::from_secs(120),
+            duplicate_window: settings.duplicate_window,
             ..Default::default()
         })
         .await
