@@ -24,6 +24,7 @@ pub struct CommonOptions {
     /// NATS server (with JetStream): live events, presence and the archive stream.
     #[arg(
         id = "nats_url",
+        value_name = "NATS_URL",
         long = "nats-url",
         env = "NATS_URL",
         default_value = "nats://127.0.0.1:4222"
@@ -34,6 +35,7 @@ pub struct CommonOptions {
     /// `<prefix>.archive.<item>`); every service of one deployment must use the same.
     #[arg(
         id = "subject_prefix",
+        value_name = "SUBJECT_PREFIX",
         long = "subject-prefix",
         env = "SUBJECT_PREFIX",
         default_value = subjects::DEFAULT_PREFIX,
@@ -44,6 +46,7 @@ pub struct CommonOptions {
     /// Log output format.
     #[arg(
         id = "log_format",
+        value_name = "LOG_FORMAT",
         long = "log-format",
         env = "LOG_FORMAT",
         value_enum,
@@ -58,6 +61,7 @@ pub struct RedisOptions {
     /// Redis holding the auctions' current state and the outbox.
     #[arg(
         id = "redis_url",
+        value_name = "REDIS_URL",
         long = "redis-url",
         env = "REDIS_URL",
         default_value = "redis://127.0.0.1:6379"
@@ -68,6 +72,7 @@ pub struct RedisOptions {
     /// deployments; the gateway and the broadcast service must use the same.
     #[arg(
         id = "redis_key_prefix",
+        value_name = "REDIS_KEY_PREFIX",
         long = "redis-key-prefix",
         env = "REDIS_KEY_PREFIX",
         default_value = ""
@@ -81,6 +86,7 @@ pub struct DatabaseOptions {
     /// PostgreSQL holding the archive and the read model.
     #[arg(
         id = "database_url",
+        value_name = "DATABASE_URL",
         long = "database-url",
         env = "DATABASE_URL",
         default_value = "postgres://postgres@127.0.0.1:5432/auction"
@@ -95,6 +101,7 @@ pub struct ArchiveOptions {
     /// JetStream stream of archived events (created if missing).
     #[arg(
         id = "archive_stream",
+        value_name = "ARCHIVE_STREAM",
         long = "archive-stream",
         env = "ARCHIVE_STREAM",
         default_value = subjects::ARCHIVE_STREAM
@@ -104,6 +111,7 @@ pub struct ArchiveOptions {
     /// JetStream duplicate window (seconds): a relay retry within it is stored only once.
     #[arg(
         id = "archive_duplicate_window_secs",
+        value_name = "ARCHIVE_DUPLICATE_WINDOW_SECS",
         long = "archive-duplicate-window-secs",
         env = "ARCHIVE_DUPLICATE_WINDOW_SECS",
         default_value_t = 120
