@@ -45,11 +45,10 @@ impl Probes for AppState {
     async fn readiness(&self) -> Readiness {
         let postgres = self.store.ping().await.is_ok();
         let migrated = self.health.migrated.load(Ordering::Acquire);
-        let nats = self.nats.connection_state() == async_nats::connection::State::Connected;
         Readiness::new()
             .dependency("postgres", postgres)
             .condition("migrated", migrated)
-            .dependency("nats", nats)
+            .nats(&self.nats)
             .tasks(&self.tasks)
     }
 

@@ -72,6 +72,12 @@ impl Readiness {
         self.check(name, holds, json!(holds))
     }
 
+    /// NATS, `"up"` while the client is connected (it reconnects by itself otherwise).
+    pub fn nats(self, client: &async_nats::Client) -> Self {
+        let up = client.connection_state() == async_nats::connection::State::Connected;
+        self.dependency("nats", up)
+    }
+
     /// The service's supervised tasks: any that is down makes it not ready, by name.
     pub fn tasks(mut self, health: &TaskHealth) -> Self {
         let down = health.down();

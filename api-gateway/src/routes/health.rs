@@ -1,20 +1,13 @@
 use super::AppState;
-use axum::Router;
 use shared::health::{Probes, Readiness};
-
-/// `/health`, `/ready` and `/metrics`, as every service answers them.
-pub fn router() -> Router<AppState> {
-    shared::health::router()
-}
 
 impl Probes for AppState {
     /// Redis answers, NATS is connected and every background task runs; 503 otherwise.
     async fn readiness(&self) -> Readiness {
         let redis_up = self.store.ping().await.is_ok();
-        let nats_up = self.nats.connection_state() == async_nats::connection::State::Connected;
         Readiness::new()
             .dependency("redis", redis_up)
-            .dependency("nats", nats_up)
+            .nats(&self.nats)
             .tasks(&self.tasks)
     }
 

@@ -5,7 +5,7 @@
 mod admin;
 /// `POST /api/v1/items/{id}/bid`.
 mod bids;
-/// `GET /health`, `GET /ready`, `GET /metrics`.
+/// What `GET /ready` checks and `GET /metrics` shows (the routes are `shared::health`).
 mod health;
 /// `GET …/bids` and `…/stats` from the PostgreSQL read model.
 mod history;
@@ -46,7 +46,7 @@ pub struct AppState {
 pub fn router(ctx: AppState) -> Router {
     let body_limit = ctx.config.max_body_bytes;
     Router::new()
-        .merge(health::router())
+        .merge(shared::health::router())
         .merge(items::router())
         .merge(bids::router())
         .merge(history::router())
