@@ -40,7 +40,7 @@ pub const RESTART: Backoff = Backoff {
 const RELAY_BLOCK: Duration = Duration::from_millis(500);
 
 /// What the request handlers share with the background tasks.
-pub struct Shared {
+pub struct Handles {
     pub live: Arc<LivePublisher>,
     pub prices: Arc<PriceCache>,
     pub rate_limit: Arc<BidRateLimit>,
@@ -53,14 +53,15 @@ pub fn spawn(
     nats: &async_nats::Client,
     store: &Store,
     metrics: &Arc<Metrics>,
-) -> Shared {
+) -> Handles {
     let stop = supervisor.shutdown_token();
     let subjects = Subjects::new(config.common.subject_prefix.clone());
 
     // Stop the service: the receiver moves into the task, so once it ended every accepted
     // bid's live event would be dropped at the queue while the gateway looked healthy, and a
     // new task could not be given the queue back. The gateway is stateless and every event is
-    // also in the outbox, so stopping (and being replaced) loses nothing; limping would.
+    // also in the outbox, so stopping (and being replaced) loses nothing durable, while
+    // limping on would silently starve every viewer.
     let (live, queue) = LivePublisher::new(
         subjects.clone(),
         Arc::clone(metrics),
@@ -117,7 +118,7 @@ pub fn spawn(
         }
     });
 
-    Shared {
+    Handles {
         live,
         prices,
         rate_limit,

@@ -133,14 +133,14 @@ impl Application {
             metrics,
         } = self;
         let supervisor = Supervisor::new(config.task_faults.clone());
-        let shared = background::spawn(&supervisor, &config, &nats, &store, &metrics);
+        let handles = background::spawn(&supervisor, &config, &nats, &store, &metrics);
         let state = routes::AppState {
             config: Arc::clone(&config),
             store,
             nats,
-            live: shared.live,
-            prices: shared.prices,
-            rate_limit: shared.rate_limit,
+            live: handles.live,
+            prices: handles.prices,
+            rate_limit: handles.rate_limit,
             read_model,
             metrics,
             tasks: supervisor.health(),
