@@ -118,8 +118,8 @@ impl Application {
     /// Background tasks stop only after the HTTP server has drained, so no accepted bid's
     /// live event is left behind.
     ///
-    /// A background task that ends early is restarted or stops the gateway the same way as
-    /// `shutdown` would (see [`background`] for which and why).
+    /// A background task that ends early is restarted, or it stops the gateway in the same
+    /// order as `shutdown` does (see [`background`] for which and why).
     ///
     /// # Errors
     /// When the server fails, or a background task whose end stops the gateway ended.
@@ -149,6 +149,7 @@ impl Application {
         let task_failed = supervisor.failed();
         let served = axum::serve(listener, routes::router(state))
             .with_graceful_shutdown(async move {
+                // Both branches only wait for a token; the one that loses is simply dropped.
                 tokio::select! {
                     () = shutdown.cancelled_owned() => {}
                     () = task_failed => {}
