@@ -1,8 +1,11 @@
 //! The gateway's configuration: one clap struct, every field a flag with an env fallback.
+//! The options every service shares are `shared::service_options`, flattened in; what stays
+//! here is the gateway's own, including the options whose default is the gateway's
+//! (`LISTEN_ADDR`, `INSTANCE_ID`, and the two deadlines).
 
 use clap::{Parser, ValueEnum};
-use shared::redact::redact_url;
-use shared::telemetry::LogFormat;
+use shared::service_options::{ArchiveOptions, CommonOptions, DatabaseOptions, RedisOptions};
+use shared::supervisor::TaskFaults;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -15,50 +18,28 @@ pub struct Config {
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
     pub listen_addr: SocketAddr,
 
-    /// Redis holding the auctions' current state and the outbox.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub redis_url: String,
+    #[command(flatten)]
+    pub common: CommonOptions,
 
-    /// NATS server (with JetStream) for live events and the archive.
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    pub nats_url: String,
+    #[command(flatten)]
+    pub redis: RedisOptions,
 
-    /// PostgreSQL read model (written by archival-worker), for the history endpoints only.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/auction"
-    )]
-    pub database_url: String,
+    // The read model, for the history endpoints only (archival-worker writes it).
+    #[command(flatten)]
+    pub database: DatabaseOptions,
+
+    // The stream the outbox relay publishes to.
+    #[command(flatten)]
+    pub archive: ArchiveOptions,
 
     /// Longest a history query may take before it fails with 503 (milliseconds).
     #[arg(long, env = "DATABASE_TIMEOUT_MS", default_value_t = 500)]
     pub database_timeout_ms: u64,
 
-    /// Log output format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
-    pub log_format: LogFormat,
-
     /// Longest a Redis call may take before the request fails with 503 (milliseconds).
     /// Keeps an unreachable Redis a fast error, never a hang.
     #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 80)]
     pub redis_timeout_ms: u64,
-
-    /// Prefix of every Redis key (before the hash tag), to share one Redis between deployments.
-    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "")]
-    pub redis_key_prefix: String,
-
-    /// First token of every NATS subject (`<prefix>.live.<item>`, `<prefix>.archive.<item>`).
-    #[arg(long, env = "SUBJECT_PREFIX", default_value = shared::subjects::DEFAULT_PREFIX)]
-    pub subject_prefix: String,
-
-    /// JetStream stream the outbox relay publishes to (created if missing).
-    #[arg(long, env = "ARCHIVE_STREAM", default_value = shared::subjects::ARCHIVE_STREAM)]
-    pub archive_stream: String,
-
-    /// JetStream duplicate window (seconds): a relay retry within it is stored only once.
-    #[arg(long, env = "ARCHIVE_DUPLICATE_WINDOW_SECS", default_value_t = 120)]
-    pub archive_duplicate_window_secs: u64,
 
     /// Name of this instance's outbox consumer; must be unique among running instances.
     #[arg(long, env = "INSTANCE_ID", default_value_t = default_instance_id())]
@@ -121,6 +102,11 @@ pub struct Config {
     /// Run the outbox relay in this instance (disable only to test a crashed relay).
     #[arg(long, env = "RELAY_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub relay_enabled: bool,
+
+    /// Test hook, not a flag: lets a test stop a named background task (see
+    /// `Application::run` for the names). Inert unless a test uses it.
+    #[arg(skip)]
+    pub task_faults: TaskFaults,
 }
 
 /// How bids are applied in Redis.
@@ -146,17 +132,15 @@ impl Config {
 }
 
 impl fmt::Debug for Config {
+    /// URLs print redacted (`SecretUrl`), the admin token only as set or not.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("listen_addr", &self.listen_addr)
-            .field("redis_url", &redact_url(&self.redis_url))
-            .field("nats_url", &redact_url(&self.nats_url))
-            .field("database_url", &redact_url(&self.database_url))
-            .field("log_format", &self.log_format)
+            .field("common", &self.common)
+            .field("redis", &self.redis)
+            .field("database", &self.database)
+            .field("archive", &self.archive)
             .field("redis_timeout_ms", &self.redis_timeout_ms)
-            .field("redis_key_prefix", &self.redis_key_prefix)
-            .field("subject_prefix", &self.subject_prefix)
-            .field("archive_stream", &self.archive_stream)
             .field("instance_id", &self.instance_id)
             .field("relay_enabled", &self.relay_enabled)
             .field(
@@ -178,7 +162,7 @@ mod tests {
     #[test]
     fn credentials_are_redacted_in_debug_output() {
         let mut config = Config::defaults();
-        config.redis_url = "redis://user:hunter2@cache:6379".into();
+        config.redis.url = "redis://user:hunter2@cache:6379".into();
         let text = format!("{config:?}");
         assert!(!text.contains("hunter2"));
         assert!(text.contains("redis://***@cache:6379"));
@@ -188,8 +172,8 @@ mod tests {
     fn defaults_follow_the_contract() {
         let config = Config::defaults();
         assert_eq!(config.listen_addr.port(), 8080);
-        assert_eq!(config.redis_url, "redis://127.0.0.1:6379");
-        assert_eq!(config.nats_url, "nats://127.0.0.1:4222");
-        assert_eq!(config.archive_stream, "AUCTION_ARCHIVE");
+        assert_eq!(config.redis.url.expose(), "redis://127.0.0.1:6379");
+        assert_eq!(config.common.nats_url.expose(), "nats://127.0.0.1:4222");
+        assert_eq!(config.archive.stream, "AUCTION_ARCHIVE");
     }
 }

@@ -14,8 +14,10 @@
 //! * [`read_model`]: history and statistics reads from PostgreSQL (archival-worker's schema).
 //! * [`closer`]: closes auctions at their end time, exactly once across instances.
 //! * [`outbox_relay`]: outbox → JetStream, with reclaim of a crashed instance's entries.
+//! * [`background`]: the core background tasks and what happens when one ends.
 //! * [`metrics`]: the Prometheus registry.
 
+pub mod background;
 pub mod closer;
 pub mod config;
 pub mod error;
@@ -31,16 +33,14 @@ pub mod store;
 use anyhow::Context;
 use config::Config;
 use metrics::Metrics;
-use price_cache::PriceCache;
+use shared::redact::SecretUrl;
 use shared::redis_keys::Keyspace;
-use shared::subjects::Subjects;
+use shared::supervisor::Supervisor;
 use std::sync::Arc;
 use std::time::Duration;
 use store::Store;
-use store::outbox::OutboxShard;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// How long shutdown waits for background tasks (relay batches, live queue) to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -60,10 +60,10 @@ pub struct Application {
 ///
 /// # Errors
 /// When the URL is invalid.
-pub async fn connect_nats(url: &str, name: &str) -> anyhow::Result<async_nats::Client> {
+pub async fn connect_nats(url: &SecretUrl, name: &str) -> anyhow::Result<async_nats::Client> {
     shared::nats::connect_options(name)
         .request_timeout(Some(Duration::from_secs(5)))
-        .connect(url)
+        .connect(url.expose())
         .await
         .with_context(|| format!("invalid NATS address {url}"))
 }
@@ -79,8 +79,8 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", config.listen_addr))?;
         let store = Store::new(
-            &config.redis_url,
-            Keyspace::new(config.redis_key_prefix.clone()),
+            config.redis.url.expose(),
+            Keyspace::new(config.redis.key_prefix.clone()),
             config.redis_timeout(),
         )
         .context("invalid REDIS_URL")?;
@@ -88,14 +88,14 @@ impl Application {
         let store = match config.redis_strategy {
             config::RedisStrategy::Lua => store,
             config::RedisStrategy::Optimistic => store.with_optimistic_bids(
-                &config.redis_url,
+                config.redis.url.expose(),
                 64,
                 metrics.optimistic_retries.clone(),
             )?,
         };
-        let nats = connect_nats(&config.nats_url, &config.instance_id).await?;
+        let nats = connect_nats(&config.common.nats_url, &config.instance_id).await?;
         let read_model = read_model::ReadModel::new(
-            &config.database_url,
+            config.database.url.expose(),
             Duration::from_millis(config.database_timeout_ms),
         )?;
         Ok(Self {
@@ -115,9 +115,14 @@ impl Application {
 
     /// Serves until `shutdown` is cancelled, then stops accepting, finishes in-flight
     /// requests, drains the live queue, lets each relay finish its batch, and returns.
+    /// Background tasks stop only after the HTTP server has drained, so no accepted bid's
+    /// live event is left behind.
+    ///
+    /// A background task that ends early is restarted, or it stops the gateway in the same
+    /// order as `shutdown` does (see [`background`] for which and why).
     ///
     /// # Errors
-    /// When the server fails.
+    /// When the server fails, or a background task whose end stops the gateway ended.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self {
             listener,
@@ -127,100 +132,40 @@ impl Application {
             read_model,
             metrics,
         } = self;
-        let subjects = Subjects::new(config.subject_prefix.clone());
-        let tasks = TaskTracker::new();
-        // Background work stops only after the HTTP server has drained, so no accepted bid's
-        // live event is left behind.
-        let background = CancellationToken::new();
-
-        let (live, queue) = live_publisher::LivePublisher::new(
-            subjects.clone(),
-            Arc::clone(&metrics),
-            Duration::from_millis(config.live_reorder_hold_ms),
-        );
-        tasks.spawn(live_publisher::run(
-            nats.clone(),
-            queue,
-            Arc::clone(&metrics),
-            background.clone(),
-        ));
-
-        let prices = Arc::new(PriceCache::default());
-        tasks.spawn(price_cache::follow_live(
-            nats.clone(),
-            subjects.live_all(),
-            Arc::clone(&prices),
-            background.clone(),
-        ));
-
-        let rate_limit = Arc::new(rate_limit::BidRateLimit::new(
-            config.bid_rate_per_user,
-            config.bid_burst_per_user,
-        ));
-        tasks.spawn(rate_limit::run_cleanup(
-            Arc::clone(&rate_limit),
-            background.clone(),
-        ));
-
-        if config.relay_enabled {
-            let relay = Arc::new(outbox_relay::Relay::new(
-                async_nats::jetstream::new(nats.clone()),
-                subjects.clone(),
-                config.archive_stream.clone(),
-                Duration::from_secs(config.archive_duplicate_window_secs),
-                config.relay_batch,
-                Duration::from_millis(config.relay_reclaim_idle_ms),
-                Duration::from_millis(config.relay_reclaim_interval_ms),
-                Arc::clone(&metrics),
-            ));
-            for shard in Keyspace::shards() {
-                let reader = OutboxShard::new(
-                    &config.redis_url,
-                    store.keys().outbox(shard),
-                    config.instance_id.clone(),
-                    Duration::from_millis(500),
-                )?;
-                tasks.spawn(outbox_relay::run_shard(
-                    Arc::clone(&relay),
-                    reader,
-                    background.clone(),
-                ));
-            }
-        }
-
-        tasks.spawn(closer::run(
-            store.clone(),
-            Arc::clone(&live),
-            Arc::clone(&metrics),
-            Duration::from_millis(config.closer_interval_ms),
-            background.clone(),
-        ));
-
-        let ctx = routes::ApiContext {
+        let supervisor = Supervisor::new(config.task_faults.clone());
+        let handles = background::spawn(&supervisor, &config, &nats, &store, &metrics);
+        let state = routes::AppState {
             config: Arc::clone(&config),
             store,
             nats,
-            live,
-            prices,
-            rate_limit,
+            live: handles.live,
+            prices: handles.prices,
+            rate_limit: handles.rate_limit,
             read_model,
             metrics,
+            tasks: supervisor.health(),
         };
         tracing::info!(addr = %listener.local_addr()?, instance = %config.instance_id, "api-gateway listening");
-        let served = axum::serve(listener, routes::router(ctx))
-            .with_graceful_shutdown(shutdown.cancelled_owned())
+        let task_failed = supervisor.failed();
+        let served = axum::serve(listener, routes::router(state))
+            .with_graceful_shutdown(async move {
+                // Both branches only wait for a token; the one that loses is simply dropped.
+                tokio::select! {
+                    () = shutdown.cancelled_owned() => {}
+                    () = task_failed => {}
+                }
+            })
             .await
             .context("HTTP server failed");
 
-        background.cancel();
-        tasks.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
-            .await
-            .is_err()
-        {
+        if supervisor.stop(SHUTDOWN_GRACE).await.is_err() {
             tracing::warn!("background tasks did not finish within {SHUTDOWN_GRACE:?}");
         }
         tracing::info!("api-gateway stopped");
-        served
+        served?;
+        match supervisor.failure() {
+            Some(stopped) => Err(anyhow::Error::new(stopped).context("api-gateway stopped")),
+            None => Ok(()),
+        }
     }
 }

@@ -7,12 +7,11 @@
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::Pool;
 use serde::Serialize;
 use shared::money::serialize_cents;
 use shared::{ItemId, Timestamp, UserId};
 use std::future::Future;
-use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -97,6 +96,9 @@ pub struct ReadModel {
     timeout: Duration,
 }
 
+/// Connections to the read model: history reads are short and rare next to bids.
+const POOL_SIZE: usize = 4;
+
 const BID_COLUMNS: &str = "event_id, bid_id, item_id, round, seq, user_id, amount_cents, \
                            previous_cents, placed_at, extended";
 
@@ -126,21 +128,7 @@ impl ReadModel {
     /// # Errors
     /// When the URL is invalid.
     pub fn new(url: &str, timeout: Duration) -> anyhow::Result<Self> {
-        let pg = tokio_postgres::Config::from_str(url).context("invalid DATABASE_URL")?;
-        let manager = Manager::from_config(
-            pg,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(4)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(timeout))
-            .create_timeout(Some(timeout))
-            .recycle_timeout(Some(timeout))
-            .build()
+        let pool = shared::postgres_pool::lazy_pool(url, POOL_SIZE, timeout)
             .context("building the read-model pool")?;
         Ok(Self { pool, timeout })
     }

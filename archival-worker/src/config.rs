@@ -1,8 +1,11 @@
 //! The worker's configuration: one clap struct, every field a flag with an env fallback.
+//! The options every service shares are `shared::service_options`, flattened in; what stays
+//! here is the worker's own, including `LISTEN_ADDR` and `DATABASE_TIMEOUT_MS`, whose
+//! defaults are the worker's.
 
 use clap::Parser;
-use shared::redact::redact_url;
-use shared::telemetry::LogFormat;
+use shared::service_options::{ArchiveOptions, CommonOptions, DatabaseOptions};
+use shared::supervisor::TaskFaults;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -15,29 +18,15 @@ pub struct Config {
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8082")]
     pub listen_addr: SocketAddr,
 
-    /// PostgreSQL holding the archive and read model.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/auction"
-    )]
-    pub database_url: String,
+    #[command(flatten)]
+    pub common: CommonOptions,
 
-    /// NATS server with JetStream.
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    pub nats_url: String,
+    #[command(flatten)]
+    pub database: DatabaseOptions,
 
-    /// Log output format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
-    pub log_format: LogFormat,
-
-    /// First token of the NATS subjects (`<prefix>.archive.<item>`).
-    #[arg(long, env = "SUBJECT_PREFIX", default_value = shared::subjects::DEFAULT_PREFIX)]
-    pub subject_prefix: String,
-
-    /// JetStream stream to consume (created if missing, with the gateway's settings).
-    #[arg(long, env = "ARCHIVE_STREAM", default_value = shared::subjects::ARCHIVE_STREAM)]
-    pub archive_stream: String,
+    // The stream to consume (created if missing, with the gateway's settings).
+    #[command(flatten)]
+    pub archive: ArchiveOptions,
 
     /// Durable consumer name; every worker of one deployment shares it.
     #[arg(long, env = "CONSUMER_NAME", default_value = "archival-worker")]
@@ -66,6 +55,11 @@ pub struct Config {
     /// Longest one database step may take before the batch is abandoned (ms).
     #[arg(long, env = "DATABASE_TIMEOUT_MS", default_value_t = 5_000)]
     pub database_timeout_ms: u64,
+
+    /// Test hook, not a flag: lets a test stop the `consumer` task. Inert unless a test uses
+    /// it.
+    #[arg(skip)]
+    pub task_faults: TaskFaults,
 }
 
 impl Config {
@@ -83,9 +77,9 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("listen_addr", &self.listen_addr)
-            .field("database_url", &redact_url(&self.database_url))
-            .field("nats_url", &redact_url(&self.nats_url))
-            .field("archive_stream", &self.archive_stream)
+            .field("common", &self.common)
+            .field("database", &self.database)
+            .field("archive", &self.archive)
             .field("consumer_name", &self.consumer_name)
             .field("batch_size", &self.batch_size)
             .finish_non_exhaustive()
@@ -99,7 +93,7 @@ mod tests {
     #[test]
     fn database_password_is_redacted_in_debug_output() {
         let mut config = Config::defaults();
-        config.database_url = "postgres://app:hunter2@db:5432/auction".into();
+        config.database.url = "postgres://app:hunter2@db:5432/auction".into();
         assert!(!format!("{config:?}").contains("hunter2"));
     }
 
@@ -108,7 +102,7 @@ mod tests {
         let config = Config::defaults();
         assert_eq!(config.listen_addr.port(), 8082);
         assert_eq!(
-            config.database_url,
+            config.database.url.expose(),
             "postgres://postgres@127.0.0.1:5432/auction"
         );
     }

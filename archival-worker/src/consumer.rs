@@ -19,8 +19,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Settings of the consumer loop.
+#[derive(Debug, Clone)]
 pub struct ConsumerSettings {
     pub stream: String,
+    /// The stream's duplicate window if this worker creates it (the gateway's setting).
+    pub duplicate_window: Duration,
     pub subjects: Subjects,
     pub consumer_name: String,
     pub batch_size: usize,
@@ -48,7 +51,7 @@ pub async fn consumer(
             name: settings.stream.clone(),
             subjects: vec![settings.subjects.archive_all()],
             storage: stream::StorageType::File,
-            duplicate_window: Duration::from_secs(120),
+            duplicate_window: settings.duplicate_window,
             ..Default::default()
         })
         .await
@@ -79,33 +82,48 @@ pub fn decode_batch(messages: &[jetstream::Message]) -> Batch {
     batch
 }
 
+/// Why an event cannot be archived. Its text is the dead letter's `reason`.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejected {
+    /// The payload is not an event of the shared schema.
+    #[error("undecodable event: {0}")]
+    Undecodable(#[from] serde_json::Error),
+    /// A bid's `seq` is 0; every accepted bid's is 1 or more.
+    #[error("seq must be positive")]
+    ZeroSeq,
+    /// A bid of zero or less.
+    #[error("amount must be positive")]
+    NonPositiveAmount,
+    /// A bid whose previous price is below zero.
+    #[error("previous bid must not be negative")]
+    NegativePreviousBid,
+}
+
 /// Decodes one message into the batch: an event, or a dead letter with the reason.
 fn decode(message: &jetstream::Message, batch: &mut Batch) {
     let event = serde_json::from_slice::<Event>(&message.payload)
-        .map_err(|e| format!("undecodable event: {e}"))
+        .map_err(Rejected::from)
         .and_then(|event| validate(&event).map(|()| event));
     match event {
         Ok(Event::BidPlaced(bid)) => batch.bids.push(bid),
         Ok(Event::AuctionClosed(close)) => batch.closes.push(close),
         Ok(Event::AuctionExtended(e)) => batch.changes.push(Change::Extended(e)),
         Ok(Event::AuctionRelisted(e)) => batch.changes.push(Change::Relisted(e)),
-        Err(reason) => batch.dead.push(DeadLetter {
+        Err(rejected) => batch.dead.push(DeadLetter {
             stream_sequence: message.info().map(|i| i.stream_sequence).unwrap_or(0),
             subject: message.subject.to_string(),
             payload: message.payload.to_vec(),
-            reason,
+            reason: rejected.to_string(),
         }),
     }
 }
 
 /// Rules the schema enforces, checked first so one bad event cannot fail a whole batch.
-fn validate(event: &Event) -> Result<(), String> {
+fn validate(event: &Event) -> Result<(), Rejected> {
     match event {
-        Event::BidPlaced(bid) if bid.seq == 0 => Err("seq must be positive".into()),
-        Event::BidPlaced(bid) if bid.amount_cents <= 0 => Err("amount must be positive".into()),
-        Event::BidPlaced(bid) if bid.previous_bid_cents < 0 => {
-            Err("previous bid must not be negative".into())
-        }
+        Event::BidPlaced(bid) if bid.seq == 0 => Err(Rejected::ZeroSeq),
+        Event::BidPlaced(bid) if bid.amount_cents <= 0 => Err(Rejected::NonPositiveAmount),
+        Event::BidPlaced(bid) if bid.previous_bid_cents < 0 => Err(Rejected::NegativePreviousBid),
         _ => Ok(()),
     }
 }
@@ -257,5 +275,31 @@ pub async fn run(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_keep_their_dead_letter_reasons() {
+        assert_eq!(Rejected::ZeroSeq.to_string(), "seq must be positive");
+        assert_eq!(
+            Rejected::NonPositiveAmount.to_string(),
+            "amount must be positive"
+        );
+        assert_eq!(
+            Rejected::NegativePreviousBid.to_string(),
+            "previous bid must not be negative"
+        );
+        let Err(e) = serde_json::from_slice::<Event>(b"{") else {
+            panic!("a truncated payload decoded");
+        };
+        assert!(
+            Rejected::from(e)
+                .to_string()
+                .starts_with("undecodable event: ")
+        );
     }
 }

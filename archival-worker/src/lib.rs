@@ -3,7 +3,7 @@
 //! * [`config`]: the clap `Config`.
 //! * [`consumer`]: the durable pull consumer loop (batch, transaction, ack; dead letters).
 //! * [`store`]: every SQL statement, the migrations (`migrations/`) and the batch write.
-//! * [`routes`]: `/health`, `/ready`, `/metrics`.
+//! * [`routes`]: `/health`, `/ready`, `/metrics`, and a JSON 404 for anything else.
 //! * [`metrics`]: the Prometheus registry.
 
 pub mod config;
@@ -17,15 +17,22 @@ use config::Config;
 use consumer::{ConsumerSettings, Health};
 use metrics::Metrics;
 use shared::subjects::Subjects;
+use shared::supervisor::{Backoff, Supervisor};
 use std::sync::Arc;
 use std::time::Duration;
 use store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// How long shutdown waits for the batch in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Pauses before the consumer is started again after it ended: quick at first, capped so a
+/// consumer that cannot run is retried every few seconds.
+pub const RESTART: Backoff = Backoff {
+    first: Duration::from_millis(100),
+    max: Duration::from_secs(5),
+};
 
 pub struct Application {
     listener: TcpListener,
@@ -45,14 +52,14 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", config.listen_addr))?;
         let store = Store::new(
-            &config.database_url,
+            config.database.url.expose(),
             config.database_pool_size,
             config.database_timeout(),
         )?;
         let nats = shared::nats::connect_options(format!("archival-worker-{}", std::process::id()))
-            .connect(config.nats_url.as_str())
+            .connect(config.common.nats_url.expose())
             .await
-            .with_context(|| format!("invalid NATS address {}", config.nats_url))?;
+            .with_context(|| format!("invalid NATS address {}", config.common.nats_url))?;
         Ok(Self {
             listener,
             config,
@@ -67,6 +74,13 @@ impl Application {
 
     /// Runs until `shutdown`: stops consuming after the batch in flight, then returns.
     ///
+    /// The consumer is supervised as task `consumer`; if it ends before shutdown it is logged,
+    /// `/ready` answers 503 naming it, and it is started again after [`RESTART`]'s pause. A
+    /// restart is the right fate because all of its progress lives outside it: unacked
+    /// messages are redelivered by JetStream and PostgreSQL ignores events it already holds,
+    /// so a fresh consumer resumes exactly where the old one stopped. Stopping the worker
+    /// would only trade this for a slower restart of the whole process.
+    ///
     /// # Errors
     /// When the HTTP server fails.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -78,39 +92,47 @@ impl Application {
         } = self;
         let metrics = Arc::new(Metrics::default());
         let health = Arc::new(Health::default());
-        let tasks = TaskTracker::new();
+        let supervisor = Supervisor::new(config.task_faults.clone());
         let settings = ConsumerSettings {
-            stream: config.archive_stream.clone(),
-            subjects: Subjects::new(config.subject_prefix.clone()),
+            stream: config.archive.stream.clone(),
+            duplicate_window: Duration::from_secs(config.archive.duplicate_window_secs),
+            subjects: Subjects::new(config.common.subject_prefix.clone()),
             consumer_name: config.consumer_name.clone(),
             batch_size: config.batch_size,
             batch_wait: Duration::from_millis(config.batch_wait_ms),
             ack_wait: Duration::from_secs(config.ack_wait_secs),
         };
-        tasks.spawn(consumer::run(
-            async_nats::jetstream::new(nats.clone()),
-            store.clone(),
-            settings,
-            Arc::clone(&metrics),
-            Arc::clone(&health),
-            shutdown.clone(),
-        ));
-        let ctx = routes::HttpContext {
+        supervisor.spawn_restarting("consumer", RESTART, {
+            let js = async_nats::jetstream::new(nats.clone());
+            let (store, metrics, health) =
+                (store.clone(), Arc::clone(&metrics), Arc::clone(&health));
+            let stop = supervisor.shutdown_token();
+            move || {
+                consumer::run(
+                    js.clone(),
+                    store.clone(),
+                    settings.clone(),
+                    Arc::clone(&metrics),
+                    Arc::clone(&health),
+                    stop.clone(),
+                )
+            }
+        });
+        let state = routes::AppState {
             store,
             nats,
             metrics,
             health,
+            tasks: supervisor.health(),
         };
         tracing::info!(addr = %listener.local_addr()?, "archival-worker listening");
-        let served = axum::serve(listener, routes::router(ctx))
+        // The consumer is the only supervised task and it is restarted, so nothing but
+        // `shutdown` stops the worker.
+        let served = axum::serve(listener, routes::router(state))
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
             .context("HTTP server failed");
-        tasks.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
-            .await
-            .is_err()
-        {
+        if supervisor.stop(SHUTDOWN_GRACE).await.is_err() {
             tracing::warn!("the batch in flight did not finish within {SHUTDOWN_GRACE:?}");
         }
         tracing::info!("archival-worker stopped");

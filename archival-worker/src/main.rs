@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    shared::telemetry::init(config.log_format, "info");
+    shared::telemetry::init(config.common.log_format, "info");
     let shutdown = CancellationToken::new();
     tokio::spawn(shared::shutdown::cancel_on_signal(shutdown.clone()));
     Application::build(config).await?.run(shutdown).await

@@ -1,61 +1,58 @@
-//! `/health`, `/ready` and `/metrics`: the worker serves nothing else over HTTP.
+//! The worker's HTTP surface: `/health`, `/ready` and `/metrics` (the shared probe routes with
+//! the worker's checks), and a JSON 404 for anything else.
 
 use crate::consumer::Health;
 use crate::metrics::Metrics;
 use crate::store::Store;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+use shared::health::{Probes, Readiness};
+use shared::supervisor::TaskHealth;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+/// What every handler can reach (cheap to clone).
 #[derive(Clone)]
-pub struct HttpContext {
+pub struct AppState {
     pub store: Store,
     pub nats: async_nats::Client,
     pub metrics: Arc<Metrics>,
+    /// What the consumer reports (the schema is migrated).
     pub health: Arc<Health>,
+    /// Which supervised tasks are down.
+    pub tasks: TaskHealth,
 }
 
-pub fn router(ctx: HttpContext) -> Router {
-    Router::new()
-        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .with_state(ctx)
+pub fn router(state: AppState) -> Router {
+    shared::health::router()
+        .fallback(not_found)
+        .with_state(state)
 }
 
-/// PostgreSQL answers, the schema is migrated and NATS is connected; 503 otherwise.
-async fn ready(State(ctx): State<HttpContext>) -> impl IntoResponse {
-    let postgres = ctx.store.ping().await.is_ok();
-    let migrated = ctx.health.migrated.load(Ordering::Acquire);
-    let nats = ctx.nats.connection_state() == async_nats::connection::State::Connected;
-    let ok = postgres && migrated && nats;
-    let word = |up: bool| if up { "up" } else { "down" };
+/// Every other path: 404 with the error body every service uses.
+async fn not_found() -> impl IntoResponse {
     (
-        if ok {
-            StatusCode::OK
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        },
-        Json(json!({
-            "status": if ok { "ready" } else { "not_ready" },
-            "postgres": word(postgres),
-            "migrated": migrated,
-            "nats": word(nats),
-        })),
+        StatusCode::NOT_FOUND,
+        Json(json!({ "error": "not_found", "message": "no such endpoint" })),
     )
 }
 
-async fn metrics(State(ctx): State<HttpContext>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        ctx.metrics.render(),
-    )
+impl Probes for AppState {
+    /// PostgreSQL answers, the schema is migrated, NATS is connected and the consumer runs;
+    /// 503 otherwise.
+    async fn readiness(&self) -> Readiness {
+        let postgres = self.store.ping().await.is_ok();
+        let migrated = self.health.migrated.load(Ordering::Acquire);
+        Readiness::new()
+            .dependency("postgres", postgres)
+            .condition("migrated", migrated)
+            .nats(&self.nats)
+            .tasks(&self.tasks)
+    }
+
+    async fn metrics_text(&self) -> String {
+        self.metrics.render()
+    }
 }

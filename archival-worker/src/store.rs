@@ -8,11 +8,10 @@
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::Pool;
 use shared::{AuctionClosed, AuctionExtended, AuctionRelisted, BidPlaced, Timestamp};
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
-use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -113,22 +112,7 @@ impl Store {
     /// # Errors
     /// When the URL is invalid.
     pub fn new(url: &str, size: usize, timeout: Duration) -> anyhow::Result<Self> {
-        let pg = tokio_postgres::Config::from_str(url).context("invalid DATABASE_URL")?;
-        let manager = Manager::from_config(
-            pg,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(size)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(timeout))
-            .create_timeout(Some(timeout))
-            .recycle_timeout(Some(timeout))
-            .build()
-            .context("building the PostgreSQL pool")?;
+        let pool = shared::postgres_pool::lazy_pool(url, size, timeout)?;
         Ok(Self { pool, timeout })
     }
 

@@ -84,12 +84,13 @@ impl Application {
         let listener = bind(config.listen_addr, config.socket_send_buffer_bytes)
             .with_context(|| format!("binding {}", config.listen_addr))?;
         let store = Store::new(
-            &config.redis_url,
-            Keyspace::new(config.redis_key_prefix.clone()),
+            config.redis.url.expose(),
+            Keyspace::new(config.redis.key_prefix.clone()),
             config.redis_timeout(),
         )
         .context("invalid REDIS_URL")?;
-        let (nats, nats_connected) = nats::connect(&config.nats_url, &config.instance_id).await?;
+        let (nats, nats_connected) =
+            nats::connect(config.common.nats_url.expose(), &config.instance_id).await?;
         Ok(Self {
             listener,
             config: Arc::new(config),
@@ -123,8 +124,8 @@ impl Application {
         let hub = Arc::new(Hub::new(RoomSettings {
             nats: nats.clone(),
             store: store.clone(),
-            subjects: Subjects::new(config.subject_prefix.clone()),
-            subject_prefix: config.subject_prefix.clone(),
+            subjects: Subjects::new(config.common.subject_prefix.clone()),
+            subject_prefix: config.common.subject_prefix.clone(),
             instance_id: config.instance_id.clone(),
             reorder_hold: config.reorder_hold(),
             presence_interval: config.presence_interval(),

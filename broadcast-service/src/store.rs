@@ -3,13 +3,16 @@
 //! reads it through `shared`'s [`Keyspace`] and [`ItemState::from_hash`], so the two cannot
 //! drift apart.
 //!
-//! Every call runs under a deadline, so an unreachable Redis becomes a fast
+//! Every call runs under a deadline (`REDIS_TIMEOUT_MS`, with the one timeout rule of
+//! `shared::redis_connection`), so an unreachable Redis becomes a fast
 //! [`StoreError::Unavailable`] (the session retries the snapshot) rather than a stalled
-//! socket. The connection is a `ConnectionManager` (one multiplexed connection, reconnected
-//! in the background), so the service recovers by itself when Redis returns.
+//! socket. A read has no side effect, so "never sent" and "sent, not answered" are alike
+//! here. The connection is a `ConnectionManager` (one multiplexed connection, reconnected in
+//! the background), so the service recovers by itself when Redis returns.
 
 use anyhow::Context;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
+use shared::redis_connection::{self, RedisCallError};
 use shared::redis_keys::Keyspace;
 use shared::{ItemId, ItemState};
 use std::collections::HashMap;
@@ -25,6 +28,15 @@ pub enum StoreError {
     /// Redis answered with something that is not an item hash: a bug or a corrupted key.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<RedisCallError> for StoreError {
+    fn from(e: RedisCallError) -> Self {
+        match e {
+            RedisCallError::NoConnection(_) => StoreError::Unavailable(e.to_string()),
+            RedisCallError::Redis(e) => StoreError::from(e),
+        }
+    }
 }
 
 impl From<redis::RedisError> for StoreError {
@@ -56,14 +68,7 @@ impl Store {
     /// # Errors
     /// When the URL is invalid.
     pub fn new(url: &str, keys: Keyspace, timeout: Duration) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout.max(Duration::from_millis(200))))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        let conn = redis_connection::connect_lazily(url, timeout)?;
         Ok(Self {
             conn,
             keys,
@@ -76,13 +81,9 @@ impl Store {
         &self,
         op: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, op).await {
-            Ok(result) => result.map_err(StoreError::from),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "no answer within {:?}",
-                self.timeout
-            ))),
-        }
+        redis_connection::within(self.timeout, op)
+            .await
+            .map_err(StoreError::from)
     }
 
     /// `PING`, for readiness.

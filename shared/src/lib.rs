@@ -8,6 +8,12 @@
 //!   the outbox and return ([`Event::to_fields`], [`Event::from_fields`]).
 //! * [`timestamp`]: microsecond UTC timestamps rendered as RFC 3339.
 //! * [`nats`]: the NATS connection policy every service uses.
+//! * [`redis_connection`]: the Redis connection builder and its one timeout rule.
+//! * [`postgres_pool`]: the PostgreSQL pool builder.
+//! * [`service_options`]: the command-line options the services share, flattened into each
+//!   service's `Config`.
+//! * [`health`]: the `/health`, `/ready` and `/metrics` routes.
+//! * [`supervisor`]: ownership of core background tasks: restart or stop, never unnoticed.
 //! * [`subjects`]: NATS subject and stream names.
 //! * [`redact`]: credential-free URLs for logs.
 //! * [`redis_keys`]: the cluster-ready Redis key layout (hash tags, outbox shards).
@@ -17,14 +23,19 @@
 
 pub mod event;
 pub mod event_fields;
+pub mod health;
 pub mod ids;
 pub mod item_state;
 pub mod money;
 pub mod nats;
+pub mod postgres_pool;
 pub mod redact;
+pub mod redis_connection;
 pub mod redis_keys;
+pub mod service_options;
 pub mod shutdown;
 pub mod subjects;
+pub mod supervisor;
 pub mod telemetry;
 pub mod timestamp;
 

@@ -4,7 +4,7 @@
 //! every change. Requests need `Authorization: Bearer <ADMIN_TOKEN>`.
 
 use super::json_body::JsonBody;
-use super::{ApiContext, item_id};
+use super::{AppState, item_id};
 use crate::error::{ApiError, ErrorCode};
 use crate::store::{CloseMode, CloseOutcome, ExtendOutcome, Relist, RelistOutcome};
 use axum::extract::{Path, State};
@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use shared::{Cents, Event, ItemId, Timestamp};
 
-pub fn router() -> Router<ApiContext> {
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/items/{id}/close", post(close_now))
         .route("/api/v1/items/{id}/cancel", post(cancel))
@@ -23,7 +23,7 @@ pub fn router() -> Router<ApiContext> {
 }
 
 /// Checks the bearer token in constant time.
-fn authorize(ctx: &ApiContext, headers: &HeaderMap) -> Result<(), ApiError> {
+fn authorize(ctx: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let expected = ctx.config.admin_token.as_bytes();
     if expected.is_empty() {
         return Err(ApiError::Unauthorized(
@@ -60,7 +60,7 @@ struct Announced {
 
 /// Publishes an admin event live (in `seq` order with bids), teaches the price cache, and
 /// answers with the event.
-fn announce(ctx: &ApiContext, item: &ItemId, event: Event) -> Json<Announced> {
+fn announce(ctx: &AppState, item: &ItemId, event: Event) -> Json<Announced> {
     ctx.prices.forget(item);
     ctx.live.begin(item).finish(Some(&event));
     Json(Announced {
@@ -74,7 +74,7 @@ fn not_active(message: &str) -> ApiError {
 }
 
 async fn end(
-    ctx: ApiContext,
+    ctx: AppState,
     raw: String,
     mode: CloseMode,
     reason: &str,
@@ -95,7 +95,7 @@ async fn end(
 
 #[tracing::instrument(skip_all, fields(item_id = %raw))]
 async fn close_now(
-    State(ctx): State<ApiContext>,
+    State(ctx): State<AppState>,
     headers: HeaderMap,
     Path(raw): Path<String>,
 ) -> Result<Json<Announced>, ApiError> {
@@ -111,7 +111,7 @@ struct CancelRequest {
 
 #[tracing::instrument(skip_all, fields(item_id = %raw))]
 async fn cancel(
-    State(ctx): State<ApiContext>,
+    State(ctx): State<AppState>,
     headers: HeaderMap,
     Path(raw): Path<String>,
     JsonBody(request): JsonBody<CancelRequest>,
@@ -135,7 +135,7 @@ struct ExtendRequest {
 
 #[tracing::instrument(skip_all, fields(item_id = %raw))]
 async fn extend(
-    State(ctx): State<ApiContext>,
+    State(ctx): State<AppState>,
     headers: HeaderMap,
     Path(raw): Path<String>,
     JsonBody(request): JsonBody<ExtendRequest>,
@@ -169,7 +169,7 @@ struct RelistRequest {
 
 #[tracing::instrument(skip_all, fields(item_id = %raw))]
 async fn relist(
-    State(ctx): State<ApiContext>,
+    State(ctx): State<AppState>,
     headers: HeaderMap,
     Path(raw): Path<String>,
     JsonBody(request): JsonBody<RelistRequest>,

@@ -5,7 +5,7 @@
 //! (`success, message, current_bid, your_bid, is_highest, event_id`).
 
 use super::json_body::JsonBody;
-use super::{ApiContext, item_id};
+use super::{AppState, item_id};
 use crate::error::{ApiError, ErrorCode};
 use crate::price_cache::KnownPrice;
 use crate::store::{BidOutcome, BidReply, PlaceBid, StoreError};
@@ -18,7 +18,7 @@ use shared::money::serialize_cents;
 use shared::{Cents, Event, IdempotencyKey, Timestamp, UserId};
 use std::time::Instant;
 
-pub fn router() -> Router<ApiContext> {
+pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/items/{id}/bid", post(place_bid))
 }
 
@@ -84,7 +84,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiErr
     fields(item_id = %raw_id, event_id = tracing::field::Empty)
 )]
 async fn place_bid(
-    State(ctx): State<ApiContext>,
+    State(ctx): State<AppState>,
     Path(raw_id): Path<String>,
     headers: HeaderMap,
     JsonBody(request): JsonBody<BidRequest>,

@@ -4,7 +4,7 @@
 //! The archive lags the live state by the relay and the worker (well under a second normally);
 //! current prices come from `GET /api/v1/items/{id}`, which reads Redis.
 
-use super::{ApiContext, item_id};
+use super::{AppState, item_id};
 use crate::error::{ApiError, ErrorCode};
 use crate::read_model::{ReadError, UserCursor};
 use axum::extract::{Path, Query, State};
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::UserId;
 
-pub fn router() -> Router<ApiContext> {
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/items/{id}/bids", get(item_bids))
         .route("/api/v1/users/{id}/bids", get(user_bids))
@@ -65,7 +65,7 @@ struct ItemBidsQuery {
 
 #[tracing::instrument(skip_all, fields(item_id = %raw))]
 async fn item_bids(
-    State(ctx): State<ApiContext>,
+    State(ctx): State<AppState>,
     Path(raw): Path<String>,
     params: QueryResult<ItemBidsQuery>,
 ) -> Result<Json<Value>, ApiError> {
@@ -100,7 +100,7 @@ struct UserBidsQuery {
 
 #[tracing::instrument(skip_all, fields(user_id = %raw))]
 async fn user_bids(
-    State(ctx): State<ApiContext>,
+    State(ctx): State<AppState>,
     Path(raw): Path<String>,
     params: QueryResult<UserBidsQuery>,
 ) -> Result<Json<Value>, ApiError> {
@@ -127,7 +127,7 @@ async fn user_bids(
 
 #[tracing::instrument(skip_all, fields(user_id = %raw))]
 async fn user_stats(
-    State(ctx): State<ApiContext>,
+    State(ctx): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<Json<crate::read_model::UserStats>, ApiError> {
     let user = user_id(raw)?;

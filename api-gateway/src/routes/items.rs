@@ -1,7 +1,7 @@
 //! Creating, reading and listing auctions.
 
 use super::json_body::JsonBody;
-use super::{ApiContext, item_id};
+use super::{AppState, item_id};
 use crate::error::{ApiError, ErrorCode};
 use crate::store::{CreatedItem, NewItem};
 use axum::extract::{Path, Query, State};
@@ -14,7 +14,7 @@ use serde_json::json;
 use shared::item_state::ItemView;
 use shared::{Cents, ItemId, ItemStatus, Timestamp};
 
-pub fn router() -> Router<ApiContext> {
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/items", get(list_items).post(create_item))
         .route("/api/v1/items/{id}", get(get_item))
@@ -101,7 +101,7 @@ impl CreateItemRequest {
 
 #[tracing::instrument(skip_all, fields(item_id = tracing::field::Empty))]
 async fn create_item(
-    State(ctx): State<ApiContext>,
+    State(ctx): State<AppState>,
     JsonBody(request): JsonBody<CreateItemRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let item = request.validate()?;
@@ -130,7 +130,7 @@ async fn create_item(
     ))
 }
 
-async fn read_view(ctx: &ApiContext, id: &ItemId) -> Result<ItemView, ApiError> {
+async fn read_view(ctx: &AppState, id: &ItemId) -> Result<ItemView, ApiError> {
     let state = ctx
         .store
         .get_item(id)
@@ -141,7 +141,7 @@ async fn read_view(ctx: &ApiContext, id: &ItemId) -> Result<ItemView, ApiError> 
 
 #[tracing::instrument(skip_all, fields(item_id = %raw))]
 async fn get_item(
-    State(ctx): State<ApiContext>,
+    State(ctx): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<Json<ItemView>, ApiError> {
     let id = item_id(raw)?;
@@ -156,7 +156,7 @@ struct ListQuery {
 
 #[tracing::instrument(skip_all)]
 async fn list_items(
-    State(ctx): State<ApiContext>,
+    State(ctx): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;

@@ -5,7 +5,7 @@
 mod admin;
 /// `POST /api/v1/items/{id}/bid`.
 mod bids;
-/// `GET /health`, `GET /ready`, `GET /metrics`.
+/// What `GET /ready` checks and `GET /metrics` shows (the routes are `shared::health`).
 mod health;
 /// `GET …/bids` and `…/stats` from the PostgreSQL read model.
 mod history;
@@ -25,11 +25,12 @@ use crate::store::{Store, StoreError};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use shared::ItemId;
+use shared::supervisor::TaskHealth;
 use std::sync::Arc;
 
 /// What every handler can reach (cheap to clone).
 #[derive(Clone)]
-pub struct ApiContext {
+pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub nats: async_nats::Client,
@@ -38,12 +39,14 @@ pub struct ApiContext {
     pub rate_limit: Arc<BidRateLimit>,
     pub read_model: ReadModel,
     pub metrics: Arc<Metrics>,
+    /// Which background tasks are down, for `/ready`.
+    pub tasks: TaskHealth,
 }
 
-pub fn router(ctx: ApiContext) -> Router {
+pub fn router(ctx: AppState) -> Router {
     let body_limit = ctx.config.max_body_bytes;
     Router::new()
-        .merge(health::router())
+        .merge(shared::health::router())
         .merge(items::router())
         .merge(bids::router())
         .merge(history::router())

@@ -1,10 +1,12 @@
 //! All of the gateway's Redis I/O: item creation and reads, the bid script, closing, and the
 //! outbox stream operations the relay uses. Handlers and the relay never build Redis commands.
 //!
-//! Every call on the request path runs under [`Store::timeout`], so an unreachable or stalled
-//! Redis becomes a fast [`StoreError::Unavailable`] (a 503), never a hung request. The
-//! connection is a `ConnectionManager` (one multiplexed connection, reconnected in the
-//! background), so the gateway recovers by itself when Redis returns.
+//! Every call on the request path runs under the store's deadline (`REDIS_TIMEOUT_MS`), so an
+//! unreachable or stalled Redis becomes a fast [`StoreError::Unavailable`] (a 503), never a
+//! hung request; by the one timeout rule of `shared::redis_connection`, a command that was
+//! sent and not answered is [`StoreError::TimedOut`] instead. The connection is a
+//! `ConnectionManager` (one multiplexed connection, reconnected in the background), so the
+//! gateway recovers by itself when Redis returns.
 
 mod admin;
 mod bids;
@@ -19,7 +21,8 @@ pub use bids::{BidOutcome, BidReply, PlaceBid};
 pub use closing::{CloseMode, CloseOutcome};
 pub use items::{CreatedItem, NewItem};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
+use shared::redis_connection::{self, RedisCallError};
 use shared::redis_keys::Keyspace;
 use std::future::Future;
 use std::time::Duration;
@@ -37,6 +40,16 @@ pub enum StoreError {
     /// Redis answered with an error or an unexpected reply: a bug or a corrupted key.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<RedisCallError> for StoreError {
+    /// No connection within the deadline means nothing was sent: simply unavailable.
+    fn from(e: RedisCallError) -> Self {
+        match e {
+            RedisCallError::NoConnection(_) => StoreError::Unavailable(e.to_string()),
+            RedisCallError::Redis(e) => StoreError::from(e),
+        }
+    }
 }
 
 impl From<redis::RedisError> for StoreError {
@@ -93,21 +106,9 @@ fn scripts() -> &'static Scripts {
     })
 }
 
-/// Options for a connection that tolerates Redis being down: it connects lazily, retries
-/// reconnection briefly in the background and bounds every response.
-///
-/// The response timeout (for a command that was sent) is three quarters of the request
-/// deadline, so a sent-but-unanswered command fails first as a redis-rs timeout
-/// ([`StoreError::TimedOut`]: its outcome is unknown), while a request that never got a
-/// connection runs into the outer deadline ([`StoreError::Unavailable`]: nothing was sent).
-pub(crate) fn connection_config(timeout: Duration) -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(timeout.max(Duration::from_millis(200))))
-        .set_response_timeout(Some(timeout * 3 / 4))
-        .set_number_of_retries(1)
-        .set_min_delay(Duration::from_millis(50))
-        .set_max_delay(Duration::from_millis(500))
-}
+/// The one connection rule (`shared::redis_connection`), for the outbox readers and the
+/// optimistic strategy's connections, which open their own.
+pub(crate) use shared::redis_connection::connection_config;
 
 impl Store {
     /// Prepares a lazily connected store; it does not need Redis to be up.
@@ -115,8 +116,7 @@ impl Store {
     /// # Errors
     /// When the URL is invalid.
     pub fn new(url: &str, keys: Keyspace, timeout: Duration) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)?;
-        let conn = ConnectionManager::new_lazy_with_config(client, connection_config(timeout))?;
+        let conn = redis_connection::connect_lazily(url, timeout)?;
         Ok(Self {
             conn,
             keys,
@@ -156,14 +156,9 @@ impl Store {
         &self,
         op: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, op).await {
-            Ok(result) => result.map_err(StoreError::from),
-            // No connection within the deadline (a sent command times out first, above).
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "no connection within {:?}",
-                self.timeout
-            ))),
-        }
+        redis_connection::within(self.timeout, op)
+            .await
+            .map_err(StoreError::from)
     }
 
     /// `PING`, for readiness.

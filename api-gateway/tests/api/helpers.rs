@@ -16,11 +16,11 @@ pub fn test_config(redis_url: &str, nats_url: &str) -> Config {
     let tag = unique_id("t").replace('-', "");
     let mut config = Config::defaults();
     config.listen_addr = "127.0.0.1:0".parse().expect("valid address");
-    config.redis_url = redis_url.to_owned();
-    config.nats_url = nats_url.to_owned();
-    config.redis_key_prefix = format!("{tag}:");
-    config.subject_prefix = tag.clone();
-    config.archive_stream = tag.to_uppercase();
+    config.redis.url = redis_url.into();
+    config.common.nats_url = nats_url.into();
+    config.redis.key_prefix = format!("{tag}:");
+    config.common.subject_prefix = tag.clone();
+    config.archive.stream = tag.to_uppercase();
     // A starved test machine must not turn slow answers into 503s; the outage tests set the
     // production deadline back explicitly.
     config.redis_timeout_ms = 2_000;
@@ -99,8 +99,28 @@ impl TestApp {
         }
     }
 
+    /// Waits (up to `within`) for the gateway to stop by itself, without asking it to, and
+    /// returns what its `run` returned.
+    pub async fn exited(mut self, within: Duration) -> anyhow::Result<()> {
+        let handle = self.handle.take().expect("gateway still running");
+        tokio::time::timeout(within, handle)
+            .await
+            .expect("gateway stopped by itself in time")
+            .expect("gateway task")
+    }
+
+    /// Waits for `/ready` to answer 200 and returns its body.
+    pub async fn wait_ready(&self) -> Value {
+        wait_until(Duration::from_secs(15), "gateway ready", || async {
+            let (status, body) = self.get("/ready").await;
+            (status == 200).then_some(body)
+        })
+        .await
+        .unwrap()
+    }
+
     pub fn keys(&self) -> Keyspace {
-        Keyspace::new(self.config.redis_key_prefix.clone())
+        Keyspace::new(self.config.redis.key_prefix.clone())
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
@@ -158,7 +178,7 @@ impl TestApp {
     }
 
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.config.redis_url.as_str())
+        redis::Client::open(self.config.redis.url.expose())
             .expect("redis url")
             .get_multiplexed_async_connection()
             .await
@@ -199,7 +219,7 @@ impl TestApp {
     }
 
     pub async fn nats(&self) -> async_nats::Client {
-        async_nats::connect(self.config.nats_url.as_str())
+        async_nats::connect(self.config.common.nats_url.expose())
             .await
             .expect("nats connection")
     }
@@ -221,9 +241,9 @@ pub async fn archived_event_ids(config: &Config) -> Vec<String> {
 
 /// Deletes a test's stream from the shared NATS (best effort).
 pub async fn delete_stream(config: &Config) {
-    if let Ok(client) = async_nats::connect(config.nats_url.as_str()).await {
+    if let Ok(client) = async_nats::connect(config.common.nats_url.expose()).await {
         let _ = async_nats::jetstream::new(client)
-            .delete_stream(&config.archive_stream)
+            .delete_stream(&config.archive.stream)
             .await;
     }
 }
@@ -272,11 +292,11 @@ impl TestApp {
 
 /// Every event in `config`'s archive stream, decoded as JSON, in stream order.
 pub async fn archived_events(config: &Config) -> Vec<Value> {
-    let client = async_nats::connect(config.nats_url.as_str())
+    let client = async_nats::connect(config.common.nats_url.expose())
         .await
         .expect("nats");
     let js = async_nats::jetstream::new(client);
-    let Ok(mut stream) = js.get_stream(&config.archive_stream).await else {
+    let Ok(mut stream) = js.get_stream(&config.archive.stream).await else {
         return Vec::new();
     };
     let Ok(info) = stream.info().await else {

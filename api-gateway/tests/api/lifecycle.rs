@@ -21,7 +21,7 @@ async fn an_auction_closes_at_its_end_with_the_highest_bidder_as_winner() {
     let item = app.create_item(json!({"end_time": in_secs(2)})).await;
     let nats = app.nats().await;
     let mut live = nats
-        .subscribe(format!("{}.live.{item}", app.config.subject_prefix))
+        .subscribe(format!("{}.live.{item}", app.config.common.subject_prefix))
         .await
         .unwrap();
     nats.flush().await.unwrap();
@@ -220,9 +220,9 @@ async fn a_close_due_while_no_gateway_runs_happens_when_one_starts() {
     );
     first.stop().await;
     // Past the end with no gateway running: nothing can close it yet.
-    let keys = shared::redis_keys::Keyspace::new(config.redis_key_prefix.clone());
+    let keys = shared::redis_keys::Keyspace::new(config.redis.key_prefix.clone());
     let item_key = keys.item(&shared::ItemId::parse(&item).unwrap()).item;
-    let mut redis = redis::Client::open(config.redis_url.as_str())
+    let mut redis = redis::Client::open(config.redis.url.expose())
         .unwrap()
         .get_multiplexed_async_connection()
         .await

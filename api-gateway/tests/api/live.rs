@@ -14,7 +14,7 @@ async fn live_subscriber_sees_every_accepted_bid_in_seq_order() {
         .await;
     let nats = app.nats().await;
     let mut live = nats
-        .subscribe(format!("{}.live.{item}", app.config.subject_prefix))
+        .subscribe(format!("{}.live.{item}", app.config.common.subject_prefix))
         .await
         .unwrap();
     nats.flush().await.unwrap();

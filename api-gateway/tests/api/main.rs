@@ -13,3 +13,4 @@ mod live;
 mod outages;
 mod outbox;
 mod strategy;
+mod supervision;

@@ -61,7 +61,7 @@ async fn redis_down_gives_fast_503_and_bidding_recovers_when_it_returns() {
 async fn nats_down_during_bids_still_archives_every_accepted_bid_exactly_once() {
     let mut nats = NatsServer::start().unwrap();
     let mut config = test_config(testkit::SHARED_REDIS_URL, &nats.url());
-    config.archive_duplicate_window_secs = 600;
+    config.archive.duplicate_window_secs = 600;
     let app = spawn_app_with(config).await;
     let item = app
         .create_item(json!({"starting_price": 1, "min_increment": 0.01}))
@@ -109,10 +109,11 @@ async fn nats_down_during_bids_still_archives_every_accepted_bid_exactly_once() 
 async fn postgres_down_makes_history_a_fast_503_and_never_touches_bidding() {
     let mut config = shared_config();
     // Nothing listens there: the read model is "down".
-    config.database_url = format!(
+    config.database.url = format!(
         "postgres://postgres@127.0.0.1:{}/auction",
         testkit::server::free_port().unwrap()
-    );
+    )
+    .into();
     config.database_timeout_ms = api_gateway::config::Config::defaults().database_timeout_ms;
     let app = spawn_app_with(config).await;
     let item = app.create_item(json!({})).await;

@@ -22,9 +22,9 @@ async fn bids_through_the_gateway_are_archived_once_with_matching_seq_and_stats(
         }
     }
     accepted.push(accepted_bid(&gateway, &items[0], "carol", 10_000).await);
-    assert_archived_exactly_once(&setup.worker.database_url, &accepted).await;
+    assert_archived_exactly_once(setup.worker.database.url.expose(), &accepted).await;
 
-    let db = pg(&setup.worker.database_url).await;
+    let db = pg(setup.worker.database.url.expose()).await;
     for item in &items {
         let seqs: Vec<i64> = db
             .query(
@@ -206,8 +206,8 @@ async fn two_workers_on_one_consumer_store_every_bid_once() {
     for n in 0..300u64 {
         accepted.push(accepted_bid(&gateway, &item, &format!("u{}", n % 7), 100 + n).await);
     }
-    assert_archived_exactly_once(&setup.worker.database_url, &accepted).await;
-    let db = pg(&setup.worker.database_url).await;
+    assert_archived_exactly_once(setup.worker.database.url.expose(), &accepted).await;
+    let db = pg(setup.worker.database.url.expose()).await;
     let row = db
         .query_one(
             "select bid_count, last_seq, current_cents from auctions where item_id = $1",
@@ -240,14 +240,18 @@ async fn a_poison_message_goes_to_dead_letters_and_later_events_still_flow() {
     let worker = spawn_worker(&setup.worker).await;
     let item = create_item(&gateway).await;
     let first = accepted_bid(&gateway, &item, "alice", 150).await;
-    assert_archived_exactly_once(&setup.worker.database_url, std::slice::from_ref(&first)).await;
+    assert_archived_exactly_once(
+        setup.worker.database.url.expose(),
+        std::slice::from_ref(&first),
+    )
+    .await;
 
     let js = async_nats::jetstream::new(
-        async_nats::connect(setup.gateway.nats_url.as_str())
+        async_nats::connect(setup.gateway.common.nats_url.expose())
             .await
             .unwrap(),
     );
-    let subject = format!("{}.archive.{item}", setup.gateway.subject_prefix);
+    let subject = format!("{}.archive.{item}", setup.gateway.common.subject_prefix);
     js.publish(subject.clone(), "not json at all".into())
         .await
         .unwrap()
@@ -266,8 +270,8 @@ async fn a_poison_message_goes_to_dead_letters_and_later_events_still_flow() {
         .unwrap();
 
     let second = accepted_bid(&gateway, &item, "bob", 200).await;
-    assert_archived_exactly_once(&setup.worker.database_url, &[first, second]).await;
-    let db = pg(&setup.worker.database_url).await;
+    assert_archived_exactly_once(setup.worker.database.url.expose(), &[first, second]).await;
+    let db = pg(setup.worker.database.url.expose()).await;
     let reasons: Vec<String> = db
         .query(
             "select reason from dead_letters order by stream_sequence",
@@ -296,7 +300,7 @@ async fn an_auction_closed_event_records_the_result_once_and_credits_the_winner(
     let item = create_item(&gateway).await;
     let first = accepted_bid(&gateway, &item, "alice", 500).await;
     let second = accepted_bid(&gateway, &item, "bob", 700).await;
-    assert_archived_exactly_once(&setup.worker.database_url, &[first, second]).await;
+    assert_archived_exactly_once(setup.worker.database.url.expose(), &[first, second]).await;
 
     // The closer (issue 6) publishes this through the outbox; here it goes straight to the
     // stream, twice, as a redelivery would.
@@ -313,11 +317,11 @@ async fn an_auction_closed_event_records_the_result_once_and_credits_the_winner(
         reason: None,
     });
     let js = async_nats::jetstream::new(
-        async_nats::connect(setup.gateway.nats_url.as_str())
+        async_nats::connect(setup.gateway.common.nats_url.expose())
             .await
             .unwrap(),
     );
-    let subject = format!("{}.archive.{item}", setup.gateway.subject_prefix);
+    let subject = format!("{}.archive.{item}", setup.gateway.common.subject_prefix);
     for _ in 0..2 {
         js.publish(subject.clone(), closed.to_json().unwrap().into())
             .await
@@ -325,7 +329,7 @@ async fn an_auction_closed_event_records_the_result_once_and_credits_the_winner(
             .await
             .unwrap();
     }
-    let db = pg(&setup.worker.database_url).await;
+    let db = pg(setup.worker.database.url.expose()).await;
     let row = wait_until(
         std::time::Duration::from_secs(20),
         "auction closed in the projection",
@@ -411,7 +415,7 @@ async fn a_relisted_item_keeps_the_old_rounds_history_and_projects_the_new_round
     .await;
     assert_eq!(status, 200, "{body}");
     accepted.push(accepted_bid(&gateway, &item, "carol", 150).await);
-    assert_archived_exactly_once(&setup.worker.database_url, &accepted).await;
+    assert_archived_exactly_once(setup.worker.database.url.expose(), &accepted).await;
 
     let (status, history) = get(&gateway.base, &format!("/api/v1/items/{item}/bids")).await;
     assert_eq!(status, 200, "{history}");
@@ -437,7 +441,7 @@ async fn a_relisted_item_keeps_the_old_rounds_history_and_projects_the_new_round
         "both rounds stay readable"
     );
 
-    let db = pg(&setup.worker.database_url).await;
+    let db = pg(setup.worker.database.url.expose()).await;
     let row = wait_until(std::time::Duration::from_secs(20), "new round projected", || async {
         let row = db
             .query_one(

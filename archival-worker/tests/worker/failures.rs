@@ -18,16 +18,22 @@ async fn a_worker_killed_after_inserting_but_before_acking_leaves_each_event_onc
     }
 
     // The "crashing" worker: fetch, insert in one transaction, then die before acking.
-    let store = Store::new(&setup.worker.database_url, 2, Duration::from_secs(5)).unwrap();
+    let store = Store::new(
+        setup.worker.database.url.expose(),
+        2,
+        Duration::from_secs(5),
+    )
+    .unwrap();
     store.migrate().await.unwrap();
     let js = async_nats::jetstream::new(
-        async_nats::connect(setup.gateway.nats_url.as_str())
+        async_nats::connect(setup.gateway.common.nats_url.expose())
             .await
             .unwrap(),
     );
     let settings = ConsumerSettings {
-        stream: setup.worker.archive_stream.clone(),
-        subjects: Subjects::new(setup.worker.subject_prefix.clone()),
+        stream: setup.worker.archive.stream.clone(),
+        duplicate_window: Duration::from_secs(setup.worker.archive.duplicate_window_secs),
+        subjects: Subjects::new(setup.worker.common.subject_prefix.clone()),
         consumer_name: setup.worker.consumer_name.clone(),
         batch_size: 100,
         batch_wait: Duration::from_millis(200),
@@ -78,8 +84,8 @@ async fn a_worker_killed_after_inserting_but_before_acking_leaves_each_event_onc
     )
     .await
     .unwrap();
-    assert_archived_exactly_once(&setup.worker.database_url, &accepted).await;
-    let db = pg(&setup.worker.database_url).await;
+    assert_archived_exactly_once(setup.worker.database.url.expose(), &accepted).await;
+    let db = pg(setup.worker.database.url.expose()).await;
     let placed: i64 = db
         .query_one("select sum(bids_placed)::bigint from user_stats", &[])
         .await
@@ -110,7 +116,7 @@ async fn postgres_stopped_during_a_stream_of_bids_loses_nothing() {
     for n in 0..30u64 {
         accepted.push(accepted_bid(&gateway, &item, "alice", 100 + n).await);
     }
-    assert_archived_exactly_once(&setup.worker.database_url, &accepted).await;
+    assert_archived_exactly_once(setup.worker.database.url.expose(), &accepted).await;
 
     postgres.stop();
     for n in 30..130u64 {
@@ -121,7 +127,7 @@ async fn postgres_stopped_during_a_stream_of_bids_loses_nothing() {
     assert_eq!(body["postgres"], "down");
 
     postgres.restart().unwrap();
-    assert_archived_exactly_once(&setup.worker.database_url, &accepted).await;
+    assert_archived_exactly_once(setup.worker.database.url.expose(), &accepted).await;
     wait_until(Duration::from_secs(10), "worker ready again", || async {
         (get(&worker.base, "/ready").await.0 == 200).then_some(())
     })

@@ -42,22 +42,22 @@ pub fn setup_with(nats_url: &str, database_url: &str) -> Setup {
     let tag = unique_id("w").replace('-', "");
     let mut gateway = api_gateway::config::Config::defaults();
     gateway.listen_addr = "127.0.0.1:0".parse().expect("address");
-    gateway.nats_url = nats_url.to_owned();
-    gateway.redis_key_prefix = format!("{tag}:");
-    gateway.subject_prefix = tag.clone();
-    gateway.archive_stream = tag.to_uppercase();
-    gateway.archive_duplicate_window_secs = 600;
+    gateway.common.nats_url = nats_url.into();
+    gateway.redis.key_prefix = format!("{tag}:");
+    gateway.common.subject_prefix = tag.clone();
+    gateway.archive.stream = tag.to_uppercase();
+    gateway.archive.duplicate_window_secs = 600;
     gateway.bid_rate_per_user = 0;
     gateway.redis_timeout_ms = 2_000;
-    gateway.database_url = database_url.to_owned();
+    gateway.database.url = database_url.into();
     gateway.database_timeout_ms = 2_000;
     gateway.admin_token = ADMIN_TOKEN.to_owned();
     let mut worker = WorkerConfig::defaults();
     worker.listen_addr = "127.0.0.1:0".parse().expect("address");
-    worker.nats_url = nats_url.to_owned();
-    worker.database_url = database_url.to_owned();
-    worker.subject_prefix = tag.clone();
-    worker.archive_stream = tag.to_uppercase();
+    worker.common.nats_url = nats_url.into();
+    worker.database.url = database_url.into();
+    worker.common.subject_prefix = tag.clone();
+    worker.archive.stream = tag.to_uppercase();
     worker.ack_wait_secs = 2;
     worker.database_timeout_ms = 2_000;
     Setup { gateway, worker }
@@ -206,9 +206,9 @@ pub async fn assert_archived_exactly_once(url: &str, accepted: &[String]) {
 }
 
 pub async fn delete_stream(setup: &Setup) {
-    if let Ok(client) = async_nats::connect(setup.gateway.nats_url.as_str()).await {
+    if let Ok(client) = async_nats::connect(setup.gateway.common.nats_url.expose()).await {
         let _ = async_nats::jetstream::new(client)
-            .delete_stream(&setup.gateway.archive_stream)
+            .delete_stream(&setup.gateway.archive.stream)
             .await;
     }
 }

@@ -4,3 +4,4 @@
 mod archive;
 mod failures;
 mod helpers;
+mod supervision;

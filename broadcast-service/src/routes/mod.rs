@@ -1,7 +1,7 @@
 //! The HTTP surface. Each module owns its routes and its `router()`; this one holds the
 //! shared state and merges them.
 
-/// `GET /health`, `GET /ready`, `GET /metrics`.
+/// What `GET /ready` checks and `GET /metrics` shows (the routes are `shared::health`).
 mod health;
 /// `GET /`: a small page to watch an item live.
 mod page;
@@ -36,7 +36,7 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .merge(health::router())
+        .merge(shared::health::router())
         .merge(page::router())
         .merge(ws::router())
         .fallback(|| async { ApiError::NotFound })

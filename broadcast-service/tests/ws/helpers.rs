@@ -55,10 +55,10 @@ impl Isolation {
     pub fn broadcast_config(&self) -> broadcast_service::config::Config {
         let mut config = broadcast_service::config::Config::defaults();
         config.listen_addr = "127.0.0.1:0".parse().expect("valid address");
-        config.redis_url = self.redis_url.clone();
-        config.nats_url = self.nats_url.clone();
-        config.redis_key_prefix = self.key_prefix.clone();
-        config.subject_prefix = self.subject_prefix.clone();
+        config.redis.url = self.redis_url.as_str().into();
+        config.common.nats_url = self.nats_url.as_str().into();
+        config.redis.key_prefix = self.key_prefix.clone();
+        config.common.subject_prefix = self.subject_prefix.clone();
         config.instance_id = unique_id("bc");
         // A starved test machine must not turn a slow snapshot into an error frame.
         config.redis_timeout_ms = 2_000;
@@ -69,10 +69,10 @@ impl Isolation {
     pub fn gateway_config(&self) -> api_gateway::config::Config {
         let mut config = api_gateway::config::Config::defaults();
         config.listen_addr = "127.0.0.1:0".parse().expect("valid address");
-        config.redis_url = self.redis_url.clone();
-        config.nats_url = self.nats_url.clone();
-        config.redis_key_prefix = self.key_prefix.clone();
-        config.subject_prefix = self.subject_prefix.clone();
+        config.redis.url = self.redis_url.as_str().into();
+        config.common.nats_url = self.nats_url.as_str().into();
+        config.redis.key_prefix = self.key_prefix.clone();
+        config.common.subject_prefix = self.subject_prefix.clone();
         config.redis_timeout_ms = 2_000;
         config.bid_rate_per_user = 0;
         // The archive is not under test here; no JetStream stream per test.

@@ -47,7 +47,7 @@ async fn setup() -> (Isolation, Gateway, Broadcast, String, Relay) {
     let iso = Isolation::shared();
     let side = format!("{}side", iso.subject_prefix);
     let mut gateway_config = iso.gateway_config();
-    gateway_config.subject_prefix = side.clone();
+    gateway_config.common.subject_prefix = side.clone();
     let gateway = spawn_gateway(gateway_config).await;
     let broadcast = spawn_broadcast(iso.broadcast_config()).await;
     let item = gateway.create_item().await;

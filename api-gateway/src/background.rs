@@ -1,0 +1,170 @@
+//! The gateway's core background tasks and the fate of each when it ends before shutdown.
+//!
+//! Every task is owned by the service's [`Supervisor`]: an end or a panic is logged with the
+//! task's name, `/ready` answers 503 listing it under `tasks_down` while it is down, and then
+//! either the task is restarted (pauses from [`RESTART`]'s first to its max) or the gateway
+//! stops (`Application::run` returns the error). The names, which tests use through
+//! `Config::task_faults`, are:
+//!
+//! | task | fate | why |
+//! |---|---|---|
+//! | `live_publisher` | stop | it owns the live queue's only receiver; see [`spawn`] |
+//! | `price_cache` | restart | a new subscription resumes; meanwhile the pre-filter knows less |
+//! | `rate_limit_cleanup` | restart | memory housekeeping, nothing to lose |
+//! | `outbox_relay.s<n>` | restart | its progress lives in Redis and JetStream |
+//! | `closer` | restart | all of its state lives in Redis |
+
+use crate::closer;
+use crate::config::Config;
+use crate::live_publisher::{self, LivePublisher};
+use crate::metrics::Metrics;
+use crate::outbox_relay;
+use crate::price_cache::{self, PriceCache};
+use crate::rate_limit::{self, BidRateLimit};
+use crate::store::Store;
+use crate::store::outbox::OutboxShard;
+use shared::redis_keys::Keyspace;
+use shared::subjects::Subjects;
+use shared::supervisor::{Backoff, Supervisor};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Pauses between restarts of a task that keeps ending: quick at first, since most ends are
+/// a dependency blinking, and capped so a task that cannot run is retried every few seconds.
+pub const RESTART: Backoff = Backoff {
+    first: Duration::from_millis(100),
+    max: Duration::from_secs(5),
+};
+
+/// How long a relay shard's `XREADGROUP` blocks waiting for new entries.
+const RELAY_BLOCK: Duration = Duration::from_millis(500);
+
+/// What the request handlers share with the background tasks.
+pub struct Handles {
+    pub live: Arc<LivePublisher>,
+    pub prices: Arc<PriceCache>,
+    pub rate_limit: Arc<BidRateLimit>,
+}
+
+/// Starts every core background task under `supervisor`; each stops when the supervisor does.
+pub fn spawn(
+    supervisor: &Supervisor,
+    config: &Config,
+    nats: &async_nats::Client,
+    store: &Store,
+    metrics: &Arc<Metrics>,
+) -> Handles {
+    let stop = supervisor.shutdown_token();
+    let subjects = Subjects::new(config.common.subject_prefix.clone());
+
+    // Stop the service: the receiver moves into the task, so once it ended every accepted
+    // bid's live event would be dropped at the queue while the gateway looked healthy, and a
+    // new task could not be given the queue back. The gateway is stateless and every event is
+    // also in the outbox, so stopping (and being replaced) loses nothing durable, while
+    // limping on would silently starve every viewer.
+    let (live, queue) = LivePublisher::new(
+        subjects.clone(),
+        Arc::clone(metrics),
+        Duration::from_millis(config.live_reorder_hold_ms),
+    );
+    supervisor.spawn_critical(
+        "live_publisher",
+        live_publisher::run(nats.clone(), queue, Arc::clone(metrics), stop.clone()),
+    );
+
+    // Restart: it folds live events into memory; a fresh subscription resumes, and while it
+    // is down the pre-filter only knows this instance's own replies (bids still reach Redis).
+    let prices = Arc::new(PriceCache::default());
+    supervisor.spawn_restarting("price_cache", RESTART, {
+        let (nats, prices, stop) = (nats.clone(), Arc::clone(&prices), stop.clone());
+        let subject = subjects.live_all();
+        move || {
+            price_cache::follow_live(
+                nats.clone(),
+                subject.clone(),
+                Arc::clone(&prices),
+                stop.clone(),
+            )
+        }
+    });
+
+    // Restart: it only forgets idle users' buckets; a pause costs a little memory.
+    let rate_limit = Arc::new(BidRateLimit::new(
+        config.bid_rate_per_user,
+        config.bid_burst_per_user,
+    ));
+    supervisor.spawn_restarting("rate_limit_cleanup", RESTART, {
+        let (rate_limit, stop) = (Arc::clone(&rate_limit), stop.clone());
+        move || rate_limit::run_cleanup(Arc::clone(&rate_limit), stop.clone())
+    });
+
+    if config.relay_enabled {
+        spawn_relay(supervisor, config, nats, store, metrics, subjects);
+    }
+
+    // Restart: every due item is in Redis's closing sets and the close script decides each
+    // item once, so a new closer simply picks up the next tick.
+    supervisor.spawn_restarting("closer", RESTART, {
+        let (store, live, metrics) = (store.clone(), Arc::clone(&live), Arc::clone(metrics));
+        let interval = Duration::from_millis(config.closer_interval_ms);
+        move || {
+            closer::run(
+                store.clone(),
+                Arc::clone(&live),
+                Arc::clone(&metrics),
+                interval,
+                stop.clone(),
+            )
+        }
+    });
+
+    Handles {
+        live,
+        prices,
+        rate_limit,
+    }
+}
+
+/// One relay task per outbox shard.
+///
+/// Restart: a shard's progress lives in Redis (entries stay pending until JetStream acked
+/// them) and JetStream drops repeats within its duplicate window, so a new reader, with a
+/// new connection, reads its own pending entries first and carries on.
+fn spawn_relay(
+    supervisor: &Supervisor,
+    config: &Config,
+    nats: &async_nats::Client,
+    store: &Store,
+    metrics: &Arc<Metrics>,
+    subjects: Subjects,
+) {
+    let relay = Arc::new(outbox_relay::Relay::new(
+        async_nats::jetstream::new(nats.clone()),
+        subjects,
+        config.archive.stream.clone(),
+        Duration::from_secs(config.archive.duplicate_window_secs),
+        config.relay_batch,
+        Duration::from_millis(config.relay_reclaim_idle_ms),
+        Duration::from_millis(config.relay_reclaim_interval_ms),
+        Arc::clone(metrics),
+    ));
+    for shard in Keyspace::shards() {
+        let stream = store.keys().outbox(shard);
+        let url = config.redis.url.clone();
+        let consumer = config.instance_id.clone();
+        let (relay, stop) = (Arc::clone(&relay), supervisor.shutdown_token());
+        supervisor.spawn_restarting(format!("outbox_relay.s{shard}"), RESTART, move || {
+            let reader =
+                OutboxShard::new(url.expose(), stream.clone(), consumer.clone(), RELAY_BLOCK);
+            let (relay, stop) = (Arc::clone(&relay), stop.clone());
+            async move {
+                match reader {
+                    Ok(reader) => outbox_relay::run_shard(relay, reader, stop).await,
+                    // The store already opened this URL, so this is not expected; the
+                    // supervisor logs the end and retries.
+                    Err(e) => tracing::error!(error = %e, "cannot open the outbox reader"),
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,101 @@
+//! One way to open a Redis connection, with one timeout rule, for every service and every
+//! connection in it (the gateway's store and outbox readers, the broadcast service's store).
+//!
+//! A connection tolerates Redis being down: it connects lazily, reconnects briefly in the
+//! background and bounds every response. The rule ties two timeouts to one deadline per call:
+//!
+//! * the **response timeout** (for a command that was sent) is three quarters of the deadline,
+//!   so a sent-but-unanswered command fails first, as a redis-rs timeout
+//!   (`RedisError::is_timeout`): it may still run, so a write's outcome is unknown;
+//! * the **deadline** itself ([`within`]) catches a call that never got a connection:
+//!   [`RedisCallError::NoConnection`], nothing was sent.
+//!
+//! Telling the two apart is what lets the gateway answer "not applied" or "outcome unknown"
+//! truthfully; a service that treats both alike loses nothing by the same rule.
+
+use redis::RedisResult;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::future::Future;
+use std::time::Duration;
+
+/// Shortest connection timeout, so a very short deadline still lets a healthy Redis connect.
+const MIN_CONNECTION_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// Why a Redis call bounded by [`within`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisCallError {
+    /// No connection within the deadline: the command was never sent.
+    #[error("no Redis connection within {0:?}")]
+    NoConnection(Duration),
+    /// Redis (or the connection to it) failed the command; a timeout here means it was sent
+    /// and not answered in time.
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+}
+
+/// Connection options for calls bounded by `deadline` (see the module docs for the rule).
+pub fn connection_config(deadline: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(deadline.max(MIN_CONNECTION_TIMEOUT)))
+        .set_response_timeout(Some(response_timeout(deadline)))
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(500))
+}
+
+/// A lazily connected, self-reconnecting connection for calls bounded by `deadline`; Redis
+/// does not have to be up.
+///
+/// # Errors
+/// When the URL is invalid.
+pub fn connect_lazily(url: &str, deadline: Duration) -> RedisResult<ConnectionManager> {
+    let client = redis::Client::open(url)?;
+    ConnectionManager::new_lazy_with_config(client, connection_config(deadline))
+}
+
+/// Runs one Redis call under `deadline`.
+///
+/// # Errors
+/// [`RedisCallError::NoConnection`] when the deadline passed first (the connection's own
+/// response timeout, shorter, fires first for a command that was sent), otherwise the call's
+/// own error.
+pub async fn within<T>(
+    deadline: Duration,
+    call: impl Future<Output = RedisResult<T>>,
+) -> Result<T, RedisCallError> {
+    match tokio::time::timeout(deadline, call).await {
+        Ok(result) => result.map_err(RedisCallError::Redis),
+        Err(_) => Err(RedisCallError::NoConnection(deadline)),
+    }
+}
+
+/// Three quarters of the deadline: short enough to fire before the deadline does.
+fn response_timeout(deadline: Duration) -> Duration {
+    deadline * 3 / 4
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sent_command_times_out_before_the_call_deadline() {
+        assert_eq!(
+            response_timeout(Duration::from_millis(80)),
+            Duration::from_millis(60)
+        );
+        assert!(response_timeout(Duration::from_millis(1)) < Duration::from_millis(1));
+    }
+
+    #[tokio::test]
+    async fn a_call_that_never_gets_a_connection_is_told_apart_from_a_redis_error() {
+        let never = std::future::pending::<RedisResult<()>>();
+        let result = within(Duration::from_millis(10), never).await;
+        assert!(matches!(result, Err(RedisCallError::NoConnection(_))));
+    }
+
+    #[test]
+    fn an_invalid_url_is_refused_at_once() {
+        assert!(connect_lazily("not a url", Duration::from_millis(80)).is_err());
+    }
+}

@@ -1,0 +1,235 @@
+//! The command-line options the services share, declared once and `#[command(flatten)]`ed
+//! into each service's `Config`, so a flag, its env name, its default and its `--help` text
+//! cannot drift between services.
+//!
+//! * [`CommonOptions`]: what every service has (NATS, the subject prefix, the log format).
+//! * [`RedisOptions`]: the gateway and the broadcast service (Redis and its key prefix).
+//! * [`DatabaseOptions`]: the gateway and the worker (the PostgreSQL read model).
+//! * [`ArchiveOptions`]: the gateway and the worker (the JetStream archive stream).
+//!
+//! Options whose default or meaning differs per service stay in that service's `Config`:
+//! `LISTEN_ADDR` (8080, 8081, 8082), `INSTANCE_ID` (its prefix names the service),
+//! `REDIS_TIMEOUT_MS` (a request deadline in the gateway, a snapshot retry in the broadcast
+//! service) and `DATABASE_TIMEOUT_MS` (a history query in the gateway, a batch step in the
+//! worker). Each field carries an explicit `id` because clap needs argument ids to be unique
+//! across everything flattened into one command.
+
+use crate::redact::SecretUrl;
+use crate::subjects;
+use crate::telemetry::LogFormat;
+
+/// Options every service has.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonOptions {
+    /// NATS server (with JetStream): live events, presence and the archive stream.
+    #[arg(
+        id = "nats_url",
+        value_name = "NATS_URL",
+        long = "nats-url",
+        env = "NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub nats_url: SecretUrl,
+
+    /// First token(s) of every NATS subject (`<prefix>.live.<item>`,
+    /// `<prefix>.archive.<item>`); every service of one deployment must use the same.
+    #[arg(
+        id = "subject_prefix",
+        value_name = "SUBJECT_PREFIX",
+        long = "subject-prefix",
+        env = "SUBJECT_PREFIX",
+        default_value = subjects::DEFAULT_PREFIX,
+        value_parser = parse_subject_prefix
+    )]
+    pub subject_prefix: String,
+
+    /// Log output format.
+    #[arg(
+        id = "log_format",
+        value_name = "LOG_FORMAT",
+        long = "log-format",
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "json"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// Redis, for the services that read or write the auctions' current state.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RedisOptions {
+    /// Redis holding the auctions' current state and the outbox.
+    #[arg(
+        id = "redis_url",
+        value_name = "REDIS_URL",
+        long = "redis-url",
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub url: SecretUrl,
+
+    /// Prefix of every Redis key (before the hash tag), to share one Redis between
+    /// deployments; the gateway and the broadcast service must use the same.
+    #[arg(
+        id = "redis_key_prefix",
+        value_name = "REDIS_KEY_PREFIX",
+        long = "redis-key-prefix",
+        env = "REDIS_KEY_PREFIX",
+        default_value = ""
+    )]
+    pub key_prefix: String,
+}
+
+/// The PostgreSQL read model (archival-worker owns and migrates its schema).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseOptions {
+    /// PostgreSQL holding the archive and the read model.
+    #[arg(
+        id = "database_url",
+        value_name = "DATABASE_URL",
+        long = "database-url",
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/auction"
+    )]
+    pub url: SecretUrl,
+}
+
+/// The JetStream stream the gateway's relay fills and the worker consumes. Whichever starts
+/// first creates it, so both create it with these same settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ArchiveOptions {
+    /// JetStream stream of archived events (created if missing).
+    #[arg(
+        id = "archive_stream",
+        value_name = "ARCHIVE_STREAM",
+        long = "archive-stream",
+        env = "ARCHIVE_STREAM",
+        default_value = subjects::ARCHIVE_STREAM
+    )]
+    pub stream: String,
+
+    /// JetStream duplicate window (seconds): a relay retry within it is stored only once.
+    #[arg(
+        id = "archive_duplicate_window_secs",
+        value_name = "ARCHIVE_DUPLICATE_WINDOW_SECS",
+        long = "archive-duplicate-window-secs",
+        env = "ARCHIVE_DUPLICATE_WINDOW_SECS",
+        default_value_t = 120
+    )]
+    pub duplicate_window_secs: u64,
+}
+
+/// Why a subject prefix was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a subject prefix: use dot-separated tokens of [A-Za-z0-9_-]")]
+pub struct SubjectPrefixError(String);
+
+/// A prefix becomes the first token(s) of NATS subjects, so it may not contain wildcards,
+/// whitespace or empty tokens (a `*` would make a publish fan out to other deployments).
+///
+/// # Errors
+/// [`SubjectPrefixError`] naming the value.
+pub fn parse_subject_prefix(value: &str) -> Result<String, SubjectPrefixError> {
+    let valid = !value.is_empty()
+        && value.split('.').all(|token| {
+            !token.is_empty()
+                && token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        });
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err(SubjectPrefixError(value.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Everything {
+        #[command(flatten)]
+        common: CommonOptions,
+        #[command(flatten)]
+        redis: RedisOptions,
+        #[command(flatten)]
+        database: DatabaseOptions,
+        #[command(flatten)]
+        archive: ArchiveOptions,
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let all = Everything::parse_from(["service"]);
+        assert_eq!(all.common.nats_url.expose(), "nats://127.0.0.1:4222");
+        assert_eq!(all.common.subject_prefix, "auction");
+        assert_eq!(all.common.log_format, LogFormat::Json);
+        assert_eq!(all.redis.url.expose(), "redis://127.0.0.1:6379");
+        assert_eq!(all.redis.key_prefix, "");
+        assert_eq!(
+            all.database.url.expose(),
+            "postgres://postgres@127.0.0.1:5432/auction"
+        );
+        assert_eq!(all.archive.stream, "AUCTION_ARCHIVE");
+        assert_eq!(all.archive.duplicate_window_secs, 120);
+    }
+
+    #[test]
+    fn flags_keep_their_names() {
+        let all = Everything::parse_from([
+            "service",
+            "--nats-url=nats://n:4222",
+            "--subject-prefix=t1",
+            "--log-format=pretty",
+            "--redis-url=redis://r:6379",
+            "--redis-key-prefix=k:",
+            "--database-url=postgres://d/x",
+            "--archive-stream=S",
+            "--archive-duplicate-window-secs=600",
+        ]);
+        assert_eq!(all.common.nats_url.expose(), "nats://n:4222");
+        assert_eq!(all.common.subject_prefix, "t1");
+        assert_eq!(all.common.log_format, LogFormat::Pretty);
+        assert_eq!(all.redis.url.expose(), "redis://r:6379");
+        assert_eq!(all.redis.key_prefix, "k:");
+        assert_eq!(all.database.url.expose(), "postgres://d/x");
+        assert_eq!(all.archive.stream, "S");
+        assert_eq!(all.archive.duplicate_window_secs, 600);
+    }
+
+    #[test]
+    fn subject_prefix_with_a_wildcard_or_empty_token_is_rejected() {
+        for bad in ["a.*", "a.>", "", "a..b", "a b", ".a"] {
+            assert!(parse_subject_prefix(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_subject_prefix("t1.x-y"), Ok("t1.x-y".to_owned()));
+    }
+
+    #[test]
+    fn a_bad_subject_prefix_stops_parsing_with_a_message_naming_the_flag() {
+        let Err(e) = Everything::try_parse_from(["service", "--subject-prefix=a.*"]) else {
+            panic!("a wildcard prefix was accepted");
+        };
+        assert!(e.to_string().contains("--subject-prefix"), "{e}");
+    }
+
+    #[test]
+    fn credentials_are_redacted_in_debug_output() {
+        let all = Everything::parse_from([
+            "service",
+            "--redis-url=redis://user:hunter2@cache:6379",
+            "--database-url=postgres://app:hunter2@db/auction",
+            "--nats-url=nats://u:hunter2@n:4222",
+        ]);
+        for text in [
+            format!("{:?}", all.redis),
+            format!("{:?}", all.database),
+            format!("{:?}", all.common),
+        ] {
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+    }
+}
