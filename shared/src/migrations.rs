@@ -165,19 +165,19 @@ fn checked_table(table: &'static str) -> Result<Option<&'static str>, MigrationE
 mod tests {
     use super::*;
 
+    const fn migration(version: i32, name: &'static str, sql: &'static str) -> Migration {
+        Migration { version, name, sql }
+    }
+
     const LOCK: i64 = 0x5445_5354_4d49_4701; // "TESTMIG" + 1
 
     const TWO: &[Migration] = &[
-        Migration {
-            version: 1,
-            name: "things",
-            sql: "create table things (id integer primary key)",
-        },
-        Migration {
-            version: 2,
-            name: "more_things",
-            sql: "create table more_things (id integer primary key)",
-        },
+        migration(1, "things", "create table things (id integer primary key)"),
+        migration(
+            2,
+            "more_things",
+            "create table more_things (id integer primary key)",
+        ),
     ];
 
     async fn fresh_client() -> (tokio_postgres::Client, tokio::task::JoinHandle<()>) {
@@ -286,16 +286,8 @@ mod tests {
     async fn a_failing_migration_leaves_nothing_behind() {
         let (mut client, _conn) = fresh_client().await;
         const BROKEN: &[Migration] = &[
-            Migration {
-                version: 1,
-                name: "things",
-                sql: "create table things (id integer primary key)",
-            },
-            Migration {
-                version: 2,
-                name: "broken",
-                sql: "create table nope (id no_such_type)",
-            },
+            migration(1, "things", "create table things (id integer primary key)"),
+            migration(2, "broken", "create table nope (id no_such_type)"),
         ];
         let error = Migrator::new("schema_migrations", LOCK, BROKEN)
             .run(&mut client)
@@ -325,11 +317,11 @@ mod tests {
     #[tokio::test]
     async fn a_schema_qualified_table_creates_its_schema_and_stays_apart() {
         let (mut client, _conn) = fresh_client().await;
-        const IN_SCHEMA: &[Migration] = &[Migration {
-            version: 1,
-            name: "things",
-            sql: "create table accounts_test.things (id integer primary key)",
-        }];
+        const IN_SCHEMA: &[Migration] = &[migration(
+            1,
+            "things",
+            "create table accounts_test.things (id integer primary key)",
+        )];
         Migrator::new("accounts_test.schema_migrations", LOCK + 1, IN_SCHEMA)
             .run(&mut client)
             .await
@@ -349,18 +341,8 @@ mod tests {
     #[tokio::test]
     async fn versions_out_of_order_are_refused_before_touching_the_database() {
         let (mut client, _conn) = fresh_client().await;
-        const SWAPPED: &[Migration] = &[
-            Migration {
-                version: 2,
-                name: "b",
-                sql: "select 1",
-            },
-            Migration {
-                version: 1,
-                name: "a",
-                sql: "select 1",
-            },
-        ];
+        const SWAPPED: &[Migration] =
+            &[migration(2, "b", "select 1"), migration(1, "a", "select 1")];
         let error = Migrator::new("schema_migrations", LOCK, SWAPPED)
             .run(&mut client)
             .await
