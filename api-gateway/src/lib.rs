@@ -4,6 +4,7 @@
 //! `seq` and appends the event to an outbox stream; the gateway then publishes the event on
 //! core NATS for viewers, and its outbox relay moves the outbox to JetStream for the archive.
 //!
+//! * [`auth`]: accounts, passwords, access and refresh tokens, JWKS (issue 12; not routed yet).
 //! * [`config`]: the clap `Config`.
 //! * [`error`]: `ApiError`, the one error type of the API.
 //! * [`routes`]: HTTP handlers, one module per resource.
@@ -16,6 +17,7 @@
 //! * [`outbox_relay`]: outbox → JetStream, with reclaim of a crashed instance's entries.
 //! * [`metrics`]: the Prometheus registry.
 
+pub mod auth;
 pub mod closer;
 pub mod config;
 pub mod error;
