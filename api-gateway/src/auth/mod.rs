@@ -2,6 +2,9 @@
 //! and verify them (issue 12). Routes and configuration call into this module; nothing here
 //! knows about HTTP.
 //!
+//! * [`sessions`]: register, sign in, refresh, sign out, me: the flows the routes call.
+//! * [`accounts`]: every SQL statement on the `accounts` schema (`migrations/`), and its
+//!   migrator.
 //! * [`login`], [`display_name`]: what a person signs in with and is shown as.
 //! * [`new_password`]: the rules a new password must meet.
 //! * [`password_hasher`]: Argon2id hashing, with a dummy verify for unknown accounts.
@@ -15,6 +18,7 @@
 //! * [`error`]: [`AuthError`], the one error type, each variant naming its status.
 
 pub mod access_token;
+pub mod accounts;
 pub mod display_name;
 pub mod error;
 pub mod jwks;
@@ -24,11 +28,14 @@ pub mod password_hasher;
 pub mod refresh_token;
 pub mod remote_jwks;
 pub mod role;
+pub mod sessions;
 pub mod signing_key;
 pub mod verifier;
 
 pub use access_token::{AccessClaims, AccessTokenIssuer, TokenRules};
+pub use accounts::{Account, Accounts};
 pub use error::AuthError;
 pub use role::Role;
+pub use sessions::{Session, Sessions};
 pub use signing_key::SigningKey;
 pub use verifier::TokenVerifier;
