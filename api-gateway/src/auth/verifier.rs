@@ -122,8 +122,12 @@ mod tests {
 
     impl FakeIssuer {
         async fn start(keys: &[&Arc<SigningKey>]) -> Self {
+            Self::serving(jwks::document(keys.iter().map(|k| k.as_ref()))).await
+        }
+
+        async fn serving(set: JwkSet) -> Self {
             let state = Arc::new(IssuerState {
-                jwks: Mutex::new(jwks::document(keys.iter().map(|k| k.as_ref()))),
+                jwks: Mutex::new(set),
                 fetches: AtomicUsize::new(0),
                 failing: AtomicBool::new(false),
             });
@@ -317,6 +321,66 @@ mod tests {
         assert_eq!(
             rejection(verifier.verify(&other).await),
             Some(TokenRejection::Audience)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cognito_style_rs256_token_verifies_against_a_jwks_entry_without_alg() {
+        use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
+        use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+        let rsa = RsaKeyPair::generate(KeySize::Rsa2048).expect("RSA key");
+        let public = rsa.public_key();
+        let jwk = serde_json::json!({
+            "kty": "RSA", "kid": "cognito-1", "use": "sig", "e":
+            URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+            "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+        });
+        let issuer = FakeIssuer::serving(
+            serde_json::from_value(serde_json::json!({ "keys": [jwk] })).expect("jwks"),
+        )
+        .await;
+        let header = serde_json::json!({"alg": "RS256", "kid": "cognito-1"});
+        let claims = serde_json::json!({
+            "iss": ISSUER, "client_id": AUDIENCE, "token_use": "access",
+            "sub": "3f1c2d9e-8a7b-4c6d-9e0f-1a2b3c4d5e6f", "cognito:groups": ["admin"],
+            "exp": u32::MAX,
+        });
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let mut signature = vec![0; rsa.public_modulus_len()];
+        rsa.sign(
+            &RSA_PKCS1_SHA256,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            signing_input.as_bytes(),
+            &mut signature,
+        )
+        .expect("sign");
+        let token = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(&signature));
+
+        let verifier = issuer.verifier(settings(600, 30));
+        let verified = verifier.verify(&token).await.expect("valid RS256 token");
+        assert_eq!(
+            verified.sub.as_str(),
+            "3f1c2d9e-8a7b-4c6d-9e0f-1a2b3c4d5e6f"
+        );
+        assert_eq!(verified.roles, vec![Role::Admin]);
+
+        // The same token relabelled HS256 (the key decides the algorithm) is refused.
+        let relabelled = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD
+                .encode(serde_json::json!({"alg": "HS256", "kid": "cognito-1"}).to_string()),
+            token.split_once('.').map(|(_, rest)| rest).expect("dots")
+        );
+        assert_eq!(
+            rejection(verifier.verify(&relabelled).await),
+            Some(TokenRejection::Algorithm)
         );
     }
 }
