@@ -4,6 +4,7 @@
 //! `seq` and appends the event to an outbox stream; the gateway then publishes the event on
 //! core NATS for viewers, and its outbox relay moves the outbox to JetStream for the archive.
 //!
+//! * [`auth`]: accounts, passwords, access and refresh tokens, JWKS (issue 12; not routed yet).
 //! * [`config`]: the clap `Config`.
 //! * [`error`]: `ApiError`, the one error type of the API.
 //! * [`routes`]: HTTP handlers, one module per resource.
@@ -17,6 +18,7 @@
 //! * [`background`]: the core background tasks and what happens when one ends.
 //! * [`metrics`]: the Prometheus registry.
 
+pub mod auth;
 pub mod background;
 pub mod closer;
 pub mod config;

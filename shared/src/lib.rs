@@ -18,6 +18,7 @@
 //! * [`redact`]: credential-free URLs for logs.
 //! * [`redis_keys`]: the cluster-ready Redis key layout (hash tags, outbox shards).
 //! * [`item_state`]: an item's current state as stored in its Redis hash.
+//! * [`migrations`]: versioned SQL migrations under an advisory lock, for each schema's owner.
 //! * [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
 //! * [`telemetry`]: one tracing subscriber setup, JSON or pretty.
 
@@ -26,6 +27,7 @@ pub mod event_fields;
 pub mod health;
 pub mod ids;
 pub mod item_state;
+pub mod migrations;
 pub mod money;
 pub mod nats;
 pub mod postgres_pool;

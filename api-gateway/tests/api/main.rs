@@ -3,6 +3,7 @@
 //! unique key and subject prefixes, or throwaway ones for tests that kill a dependency).
 
 mod admin;
+mod auth;
 mod bad_input;
 mod bids;
 mod contention;

@@ -1,0 +1,220 @@
+//! [`SigningKey`]: the gateway's Ed25519 key for access tokens, and its public JWK.
+//!
+//! The key comes from a PKCS#8 PEM in configuration (`openssl genpkey -algorithm ed25519`), so
+//! every gateway instance signs with the same key and every service verifies with the same
+//! published JWK. With none configured, a gateway makes a throwaway key and warns: enough for
+//! one instance, tests and `make run`, but its tokens die with the process and another
+//! instance cannot verify them.
+//!
+//! The `kid` is the key's RFC 7638 thumbprint, so it is the same on every instance and across
+//! restarts, and a rotated key gets a new one by itself.
+
+use super::error::AuthError;
+use anyhow::Context;
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, KeyAlgorithm,
+    OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse, ThumbprintHash,
+};
+use jsonwebtoken::{Algorithm, EncodingKey};
+use rustls_pki_types::PrivatePkcs8KeyDer;
+use rustls_pki_types::pem::PemObject as _;
+use std::fmt;
+
+/// An Ed25519 private key with its public JWK. `Debug` shows only the `kid`.
+pub struct SigningKey {
+    encoding: EncodingKey,
+    jwk: Jwk,
+    kid: String,
+}
+
+impl SigningKey {
+    /// The key in `pem` (a `PRIVATE KEY` block, PKCS#8 v1 as openssl writes it, or v2).
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidSigningKey`] when there is no such block or it is not Ed25519.
+    pub fn from_pem(pem: &str) -> Result<Self, AuthError> {
+        let der = PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes())
+            .map_err(|_| AuthError::InvalidSigningKey("no PRIVATE KEY block"))?;
+        Self::from_pkcs8(der.secret_pkcs8_der())
+    }
+
+    /// A new random key, for a gateway without a configured one.
+    ///
+    /// # Errors
+    /// [`AuthError::Internal`] when the OS has no randomness to give.
+    pub fn generate() -> Result<Self, AuthError> {
+        let pair = Ed25519KeyPair::generate().context("generating an Ed25519 key")?;
+        let pkcs8 = pair.to_pkcs8().context("encoding the generated key")?;
+        Self::from_pkcs8(pkcs8.as_ref())
+    }
+
+    /// The configured key, or a throwaway one with a warning when none is configured.
+    ///
+    /// # Errors
+    /// As [`SigningKey::from_pem`] and [`SigningKey::generate`].
+    pub fn from_config(pem: Option<&str>) -> Result<Self, AuthError> {
+        match pem {
+            Some(pem) => Self::from_pem(pem),
+            None => {
+                let key = Self::generate()?;
+                tracing::warn!(
+                    kid = %key.kid,
+                    "no signing key configured: generated a throwaway one; its tokens end with \
+                     this process and no other instance can verify them"
+                );
+                Ok(key)
+            }
+        }
+    }
+
+    fn from_pkcs8(der: &[u8]) -> Result<Self, AuthError> {
+        let pair = Ed25519KeyPair::from_pkcs8(der)
+            .map_err(|e| AuthError::InvalidSigningKey(e.description_()))?;
+        // jsonwebtoken parses the DER again for every signature; hand it the v2 document
+        // aws-lc writes, whichever version the PEM held.
+        let pkcs8 = pair.to_pkcs8().context("re-encoding the signing key")?;
+        let mut jwk = Jwk {
+            common: CommonParameters {
+                public_key_use: Some(PublicKeyUse::Signature),
+                key_algorithm: Some(KeyAlgorithm::EdDSA),
+                ..CommonParameters::default()
+            },
+            algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+                key_type: OctetKeyPairType::OctetKeyPair,
+                curve: EllipticCurve::Ed25519,
+                x: URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
+            }),
+        };
+        let kid = jwk
+            .thumbprint(ThumbprintHash::SHA256)
+            .context("computing the key's thumbprint")?;
+        jwk.common.key_id = Some(kid.clone());
+        Ok(Self {
+            encoding: EncodingKey::from_ed_der(pkcs8.as_ref()),
+            jwk,
+            kid,
+        })
+    }
+
+    /// The key id tokens carry in their header: the RFC 7638 thumbprint of the public key.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// Always EdDSA (Ed25519).
+    pub fn algorithm(&self) -> Algorithm {
+        Algorithm::EdDSA
+    }
+
+    /// The public key as a JWK (`kty` OKP, `crv` Ed25519, `alg` EdDSA, `use` sig, `kid`).
+    pub fn jwk(&self) -> &Jwk {
+        &self.jwk
+    }
+
+    pub(super) fn encoding_key(&self) -> &EncodingKey {
+        &self.encoding
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    /// RFC 8410 §10.3's example private key (PKCS#8 v1); its public key is in §10.1.
+    pub const RFC8410_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC
+-----END PRIVATE KEY-----
+";
+    const RFC8410_PUBLIC_X: &str = "Gb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE";
+
+    fn x(jwk: &Jwk) -> &str {
+        match &jwk.algorithm {
+            AlgorithmParameters::OctetKeyPair(okp) => &okp.x,
+            other => panic!("not an OKP key: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_pem_key_publishes_its_public_half() {
+        let key = SigningKey::from_pem(RFC8410_PEM).expect("valid key");
+        assert_eq!(x(key.jwk()), RFC8410_PUBLIC_X);
+        assert_eq!(key.jwk().common.key_algorithm, Some(KeyAlgorithm::EdDSA));
+        assert_eq!(
+            key.jwk().common.public_key_use,
+            Some(PublicKeyUse::Signature)
+        );
+        assert_eq!(key.jwk().common.key_id.as_deref(), Some(key.kid()));
+    }
+
+    #[test]
+    fn the_kid_is_the_rfc7638_thumbprint_and_stable() {
+        let first = SigningKey::from_pem(RFC8410_PEM).expect("valid key");
+        let second = SigningKey::from_pem(RFC8410_PEM).expect("valid key");
+        assert_eq!(first.kid(), second.kid());
+        // SHA-256 of {"crv":"Ed25519","kty":"OKP","x":"<x>"}, base64url.
+        let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{RFC8410_PUBLIC_X}"}}"#);
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
+        assert_eq!(first.kid(), URL_SAFE_NO_PAD.encode(digest.as_ref()));
+    }
+
+    #[test]
+    fn generated_keys_differ() {
+        let a = SigningKey::generate().expect("key");
+        let b = SigningKey::generate().expect("key");
+        assert_ne!(a.kid(), b.kid());
+    }
+
+    #[test]
+    fn text_without_a_private_key_block_is_refused() {
+        assert!(matches!(
+            SigningKey::from_pem("not a key"),
+            Err(AuthError::InvalidSigningKey(_))
+        ));
+    }
+
+    #[test]
+    fn a_public_key_pem_is_refused() {
+        let public = "-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=
+-----END PUBLIC KEY-----
+";
+        assert!(matches!(
+            SigningKey::from_pem(public),
+            Err(AuthError::InvalidSigningKey(_))
+        ));
+    }
+
+    #[test]
+    fn a_non_ed25519_private_key_is_refused() {
+        // A P-256 PKCS#8 key (openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256).
+        let p256 = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQggzs55ahUSj+mHE6O
+UbIxt2hWBd4T/ab3IPSn8HTgNgmhRANCAASofhdDJW8h3SOEUEC1NBrHXxWiL4As
+yEEqZ8JFG0Cr2AwlKpnutkxdmQsDImEKTox734Xtd/O8wboCRr1v8rF1
+-----END PRIVATE KEY-----
+";
+        assert!(matches!(
+            SigningKey::from_pem(p256),
+            Err(AuthError::InvalidSigningKey(_))
+        ));
+    }
+
+    #[test]
+    fn debug_output_shows_only_the_kid() {
+        let key = SigningKey::from_pem(RFC8410_PEM).expect("valid key");
+        let debug = format!("{key:?}");
+        assert!(debug.contains(key.kid()));
+        assert!(!debug.contains("MC4CAQ"));
+    }
+}
