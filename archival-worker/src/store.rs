@@ -9,28 +9,31 @@
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
+use shared::migrations::{Migration, Migrator};
 use shared::{AuctionClosed, AuctionExtended, AuctionRelisted, BidPlaced, Timestamp};
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// Versioned migrations, applied in order, each once.
-const MIGRATIONS: &[(i32, &str, &str)] = &[
-    (
-        1,
-        "read_model",
-        include_str!("../migrations/0001_read_model.sql"),
-    ),
-    (
-        2,
-        "lifecycle",
-        include_str!("../migrations/0002_lifecycle.sql"),
-    ),
-];
-
-/// Key of the advisory lock that serializes migrations across workers starting together.
-const MIGRATION_LOCK: i64 = 0x4155_4354_494f_4e01; // "AUCTION" + 1
+/// The read model's versioned migrations, recorded in `schema_migrations` (the accounts schema
+/// keeps its own table and lock, see `shared::migrations`).
+const MIGRATOR: Migrator = Migrator::new(
+    "schema_migrations",
+    0x4155_4354_494f_4e01, // "AUCTION" + 1: serializes workers starting together
+    &[
+        Migration {
+            version: 1,
+            name: "read_model",
+            sql: include_str!("../migrations/0001_read_model.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "lifecycle",
+            sql: include_str!("../migrations/0002_lifecycle.sql"),
+        },
+    ],
+);
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -147,37 +150,9 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         self.timed(async {
             let mut client = self.pool.get().await?;
-            let tx = client.transaction().await?;
-            tx.execute("select pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-                .await?;
-            tx.batch_execute(
-                "create table if not exists schema_migrations (
-                    version integer primary key,
-                    name text not null,
-                    applied_at timestamptz not null default now())",
-            )
-            .await?;
-            let applied: HashSet<i32> = tx
-                .query("select version from schema_migrations", &[])
-                .await?
-                .iter()
-                .map(|row| row.get(0))
-                .collect();
-            for (version, name, sql) in MIGRATIONS {
-                if applied.contains(version) {
-                    continue;
-                }
-                tx.batch_execute(sql)
-                    .await
-                    .with_context(|| format!("migration {version} ({name})"))?;
-                tx.execute(
-                    "insert into schema_migrations (version, name) values ($1, $2)",
-                    &[version, name],
-                )
-                .await?;
-                tracing::info!(version, name, "migration applied");
+            for version in MIGRATOR.run(&mut client).await? {
+                tracing::info!(version, "migration applied");
             }
-            tx.commit().await?;
             Ok(())
         })
         .await
