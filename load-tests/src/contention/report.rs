@@ -150,7 +150,7 @@ fn errors_cell(errors: &std::collections::BTreeMap<String, u64>) -> String {
 }
 
 /// The README: how the run was made, the side-by-side tables, the charts, the verdict.
-fn markdown(result: &ContentionResult) -> String {
+pub(super) fn markdown(result: &ContentionResult) -> String {
     let args = &result.args;
     let mut text = String::from("# Contention: Lua script vs optimistic WATCH/MULTI/EXEC\n\n");
     let _ = writeln!(

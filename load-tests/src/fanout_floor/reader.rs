@@ -5,10 +5,11 @@
 //! from the writer's stamp to the read that completed it.
 
 use super::frame::Stamp;
-use super::handoff::publish;
-use crate::latency::wall_clock_us;
+use crate::fanout::viewers::BUCKET;
+use crate::handoff::publish;
+use crate::host::raise_fd_limit;
+use crate::latency::{Histogram, wall_clock_us};
 use crate::source_socket;
-use crate::viewers::{BUCKET_US, BUCKETS, raise_fd_limit};
 use anyhow::Context;
 use clap::Args;
 use mio::net::TcpStream;
@@ -69,8 +70,8 @@ pub struct ReaderReport {
     pub ended_early: usize,
     /// Sockets still missing frames when the reader gave up.
     pub timed_out: usize,
-    /// Sparse latency histogram ([`BUCKET_US`] per bucket): (bucket, count).
-    pub histogram: Vec<(usize, u64)>,
+    /// From each frame's stamp to the read that completed it.
+    pub histogram: Histogram,
 }
 
 /// One socket's progress through its stream of frames.
@@ -89,7 +90,18 @@ struct Tally {
     frames: u64,
     out_of_order: u64,
     ended_early: usize,
-    histogram: Vec<u64>,
+    histogram: Histogram,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Self {
+            frames: 0,
+            out_of_order: 0,
+            ended_early: 0,
+            histogram: Histogram::bucketed(BUCKET),
+        }
+    }
 }
 
 impl Tally {
@@ -99,10 +111,8 @@ impl Tally {
             Some(stamp) if stamp.pass == *expected => {
                 *expected += 1;
                 self.frames += 1;
-                let bucket = (now_us.saturating_sub(stamp.at_us) / BUCKET_US) as usize;
-                if let Some(count) = self.histogram.get_mut(bucket.min(BUCKETS - 1)) {
-                    *count += 1;
-                }
+                let latency = Duration::from_micros(now_us.saturating_sub(stamp.at_us));
+                self.histogram.record(latency);
             }
             _ => self.out_of_order += 1,
         }
@@ -142,12 +152,7 @@ pub fn run(args: &FloorReaderArgs) -> anyhow::Result<()> {
     publish(&args.ready_file, &streams.len().to_string())?;
     tracing::info!(connected = streams.len(), failed, "floor reader connected");
 
-    let mut tally = Tally {
-        frames: 0,
-        out_of_order: 0,
-        ended_early: 0,
-        histogram: vec![0; BUCKETS],
-    };
+    let mut tally = Tally::default();
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
     let mut unfinished = streams.len();
     let mut events = Events::with_capacity(1024);
@@ -179,12 +184,7 @@ pub fn run(args: &FloorReaderArgs) -> anyhow::Result<()> {
         out_of_order: tally.out_of_order,
         ended_early: tally.ended_early,
         timed_out: unfinished,
-        histogram: tally
-            .histogram
-            .into_iter()
-            .enumerate()
-            .filter(|(_, n)| *n > 0)
-            .collect(),
+        histogram: tally.histogram,
     };
     publish(&args.out, &serde_json::to_string(&report)?)?;
     // The sockets close as this returns, after the report: closing 12,500 of them is work
@@ -289,12 +289,7 @@ mod tests {
 
     #[test]
     fn a_frame_is_counted_only_in_pass_order() {
-        let mut tally = Tally {
-            frames: 0,
-            out_of_order: 0,
-            ended_early: 0,
-            histogram: vec![0; BUCKETS],
-        };
+        let mut tally = Tally::default();
         let mut frame = crate::fanout_floor::frame::Frame::new(20).unwrap();
         let mut expected = 0;
         let first = frame
@@ -312,9 +307,12 @@ mod tests {
             .to_vec();
         tally.frame(&skipped, &mut expected, 2_100);
         assert_eq!((tally.frames, tally.out_of_order, expected), (1, 1, 1));
+        let third_bucket = Some(Duration::from_micros(300));
+        assert_eq!(tally.histogram.count(), 1);
         assert_eq!(
-            tally.histogram[2], 1,
-            "250 µs lands in the third 100 µs bucket"
+            tally.histogram.quantile(1.0),
+            third_bucket,
+            "250 µs in the third bucket"
         );
     }
 }

@@ -7,7 +7,7 @@
 //! every client and every other service finds it again without being told.
 
 use super::faults::Fault;
-use crate::gateway::Gateway;
+use crate::service::Service;
 use anyhow::Context;
 use std::path::PathBuf;
 use testkit::{NatsServer, PostgresServer, RedisServer};
@@ -34,9 +34,9 @@ pub struct Cluster {
     postgres: PostgresServer,
     /// The database the worker migrates and the gateways read history from.
     database_url: String,
-    gateways: Vec<Gateway>,
-    broadcast: Gateway,
-    worker: Gateway,
+    gateways: Vec<Service>,
+    broadcast: Service,
+    worker: Service,
 }
 
 /// Runs a blocking testkit call (they start processes and poll ports with `std::thread::sleep`)
@@ -75,17 +75,14 @@ impl Cluster {
         // Gateways first: their relay creates the archive stream the worker consumes.
         let mut gateways = Vec::with_capacity(2);
         for i in 0..2 {
-            let gateway = Gateway::spawn_with_env(&bins.gateway, &env(&format!("gw-{i}")))
-                .await
-                .with_context(|| format!("starting gateway {i}"))?;
-            gateways.push(gateway);
+            let env = env(&format!("gw-{i}"));
+            let gateway = Service::start("gateway", &bins.gateway, &env).await;
+            gateways.push(gateway.with_context(|| format!("starting gateway {i}"))?);
         }
-        let worker = Gateway::spawn_with_env(&bins.worker, &env("worker"))
-            .await
-            .context("starting the archival worker")?;
-        let broadcast = Gateway::spawn_with_env(&bins.broadcast, &env("broadcast"))
-            .await
-            .context("starting the broadcast service")?;
+        let worker = Service::start("worker", &bins.worker, &env("worker")).await;
+        let worker = worker.context("starting the archival worker")?;
+        let broadcast = Service::start("broadcast", &bins.broadcast, &env("broadcast")).await;
+        let broadcast = broadcast.context("starting the broadcast service")?;
         Ok(Self {
             redis,
             nats,
@@ -104,7 +101,7 @@ impl Cluster {
 
     /// `host:port` of the broadcast service.
     pub fn broadcast_authority(&self) -> &str {
-        self.broadcast.url().trim_start_matches("http://")
+        self.broadcast.authority()
     }
 
     pub fn database_url(&self) -> &str {
@@ -164,7 +161,7 @@ impl Cluster {
     }
 
     /// The instance the gateway fault kills (index 1), so index 0 is the survivor.
-    fn victim_gateway(&mut self) -> anyhow::Result<&mut Gateway> {
+    fn victim_gateway(&mut self) -> anyhow::Result<&mut Service> {
         self.gateways
             .get_mut(VICTIM_GATEWAY)
             .context("the cluster has no second gateway")

@@ -2,28 +2,30 @@
 //! clients see, how long the system takes to recover, and whether any accepted bid was lost.
 //!
 //! The experiment owns its whole system ([`cluster`]): throwaway Redis (durable: append-only
-//! file, written before each reply), NATS and PostgreSQL on free ports, two gateways, a broadcast service
-//! and an archival worker. While [`workload`] sends bids at a fixed rate (and some reads) and a
-//! [`viewer`] watches one item, each fault in `--faults` runs as: `--settle-secs` healthy,
-//! SIGKILL (or a crash-like stop), `--outage-secs` down, restart on the same port and data, then
-//! healthy again until writes recovered and the archive caught up. Once every fault has run the
-//! load stops and [`loss`] compares the accepted event ids with the archive.
+//! file, written before each reply), NATS and PostgreSQL on free ports, two gateways, a
+//! broadcast service and an archival worker. While the [`open_loop`](crate::open_loop) load
+//! sends bids at a fixed rate (and some reads) and a [`Watcher`] watches one item, each fault in
+//! `--faults` runs as: `--settle-secs` healthy, SIGKILL (or a crash-like stop), `--outage-secs`
+//! down, restart on the same port and data, then healthy again until writes recovered and the
+//! archive caught up. Once every fault has run the load stops and [`loss`] compares the
+//! accepted event ids with the [`archive`](crate::archive).
 //!
-//! Modules: [`faults`] (what is killed), [`cluster`] (the processes), [`workload`] and
-//! [`viewer`] (the clients), [`timeline`] (the arithmetic on what they saw), [`archive`] (reading
-//! PostgreSQL and JetStream), [`loss`] (the loss check), [`report`] (README and charts).
+//! Modules: [`faults`] (what is killed), [`cluster`] (the processes), [`timeline`] (the
+//! arithmetic on what the clients saw), [`loss`] (the loss check), [`report`] (README, charts).
 
-pub mod archive;
 pub mod cluster;
 pub mod faults;
 pub mod loss;
 pub mod report;
 pub mod timeline;
-pub mod viewer;
-pub mod workload;
 
 use crate::api::{ApiClient, NewItem};
-use crate::report::Machine;
+use crate::archive;
+use crate::host::Machine;
+use crate::open_loop::{Clock, Kind, Request, STARTING_CENTS, Target, Workload};
+use crate::report::now_rfc3339;
+use crate::verdict::{Outcome, Verdict};
+use crate::watcher::Watcher;
 use anyhow::{Context, bail};
 use clap::Args;
 use cluster::{Binaries, Cluster};
@@ -31,11 +33,10 @@ use faults::Fault;
 use loss::LossCheck;
 use serde::Serialize;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use timeline::{Clock, Kind, Request, WindowStats};
+use timeline::WindowStats;
 use uuid::Uuid;
-use viewer::Viewer;
-use workload::{Target, Workload};
 
 /// Bids must succeed continuously this long for the write path to count as recovered.
 const RECOVERY_HOLD_MS: f64 = 1_000.0;
@@ -56,6 +57,8 @@ const BASELINE_TOLERANCE: f64 = 0.01;
 const BASELINE_TOLERANCE_BIDS: f64 = 2.0;
 /// Items the bids are spread over.
 const ITEMS: usize = 4;
+/// One read (alternating item and history reads) is sent after every this many bids.
+const BIDS_PER_READ: u64 = 5;
 
 #[derive(Debug, Clone, Args)]
 pub struct ResilienceArgs {
@@ -181,6 +184,16 @@ impl ResilienceResult {
     }
 }
 
+impl Outcome for ResilienceResult {
+    fn verdict(&self) -> Verdict {
+        Verdict::of(&self.violations)
+    }
+
+    fn summary(&self) -> String {
+        report::markdown(self)
+    }
+}
+
 /// Runs the experiment and writes its report under `--out-dir`.
 ///
 /// # Errors
@@ -197,7 +210,7 @@ pub async fn run(args: &ResilienceArgs) -> anyhow::Result<ResilienceResult> {
     if plan.faults.is_empty() || plan.rate == 0 {
         bail!("nothing to do: give at least one fault and a rate above 0");
     }
-    let started_at = chrono::Utc::now().to_rfc3339();
+    let started_at = now_rfc3339();
     let bins = Binaries {
         gateway: args.gateway_bin.clone(),
         broadcast: args.broadcast_bin.clone(),
@@ -206,15 +219,30 @@ pub async fn run(args: &ResilienceArgs) -> anyhow::Result<ResilienceResult> {
     let mut cluster = Cluster::start(&bins).await?;
     let items = create_items(&cluster).await?;
     let clock = Clock::start();
-    let viewer = Viewer::start(cluster.broadcast_authority(), &items[0], clock);
-    let workload = Workload::start(
-        Target {
-            gateways: cluster.gateway_urls(),
-            items: items.clone(),
-            rate: plan.rate,
-        },
-        clock,
-    )?;
+    let arrivals: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let viewer = {
+        let (arrivals, watched) = (Arc::clone(&arrivals), items.iter().take(1).cloned());
+        Watcher::start(
+            cluster.broadcast_authority(),
+            watched.collect(),
+            move |text| {
+                if text.contains("\"type\":\"bid_placed\"") {
+                    arrivals
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(clock.now_ms());
+                }
+            },
+        )
+    };
+    let target = Target {
+        gateways: cluster.gateway_urls(),
+        items: items.clone(),
+        rate: plan.rate,
+        bids_per_read: Some(BIDS_PER_READ),
+        bids: None,
+    };
+    let workload = Workload::start(target, clock)?;
     let mut windows = Vec::with_capacity(plan.faults.len());
     for &fault in &plan.faults {
         let window = run_fault(&mut cluster, &workload, &plan, fault, clock).await?;
@@ -222,7 +250,11 @@ pub async fn run(args: &ResilienceArgs) -> anyhow::Result<ResilienceResult> {
     }
     let stopped_ms = clock.now_ms();
     let requests = workload.stop().await;
-    let arrivals = viewer.stop().await;
+    viewer.stop().await;
+    let arrivals = arrivals
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
     tracing::info!("load stopped; waiting for the archive to drain");
     let loss = drain_and_compare(&cluster, &requests, &items, clock, stopped_ms).await;
     cluster.shutdown().await?;
@@ -251,14 +283,8 @@ pub async fn run(args: &ResilienceArgs) -> anyhow::Result<ResilienceResult> {
         started_at,
         machine: Machine::current(),
         plan,
-        bids_sent: requests
-            .iter()
-            .filter(|r| r.kind == timeline::Kind::Bid)
-            .count(),
-        reads_sent: requests
-            .iter()
-            .filter(|r| r.kind != timeline::Kind::Bid)
-            .count(),
+        bids_sent: requests.iter().filter(|r| r.kind == Kind::Bid).count(),
+        reads_sent: requests.iter().filter(|r| r.kind != Kind::Bid).count(),
         faults,
         loss,
         per_second,
@@ -275,14 +301,10 @@ async fn create_items(cluster: &Cluster) -> anyhow::Result<Vec<String>> {
     let mut items = Vec::with_capacity(ITEMS);
     for i in 0..ITEMS {
         let id = testkit::unique_id(&format!("res{i}"));
-        api.create_item(&NewItem {
-            id: id.clone(),
-            name: format!("resilience item {i}"),
-            starting_price_cents: workload::STARTING_CENTS,
-            min_increment_cents: 1,
-            end_time: chrono::Utc::now() + chrono::Duration::days(1),
-        })
-        .await?;
+        let end = chrono::Utc::now() + chrono::Duration::days(1);
+        let name = format!("resilience item {i}");
+        api.create_item(&NewItem::new(id.clone(), &name, (STARTING_CENTS, 1), end)?)
+            .await?;
         items.push(id);
     }
     Ok(items)
@@ -338,7 +360,7 @@ async fn run_fault(
     let mut archive_caught_up_ms = None;
     loop {
         if archive_caught_up_ms.is_none()
-            && archive::count_archived(cluster.database_url(), &before_restart)
+            && archive::count_archived(cluster.database_url(), Some(&before_restart))
                 .await
                 .is_ok_and(|n| n >= before_restart.len())
         {
@@ -470,7 +492,7 @@ async fn drain_and_compare(
     let deadline = tokio::time::Instant::now() + DRAIN_BOUND;
     let mut drained_after_ms = None;
     while tokio::time::Instant::now() < deadline {
-        if archive::count_archived(cluster.database_url(), &accepted)
+        if archive::count_archived(cluster.database_url(), Some(&accepted))
             .await
             .is_ok_and(|n| n >= accepted.len())
         {
@@ -490,7 +512,8 @@ async fn drain_and_compare(
     };
     let mut check = LossCheck::compare(requests, items, &rows);
     check.drained_after_ms = drained_after_ms;
-    check.stream_messages = match archive::stream_messages(&cluster.nats_url()).await {
+    let stream = shared::subjects::ARCHIVE_STREAM;
+    check.stream_messages = match archive::stream_messages(&cluster.nats_url(), stream).await {
         Ok(n) => Some(n),
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "cannot read the stream's message count");
@@ -512,9 +535,4 @@ fn per_second(requests: &[Request], arrivals: &[f64]) -> Vec<Second> {
             viewer_events,
         })
         .collect()
-}
-
-/// The human summary printed on stdout.
-pub fn summary(r: &ResilienceResult) -> String {
-    report::summary(r)
 }

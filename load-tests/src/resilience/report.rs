@@ -133,7 +133,7 @@ fn notes(f: &FaultResult) -> String {
     notes.join("; ")
 }
 
-fn markdown(r: &ResilienceResult) -> String {
+pub(super) fn markdown(r: &ResilienceResult) -> String {
     let p = &r.plan;
     let mut text = format!(
         "# Resilience\n\nEach component is killed in turn for {} s under a steady load of {} bids/s \
@@ -234,42 +234,6 @@ fn markdown(r: &ResilienceResult) -> String {
     }
     text.push_str(
         "\n## Charts\n\n![bids per second](timeline.svg)\n\n![availability](availability.svg)\n",
-    );
-    text
-}
-
-/// The stdout summary: one line per fault, then the loss check and the verdict.
-pub fn summary(r: &ResilienceResult) -> String {
-    let mut text = format!(
-        "resilience ({} bids/s, {} s outages, {} cores):\n",
-        r.plan.rate, r.plan.outage_secs, r.machine.cores
-    );
-    for f in &r.faults {
-        let _ = writeln!(
-            text,
-            "  {:<9} outage 2xx {:>6} of {:>4} bids, recovered {:>8}, archive caught up {:>8}, errors: {}",
-            f.fault.name(),
-            percent(f.outage.availability),
-            f.outage.bids,
-            millis(f.recovery_ms),
-            millis(f.archive_caught_up_ms),
-            errors_seen(&f.outage)
-        );
-    }
-    let l = &r.loss;
-    let _ = write!(
-        text,
-        "  loss check: {} accepted, {} archived, {} lost, {} answer-lost, {} unexplained\n  verdict: {}",
-        l.accepted,
-        l.archived,
-        l.lost,
-        l.answer_lost,
-        l.unexplained,
-        if r.passed() {
-            "passed".to_owned()
-        } else {
-            format!("VIOLATED ({})", r.violations.join("; "))
-        }
     );
     text
 }

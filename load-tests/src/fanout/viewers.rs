@@ -1,4 +1,4 @@
-//! `viewers`: one client process of `bench-fanout`. It opens `--count` WebSocket viewers on
+//! `viewers`: one client process of the fan-out levels. It opens `--count` WebSocket viewers on
 //! one item from one source address, records when each `bid_placed` frame arrives, and once the
 //! orchestrator writes the POST times (`--posts-file`), reports delivery and latency.
 //!
@@ -12,7 +12,9 @@
 //! wake-up per batch of ready sockets, no task per viewer. The async version (a tokio task and
 //! a tokio-tungstenite stream per viewer) spent about 8 µs per frame, as much as the server.
 
-use crate::latency::wall_clock_us;
+use crate::handoff::publish;
+use crate::host::raise_fd_limit;
+use crate::latency::{Histogram, wall_clock_us};
 use crate::source_socket;
 use anyhow::Context;
 use clap::Args;
@@ -22,7 +24,7 @@ use socket2::SockRef;
 use std::collections::{HashMap, HashSet};
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
@@ -50,10 +52,9 @@ pub struct ViewersArgs {
     pub out: PathBuf,
 }
 
-/// Microsecond latency histogram: bucket `i` counts latencies in `[i*100, (i+1)*100)` µs; the
-/// last bucket holds everything from 10 s on.
-pub const BUCKET_US: u64 = 100;
-pub const BUCKETS: usize = 100_000;
+/// Latencies are kept in 100 µs buckets: fine for figures in milliseconds, and a report of
+/// a few thousand buckets however many receipts it counts.
+pub const BUCKET: Duration = Duration::from_micros(100);
 
 /// How long one connection and its handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,8 +71,8 @@ pub struct ViewerReport {
     pub expected: u64,
     /// Snapshots received after the first (conflations or resyncs).
     pub resyncs: u64,
-    /// Sparse histogram: (bucket, count).
-    pub histogram: Vec<(usize, u64)>,
+    /// Every receipt's latency.
+    pub histogram: Histogram,
 }
 
 /// One viewer: its socket and what it received.
@@ -88,23 +89,11 @@ fn bid_seq(text: &str) -> Option<u64> {
     if !text.contains("\"type\":\"bid_placed\"") {
         return None;
     }
-    let rest = &text[text.find("\"seq\":")? + 6..];
-    let end = rest
+    let rest = text.split_once("\"seq\":")?.1;
+    let digits = rest
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(rest.len());
-    rest[..end].parse().ok()
-}
-
-/// Raises this process's open-file limit to its hard limit.
-pub fn raise_fd_limit() {
-    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-    let raised = rustix::process::Rlimit {
-        current: limit.maximum,
-        maximum: limit.maximum,
-    };
-    if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Nofile, raised) {
-        tracing::warn!(error = %e, "cannot raise the open-file limit");
-    }
+    rest.get(..digits)?.parse().ok()
 }
 
 /// Runs one client process to the end (blocking: it is a single-threaded event loop).
@@ -138,7 +127,7 @@ pub fn run(args: &ViewersArgs) -> anyhow::Result<()> {
         }
     }
     let connected = viewers.len();
-    std::fs::write(&args.ready_file, connected.to_string())?;
+    publish(&args.ready_file, &connected.to_string())?;
     tracing::info!(connected, "viewers connected");
 
     // Frames that arrived during the handshakes are already buffered by the kernel; edge-
@@ -167,7 +156,7 @@ pub fn run(args: &ViewersArgs) -> anyhow::Result<()> {
         }
     };
 
-    let mut histogram = vec![0u64; BUCKETS];
+    let mut histogram = Histogram::bucketed(BUCKET);
     let mut delivered = 0;
     let mut resyncs = 0;
     for viewer in &viewers {
@@ -178,9 +167,7 @@ pub fn run(args: &ViewersArgs) -> anyhow::Result<()> {
                 && seen.insert(*seq)
             {
                 delivered += 1;
-                let bucket =
-                    usize::try_from(at.saturating_sub(*posted) / BUCKET_US).unwrap_or(usize::MAX);
-                histogram[bucket.min(BUCKETS - 1)] += 1;
+                histogram.record(Duration::from_micros(at.saturating_sub(*posted)));
             }
         }
     }
@@ -190,14 +177,9 @@ pub fn run(args: &ViewersArgs) -> anyhow::Result<()> {
         delivered,
         expected: posts.len() as u64 * connected as u64,
         resyncs,
-        histogram: histogram
-            .into_iter()
-            .enumerate()
-            .filter(|(_, n)| *n > 0)
-            .collect(),
+        histogram,
     };
-    std::fs::write(&args.out, serde_json::to_vec(&report)?).context("writing the report")?;
-    Ok(())
+    publish(&args.out, &serde_json::to_string(&report)?)
 }
 
 /// Connects from the source address and does the handshake with the socket still blocking
@@ -241,15 +223,8 @@ fn read_ready(viewer: &mut Viewer) {
 }
 
 /// The orchestrator's `{seq: post_time_us}`, once it is written.
-fn read_posts(path: &std::path::Path) -> Option<HashMap<u64, u64>> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let posts = serde_json::from_str::<HashMap<String, u64>>(&text).ok()?;
-    Some(
-        posts
-            .into_iter()
-            .filter_map(|(k, v)| k.parse().ok().map(|k| (k, v)))
-            .collect(),
-    )
+fn read_posts(path: &Path) -> Option<HashMap<u64, u64>> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
 #[cfg(test)]

@@ -1,0 +1,30 @@
+//! How a finished experiment came out, and what every experiment's result tells the command
+//! line: its verdict and the summary printed for people.
+
+/// How an experiment that ran to the end came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every check passed.
+    Passed,
+    /// The run finished but a correctness check failed.
+    Violated,
+}
+
+impl Verdict {
+    /// `Passed` when nothing failed.
+    pub fn of(violations: &[String]) -> Self {
+        if violations.is_empty() {
+            Self::Passed
+        } else {
+            Self::Violated
+        }
+    }
+}
+
+/// The result of an experiment that ran to the end.
+pub trait Outcome {
+    /// Whether its checks passed.
+    fn verdict(&self) -> Verdict;
+    /// What stdout shows; progress goes to stderr.
+    fn summary(&self) -> String;
+}
