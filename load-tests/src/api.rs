@@ -1,25 +1,23 @@
 //! Every call the experiments make to the gateway's HTTP API, in one place: readiness, items,
 //! bids, reads, metrics counters. Goose users send through goose's own client (so goose times
-//! them), but build their bids and read the answers with the types here.
+//! them) but build their bids and read the answers with the types here.
 //!
 //! Money crosses the wire as [`Cents`] (JSON decimals written and read from the digits, never
 //! through `f64`); inside, amounts are integer cents.
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::{RequestBuilder, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use shared::{Cents, MoneyError};
+use shared::{Cents, MoneyError, Timestamp};
 use std::time::Duration;
 use uuid::Uuid;
 
 /// Longest a call may take unless the client is built with another timeout.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The name bid requests carry in goose's metrics (instead of a path with the item id).
 pub const BID_REQUEST_NAME: &str = "POST /api/v1/items/{id}/bid";
-/// The item list, read by the mixed workload.
+/// The item list, which the mixed workload reads.
 pub const ITEMS_PATH: &str = "/api/v1/items";
 
 pub fn item_path(id: &str) -> String {
@@ -30,6 +28,11 @@ pub fn bid_path(id: &str) -> String {
     format!("{ITEMS_PATH}/{id}/bid")
 }
 
+/// `secs` seconds from now, e.g. an item's end time.
+pub fn in_secs(secs: i64) -> Timestamp {
+    Timestamp::from_micros(Timestamp::now().micros() + secs * 1_000_000)
+}
+
 /// The body of `POST /api/v1/items/{id}/bid`.
 #[derive(Debug, Serialize)]
 pub struct BidBody<'a> {
@@ -37,12 +40,43 @@ pub struct BidBody<'a> {
     pub amount: Cents,
 }
 
+/// An item to create with `POST /api/v1/items` (its body).
+#[derive(Debug, Clone, Serialize)]
+pub struct NewItem {
+    pub id: String,
+    pub name: String,
+    pub starting_price: Cents,
+    pub min_increment: Cents,
+    pub end_time: Timestamp,
+}
+
+impl NewItem {
+    /// An item with these prices in cents.
+    ///
+    /// # Errors
+    /// A price is not a positive amount.
+    pub fn new(
+        id: String,
+        name: &str,
+        prices: (i64, i64),
+        end: Timestamp,
+    ) -> Result<Self, MoneyError> {
+        Ok(Self {
+            id,
+            name: name.to_owned(),
+            starting_price: Cents::new(prices.0)?,
+            min_increment: Cents::new(prices.1)?,
+            end_time: end,
+        })
+    }
+}
+
 /// The fields experiments read from any answer: a bid's, an item's or an error body.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct Reply {
     pub success: bool,
-    /// A bid's `accepted`/`bid_too_low`/…, or absent.
+    /// A bid's `accepted`, `bid_too_low`, …
     pub code: Option<String>,
     /// An error body's code.
     pub error: Option<String>,
@@ -69,10 +103,6 @@ impl Reply {
             Some(text) => Cents::parse_decimal(text).map(|c| Some(c.get())),
         }
     }
-
-    pub fn accepted(&self) -> bool {
-        self.code.as_deref() == Some("accepted")
-    }
 }
 
 /// How one request ended.
@@ -92,69 +122,13 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn transport(e: &reqwest::Error) -> Self {
-        let kind = if e.is_timeout() {
-            "timeout"
-        } else if e.is_connect() {
-            "connect"
-        } else {
-            "other"
-        };
-        Self {
-            outcome: Outcome::Transport(kind),
-            reply: Reply::default(),
-        }
-    }
-
-    /// A bid answered 200 `accepted`.
-    pub fn is_accepted(&self) -> bool {
-        matches!(self.outcome, Outcome::Answered { status: 200, .. }) && self.reply.accepted()
-    }
-
-    /// An accepted bid's `seq`.
+    /// A bid answered 200 `accepted`: its `seq`.
     pub fn accepted_seq(&self) -> Option<u64> {
-        self.reply.seq.filter(|_| self.is_accepted())
+        let ok = matches!(self.outcome, Outcome::Answered { status: 200, .. });
+        self.reply
+            .seq
+            .filter(|_| ok && self.reply.code.as_deref() == Some("accepted"))
     }
-}
-
-/// An item to create with `POST /api/v1/items`.
-#[derive(Debug, Clone)]
-pub struct NewItem {
-    pub id: String,
-    pub name: String,
-    pub starting_price: Cents,
-    pub min_increment: Cents,
-    pub end_time: DateTime<Utc>,
-}
-
-impl NewItem {
-    /// An item with these prices in cents.
-    ///
-    /// # Errors
-    /// A price is not a positive amount.
-    pub fn new(
-        id: String,
-        name: &str,
-        (starting_cents, increment_cents): (i64, i64),
-        end_time: DateTime<Utc>,
-    ) -> Result<Self, MoneyError> {
-        Ok(Self {
-            id,
-            name: name.to_owned(),
-            starting_price: Cents::new(starting_cents)?,
-            min_increment: Cents::new(increment_cents)?,
-            end_time,
-        })
-    }
-}
-
-#[derive(Serialize)]
-struct NewItemBody<'a> {
-    id: &'a str,
-    name: &'a str,
-    starting_price: Cents,
-    min_increment: Cents,
-    end_time: String,
 }
 
 /// An item's current state, as `GET /api/v1/items/{id}` reports it.
@@ -174,7 +148,7 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
-    /// A client for the gateway at `base_url`.
+    /// A client for the service at `base_url`.
     ///
     /// # Errors
     /// The HTTP client cannot be built.
@@ -190,8 +164,9 @@ impl ApiClient {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .pool_max_idle_per_host(512);
+        let base_url = base_url.trim_end_matches('/').to_owned();
         Ok(Self {
-            base_url: base_url.trim_end_matches('/').to_owned(),
+            base_url,
             http: http.build().context("cannot build the HTTP client")?,
         })
     }
@@ -211,25 +186,9 @@ impl ApiClient {
     /// # Errors
     /// The request fails or the status is not 201 (the body is quoted).
     pub async fn create_item(&self, item: &NewItem) -> anyhow::Result<()> {
-        let body = NewItemBody {
-            id: &item.id,
-            name: &item.name,
-            starting_price: item.starting_price,
-            min_increment: item.min_increment,
-            end_time: item.end_time.to_rfc3339_opts(SecondsFormat::Micros, true),
-        };
         let url = format!("{}{ITEMS_PATH}", self.base_url);
-        let response = self.http.post(&url).json(&body).send().await;
-        let response = response.with_context(|| format!("POST {url}"))?;
-        let status = response.status();
-        if status != StatusCode::CREATED {
-            let text = response.text().await.unwrap_or_default();
-            bail!(
-                "POST {url} for {} answered {status} (201 expected): {text}",
-                item.id
-            );
-        }
-        Ok(())
+        let response = self.http.post(&url).json(item).send().await;
+        expect(response, StatusCode::CREATED, &url).await.map(drop)
     }
 
     /// Reads an item's current state.
@@ -239,13 +198,7 @@ impl ApiClient {
     /// has an unreadable `current_bid`.
     pub async fn item_state(&self, id: &str) -> anyhow::Result<ItemState> {
         let url = format!("{}{}", self.base_url, item_path(id));
-        let response = self.http.get(&url).send().await;
-        let response = response.with_context(|| format!("GET {url}"))?;
-        let status = response.status();
-        if status != StatusCode::OK {
-            let text = response.text().await.unwrap_or_default();
-            bail!("GET {url} answered {status} (200 expected): {text}");
-        }
+        let response = expect(self.http.get(&url).send().await, StatusCode::OK, &url).await?;
         let body: Reply = response
             .json()
             .await
@@ -259,19 +212,20 @@ impl ApiClient {
         })
     }
 
-    /// The value of the unlabelled Prometheus counter `name` on `GET /metrics`, or `None`
-    /// when the service does not expose it (the figure does not apply).
+    /// The value of the unlabelled Prometheus sample `name` on `GET /metrics`, or `None` when
+    /// the service does not expose it (the figure does not apply).
     ///
     /// # Errors
     /// The request fails.
     pub async fn counter(&self, name: &str) -> anyhow::Result<Option<f64>> {
         let url = format!("{}/metrics", self.base_url);
-        let response = self.http.get(&url).send().await;
-        let text = response.with_context(|| format!("GET {url}"))?.text().await;
-        Ok(counter_value(
-            &text.with_context(|| format!("GET {url}: body"))?,
-            name,
-        ))
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        Ok(counter_value(&response.text().await?, name))
     }
 
     /// Places a bid; a transport failure is an [`Outcome`], not an error.
@@ -286,16 +240,41 @@ impl ApiClient {
     }
 }
 
+/// The response if it has `status`, else an error quoting its body.
+async fn expect(
+    response: reqwest::Result<reqwest::Response>,
+    status: StatusCode,
+    url: &str,
+) -> anyhow::Result<reqwest::Response> {
+    let response = response.with_context(|| format!("{url}: no answer"))?;
+    if response.status() != status {
+        let got = response.status();
+        bail!(
+            "{url} answered {got} ({status} expected): {}",
+            response.text().await?
+        );
+    }
+    Ok(response)
+}
+
 async fn send(request: RequestBuilder) -> Answer {
+    let transport = |e: &reqwest::Error| Answer {
+        outcome: Outcome::Transport(match () {
+            () if e.is_timeout() => "timeout",
+            () if e.is_connect() => "connect",
+            () => "other",
+        }),
+        reply: Reply::default(),
+    };
     let response = match request.send().await {
         Ok(response) => response,
-        Err(e) => return Answer::transport(&e),
+        Err(e) => return transport(&e),
     };
     let status = response.status().as_u16();
     let reply = match response.bytes().await {
         // A non-JSON body (a proxy's page, a truncated answer) still has its status.
         Ok(body) => serde_json::from_slice::<Reply>(&body).unwrap_or_default(),
-        Err(e) if e.is_timeout() => return Answer::transport(&e),
+        Err(e) if e.is_timeout() => return transport(&e),
         Err(_) => Reply::default(),
     };
     let code = reply.code.clone().or_else(|| reply.error.clone());
@@ -308,8 +287,11 @@ async fn send(request: RequestBuilder) -> Answer {
 /// The value of the unlabelled sample `name` in a Prometheus text exposition.
 fn counter_value(metrics: &str, name: &str) -> Option<f64> {
     metrics.lines().find_map(|line| {
-        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
-        value.trim().parse().ok()
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
     })
 }
 
@@ -323,9 +305,14 @@ mod tests {
                     # TYPE gateway_optimistic_retries counter\n\
                     gateway_optimistic_retries_total 42\n\
                     gateway_optimistic_retries_total_other 7\n";
-        let value = |name| counter_value(text, name);
-        assert_eq!(value("gateway_optimistic_retries_total"), Some(42.0));
-        assert_eq!(value("gateway_prefilter_rejections_total"), None);
+        assert_eq!(
+            counter_value(text, "gateway_optimistic_retries_total"),
+            Some(42.0)
+        );
+        assert_eq!(
+            counter_value(text, "gateway_prefilter_rejections_total"),
+            None
+        );
     }
 
     fn reply(json: &str) -> Reply {
@@ -334,9 +321,10 @@ mod tests {
 
     #[test]
     fn the_integer_price_is_preferred_over_the_decimal_one() {
-        let both = r#"{"success":false,"code":"bid_too_low","current_bid":9.99,"current_bid_cents":42,"seq":3}"#;
-        let both = reply(both);
-        assert!(!both.success && !both.accepted());
+        let both = reply(
+            r#"{"success":false,"code":"bid_too_low","current_bid":9.99,"current_bid_cents":42,"seq":3}"#,
+        );
+        assert!(!both.success);
         assert_eq!(
             (both.code.as_deref(), both.seq),
             (Some("bid_too_low"), Some(3))
@@ -357,7 +345,7 @@ mod tests {
             "{}",
             r#"{"current_bid":null}"#,
             r#"{"current_bid":0}"#,
-            r#"{"current_bid_cents":0,"current_bid":0}"#,
+            r#"{"current_bid_cents":0}"#,
         ] {
             assert_eq!(reply(json).current_cents(), Ok(None), "{json}");
         }
@@ -392,6 +380,12 @@ mod tests {
         })
         .unwrap();
         assert_eq!(text, r#"{"user_id":"u1","amount":10.01}"#);
+        let item = NewItem::new("a".into(), "n", (100, 5), Timestamp::from_micros(0)).unwrap();
+        let text = serde_json::to_string(&item).unwrap();
+        assert!(
+            text.contains(r#""starting_price":1,"min_increment":0.05"#),
+            "{text}"
+        );
         assert_eq!(bid_path("a"), "/api/v1/items/a/bid");
     }
 }

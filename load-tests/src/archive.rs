@@ -118,25 +118,49 @@ pub async fn archived_bids(database_url: &str) -> anyhow::Result<Vec<ArchivedBid
         .collect())
 }
 
+async fn jetstream<T>(
+    nats_url: &str,
+    call: impl AsyncFnOnce(async_nats::jetstream::Context) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let work = async {
+        let client = async_nats::connect(nats_url)
+            .await
+            .context("connecting to NATS")?;
+        call(async_nats::jetstream::new(client)).await
+    };
+    tokio::time::timeout(CALL_TIMEOUT, work)
+        .await
+        .context("NATS did not answer in time")?
+}
+
 /// Messages in stream `name`: every outbox entry the relays published, after JetStream's
 /// `Nats-Msg-Id` de-duplication.
 ///
 /// # Errors
 /// NATS is unreachable or the stream does not exist.
 pub async fn stream_messages(nats_url: &str, name: &str) -> anyhow::Result<u64> {
-    let work = async {
-        let client = async_nats::connect(nats_url)
+    jetstream(nats_url, async |js| {
+        let mut stream = js.get_stream(name).await.context("looking up the stream")?;
+        Ok(stream
+            .info()
             .await
-            .context("connecting to NATS")?;
-        let jetstream = async_nats::jetstream::new(client);
-        let mut stream = jetstream
-            .get_stream(name)
+            .context("reading the stream's info")?
+            .state
+            .messages)
+    })
+    .await
+}
+
+/// Deletes stream `name`.
+///
+/// # Errors
+/// NATS is unreachable or refuses.
+pub async fn delete_stream(nats_url: &str, name: &str) -> anyhow::Result<()> {
+    jetstream(nats_url, async |js| {
+        js.delete_stream(name)
             .await
-            .context("looking up the archive stream")?;
-        let info = stream.info().await.context("reading the stream's info")?;
-        anyhow::Ok(info.state.messages)
-    };
-    tokio::time::timeout(CALL_TIMEOUT, work)
-        .await
-        .context("NATS did not answer in time")?
+            .context("deleting the stream")?;
+        Ok(())
+    })
+    .await
 }

@@ -9,7 +9,7 @@
 //! of acceptance). It passes when the archive holds exactly the backlog and exactly the
 //! accepted bids, and most bids were accepted (a run of refusals measures nothing).
 
-use crate::api::{ApiClient, NewItem};
+use crate::api::{ApiClient, NewItem, in_secs};
 use crate::archive::{archive_delays, archive_span_secs, wait_for_rows};
 use crate::host::cores;
 use crate::latency::LatencyMs;
@@ -217,14 +217,13 @@ async fn steady(args: &BenchArchiveArgs) -> anyhow::Result<Steady> {
     let worker = Service::start("worker", &args.worker_bin, &env).await?;
     let gateway = Service::start("gateway", &args.gateway_bin, &env).await?;
     let api = ApiClient::new(gateway.url())?;
-    let end = chrono::Utc::now() + chrono::Duration::hours(1);
     let items: Vec<String> = (0..ITEMS / 2).map(|i| format!("steady-{i}")).collect();
     for item in &items {
         api.create_item(&NewItem::new(
             item.clone(),
             "steady",
             (STARTING_CENTS, 1),
-            end,
+            in_secs(3_600),
         )?)
         .await?;
     }

@@ -13,10 +13,10 @@ use crate::report::{now_rfc3339, write_json};
 use crate::service::{Service, namespace, run_tag};
 use crate::verdict::{Outcome, Verdict};
 use crate::watcher::Watcher;
-use anyhow::Context;
 use clap::Args;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
+use shared::Timestamp;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -83,10 +83,8 @@ pub async fn run(args: &BenchCloseArgs) -> anyhow::Result<CloseResult> {
         .map(|(id, &end)| {
             let api = &api;
             async move {
-                let end = i64::try_from(end)
-                    .ok()
-                    .and_then(chrono::DateTime::from_timestamp_micros);
-                let item = NewItem::new(id.clone(), "closing", (100, 100), end.context("end")?)?;
+                let end = Timestamp::from_micros(i64::try_from(end)?);
+                let item = NewItem::new(id.clone(), "closing", (100, 100), end)?;
                 api.create_item(&item).await
             }
         })

@@ -7,7 +7,7 @@
 //! fast as they can, then the item read back and checked like every contention item (no lost
 //! update). The rate is over goose's whole window, hatch included.
 
-use crate::api::{ApiClient, NewItem};
+use crate::api::{ApiClient, NewItem, in_secs};
 use crate::contention::hot_item::{self, HotLevel, counter_growth};
 use crate::goose_run::{not_interrupted, round_to};
 use crate::host::Machine;
@@ -223,12 +223,11 @@ async fn run_levels(args: &BenchWriteArgs, url: &str) -> anyhow::Result<Vec<Leve
     let api = ApiClient::new(url)?;
     let mut levels = Vec::with_capacity(args.clients.len());
     for &clients in &args.clients {
-        let end = chrono::Utc::now() + chrono::Duration::hours(1);
         let item = NewItem::new(
             format!("bench-{:016x}", fastrand::u64(..)),
             "bench",
             PRICES,
-            end,
+            in_secs(3_600),
         )?;
         let level = hot_item::run_level(&api, url, &item, clients, args.duration_secs);
         let (level, prefiltered) = counter_growth(&api, PREFILTER_COUNTER, level)

@@ -256,7 +256,7 @@ impl Call {
         let sent_ms = self.clock.now_ms();
         let started = Instant::now();
         let answer = request.await;
-        let accepted = kind == Kind::Bid && answer.is_accepted();
+        let seq = answer.accepted_seq().filter(|_| kind == Kind::Bid);
         let request = Request {
             sent_ms,
             gateway: self.gateway,
@@ -264,8 +264,8 @@ impl Call {
             item: self.item,
             amount_cents,
             latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-            event_id: answer.reply.event_id.filter(|_| accepted),
-            seq: answer.reply.seq.filter(|_| accepted),
+            event_id: answer.reply.event_id.filter(|_| seq.is_some()),
+            seq,
             outcome: answer.outcome,
         };
         let mut recorded = self.recorded.lock().unwrap_or_else(PoisonError::into_inner);

@@ -1,16 +1,16 @@
 //! The services under test as child processes: one type starts any of the platform's binaries
-//! (gateway, broadcast service, archival worker share `LISTEN_ADDR` and `GET /ready`), or
+//! (gateway, broadcast service and archival worker share `LISTEN_ADDR` and `GET /ready`), or
 //! stands for a gateway someone else runs.
 //!
-//! A started service listens on a free loopback port, inherits this process's environment
-//! (so `REDIS_URL`/`NATS_URL` pass through) plus the run's own, logs to this process's stderr
-//! and is owned by a [`Service`] value: [`Service::shutdown`] sends SIGTERM and waits, and the
-//! child is killed on drop, so an early error never leaves it running. [`Service::kill`] and
+//! A started service listens on a free loopback port, inherits this process's environment (so
+//! `REDIS_URL`/`NATS_URL` pass through) plus the run's own, logs to this process's stderr, and
+//! is killed on drop, so an early error never leaves it running. [`Service::kill`] and
 //! [`Service::restart`] crash it (SIGKILL) and start it again on the same address with the
 //! same environment, as a supervisor would (the `resilience` experiment).
 
 use crate::api::ApiClient;
 use anyhow::{Context, bail};
+use rustix::process::{Pid, Signal, kill_process};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -41,10 +41,11 @@ pub fn run_tag(prefix: &str) -> String {
 /// The environment that gives a run its own Redis keys, NATS subjects and archive stream, so
 /// runs on the shared Redis and NATS never see each other's data.
 pub fn namespace(tag: &str) -> Vec<(&'static str, String)> {
+    let (keys, stream) = (format!("{tag}:"), tag.to_uppercase());
     vec![
-        ("REDIS_KEY_PREFIX", format!("{tag}:")),
+        ("REDIS_KEY_PREFIX", keys),
         ("SUBJECT_PREFIX", tag.to_owned()),
-        ("ARCHIVE_STREAM", tag.to_uppercase()),
+        ("ARCHIVE_STREAM", stream),
     ]
 }
 
@@ -70,8 +71,9 @@ struct Launch {
 impl Service {
     /// A service someone else runs; never checked, restarted or stopped here.
     pub fn external(url: &str) -> Self {
+        let url = url.trim_end_matches('/').to_owned();
         Self {
-            url: url.trim_end_matches('/').to_owned(),
+            url,
             child: None,
             launch: None,
         }
@@ -88,8 +90,8 @@ impl Service {
         }
     }
 
-    /// Starts `binary` on a free loopback port with extra environment `env`, and waits until
-    /// it is ready.
+    /// Starts the `role` service's `binary` on a free loopback port with extra environment
+    /// `env`, and waits until it is ready.
     ///
     /// # Errors
     /// The binary cannot be started, exits early, or is not ready within [`READY_TIMEOUT`].
@@ -98,19 +100,21 @@ impl Service {
         binary: &Path,
         env: &[(&str, String)],
     ) -> anyhow::Result<Self> {
+        let env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        let addr = free_loopback_port().context("cannot find a free port")?;
         let launch = Launch {
             role,
             binary: binary.to_owned(),
-            env: env
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                .collect(),
-            addr: free_loopback_port().context("cannot find a free port")?,
+            env,
+            addr,
         };
-        let child = launch.spawn_ready().await?;
+        let child = Some(launch.spawn_ready().await?);
         Ok(Self {
-            url: format!("http://{}", launch.addr),
-            child: Some(child),
+            url: format!("http://{addr}"),
+            child,
             launch: Some(launch),
         })
     }
@@ -171,20 +175,20 @@ impl Service {
         let Some(mut child) = self.child.take() else {
             return Ok(None);
         };
-        let pid = child.id().and_then(|id| i32::try_from(id).ok());
-        if let Some(pid) = pid.and_then(rustix::process::Pid::from_raw) {
-            match rustix::process::kill_process(pid, rustix::process::Signal::TERM) {
-                // Already gone (exited between `id()` and the signal).
-                Ok(()) | Err(rustix::io::Errno::SRCH) => {}
-                Err(e) => return Err(e).context("cannot send SIGTERM"),
-            }
+        let pid = child
+            .id()
+            .and_then(|id| Pid::from_raw(i32::try_from(id).ok()?));
+        // `SRCH`: it exited between `id()` and the signal.
+        match pid.map(|pid| kill_process(pid, Signal::TERM)) {
+            Some(Ok(()) | Err(rustix::io::Errno::SRCH)) | None => {}
+            Some(Err(e)) => return Err(e).context("cannot send SIGTERM"),
         }
         let status = match timeout(STOP_TIMEOUT, child.wait()).await {
-            Ok(status) => status.context("cannot wait for the service to exit")?,
+            Ok(status) => status?,
             Err(_) => {
                 tracing::warn!(url = %self.url, "still running {STOP_TIMEOUT:?} after SIGTERM");
                 child.kill().await.context("cannot kill the service")?;
-                child.wait().await.context("cannot wait for the service")?
+                child.wait().await?
             }
         };
         tracing::info!(url = %self.url, %status, "service stopped");
@@ -220,10 +224,9 @@ impl Launch {
             .with_context(|| format!("cannot start {role} binary {}", binary.display()))?;
         let url = format!("http://{}", self.addr);
         tracing::info!(role, binary = %binary.display(), %url, pid = child.id(), "started");
-        let api = ApiClient::new(&url)?;
-        let deadline = Instant::now() + READY_TIMEOUT;
+        let (api, deadline) = (ApiClient::new(&url)?, Instant::now() + READY_TIMEOUT);
         loop {
-            if let Some(status) = child.try_wait().context("cannot poll the process")? {
+            if let Some(status) = child.try_wait()? {
                 bail!("{role} exited before it was ready: {status}");
             }
             if api.is_ready().await {
@@ -287,8 +290,10 @@ mod tests {
     async fn a_url_gateway_is_not_ours_to_stop() {
         let source = GatewaySource::Url("http://127.0.0.1:9/".into());
         let gateway = Service::gateway(&source, &[]).await.unwrap();
-        assert_eq!(gateway.url(), "http://127.0.0.1:9");
-        assert_eq!(gateway.authority(), "127.0.0.1:9");
+        assert_eq!(
+            (gateway.url(), gateway.authority()),
+            ("http://127.0.0.1:9", "127.0.0.1:9")
+        );
         assert!(!gateway.started_by_bench());
         assert_eq!(gateway.shutdown().await.unwrap(), None);
     }

@@ -25,7 +25,7 @@ mod mixed;
 mod report;
 mod tally;
 
-use crate::api::{ApiClient, NewItem};
+use crate::api::{ApiClient, NewItem, in_secs};
 use crate::host::Machine;
 use crate::report::{ReportDir, now_rfc3339};
 use crate::service::{Service, namespace, run_tag};
@@ -195,8 +195,7 @@ impl StrategyResult {
 
 /// An item as every contention run creates it: one hour to run, [`PRICES`].
 fn new_item(id: String) -> anyhow::Result<NewItem> {
-    let end = chrono::Utc::now() + chrono::Duration::hours(1);
-    Ok(NewItem::new(id, "contention", PRICES, end)?)
+    Ok(NewItem::new(id, "contention", PRICES, in_secs(3_600))?)
 }
 
 /// Runs every strategy and writes the report to `args.out_dir`.

@@ -6,7 +6,7 @@
 
 use super::FanoutLoad;
 use super::viewers::ViewerReport;
-use crate::api::{ApiClient, NewItem};
+use crate::api::{ApiClient, NewItem, in_secs};
 use crate::handoff::{Handoff, publish};
 use crate::host::rss_kib;
 use crate::latency::{Histogram, LatencyMs};
@@ -65,13 +65,12 @@ pub async fn run(load: &FanoutLoad, viewers: usize) -> anyhow::Result<FanoutLeve
         broadcasts.push(Service::start("broadcast", &load.broadcast_bin, &env).await?);
     }
     let item = format!("{tag}-item");
-    let end = chrono::Utc::now() + chrono::Duration::hours(1);
     let api = ApiClient::new(gateway.url())?;
     api.create_item(&NewItem::new(
         item.clone(),
         "fanout",
         (STARTING_CENTS, 1),
-        end,
+        in_secs(3_600),
     )?)
     .await?;
 
