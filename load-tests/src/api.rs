@@ -161,23 +161,16 @@ impl ApiClient {
     /// # Errors
     /// The HTTP client cannot be built.
     pub fn with_timeout(base_url: &str, timeout: Duration) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .pool_max_idle_per_host(512);
+        let http = reqwest::Client::builder().timeout(timeout);
+        let http = http.pool_max_idle_per_host(512).build()?;
         let base_url = base_url.trim_end_matches('/').to_owned();
-        Ok(Self {
-            base_url,
-            http: http.build().context("cannot build the HTTP client")?,
-        })
+        Ok(Self { base_url, http })
     }
 
     /// Whether `GET /ready` answers 200 (dependencies reachable).
     pub async fn is_ready(&self) -> bool {
-        let ready = self
-            .http
-            .get(format!("{}/ready", self.base_url))
-            .send()
-            .await;
+        let url = format!("{}/ready", self.base_url);
+        let ready = self.http.get(url).send().await;
         matches!(ready, Ok(r) if r.status() == StatusCode::OK)
     }
 
@@ -199,16 +192,12 @@ impl ApiClient {
     pub async fn item_state(&self, id: &str) -> anyhow::Result<ItemState> {
         let url = format!("{}{}", self.base_url, item_path(id));
         let response = expect(self.http.get(&url).send().await, StatusCode::OK, &url).await?;
-        let body: Reply = response
-            .json()
-            .await
-            .with_context(|| format!("GET {url}: body"))?;
+        let body: Reply = response.json().await?;
+        let unread = || format!("GET {url}: no seq, bid_count or current_bid");
         Ok(ItemState {
-            seq: body.seq.with_context(|| format!("GET {url}: no seq"))?,
-            bid_count: body
-                .bid_count
-                .with_context(|| format!("GET {url}: no bid_count"))?,
-            current_bid_cents: body.current_cents().with_context(|| format!("GET {url}"))?,
+            seq: body.seq.with_context(unread)?,
+            bid_count: body.bid_count.with_context(unread)?,
+            current_bid_cents: body.current_cents().with_context(unread)?,
         })
     }
 
@@ -219,13 +208,9 @@ impl ApiClient {
     /// The request fails.
     pub async fn counter(&self, name: &str) -> anyhow::Result<Option<f64>> {
         let url = format!("{}/metrics", self.base_url);
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        Ok(counter_value(&response.text().await?, name))
+        let response = self.http.get(&url).send().await;
+        let text = response.with_context(|| format!("GET {url}"))?.text();
+        Ok(counter_value(&text.await?, name))
     }
 
     /// Places a bid; a transport failure is an [`Outcome`], not an error.
@@ -249,10 +234,8 @@ async fn expect(
     let response = response.with_context(|| format!("{url}: no answer"))?;
     if response.status() != status {
         let got = response.status();
-        bail!(
-            "{url} answered {got} ({status} expected): {}",
-            response.text().await?
-        );
+        let body = response.text().await?;
+        bail!("{url} answered {got} ({status} expected): {body}");
     }
     Ok(response)
 }
@@ -286,13 +269,14 @@ async fn send(request: RequestBuilder) -> Answer {
 
 /// The value of the unlabelled sample `name` in a Prometheus text exposition.
 fn counter_value(metrics: &str, name: &str) -> Option<f64> {
-    metrics.lines().find_map(|line| {
+    let value = |line: &str| {
         line.strip_prefix(name)?
             .strip_prefix(' ')?
             .trim()
             .parse()
             .ok()
-    })
+    };
+    metrics.lines().find_map(value)
 }
 
 #[cfg(test)]

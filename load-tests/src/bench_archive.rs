@@ -294,30 +294,4 @@ impl Outcome for BenchArchiveResult {
     fn verdict(&self) -> Verdict {
         Verdict::of(&self.violations)
     }
-
-    fn summary(&self) -> String {
-        let (d, s, ms) = (&self.drain, &self.steady, &self.steady.latency_ms);
-        let mut text = format!(
-            "bench-archive ({} cores):\n  drain    {} events in {:.2} s = {:.0} events/s (mean \
-             batch {:.0}; wall {:.2} s incl. start)\n  steady   {} bids/s target, {:.0} posted/s, \
-             {} accepted, {} rows; accept→row p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-            self.cores,
-            d.events,
-            d.drain_secs,
-            d.events_per_sec,
-            d.mean_batch_size,
-            d.wall_secs,
-            s.target_rate,
-            s.achieved_rate,
-            s.accepted,
-            s.rows,
-            ms.p50,
-            ms.p99,
-            ms.max,
-        );
-        self.violations
-            .iter()
-            .for_each(|v| text.push_str(&format!("\n  VIOLATION: {v}")));
-        text
-    }
 }

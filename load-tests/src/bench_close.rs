@@ -189,19 +189,6 @@ impl Outcome for CloseResult {
     fn verdict(&self) -> Verdict {
         Verdict::of(&self.violations)
     }
-
-    fn summary(&self) -> String {
-        let d = &self.delay_ms;
-        let mut text = format!(
-            "bench-close ({} cores): {} auctions ending within one second, {} closes seen; \
-             end → viewer p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-            self.cores, self.auctions, self.closes_seen, d.p50, d.p99, d.max
-        );
-        self.violations
-            .iter()
-            .for_each(|v| text.push_str(&format!("\n  VIOLATION: {v}")));
-        text
-    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,6 @@ use crate::service::{GatewaySource, Service};
 use crate::verdict::{Outcome, Verdict};
 use anyhow::{Context, bail};
 use serde::Serialize;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 /// Shortest run time per level that counts as a benchmark rather than a smoke run.
@@ -245,46 +244,6 @@ impl Outcome for BenchWriteResult {
             true => Verdict::Passed,
             false => Verdict::Violated,
         }
-    }
-
-    /// One line per level, then the verdict.
-    fn summary(&self) -> String {
-        let smoke = if self.smoke { ", SMOKE run" } else { "" };
-        let (url, cores) = (&self.gateway.url, self.machine.cores);
-        let mut text = format!("bench-write against {url} ({cores} cores{smoke}):\n");
-        for l in &self.levels {
-            let latency = l.latency_ms.map_or_else(
-                || "no latency (no response)".to_owned(),
-                |l| {
-                    format!(
-                        "p50 {:.2} ms  p99 {:.2} ms  p999 {:.2} ms  max {:.2} ms",
-                        l.p50, l.p99, l.p999, l.max
-                    )
-                },
-            );
-            let redis = l
-                .redis_bids_per_sec
-                .map_or_else(|| "?".to_owned(), |r| format!("{r:.1}/s"));
-            let correct = if l.correct { "correct" } else { "INCORRECT" };
-            let _ = writeln!(
-                text,
-                "  {:>5} clients  {:>9.1} req/s ({redis} via Redis)  {} req in {:.1} s  accepted {}  \
-                 rejected {}  errors {}  {latency}  seq {} -> {correct}",
-                l.clients,
-                l.requests_per_sec,
-                l.requests,
-                l.measured_secs,
-                l.accepted,
-                l.rejected,
-                l.errors,
-                l.final_seq,
-            );
-        }
-        text.push_str(match self.verdict() {
-            Verdict::Passed => "all levels correct",
-            Verdict::Violated => "CORRECTNESS VIOLATED: see the levels marked INCORRECT",
-        });
-        text
     }
 }
 

@@ -35,6 +35,12 @@ impl Series {
             points,
         }
     }
+
+    /// A bar series: one height per category, in category order.
+    pub fn bars(name: impl Into<String>, heights: impl IntoIterator<Item = f64>) -> Self {
+        let points = heights.into_iter().enumerate();
+        Self::new(name, points.map(|(i, h)| (i as f64, h)).collect())
+    }
 }
 
 /// Axis titles and the chart's caption.

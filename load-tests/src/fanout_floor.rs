@@ -299,38 +299,6 @@ impl Outcome for FloorResult {
             false => Verdict::Violated,
         }
     }
-
-    /// One line per level.
-    fn summary(&self) -> String {
-        summary(self)
-    }
-}
-
-fn summary(result: &FloorResult) -> String {
-    let mut text = format!(
-        "fanout-floor ({} cores, {}-byte frames, {} passes every {} ms):",
-        result.machine.cores, result.frame_bytes, result.rounds, result.interval_ms
-    );
-    for l in &result.levels {
-        text.push_str(&format!(
-            "\n  {:>6} viewers ({} writers): delivery {:.4}, would-block {}, latency p50 {:.1} ms \
-             p99 {:.1} ms p999 {:.1} ms max {:.1} ms, pass {:.1} ms median ({:.2} µs/socket), \
-             load {:.2} → {:.2}",
-            l.viewers,
-            l.writer_processes,
-            l.delivery_ratio,
-            l.would_block,
-            l.latency_ms.p50,
-            l.latency_ms.p99,
-            l.latency_ms.p999,
-            l.latency_ms.max,
-            l.pass_ms_median,
-            l.pass_us_per_socket_median,
-            l.load_average_before,
-            l.load_average_after
-        ));
-    }
-    text
 }
 
 #[cfg(test)]

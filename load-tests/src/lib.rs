@@ -25,7 +25,7 @@
 //! - [`archive`]: reading the archive's rows and a JetStream stream's count.
 //! - [`latency`]: the one histogram and latency summary.
 //! - [`handoff`]: files between an orchestrator and its client processes.
-//! - [`source_socket`]: client sockets bound to a chosen 127.0.0.x source address.
+//! - [`client_sockets`]: many sockets from one 127.0.0.x source address, read on one thread.
 //! - [`host`]: cores, memory, load average and the open-file limit.
 //! - [`report`] and [`charts`]: JSON results, report directories, Markdown tables, SVG charts.
 //! - [`verdict`]: [`Verdict`] and [`Outcome`]; [`telemetry`]: progress logging to stderr.
@@ -37,6 +37,7 @@ pub mod bench_close;
 pub mod bench_write;
 pub mod charts;
 pub mod cli;
+pub mod client_sockets;
 pub mod contention;
 pub mod fanout;
 pub mod fanout_floor;
@@ -48,7 +49,6 @@ pub mod open_loop;
 pub mod report;
 pub mod resilience;
 pub mod service;
-pub mod source_socket;
 pub mod telemetry;
 pub mod verdict;
 pub mod watcher;

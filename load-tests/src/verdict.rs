@@ -1,6 +1,8 @@
 //! How a finished experiment came out, and what every experiment's result tells the command
 //! line: its verdict and the summary printed for people.
 
+use serde::Serialize;
+
 /// How an experiment that ran to the end came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -22,9 +24,13 @@ impl Verdict {
 }
 
 /// The result of an experiment that ran to the end.
-pub trait Outcome {
+pub trait Outcome: Serialize {
     /// Whether its checks passed.
     fn verdict(&self) -> Verdict;
-    /// What stdout shows; progress goes to stderr.
-    fn summary(&self) -> String;
+
+    /// What stdout shows (progress goes to stderr): the result as the JSON file has it,
+    /// unless the experiment writes a README for people.
+    fn summary(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
 }

@@ -206,30 +206,6 @@ impl Outcome for FanoutResult {
             false => Verdict::Violated,
         }
     }
-
-    fn summary(&self) -> String {
-        let mut text = format!("bench-fanout ({} cores):", self.cores);
-        for l in &self.levels {
-            let ms = &l.latency_ms;
-            text.push_str(&format!(
-                "\n  {:>6} viewers ({} connected, {} instances): {} bids, delivery {:.4}, \
-                 resyncs {}, latency p50 {:.1} ms p99 {:.1} ms p999 {:.1} ms max {:.1} ms, \
-                 {:.1} KiB/viewer",
-                l.viewers,
-                l.connected,
-                l.broadcast_instances,
-                l.bids_accepted,
-                l.delivery_ratio,
-                l.resyncs,
-                ms.p50,
-                ms.p99,
-                ms.p999,
-                ms.max,
-                l.rss_per_viewer_kib
-            ));
-        }
-        text
-    }
 }
 
 #[cfg(test)]

@@ -17,64 +17,49 @@ pub(super) fn write(out: &ReportDir, report: &FanoutReport) -> anyhow::Result<()
 }
 
 fn draw(out: &ReportDir, report: &FanoutReport) -> anyhow::Result<()> {
+    let levels = &report.levels;
     let name = |l: &LevelReport| format!("{} viewers", l.level.viewers);
     // The CDF is drawn up to 1.5× the slowest p999 so the bulk is readable; the tail beyond
     // is in the table (max).
-    let clip = report
-        .levels
+    let clip = levels
         .iter()
         .map(|l| l.level.latency_ms.p999 * 1.5)
         .fold(1.0, f64::max);
-    let cdfs: Vec<Series> = report
-        .levels
-        .iter()
-        .map(|l| {
-            let points = l.latency_cdf.iter().copied().filter(|p| p.0 <= clip);
-            Series::new(name(l), points.collect())
-        })
-        .collect();
-    charts::line_chart(
-        &out.chart("latency-cdf"),
-        Labels {
-            title: "POST to viewer receipt: CDF",
-            x: "latency (ms)",
-            y: "share of receipts",
-        },
-        &cdfs,
-    )?;
-    let categories: Vec<String> = report.levels.iter().map(name).collect();
-    let bars = |pick: fn(&FanoutLevel) -> f64| -> Vec<(f64, f64)> {
-        report
-            .levels
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (i as f64, pick(&l.level)))
-            .collect()
+    let cdf = |l: &LevelReport| {
+        let points = l.latency_cdf.iter().copied().filter(|p| p.0 <= clip);
+        Series::new(name(l), points.collect())
     };
-    charts::bar_chart(
-        &out.chart("latency"),
-        Labels {
-            title: "POST to viewer receipt",
-            x: "",
-            y: "latency (ms)",
-        },
-        &categories,
-        &[
-            Series::new("p50", bars(|l| l.latency_ms.p50)),
-            Series::new("p99", bars(|l| l.latency_ms.p99)),
-            Series::new("p999", bars(|l| l.latency_ms.p999)),
-        ],
-    )?;
-    charts::bar_chart(
-        &out.chart("memory"),
-        Labels {
-            title: "Broadcast resident memory per idle viewer",
-            x: "",
-            y: "KiB per viewer",
-        },
-        &categories,
-        &[Series::new("KiB/viewer", bars(|l| l.rss_per_viewer_kib))],
-    )
+    let cdfs: Vec<Series> = levels.iter().map(cdf).collect();
+    let title = "POST to viewer receipt: CDF";
+    let labels = Labels {
+        title,
+        x: "latency (ms)",
+        y: "share of receipts",
+    };
+    charts::line_chart(&out.chart("latency-cdf"), labels, &cdfs)?;
+    let categories: Vec<String> = levels.iter().map(name).collect();
+    let bars = |name, pick: fn(&FanoutLevel) -> f64| {
+        Series::bars(name, levels.iter().map(|l| pick(&l.level)))
+    };
+    let percentiles = [
+        bars("p50", |l| l.latency_ms.p50),
+        bars("p99", |l| l.latency_ms.p99),
+        bars("p999", |l| l.latency_ms.p999),
+    ];
+    let labels = Labels {
+        title: "POST to viewer receipt",
+        x: "",
+        y: "latency (ms)",
+    };
+    charts::bar_chart(&out.chart("latency"), labels, &categories, &percentiles)?;
+    let memory = [bars("KiB/viewer", |l| l.rss_per_viewer_kib)];
+    let title = "Broadcast resident memory per idle viewer";
+    let labels = Labels {
+        title,
+        x: "",
+        y: "KiB per viewer",
+    };
+    charts::bar_chart(&out.chart("memory"), labels, &categories, &memory)
 }
 
 pub(super) fn markdown(report: &FanoutReport) -> String {
@@ -99,19 +84,7 @@ pub(super) fn markdown(report: &FanoutReport) -> String {
         })
         .collect();
     let table = markdown_table(
-        &[
-            "viewers",
-            "connected",
-            "instances",
-            "bids",
-            "delivery",
-            "resyncs",
-            "p50 ms",
-            "p99 ms",
-            "p999 ms",
-            "max ms",
-            "KiB/viewer",
-        ],
+        "viewers | connected | instances | bids | delivery | resyncs | p50 ms | p99 ms | p999 ms | max ms | KiB/viewer",
         &rows,
     );
     let verdict = if report.passed() {

@@ -3,22 +3,14 @@
 //! orchestrator writes the POST times (`--posts-file`), reports delivery and latency.
 //!
 //! One process holds at most ~20,000 sockets here, so large runs use several of these, each
-//! from its own 127.0.0.x source address (a source address has ~28,000 ephemeral ports).
-//!
-//! The client shares two cores with the service it measures, so what it costs per frame is
-//! added to every latency it reports: a frame that waits for the client to get to its socket
-//! looks like a slow server. It therefore reads all its sockets from one thread on one `epoll`
-//! set (mio), each through tungstenite's plain (non-async) WebSocket in non-blocking mode: one
-//! wake-up per batch of ready sockets, no task per viewer. The async version (a tokio task and
-//! a tokio-tungstenite stream per viewer) spent about 8 µs per frame, as much as the server.
+//! from its own 127.0.0.x source address, read as [`Readers`], each socket through
+//! tungstenite's plain (non-async) WebSocket in non-blocking mode.
 
+use crate::client_sockets::{self, Readers};
 use crate::handoff::publish;
 use crate::host::raise_fd_limit;
 use crate::latency::{Histogram, wall_clock_us};
-use crate::source_socket;
-use anyhow::Context;
 use clap::Args;
-use mio::{Events, Interest, Poll, Token};
 use serde::{Deserialize, Serialize};
 use socket2::SockRef;
 use std::collections::{HashMap, HashSet};
@@ -103,51 +95,27 @@ fn bid_seq(text: &str) -> Option<u64> {
 pub fn run(args: &ViewersArgs) -> anyhow::Result<()> {
     raise_fd_limit();
     let url = format!("ws://{}/ws?item_id={}", args.server, args.item);
-    let mut poll = Poll::new().context("creating the poll set")?;
-    let mut viewers = Vec::with_capacity(args.count);
-    let mut failed = 0;
-    for _ in 0..args.count {
-        match connect(args, &url) {
-            Ok(mut ws) => {
-                let token = Token(viewers.len());
-                poll.registry()
-                    .register(ws.get_mut(), token, Interest::READABLE)
-                    .context("registering a socket")?;
-                viewers.push(Viewer {
-                    ws,
-                    receipts: Vec::new(),
-                    snapshots: 0,
-                    open: true,
-                });
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "viewer not connected");
-                failed += 1;
-            }
-        }
-    }
-    let connected = viewers.len();
+    let open = || {
+        let ws = connect(args, &url)?;
+        Ok(Viewer {
+            ws,
+            receipts: Vec::new(),
+            snapshots: 0,
+            open: true,
+        })
+    };
+    let (mut viewers, failed) = Readers::open(args.count, open, |v| v.ws.get_mut())?;
+    let connected = viewers.sockets.len();
     publish(&args.ready_file, &connected.to_string())?;
     tracing::info!(connected, "viewers connected");
 
     // Frames that arrived during the handshakes are already buffered by the kernel; edge-
     // triggered polling reports them only on new data, so read every socket once first.
-    for viewer in &mut viewers {
-        read_ready(viewer);
-    }
-    let mut events = Events::with_capacity(1024);
+    viewers.sockets.iter_mut().for_each(read_ready);
     let mut last_check = Instant::now();
     let posts = loop {
-        if let Err(e) = poll.poll(&mut events, Some(POSTS_CHECK))
-            && e.kind() != ErrorKind::Interrupted
-        {
-            return Err(e).context("polling the sockets");
-        }
-        for event in &events {
-            if let Some(viewer) = viewers.get_mut(event.token().0) {
-                read_ready(viewer);
-            }
-        }
+        viewers.poll(POSTS_CHECK, read_ready)?;
+        // Polls return as frames arrive; the file is looked at only every `POSTS_CHECK`.
         if last_check.elapsed() >= POSTS_CHECK {
             last_check = Instant::now();
             if let Some(posts) = read_posts(&args.posts_file) {
@@ -159,7 +127,7 @@ pub fn run(args: &ViewersArgs) -> anyhow::Result<()> {
     let mut histogram = Histogram::bucketed(BUCKET);
     let mut delivered = 0;
     let mut resyncs = 0;
-    for viewer in &viewers {
+    for viewer in &viewers.sockets {
         resyncs += viewer.snapshots.saturating_sub(1);
         let mut seen = HashSet::new();
         for (seq, at) in &viewer.receipts {
@@ -185,7 +153,7 @@ pub fn run(args: &ViewersArgs) -> anyhow::Result<()> {
 /// Connects from the source address and does the handshake with the socket still blocking
 /// (one at a time is fast on loopback), then makes it non-blocking for the event loop.
 fn connect(args: &ViewersArgs, url: &str) -> anyhow::Result<WebSocket<mio::net::TcpStream>> {
-    let socket = source_socket::connect(args.source, args.server, CONNECT_TIMEOUT)?;
+    let socket = client_sockets::connect(args.source, args.server, CONNECT_TIMEOUT)?;
     socket.set_read_timeout(Some(CONNECT_TIMEOUT))?;
     let stream: std::net::TcpStream = socket.into();
     // Small buffers: the default 128 KiB per socket would make the load generator, not the

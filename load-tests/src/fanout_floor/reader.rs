@@ -5,15 +5,13 @@
 //! from the writer's stamp to the read that completed it.
 
 use super::frame::Stamp;
+use crate::client_sockets::{self, Readers};
 use crate::fanout::viewers::BUCKET;
 use crate::handoff::publish;
 use crate::host::raise_fd_limit;
 use crate::latency::{Histogram, wall_clock_us};
-use crate::source_socket;
-use anyhow::Context;
 use clap::Args;
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
 use serde::{Deserialize, Serialize};
 use std::io::{ErrorKind, Read};
 use std::net::{IpAddr, SocketAddr};
@@ -126,59 +124,34 @@ impl Tally {
 /// When the poller cannot be set up or a file cannot be written.
 pub fn run(args: &FloorReaderArgs) -> anyhow::Result<()> {
     raise_fd_limit();
-    let mut poll = Poll::new().context("creating the poller")?;
-    let mut streams = Vec::with_capacity(args.count);
-    let mut failed = 0;
-    for _ in 0..args.count {
-        match connect(args.source, args.server) {
-            Ok(socket) => {
-                let mut socket = TcpStream::from_std(socket);
-                poll.registry()
-                    .register(&mut socket, Token(streams.len()), Interest::READABLE)
-                    .context("registering a socket")?;
-                streams.push(Stream {
-                    socket,
-                    partial: Vec::new(),
-                    frames: 0,
-                    finished: false,
-                });
-            }
-            Err(e) => {
-                failed += 1;
-                tracing::warn!(error = %e, "a connection failed");
-            }
-        }
-    }
-    publish(&args.ready_file, &streams.len().to_string())?;
-    tracing::info!(connected = streams.len(), failed, "floor reader connected");
+    let open = || {
+        let socket = connect(args.source, args.server)?;
+        Ok(Stream {
+            socket,
+            partial: Vec::new(),
+            frames: 0,
+            finished: false,
+        })
+    };
+    let (mut streams, failed) = Readers::open(args.count, open, |s| &mut s.socket)?;
+    let connected = streams.sockets.len();
+    publish(&args.ready_file, &connected.to_string())?;
+    tracing::info!(connected, failed, "floor reader connected");
 
     let mut tally = Tally::default();
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
-    let mut unfinished = streams.len();
-    let mut events = Events::with_capacity(1024);
-    let mut buffer = vec![0u8; READ_BYTES];
+    let (mut unfinished, mut buffer) = (connected, vec![0u8; READ_BYTES]);
     while unfinished > 0 && Instant::now() < deadline {
-        match poll.poll(&mut events, Some(Duration::from_millis(100))) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).context("polling the sockets"),
-        }
-        for event in &events {
-            let Some(stream) = streams.get_mut(event.token().0) else {
-                continue;
-            };
-            if stream.finished {
-                continue;
+        streams.poll(Duration::from_millis(100), |stream| {
+            if !stream.finished {
+                read_ready(stream, &mut buffer, args, &mut tally);
+                unfinished -= usize::from(stream.finished);
             }
-            read_ready(stream, &mut buffer, args, &mut tally);
-            if stream.finished {
-                unfinished -= 1;
-            }
-        }
+        })?;
     }
 
     let report = ReaderReport {
-        connected: streams.len(),
+        connected,
         failed,
         frames: tally.frames,
         out_of_order: tally.out_of_order,
@@ -253,10 +226,10 @@ fn take_frames(partial: &mut Vec<u8>, data: &[u8], len: usize, mut on_frame: imp
 }
 
 /// A blocking connection from `source` to `server`, then made non-blocking for the poller.
-fn connect(source: IpAddr, server: SocketAddr) -> std::io::Result<std::net::TcpStream> {
-    let socket = source_socket::connect(source, server, CONNECT_TIMEOUT)?;
+fn connect(source: IpAddr, server: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = client_sockets::connect(source, server, CONNECT_TIMEOUT)?;
     socket.set_nonblocking(true)?;
-    Ok(socket.into())
+    Ok(TcpStream::from_std(socket.into()))
 }
 
 #[cfg(test)]
