@@ -305,9 +305,8 @@ mod tests {
 
     #[test]
     fn the_integer_price_is_preferred_over_the_decimal_one() {
-        let both = reply(
-            r#"{"success":false,"code":"bid_too_low","current_bid":9.99,"current_bid_cents":42,"seq":3}"#,
-        );
+        let both = r#"{"success":false,"code":"bid_too_low","current_bid":9.99,"#;
+        let both = reply(&format!(r#"{both}"current_bid_cents":42,"seq":3}}"#));
         assert!(!both.success);
         assert_eq!(
             (both.code.as_deref(), both.seq),

@@ -1,5 +1,5 @@
-//! One goose attack as the goose experiments make it (contention and its bench-write level), and what is read
-//! from its metrics: the window the requests were made in, and each request kind's count and
+//! One goose attack as contention (and bench-write, its hot-item level) makes it, and what is
+//! read from its metrics: the window the requests were made in, and each request kind's count and
 //! timings.
 
 use crate::latency::{Histogram, LatencyMs};

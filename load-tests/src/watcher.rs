@@ -69,6 +69,7 @@ async fn watch(
                 let frame = serde_json::json!({"type": "subscribe", "item_id": item});
                 subscribed &= socket.send(Message::text(frame.to_string())).await.is_ok();
             }
+            // A socket whose subscriptions did not all go out is dropped and made again.
             while subscribed {
                 // `StreamExt::next` is cancellation-safe: a frame is returned or left queued.
                 let frame = tokio::select! {
@@ -78,7 +79,7 @@ async fn watch(
                 match frame {
                     Some(Ok(Message::Text(text))) => on_frame(&text),
                     Some(Ok(_)) => {}
-                    Some(Err(_)) | None => break,
+                    Some(Err(_)) | None => subscribed = false,
                 }
             }
         }

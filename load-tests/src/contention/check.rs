@@ -125,7 +125,10 @@ pub fn refusal_violation(
 ) -> Option<String> {
     let refused: u64 = errors.values().sum();
     (refused * 2 > requests && refused > 0).then(|| {
-        format!("{refused} of {requests} {kind} requests got no answer they expect: it measured refusals")
+        format!(
+            "{refused} of {requests} {kind} requests got no answer they expect: the run \
+             measured refusals"
+        )
     })
 }
 

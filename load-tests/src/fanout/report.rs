@@ -84,7 +84,8 @@ pub(super) fn markdown(report: &FanoutReport) -> String {
         })
         .collect();
     let table = markdown_table(
-        "viewers | connected | instances | bids | delivery | resyncs | p50 ms | p99 ms | p999 ms | max ms | KiB/viewer",
+        "viewers | connected | instances | bids | delivery | resyncs | p50 ms | p99 ms | \
+         p999 ms | max ms | KiB/viewer",
         &rows,
     );
     let verdict = if report.passed() {

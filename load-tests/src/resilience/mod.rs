@@ -82,7 +82,8 @@ pub struct ResilienceArgs {
     /// How long each component stays down [default: 10, 1.5 with --smoke].
     #[arg(long)]
     pub outage_secs: Option<f64>,
-    /// Healthy time before each fault and (at least) after each restart [default: 5, 2 with --smoke].
+    /// Healthy time before each fault and (at least) after each restart
+    /// [default: 5, 2 with --smoke].
     #[arg(long)]
     pub settle_secs: Option<f64>,
     /// Bids per second, steady (plus one read per 5 bids) [default: 100, 20 with --smoke].
@@ -269,7 +270,8 @@ pub async fn run(args: &ResilienceArgs) -> anyhow::Result<ResilienceResult> {
     if !loss.holds() {
         let (lost, unexplained) = (loss.lost, loss.unexplained);
         violations.push(format!(
-            "loss check: {lost} accepted bids missing from PostgreSQL, {unexplained} unexplained rows"
+            "loss check: {lost} accepted bids missing from PostgreSQL, {unexplained} \
+             unexplained rows"
         ));
     }
     let result = ResilienceResult {
@@ -414,7 +416,8 @@ impl FaultWindow {
         let tolerance = BASELINE_TOLERANCE.max(BASELINE_TOLERANCE_BIDS / outage.bids.max(1) as f64);
         if self.fault.bids_unaffected() && outage.availability < before.availability - tolerance {
             violations.push(format!(
-                "bids refused while it was down (availability {:.1} % against {:.1} % before: {:?})",
+                "bids refused while it was down (availability {:.1} % against {:.1} % \
+                 before: {:?})",
                 percent(&outage),
                 percent(&before),
                 outage.answers
@@ -452,7 +455,8 @@ impl FaultWindow {
         if recovery_ms.is_none() {
             let within = (end - restart) / 1000.0;
             violations.push(format!(
-                "bids did not succeed for {RECOVERY_HOLD_MS} ms in a row within {within:.1} s of the restart"
+                "bids did not succeed for {RECOVERY_HOLD_MS} ms in a row within {within:.1} s \
+                 of the restart"
             ));
         }
         if matches!(self.fault, Fault::Nats | Fault::Broadcast) && viewer_resumed_ms.is_none() {
