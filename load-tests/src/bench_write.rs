@@ -240,10 +240,7 @@ async fn run_levels(args: &BenchWriteArgs, url: &str) -> anyhow::Result<Vec<Leve
 
 impl Outcome for BenchWriteResult {
     fn verdict(&self) -> Verdict {
-        match self.levels.iter().all(|l| l.correct) {
-            true => Verdict::Passed,
-            false => Verdict::Violated,
-        }
+        Verdict::passed_if(self.levels.iter().all(|l| l.correct))
     }
 }
 

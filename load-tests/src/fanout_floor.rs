@@ -294,10 +294,7 @@ fn reader_source(k: usize) -> Ipv4Addr {
 
 impl Outcome for FloorResult {
     fn verdict(&self) -> Verdict {
-        match self.passed() {
-            true => Verdict::Passed,
-            false => Verdict::Violated,
-        }
+        Verdict::passed_if(self.passed())
     }
 }
 

@@ -15,11 +15,11 @@ pub enum Verdict {
 impl Verdict {
     /// `Passed` when nothing failed.
     pub fn of(violations: &[String]) -> Self {
-        if violations.is_empty() {
-            Self::Passed
-        } else {
-            Self::Violated
-        }
+        Self::passed_if(violations.is_empty())
+    }
+
+    pub fn passed_if(passed: bool) -> Self {
+        if passed { Self::Passed } else { Self::Violated }
     }
 }
 

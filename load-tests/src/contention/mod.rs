@@ -154,10 +154,7 @@ pub struct ContentionResult {
 
 impl Outcome for ContentionResult {
     fn verdict(&self) -> Verdict {
-        match self.strategies.is_empty() {
-            true => Verdict::Violated,
-            false => Verdict::of(&self.violations),
-        }
+        Verdict::passed_if(!self.strategies.is_empty() && self.violations.is_empty())
     }
 
     fn summary(&self) -> String {

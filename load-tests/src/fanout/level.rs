@@ -31,6 +31,8 @@ pub struct FanoutLevel {
     pub bids_per_sec: u64,
     pub connected: usize,
     pub broadcast_instances: usize,
+    /// Bids posted, and how many of them were accepted.
+    pub bids_posted: usize,
     pub bids_accepted: usize,
     pub delivery_ratio: f64,
     pub resyncs: u64,
@@ -160,6 +162,7 @@ pub async fn run(load: &FanoutLoad, viewers: usize) -> anyhow::Result<FanoutLeve
         bids_per_sec: load.rate,
         connected,
         broadcast_instances: processes,
+        bids_posted: requests.len(),
         bids_accepted: posts.len(),
         delivery_ratio: if expected > 0 {
             delivered as f64 / expected as f64

@@ -4,9 +4,10 @@
 //! rate); `bench-fanout` writes them as one JSON file, `fanout` as a report with charts under
 //! `bench/results/fanout/` ([`report`]).
 //!
-//! The check: every viewer connected, bids were accepted, and every accepted bid reached every
-//! viewer (delivery 1.0) unless the viewer was conflated to a fresh snapshot, which the report
-//! counts as a resync. `bench-fanout` asks only the first two.
+//! The check: every viewer connected, most bids were accepted (a run of refusals measures
+//! nothing), and every accepted bid reached every viewer (delivery 1.0) unless the viewer was
+//! conflated to a fresh snapshot, which the report counts as a resync. `bench-fanout` asks
+//! only the first two.
 
 pub mod level;
 mod report;
@@ -164,8 +165,9 @@ fn violations(level: &FanoutLevel) -> Vec<String> {
     if level.connected < n {
         found.push(format!("{n} viewers: only {} connected", level.connected));
     }
-    if level.bids_accepted == 0 {
-        found.push(format!("{n} viewers: no bid was accepted"));
+    if level.bids_accepted * 2 <= level.bids_posted {
+        let (accepted, posted) = (level.bids_accepted, level.bids_posted);
+        found.push(format!("{n} viewers: {accepted} of {posted} bids accepted"));
     }
     if level.delivery_ratio < 1.0 && level.resyncs == 0 {
         let ratio = level.delivery_ratio;
@@ -200,11 +202,9 @@ impl Outcome for FanoutReport {
 
 impl Outcome for FanoutResult {
     fn verdict(&self) -> Verdict {
-        let whole = |l: &FanoutLevel| l.connected == l.viewers && l.bids_accepted > 0;
-        match self.levels.iter().all(whole) {
-            true => Verdict::Passed,
-            false => Verdict::Violated,
-        }
+        let whole =
+            |l: &FanoutLevel| l.connected == l.viewers && l.bids_accepted * 2 > l.bids_posted;
+        Verdict::passed_if(self.levels.iter().all(whole))
     }
 }
 
