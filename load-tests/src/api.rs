@@ -28,6 +28,11 @@ pub fn bid_path(id: &str) -> String {
     format!("{ITEMS_PATH}/{id}/bid")
 }
 
+/// An item's newest `limit` bids, from the archive (PostgreSQL).
+pub fn history_path(id: &str, limit: u32) -> String {
+    format!("{ITEMS_PATH}/{id}/bids?limit={limit}")
+}
+
 /// `secs` seconds from now, e.g. an item's end time.
 pub fn in_secs(secs: i64) -> Timestamp {
     Timestamp::from_micros(Timestamp::now().micros() + secs * 1_000_000)

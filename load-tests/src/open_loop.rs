@@ -8,7 +8,7 @@
 //! schedule (one bid every `1/rate` s) and the full outcome of every single request (status,
 //! `code`, transport error, `event_id`, `seq`) are what these experiments measure.
 
-use crate::api::{Answer, ApiClient, Outcome, item_path};
+use crate::api::{Answer, ApiClient, Outcome, history_path, item_path};
 use shared::Cents;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -231,10 +231,7 @@ async fn send_loop(
         let (kind, path) = if (n / every).is_multiple_of(2) {
             (Kind::ItemRead, item_path(item_id))
         } else {
-            (
-                Kind::HistoryRead,
-                format!("{}/bids?limit=10", item_path(item_id)),
-            )
+            (Kind::HistoryRead, history_path(item_id, 10))
         };
         let api = api.clone();
         in_flight.spawn(call.record(kind, 0, async move { api.get(&path).await }));
