@@ -9,7 +9,7 @@
 
 use crate::api::{ApiClient, NewItem, in_secs};
 use crate::contention::hot_item::{self, HotLevel, counter_growth};
-use crate::goose_run::{not_interrupted, round_to};
+use crate::goose_run::{MIN_BENCH_SECS, check_levels, not_interrupted, round_to};
 use crate::host::Machine;
 use crate::latency::LatencyMs;
 use crate::report::{now_rfc3339, write_json};
@@ -19,8 +19,6 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use std::path::PathBuf;
 
-/// Shortest run time per level that counts as a benchmark rather than a smoke run.
-pub const MIN_BENCH_SECS: u64 = 10;
 /// Every item's starting price (1.00) and smallest raise (0.01), in cents: each bid is 1 to 5
 /// cents above the last price its user saw.
 const PRICES: (i64, i64) = (100, 1);
@@ -86,17 +84,7 @@ impl BenchWriteArgs {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        if self.clients.is_empty() || self.clients.contains(&0) {
-            bail!("--clients needs one or more levels of at least 1 client");
-        }
-        if self.duration_secs < MIN_BENCH_SECS && !self.smoke {
-            bail!(
-                "--duration-secs {} is too short for a benchmark (minimum {MIN_BENCH_SECS}); \
-                 add --smoke for a quick check",
-                self.duration_secs
-            );
-        }
-        Ok(())
+        check_levels("--clients", &self.clients, self.duration_secs, self.smoke)
     }
 }
 

@@ -45,6 +45,32 @@ pub async fn attack(
     Ok(metrics)
 }
 
+/// Shortest run time per level that counts as a benchmark rather than a smoke run.
+pub const MIN_BENCH_SECS: u64 = 10;
+
+/// The flags every goose experiment shares: `flag` (`--users`, `--clients`) names one or more
+/// levels of at least one user, and a run shorter than [`MIN_BENCH_SECS`] needs `--smoke`.
+///
+/// # Errors
+/// When either rule is broken.
+pub fn check_levels(
+    flag: &str,
+    levels: &[u32],
+    duration_secs: u64,
+    smoke: bool,
+) -> anyhow::Result<()> {
+    if levels.is_empty() || levels.contains(&0) {
+        anyhow::bail!("{flag} needs one or more levels of at least 1 user");
+    }
+    if duration_secs < MIN_BENCH_SECS && !smoke {
+        anyhow::bail!(
+            "--duration-secs {duration_secs} is too short for a benchmark (minimum \
+             {MIN_BENCH_SECS}); add --smoke for a quick check"
+        );
+    }
+    Ok(())
+}
+
 /// Whether the run may go on: goose's Ctrl-C handler stops the attack and sets its kill switch.
 ///
 /// # Errors

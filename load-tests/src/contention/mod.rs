@@ -26,6 +26,7 @@ mod report;
 mod tally;
 
 use crate::api::{ApiClient, NewItem, in_secs};
+use crate::goose_run::{MIN_BENCH_SECS, check_levels};
 use crate::host::Machine;
 use crate::report::{ReportDir, now_rfc3339};
 use crate::service::{Service, namespace, run_tag};
@@ -38,8 +39,6 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Shortest run time per level that counts as a benchmark rather than a smoke run.
-pub const MIN_BENCH_SECS: u64 = 10;
 /// Every item's starting price (1.00) and smallest raise (0.05), in cents: the increment is
 /// wider than a cent so the "rejected below final price plus increment" check has room to
 /// fail.
@@ -123,17 +122,7 @@ impl ContentionArgs {
         if self.strategies.is_empty() {
             bail!("--strategies needs at least one of lua, optimistic");
         }
-        if self.users.is_empty() || self.users.contains(&0) {
-            bail!("--users needs one or more levels of at least 1 user");
-        }
-        if self.duration_secs < MIN_BENCH_SECS && !self.smoke {
-            bail!(
-                "--duration-secs {} is too short for a benchmark (minimum {MIN_BENCH_SECS}); \
-                 add --smoke for a quick check",
-                self.duration_secs
-            );
-        }
-        Ok(())
+        check_levels("--users", &self.users, self.duration_secs, self.smoke)
     }
 }
 
