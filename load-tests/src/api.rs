@@ -1,35 +1,139 @@
-//! The few gateway calls an experiment makes outside the load itself: readiness,
-//! creating the item under test and reading its final state. The load is sent
-//! by goose's own clients (see each experiment).
+//! Every call the experiments make to the gateway's HTTP API, in one place: readiness, items,
+//! bids, reads, metrics counters. Goose users send through goose's own client (so goose times
+//! them) but build their bids and read the answers with the types here.
+//!
+//! Money crosses the wire as [`Cents`] (JSON decimals written and read from the digits, never
+//! through `f64`); inside, amounts are integer cents.
 
-use crate::money::{Decimal, reported_cents};
 use anyhow::{Context, bail};
-use chrono::{DateTime, SecondsFormat, Utc};
-use reqwest::StatusCode;
+use reqwest::{RequestBuilder, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use shared::{Cents, MoneyError, Timestamp};
 use std::time::Duration;
+use uuid::Uuid;
 
-/// Longest any of these calls may take.
+/// Longest a call may take unless the client is built with another timeout.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The name bid requests carry in goose's metrics (instead of a path with the item id).
+pub const BID_REQUEST_NAME: &str = "POST /api/v1/items/{id}/bid";
+/// The item list, which the mixed workload reads.
+pub const ITEMS_PATH: &str = "/api/v1/items";
 
-/// An item to create with `POST /api/v1/items`.
-#[derive(Debug, Clone)]
+pub fn item_path(id: &str) -> String {
+    format!("{ITEMS_PATH}/{id}")
+}
+
+pub fn bid_path(id: &str) -> String {
+    format!("{ITEMS_PATH}/{id}/bid")
+}
+
+/// An item's newest `limit` bids, from the archive (PostgreSQL).
+pub fn history_path(id: &str, limit: u32) -> String {
+    format!("{ITEMS_PATH}/{id}/bids?limit={limit}")
+}
+
+/// `secs` seconds from now, e.g. an item's end time.
+pub fn in_secs(secs: i64) -> Timestamp {
+    Timestamp::from_micros(Timestamp::now().micros() + secs * 1_000_000)
+}
+
+/// The body of `POST /api/v1/items/{id}/bid`.
+#[derive(Debug, Serialize)]
+pub struct BidBody<'a> {
+    pub user_id: &'a str,
+    pub amount: Cents,
+}
+
+/// An item to create with `POST /api/v1/items` (its body).
+#[derive(Debug, Clone, Serialize)]
 pub struct NewItem {
     pub id: String,
     pub name: String,
-    pub starting_price_cents: i64,
-    pub min_increment_cents: i64,
-    pub end_time: DateTime<Utc>,
+    pub starting_price: Cents,
+    pub min_increment: Cents,
+    pub end_time: Timestamp,
 }
 
-#[derive(Serialize)]
-struct NewItemBody<'a> {
-    id: &'a str,
-    name: &'a str,
-    starting_price: Decimal,
-    min_increment: Decimal,
-    end_time: String,
+impl NewItem {
+    /// An item with these prices in cents.
+    ///
+    /// # Errors
+    /// A price is not a positive amount.
+    pub fn new(
+        id: String,
+        name: &str,
+        prices: (i64, i64),
+        end: Timestamp,
+    ) -> Result<Self, MoneyError> {
+        Ok(Self {
+            id,
+            name: name.to_owned(),
+            starting_price: Cents::new(prices.0)?,
+            min_increment: Cents::new(prices.1)?,
+            end_time: end,
+        })
+    }
+}
+
+/// The fields experiments read from any answer: a bid's, an item's or an error body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Reply {
+    pub success: bool,
+    /// A bid's `accepted`, `bid_too_low`, …
+    pub code: Option<String>,
+    /// An error body's code.
+    pub error: Option<String>,
+    pub seq: Option<u64>,
+    pub bid_count: Option<u64>,
+    pub event_id: Option<Uuid>,
+    current_bid_cents: Option<i64>,
+    current_bid: Option<Box<RawValue>>,
+}
+
+impl Reply {
+    /// The current price, preferring the integer field; 0 (the gateway's "no bid yet") and
+    /// `null` read as `None`.
+    ///
+    /// # Errors
+    /// Only the decimal field is there and it is not a whole number of cents.
+    pub fn current_cents(&self) -> Result<Option<i64>, MoneyError> {
+        if let Some(cents) = self.current_bid_cents {
+            return Ok((cents > 0).then_some(cents));
+        }
+        match self.current_bid.as_deref().map(RawValue::get) {
+            None | Some("null") => Ok(None),
+            Some(text) if text.bytes().all(|b| b == b'0' || b == b'.') => Ok(None),
+            Some(text) => Cents::parse_decimal(text).map(|c| Some(c.get())),
+        }
+    }
+}
+
+/// How one request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// An HTTP answer, with the body's `code` (bids) or `error` (error bodies) when present.
+    Answered { status: u16, code: Option<String> },
+    /// No HTTP answer: `timeout`, `connect` (refused) or `other` (reset mid-request, …).
+    Transport(&'static str),
+}
+
+/// One request's outcome and what its body said.
+#[derive(Debug)]
+pub struct Answer {
+    pub outcome: Outcome,
+    pub reply: Reply,
+}
+
+impl Answer {
+    /// A bid answered 200 `accepted`: its `seq`.
+    pub fn accepted_seq(&self) -> Option<u64> {
+        let ok = matches!(self.outcome, Outcome::Answered { status: 200, .. });
+        self.reply
+            .seq
+            .filter(|_| ok && self.reply.code.as_deref() == Some("accepted"))
+    }
 }
 
 /// An item's current state, as `GET /api/v1/items/{id}` reports it.
@@ -41,24 +145,6 @@ pub struct ItemState {
     pub current_bid_cents: Option<i64>,
 }
 
-#[derive(Deserialize)]
-struct ItemStateBody {
-    seq: u64,
-    bid_count: u64,
-    #[serde(default)]
-    current_bid: Option<Box<RawValue>>,
-    #[serde(default)]
-    current_bid_cents: Option<i64>,
-}
-
-/// The value of the unlabelled counter `name` in a Prometheus text exposition.
-fn counter_value(metrics: &str, name: &str) -> Option<u64> {
-    metrics.lines().find_map(|line| {
-        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
-        value.trim().parse().ok()
-    })
-}
-
 /// HTTP client for the gateway's API.
 #[derive(Debug, Clone)]
 pub struct ApiClient {
@@ -67,118 +153,135 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
-    /// A client for the gateway at `base_url` (no trailing slash).
+    /// A client for the service at `base_url`.
     ///
     /// # Errors
-    ///
     /// The HTTP client cannot be built.
     pub fn new(base_url: &str) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .context("cannot build the HTTP client")?;
-        Ok(Self {
-            base_url: base_url.trim_end_matches('/').to_owned(),
-            http,
-        })
+        Self::with_timeout(base_url, REQUEST_TIMEOUT)
+    }
+
+    /// A client whose requests give up after `timeout`.
+    ///
+    /// # Errors
+    /// The HTTP client cannot be built.
+    pub fn with_timeout(base_url: &str, timeout: Duration) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder().timeout(timeout);
+        let http = http.pool_max_idle_per_host(512).build()?;
+        let base_url = base_url.trim_end_matches('/').to_owned();
+        Ok(Self { base_url, http })
     }
 
     /// Whether `GET /ready` answers 200 (dependencies reachable).
     pub async fn is_ready(&self) -> bool {
         let url = format!("{}/ready", self.base_url);
-        matches!(self.http.get(url).send().await, Ok(r) if r.status() == StatusCode::OK)
+        let ready = self.http.get(url).send().await;
+        matches!(ready, Ok(r) if r.status() == StatusCode::OK)
     }
 
     /// Creates an item; the gateway must answer 201.
     ///
     /// # Errors
-    ///
     /// The request fails or the status is not 201 (the body is quoted).
     pub async fn create_item(&self, item: &NewItem) -> anyhow::Result<()> {
-        let body = NewItemBody {
-            id: &item.id,
-            name: &item.name,
-            starting_price: Decimal(item.starting_price_cents),
-            min_increment: Decimal(item.min_increment_cents),
-            end_time: item.end_time.to_rfc3339_opts(SecondsFormat::Secs, true),
-        };
-        let url = format!("{}/api/v1/items", self.base_url);
-        let response = self
-            .http
-            .post(&url)
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| format!("POST {url}"))?;
-        let status = response.status();
-        if status != StatusCode::CREATED {
-            let text = response.text().await.unwrap_or_default();
-            bail!("POST {url} answered {status} (201 expected): {text}");
-        }
-        Ok(())
-    }
-
-    /// The gateway's count of bids answered by its local price pre-filter (no Redis call), or
-    /// `None` when the gateway does not expose it.
-    ///
-    /// # Errors
-    ///
-    /// The request fails.
-    pub async fn prefilter_rejections(&self) -> anyhow::Result<Option<u64>> {
-        self.counter("gateway_prefilter_rejections_total").await
-    }
-
-    /// The value of the unlabelled Prometheus counter `name` on `GET /metrics`, or `None`
-    /// when the gateway does not expose it (an older gateway, or the figure does not apply).
-    ///
-    /// # Errors
-    ///
-    /// The request fails.
-    pub async fn counter(&self, name: &str) -> anyhow::Result<Option<u64>> {
-        let url = format!("{}/metrics", self.base_url);
-        let text = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?
-            .text()
-            .await
-            .with_context(|| format!("GET {url}: body"))?;
-        Ok(counter_value(&text, name))
+        let url = format!("{}{ITEMS_PATH}", self.base_url);
+        let response = self.http.post(&url).json(item).send().await;
+        expect(response, StatusCode::CREATED, &url).await.map(drop)
     }
 
     /// Reads an item's current state.
     ///
     /// # Errors
-    ///
-    /// The request fails, the status is not 200, or the body lacks `seq` or
-    /// `bid_count` or has an unreadable `current_bid`.
+    /// The request fails, the status is not 200, or the body lacks `seq` or `bid_count` or
+    /// has an unreadable `current_bid`.
     pub async fn item_state(&self, id: &str) -> anyhow::Result<ItemState> {
-        let url = format!("{}/api/v1/items/{id}", self.base_url);
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        let status = response.status();
-        if status != StatusCode::OK {
-            let text = response.text().await.unwrap_or_default();
-            bail!("GET {url} answered {status} (200 expected): {text}");
-        }
-        let body: ItemStateBody = response
-            .json()
-            .await
-            .with_context(|| format!("GET {url}: unexpected body"))?;
-        let current_bid_cents = reported_cents(body.current_bid_cents, body.current_bid.as_deref())
-            .with_context(|| format!("GET {url}: current_bid"))?;
+        let url = format!("{}{}", self.base_url, item_path(id));
+        let response = expect(self.http.get(&url).send().await, StatusCode::OK, &url).await?;
+        let body: Reply = response.json().await?;
+        let unread = || format!("GET {url}: no seq, bid_count or current_bid");
         Ok(ItemState {
-            seq: body.seq,
-            bid_count: body.bid_count,
-            current_bid_cents,
+            seq: body.seq.with_context(unread)?,
+            bid_count: body.bid_count.with_context(unread)?,
+            current_bid_cents: body.current_cents().with_context(unread)?,
         })
     }
+
+    /// The value of the unlabelled Prometheus sample `name` on `GET /metrics`, or `None` when
+    /// the service does not expose it (the figure does not apply).
+    ///
+    /// # Errors
+    /// The request fails.
+    pub async fn counter(&self, name: &str) -> anyhow::Result<Option<f64>> {
+        let url = format!("{}/metrics", self.base_url);
+        let response = self.http.get(&url).send().await;
+        let text = response.with_context(|| format!("GET {url}"))?.text();
+        Ok(counter_value(&text.await?, name))
+    }
+
+    /// Places a bid; a transport failure is an [`Outcome`], not an error.
+    pub async fn bid(&self, item: &str, user_id: &str, amount: Cents) -> Answer {
+        let url = format!("{}{}", self.base_url, bid_path(item));
+        send(self.http.post(url).json(&BidBody { user_id, amount })).await
+    }
+
+    /// `GET path` (e.g. [`item_path`]), its body read to the end.
+    pub async fn get(&self, path: &str) -> Answer {
+        send(self.http.get(format!("{}{path}", self.base_url))).await
+    }
+}
+
+/// The response if it has `status`, else an error quoting its body.
+async fn expect(
+    response: reqwest::Result<reqwest::Response>,
+    status: StatusCode,
+    url: &str,
+) -> anyhow::Result<reqwest::Response> {
+    let response = response.with_context(|| format!("{url}: no answer"))?;
+    if response.status() != status {
+        let got = response.status();
+        let body = response.text().await?;
+        bail!("{url} answered {got} ({status} expected): {body}");
+    }
+    Ok(response)
+}
+
+async fn send(request: RequestBuilder) -> Answer {
+    let transport = |e: &reqwest::Error| Answer {
+        outcome: Outcome::Transport(match () {
+            () if e.is_timeout() => "timeout",
+            () if e.is_connect() => "connect",
+            () => "other",
+        }),
+        reply: Reply::default(),
+    };
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(e) => return transport(&e),
+    };
+    let status = response.status().as_u16();
+    let reply = match response.bytes().await {
+        // A non-JSON body (a proxy's page, a truncated answer) still has its status.
+        Ok(body) => serde_json::from_slice::<Reply>(&body).unwrap_or_default(),
+        Err(e) if e.is_timeout() => return transport(&e),
+        Err(_) => Reply::default(),
+    };
+    let code = reply.code.clone().or_else(|| reply.error.clone());
+    Answer {
+        outcome: Outcome::Answered { status, code },
+        reply,
+    }
+}
+
+/// The value of the unlabelled sample `name` in a Prometheus text exposition.
+fn counter_value(metrics: &str, name: &str) -> Option<f64> {
+    let value = |line: &str| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    };
+    metrics.lines().find_map(value)
 }
 
 #[cfg(test)]
@@ -193,11 +296,84 @@ mod tests {
                     gateway_optimistic_retries_total_other 7\n";
         assert_eq!(
             counter_value(text, "gateway_optimistic_retries_total"),
-            Some(42)
+            Some(42.0)
         );
         assert_eq!(
             counter_value(text, "gateway_prefilter_rejections_total"),
             None
         );
+    }
+
+    fn reply(json: &str) -> Reply {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn the_integer_price_is_preferred_over_the_decimal_one() {
+        let both = r#"{"success":false,"code":"bid_too_low","current_bid":9.99,"#;
+        let both = reply(&format!(r#"{both}"current_bid_cents":42,"seq":3}}"#));
+        assert!(!both.success);
+        assert_eq!(
+            (both.code.as_deref(), both.seq),
+            (Some("bid_too_low"), Some(3))
+        );
+        assert_eq!(both.current_cents(), Ok(Some(42)));
+        let decimal = reply(r#"{"success":true,"code":"accepted","current_bid":20.07}"#);
+        assert_eq!(decimal.current_cents(), Ok(Some(2007)));
+        let too_precise = reply(r#"{"current_bid":1.005}"#);
+        assert_eq!(
+            too_precise.current_cents(),
+            Err(MoneyError::TooManyFractionDigits)
+        );
+    }
+
+    #[test]
+    fn a_missing_null_or_zero_price_is_no_bid() {
+        for json in [
+            "{}",
+            r#"{"current_bid":null}"#,
+            r#"{"current_bid":0}"#,
+            r#"{"current_bid_cents":0}"#,
+        ] {
+            assert_eq!(reply(json).current_cents(), Ok(None), "{json}");
+        }
+    }
+
+    #[test]
+    fn only_a_200_accepted_answer_has_an_accepted_seq() {
+        let answer = |status, json| Answer {
+            outcome: Outcome::Answered { status, code: None },
+            reply: reply(json),
+        };
+        assert_eq!(
+            answer(200, r#"{"code":"accepted","seq":4}"#).accepted_seq(),
+            Some(4)
+        );
+        assert_eq!(
+            answer(200, r#"{"code":"bid_too_low","seq":4}"#).accepted_seq(),
+            None
+        );
+        assert_eq!(
+            answer(503, r#"{"code":"accepted","seq":4}"#).accepted_seq(),
+            None
+        );
+    }
+
+    #[test]
+    fn bodies_carry_amounts_as_json_decimals() {
+        let amount = Cents::new(1001).unwrap();
+        let text = serde_json::to_string(&BidBody {
+            user_id: "u1",
+            amount,
+        })
+        .unwrap();
+        assert_eq!(text, r#"{"user_id":"u1","amount":10.01}"#);
+        let item = NewItem::new("a".into(), "n", (100, 5), Timestamp::from_micros(0)).unwrap();
+        let text = serde_json::to_string(&item).unwrap();
+        assert!(
+            text.contains(r#""starting_price":1,"min_increment":0.05"#),
+            "{text}"
+        );
+        assert_eq!(bid_path("a"), "/api/v1/items/a/bid");
     }
 }

@@ -2,18 +2,30 @@
 //! the delay from each auction's end time to the moment a viewer receives its `auction_closed`.
 //!
 //! It starts a gateway (with its closer) and a broadcast instance, creates `--auctions` items
-//! whose end falls in one second, subscribes to all of them over a few WebSocket connections,
-//! and waits for every close.
+//! whose end falls in one second, subscribes to all of them over a few WebSocket connections
+//! ([`Watcher`]s), and waits for every close. It passes when every auction closed exactly once,
+//! none before its end time, and a viewer saw each close within a minute of the end.
 
-use crate::gateway::Gateway;
-use crate::viewers::raise_fd_limit;
-use anyhow::{Context, bail};
+use crate::api::{ApiClient, NewItem};
+use crate::host::{cores, raise_fd_limit};
+use crate::latency::{Histogram, LatencyMs, wall_clock_us};
+use crate::report::{now_rfc3339, write_json};
+use crate::service::{Service, namespace, run_tag};
+use crate::verdict::{Outcome, Verdict};
+use crate::watcher::Watcher;
 use clap::Args;
-use futures::{SinkExt, StreamExt};
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
+use shared::Timestamp;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// How long after the end time every close must have reached a viewer.
+const CLOSE_BOUND_US: u64 = 60_000_000;
+/// Items created at once.
+const SETUP_CONCURRENCY: usize = 64;
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchCloseArgs {
@@ -38,165 +50,175 @@ pub struct CloseResult {
     pub auctions: usize,
     pub closes_seen: usize,
     /// From each auction's end time to a viewer's receipt of its `auction_closed`.
-    pub delay_ms: Delay,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Delay {
-    pub p50: f64,
-    pub p99: f64,
-    pub max: f64,
-}
-
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
+    pub delay_ms: LatencyMs,
+    /// What failed; empty when the run passed.
+    pub violations: Vec<String>,
 }
 
 /// Runs the experiment and writes its JSON result.
 ///
 /// # Errors
-/// When a service cannot start or not every close is seen within a minute of the end.
+/// When a service cannot start or an auction cannot be created.
 pub async fn run(args: &BenchCloseArgs) -> anyhow::Result<CloseResult> {
     raise_fd_limit();
-    let started_at = chrono::Utc::now().to_rfc3339();
-    let tag = format!("close{:010x}", fastrand::u64(..) >> 24);
-    let env = vec![
-        ("REDIS_KEY_PREFIX", format!("{tag}:")),
-        ("SUBJECT_PREFIX", tag.clone()),
-        ("ARCHIVE_STREAM", tag.to_uppercase()),
-        (
-            "MAX_SUBSCRIPTIONS_PER_CONNECTION",
-            args.per_connection.to_string(),
-        ),
-    ];
-    let gateway = Gateway::spawn_with_env(&args.gateway_bin, &env).await?;
-    let broadcast = Gateway::spawn_with_env(&args.broadcast_bin, &env).await?;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()?;
+    let started_at = now_rfc3339();
+    let tag = run_tag("close");
+    let mut env = namespace(&tag);
+    env.push((
+        "MAX_SUBSCRIPTIONS_PER_CONNECTION",
+        args.per_connection.to_string(),
+    ));
+    let gateway = Service::start("gateway", &args.gateway_bin, &env).await?;
+    let broadcast = Service::start("broadcast", &args.broadcast_bin, &env).await?;
+    let api = ApiClient::new(gateway.url())?;
 
     // Every auction ends in the same second, far enough ahead to create and watch them all.
-    let lead_secs = 15 + (args.auctions / 1_000) as i64;
-    let end_us = (now_us() / 1_000_000 + lead_secs) * 1_000_000;
-    let end = chrono::DateTime::from_timestamp_micros(end_us).context("end time")?;
-    let items: Vec<String> = (0..args.auctions).map(|i| format!("{tag}-{i}")).collect();
-    let created = futures::stream::iter(items.iter().enumerate())
-        .map(|(i, id)| {
-            let http = http.clone();
-            let url = format!("{}/api/v1/items", gateway.url());
-            // Spread within the second so the closer sees them fall due one by one.
-            let end = end + chrono::Duration::microseconds((i as i64 * 997) % 1_000_000);
+    let lead_secs = 15 + (args.auctions / 1_000) as u64;
+    let end_us = (wall_clock_us() / 1_000_000 + lead_secs) * 1_000_000;
+    // Spread within the second so the closer sees them fall due one by one.
+    let ends: HashMap<String, u64> = (0..args.auctions)
+        .map(|i| (format!("{tag}-{i}"), end_us + (i as u64 * 997) % 1_000_000))
+        .collect();
+    futures::stream::iter(&ends)
+        .map(|(id, &end)| {
+            let api = &api;
             async move {
-                let response = http
-                    .post(url)
-                    .json(
-                        &serde_json::json!({"id": id, "name": "closing", "starting_price": 1,
-                        "end_time": end.to_rfc3339()}),
-                    )
-                    .send()
-                    .await?;
-                anyhow::ensure!(
-                    response.status() == 201,
-                    "creating {id}: {}",
-                    response.status()
-                );
-                Ok::<_, anyhow::Error>((id.clone(), end.timestamp_micros()))
+                let end = Timestamp::from_micros(i64::try_from(end)?);
+                let item = NewItem::new(id.clone(), "closing", (100, 100), end)?;
+                api.create_item(&item).await
             }
         })
-        .buffer_unordered(64)
-        .collect::<Vec<_>>()
-        .await;
-    let mut ends: HashMap<String, i64> = HashMap::new();
-    for result in created {
-        let (id, end) = result?;
-        ends.insert(id, end);
-    }
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
     tracing::info!(auctions = ends.len(), "auctions created; subscribing");
 
-    let ws_url = format!("{}/ws", broadcast.url().replace("http://", "ws://"));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, i64)>();
-    let mut watchers = tokio::task::JoinSet::new();
-    for chunk in items.chunks(args.per_connection) {
-        let (chunk, url, tx) = (chunk.to_vec(), ws_url.clone(), tx.clone());
-        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
-            .await
-            .context("connecting a viewer")?;
-        watchers.spawn(async move {
-            for id in &chunk {
-                let frame = serde_json::json!({"type": "subscribe", "item_id": id}).to_string();
-                ws.send(tokio_tungstenite::tungstenite::Message::text(frame))
-                    .await
-                    .ok()?;
-            }
-            let mut left = chunk.len();
-            while left > 0 {
-                let message = ws.next().await?.ok()?;
-                if let tokio_tungstenite::tungstenite::Message::Text(text) = message
-                    && text.contains("\"type\":\"auction_closed\"")
-                {
-                    let at = now_us();
-                    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-                    let item = value["item_id"].as_str()?.to_owned();
-                    tx.send((item, at)).ok()?;
-                    left -= 1;
+    let closes: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let items: Vec<String> = ends.keys().cloned().collect();
+    let watchers: Vec<Watcher> = items
+        .chunks(args.per_connection.max(1))
+        .map(|chunk| {
+            let closes = Arc::clone(&closes);
+            Watcher::start(broadcast.authority(), chunk.to_vec(), move |text| {
+                if let Some(item) = closed_item(text) {
+                    let at = wall_clock_us();
+                    closes
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push((item, at));
                 }
-            }
-            Some(())
-        });
+            })
+        })
+        .collect();
+    let seen = || closes.lock().unwrap_or_else(PoisonError::into_inner).len();
+    while seen() < ends.len() && wall_clock_us() < end_us + CLOSE_BOUND_US {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    drop(tx);
-
-    let deadline =
-        Instant::now() + Duration::from_micros((end_us + 60_000_000 - now_us()).max(0) as u64);
-    let mut delays = Vec::with_capacity(ends.len());
-    while delays.len() < ends.len() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, rx.recv()).await {
-            Ok(Some((item, at))) => {
-                if let Some(end) = ends.get(&item) {
-                    delays.push((at - end) as f64 / 1000.0);
-                }
-            }
-            _ => break,
-        }
+    for watcher in watchers {
+        watcher.stop().await;
     }
-    watchers.abort_all();
     broadcast.shutdown().await?;
     gateway.shutdown().await?;
-    if delays.len() < ends.len() {
-        bail!(
-            "only {} of {} closes seen within a minute of the end",
-            delays.len(),
-            ends.len()
-        );
-    }
-    delays.sort_by(f64::total_cmp);
-    let at =
-        |q: f64| delays[((q * delays.len() as f64).ceil() as usize).clamp(1, delays.len()) - 1];
+    let closes = closes
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let (delays, violations) = check(&ends, &closes);
     let result = CloseResult {
         experiment: "bench-close",
         started_at,
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cores: cores(),
         auctions: ends.len(),
-        closes_seen: delays.len(),
-        delay_ms: Delay {
-            p50: at(0.5),
-            p99: at(0.99),
-            max: delays.last().copied().unwrap_or(0.0),
-        },
+        closes_seen: delays.count() as usize,
+        delay_ms: delays.latency().unwrap_or_default(),
+        violations,
     };
-    if let Some(dir) = args.out.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&args.out, serde_json::to_string_pretty(&result)?)?;
+    write_json(&args.out, &result)?;
     Ok(result)
 }
 
-pub fn summary(r: &CloseResult) -> String {
-    format!(
-        "bench-close ({} cores): {} auctions ending within one second, {} closes seen; end → viewer p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        r.cores, r.auctions, r.closes_seen, r.delay_ms.p50, r.delay_ms.p99, r.delay_ms.max
-    )
+/// The item of an `auction_closed` frame.
+fn closed_item(text: &str) -> Option<String> {
+    if !text.contains("\"type\":\"auction_closed\"") {
+        return None;
+    }
+    let frame: serde_json::Value = serde_json::from_str(text).ok()?;
+    Some(frame.get("item_id")?.as_str()?.to_owned())
+}
+
+/// The delay of each auction's first close from its end time, and what went wrong: an
+/// auction whose close never arrived, one closed before its end, one closed twice.
+fn check(ends: &HashMap<String, u64>, closes: &[(String, u64)]) -> (Histogram, Vec<String>) {
+    let mut first: HashMap<&str, u64> = HashMap::new();
+    let (mut early, mut twice) = (0, 0);
+    for (item, at) in closes {
+        let Some(&end) = ends.get(item) else {
+            continue;
+        };
+        if first.insert(item, *at).is_some() {
+            twice += 1;
+        } else if *at < end {
+            early += 1;
+        }
+    }
+    let mut delays = Histogram::exact();
+    for (item, at) in &first {
+        let end = ends.get(*item).copied().unwrap_or(*at);
+        delays.record(Duration::from_micros(at.saturating_sub(end)));
+    }
+    let mut violations = Vec::new();
+    let missing = ends.len() - first.len();
+    if missing > 0 {
+        let n = ends.len();
+        violations.push(format!(
+            "{missing} of {n} auctions had no close seen within a minute"
+        ));
+    }
+    if early > 0 {
+        violations.push(format!("{early} auctions closed before their end time"));
+    }
+    if twice > 0 {
+        violations.push(format!(
+            "{twice} extra auction_closed events: an auction closes once"
+        ));
+    }
+    (delays, violations)
+}
+
+impl Outcome for CloseResult {
+    fn verdict(&self) -> Verdict {
+        Verdict::of(&self.violations)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_auction_must_close_once_and_not_before_its_end() {
+        let ends = HashMap::from([("a".to_owned(), 1_000), ("b".to_owned(), 2_000)]);
+        let closes = [
+            ("a".to_owned(), 1_500),
+            ("b".to_owned(), 2_250),
+            ("x".to_owned(), 9),
+        ];
+        let (delays, violations) = check(&ends, &closes);
+        assert!(violations.is_empty(), "{violations:?}");
+        assert_eq!(delays.latency().map(|l| (l.count, l.max)), Some((2, 0.5)));
+        let closes = [("a".to_owned(), 900), ("a".to_owned(), 1_500)];
+        let (_, violations) = check(&ends, &closes);
+        assert_eq!(
+            violations.len(),
+            3,
+            "b missing, a early, a twice: {violations:?}"
+        );
+    }
+
+    #[test]
+    fn only_auction_closed_frames_name_a_closed_item() {
+        let closed = r#"{"type":"auction_closed","item_id":"a","seq":3}"#;
+        assert_eq!(closed_item(closed), Some("a".to_owned()));
+        assert_eq!(closed_item(r#"{"type":"snapshot","item_id":"a"}"#), None);
+    }
 }

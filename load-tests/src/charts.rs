@@ -35,6 +35,12 @@ impl Series {
             points,
         }
     }
+
+    /// A bar series: one height per category, in category order.
+    pub fn bars(name: impl Into<String>, heights: impl IntoIterator<Item = f64>) -> Self {
+        let points = heights.into_iter().enumerate();
+        Self::new(name, points.map(|(i, h)| (i as f64, h)).collect())
+    }
 }
 
 /// Axis titles and the chart's caption.
@@ -203,39 +209,9 @@ fn draw_bars<DB: DrawingBackend>(
     root.present()
 }
 
-/// Points of the empirical CDF of a latency histogram: `histogram[b]` counts
-/// samples in bucket `b`, each `bucket_ms` wide; the point for a non-empty
-/// bucket is (its upper edge, share of samples at or below it). Starts at
-/// (0, 0) so the line rises from the origin.
-pub fn cdf_points(histogram: &[u64], bucket_ms: f64) -> Vec<(f64, f64)> {
-    let total: u64 = histogram.iter().sum();
-    let mut points = vec![(0.0, 0.0)];
-    if total == 0 {
-        return points;
-    }
-    let mut seen = 0;
-    for (b, n) in histogram.iter().enumerate() {
-        if *n > 0 {
-            seen += n;
-            points.push(((b + 1) as f64 * bucket_ms, seen as f64 / total as f64));
-        }
-    }
-    points
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cdf_rises_to_one_at_the_slowest_bucket() {
-        let points = cdf_points(&[0, 2, 0, 1, 1], 0.5);
-        assert_eq!(
-            points,
-            vec![(0.0, 0.0), (1.0, 0.5), (2.0, 0.75), (2.5, 1.0)]
-        );
-        assert_eq!(cdf_points(&[0, 0], 1.0), vec![(0.0, 0.0)]);
-    }
 
     #[test]
     fn flat_and_empty_ranges_still_have_width() {

@@ -1,17 +1,17 @@
-//! The command line: one subcommand per experiment, and the dispatcher that
-//! runs it and prints its summary.
+//! The command line: one subcommand per experiment, and the dispatcher that runs it and
+//! prints its summary.
 
 use crate::bench_archive::{self, BenchArchiveArgs};
 use crate::bench_close::{self, BenchCloseArgs};
-use crate::bench_fanout::{self, BenchFanoutArgs};
 use crate::bench_write::{self, BenchWriteArgs};
 use crate::contention::{self, ContentionArgs};
-use crate::fanout::{self, FanoutArgs};
-use crate::fanout_floor::reader::FloorReaderArgs;
-use crate::fanout_floor::writer::FloorWriterArgs;
+use crate::fanout::viewers::{self, ViewersArgs};
+use crate::fanout::{self, BenchFanoutArgs, FanoutArgs};
+use crate::fanout_floor::reader::{self, FloorReaderArgs};
+use crate::fanout_floor::writer::{self, FloorWriterArgs};
 use crate::fanout_floor::{self, FanoutFloorArgs};
 use crate::resilience::{self, ResilienceArgs};
-use crate::viewers::{self, ViewersArgs};
+use crate::verdict::{Outcome, Verdict};
 use clap::{Parser, Subcommand};
 
 /// Load experiments against the auction platform (goose).
@@ -79,109 +79,31 @@ impl Command {
     }
 }
 
-/// How an experiment that ran to the end came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Every check passed.
-    Passed,
-    /// The run finished but a correctness check failed.
-    Violated,
+/// Prints a finished experiment's summary on stdout (the program's output; progress goes to
+/// stderr through `tracing`) and returns its verdict.
+fn report(result: &impl Outcome) -> Verdict {
+    println!("{}", result.summary());
+    result.verdict()
 }
 
-/// Runs `command`, prints its human summary on stdout (the program's output;
-/// progress goes to stderr through `tracing`) and says whether its checks passed.
+/// Runs `command` and says whether its checks passed.
 ///
 /// # Errors
 ///
 /// The experiment could not run to the end (see each experiment's `run`).
 pub async fn run(command: Command) -> anyhow::Result<Verdict> {
-    match command {
-        Command::BenchWrite(args) => {
-            let result = bench_write::run(&args).await?;
-            println!("{}", bench_write::summary(&result));
-            Ok(if result.all_correct() {
-                Verdict::Passed
-            } else {
-                Verdict::Violated
-            })
-        }
-        Command::BenchFanout(args) => {
-            let result = bench_fanout::run(&args).await?;
-            println!("{}", bench_fanout::summary(&result));
-            Ok(
-                if result
-                    .levels
-                    .iter()
-                    .all(|l| l.connected == l.viewers && l.bids_accepted > 0)
-                {
-                    Verdict::Passed
-                } else {
-                    Verdict::Violated
-                },
-            )
-        }
-        Command::Fanout(args) => {
-            let report = fanout::run(&args).await?;
-            println!("{}", fanout::summary(&report));
-            Ok(if report.passed() {
-                Verdict::Passed
-            } else {
-                Verdict::Violated
-            })
-        }
-        Command::BenchClose(args) => {
-            let result = bench_close::run(&args).await?;
-            println!("{}", bench_close::summary(&result));
-            Ok(Verdict::Passed)
-        }
-        Command::Contention(args) => {
-            let result = contention::run(&args).await?;
-            println!("{}", contention::summary(&result));
-            Ok(result.verdict())
-        }
-        Command::Resilience(args) => {
-            let result = resilience::run(&args).await?;
-            println!("{}", resilience::summary(&result));
-            Ok(if result.passed() {
-                Verdict::Passed
-            } else {
-                Verdict::Violated
-            })
-        }
-        Command::FanoutFloor(args) => {
-            let result = fanout_floor::run(&args).await?;
-            println!("{}", fanout_floor::summary(&result));
-            Ok(if result.passed() {
-                Verdict::Passed
-            } else {
-                Verdict::Violated
-            })
-        }
+    Ok(match command {
+        Command::BenchWrite(args) => report(&bench_write::run(&args).await?),
+        Command::BenchArchive(args) => report(&bench_archive::run(&args).await?),
+        Command::BenchFanout(args) => report(&fanout::bench(&args).await?),
+        Command::BenchClose(args) => report(&bench_close::run(&args).await?),
+        Command::Fanout(args) => report(&fanout::run(&args).await?),
+        Command::Contention(args) => report(&contention::run(&args).await?),
+        Command::Resilience(args) => report(&resilience::run(&args).await?),
+        Command::FanoutFloor(args) => report(&fanout_floor::run(&args).await?),
         // Blocking on purpose: each is one thread doing socket work, on a runtime of its own.
-        Command::Viewers(args) => {
-            viewers::run(&args)?;
-            Ok(Verdict::Passed)
-        }
-        Command::FloorWriter(args) => {
-            fanout_floor::writer::run(&args)?;
-            Ok(Verdict::Passed)
-        }
-        Command::FloorReader(args) => {
-            fanout_floor::reader::run(&args)?;
-            Ok(Verdict::Passed)
-        }
-        Command::BenchArchive(args) => {
-            let result = bench_archive::run(&args).await?;
-            println!("{}", bench_archive::summary(&result));
-            Ok(
-                if result.drain.rows == result.drain.events as i64
-                    && result.steady.rows == result.steady.accepted as i64
-                {
-                    Verdict::Passed
-                } else {
-                    Verdict::Violated
-                },
-            )
-        }
-    }
+        Command::Viewers(args) => viewers::run(&args).map(|()| Verdict::Passed)?,
+        Command::FloorWriter(args) => writer::run(&args).map(|()| Verdict::Passed)?,
+        Command::FloorReader(args) => reader::run(&args).map(|()| Verdict::Passed)?,
+    })
 }

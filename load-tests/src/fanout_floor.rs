@@ -11,25 +11,26 @@
 //! Readers record the time from stamp to receipt; writers, how long each pass took.
 //!
 //! Modules: [`frame`] (the frame and its default length), [`writer`] and [`reader`] (the
-//! hidden child-process roles), [`handoff`] (the files they exchange with this orchestrator).
+//! hidden child-process roles); they exchange files with this orchestrator through
+//! [`crate::handoff`].
 
 pub mod frame;
-pub mod handoff;
 pub mod reader;
 pub mod writer;
 
-use self::handoff::publish;
 use self::reader::ReaderReport;
 use self::writer::WriterReport;
-use crate::bench_fanout::wait_for_file;
-use crate::latency::{LatencyMs, wall_clock_us};
-use crate::report::{Machine, write_json};
-use crate::viewers::BUCKETS;
+use crate::fanout::viewers::BUCKET;
+use crate::handoff::{Handoff, publish};
+use crate::host::{Machine, load_average};
+use crate::latency::{Histogram, LatencyMs, from_ms, wall_clock_us};
+use crate::report::{now_rfc3339, write_json};
+use crate::verdict::{Outcome, Verdict};
 use anyhow::{Context, bail};
 use clap::Args;
 use serde::Serialize;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// From the start time's publication to the first pass: time for every writer to see it
@@ -139,7 +140,7 @@ pub async fn run(args: &FanoutFloorArgs) -> anyhow::Result<FloorResult> {
     if args.per_process == 0 || args.viewers.contains(&0) {
         bail!("--viewers and --per-process must be at least 1");
     }
-    let started_at = chrono::Utc::now().to_rfc3339();
+    let started_at = now_rfc3339();
     let mut levels = Vec::new();
     for &viewers in &args.viewers {
         tracing::info!(viewers, "fanout-floor level");
@@ -159,23 +160,6 @@ pub async fn run(args: &FanoutFloorArgs) -> anyhow::Result<FloorResult> {
     Ok(result)
 }
 
-/// The files one level's processes exchange, in a fresh temporary directory.
-struct Handoff {
-    dir: PathBuf,
-}
-
-impl Handoff {
-    fn file(&self, name: &str, k: usize) -> PathBuf {
-        self.dir.join(format!("{name}-{k}"))
-    }
-    fn start(&self) -> PathBuf {
-        self.dir.join("start")
-    }
-    fn done(&self) -> PathBuf {
-        self.dir.join("done")
-    }
-}
-
 /// Runs one level: writers, readers, the passes, merged reports.
 ///
 /// # Errors
@@ -183,96 +167,70 @@ impl Handoff {
 pub async fn level(args: &FanoutFloorArgs, viewers: usize) -> anyhow::Result<FloorLevel> {
     let processes = viewers.div_ceil(args.per_process);
     let per = viewers.div_ceil(processes);
-    let counts: Vec<usize> = (0..processes)
-        .map(|k| per.min(viewers.saturating_sub(k * per)))
-        .collect();
-    let files = Handoff {
-        dir: std::env::temp_dir().join(format!("floor{:010x}", fastrand::u64(..) >> 24)),
-    };
-    std::fs::create_dir_all(&files.dir)?;
+    let files = Handoff::create("floor")?;
     let bin = match &args.floor_bin {
         Some(bin) => bin.clone(),
         None => std::env::current_exe().context("finding the load-tests binary")?,
     };
-    let shape = |command: &mut tokio::process::Command| {
+    let child = |role: &str, count: usize| {
+        let mut command = tokio::process::Command::new(&bin);
         command
+            .args([role, "--count", &count.to_string()])
             .args(["--rounds", &args.rounds.to_string()])
             .args(["--frame-bytes", &args.frame_bytes.to_string()])
             .kill_on_drop(true);
+        command
     };
     let load_average_before = load_average();
     let started = Instant::now();
-    let mut children = Vec::new();
-    for (k, count) in counts.iter().enumerate() {
-        let mut writer = tokio::process::Command::new(&bin);
+    let mut children = Vec::with_capacity(2 * processes);
+    for k in 0..processes {
+        let mut writer = child("floor-writer", per.min(viewers - k * per));
         writer
-            .args(["floor-writer", "--count", &count.to_string()])
             .args(["--interval-ms", &args.interval_ms.to_string()])
             .arg("--port-file")
-            .arg(files.file("port", k))
+            .arg(files.file("port", Some(k)))
             .arg("--start-file")
-            .arg(files.start())
+            .arg(files.file("start", None))
             .arg("--done-file")
-            .arg(files.done())
+            .arg(files.file("done", None))
             .arg("--out")
-            .arg(files.file("writer", k));
-        shape(&mut writer);
+            .arg(files.file("writer", Some(k)));
         children.push(writer.spawn().context("starting a writer process")?);
     }
-    for (k, count) in counts.iter().enumerate() {
-        let port = wait_for_file(&files.file("port", k), CONNECT_TIMEOUT).await?;
-        let mut reader = tokio::process::Command::new(&bin);
+    for k in 0..processes {
+        let port = files.wait("port", k, CONNECT_TIMEOUT).await?;
+        let mut reader = child("floor-reader", per.min(viewers - k * per));
         reader
-            .args(["floor-reader", "--count", &count.to_string()])
             .args(["--server", &format!("127.0.0.1:{}", port.trim())])
             .args(["--source", &reader_source(k).to_string()])
             .arg("--ready-file")
-            .arg(files.file("ready", k))
+            .arg(files.file("ready", Some(k)))
             .arg("--out")
-            .arg(files.file("reader", k));
-        shape(&mut reader);
+            .arg(files.file("reader", Some(k)));
         children.push(reader.spawn().context("starting a reader process")?);
     }
-    let mut connected = 0;
-    for k in 0..processes {
-        let ready = wait_for_file(&files.file("ready", k), CONNECT_TIMEOUT).await?;
-        connected += ready.trim().parse::<usize>().unwrap_or(0);
-    }
+    let connected = files.sum("ready", processes, CONNECT_TIMEOUT).await?;
     let connect_secs = started.elapsed().as_secs_f64();
     tracing::info!(viewers, connected, connect_secs, "connected; writing");
     let start_us = wall_clock_us() + START_LEAD.as_micros() as u64;
-    publish(&files.start(), &start_us.to_string())?;
+    publish(&files.file("start", None), &start_us.to_string())?;
 
     let passes = Duration::from_millis(args.interval_ms.saturating_mul(u64::from(args.rounds)));
     let report_timeout = START_LEAD + passes + Duration::from_secs(120);
-    let mut writers = Vec::new();
-    let mut readers = Vec::new();
-    for k in 0..processes {
-        let text = wait_for_file(&files.file("writer", k), report_timeout).await?;
-        writers.push(serde_json::from_str::<WriterReport>(&text).context("a writer's report")?);
-    }
-    for k in 0..processes {
-        let text = wait_for_file(&files.file("reader", k), report_timeout).await?;
-        readers.push(serde_json::from_str::<ReaderReport>(&text).context("a reader's report")?);
-    }
-    publish(&files.done(), "1")?;
+    let writers: Vec<WriterReport> = files.reports("writer", processes, report_timeout).await?;
+    let readers: Vec<ReaderReport> = files.reports("reader", processes, report_timeout).await?;
+    publish(&files.file("done", None), "1")?;
     for mut child in children {
         // They exit right after the done file; one that does not is killed on drop.
         let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
     }
-    let load_average_after = load_average();
-    let _ = std::fs::remove_dir_all(&files.dir);
-    Ok(merge(
-        args,
-        viewers,
-        &writers,
-        &readers,
-        Conditions {
-            connect_secs,
-            load_average_before,
-            load_average_after,
-        },
-    ))
+    let conditions = Conditions {
+        connect_secs,
+        load_average_before,
+        load_average_after: load_average(),
+    };
+    Ok(merge(args, viewers, &writers, &readers, conditions))
 }
 
 /// How a level ran, beside what its processes reported.
@@ -289,14 +247,18 @@ fn merge(
     readers: &[ReaderReport],
     conditions: Conditions,
 ) -> FloorLevel {
-    let mut histogram = vec![0u64; BUCKETS];
-    for (bucket, n) in readers.iter().flat_map(|r| r.histogram.iter().copied()) {
-        if let Some(count) = histogram.get_mut(bucket) {
-            *count += n;
-        }
+    let mut histogram = Histogram::bucketed(BUCKET);
+    readers.iter().for_each(|r| histogram.merge(&r.histogram));
+    let (mut pass, mut per_socket) = (Histogram::exact(), Histogram::exact());
+    for p in writers.iter().flat_map(|w| w.passes.iter()) {
+        pass.record(Duration::from_micros(p.micros));
+        per_socket.record(from_ms(p.micros_per_socket() / 1000.0));
     }
-    let passes = || writers.iter().flat_map(|w| w.passes.iter());
-    let pass_ms: Vec<f64> = passes().map(|p| p.micros as f64 / 1000.0).collect();
+    let median_us = |h: &Histogram| h.quantile(0.5).map_or(0.0, |d| d.as_nanos() as f64 / 1e3);
+    let late_us = writers
+        .iter()
+        .flat_map(|w| w.passes.iter().map(|p| p.late_us))
+        .max();
     let frames_expected = viewers as u64 * u64::from(args.rounds);
     let frames_received: u64 = readers.iter().map(|r| r.frames).sum();
     FloorLevel {
@@ -314,18 +276,11 @@ fn merge(
         write_errors: writers.iter().map(|w| w.write_errors).sum(),
         out_of_order: readers.iter().map(|r| r.out_of_order).sum(),
         sockets_short: readers.iter().map(|r| r.ended_early + r.timed_out).sum(),
-        latency_ms: LatencyMs::from_histogram(&histogram).unwrap_or(LatencyMs {
-            p50: 0.0,
-            p99: 0.0,
-            p999: 0.0,
-            max: 0.0,
-        }),
-        pass_ms_median: median(pass_ms.clone()),
-        pass_ms_max: pass_ms.iter().copied().fold(0.0, f64::max),
-        pass_us_per_socket_median: median(passes().map(|p| p.micros_per_socket()).collect()),
-        pass_late_ms_max: passes()
-            .map(|p| p.late_us as f64 / 1000.0)
-            .fold(0.0, f64::max),
+        latency_ms: histogram.latency().unwrap_or_default(),
+        pass_ms_median: median_us(&pass) / 1000.0,
+        pass_ms_max: pass.latency().map_or(0.0, |l| l.max),
+        pass_us_per_socket_median: median_us(&per_socket),
+        pass_late_ms_max: late_us.map_or(0.0, |us| us as f64 / 1000.0),
         connect_secs: conditions.connect_secs,
         load_average_before: conditions.load_average_before,
         load_average_after: conditions.load_average_after,
@@ -337,55 +292,10 @@ fn reader_source(k: usize) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(FIRST_READER_SOURCE).saturating_add(k as u32))
 }
 
-/// The lower median (nearest rank), 0 for no values.
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values
-        .get(values.len().saturating_sub(1) / 2)
-        .copied()
-        .unwrap_or(0.0)
-}
-
-/// The 1-minute load average (`/proc/loadavg`), 0 where it cannot be read.
-fn load_average() -> f64 {
-    read_load_average(Path::new("/proc/loadavg")).unwrap_or(0.0)
-}
-
-fn read_load_average(path: &Path) -> Option<f64> {
-    std::fs::read_to_string(path)
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// The human summary printed on stdout: one line per level.
-pub fn summary(result: &FloorResult) -> String {
-    let mut text = format!(
-        "fanout-floor ({} cores, {}-byte frames, {} passes every {} ms):",
-        result.machine.cores, result.frame_bytes, result.rounds, result.interval_ms
-    );
-    for l in &result.levels {
-        text.push_str(&format!(
-            "\n  {:>6} viewers ({} writers): delivery {:.4}, would-block {}, latency p50 {:.1} ms \
-             p99 {:.1} ms p999 {:.1} ms max {:.1} ms, pass {:.1} ms median ({:.2} µs/socket), \
-             load {:.2} → {:.2}",
-            l.viewers,
-            l.writer_processes,
-            l.delivery_ratio,
-            l.would_block,
-            l.latency_ms.p50,
-            l.latency_ms.p99,
-            l.latency_ms.p999,
-            l.latency_ms.max,
-            l.pass_ms_median,
-            l.pass_us_per_socket_median,
-            l.load_average_before,
-            l.load_average_after
-        ));
+impl Outcome for FloorResult {
+    fn verdict(&self) -> Verdict {
+        Verdict::passed_if(self.passed())
     }
-    text
 }
 
 #[cfg(test)]
@@ -397,21 +307,5 @@ mod tests {
         assert_eq!(reader_source(0), Ipv4Addr::new(127, 0, 0, 111));
         assert_eq!(reader_source(3), Ipv4Addr::new(127, 0, 0, 114));
         assert_eq!(reader_source(200), Ipv4Addr::new(127, 0, 1, 55));
-    }
-
-    #[test]
-    fn the_median_is_the_lower_middle_value() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.0);
-        assert_eq!(median(Vec::new()), 0.0);
-    }
-
-    #[test]
-    fn the_load_average_is_the_first_field_of_proc_loadavg() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("loadavg");
-        std::fs::write(&path, "1.52 0.98 0.40 3/512 12345\n").unwrap();
-        assert_eq!(read_load_average(&path), Some(1.52));
-        assert_eq!(read_load_average(&dir.path().join("missing")), None);
     }
 }

@@ -1,12 +1,12 @@
-//! One goose attack as every experiment makes it (bench-write, contention), and what is read
-//! from its metrics: the window the requests were made in, and each request kind's count and
+//! One goose attack as contention (and bench-write, its hot-item level) makes it, and what is
+//! read from its metrics: the window the requests were made in, and each request kind's count and
 //! timings.
 
-use crate::latency::LatencyMs;
+use crate::latency::{Histogram, LatencyMs};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use goose::config::GooseConfiguration;
-use goose::metrics::{GooseRequestMetricAggregate, GooseRequestMetricTimingData};
+use goose::metrics::GooseRequestMetricAggregate;
 use goose::prelude::*;
 use serde::Serialize;
 
@@ -43,6 +43,43 @@ pub async fn attack(
         .execute()
         .await?;
     Ok(metrics)
+}
+
+/// Shortest run time per level that counts as a benchmark rather than a smoke run.
+pub const MIN_BENCH_SECS: u64 = 10;
+
+/// The flags every goose experiment shares: `flag` (`--users`, `--clients`) names one or more
+/// levels of at least one user, and a run shorter than [`MIN_BENCH_SECS`] needs `--smoke`.
+///
+/// # Errors
+/// When either rule is broken.
+pub fn check_levels(
+    flag: &str,
+    levels: &[u32],
+    duration_secs: u64,
+    smoke: bool,
+) -> anyhow::Result<()> {
+    if levels.is_empty() || levels.contains(&0) {
+        anyhow::bail!("{flag} needs one or more levels of at least 1 user");
+    }
+    if duration_secs < MIN_BENCH_SECS && !smoke {
+        anyhow::bail!(
+            "--duration-secs {duration_secs} is too short for a benchmark (minimum \
+             {MIN_BENCH_SECS}); add --smoke for a quick check"
+        );
+    }
+    Ok(())
+}
+
+/// Whether the run may go on: goose's Ctrl-C handler stops the attack and sets its kill switch.
+///
+/// # Errors
+/// The run was interrupted.
+pub fn not_interrupted() -> anyhow::Result<()> {
+    match goose::is_killswitch_triggered() {
+        true => anyhow::bail!("interrupted"),
+        false => Ok(()),
+    }
 }
 
 /// Seconds from goose's first test plan step (hatch) to its last (users stopped), which
@@ -101,7 +138,7 @@ impl RequestStats {
                         .collect()
                 })
                 .unwrap_or_default(),
-            latency_ms: aggregate.and_then(|a| LatencyMs::from_timing(&a.raw_data)),
+            latency_ms: aggregate.and_then(|a| Histogram::from_goose(&a.raw_data).latency()),
         }
     }
 }
@@ -121,27 +158,6 @@ pub fn round_to(value: f64, decimals: i32) -> f64 {
     (value * scale).round() / scale
 }
 
-/// The empirical CDF of the response times in `timing`: one point per goose bucket, (its
-/// time in ms, share of requests at or below it), starting at (0, 0).
-pub fn latency_cdf(timing: &GooseRequestMetricTimingData) -> Vec<(f64, f64)> {
-    let buckets: std::collections::BTreeMap<u64, usize> = timing
-        .times_us
-        .iter()
-        .map(|(us, count)| (*us, *count))
-        .collect();
-    let total: usize = buckets.values().sum();
-    let mut points = vec![(0.0, 0.0)];
-    if total == 0 {
-        return points;
-    }
-    let mut seen = 0;
-    for (us, count) in buckets {
-        seen += count;
-        points.push((us as f64 / 1000.0, seen as f64 / total as f64));
-    }
-    points
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,17 +173,5 @@ mod tests {
     fn rounding_keeps_the_requested_decimals() {
         assert_eq!(round_to(1234.5678, 1), 1234.6);
         assert_eq!(round_to(10.0004, 3), 10.0);
-    }
-
-    #[test]
-    fn the_cdf_rises_from_zero_to_one_in_time_order() {
-        let mut timing = GooseRequestMetricTimingData::default();
-        for (us, count) in [(90u64, 1usize), (10, 2), (50, 1)] {
-            timing.times_us.insert(us, count);
-        }
-        assert_eq!(
-            latency_cdf(&timing),
-            vec![(0.0, 0.0), (0.01, 0.5), (0.05, 0.75), (0.09, 1.0)]
-        );
     }
 }

@@ -1,51 +1,57 @@
-//! Load experiments against the auction platform, driven by goose.
+//! Load experiments against the auction platform.
 //!
-//! Each experiment is one module with its clap `Args`, a `run` function that
-//! returns its result (and writes it as JSON), and a `summary` for people; the
-//! binary's `main` only dispatches. Modules:
+//! Each experiment is one module with its clap `Args` and a `run` function that returns its
+//! result (and writes it); every result is an [`Outcome`] (a [`Verdict`] and a summary for
+//! people), so the binary's `main` only dispatches ([`cli`]). The experiments:
 //!
-//! - [`cli`]: the command line (one subcommand per experiment) and [`run`].
-//! - [`bench_write`]: bid throughput and latency per client level, with a
-//!   no-lost-update check after each level.
-//! - [`bench_archive`]: archive drain rate and accept-to-row delay.
-//! - [`bench_close`]: delay from auction end to a viewer's `auction_closed`.
 //! - [`contention`]: the gateway's Lua and optimistic Redis strategies side by side on a hot
-//!   item and a mixed workload, with lost-update and outbox checks.
+//!   item and a mixed workload (goose), with lost-update and outbox checks.
+//! - [`bench_write`]: contention's hot-item level against one gateway as configured.
+//! - [`fanout`]: WebSocket fan-out, as the `fanout` report or the `bench-fanout` JSON, with
+//!   its `viewers` client processes.
+//! - [`fanout_floor`]: the floor under fan-out: its layout in plain TCP.
 //! - [`resilience`]: kill each component in turn under load; availability, recovery time and
 //!   the loss check (throwaway Redis/NATS/PostgreSQL and its own services).
-//! - [`bench_fanout`] and [`viewers`]: WebSocket fan-out (orchestrator and client processes).
-//! - [`fanout`]: the fan-out experiment: [`bench_fanout`] levels as a report with charts.
-//! - [`source_socket`]: client sockets bound to a chosen 127.0.0.x source address.
-//! - [`fanout_floor`]: the floor under fan-out: bench-fanout's layout in plain TCP, one write
-//!   per socket per event (orchestrator, writer and reader processes).
-//! - [`goose_run`]: one goose attack (users, hatch, run time) and what is read from its metrics.
-//! - [`gateway`]: the gateway under test, given by URL or started from a binary.
-//! - [`api`]: the gateway calls made around the load (create the item, read it back).
-//! - [`money`]: cents to JSON decimals and back, from the digits.
-//! - [`latency`]: percentiles from goose's response-time histogram.
-//! - [`report`]: what every JSON result shares (machine, gateway), writing it, and the
-//!   per-experiment report directory (`result.json`, `README.md`, charts).
-//! - [`charts`]: SVG line and bar charts (plotters).
-//! - [`telemetry`]: progress logging to stderr.
+//! - [`bench_archive`]: archive drain rate and accept-to-row delay.
+//! - [`bench_close`]: delay from auction end to a viewer's `auction_closed`.
+//!
+//! What they share:
+//!
+//! - [`service`]: starting, crashing and stopping any service binary; a run's namespace.
+//! - [`api`]: every gateway call, the bid body and the replies.
+//! - [`goose_run`]: one goose attack and what is read from its metrics.
+//! - [`open_loop`]: bids at a fixed rate whatever happens, every answer recorded.
+//! - [`watcher`]: a reconnecting WebSocket viewer.
+//! - [`archive`]: reading the archive's rows and a JetStream stream's count.
+//! - [`latency`]: the one histogram and latency summary.
+//! - [`handoff`]: files between an orchestrator and its client processes.
+//! - [`client_sockets`]: many sockets from one 127.0.0.x source address, read on one thread.
+//! - [`host`]: cores, memory, load average and the open-file limit.
+//! - [`report`] and [`charts`]: JSON results, report directories, Markdown tables, SVG charts.
+//! - [`verdict`]: [`Verdict`] and [`Outcome`]; [`telemetry`]: progress logging to stderr.
 
 pub mod api;
+pub mod archive;
 pub mod bench_archive;
 pub mod bench_close;
-pub mod bench_fanout;
 pub mod bench_write;
 pub mod charts;
 pub mod cli;
+pub mod client_sockets;
 pub mod contention;
 pub mod fanout;
 pub mod fanout_floor;
-pub mod gateway;
 pub mod goose_run;
+pub mod handoff;
+pub mod host;
 pub mod latency;
-pub mod money;
+pub mod open_loop;
 pub mod report;
 pub mod resilience;
-pub mod source_socket;
+pub mod service;
 pub mod telemetry;
-pub mod viewers;
+pub mod verdict;
+pub mod watcher;
 
-pub use cli::{Cli, Command, Verdict, run};
+pub use cli::{Cli, Command, run};
+pub use verdict::{Outcome, Verdict};

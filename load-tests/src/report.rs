@@ -1,38 +1,13 @@
-//! What every experiment's JSON result shares: where it ran, against which
-//! gateway, and how the file is written.
+//! How results are written: the JSON file of a benchmark, or an experiment's report
+//! directory (`result.json`, `README.md` and its charts), and the Markdown tables in them.
 
 use anyhow::Context;
 use serde::Serialize;
 use std::path::Path;
 
-/// The machine the load generator ran on (the gateway shares it when the
-/// bench started it).
-#[derive(Debug, Clone, Serialize)]
-pub struct Machine {
-    /// CPUs available to this process (`std::thread::available_parallelism`).
-    pub cores: usize,
-    pub os: &'static str,
-    pub arch: &'static str,
-}
-
-impl Machine {
-    /// Describes the machine running this process.
-    pub fn current() -> Self {
-        Self {
-            // Unknown parallelism is reported as 0 rather than guessed.
-            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
-            os: std::env::consts::OS,
-            arch: std::env::consts::ARCH,
-        }
-    }
-}
-
-/// The gateway an experiment ran against.
-#[derive(Debug, Clone, Serialize)]
-pub struct GatewayInfo {
-    pub url: String,
-    /// Whether the experiment started this gateway itself (`--gateway-bin`).
-    pub started_by_bench: bool,
+/// Now, in RFC 3339 UTC with microseconds: when a run started.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// Writes `result` as pretty JSON to `path`, creating its parent directory.
@@ -100,22 +75,13 @@ impl ReportDir {
     }
 }
 
-/// A Markdown table: a header row, the separator, then one line per row.
-pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let line = |cells: &mut dyn Iterator<Item = &str>| {
-        let mut text = String::from("|");
-        for cell in cells {
-            text.push(' ');
-            text.push_str(cell);
-            text.push_str(" |");
-        }
-        text.push('\n');
-        text
-    };
-    let mut text = line(&mut header.iter().copied());
-    text.push_str(&line(&mut header.iter().map(|_| "---")));
+/// A Markdown table: the header (`"strategy | bids/s"`), the separator, then one line per row.
+pub fn markdown_table(header: &str, rows: &[Vec<String>]) -> String {
+    let header: Vec<&str> = header.split(" | ").collect();
+    let line = |cells: &[&str]| format!("| {} |\n", cells.join(" | "));
+    let mut text = line(&header) + &line(&vec!["---"; header.len()]);
     for row in rows {
-        text.push_str(&line(&mut row.iter().map(String::as_str)));
+        text.push_str(&line(&row.iter().map(String::as_str).collect::<Vec<_>>()));
     }
     text
 }
@@ -127,7 +93,7 @@ mod tests {
     #[test]
     fn markdown_table_has_a_header_separator_and_rows() {
         let table = markdown_table(
-            &["strategy", "bids/s"],
+            "strategy | bids/s",
             &[
                 vec!["lua".into(), "30000".into()],
                 vec!["optimistic".into(), "900".into()],
@@ -156,13 +122,6 @@ mod tests {
             report.chart("throughput"),
             report.path().join("throughput.svg")
         );
-    }
-
-    #[test]
-    fn machine_reports_at_least_one_core_here() {
-        let machine = Machine::current();
-        assert!(machine.cores >= 1);
-        assert_eq!(machine.os, std::env::consts::OS);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 
 mod support;
 
-use load_tests::Verdict;
 use load_tests::contention::{self, ContentionArgs, Strategy};
+use load_tests::{Outcome, Verdict};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_smoke_run_compares_both_strategies_checks_them_and_writes_the_report() {

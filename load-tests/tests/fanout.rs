@@ -4,20 +4,23 @@
 
 mod support;
 
-use load_tests::fanout::{self, FanoutArgs};
+use load_tests::fanout::{self, FanoutArgs, FanoutLoad};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_smoke_run_delivers_every_bid_and_writes_its_report() {
     let dir = tempfile::tempdir().unwrap();
-    let args = FanoutArgs {
+    let load = FanoutLoad {
         gateway_bin: support::service_bin("api-gateway"),
         broadcast_bin: support::service_bin("broadcast-service"),
         viewers: vec![20, 60],
         per_process: 40,
         rate: 5,
         duration_secs: 1,
-        out_dir: dir.path().join("fanout"),
         viewers_bin: Some(support::service_bin("load-tests")),
+    };
+    let args = FanoutArgs {
+        load,
+        out_dir: dir.path().join("fanout"),
     };
     let report = fanout::run(&args).await.unwrap();
     assert!(report.passed(), "{:?}", report.violations);

@@ -3,6 +3,7 @@
 
 mod support;
 
+use load_tests::Outcome;
 use load_tests::resilience::{self, ResilienceArgs, faults::Fault};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,7 +23,7 @@ async fn every_fault_is_survived_without_losing_an_accepted_bid() {
 
     let result = resilience::run(&args).await.unwrap();
 
-    println!("{}", resilience::summary(&result));
+    println!("{}", result.summary());
     assert!(result.passed(), "violations: {:?}", result.violations);
     let reported: Vec<Fault> = result.faults.iter().map(|f| f.fault).collect();
     assert_eq!(reported, Fault::ALL.to_vec());

@@ -7,7 +7,7 @@
 //! number of bids accepted. The relay drains asynchronously, so the count is polled until it
 //! matches or a bounded wait runs out; a count above the expected one fails at once.
 
-use anyhow::anyhow;
+use crate::archive::{delete_stream, stream_messages};
 use serde::Serialize;
 use std::time::Duration;
 use tokio::time::{Instant, sleep};
@@ -34,10 +34,16 @@ impl ArchiveCheck {
 
     /// The violation to list when the check failed.
     pub fn violation(&self) -> Option<String> {
+        let Self {
+            stream,
+            expected,
+            found,
+            waited_secs,
+        } = self;
         (!self.passed()).then(|| {
             format!(
-                "JetStream stream {} holds {} messages after {:.1} s, {} bids were accepted",
-                self.stream, self.found, self.waited_secs, self.expected
+                "JetStream stream {stream} holds {found} messages after {waited_secs:.1} s, \
+                 {expected} bids were accepted"
             )
         })
     }
@@ -47,32 +53,20 @@ impl ArchiveCheck {
 /// (it belongs to this run only).
 ///
 /// # Errors
-///
-/// NATS cannot be reached or the stream cannot be read.
+/// NATS cannot be reached or the stream cannot be read once the wait is over.
 pub async fn wait_for_archive(
     nats_url: &str,
     stream: &str,
     expected: u64,
     wait: Duration,
 ) -> anyhow::Result<ArchiveCheck> {
-    let client = async_nats::connect(nats_url)
-        .await
-        .map_err(|e| anyhow!("cannot connect to NATS at {nats_url}: {e}"))?;
-    let js = async_nats::jetstream::new(client);
     let started = Instant::now();
     let found = loop {
-        let found = match js.get_stream(stream).await {
-            Ok(mut handle) => {
-                handle
-                    .info()
-                    .await
-                    .map_err(|e| anyhow!("cannot read stream {stream}: {e}"))?
-                    .state
-                    .messages
-            }
+        let found = match stream_messages(nats_url, stream).await {
+            Ok(found) => found,
             // The relay creates the stream when the gateway starts; until then it holds nothing.
             Err(_) if started.elapsed() < wait => 0,
-            Err(e) => return Err(anyhow!("cannot find stream {stream}: {e}")),
+            Err(e) => return Err(e),
         };
         if found >= expected || started.elapsed() >= wait {
             break found;
@@ -80,12 +74,13 @@ pub async fn wait_for_archive(
         sleep(POLL).await;
     };
     let waited_secs = crate::goose_run::round_to(started.elapsed().as_secs_f64(), 2);
-    if let Err(e) = js.delete_stream(stream).await {
+    if let Err(e) = delete_stream(nats_url, stream).await {
         // The figures are complete; a leftover stream is worth a warning, not the run.
-        tracing::warn!(stream, error = %e, "cannot delete the run's stream");
+        tracing::warn!(stream, error = %format!("{e:#}"), "cannot delete the run's stream");
     }
+    let stream = stream.to_owned();
     Ok(ArchiveCheck {
-        stream: stream.to_owned(),
+        stream,
         expected,
         found,
         waited_secs,

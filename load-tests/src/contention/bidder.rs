@@ -1,18 +1,14 @@
-//! The bid every contention user places: on one of the run's items, a little above the last
-//! price this user saw for it, so concurrent bids collide the way eager bidders' do.
+//! The bid every goose user places: on one of the run's items, a little above the last price
+//! this user saw for it, so concurrent bids collide the way eager bidders' do.
 //!
 //! The reply is read and tallied in [`BidTally`] (accepted with its `seq`, rejected with its
 //! code and amount, or the error), which is what the checks compare with the state read back.
 
 use super::tally::BidTally;
-use crate::money::{Decimal, reported_cents};
+use crate::api::{BID_REQUEST_NAME, BidBody, Reply, bid_path};
 use goose::prelude::*;
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use shared::Cents;
 use std::collections::HashMap;
-
-/// The name bid requests carry in goose's metrics (instead of a path with the item id).
-pub const BID_REQUEST_NAME: &str = "POST /api/v1/items/{id}/bid";
 
 /// A bid is the last price seen plus the minimum increment plus 0 to this many cents, so
 /// bids from users who saw the same price usually differ and most of them lose.
@@ -31,17 +27,12 @@ pub struct BidTarget {
 impl BidTarget {
     /// Bids on `item_ids`, which were all created with these prices.
     pub fn new(item_ids: Vec<String>, starting_price_cents: i64, min_increment_cents: i64) -> Self {
-        let bid_paths = item_ids
-            .iter()
-            .map(|id| format!("/api/v1/items/{id}/bid"))
-            .collect();
-        let tally = BidTally::new(item_ids.len());
         Self {
+            bid_paths: item_ids.iter().map(|id| bid_path(id)).collect(),
+            tally: BidTally::new(item_ids.len()),
             item_ids,
-            bid_paths,
             starting_price_cents,
             min_increment_cents,
-            tally,
         }
     }
 
@@ -62,25 +53,6 @@ impl BidTarget {
 #[derive(Debug, Default, Clone)]
 struct LastSeen(HashMap<usize, i64>);
 
-#[derive(Serialize)]
-struct BidBody {
-    user_id: String,
-    amount: Decimal,
-}
-
-#[derive(Deserialize)]
-struct BidReply {
-    success: bool,
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    seq: Option<u64>,
-    #[serde(default)]
-    current_bid: Option<Box<RawValue>>,
-    #[serde(default)]
-    current_bid_cents: Option<i64>,
-}
-
 /// The next amount to bid: the minimum increment plus `extra` above the last price seen;
 /// before any (or when the price reads below the start, i.e. no bid yet) the starting price
 /// plus `extra`, as a first bid may equal the starting price.
@@ -94,7 +66,6 @@ pub fn next_bid(last_seen: Option<i64>, starting: i64, increment: i64, extra: i6
 /// Places one bid on item `index` of `target` and tallies the answer.
 ///
 /// # Errors
-///
 /// Goose's transaction error when the request could not be made or its reply is unreadable
 /// (the bid is tallied as an error first).
 pub async fn place_bid(
@@ -106,19 +77,19 @@ pub async fn place_bid(
     let Some(path) = target.bid_paths.get(index) else {
         return Ok(());
     };
-    let last_seen = user
-        .get_session_data::<LastSeen>()
-        .and_then(|seen| seen.0.get(&index).copied());
+    let last_seen = user.get_session_data::<LastSeen>();
+    let last_seen = last_seen.and_then(|seen| seen.0.get(&index).copied());
     let extra = fastrand::i64(0..=MAX_EXTRA_RAISE_CENTS);
-    let amount = next_bid(
-        last_seen,
-        target.starting_price_cents,
-        target.min_increment_cents,
-        extra,
-    );
+    let (starting, increment) = (target.starting_price_cents, target.min_increment_cents);
+    let amount = next_bid(last_seen, starting, increment, extra);
+    let Ok(cents) = Cents::new(amount) else {
+        tally.error("invalid amount".to_owned());
+        return Ok(());
+    };
+    let user_id = format!("u{}", user.weighted_users_index);
     let body = BidBody {
-        user_id: format!("u{}", user.weighted_users_index),
-        amount: Decimal(amount),
+        user_id: &user_id,
+        amount: cents,
     };
     let builder = user
         .get_request_builder(&GooseMethod::Post, path)?
@@ -139,28 +110,19 @@ pub async fn place_bid(
             return Err(e);
         }
     };
+    // Goose has already counted the statuses other than 200 as failed requests.
     let response = match goose.response {
         Ok(response) if response.status().as_u16() == 200 => response,
-        // Goose already recorded these as failed requests.
-        Ok(response) => {
-            tally.error(format!("status {}", response.status().as_u16()));
-            return Ok(());
-        }
-        Err(_) => {
-            tally.error("transport".to_owned());
+        other => {
+            let status = other.map(|r| r.status().as_u16());
+            tally.error(status.map_or_else(|_| "transport".to_owned(), |s| format!("status {s}")));
             return Ok(());
         }
     };
-    let reply = match response.json::<BidReply>().await {
-        Ok(reply) => reply,
-        Err(_) => {
-            tally.error("unreadable reply".to_owned());
-            return user.set_failure("unreadable bid reply", &mut goose.request, None, None);
-        }
-    };
-    let Ok(current) = reported_cents(reply.current_bid_cents, reply.current_bid.as_deref()) else {
+    let reply = response.json::<Reply>().await.ok();
+    let Some((reply, current)) = reply.and_then(|r| r.current_cents().ok().map(|c| (r, c))) else {
         tally.error("unreadable reply".to_owned());
-        return user.set_failure("unreadable current_bid", &mut goose.request, None, None);
+        return user.set_failure("unreadable bid reply", &mut goose.request, None, None);
     };
     if reply.success {
         tally.accepted(index, amount, reply.seq);
@@ -172,11 +134,7 @@ pub async fn place_bid(
             Some(seen) => {
                 seen.0.insert(index, price);
             }
-            None => {
-                let mut seen = LastSeen::default();
-                seen.0.insert(index, price);
-                user.set_session_data(seen);
-            }
+            None => user.set_session_data(LastSeen(HashMap::from([(index, price)]))),
         }
     }
     Ok(())
@@ -199,15 +157,15 @@ mod tests {
         assert_eq!(next_bid(Some(12_345), 100, 5, 4), 12_354);
     }
 
+    /// bench-write's items have a 1-cent increment: each bid is 1 to 5 cents above the last
+    /// price seen, the first at or up to 4 cents above the starting price.
     #[test]
-    fn the_reply_carries_the_code_and_seq_the_tally_needs() {
-        let reply: BidReply = serde_json::from_str(
-            r#"{"success":false,"code":"bid_too_low","current_bid":1.5,"current_bid_cents":150,"seq":3}"#,
-        )
-        .unwrap();
-        assert!(!reply.success);
-        assert_eq!(reply.code.as_deref(), Some("bid_too_low"));
-        assert_eq!(reply.seq, Some(3));
+    fn with_a_one_cent_increment_bids_raise_the_last_price_by_one_to_five_cents() {
+        assert_eq!(next_bid(None, 100, 1, 0), 100);
+        assert_eq!(next_bid(None, 100, 1, 4), 104);
+        assert_eq!(next_bid(Some(0), 100, 1, 2), 102);
+        assert_eq!(next_bid(Some(100), 100, 1, 0), 101);
+        assert_eq!(next_bid(Some(12_345), 100, 1, 4), 12_350);
     }
 
     #[test]

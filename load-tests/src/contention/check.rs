@@ -116,6 +116,22 @@ pub fn error_violations(kind: &str, errors: &BTreeMap<String, u64>) -> Vec<Strin
         .collect()
 }
 
+/// A run answered mostly with refusals (429, 503, transport errors) measured the refusals,
+/// not the system: more than half of `requests` without their expected answer is a violation.
+pub fn refusal_violation(
+    kind: &str,
+    requests: u64,
+    errors: &BTreeMap<String, u64>,
+) -> Option<String> {
+    let refused: u64 = errors.values().sum();
+    (refused * 2 > requests && refused > 0).then(|| {
+        format!(
+            "{refused} of {requests} {kind} requests got no answer they expect: the run \
+             measured refusals"
+        )
+    })
+}
+
 fn is_forbidden(error: &str) -> bool {
     error.starts_with("status 5") || error.starts_with("unreadable")
 }
@@ -130,7 +146,9 @@ pub fn undetermined_note(errors: &BTreeMap<String, u64>) -> Option<String> {
         .sum();
     (undetermined > 0).then(|| {
         format!(
-            "{undetermined} bids had no definite answer (503 or transport error); a 503 from              the gateway's Redis deadline may still have been applied, so the counts cannot              be reconciled"
+            "{undetermined} bids had no definite answer (503 or transport error); a 503 from \
+             the gateway's Redis deadline may still have been applied, so the counts cannot \
+             be reconciled"
         )
     })
 }
@@ -228,6 +246,14 @@ mod tests {
                 "1 bid requests answered unreadable reply"
             ]
         );
+    }
+
+    #[test]
+    fn a_run_answered_mostly_with_refusals_is_a_violation() {
+        let errors = BTreeMap::from([("status 429".to_owned(), 6), ("transport".to_owned(), 1)]);
+        assert!(refusal_violation("bid", 10, &errors).is_some_and(|v| v.starts_with("7 of 10")));
+        assert_eq!(refusal_violation("bid", 14, &errors), None);
+        assert_eq!(refusal_violation("bid", 0, &BTreeMap::new()), None);
     }
 
     #[test]

@@ -1,17 +1,23 @@
 //! The hot item: N users bid on one fresh item as fast as they can, each just above the last
 //! price it saw, so nearly every bid races others for the same Redis key. This is where the
 //! two strategies differ most: the Lua script serialises the races inside Redis, the
-//! optimistic strategy loses them at `EXEC` and starts over.
+//! optimistic strategy loses them at `EXEC` and starts over. `bench-write` is this level
+//! against one gateway as it is configured.
 
-use super::bidder::{BID_REQUEST_NAME, BidTarget, place_bid};
-use super::check::{ItemCheck, error_violations, undetermined_note};
-use super::{MIN_INCREMENT_CENTS, RETRIES_COUNTER, STARTING_PRICE_CENTS, new_item};
-use crate::api::ApiClient;
-use crate::goose_run::{RequestStats, attack, latency_cdf, measured_window_secs, requests_named};
+use super::bidder::{BidTarget, place_bid};
+use super::check::{ItemCheck, error_violations, refusal_violation, undetermined_note};
+use crate::api::{ApiClient, BID_REQUEST_NAME, NewItem};
+use crate::goose_run::{
+    RequestStats, attack, measured_window_secs, per_sec, requests_named, round_to,
+};
+use crate::latency::Histogram;
 use goose::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// The gateway's counter of optimistic attempts that lost the race.
+const RETRIES_COUNTER: &str = "gateway_optimistic_retries_total";
 
 /// One users level on the hot item.
 #[derive(Debug, Clone, Serialize)]
@@ -43,87 +49,109 @@ pub struct HotLevel {
     pub latency_cdf: Vec<(f64, f64)>,
 }
 
-/// Runs one level: creates item `item_id`, lets `users` bid on it for `duration_secs`, reads
-/// it back and checks it.
+/// How much counter `name` grew while `work` ran (`None` when the gateway lacks it).
 ///
 /// # Errors
+/// The metrics cannot be read, or `work` fails.
+pub async fn counter_growth<T>(
+    api: &ApiClient,
+    name: &str,
+    work: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<(T, Option<u64>)> {
+    let before = api.counter(name).await?;
+    let result = work.await?;
+    let grown = match (before, api.counter(name).await?) {
+        (Some(before), Some(after)) => Some((after - before).max(0.0) as u64),
+        _ => None,
+    };
+    Ok((result, grown))
+}
+
+/// Runs one level: creates `item`, lets `users` bid on it for `duration_secs`, reads it back
+/// and checks it.
 ///
+/// # Errors
 /// The item cannot be created or read back, the metrics cannot be read, or goose fails.
-#[tracing::instrument(skip_all, fields(users, item_id))]
+#[tracing::instrument(skip_all, fields(users, item_id = %item.id))]
 pub async fn run_level(
     api: &ApiClient,
     gateway_url: &str,
-    item_id: String,
+    item: &NewItem,
     users: u32,
     duration_secs: u64,
 ) -> anyhow::Result<HotLevel> {
-    api.create_item(&new_item(item_id.clone())).await?;
-    let retries_before = api.counter(RETRIES_COUNTER).await?;
-    let target = Arc::new(BidTarget::new(
-        vec![item_id.clone()],
-        STARTING_PRICE_CENTS,
-        MIN_INCREMENT_CENTS,
-    ));
+    api.create_item(item).await?;
+    let (starting, increment) = (item.starting_price.get(), item.min_increment.get());
+    let target = Arc::new(BidTarget::new(vec![item.id.clone()], starting, increment));
     tracing::info!(users, duration_secs, "hot-item level started");
-    let metrics = attack(
+    let attack = attack(
         scenario(Arc::clone(&target)),
         gateway_url,
         users,
         duration_secs,
-    )
-    .await?;
-    let retries = match (retries_before, api.counter(RETRIES_COUNTER).await?) {
-        (Some(before), Some(after)) => Some(after.saturating_sub(before)),
-        _ => None,
-    };
+    );
+    let (metrics, retries) = counter_growth(api, RETRIES_COUNTER, attack).await?;
 
     let measured_secs = measured_window_secs(&metrics);
     let bids = RequestStats::of(&metrics, BID_REQUEST_NAME, measured_secs);
     let tally = target.tally();
     let seen = tally.item(0);
     let errors = tally.errors();
-    if bids.requests
-        != tally.accepted_total() + tally.rejected_total() + errors.values().sum::<u64>()
-    {
+    let tallied = tally.accepted_total() + tally.rejected_total() + errors.values().sum::<u64>();
+    if bids.requests != tallied {
         tracing::warn!(
-            goose_requests = bids.requests,
-            "goose counted a different number of bids than the users tallied"
+            bids.requests,
+            tallied,
+            "goose counted other bids than the users"
         );
     }
-    let state = api.item_state(&item_id).await?;
-    let check = ItemCheck::new(&item_id, &seen, &state, MIN_INCREMENT_CENTS);
-    let mut violations: Vec<String> = check
-        .violations
-        .iter()
-        .map(|v| format!("item {item_id}: {v}"))
-        .collect();
-    if !check.passed() {
-        violations.extend(undetermined_note(&errors));
-    }
-    violations.extend(error_violations("bid", &errors));
-    if seen.accepted == 0 {
-        violations.push("no bid was accepted: the level proves nothing".to_owned());
-    }
-    let latency_cdf = requests_named(&metrics, BID_REQUEST_NAME)
-        .map(|aggregate| latency_cdf(&aggregate.raw_data))
-        .unwrap_or_default();
+    let state = api.item_state(&item.id).await?;
+    let check = ItemCheck::new(&item.id, &seen, &state, increment);
+    let violations = level_violations(&check, &errors, bids.requests);
+    let histogram =
+        requests_named(&metrics, BID_REQUEST_NAME).map(|a| Histogram::from_goose(&a.raw_data));
     Ok(HotLevel {
         users,
         duration_secs,
-        measured_secs: crate::goose_run::round_to(measured_secs, 3),
+        measured_secs: round_to(measured_secs, 3),
         accepted: seen.accepted,
-        accepted_per_sec: crate::goose_run::per_sec(seen.accepted, measured_secs),
+        accepted_per_sec: per_sec(seen.accepted, measured_secs),
         rejected: seen.rejected_too_low + seen.other_rejections,
         errors,
         optimistic_retries: retries,
         retries_per_accepted: retries
             .filter(|_| seen.accepted > 0)
-            .map(|r| crate::goose_run::round_to(r as f64 / seen.accepted as f64, 3)),
+            .map(|r| round_to(r as f64 / seen.accepted as f64, 3)),
         bids,
         check,
         violations,
-        latency_cdf,
+        latency_cdf: histogram.map(|h| h.cdf()).unwrap_or_default(),
     })
+}
+
+/// Everything wrong with a level: its item's check (with a note when bids without a definite
+/// answer may explain it), answers a correct gateway never gives, a level answered mostly
+/// with refusals, or no bid accepted at all, which proves nothing.
+fn level_violations(
+    check: &ItemCheck,
+    errors: &BTreeMap<String, u64>,
+    requests: u64,
+) -> Vec<String> {
+    let item = &check.item_id;
+    let mut violations: Vec<String> = check
+        .violations
+        .iter()
+        .map(|v| format!("item {item}: {v}"))
+        .collect();
+    if !check.passed() {
+        violations.extend(undetermined_note(errors));
+    }
+    violations.extend(error_violations("bid", errors));
+    violations.extend(refusal_violation("bid", requests, errors));
+    if check.accepted == 0 {
+        violations.push("no bid was accepted: the level proves nothing".to_owned());
+    }
+    violations
 }
 
 /// Every user bids on the one item in a loop, with no wait.
@@ -133,4 +161,54 @@ fn scenario(target: Arc<BidTarget>) -> Scenario {
         Box::pin(async move { place_bid(user, &target, 0).await })
     });
     scenario!("HotItem").register_transaction(Transaction::new(bid).set_name("bid"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ItemState;
+    use crate::contention::tally::ItemOutcomes;
+
+    /// The violations of a level whose users saw `accepted` bids up to `highest` accepted,
+    /// and whose item then read `(seq, bid_count, price)`.
+    fn violations(accepted: u64, highest: Option<i64>, state: (u64, u64, Option<i64>)) -> usize {
+        let seen = ItemOutcomes {
+            accepted,
+            rejected_too_low: 10,
+            other_rejections: 0,
+            highest_accepted_cents: highest,
+            highest_seq: None,
+            highest_rejected_cents: None,
+        };
+        let (seq, bid_count, current_bid_cents) = state;
+        let state = ItemState {
+            seq,
+            bid_count,
+            current_bid_cents,
+        };
+        let check = ItemCheck::new("i", &seen, &state, 1);
+        level_violations(&check, &BTreeMap::new(), accepted + 10).len()
+    }
+
+    #[test]
+    fn state_matching_the_accepted_bids_is_consistent() {
+        assert_eq!(violations(7, Some(130), (7, 7, Some(130))), 0);
+    }
+
+    #[test]
+    fn a_seq_other_than_the_accepted_count_is_a_lost_or_phantom_update() {
+        assert!(violations(7, Some(130), (6, 7, Some(130))) > 0);
+        assert!(violations(7, Some(130), (8, 7, Some(130))) > 0);
+        assert!(violations(7, Some(130), (7, 6, Some(130))) > 0);
+    }
+
+    #[test]
+    fn a_final_price_other_than_the_highest_accepted_bid_is_inconsistent() {
+        assert!(violations(7, Some(130), (7, 7, Some(129))) > 0);
+    }
+
+    #[test]
+    fn a_level_without_accepted_bids_does_not_pass() {
+        assert!(violations(0, None, (0, 0, None)) > 0);
+    }
 }

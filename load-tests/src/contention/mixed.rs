@@ -5,10 +5,11 @@
 //! random item (`GET /api/v1/items/{id}`) 3, list the items (`GET /api/v1/items`) 1. Every
 //! item is checked afterwards like the hot item.
 
-use super::bidder::{BID_REQUEST_NAME, BidTarget, place_bid};
-use super::check::{ItemCheck, error_violations, status_errors, undetermined_note};
-use super::{MIN_INCREMENT_CENTS, STARTING_PRICE_CENTS, new_item};
-use crate::api::ApiClient;
+use super::bidder::{BidTarget, place_bid};
+use super::check::undetermined_note;
+use super::check::{ItemCheck, error_violations, refusal_violation, status_errors};
+use super::{PRICES, new_item};
+use crate::api::{ApiClient, BID_REQUEST_NAME, ITEMS_PATH, item_path};
 use crate::goose_run::{RequestStats, attack, measured_window_secs, per_sec, round_to};
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
@@ -65,24 +66,15 @@ pub async fn run(
 ) -> anyhow::Result<MixedResult> {
     let ids: Vec<String> = (0..items).map(|n| format!("{prefix}{n}")).collect();
     futures::stream::iter(ids.iter().cloned())
-        .map(|id| async move { api.create_item(&new_item(id)).await })
+        .map(|id| async move { api.create_item(&new_item(id)?).await })
         .buffer_unordered(SETUP_CONCURRENCY)
         .try_collect::<Vec<()>>()
         .await
         .context("creating the mixed items")?;
-    let target = Arc::new(BidTarget::new(
-        ids,
-        STARTING_PRICE_CENTS,
-        MIN_INCREMENT_CENTS,
-    ));
+    let target = Arc::new(BidTarget::new(ids, PRICES.0, PRICES.1));
     tracing::info!(users, items, duration_secs, "mixed run started");
-    let metrics = attack(
-        scenario(Arc::clone(&target))?,
-        gateway_url,
-        users,
-        duration_secs,
-    )
-    .await?;
+    let scenario = scenario(Arc::clone(&target))?;
+    let metrics = attack(scenario, gateway_url, users, duration_secs).await?;
     let measured_secs = measured_window_secs(&metrics);
     let requests: Vec<RequestStats> = [BID_REQUEST_NAME, ITEM_READ_NAME, LIST_READ_NAME]
         .iter()
@@ -101,11 +93,6 @@ pub async fn run(
         .await
         .context("reading the mixed items back")?;
 
-    let mut errors = BTreeMap::new();
-    errors.insert("bid".to_owned(), tally.errors());
-    for stats in requests.iter().skip(1) {
-        errors.insert(stats.name.clone(), status_errors(&stats.statuses, 200));
-    }
     let mut violations: Vec<String> = checks
         .iter()
         .flat_map(|c| {
@@ -117,8 +104,15 @@ pub async fn run(
     if !violations.is_empty() {
         violations.extend(undetermined_note(&tally.errors()));
     }
-    for (kind, kind_errors) in &errors {
-        violations.extend(error_violations(kind, kind_errors));
+    let mut errors = BTreeMap::new();
+    for stats in &requests {
+        let (kind, kind_errors) = match stats.name.as_str() {
+            BID_REQUEST_NAME => ("bid".to_owned(), tally.errors()),
+            name => (name.to_owned(), status_errors(&stats.statuses, 200)),
+        };
+        violations.extend(error_violations(&kind, &kind_errors));
+        violations.extend(refusal_violation(&kind, stats.requests, &kind_errors));
+        errors.insert(kind, kind_errors);
     }
     let accepted = tally.accepted_total();
     if accepted == 0 {
@@ -148,13 +142,8 @@ fn scenario(target: Arc<BidTarget>) -> anyhow::Result<Scenario> {
         let target = Arc::clone(&bid_target);
         Box::pin(async move { place_bid(user, &target, fastrand::usize(..items)).await })
     });
-    let item_paths: Arc<Vec<String>> = Arc::new(
-        target
-            .item_ids()
-            .iter()
-            .map(|id| format!("/api/v1/items/{id}"))
-            .collect(),
-    );
+    let item_paths: Arc<Vec<String>> =
+        Arc::new(target.item_ids().iter().map(|id| item_path(id)).collect());
     let read_item: TransactionFunction = Arc::new(move |user| {
         let paths = Arc::clone(&item_paths);
         Box::pin(async move {
@@ -165,7 +154,7 @@ fn scenario(target: Arc<BidTarget>) -> anyhow::Result<Scenario> {
         })
     });
     let list: TransactionFunction =
-        Arc::new(|user| Box::pin(async move { read(user, "/api/v1/items", LIST_READ_NAME).await }));
+        Arc::new(|user| Box::pin(async move { read(user, ITEMS_PATH, LIST_READ_NAME).await }));
     Ok(scenario!("Mixed")
         .register_transaction(
             Transaction::new(bid)

@@ -20,33 +20,29 @@
 mod archive;
 mod bidder;
 mod check;
-mod hot_item;
+pub(crate) mod hot_item;
 mod mixed;
 mod report;
 mod tally;
 
-use crate::api::{ApiClient, NewItem};
-use crate::cli::Verdict;
-use crate::gateway::Gateway;
-use crate::report::{Machine, ReportDir};
+use crate::api::{ApiClient, NewItem, in_secs};
+use crate::goose_run::{MIN_BENCH_SECS, check_levels};
+use crate::host::Machine;
+use crate::report::{ReportDir, now_rfc3339};
+use crate::service::{Service, namespace, run_tag};
+use crate::verdict::{Outcome, Verdict};
 use anyhow::bail;
 use archive::ArchiveCheck;
-use chrono::{Duration as ChronoDuration, SecondsFormat, Utc};
 use hot_item::HotLevel;
 use mixed::MixedResult;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Shortest run time per level that counts as a benchmark rather than a smoke run.
-pub const MIN_BENCH_SECS: u64 = 10;
-/// Price of every item (1.00), in cents.
-const STARTING_PRICE_CENTS: i64 = 100;
-/// Smallest raise over the current bid (0.05), in cents: wider than a cent so the
-/// "rejected below final price plus increment" check has room to fail.
-const MIN_INCREMENT_CENTS: i64 = 5;
-/// The gateway's counter of optimistic attempts that lost the race.
-const RETRIES_COUNTER: &str = "gateway_optimistic_retries_total";
+/// Every item's starting price (1.00) and smallest raise (0.05), in cents: the increment is
+/// wider than a cent so the "rejected below final price plus increment" check has room to
+/// fail.
+const PRICES: (i64, i64) = (100, 5);
 /// Longest wait for the outbox relay to bring the stream to the accepted count.
 const ARCHIVE_WAIT: Duration = Duration::from_secs(15);
 
@@ -126,17 +122,7 @@ impl ContentionArgs {
         if self.strategies.is_empty() {
             bail!("--strategies needs at least one of lua, optimistic");
         }
-        if self.users.is_empty() || self.users.contains(&0) {
-            bail!("--users needs one or more levels of at least 1 user");
-        }
-        if self.duration_secs < MIN_BENCH_SECS && !self.smoke {
-            bail!(
-                "--duration-secs {} is too short for a benchmark (minimum {MIN_BENCH_SECS}); \
-                 add --smoke for a quick check",
-                self.duration_secs
-            );
-        }
-        Ok(())
+        check_levels("--users", &self.users, self.duration_secs, self.smoke)
     }
 }
 
@@ -155,13 +141,13 @@ pub struct ContentionResult {
     pub violations: Vec<String>,
 }
 
-impl ContentionResult {
-    pub fn verdict(&self) -> Verdict {
-        if self.violations.is_empty() && !self.strategies.is_empty() {
-            Verdict::Passed
-        } else {
-            Verdict::Violated
-        }
+impl Outcome for ContentionResult {
+    fn verdict(&self) -> Verdict {
+        Verdict::passed_if(!self.strategies.is_empty() && self.violations.is_empty())
+    }
+
+    fn summary(&self) -> String {
+        report::markdown(self)
     }
 }
 
@@ -193,21 +179,14 @@ impl StrategyResult {
     }
 }
 
-/// An item as every contention run creates it: one hour to run, the bench's prices.
-fn new_item(id: String) -> NewItem {
-    NewItem {
-        id,
-        name: "contention".to_owned(),
-        starting_price_cents: STARTING_PRICE_CENTS,
-        min_increment_cents: MIN_INCREMENT_CENTS,
-        end_time: Utc::now() + ChronoDuration::hours(1),
-    }
+/// An item as every contention run creates it: one hour to run, [`PRICES`].
+fn new_item(id: String) -> anyhow::Result<NewItem> {
+    Ok(NewItem::new(id, "contention", PRICES, in_secs(3_600))?)
 }
 
 /// Runs every strategy and writes the report to `args.out_dir`.
 ///
-/// The result is returned (and written) even when a check fails; see
-/// [`ContentionResult::verdict`].
+/// The result is returned (and written) even when a check fails; see its verdict.
 ///
 /// # Errors
 ///
@@ -216,27 +195,25 @@ fn new_item(id: String) -> NewItem {
 pub async fn run(args: &ContentionArgs) -> anyhow::Result<ContentionResult> {
     args.validate()?;
     let report_dir = ReportDir::create(&args.out_dir)?;
-    let started_at = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+    let started_at = now_rfc3339();
     let mut strategies = Vec::with_capacity(args.strategies.len());
     for &strategy in &args.strategies {
         strategies.push(run_strategy(args, strategy).await?);
     }
-    let violations = strategies
-        .iter()
-        .flat_map(|s| {
-            s.violations()
-                .into_iter()
-                .map(move |v| format!("{}: {v}", s.strategy.name()))
-        })
-        .collect();
+    let violations = strategies.iter().flat_map(|s| {
+        let name = s.strategy.name();
+        s.violations()
+            .into_iter()
+            .map(move |v| format!("{name}: {v}"))
+    });
     let result = ContentionResult {
         experiment: "contention",
         started_at,
         smoke: args.smoke,
         machine: Machine::current(),
         args: args.clone(),
+        violations: violations.collect(),
         strategies,
-        violations,
     };
     report::write(&report_dir, &result)?;
     tracing::info!(out_dir = %args.out_dir.display(), "report written");
@@ -246,25 +223,18 @@ pub async fn run(args: &ContentionArgs) -> anyhow::Result<ContentionResult> {
 /// Starts a gateway with `strategy`, measures and checks against it, and stops it.
 #[tracing::instrument(skip_all, fields(strategy = strategy.name()))]
 async fn run_strategy(args: &ContentionArgs, strategy: Strategy) -> anyhow::Result<StrategyResult> {
-    let tag = format!("ct{:012x}", fastrand::u64(..) >> 16);
-    let env = [
+    let tag = run_tag("ct");
+    let mut env = namespace(&tag);
+    env.extend([
         ("REDIS_STRATEGY", strategy.name().to_owned()),
         ("PRICE_PREFILTER", args.prefilter.to_string()),
-        ("BID_RATE_PER_USER", "0".to_owned()),
-        ("REDIS_KEY_PREFIX", format!("{tag}:")),
-        ("SUBJECT_PREFIX", tag.clone()),
-        ("ARCHIVE_STREAM", tag.to_uppercase()),
         ("NATS_URL", args.nats_url.clone()),
         ("REDIS_TIMEOUT_MS", args.redis_timeout_ms.to_string()),
-    ];
-    let gateway = Gateway::spawn_with_env(&args.gateway_bin, &env).await?;
-    let measured = measure(args, gateway.url(), &tag).await;
+    ]);
+    let gateway = Service::start("gateway", &args.gateway_bin, &env).await?;
     let gateway_url = gateway.url().to_owned();
-    if let Err(e) = gateway.shutdown().await {
-        // The measurements are complete; a gateway that stopped badly is worth a warning,
-        // not the loss of the run.
-        tracing::warn!(error = %e, error.chain = ?e, "gateway did not stop cleanly");
-    }
+    let measured = measure(args, &gateway_url, &tag).await;
+    gateway.stop().await;
     let (hot, mixed, archive) = measured?;
     Ok(StrategyResult {
         strategy,
@@ -284,103 +254,19 @@ async fn measure(
     let api = ApiClient::new(gateway_url)?;
     let mut hot = Vec::with_capacity(args.users.len());
     for &users in &args.users {
-        let item_id = format!("{tag}-hot-{users}");
-        hot.push(hot_item::run_level(&api, gateway_url, item_id, users, args.duration_secs).await?);
-        if goose::is_killswitch_triggered() {
-            bail!("interrupted");
-        }
+        let item = new_item(format!("{tag}-hot-{users}"))?;
+        let duration = args.duration_secs;
+        hot.push(hot_item::run_level(&api, gateway_url, &item, users, duration).await?);
+        crate::goose_run::not_interrupted()?;
     }
     let items = usize::try_from(args.mixed_items)?;
-    let prefix = format!("{tag}-m");
-    let mixed = mixed::run(
-        &api,
-        gateway_url,
-        &prefix,
-        args.mixed_users,
-        items,
-        args.duration_secs,
-    )
-    .await?;
-    if goose::is_killswitch_triggered() {
-        bail!("interrupted");
-    }
+    let (prefix, users) = (format!("{tag}-m"), args.mixed_users);
+    let mixed = mixed::run(&api, gateway_url, &prefix, users, items, args.duration_secs).await?;
+    crate::goose_run::not_interrupted()?;
     let accepted = hot.iter().map(|level| level.accepted).sum::<u64>() + mixed.accepted;
-    let archive =
-        archive::wait_for_archive(&args.nats_url, &tag.to_uppercase(), accepted, ARCHIVE_WAIT)
-            .await?;
-    Ok((hot, mixed, archive))
-}
-
-/// A few lines for a person: per strategy, each level and the mixed run, then the verdict.
-pub fn summary(result: &ContentionResult) -> String {
-    use std::fmt::Write as _;
-    let mut text = String::new();
-    let _ = writeln!(
-        text,
-        "contention ({} cores{}, pre-filter {}):",
-        result.machine.cores,
-        if result.smoke { ", SMOKE run" } else { "" },
-        if result.args.prefilter { "on" } else { "off" },
-    );
-    for s in &result.strategies {
-        let _ = writeln!(text, "  {}:", s.strategy.name());
-        for level in &s.hot {
-            let p99 = level
-                .bids
-                .latency_ms
-                .map_or_else(|| "-".to_owned(), |l| format!("{:.2}", l.p99));
-            let _ = writeln!(
-                text,
-                "    hot {:>4} users  {:>9.1} bids/s  {:>8.1} accepted/s  p99 {p99} ms  \
-                 retries/accepted {}  errors {}  {}",
-                level.users,
-                level.bids.per_sec,
-                level.accepted_per_sec,
-                level
-                    .retries_per_accepted
-                    .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
-                level.errors.values().sum::<u64>(),
-                if level.violations.is_empty() {
-                    "correct"
-                } else {
-                    "INCORRECT"
-                },
-            );
-        }
-        let m = &s.mixed;
-        let rates: Vec<String> = m
-            .requests
-            .iter()
-            .map(|r| format!("{} {:.1}/s", r.name, r.per_sec))
-            .collect();
-        let _ = writeln!(
-            text,
-            "    mixed {} users on {} items: {}  accepted {:.1}/s  {}",
-            m.users,
-            m.items,
-            rates.join(", "),
-            m.accepted_per_sec,
-            if m.violations.is_empty() {
-                "correct"
-            } else {
-                "INCORRECT"
-            },
-        );
-        let _ = writeln!(
-            text,
-            "    outbox: {} of {} accepted bids in {} after {:.1} s",
-            s.archive.found, s.archive.expected, s.archive.stream, s.archive.waited_secs
-        );
-    }
-    if result.violations.is_empty() {
-        let _ = write!(text, "every check passed");
-    } else {
-        let _ = writeln!(text, "CORRECTNESS VIOLATED:");
-        for v in &result.violations {
-            let _ = writeln!(text, "  - {v}");
-        }
-    }
-    text
+    let stream = tag.to_uppercase();
+    let archive = archive::wait_for_archive(&args.nats_url, &stream, accepted, ARCHIVE_WAIT);
+    Ok((hot, mixed, archive.await?))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! people read, linking the charts) and four SVG charts: hot-item bids/s and p99 per users
 //! level, the bid latency CDF at the highest level, and the mixed run's rate per request kind.
 
-use super::ContentionResult;
+use super::{ContentionResult, HotLevel};
 use crate::charts::{Labels, Series, bar_chart, line_chart};
 use crate::latency::LatencyMs;
 use crate::report::{ReportDir, markdown_table};
@@ -18,111 +18,93 @@ pub const CHARTS: [&str; 4] = ["throughput", "p99", "latency-cdf", "mixed"];
 /// A file cannot be written or a chart cannot be drawn.
 pub fn write(dir: &ReportDir, result: &ContentionResult) -> anyhow::Result<()> {
     dir.write_result(result)?;
-    let levels = level_names(result);
+    let levels: Vec<String> = result
+        .args
+        .users
+        .iter()
+        .map(|u| format!("{u} users"))
+        .collect();
+    let (x, bids_per_sec) = ("concurrent bidders on one item", |l: &HotLevel| {
+        l.bids.per_sec
+    });
+    let title = "Hot item: bids per second";
+    let labels = Labels {
+        title,
+        x,
+        y: "bids/s",
+    };
     bar_chart(
         &dir.chart(CHARTS[0]),
-        Labels {
-            title: "Hot item: bids per second",
-            x: "concurrent bidders on one item",
-            y: "bids/s",
-        },
+        labels,
         &levels,
-        &per_level(result, |level| level.bids.per_sec),
+        &per_level(result, bids_per_sec),
     )?;
+    let p99 = |l: &HotLevel| l.bids.latency_ms.map_or(0.0, |l| l.p99);
+    let labels = Labels {
+        title: "Hot item: p99 bid latency",
+        x,
+        y: "ms",
+    };
     bar_chart(
         &dir.chart(CHARTS[1]),
-        Labels {
-            title: "Hot item: p99 bid latency",
-            x: "concurrent bidders on one item",
-            y: "ms",
-        },
+        labels,
         &levels,
-        &per_level(result, |level| level.bids.latency_ms.map_or(0.0, |l| l.p99)),
+        &per_level(result, p99),
     )?;
     let top = result.args.users.iter().max().copied().unwrap_or(0);
     let cdf: Vec<Series> = result
         .strategies
         .iter()
         .map(|s| {
-            let points = s
-                .hot
-                .iter()
-                .find(|level| level.users == top)
-                .map(|level| level.latency_cdf.clone())
-                .unwrap_or_default();
-            Series::new(s.strategy.name(), points)
+            let level = s.hot.iter().find(|level| level.users == top);
+            let points = level.map(|level| level.latency_cdf.clone());
+            Series::new(s.strategy.name(), points.unwrap_or_default())
         })
         .collect();
-    let cdf_title = format!("Hot item: bid latency CDF at {top} bidders");
+    let title = format!("Hot item: bid latency CDF at {top} bidders");
+    let (x, y) = ("ms (time to first byte)", "share of bids");
     line_chart(
         &dir.chart(CHARTS[2]),
         Labels {
-            title: &cdf_title,
-            x: "ms (time to first byte)",
-            y: "share of bids",
+            title: &title,
+            x,
+            y,
         },
         &cdf,
     )?;
-    let kinds: Vec<String> = result
-        .strategies
-        .first()
-        .map(|s| s.mixed.requests.iter().map(|r| r.name.clone()).collect())
-        .unwrap_or_default();
+    let kinds: Vec<String> = result.strategies.first().map_or_else(Vec::new, |s| {
+        s.mixed.requests.iter().map(|r| r.name.clone()).collect()
+    });
     let mixed: Vec<Series> = result
         .strategies
         .iter()
         .map(|s| {
-            let points = s
-                .mixed
-                .requests
-                .iter()
-                .enumerate()
-                .map(|(i, r)| (i as f64, r.per_sec))
-                .collect();
-            Series::new(s.strategy.name(), points)
+            Series::bars(
+                s.strategy.name(),
+                s.mixed.requests.iter().map(|r| r.per_sec),
+            )
         })
         .collect();
-    bar_chart(
-        &dir.chart(CHARTS[3]),
-        Labels {
-            title: "Mixed workload: requests per second by kind",
-            x: "",
-            y: "requests/s",
-        },
-        &kinds,
-        &mixed,
-    )?;
+    let title = "Mixed workload: requests per second by kind";
+    let labels = Labels {
+        title,
+        x: "",
+        y: "requests/s",
+    };
+    bar_chart(&dir.chart(CHARTS[3]), labels, &kinds, &mixed)?;
     dir.write_summary(&markdown(result))
 }
 
-fn level_names(result: &ContentionResult) -> Vec<String> {
-    result
-        .args
-        .users
-        .iter()
-        .map(|users| format!("{users} users"))
-        .collect()
-}
-
 /// One bar series per strategy: `value` of each of its levels, in `--users` order.
-fn per_level(result: &ContentionResult, value: impl Fn(&super::HotLevel) -> f64) -> Vec<Series> {
-    result
-        .strategies
-        .iter()
-        .map(|s| {
-            let points = result
-                .args
-                .users
-                .iter()
-                .enumerate()
-                .map(|(i, users)| {
-                    let height = s.hot.iter().find(|l| l.users == *users).map_or(0.0, &value);
-                    (i as f64, height)
-                })
-                .collect();
-            Series::new(s.strategy.name(), points)
-        })
-        .collect()
+fn per_level(result: &ContentionResult, value: impl Fn(&HotLevel) -> f64) -> Vec<Series> {
+    let series = |s: &super::StrategyResult| {
+        let level = |users| s.hot.iter().find(|l| l.users == users).map_or(0.0, &value);
+        Series::bars(
+            s.strategy.name(),
+            result.args.users.iter().map(|u| level(*u)),
+        )
+    };
+    result.strategies.iter().map(series).collect()
 }
 
 fn ms(latency: Option<LatencyMs>, pick: impl Fn(LatencyMs) -> f64) -> String {
@@ -130,33 +112,33 @@ fn ms(latency: Option<LatencyMs>, pick: impl Fn(LatencyMs) -> f64) -> String {
 }
 
 fn verdict_cell(violations: &[String]) -> String {
-    if violations.is_empty() {
-        "pass".to_owned()
-    } else {
-        format!("**FAIL** ({})", violations.len())
+    match violations.len() {
+        0 => "pass".to_owned(),
+        n => format!("**FAIL** ({n})"),
     }
 }
 
 fn errors_cell(errors: &std::collections::BTreeMap<String, u64>) -> String {
+    let errors: Vec<String> = errors
+        .iter()
+        .map(|(kind, n)| format!("{n} {kind}"))
+        .collect();
     if errors.is_empty() {
         "0".to_owned()
     } else {
-        errors
-            .iter()
-            .map(|(kind, count)| format!("{count} {kind}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        errors.join(", ")
     }
 }
 
 /// The README: how the run was made, the side-by-side tables, the charts, the verdict.
-fn markdown(result: &ContentionResult) -> String {
+pub(super) fn markdown(result: &ContentionResult) -> String {
     let args = &result.args;
     let mut text = String::from("# Contention: Lua script vs optimistic WATCH/MULTI/EXEC\n\n");
     let _ = writeln!(
         text,
         "Started {} on {} cores ({}/{}){}. Each level and the mixed run last {} s after hatch; \
-         price pre-filter {}; gateway Redis deadline {} ms; each strategy ran against its own freshly started gateway.\n",
+         price pre-filter {}; gateway Redis deadline {} ms; each strategy ran against its own \
+         freshly started gateway.\n",
         result.started_at,
         result.machine.cores,
         result.machine.os,
@@ -197,21 +179,8 @@ fn markdown(result: &ContentionResult) -> String {
         })
         .collect();
     text.push_str(&markdown_table(
-        &[
-            "strategy",
-            "users",
-            "bids",
-            "bids/s",
-            "accepted/s",
-            "rejected",
-            "errors",
-            "p50 ms",
-            "p99 ms",
-            "p99.9 ms",
-            "max ms",
-            "retries/accepted",
-            "check",
-        ],
+        "strategy | users | bids | bids/s | accepted/s | rejected | errors | p50 ms | p99 ms | \
+         p99.9 ms | max ms | retries/accepted | check",
         &rows,
     ));
     text.push_str(
@@ -245,10 +214,7 @@ fn markdown(result: &ContentionResult) -> String {
         })
         .collect();
     text.push_str(&markdown_table(
-        &[
-            "strategy", "request", "count", "per s", "failed", "p50 ms", "p99 ms", "p99.9 ms",
-            "max ms",
-        ],
+        "strategy | request | count | per s | failed | p50 ms | p99 ms | p99.9 ms | max ms",
         &rows,
     ));
     let rows: Vec<Vec<String>> = result
@@ -266,13 +232,7 @@ fn markdown(result: &ContentionResult) -> String {
         .collect();
     text.push('\n');
     text.push_str(&markdown_table(
-        &[
-            "strategy",
-            "accepted/s",
-            "rejected",
-            "items with bids",
-            "check",
-        ],
+        "strategy | accepted/s | rejected | items with bids | check",
         &rows,
     ));
     text.push_str("\n![mixed workload](mixed.svg)\n\n");
@@ -280,7 +240,8 @@ fn markdown(result: &ContentionResult) -> String {
     text.push_str(
         "## Checks\n\nPer item, read back through `GET /api/v1/items/{id}`: final price = highest \
          accepted bid, `seq` = `bid_count` = accepted bids, every bid rejected as too low < final \
-         price + minimum increment; no 500 or unreadable reply (503s are reported above; a 503 may hide an applied bid). \
+         price + minimum increment; no 500 or unreadable reply (503s are reported above; a 503 \
+         may hide an applied bid); no kind of request refused more often than answered. \
          Outbox: the run's JetStream stream holds exactly one message per accepted bid.\n\n",
     );
     let rows: Vec<Vec<String>> = result
@@ -297,13 +258,7 @@ fn markdown(result: &ContentionResult) -> String {
         })
         .collect();
     text.push_str(&markdown_table(
-        &[
-            "strategy",
-            "accepted bids",
-            "messages in stream",
-            "waited s",
-            "all checks",
-        ],
+        "strategy | accepted bids | messages in stream | waited s | all checks",
         &rows,
     ));
     if result.violations.is_empty() {

@@ -5,14 +5,13 @@
 //! from the writer's stamp to the read that completed it.
 
 use super::frame::Stamp;
-use super::handoff::publish;
-use crate::latency::wall_clock_us;
-use crate::source_socket;
-use crate::viewers::{BUCKET_US, BUCKETS, raise_fd_limit};
-use anyhow::Context;
+use crate::client_sockets::{self, Readers};
+use crate::fanout::viewers::BUCKET;
+use crate::handoff::publish;
+use crate::host::raise_fd_limit;
+use crate::latency::{Histogram, wall_clock_us};
 use clap::Args;
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
 use serde::{Deserialize, Serialize};
 use std::io::{ErrorKind, Read};
 use std::net::{IpAddr, SocketAddr};
@@ -69,8 +68,8 @@ pub struct ReaderReport {
     pub ended_early: usize,
     /// Sockets still missing frames when the reader gave up.
     pub timed_out: usize,
-    /// Sparse latency histogram ([`BUCKET_US`] per bucket): (bucket, count).
-    pub histogram: Vec<(usize, u64)>,
+    /// From each frame's stamp to the read that completed it.
+    pub histogram: Histogram,
 }
 
 /// One socket's progress through its stream of frames.
@@ -89,7 +88,18 @@ struct Tally {
     frames: u64,
     out_of_order: u64,
     ended_early: usize,
-    histogram: Vec<u64>,
+    histogram: Histogram,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Self {
+            frames: 0,
+            out_of_order: 0,
+            ended_early: 0,
+            histogram: Histogram::bucketed(BUCKET),
+        }
+    }
 }
 
 impl Tally {
@@ -99,10 +109,8 @@ impl Tally {
             Some(stamp) if stamp.pass == *expected => {
                 *expected += 1;
                 self.frames += 1;
-                let bucket = (now_us.saturating_sub(stamp.at_us) / BUCKET_US) as usize;
-                if let Some(count) = self.histogram.get_mut(bucket.min(BUCKETS - 1)) {
-                    *count += 1;
-                }
+                let latency = Duration::from_micros(now_us.saturating_sub(stamp.at_us));
+                self.histogram.record(latency);
             }
             _ => self.out_of_order += 1,
         }
@@ -116,75 +124,40 @@ impl Tally {
 /// When the poller cannot be set up or a file cannot be written.
 pub fn run(args: &FloorReaderArgs) -> anyhow::Result<()> {
     raise_fd_limit();
-    let mut poll = Poll::new().context("creating the poller")?;
-    let mut streams = Vec::with_capacity(args.count);
-    let mut failed = 0;
-    for _ in 0..args.count {
-        match connect(args.source, args.server) {
-            Ok(socket) => {
-                let mut socket = TcpStream::from_std(socket);
-                poll.registry()
-                    .register(&mut socket, Token(streams.len()), Interest::READABLE)
-                    .context("registering a socket")?;
-                streams.push(Stream {
-                    socket,
-                    partial: Vec::new(),
-                    frames: 0,
-                    finished: false,
-                });
-            }
-            Err(e) => {
-                failed += 1;
-                tracing::warn!(error = %e, "a connection failed");
-            }
-        }
-    }
-    publish(&args.ready_file, &streams.len().to_string())?;
-    tracing::info!(connected = streams.len(), failed, "floor reader connected");
-
-    let mut tally = Tally {
-        frames: 0,
-        out_of_order: 0,
-        ended_early: 0,
-        histogram: vec![0; BUCKETS],
+    let open = || {
+        let socket = connect(args.source, args.server)?;
+        Ok(Stream {
+            socket,
+            partial: Vec::new(),
+            frames: 0,
+            finished: false,
+        })
     };
+    let (mut streams, failed) = Readers::open(args.count, open, |s| &mut s.socket)?;
+    let connected = streams.sockets.len();
+    publish(&args.ready_file, &connected.to_string())?;
+    tracing::info!(connected, failed, "floor reader connected");
+
+    let mut tally = Tally::default();
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
-    let mut unfinished = streams.len();
-    let mut events = Events::with_capacity(1024);
-    let mut buffer = vec![0u8; READ_BYTES];
+    let (mut unfinished, mut buffer) = (connected, vec![0u8; READ_BYTES]);
     while unfinished > 0 && Instant::now() < deadline {
-        match poll.poll(&mut events, Some(Duration::from_millis(100))) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).context("polling the sockets"),
-        }
-        for event in &events {
-            let Some(stream) = streams.get_mut(event.token().0) else {
-                continue;
-            };
-            if stream.finished {
-                continue;
+        streams.poll(Duration::from_millis(100), |stream| {
+            if !stream.finished {
+                read_ready(stream, &mut buffer, args, &mut tally);
+                unfinished -= usize::from(stream.finished);
             }
-            read_ready(stream, &mut buffer, args, &mut tally);
-            if stream.finished {
-                unfinished -= 1;
-            }
-        }
+        })?;
     }
 
     let report = ReaderReport {
-        connected: streams.len(),
+        connected,
         failed,
         frames: tally.frames,
         out_of_order: tally.out_of_order,
         ended_early: tally.ended_early,
         timed_out: unfinished,
-        histogram: tally
-            .histogram
-            .into_iter()
-            .enumerate()
-            .filter(|(_, n)| *n > 0)
-            .collect(),
+        histogram: tally.histogram,
     };
     publish(&args.out, &serde_json::to_string(&report)?)?;
     // The sockets close as this returns, after the report: closing 12,500 of them is work
@@ -253,10 +226,10 @@ fn take_frames(partial: &mut Vec<u8>, data: &[u8], len: usize, mut on_frame: imp
 }
 
 /// A blocking connection from `source` to `server`, then made non-blocking for the poller.
-fn connect(source: IpAddr, server: SocketAddr) -> std::io::Result<std::net::TcpStream> {
-    let socket = source_socket::connect(source, server, CONNECT_TIMEOUT)?;
+fn connect(source: IpAddr, server: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = client_sockets::connect(source, server, CONNECT_TIMEOUT)?;
     socket.set_nonblocking(true)?;
-    Ok(socket.into())
+    Ok(TcpStream::from_std(socket.into()))
 }
 
 #[cfg(test)]
@@ -289,12 +262,7 @@ mod tests {
 
     #[test]
     fn a_frame_is_counted_only_in_pass_order() {
-        let mut tally = Tally {
-            frames: 0,
-            out_of_order: 0,
-            ended_early: 0,
-            histogram: vec![0; BUCKETS],
-        };
+        let mut tally = Tally::default();
         let mut frame = crate::fanout_floor::frame::Frame::new(20).unwrap();
         let mut expected = 0;
         let first = frame
@@ -312,9 +280,12 @@ mod tests {
             .to_vec();
         tally.frame(&skipped, &mut expected, 2_100);
         assert_eq!((tally.frames, tally.out_of_order, expected), (1, 1, 1));
+        let third_bucket = Some(Duration::from_micros(300));
+        assert_eq!(tally.histogram.count(), 1);
         assert_eq!(
-            tally.histogram[2], 1,
-            "250 µs lands in the third 100 µs bucket"
+            tally.histogram.quantile(1.0),
+            third_bucket,
+            "250 µs in the third bucket"
         );
     }
 }

@@ -7,9 +7,9 @@
 //! least CPU per socket any server spends to put one small event on the wire.
 
 use super::frame::{Frame, Stamp};
-use super::handoff::{publish, read_number, wait_for_number};
+use crate::handoff::{publish, read_number, wait_for_number};
+use crate::host::raise_fd_limit;
 use crate::latency::wall_clock_us;
-use crate::viewers::raise_fd_limit;
 use anyhow::{Context, bail};
 use clap::Args;
 use serde::{Deserialize, Serialize};

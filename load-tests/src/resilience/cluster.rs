@@ -7,17 +7,13 @@
 //! every client and every other service finds it again without being told.
 
 use super::faults::Fault;
-use crate::gateway::Gateway;
+use crate::service::Service;
 use anyhow::Context;
 use std::path::PathBuf;
 use testkit::{NatsServer, PostgresServer, RedisServer};
 
-/// Outbox entries a killed gateway held unacknowledged are reclaimed by the other instance
-/// after this long. The production default (30 s) would make the final drain wait that long
-/// after the gateway fault; a shorter idle time changes when, not whether, entries are relayed.
-const RELAY_RECLAIM_IDLE_MS: &str = "5000";
-/// How often each relay looks for such entries.
-const RELAY_RECLAIM_INTERVAL_MS: &str = "1000";
+/// Which gateway index the gateway fault kills; index 0 is the survivor.
+pub const VICTIM_GATEWAY: usize = 1;
 
 /// The three service binaries.
 #[derive(Debug, Clone)]
@@ -34,9 +30,9 @@ pub struct Cluster {
     postgres: PostgresServer,
     /// The database the worker migrates and the gateways read history from.
     database_url: String,
-    gateways: Vec<Gateway>,
-    broadcast: Gateway,
-    worker: Gateway,
+    gateways: Vec<Service>,
+    broadcast: Service,
+    worker: Service,
 }
 
 /// Runs a blocking testkit call (they start processes and poll ports with `std::thread::sleep`)
@@ -54,38 +50,32 @@ impl Cluster {
         let redis = blocking(RedisServer::start_durable).context("starting Redis")?;
         let nats = blocking(NatsServer::start).context("starting NATS")?;
         let postgres = blocking(PostgresServer::start).context("starting PostgreSQL")?;
-        let database_url = testkit::fresh_database(&postgres.url())
-            .await
-            .context("creating the database")?;
-        let env = |instance: &str| {
-            vec![
-                ("REDIS_URL", redis.url()),
-                ("NATS_URL", nats.url()),
+        let database_url = testkit::fresh_database(&postgres.url()).await;
+        let database_url = database_url.context("creating the database")?;
+        let (redis_url, nats_url) = (redis.url(), nats.url());
+        let start = async |role, binary, instance: &str| {
+            let env = [
+                ("REDIS_URL", redis_url.clone()),
+                ("NATS_URL", nats_url.clone()),
                 ("DATABASE_URL", database_url.clone()),
                 ("INSTANCE_ID", instance.to_owned()),
-                ("BID_RATE_PER_USER", "0".to_owned()),
-                ("RELAY_RECLAIM_IDLE_MS", RELAY_RECLAIM_IDLE_MS.to_owned()),
-                (
-                    "RELAY_RECLAIM_INTERVAL_MS",
-                    RELAY_RECLAIM_INTERVAL_MS.to_owned(),
-                ),
+                // Outbox entries a killed gateway held are reclaimed by the other after this
+                // long. The production 30 s would make the final drain wait that long after
+                // the gateway fault; a shorter idle time changes when, not whether, they go.
+                ("RELAY_RECLAIM_IDLE_MS", "5000".to_owned()),
+                ("RELAY_RECLAIM_INTERVAL_MS", "1000".to_owned()),
                 ("RUST_LOG", "error".to_owned()),
-            ]
+            ];
+            let service = Service::start(role, binary, &env).await;
+            service.with_context(|| format!("starting {instance}"))
         };
         // Gateways first: their relay creates the archive stream the worker consumes.
-        let mut gateways = Vec::with_capacity(2);
-        for i in 0..2 {
-            let gateway = Gateway::spawn_with_env(&bins.gateway, &env(&format!("gw-{i}")))
-                .await
-                .with_context(|| format!("starting gateway {i}"))?;
-            gateways.push(gateway);
-        }
-        let worker = Gateway::spawn_with_env(&bins.worker, &env("worker"))
-            .await
-            .context("starting the archival worker")?;
-        let broadcast = Gateway::spawn_with_env(&bins.broadcast, &env("broadcast"))
-            .await
-            .context("starting the broadcast service")?;
+        let gateways = vec![
+            start("gateway", &bins.gateway, "gw-0").await?,
+            start("gateway", &bins.gateway, "gw-1").await?,
+        ];
+        let worker = start("worker", &bins.worker, "worker").await?;
+        let broadcast = start("broadcast", &bins.broadcast, "broadcast").await?;
         Ok(Self {
             redis,
             nats,
@@ -104,7 +94,7 @@ impl Cluster {
 
     /// `host:port` of the broadcast service.
     pub fn broadcast_authority(&self) -> &str {
-        self.broadcast.url().trim_start_matches("http://")
+        self.broadcast.authority()
     }
 
     pub fn database_url(&self) -> &str {
@@ -115,8 +105,22 @@ impl Cluster {
         self.nats.url()
     }
 
-    /// Crashes `fault`'s component. The gateway fault kills the second instance; the first
-    /// keeps serving.
+    /// The service process `fault` kills (the gateway fault kills [`VICTIM_GATEWAY`]).
+    fn service(&mut self, fault: Fault) -> anyhow::Result<&mut Service> {
+        match fault {
+            Fault::Worker => Ok(&mut self.worker),
+            Fault::Broadcast => Ok(&mut self.broadcast),
+            Fault::Gateway => self
+                .gateways
+                .get_mut(VICTIM_GATEWAY)
+                .context("no second gateway"),
+            Fault::Nats | Fault::Postgres | Fault::Redis => {
+                anyhow::bail!("{fault:?} is no service")
+            }
+        }
+    }
+
+    /// Crashes `fault`'s component.
     ///
     /// # Errors
     /// A service process cannot be killed.
@@ -125,9 +129,9 @@ impl Cluster {
             Fault::Nats => blocking(|| self.nats.stop()),
             Fault::Postgres => blocking(|| self.postgres.stop()),
             Fault::Redis => blocking(|| self.redis.stop()),
-            Fault::Worker => self.worker.kill().await?,
-            Fault::Broadcast => self.broadcast.kill().await?,
-            Fault::Gateway => self.victim_gateway()?.kill().await?,
+            Fault::Worker | Fault::Broadcast | Fault::Gateway => {
+                self.service(fault)?.kill().await?
+            }
         }
         Ok(())
     }
@@ -138,36 +142,15 @@ impl Cluster {
     /// # Errors
     /// It does not come back.
     pub async fn restart(&mut self, fault: Fault) -> anyhow::Result<()> {
-        match fault {
-            Fault::Nats => blocking(|| self.nats.restart()).context("restarting NATS")?,
-            Fault::Postgres => {
-                blocking(|| self.postgres.restart()).context("restarting PostgreSQL")?;
+        let restarted = match fault {
+            Fault::Nats => blocking(|| self.nats.restart()),
+            Fault::Postgres => blocking(|| self.postgres.restart()),
+            Fault::Redis => blocking(|| self.redis.restart()),
+            Fault::Worker | Fault::Broadcast | Fault::Gateway => {
+                self.service(fault)?.restart().await
             }
-            Fault::Redis => blocking(|| self.redis.restart()).context("restarting Redis")?,
-            Fault::Worker => self
-                .worker
-                .restart()
-                .await
-                .context("restarting the worker")?,
-            Fault::Broadcast => self
-                .broadcast
-                .restart()
-                .await
-                .context("restarting the broadcast service")?,
-            Fault::Gateway => self
-                .victim_gateway()?
-                .restart()
-                .await
-                .context("restarting the gateway")?,
-        }
-        Ok(())
-    }
-
-    /// The instance the gateway fault kills (index 1), so index 0 is the survivor.
-    fn victim_gateway(&mut self) -> anyhow::Result<&mut Gateway> {
-        self.gateways
-            .get_mut(VICTIM_GATEWAY)
-            .context("the cluster has no second gateway")
+        };
+        restarted.with_context(|| format!("restarting {}", fault.name()))
     }
 
     /// Stops the services gracefully (SIGTERM, bounded), then the dependencies.
@@ -184,16 +167,11 @@ impl Cluster {
             worker,
             ..
         } = self;
-        broadcast.shutdown().await?;
-        for gateway in gateways {
-            gateway.shutdown().await?;
+        for service in [broadcast].into_iter().chain(gateways).chain([worker]) {
+            service.shutdown().await?;
         }
-        worker.shutdown().await?;
         // The dependency guards stop their servers on drop, which waits for the processes.
         blocking(move || drop((redis, nats, postgres)));
         Ok(())
     }
 }
-
-/// Which gateway index the gateway fault kills.
-pub const VICTIM_GATEWAY: usize = 1;

@@ -6,8 +6,8 @@
 //! the client. Such a row is traced back to its request (amounts are unique per item) and
 //! reported as `answer_lost`; only a row that matches no request sent is a violation.
 
-use super::archive::ArchivedBid;
-use super::timeline::{Kind, Request};
+use crate::archive::ArchivedBid;
+use crate::open_loop::{Kind, Request};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
@@ -85,7 +85,7 @@ impl LossCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resilience::timeline::Outcome;
+    use crate::api::Outcome;
 
     fn request(amount_cents: i64, status: Option<u16>) -> Request {
         Request {
@@ -100,6 +100,7 @@ mod tests {
             },
             latency_ms: 1.0,
             event_id: (status == Some(200)).then(Uuid::now_v7),
+            seq: None,
         }
     }
 

@@ -2,28 +2,30 @@
 //! clients see, how long the system takes to recover, and whether any accepted bid was lost.
 //!
 //! The experiment owns its whole system ([`cluster`]): throwaway Redis (durable: append-only
-//! file, written before each reply), NATS and PostgreSQL on free ports, two gateways, a broadcast service
-//! and an archival worker. While [`workload`] sends bids at a fixed rate (and some reads) and a
-//! [`viewer`] watches one item, each fault in `--faults` runs as: `--settle-secs` healthy,
-//! SIGKILL (or a crash-like stop), `--outage-secs` down, restart on the same port and data, then
-//! healthy again until writes recovered and the archive caught up. Once every fault has run the
-//! load stops and [`loss`] compares the accepted event ids with the archive.
+//! file, written before each reply), NATS and PostgreSQL on free ports, two gateways, a
+//! broadcast service and an archival worker. While the [`open_loop`](crate::open_loop) load
+//! sends bids at a fixed rate (and some reads) and a [`Watcher`] watches one item, each fault in
+//! `--faults` runs as: `--settle-secs` healthy, SIGKILL (or a crash-like stop), `--outage-secs`
+//! down, restart on the same port and data, then healthy again until writes recovered and the
+//! archive caught up. Once every fault has run the load stops and [`loss`] compares the
+//! accepted event ids with the [`archive`](crate::archive).
 //!
-//! Modules: [`faults`] (what is killed), [`cluster`] (the processes), [`workload`] and
-//! [`viewer`] (the clients), [`timeline`] (the arithmetic on what they saw), [`archive`] (reading
-//! PostgreSQL and JetStream), [`loss`] (the loss check), [`report`] (README and charts).
+//! Modules: [`faults`] (what is killed), [`cluster`] (the processes), [`timeline`] (the
+//! arithmetic on what the clients saw), [`loss`] (the loss check), [`report`] (README, charts).
 
-pub mod archive;
 pub mod cluster;
 pub mod faults;
 pub mod loss;
 pub mod report;
 pub mod timeline;
-pub mod viewer;
-pub mod workload;
 
-use crate::api::{ApiClient, NewItem};
-use crate::report::Machine;
+use crate::api::{ApiClient, NewItem, in_secs};
+use crate::archive;
+use crate::host::Machine;
+use crate::open_loop::{Clock, Kind, Request, STARTING_CENTS, Target, Workload};
+use crate::report::now_rfc3339;
+use crate::verdict::{Outcome, Verdict};
+use crate::watcher::Watcher;
 use anyhow::{Context, bail};
 use clap::Args;
 use cluster::{Binaries, Cluster};
@@ -31,11 +33,10 @@ use faults::Fault;
 use loss::LossCheck;
 use serde::Serialize;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use timeline::{Clock, Kind, Request, WindowStats};
+use timeline::WindowStats;
 use uuid::Uuid;
-use viewer::Viewer;
-use workload::{Target, Workload};
 
 /// Bids must succeed continuously this long for the write path to count as recovered.
 const RECOVERY_HOLD_MS: f64 = 1_000.0;
@@ -56,6 +57,8 @@ const BASELINE_TOLERANCE: f64 = 0.01;
 const BASELINE_TOLERANCE_BIDS: f64 = 2.0;
 /// Items the bids are spread over.
 const ITEMS: usize = 4;
+/// One read (alternating item and history reads) is sent after every this many bids.
+const BIDS_PER_READ: u64 = 5;
 
 #[derive(Debug, Clone, Args)]
 pub struct ResilienceArgs {
@@ -79,7 +82,8 @@ pub struct ResilienceArgs {
     /// How long each component stays down [default: 10, 1.5 with --smoke].
     #[arg(long)]
     pub outage_secs: Option<f64>,
-    /// Healthy time before each fault and (at least) after each restart [default: 5, 2 with --smoke].
+    /// Healthy time before each fault and (at least) after each restart
+    /// [default: 5, 2 with --smoke].
     #[arg(long)]
     pub settle_secs: Option<f64>,
     /// Bids per second, steady (plus one read per 5 bids) [default: 100, 20 with --smoke].
@@ -181,6 +185,16 @@ impl ResilienceResult {
     }
 }
 
+impl Outcome for ResilienceResult {
+    fn verdict(&self) -> Verdict {
+        Verdict::of(&self.violations)
+    }
+
+    fn summary(&self) -> String {
+        report::markdown(self)
+    }
+}
+
 /// Runs the experiment and writes its report under `--out-dir`.
 ///
 /// # Errors
@@ -188,41 +202,55 @@ impl ResilienceResult {
 /// process cannot start or restart, or the report cannot be written. A failed check is not an
 /// error: it is in the result's `violations`.
 pub async fn run(args: &ResilienceArgs) -> anyhow::Result<ResilienceResult> {
-    if tokio::runtime::Handle::current().runtime_flavor()
-        != tokio::runtime::RuntimeFlavor::MultiThread
-    {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    if Handle::current().runtime_flavor() != RuntimeFlavor::MultiThread {
         bail!("resilience needs a multi-threaded tokio runtime");
     }
     let plan = args.plan();
     if plan.faults.is_empty() || plan.rate == 0 {
         bail!("nothing to do: give at least one fault and a rate above 0");
     }
-    let started_at = chrono::Utc::now().to_rfc3339();
+    let started_at = now_rfc3339();
+    let (gateway, broadcast) = (args.gateway_bin.clone(), args.broadcast_bin.clone());
     let bins = Binaries {
-        gateway: args.gateway_bin.clone(),
-        broadcast: args.broadcast_bin.clone(),
+        gateway,
+        broadcast,
         worker: args.worker_bin.clone(),
     };
     let mut cluster = Cluster::start(&bins).await?;
     let items = create_items(&cluster).await?;
     let clock = Clock::start();
-    let viewer = Viewer::start(cluster.broadcast_authority(), &items[0], clock);
-    let workload = Workload::start(
-        Target {
-            gateways: cluster.gateway_urls(),
-            items: items.clone(),
-            rate: plan.rate,
-        },
-        clock,
-    )?;
+    // The viewer watches the first item; the arrival times show when the live path stopped.
+    let arrivals: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let recorder = Arc::clone(&arrivals);
+    let watched = items.iter().take(1).cloned().collect();
+    let viewer = Watcher::start(cluster.broadcast_authority(), watched, move |text| {
+        if text.contains("\"type\":\"bid_placed\"") {
+            recorder
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(clock.now_ms());
+        }
+    });
+    let target = Target {
+        gateways: cluster.gateway_urls(),
+        items: items.clone(),
+        rate: plan.rate,
+        bids_per_read: Some(BIDS_PER_READ),
+        bids: None,
+    };
+    let workload = Workload::start(target, clock)?;
     let mut windows = Vec::with_capacity(plan.faults.len());
     for &fault in &plan.faults {
-        let window = run_fault(&mut cluster, &workload, &plan, fault, clock).await?;
-        windows.push(window);
+        windows.push(run_fault(&mut cluster, &workload, &plan, fault, clock).await?);
     }
     let stopped_ms = clock.now_ms();
     let requests = workload.stop().await;
-    let arrivals = viewer.stop().await;
+    viewer.stop().await;
+    let arrivals = arrivals
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
     tracing::info!("load stopped; waiting for the archive to drain");
     let loss = drain_and_compare(&cluster, &requests, &items, clock, stopped_ms).await;
     cluster.shutdown().await?;
@@ -240,28 +268,22 @@ pub async fn run(args: &ResilienceArgs) -> anyhow::Result<ResilienceResult> {
         })
         .collect();
     if !loss.holds() {
+        let (lost, unexplained) = (loss.lost, loss.unexplained);
         violations.push(format!(
-            "loss check: {} accepted bids missing from PostgreSQL, {} unexplained rows",
-            loss.lost, loss.unexplained
+            "loss check: {lost} accepted bids missing from PostgreSQL, {unexplained} \
+             unexplained rows"
         ));
     }
-    let per_second = per_second(&requests, &arrivals);
     let result = ResilienceResult {
         experiment: "resilience",
         started_at,
         machine: Machine::current(),
         plan,
-        bids_sent: requests
-            .iter()
-            .filter(|r| r.kind == timeline::Kind::Bid)
-            .count(),
-        reads_sent: requests
-            .iter()
-            .filter(|r| r.kind != timeline::Kind::Bid)
-            .count(),
+        bids_sent: requests.iter().filter(|r| r.kind == Kind::Bid).count(),
+        reads_sent: requests.iter().filter(|r| r.kind != Kind::Bid).count(),
         faults,
         loss,
-        per_second,
+        per_second: per_second(&requests, &arrivals),
         violations,
     };
     report::write(&args.out_dir, &result)?;
@@ -274,14 +296,16 @@ async fn create_items(cluster: &Cluster) -> anyhow::Result<Vec<String>> {
     let api = ApiClient::new(urls.first().context("no gateway started")?)?;
     let mut items = Vec::with_capacity(ITEMS);
     for i in 0..ITEMS {
-        let id = testkit::unique_id(&format!("res{i}"));
-        api.create_item(&NewItem {
-            id: id.clone(),
-            name: format!("resilience item {i}"),
-            starting_price_cents: workload::STARTING_CENTS,
-            min_increment_cents: 1,
-            end_time: chrono::Utc::now() + chrono::Duration::days(1),
-        })
+        let (id, name) = (
+            testkit::unique_id(&format!("res{i}")),
+            format!("resilience item {i}"),
+        );
+        api.create_item(&NewItem::new(
+            id.clone(),
+            &name,
+            (STARTING_CENTS, 1),
+            in_secs(86_400),
+        )?)
         .await?;
         items.push(id);
     }
@@ -327,8 +351,8 @@ async fn run_fault(
         "restarted"
     );
 
-    let before_restart: Vec<Uuid> = workload
-        .snapshot()
+    let snapshot = workload.snapshot();
+    let before_restart: Vec<Uuid> = snapshot
         .iter()
         .filter(|r| r.sent_ms < restart_ms)
         .filter_map(|r| r.event_id)
@@ -337,12 +361,11 @@ async fn run_fault(
     let bound = tokio::time::Instant::now() + AFTER_BOUND;
     let mut archive_caught_up_ms = None;
     loop {
-        if archive_caught_up_ms.is_none()
-            && archive::count_archived(cluster.database_url(), &before_restart)
-                .await
-                .is_ok_and(|n| n >= before_restart.len())
-        {
-            archive_caught_up_ms = Some(clock.now_ms() - restart_ms);
+        if archive_caught_up_ms.is_none() {
+            let archived = archive::count_archived(cluster.database_url(), Some(&before_restart));
+            if archived.await.is_ok_and(|n| n >= before_restart.len()) {
+                archive_caught_up_ms = Some(clock.now_ms() - restart_ms);
+            }
         }
         let now = tokio::time::Instant::now();
         let recovered =
@@ -366,44 +389,46 @@ async fn run_fault(
 impl FaultWindow {
     /// The fault's figures and checks from the whole run's record.
     fn analyse(&self, requests: &[Request], arrivals: &[f64]) -> FaultResult {
-        let outage = WindowStats::of(requests, self.kill_ms, self.restart_ms, None);
-        let outage_per_gateway: Vec<WindowStats> = (0..2)
-            .map(|g| WindowStats::of(requests, self.kill_ms, self.restart_ms, Some(g)))
-            .collect();
-        let after_requests: Vec<Request> = requests
+        let (kill, restart, end) = (self.kill_ms, self.restart_ms, self.after_end_ms);
+        let window = |from, to, gateway| WindowStats::of(requests, from, to, gateway);
+        let (before, outage) = (
+            window(self.before_ms, kill, None),
+            window(kill, restart, None),
+        );
+        let outage_per_gateway: Vec<WindowStats> =
+            (0..2).map(|g| window(kill, restart, Some(g))).collect();
+        let until_end: Vec<Request> = requests
             .iter()
-            .filter(|r| r.sent_ms < self.after_end_ms)
+            .filter(|r| r.sent_ms < end)
             .cloned()
             .collect();
-        let recovery_ms = timeline::recovery_ms(&after_requests, self.restart_ms, RECOVERY_HOLD_MS);
+        let recovery_ms = timeline::recovery_ms(&until_end, restart, RECOVERY_HOLD_MS);
         let viewer_resumed_ms = arrivals
             .iter()
-            .find(|t| **t >= self.restart_ms)
-            .map(|t| t - self.restart_ms);
-        let viewer_events_in_outage = arrivals
+            .find(|t| **t >= restart)
+            .map(|t| t - restart);
+        let in_outage = arrivals
             .iter()
-            .filter(|t| **t >= self.kill_ms && **t < self.restart_ms)
+            .filter(|t| (kill..restart).contains(*t))
             .count();
-        let before = WindowStats::of(requests, self.before_ms, self.kill_ms, None);
+        let percent = |w: &WindowStats| w.availability * 100.0;
         let mut violations = Vec::new();
-        if self.fault.bids_unaffected()
-            && outage.availability
-                < before.availability
-                    - BASELINE_TOLERANCE.max(BASELINE_TOLERANCE_BIDS / outage.bids.max(1) as f64)
-        {
+        let tolerance = BASELINE_TOLERANCE.max(BASELINE_TOLERANCE_BIDS / outage.bids.max(1) as f64);
+        if self.fault.bids_unaffected() && outage.availability < before.availability - tolerance {
             violations.push(format!(
-                "bids refused while it was down (availability {:.1} % against {:.1} % before: {:?})",
-                outage.availability * 100.0,
-                before.availability * 100.0,
+                "bids refused while it was down (availability {:.1} % against {:.1} % \
+                 before: {:?})",
+                percent(&outage),
+                percent(&before),
                 outage.answers
             ));
         }
         if let (Fault::Gateway, Some(survivor)) = (self.fault, outage_per_gateway.first())
             && survivor.availability < 1.0
         {
+            let survivor = percent(survivor);
             violations.push(format!(
-                "the surviving gateway refused bids (availability {:.1} %)",
-                survivor.availability * 100.0
+                "the surviving gateway refused bids (availability {survivor:.1} %)"
             ));
         }
         if self.fault == Fault::Redis {
@@ -412,27 +437,26 @@ impl FaultWindow {
             let mut not_503: Vec<String> = requests
                 .iter()
                 .filter(|r| r.kind == Kind::Bid && !r.is_503())
-                .filter(|r| r.sent_ms >= self.kill_ms && r.sent_ms + r.latency_ms < self.restart_ms)
+                .filter(|r| r.sent_ms >= kill && r.sent_ms + r.latency_ms < restart)
                 .map(Request::label)
                 .collect();
             not_503.sort();
             if !not_503.is_empty() {
+                let answers = not_503.join(", ");
                 violations.push(format!(
-                    "bids answered otherwise than a fast 503 while Redis was down: {}",
-                    not_503.join(", ")
+                    "bids answered otherwise than a fast 503 while Redis was down: {answers}"
                 ));
             }
-            if outage.unavailable_latency_ms.p99 >= FAST_503_P99_MS {
-                violations.push(format!(
-                    "503 p99 {:.0} ms ≥ {FAST_503_P99_MS} ms",
-                    outage.unavailable_latency_ms.p99
-                ));
+            let p99 = outage.unavailable_latency_ms.p99;
+            if p99 >= FAST_503_P99_MS {
+                violations.push(format!("503 p99 {p99:.0} ms ≥ {FAST_503_P99_MS} ms"));
             }
         }
         if recovery_ms.is_none() {
+            let within = (end - restart) / 1000.0;
             violations.push(format!(
-                "bids did not succeed for {RECOVERY_HOLD_MS} ms in a row within {:.1} s of the restart",
-                (self.after_end_ms - self.restart_ms) / 1000.0
+                "bids did not succeed for {RECOVERY_HOLD_MS} ms in a row within {within:.1} s \
+                 of the restart"
             ));
         }
         if matches!(self.fault, Fault::Nats | Fault::Broadcast) && viewer_resumed_ms.is_none() {
@@ -441,17 +465,17 @@ impl FaultWindow {
         FaultResult {
             fault: self.fault,
             expectation: self.fault.expectation(),
-            kill_ms: self.kill_ms,
-            restart_ms: self.restart_ms,
+            kill_ms: kill,
+            restart_ms: restart,
             ready_ms: self.ready_ms,
-            after_end_ms: self.after_end_ms,
+            after_end_ms: end,
             before,
             outage,
             outage_per_gateway,
-            after: WindowStats::of(requests, self.restart_ms, self.after_end_ms, None),
+            after: window(restart, end, None),
             recovery_ms,
             viewer_resumed_ms,
-            viewer_events_in_outage,
+            viewer_events_in_outage: in_outage,
             archive_caught_up_ms: self.archive_caught_up_ms,
             violations,
         }
@@ -469,52 +493,40 @@ async fn drain_and_compare(
     let accepted: Vec<Uuid> = requests.iter().filter_map(|r| r.event_id).collect();
     let deadline = tokio::time::Instant::now() + DRAIN_BOUND;
     let mut drained_after_ms = None;
-    while tokio::time::Instant::now() < deadline {
-        if archive::count_archived(cluster.database_url(), &accepted)
-            .await
-            .is_ok_and(|n| n >= accepted.len())
-        {
+    while tokio::time::Instant::now() < deadline && drained_after_ms.is_none() {
+        let archived = archive::count_archived(cluster.database_url(), Some(&accepted)).await;
+        if archived.is_ok_and(|n| n >= accepted.len()) {
             drained_after_ms = Some(clock.now_ms() - stopped_ms);
-            break;
+        } else {
+            tokio::time::sleep(POLL).await;
         }
-        tokio::time::sleep(POLL).await;
     }
     // Rows still arriving for bids whose answer was lost are relayed by now too (they were in
     // the outbox with the accepted ones), so one read of the table is the final state.
-    let rows = match archive::archived_bids(cluster.database_url()).await {
-        Ok(rows) => rows,
-        Err(e) => {
+    let rows = archive::archived_bids(cluster.database_url())
+        .await
+        .unwrap_or_else(|e| {
             tracing::error!(error = %format!("{e:#}"), "cannot read the archive");
             Vec::new()
-        }
-    };
+        });
     let mut check = LossCheck::compare(requests, items, &rows);
     check.drained_after_ms = drained_after_ms;
-    check.stream_messages = match archive::stream_messages(&cluster.nats_url()).await {
-        Ok(n) => Some(n),
-        Err(e) => {
-            tracing::warn!(error = %format!("{e:#}"), "cannot read the stream's message count");
-            None
-        }
-    };
+    let stream = shared::subjects::ARCHIVE_STREAM;
+    let messages = archive::stream_messages(&cluster.nats_url(), stream).await;
+    check.stream_messages = messages
+        .inspect_err(|e| tracing::warn!(error = %format!("{e:#}"), "cannot count the stream"))
+        .ok();
     check
 }
 
 fn per_second(requests: &[Request], arrivals: &[f64]) -> Vec<Second> {
     let bids = timeline::bids_per_second(requests);
     let events = timeline::events_per_second(arrivals, bids.len());
-    bids.into_iter()
-        .zip(events)
-        .map(|((second, ok, failed), viewer_events)| Second {
-            second,
-            bids_2xx: ok,
-            bids_failed: failed,
-            viewer_events,
-        })
-        .collect()
-}
-
-/// The human summary printed on stdout.
-pub fn summary(r: &ResilienceResult) -> String {
-    report::summary(r)
+    let second = |((second, bids_2xx, bids_failed), viewer_events)| Second {
+        second,
+        bids_2xx,
+        bids_failed,
+        viewer_events,
+    };
+    bids.into_iter().zip(events).map(second).collect()
 }

@@ -1,5 +1,5 @@
 //! The report people read: `README.md` (one row per fault, then the loss check), the charts
-//! (`timeline.svg`, `availability.svg`), `result.json`, and the stdout summary.
+//! (`timeline.svg`, `availability.svg`) and `result.json`.
 
 use super::cluster::VICTIM_GATEWAY;
 use super::faults::Fault;
@@ -24,13 +24,11 @@ pub fn write(dir: &Path, result: &ResilienceResult) -> anyhow::Result<()> {
 
 fn timeline_chart(path: &Path, r: &ResilienceResult) -> anyhow::Result<()> {
     let line = |name: &str, value: fn(&super::Second) -> u64| {
-        Series::new(
-            name,
-            r.per_second
-                .iter()
-                .map(|s| (s.second as f64, value(s) as f64))
-                .collect(),
-        )
+        let points = r
+            .per_second
+            .iter()
+            .map(|s| (s.second as f64, value(s) as f64));
+        Series::new(name, points.collect())
     };
     line_chart(
         path,
@@ -50,14 +48,7 @@ fn timeline_chart(path: &Path, r: &ResilienceResult) -> anyhow::Result<()> {
 fn availability_chart(path: &Path, r: &ResilienceResult) -> anyhow::Result<()> {
     let categories: Vec<String> = r.faults.iter().map(|f| f.fault.name().to_owned()).collect();
     let bars = |name: &str, value: fn(&FaultResult) -> f64| {
-        Series::new(
-            name,
-            r.faults
-                .iter()
-                .enumerate()
-                .map(|(i, f)| (i as f64, value(f) * 100.0))
-                .collect(),
-        )
+        Series::bars(name, r.faults.iter().map(|f| value(f) * 100.0))
     };
     bar_chart(
         path,
@@ -89,19 +80,23 @@ fn millis(value: Option<f64>) -> String {
     value.map_or_else(|| "never".to_owned(), |ms| format!("{ms:.0} ms"))
 }
 
-/// `503 unavailable ×12, transport connect ×3` (2xx answers left out).
-fn errors_seen(w: &WindowStats) -> String {
-    let errors: Vec<String> = w
-        .answers
-        .iter()
-        .filter(|(label, _)| !label.starts_with('2'))
-        .map(|(label, n)| format!("{label} ×{n}"))
-        .collect();
-    if errors.is_empty() {
+/// `503 unavailable ×12, transport connect ×3`, or `none`.
+fn counted<'a>(counts: impl Iterator<Item = (&'a String, &'a usize)>) -> String {
+    let counts: Vec<String> = counts.map(|(label, n)| format!("{label} ×{n}")).collect();
+    if counts.is_empty() {
         "none".to_owned()
     } else {
-        errors.join(", ")
+        counts.join(", ")
     }
+}
+
+/// The answers other than 2xx in `w`.
+fn errors_seen(w: &WindowStats) -> String {
+    counted(
+        w.answers
+            .iter()
+            .filter(|(label, _)| !label.starts_with('2')),
+    )
 }
 
 /// What the row's figures mean for this fault, in words.
@@ -133,14 +128,14 @@ fn notes(f: &FaultResult) -> String {
     notes.join("; ")
 }
 
-fn markdown(r: &ResilienceResult) -> String {
+pub(super) fn markdown(r: &ResilienceResult) -> String {
     let p = &r.plan;
     let mut text = format!(
-        "# Resilience\n\nEach component is killed in turn for {} s under a steady load of {} bids/s \
-         (spread over 4 items, alternating between two gateways) plus one read per 5 bids, with \
-         {} s of healthy time before each fault and at least as much after each restart. Redis \
-         runs with an append-only file (written before each reply, fsynced every second). {} bids and {} reads were sent \
-         on {} cores.\n\n**Verdict: {}**\n\n",
+        "# Resilience\n\nEach component is killed in turn for {} s under a steady load of {} \
+         bids/s (spread over 4 items, alternating between two gateways) plus one read per 5 bids, \
+         with {} s of healthy time before each fault and at least as much after each restart. \
+         Redis runs with an append-only file (written before each reply, fsynced every second). \
+         {} bids and {} reads were sent on {} cores.\n\n**Verdict: {}**\n\n",
         p.outage_secs,
         p.rate,
         p.settle_secs,
@@ -168,19 +163,9 @@ fn markdown(r: &ResilienceResult) -> String {
             ]
         })
         .collect();
-    text.push_str(&markdown_table(
-        &[
-            "fault",
-            "bids 2xx before",
-            "bids 2xx during outage",
-            "errors seen",
-            "failed p50 / p99",
-            "restart took",
-            "writes recovered after",
-            "notes",
-        ],
-        &rows,
-    ));
+    let header = "fault | bids 2xx before | bids 2xx during outage | errors seen | \
+                  failed p50 / p99 | restart took | writes recovered after | notes";
+    text.push_str(&markdown_table(header, &rows));
     text.push_str(
         "\n*Writes recovered after*: from the restart to the first bid of a run of ≥ 1 s of bids \
          all answered 2xx. *Failed p50 / p99*: latency of the bids not answered 2xx. *Bids 2xx \
@@ -205,26 +190,18 @@ fn markdown(r: &ResilienceResult) -> String {
          Accepted (distinct event ids): {}; rows in `bids`: {}; **lost: {}**; rows whose bid got \
          no 2xx answer although the bid was stored: {} ({}); **unexplained rows: {}**; \
          JetStream archive stream messages: {}.\n",
-        l.drained_after_ms.map_or_else(
-            || "**never** (within 60 s)".to_owned(),
-            |ms| format!("{ms:.0} ms later")
-        ),
+        l.drained_after_ms
+            .map_or("**never** (within 60 s)".to_owned(), |ms| format!(
+                "{ms:.0} ms later"
+            )),
         l.accepted,
         l.archived,
         l.lost,
         l.answer_lost,
-        if l.answer_lost_by_label.is_empty() {
-            "none".to_owned()
-        } else {
-            l.answer_lost_by_label
-                .iter()
-                .map(|(label, n)| format!("{label} ×{n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        },
+        counted(l.answer_lost_by_label.iter()),
         l.unexplained,
         l.stream_messages
-            .map_or_else(|| "unknown".to_owned(), |n| n.to_string()),
+            .map_or("unknown".to_owned(), |n| n.to_string()),
     );
     if !r.violations.is_empty() {
         text.push_str("\n## Violations\n\n");
@@ -234,42 +211,6 @@ fn markdown(r: &ResilienceResult) -> String {
     }
     text.push_str(
         "\n## Charts\n\n![bids per second](timeline.svg)\n\n![availability](availability.svg)\n",
-    );
-    text
-}
-
-/// The stdout summary: one line per fault, then the loss check and the verdict.
-pub fn summary(r: &ResilienceResult) -> String {
-    let mut text = format!(
-        "resilience ({} bids/s, {} s outages, {} cores):\n",
-        r.plan.rate, r.plan.outage_secs, r.machine.cores
-    );
-    for f in &r.faults {
-        let _ = writeln!(
-            text,
-            "  {:<9} outage 2xx {:>6} of {:>4} bids, recovered {:>8}, archive caught up {:>8}, errors: {}",
-            f.fault.name(),
-            percent(f.outage.availability),
-            f.outage.bids,
-            millis(f.recovery_ms),
-            millis(f.archive_caught_up_ms),
-            errors_seen(&f.outage)
-        );
-    }
-    let l = &r.loss;
-    let _ = write!(
-        text,
-        "  loss check: {} accepted, {} archived, {} lost, {} answer-lost, {} unexplained\n  verdict: {}",
-        l.accepted,
-        l.archived,
-        l.lost,
-        l.answer_lost,
-        l.unexplained,
-        if r.passed() {
-            "passed".to_owned()
-        } else {
-            format!("VIOLATED ({})", r.violations.join("; "))
-        }
     );
     text
 }

@@ -1,115 +1,11 @@
-//! What the load generator and the viewer observed, on one clock, and the pure functions that
-//! turn it into figures: per-window availability and error counts, per-second rates, and the
-//! time to recover. Kept free of I/O so the arithmetic has unit tests.
+//! The pure functions that turn what the load and the viewer observed (on one clock) into
+//! figures: per-window availability and error counts, per-second rates, and the time to
+//! recover. Kept free of I/O so the arithmetic has unit tests.
 
+use crate::latency::{self, Histogram, LatencyMs};
+use crate::open_loop::{Kind, Request};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::time::Instant;
-use uuid::Uuid;
-
-/// Milliseconds since the start of the run, shared by every recorder.
-#[derive(Debug, Clone, Copy)]
-pub struct Clock {
-    start: Instant,
-}
-
-impl Clock {
-    pub fn start() -> Self {
-        Self {
-            start: Instant::now(),
-        }
-    }
-
-    pub fn now_ms(&self) -> f64 {
-        self.start.elapsed().as_secs_f64() * 1000.0
-    }
-}
-
-/// Which call a request was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Bid,
-    /// `GET /api/v1/items/{id}` (Redis).
-    ItemRead,
-    /// `GET /api/v1/items/{id}/bids` (PostgreSQL).
-    HistoryRead,
-}
-
-/// How a request ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// An HTTP answer, with the JSON body's `code` (bids) or `error` (errors) when present.
-    Answered { status: u16, code: Option<String> },
-    /// No HTTP answer: `timeout`, `connect` (refused) or `other` (reset mid-request, …).
-    Transport(&'static str),
-}
-
-/// One request as the load generator saw it.
-#[derive(Debug, Clone)]
-pub struct Request {
-    pub sent_ms: f64,
-    pub gateway: usize,
-    pub kind: Kind,
-    pub item: usize,
-    /// The bid's amount (unique per item, so an archived row can be traced back to its bid).
-    pub amount_cents: i64,
-    pub outcome: Outcome,
-    pub latency_ms: f64,
-    /// For an accepted bid, the event the gateway says it stored.
-    pub event_id: Option<Uuid>,
-}
-
-impl Request {
-    /// Answered 2xx: the service handled it (an outbid `bid_too_low` counts: it was processed).
-    pub fn is_2xx(&self) -> bool {
-        matches!(self.outcome, Outcome::Answered { status, .. } if (200..300).contains(&status))
-    }
-
-    pub fn is_accepted_bid(&self) -> bool {
-        self.kind == Kind::Bid && self.event_id.is_some()
-    }
-
-    /// The label the report counts: `200 accepted`, `503 unavailable`, `transport connect`.
-    pub fn label(&self) -> String {
-        match &self.outcome {
-            Outcome::Answered { status, code } => match code {
-                Some(code) => format!("{status} {code}"),
-                None => status.to_string(),
-            },
-            Outcome::Transport(kind) => format!("transport {kind}"),
-        }
-    }
-
-    pub fn is_503(&self) -> bool {
-        matches!(self.outcome, Outcome::Answered { status: 503, .. })
-    }
-}
-
-/// Percentiles of a set of latencies, in milliseconds (0 when empty).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct LatencyMs {
-    pub count: usize,
-    pub p50: f64,
-    pub p99: f64,
-    pub max: f64,
-}
-
-impl LatencyMs {
-    pub fn of(mut values: Vec<f64>) -> Self {
-        values.sort_by(f64::total_cmp);
-        let at = |q: f64| {
-            let rank = ((values.len() as f64 * q).ceil() as usize).saturating_sub(1);
-            values.get(rank).copied().unwrap_or(0.0)
-        };
-        Self {
-            count: values.len(),
-            p50: at(0.50),
-            p99: at(0.99),
-            max: values.last().copied().unwrap_or(0.0),
-        }
-    }
-}
 
 /// The bids sent in one time window, summarised.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -143,8 +39,8 @@ impl WindowStats {
             to_ms,
             ..Self::default()
         };
-        let mut failed = Vec::new();
-        let mut unavailable = Vec::new();
+        let (mut failed, mut unavailable) = (Histogram::exact(), Histogram::exact());
+        let latency = |r: &Request| latency::from_ms(r.latency_ms);
         for r in in_window {
             if r.kind != Kind::Bid {
                 stats.reads += 1;
@@ -156,10 +52,10 @@ impl WindowStats {
             if r.is_2xx() {
                 stats.answered_2xx += 1;
             } else {
-                failed.push(r.latency_ms);
+                failed.record(latency(r));
             }
             if r.is_503() {
-                unavailable.push(r.latency_ms);
+                unavailable.record(latency(r));
             }
             stats.accepted += usize::from(r.is_accepted_bid());
         }
@@ -168,8 +64,8 @@ impl WindowStats {
         } else {
             stats.answered_2xx as f64 / stats.bids as f64
         };
-        stats.failed_latency_ms = LatencyMs::of(failed);
-        stats.unavailable_latency_ms = LatencyMs::of(unavailable);
+        stats.failed_latency_ms = failed.latency().unwrap_or_default();
+        stats.unavailable_latency_ms = unavailable.latency().unwrap_or_default();
         stats
     }
 }
@@ -229,6 +125,7 @@ pub fn events_per_second(arrivals_ms: &[f64], seconds: usize) -> Vec<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::Outcome;
 
     fn bid(sent_ms: f64, gateway: usize, status: Option<u16>, latency_ms: f64) -> Request {
         Request {
@@ -252,7 +149,8 @@ mod tests {
                 None => Outcome::Transport("connect"),
             },
             latency_ms,
-            event_id: (status == Some(200)).then(Uuid::now_v7),
+            event_id: (status == Some(200)).then(uuid::Uuid::now_v7),
+            seq: None,
         }
     }
 
@@ -293,13 +191,6 @@ mod tests {
         ];
         assert_eq!(recovery_ms(&requests, 50.0, 1000.0), Some(350.0));
         assert_eq!(recovery_ms(&requests, 50.0, 2000.0), None);
-    }
-
-    #[test]
-    fn percentiles_use_the_nearest_rank() {
-        let latency = LatencyMs::of((1..=100).map(f64::from).collect());
-        assert_eq!((latency.p50, latency.p99, latency.max), (50.0, 99.0, 100.0));
-        assert_eq!(LatencyMs::of(Vec::new()), LatencyMs::default());
     }
 
     #[test]

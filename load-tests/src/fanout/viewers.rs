@@ -1,28 +1,22 @@
-//! `viewers`: one client process of `bench-fanout`. It opens `--count` WebSocket viewers on
+//! `viewers`: one client process of the fan-out levels. It opens `--count` WebSocket viewers on
 //! one item from one source address, records when each `bid_placed` frame arrives, and once the
 //! orchestrator writes the POST times (`--posts-file`), reports delivery and latency.
 //!
 //! One process holds at most ~20,000 sockets here, so large runs use several of these, each
-//! from its own 127.0.0.x source address (a source address has ~28,000 ephemeral ports).
-//!
-//! The client shares two cores with the service it measures, so what it costs per frame is
-//! added to every latency it reports: a frame that waits for the client to get to its socket
-//! looks like a slow server. It therefore reads all its sockets from one thread on one `epoll`
-//! set (mio), each through tungstenite's plain (non-async) WebSocket in non-blocking mode: one
-//! wake-up per batch of ready sockets, no task per viewer. The async version (a tokio task and
-//! a tokio-tungstenite stream per viewer) spent about 8 µs per frame, as much as the server.
+//! from its own 127.0.0.x source address, read as [`Readers`], each socket through
+//! tungstenite's plain (non-async) WebSocket in non-blocking mode.
 
-use crate::latency::wall_clock_us;
-use crate::source_socket;
-use anyhow::Context;
+use crate::client_sockets::{self, Readers};
+use crate::handoff::publish;
+use crate::host::raise_fd_limit;
+use crate::latency::{Histogram, wall_clock_us};
 use clap::Args;
-use mio::{Events, Interest, Poll, Token};
 use serde::{Deserialize, Serialize};
 use socket2::SockRef;
 use std::collections::{HashMap, HashSet};
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
@@ -50,10 +44,9 @@ pub struct ViewersArgs {
     pub out: PathBuf,
 }
 
-/// Microsecond latency histogram: bucket `i` counts latencies in `[i*100, (i+1)*100)` µs; the
-/// last bucket holds everything from 10 s on.
-pub const BUCKET_US: u64 = 100;
-pub const BUCKETS: usize = 100_000;
+/// Latencies are kept in 100 µs buckets: fine for figures in milliseconds, and a report of
+/// a few thousand buckets however many receipts it counts.
+pub const BUCKET: Duration = Duration::from_micros(100);
 
 /// How long one connection and its handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,8 +63,8 @@ pub struct ViewerReport {
     pub expected: u64,
     /// Snapshots received after the first (conflations or resyncs).
     pub resyncs: u64,
-    /// Sparse histogram: (bucket, count).
-    pub histogram: Vec<(usize, u64)>,
+    /// Every receipt's latency.
+    pub histogram: Histogram,
 }
 
 /// One viewer: its socket and what it received.
@@ -88,23 +81,11 @@ fn bid_seq(text: &str) -> Option<u64> {
     if !text.contains("\"type\":\"bid_placed\"") {
         return None;
     }
-    let rest = &text[text.find("\"seq\":")? + 6..];
-    let end = rest
+    let rest = text.split_once("\"seq\":")?.1;
+    let digits = rest
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(rest.len());
-    rest[..end].parse().ok()
-}
-
-/// Raises this process's open-file limit to its hard limit.
-pub fn raise_fd_limit() {
-    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-    let raised = rustix::process::Rlimit {
-        current: limit.maximum,
-        maximum: limit.maximum,
-    };
-    if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Nofile, raised) {
-        tracing::warn!(error = %e, "cannot raise the open-file limit");
-    }
+    rest.get(..digits)?.parse().ok()
 }
 
 /// Runs one client process to the end (blocking: it is a single-threaded event loop).
@@ -114,51 +95,27 @@ pub fn raise_fd_limit() {
 pub fn run(args: &ViewersArgs) -> anyhow::Result<()> {
     raise_fd_limit();
     let url = format!("ws://{}/ws?item_id={}", args.server, args.item);
-    let mut poll = Poll::new().context("creating the poll set")?;
-    let mut viewers = Vec::with_capacity(args.count);
-    let mut failed = 0;
-    for _ in 0..args.count {
-        match connect(args, &url) {
-            Ok(mut ws) => {
-                let token = Token(viewers.len());
-                poll.registry()
-                    .register(ws.get_mut(), token, Interest::READABLE)
-                    .context("registering a socket")?;
-                viewers.push(Viewer {
-                    ws,
-                    receipts: Vec::new(),
-                    snapshots: 0,
-                    open: true,
-                });
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "viewer not connected");
-                failed += 1;
-            }
-        }
-    }
-    let connected = viewers.len();
-    std::fs::write(&args.ready_file, connected.to_string())?;
+    let open = || {
+        let ws = connect(args, &url)?;
+        Ok(Viewer {
+            ws,
+            receipts: Vec::new(),
+            snapshots: 0,
+            open: true,
+        })
+    };
+    let (mut viewers, failed) = Readers::open(args.count, open, |v| v.ws.get_mut())?;
+    let connected = viewers.sockets.len();
+    publish(&args.ready_file, &connected.to_string())?;
     tracing::info!(connected, "viewers connected");
 
     // Frames that arrived during the handshakes are already buffered by the kernel; edge-
     // triggered polling reports them only on new data, so read every socket once first.
-    for viewer in &mut viewers {
-        read_ready(viewer);
-    }
-    let mut events = Events::with_capacity(1024);
+    viewers.sockets.iter_mut().for_each(read_ready);
     let mut last_check = Instant::now();
     let posts = loop {
-        if let Err(e) = poll.poll(&mut events, Some(POSTS_CHECK))
-            && e.kind() != ErrorKind::Interrupted
-        {
-            return Err(e).context("polling the sockets");
-        }
-        for event in &events {
-            if let Some(viewer) = viewers.get_mut(event.token().0) {
-                read_ready(viewer);
-            }
-        }
+        viewers.poll(POSTS_CHECK, read_ready)?;
+        // Polls return as frames arrive; the file is looked at only every `POSTS_CHECK`.
         if last_check.elapsed() >= POSTS_CHECK {
             last_check = Instant::now();
             if let Some(posts) = read_posts(&args.posts_file) {
@@ -167,10 +124,10 @@ pub fn run(args: &ViewersArgs) -> anyhow::Result<()> {
         }
     };
 
-    let mut histogram = vec![0u64; BUCKETS];
+    let mut histogram = Histogram::bucketed(BUCKET);
     let mut delivered = 0;
     let mut resyncs = 0;
-    for viewer in &viewers {
+    for viewer in &viewers.sockets {
         resyncs += viewer.snapshots.saturating_sub(1);
         let mut seen = HashSet::new();
         for (seq, at) in &viewer.receipts {
@@ -178,9 +135,7 @@ pub fn run(args: &ViewersArgs) -> anyhow::Result<()> {
                 && seen.insert(*seq)
             {
                 delivered += 1;
-                let bucket =
-                    usize::try_from(at.saturating_sub(*posted) / BUCKET_US).unwrap_or(usize::MAX);
-                histogram[bucket.min(BUCKETS - 1)] += 1;
+                histogram.record(Duration::from_micros(at.saturating_sub(*posted)));
             }
         }
     }
@@ -190,20 +145,15 @@ pub fn run(args: &ViewersArgs) -> anyhow::Result<()> {
         delivered,
         expected: posts.len() as u64 * connected as u64,
         resyncs,
-        histogram: histogram
-            .into_iter()
-            .enumerate()
-            .filter(|(_, n)| *n > 0)
-            .collect(),
+        histogram,
     };
-    std::fs::write(&args.out, serde_json::to_vec(&report)?).context("writing the report")?;
-    Ok(())
+    publish(&args.out, &serde_json::to_string(&report)?)
 }
 
 /// Connects from the source address and does the handshake with the socket still blocking
 /// (one at a time is fast on loopback), then makes it non-blocking for the event loop.
 fn connect(args: &ViewersArgs, url: &str) -> anyhow::Result<WebSocket<mio::net::TcpStream>> {
-    let socket = source_socket::connect(args.source, args.server, CONNECT_TIMEOUT)?;
+    let socket = client_sockets::connect(args.source, args.server, CONNECT_TIMEOUT)?;
     socket.set_read_timeout(Some(CONNECT_TIMEOUT))?;
     let stream: std::net::TcpStream = socket.into();
     // Small buffers: the default 128 KiB per socket would make the load generator, not the
@@ -241,15 +191,8 @@ fn read_ready(viewer: &mut Viewer) {
 }
 
 /// The orchestrator's `{seq: post_time_us}`, once it is written.
-fn read_posts(path: &std::path::Path) -> Option<HashMap<u64, u64>> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let posts = serde_json::from_str::<HashMap<String, u64>>(&text).ok()?;
-    Some(
-        posts
-            .into_iter()
-            .filter_map(|(k, v)| k.parse().ok().map(|k| (k, v)))
-            .collect(),
-    )
+fn read_posts(path: &Path) -> Option<HashMap<u64, u64>> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
 #[cfg(test)]

@@ -1,0 +1,181 @@
+//! One fan-out level: a gateway and ⌈N / per-process⌉ broadcast instances (one process holds
+//! ~20,000 sockets here), as many [`viewers`](super::viewers) client processes, each from its
+//! own 127.0.0.x source address; once every viewer is connected, the broadcast instances'
+//! resident memory per idle viewer, then bids at a fixed rate, then the clients' reports
+//! merged: delivery and latency from just before each POST to each receipt.
+
+use super::FanoutLoad;
+use super::viewers::ViewerReport;
+use crate::api::{ApiClient, NewItem, in_secs};
+use crate::handoff::{Handoff, publish};
+use crate::host::rss_kib;
+use crate::latency::{Histogram, LatencyMs};
+use crate::open_loop::{Clock, STARTING_CENTS, Target, Workload};
+use crate::service::{Service, namespace, run_tag};
+use anyhow::Context;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Most time a level's connections may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Time for the connections to settle (initial snapshots written, buffers drained) before
+/// the idle memory is read.
+const SETTLE: Duration = Duration::from_secs(2);
+/// Time for the last events to arrive before the clients stop listening.
+const LAST_EVENTS: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Serialize)]
+pub struct FanoutLevel {
+    pub viewers: usize,
+    pub bids_per_sec: u64,
+    pub connected: usize,
+    pub broadcast_instances: usize,
+    /// Bids posted, and how many of them were accepted.
+    pub bids_posted: usize,
+    pub bids_accepted: usize,
+    pub delivery_ratio: f64,
+    pub resyncs: u64,
+    /// All zero when no bid reached a viewer.
+    pub latency_ms: LatencyMs,
+    /// Resident memory the broadcast instances gained per connected idle viewer.
+    pub rss_per_viewer_kib: f64,
+    pub connect_secs: f64,
+    /// Every receipt's latency, for the `fanout` report's CDF.
+    #[serde(skip)]
+    pub histogram: Histogram,
+}
+
+/// Runs one level: services, client processes, bids, merged reports.
+///
+/// # Errors
+/// When a service or client process cannot run.
+pub async fn run(load: &FanoutLoad, viewers: usize) -> anyhow::Result<FanoutLevel> {
+    let tag = run_tag("fan");
+    let processes = viewers.div_ceil(load.per_process.max(1));
+    let per = viewers.div_ceil(processes.max(1));
+    let mut env = namespace(&tag);
+    let limit = (per + 100).to_string();
+    env.extend([
+        ("MAX_CONNECTIONS_PER_IP", limit.clone()),
+        ("MAX_CONNECTIONS", limit),
+        ("IDLE_TIMEOUT_MS", "600000".to_owned()),
+    ]);
+    let gateway = Service::start("gateway", &load.gateway_bin, &env).await?;
+    let mut broadcasts = Vec::with_capacity(processes);
+    for _ in 0..processes {
+        broadcasts.push(Service::start("broadcast", &load.broadcast_bin, &env).await?);
+    }
+    let item = format!("{tag}-item");
+    let api = ApiClient::new(gateway.url())?;
+    api.create_item(&NewItem::new(
+        item.clone(),
+        "fanout",
+        (STARTING_CENTS, 1),
+        in_secs(3_600),
+    )?)
+    .await?;
+
+    let rss = || {
+        broadcasts
+            .iter()
+            .filter_map(Service::pid)
+            .map(rss_kib)
+            .sum::<u64>()
+    };
+    let before = rss();
+    let files = Handoff::create(&tag)?;
+    let me = match &load.viewers_bin {
+        Some(bin) => bin.clone(),
+        None => std::env::current_exe().context("finding the load-tests binary")?,
+    };
+    let started = Instant::now();
+    let mut clients = Vec::with_capacity(processes);
+    for (k, broadcast) in broadcasts.iter().enumerate() {
+        let count = per.min(viewers - k * per);
+        let client = tokio::process::Command::new(&me)
+            .args([
+                "viewers",
+                "--server",
+                broadcast.authority(),
+                "--item",
+                &item,
+            ])
+            .args(["--count", &count.to_string()])
+            .args(["--source", &format!("127.0.0.{}", 11 + k)])
+            .arg("--ready-file")
+            .arg(files.file("ready", Some(k)))
+            .arg("--posts-file")
+            .arg(files.file("posts", None))
+            .arg("--out")
+            .arg(files.file("report", Some(k)))
+            .kill_on_drop(true)
+            .spawn();
+        clients.push(client.context("starting a viewers process")?);
+    }
+    let connected = usize::try_from(files.sum("ready", processes, CONNECT_TIMEOUT).await?)?;
+    let connect_secs = started.elapsed().as_secs_f64();
+    tokio::time::sleep(SETTLE).await;
+    let idle = rss();
+    tracing::info!(
+        viewers,
+        connected,
+        connect_secs,
+        "viewers connected; bidding"
+    );
+
+    let clock = Clock::start();
+    let target = Target {
+        gateways: vec![gateway.url().to_owned()],
+        items: vec![item],
+        rate: u32::try_from(load.rate)?,
+        bids_per_read: None,
+        bids: Some(load.rate * load.duration_secs),
+    };
+    let requests = Workload::start(target, clock)?.finish().await;
+    // When each accepted bid was posted, by `seq`, on the clock the viewers read.
+    let posts: HashMap<u64, u64> = requests
+        .iter()
+        .filter_map(|r| Some((r.seq?, clock.wall_us(r.sent_ms))))
+        .collect();
+    tokio::time::sleep(LAST_EVENTS).await;
+    publish(&files.file("posts", None), &serde_json::to_string(&posts)?)?;
+
+    let reports: Vec<ViewerReport> = files
+        .reports("report", processes, Duration::from_secs(120))
+        .await?;
+    let mut histogram = Histogram::bucketed(super::viewers::BUCKET);
+    for report in &reports {
+        histogram.merge(&report.histogram);
+    }
+    for mut client in clients {
+        let _ = client.wait().await;
+    }
+    for broadcast in broadcasts {
+        broadcast.shutdown().await?;
+    }
+    gateway.shutdown().await?;
+    let expected: u64 = reports.iter().map(|r| r.expected).sum();
+    let delivered: u64 = reports.iter().map(|r| r.delivered).sum();
+    Ok(FanoutLevel {
+        viewers,
+        bids_per_sec: load.rate,
+        connected,
+        broadcast_instances: processes,
+        bids_posted: requests.len(),
+        bids_accepted: posts.len(),
+        delivery_ratio: if expected > 0 {
+            delivered as f64 / expected as f64
+        } else {
+            0.0
+        },
+        resyncs: reports.iter().map(|r| r.resyncs).sum(),
+        latency_ms: histogram.latency().unwrap_or_default(),
+        rss_per_viewer_kib: match connected {
+            0 => 0.0,
+            n => idle.saturating_sub(before) as f64 / n as f64,
+        },
+        connect_secs,
+        histogram,
+    })
+}

@@ -1,0 +1,224 @@
+//! `fanout` and `bench-fanout`: N WebSocket viewers on one item while bids arrive at a steady
+//! rate. Both run the same [`level`]s (1k/10k/50k viewers by default: several broadcast
+//! instances and [`viewers`] client processes from 127.0.0.x source addresses, bids at a fixed
+//! rate); `bench-fanout` writes them as one JSON file, `fanout` as a report with charts under
+//! `bench/results/fanout/` ([`report`]).
+//!
+//! The check: every viewer connected, most bids were accepted (a run of refusals measures
+//! nothing), and every accepted bid reached every viewer (delivery 1.0) unless the viewer was
+//! conflated to a fresh snapshot, which the report counts as a resync. `bench-fanout` asks
+//! only the first two.
+
+pub mod level;
+mod report;
+pub mod viewers;
+
+use crate::host::{Machine, cores, raise_fd_limit};
+use crate::report::{ReportDir, now_rfc3339, write_json};
+use crate::verdict::{Outcome, Verdict};
+use clap::Args;
+use level::FanoutLevel;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Points kept per CDF in `result.json` (the SVG gets the same ones).
+const CDF_POINTS: usize = 200;
+
+/// What both fan-out subcommands run.
+#[derive(Debug, Clone, Args)]
+pub struct FanoutLoad {
+    #[arg(long)]
+    pub gateway_bin: PathBuf,
+    #[arg(long)]
+    pub broadcast_bin: PathBuf,
+    /// Viewer counts, one level each.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,50000")]
+    pub viewers: Vec<usize>,
+    /// Most viewers per broadcast instance and per client process.
+    #[arg(long, default_value_t = 12_500)]
+    pub per_process: usize,
+    /// Bids per second while viewers watch (a busy live auction; every bid is one frame to
+    /// every viewer, so 2/s at 50,000 viewers is 100,000 frames/s).
+    #[arg(long, default_value_t = 2)]
+    pub rate: u64,
+    #[arg(long, default_value_t = 10)]
+    pub duration_secs: u64,
+    /// The `load-tests` binary that runs the `viewers` client processes (default: this program;
+    /// tests, whose own executable is the test harness, point it at the built binary).
+    #[arg(long)]
+    pub viewers_bin: Option<PathBuf>,
+}
+
+/// Flags of `load-tests fanout`.
+#[derive(Debug, Clone, Args)]
+pub struct FanoutArgs {
+    #[command(flatten)]
+    pub load: FanoutLoad,
+    #[arg(long, default_value = "bench/results/fanout")]
+    pub out_dir: PathBuf,
+}
+
+/// Flags of `load-tests bench-fanout`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchFanoutArgs {
+    #[command(flatten)]
+    pub load: FanoutLoad,
+    #[arg(long, default_value = "bench/results/fanout.json")]
+    pub out: PathBuf,
+}
+
+/// The JSON result of `bench-fanout`.
+#[derive(Debug, Serialize)]
+pub struct FanoutResult {
+    pub experiment: &'static str,
+    pub started_at: String,
+    pub cores: usize,
+    pub levels: Vec<FanoutLevel>,
+}
+
+/// The `fanout` report (`result.json`).
+#[derive(Debug, Serialize)]
+pub struct FanoutReport {
+    pub experiment: &'static str,
+    pub started_at: String,
+    pub machine: Machine,
+    pub bids_per_sec: u64,
+    pub duration_secs: u64,
+    pub levels: Vec<LevelReport>,
+    /// What failed the check, empty when it passed.
+    pub violations: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LevelReport {
+    #[serde(flatten)]
+    pub level: FanoutLevel,
+    /// Empirical CDF of POST-to-receipt latency: `(ms, share of receipts at or below)`.
+    pub latency_cdf: Vec<(f64, f64)>,
+}
+
+impl FanoutReport {
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+async fn levels(load: &FanoutLoad) -> anyhow::Result<Vec<FanoutLevel>> {
+    raise_fd_limit();
+    let mut levels = Vec::with_capacity(load.viewers.len());
+    for &viewers in &load.viewers {
+        tracing::info!(viewers, "fan-out level");
+        levels.push(level::run(load, viewers).await?);
+    }
+    Ok(levels)
+}
+
+/// Runs `bench-fanout`: every level, written as one JSON file.
+///
+/// # Errors
+/// A service or client process cannot run, or the file cannot be written.
+pub async fn bench(args: &BenchFanoutArgs) -> anyhow::Result<FanoutResult> {
+    let started_at = now_rfc3339();
+    let levels = levels(&args.load).await?;
+    let result = FanoutResult {
+        experiment: "bench-fanout",
+        started_at,
+        cores: cores(),
+        levels,
+    };
+    write_json(&args.out, &result)?;
+    Ok(result)
+}
+
+/// Runs the `fanout` experiment: every level, then the report.
+///
+/// # Errors
+/// A service or client process cannot run, or the report cannot be written.
+pub async fn run(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
+    let out = ReportDir::create(&args.out_dir)?;
+    let started_at = now_rfc3339();
+    let levels = levels(&args.load).await?;
+    let report = FanoutReport {
+        experiment: "fanout",
+        started_at,
+        machine: Machine::current(),
+        bids_per_sec: args.load.rate,
+        duration_secs: args.load.duration_secs,
+        violations: levels.iter().flat_map(violations).collect(),
+        levels: levels.into_iter().map(LevelReport::new).collect(),
+    };
+    report::write(&out, &report)?;
+    Ok(report)
+}
+
+impl LevelReport {
+    fn new(level: FanoutLevel) -> Self {
+        let latency_cdf = thin(level.histogram.cdf(), CDF_POINTS);
+        Self { level, latency_cdf }
+    }
+}
+
+/// What is wrong with a level, if anything.
+fn violations(level: &FanoutLevel) -> Vec<String> {
+    let n = level.viewers;
+    let mut found = Vec::new();
+    if level.connected < n {
+        found.push(format!("{n} viewers: only {} connected", level.connected));
+    }
+    if level.bids_accepted * 2 <= level.bids_posted {
+        let (accepted, posted) = (level.bids_accepted, level.bids_posted);
+        found.push(format!("{n} viewers: {accepted} of {posted} bids accepted"));
+    }
+    if level.delivery_ratio < 1.0 && level.resyncs == 0 {
+        let ratio = level.delivery_ratio;
+        found.push(format!(
+            "{n} viewers: delivery {ratio:.6} with no resync to explain it"
+        ));
+    }
+    found
+}
+
+/// At most `keep` points of `points`, evenly spaced, always keeping the last.
+fn thin(points: Vec<(f64, f64)>, keep: usize) -> Vec<(f64, f64)> {
+    if points.len() <= keep || keep < 2 {
+        return points;
+    }
+    let step = (points.len() - 1) as f64 / (keep - 1) as f64;
+    let at = |i: usize| ((i as f64 * step).round() as usize).min(points.len() - 1);
+    (0..keep)
+        .filter_map(|i| points.get(at(i)).copied())
+        .collect()
+}
+
+impl Outcome for FanoutReport {
+    fn verdict(&self) -> Verdict {
+        Verdict::of(&self.violations)
+    }
+
+    fn summary(&self) -> String {
+        report::markdown(self)
+    }
+}
+
+impl Outcome for FanoutResult {
+    fn verdict(&self) -> Verdict {
+        let whole =
+            |l: &FanoutLevel| l.connected == l.viewers && l.bids_accepted * 2 > l.bids_posted;
+        Verdict::passed_if(self.levels.iter().all(whole))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thinning_keeps_the_ends_and_the_count() {
+        let points: Vec<(f64, f64)> = (0..1000).map(|i| (i as f64, i as f64 / 999.0)).collect();
+        let thinned = thin(points, 200);
+        assert_eq!(thinned.len(), 200);
+        assert_eq!(thinned[0], (0.0, 0.0));
+        assert_eq!(thinned[199], (999.0, 1.0));
+        assert_eq!(thin(vec![(1.0, 1.0)], 200), vec![(1.0, 1.0)]);
+    }
+}

@@ -1,0 +1,36 @@
+//! How a finished experiment came out, and what every experiment's result tells the command
+//! line: its verdict and the summary printed for people.
+
+use serde::Serialize;
+
+/// How an experiment that ran to the end came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every check passed.
+    Passed,
+    /// The run finished but a correctness check failed.
+    Violated,
+}
+
+impl Verdict {
+    /// `Passed` when nothing failed.
+    pub fn of(violations: &[String]) -> Self {
+        Self::passed_if(violations.is_empty())
+    }
+
+    pub fn passed_if(passed: bool) -> Self {
+        if passed { Self::Passed } else { Self::Violated }
+    }
+}
+
+/// The result of an experiment that ran to the end.
+pub trait Outcome: Serialize {
+    /// Whether its checks passed.
+    fn verdict(&self) -> Verdict;
+
+    /// What stdout shows (progress goes to stderr): the result as the JSON file has it,
+    /// unless the experiment writes a README for people.
+    fn summary(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
