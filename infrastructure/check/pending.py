@@ -34,10 +34,13 @@ def _has_option(service, name):
     return lambda facts: name in facts.options.get(service, {})
 
 
-def _help_matches(service, words):
+def _help_matches(service, words, option=None):
+    """True once the service's --help (or one option's text) mentions every word."""
+
     def landed(facts):
-        text = " ".join(facts.options.get(service, {}).values()).lower()
-        return all(word in text for word in words)
+        texts = facts.options.get(service, {})
+        text = texts.get(option, "") if option else " ".join(texts.values())
+        return all(word in text.lower() for word in words)
 
     return landed
 
@@ -63,14 +66,14 @@ PENDING = (
         "REDIS_URL",
         ("api-gateway", "broadcast-service"),
         "issue 14: Terraform gives ElastiCache's one cluster configuration endpoint; cluster mode must accept it (or list the nodes) and compose should then run Redis Cluster",
-        _help_matches("api-gateway", ("comma",)),
+        _help_matches("api-gateway", ("comma",), option="REDIS_URL"),
         kind="value",
     ),
     Pending(
         "NATS_URL",
         ("api-gateway", "broadcast-service", "archival-worker"),
         "issue 14: one name resolving to all three nodes today; switch to the comma-separated list once NATS_URL takes several servers",
-        _help_matches("archival-worker", ("comma",)),
+        _help_matches("archival-worker", ("comma",), option="NATS_URL"),
         kind="value",
     ),
     Pending(
