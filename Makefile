@@ -1,7 +1,7 @@
 # The two commands a newcomer needs are `make run` and `make test`; the rest are for developers.
 
 .PHONY: run test stack stack-down lint bench-write bench-archive bench-fanout bench-fanout-floor \
-	bench-close experiments contention fanout resilience
+	bench-close experiments contention fanout resilience infra-check
 
 ## Start Redis/NATS/PostgreSQL if needed, build, run every service with a demo auction.
 run:
@@ -18,6 +18,12 @@ stack:
 ## Stop what `make stack` started (never services it found running).
 stack-down:
 	infrastructure/local/stack.sh down
+
+## Offline checks of the deployment (infrastructure/docker, compose, terraform): terraform fmt,
+## checkov, hadolint, the image build script and the wiring checker; installs its pinned tools
+## into .local/ the first time.
+infra-check:
+	infrastructure/check/run.sh
 
 ## Formatting and lints, as CI expects them.
 lint:

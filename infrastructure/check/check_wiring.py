@@ -1,0 +1,316 @@
+"""Proves the deployment's wiring offline: Terraform and compose against the real binaries.
+
+    check_wiring.py --bin-dir DIR [--schema-dir DIR]
+
+DIR holds the three binaries as infrastructure/docker/build.sh stages them. Checks:
+
+* options: every variable given to a service (Terraform's settings.tf, compose.yaml) is an
+  option in that binary's --help, RUST_LOG, or on the pending list (pending.py); a pending
+  entry whose work has landed fails, so the list cannot go stale;
+* secrets: nothing secret is a plain value: Terraform passes secrets only as Secrets Manager
+  ARNs, compose only as ${…} from the uncommitted .env;
+* ports and health: LISTEN_ADDR, container and target ports, EXPOSE, the health checks of the
+  Dockerfile, task definitions and target groups, nginx and Prometheus agree, on paths the
+  services really serve;
+* timeouts: the ALB's and nginx's idle timeouts exceed the ping interval and idle timeout;
+* routing: `/ws*` sends every broadcast WebSocket route, and no gateway route, to the
+  broadcast service, on the ALB and in nginx;
+* same settings: compose and Terraform give each service the same settings;
+* metrics: the Grafana dashboard and the autoscaling metric use series the services export;
+* schema: every AWS resource's arguments and blocks exist in the provider's schema.
+"""
+
+import argparse
+import json
+import pathlib
+import re
+import sys
+
+import yaml
+
+import aws_schema
+import hcl_values
+import pending
+import service_options
+import source_facts
+from hcl_values import Expr
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TERRAFORM = ROOT / "infrastructure/terraform"
+COMPOSE = ROOT / "infrastructure/compose"
+SERVICES = ("api-gateway", "broadcast-service", "archival-worker")
+# compose service names of each binary
+COMPOSE_INSTANCES = {
+    "api-gateway": ("gateway-1", "gateway-2"),
+    "broadcast-service": ("broadcast-1", "broadcast-2"),
+    "archival-worker": ("worker",),
+}
+# Variables whose values differ by design between compose and AWS: where the stores are.
+ENDPOINTS = {"REDIS_URL", "NATS_URL", "DATABASE_URL"}
+SECRET_NAME = re.compile(r"(PASSWORD|TOKEN|SECRET|_KEY$)")
+CREDENTIAL_IN_URL = re.compile(r"://[^/@\s]*:[^/@\s$]+@")
+
+
+def is_secret(name):
+    return name in ENDPOINTS or bool(SECRET_NAME.search(name))
+
+
+class Report:
+    def __init__(self):
+        self.failures = 0
+
+    def check(self, title, problems):
+        problems = list(problems)
+        print(f"{'FAIL' if problems else 'ok  '}  {title}")
+        for problem in problems:
+            print(f"        - {problem}")
+        self.failures += bool(problems)
+
+
+def port_of(listen_addr):
+    return int(str(listen_addr).rsplit(":", 1)[1])
+
+
+def load_compose():
+    compose = yaml.safe_load((COMPOSE / "compose.yaml").read_text())
+    return compose["services"]
+
+
+def compose_env(services, instance):
+    return {k: str(v) for k, v in (services[instance].get("environment") or {}).items()}
+
+
+def dockerfile_stages():
+    stages, current = {}, None
+    text = (ROOT / "infrastructure/docker/Dockerfile").read_text().replace("\\\n", " ")
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        if words[0] == "FROM":
+            current = words[-1] if "AS" in words else words[1]
+            stages[current] = []
+        elif current:
+            stages[current].append(line.strip())
+    return stages
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bin-dir", required=True, type=pathlib.Path)
+    parser.add_argument("--schema-dir", type=pathlib.Path)
+    args = parser.parse_args()
+    report = Report()
+
+    options = {s: service_options.read_options(str(args.bin_dir / s)) for s in SERVICES}
+    facts = pending.Facts(
+        options={s: {k: o.text for k, o in opts.items()} for s, opts in options.items()},
+        read_repo_file=lambda rel: (ROOT / rel).read_text(),
+    )
+    modules = {p.name: hcl_values.load_dir(p) for p in (TERRAFORM / "modules").iterdir() if p.is_dir()}
+    environment_dir = hcl_values.load_dir(TERRAFORM / "environments/example")
+    settings = hcl_values.locals_of(modules["services"])
+    tf_env, tf_secrets, tf_ports = settings["environment"], settings["secrets"], settings["ports"]
+    compose = load_compose()
+    routes = source_facts.routes(ROOT)
+
+    # --- options -------------------------------------------------------------------------
+    problems = []
+    for service in SERVICES:
+        real = set(options[service]) | service_options.ENV_NOT_FROM_CLAP
+        allowed = real | pending.unknown_names_allowed(service)
+        given = {"Terraform": set(tf_env[service]) | set(tf_secrets[service])}
+        for instance in COMPOSE_INSTANCES[service]:
+            given[f"compose {instance}"] = set(compose_env(compose, instance))
+        for where, names in given.items():
+            for name in sorted(names - allowed):
+                problems.append(f"{where} gives {service} {name}, which is not one of its options")
+    report.check("every variable given to a service is one of its options (or pending)", problems)
+
+    problems = []
+    for entry in pending.PENDING:
+        if entry.landed(facts):
+            problems.append(f"{entry.name} ({', '.join(entry.services)}): {entry.reason} -- this has landed: wire the real option and remove the entry from pending.py")
+    report.check(f"the pending list ({len(pending.PENDING)} entries) is not stale", problems)
+    for entry in pending.PENDING:
+        print(f"        pending: {entry.name}: {entry.reason}")
+
+    # --- secrets -------------------------------------------------------------------------
+    problems = []
+    for service in SERVICES:
+        for name, value in tf_env[service].items():
+            if is_secret(name) or CREDENTIAL_IN_URL.search(str(value)):
+                problems.append(f"Terraform gives {service} {name} as a plain environment value")
+        for name, value in tf_secrets[service].items():
+            if not (isinstance(value, Expr) and re.search(r"(secret_arn|aws_secretsmanager_secret\.\w+\.arn)$", value)):
+                problems.append(f"Terraform's secret {name} of {service} is not a Secrets Manager ARN: {value}")
+    tasks_tf = (TERRAFORM / "modules/services/tasks.tf").read_text()
+    if "for name, value in local.environment[each.key]" not in tasks_tf or "valueFrom = arn" not in tasks_tf:
+        problems.append("tasks.tf no longer builds environment/secrets from settings.tf's locals")
+    for instance, body in compose.items():
+        for name, value in (body.get("environment") or {}).items():
+            value = str(value)
+            if (is_secret(name) or CREDENTIAL_IN_URL.search(value.replace("${", "$"))) and "${" not in value:
+                problems.append(f"compose {instance}: {name} is a literal, not ${{…}} from .env")
+        command = [str(word) for word in body.get("command") or []]
+        for flag, word in zip(command, command[1:]):
+            if flag in ("--requirepass", "--masterauth") and "${" not in word:
+                problems.append(f"compose {instance}: {flag} is a literal, not ${{…}} from .env")
+    example = (COMPOSE / ".env.example").read_text()
+    compose_lines = (COMPOSE / "compose.yaml").read_text().splitlines()
+    compose_code = "\n".join(line for line in compose_lines if not line.lstrip().startswith("#"))
+    referenced = set(re.findall(r"\$\{([A-Z0-9_]+)", compose_code))
+    listed = set(re.findall(r"^([A-Z0-9_]+)=", example, re.M))
+    problems += [f".env.example lacks {name}, which compose.yaml reads" for name in sorted(referenced - listed)]
+    if ".env" not in (COMPOSE / ".gitignore").read_text().split():
+        problems.append("infrastructure/compose/.gitignore must ignore .env")
+    report.check("no secret is a plain environment value (Terraform: ARNs; compose: ${…} from .env)", problems)
+
+    # --- ports and health ----------------------------------------------------------------
+    problems = []
+    served = set(routes["shared"])
+    health = settings["health_path"]
+    if health not in served:
+        problems.append(f"settings.tf health_path {health} is not a route of shared::health")
+    stages = dockerfile_stages()
+    for service in SERVICES:
+        port = tf_ports[service]
+        default_port = port_of(options[service]["LISTEN_ADDR"].default)
+        if port != default_port:
+            problems.append(f"{service}: Terraform port {port}, but the binary's default LISTEN_ADDR port is {default_port}")
+        if port_of(tf_env[service]["LISTEN_ADDR"]) != port:
+            problems.append(f"{service}: Terraform LISTEN_ADDR does not listen on {port}")
+        for instance in COMPOSE_INSTANCES[service]:
+            if port_of(compose_env(compose, instance)["LISTEN_ADDR"]) != port:
+                problems.append(f"{service}: compose {instance} LISTEN_ADDR does not listen on {port}")
+        stage = " ".join(stages.get(service, []))
+        if f"EXPOSE {port}" not in stage:
+            problems.append(f"Dockerfile stage {service} does not EXPOSE {port}")
+        probe = re.search(r"http://127\.0\.0\.1:(\d+)(/[\w/]*)", stage)
+        if not probe or int(probe.group(1)) != port or probe.group(2) not in served:
+            problems.append(f"Dockerfile stage {service}: HEALTHCHECK must probe 127.0.0.1:{port} on a served path")
+        if f"/out/{service} /usr/local/bin/{service}" not in stage or f'ENTRYPOINT ["/usr/local/bin/{service}"]' not in stage:
+            problems.append(f"Dockerfile stage {service}: must copy /out/{service} and exec it as PID 1 (exec-form ENTRYPOINT)")
+    if not any("infrastructure/docker/build.sh" in line for line in stages.get("builder", [])):
+        problems.append("the Dockerfile's builder stage must RUN infrastructure/docker/build.sh (what CI runs)")
+    if "local.health_path" not in tasks_tf:
+        problems.append("tasks.tf's container health check no longer uses settings.tf's health_path")
+    alb = dict(((r[0], r[1]), r[2]) for r in hcl_values.resources(modules["alb"]))
+    for group, service in (("gateway", "api-gateway"), ("broadcast", "broadcast-service")):
+        body = alb[("aws_lb_target_group", group)]
+        check = hcl_values.block(body, "health_check")
+        if body["port"] != tf_ports[service] or int(check.get("port", 0)) != tf_ports[service]:
+            problems.append(f"target group {group}: port {body['port']}/{check.get('port')} is not {service}'s {tf_ports[service]}")
+        if check.get("path") != health:
+            problems.append(f"target group {group}: health path {check.get('path')} is not {health}")
+    alb_vars = {k: v for f in modules["alb"].values() for b in f.get("variable", []) for k, v in b.items()}
+    if sorted(alb_vars["target_ports"]["default"]) != sorted([tf_ports["api-gateway"], tf_ports["broadcast-service"]]):
+        problems.append("alb target_ports must be the gateway's and the broadcast service's ports")
+    nginx = (COMPOSE / "nginx/nginx.conf").read_text()
+    prometheus = yaml.safe_load((COMPOSE / "prometheus/prometheus.yml").read_text())
+    scraped = {t for job in prometheus["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
+    for job in prometheus["scrape_configs"]:
+        if job.get("metrics_path", "/metrics") not in served:
+            problems.append(f"prometheus job {job['job_name']} scrapes a path no service serves")
+    for service, instances in COMPOSE_INSTANCES.items():
+        for instance in instances:
+            target = f"{instance}:{tf_ports[service]}"
+            if target not in scraped:
+                problems.append(f"prometheus does not scrape {target}")
+            if service != "archival-worker" and f"server {target}" not in nginx:
+                problems.append(f"nginx has no upstream server {target}")
+    report.check("ports and health-check paths match the services", problems)
+
+    # --- timeouts ------------------------------------------------------------------------
+    problems = []
+    lb = alb[("aws_lb", "this")]
+    broadcast_env = tf_env["broadcast-service"]
+    for name in ("PING_INTERVAL_MS", "IDLE_TIMEOUT_MS"):
+        value = int(broadcast_env.get(name, options["broadcast-service"][name].default))
+        if lb["idle_timeout"] * 1000 <= value:
+            problems.append(f"ALB idle_timeout {lb['idle_timeout']} s does not exceed {name} {value} ms")
+        read_timeout = re.search(r"location /ws \{[^}]*proxy_read_timeout (\d+)s", nginx)
+        if not read_timeout or int(read_timeout.group(1)) * 1000 <= value:
+            problems.append(f"nginx proxy_read_timeout for /ws does not exceed {name} {value} ms")
+    report.check(f"idle timeouts (ALB {lb['idle_timeout']} s) exceed the WebSocket ping interval and idle timeout", problems)
+
+    # --- routing -------------------------------------------------------------------------
+    problems = []
+    rule = alb[("aws_lb_listener_rule", "websockets")]
+    patterns = hcl_values.block(hcl_values.block(rule, "condition"), "path_pattern")["values"]
+    action = hcl_values.block(rule, "action")
+    if "aws_lb_target_group.broadcast" not in action.get("target_group_arn", ""):
+        problems.append("the /ws rule does not forward to the broadcast target group")
+
+    def alb_matches(path):
+        return any(re.fullmatch(re.escape(p).replace(r"\*", ".*").replace(r"\?", "."), path) for p in patterns)
+
+    ws_locations = [p for p in re.findall(r"location (\S+) \{", nginx) if p.startswith("/ws")]
+    for route in routes["broadcast-service"]:
+        if route.startswith("/ws") and not alb_matches(route.replace("{item_id}", "lot-1")):
+            problems.append(f"ALB /ws rule {patterns} misses the broadcast route {route}")
+        if route.startswith("/ws") and not any(route.startswith(prefix) for prefix in ws_locations):
+            problems.append(f"nginx has no /ws location for {route}")
+    for route in routes["api-gateway"]:
+        if alb_matches(route.replace("{id}", "lot-1")) or route.startswith("/ws"):
+            problems.append(f"the gateway route {route} would be sent to the broadcast service")
+    if not re.search(r"location /ws \{[^}]*proxy_pass http://broadcast;[^}]*Upgrade", nginx):
+        problems.append("nginx location /ws must proxy to the broadcast upstream with the Upgrade header")
+    report.check(f"/ws* ({', '.join(patterns)}) reaches the broadcast service, the API the gateway", problems)
+
+    # --- same settings -------------------------------------------------------------------
+    problems = []
+    for service in SERVICES:
+        terraform_names = set(tf_env[service]) | set(tf_secrets[service])
+        for instance in COMPOSE_INSTANCES[service]:
+            env = compose_env(compose, instance)
+            for name in sorted(terraform_names ^ set(env)):
+                side = "Terraform" if name in terraform_names else f"compose {instance}"
+                problems.append(f"{service}: only {side} gives {name}")
+            for name, value in tf_env[service].items():
+                if name in env and env[name] != str(value):
+                    problems.append(f"{service}: {name} is {value!r} in Terraform, {env[name]!r} in compose {instance}")
+            for name in tf_secrets[service]:
+                if name in env and "${" not in env[name]:
+                    problems.append(f"{service}: {name} is a secret in Terraform but not from .env in compose")
+    report.check("compose and Terraform give the services the same settings", problems)
+
+    # --- metrics -------------------------------------------------------------------------
+    problems = []
+    exported = source_facts.metric_names(ROOT)
+    dashboard = json.loads((COMPOSE / "grafana/dashboards/auction.json").read_text())
+    used = set()
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            used |= set(re.findall(r"\b((?:gateway|broadcast|archive)_[a-z_]+)\b", target["expr"]))
+    problems += [f"the dashboard uses {name}, which no service exports" for name in sorted(used - exported)]
+    for wanted in ("gateway_bids_total", "gateway_bid_duration_seconds_bucket", "gateway_outbox_lag",
+                   "broadcast_fan_out_latency_seconds_bucket", "broadcast_connections", "archive_consumer_lag"):
+        if wanted not in used:
+            problems.append(f"the dashboard lacks {wanted} (issue 15 asks for it)")
+    scaling = (TERRAFORM / "modules/services/autoscaling.tf").read_text() + tasks_tf
+    for name in set(re.findall(r'"\^?(broadcast_[a-z_]+)\$?"', scaling)):
+        if name not in exported:
+            problems.append(f"autoscaling or the collector uses {name}, which the broadcast service does not export")
+    report.check(f"the dashboard ({len(used)} series) and autoscaling use exported metrics", problems)
+
+    # --- schema --------------------------------------------------------------------------
+    if args.schema_dir is None or not args.schema_dir.is_dir():
+        print("skip  AWS provider schema check: no --schema-dir (cdktf-cdktf-provider-aws not installed)")
+    else:
+        schema = aws_schema.Schema(args.schema_dir)
+        problems, count = [], 0
+        for files in list(modules.values()) + [environment_dir]:
+            for kind in ("resource", "data"):
+                for rtype, name, body, file_name in hcl_values.resources(files, kind):
+                    if rtype.startswith("aws_"):
+                        count += 1
+                        problems += [f"{file_name}: {p}" for p in schema.problems(rtype, body, kind)]
+        report.check(f"{count} AWS resources and data sources use only arguments in the provider schema", problems)
+
+    print(f"wiring: {report.failures} of the checks failed" if report.failures else "wiring: every check passed")
+    return 1 if report.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Settings the deployment gives ahead of the code, in one list.
+
+The compose file and Terraform are written for the deployment as designed (docs/DEPLOY.md):
+Redis Cluster over TLS, NATS at R3, a signing key in Secrets Manager, PostgreSQL over TLS. A
+few of those settings wait for work that has not landed. Each entry names the setting, the
+issue or prerequisite it waits for, and how the checker tells that the work has landed; once it
+has, `make infra-check` fails on the entry until someone wires the real option and removes it.
+"""
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the checker knows about the code: each service's options and the repository."""
+
+    options: dict  # service -> {ENV_NAME: help text}
+    read_repo_file: Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class Pending:
+    name: str  # the environment variable (or setting) concerned
+    services: tuple  # the services it is given to
+    reason: str  # one line: what it waits for, naming the issue
+    landed: Callable[[Facts], bool]  # true once the work exists: the entry is then stale
+    # "unknown": the variable is not an option yet (it may be given although --help lacks it);
+    # "value": the option exists, but the value given needs the pending work.
+    kind: str = "unknown"
+
+
+def _has_option(service, name):
+    return lambda facts: name in facts.options.get(service, {})
+
+
+def _help_matches(service, words, option=None):
+    """True once the service's --help (or one option's text) mentions every word."""
+
+    def landed(facts):
+        texts = facts.options.get(service, {})
+        text = texts.get(option, "") if option else " ".join(texts.values())
+        return all(word in text.lower() for word in words)
+
+    return landed
+
+
+def _redis_tls_enabled(facts):
+    manifest = facts.read_repo_file("Cargo.toml")
+    line = next((l for l in manifest.splitlines() if l.startswith("redis =")), "")
+    return "tls-rustls" in line or "tokio-rustls-comp" in line or "tokio-native-tls-comp" in line
+
+
+def _postgres_tls_enabled(facts):
+    return "NoTls" not in facts.read_repo_file("shared/src/postgres_pool.rs")
+
+
+PENDING = (
+    Pending(
+        "JETSTREAM_REPLICAS",
+        ("api-gateway", "archival-worker"),
+        "issue 14: replicas of the archive stream and consumer (3 on the three-node NATS cluster)",
+        lambda facts: any("JETSTREAM_REPLICAS" in facts.options.get(s, {}) for s in ("api-gateway", "archival-worker")),
+    ),
+    Pending(
+        "REDIS_URL",
+        ("api-gateway", "broadcast-service"),
+        "issue 14: Terraform gives ElastiCache's one cluster configuration endpoint; cluster mode must accept it (or list the nodes) and compose should then run Redis Cluster",
+        _help_matches("api-gateway", ("comma",), option="REDIS_URL"),
+        kind="value",
+    ),
+    Pending(
+        "NATS_URL",
+        ("api-gateway", "broadcast-service", "archival-worker"),
+        "issue 14: one name resolving to all three nodes today; switch to the comma-separated list once NATS_URL takes several servers",
+        _help_matches("archival-worker", ("comma",), option="NATS_URL"),
+        kind="value",
+    ),
+    Pending(
+        "REDIS_URL=rediss://",
+        ("api-gateway", "broadcast-service"),
+        "prerequisite (docs/DEPLOY.md): ElastiCache requires TLS, but redis-rs has no TLS feature enabled in the root Cargo.toml",
+        _redis_tls_enabled,
+        kind="value",
+    ),
+    Pending(
+        "DATABASE_URL=sslmode=require",
+        ("api-gateway", "archival-worker"),
+        "prerequisite (docs/DEPLOY.md): RDS enforces TLS (rds.force_ssl), but the services connect with tokio_postgres::NoTls",
+        _postgres_tls_enabled,
+        kind="value",
+    ),
+    Pending(
+        "JWT_SIGNING_KEY",
+        ("api-gateway",),
+        "issue 12: the gateway's Ed25519 signing key PEM from Secrets Manager; rename here if issue 12 names the option differently",
+        lambda facts: "JWT_SIGNING_KEY" in facts.options.get("api-gateway", {})
+        or _help_matches("api-gateway", ("signing", "key"))(facts),
+    ),
+    Pending(
+        "ADMIN_TOKEN",
+        ("api-gateway",),
+        "issue 12: roles replace the admin token; remove it from compose, Terraform and .env.example when the option goes",
+        lambda facts: "ADMIN_TOKEN" not in facts.options.get("api-gateway", {}),
+        kind="value",
+    ),
+)
+
+
+def unknown_names_allowed(service):
+    """Names that may be given to `service` although its --help lacks them (yet)."""
+    return {p.name for p in PENDING if p.kind == "unknown" and service in p.services}

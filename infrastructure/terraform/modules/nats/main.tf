@@ -1,0 +1,270 @@
+# A three-node NATS cluster with JetStream (streams at R3), one EC2 instance per zone.
+#
+# Why EC2 with EBS rather than Fargate: JetStream's file store wants a local block device with
+# working fsync (NATS advises against NFS, hence against EFS), and each node needs a stable
+# identity (name, address, its own data) that survives a restart. Fargate's EBS volumes belong
+# to one task and go when it stops; here each node keeps a gp3 volume of its own (a separate
+# resource, so replacing the instance keeps the data), a fixed private address, and EC2
+# automatic recovery moves it to healthy hardware with both. Losing one node loses no
+# acknowledged message: R3 streams keep a quorum on the other two.
+#
+# The nodes run the official nats image under Docker; the services' password is read from
+# Secrets Manager at boot (never in user data). `nats.<zone>` resolves to all three nodes, so
+# one NATS_URL reaches whichever is up (the client tries every address).
+
+data "aws_ssm_parameter" "al2023_arm64" {
+  name = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
+}
+
+data "aws_region" "current" {}
+
+resource "aws_security_group" "this" {
+  name_prefix = "${var.name}-nats-"
+  description = "NATS: clients from the services, routes between the nodes"
+  vpc_id      = var.vpc_id
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "clients" {
+  count                        = length(var.client_security_group_ids)
+  security_group_id            = aws_security_group.this.id
+  referenced_security_group_id = var.client_security_group_ids[count.index]
+  ip_protocol                  = "tcp"
+  from_port                    = 4222
+  to_port                      = 4222
+  description                  = "NATS clients (the services)"
+}
+
+resource "aws_vpc_security_group_ingress_rule" "routes" {
+  security_group_id            = aws_security_group.this.id
+  referenced_security_group_id = aws_security_group.this.id
+  ip_protocol                  = "tcp"
+  from_port                    = 6222
+  to_port                      = 6222
+  description                  = "Cluster routes between the NATS nodes"
+}
+
+# Egress: the image registry and Secrets Manager through the NAT gateway (HTTPS), routes to the
+# other nodes.
+resource "aws_vpc_security_group_egress_rule" "https" {
+  security_group_id = aws_security_group.this.id
+  cidr_ipv4         = "0.0.0.0/0"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  description       = "Image pulls, Secrets Manager, CloudWatch Logs"
+}
+
+resource "aws_vpc_security_group_egress_rule" "routes" {
+  security_group_id            = aws_security_group.this.id
+  referenced_security_group_id = aws_security_group.this.id
+  ip_protocol                  = "tcp"
+  from_port                    = 6222
+  to_port                      = 6222
+  description                  = "Cluster routes between the NATS nodes"
+}
+
+resource "random_password" "nats" {
+  length  = 40
+  special = false
+}
+
+resource "aws_secretsmanager_secret" "nats_password" {
+  name_prefix             = "${var.name}/nats-password-"
+  description             = "Password of the services' NATS user (read by the NATS nodes at boot)"
+  kms_key_id              = var.kms_key_arn
+  recovery_window_in_days = 7
+  #checkov:skip=CKV2_AWS_57:Rotating it means restarting the nodes and the services together (docs/DEPLOY.md); a rotation Lambda cannot do that.
+}
+
+resource "aws_secretsmanager_secret_version" "nats_password" {
+  secret_id     = aws_secretsmanager_secret.nats_password.id
+  secret_string = random_password.nats.result
+}
+
+resource "aws_secretsmanager_secret" "nats_url" {
+  name_prefix             = "${var.name}/nats-url-"
+  description             = "NATS_URL of every service (user and password, all three nodes behind one name)"
+  kms_key_id              = var.kms_key_arn
+  recovery_window_in_days = 7
+  #checkov:skip=CKV2_AWS_57:Changes together with nats_password (see there).
+}
+
+resource "aws_secretsmanager_secret_version" "nats_url" {
+  secret_id     = aws_secretsmanager_secret.nats_url.id
+  secret_string = "nats://auction:${random_password.nats.result}@nats.${var.dns_zone_name}:4222"
+}
+
+resource "aws_cloudwatch_log_group" "this" {
+  name              = "/${var.name}/nats"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+}
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "node" {
+  name_prefix        = "${var.name}-nats-"
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+}
+
+# Shell access through Session Manager instead of SSH keys and an open port 22.
+resource "aws_iam_role_policy_attachment" "ssm" {
+  role       = aws_iam_role.node.name
+  policy_arn = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+}
+
+# Its own password secret and its own log group, nothing else.
+data "aws_iam_policy_document" "node" {
+  statement {
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [aws_secretsmanager_secret.nats_password.arn]
+  }
+  statement {
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key_arn]
+  }
+  statement {
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "node" {
+  role   = aws_iam_role.node.id
+  policy = data.aws_iam_policy_document.node.json
+}
+
+resource "aws_iam_instance_profile" "node" {
+  name_prefix = "${var.name}-nats-"
+  role        = aws_iam_role.node.name
+}
+
+locals {
+  nodes = {
+    for i in range(3) : "nats-${i + 1}" => {
+      subnet_id         = var.subnet_ids[i]
+      availability_zone = var.availability_zones[i]
+      # The 11th address of the node's subnet: fixed, so routes and DNS never change.
+      private_ip = cidrhost(var.subnet_cidr_blocks[i], 10)
+    }
+  }
+}
+
+resource "aws_ebs_volume" "data" {
+  for_each          = local.nodes
+  availability_zone = each.value.availability_zone
+  size              = var.volume_size_gb
+  type              = "gp3"
+  encrypted         = true
+  kms_key_id        = var.kms_key_arn
+  tags              = { Name = "${var.name}-${each.key}-jetstream" }
+}
+
+resource "aws_instance" "node" {
+  for_each               = local.nodes
+  ami                    = data.aws_ssm_parameter.al2023_arm64.value
+  instance_type          = var.instance_type
+  subnet_id              = each.value.subnet_id
+  private_ip             = each.value.private_ip
+  vpc_security_group_ids = [aws_security_group.this.id]
+  iam_instance_profile   = aws_iam_instance_profile.node.name
+  ebs_optimized          = true
+  monitoring             = true
+
+  metadata_options {
+    http_tokens                 = "required"
+    http_endpoint               = "enabled"
+    http_put_response_hop_limit = 2
+  }
+
+  maintenance_options {
+    auto_recovery = "default"
+  }
+
+  root_block_device {
+    volume_type = "gp3"
+    volume_size = 20
+    encrypted   = true
+    kms_key_id  = var.kms_key_arn
+  }
+
+  user_data_replace_on_change = false
+  user_data = templatefile("${path.module}/user_data.sh.tftpl", {
+    server_name     = each.key
+    nats_image      = var.nats_image
+    routes          = join(",", [for name, node in local.nodes : "nats-route://${node.private_ip}:6222"])
+    password_secret = aws_secretsmanager_secret.nats_password.arn
+    region          = data.aws_region.current.region
+    log_group       = aws_cloudwatch_log_group.this.name
+    max_file_store  = "${floor(var.volume_size_gb * 0.8)}G"
+  })
+
+  tags = { Name = "${var.name}-${each.key}" }
+
+  lifecycle {
+    # A new AMI must not replace every node at once; roll them one by one (docs/DEPLOY.md).
+    ignore_changes = [ami]
+  }
+}
+
+resource "aws_volume_attachment" "data" {
+  for_each    = local.nodes
+  device_name = "/dev/sdf"
+  volume_id   = aws_ebs_volume.data[each.key].id
+  instance_id = aws_instance.node[each.key].id
+}
+
+# Recover a node whose host fails (same instance id, address and volumes).
+resource "aws_cloudwatch_metric_alarm" "recover" {
+  for_each            = local.nodes
+  alarm_name          = "${var.name}-${each.key}-recover"
+  namespace           = "AWS/EC2"
+  metric_name         = "StatusCheckFailed_System"
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 2
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  dimensions          = { InstanceId = aws_instance.node[each.key].id }
+  alarm_actions       = ["arn:aws:automate:${data.aws_region.current.region}:ec2:recover"]
+}
+
+resource "aws_route53_zone" "internal" {
+  name    = var.dns_zone_name
+  comment = "Private names of ${var.name}"
+  vpc {
+    vpc_id = var.vpc_id
+  }
+  #checkov:skip=CKV2_AWS_38:DNSSEC signing applies to public zones; this zone is private to the VPC.
+  #checkov:skip=CKV2_AWS_39:Query logging of a private zone holding three A records adds cost and no insight; VPC flow logs cover the traffic.
+}
+
+resource "aws_route53_record" "node" {
+  #checkov:skip=CKV2_AWS_23:Points at the node's fixed private address (aws_instance.node private_ip), which checkov cannot link.
+  for_each = local.nodes
+  zone_id  = aws_route53_zone.internal.zone_id
+  name     = "${each.key}.${var.dns_zone_name}"
+  type     = "A"
+  ttl      = 60
+  records  = [each.value.private_ip]
+}
+
+resource "aws_route53_record" "cluster" {
+  #checkov:skip=CKV2_AWS_23:Points at the three nodes' fixed private addresses (aws_instance.node private_ip), which checkov cannot link.
+  zone_id = aws_route53_zone.internal.zone_id
+  name    = "nats.${var.dns_zone_name}"
+  type    = "A"
+  ttl     = 60
+  records = [for node in local.nodes : node.private_ip]
+}

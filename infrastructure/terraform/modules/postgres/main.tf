@@ -1,0 +1,124 @@
+# RDS PostgreSQL for the archive and the read model (and, with issue 12, accounts): Multi-AZ,
+# encrypted with the environment's key, TLS enforced by the parameter group, daily backups kept
+# `backup_retention_days`, deletion protection, Performance Insights and enhanced monitoring.
+# The services reach it through one secret, the whole DATABASE_URL.
+
+resource "aws_db_subnet_group" "this" {
+  name_prefix = "${var.name}-"
+  subnet_ids  = var.subnet_ids
+}
+
+resource "aws_security_group" "this" {
+  name_prefix = "${var.name}-postgres-"
+  description = "PostgreSQL: reachable from the services only"
+  vpc_id      = var.vpc_id
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "clients" {
+  count                        = length(var.client_security_group_ids)
+  security_group_id            = aws_security_group.this.id
+  referenced_security_group_id = var.client_security_group_ids[count.index]
+  ip_protocol                  = "tcp"
+  from_port                    = 5432
+  to_port                      = 5432
+  description                  = "PostgreSQL from a service"
+}
+
+resource "aws_db_parameter_group" "this" {
+  name_prefix = "${var.name}-"
+  family      = "postgres${split(".", var.engine_version)[0]}"
+
+  # Plain-text connections are refused: every client must use TLS.
+  parameter {
+    name  = "rds.force_ssl"
+    value = "1"
+  }
+
+  parameter {
+    name  = "log_min_duration_statement"
+    value = "500"
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+# URL-safe, because it is placed inside DATABASE_URL.
+resource "random_password" "master" {
+  length  = 40
+  special = false
+}
+
+data "aws_iam_policy_document" "monitoring_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["monitoring.rds.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "monitoring" {
+  name_prefix        = "${var.name}-rds-mon-"
+  assume_role_policy = data.aws_iam_policy_document.monitoring_assume.json
+}
+
+resource "aws_iam_role_policy_attachment" "monitoring" {
+  role       = aws_iam_role.monitoring.name
+  policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+}
+
+resource "aws_db_instance" "this" {
+  identifier_prefix                     = "${var.name}-"
+  engine                                = "postgres"
+  engine_version                        = var.engine_version
+  instance_class                        = var.instance_class
+  allocated_storage                     = var.allocated_storage_gb
+  max_allocated_storage                 = var.max_allocated_storage_gb
+  storage_type                          = "gp3"
+  storage_encrypted                     = true
+  kms_key_id                            = var.kms_key_arn
+  db_name                               = "auction"
+  username                              = "auction"
+  password                              = random_password.master.result
+  port                                  = 5432
+  multi_az                              = true
+  db_subnet_group_name                  = aws_db_subnet_group.this.name
+  vpc_security_group_ids                = [aws_security_group.this.id]
+  parameter_group_name                  = aws_db_parameter_group.this.name
+  publicly_accessible                   = false
+  backup_retention_period               = var.backup_retention_days
+  backup_window                         = "02:00-03:00"
+  maintenance_window                    = "sun:05:30-sun:06:30"
+  copy_tags_to_snapshot                 = true
+  deletion_protection                   = true
+  skip_final_snapshot                   = false
+  final_snapshot_identifier             = "${var.name}-final"
+  auto_minor_version_upgrade            = true
+  iam_database_authentication_enabled   = true
+  performance_insights_enabled          = true
+  performance_insights_kms_key_id       = var.kms_key_arn
+  performance_insights_retention_period = 7
+  monitoring_interval                   = 30
+  monitoring_role_arn                   = aws_iam_role.monitoring.arn
+  enabled_cloudwatch_logs_exports       = ["postgresql", "upgrade"]
+  apply_immediately                     = false
+}
+
+resource "aws_secretsmanager_secret" "database_url" {
+  name_prefix             = "${var.name}/database-url-"
+  description             = "DATABASE_URL of the gateway and the archival worker (TLS required)"
+  kms_key_id              = var.kms_key_arn
+  recovery_window_in_days = 7
+  #checkov:skip=CKV2_AWS_57:The password lives in RDS and in this URL together; rotation is the documented change-password-then-update-secret step (docs/DEPLOY.md), not a Lambda.
+}
+
+resource "aws_secretsmanager_secret_version" "database_url" {
+  secret_id     = aws_secretsmanager_secret.database_url.id
+  secret_string = "postgres://auction:${random_password.master.result}@${aws_db_instance.this.address}:5432/auction?sslmode=require"
+}

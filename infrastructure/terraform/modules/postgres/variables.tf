@@ -1,0 +1,47 @@
+variable "name" {
+  type = string
+}
+
+variable "vpc_id" {
+  type = string
+}
+
+variable "subnet_ids" {
+  description = "Private subnets in three zones."
+  type        = list(string)
+}
+
+variable "client_security_group_ids" {
+  description = "Security groups of the tasks that talk to PostgreSQL (gateway, worker)."
+  type        = list(string)
+}
+
+variable "engine_version" {
+  type    = string
+  default = "16.6"
+}
+
+variable "instance_class" {
+  type    = string
+  default = "db.r7g.large"
+}
+
+variable "allocated_storage_gb" {
+  type    = number
+  default = 100
+}
+
+variable "max_allocated_storage_gb" {
+  description = "Storage autoscaling ceiling."
+  type        = number
+  default     = 1000
+}
+
+variable "backup_retention_days" {
+  type    = number
+  default = 14
+}
+
+variable "kms_key_arn" {
+  type = string
+}

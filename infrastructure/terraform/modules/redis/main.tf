@@ -1,0 +1,90 @@
+# ElastiCache for Redis in cluster mode: `shards` node groups, each a primary with
+# `replicas_per_shard` replicas in other zones, automatic failover, TLS in transit, an AUTH
+# token, encryption at rest. The services reach it through one secret, the whole REDIS_URL.
+#
+# The gateway keeps every key of one item under one hash tag (`{sN}`), so its scripts run on one
+# shard in cluster mode; the client side of cluster mode is issue 14 (see docs/DEPLOY.md).
+
+resource "aws_elasticache_subnet_group" "this" {
+  name       = var.name
+  subnet_ids = var.subnet_ids
+}
+
+resource "aws_security_group" "this" {
+  name_prefix = "${var.name}-redis-"
+  description = "Redis: reachable from the services only"
+  vpc_id      = var.vpc_id
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "clients" {
+  count                        = length(var.client_security_group_ids)
+  security_group_id            = aws_security_group.this.id
+  referenced_security_group_id = var.client_security_group_ids[count.index]
+  ip_protocol                  = "tcp"
+  from_port                    = 6379
+  to_port                      = 6379
+  description                  = "Redis from a service"
+}
+
+# Printable without the characters ElastiCache refuses (@, ", /) and URL-safe, because it is
+# placed inside REDIS_URL.
+resource "random_password" "auth_token" {
+  length  = 64
+  special = false
+}
+
+resource "aws_cloudwatch_log_group" "slow_log" {
+  name              = "/${var.name}/redis/slow-log"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+}
+
+resource "aws_elasticache_replication_group" "this" {
+  replication_group_id       = var.name
+  description                = "Auction state and outbox (${var.name})"
+  engine                     = "redis"
+  engine_version             = var.engine_version
+  node_type                  = var.node_type
+  port                       = 6379
+  parameter_group_name       = "default.redis7.cluster.on"
+  cluster_mode               = "enabled"
+  num_node_groups            = var.shards
+  replicas_per_node_group    = var.replicas_per_shard
+  automatic_failover_enabled = true
+  multi_az_enabled           = true
+  subnet_group_name          = aws_elasticache_subnet_group.this.name
+  security_group_ids         = [aws_security_group.this.id]
+  transit_encryption_enabled = true
+  transit_encryption_mode    = "required"
+  auth_token                 = random_password.auth_token.result
+  at_rest_encryption_enabled = true
+  kms_key_id                 = var.kms_key_arn
+  snapshot_retention_limit   = var.snapshot_retention_days
+  snapshot_window            = "03:00-04:00"
+  maintenance_window         = "sun:04:30-sun:05:30"
+  auto_minor_version_upgrade = true
+  apply_immediately          = false
+
+  log_delivery_configuration {
+    destination      = aws_cloudwatch_log_group.slow_log.name
+    destination_type = "cloudwatch-logs"
+    log_format       = "json"
+    log_type         = "slow-log"
+  }
+}
+
+resource "aws_secretsmanager_secret" "redis_url" {
+  name_prefix             = "${var.name}/redis-url-"
+  description             = "REDIS_URL of the gateway and the broadcast service (rediss://, AUTH token)"
+  kms_key_id              = var.kms_key_arn
+  recovery_window_in_days = 7
+  #checkov:skip=CKV2_AWS_57:The token lives in ElastiCache and in this URL together; rotating it is the documented two-step AUTH rotation (docs/DEPLOY.md), not a Lambda.
+}
+
+resource "aws_secretsmanager_secret_version" "redis_url" {
+  secret_id     = aws_secretsmanager_secret.redis_url.id
+  secret_string = "rediss://:${random_password.auth_token.result}@${aws_elasticache_replication_group.this.configuration_endpoint_address}:6379"
+}

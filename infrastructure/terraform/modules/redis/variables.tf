@@ -1,0 +1,53 @@
+variable "name" {
+  description = "Replication group id and name prefix."
+  type        = string
+}
+
+variable "vpc_id" {
+  type = string
+}
+
+variable "subnet_ids" {
+  description = "Private subnets in three zones."
+  type        = list(string)
+}
+
+variable "client_security_group_ids" {
+  description = "Security groups of the tasks that talk to Redis (gateway, broadcast)."
+  type        = list(string)
+}
+
+variable "engine_version" {
+  type    = string
+  default = "7.1"
+}
+
+variable "node_type" {
+  type    = string
+  default = "cache.r7g.large"
+}
+
+variable "shards" {
+  description = "Node groups (each a primary plus replicas); the outbox has 16 hash-tag shards, so up to 16 spread the writes."
+  type        = number
+  default     = 3
+}
+
+variable "replicas_per_shard" {
+  type    = number
+  default = 1
+}
+
+variable "snapshot_retention_days" {
+  type    = number
+  default = 7
+}
+
+variable "kms_key_arn" {
+  type = string
+}
+
+variable "log_retention_days" {
+  type    = number
+  default = 365
+}

@@ -1,0 +1,67 @@
+# What each service is given, in one place. `make infra-check` reads these locals and proves
+# them against the binaries (every name is a real option of that binary's --help, or on the
+# checker's list of settings waiting for an issue), against the load balancer (ports, health
+# path, idle timeout) and against infrastructure/compose/compose.yaml (the same settings).
+
+locals {
+  # The port each service listens on (its LISTEN_ADDR), its container port and target port.
+  ports = {
+    "api-gateway"       = 8080
+    "broadcast-service" = 8081
+    "archival-worker"   = 8082
+  }
+
+  # Liveness, served by every service (shared::health); the container and ALB health checks.
+  health_path = "/health"
+
+  # Plain settings, written into the task definitions. Nothing secret belongs here.
+  environment = {
+    "api-gateway" = {
+      LISTEN_ADDR        = "0.0.0.0:8080"
+      LOG_FORMAT         = "json"
+      RUST_LOG           = "info"
+      SUBJECT_PREFIX     = "auction"
+      ARCHIVE_STREAM     = "AUCTION_ARCHIVE"
+      JETSTREAM_REPLICAS = "3"
+    }
+    "broadcast-service" = {
+      LISTEN_ADDR      = "0.0.0.0:8081"
+      LOG_FORMAT       = "json"
+      RUST_LOG         = "info"
+      SUBJECT_PREFIX   = "auction"
+      PING_INTERVAL_MS = "20000"
+      IDLE_TIMEOUT_MS  = "60000"
+      # Behind the ALB every peer is the load balancer; the per-IP limit counts the client
+      # address the ALB appends to X-Forwarded-For.
+      TRUST_FORWARDED_FOR = "true"
+    }
+    "archival-worker" = {
+      LISTEN_ADDR        = "0.0.0.0:8082"
+      LOG_FORMAT         = "json"
+      RUST_LOG           = "info"
+      SUBJECT_PREFIX     = "auction"
+      ARCHIVE_STREAM     = "AUCTION_ARCHIVE"
+      JETSTREAM_REPLICAS = "3"
+    }
+  }
+
+  # Secrets: ECS reads each from Secrets Manager into the container's environment at start;
+  # only the secret's ARN is in the task definition.
+  secrets = {
+    "api-gateway" = {
+      REDIS_URL       = var.redis_url_secret_arn
+      NATS_URL        = var.nats_url_secret_arn
+      DATABASE_URL    = var.database_url_secret_arn
+      ADMIN_TOKEN     = aws_secretsmanager_secret.admin_token.arn
+      JWT_SIGNING_KEY = aws_secretsmanager_secret.signing_key.arn
+    }
+    "broadcast-service" = {
+      REDIS_URL = var.redis_url_secret_arn
+      NATS_URL  = var.nats_url_secret_arn
+    }
+    "archival-worker" = {
+      NATS_URL     = var.nats_url_secret_arn
+      DATABASE_URL = var.database_url_secret_arn
+    }
+  }
+}
