@@ -16,6 +16,7 @@ mod json_body;
 
 use crate::config::Config;
 use crate::error::{ApiError, ErrorCode};
+use crate::identity_provider::IdentityProvider;
 use crate::live_publisher::LivePublisher;
 use crate::metrics::Metrics;
 use crate::price_cache::PriceCache;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub prices: Arc<PriceCache>,
     pub rate_limit: Arc<BidRateLimit>,
     pub read_model: ReadModel,
+    /// Token verification, the published keys and the account flows.
+    pub identity: IdentityProvider,
     pub metrics: Arc<Metrics>,
     /// Which background tasks are down, for `/ready`.
     pub tasks: TaskHealth,
