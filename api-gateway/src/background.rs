@@ -13,9 +13,12 @@
 //! | `rate_limit_cleanup` | restart | memory housekeeping, nothing to lose |
 //! | `outbox_relay.s<n>` | restart | its progress lives in Redis and JetStream |
 //! | `closer` | restart | all of its state lives in Redis |
+//! | `accounts_migration` | restart | it retries inside itself; its work is PostgreSQL's |
 
+use crate::accounts_migration;
 use crate::closer;
 use crate::config::Config;
+use crate::identity_provider::IdentityProvider;
 use crate::live_publisher::{self, LivePublisher};
 use crate::metrics::Metrics;
 use crate::outbox_relay;
@@ -123,6 +126,25 @@ pub fn spawn(
         prices,
         rate_limit,
     }
+}
+
+/// Migrates the accounts schema, when this gateway keeps accounts (not with an external
+/// issuer).
+///
+/// Restart: a migration runs in one transaction under an advisory lock, so an attempt cut
+/// short left nothing behind and a new one starts over. The task retries PostgreSQL outages
+/// itself (without ending), so only a panic ever restarts it, and an outage never lists it
+/// under `tasks_down`, which would make the gateway unready for a dependency bids do not use.
+pub fn spawn_accounts_migration(supervisor: &Supervisor, identity: &IdentityProvider) {
+    let Some(local) = identity.local() else {
+        return;
+    };
+    let accounts = local.sessions.accounts().clone();
+    let status = local.status.clone();
+    let stop = supervisor.shutdown_token();
+    supervisor.spawn_restarting("accounts_migration", RESTART, move || {
+        accounts_migration::run(accounts.clone(), status.clone(), RESTART, stop.clone())
+    });
 }
 
 /// One relay task per outbox shard.

@@ -1,13 +1,17 @@
 //! The gateway's configuration: one clap struct, every field a flag with an env fallback.
 //! The options every service shares are `shared::service_options`, flattened in; what stays
 //! here is the gateway's own, including the options whose default is the gateway's
-//! (`LISTEN_ADDR`, `INSTANCE_ID`, and the two deadlines).
+//! (`LISTEN_ADDR`, `INSTANCE_ID`, and the two deadlines), and [`AuthOptions`]: who signs the
+//! access tokens (this gateway, with its key) or who is trusted to (an external OIDC issuer).
 
+use crate::auth::password_hasher::PasswordCost;
+use crate::auth::sessions::DEFAULT_REFRESH_TTL;
 use clap::{Parser, ValueEnum};
 use shared::service_options::{ArchiveOptions, CommonOptions, DatabaseOptions, RedisOptions};
 use shared::supervisor::TaskFaults;
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Stateless HTTP API of the auction platform.
@@ -24,7 +28,8 @@ pub struct Config {
     #[command(flatten)]
     pub redis: RedisOptions,
 
-    // The read model, for the history endpoints only (archival-worker writes it).
+    // The read model for the history endpoints (archival-worker writes it), and the accounts
+    // schema (the gateway's own, migrated at start), each through its own pool.
     #[command(flatten)]
     pub database: DatabaseOptions,
 
@@ -32,7 +37,11 @@ pub struct Config {
     #[command(flatten)]
     pub archive: ArchiveOptions,
 
-    /// Longest a history query may take before it fails with 503 (milliseconds).
+    // Accounts, access and refresh tokens.
+    #[command(flatten)]
+    pub auth: AuthOptions,
+
+    /// Longest a history or accounts query may take before it fails with 503 (milliseconds).
     #[arg(long, env = "DATABASE_TIMEOUT_MS", default_value_t = 500)]
     pub database_timeout_ms: u64,
 
@@ -107,6 +116,158 @@ pub struct Config {
     /// `Application::run` for the names). Inert unless a test uses it.
     #[arg(skip)]
     pub task_faults: TaskFaults,
+
+    /// Test hook, not a flag: Argon2id's cost. OWASP's parameters unless a test lowers them
+    /// (a debug build takes seconds per OWASP hash); production has no way to.
+    #[arg(skip)]
+    pub password_cost: PasswordCost,
+}
+
+/// Who signs access tokens, or who is trusted to, and how long tokens live.
+///
+/// By default the gateway is its own issuer: it signs with an Ed25519 key (from
+/// `JWT_SIGNING_KEY_FILE` or `JWT_SIGNING_KEY`; with neither, a throwaway key and a warning) and
+/// publishes the public half at `/.well-known/jwks.json`. With `OIDC_ISSUER` it signs nothing
+/// and trusts that issuer's tokens instead (Cognito, say): accounts then live there, and the
+/// gateway's own register/login/refresh/logout routes answer 404.
+#[derive(Clone, clap::Args)]
+pub struct AuthOptions {
+    /// Ed25519 private key (PKCS#8 PEM file, `openssl genpkey -algorithm ed25519`) that signs
+    /// access tokens; every instance of a deployment needs the same key.
+    #[arg(
+        long,
+        env = "JWT_SIGNING_KEY_FILE",
+        value_name = "PATH",
+        conflicts_with = "jwt_signing_key"
+    )]
+    pub jwt_signing_key_file: Option<PathBuf>,
+
+    /// The same key as PEM text, e.g. injected from a secrets manager (never logged).
+    #[arg(
+        long,
+        env = "JWT_SIGNING_KEY",
+        value_name = "PEM",
+        hide_env_values = true
+    )]
+    pub jwt_signing_key: Option<SigningKeyPem>,
+
+    /// `iss` of the access tokens this gateway signs (and requires of them).
+    #[arg(long, env = "JWT_ISSUER", default_value = "auction-api-gateway")]
+    pub jwt_issuer: String,
+
+    /// `aud` of the access tokens this gateway signs (and requires of them).
+    #[arg(long, env = "JWT_AUDIENCE", default_value = "auction-api")]
+    pub jwt_audience: String,
+
+    /// Lifetime of an access token (seconds). Short: tokens are checked without a database,
+    /// so a sign-out or a suspension reaches a token only when it expires.
+    #[arg(
+        long,
+        env = "ACCESS_TOKEN_TTL_SECS",
+        default_value_t = 900,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub access_token_ttl_secs: u64,
+
+    /// Lifetime of an unused refresh token (seconds); each refresh starts a new one.
+    #[arg(
+        long,
+        env = "REFRESH_TOKEN_TTL_SECS",
+        default_value_t = DEFAULT_REFRESH_TTL.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub refresh_token_ttl_secs: u64,
+
+    /// Trust this external OIDC issuer's access tokens (its `iss`) instead of signing our own.
+    #[arg(
+        long,
+        env = "OIDC_ISSUER",
+        requires = "oidc_audience",
+        conflicts_with_all = ["jwt_signing_key_file", "jwt_signing_key"]
+    )]
+    pub oidc_issuer: Option<String>,
+
+    /// The external issuer's JWKS URL (default: `<OIDC_ISSUER>/.well-known/jwks.json`, where
+    /// Cognito publishes it).
+    #[arg(long, env = "OIDC_JWKS_URL", requires = "oidc_issuer")]
+    pub oidc_jwks_url: Option<String>,
+
+    /// The audience the external issuer's tokens must name (`aud`, or Cognito's `client_id`:
+    /// the app client id).
+    #[arg(long, env = "OIDC_AUDIENCE", requires = "oidc_issuer")]
+    pub oidc_audience: Option<String>,
+}
+
+/// The PEM text of `JWT_SIGNING_KEY`: a secret, so its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeyPem(String);
+
+impl SigningKeyPem {
+    /// The PEM, for parsing the key. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for SigningKeyPem {
+    fn from(pem: String) -> Self {
+        Self(pem)
+    }
+}
+
+impl fmt::Debug for SigningKeyPem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKeyPem(***)")
+    }
+}
+
+/// The external issuer a deployment trusts instead of signing its own tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalIssuer {
+    pub issuer: String,
+    pub jwks_url: String,
+    pub audience: String,
+}
+
+impl AuthOptions {
+    /// The external issuer, when `OIDC_ISSUER` is set (clap makes `OIDC_AUDIENCE` come with it).
+    pub fn external_issuer(&self) -> Option<ExternalIssuer> {
+        let issuer = self.oidc_issuer.clone()?;
+        let jwks_url = self
+            .oidc_jwks_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')));
+        Some(ExternalIssuer {
+            jwks_url,
+            audience: self.oidc_audience.clone().unwrap_or_default(),
+            issuer,
+        })
+    }
+
+    pub fn access_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.access_token_ttl_secs)
+    }
+
+    pub fn refresh_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.refresh_token_ttl_secs)
+    }
+}
+
+impl fmt::Debug for AuthOptions {
+    /// The key shows only where it comes from, never its text.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthOptions")
+            .field("jwt_signing_key_file", &self.jwt_signing_key_file)
+            .field("jwt_signing_key", &self.jwt_signing_key)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("access_token_ttl_secs", &self.access_token_ttl_secs)
+            .field("refresh_token_ttl_secs", &self.refresh_token_ttl_secs)
+            .field("oidc_issuer", &self.oidc_issuer)
+            .field("oidc_jwks_url", &self.oidc_jwks_url)
+            .field("oidc_audience", &self.oidc_audience)
+            .finish()
+    }
 }
 
 /// How bids are applied in Redis.
@@ -140,6 +301,7 @@ impl fmt::Debug for Config {
             .field("redis", &self.redis)
             .field("database", &self.database)
             .field("archive", &self.archive)
+            .field("auth", &self.auth)
             .field("redis_timeout_ms", &self.redis_timeout_ms)
             .field("instance_id", &self.instance_id)
             .field("relay_enabled", &self.relay_enabled)
@@ -175,5 +337,106 @@ mod tests {
         assert_eq!(config.redis.url.expose(), "redis://127.0.0.1:6379");
         assert_eq!(config.common.nats_url.expose(), "nats://127.0.0.1:4222");
         assert_eq!(config.archive.stream, "AUCTION_ARCHIVE");
+        assert_eq!(config.auth.access_token_ttl_secs, 900);
+        assert_eq!(
+            config.auth.refresh_token_ttl_secs,
+            DEFAULT_REFRESH_TTL.as_secs()
+        );
+        assert_eq!(config.auth.external_issuer(), None);
+    }
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        Config::try_parse_from(std::iter::once("api-gateway").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn auth_flags_keep_their_names() {
+        let config = parse(&[
+            "--jwt-signing-key-file=/run/secrets/jwt.pem",
+            "--jwt-issuer=https://auction.example",
+            "--jwt-audience=bidders",
+            "--access-token-ttl-secs=60",
+            "--refresh-token-ttl-secs=3600",
+        ])
+        .expect("valid flags");
+        let auth = &config.auth;
+        assert_eq!(
+            auth.jwt_signing_key_file.as_deref(),
+            Some(std::path::Path::new("/run/secrets/jwt.pem"))
+        );
+        assert_eq!(auth.jwt_issuer, "https://auction.example");
+        assert_eq!(auth.jwt_audience, "bidders");
+        assert_eq!(auth.access_token_ttl(), Duration::from_secs(60));
+        assert_eq!(auth.refresh_token_ttl(), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn the_signing_key_text_never_shows_in_debug_output() {
+        let config = parse(&["--jwt-signing-key=-----BEGIN PRIVATE KEY-----\nMC4CAQ..."])
+            .expect("valid flags");
+        let text = format!("{config:?}");
+        assert!(!text.contains("MC4CAQ"), "{text}");
+        assert!(!text.contains("BEGIN PRIVATE KEY"), "{text}");
+    }
+
+    #[test]
+    fn the_signing_key_value_is_hidden_from_help() {
+        use clap::CommandFactory as _;
+        let command = Config::command();
+        let key = command
+            .get_arguments()
+            .find(|arg| arg.get_id() == "jwt_signing_key")
+            .expect("the key's flag");
+        assert!(key.is_hide_env_values_set());
+    }
+
+    #[test]
+    fn a_key_file_and_key_text_together_are_refused_naming_both() {
+        let error =
+            parse(&["--jwt-signing-key-file=k.pem", "--jwt-signing-key=pem"]).expect_err("refused");
+        let text = error.to_string();
+        assert!(text.contains("--jwt-signing-key-file"), "{text}");
+        assert!(text.contains("--jwt-signing-key"), "{text}");
+    }
+
+    #[test]
+    fn an_access_token_lifetime_of_zero_is_refused_naming_the_flag() {
+        let error = parse(&["--access-token-ttl-secs=0"]).expect_err("refused");
+        assert!(
+            error.to_string().contains("--access-token-ttl-secs"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_external_issuer_needs_its_audience_and_defaults_its_jwks_url() {
+        let error = parse(&["--oidc-issuer=https://cognito.example/pool"])
+            .expect_err("refused without an audience");
+        assert!(error.to_string().contains("--oidc-audience"), "{error}");
+
+        let config = parse(&[
+            "--oidc-issuer=https://cognito.example/pool/",
+            "--oidc-audience=client-1",
+        ])
+        .expect("valid flags");
+        assert_eq!(
+            config.auth.external_issuer(),
+            Some(ExternalIssuer {
+                issuer: "https://cognito.example/pool/".into(),
+                jwks_url: "https://cognito.example/pool/.well-known/jwks.json".into(),
+                audience: "client-1".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn an_external_issuer_and_our_own_key_together_are_refused() {
+        let error = parse(&[
+            "--oidc-issuer=https://cognito.example/pool",
+            "--oidc-audience=client-1",
+            "--jwt-signing-key-file=k.pem",
+        ])
+        .expect_err("refused");
+        assert!(error.to_string().contains("--oidc-issuer"), "{error}");
     }
 }

@@ -5,7 +5,7 @@
 //! never pair a code with the wrong status. Internal causes are logged once, here, and never
 //! shown to the client.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Serialize, Serializer};
 use serde_json::json;
@@ -32,14 +32,36 @@ pub enum ErrorCode {
     InvalidLimit,
     InvalidCursor,
     InvalidReason,
-    /// 401: admin endpoints without the right credentials.
+    /// The login is neither an email nor a username by the rules (or not the kind the field
+    /// names).
+    InvalidLogin,
+    InvalidDisplayName,
+    /// A new password breaks a rule; the message says which.
+    WeakPassword,
+    /// 401: no bearer token where one is needed, or admin endpoints without the right
+    /// credentials.
     Unauthorized,
+    /// 401: the login or the password is wrong (one code for both: it never says which).
+    InvalidCredentials,
+    /// 401: the access token is forged, expired or not for us; answered with
+    /// `WWW-Authenticate: Bearer error="invalid_token"`.
+    InvalidToken,
+    /// 401: the refresh token is unknown, expired or signed out; sign in again.
+    InvalidRefreshToken,
+    /// 401: a refresh token came back after it was exchanged; its whole sign-in is revoked.
+    RefreshTokenReused,
+    /// 403: the account may not do this.
+    Forbidden,
     /// 404: no such endpoint.
     NotFound,
     /// 404: no such item.
     ItemNotFound,
+    /// 404: no such account.
+    AccountNotFound,
     // 409: the request is fine but the auction's state refuses it.
     ItemExists,
+    /// Another account already signs in with this email or username.
+    LoginTaken,
     IdempotencyKeyReused,
     /// The current round still runs (relisting).
     AuctionActive,
@@ -79,10 +101,20 @@ impl ErrorCode {
             Self::InvalidLimit => "invalid_limit",
             Self::InvalidCursor => "invalid_cursor",
             Self::InvalidReason => "invalid_reason",
+            Self::InvalidLogin => "invalid_login",
+            Self::InvalidDisplayName => "invalid_display_name",
+            Self::WeakPassword => "weak_password",
             Self::Unauthorized => "unauthorized",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::InvalidToken => "invalid_token",
+            Self::InvalidRefreshToken => "invalid_refresh_token",
+            Self::RefreshTokenReused => "refresh_token_reused",
+            Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::ItemNotFound => "item_not_found",
+            Self::AccountNotFound => "account_not_found",
             Self::ItemExists => "item_exists",
+            Self::LoginTaken => "login_taken",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::AuctionActive => "auction_active",
             Self::AuctionNotActive => "auction_not_active",
@@ -113,10 +145,19 @@ impl ErrorCode {
             | Self::InvalidStatus
             | Self::InvalidLimit
             | Self::InvalidCursor
-            | Self::InvalidReason => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::NotFound | Self::ItemNotFound => StatusCode::NOT_FOUND,
+            | Self::InvalidReason
+            | Self::InvalidLogin
+            | Self::InvalidDisplayName
+            | Self::WeakPassword => StatusCode::BAD_REQUEST,
+            Self::Unauthorized
+            | Self::InvalidCredentials
+            | Self::InvalidToken
+            | Self::InvalidRefreshToken
+            | Self::RefreshTokenReused => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound | Self::ItemNotFound | Self::AccountNotFound => StatusCode::NOT_FOUND,
             Self::ItemExists
+            | Self::LoginTaken
             | Self::IdempotencyKeyReused
             | Self::AuctionActive
             | Self::AuctionNotActive
@@ -149,7 +190,8 @@ pub enum ApiError {
     /// 404.
     #[error("item {0} does not exist")]
     ItemNotFound(String),
-    /// 401: admin endpoints with no or wrong credentials.
+    /// 401: no bearer token where one is needed, or admin endpoints with no or wrong
+    /// credentials.
     #[error("{0}")]
     Unauthorized(&'static str),
     /// 429: the client sends too fast; it may retry after the given time.
@@ -197,6 +239,17 @@ impl ApiError {
     }
 }
 
+/// The `WWW-Authenticate` challenge a 401 must carry (RFC 7235 §3.1): the scheme, and for a
+/// token that was presented but refused, RFC 6750's `invalid_token`, which tells a client to
+/// refresh or sign in again rather than retry.
+fn challenge(code: ErrorCode) -> Option<&'static str> {
+    match code {
+        ErrorCode::InvalidToken => Some(r#"Bearer error="invalid_token""#),
+        _ if code.status() == StatusCode::UNAUTHORIZED => Some("Bearer"),
+        _ => None,
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = self.code();
@@ -225,6 +278,12 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert("retry-after", axum::http::HeaderValue::from(secs));
         }
+        if let Some(challenge) = challenge(code) {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
         response
     }
 }
@@ -251,10 +310,20 @@ mod tests {
             ErrorCode::InvalidLimit,
             ErrorCode::InvalidCursor,
             ErrorCode::InvalidReason,
+            ErrorCode::InvalidLogin,
+            ErrorCode::InvalidDisplayName,
+            ErrorCode::WeakPassword,
             ErrorCode::Unauthorized,
+            ErrorCode::InvalidCredentials,
+            ErrorCode::InvalidToken,
+            ErrorCode::InvalidRefreshToken,
+            ErrorCode::RefreshTokenReused,
+            ErrorCode::Forbidden,
             ErrorCode::NotFound,
             ErrorCode::ItemNotFound,
+            ErrorCode::AccountNotFound,
             ErrorCode::ItemExists,
+            ErrorCode::LoginTaken,
             ErrorCode::IdempotencyKeyReused,
             ErrorCode::AuctionActive,
             ErrorCode::AuctionNotActive,
@@ -299,6 +368,29 @@ mod tests {
             429
         );
         assert_eq!(status(ApiError::OutcomeUnknown("redis")), 503);
+        assert_eq!(status(ApiError::new(ErrorCode::WeakPassword, "x")), 400);
+        assert_eq!(status(ApiError::new(ErrorCode::InvalidToken, "x")), 401);
+        assert_eq!(status(ApiError::new(ErrorCode::Forbidden, "x")), 403);
+        assert_eq!(status(ApiError::new(ErrorCode::LoginTaken, "x")), 409);
         assert_eq!(status(ApiError::Internal(anyhow::anyhow!("bug"))), 500);
+    }
+
+    #[test]
+    fn every_401_carries_a_bearer_challenge_and_a_refused_token_says_invalid_token() {
+        let header = |e: ApiError| {
+            e.into_response()
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .map(|v| v.to_str().unwrap_or_default().to_owned())
+        };
+        assert_eq!(
+            header(ApiError::new(ErrorCode::InvalidToken, "x")).as_deref(),
+            Some(r#"Bearer error="invalid_token""#)
+        );
+        assert_eq!(
+            header(ApiError::Unauthorized("no token")).as_deref(),
+            Some("Bearer")
+        );
+        assert_eq!(header(ApiError::new(ErrorCode::LoginTaken, "x")), None);
     }
 }

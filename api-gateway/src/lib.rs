@@ -4,7 +4,9 @@
 //! `seq` and appends the event to an outbox stream; the gateway then publishes the event on
 //! core NATS for viewers, and its outbox relay moves the outbox to JetStream for the archive.
 //!
-//! * [`auth`]: accounts, passwords, access and refresh tokens, JWKS (issue 12; not routed yet).
+//! * [`auth`]: accounts, passwords, access and refresh tokens, JWKS (no HTTP in it).
+//! * [`identity_provider`]: who signs or is trusted, built from the configuration.
+//! * [`accounts_migration`]: the accounts schema migrated in the background, and its status.
 //! * [`config`]: the clap `Config`.
 //! * [`error`]: `ApiError`, the one error type of the API.
 //! * [`routes`]: HTTP handlers, one module per resource.
@@ -18,11 +20,13 @@
 //! * [`background`]: the core background tasks and what happens when one ends.
 //! * [`metrics`]: the Prometheus registry.
 
+pub mod accounts_migration;
 pub mod auth;
 pub mod background;
 pub mod closer;
 pub mod config;
 pub mod error;
+pub mod identity_provider;
 pub mod live_publisher;
 pub mod metrics;
 pub mod outbox_relay;
@@ -34,6 +38,7 @@ pub mod store;
 
 use anyhow::Context;
 use config::Config;
+use identity_provider::IdentityProvider;
 use metrics::Metrics;
 use shared::redact::SecretUrl;
 use shared::redis_keys::Keyspace;
@@ -54,6 +59,7 @@ pub struct Application {
     nats: async_nats::Client,
     store: Store,
     read_model: read_model::ReadModel,
+    identity: IdentityProvider,
     metrics: Arc<Metrics>,
 }
 
@@ -71,12 +77,15 @@ pub async fn connect_nats(url: &SecretUrl, name: &str) -> anyhow::Result<async_n
 }
 
 impl Application {
-    /// Binds the listener and prepares the Redis and NATS clients. Neither dependency has
-    /// to be up: requests get 503 until Redis answers, and live events wait for NATS.
+    /// Binds the listener and prepares the Redis, NATS and PostgreSQL clients and the token
+    /// keys. No dependency has to be up: requests get 503 until Redis answers, live events
+    /// wait for NATS, and the auth routes answer 503 until the accounts schema is migrated.
     ///
     /// # Errors
-    /// When the address cannot be bound or a URL is invalid.
+    /// When the address cannot be bound, a URL is invalid, or the signing key cannot be read
+    /// or is not an Ed25519 PKCS#8 PEM (the message names the flag).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let identity = IdentityProvider::from_config(&config)?;
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("binding {}", config.listen_addr))?;
@@ -106,6 +115,7 @@ impl Application {
             nats,
             store,
             read_model,
+            identity,
             metrics,
         })
     }
@@ -132,10 +142,12 @@ impl Application {
             nats,
             store,
             read_model,
+            identity,
             metrics,
         } = self;
         let supervisor = Supervisor::new(config.task_faults.clone());
         let handles = background::spawn(&supervisor, &config, &nats, &store, &metrics);
+        background::spawn_accounts_migration(&supervisor, &identity);
         let state = routes::AppState {
             config: Arc::clone(&config),
             store,
@@ -144,6 +156,7 @@ impl Application {
             prices: handles.prices,
             rate_limit: handles.rate_limit,
             read_model,
+            identity,
             metrics,
             tasks: supervisor.health(),
         };

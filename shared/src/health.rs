@@ -8,6 +8,7 @@
 //! * `/ready`: 200 `{"status":"ready", <check>: …}` when every check passes, otherwise 503
 //!   `{"status":"not_ready", …}`; a dependency reads `"up"`/`"down"`, a condition is a
 //!   boolean, and core tasks that are down are listed under `"tasks_down"` (present only then).
+//!   An advisory check is shown with its word but never makes the service unready.
 //! * `/metrics`: the service's OpenMetrics text.
 
 use crate::supervisor::TaskHealth;
@@ -70,6 +71,13 @@ impl Readiness {
     /// A condition, reported as a boolean (e.g. `"migrated": true`).
     pub fn condition(self, name: &str, holds: bool) -> Self {
         self.check(name, holds, json!(holds))
+    }
+
+    /// Shown as `value` but never required: a dependency only some routes need, which answer
+    /// their own 503 while it is missing (the gateway's accounts database).
+    pub fn advisory(mut self, name: &str, value: &str) -> Self {
+        self.checks.insert(name.to_owned(), json!(value));
+        self
     }
 
     /// NATS, `"up"` while the client is connected (it reconnects by itself otherwise).
@@ -190,6 +198,21 @@ mod tests {
         assert_eq!(
             json,
             json!({"status": "not_ready", "redis": "up", "tasks_down": ["closer"]})
+        );
+    }
+
+    #[tokio::test]
+    async fn an_advisory_check_is_shown_but_never_makes_the_service_unready() {
+        let (status, json) = body(
+            Readiness::new()
+                .dependency("redis", true)
+                .advisory("accounts", "down"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            json,
+            json!({"status": "ready", "redis": "up", "accounts": "down"})
         );
     }
 

@@ -80,10 +80,11 @@ pub struct RedisOptions {
     pub key_prefix: String,
 }
 
-/// The PostgreSQL read model (archival-worker owns and migrates its schema).
+/// PostgreSQL: the read model (archival-worker owns and migrates its schema) and, in the
+/// gateway, the accounts schema (the gateway owns and migrates it).
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatabaseOptions {
-    /// PostgreSQL holding the archive and the read model.
+    /// PostgreSQL holding the archive and the read model (and the gateway's accounts).
     #[arg(
         id = "database_url",
         value_name = "DATABASE_URL",

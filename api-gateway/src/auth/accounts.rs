@@ -118,6 +118,19 @@ impl Accounts {
         .await
     }
 
+    /// Whether PostgreSQL answers, for `/ready` once the schema is migrated.
+    ///
+    /// # Errors
+    /// [`AuthError::Unavailable`] when it does not.
+    pub async fn ping(&self) -> Result<(), AuthError> {
+        self.timed(async {
+            let client = self.pool.get().await?;
+            client.execute("select 1", &[]).await?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Creates an account with a new user id and the `user` role.
     ///
     /// # Errors

@@ -23,6 +23,28 @@ pub const OWASP_MEMORY_KIB: u32 = 19 * 1024;
 pub const OWASP_ITERATIONS: u32 = 2;
 pub const OWASP_LANES: u32 = 1;
 
+/// Argon2id's cost: memory (KiB), iterations and lanes. [`Default`] is OWASP's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordCost {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub lanes: u32,
+}
+
+impl PasswordCost {
+    pub const OWASP: Self = Self {
+        memory_kib: OWASP_MEMORY_KIB,
+        iterations: OWASP_ITERATIONS,
+        lanes: OWASP_LANES,
+    };
+}
+
+impl Default for PasswordCost {
+    fn default() -> Self {
+        Self::OWASP
+    }
+}
+
 /// A stored Argon2id PHC string.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PasswordHash(String);
@@ -62,8 +84,16 @@ impl PasswordHasher {
     /// # Errors
     /// [`AuthError::Internal`] when the dummy hash cannot be made (no OS randomness).
     pub fn owasp() -> Result<Self, AuthError> {
+        Self::with_cost(PasswordCost::OWASP)
+    }
+
+    /// Argon2id at `cost`; at most one hash per CPU at a time.
+    ///
+    /// # Errors
+    /// As [`PasswordHasher::with_params`].
+    pub fn with_cost(cost: PasswordCost) -> Result<Self, AuthError> {
         let concurrency = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self::with_params(OWASP_MEMORY_KIB, OWASP_ITERATIONS, OWASP_LANES, concurrency)
+        Self::with_params(cost.memory_kib, cost.iterations, cost.lanes, concurrency)
     }
 
     /// Argon2id with the given cost (tests use a tiny one to stay fast in debug builds).

@@ -1,14 +1,32 @@
 use super::AppState;
+use crate::accounts_migration::AccountsState;
 use shared::health::{Probes, Readiness};
 
 impl Probes for AppState {
     /// Redis answers, NATS is connected and every background task runs; 503 otherwise.
+    ///
+    /// The accounts database is shown (`"accounts": "up"`, `"down"` or `"not_migrated"`) but
+    /// never makes the gateway unready: bids, item reads and token checks do not use it, and a
+    /// load balancer that took every gateway out whenever PostgreSQL blinked would stop the
+    /// bidding the contract keeps going without it. The auth routes answer their own fast 503
+    /// meanwhile. With an external issuer there are no local accounts and nothing is shown.
     async fn readiness(&self) -> Readiness {
         let redis_up = self.store.ping().await.is_ok();
-        Readiness::new()
+        let readiness = Readiness::new()
             .dependency("redis", redis_up)
             .nats(&self.nats)
-            .tasks(&self.tasks)
+            .tasks(&self.tasks);
+        let Some(local) = self.identity.local() else {
+            return readiness;
+        };
+        let accounts = match local.status.get() {
+            AccountsState::Migrated => match local.sessions.accounts().ping().await {
+                Ok(()) => "up",
+                Err(_) => "down",
+            },
+            other => other.as_str(),
+        };
+        readiness.advisory("accounts", accounts)
     }
 
     /// Prometheus text; the outbox lag is read from Redis at scrape time.

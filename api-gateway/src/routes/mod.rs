@@ -3,19 +3,30 @@
 
 /// Admin actions: close now, cancel, extend, relist.
 mod admin;
+/// `POST /api/v1/auth/{register,login,refresh,logout}`: accounts and sessions.
+mod auth;
+/// The one mapping of identity failures to API errors.
+mod auth_error;
 /// `POST /api/v1/items/{id}/bid`.
 mod bids;
 /// What `GET /ready` checks and `GET /metrics` shows (the routes are `shared::health`).
 mod health;
 /// `GET …/bids` and `…/stats` from the PostgreSQL read model.
 mod history;
+/// The bearer-token extractor: who is calling.
+pub mod identity;
 /// `POST/GET /api/v1/items`, `GET /api/v1/items/{id}`.
 mod items;
 /// The JSON body extractor that turns every malformed body into a clear 4xx.
 mod json_body;
+/// `GET /.well-known/jwks.json`: our public keys.
+mod jwks;
+/// `GET /api/v1/me`: the caller's own account.
+mod me;
 
 use crate::config::Config;
 use crate::error::{ApiError, ErrorCode};
+use crate::identity_provider::IdentityProvider;
 use crate::live_publisher::LivePublisher;
 use crate::metrics::Metrics;
 use crate::price_cache::PriceCache;
@@ -38,6 +49,8 @@ pub struct AppState {
     pub prices: Arc<PriceCache>,
     pub rate_limit: Arc<BidRateLimit>,
     pub read_model: ReadModel,
+    /// Token verification, the published keys and the account flows.
+    pub identity: IdentityProvider,
     pub metrics: Arc<Metrics>,
     /// Which background tasks are down, for `/ready`.
     pub tasks: TaskHealth,
@@ -51,6 +64,9 @@ pub fn router(ctx: AppState) -> Router {
         .merge(bids::router())
         .merge(history::router())
         .merge(admin::router())
+        .merge(auth::router())
+        .merge(me::router())
+        .merge(jwks::router())
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(ctx)

@@ -1,6 +1,7 @@
 //! Accounts, sessions and refresh-token families against a real PostgreSQL: a fresh database
-//! per test, migrated through the gateway's accounts migrator. Not routed yet, so these drive
-//! the `auth` module directly; the HTTP tests come with the routes.
+//! per test, migrated through the gateway's accounts migrator. These drive the `auth` module
+//! directly, for what HTTP cannot reach (expiry, concurrency, suspensions); `accounts_http`
+//! tests the same flows through the routes.
 
 use api_gateway::auth::access_token::DEFAULT_LEEWAY;
 use api_gateway::auth::accounts::Suspension;

@@ -2,6 +2,8 @@
 //! service in-process on port 0 against real Redis and NATS (the shared instances, isolated by
 //! unique key and subject prefixes, or throwaway ones for tests that kill a dependency).
 
+mod accounts_helpers;
+mod accounts_http;
 mod admin;
 mod auth;
 mod bad_input;
