@@ -91,13 +91,6 @@ PENDING = (
         kind="value",
     ),
     Pending(
-        "JWT_SIGNING_KEY",
-        ("api-gateway",),
-        "issue 12: the gateway's Ed25519 signing key PEM from Secrets Manager; rename here if issue 12 names the option differently",
-        lambda facts: "JWT_SIGNING_KEY" in facts.options.get("api-gateway", {})
-        or _help_matches("api-gateway", ("signing", "key"))(facts),
-    ),
-    Pending(
         "ADMIN_TOKEN",
         ("api-gateway",),
         "issue 12: roles replace the admin token; remove it from compose, Terraform and .env.example when the option goes",
