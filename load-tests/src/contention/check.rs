@@ -193,38 +193,41 @@ mod tests {
     }
 
     #[test]
-    fn state_matching_what_the_users_saw_passes() {
-        let check = ItemCheck::new("i", &seen(7, Some(130), Some(134)), &state(7, Some(130)), 5);
-        assert!(check.passed(), "{:?}", check.violations);
-    }
-
-    #[test]
-    fn an_item_nobody_bid_on_passes() {
-        assert!(ItemCheck::new("i", &seen(0, None, None), &state(0, None), 5).passed());
-    }
-
-    #[test]
-    fn a_seq_other_than_the_accepted_count_is_a_lost_or_phantom_update() {
-        let lost = ItemCheck::new("i", &seen(7, Some(130), None), &state(6, Some(130)), 5);
-        assert_eq!(lost.violations.len(), 3, "{:?}", lost.violations);
-        let phantom = ItemCheck::new("i", &seen(7, Some(130), None), &state(8, Some(130)), 5);
-        assert!(!phantom.passed());
-    }
-
-    #[test]
-    fn a_final_price_other_than_the_highest_accepted_bid_fails() {
-        let check = ItemCheck::new("i", &seen(7, Some(130), None), &state(7, Some(129)), 5);
-        assert_eq!(check.violations.len(), 1);
-        assert!(check.violations[0].contains("final price"));
-    }
-
-    #[test]
-    fn a_rejected_bid_that_cleared_the_final_price_by_the_increment_fails() {
-        let check = ItemCheck::new("i", &seen(7, Some(130), Some(135)), &state(7, Some(130)), 5);
-        assert_eq!(check.violations.len(), 1);
-        assert!(check.violations[0].contains("rejected as too low"));
-        let nothing_accepted = ItemCheck::new("i", &seen(0, None, Some(100)), &state(0, None), 5);
-        assert!(!nothing_accepted.passed());
+    fn an_item_passes_only_when_its_state_matches_what_the_users_saw() {
+        // (accepted, highest accepted, highest rejected as too low) seen, (seq, price) read
+        // back, then how many violations and what the first one says.
+        for (seen_, state_, count, says) in [
+            ((7, Some(130), Some(134)), (7, Some(130)), 0, ""),
+            ((0, None, None), (0, None), 0, "an item nobody bid on"),
+            ((7, Some(130), None), (6, Some(130)), 3, "seq 6"),
+            ((7, Some(130), None), (8, Some(130)), 3, "seq 8"),
+            ((7, Some(130), None), (7, Some(129)), 1, "final price"),
+            (
+                (7, Some(130), Some(135)),
+                (7, Some(130)),
+                1,
+                "rejected as too low",
+            ),
+            ((0, None, Some(100)), (0, None), 1, "rejected as too low"),
+        ] {
+            let check = ItemCheck::new(
+                "i",
+                &seen(seen_.0, seen_.1, seen_.2),
+                &state(state_.0, state_.1),
+                5,
+            );
+            assert_eq!(
+                check.violations.len(),
+                count,
+                "{seen_:?} {state_:?}: {:?}",
+                check.violations
+            );
+            assert_eq!(check.passed(), count == 0);
+            assert!(
+                check.violations.first().is_none_or(|v| v.contains(says)),
+                "{says}"
+            );
+        }
     }
 
     #[test]

@@ -81,9 +81,9 @@ pub async fn run(
         .map(|name| RequestStats::of(&metrics, name, measured_secs))
         .collect();
 
-    let tally = target.tally();
-    let increment = target.min_increment_cents();
-    let checks: Vec<ItemCheck> = futures::stream::iter(target.item_ids().iter().enumerate())
+    let tally = &target.tally;
+    let increment = target.min_increment_cents;
+    let checks: Vec<ItemCheck> = futures::stream::iter(target.item_ids.iter().enumerate())
         .map(|(index, id)| async move {
             let state = api.item_state(id).await?;
             anyhow::Ok(ItemCheck::new(id, &tally.item(index), &state, increment))
@@ -136,14 +136,14 @@ pub async fn run(
 
 /// Bids and reads on random items, weighted by [`WEIGHTS`], with no wait.
 fn scenario(target: Arc<BidTarget>) -> anyhow::Result<Scenario> {
-    let items = target.item_ids().len();
+    let items = target.item_ids.len();
     let bid_target = Arc::clone(&target);
     let bid: TransactionFunction = Arc::new(move |user| {
         let target = Arc::clone(&bid_target);
         Box::pin(async move { place_bid(user, &target, fastrand::usize(..items)).await })
     });
     let item_paths: Arc<Vec<String>> =
-        Arc::new(target.item_ids().iter().map(|id| item_path(id)).collect());
+        Arc::new(target.item_ids.iter().map(|id| item_path(id)).collect());
     let read_item: TransactionFunction = Arc::new(move |user| {
         let paths = Arc::clone(&item_paths);
         Box::pin(async move {
