@@ -18,6 +18,7 @@ impl Verdict {
         Self::passed_if(violations.is_empty())
     }
 
+    /// `Passed` when `passed`.
     pub fn passed_if(passed: bool) -> Self {
         if passed { Self::Passed } else { Self::Violated }
     }

@@ -35,7 +35,7 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use timeline::WindowStats;
+use timeline::{Second, WindowStats};
 use uuid::Uuid;
 
 /// Bids must succeed continuously this long for the write path to count as recovered.
@@ -153,15 +153,6 @@ pub struct FaultResult {
     pub archive_caught_up_ms: Option<f64>,
     /// Failed checks, in words.
     pub violations: Vec<String>,
-}
-
-/// One second of the run, for the timeline chart.
-#[derive(Debug, Clone, Serialize)]
-pub struct Second {
-    pub second: u64,
-    pub bids_2xx: u64,
-    pub bids_failed: u64,
-    pub viewer_events: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -283,7 +274,7 @@ pub async fn run(args: &ResilienceArgs) -> anyhow::Result<ResilienceResult> {
         reads_sent: requests.iter().filter(|r| r.kind != Kind::Bid).count(),
         faults,
         loss,
-        per_second: per_second(&requests, &arrivals),
+        per_second: timeline::per_second(&requests, &arrivals),
         violations,
     };
     report::write(&args.out_dir, &result)?;
@@ -517,16 +508,4 @@ async fn drain_and_compare(
         .inspect_err(|e| tracing::warn!(error = %format!("{e:#}"), "cannot count the stream"))
         .ok();
     check
-}
-
-fn per_second(requests: &[Request], arrivals: &[f64]) -> Vec<Second> {
-    let bids = timeline::bids_per_second(requests);
-    let events = timeline::events_per_second(arrivals, bids.len());
-    let second = |((second, bids_2xx, bids_failed), viewer_events)| Second {
-        second,
-        bids_2xx,
-        bids_failed,
-        viewer_events,
-    };
-    bids.into_iter().zip(events).map(second).collect()
 }

@@ -23,7 +23,7 @@ pub fn write(dir: &Path, result: &ResilienceResult) -> anyhow::Result<()> {
 }
 
 fn timeline_chart(path: &Path, r: &ResilienceResult) -> anyhow::Result<()> {
-    let line = |name: &str, value: fn(&super::Second) -> u64| {
+    let line = |name: &str, value: fn(&super::timeline::Second) -> u64| {
         let points = r
             .per_second
             .iter()
