@@ -24,6 +24,14 @@ impl Verdict {
     }
 }
 
+/// `violations`, each prefixed with `prefix: ` (the item, level or fault where it failed).
+pub fn prefixed(prefix: impl std::fmt::Display, violations: &[String]) -> Vec<String> {
+    violations
+        .iter()
+        .map(|v| format!("{prefix}: {v}"))
+        .collect()
+}
+
 /// The result of an experiment that ran to the end.
 pub trait Outcome: Serialize {
     /// Whether its checks passed.

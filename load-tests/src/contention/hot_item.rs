@@ -11,6 +11,7 @@ use crate::goose_run::{
     RequestStats, attack, measured_window_secs, per_sec, requests_named, round_to,
 };
 use crate::latency::Histogram;
+use crate::verdict::prefixed;
 use goose::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -137,12 +138,7 @@ fn level_violations(
     errors: &BTreeMap<String, u64>,
     requests: u64,
 ) -> Vec<String> {
-    let item = &check.item_id;
-    let mut violations: Vec<String> = check
-        .violations
-        .iter()
-        .map(|v| format!("item {item}: {v}"))
-        .collect();
+    let mut violations = prefixed(format_args!("item {}", check.item_id), &check.violations);
     if !check.passed() {
         violations.extend(undetermined_note(errors));
     }
