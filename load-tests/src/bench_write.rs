@@ -1,11 +1,7 @@
-//! `bench-write`: write throughput and latency of the bid path, with a correctness check
-//! after each level.
-//!
-//! Each client level is a [`contention`](crate::contention) hot-item level against one
-//! gateway as it is configured (price pre-filter as `PRICE_PREFILTER` says, which the
-//! Makefile sets for the second run): a fresh item, that many goose users bidding on it as
-//! fast as they can, then the item read back and checked like every contention item (no lost
-//! update). The rate is over goose's whole window, hatch included.
+//! `bench-write`: write throughput and latency of the bid path. Each client level is a
+//! [`contention`](crate::contention) hot-item level, checked the same way (no lost update),
+//! against one gateway as it is configured (price pre-filter as `PRICE_PREFILTER` says, which
+//! the Makefile sets for its second run). The rate is over goose's whole window, hatch included.
 
 use crate::api::{ApiClient, NewItem, in_secs};
 use crate::contention::hot_item::{self, HotLevel, counter_growth};
@@ -141,10 +137,8 @@ impl LevelResult {
     }
 }
 
-/// Runs every level and writes the JSON result to `args.out`.
-///
-/// A gateway started here is stopped whatever happens. The result is returned (and written)
-/// even when a level fails its check.
+/// Runs every level and writes the JSON result to `args.out`, even when a level fails its
+/// check. A gateway started here is stopped whatever happens.
 ///
 /// # Errors
 /// Invalid arguments, a gateway that cannot be started, an item that cannot be created or

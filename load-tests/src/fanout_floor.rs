@@ -1,17 +1,12 @@
 //! `fanout-floor`: the least any server can spend here to put one small event on N sockets,
 //! measured with bench-fanout's layout, so its figures can be read against this floor.
 //!
-//! Per level: ⌈N / per-process⌉ writer processes (bench-fanout's broadcast instances) and as
-//! many reader processes (its viewer client processes), each reader connecting its share from
-//! its own 127.0.0.x source address to one writer, in plain TCP: no WebSocket, no tasks, no
-//! queues. Once every socket is connected, each writer makes `rounds` passes, one per
-//! interval, all writers starting each pass at the same wall-clock tick (as broadcast instances
-//! receive the same NATS event): stamp the wall clock into a frame as long as a real
-//! `bid_placed` frame and write it to each of its sockets in one loop of non-blocking writes.
-//! Readers record the time from stamp to receipt; writers, how long each pass took.
-//!
-//! Modules: [`frame`], and [`writer`] and [`reader`], the hidden child-process roles, which
-//! exchange files with this orchestrator through [`crate::handoff`].
+//! Per level: ⌈N / per-process⌉ [`writer`] processes (bench-fanout's broadcast instances) and
+//! as many [`reader`] processes (its viewer processes), each reader connecting its share from
+//! its own 127.0.0.x address to one writer in plain TCP: no WebSocket, no tasks, no queues.
+//! Each writer makes `rounds` passes, all starting at the same wall-clock tick (as broadcast
+//! instances receive the same NATS event): stamp a [`frame`] as long as a real `bid_placed`
+//! one and write it to each socket. Readers record stamp to receipt; writers, each pass.
 
 pub mod frame;
 pub mod reader;

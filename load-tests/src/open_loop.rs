@@ -1,12 +1,8 @@
-//! The open-loop bid load: bids at a fixed rate whatever happens, spread over items and
-//! gateways, optionally with reads, every request recorded with what came back. Fan-out,
-//! bench-archive's steady phase and resilience drive their bids with it.
-//!
-//! Why not goose (which contention uses): goose users are closed-loop, each waits for its
-//! answer before the next request, so while a component is down and requests hang the offered
-//! load changes, and a short outage can fall between two requests of every user. A fixed
-//! schedule (one bid every `1/rate` s) and the full outcome of every single request (status,
-//! `code`, transport error, `event_id`, `seq`) are what these experiments measure.
+//! The open-loop bid load of fan-out, bench-archive's steady phase and resilience: bids at a
+//! fixed rate whatever happens, spread over items and gateways, optionally with reads, every
+//! request recorded with what came back. Not goose: its users are closed-loop (each waits for
+//! its answer), so while requests hang the offered load changes and a short outage can fall
+//! between two requests of every user.
 
 use crate::api::{Answer, ApiClient, Outcome, history_path, item_path};
 use shared::Cents;
@@ -33,9 +29,10 @@ pub struct Clock {
 
 impl Clock {
     pub fn start() -> Self {
+        let (start, start_wall_us) = (Instant::now(), crate::latency::wall_clock_us());
         Self {
-            start: Instant::now(),
-            start_wall_us: crate::latency::wall_clock_us(),
+            start,
+            start_wall_us,
         }
     }
 

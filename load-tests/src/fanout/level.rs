@@ -1,7 +1,6 @@
-//! One fan-out level: a gateway and ⌈N / per-process⌉ broadcast instances (one process holds
-//! ~20,000 sockets here), as many [`viewers`](super::viewers) client processes, each from its
-//! own 127.0.0.x source address; once every viewer is connected, the broadcast instances'
-//! resident memory per idle viewer, then bids at a fixed rate, then the clients' reports
+//! One fan-out level: a gateway, ⌈N / per-process⌉ broadcast instances and as many
+//! [`viewers`](super::viewers) processes, each from its own 127.0.0.x address; once all are
+//! connected, memory per idle viewer, then bids at a fixed rate, then the clients' reports
 //! merged: delivery and latency from just before each POST to each receipt.
 
 use super::FanoutLoad;

@@ -1,13 +1,9 @@
 //! `fanout` and `bench-fanout`: N WebSocket viewers on one item while bids arrive at a steady
-//! rate. Both run the same [`level`]s (1k/10k/50k viewers by default: several broadcast
-//! instances and [`viewers`] client processes from 127.0.0.x source addresses, bids at a fixed
-//! rate); `bench-fanout` writes them as one JSON file, `fanout` as a report with charts under
-//! `bench/results/fanout/` ([`report`]).
-//!
-//! The check: every viewer connected, most bids were accepted (a run of refusals measures
-//! nothing), and every accepted bid reached every viewer (delivery 1.0) unless the viewer was
-//! conflated to a fresh snapshot, which the report counts as a resync. `bench-fanout` asks
-//! only the first two.
+//! rate. Both run the same [`level`]s with their [`viewers`] processes; `bench-fanout` writes
+//! one JSON file, `fanout` a [`report`] with charts. The check: every viewer connected, most
+//! bids were accepted (a run of refusals measures nothing), and every accepted bid reached every
+//! viewer unless it was conflated to a fresh snapshot (a resync). `bench-fanout` asks the first
+//! two.
 
 pub mod level;
 mod report;

@@ -1,10 +1,7 @@
 //! The system under test, owned by the experiment: throwaway Redis, NATS and PostgreSQL on free
-//! loopback ports (never the machine's shared ones, which other people use), and the services
-//! as child processes pointed at them: two gateways, one broadcast service, one archival worker.
-//!
-//! [`Cluster::kill`] crashes one component (SIGKILL for the services, a crash-like stop for the
-//! dependencies) and [`Cluster::restart`] brings it back on the same port with the same data, so
-//! every client and every other service finds it again without being told.
+//! ports (never the shared ones), two gateways, one broadcast service and one archival worker.
+//! [`Cluster::kill`] crashes one component and [`Cluster::restart`] brings it back on the same
+//! port with the same data, so every client and service finds it again without being told.
 
 use super::ResilienceArgs;
 use super::faults::Fault;
