@@ -3,7 +3,7 @@
 
 use super::cluster::VICTIM_GATEWAY;
 use super::faults::Fault;
-use super::timeline::WindowStats;
+use super::timeline::{Second, WindowStats};
 use super::{FaultResult, ResilienceResult};
 use crate::charts::{Series, bar_chart, line_chart};
 use crate::report::{ReportDir, markdown_table};
@@ -23,7 +23,7 @@ pub fn write(dir: &Path, result: &ResilienceResult) -> anyhow::Result<()> {
 }
 
 fn timeline_chart(path: &Path, r: &ResilienceResult) -> anyhow::Result<()> {
-    let line = |name: &str, value: fn(&super::timeline::Second) -> u64| {
+    let line = |name: &str, value: fn(&Second) -> u64| {
         let points = r
             .per_second
             .iter()
