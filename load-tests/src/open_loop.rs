@@ -74,6 +74,43 @@ pub struct Request {
 }
 
 impl Request {
+    /// A bid on item 0 sent at `sent_ms` to `gateway` that came out as `outcome` (`None`: no
+    /// answer, `transport connect`) after `latency_ms`; a 200 carries a fresh event id.
+    #[cfg(test)]
+    pub fn bid(
+        sent_ms: f64,
+        gateway: usize,
+        amount: i64,
+        status: Option<u16>,
+        latency_ms: f64,
+    ) -> Self {
+        let code = |status| {
+            Some(
+                (if status == 200 {
+                    "accepted"
+                } else {
+                    "unavailable"
+                })
+                .into(),
+            )
+        };
+        let outcome = status.map_or(Outcome::Transport("connect"), |status| Outcome::Answered {
+            status,
+            code: code(status),
+        });
+        Self {
+            sent_ms,
+            gateway,
+            kind: Kind::Bid,
+            item: 0,
+            amount_cents: amount,
+            outcome,
+            latency_ms,
+            event_id: (status == Some(200)).then(Uuid::now_v7),
+            seq: None,
+        }
+    }
+
     /// Answered 2xx: the service handled it (an outbid `bid_too_low` counts: it was processed).
     pub fn is_2xx(&self) -> bool {
         matches!(self.outcome, Outcome::Answered { status, .. } if (200..300).contains(&status))

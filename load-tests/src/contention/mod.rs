@@ -212,25 +212,17 @@ async fn run_strategy(args: &ContentionArgs, strategy: Strategy) -> anyhow::Resu
         ("REDIS_TIMEOUT_MS", args.redis_timeout_ms.to_string()),
     ]);
     let gateway = Service::start("gateway", &args.gateway_bin, &env).await?;
-    let gateway_url = gateway.url().to_owned();
-    let measured = measure(args, &gateway_url, &tag).await;
+    let measured = measure(args, strategy, gateway.url(), tag).await;
     gateway.stop().await;
-    let (hot, mixed, archive) = measured?;
-    Ok(StrategyResult {
-        strategy,
-        gateway_url,
-        tag,
-        hot,
-        mixed,
-        archive,
-    })
+    measured
 }
 
 async fn measure(
     args: &ContentionArgs,
+    strategy: Strategy,
     gateway_url: &str,
-    tag: &str,
-) -> anyhow::Result<(Vec<HotLevel>, MixedResult, ArchiveCheck)> {
+    tag: String,
+) -> anyhow::Result<StrategyResult> {
     let api = ApiClient::new(gateway_url)?;
     let mut hot = Vec::with_capacity(args.users.len());
     for &users in &args.users {
@@ -246,7 +238,14 @@ async fn measure(
     let accepted = hot.iter().map(|level| level.accepted).sum::<u64>() + mixed.accepted;
     let stream = tag.to_uppercase();
     let archive = archive::wait_for_archive(&args.nats_url, &stream, accepted, ARCHIVE_WAIT);
-    Ok((hot, mixed, archive.await?))
+    Ok(StrategyResult {
+        strategy,
+        gateway_url: gateway_url.to_owned(),
+        archive: archive.await?,
+        tag,
+        hot,
+        mixed,
+    })
 }
 
 #[cfg(test)]

@@ -68,8 +68,10 @@ pub fn write(dir: &ReportDir, result: &ContentionResult) -> anyhow::Result<()> {
     dir.write_summary(&markdown(result))
 }
 
-fn ms(latency: Option<LatencyMs>, pick: impl Fn(LatencyMs) -> f64) -> String {
-    latency.map_or_else(|| "-".to_owned(), |l| format!("{:.2}", pick(l)))
+/// The p50, p99, p99.9 and max cells, `-` when nothing was timed.
+fn percentiles(latency: Option<LatencyMs>) -> [String; 4] {
+    let ms = |pick: fn(LatencyMs) -> f64| latency.map_or("-".into(), |l| format!("{:.2}", pick(l)));
+    [ms(|l| l.p50), ms(|l| l.p99), ms(|l| l.p999), ms(|l| l.max)]
 }
 
 fn verdict_cell(violations: &[String]) -> String {
@@ -120,7 +122,10 @@ pub(super) fn markdown(result: &ContentionResult) -> String {
         .iter()
         .flat_map(|s| {
             s.hot.iter().map(move |l| {
-                vec![
+                let retries = l
+                    .retries_per_accepted
+                    .map_or("-".into(), |r| format!("{r:.2}"));
+                let head = [
                     s.strategy.name().to_owned(),
                     l.users.to_string(),
                     l.bids.requests.to_string(),
@@ -128,14 +133,9 @@ pub(super) fn markdown(result: &ContentionResult) -> String {
                     format!("{:.1}", l.accepted_per_sec),
                     l.rejected.to_string(),
                     errors_cell(&l.errors),
-                    ms(l.bids.latency_ms, |x| x.p50),
-                    ms(l.bids.latency_ms, |x| x.p99),
-                    ms(l.bids.latency_ms, |x| x.p999),
-                    ms(l.bids.latency_ms, |x| x.max),
-                    l.retries_per_accepted
-                        .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
-                    verdict_cell(&l.violations),
-                ]
+                ];
+                let tail = [retries, verdict_cell(&l.violations)];
+                [&head[..], &percentiles(l.bids.latency_ms), &tail].concat()
             })
         })
         .collect();
@@ -160,17 +160,14 @@ pub(super) fn markdown(result: &ContentionResult) -> String {
         .iter()
         .flat_map(|s| {
             s.mixed.requests.iter().map(move |r| {
-                vec![
+                let head = [
                     s.strategy.name().to_owned(),
                     r.name.clone(),
                     r.requests.to_string(),
                     format!("{:.1}", r.per_sec),
                     r.failed.to_string(),
-                    ms(r.latency_ms, |x| x.p50),
-                    ms(r.latency_ms, |x| x.p99),
-                    ms(r.latency_ms, |x| x.p999),
-                    ms(r.latency_ms, |x| x.max),
-                ]
+                ];
+                [&head[..], &percentiles(r.latency_ms)].concat()
             })
         })
         .collect();

@@ -133,33 +133,9 @@ pub fn per_second(requests: &[Request], arrivals_ms: &[f64]) -> Vec<Second> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Outcome;
 
     fn bid(sent_ms: f64, gateway: usize, status: Option<u16>, latency_ms: f64) -> Request {
-        let code = |status| {
-            if status == 200 {
-                "accepted"
-            } else {
-                "unavailable"
-            }
-        };
-        Request {
-            sent_ms,
-            gateway,
-            kind: Kind::Bid,
-            item: 0,
-            amount_cents: 100,
-            outcome: match status {
-                Some(status) => Outcome::Answered {
-                    status,
-                    code: Some(code(status).into()),
-                },
-                None => Outcome::Transport("connect"),
-            },
-            latency_ms,
-            event_id: (status == Some(200)).then(uuid::Uuid::now_v7),
-            seq: None,
-        }
+        Request::bid(sent_ms, gateway, 100, status, latency_ms)
     }
 
     #[test]
