@@ -1,9 +1,6 @@
-//! Every call the experiments make to the gateway's HTTP API, in one place: readiness, items,
-//! bids, reads, metrics counters. Goose users send through goose's own client (so goose times
-//! them) but build their bids and read the answers with the types here.
-//!
-//! Money crosses the wire as [`Cents`] (JSON decimals written and read from the digits, never
-//! through `f64`); inside, amounts are integer cents.
+//! Every call the experiments make to the gateway's HTTP API, in one place. Goose users send
+//! through goose's own client (so goose times them) but build their bids and read the answers
+//! with the types here. Money crosses the wire as [`Cents`], never through `f64`.
 
 use anyhow::{Context, bail};
 use reqwest::{RequestBuilder, StatusCode};
@@ -153,7 +150,7 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
-    /// A client for the service at `base_url`.
+    /// A client for the service at `base_url`, whose requests give up after 10 s.
     ///
     /// # Errors
     /// The HTTP client cannot be built.
@@ -166,10 +163,14 @@ impl ApiClient {
     /// # Errors
     /// The HTTP client cannot be built.
     pub fn with_timeout(base_url: &str, timeout: Duration) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder().timeout(timeout);
-        let http = http.pool_max_idle_per_host(512).build()?;
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .pool_max_idle_per_host(512);
         let base_url = base_url.trim_end_matches('/').to_owned();
-        Ok(Self { base_url, http })
+        Ok(Self {
+            base_url,
+            http: http.build()?,
+        })
     }
 
     /// Whether `GET /ready` answers 200 (dependencies reachable).
@@ -246,13 +247,16 @@ async fn expect(
 }
 
 async fn send(request: RequestBuilder) -> Answer {
-    let transport = |e: &reqwest::Error| Answer {
-        outcome: Outcome::Transport(match () {
+    let transport = |e: &reqwest::Error| {
+        let kind = match () {
             () if e.is_timeout() => "timeout",
             () if e.is_connect() => "connect",
             () => "other",
-        }),
-        reply: Reply::default(),
+        };
+        Answer {
+            outcome: Outcome::Transport(kind),
+            reply: Reply::default(),
+        }
     };
     let response = match request.send().await {
         Ok(response) => response,
@@ -287,6 +291,7 @@ fn counter_value(metrics: &str, name: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::MoneyError::TooManyFractionDigits;
 
     #[test]
     fn a_counter_is_read_by_its_exact_name() {
@@ -294,14 +299,9 @@ mod tests {
                     # TYPE gateway_optimistic_retries counter\n\
                     gateway_optimistic_retries_total 42\n\
                     gateway_optimistic_retries_total_other 7\n";
-        assert_eq!(
-            counter_value(text, "gateway_optimistic_retries_total"),
-            Some(42.0)
-        );
-        assert_eq!(
-            counter_value(text, "gateway_prefilter_rejections_total"),
-            None
-        );
+        let value = |name| counter_value(text, name);
+        assert_eq!(value("gateway_optimistic_retries_total"), Some(42.0));
+        assert_eq!(value("gateway_prefilter_rejections_total"), None);
     }
 
     fn reply(json: &str) -> Reply {
@@ -309,54 +309,40 @@ mod tests {
     }
 
     #[test]
-    fn the_integer_price_is_preferred_over_the_decimal_one() {
-        let both = r#"{"success":false,"code":"bid_too_low","current_bid":9.99,"#;
-        let both = reply(&format!(r#"{both}"current_bid_cents":42,"seq":3}}"#));
-        assert!(!both.success);
-        assert_eq!(
-            (both.code.as_deref(), both.seq),
-            (Some("bid_too_low"), Some(3))
-        );
-        assert_eq!(both.current_cents(), Ok(Some(42)));
-        let decimal = reply(r#"{"success":true,"code":"accepted","current_bid":20.07}"#);
-        assert_eq!(decimal.current_cents(), Ok(Some(2007)));
-        let too_precise = reply(r#"{"current_bid":1.005}"#);
-        assert_eq!(
-            too_precise.current_cents(),
-            Err(MoneyError::TooManyFractionDigits)
-        );
-    }
-
-    #[test]
-    fn a_missing_null_or_zero_price_is_no_bid() {
-        for json in [
-            "{}",
-            r#"{"current_bid":null}"#,
-            r#"{"current_bid":0}"#,
-            r#"{"current_bid_cents":0}"#,
+    fn the_integer_price_is_preferred_and_a_missing_null_or_zero_price_is_no_bid() {
+        for (json, cents) in [
+            (
+                r#"{"current_bid":9.99,"current_bid_cents":42}"#,
+                Ok(Some(42)),
+            ),
+            (r#"{"current_bid":20.07}"#, Ok(Some(2007))),
+            (r#"{"current_bid":1.005}"#, Err(TooManyFractionDigits)),
+            ("{}", Ok(None)),
+            (r#"{"current_bid":null}"#, Ok(None)),
+            (r#"{"current_bid":0}"#, Ok(None)),
+            (r#"{"current_bid_cents":0}"#, Ok(None)),
         ] {
-            assert_eq!(reply(json).current_cents(), Ok(None), "{json}");
+            assert_eq!(reply(json).current_cents(), cents, "{json}");
         }
+        let both = reply(r#"{"success":false,"code":"bid_too_low","seq":3}"#);
+        assert!(!both.success);
+        let (code, seq) = (both.code.as_deref(), both.seq);
+        assert_eq!((code, seq), (Some("bid_too_low"), Some(3)));
+        assert!(reply(r#"{"success":true}"#).success);
     }
 
     #[test]
     fn only_a_200_accepted_answer_has_an_accepted_seq() {
-        let answer = |status, json| Answer {
-            outcome: Outcome::Answered { status, code: None },
-            reply: reply(json),
-        };
-        assert_eq!(
-            answer(200, r#"{"code":"accepted","seq":4}"#).accepted_seq(),
-            Some(4)
-        );
-        assert_eq!(
-            answer(200, r#"{"code":"bid_too_low","seq":4}"#).accepted_seq(),
-            None
-        );
-        assert_eq!(
-            answer(503, r#"{"code":"accepted","seq":4}"#).accepted_seq(),
-            None
-        );
+        for (status, code, seq) in [
+            (200, "accepted", Some(4)),
+            (200, "bid_too_low", None),
+            (503, "accepted", None),
+        ] {
+            let reply = reply(&format!(r#"{{"code":"{code}","seq":4}}"#));
+            let outcome = Outcome::Answered { status, code: None };
+            let answer = Answer { outcome, reply };
+            assert_eq!(answer.accepted_seq(), seq, "{status} {code}");
+        }
     }
 
     #[test]
@@ -370,10 +356,8 @@ mod tests {
         assert_eq!(text, r#"{"user_id":"u1","amount":10.01}"#);
         let item = NewItem::new("a".into(), "n", (100, 5), Timestamp::from_micros(0)).unwrap();
         let text = serde_json::to_string(&item).unwrap();
-        assert!(
-            text.contains(r#""starting_price":1,"min_increment":0.05"#),
-            "{text}"
-        );
+        let prices = r#""starting_price":1,"min_increment":0.05"#;
+        assert!(text.contains(prices), "{text}");
         assert_eq!(bid_path("a"), "/api/v1/items/a/bid");
     }
 }

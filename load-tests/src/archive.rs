@@ -46,7 +46,6 @@ async fn with_client<T>(
 /// # Errors
 /// PostgreSQL is unreachable or slow.
 pub async fn count_archived(database_url: &str, ids: Option<&[Uuid]>) -> anyhow::Result<usize> {
-    let ids = ids.map(<[Uuid]>::to_vec);
     let result = with_client(database_url, async move |db| match ids {
         Some(ids) => {
             let sql = "select count(*) from bids where event_id = any($1)";
@@ -103,19 +102,14 @@ pub async fn archive_span_secs(database_url: &str) -> anyhow::Result<f64> {
 /// # Errors
 /// PostgreSQL is unreachable or the table is missing.
 pub async fn archived_bids(database_url: &str) -> anyhow::Result<Vec<ArchivedBid>> {
-    let rows = with_client(database_url, async |db| {
-        db.query("select event_id, item_id, amount_cents from bids", &[])
-            .await
-    })
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|row| ArchivedBid {
-            event_id: row.get(0),
-            item_id: row.get(1),
-            amount_cents: row.get(2),
-        })
-        .collect())
+    let sql = "select event_id, item_id, amount_cents from bids";
+    let rows = with_client(database_url, async |db| db.query(sql, &[]).await).await?;
+    let bid = |row: &tokio_postgres::Row| ArchivedBid {
+        event_id: row.get(0),
+        item_id: row.get(1),
+        amount_cents: row.get(2),
+    };
+    Ok(rows.iter().map(bid).collect())
 }
 
 async fn jetstream<T>(
@@ -141,12 +135,8 @@ async fn jetstream<T>(
 pub async fn stream_messages(nats_url: &str, name: &str) -> anyhow::Result<u64> {
     jetstream(nats_url, async |js| {
         let mut stream = js.get_stream(name).await.context("looking up the stream")?;
-        Ok(stream
-            .info()
-            .await
-            .context("reading the stream's info")?
-            .state
-            .messages)
+        let info = stream.info().await.context("reading the stream's info")?;
+        Ok(info.state.messages)
     })
     .await
 }

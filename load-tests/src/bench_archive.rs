@@ -1,13 +1,12 @@
 //! `bench-archive`: how fast the archival worker drains a JetStream backlog into PostgreSQL,
 //! and how long an accepted bid takes to become a row at a steady bid rate.
 //!
-//! Phase 1 publishes `--events` valid `bid_placed` events to a fresh stream, then starts the
-//! worker on a fresh database; the drain rate comes from the rows' own `archived_at` (first to
-//! last batch). Phase 2 runs a gateway and a worker together, posts bids at `--rate` per
-//! second for `--steady-secs` (the [`open_loop`](crate::open_loop) load), and reads each
-//! accepted bid's `archived_at - placed_at` (the batch transaction's start minus the Redis time
-//! of acceptance). It passes when the archive holds exactly the backlog and exactly the
-//! accepted bids, and most bids were accepted (a run of refusals measures nothing).
+//! The drain phase publishes `--events` valid `bid_placed` events to a fresh stream, then starts
+//! the worker on a fresh database; the rate comes from the rows' own `archived_at` (first to
+//! last batch). The steady phase runs a gateway and a worker, posts bids at `--rate` per second
+//! (the [`open_loop`](crate::open_loop) load) and reads each row's `archived_at - placed_at`.
+//! It passes when the archive holds exactly the backlog and exactly the accepted bids, and most
+//! bids were accepted (a run of refusals measures nothing).
 
 use crate::api::{ApiClient, NewItem, in_secs};
 use crate::archive::{archive_delays, archive_span_secs, wait_for_rows};
@@ -174,39 +173,23 @@ async fn drain(args: &BenchArchiveArgs) -> anyhow::Result<Drain> {
     tracing::info!(events = args.events, publish_secs, "backlog published");
     let started = Instant::now();
     let worker = Service::start("worker", &args.worker_bin, &phase.env(&args.nats_url)).await?;
-    let rows = wait_for_rows(
-        &phase.database_url,
-        usize::try_from(args.events)?,
-        DRAIN_TIMEOUT,
-    );
-    let rows = rows.await as u64;
+    let events = usize::try_from(args.events)?;
+    let rows = wait_for_rows(&phase.database_url, events, DRAIN_TIMEOUT).await as u64;
     let wall_secs = started.elapsed().as_secs_f64();
     let drain_secs = archive_span_secs(&phase.database_url).await?;
     let metrics = ApiClient::new(worker.url())?;
-    let batches = metrics
-        .counter("archive_batch_size_count")
-        .await?
-        .unwrap_or(0.0);
-    let batched = metrics
-        .counter("archive_batch_size_sum")
-        .await?
-        .unwrap_or(0.0);
+    let batches = metrics.counter("archive_batch_size_count").await?;
+    let batched = metrics.counter("archive_batch_size_sum").await?;
     worker.shutdown().await?;
+    // A ratio over nothing (no time, no batch) is 0.
+    let ratio = |n: f64, d: f64| if d > 0.0 { n / d } else { 0.0 };
     Ok(Drain {
         events: args.events,
         publish_secs,
         drain_secs,
-        events_per_sec: if drain_secs > 0.0 {
-            args.events as f64 / drain_secs
-        } else {
-            0.0
-        },
+        events_per_sec: ratio(args.events as f64, drain_secs),
         wall_secs,
-        mean_batch_size: if batches > 0.0 {
-            batched / batches
-        } else {
-            0.0
-        },
+        mean_batch_size: ratio(batched.unwrap_or(0.0), batches.unwrap_or(0.0)),
         rows,
     })
 }
@@ -219,13 +202,8 @@ async fn steady(args: &BenchArchiveArgs) -> anyhow::Result<Steady> {
     let api = ApiClient::new(gateway.url())?;
     let items: Vec<String> = (0..ITEMS / 2).map(|i| format!("steady-{i}")).collect();
     for item in &items {
-        api.create_item(&NewItem::new(
-            item.clone(),
-            "steady",
-            (STARTING_CENTS, 1),
-            in_secs(3_600),
-        )?)
-        .await?;
+        let item = NewItem::new(item.clone(), "steady", (STARTING_CENTS, 1), in_secs(3_600))?;
+        api.create_item(&item).await?;
     }
     let clock = Clock::start();
     let target = Target {
@@ -261,19 +239,16 @@ pub async fn run(args: &BenchArchiveArgs) -> anyhow::Result<BenchArchiveResult> 
     let started_at = now_rfc3339();
     let drain = drain(args).await?;
     let steady = steady(args).await?;
-    let mut violations = Vec::new();
-    if drain.rows != drain.events {
-        violations.push(format!(
-            "{} rows for a backlog of {} events",
-            drain.rows, drain.events
-        ));
+    let (rows, events) = (drain.rows, drain.events);
+    let mut violations = vec![];
+    if rows != events {
+        violations.push(format!("{rows} rows for a backlog of {events} events"));
     }
-    if steady.rows != steady.accepted {
-        let (rows, accepted) = (steady.rows, steady.accepted);
+    let (rows, accepted, posted) = (steady.rows, steady.accepted, steady.posted);
+    if rows != accepted {
         violations.push(format!("{rows} rows for {accepted} accepted bids"));
     }
-    if steady.accepted * 2 < steady.posted {
-        let (accepted, posted) = (steady.accepted, steady.posted);
+    if accepted * 2 < posted {
         violations.push(format!(
             "only {accepted} of {posted} bids accepted: it measured refusals"
         ));

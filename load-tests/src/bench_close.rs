@@ -1,10 +1,9 @@
 //! `bench-close`: many auctions ending in the same second, watched over WebSockets. Reports
 //! the delay from each auction's end time to the moment a viewer receives its `auction_closed`.
 //!
-//! It starts a gateway (with its closer) and a broadcast instance, creates `--auctions` items
-//! whose end falls in one second, subscribes to all of them over a few WebSocket connections
-//! ([`Watcher`]s), and waits for every close. It passes when every auction closed exactly once,
-//! none before its end time, and a viewer saw each close within a minute of the end.
+//! A gateway (with its closer) and a broadcast instance; `--auctions` items whose end falls in
+//! one second, all watched over a few [`Watcher`]s. It passes when every auction closed exactly
+//! once, none before its end time, and a viewer saw each close within a minute of the end.
 
 use crate::api::{ApiClient, NewItem};
 use crate::host::{cores, raise_fd_limit};
@@ -64,10 +63,8 @@ pub async fn run(args: &BenchCloseArgs) -> anyhow::Result<CloseResult> {
     let started_at = now_rfc3339();
     let tag = run_tag("close");
     let mut env = namespace(&tag);
-    env.push((
-        "MAX_SUBSCRIPTIONS_PER_CONNECTION",
-        args.per_connection.to_string(),
-    ));
+    let per_connection = args.per_connection.to_string();
+    env.push(("MAX_SUBSCRIPTIONS_PER_CONNECTION", per_connection));
     let gateway = Service::start("gateway", &args.gateway_bin, &env).await?;
     let broadcast = Service::start("broadcast", &args.broadcast_bin, &env).await?;
     let api = ApiClient::new(gateway.url())?;
@@ -102,10 +99,8 @@ pub async fn run(args: &BenchCloseArgs) -> anyhow::Result<CloseResult> {
             Watcher::start(broadcast.authority(), chunk.to_vec(), move |text| {
                 if let Some(item) = closed_item(text) {
                     let at = wall_clock_us();
-                    closes
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push((item, at));
+                    let mut closes = closes.lock().unwrap_or_else(PoisonError::into_inner);
+                    closes.push((item, at));
                 }
             })
         })
@@ -166,23 +161,23 @@ fn check(ends: &HashMap<String, u64>, closes: &[(String, u64)]) -> (Histogram, V
         let end = ends.get(*item).copied().unwrap_or(*at);
         delays.record(Duration::from_micros(at.saturating_sub(end)));
     }
-    let mut violations = Vec::new();
-    let missing = ends.len() - first.len();
-    if missing > 0 {
-        let n = ends.len();
-        violations.push(format!(
-            "{missing} of {n} auctions had no close seen within a minute"
-        ));
-    }
-    if early > 0 {
-        violations.push(format!("{early} auctions closed before their end time"));
-    }
-    if twice > 0 {
-        violations.push(format!(
-            "{twice} extra auction_closed events: an auction closes once"
-        ));
-    }
-    (delays, violations)
+    let (missing, n) = (ends.len() - first.len(), ends.len());
+    let violations = [
+        (
+            missing,
+            format!("{missing} of {n} auctions had no close seen within a minute"),
+        ),
+        (
+            early,
+            format!("{early} auctions closed before their end time"),
+        ),
+        (
+            twice,
+            format!("{twice} extra auction_closed events: an auction closes once"),
+        ),
+    ];
+    let violations = violations.into_iter().filter(|(count, _)| *count > 0);
+    (delays, violations.map(|(_, v)| v).collect())
 }
 
 impl Outcome for CloseResult {
@@ -198,11 +193,7 @@ mod tests {
     #[test]
     fn every_auction_must_close_once_and_not_before_its_end() {
         let ends = HashMap::from([("a".to_owned(), 1_000), ("b".to_owned(), 2_000)]);
-        let closes = [
-            ("a".to_owned(), 1_500),
-            ("b".to_owned(), 2_250),
-            ("x".to_owned(), 9),
-        ];
+        let closes = [("a", 1_500), ("b", 2_250), ("x", 9)].map(|(i, t)| (i.to_owned(), t));
         let (delays, violations) = check(&ends, &closes);
         assert!(violations.is_empty(), "{violations:?}");
         assert_eq!(delays.latency().map(|l| (l.count, l.max)), Some((2, 0.5)));

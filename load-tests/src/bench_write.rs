@@ -1,11 +1,7 @@
-//! `bench-write`: write throughput and latency of the bid path, with a correctness check
-//! after each level.
-//!
-//! Each client level is a [`contention`](crate::contention) hot-item level against one
-//! gateway as it is configured (price pre-filter as `PRICE_PREFILTER` says, which the
-//! Makefile sets for the second run): a fresh item, that many goose users bidding on it as
-//! fast as they can, then the item read back and checked like every contention item (no lost
-//! update). The rate is over goose's whole window, hatch included.
+//! `bench-write`: write throughput and latency of the bid path. Each client level is a
+//! [`contention`](crate::contention) hot-item level, checked the same way (no lost update),
+//! against one gateway as it is configured (price pre-filter as `PRICE_PREFILTER` says, which
+//! the Makefile sets for its second run). The rate is over goose's whole window, hatch included.
 
 use crate::api::{ApiClient, NewItem, in_secs};
 use crate::contention::hot_item::{self, HotLevel, counter_growth};
@@ -13,7 +9,7 @@ use crate::goose_run::{MIN_BENCH_SECS, check_levels, not_interrupted, round_to};
 use crate::host::Machine;
 use crate::latency::LatencyMs;
 use crate::report::{now_rfc3339, write_json};
-use crate::service::{GatewaySource, Service};
+use crate::service::Service;
 use crate::verdict::{Outcome, Verdict};
 use anyhow::{Context, bail};
 use serde::Serialize;
@@ -52,40 +48,6 @@ pub struct BenchWriteArgs {
     /// Allow levels shorter than 10 s: checks the pipeline works, measures nothing reliable.
     #[arg(long)]
     pub smoke: bool,
-}
-
-impl BenchWriteArgs {
-    /// A quick run (4 clients for 2 s) that checks the whole pipeline works.
-    pub fn smoke(gateway: GatewaySource, out: PathBuf) -> Self {
-        let (gateway_url, gateway_bin) = match gateway {
-            GatewaySource::Url(url) => (Some(url), None),
-            GatewaySource::Binary(path) => (None, Some(path)),
-        };
-        Self {
-            gateway_url,
-            gateway_bin,
-            clients: vec![4],
-            duration_secs: 2,
-            out,
-            smoke: true,
-        }
-    }
-
-    /// The gateway to use: `--gateway-url` if given, else `--gateway-bin`.
-    ///
-    /// # Errors
-    /// Neither is given (clap prevents that on the command line).
-    pub fn gateway_source(&self) -> anyhow::Result<GatewaySource> {
-        match (&self.gateway_url, &self.gateway_bin) {
-            (Some(url), _) => Ok(GatewaySource::Url(url.clone())),
-            (None, Some(path)) => Ok(GatewaySource::Binary(path.clone())),
-            (None, None) => bail!("either --gateway-url or --gateway-bin is required"),
-        }
-    }
-
-    fn validate(&self) -> anyhow::Result<()> {
-        check_levels("--clients", &self.clients, self.duration_secs, self.smoke)
-    }
 }
 
 /// The JSON result of a bench-write run.
@@ -175,18 +137,20 @@ impl LevelResult {
     }
 }
 
-/// Runs every level and writes the JSON result to `args.out`.
-///
-/// A gateway started here is stopped whatever happens. The result is returned (and written)
-/// even when a level fails its check.
+/// Runs every level and writes the JSON result to `args.out`, even when a level fails its
+/// check. A gateway started here is stopped whatever happens.
 ///
 /// # Errors
 /// Invalid arguments, a gateway that cannot be started, an item that cannot be created or
 /// read back, goose failing, an interrupt, or the file not written.
 pub async fn run(args: &BenchWriteArgs) -> anyhow::Result<BenchWriteResult> {
-    args.validate()?;
+    check_levels("--clients", &args.clients, args.duration_secs, args.smoke)?;
     let started_at = now_rfc3339();
-    let gateway = Service::gateway(&args.gateway_source()?, &[]).await?;
+    let gateway = match (&args.gateway_url, &args.gateway_bin) {
+        (Some(url), _) => Service::external(url),
+        (None, Some(path)) => Service::start("gateway", path, &[]).await?,
+        (None, None) => bail!("either --gateway-url or --gateway-bin is required"),
+    };
     let gateway_info = GatewayInfo {
         url: gateway.url().to_owned(),
         started_by_bench: gateway.started_by_bench(),
@@ -243,57 +207,40 @@ mod tests {
         args: BenchWriteArgs,
     }
 
-    fn parse(args: &[&str]) -> Result<BenchWriteArgs, clap::Error> {
+    /// The flags `args` parse to, if they parse, and whether they pass the level rules.
+    fn parse(args: &[&str]) -> Option<(BenchWriteArgs, bool)> {
         let argv = std::iter::once("bench-write").chain(args.iter().copied());
-        Cli::try_parse_from(argv).map(|cli| cli.args)
+        let args = Cli::try_parse_from(argv).ok()?.args;
+        let valid = check_levels("--clients", &args.clients, args.duration_secs, args.smoke);
+        Some((args, valid.is_ok()))
     }
 
     #[test]
     fn defaults_are_two_levels_of_ten_seconds() {
-        let args = parse(&["--gateway-url", "http://127.0.0.1:8080"]).unwrap();
+        let (args, valid) = parse(&["--gateway-url", "http://127.0.0.1:8080"]).unwrap();
         assert_eq!(args.clients, vec![64, 256]);
         assert_eq!(args.duration_secs, 10);
         assert_eq!(args.out, PathBuf::from("bench/results/write.json"));
-        assert!(args.validate().is_ok());
+        assert!(valid);
     }
 
     #[test]
-    fn a_gateway_is_required_and_only_one() {
-        assert!(parse(&[]).is_err());
-        assert!(parse(&["--gateway-url", "http://x", "--gateway-bin", "gw"]).is_err());
-        let args = parse(&["--gateway-bin", "target/release/api-gateway"]).unwrap();
-        assert!(matches!(
-            args.gateway_source(),
-            Ok(GatewaySource::Binary(_))
-        ));
-    }
-
-    #[test]
-    fn clients_take_a_comma_separated_list_of_positive_counts() {
-        let args = parse(&["--gateway-url", "http://x", "--clients", "1,8,512"]).unwrap();
+    fn flags_are_checked() {
+        let url = ["--gateway-url", "http://x"];
+        assert!(parse(&[]).is_none(), "a gateway is required");
+        assert!(parse(&["--gateway-url", "http://x", "--gateway-bin", "gw"]).is_none());
+        let (args, _) = parse(&["--gateway-bin", "target/release/api-gateway"]).unwrap();
+        assert!(args.gateway_bin.is_some() && args.gateway_url.is_none());
+        let (args, _) = parse(&[&url[..], &["--clients", "1,8,512"]].concat()).unwrap();
         assert_eq!(args.clients, vec![1, 8, 512]);
-        assert!(parse(&["--gateway-url", "http://x", "--clients", "4,0"]).is_err());
-    }
-
-    #[test]
-    fn a_short_run_needs_smoke() {
-        let args = parse(&["--gateway-url", "http://x", "--duration-secs", "2"]).unwrap();
-        assert!(args.validate().is_err());
-        let args = parse(&[
-            "--gateway-url",
-            "http://x",
-            "--duration-secs",
-            "2",
-            "--smoke",
-        ]);
-        assert!(args.unwrap().validate().is_ok());
-    }
-
-    #[test]
-    fn smoke_args_are_valid_and_short() {
-        let args = BenchWriteArgs::smoke(GatewaySource::Url("http://x".into()), "out.json".into());
-        assert!(args.validate().is_ok());
-        assert_eq!(args.clients, vec![4]);
-        assert_eq!(args.duration_secs, 2);
+        assert!(parse(&[&url[..], &["--clients", "4,0"]].concat()).is_none());
+        let short = [&url[..], &["--duration-secs", "2"]].concat();
+        assert_eq!(
+            parse(&short).map(|p| p.1),
+            Some(false),
+            "a short run needs --smoke"
+        );
+        let smoke = [&short[..], &["--smoke"]].concat();
+        assert_eq!(parse(&smoke).map(|p| p.1), Some(true));
     }
 }

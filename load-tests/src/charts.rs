@@ -43,21 +43,16 @@ impl Series {
     }
 }
 
-/// Axis titles and the chart's caption.
-#[derive(Debug, Clone, Copy)]
-pub struct Labels<'a> {
-    pub title: &'a str,
-    pub x: &'a str,
-    pub y: &'a str,
-}
+/// The chart's caption, then the titles of its x and y axes.
+pub type Labels<'a> = (&'a str, &'a str, &'a str);
 
 /// The colour of the `index`th series.
 fn colour(index: usize) -> RGBColor {
     PALETTE[index % PALETTE.len()]
 }
 
-/// `lo..hi` widened so that a flat or empty range still draws (plotters
-/// cannot map a zero-width axis) and the top value is not on the frame.
+/// `lo..hi` widened so that a flat or empty range still draws (plotters cannot map a
+/// zero-width axis) and the top value is not on the frame.
 fn axis_range(lo: f64, hi: f64) -> std::ops::Range<f64> {
     let (lo, hi) = if lo.is_finite() && hi.is_finite() {
         (lo, hi)
@@ -71,8 +66,8 @@ fn axis_range(lo: f64, hi: f64) -> std::ops::Range<f64> {
     }
 }
 
-/// Draws `series` as lines on shared axes (x from the smallest to the largest
-/// x, y from 0) and writes the SVG to `path`.
+/// Draws `series` as lines on shared axes (x from the smallest to the largest x, y from 0)
+/// and writes the SVG to `path`.
 ///
 /// # Errors
 ///
@@ -87,15 +82,9 @@ pub fn line_chart(path: &Path, labels: Labels<'_>, series: &[Series]) -> anyhow:
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .fold(f64::NEG_INFINITY, f64::max);
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
-    draw_lines(
-        &root,
-        labels,
-        series,
-        axis_range(x_lo, x_hi),
-        axis_range(0.0, y_hi),
-    )
-    .map_err(|e| anyhow!("{e}"))
-    .with_context(|| format!("cannot draw {}", path.display()))
+    let (x, y) = (axis_range(x_lo, x_hi), axis_range(0.0, y_hi));
+    let drawn = draw_lines(&root, labels, series, x, y).map_err(|e| anyhow!("{e}"));
+    drawn.with_context(|| format!("cannot draw {}", path.display()))
 }
 
 fn draw_lines<DB: DrawingBackend>(
@@ -107,15 +96,15 @@ fn draw_lines<DB: DrawingBackend>(
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(root)
-        .caption(labels.title, ("sans-serif", 20))
+        .caption(labels.0, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(x, y)?;
     chart
         .configure_mesh()
-        .x_desc(labels.x)
-        .y_desc(labels.y)
+        .x_desc(labels.1)
+        .y_desc(labels.2)
         .draw()?;
     for (i, s) in series.iter().enumerate() {
         let style = colour(i).stroke_width(2);
@@ -152,9 +141,9 @@ pub fn bar_chart(
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .fold(0.0, f64::max);
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
-    draw_bars(&root, labels, categories, series, axis_range(0.0, y_hi))
-        .map_err(|e| anyhow!("{e}"))
-        .with_context(|| format!("cannot draw {}", path.display()))
+    let drawn = draw_bars(&root, labels, categories, series, axis_range(0.0, y_hi));
+    let drawn = drawn.map_err(|e| anyhow!("{e}"));
+    drawn.with_context(|| format!("cannot draw {}", path.display()))
 }
 
 fn draw_bars<DB: DrawingBackend>(
@@ -167,7 +156,7 @@ fn draw_bars<DB: DrawingBackend>(
     root.fill(&WHITE)?;
     let groups = categories.len().max(1);
     let mut chart = ChartBuilder::on(root)
-        .caption(labels.title, ("sans-serif", 20))
+        .caption(labels.0, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
@@ -185,8 +174,8 @@ fn draw_bars<DB: DrawingBackend>(
                 String::new()
             }
         })
-        .x_desc(labels.x)
-        .y_desc(labels.y)
+        .x_desc(labels.1)
+        .y_desc(labels.2)
         .draw()?;
     // Each group leaves 15% empty on either side; its bars share the rest.
     let width = 0.7 / series.len().max(1) as f64;
@@ -221,43 +210,24 @@ mod tests {
     }
 
     #[test]
-    fn a_line_chart_is_an_svg_with_its_title_and_legend() {
+    fn charts_are_svgs_with_their_titles_legends_and_categories() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cdf.svg");
+        let (lines, bars) = (dir.path().join("cdf.svg"), dir.path().join("bars.svg"));
         let series = [
             Series::new("lua", vec![(0.0, 0.0), (1.0, 0.9), (4.0, 1.0)]),
             Series::new("optimistic", vec![(0.0, 0.0), (2.0, 0.5), (9.0, 1.0)]),
         ];
-        let labels = Labels {
-            title: "Bid latency CDF",
-            x: "ms",
-            y: "share of bids",
-        };
-        line_chart(&path, labels, &series).unwrap();
-        let svg = std::fs::read_to_string(&path).unwrap();
+        line_chart(&lines, ("Bid latency CDF", "ms", "share of bids"), &series).unwrap();
+        let svg = std::fs::read_to_string(&lines).unwrap();
         assert!(svg.starts_with("<svg"), "{svg}");
         for text in ["Bid latency CDF", "optimistic", "share of bids"] {
             assert!(svg.contains(text), "{text} missing");
         }
         assert!(svg.matches("<polyline").count() >= 2, "one line per series");
-    }
-
-    #[test]
-    fn a_bar_chart_names_its_categories_and_draws_one_bar_per_value() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bars.svg");
-        let categories = vec!["64 users".to_owned(), "256 users".to_owned()];
-        let series = [
-            Series::new("lua", vec![(0.0, 30_000.0), (1.0, 35_000.0)]),
-            Series::new("optimistic", vec![(0.0, 9_000.0), (1.0, 4_000.0)]),
-        ];
-        let labels = Labels {
-            title: "Bids per second",
-            x: "",
-            y: "bids/s",
-        };
-        bar_chart(&path, labels, &categories, &series).unwrap();
-        let svg = std::fs::read_to_string(&path).unwrap();
+        let categories = ["64 users".to_owned(), "256 users".to_owned()];
+        let labels = ("Bids per second", "", "bids/s");
+        bar_chart(&bars, labels, &categories, &series[..2]).unwrap();
+        let svg = std::fs::read_to_string(&bars).unwrap();
         for text in ["64 users", "256 users", "optimistic", "bids/s"] {
             assert!(svg.contains(text), "{text} missing");
         }

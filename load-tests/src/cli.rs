@@ -38,16 +38,14 @@ pub enum Command {
     /// Experiment: N viewers per level on one item while bids arrive; delivery, latency CDF,
     /// memory per viewer, as a report under bench/results/fanout/.
     Fanout(FanoutArgs),
-    /// N users bidding on one item (and a mixed workload over many items) against the
-    /// gateway's two Redis strategies side by side, each checked for lost updates and for
-    /// the outbox afterwards.
+    /// The gateway's two Redis strategies side by side on one hot item and a mixed workload,
+    /// each checked for lost updates and for the outbox afterwards.
     Contention(ContentionArgs),
     /// Kill NATS, PostgreSQL, the worker, the broadcast service, a gateway and Redis in turn
     /// under load: availability, errors, recovery time, and no accepted bid lost.
     Resilience(ResilienceArgs),
-    /// The floor under bench-fanout: the same layout of processes and sockets in plain TCP, one
-    /// non-blocking write per socket per event; receipt latency and the writers' cost per
-    /// socket.
+    /// The floor under bench-fanout: its layout in plain TCP, one non-blocking write per socket
+    /// per event; receipt latency and the writers' cost per socket.
     FanoutFloor(FanoutFloorArgs),
     /// One client process of bench-fanout (started by it).
     Viewers(ViewersArgs),
@@ -60,11 +58,9 @@ pub enum Command {
 }
 
 impl Command {
-    /// The runtime this command runs on. A `viewers` client process and fanout-floor's writer
-    /// and reader processes run blocking event loops on their one thread and need no worker
-    /// threads at all: on cores they share with the services they measure, workers spent
-    /// more time parking, waking and stealing tasks than reading. Everything else keeps the
-    /// multi-threaded default.
+    /// The runtime this command runs on: the client processes run a blocking event loop on
+    /// one thread, where worker threads would spend more time parking, waking and stealing
+    /// than reading; everything else keeps the multi-threaded default.
     ///
     /// # Errors
     /// When the runtime cannot be built (out of threads or file descriptors).
@@ -89,7 +85,6 @@ fn report(result: &impl Outcome) -> Verdict {
 /// Runs `command` and says whether its checks passed.
 ///
 /// # Errors
-///
 /// The experiment could not run to the end (see each experiment's `run`).
 pub async fn run(command: Command) -> anyhow::Result<Verdict> {
     Ok(match command {

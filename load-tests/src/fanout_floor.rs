@@ -1,18 +1,12 @@
 //! `fanout-floor`: the least any server can spend here to put one small event on N sockets,
 //! measured with bench-fanout's layout, so its figures can be read against this floor.
 //!
-//! Per level: ⌈N / per-process⌉ writer processes (bench-fanout's broadcast instances) and as
-//! many reader processes (its viewer client processes), each reader connecting its share from
-//! its own 127.0.0.x source address to one writer, in plain TCP: no WebSocket, no tasks, no
-//! queues. Once every socket is connected, each writer makes `rounds` passes, one per
-//! interval, all writers starting each pass at the same wall-clock tick (as broadcast instances
-//! receive the same NATS event): stamp the wall clock into a frame as long as a real
-//! `bid_placed` frame and write it to each of its sockets in one loop of non-blocking writes.
-//! Readers record the time from stamp to receipt; writers, how long each pass took.
-//!
-//! Modules: [`frame`] (the frame and its default length), [`writer`] and [`reader`] (the
-//! hidden child-process roles); they exchange files with this orchestrator through
-//! [`crate::handoff`].
+//! Per level: ⌈N / per-process⌉ [`writer`] processes (bench-fanout's broadcast instances) and
+//! as many [`reader`] processes (its viewer processes), each reader connecting its share from
+//! its own 127.0.0.x address to one writer in plain TCP: no WebSocket, no tasks, no queues.
+//! Each writer makes `rounds` passes, all starting at the same wall-clock tick (as broadcast
+//! instances receive the same NATS event): stamp a [`frame`] as long as a real `bid_placed`
+//! one and write it to each socket. Readers record stamp to receipt; writers, each pass.
 
 pub mod frame;
 pub mod reader;
@@ -21,7 +15,7 @@ pub mod writer;
 use self::reader::ReaderReport;
 use self::writer::WriterReport;
 use crate::fanout::viewers::BUCKET;
-use crate::handoff::{Handoff, publish};
+use crate::handoff::{Handoff, client, publish, shares};
 use crate::host::{Machine, load_average};
 use crate::latency::{Histogram, LatencyMs, from_ms, wall_clock_us};
 use crate::report::{now_rfc3339, write_json};
@@ -65,8 +59,7 @@ pub struct FanoutFloorArgs {
     pub frame_bytes: usize,
     #[arg(long, default_value = "bench/results/fanout-floor.json")]
     pub out: PathBuf,
-    /// The `load-tests` binary that runs the writer and reader processes (default: this
-    /// program; tests, whose own executable is the test harness, point it at the built binary).
+    /// The `load-tests` binary that runs the writer and reader processes (default: this one).
     #[arg(long)]
     pub floor_bin: Option<PathBuf>,
 }
@@ -136,7 +129,7 @@ impl FloorResult {
 /// When the flags make no sense, a writer or reader process cannot run, or the result cannot
 /// be written.
 pub async fn run(args: &FanoutFloorArgs) -> anyhow::Result<FloorResult> {
-    frame::Frame::new(args.frame_bytes)?;
+    frame::new_frame(args.frame_bytes)?;
     if args.per_process == 0 || args.viewers.contains(&0) {
         bail!("--viewers and --per-process must be at least 1");
     }
@@ -160,118 +153,80 @@ pub async fn run(args: &FanoutFloorArgs) -> anyhow::Result<FloorResult> {
     Ok(result)
 }
 
-/// Runs one level: writers, readers, the passes, merged reports.
+/// Runs one level: writers, readers, the passes, the processes' reports merged.
 ///
 /// # Errors
 /// When a writer or reader process cannot start, or does not report in time.
 pub async fn level(args: &FanoutFloorArgs, viewers: usize) -> anyhow::Result<FloorLevel> {
-    let processes = viewers.div_ceil(args.per_process);
-    let per = viewers.div_ceil(processes);
+    let shares = shares(viewers, args.per_process);
     let files = Handoff::create("floor")?;
-    let bin = match &args.floor_bin {
-        Some(bin) => bin.clone(),
-        None => std::env::current_exe().context("finding the load-tests binary")?,
-    };
-    let child = |role: &str, count: usize| {
-        let mut command = tokio::process::Command::new(&bin);
+    let child = |role, count: &usize| {
+        let mut command = client(args.floor_bin.as_deref(), role)?;
         command
-            .args([role, "--count", &count.to_string()])
-            .args(["--rounds", &args.rounds.to_string()])
-            .args(["--frame-bytes", &args.frame_bytes.to_string()])
-            .kill_on_drop(true);
-        command
+            .args([
+                "--count",
+                &count.to_string(),
+                "--rounds",
+                &args.rounds.to_string(),
+            ])
+            .args(["--frame-bytes", &args.frame_bytes.to_string()]);
+        anyhow::Ok(command)
     };
     let load_average_before = load_average();
     let started = Instant::now();
-    let mut children = Vec::with_capacity(2 * processes);
-    for k in 0..processes {
-        let mut writer = child("floor-writer", per.min(viewers - k * per));
-        writer
-            .args(["--interval-ms", &args.interval_ms.to_string()])
-            .arg("--port-file")
-            .arg(files.file("port", Some(k)))
-            .arg("--start-file")
-            .arg(files.file("start", None))
-            .arg("--done-file")
-            .arg(files.file("done", None))
-            .arg("--out")
-            .arg(files.file("writer", Some(k)));
+    let mut children = Vec::with_capacity(2 * shares.len());
+    for (k, count) in shares.iter().enumerate() {
+        let mut writer = child("floor-writer", count)?;
+        writer.args(["--interval-ms", &args.interval_ms.to_string()]);
+        writer.arg("--port-file").arg(files.file("port", Some(k)));
+        writer.arg("--start-file").arg(files.file("start", None));
+        writer.arg("--done-file").arg(files.file("done", None));
+        writer.arg("--out").arg(files.file("writer", Some(k)));
         children.push(writer.spawn().context("starting a writer process")?);
     }
-    for k in 0..processes {
+    for (k, count) in shares.iter().enumerate() {
         let port = files.wait("port", k, CONNECT_TIMEOUT).await?;
-        let mut reader = child("floor-reader", per.min(viewers - k * per));
-        reader
-            .args(["--server", &format!("127.0.0.1:{}", port.trim())])
-            .args(["--source", &reader_source(k).to_string()])
-            .arg("--ready-file")
-            .arg(files.file("ready", Some(k)))
-            .arg("--out")
-            .arg(files.file("reader", Some(k)));
+        let mut reader = child("floor-reader", count)?;
+        reader.args(["--server", &format!("127.0.0.1:{}", port.trim())]);
+        reader.args(["--source", &reader_source(k).to_string()]);
+        reader.arg("--ready-file").arg(files.file("ready", Some(k)));
+        reader.arg("--out").arg(files.file("reader", Some(k)));
         children.push(reader.spawn().context("starting a reader process")?);
     }
-    let connected = files.sum("ready", processes, CONNECT_TIMEOUT).await?;
+    let connected = files.sum("ready", shares.len(), CONNECT_TIMEOUT).await?;
     let connect_secs = started.elapsed().as_secs_f64();
     tracing::info!(viewers, connected, connect_secs, "connected; writing");
     let start_us = wall_clock_us() + START_LEAD.as_micros() as u64;
     publish(&files.file("start", None), &start_us.to_string())?;
 
     let passes = Duration::from_millis(args.interval_ms.saturating_mul(u64::from(args.rounds)));
-    let report_timeout = START_LEAD + passes + Duration::from_secs(120);
-    let writers: Vec<WriterReport> = files.reports("writer", processes, report_timeout).await?;
-    let readers: Vec<ReaderReport> = files.reports("reader", processes, report_timeout).await?;
+    let timeout = START_LEAD + passes + Duration::from_secs(120);
+    let writers: Vec<WriterReport> = files.reports("writer", shares.len(), timeout).await?;
+    let readers: Vec<ReaderReport> = files.reports("reader", shares.len(), timeout).await?;
     publish(&files.file("done", None), "1")?;
     for mut child in children {
         // They exit right after the done file; one that does not is killed on drop.
         let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
     }
-    let conditions = Conditions {
-        connect_secs,
-        load_average_before,
-        load_average_after: load_average(),
-    };
-    Ok(merge(args, viewers, &writers, &readers, conditions))
-}
 
-/// How a level ran, beside what its processes reported.
-struct Conditions {
-    connect_secs: f64,
-    load_average_before: f64,
-    load_average_after: f64,
-}
-
-fn merge(
-    args: &FanoutFloorArgs,
-    viewers: usize,
-    writers: &[WriterReport],
-    readers: &[ReaderReport],
-    conditions: Conditions,
-) -> FloorLevel {
     let mut histogram = Histogram::bucketed(BUCKET);
     readers.iter().for_each(|r| histogram.merge(&r.histogram));
     let (mut pass, mut per_socket) = (Histogram::exact(), Histogram::exact());
-    for p in writers.iter().flat_map(|w| w.passes.iter()) {
+    let passes = || writers.iter().flat_map(|w| w.passes.iter());
+    for p in passes() {
         pass.record(Duration::from_micros(p.micros));
         per_socket.record(from_ms(p.micros_per_socket() / 1000.0));
     }
     let median_us = |h: &Histogram| h.quantile(0.5).map_or(0.0, |d| d.as_nanos() as f64 / 1e3);
-    let late_us = writers
-        .iter()
-        .flat_map(|w| w.passes.iter().map(|p| p.late_us))
-        .max();
     let frames_expected = viewers as u64 * u64::from(args.rounds);
     let frames_received: u64 = readers.iter().map(|r| r.frames).sum();
-    FloorLevel {
+    Ok(FloorLevel {
         viewers,
         connected: readers.iter().map(|r| r.connected).sum(),
         writer_processes: writers.len(),
         frames_expected,
         frames_received,
-        delivery_ratio: if frames_expected > 0 {
-            frames_received as f64 / frames_expected as f64
-        } else {
-            0.0
-        },
+        delivery_ratio: frames_received as f64 / frames_expected.max(1) as f64,
         would_block: writers.iter().map(|w| w.would_block).sum(),
         write_errors: writers.iter().map(|w| w.write_errors).sum(),
         out_of_order: readers.iter().map(|r| r.out_of_order).sum(),
@@ -280,11 +235,11 @@ fn merge(
         pass_ms_median: median_us(&pass) / 1000.0,
         pass_ms_max: pass.latency().map_or(0.0, |l| l.max),
         pass_us_per_socket_median: median_us(&per_socket),
-        pass_late_ms_max: late_us.map_or(0.0, |us| us as f64 / 1000.0),
-        connect_secs: conditions.connect_secs,
-        load_average_before: conditions.load_average_before,
-        load_average_after: conditions.load_average_after,
-    }
+        pass_late_ms_max: passes().map(|p| p.late_us).max().unwrap_or(0) as f64 / 1000.0,
+        connect_secs,
+        load_average_before,
+        load_average_after: load_average(),
+    })
 }
 
 /// Source address of reader `k` (still in 127.0.0.0/8, loopback, for any realistic `k`).

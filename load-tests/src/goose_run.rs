@@ -14,11 +14,10 @@ use serde::Serialize;
 const REQUEST_TIMEOUT_SECS: &str = "10";
 
 /// Runs `scenario` with `users` users, all hatched within a second, for `duration_secs`.
-/// Goose writes no report file, starts no controller, and keeps its metrics from the first
-/// request on, so its counts cover exactly the requests the users tallied.
+/// Goose writes no report, starts no controller, and keeps its metrics from the first request
+/// on, so its counts cover exactly the requests the users tallied.
 ///
 /// # Errors
-///
 /// Goose cannot be configured or the attack fails.
 pub async fn attack(
     scenario: Scenario,
@@ -76,10 +75,10 @@ pub fn check_levels(
 /// # Errors
 /// The run was interrupted.
 pub fn not_interrupted() -> anyhow::Result<()> {
-    match goose::is_killswitch_triggered() {
-        true => anyhow::bail!("interrupted"),
-        false => Ok(()),
+    if goose::is_killswitch_triggered() {
+        anyhow::bail!("interrupted");
     }
+    Ok(())
 }
 
 /// Seconds from goose's first test plan step (hatch) to its last (users stopped), which
@@ -163,15 +162,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_rate_over_an_empty_window_is_zero() {
-        assert_eq!(per_sec(10, 0.0), 0.0);
-        assert_eq!(per_sec(10, 4.0), 2.5);
-        assert_eq!(per_sec(1, 3.0), 0.3);
-    }
-
-    #[test]
-    fn rounding_keeps_the_requested_decimals() {
-        assert_eq!(round_to(1234.5678, 1), 1234.6);
-        assert_eq!(round_to(10.0004, 3), 10.0);
+    fn rates_and_figures_are_rounded_and_an_empty_window_has_no_rate() {
+        assert_eq!(
+            [per_sec(10, 0.0), per_sec(10, 4.0), per_sec(1, 3.0)],
+            [0.0, 2.5, 0.3]
+        );
+        assert_eq!(
+            [round_to(1234.5678, 1), round_to(10.0004, 3)],
+            [1234.6, 10.0]
+        );
     }
 }

@@ -40,6 +40,31 @@ pub fn wait_for_number(path: &Path, deadline: Instant) -> anyhow::Result<u64> {
     }
 }
 
+/// How many sockets each client process of a level holds: `total` split into the fewest
+/// processes of at most `per_process`, as evenly as whole counts allow.
+pub fn shares(total: usize, per_process: usize) -> Vec<usize> {
+    let processes = total.div_ceil(per_process.max(1));
+    let per = total.div_ceil(processes.max(1));
+    (0..processes)
+        .map(|k| per.min(total.saturating_sub(k * per)))
+        .collect()
+}
+
+/// A child process running `load-tests <role>`: `bin`, else this program (tests, whose own
+/// executable is the test harness, pass the built binary). It is killed if dropped.
+///
+/// # Errors
+/// When this program cannot find its own path.
+pub fn client(bin: Option<&Path>, role: &str) -> anyhow::Result<tokio::process::Command> {
+    let bin = match bin {
+        Some(bin) => bin.to_owned(),
+        None => std::env::current_exe().context("finding the load-tests binary")?,
+    };
+    let mut command = tokio::process::Command::new(bin);
+    command.arg(role).kill_on_drop(true);
+    Ok(command)
+}
+
 /// One level's directory of files, removed again when dropped.
 #[derive(Debug)]
 pub struct Handoff {
@@ -131,20 +156,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_published_number_reads_back_and_a_missing_one_is_none() {
+    fn a_published_number_reads_back_and_a_missing_one_is_none_until_the_deadline() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("start");
         assert_eq!(read_number(&path), None);
+        assert!(wait_for_number(&path, Instant::now()).is_err());
         publish(&path, "1700000000123456").unwrap();
         assert_eq!(read_number(&path), Some(1_700_000_000_123_456));
         assert!(!path.with_extension("partial").exists());
-    }
-
-    #[test]
-    fn waiting_for_a_file_nobody_writes_ends_at_the_deadline() {
-        let dir = tempfile::tempdir().unwrap();
-        let waited = wait_for_number(&dir.path().join("never"), Instant::now());
-        assert!(waited.is_err());
     }
 
     #[tokio::test]
@@ -152,14 +171,18 @@ mod tests {
         let handoff = Handoff::create("handoff-test").unwrap();
         publish(&handoff.file("ready", Some(0)), "3").unwrap();
         publish(&handoff.file("ready", Some(1)), "4").unwrap();
-        let sum = handoff
-            .sum("ready", 2, Duration::from_secs(1))
-            .await
-            .unwrap();
-        assert_eq!(sum, 7);
+        let sum = handoff.sum("ready", 2, Duration::from_secs(1)).await;
+        assert_eq!(sum.unwrap(), 7);
         assert!(handoff.sum("ready", 3, Duration::ZERO).await.is_err());
         let dir = handoff.dir.clone();
         drop(handoff);
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn a_level_is_split_into_the_fewest_processes_as_evenly_as_possible() {
+        assert_eq!(shares(60, 25), [20, 20, 20]);
+        assert_eq!(shares(60, 40), [30, 30]);
+        assert_eq!(shares(10, 4), [4, 4, 2]);
     }
 }

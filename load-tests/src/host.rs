@@ -67,23 +67,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn machine_reports_at_least_one_core_here() {
+    fn this_machine_and_process_report_cores_memory_and_the_load_average() {
         let machine = Machine::current();
         assert!(machine.cores >= 1);
         assert_eq!(machine.os, std::env::consts::OS);
-    }
-
-    #[test]
-    fn the_load_average_is_the_first_field_of_proc_loadavg() {
+        assert!(rss_kib(std::process::id()) > 0);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("loadavg");
         std::fs::write(&path, "1.52 0.98 0.40 3/512 12345\n").unwrap();
         assert_eq!(read_load_average(&path), Some(1.52));
         assert_eq!(read_load_average(&dir.path().join("missing")), None);
-    }
-
-    #[test]
-    fn this_process_has_resident_memory() {
-        assert!(rss_kib(std::process::id()) > 0);
     }
 }

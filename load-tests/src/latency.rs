@@ -136,8 +136,8 @@ pub fn wall_clock_us() -> u64 {
 mod tests {
     use super::*;
 
-    /// Timing data as goose would hold it for `samples` of `(micros, count)`.
-    /// Every time below 128 µs has a bucket of its own, so these are exact.
+    /// Goose's timing data for `samples` of `(micros, count)`; below 128 µs each time has a
+    /// bucket of its own, so these are exact.
     fn timing(samples: &[(u64, usize)]) -> GooseRequestMetricTimingData {
         let mut timing = GooseRequestMetricTimingData::default();
         for &(micros, count) in samples {
@@ -149,8 +149,8 @@ mod tests {
         timing
     }
 
-    fn goose(samples: &[(u64, usize)]) -> Option<LatencyMs> {
-        Histogram::from_goose(&timing(samples)).latency()
+    fn summary(h: &Histogram) -> Option<(u64, f64, f64, f64, f64)> {
+        h.latency().map(|l| (l.count, l.p50, l.p99, l.p999, l.max))
     }
 
     fn exact_ms(values: impl IntoIterator<Item = u64>) -> Histogram {
@@ -164,20 +164,28 @@ mod tests {
     #[test]
     fn percentiles_follow_the_nearest_rank() {
         // 1000 requests: ranks 1-900 at 50 µs, 901-990 at 80, 991-999 at 100, 1000 at 120.
-        let latency = goose(&[(50, 900), (80, 90), (100, 9), (120, 1)]);
-        let expected = (0.05, 0.08, 0.1, 0.12);
+        let goose = Histogram::from_goose(&timing(&[(50, 900), (80, 90), (100, 9), (120, 1)]));
+        assert_eq!(summary(&goose), Some((1000, 0.05, 0.08, 0.1, 0.12)));
         assert_eq!(
-            latency.map(|l| (l.p50, l.p99, l.p999, l.max)),
-            Some(expected)
+            summary(&exact_ms(1..=100)),
+            Some((100, 50.0, 99.0, 100.0, 100.0))
         );
-        let latency = exact_ms(1..=100).latency().unwrap_or_default();
-        assert_eq!((latency.p50, latency.p99, latency.max), (50.0, 99.0, 100.0));
-    }
-
-    #[test]
-    fn p999_of_a_single_slow_request_in_a_thousand_is_not_the_max() {
-        let latency = goose(&[(10, 999), (127, 1)]).unwrap_or_default();
-        assert_eq!((latency.p999, latency.max), (0.01, 0.127));
+        // A single slow request in a thousand is the max, not the p999.
+        let one_slow = Histogram::from_goose(&timing(&[(10, 999), (127, 1)]));
+        assert_eq!(summary(&one_slow), Some((1000, 0.01, 0.01, 0.01, 0.127)));
+        // Bucketed: 900 in bucket 0, 90 in bucket 4, 9 in bucket 9, 1 in bucket 20.
+        let mut bucketed = Histogram::bucketed(Duration::from_micros(100));
+        for (us, n) in [(50, 900), (450, 90), (950, 9), (2_050, 1)] {
+            bucketed.record_n(Duration::from_micros(us), n);
+        }
+        assert_eq!(summary(&bucketed), Some((1000, 0.1, 0.5, 1.0, 2.1)));
+        let median = |ms: &[u64]| exact_ms(ms.iter().copied()).quantile(0.5);
+        assert_eq!(median(&[3, 1, 2]), Some(Duration::from_millis(2)));
+        assert_eq!(
+            median(&[4, 1, 3, 2]),
+            Some(Duration::from_millis(2)),
+            "the lower median"
+        );
     }
 
     #[test]
@@ -193,36 +201,16 @@ mod tests {
 
     #[test]
     fn no_values_is_no_summary() {
-        assert_eq!(goose(&[]), None);
+        assert_eq!(Histogram::from_goose(&timing(&[])).latency(), None);
         assert_eq!(Histogram::exact().latency(), None);
         assert_eq!(Histogram::exact().quantile(0.5), None);
     }
 
     #[test]
-    fn bucketed_percentiles_are_upper_bucket_edges_at_the_nearest_rank() {
-        // 1000 latencies: 900 in bucket 0, 90 in bucket 4, 9 in bucket 9, 1 in bucket 20.
-        let mut histogram = Histogram::bucketed(Duration::from_micros(100));
-        for (us, n) in [(50, 900), (450, 90), (950, 9), (2_050, 1)] {
-            histogram.record_n(Duration::from_micros(us), n);
-        }
-        let latency = histogram.latency().unwrap_or_default();
-        let expected = (1000, 0.1, 0.5, 1.0, 2.1);
-        let got = (
-            latency.count,
-            latency.p50,
-            latency.p99,
-            latency.p999,
-            latency.max,
-        );
-        assert_eq!(got, expected);
-    }
-
-    #[test]
     fn merged_histograms_add_their_counts_and_survive_json() {
         let mut merged = exact_ms([1, 2]);
-        let other: Histogram =
-            serde_json::from_str(&serde_json::to_string(&exact_ms([2, 3])).unwrap()).unwrap();
-        merged.merge(&other);
+        let json = serde_json::to_string(&exact_ms([2, 3])).unwrap();
+        merged.merge(&serde_json::from_str(&json).unwrap());
         assert_eq!(merged.count(), 4);
         assert_eq!(merged.quantile(0.5), Some(Duration::from_millis(2)));
     }
@@ -239,12 +227,5 @@ mod tests {
         let expected = vec![(0.0, 0.0), (1.0, 0.5), (2.0, 0.75), (2.5, 1.0)];
         assert_eq!(bucketed.cdf(), expected);
         assert_eq!(Histogram::exact().cdf(), vec![(0.0, 0.0)]);
-    }
-
-    #[test]
-    fn the_lower_median_is_the_nearest_rank_p50() {
-        let median = |ms: &[u64]| exact_ms(ms.iter().copied()).quantile(0.5);
-        assert_eq!(median(&[3, 1, 2]), Some(Duration::from_millis(2)));
-        assert_eq!(median(&[4, 1, 3, 2]), Some(Duration::from_millis(2)));
     }
 }

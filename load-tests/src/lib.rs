@@ -1,8 +1,6 @@
-//! Load experiments against the auction platform.
-//!
-//! Each experiment is one module with its clap `Args` and a `run` function that returns its
-//! result (and writes it); every result is an [`Outcome`] (a [`Verdict`] and a summary for
-//! people), so the binary's `main` only dispatches ([`cli`]). The experiments:
+//! Load experiments against the auction platform. Each experiment is one module with its clap
+//! `Args` and a `run` that writes and returns its result, an [`Outcome`] (a [`Verdict`] and a
+//! summary for people), so `main` only dispatches ([`cli`]). The experiments:
 //!
 //! - [`contention`]: the gateway's Lua and optimistic Redis strategies side by side on a hot
 //!   item and a mixed workload (goose), with lost-update and outbox checks.

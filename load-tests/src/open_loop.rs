@@ -1,12 +1,8 @@
-//! The open-loop bid load: bids at a fixed rate whatever happens, spread over items and
-//! gateways, optionally with reads, every request recorded with what came back. Fan-out,
-//! bench-archive's steady phase and resilience drive their bids with it.
-//!
-//! Why not goose (which contention uses): goose users are closed-loop, each waits for its
-//! answer before the next request, so while a component is down and requests hang the offered
-//! load changes, and a short outage can fall between two requests of every user. A fixed
-//! schedule (one bid every `1/rate` s) and the full outcome of every single request (status,
-//! `code`, transport error, `event_id`, `seq`) are what these experiments measure.
+//! The open-loop bid load of fan-out, bench-archive's steady phase and resilience: bids at a
+//! fixed rate whatever happens, spread over items and gateways, optionally with reads, every
+//! request recorded with what came back. Not goose: its users are closed-loop (each waits for
+//! its answer), so while requests hang the offered load changes and a short outage can fall
+//! between two requests of every user.
 
 use crate::api::{Answer, ApiClient, Outcome, history_path, item_path};
 use shared::Cents;
@@ -33,9 +29,10 @@ pub struct Clock {
 
 impl Clock {
     pub fn start() -> Self {
+        let (start, start_wall_us) = (Instant::now(), crate::latency::wall_clock_us());
         Self {
-            start: Instant::now(),
-            start_wall_us: crate::latency::wall_clock_us(),
+            start,
+            start_wall_us,
         }
     }
 
@@ -77,6 +74,43 @@ pub struct Request {
 }
 
 impl Request {
+    /// A bid on item 0 sent at `sent_ms` to `gateway` that came out as `outcome` (`None`: no
+    /// answer, `transport connect`) after `latency_ms`; a 200 carries a fresh event id.
+    #[cfg(test)]
+    pub fn bid(
+        sent_ms: f64,
+        gateway: usize,
+        amount: i64,
+        status: Option<u16>,
+        latency_ms: f64,
+    ) -> Self {
+        let code = |status| {
+            Some(
+                (if status == 200 {
+                    "accepted"
+                } else {
+                    "unavailable"
+                })
+                .into(),
+            )
+        };
+        let outcome = status.map_or(Outcome::Transport("connect"), |status| Outcome::Answered {
+            status,
+            code: code(status),
+        });
+        Self {
+            sent_ms,
+            gateway,
+            kind: Kind::Bid,
+            item: 0,
+            amount_cents: amount,
+            outcome,
+            latency_ms,
+            event_id: (status == Some(200)).then(Uuid::now_v7),
+            seq: None,
+        }
+    }
+
     /// Answered 2xx: the service handled it (an outbid `bid_too_low` counts: it was processed).
     pub fn is_2xx(&self) -> bool {
         matches!(self.outcome, Outcome::Answered { status, .. } if (200..300).contains(&status))

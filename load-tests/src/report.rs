@@ -13,7 +13,6 @@ pub fn now_rfc3339() -> String {
 /// Writes `result` as pretty JSON to `path`, creating its parent directory.
 ///
 /// # Errors
-///
 /// The directory or file cannot be written.
 pub fn write_json<T: Serialize>(path: &Path, result: &T) -> anyhow::Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -37,17 +36,12 @@ impl ReportDir {
     /// Creates the directory (and its parents).
     ///
     /// # Errors
-    ///
     /// The directory cannot be created.
     pub fn create(dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(Self {
             dir: dir.to_owned(),
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.dir
     }
 
     /// Path of the chart called `name` (`<dir>/<name>.svg`).
@@ -58,7 +52,6 @@ impl ReportDir {
     /// Writes `result.json`.
     ///
     /// # Errors
-    ///
     /// As [`write_json`].
     pub fn write_result<T: Serialize>(&self, result: &T) -> anyhow::Result<()> {
         write_json(&self.dir.join("result.json"), result)
@@ -67,7 +60,6 @@ impl ReportDir {
     /// Writes `README.md`.
     ///
     /// # Errors
-    ///
     /// The file cannot be written.
     pub fn write_summary(&self, markdown: &str) -> anyhow::Result<()> {
         let path = self.dir.join("README.md");
@@ -92,50 +84,38 @@ mod tests {
 
     #[test]
     fn markdown_table_has_a_header_separator_and_rows() {
-        let table = markdown_table(
-            "strategy | bids/s",
-            &[
-                vec!["lua".into(), "30000".into()],
-                vec!["optimistic".into(), "900".into()],
-            ],
-        );
-        assert_eq!(
-            table,
-            "| strategy | bids/s |\n| --- | --- |\n| lua | 30000 |\n| optimistic | 900 |\n"
-        );
+        let rows = [
+            vec!["lua".into(), "30000".into()],
+            vec!["optimistic".into(), "900".into()],
+        ];
+        let table = markdown_table("strategy | bids/s", &rows);
+        let expected =
+            "| strategy | bids/s |\n| --- | --- |\n| lua | 30000 |\n| optimistic | 900 |\n";
+        assert_eq!(table, expected);
     }
 
     #[test]
-    fn report_dir_writes_result_summary_and_names_charts() {
-        let dir = tempfile::tempdir().unwrap();
-        let report = ReportDir::create(&dir.path().join("bench/results/contention")).unwrap();
-        report
-            .write_result(&serde_json::json!({"ok": true}))
-            .unwrap();
-        report.write_summary("# Contention\n").unwrap();
-        assert!(report.path().join("result.json").is_file());
-        assert_eq!(
-            std::fs::read_to_string(report.path().join("README.md")).unwrap(),
-            "# Contention\n"
-        );
-        assert_eq!(
-            report.chart("throughput"),
-            report.path().join("throughput.svg")
-        );
-    }
-
-    #[test]
-    fn result_file_is_pretty_json_in_a_created_directory() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bench/results/write.json");
-        write_json(
-            &path,
-            &serde_json::json!({ "experiment": "x", "levels": [] }),
-        )
-        .unwrap();
+    fn results_are_pretty_json_and_reports_a_directory_of_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let path = dir.join("bench/results/write.json");
+        write_json(&path, &serde_json::json!({ "experiment": "x" })).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("{\n  \""), "{text}");
         let back: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(back["experiment"], "x");
+        let contention = dir.join("bench/results/contention");
+        let report = ReportDir::create(&contention).unwrap();
+        report
+            .write_result(&serde_json::json!({"ok": true}))
+            .unwrap();
+        report.write_summary("# Contention\n").unwrap();
+        assert!(contention.join("result.json").is_file());
+        let readme = std::fs::read_to_string(contention.join("README.md")).unwrap();
+        assert_eq!(readme, "# Contention\n");
+        assert_eq!(
+            report.chart("throughput"),
+            contention.join("throughput.svg")
+        );
     }
 }

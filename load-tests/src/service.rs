@@ -11,7 +11,7 @@
 use crate::api::ApiClient;
 use anyhow::{Context, bail};
 use rustix::process::{Pid, Signal, kill_process};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -23,15 +23,6 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a started service gets to exit after SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where the gateway under test comes from (bench-write takes either).
-#[derive(Debug, Clone)]
-pub enum GatewaySource {
-    /// A gateway someone else runs, e.g. `http://127.0.0.1:8080`.
-    Url(String),
-    /// A gateway binary to start for the run and stop afterwards.
-    Binary(PathBuf),
-}
-
 /// A random tag for one run's keys, subjects and stream: letters and digits only, so it is a
 /// valid NATS token and (upper-cased) stream name.
 pub fn run_tag(prefix: &str) -> String {
@@ -41,31 +32,30 @@ pub fn run_tag(prefix: &str) -> String {
 /// The environment that gives a run its own Redis keys, NATS subjects and archive stream, so
 /// runs on the shared Redis and NATS never see each other's data.
 pub fn namespace(tag: &str) -> Vec<(&'static str, String)> {
-    let (keys, stream) = (format!("{tag}:"), tag.to_uppercase());
     vec![
-        ("REDIS_KEY_PREFIX", keys),
+        ("REDIS_KEY_PREFIX", format!("{tag}:")),
         ("SUBJECT_PREFIX", tag.to_owned()),
-        ("ARCHIVE_STREAM", stream),
+        ("ARCHIVE_STREAM", tag.to_uppercase()),
     ]
 }
 
 /// A service ready to take requests.
 #[derive(Debug)]
 pub struct Service {
+    /// Base URL, without a trailing slash.
     url: String,
     /// The process this run started, while it runs.
     child: Option<Child>,
-    /// How it was started, so that [`Service::restart`] starts the same thing again.
+    /// How it was started (`None` for someone else's), so that a restart starts it again.
     launch: Option<Launch>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Launch {
     /// `gateway`, `broadcast`, `worker`: what the logs and errors call it.
     role: &'static str,
     binary: PathBuf,
     env: Vec<(String, String)>,
-    addr: SocketAddr,
 }
 
 impl Service {
@@ -79,17 +69,6 @@ impl Service {
         }
     }
 
-    /// The gateway at a URL, or started from its binary with `env`.
-    ///
-    /// # Errors
-    /// As [`Service::start`].
-    pub async fn gateway(source: &GatewaySource, env: &[(&str, String)]) -> anyhow::Result<Self> {
-        match source {
-            GatewaySource::Url(url) => Ok(Self::external(url)),
-            GatewaySource::Binary(path) => Self::start("gateway", path, env).await,
-        }
-    }
-
     /// Starts the `role` service's `binary` on a free loopback port with extra environment
     /// `env`, and waits until it is ready.
     ///
@@ -100,23 +79,25 @@ impl Service {
         binary: &Path,
         env: &[(&str, String)],
     ) -> anyhow::Result<Self> {
+        // A port that was free a moment ago: the kernel's pick for port 0, released for the
+        // service to bind.
+        let addr = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr();
         let env = env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect();
-        let addr = free_loopback_port().context("cannot find a free port")?;
         let launch = Launch {
             role,
             binary: binary.to_owned(),
             env,
-            addr,
         };
-        let child = Some(launch.spawn_ready().await?);
-        Ok(Self {
-            url: format!("http://{addr}"),
-            child,
+        let mut service = Self {
+            url: format!("http://{}", addr.context("cannot find a free port")?),
+            child: None,
             launch: Some(launch),
-        })
+        };
+        service.restart().await?;
+        Ok(service)
     }
 
     /// Crashes a service this run started: SIGKILL, no graceful shutdown, then reaps it (so
@@ -132,17 +113,45 @@ impl Service {
         Ok(())
     }
 
-    /// Starts a killed service again on the same address and environment and waits until it
-    /// is ready. A running one is left as it is.
+    /// Starts a service this run started (and killed) again on the same address and
+    /// environment, and waits until `GET /ready` answers 200. A running one is left as it is.
     ///
     /// # Errors
-    /// The service was not started by this run, or it cannot start again.
+    /// The service was not started by this run, or it cannot start (again).
     pub async fn restart(&mut self) -> anyhow::Result<()> {
-        if self.child.is_none() {
-            let launch = self.launch.as_ref();
-            let launch = launch.context("only a service this run started can be restarted")?;
-            self.child = Some(launch.spawn_ready().await?);
+        if self.child.is_some() {
+            return Ok(());
         }
+        let launch = self.launch.as_ref();
+        let launch = launch.context("only a service this run started can be restarted")?;
+        let (role, binary, url) = (launch.role, &launch.binary, &self.url);
+        let mut child = Command::new(binary)
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn")
+            // The experiments' users bid far faster than people do.
+            .env("BID_RATE_PER_USER", "0")
+            // The run's environment may override the defaults above, never the address.
+            .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("LISTEN_ADDR", self.authority())
+            .stdin(Stdio::null())
+            // Its logs go to stderr with ours, keeping stdout for the summary.
+            .stdout(std::io::stderr())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {role} binary {}", binary.display()))?;
+        tracing::info!(role, binary = %binary.display(), %url, pid = child.id(), "started");
+        let (api, deadline) = (ApiClient::new(url)?, Instant::now() + READY_TIMEOUT);
+        while !api.is_ready().await {
+            if let Some(status) = child.try_wait()? {
+                bail!("{role} exited before it was ready: {status}");
+            }
+            if Instant::now() >= deadline {
+                // `child` is dropped here, which kills it.
+                bail!("{role} at {url} not ready within {READY_TIMEOUT:?}");
+            }
+            sleep(Duration::from_millis(100)).await;
+        }
+        self.child = Some(child);
         Ok(())
     }
 
@@ -151,7 +160,6 @@ impl Service {
         self.child.as_ref().and_then(Child::id)
     }
 
-    /// Base URL, without a trailing slash.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -204,92 +212,28 @@ impl Service {
     }
 }
 
-impl Launch {
-    /// Starts the process and waits until `GET /ready` answers 200.
-    async fn spawn_ready(&self) -> anyhow::Result<Child> {
-        let (role, binary) = (self.role, &self.binary);
-        let mut child = Command::new(binary)
-            .env("LOG_FORMAT", "json")
-            .env("RUST_LOG", "warn")
-            // The experiments' users bid far faster than people do.
-            .env("BID_RATE_PER_USER", "0")
-            // The run's environment may override the defaults above, never the address.
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("LISTEN_ADDR", self.addr.to_string())
-            .stdin(Stdio::null())
-            // Its logs go to stderr with ours, keeping stdout for the summary.
-            .stdout(std::io::stderr())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start {role} binary {}", binary.display()))?;
-        let url = format!("http://{}", self.addr);
-        tracing::info!(role, binary = %binary.display(), %url, pid = child.id(), "started");
-        let (api, deadline) = (ApiClient::new(&url)?, Instant::now() + READY_TIMEOUT);
-        loop {
-            if let Some(status) = child.try_wait()? {
-                bail!("{role} exited before it was ready: {status}");
-            }
-            if api.is_ready().await {
-                return Ok(child);
-            }
-            if Instant::now() >= deadline {
-                // `child` is dropped here, which kills it.
-                bail!("{role} at {url} not ready within {READY_TIMEOUT:?}");
-            }
-            sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-/// A loopback address whose port was free a moment ago: bind port 0, read the port the
-/// kernel picked, release it for the service to bind.
-fn free_loopback_port() -> std::io::Result<SocketAddr> {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn free_port_is_on_loopback_and_not_zero() {
-        let addr = free_loopback_port().unwrap();
-        assert!(addr.ip().is_loopback());
-        assert_ne!(addr.port(), 0);
-    }
-
-    async fn start_error(binary: &str) -> String {
-        let source = GatewaySource::Binary(binary.into());
-        Service::gateway(&source, &[])
-            .await
-            .unwrap_err()
-            .to_string()
+    #[tokio::test]
+    async fn a_gateway_binary_that_is_missing_or_exits_at_once_is_a_clear_error() {
+        for (binary, error) in [
+            ("/bin/true", "exited before it was ready"),
+            ("/nonexistent/api-gateway", "cannot start gateway binary"),
+        ] {
+            let started = Service::start("gateway", binary.as_ref(), &[]).await;
+            let err = started.unwrap_err().to_string();
+            assert!(err.contains(error), "{err}");
+        }
     }
 
     #[tokio::test]
-    async fn a_gateway_binary_that_exits_at_once_is_reported_not_ready() {
-        let err = start_error("/bin/true").await;
-        assert!(err.contains("exited before it was ready"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn a_missing_gateway_binary_is_a_clear_error() {
-        let err = start_error("/nonexistent/api-gateway").await;
-        assert!(err.contains("cannot start gateway binary"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn a_url_gateway_cannot_be_restarted() {
-        let mut gateway = Service::external("http://127.0.0.1:9");
+    async fn a_url_gateway_is_not_ours_to_restart_or_stop() {
+        let mut gateway = Service::external("http://127.0.0.1:9/");
         gateway.kill().await.unwrap();
         let err = gateway.restart().await.unwrap_err().to_string();
         assert!(err.contains("only a service this run started"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn a_url_gateway_is_not_ours_to_stop() {
-        let source = GatewaySource::Url("http://127.0.0.1:9/".into());
-        let gateway = Service::gateway(&source, &[]).await.unwrap();
         assert_eq!(
             (gateway.url(), gateway.authority()),
             ("http://127.0.0.1:9", "127.0.0.1:9")

@@ -4,8 +4,7 @@
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
-/// Goose logs every user's start and stop at info (through `log`, which the
-/// subscriber picks up); its warnings are what matter here.
+/// Goose logs every user's start and stop at info; its warnings are what matter here.
 const DEFAULT_FILTER: &str = "info,goose=warn";
 
 /// Installs the global subscriber; call once, at startup.

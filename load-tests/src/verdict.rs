@@ -18,9 +18,18 @@ impl Verdict {
         Self::passed_if(violations.is_empty())
     }
 
+    /// `Passed` when `passed`.
     pub fn passed_if(passed: bool) -> Self {
         if passed { Self::Passed } else { Self::Violated }
     }
+}
+
+/// `violations`, each prefixed with `prefix: ` (the item, level or fault where it failed).
+pub fn prefixed(prefix: impl std::fmt::Display, violations: &[String]) -> Vec<String> {
+    violations
+        .iter()
+        .map(|v| format!("{prefix}: {v}"))
+        .collect()
 }
 
 /// The result of an experiment that ran to the end.

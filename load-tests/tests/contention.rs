@@ -27,12 +27,8 @@ async fn a_smoke_run_compares_both_strategies_checks_them_and_writes_the_report(
 
     let result = contention::run(&args).await.unwrap();
 
-    assert_eq!(
-        result.verdict(),
-        Verdict::Passed,
-        "{:#?}",
-        result.violations
-    );
+    let violations = &result.violations;
+    assert_eq!(result.verdict(), Verdict::Passed, "{violations:#?}");
     let names: Vec<Strategy> = result.strategies.iter().map(|s| s.strategy).collect();
     assert_eq!(names, [Strategy::Lua, Strategy::Optimistic]);
     for s in &result.strategies {
@@ -46,15 +42,11 @@ async fn a_smoke_run_compares_both_strategies_checks_them_and_writes_the_report(
         );
         assert_eq!(s.archive.found, s.archive.expected);
     }
-    assert_eq!(
-        result.strategies[0].hot[0].optimistic_retries,
-        Some(0),
-        "the Lua strategy never retries"
-    );
+    let lua_retries = result.strategies[0].hot[0].optimistic_retries;
+    assert_eq!(lua_retries, Some(0), "the Lua strategy never retries");
 
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("result.json")).unwrap())
-            .unwrap();
+    let json = std::fs::read_to_string(out_dir.join("result.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(json["experiment"], "contention");
     assert_eq!(json["strategies"][1]["strategy"], "optimistic");
     let readme = std::fs::read_to_string(out_dir.join("README.md")).unwrap();
@@ -62,9 +54,7 @@ async fn a_smoke_run_compares_both_strategies_checks_them_and_writes_the_report(
     for chart in ["throughput", "p99", "latency-cdf", "mixed"] {
         let svg = std::fs::read_to_string(out_dir.join(format!("{chart}.svg"))).unwrap();
         assert!(svg.starts_with("<svg"), "{chart}.svg is not an SVG");
-        assert!(
-            readme.contains(&format!("({chart}.svg)")),
-            "README links {chart}.svg"
-        );
+        let link = format!("({chart}.svg)");
+        assert!(readme.contains(&link), "README links {chart}.svg");
     }
 }

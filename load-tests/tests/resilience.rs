@@ -30,20 +30,10 @@ async fn every_fault_is_survived_without_losing_an_accepted_bid() {
     assert!(result.loss.accepted > 0, "no bid was accepted");
     assert_eq!(result.loss.lost, 0);
     assert_eq!(result.loss.unexplained, 0);
-    let redis = result
-        .faults
-        .iter()
-        .find(|f| f.fault == Fault::Redis)
-        .unwrap();
-    assert!(
-        redis
-            .outage
-            .answers
-            .keys()
-            .any(|label| label.starts_with("503")),
-        "Redis down gave no 503: {:?}",
-        redis.outage.answers
-    );
+    let redis = result.faults.iter().find(|f| f.fault == Fault::Redis);
+    let answers = &redis.unwrap().outage.answers;
+    let got_503 = answers.keys().any(|label| label.starts_with("503"));
+    assert!(got_503, "Redis down gave no 503: {answers:?}");
     for file in [
         "result.json",
         "README.md",
@@ -55,9 +45,7 @@ async fn every_fault_is_survived_without_losing_an_accepted_bid() {
     }
     let readme = std::fs::read_to_string(args.out_dir.join("README.md")).unwrap();
     for fault in Fault::ALL {
-        assert!(
-            readme.contains(&format!("| {} |", fault.name())),
-            "{fault:?} missing"
-        );
+        let row = format!("| {} |", fault.name());
+        assert!(readme.contains(&row), "{fault:?} missing");
     }
 }

@@ -17,11 +17,11 @@ const MAX_EXTRA_RAISE_CENTS: i64 = 4;
 /// The items a run bids on, their prices, and the tally of what happened.
 #[derive(Debug)]
 pub struct BidTarget {
-    item_ids: Vec<String>,
+    pub item_ids: Vec<String>,
     bid_paths: Vec<String>,
     starting_price_cents: i64,
-    min_increment_cents: i64,
-    tally: BidTally,
+    pub min_increment_cents: i64,
+    pub tally: BidTally,
 }
 
 impl BidTarget {
@@ -34,18 +34,6 @@ impl BidTarget {
             starting_price_cents,
             min_increment_cents,
         }
-    }
-
-    pub fn item_ids(&self) -> &[String] {
-        &self.item_ids
-    }
-
-    pub fn min_increment_cents(&self) -> i64 {
-        self.min_increment_cents
-    }
-
-    pub fn tally(&self) -> &BidTally {
-        &self.tally
     }
 }
 
@@ -145,27 +133,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_first_bid_is_at_or_a_little_above_the_starting_price() {
-        assert_eq!(next_bid(None, 100, 5, 0), 100);
-        assert_eq!(next_bid(None, 100, 5, 4), 104);
-        assert_eq!(next_bid(Some(0), 100, 5, 2), 102);
-    }
-
-    #[test]
-    fn a_later_bid_clears_the_last_seen_price_by_the_increment_plus_a_little() {
-        assert_eq!(next_bid(Some(100), 100, 5, 0), 105);
-        assert_eq!(next_bid(Some(12_345), 100, 5, 4), 12_354);
-    }
-
-    /// bench-write's items have a 1-cent increment: each bid is 1 to 5 cents above the last
-    /// price seen, the first at or up to 4 cents above the starting price.
-    #[test]
-    fn with_a_one_cent_increment_bids_raise_the_last_price_by_one_to_five_cents() {
-        assert_eq!(next_bid(None, 100, 1, 0), 100);
-        assert_eq!(next_bid(None, 100, 1, 4), 104);
-        assert_eq!(next_bid(Some(0), 100, 1, 2), 102);
-        assert_eq!(next_bid(Some(100), 100, 1, 0), 101);
-        assert_eq!(next_bid(Some(12_345), 100, 1, 4), 12_350);
+    fn a_bid_clears_the_last_price_seen_by_the_increment_plus_a_little() {
+        // (last seen, starting, increment, extra) → bid. A first bid (nothing seen, or a price
+        // below the start: no bid yet) is the starting price plus the extra; bench-write's
+        // items have a 1-cent increment, so its bids are 1 to 5 cents above the last price.
+        for (last_seen, increment, extra, bid) in [
+            (None, 5, 0, 100),
+            (None, 5, 4, 104),
+            (Some(0), 5, 2, 102),
+            (Some(100), 5, 0, 105),
+            (Some(12_345), 5, 4, 12_354),
+            (None, 1, 0, 100),
+            (None, 1, 4, 104),
+            (Some(0), 1, 2, 102),
+            (Some(100), 1, 0, 101),
+            (Some(12_345), 1, 4, 12_350),
+        ] {
+            assert_eq!(
+                next_bid(last_seen, 100, increment, extra),
+                bid,
+                "{last_seen:?} {increment} {extra}"
+            );
+        }
     }
 
     #[test]
@@ -175,9 +164,8 @@ mod tests {
             target.bid_paths,
             ["/api/v1/items/a/bid", "/api/v1/items/b/bid"]
         );
-        target.tally().accepted(1, 100, Some(1));
-        target.tally().accepted(2, 100, Some(1));
-        assert_eq!(target.tally().accepted_total(), 1, "item 2 does not exist");
-        assert_eq!(target.min_increment_cents(), 5);
+        target.tally.accepted(1, 100, Some(1));
+        target.tally.accepted(2, 100, Some(1));
+        assert_eq!(target.tally.accepted_total(), 1, "item 2 does not exist");
     }
 }

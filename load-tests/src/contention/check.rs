@@ -173,107 +173,96 @@ pub fn status_errors(statuses: &BTreeMap<u16, u64>, ok: u16) -> BTreeMap<String,
 mod tests {
     use super::*;
 
-    fn seen(accepted: u64, highest: Option<i64>, rejected: Option<i64>) -> ItemOutcomes {
-        ItemOutcomes {
+    /// What the users saw, `(accepted, highest accepted, highest rejected as too low)`, against
+    /// the state read back, `(seq and bid_count, price)`, with a 5-cent increment.
+    fn check(seen: (u64, Option<i64>, Option<i64>), state: (u64, Option<i64>)) -> ItemCheck {
+        let (accepted, highest_accepted_cents, highest_rejected_cents) = seen;
+        let seen = ItemOutcomes {
             accepted,
-            rejected_too_low: u64::from(rejected.is_some()),
+            rejected_too_low: u64::from(highest_rejected_cents.is_some()),
             other_rejections: 0,
-            highest_accepted_cents: highest,
+            highest_accepted_cents,
             highest_seq: (accepted > 0).then_some(accepted),
-            highest_rejected_cents: rejected,
+            highest_rejected_cents,
+        };
+        let (seq, current_bid_cents) = state;
+        let bid_count = seq;
+        ItemCheck::new(
+            "i",
+            &seen,
+            &ItemState {
+                seq,
+                bid_count,
+                current_bid_cents,
+            },
+            5,
+        )
+    }
+
+    fn errors(counts: &[(&str, u64)]) -> BTreeMap<String, u64> {
+        counts
+            .iter()
+            .map(|(kind, n)| ((*kind).to_owned(), *n))
+            .collect()
+    }
+
+    #[test]
+    fn an_item_passes_only_when_its_state_matches_what_the_users_saw() {
+        // Then how many violations, and what the first one says.
+        let (price, too_low) = (Some(130), "rejected as too low");
+        for (seen, state, count, says) in [
+            ((7, price, Some(134)), (7, price), 0, "a consistent item"),
+            ((0, None, None), (0, None), 0, "an item nobody bid on"),
+            ((7, price, None), (6, price), 3, "seq 6"),
+            ((7, price, None), (8, price), 3, "seq 8"),
+            ((7, price, None), (7, Some(129)), 1, "final price"),
+            ((7, price, Some(135)), (7, price), 1, too_low),
+            ((0, None, Some(100)), (0, None), 1, too_low),
+        ] {
+            let violations = check(seen, state).violations;
+            assert_eq!(
+                violations.len(),
+                count,
+                "{seen:?} {state:?}: {violations:?}"
+            );
+            let first = violations.first();
+            assert!(first.is_none_or(|v| v.contains(says)), "{says}");
+            assert_eq!(check(seen, state).passed(), count == 0);
         }
-    }
-
-    fn state(seq: u64, price: Option<i64>) -> ItemState {
-        ItemState {
-            seq,
-            bid_count: seq,
-            current_bid_cents: price,
-        }
-    }
-
-    #[test]
-    fn state_matching_what_the_users_saw_passes() {
-        let check = ItemCheck::new("i", &seen(7, Some(130), Some(134)), &state(7, Some(130)), 5);
-        assert!(check.passed(), "{:?}", check.violations);
-    }
-
-    #[test]
-    fn an_item_nobody_bid_on_passes() {
-        assert!(ItemCheck::new("i", &seen(0, None, None), &state(0, None), 5).passed());
-    }
-
-    #[test]
-    fn a_seq_other_than_the_accepted_count_is_a_lost_or_phantom_update() {
-        let lost = ItemCheck::new("i", &seen(7, Some(130), None), &state(6, Some(130)), 5);
-        assert_eq!(lost.violations.len(), 3, "{:?}", lost.violations);
-        let phantom = ItemCheck::new("i", &seen(7, Some(130), None), &state(8, Some(130)), 5);
-        assert!(!phantom.passed());
-    }
-
-    #[test]
-    fn a_final_price_other_than_the_highest_accepted_bid_fails() {
-        let check = ItemCheck::new("i", &seen(7, Some(130), None), &state(7, Some(129)), 5);
-        assert_eq!(check.violations.len(), 1);
-        assert!(check.violations[0].contains("final price"));
-    }
-
-    #[test]
-    fn a_rejected_bid_that_cleared_the_final_price_by_the_increment_fails() {
-        let check = ItemCheck::new("i", &seen(7, Some(130), Some(135)), &state(7, Some(130)), 5);
-        assert_eq!(check.violations.len(), 1);
-        assert!(check.violations[0].contains("rejected as too low"));
-        let nothing_accepted = ItemCheck::new("i", &seen(0, None, Some(100)), &state(0, None), 5);
-        assert!(!nothing_accepted.passed());
     }
 
     #[test]
     fn a_500_or_an_unreadable_reply_is_a_violation_a_503_is_not() {
-        let errors = BTreeMap::from([
-            ("status 503".to_owned(), 4),
-            ("transport".to_owned(), 1),
-            ("status 409".to_owned(), 1),
-        ]);
-        assert!(error_violations("bid", &errors).is_empty());
-        let errors = BTreeMap::from([
-            ("status 500".to_owned(), 2),
-            ("unreadable reply".to_owned(), 1),
-        ]);
-        assert_eq!(
-            error_violations("bid", &errors),
-            [
-                "2 bid requests answered status 500",
-                "1 bid requests answered unreadable reply"
-            ]
-        );
+        let allowed = errors(&[("status 503", 4), ("transport", 1), ("status 409", 1)]);
+        assert!(error_violations("bid", &allowed).is_empty());
+        let forbidden = errors(&[("status 500", 2), ("unreadable reply", 1)]);
+        let expected = [
+            "2 bid requests answered status 500",
+            "1 bid requests answered unreadable reply",
+        ];
+        assert_eq!(error_violations("bid", &forbidden), expected);
     }
 
     #[test]
     fn a_run_answered_mostly_with_refusals_is_a_violation() {
-        let errors = BTreeMap::from([("status 429".to_owned(), 6), ("transport".to_owned(), 1)]);
-        assert!(refusal_violation("bid", 10, &errors).is_some_and(|v| v.starts_with("7 of 10")));
-        assert_eq!(refusal_violation("bid", 14, &errors), None);
+        let refused = errors(&[("status 429", 6), ("transport", 1)]);
+        let violation = refusal_violation("bid", 10, &refused);
+        assert!(violation.is_some_and(|v| v.starts_with("7 of 10")));
+        assert_eq!(refusal_violation("bid", 14, &refused), None);
         assert_eq!(refusal_violation("bid", 0, &BTreeMap::new()), None);
     }
 
     #[test]
     fn only_bids_without_a_definite_answer_are_undetermined() {
-        let errors = BTreeMap::from([("status 409".to_owned(), 3)]);
-        assert_eq!(undetermined_note(&errors), None);
-        let errors = BTreeMap::from([
-            ("status 409".to_owned(), 3),
-            ("status 503".to_owned(), 2),
-            ("transport".to_owned(), 1),
-        ]);
-        assert!(undetermined_note(&errors).is_some_and(|n| n.starts_with("3 bids")));
+        assert_eq!(undetermined_note(&errors(&[("status 409", 3)])), None);
+        let unsure = errors(&[("status 409", 3), ("status 503", 2), ("transport", 1)]);
+        assert!(undetermined_note(&unsure).is_some_and(|n| n.starts_with("3 bids")));
     }
 
     #[test]
     fn goose_status_counts_become_error_kinds_without_the_expected_status() {
         let statuses = BTreeMap::from([(200, 90), (0, 2), (503, 1)]);
-        assert_eq!(
-            status_errors(&statuses, 200),
-            BTreeMap::from([("transport".to_owned(), 2), ("status 503".to_owned(), 1)])
-        );
+        let expected = errors(&[("transport", 2), ("status 503", 1)]);
+        assert_eq!(status_errors(&statuses, 200), expected);
     }
 }

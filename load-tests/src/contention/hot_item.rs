@@ -11,6 +11,7 @@ use crate::goose_run::{
     RequestStats, attack, measured_window_secs, per_sec, requests_named, round_to,
 };
 use crate::latency::Histogram;
+use crate::verdict::prefixed;
 use goose::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -94,7 +95,7 @@ pub async fn run_level(
 
     let measured_secs = measured_window_secs(&metrics);
     let bids = RequestStats::of(&metrics, BID_REQUEST_NAME, measured_secs);
-    let tally = target.tally();
+    let tally = &target.tally;
     let seen = tally.item(0);
     let errors = tally.errors();
     let tallied = tally.accepted_total() + tally.rejected_total() + errors.values().sum::<u64>();
@@ -137,12 +138,7 @@ fn level_violations(
     errors: &BTreeMap<String, u64>,
     requests: u64,
 ) -> Vec<String> {
-    let item = &check.item_id;
-    let mut violations: Vec<String> = check
-        .violations
-        .iter()
-        .map(|v| format!("item {item}: {v}"))
-        .collect();
+    let mut violations = prefixed(format_args!("item {}", check.item_id), &check.violations);
     if !check.passed() {
         violations.extend(undetermined_note(errors));
     }
@@ -191,24 +187,22 @@ mod tests {
     }
 
     #[test]
-    fn state_matching_the_accepted_bids_is_consistent() {
+    fn a_level_passes_only_with_accepted_bids_and_a_consistent_item() {
         assert_eq!(violations(7, Some(130), (7, 7, Some(130))), 0);
-    }
-
-    #[test]
-    fn a_seq_other_than_the_accepted_count_is_a_lost_or_phantom_update() {
-        assert!(violations(7, Some(130), (6, 7, Some(130))) > 0);
-        assert!(violations(7, Some(130), (8, 7, Some(130))) > 0);
-        assert!(violations(7, Some(130), (7, 6, Some(130))) > 0);
-    }
-
-    #[test]
-    fn a_final_price_other_than_the_highest_accepted_bid_is_inconsistent() {
-        assert!(violations(7, Some(130), (7, 7, Some(129))) > 0);
-    }
-
-    #[test]
-    fn a_level_without_accepted_bids_does_not_pass() {
-        assert!(violations(0, None, (0, 0, None)) > 0);
+        for (accepted, highest, state) in [
+            // A seq or bid_count other than the accepted count: a lost or phantom update.
+            (7, Some(130), (6, 7, Some(130))),
+            (7, Some(130), (8, 7, Some(130))),
+            (7, Some(130), (7, 6, Some(130))),
+            // A final price other than the highest accepted bid.
+            (7, Some(130), (7, 7, Some(129))),
+            // No bid accepted proves nothing.
+            (0, None, (0, 0, None)),
+        ] {
+            assert!(
+                violations(accepted, highest, state) > 0,
+                "{accepted} {state:?}"
+            );
+        }
     }
 }

@@ -11,6 +11,7 @@ use super::check::{ItemCheck, error_violations, refusal_violation, status_errors
 use super::{PRICES, new_item};
 use crate::api::{ApiClient, BID_REQUEST_NAME, ITEMS_PATH, item_path};
 use crate::goose_run::{RequestStats, attack, measured_window_secs, per_sec, round_to};
+use crate::verdict::prefixed;
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 use goose::prelude::*;
@@ -53,7 +54,6 @@ pub struct MixedResult {
 /// item back and checks it.
 ///
 /// # Errors
-///
 /// An item cannot be created or read back, or goose fails.
 #[tracing::instrument(skip_all, fields(users, items))]
 pub async fn run(
@@ -76,14 +76,13 @@ pub async fn run(
     let scenario = scenario(Arc::clone(&target))?;
     let metrics = attack(scenario, gateway_url, users, duration_secs).await?;
     let measured_secs = measured_window_secs(&metrics);
-    let requests: Vec<RequestStats> = [BID_REQUEST_NAME, ITEM_READ_NAME, LIST_READ_NAME]
-        .iter()
-        .map(|name| RequestStats::of(&metrics, name, measured_secs))
-        .collect();
+    let names = [BID_REQUEST_NAME, ITEM_READ_NAME, LIST_READ_NAME];
+    let stats = |name| RequestStats::of(&metrics, name, measured_secs);
+    let requests: Vec<RequestStats> = names.into_iter().map(stats).collect();
 
-    let tally = target.tally();
-    let increment = target.min_increment_cents();
-    let checks: Vec<ItemCheck> = futures::stream::iter(target.item_ids().iter().enumerate())
+    let tally = &target.tally;
+    let increment = target.min_increment_cents;
+    let checks: Vec<ItemCheck> = futures::stream::iter(target.item_ids.iter().enumerate())
         .map(|(index, id)| async move {
             let state = api.item_state(id).await?;
             anyhow::Ok(ItemCheck::new(id, &tally.item(index), &state, increment))
@@ -93,14 +92,8 @@ pub async fn run(
         .await
         .context("reading the mixed items back")?;
 
-    let mut violations: Vec<String> = checks
-        .iter()
-        .flat_map(|c| {
-            c.violations
-                .iter()
-                .map(|v| format!("item {}: {v}", c.item_id))
-        })
-        .collect();
+    let item = |c: &ItemCheck| prefixed(format_args!("item {}", c.item_id), &c.violations);
+    let mut violations: Vec<String> = checks.iter().flat_map(item).collect();
     if !violations.is_empty() {
         violations.extend(undetermined_note(&tally.errors()));
     }
@@ -136,14 +129,14 @@ pub async fn run(
 
 /// Bids and reads on random items, weighted by [`WEIGHTS`], with no wait.
 fn scenario(target: Arc<BidTarget>) -> anyhow::Result<Scenario> {
-    let items = target.item_ids().len();
+    let items = target.item_ids.len();
     let bid_target = Arc::clone(&target);
     let bid: TransactionFunction = Arc::new(move |user| {
         let target = Arc::clone(&bid_target);
         Box::pin(async move { place_bid(user, &target, fastrand::usize(..items)).await })
     });
     let item_paths: Arc<Vec<String>> =
-        Arc::new(target.item_ids().iter().map(|id| item_path(id)).collect());
+        Arc::new(target.item_ids.iter().map(|id| item_path(id)).collect());
     let read_item: TransactionFunction = Arc::new(move |user| {
         let paths = Arc::clone(&item_paths);
         Box::pin(async move {
@@ -155,22 +148,11 @@ fn scenario(target: Arc<BidTarget>) -> anyhow::Result<Scenario> {
     });
     let list: TransactionFunction =
         Arc::new(|user| Box::pin(async move { read(user, ITEMS_PATH, LIST_READ_NAME).await }));
+    let transaction = |f, name, weight| Transaction::new(f).set_name(name).set_weight(weight);
     Ok(scenario!("Mixed")
-        .register_transaction(
-            Transaction::new(bid)
-                .set_name("bid")
-                .set_weight(WEIGHTS.0)?,
-        )
-        .register_transaction(
-            Transaction::new(read_item)
-                .set_name("read item")
-                .set_weight(WEIGHTS.1)?,
-        )
-        .register_transaction(
-            Transaction::new(list)
-                .set_name("list items")
-                .set_weight(WEIGHTS.2)?,
-        ))
+        .register_transaction(transaction(bid, "bid", WEIGHTS.0)?)
+        .register_transaction(transaction(read_item, "read item", WEIGHTS.1)?)
+        .register_transaction(transaction(list, "list items", WEIGHTS.2)?))
 }
 
 /// A `GET` whose body is read to the end, so the connection is reused, and dropped: the

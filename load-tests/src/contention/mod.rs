@@ -1,21 +1,12 @@
 //! `contention`: the gateway's two Redis strategies for applying a bid, side by side under
 //! contention, each checked for correctness afterwards.
 //!
-//! For each strategy (`--strategies lua,optimistic`) a fresh gateway is started with
-//! `REDIS_STRATEGY`, its own Redis key prefix, NATS subjects and JetStream stream (so runs
-//! never see each other's data), the per-user rate limit off and the price pre-filter off
-//! unless `--prefilter` (it answers stale bids without Redis and would hide the difference).
-//! Against it:
-//!
-//! 1. [`hot_item`]: per `--users` level, that many users bid on one fresh item as fast as
-//!    they can; bids/s, latency, and the optimistic retries each accepted bid cost.
-//! 2. [`mixed`]: `--mixed-users` users bid on and read `--mixed-items` items.
-//! 3. [`archive`]: the run's stream ends up holding exactly one message per accepted bid
-//!    (the outbox guarantee).
-//!
-//! Every item is read back and [`check`]ed (final price, `seq`, `bid_count`, rejected
-//! amounts). Any failure is listed and makes the verdict `Violated`. [`report`] writes
-//! `result.json`, `README.md` and the SVG charts under `--out-dir`.
+//! For each strategy a fresh gateway is started with `REDIS_STRATEGY`, its own Redis key
+//! prefix, NATS subjects and JetStream stream, the per-user rate limit off and the price
+//! pre-filter off unless `--prefilter` (it answers stale bids without Redis and would hide the
+//! difference). Against it: the [`hot_item`] levels, the [`mixed`] workload, then the
+//! [`archive`] (outbox) check. Every item is read back and [`check`]ed; users place bids with
+//! [`bidder`] and count the answers in [`tally`]; [`report`] writes the report directory.
 
 mod archive;
 mod bidder;
@@ -30,7 +21,7 @@ use crate::goose_run::{MIN_BENCH_SECS, check_levels};
 use crate::host::Machine;
 use crate::report::{ReportDir, now_rfc3339};
 use crate::service::{Service, namespace, run_tag};
-use crate::verdict::{Outcome, Verdict};
+use crate::verdict::{Outcome, Verdict, prefixed};
 use anyhow::bail;
 use archive::ArchiveCheck;
 use hot_item::HotLevel;
@@ -39,9 +30,8 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Every item's starting price (1.00) and smallest raise (0.05), in cents: the increment is
-/// wider than a cent so the "rejected below final price plus increment" check has room to
-/// fail.
+/// Every item's starting price (1.00) and smallest raise (0.05), in cents: wider than a cent
+/// so the "rejected below final price plus increment" check has room to fail.
 const PRICES: (i64, i64) = (100, 5);
 /// Longest wait for the outbox relay to bring the stream to the accepted count.
 const ARCHIVE_WAIT: Duration = Duration::from_secs(15);
@@ -69,8 +59,8 @@ impl Strategy {
 /// Flags of `load-tests contention`.
 #[derive(Debug, Clone, clap::Args, Serialize)]
 pub struct ContentionArgs {
-    /// Gateway binary, started once per strategy on a free loopback port, e.g.
-    /// target/release/api-gateway. It inherits REDIS_URL.
+    /// Gateway binary, started once per strategy, e.g. target/release/api-gateway. It inherits
+    /// REDIS_URL.
     #[arg(long)]
     pub gateway_bin: PathBuf,
     /// Strategies to compare, comma-separated, each against its own gateway.
@@ -166,15 +156,11 @@ pub struct StrategyResult {
 impl StrategyResult {
     /// Every failed check of this strategy.
     pub fn violations(&self) -> Vec<String> {
-        let hot = self.hot.iter().flat_map(|level| {
-            level
-                .violations
-                .iter()
-                .map(move |v| format!("{} users: {v}", level.users))
-        });
-        let mixed = self.mixed.violations.iter().map(|v| format!("mixed: {v}"));
-        hot.chain(mixed)
-            .chain(self.archive.violation().map(|v| format!("outbox: {v}")))
+        let hot = self.hot.iter();
+        let hot = hot.flat_map(|l| prefixed(format_args!("{} users", l.users), &l.violations));
+        let outbox = prefixed("outbox", self.archive.violation().as_slice());
+        hot.chain(prefixed("mixed", &self.mixed.violations))
+            .chain(outbox)
             .collect()
     }
 }
@@ -184,12 +170,9 @@ fn new_item(id: String) -> anyhow::Result<NewItem> {
     Ok(NewItem::new(id, "contention", PRICES, in_secs(3_600))?)
 }
 
-/// Runs every strategy and writes the report to `args.out_dir`.
-///
-/// The result is returned (and written) even when a check fails; see its verdict.
+/// Runs every strategy and writes the report to `args.out_dir`, even when a check fails.
 ///
 /// # Errors
-///
 /// Invalid arguments, a gateway that cannot be started, an item that cannot be created or
 /// read back, NATS unreachable, goose failing, an interrupt, or the report not written.
 pub async fn run(args: &ContentionArgs) -> anyhow::Result<ContentionResult> {
@@ -200,12 +183,9 @@ pub async fn run(args: &ContentionArgs) -> anyhow::Result<ContentionResult> {
     for &strategy in &args.strategies {
         strategies.push(run_strategy(args, strategy).await?);
     }
-    let violations = strategies.iter().flat_map(|s| {
-        let name = s.strategy.name();
-        s.violations()
-            .into_iter()
-            .map(move |v| format!("{name}: {v}"))
-    });
+    let violations = strategies
+        .iter()
+        .flat_map(|s| prefixed(s.strategy.name(), &s.violations()));
     let result = ContentionResult {
         experiment: "contention",
         started_at,
@@ -232,25 +212,17 @@ async fn run_strategy(args: &ContentionArgs, strategy: Strategy) -> anyhow::Resu
         ("REDIS_TIMEOUT_MS", args.redis_timeout_ms.to_string()),
     ]);
     let gateway = Service::start("gateway", &args.gateway_bin, &env).await?;
-    let gateway_url = gateway.url().to_owned();
-    let measured = measure(args, &gateway_url, &tag).await;
+    let measured = measure(args, strategy, gateway.url(), tag).await;
     gateway.stop().await;
-    let (hot, mixed, archive) = measured?;
-    Ok(StrategyResult {
-        strategy,
-        gateway_url,
-        tag,
-        hot,
-        mixed,
-        archive,
-    })
+    measured
 }
 
 async fn measure(
     args: &ContentionArgs,
+    strategy: Strategy,
     gateway_url: &str,
-    tag: &str,
-) -> anyhow::Result<(Vec<HotLevel>, MixedResult, ArchiveCheck)> {
+    tag: String,
+) -> anyhow::Result<StrategyResult> {
     let api = ApiClient::new(gateway_url)?;
     let mut hot = Vec::with_capacity(args.users.len());
     for &users in &args.users {
@@ -266,7 +238,14 @@ async fn measure(
     let accepted = hot.iter().map(|level| level.accepted).sum::<u64>() + mixed.accepted;
     let stream = tag.to_uppercase();
     let archive = archive::wait_for_archive(&args.nats_url, &stream, accepted, ARCHIVE_WAIT);
-    Ok((hot, mixed, archive.await?))
+    Ok(StrategyResult {
+        strategy,
+        gateway_url: gateway_url.to_owned(),
+        archive: archive.await?,
+        tag,
+        hot,
+        mixed,
+    })
 }
 
 #[cfg(test)]
@@ -280,14 +259,19 @@ mod tests {
         args: ContentionArgs,
     }
 
-    fn parse(args: &[&str]) -> Result<ContentionArgs, clap::Error> {
-        Cli::try_parse_from(std::iter::once("contention").chain(args.iter().copied()))
-            .map(|cli| cli.args)
+    /// The flags `args` (after `--gateway-bin gw`) parse to, and whether they are valid.
+    fn parse(args: &[&str]) -> Option<(ContentionArgs, bool)> {
+        let argv = ["contention", "--gateway-bin", "gw"]
+            .into_iter()
+            .chain(args.iter().copied());
+        let args = Cli::try_parse_from(argv).ok()?.args;
+        let valid = args.validate().is_ok();
+        Some((args, valid))
     }
 
     #[test]
     fn defaults_compare_both_strategies_at_three_levels_without_the_prefilter() {
-        let args = parse(&["--gateway-bin", "gw"]).unwrap();
+        let (args, valid) = parse(&[]).unwrap();
         assert_eq!(args.strategies, [Strategy::Lua, Strategy::Optimistic]);
         assert_eq!(args.users, [16, 64, 256]);
         assert_eq!(args.duration_secs, 10);
@@ -295,46 +279,34 @@ mod tests {
         assert!(!args.prefilter);
         assert_eq!(args.redis_timeout_ms, 2_000);
         assert_eq!(args.out_dir, PathBuf::from("bench/results/contention"));
-        assert!(args.validate().is_ok());
+        assert!(valid);
+        assert!(
+            Cli::try_parse_from(["contention"]).is_err(),
+            "the gateway is required"
+        );
     }
 
     #[test]
-    fn the_gateway_binary_is_required() {
-        assert!(parse(&[]).is_err());
-    }
-
-    #[test]
-    fn strategies_and_levels_take_comma_separated_lists() {
-        let args = parse(&[
-            "--gateway-bin",
-            "gw",
-            "--strategies",
-            "optimistic",
-            "--users",
-            "1,8",
-        ])
-        .unwrap();
+    fn strategies_and_levels_take_comma_separated_lists_and_a_short_run_needs_smoke() {
+        let (args, _) = parse(&["--strategies", "optimistic", "--users", "1,8"]).unwrap();
         assert_eq!(args.strategies, [Strategy::Optimistic]);
         assert_eq!(args.users, [1, 8]);
-        assert!(parse(&["--gateway-bin", "gw", "--strategies", "lua,pessimistic"]).is_err());
-        assert!(parse(&["--gateway-bin", "gw", "--users", "4,0"]).is_err());
-    }
-
-    #[test]
-    fn a_short_run_needs_smoke() {
-        let args = parse(&["--gateway-bin", "gw", "--duration-secs", "2"]).unwrap();
-        assert!(args.validate().is_err());
-        let args = parse(&["--gateway-bin", "gw", "--duration-secs", "2", "--smoke"]).unwrap();
-        assert!(args.validate().is_ok());
+        assert!(parse(&["--strategies", "lua,pessimistic"]).is_none());
+        assert!(parse(&["--users", "4,0"]).is_none());
+        assert_eq!(parse(&["--duration-secs", "2"]).map(|p| p.1), Some(false));
+        assert_eq!(
+            parse(&["--duration-secs", "2", "--smoke"]).map(|p| p.1),
+            Some(true)
+        );
     }
 
     #[test]
     fn strategy_names_are_the_gateways() {
-        assert_eq!(Strategy::Lua.name(), "lua");
-        assert_eq!(Strategy::Optimistic.name(), "optimistic");
         assert_eq!(
-            serde_json::to_string(&Strategy::Optimistic).unwrap(),
-            "\"optimistic\""
+            [Strategy::Lua.name(), Strategy::Optimistic.name()],
+            ["lua", "optimistic"]
         );
+        let json = serde_json::to_string(&Strategy::Optimistic).unwrap();
+        assert_eq!(json, "\"optimistic\"");
     }
 }

@@ -2,113 +2,76 @@
 //! people read, linking the charts) and four SVG charts: hot-item bids/s and p99 per users
 //! level, the bid latency CDF at the highest level, and the mixed run's rate per request kind.
 
-use super::{ContentionResult, HotLevel};
-use crate::charts::{Labels, Series, bar_chart, line_chart};
+use super::{ContentionResult, HotLevel, StrategyResult};
+use crate::charts::{Series, bar_chart, line_chart};
 use crate::latency::LatencyMs;
 use crate::report::{ReportDir, markdown_table};
 use std::fmt::Write as _;
 
-/// The charts, by file name (without `.svg`), in the order the README shows them.
-pub const CHARTS: [&str; 4] = ["throughput", "p99", "latency-cdf", "mixed"];
-
 /// Writes `result.json`, the charts and `README.md` into `dir`.
 ///
 /// # Errors
-///
 /// A file cannot be written or a chart cannot be drawn.
 pub fn write(dir: &ReportDir, result: &ContentionResult) -> anyhow::Result<()> {
     dir.write_result(result)?;
-    let levels: Vec<String> = result
-        .args
-        .users
-        .iter()
-        .map(|u| format!("{u} users"))
-        .collect();
-    let (x, bids_per_sec) = ("concurrent bidders on one item", |l: &HotLevel| {
-        l.bids.per_sec
-    });
-    let title = "Hot item: bids per second";
-    let labels = Labels {
-        title,
-        x,
-        y: "bids/s",
+    let users = &result.args.users;
+    let levels: Vec<String> = users.iter().map(|u| format!("{u} users")).collect();
+    // One bar series per strategy: `value` of each of its levels, in `--users` order.
+    let per_level = |value: fn(&HotLevel) -> f64| -> Vec<Series> {
+        let series = |s: &StrategyResult| {
+            let level = |users| s.hot.iter().find(|l| l.users == users).map_or(0.0, value);
+            Series::bars(s.strategy.name(), users.iter().map(|u| level(*u)))
+        };
+        result.strategies.iter().map(series).collect()
     };
+    let x = "concurrent bidders on one item";
+    let labels = ("Hot item: bids per second", x, "bids/s");
     bar_chart(
-        &dir.chart(CHARTS[0]),
+        &dir.chart("throughput"),
         labels,
         &levels,
-        &per_level(result, bids_per_sec),
+        &per_level(|l| l.bids.per_sec),
     )?;
-    let p99 = |l: &HotLevel| l.bids.latency_ms.map_or(0.0, |l| l.p99);
-    let labels = Labels {
-        title: "Hot item: p99 bid latency",
-        x,
-        y: "ms",
-    };
+    let p99 = per_level(|l| l.bids.latency_ms.map_or(0.0, |l| l.p99));
     bar_chart(
-        &dir.chart(CHARTS[1]),
-        labels,
+        &dir.chart("p99"),
+        ("Hot item: p99 bid latency", x, "ms"),
         &levels,
-        &per_level(result, p99),
+        &p99,
     )?;
-    let top = result.args.users.iter().max().copied().unwrap_or(0);
-    let cdf: Vec<Series> = result
-        .strategies
-        .iter()
-        .map(|s| {
-            let level = s.hot.iter().find(|level| level.users == top);
-            let points = level.map(|level| level.latency_cdf.clone());
-            Series::new(s.strategy.name(), points.unwrap_or_default())
-        })
-        .collect();
+    let top = users.iter().max().copied().unwrap_or(0);
+    let cdf = |s: &StrategyResult| {
+        let level = s.hot.iter().find(|level| level.users == top);
+        let points = level.map(|level| level.latency_cdf.clone());
+        Series::new(s.strategy.name(), points.unwrap_or_default())
+    };
+    let cdf: Vec<Series> = result.strategies.iter().map(cdf).collect();
     let title = format!("Hot item: bid latency CDF at {top} bidders");
-    let (x, y) = ("ms (time to first byte)", "share of bids");
-    line_chart(
-        &dir.chart(CHARTS[2]),
-        Labels {
-            title: &title,
-            x,
-            y,
-        },
-        &cdf,
-    )?;
+    let labels = (title.as_str(), "ms (time to first byte)", "share of bids");
+    line_chart(&dir.chart("latency-cdf"), labels, &cdf)?;
     let kinds: Vec<String> = result.strategies.first().map_or_else(Vec::new, |s| {
         s.mixed.requests.iter().map(|r| r.name.clone()).collect()
     });
-    let mixed: Vec<Series> = result
-        .strategies
-        .iter()
-        .map(|s| {
-            Series::bars(
-                s.strategy.name(),
-                s.mixed.requests.iter().map(|r| r.per_sec),
-            )
-        })
-        .collect();
-    let title = "Mixed workload: requests per second by kind";
-    let labels = Labels {
-        title,
-        x: "",
-        y: "requests/s",
+    let mixed = |s: &StrategyResult| {
+        Series::bars(
+            s.strategy.name(),
+            s.mixed.requests.iter().map(|r| r.per_sec),
+        )
     };
-    bar_chart(&dir.chart(CHARTS[3]), labels, &kinds, &mixed)?;
+    let mixed: Vec<Series> = result.strategies.iter().map(mixed).collect();
+    let labels = (
+        "Mixed workload: requests per second by kind",
+        "",
+        "requests/s",
+    );
+    bar_chart(&dir.chart("mixed"), labels, &kinds, &mixed)?;
     dir.write_summary(&markdown(result))
 }
 
-/// One bar series per strategy: `value` of each of its levels, in `--users` order.
-fn per_level(result: &ContentionResult, value: impl Fn(&HotLevel) -> f64) -> Vec<Series> {
-    let series = |s: &super::StrategyResult| {
-        let level = |users| s.hot.iter().find(|l| l.users == users).map_or(0.0, &value);
-        Series::bars(
-            s.strategy.name(),
-            result.args.users.iter().map(|u| level(*u)),
-        )
-    };
-    result.strategies.iter().map(series).collect()
-}
-
-fn ms(latency: Option<LatencyMs>, pick: impl Fn(LatencyMs) -> f64) -> String {
-    latency.map_or_else(|| "-".to_owned(), |l| format!("{:.2}", pick(l)))
+/// The p50, p99, p99.9 and max cells, `-` when nothing was timed.
+fn percentiles(latency: Option<LatencyMs>) -> [String; 4] {
+    let ms = |pick: fn(LatencyMs) -> f64| latency.map_or("-".into(), |l| format!("{:.2}", pick(l)));
+    [ms(|l| l.p50), ms(|l| l.p99), ms(|l| l.p999), ms(|l| l.max)]
 }
 
 fn verdict_cell(violations: &[String]) -> String {
@@ -159,7 +122,10 @@ pub(super) fn markdown(result: &ContentionResult) -> String {
         .iter()
         .flat_map(|s| {
             s.hot.iter().map(move |l| {
-                vec![
+                let retries = l
+                    .retries_per_accepted
+                    .map_or("-".into(), |r| format!("{r:.2}"));
+                let head = [
                     s.strategy.name().to_owned(),
                     l.users.to_string(),
                     l.bids.requests.to_string(),
@@ -167,14 +133,9 @@ pub(super) fn markdown(result: &ContentionResult) -> String {
                     format!("{:.1}", l.accepted_per_sec),
                     l.rejected.to_string(),
                     errors_cell(&l.errors),
-                    ms(l.bids.latency_ms, |x| x.p50),
-                    ms(l.bids.latency_ms, |x| x.p99),
-                    ms(l.bids.latency_ms, |x| x.p999),
-                    ms(l.bids.latency_ms, |x| x.max),
-                    l.retries_per_accepted
-                        .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
-                    verdict_cell(&l.violations),
-                ]
+                ];
+                let tail = [retries, verdict_cell(&l.violations)];
+                [&head[..], &percentiles(l.bids.latency_ms), &tail].concat()
             })
         })
         .collect();
@@ -199,17 +160,14 @@ pub(super) fn markdown(result: &ContentionResult) -> String {
         .iter()
         .flat_map(|s| {
             s.mixed.requests.iter().map(move |r| {
-                vec![
+                let head = [
                     s.strategy.name().to_owned(),
                     r.name.clone(),
                     r.requests.to_string(),
                     format!("{:.1}", r.per_sec),
                     r.failed.to_string(),
-                    ms(r.latency_ms, |x| x.p50),
-                    ms(r.latency_ms, |x| x.p99),
-                    ms(r.latency_ms, |x| x.p999),
-                    ms(r.latency_ms, |x| x.max),
-                ]
+                ];
+                [&head[..], &percentiles(r.latency_ms)].concat()
             })
         })
         .collect();

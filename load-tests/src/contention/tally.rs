@@ -107,39 +107,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_fresh_item_has_no_outcomes() {
-        let tally = BidTally::new(2);
-        let empty = ItemOutcomes {
-            accepted: 0,
-            rejected_too_low: 0,
-            other_rejections: 0,
-            highest_accepted_cents: None,
-            highest_seq: None,
-            highest_rejected_cents: None,
-        };
-        assert_eq!(tally.item(1), empty);
-        assert!(tally.errors().is_empty());
-    }
-
-    #[test]
     fn outcomes_are_kept_per_item_with_their_maxima() {
-        let tally = BidTally::new(2);
+        let tally = BidTally::new(3);
+        assert_eq!(
+            tally.item(2),
+            ItemOutcomes::default(),
+            "a fresh item has no outcomes"
+        );
         tally.accepted(0, 150, Some(2));
         tally.accepted(0, 120, Some(1));
         tally.rejected(0, 149, Some("bid_too_low"));
         tally.rejected(0, 900, Some("closed"));
         tally.accepted(1, 300, Some(1));
-        let first = tally.item(0);
-        assert_eq!(
-            (first.accepted, first.highest_accepted_cents),
-            (2, Some(150))
-        );
-        assert_eq!(first.highest_seq, Some(2));
-        assert_eq!(
-            (first.rejected_too_low, first.highest_rejected_cents),
-            (1, Some(149))
-        );
-        assert_eq!(first.other_rejections, 1);
+        let expected = ItemOutcomes {
+            accepted: 2,
+            rejected_too_low: 1,
+            other_rejections: 1,
+            highest_accepted_cents: Some(150),
+            highest_seq: Some(2),
+            highest_rejected_cents: Some(149),
+        };
+        assert_eq!(tally.item(0), expected);
         assert_eq!(tally.item(1).accepted, 1);
         assert_eq!((tally.accepted_total(), tally.rejected_total()), (3, 2));
     }
@@ -147,12 +135,13 @@ mod tests {
     #[test]
     fn errors_are_counted_by_kind_and_out_of_range_items_are_ignored() {
         let tally = BidTally::new(1);
-        tally.error("status 503".into());
-        tally.error("status 503".into());
-        tally.error("transport".into());
+        assert!(tally.errors().is_empty());
+        for kind in ["status 503", "status 503", "transport"] {
+            tally.error(kind.into());
+        }
         tally.accepted(7, 100, Some(1));
-        assert_eq!(tally.errors().get("status 503"), Some(&2));
-        assert_eq!(tally.errors().get("transport"), Some(&1));
+        let expected = BTreeMap::from([("status 503".into(), 2), ("transport".into(), 1)]);
+        assert_eq!(tally.errors(), expected);
         assert_eq!(tally.accepted_total(), 0);
     }
 }

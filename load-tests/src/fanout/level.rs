@@ -1,13 +1,12 @@
-//! One fan-out level: a gateway and ⌈N / per-process⌉ broadcast instances (one process holds
-//! ~20,000 sockets here), as many [`viewers`](super::viewers) client processes, each from its
-//! own 127.0.0.x source address; once every viewer is connected, the broadcast instances'
-//! resident memory per idle viewer, then bids at a fixed rate, then the clients' reports
+//! One fan-out level: a gateway, ⌈N / per-process⌉ broadcast instances and as many
+//! [`viewers`](super::viewers) processes, each from its own 127.0.0.x address; once all are
+//! connected, memory per idle viewer, then bids at a fixed rate, then the clients' reports
 //! merged: delivery and latency from just before each POST to each receipt.
 
 use super::FanoutLoad;
 use super::viewers::ViewerReport;
 use crate::api::{ApiClient, NewItem, in_secs};
-use crate::handoff::{Handoff, publish};
+use crate::handoff::{Handoff, client, publish, shares};
 use crate::host::rss_kib;
 use crate::latency::{Histogram, LatencyMs};
 use crate::open_loop::{Clock, STARTING_CENTS, Target, Workload};
@@ -52,29 +51,23 @@ pub struct FanoutLevel {
 /// When a service or client process cannot run.
 pub async fn run(load: &FanoutLoad, viewers: usize) -> anyhow::Result<FanoutLevel> {
     let tag = run_tag("fan");
-    let processes = viewers.div_ceil(load.per_process.max(1));
-    let per = viewers.div_ceil(processes.max(1));
+    let shares = shares(viewers, load.per_process);
     let mut env = namespace(&tag);
-    let limit = (per + 100).to_string();
+    let limit = (shares.first().copied().unwrap_or(0) + 100).to_string();
     env.extend([
         ("MAX_CONNECTIONS_PER_IP", limit.clone()),
         ("MAX_CONNECTIONS", limit),
         ("IDLE_TIMEOUT_MS", "600000".to_owned()),
     ]);
     let gateway = Service::start("gateway", &load.gateway_bin, &env).await?;
-    let mut broadcasts = Vec::with_capacity(processes);
-    for _ in 0..processes {
+    let mut broadcasts = Vec::with_capacity(shares.len());
+    for _ in &shares {
         broadcasts.push(Service::start("broadcast", &load.broadcast_bin, &env).await?);
     }
     let item = format!("{tag}-item");
     let api = ApiClient::new(gateway.url())?;
-    api.create_item(&NewItem::new(
-        item.clone(),
-        "fanout",
-        (STARTING_CENTS, 1),
-        in_secs(3_600),
-    )?)
-    .await?;
+    let new_item = NewItem::new(item.clone(), "fanout", (STARTING_CENTS, 1), in_secs(3_600));
+    api.create_item(&new_item?).await?;
 
     let rss = || {
         broadcasts
@@ -85,35 +78,24 @@ pub async fn run(load: &FanoutLoad, viewers: usize) -> anyhow::Result<FanoutLeve
     };
     let before = rss();
     let files = Handoff::create(&tag)?;
-    let me = match &load.viewers_bin {
-        Some(bin) => bin.clone(),
-        None => std::env::current_exe().context("finding the load-tests binary")?,
-    };
     let started = Instant::now();
-    let mut clients = Vec::with_capacity(processes);
-    for (k, broadcast) in broadcasts.iter().enumerate() {
-        let count = per.min(viewers - k * per);
-        let client = tokio::process::Command::new(&me)
-            .args([
-                "viewers",
-                "--server",
-                broadcast.authority(),
-                "--item",
-                &item,
-            ])
-            .args(["--count", &count.to_string()])
-            .args(["--source", &format!("127.0.0.{}", 11 + k)])
-            .arg("--ready-file")
-            .arg(files.file("ready", Some(k)))
-            .arg("--posts-file")
-            .arg(files.file("posts", None))
-            .arg("--out")
-            .arg(files.file("report", Some(k)))
-            .kill_on_drop(true)
-            .spawn();
-        clients.push(client.context("starting a viewers process")?);
+    let mut clients = Vec::with_capacity(shares.len());
+    for (k, (broadcast, count)) in broadcasts.iter().zip(&shares).enumerate() {
+        let mut client = client(load.viewers_bin.as_deref(), "viewers")?;
+        client.args(["--server", broadcast.authority(), "--item", &item]);
+        client.args([
+            "--count",
+            &count.to_string(),
+            "--source",
+            &format!("127.0.0.{}", 11 + k),
+        ]);
+        client.arg("--ready-file").arg(files.file("ready", Some(k)));
+        client.arg("--posts-file").arg(files.file("posts", None));
+        client.arg("--out").arg(files.file("report", Some(k)));
+        clients.push(client.spawn().context("starting a viewers process")?);
     }
-    let connected = usize::try_from(files.sum("ready", processes, CONNECT_TIMEOUT).await?)?;
+    let connected = files.sum("ready", shares.len(), CONNECT_TIMEOUT).await?;
+    let connected = usize::try_from(connected)?;
     let connect_secs = started.elapsed().as_secs_f64();
     tokio::time::sleep(SETTLE).await;
     let idle = rss();
@@ -141,13 +123,10 @@ pub async fn run(load: &FanoutLoad, viewers: usize) -> anyhow::Result<FanoutLeve
     tokio::time::sleep(LAST_EVENTS).await;
     publish(&files.file("posts", None), &serde_json::to_string(&posts)?)?;
 
-    let reports: Vec<ViewerReport> = files
-        .reports("report", processes, Duration::from_secs(120))
-        .await?;
+    let timeout = Duration::from_secs(120);
+    let reports: Vec<ViewerReport> = files.reports("report", shares.len(), timeout).await?;
     let mut histogram = Histogram::bucketed(super::viewers::BUCKET);
-    for report in &reports {
-        histogram.merge(&report.histogram);
-    }
+    reports.iter().for_each(|r| histogram.merge(&r.histogram));
     for mut client in clients {
         let _ = client.wait().await;
     }
@@ -161,20 +140,13 @@ pub async fn run(load: &FanoutLoad, viewers: usize) -> anyhow::Result<FanoutLeve
         viewers,
         bids_per_sec: load.rate,
         connected,
-        broadcast_instances: processes,
+        broadcast_instances: shares.len(),
         bids_posted: requests.len(),
         bids_accepted: posts.len(),
-        delivery_ratio: if expected > 0 {
-            delivered as f64 / expected as f64
-        } else {
-            0.0
-        },
+        delivery_ratio: delivered as f64 / expected.max(1) as f64,
         resyncs: reports.iter().map(|r| r.resyncs).sum(),
         latency_ms: histogram.latency().unwrap_or_default(),
-        rss_per_viewer_kib: match connected {
-            0 => 0.0,
-            n => idle.saturating_sub(before) as f64 / n as f64,
-        },
+        rss_per_viewer_kib: idle.saturating_sub(before) as f64 / connected.max(1) as f64,
         connect_secs,
         histogram,
     })

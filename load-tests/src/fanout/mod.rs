@@ -1,13 +1,9 @@
 //! `fanout` and `bench-fanout`: N WebSocket viewers on one item while bids arrive at a steady
-//! rate. Both run the same [`level`]s (1k/10k/50k viewers by default: several broadcast
-//! instances and [`viewers`] client processes from 127.0.0.x source addresses, bids at a fixed
-//! rate); `bench-fanout` writes them as one JSON file, `fanout` as a report with charts under
-//! `bench/results/fanout/` ([`report`]).
-//!
-//! The check: every viewer connected, most bids were accepted (a run of refusals measures
-//! nothing), and every accepted bid reached every viewer (delivery 1.0) unless the viewer was
-//! conflated to a fresh snapshot, which the report counts as a resync. `bench-fanout` asks
-//! only the first two.
+//! rate. Both run the same [`level`]s with their [`viewers`] processes; `bench-fanout` writes
+//! one JSON file, `fanout` a [`report`] with charts. The check: every viewer connected, most
+//! bids were accepted (a run of refusals measures nothing), and every accepted bid reached every
+//! viewer unless it was conflated to a fresh snapshot (a resync). `bench-fanout` asks the first
+//! two.
 
 pub mod level;
 mod report;
@@ -43,8 +39,7 @@ pub struct FanoutLoad {
     pub rate: u64,
     #[arg(long, default_value_t = 10)]
     pub duration_secs: u64,
-    /// The `load-tests` binary that runs the `viewers` client processes (default: this program;
-    /// tests, whose own executable is the test harness, point it at the built binary).
+    /// The `load-tests` binary that runs the `viewers` client processes (default: this one).
     #[arg(long)]
     pub viewers_bin: Option<PathBuf>,
 }
@@ -118,10 +113,10 @@ async fn levels(load: &FanoutLoad) -> anyhow::Result<Vec<FanoutLevel>> {
 /// # Errors
 /// A service or client process cannot run, or the file cannot be written.
 pub async fn bench(args: &BenchFanoutArgs) -> anyhow::Result<FanoutResult> {
-    let started_at = now_rfc3339();
+    let (experiment, started_at) = ("bench-fanout", now_rfc3339());
     let levels = levels(&args.load).await?;
     let result = FanoutResult {
-        experiment: "bench-fanout",
+        experiment,
         started_at,
         cores: cores(),
         levels,
@@ -145,17 +140,16 @@ pub async fn run(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
         bids_per_sec: args.load.rate,
         duration_secs: args.load.duration_secs,
         violations: levels.iter().flat_map(violations).collect(),
-        levels: levels.into_iter().map(LevelReport::new).collect(),
+        levels: levels
+            .into_iter()
+            .map(|level| {
+                let latency_cdf = thin(level.histogram.cdf(), CDF_POINTS);
+                LevelReport { level, latency_cdf }
+            })
+            .collect(),
     };
     report::write(&out, &report)?;
     Ok(report)
-}
-
-impl LevelReport {
-    fn new(level: FanoutLevel) -> Self {
-        let latency_cdf = thin(level.histogram.cdf(), CDF_POINTS);
-        Self { level, latency_cdf }
-    }
 }
 
 /// What is wrong with a level, if anything.
@@ -217,8 +211,7 @@ mod tests {
         let points: Vec<(f64, f64)> = (0..1000).map(|i| (i as f64, i as f64 / 999.0)).collect();
         let thinned = thin(points, 200);
         assert_eq!(thinned.len(), 200);
-        assert_eq!(thinned[0], (0.0, 0.0));
-        assert_eq!(thinned[199], (999.0, 1.0));
+        assert_eq!((thinned[0], thinned[199]), ((0.0, 0.0), (999.0, 1.0)));
         assert_eq!(thin(vec![(1.0, 1.0)], 200), vec![(1.0, 1.0)]);
     }
 }

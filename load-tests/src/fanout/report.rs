@@ -3,7 +3,7 @@
 
 use super::level::FanoutLevel;
 use super::{FanoutReport, LevelReport};
-use crate::charts::{self, Labels, Series};
+use crate::charts::{self, Series};
 use crate::report::{ReportDir, markdown_table};
 
 /// Writes `result.json`, the charts and `README.md` into `out`.
@@ -30,12 +30,11 @@ fn draw(out: &ReportDir, report: &FanoutReport) -> anyhow::Result<()> {
         Series::new(name(l), points.collect())
     };
     let cdfs: Vec<Series> = levels.iter().map(cdf).collect();
-    let title = "POST to viewer receipt: CDF";
-    let labels = Labels {
-        title,
-        x: "latency (ms)",
-        y: "share of receipts",
-    };
+    let labels = (
+        "POST to viewer receipt: CDF",
+        "latency (ms)",
+        "share of receipts",
+    );
     charts::line_chart(&out.chart("latency-cdf"), labels, &cdfs)?;
     let categories: Vec<String> = levels.iter().map(name).collect();
     let bars = |name, pick: fn(&FanoutLevel) -> f64| {
@@ -46,19 +45,14 @@ fn draw(out: &ReportDir, report: &FanoutReport) -> anyhow::Result<()> {
         bars("p99", |l| l.latency_ms.p99),
         bars("p999", |l| l.latency_ms.p999),
     ];
-    let labels = Labels {
-        title: "POST to viewer receipt",
-        x: "",
-        y: "latency (ms)",
-    };
+    let labels = ("POST to viewer receipt", "", "latency (ms)");
     charts::bar_chart(&out.chart("latency"), labels, &categories, &percentiles)?;
     let memory = [bars("KiB/viewer", |l| l.rss_per_viewer_kib)];
-    let title = "Broadcast resident memory per idle viewer";
-    let labels = Labels {
-        title,
-        x: "",
-        y: "KiB per viewer",
-    };
+    let labels = (
+        "Broadcast resident memory per idle viewer",
+        "",
+        "KiB per viewer",
+    );
     charts::bar_chart(&out.chart("memory"), labels, &categories, &memory)
 }
 
@@ -66,8 +60,7 @@ pub(super) fn markdown(report: &FanoutReport) -> String {
     let rows: Vec<Vec<String>> = report
         .levels
         .iter()
-        .map(|l| {
-            let l = &l.level;
+        .map(|LevelReport { level: l, .. }| {
             vec![
                 l.viewers.to_string(),
                 l.connected.to_string(),

@@ -1,10 +1,7 @@
 //! `viewers`: one client process of the fan-out levels. It opens `--count` WebSocket viewers on
-//! one item from one source address, records when each `bid_placed` frame arrives, and once the
+//! one item from one source address (read as [`Readers`], through tungstenite's plain
+//! non-blocking WebSocket), records when each `bid_placed` frame arrives, and once the
 //! orchestrator writes the POST times (`--posts-file`), reports delivery and latency.
-//!
-//! One process holds at most ~20,000 sockets here, so large runs use several of these, each
-//! from its own 127.0.0.x source address, read as [`Readers`], each socket through
-//! tungstenite's plain (non-async) WebSocket in non-blocking mode.
 
 use crate::client_sockets::{self, Readers};
 use crate::handoff::publish;

@@ -1,9 +1,7 @@
 //! The frame `fanout-floor` writes: as many bytes per event per socket as a real `bid_placed`
-//! WebSocket frame, carrying the pass number and the writer's wall-clock stamp.
-//!
-//! Layout: bytes 0..8 the stamp (µs since the Unix epoch), 8..12 the pass number, both
-//! little-endian, then filler. Every frame of a run has the same length, which the reader is
-//! told, so frames need no delimiter and one split across reads is rebuilt by counting bytes.
+//! WebSocket frame. Bytes 0..8 hold the writer's stamp (µs since the Unix epoch), 8..12 the
+//! pass number, both little-endian, then filler. Every frame of a run has the same length,
+//! which the reader is told, so frames need no delimiter.
 
 use shared::{BidPlaced, Event, EventId, ItemId, Timestamp, UserId};
 
@@ -23,36 +21,30 @@ pub struct Stamp {
     pub at_us: u64,
 }
 
-/// One frame buffer, stamped anew for each pass and written to every socket.
-#[derive(Debug, Clone)]
-pub struct Frame {
-    bytes: Vec<u8>,
-}
-
-impl Frame {
-    /// A frame of `len` bytes.
-    ///
-    /// # Errors
-    /// When `len` cannot hold the header.
-    pub fn new(len: usize) -> Result<Self, FrameTooShort> {
-        if len < HEADER_BYTES {
-            return Err(FrameTooShort(len));
-        }
-        // Spaces, as in the JSON the real frame would carry; the kernel does not care.
-        Ok(Self {
-            bytes: vec![b' '; len],
-        })
-    }
-
-    /// Writes `stamp` into the header and returns the whole frame.
-    pub fn stamp(&mut self, stamp: Stamp) -> &[u8] {
-        self.bytes[..8].copy_from_slice(&stamp.at_us.to_le_bytes());
-        self.bytes[8..HEADER_BYTES].copy_from_slice(&stamp.pass.to_le_bytes());
-        &self.bytes
-    }
+/// A frame buffer of `len` bytes (spaces, as in the JSON a real frame carries).
+///
+/// # Errors
+/// When `len` cannot hold the header.
+pub fn new_frame(len: usize) -> Result<Vec<u8>, FrameTooShort> {
+    (len >= HEADER_BYTES)
+        .then(|| vec![b' '; len])
+        .ok_or(FrameTooShort(len))
 }
 
 impl Stamp {
+    /// Writes this stamp into the header of `frame` (one from [`new_frame`]).
+    pub fn write(self, frame: &mut [u8]) {
+        let header = self
+            .at_us
+            .to_le_bytes()
+            .into_iter()
+            .chain(self.pass.to_le_bytes());
+        frame
+            .iter_mut()
+            .zip(header)
+            .for_each(|(byte, stamp)| *byte = stamp);
+    }
+
     /// The stamp at the start of `frame`, `None` when it is shorter than the header.
     pub fn read(frame: &[u8]) -> Option<Self> {
         let at_us = u64::from_le_bytes(frame.get(..8)?.try_into().ok()?);
@@ -63,8 +55,8 @@ impl Stamp {
 
 /// Bytes of the `bid_placed` frame a bench-fanout viewer receives: the event's JSON as the
 /// gateway publishes it (ids shaped as bench-fanout makes them) in one unmasked
-/// server-to-client WebSocket text frame. Computed from the shared event type, so the floor
-/// follows the schema if it grows.
+/// server-to-client WebSocket text frame, computed from the shared event type so the floor
+/// follows the schema.
 pub fn bid_placed_frame_bytes() -> usize {
     let event_id = EventId::new();
     let event = Event::BidPlaced(BidPlaced {
@@ -82,8 +74,7 @@ pub fn bid_placed_frame_bytes() -> usize {
         extended: false,
         round: 1,
     });
-    // A literal bid: its amounts are plain cents, which always encode (only a decimal that
-    // is not valid JSON could fail, and the money formatter never writes one).
+    // Plain cents always encode: only a decimal that is not valid JSON could fail.
     let payload = event
         .to_json()
         .expect("a literal bid_placed event encodes")
@@ -103,20 +94,20 @@ mod tests {
 
     #[test]
     fn a_stamp_reads_back_from_the_frame() {
-        let mut frame = Frame::new(300).unwrap();
+        let mut frame = new_frame(300).unwrap();
         let stamp = Stamp {
             pass: 7,
             at_us: 1_700_000_000_123_456,
         };
-        let bytes = frame.stamp(stamp).to_vec();
-        assert_eq!(bytes.len(), 300);
-        assert_eq!(Stamp::read(&bytes), Some(stamp));
+        stamp.write(&mut frame);
+        assert_eq!(frame.len(), 300);
+        assert_eq!(Stamp::read(&frame), Some(stamp));
     }
 
     #[test]
     fn a_frame_shorter_than_its_header_is_refused() {
-        assert_eq!(Frame::new(11).unwrap_err(), FrameTooShort(11));
-        assert!(Frame::new(HEADER_BYTES).is_ok());
+        assert_eq!(new_frame(11).unwrap_err(), FrameTooShort(11));
+        assert!(new_frame(HEADER_BYTES).is_ok());
         assert_eq!(Stamp::read(&[0; 11]), None);
     }
 

@@ -1,8 +1,8 @@
 //! `floor-reader`: one reader process of `fanout-floor`, the cheapest honest stand-in for a
 //! client process of viewers. It connects its share of plain TCP sockets to one writer from its
-//! own 127.0.0.x source address, then reads them all from one thread on one `epoll` set (mio),
-//! rebuilding each socket's fixed-size frames across reads and recording, per frame, the time
-//! from the writer's stamp to the read that completed it.
+//! own 127.0.0.x source address, reads them all from one thread ([`Readers`]), rebuilds each
+//! socket's fixed-size frames across reads and records, per frame, the time from the writer's
+//! stamp to the read that completed it.
 
 use super::frame::Stamp;
 use crate::client_sockets::{self, Readers};
@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 /// How long one connection may take (loopback answers in microseconds unless the writer's
 /// accept queue is full).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Bytes taken from a socket per `read`: many frames, should a socket ever fall behind.
 const READ_BYTES: usize = 64 * 1024;
 
@@ -83,27 +82,22 @@ struct Stream {
     finished: bool,
 }
 
-/// What the frames received so far add up to.
-struct Tally {
-    frames: u64,
-    out_of_order: u64,
-    ended_early: usize,
-    histogram: Histogram,
-}
-
-impl Default for Tally {
-    fn default() -> Self {
+impl ReaderReport {
+    fn new(connected: usize, failed: usize) -> Self {
+        let histogram = Histogram::bucketed(BUCKET);
+        let (frames, out_of_order, ended_early, timed_out) = (0, 0, 0, 0);
         Self {
-            frames: 0,
-            out_of_order: 0,
-            ended_early: 0,
-            histogram: Histogram::bucketed(BUCKET),
+            connected,
+            failed,
+            frames,
+            out_of_order,
+            ended_early,
+            timed_out,
+            histogram,
         }
     }
-}
 
-impl Tally {
-    /// Counts one frame received at `now_us` on `stream` (which expected pass `expected`).
+    /// Counts one frame received at `now_us` on a socket that expected pass `expected`.
     fn frame(&mut self, frame: &[u8], expected: &mut u32, now_us: u64) {
         match Stamp::read(frame) {
             Some(stamp) if stamp.pass == *expected => {
@@ -118,14 +112,17 @@ impl Tally {
 }
 
 /// Runs one reader to the end: connect, read until every socket has every frame (or ended,
-/// or the timeout), report.
+/// or the timeout), report. The sockets close after the report, so closing them does not
+/// compete with the writers' last passes.
 ///
 /// # Errors
 /// When the poller cannot be set up or a file cannot be written.
 pub fn run(args: &FloorReaderArgs) -> anyhow::Result<()> {
     raise_fd_limit();
     let open = || {
-        let socket = connect(args.source, args.server)?;
+        let socket = client_sockets::connect(args.source, args.server, CONNECT_TIMEOUT)?;
+        socket.set_nonblocking(true)?;
+        let socket = TcpStream::from_std(socket.into());
         Ok(Stream {
             socket,
             partial: Vec::new(),
@@ -138,49 +135,37 @@ pub fn run(args: &FloorReaderArgs) -> anyhow::Result<()> {
     publish(&args.ready_file, &connected.to_string())?;
     tracing::info!(connected, failed, "floor reader connected");
 
-    let mut tally = Tally::default();
+    let mut report = ReaderReport::new(connected, failed);
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
     let (mut unfinished, mut buffer) = (connected, vec![0u8; READ_BYTES]);
     while unfinished > 0 && Instant::now() < deadline {
         streams.poll(Duration::from_millis(100), |stream| {
             if !stream.finished {
-                read_ready(stream, &mut buffer, args, &mut tally);
+                read_ready(stream, &mut buffer, args, &mut report);
                 unfinished -= usize::from(stream.finished);
             }
         })?;
     }
-
-    let report = ReaderReport {
-        connected,
-        failed,
-        frames: tally.frames,
-        out_of_order: tally.out_of_order,
-        ended_early: tally.ended_early,
-        timed_out: unfinished,
-        histogram: tally.histogram,
-    };
-    publish(&args.out, &serde_json::to_string(&report)?)?;
-    // The sockets close as this returns, after the report: closing 12,500 of them is work
-    // the writer's last passes should not have competed with.
-    Ok(())
+    report.timed_out = unfinished;
+    publish(&args.out, &serde_json::to_string(&report)?)
 }
 
 /// Reads what `stream` has, frame by frame, marking it finished once every pass arrived or
 /// its stream ended.
-fn read_ready(stream: &mut Stream, buffer: &mut [u8], args: &FloorReaderArgs, tally: &mut Tally) {
+fn read_ready(
+    stream: &mut Stream,
+    buffer: &mut [u8],
+    args: &FloorReaderArgs,
+    report: &mut ReaderReport,
+) {
     loop {
         match stream.socket.read(buffer) {
-            Ok(0) => {
-                stream.finished = true;
-                tally.ended_early += 1;
-                return;
-            }
-            Ok(n) => {
+            Ok(n) if n > 0 => {
                 let now_us = wall_clock_us();
                 let received = buffer.get(..n).unwrap_or_default();
                 let expected = &mut stream.frames;
                 take_frames(&mut stream.partial, received, args.frame_bytes, |frame| {
-                    tally.frame(frame, expected, now_us);
+                    report.frame(frame, expected, now_us);
                 });
                 if stream.frames >= args.rounds {
                     stream.finished = true;
@@ -195,9 +180,10 @@ fn read_ready(stream: &mut Stream, buffer: &mut [u8], args: &FloorReaderArgs, ta
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => return,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => {
+            // End of stream or a failed read, before every pass arrived.
+            _ => {
                 stream.finished = true;
-                tally.ended_early += 1;
+                report.ended_early += 1;
                 return;
             }
         }
@@ -225,65 +211,47 @@ fn take_frames(partial: &mut Vec<u8>, data: &[u8], len: usize, mut on_frame: imp
     partial.extend_from_slice(frames.remainder());
 }
 
-/// A blocking connection from `source` to `server`, then made non-blocking for the poller.
-fn connect(source: IpAddr, server: SocketAddr) -> std::io::Result<TcpStream> {
-    let socket = client_sockets::connect(source, server, CONNECT_TIMEOUT)?;
-    socket.set_nonblocking(true)?;
-    Ok(TcpStream::from_std(socket.into()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fanout_floor::frame::new_frame;
 
-    /// The frames `reads` make up, and what is left over, with 4-byte frames.
-    fn frames_of(reads: &[&[u8]]) -> (Vec<Vec<u8>>, Vec<u8>) {
-        let mut partial = Vec::new();
-        let mut frames = Vec::new();
-        for read in reads {
-            take_frames(&mut partial, read, 4, |f| frames.push(f.to_vec()));
+    #[test]
+    fn frames_are_cut_from_reads_and_put_back_together_across_them() {
+        for (reads, frames, rest) in [
+            (&[&b"aaaabbbb"[..]][..], &[b"aaaa", b"bbbb"][..], &b""[..]),
+            (&[b"aaaab", b"b", b"bbcc"], &[b"aaaa", b"bbbb"], b"cc"),
+        ] {
+            let (mut partial, mut got) = (Vec::new(), Vec::new());
+            for read in reads {
+                take_frames(&mut partial, read, 4, |f| got.push(f.to_vec()));
+            }
+            assert_eq!(got, frames.iter().map(|f| f.to_vec()).collect::<Vec<_>>());
+            assert_eq!(partial, rest);
         }
-        (frames, partial)
-    }
-
-    #[test]
-    fn whole_frames_in_one_read_come_out_one_by_one() {
-        let (frames, rest) = frames_of(&[b"aaaabbbb"]);
-        assert_eq!(frames, vec![b"aaaa".to_vec(), b"bbbb".to_vec()]);
-        assert!(rest.is_empty());
-    }
-
-    #[test]
-    fn a_frame_split_across_reads_is_put_back_together() {
-        let (frames, rest) = frames_of(&[b"aaaab", b"b", b"bbcc"]);
-        assert_eq!(frames, vec![b"aaaa".to_vec(), b"bbbb".to_vec()]);
-        assert_eq!(rest, b"cc".to_vec());
     }
 
     #[test]
     fn a_frame_is_counted_only_in_pass_order() {
-        let mut tally = Tally::default();
-        let mut frame = crate::fanout_floor::frame::Frame::new(20).unwrap();
-        let mut expected = 0;
-        let first = frame
-            .stamp(Stamp {
-                pass: 0,
-                at_us: 1_000,
-            })
-            .to_vec();
-        tally.frame(&first, &mut expected, 1_250);
-        let skipped = frame
-            .stamp(Stamp {
-                pass: 2,
-                at_us: 2_000,
-            })
-            .to_vec();
-        tally.frame(&skipped, &mut expected, 2_100);
-        assert_eq!((tally.frames, tally.out_of_order, expected), (1, 1, 1));
+        let mut report = ReaderReport::new(1, 0);
+        let (mut frame, mut expected) = (new_frame(20).unwrap(), 0);
+        Stamp {
+            pass: 0,
+            at_us: 1_000,
+        }
+        .write(&mut frame);
+        report.frame(&frame, &mut expected, 1_250);
+        Stamp {
+            pass: 2,
+            at_us: 2_000,
+        }
+        .write(&mut frame);
+        report.frame(&frame, &mut expected, 2_100);
+        assert_eq!((report.frames, report.out_of_order, expected), (1, 1, 1));
+        assert_eq!(report.histogram.count(), 1);
         let third_bucket = Some(Duration::from_micros(300));
-        assert_eq!(tally.histogram.count(), 1);
         assert_eq!(
-            tally.histogram.quantile(1.0),
+            report.histogram.quantile(1.0),
             third_bucket,
             "250 µs in the third bucket"
         );

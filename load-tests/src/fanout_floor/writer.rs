@@ -1,12 +1,10 @@
 //! `floor-writer`: one writer process of `fanout-floor`, a broadcast instance with everything
 //! but the kernel's work taken away. It accepts its share of plain TCP connections, then once
 //! per interval stamps the frame and writes it to every socket in one tight loop of
-//! non-blocking writes, timing each pass.
-//!
-//! It is single-threaded on purpose: one pass is one thread doing nothing but `send`, the
-//! least CPU per socket any server spends to put one small event on the wire.
+//! non-blocking writes, timing each pass. Single-threaded on purpose: one pass is one thread
+//! doing nothing but `send`, the least CPU per socket any server spends on one small event.
 
-use super::frame::{Frame, Stamp};
+use super::frame::{Stamp, new_frame};
 use crate::handoff::{publish, read_number, wait_for_number};
 use crate::host::raise_fd_limit;
 use crate::latency::wall_clock_us;
@@ -55,10 +53,10 @@ pub struct FloorWriterArgs {
 }
 
 /// What one writer did.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct WriterReport {
     pub accepted: usize,
-    /// Writes that would have blocked or took only part of the frame. Each drops its socket,
+    /// Writes that would have blocked or took only part of the frame; each drops its socket,
     /// whose reader then sees its stream end early. A 300-byte frame every few hundred
     /// milliseconds never fills a socket buffer, so this should stay 0.
     pub would_block: u64,
@@ -74,18 +72,17 @@ pub struct Pass {
     pub sockets: usize,
     /// From the stamp until the last write returned.
     pub micros: u64,
-    /// How long after its tick the pass began (wake-up and scheduling). Latency is measured
-    /// from the stamp, taken when the pass begins, so this is not in it.
+    /// How long after its tick the pass began; not in the latency, which starts at the stamp.
     pub late_us: u64,
 }
 
 impl Pass {
-    /// The pass's cost per socket.
+    /// The pass's cost per socket (0 for an empty pass).
     pub fn micros_per_socket(&self) -> f64 {
-        if self.sockets == 0 {
-            return 0.0;
+        match self.sockets {
+            0 => 0.0,
+            n => self.micros as f64 / n as f64,
         }
-        self.micros as f64 / self.sockets as f64
     }
 }
 
@@ -97,10 +94,9 @@ impl Pass {
 /// in time, or a file cannot be written.
 pub fn run(args: &FloorWriterArgs) -> anyhow::Result<()> {
     raise_fd_limit();
-    let mut frame = Frame::new(args.frame_bytes)?;
+    let mut frame = new_frame(args.frame_bytes)?;
     let listener = listen().context("listening on 127.0.0.1")?;
-    let port = listener.local_addr()?.port();
-    publish(&args.port_file, &port.to_string())?;
+    publish(&args.port_file, &listener.local_addr()?.port().to_string())?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
     let (mut sockets, start_us) = accept_until_start(&listener, args, deadline)?;
     drop(listener);
@@ -108,37 +104,35 @@ pub fn run(args: &FloorWriterArgs) -> anyhow::Result<()> {
 
     let mut report = WriterReport {
         accepted: sockets.len(),
-        would_block: 0,
-        write_errors: 0,
-        passes: Vec::with_capacity(args.rounds as usize),
+        ..WriterReport::default()
     };
-    let interval_us = args.interval_ms.saturating_mul(1000);
     for pass in 0..args.rounds {
-        let tick = start_us.saturating_add(u64::from(pass).saturating_mul(interval_us));
-        sleep_until(tick);
-        let at_us = wall_clock_us();
-        let began = Instant::now();
-        let bytes = frame.stamp(Stamp { pass, at_us });
+        let tick = start_us
+            .saturating_add(u64::from(pass).saturating_mul(args.interval_ms.saturating_mul(1000)));
+        // The wall clock, not `Instant`: every writer process aims at the same tick.
+        if let Some(wait) = tick.checked_sub(wall_clock_us()) {
+            std::thread::sleep(Duration::from_micros(wait));
+        }
+        let (at_us, began) = (wall_clock_us(), Instant::now());
+        Stamp { pass, at_us }.write(&mut frame);
         let open = sockets.len();
-        sockets.retain_mut(|socket| match socket.write(bytes) {
-            Ok(n) if n == bytes.len() => true,
-            Ok(_) => {
-                report.would_block += 1;
-                false
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                report.would_block += 1;
-                false
-            }
-            Err(_) => {
+        sockets.retain_mut(|socket| match socket.write(&frame) {
+            Ok(n) if n == frame.len() => true,
+            Err(e) if e.kind() != ErrorKind::WouldBlock => {
                 report.write_errors += 1;
                 false
             }
+            _ => {
+                report.would_block += 1;
+                false
+            }
         });
+        let micros = began.elapsed().as_micros() as u64;
+        let late_us = at_us.saturating_sub(tick);
         report.passes.push(Pass {
             sockets: open,
-            micros: began.elapsed().as_micros() as u64,
-            late_us: at_us.saturating_sub(tick),
+            micros,
+            late_us,
         });
     }
     publish(&args.out, &serde_json::to_string(&report)?)?;
@@ -155,10 +149,9 @@ fn listen() -> std::io::Result<TcpListener> {
 }
 
 /// Accepts connections until the start file appears, and returns them with the start time.
-///
-/// The orchestrator writes the start file only after every reader said it is connected, so
-/// each connection is in the accept queue by then; the file is read before each drain of the
-/// queue, which is why a start time seen means that drain took every connection.
+/// The orchestrator writes that file only once every reader is connected, so every connection
+/// is queued by then; reading the file before each drain of the queue means a start time seen
+/// is a drain that took every connection.
 fn accept_until_start(
     listener: &TcpListener,
     args: &FloorWriterArgs,
@@ -187,23 +180,13 @@ fn accept_until_start(
             return Ok((sockets, start));
         }
         if Instant::now() > deadline {
+            let (file, accepted) = (args.start_file.display(), sockets.len());
             bail!(
-                "no start time in {} ({} of {} connections accepted)",
-                args.start_file.display(),
-                sockets.len(),
+                "no start time in {file} ({accepted} of {} connections accepted)",
                 args.count
             );
         }
         std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// Sleeps until the wall clock reads `tick` (µs since the epoch); returns at once if it has
-/// passed. The wall clock, not `Instant`, because every writer process aims at the same tick.
-fn sleep_until(tick: u64) {
-    let now = wall_clock_us();
-    if tick > now {
-        std::thread::sleep(Duration::from_micros(tick - now));
     }
 }
 
@@ -219,7 +202,6 @@ mod tests {
             late_us: 0,
         };
         assert_eq!(pass.micros_per_socket(), 4.8);
-        let empty = Pass { sockets: 0, ..pass };
-        assert_eq!(empty.micros_per_socket(), 0.0);
+        assert_eq!(Pass { sockets: 0, ..pass }.micros_per_socket(), 0.0);
     }
 }

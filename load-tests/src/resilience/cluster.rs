@@ -1,27 +1,16 @@
 //! The system under test, owned by the experiment: throwaway Redis, NATS and PostgreSQL on free
-//! loopback ports (never the machine's shared ones, which other people use), and the services
-//! as child processes pointed at them: two gateways, one broadcast service, one archival worker.
-//!
-//! [`Cluster::kill`] crashes one component (SIGKILL for the services, a crash-like stop for the
-//! dependencies) and [`Cluster::restart`] brings it back on the same port with the same data, so
-//! every client and every other service finds it again without being told.
+//! ports (never the shared ones), two gateways, one broadcast service and one archival worker.
+//! [`Cluster::kill`] crashes one component and [`Cluster::restart`] brings it back on the same
+//! port with the same data, so every client and service finds it again without being told.
 
+use super::ResilienceArgs;
 use super::faults::Fault;
 use crate::service::Service;
 use anyhow::Context;
-use std::path::PathBuf;
 use testkit::{NatsServer, PostgresServer, RedisServer};
 
 /// Which gateway index the gateway fault kills; index 0 is the survivor.
 pub const VICTIM_GATEWAY: usize = 1;
-
-/// The three service binaries.
-#[derive(Debug, Clone)]
-pub struct Binaries {
-    pub gateway: PathBuf,
-    pub broadcast: PathBuf,
-    pub worker: PathBuf,
-}
 
 /// Everything the experiment started; dropping it stops all of it.
 pub struct Cluster {
@@ -42,11 +31,12 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 }
 
 impl Cluster {
-    /// Starts the dependencies, a fresh database, then the services, each ready before the next.
+    /// Starts the dependencies (Redis durable: an append-only file written before each reply),
+    /// a fresh database, then the services, each ready before the next.
     ///
     /// # Errors
     /// A dependency or service cannot start (missing binary, no free port, not ready in time).
-    pub async fn start(bins: &Binaries) -> anyhow::Result<Self> {
+    pub async fn start(bins: &ResilienceArgs) -> anyhow::Result<Self> {
         let redis = blocking(RedisServer::start_durable).context("starting Redis")?;
         let nats = blocking(NatsServer::start).context("starting NATS")?;
         let postgres = blocking(PostgresServer::start).context("starting PostgreSQL")?;
@@ -71,11 +61,11 @@ impl Cluster {
         };
         // Gateways first: their relay creates the archive stream the worker consumes.
         let gateways = vec![
-            start("gateway", &bins.gateway, "gw-0").await?,
-            start("gateway", &bins.gateway, "gw-1").await?,
+            start("gateway", &bins.gateway_bin, "gw-0").await?,
+            start("gateway", &bins.gateway_bin, "gw-1").await?,
         ];
-        let worker = start("worker", &bins.worker, "worker").await?;
-        let broadcast = start("broadcast", &bins.broadcast, "broadcast").await?;
+        let worker = start("worker", &bins.worker_bin, "worker").await?;
+        let broadcast = start("broadcast", &bins.broadcast_bin, "broadcast").await?;
         Ok(Self {
             redis,
             nats,
@@ -158,20 +148,16 @@ impl Cluster {
     /// # Errors
     /// A service cannot be signalled or waited for.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        let Self {
-            redis,
-            nats,
-            postgres,
-            gateways,
-            broadcast,
-            worker,
-            ..
-        } = self;
-        for service in [broadcast].into_iter().chain(gateways).chain([worker]) {
+        let services = [self.broadcast]
+            .into_iter()
+            .chain(self.gateways)
+            .chain([self.worker]);
+        for service in services {
             service.shutdown().await?;
         }
         // The dependency guards stop their servers on drop, which waits for the processes.
-        blocking(move || drop((redis, nats, postgres)));
+        let dependencies = (self.redis, self.nats, self.postgres);
+        blocking(move || drop(dependencies));
         Ok(())
     }
 }

@@ -85,23 +85,9 @@ impl LossCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Outcome;
 
     fn request(amount_cents: i64, status: Option<u16>) -> Request {
-        Request {
-            sent_ms: 0.0,
-            gateway: 0,
-            kind: Kind::Bid,
-            item: 0,
-            amount_cents,
-            outcome: match status {
-                Some(status) => Outcome::Answered { status, code: None },
-                None => Outcome::Transport("other"),
-            },
-            latency_ms: 1.0,
-            event_id: (status == Some(200)).then(Uuid::now_v7),
-            seq: None,
-        }
+        Request::bid(0.0, 0, amount_cents, status, 1.0)
     }
 
     fn row(event_id: Uuid, amount_cents: i64) -> ArchivedBid {
@@ -126,16 +112,15 @@ mod tests {
     fn a_row_for_a_bid_whose_answer_was_lost_is_explained_but_a_stranger_is_not() {
         let requests = [request(100, Some(200)), request(101, None)];
         let items = ["a".to_owned()];
-        let mut rows = vec![
-            row(requests[0].event_id.unwrap(), 100),
-            row(Uuid::now_v7(), 101),
-        ];
+        let accepted = requests[0].event_id.unwrap();
+        let mut rows = vec![row(accepted, 100), row(Uuid::now_v7(), 101)];
         let check = LossCheck::compare(&requests, &items, &rows);
+        let counts = (check.lost, check.answer_lost, check.unexplained);
+        assert_eq!(counts, (0, 1, 0));
         assert_eq!(
-            (check.lost, check.answer_lost, check.unexplained),
-            (0, 1, 0)
+            check.answer_lost_by_label.get("transport connect"),
+            Some(&1)
         );
-        assert_eq!(check.answer_lost_by_label.get("transport other"), Some(&1));
         assert!(check.holds());
         rows.push(row(Uuid::now_v7(), 999));
         let check = LossCheck::compare(&requests, &items, &rows);

@@ -1,17 +1,12 @@
 //! `resilience`: crash each component in turn under a steady mixed load and measure what the
 //! clients see, how long the system takes to recover, and whether any accepted bid was lost.
 //!
-//! The experiment owns its whole system ([`cluster`]): throwaway Redis (durable: append-only
-//! file, written before each reply), NATS and PostgreSQL on free ports, two gateways, a
-//! broadcast service and an archival worker. While the [`open_loop`](crate::open_loop) load
-//! sends bids at a fixed rate (and some reads) and a [`Watcher`] watches one item, each fault in
-//! `--faults` runs as: `--settle-secs` healthy, SIGKILL (or a crash-like stop), `--outage-secs`
-//! down, restart on the same port and data, then healthy again until writes recovered and the
-//! archive caught up. Once every fault has run the load stops and [`loss`] compares the
-//! accepted event ids with the [`archive`](crate::archive).
-//!
-//! Modules: [`faults`] (what is killed), [`cluster`] (the processes), [`timeline`] (the
-//! arithmetic on what the clients saw), [`loss`] (the loss check), [`report`] (README, charts).
+//! The experiment owns its whole system ([`cluster`]). While the [`open_loop`](crate::open_loop)
+//! load sends bids at a fixed rate (and some reads) and a [`Watcher`] watches one item, each of
+//! the [`faults`] runs as: `--settle-secs` healthy, SIGKILL (or a crash-like stop),
+//! `--outage-secs` down, restart on the same port and data, then healthy again until writes
+//! recovered and the archive caught up. Then the load stops and [`loss`] compares the accepted
+//! event ids with the archive. [`timeline`] does the arithmetic, [`report`] the README.
 
 pub mod cluster;
 pub mod faults;
@@ -24,18 +19,18 @@ use crate::archive;
 use crate::host::Machine;
 use crate::open_loop::{Clock, Kind, Request, STARTING_CENTS, Target, Workload};
 use crate::report::now_rfc3339;
-use crate::verdict::{Outcome, Verdict};
+use crate::verdict::{Outcome, Verdict, prefixed};
 use crate::watcher::Watcher;
 use anyhow::{Context, bail};
 use clap::Args;
-use cluster::{Binaries, Cluster};
+use cluster::Cluster;
 use faults::Fault;
 use loss::LossCheck;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use timeline::WindowStats;
+use timeline::{Second, WindowStats};
 use uuid::Uuid;
 
 /// Bids must succeed continuously this long for the write path to count as recovered.
@@ -155,15 +150,6 @@ pub struct FaultResult {
     pub violations: Vec<String>,
 }
 
-/// One second of the run, for the timeline chart.
-#[derive(Debug, Clone, Serialize)]
-pub struct Second {
-    pub second: u64,
-    pub bids_2xx: u64,
-    pub bids_failed: u64,
-    pub viewer_events: u64,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct ResilienceResult {
     pub experiment: &'static str,
@@ -211,13 +197,7 @@ pub async fn run(args: &ResilienceArgs) -> anyhow::Result<ResilienceResult> {
         bail!("nothing to do: give at least one fault and a rate above 0");
     }
     let started_at = now_rfc3339();
-    let (gateway, broadcast) = (args.gateway_bin.clone(), args.broadcast_bin.clone());
-    let bins = Binaries {
-        gateway,
-        broadcast,
-        worker: args.worker_bin.clone(),
-    };
-    let mut cluster = Cluster::start(&bins).await?;
+    let mut cluster = Cluster::start(args).await?;
     let items = create_items(&cluster).await?;
     let clock = Clock::start();
     // The viewer watches the first item; the arrival times show when the live path stopped.
@@ -226,10 +206,8 @@ pub async fn run(args: &ResilienceArgs) -> anyhow::Result<ResilienceResult> {
     let watched = items.iter().take(1).cloned().collect();
     let viewer = Watcher::start(cluster.broadcast_authority(), watched, move |text| {
         if text.contains("\"type\":\"bid_placed\"") {
-            recorder
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(clock.now_ms());
+            let mut arrivals = recorder.lock().unwrap_or_else(PoisonError::into_inner);
+            arrivals.push(clock.now_ms());
         }
     });
     let target = Target {
@@ -259,14 +237,8 @@ pub async fn run(args: &ResilienceArgs) -> anyhow::Result<ResilienceResult> {
         .iter()
         .map(|w| w.analyse(&requests, &arrivals))
         .collect();
-    let mut violations: Vec<String> = faults
-        .iter()
-        .flat_map(|f| {
-            f.violations
-                .iter()
-                .map(|v| format!("{}: {v}", f.fault.name()))
-        })
-        .collect();
+    let named = |f: &FaultResult| prefixed(f.fault.name(), &f.violations);
+    let mut violations: Vec<String> = faults.iter().flat_map(named).collect();
     if !loss.holds() {
         let (lost, unexplained) = (loss.lost, loss.unexplained);
         violations.push(format!(
@@ -283,7 +255,7 @@ pub async fn run(args: &ResilienceArgs) -> anyhow::Result<ResilienceResult> {
         reads_sent: requests.iter().filter(|r| r.kind != Kind::Bid).count(),
         faults,
         loss,
-        per_second: per_second(&requests, &arrivals),
+        per_second: timeline::per_second(&requests, &arrivals),
         violations,
     };
     report::write(&args.out_dir, &result)?;
@@ -300,13 +272,8 @@ async fn create_items(cluster: &Cluster) -> anyhow::Result<Vec<String>> {
             testkit::unique_id(&format!("res{i}")),
             format!("resilience item {i}"),
         );
-        api.create_item(&NewItem::new(
-            id.clone(),
-            &name,
-            (STARTING_CENTS, 1),
-            in_secs(86_400),
-        )?)
-        .await?;
+        let item = NewItem::new(id.clone(), &name, (STARTING_CENTS, 1), in_secs(86_400))?;
+        api.create_item(&item).await?;
         items.push(id);
     }
     Ok(items)
@@ -345,18 +312,12 @@ async fn run_fault(
     let restart_ms = clock.now_ms();
     cluster.restart(fault).await?;
     let ready_ms = clock.now_ms();
-    tracing::info!(
-        fault = fault.name(),
-        restart_took_ms = ready_ms - restart_ms,
-        "restarted"
-    );
+    let restart_took_ms = ready_ms - restart_ms;
+    tracing::info!(fault = fault.name(), restart_took_ms, "restarted");
 
     let snapshot = workload.snapshot();
-    let before_restart: Vec<Uuid> = snapshot
-        .iter()
-        .filter(|r| r.sent_ms < restart_ms)
-        .filter_map(|r| r.event_id)
-        .collect();
+    let accepted = snapshot.iter().filter(|r| r.sent_ms < restart_ms);
+    let before_restart: Vec<Uuid> = accepted.filter_map(|r| r.event_id).collect();
     let settled_at = tokio::time::Instant::now() + settle;
     let bound = tokio::time::Instant::now() + AFTER_BOUND;
     let mut archive_caught_up_ms = None;
@@ -503,12 +464,11 @@ async fn drain_and_compare(
     }
     // Rows still arriving for bids whose answer was lost are relayed by now too (they were in
     // the outbox with the accepted ones), so one read of the table is the final state.
-    let rows = archive::archived_bids(cluster.database_url())
-        .await
-        .unwrap_or_else(|e| {
-            tracing::error!(error = %format!("{e:#}"), "cannot read the archive");
-            Vec::new()
-        });
+    let rows = archive::archived_bids(cluster.database_url()).await;
+    let rows = rows.unwrap_or_else(|e| {
+        tracing::error!(error = %format!("{e:#}"), "cannot read the archive");
+        Vec::new()
+    });
     let mut check = LossCheck::compare(requests, items, &rows);
     check.drained_after_ms = drained_after_ms;
     let stream = shared::subjects::ARCHIVE_STREAM;
@@ -517,16 +477,4 @@ async fn drain_and_compare(
         .inspect_err(|e| tracing::warn!(error = %format!("{e:#}"), "cannot count the stream"))
         .ok();
     check
-}
-
-fn per_second(requests: &[Request], arrivals: &[f64]) -> Vec<Second> {
-    let bids = timeline::bids_per_second(requests);
-    let events = timeline::events_per_second(arrivals, bids.len());
-    let second = |((second, bids_2xx, bids_failed), viewer_events)| Second {
-        second,
-        bids_2xx,
-        bids_failed,
-        viewer_events,
-    };
-    bids.into_iter().zip(events).map(second).collect()
 }

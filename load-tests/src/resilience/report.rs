@@ -3,9 +3,9 @@
 
 use super::cluster::VICTIM_GATEWAY;
 use super::faults::Fault;
-use super::timeline::WindowStats;
+use super::timeline::{Second, WindowStats};
 use super::{FaultResult, ResilienceResult};
-use crate::charts::{Labels, Series, bar_chart, line_chart};
+use crate::charts::{Series, bar_chart, line_chart};
 use crate::report::{ReportDir, markdown_table};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -23,20 +23,21 @@ pub fn write(dir: &Path, result: &ResilienceResult) -> anyhow::Result<()> {
 }
 
 fn timeline_chart(path: &Path, r: &ResilienceResult) -> anyhow::Result<()> {
-    let line = |name: &str, value: fn(&super::Second) -> u64| {
+    let line = |name: &str, value: fn(&Second) -> u64| {
         let points = r
             .per_second
             .iter()
             .map(|s| (s.second as f64, value(s) as f64));
         Series::new(name, points.collect())
     };
+    let labels = (
+        "Bids per second through the faults",
+        "seconds since the load started",
+        "per second",
+    );
     line_chart(
         path,
-        Labels {
-            title: "Bids per second through the faults",
-            x: "seconds since the load started",
-            y: "per second",
-        },
+        labels,
         &[
             line("bids answered 2xx", |s| s.bids_2xx),
             line("bids failed", |s| s.bids_failed),
@@ -50,13 +51,14 @@ fn availability_chart(path: &Path, r: &ResilienceResult) -> anyhow::Result<()> {
     let bars = |name: &str, value: fn(&FaultResult) -> f64| {
         Series::bars(name, r.faults.iter().map(|f| value(f) * 100.0))
     };
+    let labels = (
+        "Bids answered 2xx while the component was down",
+        "component killed",
+        "% of bids",
+    );
     bar_chart(
         path,
-        Labels {
-            title: "Bids answered 2xx while the component was down",
-            x: "component killed",
-            y: "% of bids",
-        },
+        labels,
         &categories,
         &[
             bars("all bids", |f| f.outage.availability),

@@ -91,67 +91,51 @@ pub fn recovery_ms(requests: &[Request], from_ms: f64, hold_ms: f64) -> Option<f
     None
 }
 
-/// Bids per second by send second: `(second, answered 2xx, not answered 2xx)`, from 0 to the
-/// last second with a bid, empty seconds included so the chart shows gaps as zero.
-pub fn bids_per_second(requests: &[Request]) -> Vec<(u64, u64, u64)> {
-    let mut seconds: Vec<(u64, u64, u64)> = Vec::new();
+/// One second of the run, for the timeline chart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Second {
+    pub second: u64,
+    pub bids_2xx: u64,
+    pub bids_failed: u64,
+    pub viewer_events: u64,
+}
+
+/// Bids (by send time) and viewer events (`arrivals_ms`) per second, from 0 to the last
+/// second with a bid, empty seconds included so the chart shows gaps as zero.
+pub fn per_second(requests: &[Request], arrivals_ms: &[f64]) -> Vec<Second> {
+    let mut seconds: Vec<Second> = Vec::new();
     for r in requests.iter().filter(|r| r.kind == Kind::Bid) {
         let s = (r.sent_ms / 1000.0).floor() as usize;
         if seconds.len() <= s {
-            seconds.extend((seconds.len()..=s).map(|i| (i as u64, 0, 0)));
+            seconds.extend((seconds.len()..=s).map(|i| Second {
+                second: i as u64,
+                bids_2xx: 0,
+                bids_failed: 0,
+                viewer_events: 0,
+            }));
         }
         if let Some(slot) = seconds.get_mut(s) {
-            if r.is_2xx() {
-                slot.1 += 1;
+            *(if r.is_2xx() {
+                &mut slot.bids_2xx
             } else {
-                slot.2 += 1;
-            }
+                &mut slot.bids_failed
+            }) += 1;
+        }
+    }
+    for t in arrivals_ms {
+        if let Some(slot) = seconds.get_mut((t / 1000.0).floor() as usize) {
+            slot.viewer_events += 1;
         }
     }
     seconds
 }
 
-/// Events per second from arrival times in ms, over `seconds` seconds.
-pub fn events_per_second(arrivals_ms: &[f64], seconds: usize) -> Vec<u64> {
-    let mut counts = vec![0; seconds];
-    for t in arrivals_ms {
-        if let Some(slot) = counts.get_mut((t / 1000.0).floor() as usize) {
-            *slot += 1;
-        }
-    }
-    counts
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Outcome;
 
     fn bid(sent_ms: f64, gateway: usize, status: Option<u16>, latency_ms: f64) -> Request {
-        Request {
-            sent_ms,
-            gateway,
-            kind: Kind::Bid,
-            item: 0,
-            amount_cents: 100,
-            outcome: match status {
-                Some(status) => Outcome::Answered {
-                    status,
-                    code: Some(
-                        if status == 200 {
-                            "accepted"
-                        } else {
-                            "unavailable"
-                        }
-                        .into(),
-                    ),
-                },
-                None => Outcome::Transport("connect"),
-            },
-            latency_ms,
-            event_id: (status == Some(200)).then(uuid::Uuid::now_v7),
-            seq: None,
-        }
+        Request::bid(sent_ms, gateway, 100, status, latency_ms)
     }
 
     #[test]
@@ -170,25 +154,28 @@ mod tests {
         assert_eq!(all.answers.get("transport connect"), Some(&1));
         assert_eq!(all.failed_latency_ms.count, 2);
         assert_eq!(all.unavailable_latency_ms.max, 3.0);
-        let first = WindowStats::of(&requests, 0.0, 50.0, Some(0));
-        assert_eq!(first.availability, 1.0);
-    }
-
-    #[test]
-    fn an_empty_window_counts_as_available() {
-        assert_eq!(WindowStats::of(&[], 0.0, 10.0, None).availability, 1.0);
+        assert_eq!(
+            WindowStats::of(&requests, 0.0, 50.0, Some(0)).availability,
+            1.0
+        );
+        let empty = WindowStats::of(&[], 0.0, 10.0, None);
+        assert_eq!(
+            empty.availability, 1.0,
+            "an empty window counts as available"
+        );
     }
 
     #[test]
     fn recovery_starts_at_the_first_bid_of_a_long_enough_successful_run() {
-        let requests = [
-            bid(100.0, 0, Some(503), 1.0),
-            bid(200.0, 0, Some(200), 1.0),
-            bid(300.0, 0, Some(503), 1.0),
-            bid(400.0, 0, Some(200), 1.0),
-            bid(900.0, 0, Some(200), 1.0),
-            bid(1400.0, 0, Some(200), 1.0),
+        let answers = [
+            (100.0, 503),
+            (200.0, 200),
+            (300.0, 503),
+            (400.0, 200),
+            (900.0, 200),
         ];
+        let answers = answers.into_iter().chain([(1400.0, 200)]);
+        let requests: Vec<Request> = answers.map(|(t, s)| bid(t, 0, Some(s), 1.0)).collect();
         assert_eq!(recovery_ms(&requests, 50.0, 1000.0), Some(350.0));
         assert_eq!(recovery_ms(&requests, 50.0, 2000.0), None);
     }
@@ -199,10 +186,13 @@ mod tests {
             bid(100.0, 0, Some(200), 1.0),
             bid(2500.0, 0, Some(503), 1.0),
         ];
-        assert_eq!(
-            bids_per_second(&requests),
-            vec![(0, 1, 0), (1, 0, 0), (2, 0, 1)]
-        );
-        assert_eq!(events_per_second(&[10.0, 20.0, 1500.0], 3), vec![2, 1, 0]);
+        let seconds = per_second(&requests, &[10.0, 20.0, 1500.0]);
+        let rates: Vec<_> = seconds
+            .iter()
+            .map(|s| (s.second, s.bids_2xx, s.bids_failed))
+            .collect();
+        assert_eq!(rates, vec![(0, 1, 0), (1, 0, 0), (2, 0, 1)]);
+        let events: Vec<u64> = seconds.iter().map(|s| s.viewer_events).collect();
+        assert_eq!(events, vec![2, 1, 0]);
     }
 }

@@ -1,19 +1,12 @@
-//! What the experiments' smoke tests share: the service binaries they start.
-//!
-//! `make test` runs `cargo test --workspace --all-targets`, which builds every
-//! service binary into the same target directory as this test before running
-//! it; the experiments start those binaries as child processes, as they do
-//! at full scale.
+//! What the experiments' smoke tests share: the service binaries they start as child processes,
+//! as at full scale (`make test` builds every binary into this test's target directory).
 
 use std::path::PathBuf;
 
-/// Path of the workspace binary `name` (e.g. `api-gateway`) next to this test's
-/// own target directory.
+/// Path of the workspace binary `name` (e.g. `api-gateway`) in this test's target directory.
 ///
 /// # Panics
-///
-/// When the binary has not been built: build the workspace first
-/// (`cargo build --workspace`, or run the tests with `--workspace`).
+/// When the binary has not been built (`cargo build --workspace` first).
 pub fn service_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary knows its path");
     // target/<profile>/deps/<test> → target/<profile>/<name>
