@@ -41,16 +41,19 @@ impl Relay {
     }
 }
 
+/// Snapshots sent because an event was missing.
+const GAP_SNAPSHOTS: &str = "broadcast_snapshots_total{reason=\"gap\"}";
+
 /// A gateway whose events go to a side prefix, a broadcast instance on the test's prefix,
 /// an item, and a relay between the two.
 async fn setup() -> (Isolation, Gateway, Broadcast, String, Relay) {
     let iso = Isolation::shared();
     let side = format!("{}side", iso.subject_prefix);
-    let mut gateway_config = iso.gateway_config();
+    let mut gateway_config = gateway_config(&iso);
     gateway_config.common.subject_prefix = side.clone();
     let gateway = spawn_gateway(gateway_config).await;
-    let broadcast = spawn_broadcast(iso.broadcast_config()).await;
-    let item = gateway.create_item().await;
+    let broadcast = spawn_broadcast(broadcast_config(&iso)).await;
+    let item = gateway.create_penny_item().await;
     let nats = async_nats::connect(iso.nats_url.as_str()).await.unwrap();
     let captured = nats.subscribe(format!("{side}.live.{item}")).await.unwrap();
     nats.flush().await.unwrap();
@@ -77,10 +80,8 @@ async fn next_not_viewers(viewer: &mut Client) -> serde_json::Value {
 async fn events_arriving_out_of_order_or_twice_reach_viewers_once_in_order() {
     let (iso, gateway, broadcast, item, mut relay) = setup().await;
     let mut viewer = broadcast.connect(&format!("/ws/items/{item}")).await;
-    assert_eq!(viewer.next_of_type("snapshot").await["seq"], 0);
-    for n in 1..=6 {
-        gateway.bid(&item, n + 1).await;
-    }
+    assert_eq!(viewer.expect_snapshot().await["seq"], 0);
+    place_bids(&gateway, &item, 1..=6).await;
 
     relay.publish(&[2, 1, 1, 3, 5, 4, 6, 6, 2]).await;
     for seq in 1..=6 {
@@ -91,30 +92,23 @@ async fn events_arriving_out_of_order_or_twice_reach_viewers_once_in_order() {
         );
     }
     // Nothing else: the duplicates were dropped and no resync was needed.
-    viewer.send_json(serde_json::json!({"type": "ping"})).await;
+    viewer.ping().await;
     assert_eq!(viewer.next_of_type("pong").await["type"], "pong");
-    assert_eq!(
-        broadcast
-            .metric("broadcast_snapshots_total{reason=\"gap\"}")
-            .await,
-        0.0
-    );
-    iso.cleanup().await;
+    assert_eq!(broadcast.metric(GAP_SNAPSHOTS).await, 0.0);
+    iso.delete_redis_keys().await;
 }
 
 #[tokio::test]
 async fn a_lost_event_is_replaced_by_a_fresh_snapshot_after_a_short_wait() {
     let (iso, gateway, broadcast, item, mut relay) = setup().await;
     let mut viewer = broadcast.connect(&format!("/ws/items/{item}")).await;
-    assert_eq!(viewer.next_of_type("snapshot").await["seq"], 0);
-    for n in 1..=4 {
-        gateway.bid(&item, n + 1).await;
-    }
+    assert_eq!(viewer.expect_snapshot().await["seq"], 0);
+    place_bids(&gateway, &item, 1..=4).await;
 
     // Event 3 is lost on the way.
     relay.publish(&[1, 2, 4]).await;
-    assert_eq!(viewer.next_of_type("bid_placed").await["seq"], 1);
-    assert_eq!(viewer.next_of_type("bid_placed").await["seq"], 2);
+    assert_eq!(viewer.next_bid().await["seq"], 1);
+    assert_eq!(viewer.next_bid().await["seq"], 2);
     let snapshot = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             let frame = viewer.next_json().await;
@@ -129,14 +123,9 @@ async fn a_lost_event_is_replaced_by_a_fresh_snapshot_after_a_short_wait() {
     assert_eq!(snapshot["seq"], 4, "the snapshot covers the lost event");
     assert_eq!(snapshot["current_bid"].to_string(), "5");
 
-    gateway.bid(&item, 6).await;
+    bid(&gateway, &item, 6).await;
     relay.publish(&[5]).await;
-    assert_eq!(viewer.next_of_type("bid_placed").await["seq"], 5);
-    assert_eq!(
-        broadcast
-            .metric("broadcast_snapshots_total{reason=\"gap\"}")
-            .await,
-        1.0
-    );
-    iso.cleanup().await;
+    assert_eq!(viewer.next_bid().await["seq"], 5);
+    assert_eq!(broadcast.metric(GAP_SNAPSHOTS).await, 1.0);
+    iso.delete_redis_keys().await;
 }
