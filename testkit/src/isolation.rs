@@ -5,6 +5,8 @@
 
 use crate::unique_id;
 use shared::service_options::{ArchiveOptions, CommonOptions, RedisOptions};
+use std::future::Future;
+use std::time::Duration;
 
 /// Where one test's services connect, and the names only they use.
 #[derive(Debug, Clone)]
@@ -76,6 +78,14 @@ impl Isolation {
     }
 }
 
+impl Isolation {
+    /// [`Isolation::delete_redis_keys`] from a `Drop`.
+    pub fn delete_redis_keys_now(&self) {
+        let isolation = self.clone();
+        finish_on_own_thread(async move { isolation.delete_redis_keys().await });
+    }
+}
+
 /// Deletes a test's JetStream stream (best effort): streams outlive the test otherwise.
 pub async fn delete_stream(nats_url: &str, stream: &str) {
     if let Ok(client) = async_nats::connect(nats_url).await {
@@ -85,10 +95,16 @@ pub async fn delete_stream(nats_url: &str, stream: &str) {
     }
 }
 
-/// [`delete_stream`] from a `Drop`: on a thread and runtime of its own (a `Drop` cannot
-/// await, and blocking the test's runtime on itself would deadlock), within a few seconds.
+/// [`delete_stream`] from a `Drop`.
 pub fn delete_stream_now(nats_url: String, stream: String) {
-    let deleting = std::thread::spawn(move || {
+    finish_on_own_thread(async move { delete_stream(&nats_url, &stream).await });
+}
+
+/// Runs a cleanup from a `Drop` to its end, within a few seconds: on a thread and runtime of
+/// its own, because a `Drop` cannot await and blocking the test's runtime on itself would
+/// deadlock.
+fn finish_on_own_thread(cleanup: impl Future<Output = ()> + Send + 'static) {
+    let cleaning = std::thread::spawn(move || {
         let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -96,9 +112,8 @@ pub fn delete_stream_now(nats_url: String, stream: String) {
             return;
         };
         runtime.block_on(async {
-            let deadline = std::time::Duration::from_secs(5);
-            let _ = tokio::time::timeout(deadline, delete_stream(&nats_url, &stream)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), cleanup).await;
         });
     });
-    let _ = deleting.join();
+    let _ = cleaning.join();
 }
