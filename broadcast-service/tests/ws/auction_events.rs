@@ -6,18 +6,16 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewers_receive_extension_and_close_events_in_seq_order() {
-    let iso = Isolation::shared();
-    let (gateway, broadcast) = start(&iso).await;
-    let item = gateway.create_penny_item().await;
+    let Stage(gateway, broadcast, item, ..) = &start(Isolation::shared()).await;
     let mut viewer = broadcast.connect(&format!("/ws?item_id={item}")).await;
     assert_eq!(viewer.expect_snapshot().await["seq"], 0);
 
-    assert_eq!(bid(&gateway, &item, 5).await, 1);
+    assert_eq!(bid(gateway, item, 5).await, 1);
     assert_eq!(viewer.next_bid().await["seq"], 1);
 
     let later = in_secs(7_200);
     let extend = gateway
-        .admin(&item, "extend", json!({"end_time": later}))
+        .admin(item, "extend", json!({"end_time": later}))
         .await;
     extend.assert_status(200);
     let extended = viewer.next_of_type("auction_extended").await;
@@ -25,12 +23,11 @@ async fn viewers_receive_extension_and_close_events_in_seq_order() {
     assert_eq!(extended["end_time"], later);
 
     gateway
-        .admin(&item, "close", json!({}))
+        .admin(item, "close", json!({}))
         .await
         .assert_status(200);
     let closed = viewer.next_of_type("auction_closed").await;
     assert_eq!(closed["seq"], 3);
     assert_eq!(closed["winner_id"], "alice");
     assert_eq!(closed["final_price_cents"], 500);
-    iso.delete_redis_keys().await;
 }

@@ -7,9 +7,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn malformed_messages_get_error_frames_and_the_connection_stays_usable() {
-    let iso = Isolation::shared();
-    let (gateway, broadcast) = start(&iso).await;
-    let item = gateway.create_penny_item().await;
+    let Stage(_, broadcast, item, ..) = &start(Isolation::shared()).await;
     let mut viewer = broadcast.connect("/ws").await;
     broadcast.wait_for_metric(CONNECTIONS, 1.0).await;
 
@@ -34,7 +32,7 @@ async fn malformed_messages_get_error_frames_and_the_connection_stays_usable() {
     viewer.send_raw(Message::binary(vec![1u8, 2, 3])).await;
     assert_eq!(viewer.next_json().await["code"], "invalid_message");
 
-    viewer.subscribe(&item).await;
+    viewer.subscribe(item).await;
     assert_eq!(viewer.expect_snapshot().await["item_id"], item.as_str());
     assert_eq!(broadcast.metric(CONNECTIONS).await, 1.0);
     let invalid_json = "broadcast_client_errors_total{kind=\"invalid_json\"}";
@@ -42,7 +40,6 @@ async fn malformed_messages_get_error_frames_and_the_connection_stays_usable() {
     viewer.close().await;
     broadcast.wait_for_metric(CONNECTIONS, 0.0).await;
     broadcast.wait_for_metric(SUBSCRIPTIONS, 0.0).await;
-    iso.delete_redis_keys().await;
 }
 
 /// Opens a socket, sends `texts`, and asserts the server closes it with `code` and the

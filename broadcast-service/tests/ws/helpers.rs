@@ -16,6 +16,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
+pub use broadcast_service::config::Config as BroadcastConfig;
 pub use testkit::gateway::{Gateway, in_secs};
 pub use testkit::isolation::Isolation;
 pub use testkit::{NatsServer, RedisServer, unique_id, wait_until};
@@ -49,20 +50,41 @@ pub fn gateway_config(isolation: &Isolation) -> api_gateway::config::Config {
     config
 }
 
-/// A gateway producing real events and a broadcast instance watching them, both on
-/// `isolation`, the broadcast instance configured by `configure`.
-pub async fn start_with(
-    isolation: &Isolation,
-    configure: impl FnOnce(&mut Config),
-) -> (Gateway, Broadcast) {
-    let gateway = spawn_gateway(gateway_config(isolation)).await;
-    let mut config = broadcast_config(isolation);
-    configure(&mut config);
-    (gateway, spawn_broadcast(config).await)
+/// One test's stage, `Stage(gateway, broadcast, item, isolation)`: a gateway producing real
+/// events, a broadcast instance watching them and an item to watch (starting at 1.00,
+/// increment 0.01), all on one isolation, whose Redis keys are deleted when the stage is
+/// dropped (even when the test fails).
+pub struct Stage(pub Gateway, pub Broadcast, pub String, pub Isolation);
+
+impl Stage {
+    pub async fn new(
+        isolation: Isolation,
+        gateway: api_gateway::config::Config,
+        broadcast: BroadcastConfig,
+    ) -> Self {
+        let gateway = spawn_gateway(gateway).await;
+        let broadcast = spawn_broadcast(broadcast).await;
+        let item = gateway.create_penny_item().await;
+        Self(gateway, broadcast, item, isolation)
+    }
 }
 
-/// [`start_with`] the default broadcast configuration.
-pub async fn start(isolation: &Isolation) -> (Gateway, Broadcast) {
+impl Drop for Stage {
+    fn drop(&mut self) {
+        self.3.delete_redis_keys_now();
+    }
+}
+
+/// A [`Stage`] on `isolation`, its broadcast instance configured by `configure`.
+pub async fn start_with(isolation: Isolation, configure: impl FnOnce(&mut Config)) -> Stage {
+    let gateway = gateway_config(&isolation);
+    let mut broadcast = broadcast_config(&isolation);
+    configure(&mut broadcast);
+    Stage::new(isolation, gateway, broadcast).await
+}
+
+/// A [`Stage`] on `isolation` with the default broadcast configuration.
+pub async fn start(isolation: Isolation) -> Stage {
     start_with(isolation, |_| {}).await
 }
 

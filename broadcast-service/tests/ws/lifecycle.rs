@@ -34,13 +34,19 @@ async fn health_ready_metrics_and_the_watch_page_are_served() {
     assert!(unknown.text.contains("not_found"));
 }
 
+/// A broadcast instance with these keepalive settings, and a client watching nothing.
+async fn quiet_client(idle_timeout_ms: u64, ping_interval_ms: u64) -> (Broadcast, Client) {
+    let mut config = broadcast_config(&Isolation::shared());
+    config.idle_timeout_ms = idle_timeout_ms;
+    config.ping_interval_ms = ping_interval_ms;
+    let broadcast = spawn_broadcast(config).await;
+    let viewer = broadcast.connect("/ws").await;
+    (broadcast, viewer)
+}
+
 #[tokio::test]
 async fn an_idle_client_is_closed_after_the_idle_timeout() {
-    let mut config = broadcast_config(&Isolation::shared());
-    config.idle_timeout_ms = 300;
-    config.ping_interval_ms = 60_000;
-    let broadcast = spawn_broadcast(config).await;
-    let mut viewer = broadcast.connect("/ws").await;
+    let (broadcast, mut viewer) = quiet_client(300, 60_000).await;
     let (code, reason) = viewer.expect_close().await;
     assert_eq!((code, reason.as_str()), (1001, "idle timeout"));
     broadcast.wait_for_metric(CONNECTIONS, 0.0).await;
@@ -48,11 +54,7 @@ async fn an_idle_client_is_closed_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn server_pings_keep_a_reading_client_alive_past_the_idle_timeout() {
-    let mut config = broadcast_config(&Isolation::shared());
-    config.idle_timeout_ms = 600;
-    config.ping_interval_ms = 100;
-    let broadcast = spawn_broadcast(config).await;
-    let mut viewer = broadcast.connect("/ws").await;
+    let (broadcast, mut viewer) = quiet_client(600, 100).await;
     // Reading answers the server's pings; nothing but pings arrives for three idle timeouts.
     assert!(viewer.receive(Duration::from_millis(1_800)).await.is_none());
     viewer.assert_answers_ping().await;
@@ -62,8 +64,10 @@ async fn server_pings_keep_a_reading_client_alive_past_the_idle_timeout() {
 
 #[tokio::test]
 async fn shutdown_closes_every_socket_with_1001() {
+    // Not a `Stage`: this test stops the broadcast instance itself.
     let iso = Isolation::shared();
-    let (gateway, broadcast) = start(&iso).await;
+    let gateway = spawn_gateway(gateway_config(&iso)).await;
+    let broadcast = spawn_broadcast(broadcast_config(&iso)).await;
     let item = gateway.create_penny_item().await;
     let mut viewers = Vec::new();
     for path in [

@@ -7,23 +7,22 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_restart_mid_stream_sends_a_fresh_snapshot_and_events_keep_coming() {
     let mut nats = NatsServer::start().unwrap();
-    let iso = Isolation::new(testkit::SHARED_REDIS_URL, &nats.url());
-    let (gateway, broadcast) = start(&iso).await;
-    let item = gateway.create_penny_item().await;
+    let isolation = Isolation::new(testkit::SHARED_REDIS_URL, &nats.url());
+    let Stage(gateway, broadcast, item, ..) = &start(isolation).await;
     let mut viewers = Vec::new();
     for _ in 0..3 {
         let mut viewer = broadcast.connect(&format!("/ws/items/{item}")).await;
         assert_eq!(viewer.expect_snapshot().await["seq"], 0);
         viewers.push(viewer);
     }
-    place_bids(&gateway, &item, 1..=5).await;
+    place_bids(gateway, item, 1..=5).await;
     for viewer in &mut viewers {
         viewer.expect_bids(1..=5).await;
     }
 
     nats.stop();
     // Bids go on while NATS is away; their live events are lost.
-    place_bids(&gateway, &item, 6..=10).await;
+    place_bids(gateway, item, 6..=10).await;
     nats.restart().unwrap();
 
     for viewer in &mut viewers {
@@ -34,26 +33,25 @@ async fn nats_restart_mid_stream_sends_a_fresh_snapshot_and_events_keep_coming()
     gateway
         .wait_dependency_up(Duration::from_secs(10), "nats")
         .await;
-    place_bids(&gateway, &item, 11..=15).await;
+    place_bids(gateway, item, 11..=15).await;
     for viewer in &mut viewers {
         viewer.expect_bids(11..=15).await;
     }
     let reconnects = broadcast.metric("broadcast_snapshots_total{reason=\"reconnect\"}");
     assert!(reconnects.await >= 3.0);
-    iso.delete_redis_keys().await;
 }
 
 #[tokio::test]
 async fn redis_down_delays_the_snapshot_with_an_error_frame_and_it_follows_when_redis_returns() {
     let mut redis = RedisServer::start().unwrap();
-    let iso = Isolation::new(&redis.url(), testkit::SHARED_NATS_URL);
-    let (gateway, broadcast) = start_with(&iso, |config| config.redis_timeout_ms = 200).await;
-    let item = gateway.create_penny_item().await;
-    bid(&gateway, &item, 2).await;
+    let isolation = Isolation::new(&redis.url(), testkit::SHARED_NATS_URL);
+    let quick = |config: &mut BroadcastConfig| config.redis_timeout_ms = 200;
+    let Stage(gateway, broadcast, item, ..) = &start_with(isolation, quick).await;
+    bid(gateway, item, 2).await;
 
     redis.stop();
     let mut viewer = broadcast.connect("/ws").await;
-    viewer.subscribe(&item).await;
+    viewer.subscribe(item).await;
     let error = viewer.next_json().await;
     assert_eq!(
         (error["type"].as_str(), error["code"].as_str()),

@@ -63,14 +63,13 @@ async fn two_instances_deliver_the_same_events_and_show_the_summed_viewer_count(
 
 #[tokio::test]
 async fn a_silent_instance_s_viewers_are_forgotten_after_the_presence_expiry() {
-    let iso = Isolation::shared();
-    let (gateway, broadcast) = start_with(&iso, |config| {
+    let expiring = |config: &mut BroadcastConfig| {
         config.presence_interval_ms = 200;
         config.presence_expiry_ms = 1_000;
         config.viewers_min_interval_ms = 100;
-    })
-    .await;
-    let item = gateway.create_penny_item().await;
+    };
+    let stage = &start_with(Isolation::shared(), expiring).await;
+    let Stage(_, broadcast, item, iso) = stage;
     let mut viewer = broadcast.connect(&format!("/ws/items/{item}")).await;
     wait_for_count(&mut viewer, 1).await;
 
@@ -96,5 +95,4 @@ async fn a_silent_instance_s_viewers_are_forgotten_after_the_presence_expiry() {
         added.elapsed() >= Duration::from_millis(500),
         "a count is kept until its expiry"
     );
-    iso.delete_redis_keys().await;
 }

@@ -14,17 +14,15 @@ const QUEUE: usize = 256;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_that_stops_reading_delays_no_one_and_later_gets_a_snapshot_instead_of_its_backlog()
  {
-    let iso = Isolation::shared();
-    let (gateway, broadcast) = start_with(&iso, |config| {
+    let stalling = |config: &mut BroadcastConfig| {
         config.viewer_queue = QUEUE;
         // Slow, not dead: the stalled socket must stay open for the whole test.
         config.write_timeout_ms = 60_000;
         // Small kernel buffers on both ends, so the stall reaches the server after a few
         // dozen frames instead of after megabytes.
         config.socket_send_buffer_bytes = 4096;
-    })
-    .await;
-    let item = gateway.create_penny_item().await;
+    };
+    let Stage(gateway, broadcast, item, ..) = &start_with(Isolation::shared(), stalling).await;
     let path = format!("/ws/items/{item}");
 
     let mut slow = broadcast.connect_with_small_buffer(&path).await;
@@ -53,7 +51,7 @@ async fn a_viewer_that_stops_reading_delays_no_one_and_later_gets_a_snapshot_ins
     .unwrap();
 
     // From here on `slow` reads nothing.
-    place_bids(&gateway, &item, 1..=BIDS).await;
+    place_bids(gateway, item, 1..=BIDS).await;
     let last_accepted = Instant::now();
 
     for viewer in fast {
@@ -109,5 +107,4 @@ async fn a_viewer_that_stops_reading_delays_no_one_and_later_gets_a_snapshot_ins
         "the stalled viewer skipped its backlog ({events} of {BIDS} events)"
     );
     assert!(broadcast.metric(CONFLATIONS).await >= 1.0);
-    iso.delete_redis_keys().await;
 }

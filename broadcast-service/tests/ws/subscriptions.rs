@@ -6,10 +6,8 @@ use serde_json::json;
 
 #[tokio::test]
 async fn query_and_path_endpoints_start_with_a_snapshot_then_stream_events() {
-    let iso = Isolation::shared();
-    let (gateway, broadcast) = start(&iso).await;
-    let item = gateway.create_penny_item().await;
-    bid(&gateway, &item, 2).await;
+    let Stage(gateway, broadcast, item, ..) = &start(Isolation::shared()).await;
+    bid(gateway, item, 2).await;
 
     let mut by_query = broadcast.connect(&format!("/ws?item_id={item}")).await;
     let mut by_path = broadcast.connect(&format!("/ws/items/{item}")).await;
@@ -22,25 +20,22 @@ async fn query_and_path_endpoints_start_with_a_snapshot_then_stream_events() {
         assert_eq!(snapshot["status"], "active");
         assert_eq!(snapshot["name"], "Test camera");
     }
-    bid(&gateway, &item, 3).await;
+    bid(gateway, item, 3).await;
     for viewer in [&mut by_query, &mut by_path] {
         let event = viewer.next_bid().await;
         assert_eq!(event["seq"], 2);
         assert_eq!(event["amount"].to_string(), "3");
         assert_eq!(event["item_id"], item.as_str());
     }
-    iso.delete_redis_keys().await;
 }
 
 #[tokio::test]
 async fn one_socket_watches_several_items_and_unsubscribe_stops_delivery() {
-    let iso = Isolation::shared();
-    let (gateway, broadcast) = start(&iso).await;
-    let a = gateway.create_penny_item().await;
+    let Stage(gateway, broadcast, a, ..) = &start(Isolation::shared()).await;
     let b = gateway.create_penny_item().await;
 
     let mut viewer = broadcast.connect("/ws").await;
-    viewer.subscribe(&a).await;
+    viewer.subscribe(a).await;
     viewer.subscribe(&b).await;
     let mut snapshots = vec![
         viewer.expect_snapshot().await["item_id"].clone(),
@@ -51,42 +46,38 @@ async fn one_socket_watches_several_items_and_unsubscribe_stops_delivery() {
     expected.sort_by_key(|v| v.to_string());
     assert_eq!(snapshots, expected);
 
-    bid(&gateway, &a, 2).await;
-    bid(&gateway, &b, 5).await;
+    bid(gateway, a, 2).await;
+    bid(gateway, &b, 5).await;
     let first = viewer.next_bid().await;
     let second = viewer.next_bid().await;
     assert_eq!((&first["item_id"], &first["seq"]), (&json!(a), &json!(1)));
     assert_eq!((&second["item_id"], &second["seq"]), (&json!(b), &json!(1)));
 
-    viewer.unsubscribe(&a).await;
+    viewer.unsubscribe(a).await;
     let answer = viewer.next_of_type("unsubscribed").await;
     assert_eq!(answer["item_id"], a.as_str());
-    bid(&gateway, &a, 3).await;
-    bid(&gateway, &b, 6).await;
+    bid(gateway, a, 3).await;
+    bid(gateway, &b, 6).await;
     // B's event was published after A's; if A's were still delivered it would come first.
     let next = viewer.next_bid().await;
     assert_eq!((&next["item_id"], &next["seq"]), (&json!(b), &json!(2)));
 
-    viewer.unsubscribe(&a).await;
+    viewer.unsubscribe(a).await;
     let error = viewer.next_of_type("error").await;
     assert_eq!(error["code"], "not_subscribed");
     assert_eq!(broadcast.metric(SUBSCRIPTIONS).await, 1.0);
-    iso.delete_redis_keys().await;
 }
 
 #[tokio::test]
 async fn subscribing_again_sends_a_fresh_snapshot() {
-    let iso = Isolation::shared();
-    let (gateway, broadcast) = start(&iso).await;
-    let item = gateway.create_penny_item().await;
+    let Stage(gateway, broadcast, item, ..) = &start(Isolation::shared()).await;
     let mut viewer = broadcast.connect(&format!("/ws/items/{item}")).await;
     assert_eq!(viewer.expect_snapshot().await["seq"], 0);
-    bid(&gateway, &item, 2).await;
+    bid(gateway, item, 2).await;
     assert_eq!(viewer.next_bid().await["seq"], 1);
-    viewer.subscribe(&item).await;
+    viewer.subscribe(item).await;
     assert_eq!(viewer.expect_snapshot().await["seq"], 1);
     assert_eq!(broadcast.metric(SUBSCRIPTIONS).await, 1.0);
-    iso.delete_redis_keys().await;
 }
 
 #[tokio::test]
@@ -106,11 +97,10 @@ async fn an_unknown_item_gets_an_item_not_found_error_frame() {
 
 #[tokio::test]
 async fn a_connection_may_watch_only_so_many_items() {
-    let iso = Isolation::shared();
-    let (gateway, broadcast) =
-        start_with(&iso, |config| config.max_subscriptions_per_connection = 2).await;
+    let two = |config: &mut BroadcastConfig| config.max_subscriptions_per_connection = 2;
+    let Stage(gateway, broadcast, item, ..) = &start_with(Isolation::shared(), two).await;
     let items = [
-        gateway.create_penny_item().await,
+        item.clone(),
         gateway.create_penny_item().await,
         gateway.create_penny_item().await,
     ];
@@ -127,14 +117,11 @@ async fn a_connection_may_watch_only_so_many_items() {
     viewer.next_of_type("unsubscribed").await;
     viewer.subscribe(&items[2]).await;
     assert_eq!(viewer.expect_snapshot().await["item_id"], items[2].as_str());
-    iso.delete_redis_keys().await;
 }
 
 #[tokio::test]
 async fn nats_subscriptions_follow_interest_first_viewer_in_last_viewer_out() {
-    let iso = Isolation::shared();
-    let (gateway, broadcast) = start(&iso).await;
-    let item = gateway.create_penny_item().await;
+    let Stage(gateway, broadcast, item, isolation) = &start(Isolation::shared()).await;
     assert_eq!(broadcast.metric(ROOMS).await, 0.0);
 
     let mut first = broadcast.connect(&format!("/ws/items/{item}")).await;
@@ -144,7 +131,7 @@ async fn nats_subscriptions_follow_interest_first_viewer_in_last_viewer_out() {
     assert_eq!(broadcast.metric(ROOMS).await, 1.0);
 
     first.close().await;
-    bid(&gateway, &item, 2).await;
+    bid(gateway, item, 2).await;
     assert_eq!(second.next_bid().await["seq"], 1);
     assert_eq!(broadcast.metric(ROOMS).await, 1.0);
 
@@ -153,14 +140,16 @@ async fn nats_subscriptions_follow_interest_first_viewer_in_last_viewer_out() {
     broadcast.wait_for_metric(CONNECTIONS, 0.0).await;
     // No room, no subscription: a bid made now passes through NATS without reaching this
     // instance. A raw subscriber shows when it has passed.
-    let nats = async_nats::connect(iso.nats_url.as_str()).await.unwrap();
+    let nats = async_nats::connect(isolation.nats_url.as_str())
+        .await
+        .unwrap();
     let mut raw = nats
-        .subscribe(format!("{}.live.{item}", iso.subject_prefix))
+        .subscribe(format!("{}.live.{item}", isolation.subject_prefix))
         .await
         .unwrap();
     nats.flush().await.unwrap();
     let received = broadcast.metric("broadcast_events_received_total").await;
-    bid(&gateway, &item, 3).await;
+    bid(gateway, item, 3).await;
     tokio::time::timeout(FRAME_WAIT, futures::StreamExt::next(&mut raw))
         .await
         .expect("the event was published")
@@ -172,5 +161,4 @@ async fn nats_subscriptions_follow_interest_first_viewer_in_last_viewer_out() {
     );
     let mut late = broadcast.connect(&format!("/ws/items/{item}")).await;
     assert_eq!(late.expect_snapshot().await["seq"], 2);
-    iso.delete_redis_keys().await;
 }
