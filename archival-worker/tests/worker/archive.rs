@@ -53,11 +53,8 @@ async fn all_pages(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bids_through_the_gateway_are_archived_once_with_matching_seq_and_stats() {
     let setup = setup().await;
-    let (gateway, worker) = start(&setup).await;
-    let items = [
-        gateway.create_penny_item().await,
-        gateway.create_penny_item().await,
-    ];
+    let (gateway, worker, first_item) = start(&setup).await;
+    let items = [first_item, gateway.create_penny_item().await];
 
     // alice and bob alternate on two items; carol bids once.
     let mut accepted = Vec::new();
@@ -216,8 +213,7 @@ async fn two_workers_on_one_consumer_store_every_bid_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_message_goes_to_dead_letters_and_later_events_still_flow() {
     let setup = setup().await;
-    let (gateway, worker) = start(&setup).await;
-    let item = gateway.create_penny_item().await;
+    let (gateway, worker, item) = start(&setup).await;
     let first = accepted_bid(&gateway, &item, "alice", 150).await;
     assert_archived_exactly_once(setup.database(), std::slice::from_ref(&first)).await;
 
@@ -255,8 +251,7 @@ async fn a_poison_message_goes_to_dead_letters_and_later_events_still_flow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_auction_closed_event_records_the_result_once_and_credits_the_winner() {
     let setup = setup().await;
-    let (gateway, worker) = start(&setup).await;
-    let item = gateway.create_penny_item().await;
+    let (gateway, worker, item) = start(&setup).await;
     let first = accepted_bid(&gateway, &item, "alice", 500).await;
     let second = accepted_bid(&gateway, &item, "bob", 700).await;
     assert_archived_exactly_once(setup.database(), &[first, second]).await;
@@ -316,8 +311,7 @@ async fn an_auction_closed_event_records_the_result_once_and_credits_the_winner(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relisted_item_keeps_the_old_rounds_history_and_projects_the_new_round() {
     let setup = setup().await;
-    let (gateway, worker) = start(&setup).await;
-    let item = gateway.create_penny_item().await;
+    let (gateway, worker, item) = start(&setup).await;
     let mut accepted = vec![
         accepted_bid(&gateway, &item, "alice", 500).await,
         accepted_bid(&gateway, &item, "bob", 600).await,

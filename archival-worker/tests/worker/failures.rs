@@ -86,8 +86,7 @@ async fn a_worker_killed_after_inserting_but_before_acking_leaves_each_event_onc
 async fn postgres_stopped_during_a_stream_of_bids_loses_nothing() {
     let mut postgres = PostgresServer::start().unwrap();
     let setup = setup_with(testkit::SHARED_NATS_URL, &postgres.url());
-    let (gateway, worker) = start(&setup).await;
-    let item = gateway.create_penny_item().await;
+    let (gateway, worker, item) = start(&setup).await;
     let mut accepted = Vec::new();
     for n in 0..30u64 {
         accepted.push(accepted_bid(&gateway, &item, "alice", 100 + n).await);

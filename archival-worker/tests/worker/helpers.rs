@@ -52,12 +52,13 @@ pub async fn spawn_gateway(setup: &Setup) -> Gateway {
     testkit::gateway::spawn_gateway(setup.gateway.clone()).await
 }
 
-/// A gateway and a worker on `setup`: bids in, archive out.
-pub async fn start(setup: &Setup) -> (Gateway, Service) {
-    (
-        spawn_gateway(setup).await,
-        spawn_worker(&setup.worker).await,
-    )
+/// A gateway and a worker on `setup` (bids in, archive out) and an item to bid on (starting
+/// at 1.00, increment 0.01).
+pub async fn start(setup: &Setup) -> (Gateway, Service, String) {
+    let gateway = spawn_gateway(setup).await;
+    let worker = spawn_worker(&setup.worker).await;
+    let item = gateway.create_penny_item().await;
+    (gateway, worker, item)
 }
 
 pub async fn spawn_worker(config: &WorkerConfig) -> Service {

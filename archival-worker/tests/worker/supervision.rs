@@ -10,9 +10,8 @@ const WAIT: Duration = Duration::from_secs(20);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_consumer_is_named_by_ready_then_restarted_and_archives_what_waited() {
     let setup = setup().await;
-    let (gateway, worker) = start(&setup).await;
+    let (gateway, worker, item) = start(&setup).await;
     worker.wait_ready(WAIT).await;
-    let item = gateway.create_penny_item().await;
     let mut accepted = vec![accepted_bid(&gateway, &item, "alice", 100).await];
     assert_archived_exactly_once(setup.database(), &accepted).await;
 
