@@ -143,15 +143,26 @@ impl Service {
     }
 
     /// Waits (up to `within`) until `/ready` answers 503 naming `task`, and only it, as the
-    /// task that is down; returns its body.
-    pub async fn wait_task_down(&self, within: Duration, task: &str) -> Value {
-        wait_until(within, &format!("ready to name {task} as down"), || async {
+    /// task that is down, then asserts it says `not_ready` with each of `dependencies` up: the
+    /// task alone is the cause. Returns its body.
+    pub async fn wait_task_down(
+        &self,
+        within: Duration,
+        task: &str,
+        dependencies: &[&str],
+    ) -> Value {
+        let body = wait_until(within, &format!("ready to name {task} as down"), || async {
             let reply = self.get("/ready").await;
             (reply.status == 503 && reply.body["tasks_down"] == serde_json::json!([task]))
                 .then_some(reply.body)
         })
         .await
-        .expect("ready named the stopped task")
+        .expect("ready named the stopped task");
+        assert_eq!(body["status"], "not_ready", "only {task} is down: {body}");
+        for dependency in dependencies {
+            assert_eq!(body[dependency], "up", "only {task} is down: {body}");
+        }
+        body
     }
 
     /// Stops the service gracefully and waits for it; its `run` must end cleanly.

@@ -16,16 +16,9 @@ async fn a_stopped_consumer_is_named_by_ready_then_restarted_and_archives_what_w
     assert_archived_exactly_once(setup.database(), &accepted).await;
 
     setup.worker.task_faults.stop("consumer");
-    let body = worker.wait_task_down(WAIT, "consumer").await;
-    assert_eq!(
-        (
-            body["status"].as_str(),
-            body["postgres"].as_str(),
-            body["nats"].as_str()
-        ),
-        (Some("not_ready"), Some("up"), Some("up")),
-        "only the consumer is down: {body}"
-    );
+    worker
+        .wait_task_down(WAIT, "consumer", &["postgres", "nats"])
+        .await;
     for n in 1..20u64 {
         accepted.push(accepted_bid(&gateway, &item, "bob", 100 + n).await);
     }
