@@ -7,9 +7,8 @@ use std::time::Duration;
 #[tokio::test]
 async fn first_bid_must_reach_the_starting_price_and_later_bids_the_increment() {
     let app = spawn_app().await;
-    let item = app
-        .create_item(json!({"starting_price": 10, "min_increment": 1}))
-        .await;
+    // The defaults: starting at 10.00, increment 1.00.
+    let item = app.create_item(json!({})).await;
 
     let below_start = app.bid(&item, "alice", json!(9.99)).await;
     assert_eq!(below_start.assert_outcome("bid_too_low")["success"], false);
@@ -83,13 +82,7 @@ async fn bid_on_unknown_item_returns_404() {
 #[tokio::test]
 async fn bid_in_the_anti_sniping_window_extends_the_end_time() {
     let app = spawn_app().await;
-    let item = app
-        .create_item(json!({
-            "end_time": in_secs(20),
-            "extension_window_secs": 60,
-            "extension_secs": 120,
-        }))
-        .await;
+    let item = app.create_item(anti_sniping(20, 60, 120)).await;
     let before = app.item(&item).await["end_time"]
         .as_str()
         .unwrap()
@@ -118,21 +111,18 @@ async fn bid_in_the_anti_sniping_window_extends_the_end_time() {
 #[tokio::test]
 async fn bid_outside_the_anti_sniping_window_does_not_extend() {
     let app = spawn_app().await;
-    let item = app
-        .create_item(
-            json!({"end_time": in_secs(3600), "extension_window_secs": 60, "extension_secs": 120}),
-        )
-        .await;
+    let item = app.create_item(anti_sniping(3600, 60, 120)).await;
     let bid = app.accepted_bid(&item, "alice", json!(15)).await;
     assert_eq!(bid.body["extended"], false, "{}", bid.body);
 }
 
-#[tokio::test]
-async fn retry_with_the_same_idempotency_key_returns_the_first_answer_and_bids_once() {
-    let app = spawn_app().await;
+/// Bids 20 with `key` twice, then 30 with the same key, on a fresh item: the retry gets the
+/// first answer again, the other amount a 409, and the item holds one bid. Returns the item.
+/// Both Redis strategies keep this rule.
+pub async fn assert_a_keyed_retry_bids_once(app: &TestApp, key: &str) -> String {
     let item = app.create_item(json!({})).await;
-    let first = app.bid_with_key(&item, "alice", json!(20), "retry-1").await;
-    let second = app.bid_with_key(&item, "alice", json!(20), "retry-1").await;
+    let first = app.bid_with_key(&item, "alice", json!(20), key).await;
+    let second = app.bid_with_key(&item, "alice", json!(20), key).await;
     let replayed = second.assert_status(200);
     assert_eq!(first.body["code"], "accepted", "{}", first.text);
     assert_eq!(replayed["event_id"], first.body["event_id"]);
@@ -140,9 +130,16 @@ async fn retry_with_the_same_idempotency_key_returns_the_first_answer_and_bids_o
     assert_eq!(replayed["replayed"], true);
     assert_eq!(app.item(&item).await["bid_count"], 1);
 
-    let conflict = app.bid_with_key(&item, "alice", json!(30), "retry-1").await;
+    let conflict = app.bid_with_key(&item, "alice", json!(30), key).await;
     conflict.assert_error(409, "idempotency_key_reused");
     assert_eq!(app.item(&item).await["seq"], 1);
+    item
+}
+
+#[tokio::test]
+async fn retry_with_the_same_idempotency_key_returns_the_first_answer_and_bids_once() {
+    let app = spawn_app().await;
+    assert_a_keyed_retry_bids_once(&app, "retry-1").await;
 
     wait_until(Duration::from_secs(10), "one archived event", || async {
         (app.archived_event_ids().await.len() == 1).then_some(())

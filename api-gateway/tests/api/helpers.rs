@@ -163,6 +163,16 @@ impl TestApp {
     }
 }
 
+/// Item fields for an auction ending in `end_in` seconds whose bids in its last `window`
+/// seconds move the end to `extension` seconds after the bid.
+pub fn anti_sniping(end_in: i64, window: u64, extension: u64) -> Value {
+    serde_json::json!({
+        "end_time": in_secs(end_in),
+        "extension_window_secs": window,
+        "extension_secs": extension,
+    })
+}
+
 /// Event ids stored in `config`'s archive stream (empty when the stream does not exist).
 pub async fn archived_event_ids(config: &Config) -> Vec<String> {
     archived_events(config)

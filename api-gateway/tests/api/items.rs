@@ -112,4 +112,3 @@ async fn health_ready_and_metrics_answer() {
     // Graceful shutdown finishes cleanly.
     app.stop().await;
 }
-

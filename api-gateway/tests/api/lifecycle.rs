@@ -80,11 +80,7 @@ async fn reserve_not_met_closes_without_a_winner_and_never_reveals_the_reserve()
 #[tokio::test]
 async fn a_bid_in_the_anti_sniping_window_postpones_the_close() {
     let app = spawn_app().await;
-    let item = app
-        .create_item(
-            json!({"end_time": in_secs(2), "extension_window_secs": 10, "extension_secs": 4}),
-        )
-        .await;
+    let item = app.create_item(anti_sniping(2, 10, 4)).await;
     let body = app.bid(&item, "alice", json!(11)).await.body;
     assert_eq!(body["extended"], true, "{body}");
     let new_end = shared::Timestamp::parse_rfc3339(body["end_time"].as_str().unwrap()).unwrap();

@@ -12,9 +12,8 @@ async fn optimistic_app() -> TestApp {
 #[tokio::test]
 async fn optimistic_bids_follow_the_starting_price_increment_and_window_rules() {
     let app = optimistic_app().await;
-    let item = app
-        .create_item(json!({"starting_price": 10, "min_increment": 1}))
-        .await;
+    // The defaults: starting at 10.00, increment 1.00.
+    let item = app.create_item(json!({})).await;
     assert_eq!(
         app.bid(&item, "alice", json!(9.99)).await.body["code"],
         "bid_too_low"
@@ -46,15 +45,7 @@ async fn optimistic_bids_follow_the_starting_price_increment_and_window_rules() 
 #[tokio::test]
 async fn optimistic_retries_with_an_idempotency_key_bid_once() {
     let app = optimistic_app().await;
-    let item = app.create_item(json!({})).await;
-    let first = app.bid_with_key(&item, "alice", json!(20), "opt-1").await;
-    let second = app.bid_with_key(&item, "alice", json!(20), "opt-1").await;
-    assert_eq!(first.body["code"], "accepted", "{}", first.text);
-    assert_eq!(second.body["event_id"], first.body["event_id"]);
-    assert_eq!(second.body["replayed"], true);
-    let conflict = app.bid_with_key(&item, "alice", json!(30), "opt-1").await;
-    conflict.assert_status(409);
-    assert_eq!(app.item(&item).await["bid_count"], 1);
+    crate::bids::assert_a_keyed_retry_bids_once(&app, "opt-1").await;
 }
 
 #[tokio::test]
