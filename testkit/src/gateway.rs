@@ -32,7 +32,8 @@ pub fn gateway_config(isolation: &Isolation) -> Config {
 
 /// A running gateway and the configuration it runs with. It derefs to its [`Service`] for
 /// the plain HTTP calls, probes and metrics. Dropping it stops it and deletes its archive
-/// stream, so no test leaves one behind, even when it fails.
+/// stream, so no test leaves one behind, even when it fails. (Of gateways sharing one
+/// configuration, the first dropped deletes the stream; a relay still running recreates it.)
 pub struct Gateway {
     service: Service,
     pub config: Config,

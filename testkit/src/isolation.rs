@@ -76,9 +76,7 @@ impl Isolation {
             let _: Result<u64, _> = redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
         }
     }
-}
 
-impl Isolation {
     /// [`Isolation::delete_redis_keys`] from a `Drop`.
     pub fn delete_redis_keys_now(&self) {
         let isolation = self.clone();
