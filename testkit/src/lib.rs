@@ -5,8 +5,24 @@
 //!   machine-wide instances.
 //! * [`wait_until`]: poll an observable fact until a deadline instead of sleeping.
 //! * [`unique_id`]: per-test identifiers so tests sharing a Redis never collide.
+//!
+//! With the `services` feature, for the services' integration tests:
+//!
+//! * [`service`]: a service started in-process through its `Application`, and the HTTP calls
+//!   tests make to it; [`reply`]: its answers and the checks made on them.
+//! * [`isolation`]: one test's own Redis key prefix, subject prefix and stream.
+//! * [`gateway`]: a real gateway with typed requests (create an item, bid, admin actions),
+//!   which every service's tests use to produce real events.
 
+#[cfg(feature = "services")]
+pub mod gateway;
+#[cfg(feature = "services")]
+pub mod isolation;
+#[cfg(feature = "services")]
+pub mod reply;
 pub mod server;
+#[cfg(feature = "services")]
+pub mod service;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

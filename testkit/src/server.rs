@@ -5,6 +5,7 @@
 //! data dir, so a restarted NATS keeps its JetStream store, as in production.
 
 use anyhow::{Context, bail};
+use std::marker::PhantomData;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -39,6 +40,24 @@ struct Managed {
 }
 
 impl Managed {
+    /// Starts `program` listening on `port`, keeping `dir` (its data) for as long as it lives.
+    fn launch(
+        program: &'static str,
+        args: Vec<String>,
+        port: u16,
+        dir: tempfile::TempDir,
+    ) -> anyhow::Result<Self> {
+        let mut managed = Self {
+            program,
+            args,
+            port,
+            child: None,
+            _dir: dir,
+        };
+        managed.start()?;
+        Ok(managed)
+    }
+
     fn start(&mut self) -> anyhow::Result<()> {
         if self.child.is_some() {
             return Ok(());
@@ -69,10 +88,74 @@ impl Drop for Managed {
     }
 }
 
-/// A throwaway `redis-server` (no persistence).
-pub struct RedisServer(Managed);
+/// What tells the throwaway servers apart: the program to run and its URL scheme.
+pub trait Program {
+    const NAME: &'static str;
+    const SCHEME: &'static str;
+}
 
-impl RedisServer {
+/// `redis-server`.
+pub enum Redis {}
+
+impl Program for Redis {
+    const NAME: &'static str = "redis-server";
+    const SCHEME: &'static str = "redis";
+}
+
+/// `nats-server`.
+pub enum Nats {}
+
+impl Program for Nats {
+    const NAME: &'static str = "nats-server";
+    const SCHEME: &'static str = "nats";
+}
+
+/// A throwaway server of program `P` on its own port and temp dir.
+pub struct Server<P: Program> {
+    managed: Managed,
+    program: PhantomData<P>,
+}
+
+/// A throwaway `redis-server` (no persistence unless started with
+/// [`RedisServer::start_durable`]).
+pub type RedisServer = Server<Redis>;
+
+/// A throwaway `nats-server -js` whose JetStream store survives restarts.
+pub type NatsServer = Server<Nats>;
+
+impl<P: Program> Server<P> {
+    fn launch(args: Vec<String>, port: u16, dir: tempfile::TempDir) -> anyhow::Result<Self> {
+        Ok(Self {
+            managed: Managed::launch(P::NAME, args, port, dir)?,
+            program: PhantomData,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}://127.0.0.1:{}", P::SCHEME, self.managed.port)
+    }
+
+    /// Kills the server abruptly. A Redis loses its data unless it was started with
+    /// [`RedisServer::start_durable`]; a NATS keeps its JetStream store.
+    pub fn stop(&mut self) {
+        self.managed.stop();
+    }
+
+    /// Starts it again on the same port and data dir.
+    ///
+    /// # Errors
+    /// When it cannot be restarted.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.managed.start()
+    }
+}
+
+/// Owned command-line arguments.
+fn arguments(args: &[&str]) -> Vec<String> {
+    args.iter().map(|arg| (*arg).to_owned()).collect()
+}
+
+impl Server<Redis> {
     /// Starts one on a free port.
     ///
     /// # Errors
@@ -106,51 +189,15 @@ impl RedisServer {
     fn start_with(persistence: &[&str]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
-        let mut args = [
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            &dir.path().display().to_string(),
-        ]
-        .map(String::from)
-        .to_vec();
-        args.extend(persistence.iter().map(|a| (*a).to_owned()));
-        let mut managed = Managed {
-            program: "redis-server",
-            args,
-            port,
-            child: None,
-            _dir: dir,
-        };
-        managed.start()?;
-        Ok(Self(managed))
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.0.port)
-    }
-
-    /// Kills the server (its data is lost unless it was started with
-    /// [`RedisServer::start_durable`]).
-    pub fn stop(&mut self) {
-        self.0.stop();
-    }
-
-    /// Starts it again on the same port.
-    ///
-    /// # Errors
-    /// When it cannot be restarted.
-    pub fn restart(&mut self) -> anyhow::Result<()> {
-        self.0.start()
+        let (port_text, dir_text) = (port.to_string(), dir.path().display().to_string());
+        let mut args = arguments(&["--port", &port_text, "--bind", "127.0.0.1"]);
+        args.extend(arguments(&["--dir", &dir_text]));
+        args.extend(arguments(persistence));
+        Self::launch(args, port, dir)
     }
 }
 
-/// A throwaway `nats-server -js` whose JetStream store survives restarts.
-pub struct NatsServer(Managed);
-
-impl NatsServer {
+impl Server<Nats> {
     /// Starts one on a free port.
     ///
     /// # Errors
@@ -159,43 +206,17 @@ impl NatsServer {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
         let store: PathBuf = dir.path().join("jetstream");
-        let args = [
+        let (port_text, store_text) = (port.to_string(), store.display().to_string());
+        let args = arguments(&[
             "-a",
             "127.0.0.1",
             "-p",
-            &port.to_string(),
+            &port_text,
             "-js",
             "-sd",
-            &store.display().to_string(),
-        ]
-        .map(String::from)
-        .to_vec();
-        let mut managed = Managed {
-            program: "nats-server",
-            args,
-            port,
-            child: None,
-            _dir: dir,
-        };
-        managed.start()?;
-        Ok(Self(managed))
-    }
-
-    pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.0.port)
-    }
-
-    /// Kills the server abruptly.
-    pub fn stop(&mut self) {
-        self.0.stop();
-    }
-
-    /// Starts it again on the same port with the same JetStream store.
-    ///
-    /// # Errors
-    /// When it cannot be restarted.
-    pub fn restart(&mut self) -> anyhow::Result<()> {
-        self.0.start()
+            &store_text,
+        ]);
+        Self::launch(args, port, dir)
     }
 }
 

@@ -11,7 +11,8 @@ use api_gateway::auth::new_password::PasswordRule;
 use api_gateway::auth::password_hasher::PasswordHasher;
 use api_gateway::auth::sessions::DEFAULT_REFRESH_TTL;
 use api_gateway::auth::{
-    AccessTokenIssuer, Accounts, AuthError, Role, Session, Sessions, SigningKey, TokenVerifier,
+    AccessTokenIssuer, Account, Accounts, AuthError, Role, Session, Sessions, SigningKey,
+    TokenVerifier,
 };
 use setup::*;
 use std::sync::Arc;
@@ -29,6 +30,9 @@ macro_rules! assert_refused {
 
 mod setup {
     use super::*;
+
+    /// What registering answers.
+    pub type Registered = Result<Session, AuthError>;
 
     /// One test's accounts world on its own database.
     pub struct World {
@@ -67,6 +71,34 @@ mod setup {
                 .get(0)
         }
 
+        /// How many accounts are stored.
+        pub async fn users(&self) -> i64 {
+            self.count("select count(*) from accounts.users").await
+        }
+
+        /// How many refresh-token families (sign-ins) are stored.
+        pub async fn families(&self) -> i64 {
+            let query = "select count(distinct family_id) from accounts.refresh_tokens";
+            self.count(query).await
+        }
+
+        /// How many refresh tokens match the SQL condition `filter`.
+        pub async fn refresh_tokens(&self, filter: &str) -> i64 {
+            let query = format!("select count(*) from accounts.refresh_tokens where {filter}");
+            self.count(&query).await
+        }
+
+        pub async fn register(&self, login: &str, name: &str, password: &str) -> Registered {
+            self.sessions.register(login, name, password).await
+        }
+
+        /// Sets the account's suspensions, which must exist.
+        pub async fn suspend(&self, id: &shared::UserId, bidding: bool, selling: bool) -> Account {
+            let suspension = Suspension { bidding, selling };
+            let result = self.accounts.set_suspension(id, suspension).await;
+            result.expect("suspension set")
+        }
+
         pub async fn sign_in(&self, login: &str) -> Session {
             self.sessions
                 .sign_in(login, PASSWORD)
@@ -78,11 +110,15 @@ mod setup {
             self.sessions.refresh(session.refresh_token.expose()).await
         }
 
+        /// Refreshes a session that must still be valid (`why` says why it must).
+        pub async fn rotate(&self, session: &Session, why: &str) -> Session {
+            let refreshed = self.refresh(session).await;
+            refreshed.unwrap_or_else(|error| panic!("{why}: {error:?}"))
+        }
+
         pub async fn sign_up(&self, login: &str) -> Session {
-            self.sessions
-                .register(login, "Ada Lovelace", PASSWORD)
-                .await
-                .expect("registered")
+            let registered = self.register(login, "Ada Lovelace", PASSWORD).await;
+            registered.expect("registered")
         }
     }
 
@@ -202,81 +238,50 @@ async fn registering_a_login_taken_in_another_case_is_a_conflict_and_stores_noth
     let world = world().await;
     world.sign_up("Ada@Example.org").await;
     world.sign_up("ada_l").await;
-    assert_refused!(
-        world
-            .sessions
-            .register("ada@example.ORG", "Another Ada", PASSWORD)
-            .await,
-        AuthError::LoginTaken
-    );
-    assert_refused!(
-        world
-            .sessions
-            .register("ADA_L", "Another Ada", PASSWORD)
-            .await,
-        AuthError::LoginTaken
-    );
-    assert_eq!(world.count("select count(*) from accounts.users").await, 2);
+    for login in ["ada@example.ORG", "ADA_L"] {
+        let again = world.register(login, "Another Ada", PASSWORD).await;
+        assert_refused!(again, AuthError::LoginTaken);
+    }
+    assert_eq!(world.users().await, 2);
 }
 
 #[tokio::test]
 async fn a_weak_password_or_bad_login_is_refused_with_its_rule_and_stores_nothing() {
     let world = world().await;
+    let too_short = world.register("ada@example.org", "Ada", "too short").await;
+    assert_refused!(too_short, AuthError::WeakPassword(PasswordRule::TooShort));
+    let same_as_login = world.register("lovelace1815", "Ada", "Lovelace1815").await;
     assert_refused!(
-        world
-            .sessions
-            .register("ada@example.org", "Ada", "too short")
-            .await,
-        AuthError::WeakPassword(PasswordRule::TooShort)
-    );
-    assert_refused!(
-        world
-            .sessions
-            .register("lovelace1815", "Ada", "Lovelace1815")
-            .await,
+        same_as_login,
         AuthError::WeakPassword(PasswordRule::SameAsLogin)
     );
-    assert_refused!(
-        world
-            .sessions
-            .register("ada@localhost", "Ada", PASSWORD)
-            .await,
-        AuthError::InvalidLogin(_)
-    );
-    assert_refused!(
-        world.sessions.register("ada_l", "  ", PASSWORD).await,
-        AuthError::InvalidDisplayName(_)
-    );
-    assert_eq!(world.count("select count(*) from accounts.users").await, 0);
+    let bad_login = world.register("ada@localhost", "Ada", PASSWORD).await;
+    assert_refused!(bad_login, AuthError::InvalidLogin(_));
+    let blank_name = world.register("ada_l", "  ", PASSWORD).await;
+    assert_refused!(blank_name, AuthError::InvalidDisplayName(_));
+    assert_eq!(world.users().await, 0);
 }
 
 #[tokio::test]
 async fn a_wrong_password_and_an_unknown_login_give_the_same_error() {
     let world = world().await;
     world.sign_up("ada@example.org").await;
-    let wrong_password = world
-        .sessions
-        .sign_in("ada@example.org", "correct horse battery stapler")
-        .await
-        .expect_err("refused");
-    let unknown = world
-        .sessions
-        .sign_in("grace@example.org", PASSWORD)
-        .await
-        .expect_err("refused");
-    let malformed = world
-        .sessions
-        .sign_in("not a login!", PASSWORD)
-        .await
-        .expect_err("refused");
-    for error in [&wrong_password, &unknown, &malformed] {
+    // A wrong password first: every other refusal must read exactly like it.
+    let mut errors = Vec::new();
+    for (login, password) in [
+        ("ada@example.org", "correct horse battery stapler"),
+        ("grace@example.org", PASSWORD),
+        ("not a login!", PASSWORD),
+    ] {
+        let refused = world.sessions.sign_in(login, password).await;
+        errors.push(refused.expect_err("refused"));
+    }
+    for error in &errors {
         assert!(matches!(error, AuthError::InvalidCredentials), "{error:?}");
-        assert_eq!(error.to_string(), wrong_password.to_string());
+        assert_eq!(error.to_string(), errors[0].to_string());
     }
     assert_eq!(
-        world
-            .count("select count(*) from accounts.refresh_tokens")
-            .await,
+        world.refresh_tokens("true").await,
         1,
         "only the registration's session"
     );
@@ -321,14 +326,14 @@ async fn an_unknown_login_costs_an_argon2_verification_like_a_known_one() {
 async fn refreshing_rotates_the_token_and_replaying_an_old_one_revokes_the_family() {
     let world = world().await;
     let first = world.sign_up("ada@example.org").await;
-    let second = world.refresh(&first).await.expect("rotated");
+    let second = world.rotate(&first, "rotated").await;
     assert_ne!(second.refresh_token, first.refresh_token);
     world
         .verifier
         .verify(&second.access_token.token)
         .await
         .expect("new access token valid");
-    let third = world.refresh(&second).await.expect("rotated again");
+    let third = world.rotate(&second, "rotated again").await;
 
     assert_refused!(world.refresh(&first).await, AuthError::RefreshTokenReused);
     let latest = world.refresh(&third).await;
@@ -338,17 +343,12 @@ async fn refreshing_rotates_the_token_and_replaying_an_old_one_revokes_the_famil
     );
     assert_eq!(
         world
-            .count("select count(*) from accounts.refresh_tokens where revoked_reason is distinct from 'reuse'")
+            .refresh_tokens("revoked_reason is distinct from 'reuse'")
             .await,
         0,
         "every token of the family is revoked for reuse"
     );
-    assert_eq!(
-        world
-            .count("select count(distinct family_id) from accounts.refresh_tokens")
-            .await,
-        1
-    );
+    assert_eq!(world.families().await, 1);
 }
 
 #[tokio::test]
@@ -356,12 +356,9 @@ async fn reuse_in_one_sign_in_leaves_the_users_other_sessions_alone() {
     let world = world().await;
     let phone = world.sign_up("ada@example.org").await;
     let laptop = world.sign_in("ada@example.org").await;
-    world.refresh(&phone).await.expect("rotated");
+    world.rotate(&phone, "rotated").await;
     assert_refused!(world.refresh(&phone).await, AuthError::RefreshTokenReused);
-    world
-        .refresh(&laptop)
-        .await
-        .expect("the other family still works");
+    world.rotate(&laptop, "the other family still works").await;
 }
 
 #[tokio::test]
@@ -385,7 +382,7 @@ async fn one_token_refreshed_twice_at_once_rotates_once_and_revokes_the_family()
 async fn signing_out_revokes_the_family_and_can_be_repeated() {
     let world = world().await;
     let first = world.sign_up("ada@example.org").await;
-    let second = world.refresh(&first).await.expect("rotated");
+    let second = world.rotate(&first, "rotated").await;
     world
         .sessions
         .sign_out(first.refresh_token.expose())
@@ -402,12 +399,7 @@ async fn signing_out_revokes_the_family_and_can_be_repeated() {
         .sign_out("garbage")
         .await
         .expect("garbage too");
-    assert_eq!(
-        world
-            .count("select count(*) from accounts.refresh_tokens where revoked_reason = 'logout'")
-            .await,
-        2
-    );
+    assert_eq!(world.refresh_tokens("revoked_reason = 'logout'").await, 2);
 }
 
 #[tokio::test]
@@ -424,9 +416,8 @@ async fn signing_out_everywhere_revokes_every_family_of_the_user_only() {
     assert_eq!(revoked, 2);
     assert_refused!(world.refresh(&ada).await, AuthError::InvalidRefreshToken);
     world
-        .refresh(&grace)
-        .await
-        .expect("another user's session lives on");
+        .rotate(&grace, "another user's session lives on")
+        .await;
 }
 
 #[tokio::test]
@@ -442,12 +433,8 @@ async fn an_expired_refresh_token_is_invalid_and_changes_nothing() {
         short.refresh(session.refresh_token.expose()).await,
         AuthError::InvalidRefreshToken
     );
-    assert_eq!(
-        world
-            .count("select count(*) from accounts.refresh_tokens where used_at is not null or revoked_at is not null")
-            .await,
-        0
-    );
+    let touched = "used_at is not null or revoked_at is not null";
+    assert_eq!(world.refresh_tokens(touched).await, 0);
 }
 
 #[tokio::test]
@@ -461,7 +448,7 @@ async fn a_refresh_carries_the_roles_the_account_has_now() {
         .await
         .expect("promoted");
     assert_eq!(id, session.account.id);
-    let refreshed = world.refresh(&session).await.expect("rotated");
+    let refreshed = world.rotate(&session, "rotated").await;
     let claims = world
         .verifier
         .verify(&refreshed.access_token.token)
@@ -507,17 +494,7 @@ async fn the_first_admin_can_be_made_with_the_documented_sql_function_once() {
 async fn suspensions_are_set_kept_and_lifted_per_activity() {
     let world = world().await;
     let id = world.sign_up("ada@example.org").await.account.id;
-    let suspended = world
-        .accounts
-        .set_suspension(
-            &id,
-            Suspension {
-                bidding: true,
-                selling: false,
-            },
-        )
-        .await
-        .expect("suspended");
+    let suspended = world.suspend(&id, true, false).await;
     assert!(matches!(
         suspended.may(Activity::Bid),
         Err(AuthError::Forbidden(Activity::Bid))
@@ -525,25 +502,11 @@ async fn suspensions_are_set_kept_and_lifted_per_activity() {
     assert!(suspended.may(Activity::Sell).is_ok());
     let since = suspended.bidding_suspended_at.expect("since");
 
-    let both = world
-        .accounts
-        .set_suspension(
-            &id,
-            Suspension {
-                bidding: true,
-                selling: true,
-            },
-        )
-        .await
-        .expect("suspended");
+    let both = world.suspend(&id, true, true).await;
     assert_eq!(both.bidding_suspended_at, Some(since), "start time kept");
     assert!(both.selling_suspended_at.is_some());
 
-    let lifted = world
-        .accounts
-        .set_suspension(&id, Suspension::default())
-        .await
-        .expect("lifted");
+    let lifted = world.suspend(&id, false, false).await;
     assert_eq!(lifted.bidding_suspended_at, None);
     assert_eq!(lifted.selling_suspended_at, None);
     assert!(lifted.may(Activity::Bid).is_ok());
@@ -561,17 +524,7 @@ async fn suspensions_are_set_kept_and_lifted_per_activity() {
 async fn a_suspended_account_still_signs_in() {
     let world = world().await;
     let id = world.sign_up("ada@example.org").await.account.id;
-    world
-        .accounts
-        .set_suspension(
-            &id,
-            Suspension {
-                bidding: true,
-                selling: true,
-            },
-        )
-        .await
-        .expect("suspended");
+    world.suspend(&id, true, true).await;
     let session = world.sign_in("ada@example.org").await;
     assert!(session.account.may(Activity::Bid).is_err());
 }

@@ -1,118 +1,56 @@
 //! Bad input gets a clear 4xx with `{"error","message"}` and changes nothing.
 
 use crate::helpers::*;
-use serde_json::{Value, json};
+use serde_json::json;
+use testkit::reply::Reply;
 
-async fn send_raw(
-    app: &TestApp,
-    path: &str,
-    body: Vec<u8>,
-    headers: &[(&str, &str)],
-) -> (u16, Value) {
+async fn send_raw(app: &TestApp, path: &str, body: String, headers: &[(&str, &str)]) -> Reply {
     let mut request = app
-        .http
-        .post(format!("{}{path}", app.base))
+        .http()
+        .post(app.url(path))
         .header("content-type", "application/json")
         .body(body);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    app.send(request).await
 }
 
-async fn assert_unchanged(app: &TestApp, item: &str) {
-    let hash = app.item_hash(item).await;
-    assert_eq!(hash["seq"], "0");
-    assert_eq!(hash["bid_count"], "0");
-    assert_eq!(hash["current_cents"], "0");
-    assert_eq!(app.outbox_entries_for(item).await, 0);
-}
+/// Well-formed JSON bids that break a rule of the body: each is a 400 `invalid_input`.
+const INVALID_BIDS: [(&str, &str); 12] = [
+    ("not an object", "[1,2]"),
+    ("amount as bool", r#"{"user_id":"a","amount":true}"#),
+    ("user as number", r#"{"user_id":5,"amount":20}"#),
+    ("missing amount", r#"{"user_id":"a"}"#),
+    ("three decimals", r#"{"user_id":"a","amount":20.005}"#),
+    ("negative", r#"{"user_id":"a","amount":-20}"#),
+    ("zero", r#"{"user_id":"a","amount":0}"#),
+    ("huge", r#"{"user_id":"a","amount":1000000000000.01}"#),
+    ("exponent", r#"{"user_id":"a","amount":2e3}"#),
+    ("nan string", r#"{"user_id":"a","amount":"NaN"}"#),
+    ("user with dot", r#"{"user_id":"a.b","amount":20}"#),
+    (
+        "unknown field",
+        r#"{"user_id":"a","amount":20,"admin":true}"#,
+    ),
+];
 
 #[tokio::test]
 async fn every_malformed_bid_gets_a_4xx_and_changes_nothing() {
     let app = spawn_app().await;
     let item = app.create_item(json!({})).await;
     let path = format!("/api/v1/items/{item}/bid");
-    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+    let mut cases: Vec<(&str, String, u16, &str)> = vec![
         (
             "malformed json",
-            b"{\"user_id\": \"a\", ".to_vec(),
+            r#"{"user_id": "a", "#.into(),
             400,
             "invalid_json",
         ),
-        ("not an object", b"[1,2]".to_vec(), 400, "invalid_input"),
-        ("empty body", Vec::new(), 400, "invalid_json"),
-        (
-            "amount as bool",
-            br#"{"user_id":"a","amount":true}"#.to_vec(),
-            400,
-            "invalid_input",
-        ),
-        (
-            "user as number",
-            br#"{"user_id":5,"amount":20}"#.to_vec(),
-            400,
-            "invalid_input",
-        ),
-        (
-            "missing amount",
-            br#"{"user_id":"a"}"#.to_vec(),
-            400,
-            "invalid_input",
-        ),
-        (
-            "three decimals",
-            br#"{"user_id":"a","amount":20.005}"#.to_vec(),
-            400,
-            "invalid_input",
-        ),
-        (
-            "negative",
-            br#"{"user_id":"a","amount":-20}"#.to_vec(),
-            400,
-            "invalid_input",
-        ),
-        (
-            "zero",
-            br#"{"user_id":"a","amount":0}"#.to_vec(),
-            400,
-            "invalid_input",
-        ),
-        (
-            "huge",
-            br#"{"user_id":"a","amount":1000000000000.01}"#.to_vec(),
-            400,
-            "invalid_input",
-        ),
-        (
-            "exponent",
-            br#"{"user_id":"a","amount":2e3}"#.to_vec(),
-            400,
-            "invalid_input",
-        ),
-        (
-            "nan string",
-            br#"{"user_id":"a","amount":"NaN"}"#.to_vec(),
-            400,
-            "invalid_input",
-        ),
-        (
-            "user with dot",
-            br#"{"user_id":"a.b","amount":20}"#.to_vec(),
-            400,
-            "invalid_input",
-        ),
+        ("empty body", String::new(), 400, "invalid_json"),
         (
             "user too long",
-            format!(r#"{{"user_id":"{}","amount":20}}"#, "u".repeat(65)).into_bytes(),
-            400,
-            "invalid_input",
-        ),
-        (
-            "unknown field",
-            br#"{"user_id":"a","amount":20,"admin":true}"#.to_vec(),
+            format!(r#"{{"user_id":"{}","amount":20}}"#, "u".repeat(65)),
             400,
             "invalid_input",
         ),
@@ -121,48 +59,36 @@ async fn every_malformed_bid_gets_a_4xx_and_changes_nothing() {
             format!(
                 r#"{{"user_id":"a","amount":20,"pad":"{}"}}"#,
                 "x".repeat(20_000)
-            )
-            .into_bytes(),
+            ),
             413,
             "payload_too_large",
         ),
     ];
+    cases.extend(INVALID_BIDS.map(|(name, body)| (name, body.to_owned(), 400, "invalid_input")));
     for (name, body, status, code) in cases {
-        let (got, json) = send_raw(&app, &path, body, &[]).await;
-        assert_eq!(got, status, "{name}: {json}");
-        assert_eq!(json["error"], code, "{name}: {json}");
+        let reply = send_raw(&app, &path, body, &[]).await;
+        let json = &reply.body;
+        assert_eq!(
+            (reply.status, json["error"].as_str()),
+            (status, Some(code)),
+            "{name}: {json}"
+        );
         assert!(
             json["message"].as_str().is_some_and(|m| !m.is_empty()),
             "{name}: {json}"
         );
     }
 
-    let (status, json) = send_raw(
-        &app,
-        "/api/v1/items/bad*id/bid",
-        br#"{"user_id":"a","amount":20}"#.to_vec(),
-        &[],
-    )
-    .await;
-    assert_eq!(
-        (status, json["error"].as_str()),
-        (400, Some("invalid_item_id")),
-        "{json}"
-    );
-    let (status, json) = send_raw(
-        &app,
-        &path,
-        br#"{"user_id":"a","amount":20}"#.to_vec(),
-        &[("idempotency-key", "has space")],
-    )
-    .await;
-    assert_eq!(
-        (status, json["error"].as_str()),
-        (400, Some("invalid_idempotency_key")),
-        "{json}"
-    );
+    let valid = r#"{"user_id":"a","amount":20}"#;
+    send_raw(&app, "/api/v1/items/bad*id/bid", valid.into(), &[])
+        .await
+        .assert_error(400, "invalid_item_id");
+    let spaced_key = [("idempotency-key", "has space")];
+    send_raw(&app, &path, valid.into(), &spaced_key)
+        .await
+        .assert_error(400, "invalid_idempotency_key");
 
-    assert_unchanged(&app, &item).await;
+    app.assert_no_bid_on(&item).await;
 }
 
 #[tokio::test]
@@ -227,26 +153,25 @@ async fn every_malformed_item_gets_a_4xx_and_creates_nothing() {
         ),
     ];
     for (name, body, code) in cases {
-        let (status, json) = app.post("/api/v1/items", body).await;
-        assert_eq!(status, 400, "{name}: {json}");
+        let reply = app.post("/api/v1/items", body).await;
+        let json = &reply.body;
+        assert_eq!(reply.status, 400, "{name}: {json}");
         assert_eq!(json["error"], code, "{name}: {json}");
     }
-    let (status, _) = app.get(&format!("/api/v1/items/{id}")).await;
-    assert_eq!(status, 404, "no item was created");
-    let (_, list) = app.get("/api/v1/items").await;
-    assert_eq!(list["count"], 0);
+    let created = app.get(&format!("/api/v1/items/{id}")).await;
+    assert_eq!(created.status, 404, "no item was created");
+    assert_eq!(app.get("/api/v1/items").await.body["count"], 0);
 }
 
 #[tokio::test]
 async fn an_unknown_route_is_404_with_the_error_body() {
     let app = spawn_app().await;
-    for (status, json) in [
+    for reply in [
         app.get("/api/v1/nothing-here").await,
         app.get("/api/v2/items").await,
         app.post("/api/v1/items/x/bid/extra", json!({})).await,
     ] {
-        assert_eq!(status, 404, "{json}");
-        assert_eq!(json["error"], "not_found", "{json}");
+        let json = reply.assert_error(404, "not_found");
         assert_eq!(json["message"], "no such endpoint", "{json}");
     }
 }

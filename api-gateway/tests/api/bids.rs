@@ -7,37 +7,24 @@ use std::time::Duration;
 #[tokio::test]
 async fn first_bid_must_reach_the_starting_price_and_later_bids_the_increment() {
     let app = spawn_app().await;
-    let item = app
-        .create_item(json!({"starting_price": 10, "min_increment": 1}))
-        .await;
+    // The defaults: starting at 10.00, increment 1.00.
+    let item = app.create_item(json!({})).await;
 
-    let (status, body) = app.bid(&item, "alice", json!(9.99)).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (200, Some("bid_too_low")),
-        "{body}"
-    );
-    assert_eq!(body["success"], false);
+    let below_start = app.bid(&item, "alice", json!(9.99)).await;
+    assert_eq!(below_start.assert_outcome("bid_too_low")["success"], false);
 
-    let (status, body) = app.bid(&item, "alice", json!(10)).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (200, Some("accepted")),
-        "{body}"
-    );
-    assert_eq!(body["success"], true);
-    assert_eq!(body["is_highest"], true);
-    assert_eq!(body["seq"], 1);
-    assert_eq!(body["current_bid"].to_string(), "10");
-    assert!(body["event_id"].as_str().is_some_and(|id| id.len() == 36));
+    let first = app.accepted_bid(&item, "alice", json!(10)).await;
+    assert_eq!(first.body["success"], true);
+    assert_eq!(first.body["is_highest"], true);
+    assert_eq!(first.seq, 1);
+    assert_eq!(first.body["current_bid"].to_string(), "10");
+    assert_eq!(first.event_id.len(), 36, "{}", first.body);
 
-    let (_, body) = app.bid(&item, "bob", json!(10.99)).await;
-    assert_eq!(body["code"], "bid_too_low", "{body}");
+    let below_increment = app.bid(&item, "bob", json!(10.99)).await;
+    let body = below_increment.assert_outcome("bid_too_low");
     assert_eq!(body["current_bid_cents"], 1000);
 
-    let (_, body) = app.bid(&item, "bob", json!("11.00")).await;
-    assert_eq!(body["code"], "accepted", "{body}");
-    assert_eq!(body["seq"], 2);
+    assert_eq!(app.accepted_bid(&item, "bob", json!("11.00")).await.seq, 2);
 
     let state = app.item(&item).await;
     assert_eq!(state["current_bid"].to_string(), "11");
@@ -49,7 +36,6 @@ async fn first_bid_must_reach_the_starting_price_and_later_bids_the_increment() 
         app.outbox_entries_for(&item).await + app.archived_event_ids().await.len(),
         2
     );
-    delete_stream(&app.config).await;
 }
 
 #[tokio::test]
@@ -60,15 +46,9 @@ async fn bid_before_the_start_returns_409_and_changes_nothing() {
         .await;
     assert_eq!(app.item(&item).await["status"], "scheduled");
 
-    let (status, body) = app.bid(&item, "alice", json!(50)).await;
-    assert_eq!(status, 409, "{body}");
-    assert_eq!(body["error"], "auction_not_started");
-    let hash = app.item_hash(&item).await;
-    assert_eq!(
-        (hash["seq"].as_str(), hash["bid_count"].as_str()),
-        ("0", "0")
-    );
-    assert_eq!(app.outbox_entries_for(&item).await, 0);
+    let early = app.bid(&item, "alice", json!(50)).await;
+    early.assert_error(409, "auction_not_started");
+    app.assert_no_bid_on(&item).await;
 }
 
 #[tokio::test]
@@ -83,43 +63,33 @@ async fn bid_after_the_end_returns_409_and_changes_nothing() {
     .unwrap();
     let before = app.item_hash(&item).await;
 
-    let (status, body) = app.bid(&item, "alice", json!(50)).await;
-    assert_eq!(status, 409, "{body}");
-    assert_eq!(body["error"], "auction_closed");
+    let late = app.bid(&item, "alice", json!(50)).await;
+    late.assert_error(409, "auction_closed");
     assert_eq!(
         app.item_hash(&item).await,
         before,
         "the rejected bid changed nothing"
     );
-    delete_stream(&app.config).await;
 }
 
 #[tokio::test]
 async fn bid_on_unknown_item_returns_404() {
     let app = spawn_app().await;
-    let (status, body) = app.bid("no-such-item", "alice", json!(50)).await;
-    assert_eq!(status, 404, "{body}");
-    assert_eq!(body["error"], "item_not_found");
+    let unknown = app.bid("no-such-item", "alice", json!(50)).await;
+    unknown.assert_error(404, "item_not_found");
 }
 
 #[tokio::test]
 async fn bid_in_the_anti_sniping_window_extends_the_end_time() {
     let app = spawn_app().await;
-    let item = app
-        .create_item(json!({
-            "end_time": in_secs(20),
-            "extension_window_secs": 60,
-            "extension_secs": 120,
-        }))
-        .await;
+    let item = app.create_item(anti_sniping(20, 60, 120)).await;
     let before = app.item(&item).await["end_time"]
         .as_str()
         .unwrap()
         .to_owned();
 
-    let (_, body) = app.bid(&item, "alice", json!(15)).await;
-    assert_eq!(body["code"], "accepted", "{body}");
-    assert_eq!(body["extended"], true);
+    let bid = app.accepted_bid(&item, "alice", json!(15)).await;
+    assert_eq!(bid.body["extended"], true);
 
     let after = app.item(&item).await;
     let end = shared::Timestamp::parse_rfc3339(after["end_time"].as_str().unwrap()).unwrap();
@@ -129,90 +99,65 @@ async fn bid_in_the_anti_sniping_window_extends_the_end_time() {
         "end moved from {old} to {end}"
     );
     // The closing schedule follows the new end time.
-    let keys = app.keys();
-    let item_keys = keys.item(&shared::ItemId::parse(&item).unwrap());
     let score: i64 = redis::cmd("ZSCORE")
-        .arg(&item_keys.closing)
+        .arg(app.item_keys(&item).closing)
         .arg(&item)
         .query_async(&mut app.redis().await)
         .await
         .unwrap();
     assert_eq!(score, end.micros());
-    delete_stream(&app.config).await;
 }
 
 #[tokio::test]
 async fn bid_outside_the_anti_sniping_window_does_not_extend() {
     let app = spawn_app().await;
-    let item = app
-        .create_item(
-            json!({"end_time": in_secs(3600), "extension_window_secs": 60, "extension_secs": 120}),
-        )
-        .await;
-    let (_, body) = app.bid(&item, "alice", json!(15)).await;
-    assert_eq!(
-        (body["code"].as_str(), body["extended"].as_bool()),
-        (Some("accepted"), Some(false))
-    );
-    delete_stream(&app.config).await;
+    let item = app.create_item(anti_sniping(3600, 60, 120)).await;
+    let bid = app.accepted_bid(&item, "alice", json!(15)).await;
+    assert_eq!(bid.body["extended"], false, "{}", bid.body);
+}
+
+/// Bids 20 with `key` twice, then 30 with the same key, on a fresh item: the retry gets the
+/// first answer again, the other amount a 409, and the item holds one bid. Returns the item.
+/// Both Redis strategies keep this rule.
+pub async fn assert_a_keyed_retry_bids_once(app: &TestApp, key: &str) -> String {
+    let item = app.create_item(json!({})).await;
+    let first = app.bid_with_key(&item, "alice", json!(20), key).await;
+    let second = app.bid_with_key(&item, "alice", json!(20), key).await;
+    let replayed = second.assert_status(200);
+    assert_eq!(first.body["code"], "accepted", "{}", first.text);
+    assert_eq!(replayed["event_id"], first.body["event_id"]);
+    assert_eq!(replayed["seq"], 1);
+    assert_eq!(replayed["replayed"], true);
+    assert_eq!(app.item(&item).await["bid_count"], 1);
+
+    let conflict = app.bid_with_key(&item, "alice", json!(30), key).await;
+    conflict.assert_error(409, "idempotency_key_reused");
+    assert_eq!(app.item(&item).await["seq"], 1);
+    item
 }
 
 #[tokio::test]
 async fn retry_with_the_same_idempotency_key_returns_the_first_answer_and_bids_once() {
     let app = spawn_app().await;
-    let item = app.create_item(json!({})).await;
-    let send = |amount: serde_json::Value| {
-        app.http
-            .post(format!("{}/api/v1/items/{item}/bid", app.base))
-            .header("Idempotency-Key", "retry-1")
-            .json(&json!({"user_id": "alice", "amount": amount}))
-            .send()
-    };
-    let first: serde_json::Value = send(json!(20)).await.unwrap().json().await.unwrap();
-    let second = send(json!(20)).await.unwrap();
-    assert_eq!(second.status(), 200);
-    let second: serde_json::Value = second.json().await.unwrap();
-    assert_eq!(first["code"], "accepted", "{first}");
-    assert_eq!(second["event_id"], first["event_id"]);
-    assert_eq!(second["seq"], 1);
-    assert_eq!(second["replayed"], true);
-    assert_eq!(app.item(&item).await["bid_count"], 1);
-
-    let conflict = send(json!(30)).await.unwrap();
-    assert_eq!(conflict.status(), 409);
-    let conflict: serde_json::Value = conflict.json().await.unwrap();
-    assert_eq!(conflict["error"], "idempotency_key_reused");
-    assert_eq!(app.item(&item).await["seq"], 1);
+    assert_a_keyed_retry_bids_once(&app, "retry-1").await;
 
     wait_until(Duration::from_secs(10), "one archived event", || async {
         (app.archived_event_ids().await.len() == 1).then_some(())
     })
     .await
     .unwrap();
-    delete_stream(&app.config).await;
 }
 
 #[tokio::test]
 async fn a_rejected_bid_is_also_answered_the_same_on_retry() {
     let app = spawn_app().await;
     let item = app.create_item(json!({})).await;
-    app.bid(&item, "bob", json!(50)).await;
+    app.accepted_bid(&item, "bob", json!(50)).await;
     for _ in 0..2 {
-        let body: serde_json::Value = app
-            .http
-            .post(format!("{}/api/v1/items/{item}/bid", app.base))
-            .header("Idempotency-Key", "low-1")
-            .json(&json!({"user_id": "alice", "amount": 20}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(body["code"], "bid_too_low", "{body}");
+        let retried = app.bid_with_key(&item, "alice", json!(20), "low-1").await;
+        let body = retried.assert_outcome("bid_too_low");
         assert_eq!(body["current_bid_cents"], 5000);
     }
-    delete_stream(&app.config).await;
 }
 
 #[tokio::test]
@@ -222,26 +167,12 @@ async fn a_user_bidding_faster_than_the_limit_gets_429_and_changes_nothing() {
     config.bid_burst_per_user = 2;
     let app = spawn_app_with(config).await;
     let item = app.create_item(json!({})).await;
-    assert_eq!(
-        app.bid(&item, "alice", json!(11)).await.1["code"],
-        "accepted"
-    );
-    assert_eq!(
-        app.bid(&item, "alice", json!(12)).await.1["code"],
-        "accepted"
-    );
+    app.accepted_bid(&item, "alice", json!(11)).await;
+    app.accepted_bid(&item, "alice", json!(12)).await;
 
-    let response = app
-        .http
-        .post(format!("{}/api/v1/items/{item}/bid", app.base))
-        .json(&json!({"user_id": "alice", "amount": 13}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 429);
-    assert!(response.headers().contains_key("retry-after"));
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["error"], "rate_limited", "{body}");
+    let limited = app.bid(&item, "alice", json!(13)).await;
+    limited.assert_error(429, "rate_limited");
+    assert!(limited.headers.contains_key("retry-after"));
     assert_eq!(
         app.item(&item).await["seq"],
         2,
@@ -249,6 +180,5 @@ async fn a_user_bidding_faster_than_the_limit_gets_429_and_changes_nothing() {
     );
 
     // Another bidder is not affected.
-    assert_eq!(app.bid(&item, "bob", json!(14)).await.1["code"], "accepted");
-    delete_stream(&app.config).await;
+    app.accepted_bid(&item, "bob", json!(14)).await;
 }

@@ -1,31 +1,24 @@
-//! `spawn_app` and friends: start a gateway in-process and talk to it and to its Redis/NATS.
+//! `spawn_app` and friends: a gateway in-process (testkit's [`Gateway`], with its typed
+//! requests), and what only the gateway's own tests read behind its back: its Redis keys, its
+//! outbox and its archive stream.
 
-use api_gateway::{Application, config::Config};
+use api_gateway::config::Config;
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 use shared::ItemId;
-use shared::redis_keys::Keyspace;
+use shared::redis_keys::{ItemKeys, Keyspace};
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
+use testkit::gateway::{gateway_config, spawn_gateway};
+use testkit::isolation::Isolation;
 
+pub use testkit::gateway::{Gateway, decimal, in_secs};
 pub use testkit::{NatsServer, RedisServer, unique_id, wait_until};
 
 /// A configuration isolated from every other test: own key prefix, subjects and stream.
 pub fn test_config(redis_url: &str, nats_url: &str) -> Config {
-    let tag = unique_id("t").replace('-', "");
-    let mut config = Config::defaults();
-    config.listen_addr = "127.0.0.1:0".parse().expect("valid address");
-    config.redis.url = redis_url.into();
-    config.common.nats_url = nats_url.into();
-    config.redis.key_prefix = format!("{tag}:");
-    config.common.subject_prefix = tag.clone();
-    config.archive.stream = tag.to_uppercase();
-    // A starved test machine must not turn slow answers into 503s; the outage tests set the
-    // production deadline back explicitly.
-    config.redis_timeout_ms = 2_000;
-    // Tests bid fast from one user on purpose; the rate-limit test turns it back on.
-    config.bid_rate_per_user = 0;
+    let mut config = gateway_config(&Isolation::new(redis_url, nats_url));
     // Tests assert strict `seq` order on the live subject; on a loaded CI machine a bid's
     // task can be descheduled longer than the default 20 ms hold.
     config.live_reorder_hold_ms = 2_000;
@@ -36,19 +29,15 @@ pub fn shared_config() -> Config {
     test_config(testkit::SHARED_REDIS_URL, testkit::SHARED_NATS_URL)
 }
 
-fn init_logs() {
-    if std::env::var_os("TEST_LOG").is_some() {
-        shared::telemetry::init(shared::telemetry::LogFormat::Pretty, "info");
-    }
-}
+/// A running gateway; it derefs to testkit's [`Gateway`] for the requests.
+pub struct TestApp(Gateway);
 
-/// A running gateway.
-pub struct TestApp {
-    pub base: String,
-    pub config: Config,
-    pub http: reqwest::Client,
-    shutdown: CancellationToken,
-    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+impl Deref for TestApp {
+    type Target = Gateway;
+
+    fn deref(&self) -> &Gateway {
+        &self.0
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -56,125 +45,28 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(config: Config) -> TestApp {
-    init_logs();
-    let app = Application::build(config.clone())
-        .await
-        .expect("gateway builds");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(app.run(shutdown.clone()));
-    TestApp {
-        base,
-        config,
-        http: reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
-            .build()
-            .expect("http client"),
-        shutdown,
-        handle: Some(handle),
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-/// An auction end time `secs` from now, RFC 3339.
-pub fn in_secs(secs: i64) -> String {
-    shared::Timestamp::from_micros(shared::Timestamp::now().micros() + secs * 1_000_000)
-        .to_rfc3339()
+    TestApp(spawn_gateway(config).await)
 }
 
 impl TestApp {
     /// Stops the gateway gracefully and waits for it.
-    pub async fn stop(mut self) {
-        self.shutdown.cancel();
-        if let Some(handle) = self.handle.take() {
-            handle
-                .await
-                .expect("gateway task")
-                .expect("gateway ran cleanly");
-        }
+    pub async fn stop(self) {
+        self.0.stop().await;
     }
 
     /// Waits (up to `within`) for the gateway to stop by itself, without asking it to, and
     /// returns what its `run` returned.
-    pub async fn exited(mut self, within: Duration) -> anyhow::Result<()> {
-        let handle = self.handle.take().expect("gateway still running");
-        tokio::time::timeout(within, handle)
-            .await
-            .expect("gateway stopped by itself in time")
-            .expect("gateway task")
-    }
-
-    /// Waits for `/ready` to answer 200 and returns its body.
-    pub async fn wait_ready(&self) -> Value {
-        wait_until(Duration::from_secs(15), "gateway ready", || async {
-            let (status, body) = self.get("/ready").await;
-            (status == 200).then_some(body)
-        })
-        .await
-        .unwrap()
+    pub async fn exited(self, within: Duration) -> anyhow::Result<()> {
+        self.0.exited(within).await
     }
 
     pub fn keys(&self) -> Keyspace {
         Keyspace::new(self.config.redis.key_prefix.clone())
     }
 
-    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .expect("request sent");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("request sent");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Creates an active auction (starting 10.00, increment 1.00 unless `extra` says otherwise).
-    pub async fn create_item(&self, extra: Value) -> String {
-        let id = unique_id("item");
-        let mut body = json!({
-            "id": id,
-            "name": "Test camera",
-            "starting_price": 10,
-            "end_time": in_secs(3600),
-        });
-        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
-            body.extend(extra.clone());
-        }
-        let (status, json) = self.post("/api/v1/items", body).await;
-        assert_eq!(status, 201, "create item: {json}");
-        id
-    }
-
-    pub async fn bid(&self, item: &str, user: &str, amount: Value) -> (u16, Value) {
-        self.post(
-            &format!("/api/v1/items/{item}/bid"),
-            json!({ "user_id": user, "amount": amount }),
-        )
-        .await
-    }
-
-    pub async fn item(&self, item: &str) -> Value {
-        let (status, json) = self.get(&format!("/api/v1/items/{item}")).await;
-        assert_eq!(status, 200, "get item: {json}");
-        json
+    /// The Redis keys of `item`.
+    pub fn item_keys(&self, item: &str) -> ItemKeys {
+        self.keys().item(&ItemId::parse(item).expect("valid id"))
     }
 
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
@@ -187,12 +79,8 @@ impl TestApp {
 
     /// The raw item hash.
     pub async fn item_hash(&self, item: &str) -> HashMap<String, String> {
-        let key = self
-            .keys()
-            .item(&ItemId::parse(item).expect("valid id"))
-            .item;
         redis::cmd("HGETALL")
-            .arg(key)
+            .arg(self.item_keys(item).item)
             .query_async(&mut self.redis().await)
             .await
             .expect("hgetall")
@@ -200,12 +88,8 @@ impl TestApp {
 
     /// Entries in the item's outbox shard that carry this item's events.
     pub async fn outbox_entries_for(&self, item: &str) -> usize {
-        let key = self
-            .keys()
-            .item(&ItemId::parse(item).expect("valid id"))
-            .outbox;
         let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg(key)
+            .arg(self.item_keys(item).outbox)
             .arg("-")
             .arg("+")
             .query_async(&mut self.redis().await)
@@ -218,16 +102,75 @@ impl TestApp {
             .count()
     }
 
+    /// Asserts that a refused bid changed nothing: no accepted bid, no price, no outbox entry.
+    pub async fn assert_no_bid_on(&self, item: &str) {
+        let hash = self.item_hash(item).await;
+        assert_eq!(
+            (
+                hash["seq"].as_str(),
+                hash["bid_count"].as_str(),
+                hash["current_cents"].as_str()
+            ),
+            ("0", "0", "0"),
+            "{hash:?}"
+        );
+        assert_eq!(self.outbox_entries_for(item).await, 0);
+    }
+
     pub async fn nats(&self) -> async_nats::Client {
         async_nats::connect(self.config.common.nats_url.expose())
             .await
             .expect("nats connection")
     }
 
+    /// A subscription to the item's live subject, in place before the call returns.
+    pub async fn subscribe_live(&self, item: &str) -> async_nats::Subscriber {
+        let nats = self.nats().await;
+        let live = nats
+            .subscribe(format!("{}.live.{item}", self.config.common.subject_prefix))
+            .await
+            .expect("live subscription");
+        nats.flush().await.expect("subscription flushed");
+        live
+    }
+
     /// Event ids stored in this app's archive stream, in stream order.
     pub async fn archived_event_ids(&self) -> Vec<String> {
         archived_event_ids(&self.config).await
     }
+
+    /// Waits until the archive stream holds `count` events; returns them.
+    pub async fn wait_archived(&self, count: usize) -> Vec<Value> {
+        wait_until(
+            Duration::from_secs(10),
+            &format!("{count} events archived"),
+            || async {
+                let events = archived_events(&self.config).await;
+                (events.len() == count).then_some(events)
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Waits until the item's outbox holds none of its entries.
+    pub async fn wait_outbox_drained(&self, item: &str) {
+        wait_until(Duration::from_secs(15), "the outbox drained", || async {
+            (self.outbox_entries_for(item).await == 0).then_some(())
+        })
+        .await
+        .unwrap();
+    }
+}
+
+/// Item fields for an auction ending in `end_in` seconds whose bids in its last `window`
+/// seconds move the end to `extension` seconds after the bid.
+pub fn anti_sniping(end_in: i64, window: u64, extension: u64) -> Value {
+    serde_json::json!({
+        "end_time": in_secs(end_in),
+        "extension_window_secs": window,
+        "extension_secs": extension,
+    })
 }
 
 /// Event ids stored in `config`'s archive stream (empty when the stream does not exist).
@@ -237,20 +180,6 @@ pub async fn archived_event_ids(config: &Config) -> Vec<String> {
         .iter()
         .map(|event| event["event_id"].as_str().expect("event_id").to_owned())
         .collect()
-}
-
-/// Deletes a test's stream from the shared NATS (best effort).
-pub async fn delete_stream(config: &Config) {
-    if let Ok(client) = async_nats::connect(config.common.nats_url.expose()).await {
-        let _ = async_nats::jetstream::new(client)
-            .delete_stream(&config.archive.stream)
-            .await;
-    }
-}
-
-/// Money text for a JSON body, from cents (`1234` → `"12.34"`).
-pub fn decimal(cents: u64) -> String {
-    format!("{}.{:02}", cents / 100, cents % 100)
 }
 
 /// Waits until `config`'s archive holds as many events as were accepted, then asserts it holds
@@ -274,20 +203,6 @@ pub async fn assert_archived_exactly_once(config: &Config, accepted: &[String]) 
         archived, expected,
         "archive holds each accepted event exactly once"
     );
-}
-
-impl TestApp {
-    /// The Prometheus text of `/metrics`.
-    pub async fn metrics_text(&self) -> String {
-        self.http
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .expect("metrics request")
-            .text()
-            .await
-            .expect("metrics body")
-    }
 }
 
 /// Every event in `config`'s archive stream, decoded as JSON, in stream order.

@@ -19,17 +19,9 @@ async fn wait_closed(app: &TestApp, item: &str) -> Value {
 async fn an_auction_closes_at_its_end_with_the_highest_bidder_as_winner() {
     let app = spawn_app().await;
     let item = app.create_item(json!({"end_time": in_secs(2)})).await;
-    let nats = app.nats().await;
-    let mut live = nats
-        .subscribe(format!("{}.live.{item}", app.config.common.subject_prefix))
-        .await
-        .unwrap();
-    nats.flush().await.unwrap();
-    assert_eq!(
-        app.bid(&item, "alice", json!(11)).await.1["code"],
-        "accepted"
-    );
-    assert_eq!(app.bid(&item, "bob", json!(12)).await.1["code"], "accepted");
+    let mut live = app.subscribe_live(&item).await;
+    app.accepted_bid(&item, "alice", json!(11)).await;
+    app.accepted_bid(&item, "bob", json!(12)).await;
 
     let state = wait_closed(&app, &item).await;
     assert_eq!(state["status"], "closed");
@@ -37,12 +29,8 @@ async fn an_auction_closes_at_its_end_with_the_highest_bidder_as_winner() {
     assert_eq!(state["final_price"].to_string(), "12");
     assert_eq!(state["seq"], 3, "the close takes the next seq");
 
-    let (status, body) = app.bid(&item, "carol", json!(50)).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (409, Some("auction_closed")),
-        "{body}"
-    );
+    let late = app.bid(&item, "carol", json!(50)).await;
+    late.assert_error(409, "auction_closed");
 
     let mut types = Vec::new();
     while types.len() < 3 {
@@ -69,14 +57,8 @@ async fn an_auction_closes_at_its_end_with_the_highest_bidder_as_winner() {
             ("auction_closed".into(), 3)
         ]
     );
-    let archived = wait_until(Duration::from_secs(10), "close archived", || async {
-        let events = archived_events(&app.config).await;
-        (events.len() == 3).then_some(events)
-    })
-    .await
-    .unwrap();
+    let archived = app.wait_archived(3).await;
     assert_eq!(archived[2]["type"], "auction_closed");
-    delete_stream(&app.config).await;
 }
 
 #[tokio::test]
@@ -85,10 +67,7 @@ async fn reserve_not_met_closes_without_a_winner_and_never_reveals_the_reserve()
     let item = app
         .create_item(json!({"end_time": in_secs(2), "reserve_price": 987.65}))
         .await;
-    assert_eq!(
-        app.bid(&item, "alice", json!(50)).await.1["code"],
-        "accepted"
-    );
+    app.accepted_bid(&item, "alice", json!(50)).await;
     assert_eq!(app.item(&item).await["reserve_met"], false);
     let state = wait_closed(&app, &item).await;
     assert_eq!(state["status"], "closed");
@@ -96,36 +75,25 @@ async fn reserve_not_met_closes_without_a_winner_and_never_reveals_the_reserve()
     assert_eq!(state["final_price"], Value::Null);
     assert_eq!(state["reserve_met"], false);
     assert!(!reveals_amount(&state, 987.65), "{state}");
-    delete_stream(&app.config).await;
 }
 
 #[tokio::test]
 async fn a_bid_in_the_anti_sniping_window_postpones_the_close() {
     let app = spawn_app().await;
-    let item = app
-        .create_item(
-            json!({"end_time": in_secs(2), "extension_window_secs": 10, "extension_secs": 4}),
-        )
-        .await;
-    let (_, body) = app.bid(&item, "alice", json!(11)).await;
+    let item = app.create_item(anti_sniping(2, 10, 4)).await;
+    let body = app.bid(&item, "alice", json!(11)).await.body;
     assert_eq!(body["extended"], true, "{body}");
     let new_end = shared::Timestamp::parse_rfc3339(body["end_time"].as_str().unwrap()).unwrap();
 
     let state = wait_closed(&app, &item).await;
     assert_eq!(state["winner_id"], "alice");
-    let events = wait_until(Duration::from_secs(10), "close archived", || async {
-        let events = archived_events(&app.config).await;
-        (events.len() == 2).then_some(events)
-    })
-    .await
-    .unwrap();
+    let events = app.wait_archived(2).await;
     let closed_at =
         shared::Timestamp::parse_rfc3339(events[1]["timestamp"].as_str().unwrap()).unwrap();
     assert!(
         closed_at >= new_end,
         "closed at {closed_at}, before the extended end {new_end}"
     );
-    delete_stream(&app.config).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -145,17 +113,11 @@ async fn three_gateways_close_a_thousand_auctions_ending_together_exactly_once()
             let end = end.clone();
             async move {
                 let id = format!("lot-{i}");
-                let (status, body) = app
-                    .post(
-                        "/api/v1/items",
-                        json!({"id": id, "name": "lot", "starting_price": 1, "end_time": end}),
-                    )
-                    .await;
-                assert_eq!(status, 201, "{body}");
+                let lot = json!({"id": id, "name": "lot", "starting_price": 1, "end_time": end});
+                app.post("/api/v1/items", lot).await.assert_status(201);
                 let bidder = format!("u{}", i % 17);
                 if i % 4 != 0 {
-                    let (status, reply) = app.bid(&id, &bidder, json!(2)).await;
-                    assert_eq!(reply["code"], "accepted", "{status} {reply}");
+                    app.accepted_bid(&id, &bidder, json!(2)).await;
                     Some((id, bidder))
                 } else {
                     None
@@ -193,20 +155,13 @@ async fn three_gateways_close_a_thousand_auctions_ending_together_exactly_once()
     }
     let mut closed_by = Vec::new();
     for app in &gateways {
-        let text = app.metrics_text().await;
-        closed_by.push(
-            text.lines()
-                .find_map(|l| l.strip_prefix("gateway_auctions_closed_total "))
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0),
-        );
+        closed_by.push(app.metric("gateway_auctions_closed_total").await);
     }
     assert_eq!(
-        closed_by.iter().sum::<u64>(),
-        1000,
+        closed_by.iter().sum::<f64>(),
+        1000.0,
         "closes per instance: {closed_by:?}"
     );
-    delete_stream(&config).await;
 }
 
 #[tokio::test]
@@ -214,19 +169,11 @@ async fn a_close_due_while_no_gateway_runs_happens_when_one_starts() {
     let config = shared_config();
     let first = spawn_app_with(config.clone()).await;
     let item = first.create_item(json!({"end_time": in_secs(2)})).await;
-    assert_eq!(
-        first.bid(&item, "alice", json!(11)).await.1["code"],
-        "accepted"
-    );
+    first.accepted_bid(&item, "alice", json!(11)).await;
+    let item_key = first.item_keys(&item).item;
+    let mut redis = first.redis().await;
     first.stop().await;
     // Past the end with no gateway running: nothing can close it yet.
-    let keys = shared::redis_keys::Keyspace::new(config.redis.key_prefix.clone());
-    let item_key = keys.item(&shared::ItemId::parse(&item).unwrap()).item;
-    let mut redis = redis::Client::open(config.redis.url.expose())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
     wait_until(Duration::from_secs(5), "end time passed", || async {
         let end: i64 = redis::cmd("HGET")
             .arg(&item_key)
@@ -252,5 +199,4 @@ async fn a_close_due_while_no_gateway_runs_happens_when_one_starts() {
         (state["status"].as_str(), state["winner_id"].as_str()),
         (Some("closed"), Some("alice"))
     );
-    delete_stream(&config).await;
 }

@@ -2,22 +2,15 @@
 
 use crate::helpers::*;
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn live_subscriber_sees_every_accepted_bid_in_seq_order() {
     let app = Arc::new(spawn_app().await);
-    let item = app
-        .create_item(json!({"starting_price": 1, "min_increment": 0.01}))
-        .await;
-    let nats = app.nats().await;
-    let mut live = nats
-        .subscribe(format!("{}.live.{item}", app.config.common.subject_prefix))
-        .await
-        .unwrap();
-    nats.flush().await.unwrap();
+    let item = app.create_penny_item().await;
+    let mut live = app.subscribe_live(&item).await;
 
     // 50 tasks × 20 rising bids, racing each other.
     let mut handles = Vec::new();
@@ -28,10 +21,8 @@ async fn live_subscriber_sees_every_accepted_bid_in_seq_order() {
             let mut accepted = 0u64;
             for i in 0..20u64 {
                 let cents = 100 + i * 100 + t;
-                let (_, body) = app
-                    .bid(&item, &format!("u{t}"), json!(decimal(cents)))
-                    .await;
-                accepted += u64::from(body["code"] == "accepted");
+                let reply = app.bid(&item, &format!("u{t}"), decimal(cents)).await;
+                accepted += u64::from(reply.body["code"] == "accepted");
             }
             accepted
         }));
@@ -66,5 +57,4 @@ async fn live_subscriber_sees_every_accepted_bid_in_seq_order() {
         (1..=accepted).collect::<Vec<_>>(),
         "every event once, in seq order"
     );
-    delete_stream(&app.config).await;
 }

@@ -12,17 +12,15 @@ async fn redis_down_gives_fast_503_and_bidding_recovers_when_it_returns() {
     config.redis_timeout_ms = api_gateway::config::Config::defaults().redis_timeout_ms;
     let app = spawn_app_with(config).await;
     let item = app.create_item(json!({})).await;
-    let (_, body) = app.bid(&item, "alice", json!(11)).await;
-    assert_eq!(body["code"], "accepted", "{body}");
+    app.accepted_bid(&item, "alice", json!(11)).await;
 
     redis.stop();
     let mut elapsed = Vec::new();
     for _ in 0..7 {
         let started = Instant::now();
-        let (status, body) = app.bid(&item, "alice", json!(20)).await;
+        let refused = app.bid(&item, "alice", json!(20)).await;
         elapsed.push(started.elapsed());
-        assert_eq!(status, 503, "{body}");
-        assert_eq!(body["error"], "unavailable");
+        refused.assert_error(503, "unavailable");
     }
     elapsed.sort();
     // The contract asks for 503 within 100 ms; allow for a loaded test machine on the max.
@@ -32,8 +30,8 @@ async fn redis_down_gives_fast_503_and_bidding_recovers_when_it_returns() {
         elapsed[3]
     );
     assert!(elapsed[6] < Duration::from_secs(1), "max {:?}", elapsed[6]);
-    let (status, body) = app.get("/ready").await;
-    assert_eq!((status, body["redis"].as_str()), (503, Some("down")));
+    let ready = app.get("/ready").await;
+    assert_eq!(ready.assert_status(503)["redis"], "down");
 
     redis.restart().unwrap();
     // A fresh Redis (no persistence here): the same gateway serves again without a restart.
@@ -41,20 +39,14 @@ async fn redis_down_gives_fast_503_and_bidding_recovers_when_it_returns() {
         Duration::from_secs(10),
         "gateway to reach Redis again",
         || async {
-            let (status, _) = app.get(&format!("/api/v1/items/{item}")).await;
-            (status == 404).then_some(())
+            let gone = app.get(&format!("/api/v1/items/{item}")).await;
+            (gone.status == 404).then_some(())
         },
     )
     .await
     .unwrap();
     let item = app.create_item(json!({})).await;
-    let (status, body) = app.bid(&item, "alice", json!(11)).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (200, Some("accepted")),
-        "{body}"
-    );
-    delete_stream(&app.config).await;
+    app.accepted_bid(&item, "alice", json!(11)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,25 +55,11 @@ async fn nats_down_during_bids_still_archives_every_accepted_bid_exactly_once() 
     let mut config = test_config(testkit::SHARED_REDIS_URL, &nats.url());
     config.archive.duplicate_window_secs = 600;
     let app = spawn_app_with(config).await;
-    let item = app
-        .create_item(json!({"starting_price": 1, "min_increment": 0.01}))
-        .await;
+    let item = app.create_penny_item().await;
     let mut accepted = Vec::new();
-    let bid = |n: u64| {
-        let app = &app;
-        let item = item.clone();
-        async move {
-            let (status, body) = app.bid(&item, "alice", json!(decimal(100 + n))).await;
-            assert_eq!(
-                (status, body["code"].as_str()),
-                (200, Some("accepted")),
-                "{body}"
-            );
-            body["event_id"].as_str().unwrap().to_owned()
-        }
-    };
+    let bid = |n: u64| app.accepted_bid(&item, "alice", decimal(100 + n));
     for n in 0..50 {
-        accepted.push(bid(n).await);
+        accepted.push(bid(n).await.event_id);
     }
     wait_until(Duration::from_secs(10), "first 50 archived", || async {
         (app.archived_event_ids().await.len() == 50).then_some(())
@@ -90,11 +68,10 @@ async fn nats_down_during_bids_still_archives_every_accepted_bid_exactly_once() 
     .unwrap();
 
     nats.stop();
-    let (status, body) = app.get("/ready").await;
-    assert_eq!(status, 503, "{body}");
+    app.get("/ready").await.assert_status(503);
     let started = Instant::now();
     for n in 50..150 {
-        accepted.push(bid(n).await);
+        accepted.push(bid(n).await.event_id);
     }
     assert!(
         started.elapsed() < Duration::from_secs(10),
@@ -123,11 +100,12 @@ async fn postgres_down_makes_history_a_fast_503_and_never_touches_bidding() {
         "/api/v1/users/alice/stats".to_owned(),
     ] {
         let started = Instant::now();
-        let (status, body) = app.get(&path).await;
+        let reply = app.get(&path).await;
         assert_eq!(
-            (status, body["error"].as_str()),
+            (reply.status, reply.body["error"].as_str()),
             (503, Some("unavailable")),
-            "{path}: {body}"
+            "{path}: {}",
+            reply.text
         );
         assert!(
             started.elapsed() < Duration::from_secs(2),
@@ -135,13 +113,7 @@ async fn postgres_down_makes_history_a_fast_503_and_never_touches_bidding() {
             started.elapsed()
         );
     }
-    let (status, body) = app.bid(&item, "alice", json!(11)).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (200, Some("accepted")),
-        "{body}"
-    );
-    delete_stream(&app.config).await;
+    app.accepted_bid(&item, "alice", json!(11)).await;
 }
 
 /// Keeps a Redis busy for `millis` with a script that spins on `TIME` (a stalled Redis: every
@@ -175,27 +147,18 @@ async fn a_bid_redis_answers_too_late_is_outcome_unknown_and_a_keyed_retry_learn
     let app = spawn_app_with(config).await;
     let item = app.create_item(json!({})).await;
     // A first bid loads the bid script, so the stalled one is a single EVALSHA.
-    let (_, warm) = app.bid(&item, "bob", json!(11)).await;
-    assert_eq!(warm["code"], "accepted", "{warm}");
-    let send = || {
-        app.http
-            .post(format!("{}/api/v1/items/{item}/bid", app.base))
-            .header("Idempotency-Key", "stalled-1")
-            .json(&json!({"user_id": "alice", "amount": 20}))
-            .send()
-    };
+    app.accepted_bid(&item, "bob", json!(11)).await;
+    let send = || app.bid_with_key(&item, "alice", json!(20), "stalled-1");
 
     // Generous on both sides for a loaded CI machine: the stall has begun well before the bid
     // and lasts well past its 100 ms deadline.
     let stalled = tokio::spawn(stall(redis.url(), 1_500));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
-    let first = send().await.unwrap();
+    let first = send().await;
     let waited = started.elapsed();
-    assert_eq!(first.status(), 503);
-    assert_eq!(first.headers()["retry-after"], "1");
-    let first: serde_json::Value = first.json().await.unwrap();
-    assert_eq!(first["error"], "outcome_unknown", "{first}");
+    first.assert_error(503, "outcome_unknown");
+    assert_eq!(first.headers["retry-after"], "1");
     assert!(
         waited < Duration::from_millis(1_000),
         "answered after {waited:?}"
@@ -203,9 +166,8 @@ async fn a_bid_redis_answers_too_late_is_outcome_unknown_and_a_keyed_retry_learn
     stalled.await.unwrap();
 
     // The script ran once Redis was free: the bid is in, and the keyed retry says so.
-    let second = send().await.unwrap();
-    assert_eq!(second.status(), 200);
-    let second: serde_json::Value = second.json().await.unwrap();
+    let second = send().await;
+    let second = second.assert_status(200);
     assert_eq!(
         (
             second["code"].as_str(),
@@ -216,5 +178,4 @@ async fn a_bid_redis_answers_too_late_is_outcome_unknown_and_a_keyed_retry_learn
         "{second}"
     );
     assert_eq!(app.item(&item).await["bid_count"], 2);
-    delete_stream(&app.config).await;
 }

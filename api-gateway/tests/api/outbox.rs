@@ -4,6 +4,8 @@ use crate::helpers::*;
 use api_gateway::Application;
 use serde_json::json;
 use std::time::Duration;
+use testkit::reply::Reply;
+use testkit::service::metric_value;
 use tokio_util::sync::CancellationToken;
 
 /// A gateway on its own runtime, so the test can kill it abruptly: shutting the runtime down
@@ -79,30 +81,18 @@ async fn entries_left_pending_by_a_crashed_gateway_are_reclaimed_and_archived_on
     observer_config.relay_enabled = false;
     observer_config.instance_id = "observer".into();
     let observer = spawn_app_with(observer_config).await;
-    let item = observer
-        .create_item(json!({"starting_price": 1, "min_increment": 0.01}))
-        .await;
-    let stream = observer
-        .keys()
-        .item(&shared::ItemId::parse(&item).unwrap())
-        .outbox;
+    let item = observer.create_penny_item().await;
+    let stream = observer.item_keys(&item).outbox;
 
-    let http = reqwest::Client::new();
     let mut accepted = Vec::new();
     let bid_via_a = |n: u64| {
-        let http = http.clone();
-        let url = format!("{}/api/v1/items/{item}/bid", a.base);
+        let request = observer
+            .http()
+            .post(format!("{}/api/v1/items/{item}/bid", a.base))
+            .json(&json!({"user_id": "alice", "amount": decimal(100 + n)}));
         async move {
-            let body: serde_json::Value = http
-                .post(url)
-                .json(&json!({"user_id": "alice", "amount": decimal(100 + n)}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            assert_eq!(body["code"], "accepted", "{body}");
+            let reply = Reply::read(request.send().await.unwrap()).await;
+            let body = reply.assert_outcome("accepted");
             body["event_id"].as_str().unwrap().to_owned()
         }
     };
@@ -139,12 +129,8 @@ async fn entries_left_pending_by_a_crashed_gateway_are_reclaimed_and_archived_on
     assert_archived_exactly_once(&c.config, &accepted).await;
     assert_eq!(pending_count(&c, &stream).await, 0, "nothing left pending");
     let metrics = c.metrics_text().await;
-    let reclaimed = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("gateway_relay_reclaimed_total "))
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    assert!(reclaimed > 0, "C reclaimed A's entries: {metrics}");
+    let reclaimed = metric_value(&metrics, "gateway_relay_reclaimed_total").unwrap_or(0.0);
+    assert!(reclaimed > 0.0, "C reclaimed A's entries: {metrics}");
 }
 
 #[tokio::test]
@@ -152,10 +138,7 @@ async fn an_undecodable_outbox_entry_is_dead_lettered_with_its_decode_error_and_
 {
     let app = spawn_app().await;
     let item = app.create_item(json!({})).await;
-    let stream = app
-        .keys()
-        .item(&shared::ItemId::parse(&item).unwrap())
-        .outbox;
+    let stream = app.item_keys(&item).outbox;
     // A bid as a broken script might append it: everything but its seq.
     let broken: String = redis::cmd("XADD")
         .arg(&stream)
@@ -176,8 +159,7 @@ async fn an_undecodable_outbox_entry_is_dead_lettered_with_its_decode_error_and_
         .await
         .unwrap();
 
-    let (_, body) = app.bid(&item, "alice", json!(20)).await;
-    assert_eq!(body["code"], "accepted", "{body}");
+    let accepted = app.accepted_bid(&item, "alice", json!(20)).await;
 
     let dead = wait_until(
         Duration::from_secs(10),
@@ -202,15 +184,6 @@ async fn an_undecodable_outbox_entry_is_dead_lettered_with_its_decode_error_and_
         Some("lacks field seq")
     );
     // The accepted bid behind it still reaches the archive, and nothing stays in the outbox.
-    assert_archived_exactly_once(
-        &app.config,
-        &[body["event_id"].as_str().unwrap().to_owned()],
-    )
-    .await;
-    wait_until(Duration::from_secs(10), "the outbox drained", || async {
-        (app.outbox_entries_for(&item).await == 0).then_some(())
-    })
-    .await
-    .unwrap();
-    delete_stream(&app.config).await;
+    assert_archived_exactly_once(&app.config, &[accepted.event_id]).await;
+    app.wait_outbox_drained(&item).await;
 }

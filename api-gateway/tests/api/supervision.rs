@@ -3,51 +3,27 @@
 //! it. Tasks are stopped through the `Config::task_faults` test hook.
 
 use crate::helpers::*;
-use serde_json::{Value, json};
-use shared::ItemId;
-use shared::redis_keys::shard_of;
+use serde_json::json;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-/// Stops `task` and waits for `/ready` to answer 503 naming it (and only it).
-async fn stop_and_see_it_named(app: &TestApp, task: &str) -> Value {
+/// Stops `task` and waits for `/ready` to answer 503 naming it (and only it), Redis and NATS
+/// up.
+async fn stop_and_see_it_named(app: &TestApp, task: &str) {
     app.config.task_faults.stop(task);
-    wait_until(WAIT, "ready to name the stopped task", || async {
-        let (status, body) = app.get("/ready").await;
-        (status == 503 && body["tasks_down"] == json!([task])).then_some(body)
-    })
-    .await
-    .unwrap()
+    app.wait_task_down(WAIT, task, &["redis", "nats"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_relay_shard_is_named_by_ready_then_restarted_and_relays_what_waited() {
     let app = spawn_app().await;
-    app.wait_ready().await;
+    app.wait_ready(WAIT).await;
     let item = app.create_item(json!({})).await;
-    let task = format!(
-        "outbox_relay.s{}",
-        shard_of(&ItemId::parse(item.as_str()).unwrap())
-    );
+    let task = format!("outbox_relay.s{}", app.item_keys(&item).shard);
 
-    let body = stop_and_see_it_named(&app, &task).await;
-    assert_eq!(
-        (
-            body["status"].as_str(),
-            body["redis"].as_str(),
-            body["nats"].as_str()
-        ),
-        (Some("not_ready"), Some("up"), Some("up")),
-        "only the task is down: {body}"
-    );
-    let (status, bid) = app.bid(&item, "alice", json!(11)).await;
-    assert_eq!(
-        (status, bid["code"].as_str()),
-        (200, Some("accepted")),
-        "{bid}"
-    );
-    let event_id = bid["event_id"].as_str().unwrap().to_owned();
+    stop_and_see_it_named(&app, &task).await;
+    let event_id = app.accepted_bid(&item, "alice", json!(11)).await.event_id;
     assert_eq!(
         app.outbox_entries_for(&item).await,
         1,
@@ -55,7 +31,7 @@ async fn a_stopped_relay_shard_is_named_by_ready_then_restarted_and_relays_what_
     );
 
     app.config.task_faults.resume(&task);
-    let ready = app.wait_ready().await;
+    let ready = app.wait_ready(WAIT).await;
     assert_eq!(ready.get("tasks_down"), None, "{ready}");
     wait_until(WAIT, "the waiting bid archived", || async {
         app.archived_event_ids()
@@ -65,19 +41,14 @@ async fn a_stopped_relay_shard_is_named_by_ready_then_restarted_and_relays_what_
     })
     .await
     .unwrap();
-    wait_until(WAIT, "the relayed entry removed", || async {
-        (app.outbox_entries_for(&item).await == 0).then_some(())
-    })
-    .await
-    .unwrap();
-    delete_stream(&app.config).await;
+    app.wait_outbox_drained(&item).await;
     app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_restartable_task_that_stops_is_named_by_ready_and_comes_back() {
     let app = spawn_app().await;
-    app.wait_ready().await;
+    app.wait_ready(WAIT).await;
     for task in [
         "price_cache",
         "rate_limit_cleanup",
@@ -86,7 +57,7 @@ async fn every_restartable_task_that_stops_is_named_by_ready_and_comes_back() {
     ] {
         stop_and_see_it_named(&app, task).await;
         app.config.task_faults.resume(task);
-        let ready = app.wait_ready().await;
+        let ready = app.wait_ready(WAIT).await;
         assert_eq!(ready["status"], "ready", "{task}: {ready}");
     }
 
@@ -99,15 +70,14 @@ async fn every_restartable_task_that_stops_is_named_by_ready_and_comes_back() {
     .await
     .unwrap();
     assert_eq!(closed["status"], "closed");
-    delete_stream(&app.config).await;
     app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_live_publisher_stops_the_gateway_with_an_error_naming_it() {
     let app = spawn_app().await;
-    app.wait_ready().await;
-    let base = app.base.clone();
+    app.wait_ready(WAIT).await;
+    let health = app.url("/health");
     let config = app.config.clone();
 
     config.task_faults.stop("live_publisher");
@@ -118,8 +88,7 @@ async fn a_stopped_live_publisher_stops_the_gateway_with_an_error_naming_it() {
 
     assert!(format!("{error:#}").contains("live_publisher"), "{error:#}");
     assert!(
-        reqwest::get(format!("{base}/health")).await.is_err(),
+        reqwest::get(health).await.is_err(),
         "the stopped gateway no longer serves"
     );
-    delete_stream(&config).await;
 }

@@ -11,19 +11,14 @@ use std::time::Duration;
 async fn a_worker_killed_after_inserting_but_before_acking_leaves_each_event_once() {
     let setup = setup().await;
     let gateway = spawn_gateway(&setup).await;
-    let item = create_item(&gateway).await;
+    let item = gateway.create_penny_item().await;
     let mut accepted = Vec::new();
     for n in 0..40u64 {
         accepted.push(accepted_bid(&gateway, &item, &format!("u{}", n % 4), 100 + n).await);
     }
 
     // The "crashing" worker: fetch, insert in one transaction, then die before acking.
-    let store = Store::new(
-        setup.worker.database.url.expose(),
-        2,
-        Duration::from_secs(5),
-    )
-    .unwrap();
+    let store = Store::new(setup.database(), 2, Duration::from_secs(5)).unwrap();
     store.migrate().await.unwrap();
     let js = async_nats::jetstream::new(
         async_nats::connect(setup.gateway.common.nats_url.expose())
@@ -69,29 +64,12 @@ async fn a_worker_killed_after_inserting_but_before_acking_leaves_each_event_onc
 
     // A real worker on the same consumer gets the redeliveries and absorbs them.
     let worker = spawn_worker(&setup.worker).await;
-    wait_until(
-        Duration::from_secs(30),
-        "redeliveries processed",
-        || async {
-            let text = reqwest::get(format!("{}/metrics", worker.base))
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
-            text.contains("archive_duplicates_total 40").then_some(())
-        },
-    )
-    .await
-    .unwrap();
-    assert_archived_exactly_once(setup.worker.database.url.expose(), &accepted).await;
-    let db = pg(setup.worker.database.url.expose()).await;
-    let placed: i64 = db
-        .query_one("select sum(bids_placed)::bigint from user_stats", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(placed, 40, "stats not double-counted");
+    worker
+        .wait_metric(Duration::from_secs(30), "archive_duplicates_total", 40.0)
+        .await;
+    assert_archived_exactly_once(setup.database(), &accepted).await;
+    let db = pg(setup.database()).await;
+    assert_eq!(bids_placed(&db).await, 40, "stats not double-counted");
     let count: i64 = db
         .query_one(
             "select bid_count from auctions where item_id = $1",
@@ -102,37 +80,28 @@ async fn a_worker_killed_after_inserting_but_before_acking_leaves_each_event_onc
         .get(0);
     assert_eq!(count, 40);
     worker.stop().await;
-    delete_stream(&setup).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stopped_during_a_stream_of_bids_loses_nothing() {
     let mut postgres = PostgresServer::start().unwrap();
     let setup = setup_with(testkit::SHARED_NATS_URL, &postgres.url());
-    let gateway = spawn_gateway(&setup).await;
-    let worker = spawn_worker(&setup.worker).await;
-    let item = create_item(&gateway).await;
+    let (gateway, worker, item) = start(&setup).await;
     let mut accepted = Vec::new();
     for n in 0..30u64 {
         accepted.push(accepted_bid(&gateway, &item, "alice", 100 + n).await);
     }
-    assert_archived_exactly_once(setup.worker.database.url.expose(), &accepted).await;
+    assert_archived_exactly_once(setup.database(), &accepted).await;
 
     postgres.stop();
     for n in 30..130u64 {
         accepted.push(accepted_bid(&gateway, &item, "bob", 100 + n).await);
     }
-    let (status, body) = get(&worker.base, "/ready").await;
-    assert_eq!(status, 503, "{body}");
-    assert_eq!(body["postgres"], "down");
+    let ready = worker.get("/ready").await;
+    assert_eq!(ready.assert_status(503)["postgres"], "down");
 
     postgres.restart().unwrap();
-    assert_archived_exactly_once(setup.worker.database.url.expose(), &accepted).await;
-    wait_until(Duration::from_secs(10), "worker ready again", || async {
-        (get(&worker.base, "/ready").await.0 == 200).then_some(())
-    })
-    .await
-    .unwrap();
+    assert_archived_exactly_once(setup.database(), &accepted).await;
+    worker.wait_ready(Duration::from_secs(10)).await;
     worker.stop().await;
-    delete_stream(&setup).await;
 }

@@ -1,28 +1,16 @@
-//! Start a gateway and workers in-process, sharing one test's stream and database.
+//! Start a gateway (testkit's) and workers in-process, sharing one test's stream and
+//! database, and read what the worker wrote.
 
 use archival_worker::config::Config as WorkerConfig;
-use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
+use testkit::gateway::gateway_config;
+use testkit::isolation::Isolation;
+use testkit::service::LOOPBACK_ANY_PORT;
 
-pub use testkit::{PostgresServer, unique_id, wait_until};
-
-/// The gateway's admin token in these tests.
-pub const ADMIN_TOKEN: &str = "worker-test-admin";
-
-/// An admin action through the gateway.
-pub async fn admin(gateway: &Running, item: &str, action: &str, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/v1/items/{item}/{action}", gateway.base))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
+pub use testkit::gateway::{Gateway, decimal, in_secs};
+pub use testkit::service::Service;
+pub use testkit::{PostgresServer, wait_until};
 
 /// One test's world: the gateway's and the worker's configurations, wired together.
 #[derive(Clone)]
@@ -39,135 +27,55 @@ pub async fn setup() -> Setup {
 }
 
 pub fn setup_with(nats_url: &str, database_url: &str) -> Setup {
-    let tag = unique_id("w").replace('-', "");
-    let mut gateway = api_gateway::config::Config::defaults();
-    gateway.listen_addr = "127.0.0.1:0".parse().expect("address");
-    gateway.common.nats_url = nats_url.into();
-    gateway.redis.key_prefix = format!("{tag}:");
-    gateway.common.subject_prefix = tag.clone();
-    gateway.archive.stream = tag.to_uppercase();
+    let isolation = Isolation::new(testkit::SHARED_REDIS_URL, nats_url);
+    let mut gateway = gateway_config(&isolation);
     gateway.archive.duplicate_window_secs = 600;
-    gateway.bid_rate_per_user = 0;
-    gateway.redis_timeout_ms = 2_000;
     gateway.database.url = database_url.into();
     gateway.database_timeout_ms = 2_000;
-    gateway.admin_token = ADMIN_TOKEN.to_owned();
     let mut worker = WorkerConfig::defaults();
-    worker.listen_addr = "127.0.0.1:0".parse().expect("address");
-    worker.common.nats_url = nats_url.into();
+    worker.listen_addr = LOOPBACK_ANY_PORT;
+    isolation.isolate(&mut worker.common, None, Some(&mut worker.archive));
     worker.database.url = database_url.into();
-    worker.common.subject_prefix = tag.clone();
-    worker.archive.stream = tag.to_uppercase();
     worker.ack_wait_secs = 2;
     worker.database_timeout_ms = 2_000;
     Setup { gateway, worker }
 }
 
-fn init_logs() {
-    if std::env::var_os("TEST_LOG").is_some() {
-        shared::telemetry::init(shared::telemetry::LogFormat::Pretty, "info");
+impl Setup {
+    /// The read model's URL.
+    pub fn database(&self) -> &str {
+        self.worker.database.url.expose()
     }
 }
 
-/// A service running in-process; cancelled when dropped.
-pub struct Running {
-    pub base: String,
-    shutdown: CancellationToken,
-    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+pub async fn spawn_gateway(setup: &Setup) -> Gateway {
+    testkit::gateway::spawn_gateway(setup.gateway.clone()).await
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
+/// A gateway and a worker on `setup` (bids in, archive out) and an item to bid on (starting
+/// at 1.00, increment 0.01).
+pub async fn start(setup: &Setup) -> (Gateway, Service, String) {
+    let gateway = spawn_gateway(setup).await;
+    let worker = spawn_worker(&setup.worker).await;
+    let item = gateway.create_penny_item().await;
+    (gateway, worker, item)
 }
 
-impl Running {
-    /// Graceful stop, waiting for it.
-    pub async fn stop(mut self) {
-        self.shutdown.cancel();
-        if let Some(handle) = self.handle.take() {
-            handle.await.expect("task").expect("ran cleanly");
-        }
-    }
-}
-
-pub async fn spawn_gateway(setup: &Setup) -> Running {
-    init_logs();
-    let app = api_gateway::Application::build(setup.gateway.clone())
-        .await
-        .expect("gateway");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(app.run(shutdown.clone()));
-    Running {
-        base,
-        shutdown,
-        handle: Some(handle),
-    }
-}
-
-pub async fn spawn_worker(config: &WorkerConfig) -> Running {
-    init_logs();
-    let app = archival_worker::Application::build(config.clone())
-        .await
-        .expect("worker");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(app.run(shutdown.clone()));
-    Running {
-        base,
-        shutdown,
-        handle: Some(handle),
-    }
-}
-
-pub async fn post(base: &str, path: &str, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{base}{path}"))
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-pub async fn get(base: &str, path: &str) -> (u16, Value) {
-    let response = reqwest::get(format!("{base}{path}"))
-        .await
-        .expect("request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-pub async fn create_item(gateway: &Running) -> String {
-    let id = unique_id("item");
-    let end = shared::Timestamp::from_micros(shared::Timestamp::now().micros() + 3_600_000_000);
-    let (status, body) = post(
-        &gateway.base,
-        "/api/v1/items",
-        json!({"id": id, "name": "Lot", "starting_price": 1, "min_increment": 0.01, "end_time": end}),
+pub async fn spawn_worker(config: &WorkerConfig) -> Service {
+    Service::start(
+        archival_worker::Application::build(config.clone()),
+        archival_worker::Application::port,
+        archival_worker::Application::run,
     )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    id
+    .await
 }
 
-/// Places a bid that must be accepted; returns its event id.
-pub async fn accepted_bid(gateway: &Running, item: &str, user: &str, cents: u64) -> String {
-    let (status, body) = post(
-        &gateway.base,
-        &format!("/api/v1/items/{item}/bid"),
-        json!({"user_id": user, "amount": format!("{}.{:02}", cents / 100, cents % 100)}),
-    )
-    .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (200, Some("accepted")),
-        "{body}"
-    );
-    body["event_id"].as_str().expect("event id").to_owned()
+/// Places a bid of `cents` that must be accepted; returns its event id.
+pub async fn accepted_bid(gateway: &Gateway, item: &str, user: &str, cents: u64) -> String {
+    gateway
+        .accepted_bid(item, user, decimal(cents))
+        .await
+        .event_id
 }
 
 pub async fn pg(url: &str) -> tokio_postgres::Client {
@@ -176,6 +84,12 @@ pub async fn pg(url: &str) -> tokio_postgres::Client {
         .expect("postgres");
     tokio::spawn(connection);
     client
+}
+
+/// The bids counted in `user_stats`, over every user.
+pub async fn bids_placed(db: &tokio_postgres::Client) -> i64 {
+    let query = "select sum(bids_placed)::bigint from user_stats";
+    db.query_one(query, &[]).await.expect("user_stats").get(0)
 }
 
 /// Every archived bid's event id (each once if the archive is right).
@@ -205,10 +119,17 @@ pub async fn assert_archived_exactly_once(url: &str, accepted: &[String]) {
     assert_eq!(archived, accepted, "exactly the accepted bids");
 }
 
-pub async fn delete_stream(setup: &Setup) {
-    if let Ok(client) = async_nats::connect(setup.gateway.common.nats_url.expose()).await {
-        let _ = async_nats::jetstream::new(client)
-            .delete_stream(&setup.gateway.archive.stream)
-            .await;
-    }
+/// Publishes `payload` straight to the item's archive subject, as the relay would, and waits
+/// for the stream's ack.
+pub async fn publish_to_archive(setup: &Setup, item: &str, payload: Vec<u8>) {
+    let client = async_nats::connect(setup.gateway.common.nats_url.expose())
+        .await
+        .expect("nats");
+    let subject = format!("{}.archive.{item}", setup.gateway.common.subject_prefix);
+    async_nats::jetstream::new(client)
+        .publish(subject, payload.into())
+        .await
+        .expect("published")
+        .await
+        .expect("stored in the stream");
 }

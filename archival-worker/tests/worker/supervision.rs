@@ -3,54 +3,30 @@
 //! other than the probes is a JSON 404.
 
 use crate::helpers::*;
-use serde_json::json;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn wait_ready(worker: &Running) {
-    wait_until(WAIT, "worker ready", || async {
-        (get(&worker.base, "/ready").await.0 == 200).then_some(())
-    })
-    .await
-    .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_consumer_is_named_by_ready_then_restarted_and_archives_what_waited() {
     let setup = setup().await;
-    let gateway = spawn_gateway(&setup).await;
-    let worker = spawn_worker(&setup.worker).await;
-    wait_ready(&worker).await;
-    let item = create_item(&gateway).await;
+    let (gateway, worker, item) = start(&setup).await;
+    worker.wait_ready(WAIT).await;
     let mut accepted = vec![accepted_bid(&gateway, &item, "alice", 100).await];
-    assert_archived_exactly_once(setup.worker.database.url.expose(), &accepted).await;
+    assert_archived_exactly_once(setup.database(), &accepted).await;
 
     setup.worker.task_faults.stop("consumer");
-    let body = wait_until(WAIT, "ready to name the stopped consumer", || async {
-        let (status, body) = get(&worker.base, "/ready").await;
-        (status == 503 && body["tasks_down"] == json!(["consumer"])).then_some(body)
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        (
-            body["status"].as_str(),
-            body["postgres"].as_str(),
-            body["nats"].as_str()
-        ),
-        (Some("not_ready"), Some("up"), Some("up")),
-        "only the consumer is down: {body}"
-    );
+    worker
+        .wait_task_down(WAIT, "consumer", &["postgres", "nats"])
+        .await;
     for n in 1..20u64 {
         accepted.push(accepted_bid(&gateway, &item, "bob", 100 + n).await);
     }
 
     setup.worker.task_faults.resume("consumer");
-    wait_ready(&worker).await;
-    assert_archived_exactly_once(setup.worker.database.url.expose(), &accepted).await;
+    worker.wait_ready(WAIT).await;
+    assert_archived_exactly_once(setup.database(), &accepted).await;
     worker.stop().await;
-    delete_stream(&setup).await;
 }
 
 #[tokio::test]
@@ -58,15 +34,11 @@ async fn an_unknown_path_is_a_json_404() {
     let setup = setup().await;
     let worker = spawn_worker(&setup.worker).await;
     for path in ["/nope", "/api/v1/items", "/ready/extra"] {
-        let (status, body) = get(&worker.base, path).await;
-        assert_eq!(
-            (status, body["error"].as_str()),
-            (404, Some("not_found")),
-            "{path}: {body}"
-        );
+        let reply = worker.get(path).await;
+        let body = reply.assert_error(404, "not_found");
         assert!(body["message"].is_string(), "{path}: {body}");
     }
-    let (status, body) = get(&worker.base, "/health").await;
-    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let health = worker.get("/health").await;
+    assert_eq!(health.assert_status(200)["status"], "ok");
     worker.stop().await;
 }

@@ -7,14 +7,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn malformed_messages_get_error_frames_and_the_connection_stays_usable() {
-    let iso = Isolation::shared();
-    let gateway = spawn_gateway(iso.gateway_config()).await;
-    let broadcast = spawn_broadcast(iso.broadcast_config()).await;
-    let item = gateway.create_item().await;
+    let Stage(_, broadcast, item, ..) = &start(Isolation::shared()).await;
     let mut viewer = broadcast.connect("/ws").await;
-    broadcast
-        .wait_for_metric("broadcast_connections", 1.0)
-        .await;
+    broadcast.wait_for_metric(CONNECTIONS, 1.0).await;
 
     let cases = [
         ("not json at all", "invalid_json"),
@@ -37,50 +32,53 @@ async fn malformed_messages_get_error_frames_and_the_connection_stays_usable() {
     viewer.send_raw(Message::binary(vec![1u8, 2, 3])).await;
     assert_eq!(viewer.next_json().await["code"], "invalid_message");
 
-    viewer
-        .send_json(json!({"type": "subscribe", "item_id": item}))
-        .await;
-    assert_eq!(
-        viewer.next_of_type("snapshot").await["item_id"],
-        item.as_str()
-    );
-    assert_eq!(broadcast.metric("broadcast_connections").await, 1.0);
-    assert_eq!(
-        broadcast
-            .metric("broadcast_client_errors_total{kind=\"invalid_json\"}")
-            .await,
-        1.0
-    );
+    viewer.subscribe(item).await;
+    assert_eq!(viewer.expect_snapshot().await["item_id"], item.as_str());
+    assert_eq!(broadcast.metric(CONNECTIONS).await, 1.0);
+    let invalid_json = "broadcast_client_errors_total{kind=\"invalid_json\"}";
+    assert_eq!(broadcast.metric(invalid_json).await, 1.0);
     viewer.close().await;
-    broadcast
-        .wait_for_metric("broadcast_connections", 0.0)
-        .await;
-    broadcast
-        .wait_for_metric("broadcast_subscriptions", 0.0)
-        .await;
-    iso.cleanup().await;
+    broadcast.wait_for_metric(CONNECTIONS, 0.0).await;
+    broadcast.wait_for_metric(SUBSCRIPTIONS, 0.0).await;
+}
+
+/// Opens a socket, sends `texts`, and asserts the server closes it with `code` and the
+/// connection count falls back to zero; returns the close reason.
+async fn closed_after(
+    config: broadcast_service::config::Config,
+    texts: &[String],
+    code: u16,
+) -> String {
+    let broadcast = spawn_broadcast(config).await;
+    let mut viewer = broadcast.connect("/ws").await;
+    for text in texts {
+        viewer.send_text(text).await;
+    }
+    let (got, reason) = viewer.expect_close().await;
+    assert_eq!(got, code, "{reason}");
+    broadcast.wait_for_metric(CONNECTIONS, 0.0).await;
+    reason
 }
 
 #[tokio::test]
 async fn a_message_over_the_size_limit_closes_the_socket_with_1009() {
-    let iso = Isolation::shared();
-    let mut config = iso.broadcast_config();
+    let mut config = broadcast_config(&Isolation::shared());
     config.max_inbound_bytes = 1024;
-    let broadcast = spawn_broadcast(config).await;
-    let mut viewer = broadcast.connect("/ws").await;
     let big = json!({"type": "subscribe", "item_id": "x".repeat(2000)}).to_string();
-    viewer.send_text(&big).await;
-    let (code, reason) = viewer.expect_close().await;
-    assert_eq!(code, 1009, "{reason}");
-    broadcast
-        .wait_for_metric("broadcast_connections", 0.0)
-        .await;
+    closed_after(config, &[big], 1009).await;
+}
+
+#[tokio::test]
+async fn a_client_that_keeps_sending_garbage_is_closed_with_1008() {
+    let config = broadcast_config(&Isolation::shared());
+    let garbage = vec!["garbage".to_owned(); 30];
+    let reason = closed_after(config, &garbage, 1008).await;
+    assert_eq!(reason, "too many invalid messages");
 }
 
 #[tokio::test]
 async fn an_invalid_item_id_in_the_url_gets_an_error_frame_and_close_1008() {
-    let iso = Isolation::shared();
-    let broadcast = spawn_broadcast(iso.broadcast_config()).await;
+    let broadcast = spawn_broadcast(broadcast_config(&Isolation::shared())).await;
     for path in ["/ws?item_id=bad.id", "/ws/items/has%20space"] {
         let mut viewer = broadcast.connect(path).await;
         let error = viewer.next_json().await;
@@ -88,31 +86,12 @@ async fn an_invalid_item_id_in_the_url_gets_an_error_frame_and_close_1008() {
         let (code, _) = viewer.expect_close().await;
         assert_eq!(code, 1008, "{path}");
     }
-    broadcast
-        .wait_for_metric("broadcast_connections", 0.0)
-        .await;
-}
-
-#[tokio::test]
-async fn a_client_that_keeps_sending_garbage_is_closed_with_1008() {
-    let iso = Isolation::shared();
-    let broadcast = spawn_broadcast(iso.broadcast_config()).await;
-    let mut viewer = broadcast.connect("/ws").await;
-    for _ in 0..30 {
-        viewer.send_text("garbage").await;
-    }
-    let (code, reason) = viewer.expect_close().await;
-    assert_eq!(code, 1008);
-    assert_eq!(reason, "too many invalid messages");
-    broadcast
-        .wait_for_metric("broadcast_connections", 0.0)
-        .await;
+    broadcast.wait_for_metric(CONNECTIONS, 0.0).await;
 }
 
 #[tokio::test]
 async fn connections_over_the_per_address_limit_are_closed_with_1013() {
-    let iso = Isolation::shared();
-    let mut config = iso.broadcast_config();
+    let mut config = broadcast_config(&Isolation::shared());
     config.max_connections_per_ip = 2;
     let broadcast = spawn_broadcast(config).await;
     let first = broadcast.connect("/ws").await;
@@ -121,46 +100,34 @@ async fn connections_over_the_per_address_limit_are_closed_with_1013() {
     let (code, reason) = third.expect_close().await;
     assert_eq!(code, 1013);
     assert!(reason.contains("too many connections"), "{reason}");
-    assert_eq!(
-        broadcast
-            .metric("broadcast_connections_rejected_total{reason=\"per_ip\"}")
-            .await,
-        1.0
-    );
-    broadcast
-        .wait_for_metric("broadcast_connections", 2.0)
-        .await;
+    let rejected = "broadcast_connections_rejected_total{reason=\"per_ip\"}";
+    assert_eq!(broadcast.metric(rejected).await, 1.0);
+    broadcast.wait_for_metric(CONNECTIONS, 2.0).await;
 
     first.close().await;
-    broadcast
-        .wait_for_metric("broadcast_connections", 1.0)
-        .await;
+    broadcast.wait_for_metric(CONNECTIONS, 1.0).await;
     let mut fourth = broadcast.connect("/ws").await;
-    fourth.send_json(json!({"type": "ping"})).await;
-    assert_eq!(fourth.next_json().await, json!({"type": "pong"}));
-    second.send_json(json!({"type": "ping"})).await;
-    assert_eq!(second.next_json().await, json!({"type": "pong"}));
+    fourth.assert_answers_ping().await;
+    second.assert_answers_ping().await;
 }
 
 #[tokio::test]
 async fn a_plain_http_get_of_a_websocket_endpoint_is_a_400_with_a_code() {
     let iso = Isolation::shared();
-    let broadcast = spawn_broadcast(iso.broadcast_config()).await;
+    let broadcast = spawn_broadcast(broadcast_config(&iso)).await;
     for path in ["/ws", "/ws/items/lot-1", "/ws?item_id=lot-1"] {
-        let (status, body) = broadcast.get(path).await;
-        assert_eq!(status, 400, "{path}: {body}");
-        let body: serde_json::Value = serde_json::from_str(&body).expect("a JSON body");
-        assert_eq!(body["error"], "websocket_upgrade_required", "{path}");
+        let reply = broadcast.get(path).await;
+        assert_eq!(reply.status, 400, "{path}: {}", reply.text);
+        assert!(reply.body.is_object(), "a JSON body: {}", reply.text);
+        assert_eq!(reply.body["error"], "websocket_upgrade_required", "{path}");
     }
-    assert_eq!(broadcast.metric("broadcast_connections").await, 0.0);
-    iso.cleanup().await;
+    assert_eq!(broadcast.metric(CONNECTIONS).await, 0.0);
+    iso.delete_redis_keys().await;
 }
 
 #[tokio::test]
 async fn an_unknown_route_is_a_404_with_the_json_error_body() {
-    let iso = Isolation::shared();
-    let broadcast = spawn_broadcast(iso.broadcast_config()).await;
-    let http = reqwest::Client::new();
+    let broadcast = spawn_broadcast(broadcast_config(&Isolation::shared())).await;
     let requests = [
         (reqwest::Method::GET, "/nope"),
         (reqwest::Method::GET, "/ws/items"),
@@ -169,24 +136,22 @@ async fn an_unknown_route_is_a_404_with_the_json_error_body() {
         (reqwest::Method::POST, "/api/v1/items/lot-1/bid"),
     ];
     for (method, path) in requests {
-        let response = http
-            .request(method.clone(), broadcast.http_url(path))
-            .send()
-            .await
-            .expect("request sent");
-        assert_eq!(response.status(), 404, "{method} {path}");
-        let content_type = response.headers().get(reqwest::header::CONTENT_TYPE);
+        let request = broadcast
+            .http()
+            .request(method.clone(), broadcast.url(path));
+        let reply = broadcast.send(request).await;
+        assert_eq!(reply.status, 404, "{method} {path}");
+        let content_type = reply.headers.get(reqwest::header::CONTENT_TYPE);
         assert_eq!(
             content_type.and_then(|value| value.to_str().ok()),
             Some("application/json"),
             "{method} {path}"
         );
-        let body: serde_json::Value = response.json().await.expect("a JSON body");
         assert_eq!(
-            body,
+            reply.body,
             json!({"error": "not_found", "message": "no such endpoint"}),
             "{method} {path}"
         );
     }
-    assert_eq!(broadcast.metric("broadcast_connections").await, 0.0);
+    assert_eq!(broadcast.metric(CONNECTIONS).await, 0.0);
 }

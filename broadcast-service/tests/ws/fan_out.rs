@@ -69,14 +69,10 @@ async fn watch(url: String, delivered: Arc<AtomicU64>, joined: Arc<AtomicUsize>)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_viewers_get_every_event_once_in_order_and_no_snapshot_lags_behind() {
-    let iso = Isolation::shared();
-    let gateway = spawn_gateway(iso.gateway_config()).await;
-    let mut config = iso.broadcast_config();
     // Room for the whole stream: this test is about order and exactly-once delivery to
     // viewers that keep up; a starved test machine must not turn it into a conflation test.
-    config.viewer_queue = 256;
-    let broadcast = spawn_broadcast(config).await;
-    let item = gateway.create_item().await;
+    let queue = |config: &mut BroadcastConfig| config.viewer_queue = 256;
+    let Stage(gateway, broadcast, item, ..) = &start_with(Isolation::shared(), queue).await;
     let url = broadcast.ws_url(&format!("/ws?item_id={item}"));
     let delivered = Arc::new(AtomicU64::new(0));
     let joined = Arc::new(AtomicUsize::new(0));
@@ -100,7 +96,7 @@ async fn five_hundred_viewers_get_every_event_once_in_order_and_no_snapshot_lags
     // Late viewers join while the bids stream, racing their snapshots against events.
     let late_every = usize::try_from(BIDS).unwrap() / LATE_VIEWERS;
     for n in 1..=BIDS {
-        assert_eq!(gateway.bid(&item, n + 1).await, n);
+        assert_eq!(bid(gateway, item, n + 1).await, n);
         if usize::try_from(n).unwrap() % late_every == 0 {
             viewers.push(tokio::spawn(watch(
                 url.clone(),
@@ -137,10 +133,7 @@ async fn five_hundred_viewers_get_every_event_once_in_order_and_no_snapshot_lags
             .await
             >= (EARLY_VIEWERS as f64) * (BIDS as f64)
     );
-    assert_eq!(broadcast.metric("broadcast_conflations_total").await, 0.0);
-    broadcast
-        .wait_for_metric("broadcast_connections", 0.0)
-        .await;
-    broadcast.wait_for_metric("broadcast_rooms", 0.0).await;
-    iso.cleanup().await;
+    assert_eq!(broadcast.metric(CONFLATIONS).await, 0.0);
+    broadcast.wait_for_metric(CONNECTIONS, 0.0).await;
+    broadcast.wait_for_metric(ROOMS, 0.0).await;
 }

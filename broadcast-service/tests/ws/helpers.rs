@@ -1,150 +1,121 @@
-//! Start a real gateway and real broadcast instances in-process, and talk to them over HTTP
-//! and WebSockets.
+//! Start real broadcast instances and a real gateway (testkit's) in-process, and talk to them
+//! over HTTP and WebSockets.
 //!
-//! Every test gets its own Redis key prefix and NATS subject prefix, so tests share the
-//! machine's Redis and NATS (or use throwaway ones when they kill a dependency) without
-//! seeing each other's items, events or presence.
+//! Every test gets its own [`Isolation`] (Redis key prefix and NATS subject prefix), so tests
+//! share the machine's Redis and NATS (or use throwaway ones when they kill a dependency)
+//! without seeing each other's items, events or presence.
 
 use broadcast_service::Application;
+use broadcast_service::config::Config;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use std::ops::Deref;
 use std::time::Duration;
+use testkit::service::{LOOPBACK_ANY_PORT, Service};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::CancellationToken;
 
+pub use broadcast_service::config::Config as BroadcastConfig;
+pub use testkit::gateway::{Gateway, in_secs};
+pub use testkit::isolation::Isolation;
 pub use testkit::{NatsServer, RedisServer, unique_id, wait_until};
 
 /// How long a test waits for any one frame.
 pub const FRAME_WAIT: Duration = Duration::from_secs(10);
 
-fn init_logs() {
-    if std::env::var_os("TEST_LOG").is_some() {
-        shared::telemetry::init(shared::telemetry::LogFormat::Pretty, "info");
+/// The gauges and counters the tests watch.
+pub const CONNECTIONS: &str = "broadcast_connections";
+pub const SUBSCRIPTIONS: &str = "broadcast_subscriptions";
+pub const ROOMS: &str = "broadcast_rooms";
+pub const CONFLATIONS: &str = "broadcast_conflations_total";
+
+/// A broadcast configuration on `isolation`'s servers and prefixes.
+pub fn broadcast_config(isolation: &Isolation) -> Config {
+    let mut config = Config::defaults();
+    config.listen_addr = LOOPBACK_ANY_PORT;
+    isolation.isolate(&mut config.common, Some(&mut config.redis), None);
+    config.instance_id = unique_id("bc");
+    // A starved test machine must not turn a slow snapshot into an error frame.
+    config.redis_timeout_ms = 2_000;
+    config.max_connections_per_ip = 2_000;
+    config
+}
+
+/// A gateway configuration on the same prefixes, without its archive relay: the archive is
+/// not under test here, so no JetStream stream per test.
+pub fn gateway_config(isolation: &Isolation) -> api_gateway::config::Config {
+    let mut config = testkit::gateway::gateway_config(isolation);
+    config.relay_enabled = false;
+    config
+}
+
+/// One test's stage, `Stage(gateway, broadcast, item, isolation)`: a gateway producing real
+/// events, a broadcast instance watching them and an item to watch (starting at 1.00,
+/// increment 0.01), all on one isolation, whose Redis keys are deleted when the stage is
+/// dropped (even when the test fails).
+pub struct Stage(pub Gateway, pub Broadcast, pub String, pub Isolation);
+
+impl Stage {
+    pub async fn new(
+        isolation: Isolation,
+        gateway: api_gateway::config::Config,
+        broadcast: BroadcastConfig,
+    ) -> Self {
+        let gateway = spawn_gateway(gateway).await;
+        let broadcast = spawn_broadcast(broadcast).await;
+        let item = gateway.create_penny_item().await;
+        Self(gateway, broadcast, item, isolation)
     }
 }
 
-/// The gateway's admin token in these tests.
-pub const ADMIN_TOKEN: &str = "broadcast-test-admin";
-
-/// One test's private corner of Redis and NATS.
-#[derive(Debug, Clone)]
-pub struct Isolation {
-    pub redis_url: String,
-    pub nats_url: String,
-    pub key_prefix: String,
-    pub subject_prefix: String,
-}
-
-impl Isolation {
-    pub fn new(redis_url: &str, nats_url: &str) -> Self {
-        let tag = unique_id("b").replace('-', "");
-        Self {
-            redis_url: redis_url.to_owned(),
-            nats_url: nats_url.to_owned(),
-            key_prefix: format!("{tag}:"),
-            subject_prefix: tag,
-        }
-    }
-
-    pub fn shared() -> Self {
-        Self::new(testkit::SHARED_REDIS_URL, testkit::SHARED_NATS_URL)
-    }
-
-    pub fn broadcast_config(&self) -> broadcast_service::config::Config {
-        let mut config = broadcast_service::config::Config::defaults();
-        config.listen_addr = "127.0.0.1:0".parse().expect("valid address");
-        config.redis.url = self.redis_url.as_str().into();
-        config.common.nats_url = self.nats_url.as_str().into();
-        config.redis.key_prefix = self.key_prefix.clone();
-        config.common.subject_prefix = self.subject_prefix.clone();
-        config.instance_id = unique_id("bc");
-        // A starved test machine must not turn a slow snapshot into an error frame.
-        config.redis_timeout_ms = 2_000;
-        config.max_connections_per_ip = 2_000;
-        config
-    }
-
-    pub fn gateway_config(&self) -> api_gateway::config::Config {
-        let mut config = api_gateway::config::Config::defaults();
-        config.listen_addr = "127.0.0.1:0".parse().expect("valid address");
-        config.redis.url = self.redis_url.as_str().into();
-        config.common.nats_url = self.nats_url.as_str().into();
-        config.redis.key_prefix = self.key_prefix.clone();
-        config.common.subject_prefix = self.subject_prefix.clone();
-        config.redis_timeout_ms = 2_000;
-        config.bid_rate_per_user = 0;
-        // The archive is not under test here; no JetStream stream per test.
-        config.relay_enabled = false;
-        config.admin_token = ADMIN_TOKEN.to_owned();
-        config
-    }
-
-    /// Deletes every Redis key this test wrote (best effort).
-    pub async fn cleanup(&self) {
-        let Ok(client) = redis::Client::open(self.redis_url.as_str()) else {
-            return;
-        };
-        let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
-            return;
-        };
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.key_prefix))
-            .query_async(&mut conn)
-            .await
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: Result<u64, _> = redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
-        }
+impl Drop for Stage {
+    fn drop(&mut self) {
+        self.3.delete_redis_keys_now();
     }
 }
 
-/// A running broadcast instance.
-pub struct Broadcast {
-    pub port: u16,
-    http: reqwest::Client,
-    shutdown: CancellationToken,
-    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+/// A [`Stage`] on `isolation`, its broadcast instance configured by `configure`.
+pub async fn start_with(isolation: Isolation, configure: impl FnOnce(&mut Config)) -> Stage {
+    let gateway = gateway_config(&isolation);
+    let mut broadcast = broadcast_config(&isolation);
+    configure(&mut broadcast);
+    Stage::new(isolation, gateway, broadcast).await
 }
 
-pub async fn spawn_broadcast(config: broadcast_service::config::Config) -> Broadcast {
-    init_logs();
-    let app = Application::build(config)
-        .await
-        .expect("broadcast service builds");
-    let port = app.port();
-    let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(app.run(shutdown.clone()));
-    let broadcast = Broadcast {
-        port,
-        http: reqwest::Client::new(),
-        shutdown,
-        handle: Some(handle),
-    };
+/// A [`Stage`] on `isolation` with the default broadcast configuration.
+pub async fn start(isolation: Isolation) -> Stage {
+    start_with(isolation, |_| {}).await
+}
+
+/// A running broadcast instance; it derefs to its [`Service`] for HTTP and metrics.
+pub struct Broadcast(Service);
+
+impl Deref for Broadcast {
+    type Target = Service;
+
+    fn deref(&self) -> &Service {
+        &self.0
+    }
+}
+
+/// Starts a broadcast instance and waits until it is ready.
+pub async fn spawn_broadcast(config: Config) -> Broadcast {
+    let service = Service::start(
+        Application::build(config),
+        Application::port,
+        Application::run,
+    )
+    .await;
     // Until NATS is connected, live events would be missed (and covered by a snapshot
     // later); tests that count events start from a connected instance.
-    wait_until(FRAME_WAIT, "broadcast ready", || async {
-        (broadcast.get("/ready").await.0 == 200).then_some(())
-    })
-    .await
-    .unwrap();
-    broadcast
-}
-
-impl Drop for Broadcast {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
+    service.wait_ready(FRAME_WAIT).await;
+    Broadcast(service)
 }
 
 impl Broadcast {
     pub fn ws_url(&self, path: &str) -> String {
-        format!("ws://127.0.0.1:{}{path}", self.port)
-    }
-
-    pub fn http_url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("ws://127.0.0.1:{}{path}", self.port())
     }
 
     /// Opens a WebSocket on `path` (e.g. `/ws?item_id=x`).
@@ -158,163 +129,35 @@ impl Broadcast {
         Client::connect(&self.ws_url(path), Some(4096)).await
     }
 
-    pub async fn get(&self, path: &str) -> (u16, String) {
-        let response = self
-            .http
-            .get(self.http_url(path))
-            .send()
-            .await
-            .expect("request sent");
-        let status = response.status().as_u16();
-        (status, response.text().await.unwrap_or_default())
-    }
-
-    pub async fn metrics_text(&self) -> String {
-        self.get("/metrics").await.1
-    }
-
-    /// The value of one series (`name` with its labels, as exposed), `0` when absent.
-    pub async fn metric(&self, series: &str) -> f64 {
-        metric_value(&self.metrics_text().await, series)
-    }
-
     /// Waits until `series` equals `value`.
     pub async fn wait_for_metric(&self, series: &str, value: f64) {
-        wait_until(FRAME_WAIT, &format!("{series} == {value}"), || async {
-            (self.metric(series).await == value).then_some(())
-        })
-        .await
-        .unwrap();
+        self.wait_metric(FRAME_WAIT, series, value).await;
     }
 
     /// Stops the service gracefully and waits for it.
-    pub async fn stop(mut self) {
-        self.shutdown.cancel();
-        if let Some(handle) = self.handle.take() {
-            handle
-                .await
-                .expect("broadcast task")
-                .expect("broadcast ran cleanly");
-        }
+    pub async fn stop(self) {
+        self.0.stop().await;
     }
 }
 
-pub fn metric_value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| {
-            let rest = line.strip_prefix(series)?;
-            rest.strip_prefix(' ')?.trim().parse().ok()
-        })
-        .unwrap_or(0.0)
-}
-
-/// A running gateway, used to produce real events.
-pub struct Gateway {
-    base: String,
-    http: reqwest::Client,
-    shutdown: CancellationToken,
-}
-
+/// Starts a gateway and waits until it is on NATS: one that is not yet drops live events,
+/// and tests count them.
 pub async fn spawn_gateway(config: api_gateway::config::Config) -> Gateway {
-    init_logs();
-    let app = api_gateway::Application::build(config)
-        .await
-        .expect("gateway builds");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let shutdown = CancellationToken::new();
-    tokio::spawn(app.run(shutdown.clone()));
-    let gateway = Gateway {
-        base,
-        http: reqwest::Client::new(),
-        shutdown,
-    };
-    // A gateway not yet on NATS drops live events; tests count them.
-    wait_until(FRAME_WAIT, "gateway on NATS", || async {
-        gateway.nats_ready().await.then_some(())
-    })
-    .await
-    .unwrap();
+    let gateway = testkit::gateway::spawn_gateway(config).await;
+    gateway.wait_dependency_up(FRAME_WAIT, "nats").await;
     gateway
 }
 
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
+/// Places an accepted bid of `units` whole currency units by alice; returns its `seq`.
+pub async fn bid(gateway: &Gateway, item: &str, units: u64) -> u64 {
+    gateway.accepted_bid(item, "alice", json!(units)).await.seq
 }
 
-impl Gateway {
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .expect("request sent");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Creates an active auction starting at 1.00 with a 0.01 increment.
-    pub async fn create_item(&self) -> String {
-        let id = unique_id("item");
-        let end =
-            shared::Timestamp::from_micros(shared::Timestamp::now().micros() + 3_600 * 1_000_000);
-        let (status, body) = self
-            .post(
-                "/api/v1/items",
-                json!({
-                    "id": id,
-                    "name": "Test camera",
-                    "starting_price": 1,
-                    "min_increment": 0.01,
-                    "end_time": end.to_rfc3339(),
-                }),
-            )
-            .await;
-        assert_eq!(status, 201, "create item: {body}");
-        id
-    }
-
-    /// Places an accepted bid of `units` whole currency units; returns its `seq`.
-    pub async fn bid(&self, item: &str, units: u64) -> u64 {
-        let (status, body) = self
-            .post(
-                &format!("/api/v1/items/{item}/bid"),
-                json!({ "user_id": "alice", "amount": units }),
-            )
-            .await;
-        assert_eq!(
-            (status, body["code"].as_str()),
-            (200, Some("accepted")),
-            "bid {units} on {item}: {body}"
-        );
-        body["seq"].as_u64().expect("seq in bid answer")
-    }
-
-    /// An admin action (`close`, `cancel`, `extend`, `relist`); returns status and body.
-    pub async fn admin(&self, item: &str, action: &str, body: Value) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}/api/v1/items/{item}/{action}", self.base))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .expect("request sent");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    pub async fn nats_ready(&self) -> bool {
-        match self.http.get(format!("{}/ready", self.base)).send().await {
-            Ok(response) => response
-                .json::<Value>()
-                .await
-                .is_ok_and(|body| body["nats"] == "up"),
-            Err(_) => false,
-        }
+/// Places one bid per `seq` in `seqs`, in order, the one that gets seq `n` at `n + 1` units
+/// (each above the last), and asserts each got its `seq`.
+pub async fn place_bids(gateway: &Gateway, item: &str, seqs: std::ops::RangeInclusive<u64>) {
+    for seq in seqs {
+        assert_eq!(bid(gateway, item, seq + 1).await, seq);
     }
 }
 
@@ -363,6 +206,27 @@ impl Client {
         self.ws.send(message).await.expect("frame sent");
     }
 
+    pub async fn subscribe(&mut self, item: &str) {
+        self.send_json(json!({"type": "subscribe", "item_id": item}))
+            .await;
+    }
+
+    pub async fn unsubscribe(&mut self, item: &str) {
+        self.send_json(json!({"type": "unsubscribe", "item_id": item}))
+            .await;
+    }
+
+    pub async fn ping(&mut self) {
+        self.send_json(json!({"type": "ping"})).await;
+    }
+
+    /// Pings and asserts that the very next frame is the pong: the connection is usable and
+    /// nothing else was queued for it.
+    pub async fn assert_answers_ping(&mut self) {
+        self.ping().await;
+        assert_eq!(self.next_json().await, json!({"type": "pong"}));
+    }
+
     /// The next JSON frame or the close, within `wait` (pings and pongs are skipped).
     pub async fn receive(&mut self, wait: Duration) -> Option<Received> {
         let deadline = tokio::time::Instant::now() + wait;
@@ -399,6 +263,23 @@ impl Client {
             if frame["type"] == kind {
                 return frame;
             }
+        }
+    }
+
+    /// The next `snapshot`, skipping other frames.
+    pub async fn expect_snapshot(&mut self) -> Value {
+        self.next_of_type("snapshot").await
+    }
+
+    /// The next `bid_placed` event, skipping other frames.
+    pub async fn next_bid(&mut self) -> Value {
+        self.next_of_type("bid_placed").await
+    }
+
+    /// Reads `bid_placed` events and asserts they carry exactly `seqs`, in order.
+    pub async fn expect_bids(&mut self, seqs: std::ops::RangeInclusive<u64>) {
+        for seq in seqs {
+            assert_eq!(self.next_bid().await["seq"], seq);
         }
     }
 

@@ -41,16 +41,20 @@ impl Relay {
     }
 }
 
-/// A gateway whose events go to a side prefix, a broadcast instance on the test's prefix,
-/// an item, and a relay between the two.
-async fn setup() -> (Isolation, Gateway, Broadcast, String, Relay) {
+/// Snapshots sent because an event was missing.
+const GAP_SNAPSHOTS: &str = "broadcast_snapshots_total{reason=\"gap\"}";
+
+/// A stage whose gateway publishes to a side prefix and whose broadcast instance listens on
+/// the test's prefix, a relay between the two, and a viewer of the stage's item that has
+/// seen its first snapshot (`seq` 0).
+async fn setup() -> (Stage, Relay, Client) {
     let iso = Isolation::shared();
     let side = format!("{}side", iso.subject_prefix);
-    let mut gateway_config = iso.gateway_config();
-    gateway_config.common.subject_prefix = side.clone();
-    let gateway = spawn_gateway(gateway_config).await;
-    let broadcast = spawn_broadcast(iso.broadcast_config()).await;
-    let item = gateway.create_item().await;
+    let mut gateway = gateway_config(&iso);
+    gateway.common.subject_prefix = side.clone();
+    let broadcast = broadcast_config(&iso);
+    let stage = Stage::new(iso, gateway, broadcast).await;
+    let (item, iso) = (&stage.2, &stage.3);
     let nats = async_nats::connect(iso.nats_url.as_str()).await.unwrap();
     let captured = nats.subscribe(format!("{side}.live.{item}")).await.unwrap();
     nats.flush().await.unwrap();
@@ -60,7 +64,9 @@ async fn setup() -> (Isolation, Gateway, Broadcast, String, Relay) {
         target: format!("{}.live.{item}", iso.subject_prefix),
         events: Vec::new(),
     };
-    (iso, gateway, broadcast, item, relay)
+    let mut viewer = stage.1.connect(&format!("/ws/items/{item}")).await;
+    assert_eq!(viewer.expect_snapshot().await["seq"], 0);
+    (stage, relay, viewer)
 }
 
 /// The next frame that is not a `viewers` count.
@@ -75,12 +81,9 @@ async fn next_not_viewers(viewer: &mut Client) -> serde_json::Value {
 
 #[tokio::test]
 async fn events_arriving_out_of_order_or_twice_reach_viewers_once_in_order() {
-    let (iso, gateway, broadcast, item, mut relay) = setup().await;
-    let mut viewer = broadcast.connect(&format!("/ws/items/{item}")).await;
-    assert_eq!(viewer.next_of_type("snapshot").await["seq"], 0);
-    for n in 1..=6 {
-        gateway.bid(&item, n + 1).await;
-    }
+    let (stage, mut relay, mut viewer) = setup().await;
+    let Stage(gateway, broadcast, item, ..) = &stage;
+    place_bids(gateway, item, 1..=6).await;
 
     relay.publish(&[2, 1, 1, 3, 5, 4, 6, 6, 2]).await;
     for seq in 1..=6 {
@@ -91,30 +94,21 @@ async fn events_arriving_out_of_order_or_twice_reach_viewers_once_in_order() {
         );
     }
     // Nothing else: the duplicates were dropped and no resync was needed.
-    viewer.send_json(serde_json::json!({"type": "ping"})).await;
+    viewer.ping().await;
     assert_eq!(viewer.next_of_type("pong").await["type"], "pong");
-    assert_eq!(
-        broadcast
-            .metric("broadcast_snapshots_total{reason=\"gap\"}")
-            .await,
-        0.0
-    );
-    iso.cleanup().await;
+    assert_eq!(broadcast.metric(GAP_SNAPSHOTS).await, 0.0);
 }
 
 #[tokio::test]
 async fn a_lost_event_is_replaced_by_a_fresh_snapshot_after_a_short_wait() {
-    let (iso, gateway, broadcast, item, mut relay) = setup().await;
-    let mut viewer = broadcast.connect(&format!("/ws/items/{item}")).await;
-    assert_eq!(viewer.next_of_type("snapshot").await["seq"], 0);
-    for n in 1..=4 {
-        gateway.bid(&item, n + 1).await;
-    }
+    let (stage, mut relay, mut viewer) = setup().await;
+    let Stage(gateway, broadcast, item, ..) = &stage;
+    place_bids(gateway, item, 1..=4).await;
 
     // Event 3 is lost on the way.
     relay.publish(&[1, 2, 4]).await;
-    assert_eq!(viewer.next_of_type("bid_placed").await["seq"], 1);
-    assert_eq!(viewer.next_of_type("bid_placed").await["seq"], 2);
+    assert_eq!(viewer.next_bid().await["seq"], 1);
+    assert_eq!(viewer.next_bid().await["seq"], 2);
     let snapshot = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             let frame = viewer.next_json().await;
@@ -129,14 +123,8 @@ async fn a_lost_event_is_replaced_by_a_fresh_snapshot_after_a_short_wait() {
     assert_eq!(snapshot["seq"], 4, "the snapshot covers the lost event");
     assert_eq!(snapshot["current_bid"].to_string(), "5");
 
-    gateway.bid(&item, 6).await;
+    bid(gateway, item, 6).await;
     relay.publish(&[5]).await;
-    assert_eq!(viewer.next_of_type("bid_placed").await["seq"], 5);
-    assert_eq!(
-        broadcast
-            .metric("broadcast_snapshots_total{reason=\"gap\"}")
-            .await,
-        1.0
-    );
-    iso.cleanup().await;
+    assert_eq!(viewer.next_bid().await["seq"], 5);
+    assert_eq!(broadcast.metric(GAP_SNAPSHOTS).await, 1.0);
 }

@@ -25,13 +25,13 @@ async fn wait_for_count(viewer: &mut Client, count: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_deliver_the_same_events_and_show_the_summed_viewer_count() {
     let iso = Isolation::shared();
-    let gateway = spawn_gateway(iso.gateway_config()).await;
-    let mut config = iso.broadcast_config();
+    let gateway = spawn_gateway(gateway_config(&iso)).await;
+    let mut config = broadcast_config(&iso);
     config.presence_interval_ms = 300;
     let one = spawn_broadcast(config.clone()).await;
     config.instance_id = unique_id("bc");
     let two = spawn_broadcast(config).await;
-    let item = gateway.create_item().await;
+    let item = gateway.create_penny_item().await;
     let path = format!("/ws/items/{item}");
 
     let mut on_one = Vec::new();
@@ -46,13 +46,9 @@ async fn two_instances_deliver_the_same_events_and_show_the_summed_viewer_count(
         wait_for_count(viewer, 5).await;
     }
 
-    for n in 1..=10 {
-        gateway.bid(&item, n + 1).await;
-    }
+    place_bids(&gateway, &item, 1..=10).await;
     for viewer in on_one.iter_mut().chain(on_two.iter_mut()) {
-        for seq in 1..=10 {
-            assert_eq!(viewer.next_of_type("bid_placed").await["seq"], seq);
-        }
+        viewer.expect_bids(1..=10).await;
     }
 
     // Viewers leave instance two; instance one's viewers see the total fall.
@@ -62,19 +58,18 @@ async fn two_instances_deliver_the_same_events_and_show_the_summed_viewer_count(
     for viewer in &mut on_one {
         wait_for_count(viewer, 2).await;
     }
-    iso.cleanup().await;
+    iso.delete_redis_keys().await;
 }
 
 #[tokio::test]
 async fn a_silent_instance_s_viewers_are_forgotten_after_the_presence_expiry() {
-    let iso = Isolation::shared();
-    let gateway = spawn_gateway(iso.gateway_config()).await;
-    let mut config = iso.broadcast_config();
-    config.presence_interval_ms = 200;
-    config.presence_expiry_ms = 1_000;
-    config.viewers_min_interval_ms = 100;
-    let broadcast = spawn_broadcast(config).await;
-    let item = gateway.create_item().await;
+    let expiring = |config: &mut BroadcastConfig| {
+        config.presence_interval_ms = 200;
+        config.presence_expiry_ms = 1_000;
+        config.viewers_min_interval_ms = 100;
+    };
+    let stage = &start_with(Isolation::shared(), expiring).await;
+    let Stage(_, broadcast, item, iso) = stage;
     let mut viewer = broadcast.connect(&format!("/ws/items/{item}")).await;
     wait_for_count(&mut viewer, 1).await;
 
@@ -100,5 +95,4 @@ async fn a_silent_instance_s_viewers_are_forgotten_after_the_presence_expiry() {
         added.elapsed() >= Duration::from_millis(500),
         "a count is kept until its expiry"
     );
-    iso.cleanup().await;
 }

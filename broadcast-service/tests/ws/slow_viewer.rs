@@ -14,21 +14,19 @@ const QUEUE: usize = 256;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_that_stops_reading_delays_no_one_and_later_gets_a_snapshot_instead_of_its_backlog()
  {
-    let iso = Isolation::shared();
-    let gateway = spawn_gateway(iso.gateway_config()).await;
-    let mut config = iso.broadcast_config();
-    config.viewer_queue = QUEUE;
-    // Slow, not dead: the stalled socket must stay open for the whole test.
-    config.write_timeout_ms = 60_000;
-    // Small kernel buffers on both ends, so the stall reaches the server after a few dozen
-    // frames instead of after megabytes.
-    config.socket_send_buffer_bytes = 4096;
-    let broadcast = spawn_broadcast(config).await;
-    let item = gateway.create_item().await;
+    let stalling = |config: &mut BroadcastConfig| {
+        config.viewer_queue = QUEUE;
+        // Slow, not dead: the stalled socket must stay open for the whole test.
+        config.write_timeout_ms = 60_000;
+        // Small kernel buffers on both ends, so the stall reaches the server after a few
+        // dozen frames instead of after megabytes.
+        config.socket_send_buffer_bytes = 4096;
+    };
+    let Stage(gateway, broadcast, item, ..) = &start_with(Isolation::shared(), stalling).await;
     let path = format!("/ws/items/{item}");
 
     let mut slow = broadcast.connect_with_small_buffer(&path).await;
-    assert_eq!(slow.next_of_type("snapshot").await["seq"], 0);
+    assert_eq!(slow.expect_snapshot().await["seq"], 0);
 
     let ready = Arc::new(AtomicUsize::new(0));
     let mut fast = Vec::new();
@@ -36,11 +34,11 @@ async fn a_viewer_that_stops_reading_delays_no_one_and_later_gets_a_snapshot_ins
         let mut viewer = broadcast.connect(&path).await;
         let ready = Arc::clone(&ready);
         fast.push(tokio::spawn(async move {
-            assert_eq!(viewer.next_of_type("snapshot").await["seq"], 0);
+            assert_eq!(viewer.expect_snapshot().await["seq"], 0);
             ready.fetch_add(1, Ordering::SeqCst);
             let mut seen = Vec::new();
             while seen.last().map(|(seq, _)| *seq) != Some(BIDS) {
-                let event = viewer.next_of_type("bid_placed").await;
+                let event = viewer.next_bid().await;
                 seen.push((event["seq"].as_u64().expect("seq"), Instant::now()));
             }
             seen
@@ -53,9 +51,7 @@ async fn a_viewer_that_stops_reading_delays_no_one_and_later_gets_a_snapshot_ins
     .unwrap();
 
     // From here on `slow` reads nothing.
-    for n in 1..=BIDS {
-        gateway.bid(&item, n + 1).await;
-    }
+    place_bids(gateway, item, 1..=BIDS).await;
     let last_accepted = Instant::now();
 
     for viewer in fast {
@@ -110,6 +106,5 @@ async fn a_viewer_that_stops_reading_delays_no_one_and_later_gets_a_snapshot_ins
         events < BIDS,
         "the stalled viewer skipped its backlog ({events} of {BIDS} events)"
     );
-    assert!(broadcast.metric("broadcast_conflations_total").await >= 1.0);
-    iso.cleanup().await;
+    assert!(broadcast.metric(CONFLATIONS).await >= 1.0);
 }
