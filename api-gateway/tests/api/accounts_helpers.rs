@@ -55,7 +55,7 @@ impl TestApp {
     /// Waits until `/ready` reports the accounts database as `state`, and returns the body.
     pub async fn wait_accounts(&self, state: &str) -> Value {
         wait_until(Duration::from_secs(20), "accounts state", || async {
-            let (_, body) = self.get("/ready").await;
+            let body = self.get("/ready").await.body;
             (body["accounts"] == state).then_some(body)
         })
         .await
@@ -79,8 +79,8 @@ impl TestApp {
 
     pub async fn auth_post(&self, route: &str, body: Value) -> Answer {
         self.send(
-            self.http
-                .post(format!("{}/api/v1/auth/{route}", self.base))
+            self.http()
+                .post(self.url(&format!("/api/v1/auth/{route}")))
                 .json(&body),
         )
         .await
@@ -124,7 +124,7 @@ impl TestApp {
 
     /// `GET /api/v1/me`, with `Authorization: Bearer <token>` when given.
     pub async fn me(&self, token: Option<&str>) -> Answer {
-        let mut request = self.http.get(format!("{}/api/v1/me", self.base));
+        let mut request = self.http().get(self.url("/api/v1/me"));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -133,9 +133,11 @@ impl TestApp {
 
     /// The published key set's `keys`.
     pub async fn jwks(&self) -> Vec<Value> {
-        let (status, body) = self.get("/.well-known/jwks.json").await;
-        assert_eq!(status, 200, "{body}");
-        body["keys"].as_array().expect("keys").clone()
+        let reply = self.get("/.well-known/jwks.json").await;
+        reply.assert_status(200)["keys"]
+            .as_array()
+            .expect("keys")
+            .clone()
     }
 }
 
