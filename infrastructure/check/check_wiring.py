@@ -137,12 +137,15 @@ def main():
 
     # --- secrets -------------------------------------------------------------------------
     problems = []
+    # An ARN is a module's *_secret_arn output, a secret resource's arn or a secret module's.
+    secret_modules = [name for name, body in hcl_values.modules_called(modules["services"]) if body["source"] == "../secret"]
+    secret_arn = re.compile(rf"(secret_arn|aws_secretsmanager_secret\.\w+\.arn|module\.({'|'.join(map(re.escape, secret_modules)) or '$^'})\.arn)$")
     for service in SERVICES:
         for name, value in tf_env[service].items():
             if is_secret(name) or CREDENTIAL_IN_URL.search(str(value)):
                 problems.append(f"Terraform gives {service} {name} as a plain environment value")
         for name, value in tf_secrets[service].items():
-            if not (isinstance(value, Expr) and re.search(r"(secret_arn|aws_secretsmanager_secret\.\w+\.arn)$", value)):
+            if not (isinstance(value, Expr) and secret_arn.search(value)):
                 problems.append(f"Terraform's secret {name} of {service} is not a Secrets Manager ARN: {value}")
     tasks_tf = (TERRAFORM / "modules/services/tasks.tf").read_text()
     if "for name, value in local.environment[each.key]" not in tasks_tf or "valueFrom = arn" not in tasks_tf:

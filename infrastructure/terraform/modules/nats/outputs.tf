@@ -1,6 +1,6 @@
 output "nats_url_secret_arn" {
   description = "Secret holding NATS_URL (nats://auction:<password>@nats.<zone>:4222)."
-  value       = aws_secretsmanager_secret.nats_url.arn
+  value       = module.nats_url.arn
 }
 
 output "node_addresses" {
@@ -8,7 +8,7 @@ output "node_addresses" {
 }
 
 output "security_group_id" {
-  value = aws_security_group.this.id
+  value = module.security_group.id
 }
 
 output "instance_ids" {

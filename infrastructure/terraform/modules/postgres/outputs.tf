@@ -1,6 +1,6 @@
 output "database_url_secret_arn" {
   description = "Secret holding DATABASE_URL (postgres://auction:<password>@<host>:5432/auction?sslmode=require)."
-  value       = aws_secretsmanager_secret.database_url.arn
+  value       = module.database_url.arn
 }
 
 output "address" {
@@ -8,5 +8,5 @@ output "address" {
 }
 
 output "security_group_id" {
-  value = aws_security_group.this.id
+  value = module.security_group.id
 }

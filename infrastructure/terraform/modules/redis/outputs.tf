@@ -1,6 +1,6 @@
 output "redis_url_secret_arn" {
   description = "Secret holding REDIS_URL (rediss://:<token>@<configuration endpoint>:6379)."
-  value       = aws_secretsmanager_secret.redis_url.arn
+  value       = module.redis_url.arn
 }
 
 output "configuration_endpoint" {
@@ -8,5 +8,5 @@ output "configuration_endpoint" {
 }
 
 output "security_group_id" {
-  value = aws_security_group.this.id
+  value = module.security_group.id
 }

@@ -8,7 +8,7 @@ output "security_group_ids" {
 }
 
 output "admin_token_secret_arn" {
-  value = aws_secretsmanager_secret.admin_token.arn
+  value = module.admin_token.arn
 }
 
 output "log_groups" {
