@@ -81,6 +81,7 @@ def compose_env(services, instance):
 
 
 def dockerfile_stages():
+    """{stage: its instructions}, a stage built FROM another stage first holding that one's."""
     stages, current = {}, None
     text = (ROOT / "infrastructure/docker/Dockerfile").read_text().replace("\\\n", " ")
     for line in text.splitlines():
@@ -89,7 +90,7 @@ def dockerfile_stages():
             continue
         if words[0] == "FROM":
             current = words[-1] if "AS" in words else words[1]
-            stages[current] = []
+            stages[current] = list(stages.get(words[1], []))
         elif current:
             stages[current].append(line.strip())
     return stages
@@ -189,8 +190,11 @@ def main():
         stage = " ".join(stages.get(service, []))
         if f"EXPOSE {port}" not in stage:
             problems.append(f"Dockerfile stage {service} does not EXPOSE {port}")
-        probe = re.search(r"http://127\.0\.0\.1:(\d+)(/[\w/]*)", stage)
-        if not probe or int(probe.group(1)) != port or probe.group(2) not in served:
+        # The probe names the port, or takes it from the LISTEN_ADDR the stage sets.
+        probe = re.search(r"http://127\.0\.0\.1:(\d+|\$\{LISTEN_ADDR##\*:\})(/[\w/]*)", stage)
+        listen = re.findall(r"ENV LISTEN_ADDR=(\S+)", stage)
+        probed = probe and (port_of(listen[-1]) if probe.group(1).startswith("$") and listen else probe.group(1))
+        if not probe or str(probed) != str(port) or probe.group(2) not in served:
             problems.append(f"Dockerfile stage {service}: HEALTHCHECK must probe 127.0.0.1:{port} on a served path")
         if f"/out/{service} /usr/local/bin/{service}" not in stage or f'ENTRYPOINT ["/usr/local/bin/{service}"]' not in stage:
             problems.append(f"Dockerfile stage {service}: must copy /out/{service} and exec it as PID 1 (exec-form ENTRYPOINT)")
