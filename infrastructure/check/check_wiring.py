@@ -203,16 +203,23 @@ def main():
     if "local.health_path" not in tasks_tf:
         problems.append("tasks.tf's container health check no longer uses settings.tf's health_path")
     alb = dict(((r[0], r[1]), r[2]) for r in hcl_values.resources(modules["alb"]))
-    for group, service in (("gateway", "api-gateway"), ("broadcast", "broadcast-service")):
-        body = alb[("aws_lb_target_group", group)]
-        check = hcl_values.block(body, "health_check")
-        if body["port"] != tf_ports[service] or int(check.get("port", 0)) != tf_ports[service]:
-            problems.append(f"target group {group}: port {body['port']}/{check.get('port')} is not {service}'s {tf_ports[service]}")
-        if check.get("path") != health:
-            problems.append(f"target group {group}: health path {check.get('path')} is not {health}")
-    alb_vars = {k: v for f in modules["alb"].values() for b in f.get("variable", []) for k, v in b.items()}
-    if sorted(alb_vars["target_ports"]["default"]) != sorted([tf_ports["api-gateway"], tf_ports["broadcast-service"]]):
-        problems.append("alb target_ports must be the gateway's and the broadcast service's ports")
+    # One target group per entry of the ALB's target_groups local, its port and health-check
+    # port that entry's port.
+    alb_targets = hcl_values.locals_of(modules["alb"])["target_groups"]
+    if sorted(alb_targets) != ["api-gateway", "broadcast-service"]:
+        problems.append(f"the ALB's target groups are {sorted(alb_targets)}, not the gateway and the broadcast service")
+    body = alb[("aws_lb_target_group", "service")]
+    check = hcl_values.block(body, "health_check")
+    if body.get("for_each") != "local.target_groups" or body["port"] != "each.value.port" or check.get("port") != "tostring(each.value.port)":
+        problems.append("aws_lb_target_group.service must be one per local.target_groups entry, on that entry's port (target and health check)")
+    for service, target in alb_targets.items():
+        if target["port"] != tf_ports.get(service):
+            problems.append(f"target group {service}: port {target['port']} is not {service}'s {tf_ports.get(service)}")
+    if check.get("path") != health:
+        problems.append(f"target groups: health path {check.get('path')} is not {health}")
+    egress = alb[("aws_vpc_security_group_egress_rule", "targets")]
+    if egress.get("for_each") != "local.target_groups" or egress.get("from_port") != "each.value.port" or egress.get("to_port") != "each.value.port":
+        problems.append("the ALB's egress rules must open exactly the target groups' ports (for_each = local.target_groups)")
     nginx = (COMPOSE / "nginx/nginx.conf").read_text()
     prometheus = yaml.safe_load((COMPOSE / "prometheus/prometheus.yml").read_text())
     scraped = {t for job in prometheus["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
@@ -246,7 +253,7 @@ def main():
     rule = alb[("aws_lb_listener_rule", "websockets")]
     patterns = hcl_values.block(hcl_values.block(rule, "condition"), "path_pattern")["values"]
     action = hcl_values.block(rule, "action")
-    if "aws_lb_target_group.broadcast" not in action.get("target_group_arn", ""):
+    if 'aws_lb_target_group.service["broadcast-service"]' not in action.get("target_group_arn", ""):
         problems.append("the /ws rule does not forward to the broadcast target group")
 
     def alb_matches(path):

@@ -125,8 +125,7 @@ module "services" {
   vpc_cidr_block                  = module.network.vpc_cidr_block
   private_subnet_ids              = module.network.private_subnet_ids
   alb_security_group_id           = module.alb.security_group_id
-  gateway_target_group_arn        = module.alb.gateway_target_group_arn
-  broadcast_target_group_arn      = module.alb.broadcast_target_group_arn
+  target_group_arns               = module.alb.target_group_arns
   alb_arn_suffix                  = module.alb.arn_suffix
   gateway_target_group_arn_suffix = module.alb.gateway_target_group_arn_suffix
   repository_urls                 = module.ecr.repository_urls
