@@ -88,25 +88,13 @@ resource "aws_cloudwatch_log_group" "this" {
   kms_key_id        = var.kms_key_arn
 }
 
-data "aws_iam_policy_document" "assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["ec2.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "node" {
-  name_prefix        = "${var.name}-nats-"
-  assume_role_policy = data.aws_iam_policy_document.assume.json
-}
-
-# Shell access through Session Manager instead of SSH keys and an open port 22.
-resource "aws_iam_role_policy_attachment" "ssm" {
-  role       = aws_iam_role.node.name
-  policy_arn = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+module "node_role" {
+  source      = "../service_role"
+  name_prefix = "${var.name}-nats-"
+  service     = "ec2.amazonaws.com"
+  # Shell access through Session Manager instead of SSH keys and an open port 22.
+  managed_policy_arns = ["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]
+  inline_policies     = { node = data.aws_iam_policy_document.node.json }
 }
 
 # Its own password secret and its own log group, nothing else.
@@ -125,14 +113,9 @@ data "aws_iam_policy_document" "node" {
   }
 }
 
-resource "aws_iam_role_policy" "node" {
-  role   = aws_iam_role.node.id
-  policy = data.aws_iam_policy_document.node.json
-}
-
 resource "aws_iam_instance_profile" "node" {
   name_prefix = "${var.name}-nats-"
-  role        = aws_iam_role.node.name
+  role        = module.node_role.name
 }
 
 locals {

@@ -45,24 +45,12 @@ resource "random_password" "master" {
   special = false
 }
 
-data "aws_iam_policy_document" "monitoring_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["monitoring.rds.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "monitoring" {
-  name_prefix        = "${var.name}-rds-mon-"
-  assume_role_policy = data.aws_iam_policy_document.monitoring_assume.json
-}
-
-resource "aws_iam_role_policy_attachment" "monitoring" {
-  role       = aws_iam_role.monitoring.name
-  policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+# Enhanced monitoring's agent publishes the OS metrics with this role.
+module "monitoring_role" {
+  source              = "../service_role"
+  name_prefix         = "${var.name}-rds-mon-"
+  service             = "monitoring.rds.amazonaws.com"
+  managed_policy_arns = ["arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"]
 }
 
 resource "aws_db_instance" "this" {
@@ -97,7 +85,7 @@ resource "aws_db_instance" "this" {
   performance_insights_kms_key_id       = var.kms_key_arn
   performance_insights_retention_period = 7
   monitoring_interval                   = 30
-  monitoring_role_arn                   = aws_iam_role.monitoring.arn
+  monitoring_role_arn                   = module.monitoring_role.arn
   enabled_cloudwatch_logs_exports       = ["postgresql", "upgrade"]
   apply_immediately                     = false
 }
