@@ -101,16 +101,14 @@ module "postgres" {
 }
 
 module "nats" {
-  source             = "../../modules/nats"
-  name               = var.name
-  vpc_id             = module.network.vpc_id
-  subnet_ids         = module.network.private_subnet_ids
-  subnet_cidr_blocks = module.network.private_subnet_cidr_blocks
-  availability_zones = module.network.availability_zones
-  dns_zone_name      = "${var.name}.internal"
-  instance_type      = var.nats_instance_type
-  volume_size_gb     = var.nats_volume_size_gb
-  kms_key_arn        = aws_kms_key.this.arn
+  source         = "../../modules/nats"
+  name           = var.name
+  vpc_id         = module.network.vpc_id
+  subnets        = module.network.private_subnets
+  dns_zone_name  = "${var.name}.internal"
+  instance_type  = var.nats_instance_type
+  volume_size_gb = var.nats_volume_size_gb
+  kms_key_arn    = aws_kms_key.this.arn
   client_security_group_ids = [
     module.services.security_group_ids["api-gateway"],
     module.services.security_group_ids["broadcast-service"],

@@ -120,11 +120,11 @@ resource "aws_iam_instance_profile" "node" {
 
 locals {
   nodes = {
-    for i in range(3) : "nats-${i + 1}" => {
-      subnet_id         = var.subnet_ids[i]
-      availability_zone = var.availability_zones[i]
+    for i, subnet in var.subnets : "nats-${i + 1}" => {
+      subnet_id         = subnet.id
+      availability_zone = subnet.availability_zone
       # The 11th address of the node's subnet: fixed, so routes and DNS never change.
-      private_ip = cidrhost(var.subnet_cidr_blocks[i], 10)
+      private_ip = cidrhost(subnet.cidr_block, 10)
     }
   }
 }

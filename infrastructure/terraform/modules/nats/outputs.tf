@@ -7,10 +7,6 @@ output "node_addresses" {
   value = { for name, node in local.nodes : name => node.private_ip }
 }
 
-output "security_group_id" {
-  value = module.security_group.id
-}
-
 output "instance_ids" {
   value = { for name, node in aws_instance.node : name => node.id }
 }

@@ -2,11 +2,3 @@ output "database_url_secret_arn" {
   description = "Secret holding DATABASE_URL (postgres://auction:<password>@<host>:5432/auction?sslmode=require)."
   value       = module.database_url.arn
 }
-
-output "address" {
-  value = aws_db_instance.this.address
-}
-
-output "security_group_id" {
-  value = module.security_group.id
-}
