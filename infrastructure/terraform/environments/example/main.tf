@@ -72,6 +72,7 @@ module "alb" {
   certificate_arn   = var.certificate_arn
 }
 
+# Each data store admits exactly the services given its URL (modules/services/settings.tf).
 module "redis" {
   source             = "../../modules/redis"
   name               = var.name
@@ -81,10 +82,7 @@ module "redis" {
   shards             = var.redis_shards
   replicas_per_shard = var.redis_replicas_per_shard
   kms_key_arn        = aws_kms_key.this.arn
-  client_security_group_ids = [
-    module.services.security_group_ids["api-gateway"],
-    module.services.security_group_ids["broadcast-service"],
-  ]
+  clients            = module.services.data_store_clients["redis"]
 }
 
 module "postgres" {
@@ -94,10 +92,7 @@ module "postgres" {
   subnet_ids     = module.network.private_subnet_ids
   instance_class = var.postgres_instance_class
   kms_key_arn    = aws_kms_key.this.arn
-  client_security_group_ids = [
-    module.services.security_group_ids["api-gateway"],
-    module.services.security_group_ids["archival-worker"],
-  ]
+  clients        = module.services.data_store_clients["postgres"]
 }
 
 module "nats" {
@@ -109,11 +104,7 @@ module "nats" {
   instance_type  = var.nats_instance_type
   volume_size_gb = var.nats_volume_size_gb
   kms_key_arn    = aws_kms_key.this.arn
-  client_security_group_ids = [
-    module.services.security_group_ids["api-gateway"],
-    module.services.security_group_ids["broadcast-service"],
-    module.services.security_group_ids["archival-worker"],
-  ]
+  clients        = module.services.data_store_clients["nats"]
 }
 
 module "services" {

@@ -13,9 +13,9 @@ resource "aws_security_group" "this" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "clients" {
-  count                        = length(var.client_security_group_ids)
+  for_each                     = var.clients
   security_group_id            = aws_security_group.this.id
-  referenced_security_group_id = var.client_security_group_ids[count.index]
+  referenced_security_group_id = each.value
   ip_protocol                  = "tcp"
   from_port                    = var.port
   to_port                      = var.port

@@ -21,9 +21,9 @@ variable "port" {
   type        = number
 }
 
-variable "client_security_group_ids" {
-  description = "Security groups of the services that use the store."
-  type        = list(string)
+variable "clients" {
+  description = "Security group per service that uses the store (by service name, so each rule keeps its address when another goes)."
+  type        = map(string)
 }
 
 variable "client_rule_description" {

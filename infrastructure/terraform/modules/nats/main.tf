@@ -19,14 +19,14 @@ data "aws_ssm_parameter" "al2023_arm64" {
 data "aws_region" "current" {}
 
 module "security_group" {
-  source                    = "../data_store_security_group"
-  name                      = var.name
-  store                     = "nats"
-  description               = "NATS: clients from the services, routes between the nodes"
-  vpc_id                    = var.vpc_id
-  port                      = 4222
-  client_security_group_ids = var.client_security_group_ids
-  client_rule_description   = "NATS clients (the services)"
+  source                  = "../data_store_security_group"
+  name                    = var.name
+  store                   = "nats"
+  description             = "NATS: clients from the services, routes between the nodes"
+  vpc_id                  = var.vpc_id
+  port                    = 4222
+  clients                 = var.clients
+  client_rule_description = "NATS clients (the services)"
 }
 
 resource "aws_vpc_security_group_ingress_rule" "routes" {

@@ -15,9 +15,9 @@ variable "subnets" {
   }
 }
 
-variable "client_security_group_ids" {
-  description = "Security groups of the services (all three use NATS)."
-  type        = list(string)
+variable "clients" {
+  description = "Security group per service (all three use NATS)."
+  type        = map(string)
 }
 
 variable "dns_zone_name" {

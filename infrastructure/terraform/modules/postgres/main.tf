@@ -9,14 +9,14 @@ resource "aws_db_subnet_group" "this" {
 }
 
 module "security_group" {
-  source                    = "../data_store_security_group"
-  name                      = var.name
-  store                     = "postgres"
-  description               = "PostgreSQL: reachable from the services only"
-  vpc_id                    = var.vpc_id
-  port                      = 5432
-  client_security_group_ids = var.client_security_group_ids
-  client_rule_description   = "PostgreSQL from a service"
+  source                  = "../data_store_security_group"
+  name                    = var.name
+  store                   = "postgres"
+  description             = "PostgreSQL: reachable from the services only"
+  vpc_id                  = var.vpc_id
+  port                    = 5432
+  clients                 = var.clients
+  client_rule_description = "PostgreSQL from a service"
 }
 
 resource "aws_db_parameter_group" "this" {

@@ -11,14 +11,14 @@ resource "aws_elasticache_subnet_group" "this" {
 }
 
 module "security_group" {
-  source                    = "../data_store_security_group"
-  name                      = var.name
-  store                     = "redis"
-  description               = "Redis: reachable from the services only"
-  vpc_id                    = var.vpc_id
-  port                      = 6379
-  client_security_group_ids = var.client_security_group_ids
-  client_rule_description   = "Redis from a service"
+  source                  = "../data_store_security_group"
+  name                    = var.name
+  store                   = "redis"
+  description             = "Redis: reachable from the services only"
+  vpc_id                  = var.vpc_id
+  port                    = 6379
+  clients                 = var.clients
+  client_rule_description = "Redis from a service"
 }
 
 # Printable without the characters ElastiCache refuses (@, ", /) and URL-safe, because it is
