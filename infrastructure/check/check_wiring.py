@@ -81,6 +81,7 @@ def compose_env(services, instance):
 
 
 def dockerfile_stages():
+    """{stage: its instructions}, a stage built FROM another stage first holding that one's."""
     stages, current = {}, None
     text = (ROOT / "infrastructure/docker/Dockerfile").read_text().replace("\\\n", " ")
     for line in text.splitlines():
@@ -89,7 +90,7 @@ def dockerfile_stages():
             continue
         if words[0] == "FROM":
             current = words[-1] if "AS" in words else words[1]
-            stages[current] = []
+            stages[current] = list(stages.get(words[1], []))
         elif current:
             stages[current].append(line.strip())
     return stages
@@ -137,12 +138,15 @@ def main():
 
     # --- secrets -------------------------------------------------------------------------
     problems = []
+    # An ARN is a module's *_secret_arn output, a secret resource's arn or a secret module's.
+    secret_modules = [name for name, body in hcl_values.modules_called(modules["services"]) if body["source"] == "../secret"]
+    secret_arn = re.compile(rf"(secret_arn|aws_secretsmanager_secret\.\w+\.arn|module\.({'|'.join(map(re.escape, secret_modules)) or '$^'})\.arn)$")
     for service in SERVICES:
         for name, value in tf_env[service].items():
             if is_secret(name) or CREDENTIAL_IN_URL.search(str(value)):
                 problems.append(f"Terraform gives {service} {name} as a plain environment value")
         for name, value in tf_secrets[service].items():
-            if not (isinstance(value, Expr) and re.search(r"(secret_arn|aws_secretsmanager_secret\.\w+\.arn)$", value)):
+            if not (isinstance(value, Expr) and secret_arn.search(value)):
                 problems.append(f"Terraform's secret {name} of {service} is not a Secrets Manager ARN: {value}")
     tasks_tf = (TERRAFORM / "modules/services/tasks.tf").read_text()
     if "for name, value in local.environment[each.key]" not in tasks_tf or "valueFrom = arn" not in tasks_tf:
@@ -186,8 +190,11 @@ def main():
         stage = " ".join(stages.get(service, []))
         if f"EXPOSE {port}" not in stage:
             problems.append(f"Dockerfile stage {service} does not EXPOSE {port}")
-        probe = re.search(r"http://127\.0\.0\.1:(\d+)(/[\w/]*)", stage)
-        if not probe or int(probe.group(1)) != port or probe.group(2) not in served:
+        # The probe names the port, or takes it from the LISTEN_ADDR the stage sets.
+        probe = re.search(r"http://127\.0\.0\.1:(\d+|\$\{LISTEN_ADDR##\*:\})(/[\w/]*)", stage)
+        listen = re.findall(r"ENV LISTEN_ADDR=(\S+)", stage)
+        probed = probe and (port_of(listen[-1]) if probe.group(1).startswith("$") and listen else probe.group(1))
+        if not probe or str(probed) != str(port) or probe.group(2) not in served:
             problems.append(f"Dockerfile stage {service}: HEALTHCHECK must probe 127.0.0.1:{port} on a served path")
         if f"/out/{service} /usr/local/bin/{service}" not in stage or f'ENTRYPOINT ["/usr/local/bin/{service}"]' not in stage:
             problems.append(f"Dockerfile stage {service}: must copy /out/{service} and exec it as PID 1 (exec-form ENTRYPOINT)")
@@ -196,16 +203,23 @@ def main():
     if "local.health_path" not in tasks_tf:
         problems.append("tasks.tf's container health check no longer uses settings.tf's health_path")
     alb = dict(((r[0], r[1]), r[2]) for r in hcl_values.resources(modules["alb"]))
-    for group, service in (("gateway", "api-gateway"), ("broadcast", "broadcast-service")):
-        body = alb[("aws_lb_target_group", group)]
-        check = hcl_values.block(body, "health_check")
-        if body["port"] != tf_ports[service] or int(check.get("port", 0)) != tf_ports[service]:
-            problems.append(f"target group {group}: port {body['port']}/{check.get('port')} is not {service}'s {tf_ports[service]}")
-        if check.get("path") != health:
-            problems.append(f"target group {group}: health path {check.get('path')} is not {health}")
-    alb_vars = {k: v for f in modules["alb"].values() for b in f.get("variable", []) for k, v in b.items()}
-    if sorted(alb_vars["target_ports"]["default"]) != sorted([tf_ports["api-gateway"], tf_ports["broadcast-service"]]):
-        problems.append("alb target_ports must be the gateway's and the broadcast service's ports")
+    # One target group per entry of the ALB's target_groups local, its port and health-check
+    # port that entry's port.
+    alb_targets = hcl_values.locals_of(modules["alb"])["target_groups"]
+    if sorted(alb_targets) != ["api-gateway", "broadcast-service"]:
+        problems.append(f"the ALB's target groups are {sorted(alb_targets)}, not the gateway and the broadcast service")
+    body = alb[("aws_lb_target_group", "service")]
+    check = hcl_values.block(body, "health_check")
+    if body.get("for_each") != "local.target_groups" or body["port"] != "each.value.port" or check.get("port") != "tostring(each.value.port)":
+        problems.append("aws_lb_target_group.service must be one per local.target_groups entry, on that entry's port (target and health check)")
+    for service, target in alb_targets.items():
+        if target["port"] != tf_ports.get(service):
+            problems.append(f"target group {service}: port {target['port']} is not {service}'s {tf_ports.get(service)}")
+    if check.get("path") != health:
+        problems.append(f"target groups: health path {check.get('path')} is not {health}")
+    egress = alb[("aws_vpc_security_group_egress_rule", "targets")]
+    if egress.get("for_each") != "local.target_groups" or egress.get("from_port") != "each.value.port" or egress.get("to_port") != "each.value.port":
+        problems.append("the ALB's egress rules must open exactly the target groups' ports (for_each = local.target_groups)")
     nginx = (COMPOSE / "nginx/nginx.conf").read_text()
     prometheus = yaml.safe_load((COMPOSE / "prometheus/prometheus.yml").read_text())
     scraped = {t for job in prometheus["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
@@ -239,7 +253,7 @@ def main():
     rule = alb[("aws_lb_listener_rule", "websockets")]
     patterns = hcl_values.block(hcl_values.block(rule, "condition"), "path_pattern")["values"]
     action = hcl_values.block(rule, "action")
-    if "aws_lb_target_group.broadcast" not in action.get("target_group_arn", ""):
+    if 'aws_lb_target_group.service["broadcast-service"]' not in action.get("target_group_arn", ""):
         problems.append("the /ws rule does not forward to the broadcast target group")
 
     def alb_matches(path):

@@ -56,6 +56,11 @@ def resources(parsed_files, kind="resource"):
     return found
 
 
+def modules_called(parsed_files):
+    """[(name, body)] of every module block in a module or environment."""
+    return [(name, body) for parsed in parsed_files.values() for entry in parsed.get("module", []) for name, body in entry.items()]
+
+
 def locals_of(parsed_files):
     merged = {}
     for parsed in parsed_files.values():

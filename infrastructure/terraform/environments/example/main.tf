@@ -72,6 +72,7 @@ module "alb" {
   certificate_arn   = var.certificate_arn
 }
 
+# Each data store admits exactly the services given its URL (modules/services/settings.tf).
 module "redis" {
   source             = "../../modules/redis"
   name               = var.name
@@ -81,10 +82,7 @@ module "redis" {
   shards             = var.redis_shards
   replicas_per_shard = var.redis_replicas_per_shard
   kms_key_arn        = aws_kms_key.this.arn
-  client_security_group_ids = [
-    module.services.security_group_ids["api-gateway"],
-    module.services.security_group_ids["broadcast-service"],
-  ]
+  clients            = module.services.data_store_clients["redis"]
 }
 
 module "postgres" {
@@ -94,28 +92,19 @@ module "postgres" {
   subnet_ids     = module.network.private_subnet_ids
   instance_class = var.postgres_instance_class
   kms_key_arn    = aws_kms_key.this.arn
-  client_security_group_ids = [
-    module.services.security_group_ids["api-gateway"],
-    module.services.security_group_ids["archival-worker"],
-  ]
+  clients        = module.services.data_store_clients["postgres"]
 }
 
 module "nats" {
-  source             = "../../modules/nats"
-  name               = var.name
-  vpc_id             = module.network.vpc_id
-  subnet_ids         = module.network.private_subnet_ids
-  subnet_cidr_blocks = module.network.private_subnet_cidr_blocks
-  availability_zones = module.network.availability_zones
-  dns_zone_name      = "${var.name}.internal"
-  instance_type      = var.nats_instance_type
-  volume_size_gb     = var.nats_volume_size_gb
-  kms_key_arn        = aws_kms_key.this.arn
-  client_security_group_ids = [
-    module.services.security_group_ids["api-gateway"],
-    module.services.security_group_ids["broadcast-service"],
-    module.services.security_group_ids["archival-worker"],
-  ]
+  source         = "../../modules/nats"
+  name           = var.name
+  vpc_id         = module.network.vpc_id
+  subnets        = module.network.private_subnets
+  dns_zone_name  = "${var.name}.internal"
+  instance_type  = var.nats_instance_type
+  volume_size_gb = var.nats_volume_size_gb
+  kms_key_arn    = aws_kms_key.this.arn
+  clients        = module.services.data_store_clients["nats"]
 }
 
 module "services" {
@@ -125,8 +114,7 @@ module "services" {
   vpc_cidr_block                  = module.network.vpc_cidr_block
   private_subnet_ids              = module.network.private_subnet_ids
   alb_security_group_id           = module.alb.security_group_id
-  gateway_target_group_arn        = module.alb.gateway_target_group_arn
-  broadcast_target_group_arn      = module.alb.broadcast_target_group_arn
+  target_group_arns               = module.alb.target_group_arns
   alb_arn_suffix                  = module.alb.arn_suffix
   gateway_target_group_arn_suffix = module.alb.gateway_target_group_arn_suffix
   repository_urls                 = module.ecr.repository_urls

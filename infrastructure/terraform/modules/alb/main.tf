@@ -33,12 +33,12 @@ resource "aws_vpc_security_group_ingress_rule" "http" {
 }
 
 resource "aws_vpc_security_group_egress_rule" "targets" {
-  count             = length(var.target_ports)
+  for_each          = local.target_groups
   security_group_id = aws_security_group.this.id
   cidr_ipv4         = var.vpc_cidr_block
   ip_protocol       = "tcp"
-  from_port         = var.target_ports[count.index]
-  to_port           = var.target_ports[count.index]
+  from_port         = each.value.port
+  to_port           = each.value.port
   description       = "To the service tasks"
 }
 
@@ -62,47 +62,42 @@ resource "aws_lb" "this" {
   depends_on = [aws_s3_bucket_policy.access_logs]
 }
 
-# The gateway: health on /health (liveness). Not /ready: ECS replaces tasks the ALB finds
-# unhealthy, and /ready is 503 while NATS is down, when the gateways still accept bids.
-resource "aws_lb_target_group" "gateway" {
-  #checkov:skip=CKV_AWS_378:TLS ends at the ALB; the hop to the task stays inside the VPC's private subnets.
-  name_prefix          = "gw-"
-  port                 = 8080
-  protocol             = "HTTP"
-  target_type          = "ip"
-  vpc_id               = var.vpc_id
-  deregistration_delay = 30
-
-  health_check {
-    path                = "/health"
-    port                = "8080"
-    matcher             = "200"
-    interval            = 10
-    timeout             = 5
-    healthy_threshold   = 2
-    unhealthy_threshold = 3
-  }
-
-  lifecycle {
-    create_before_destroy = true
+locals {
+  # The services behind the load balancer, by name (the services module's keys).
+  target_groups = {
+    # Health on /health (liveness). Not /ready: ECS replaces tasks the ALB finds unhealthy, and
+    # /ready is 503 while NATS is down, when the gateways still accept bids.
+    "api-gateway" = {
+      name_prefix          = "gw-"
+      port                 = 8080
+      deregistration_delay = 30
+      algorithm            = "round_robin"
+    }
+    # Long-lived sockets, so least outstanding requests spreads new ones to the least busy
+    # instance; a draining instance gets 120 s for its viewers to reconnect elsewhere.
+    "broadcast-service" = {
+      name_prefix          = "bc-"
+      port                 = 8081
+      deregistration_delay = 120
+      algorithm            = "least_outstanding_requests"
+    }
   }
 }
 
-# The broadcast service: long-lived sockets, so least outstanding requests spreads new ones to
-# the least busy instance; a draining instance gets 120 s for its viewers to reconnect elsewhere.
-resource "aws_lb_target_group" "broadcast" {
-  #checkov:skip=CKV_AWS_378:TLS ends at the ALB: the broadcast service writes frames straight to raw sockets, so it speaks plain ws:// inside the VPC.
-  name_prefix                   = "bc-"
-  port                          = 8081
+resource "aws_lb_target_group" "service" {
+  #checkov:skip=CKV_AWS_378:TLS ends at the ALB; the hop to the tasks stays inside the VPC's private subnets (the broadcast service writes frames straight to raw sockets, so it speaks plain ws://).
+  for_each                      = local.target_groups
+  name_prefix                   = each.value.name_prefix
+  port                          = each.value.port
   protocol                      = "HTTP"
   target_type                   = "ip"
   vpc_id                        = var.vpc_id
-  deregistration_delay          = 120
-  load_balancing_algorithm_type = "least_outstanding_requests"
+  deregistration_delay          = each.value.deregistration_delay
+  load_balancing_algorithm_type = each.value.algorithm
 
   health_check {
     path                = "/health"
-    port                = "8081"
+    port                = tostring(each.value.port)
     matcher             = "200"
     interval            = 10
     timeout             = 5
@@ -139,7 +134,7 @@ resource "aws_lb_listener" "https" {
 
   default_action {
     type             = "forward"
-    target_group_arn = aws_lb_target_group.gateway.arn
+    target_group_arn = aws_lb_target_group.service["api-gateway"].arn
   }
 }
 
@@ -155,7 +150,7 @@ resource "aws_lb_listener_rule" "websockets" {
 
   action {
     type             = "forward"
-    target_group_arn = aws_lb_target_group.broadcast.arn
+    target_group_arn = aws_lb_target_group.service["broadcast-service"].arn
   }
 }
 

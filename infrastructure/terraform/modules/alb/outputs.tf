@@ -10,12 +10,9 @@ output "security_group_id" {
   value = aws_security_group.this.id
 }
 
-output "gateway_target_group_arn" {
-  value = aws_lb_target_group.gateway.arn
-}
-
-output "broadcast_target_group_arn" {
-  value = aws_lb_target_group.broadcast.arn
+output "target_group_arns" {
+  description = "Target group per service behind the load balancer (api-gateway, broadcast-service)."
+  value       = { for name, group in aws_lb_target_group.service : name => group.arn }
 }
 
 output "arn_suffix" {
@@ -24,5 +21,5 @@ output "arn_suffix" {
 }
 
 output "gateway_target_group_arn_suffix" {
-  value = aws_lb_target_group.gateway.arn_suffix
+  value = aws_lb_target_group.service["api-gateway"].arn_suffix
 }

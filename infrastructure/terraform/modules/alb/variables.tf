@@ -15,12 +15,6 @@ variable "public_subnet_ids" {
   type = list(string)
 }
 
-variable "target_ports" {
-  description = "Container ports the ALB forwards to (gateway, broadcast)."
-  type        = list(number)
-  default     = [8080, 8081]
-}
-
 variable "certificate_arn" {
   description = "ACM certificate for the public host name (DNS-validated in the same region)."
   type        = string

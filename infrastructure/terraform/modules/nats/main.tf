@@ -18,28 +18,20 @@ data "aws_ssm_parameter" "al2023_arm64" {
 
 data "aws_region" "current" {}
 
-resource "aws_security_group" "this" {
-  name_prefix = "${var.name}-nats-"
-  description = "NATS: clients from the services, routes between the nodes"
-  vpc_id      = var.vpc_id
-  lifecycle {
-    create_before_destroy = true
-  }
-}
-
-resource "aws_vpc_security_group_ingress_rule" "clients" {
-  count                        = length(var.client_security_group_ids)
-  security_group_id            = aws_security_group.this.id
-  referenced_security_group_id = var.client_security_group_ids[count.index]
-  ip_protocol                  = "tcp"
-  from_port                    = 4222
-  to_port                      = 4222
-  description                  = "NATS clients (the services)"
+module "security_group" {
+  source                  = "../data_store_security_group"
+  name                    = var.name
+  store                   = "nats"
+  description             = "NATS: clients from the services, routes between the nodes"
+  vpc_id                  = var.vpc_id
+  port                    = 4222
+  clients                 = var.clients
+  client_rule_description = "NATS clients (the services)"
 }
 
 resource "aws_vpc_security_group_ingress_rule" "routes" {
-  security_group_id            = aws_security_group.this.id
-  referenced_security_group_id = aws_security_group.this.id
+  security_group_id            = module.security_group.id
+  referenced_security_group_id = module.security_group.id
   ip_protocol                  = "tcp"
   from_port                    = 6222
   to_port                      = 6222
@@ -49,7 +41,7 @@ resource "aws_vpc_security_group_ingress_rule" "routes" {
 # Egress: the image registry and Secrets Manager through the NAT gateway (HTTPS), routes to the
 # other nodes.
 resource "aws_vpc_security_group_egress_rule" "https" {
-  security_group_id = aws_security_group.this.id
+  security_group_id = module.security_group.id
   cidr_ipv4         = "0.0.0.0/0"
   ip_protocol       = "tcp"
   from_port         = 443
@@ -58,8 +50,8 @@ resource "aws_vpc_security_group_egress_rule" "https" {
 }
 
 resource "aws_vpc_security_group_egress_rule" "routes" {
-  security_group_id            = aws_security_group.this.id
-  referenced_security_group_id = aws_security_group.this.id
+  security_group_id            = module.security_group.id
+  referenced_security_group_id = module.security_group.id
   ip_protocol                  = "tcp"
   from_port                    = 6222
   to_port                      = 6222
@@ -71,30 +63,23 @@ resource "random_password" "nats" {
   special = false
 }
 
-resource "aws_secretsmanager_secret" "nats_password" {
-  name_prefix             = "${var.name}/nats-password-"
-  description             = "Password of the services' NATS user (read by the NATS nodes at boot)"
-  kms_key_id              = var.kms_key_arn
-  recovery_window_in_days = 7
-  #checkov:skip=CKV2_AWS_57:Rotating it means restarting the nodes and the services together (docs/DEPLOY.md); a rotation Lambda cannot do that.
+# No rotation Lambda: rotating it means restarting the nodes and the services together
+# (docs/DEPLOY.md), which a Lambda cannot do.
+module "nats_password" {
+  source      = "../secret"
+  name_prefix = "${var.name}/nats-password-"
+  description = "Password of the services' NATS user (read by the NATS nodes at boot)"
+  value       = random_password.nats.result
+  kms_key_arn = var.kms_key_arn
 }
 
-resource "aws_secretsmanager_secret_version" "nats_password" {
-  secret_id     = aws_secretsmanager_secret.nats_password.id
-  secret_string = random_password.nats.result
-}
-
-resource "aws_secretsmanager_secret" "nats_url" {
-  name_prefix             = "${var.name}/nats-url-"
-  description             = "NATS_URL of every service (user and password, all three nodes behind one name)"
-  kms_key_id              = var.kms_key_arn
-  recovery_window_in_days = 7
-  #checkov:skip=CKV2_AWS_57:Changes together with nats_password (see there).
-}
-
-resource "aws_secretsmanager_secret_version" "nats_url" {
-  secret_id     = aws_secretsmanager_secret.nats_url.id
-  secret_string = "nats://auction:${random_password.nats.result}@nats.${var.dns_zone_name}:4222"
+# No rotation Lambda: it changes together with nats_password (see there).
+module "nats_url" {
+  source      = "../secret"
+  name_prefix = "${var.name}/nats-url-"
+  description = "NATS_URL of every service (user and password, all three nodes behind one name)"
+  value       = "nats://auction:${random_password.nats.result}@nats.${var.dns_zone_name}:4222"
+  kms_key_arn = var.kms_key_arn
 }
 
 resource "aws_cloudwatch_log_group" "this" {
@@ -103,32 +88,20 @@ resource "aws_cloudwatch_log_group" "this" {
   kms_key_id        = var.kms_key_arn
 }
 
-data "aws_iam_policy_document" "assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["ec2.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "node" {
-  name_prefix        = "${var.name}-nats-"
-  assume_role_policy = data.aws_iam_policy_document.assume.json
-}
-
-# Shell access through Session Manager instead of SSH keys and an open port 22.
-resource "aws_iam_role_policy_attachment" "ssm" {
-  role       = aws_iam_role.node.name
-  policy_arn = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+module "node_role" {
+  source      = "../service_role"
+  name_prefix = "${var.name}-nats-"
+  service     = "ec2.amazonaws.com"
+  # Shell access through Session Manager instead of SSH keys and an open port 22.
+  managed_policy_arns = ["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]
+  inline_policies     = { node = data.aws_iam_policy_document.node.json }
 }
 
 # Its own password secret and its own log group, nothing else.
 data "aws_iam_policy_document" "node" {
   statement {
     actions   = ["secretsmanager:GetSecretValue"]
-    resources = [aws_secretsmanager_secret.nats_password.arn]
+    resources = [module.nats_password.arn]
   }
   statement {
     actions   = ["kms:Decrypt"]
@@ -140,23 +113,18 @@ data "aws_iam_policy_document" "node" {
   }
 }
 
-resource "aws_iam_role_policy" "node" {
-  role   = aws_iam_role.node.id
-  policy = data.aws_iam_policy_document.node.json
-}
-
 resource "aws_iam_instance_profile" "node" {
   name_prefix = "${var.name}-nats-"
-  role        = aws_iam_role.node.name
+  role        = module.node_role.name
 }
 
 locals {
   nodes = {
-    for i in range(3) : "nats-${i + 1}" => {
-      subnet_id         = var.subnet_ids[i]
-      availability_zone = var.availability_zones[i]
+    for i, subnet in var.subnets : "nats-${i + 1}" => {
+      subnet_id         = subnet.id
+      availability_zone = subnet.availability_zone
       # The 11th address of the node's subnet: fixed, so routes and DNS never change.
-      private_ip = cidrhost(var.subnet_cidr_blocks[i], 10)
+      private_ip = cidrhost(subnet.cidr_block, 10)
     }
   }
 }
@@ -177,7 +145,7 @@ resource "aws_instance" "node" {
   instance_type          = var.instance_type
   subnet_id              = each.value.subnet_id
   private_ip             = each.value.private_ip
-  vpc_security_group_ids = [aws_security_group.this.id]
+  vpc_security_group_ids = [module.security_group.id]
   iam_instance_profile   = aws_iam_instance_profile.node.name
   ebs_optimized          = true
   monitoring             = true
@@ -204,7 +172,7 @@ resource "aws_instance" "node" {
     server_name     = each.key
     nats_image      = var.nats_image
     routes          = join(",", [for name, node in local.nodes : "nats-route://${node.private_ip}:6222"])
-    password_secret = aws_secretsmanager_secret.nats_password.arn
+    password_secret = module.nats_password.arn
     region          = data.aws_region.current.region
     log_group       = aws_cloudwatch_log_group.this.name
     max_file_store  = "${floor(var.volume_size_gb * 0.8)}G"

@@ -6,23 +6,18 @@ variable "vpc_id" {
   type = string
 }
 
-variable "subnet_ids" {
-  description = "Three private subnets, one per zone, in the order of availability_zones."
-  type        = list(string)
+variable "subnets" {
+  description = "Three private subnets, one per zone: a node in each, at a fixed address of its range."
+  type        = list(object({ id = string, cidr_block = string, availability_zone = string }))
+  validation {
+    condition     = length(var.subnets) == 3
+    error_message = "subnets: three, one per zone (the cluster and its R3 streams have three nodes)."
+  }
 }
 
-variable "subnet_cidr_blocks" {
-  description = "The same subnets' ranges (each node takes a fixed address in its subnet)."
-  type        = list(string)
-}
-
-variable "availability_zones" {
-  type = list(string)
-}
-
-variable "client_security_group_ids" {
-  description = "Security groups of the services (all three use NATS)."
-  type        = list(string)
+variable "clients" {
+  description = "Security group per service (all three use NATS)."
+  type        = map(string)
 }
 
 variable "dns_zone_name" {

@@ -107,22 +107,14 @@ resource "aws_flow_log" "this" {
   traffic_type         = "ALL"
   log_destination_type = "cloud-watch-logs"
   log_destination      = aws_cloudwatch_log_group.flow_logs.arn
-  iam_role_arn         = aws_iam_role.flow_logs.arn
+  iam_role_arn         = module.flow_logs_role.arn
 }
 
-data "aws_iam_policy_document" "flow_logs_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["vpc-flow-logs.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "flow_logs" {
-  name_prefix        = "${var.name}-flow-logs-"
-  assume_role_policy = data.aws_iam_policy_document.flow_logs_assume.json
+module "flow_logs_role" {
+  source          = "../service_role"
+  name_prefix     = "${var.name}-flow-logs-"
+  service         = "vpc-flow-logs.amazonaws.com"
+  inline_policies = { flow_logs = data.aws_iam_policy_document.flow_logs.json }
 }
 
 # Only the flow-log group, only writing to it.
@@ -131,9 +123,4 @@ data "aws_iam_policy_document" "flow_logs" {
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
     resources = ["${aws_cloudwatch_log_group.flow_logs.arn}:*"]
   }
-}
-
-resource "aws_iam_role_policy" "flow_logs" {
-  role   = aws_iam_role.flow_logs.id
-  policy = data.aws_iam_policy_document.flow_logs.json
 }

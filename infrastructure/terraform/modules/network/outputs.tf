@@ -14,10 +14,13 @@ output "private_subnet_ids" {
   value = aws_subnet.private[*].id
 }
 
-output "private_subnet_cidr_blocks" {
-  value = aws_subnet.private[*].cidr_block
-}
-
-output "availability_zones" {
-  value = local.azs
+output "private_subnets" {
+  description = "The same subnets with their range and zone, one per zone."
+  value = [
+    for subnet in aws_subnet.private : {
+      id                = subnet.id
+      cidr_block        = subnet.cidr_block
+      availability_zone = subnet.availability_zone
+    }
+  ]
 }

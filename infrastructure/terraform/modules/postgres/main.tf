@@ -8,23 +8,15 @@ resource "aws_db_subnet_group" "this" {
   subnet_ids  = var.subnet_ids
 }
 
-resource "aws_security_group" "this" {
-  name_prefix = "${var.name}-postgres-"
-  description = "PostgreSQL: reachable from the services only"
-  vpc_id      = var.vpc_id
-  lifecycle {
-    create_before_destroy = true
-  }
-}
-
-resource "aws_vpc_security_group_ingress_rule" "clients" {
-  count                        = length(var.client_security_group_ids)
-  security_group_id            = aws_security_group.this.id
-  referenced_security_group_id = var.client_security_group_ids[count.index]
-  ip_protocol                  = "tcp"
-  from_port                    = 5432
-  to_port                      = 5432
-  description                  = "PostgreSQL from a service"
+module "security_group" {
+  source                  = "../data_store_security_group"
+  name                    = var.name
+  store                   = "postgres"
+  description             = "PostgreSQL: reachable from the services only"
+  vpc_id                  = var.vpc_id
+  port                    = 5432
+  clients                 = var.clients
+  client_rule_description = "PostgreSQL from a service"
 }
 
 resource "aws_db_parameter_group" "this" {
@@ -53,24 +45,12 @@ resource "random_password" "master" {
   special = false
 }
 
-data "aws_iam_policy_document" "monitoring_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["monitoring.rds.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "monitoring" {
-  name_prefix        = "${var.name}-rds-mon-"
-  assume_role_policy = data.aws_iam_policy_document.monitoring_assume.json
-}
-
-resource "aws_iam_role_policy_attachment" "monitoring" {
-  role       = aws_iam_role.monitoring.name
-  policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+# Enhanced monitoring's agent publishes the OS metrics with this role.
+module "monitoring_role" {
+  source              = "../service_role"
+  name_prefix         = "${var.name}-rds-mon-"
+  service             = "monitoring.rds.amazonaws.com"
+  managed_policy_arns = ["arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"]
 }
 
 resource "aws_db_instance" "this" {
@@ -89,7 +69,7 @@ resource "aws_db_instance" "this" {
   port                                  = 5432
   multi_az                              = true
   db_subnet_group_name                  = aws_db_subnet_group.this.name
-  vpc_security_group_ids                = [aws_security_group.this.id]
+  vpc_security_group_ids                = [module.security_group.id]
   parameter_group_name                  = aws_db_parameter_group.this.name
   publicly_accessible                   = false
   backup_retention_period               = var.backup_retention_days
@@ -105,20 +85,17 @@ resource "aws_db_instance" "this" {
   performance_insights_kms_key_id       = var.kms_key_arn
   performance_insights_retention_period = 7
   monitoring_interval                   = 30
-  monitoring_role_arn                   = aws_iam_role.monitoring.arn
+  monitoring_role_arn                   = module.monitoring_role.arn
   enabled_cloudwatch_logs_exports       = ["postgresql", "upgrade"]
   apply_immediately                     = false
 }
 
-resource "aws_secretsmanager_secret" "database_url" {
-  name_prefix             = "${var.name}/database-url-"
-  description             = "DATABASE_URL of the gateway and the archival worker (TLS required)"
-  kms_key_id              = var.kms_key_arn
-  recovery_window_in_days = 7
-  #checkov:skip=CKV2_AWS_57:The password lives in RDS and in this URL together; rotation is the documented change-password-then-update-secret step (docs/DEPLOY.md), not a Lambda.
-}
-
-resource "aws_secretsmanager_secret_version" "database_url" {
-  secret_id     = aws_secretsmanager_secret.database_url.id
-  secret_string = "postgres://auction:${random_password.master.result}@${aws_db_instance.this.address}:5432/auction?sslmode=require"
+# No rotation Lambda: the password lives in RDS and in this URL together; rotation is the
+# documented change-password-then-update-secret step (docs/DEPLOY.md).
+module "database_url" {
+  source      = "../secret"
+  name_prefix = "${var.name}/database-url-"
+  description = "DATABASE_URL of the gateway and the archival worker (TLS required)"
+  value       = "postgres://auction:${random_password.master.result}@${aws_db_instance.this.address}:5432/auction?sslmode=require"
+  kms_key_arn = var.kms_key_arn
 }

@@ -11,9 +11,9 @@ variable "subnet_ids" {
   type        = list(string)
 }
 
-variable "client_security_group_ids" {
-  description = "Security groups of the tasks that talk to PostgreSQL (gateway, worker)."
-  type        = list(string)
+variable "clients" {
+  description = "Security group per service that talks to PostgreSQL (gateway, worker)."
+  type        = map(string)
 }
 
 variable "engine_version" {

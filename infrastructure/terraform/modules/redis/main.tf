@@ -10,23 +10,15 @@ resource "aws_elasticache_subnet_group" "this" {
   subnet_ids = var.subnet_ids
 }
 
-resource "aws_security_group" "this" {
-  name_prefix = "${var.name}-redis-"
-  description = "Redis: reachable from the services only"
-  vpc_id      = var.vpc_id
-  lifecycle {
-    create_before_destroy = true
-  }
-}
-
-resource "aws_vpc_security_group_ingress_rule" "clients" {
-  count                        = length(var.client_security_group_ids)
-  security_group_id            = aws_security_group.this.id
-  referenced_security_group_id = var.client_security_group_ids[count.index]
-  ip_protocol                  = "tcp"
-  from_port                    = 6379
-  to_port                      = 6379
-  description                  = "Redis from a service"
+module "security_group" {
+  source                  = "../data_store_security_group"
+  name                    = var.name
+  store                   = "redis"
+  description             = "Redis: reachable from the services only"
+  vpc_id                  = var.vpc_id
+  port                    = 6379
+  clients                 = var.clients
+  client_rule_description = "Redis from a service"
 }
 
 # Printable without the characters ElastiCache refuses (@, ", /) and URL-safe, because it is
@@ -56,7 +48,7 @@ resource "aws_elasticache_replication_group" "this" {
   automatic_failover_enabled = true
   multi_az_enabled           = true
   subnet_group_name          = aws_elasticache_subnet_group.this.name
-  security_group_ids         = [aws_security_group.this.id]
+  security_group_ids         = [module.security_group.id]
   transit_encryption_enabled = true
   transit_encryption_mode    = "required"
   auth_token                 = random_password.auth_token.result
@@ -76,15 +68,12 @@ resource "aws_elasticache_replication_group" "this" {
   }
 }
 
-resource "aws_secretsmanager_secret" "redis_url" {
-  name_prefix             = "${var.name}/redis-url-"
-  description             = "REDIS_URL of the gateway and the broadcast service (rediss://, AUTH token)"
-  kms_key_id              = var.kms_key_arn
-  recovery_window_in_days = 7
-  #checkov:skip=CKV2_AWS_57:The token lives in ElastiCache and in this URL together; rotating it is the documented two-step AUTH rotation (docs/DEPLOY.md), not a Lambda.
-}
-
-resource "aws_secretsmanager_secret_version" "redis_url" {
-  secret_id     = aws_secretsmanager_secret.redis_url.id
-  secret_string = "rediss://:${random_password.auth_token.result}@${aws_elasticache_replication_group.this.configuration_endpoint_address}:6379"
+# No rotation Lambda: the token lives in ElastiCache and in this URL together; rotating it is
+# the documented two-step AUTH rotation (docs/DEPLOY.md).
+module "redis_url" {
+  source      = "../secret"
+  name_prefix = "${var.name}/redis-url-"
+  description = "REDIS_URL of the gateway and the broadcast service (rediss://, AUTH token)"
+  value       = "rediss://:${random_password.auth_token.result}@${aws_elasticache_replication_group.this.configuration_endpoint_address}:6379"
+  kms_key_arn = var.kms_key_arn
 }

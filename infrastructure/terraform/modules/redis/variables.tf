@@ -12,9 +12,9 @@ variable "subnet_ids" {
   type        = list(string)
 }
 
-variable "client_security_group_ids" {
-  description = "Security groups of the tasks that talk to Redis (gateway, broadcast)."
-  type        = list(string)
+variable "clients" {
+  description = "Security group per service that talks to Redis (gateway, broadcast)."
+  type        = map(string)
 }
 
 variable "engine_version" {

@@ -3,20 +3,12 @@
 # code) has no permissions, except the broadcast service's metrics collector writing its
 # metrics log group.
 
-data "aws_iam_policy_document" "tasks_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["ecs-tasks.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "execution" {
-  for_each           = local.ports
-  name_prefix        = "${substr(var.name, 0, 16)}-${substr(each.key, 0, 8)}-exec-"
-  assume_role_policy = data.aws_iam_policy_document.tasks_assume.json
+module "execution_role" {
+  source          = "../service_role"
+  for_each        = local.ports
+  name_prefix     = "${substr(var.name, 0, 16)}-${substr(each.key, 0, 8)}-exec-"
+  service         = "ecs-tasks.amazonaws.com"
+  inline_policies = { execution = data.aws_iam_policy_document.execution[each.key].json }
 }
 
 data "aws_iam_policy_document" "execution" {
@@ -45,16 +37,12 @@ data "aws_iam_policy_document" "execution" {
   }
 }
 
-resource "aws_iam_role_policy" "execution" {
-  for_each = local.ports
-  role     = aws_iam_role.execution[each.key].id
-  policy   = data.aws_iam_policy_document.execution[each.key].json
-}
-
-resource "aws_iam_role" "task" {
-  for_each           = local.ports
-  name_prefix        = "${substr(var.name, 0, 16)}-${substr(each.key, 0, 8)}-task-"
-  assume_role_policy = data.aws_iam_policy_document.tasks_assume.json
+module "task_role" {
+  source          = "../service_role"
+  for_each        = local.ports
+  name_prefix     = "${substr(var.name, 0, 16)}-${substr(each.key, 0, 8)}-task-"
+  service         = "ecs-tasks.amazonaws.com"
+  inline_policies = each.key == "broadcast-service" ? { collector = data.aws_iam_policy_document.collector.json } : {}
 }
 
 data "aws_iam_policy_document" "collector" {
@@ -66,9 +54,4 @@ data "aws_iam_policy_document" "collector" {
     actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
     resources = [var.kms_key_arn]
   }
-}
-
-resource "aws_iam_role_policy" "collector" {
-  role   = aws_iam_role.task["broadcast-service"].id
-  policy = data.aws_iam_policy_document.collector.json
 }

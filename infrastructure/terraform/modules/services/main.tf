@@ -14,10 +14,7 @@ locals {
   }
 
   # Only the gateway and the broadcast service are behind the load balancer.
-  target_groups = {
-    "api-gateway"       = var.gateway_target_group_arn
-    "broadcast-service" = var.broadcast_target_group_arn
-  }
+  target_groups = var.target_group_arns
 
   # Open sockets per broadcast instance: 50,000 viewers (MAX_CONNECTIONS) and their peers.
   nofile = {

@@ -2,13 +2,17 @@ output "cluster_name" {
   value = aws_ecs_cluster.this.name
 }
 
-output "security_group_ids" {
-  description = "Security group per service, for the data stores' ingress rules."
-  value       = { for name, sg in aws_security_group.service : name => sg.id }
+output "data_store_clients" {
+  description = "Per data store, the security group of each service given its URL (settings.tf), for the store's ingress rules."
+  value = {
+    for store, url in { redis = "REDIS_URL", postgres = "DATABASE_URL", nats = "NATS_URL" } : store => {
+      for service, secrets in local.secrets : service => aws_security_group.service[service].id if contains(keys(secrets), url)
+    }
+  }
 }
 
 output "admin_token_secret_arn" {
-  value = aws_secretsmanager_secret.admin_token.arn
+  value = module.admin_token.arn
 }
 
 output "log_groups" {

@@ -7,20 +7,15 @@ resource "random_password" "admin_token" {
   special = false
 }
 
-resource "aws_secretsmanager_secret" "admin_token" {
-  name_prefix             = "${var.name}/admin-token-"
-  description             = "ADMIN_TOKEN of the gateway's admin endpoints (issue 12 replaces it with roles)"
-  kms_key_id              = var.kms_key_arn
-  recovery_window_in_days = 7
-  #checkov:skip=CKV2_AWS_57:Rotation is a put-secret-value plus a gateway roll (docs/DEPLOY.md); the token goes away with issue 12.
-}
-
-resource "aws_secretsmanager_secret_version" "admin_token" {
-  secret_id     = aws_secretsmanager_secret.admin_token.id
-  secret_string = random_password.admin_token.result
-  lifecycle {
-    ignore_changes = [secret_string]
-  }
+# No rotation Lambda: rotation is a put-secret-value plus a gateway roll (docs/DEPLOY.md); the
+# token goes away with issue 12.
+module "admin_token" {
+  source           = "../secret"
+  name_prefix      = "${var.name}/admin-token-"
+  description      = "ADMIN_TOKEN of the gateway's admin endpoints (issue 12 replaces it with roles)"
+  value            = random_password.admin_token.result
+  operators_rotate = true
+  kms_key_arn      = var.kms_key_arn
 }
 
 # The Ed25519 key the gateway signs access tokens with (PKCS#8 PEM); every service verifies
@@ -29,18 +24,13 @@ resource "tls_private_key" "signing_key" {
   algorithm = "ED25519"
 }
 
-resource "aws_secretsmanager_secret" "signing_key" {
-  name_prefix             = "${var.name}/jwt-signing-key-"
-  description             = "The gateway's access-token signing key, PKCS#8 PEM (issue 12)"
-  kms_key_id              = var.kms_key_arn
-  recovery_window_in_days = 7
-  #checkov:skip=CKV2_AWS_57:A signing key rotates by publishing the next key in the JWKS first (issue 12); a blind rotation Lambda would invalidate every session.
-}
-
-resource "aws_secretsmanager_secret_version" "signing_key" {
-  secret_id     = aws_secretsmanager_secret.signing_key.id
-  secret_string = tls_private_key.signing_key.private_key_pem
-  lifecycle {
-    ignore_changes = [secret_string]
-  }
+# No rotation Lambda: a signing key rotates by publishing the next key in the JWKS first
+# (issue 12); a blind rotation Lambda would invalidate every session.
+module "signing_key" {
+  source           = "../secret"
+  name_prefix      = "${var.name}/jwt-signing-key-"
+  description      = "The gateway's access-token signing key, PKCS#8 PEM (issue 12)"
+  value            = tls_private_key.signing_key.private_key_pem
+  operators_rotate = true
+  kms_key_arn      = var.kms_key_arn
 }

@@ -52,8 +52,8 @@ locals {
       REDIS_URL       = var.redis_url_secret_arn
       NATS_URL        = var.nats_url_secret_arn
       DATABASE_URL    = var.database_url_secret_arn
-      ADMIN_TOKEN     = aws_secretsmanager_secret.admin_token.arn
-      JWT_SIGNING_KEY = aws_secretsmanager_secret.signing_key.arn
+      ADMIN_TOKEN     = module.admin_token.arn
+      JWT_SIGNING_KEY = module.signing_key.arn
     }
     "broadcast-service" = {
       REDIS_URL = var.redis_url_secret_arn

@@ -68,8 +68,8 @@ resource "aws_ecs_task_definition" "service" {
   network_mode             = "awsvpc"
   cpu                      = local.sizes[each.key].cpu
   memory                   = local.sizes[each.key].memory
-  execution_role_arn       = aws_iam_role.execution[each.key].arn
-  task_role_arn            = aws_iam_role.task[each.key].arn
+  execution_role_arn       = module.execution_role[each.key].arn
+  task_role_arn            = module.task_role[each.key].arn
 
   runtime_platform {
     operating_system_family = "LINUX"

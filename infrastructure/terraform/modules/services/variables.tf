@@ -18,12 +18,9 @@ variable "alb_security_group_id" {
   type = string
 }
 
-variable "gateway_target_group_arn" {
-  type = string
-}
-
-variable "broadcast_target_group_arn" {
-  type = string
+variable "target_group_arns" {
+  description = "The load balancer's target group per service behind it (the gateway and the broadcast service)."
+  type        = map(string)
 }
 
 variable "alb_arn_suffix" {
