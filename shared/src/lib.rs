@@ -13,6 +13,7 @@
 //! * [`service_options`]: the command-line options the services share, flattened into each
 //!   service's `Config`.
 //! * [`health`]: the `/health`, `/ready` and `/metrics` routes.
+//! * [`mutex`]: locking a std mutex whose data a panicking holder cannot corrupt.
 //! * [`supervisor`]: ownership of core background tasks: restart or stop, never unnoticed.
 //! * [`subjects`]: NATS subject and stream names.
 //! * [`redact`]: credential-free URLs for logs.
@@ -29,6 +30,7 @@ pub mod ids;
 pub mod item_state;
 pub mod migrations;
 pub mod money;
+pub mod mutex;
 pub mod nats;
 pub mod postgres_pool;
 pub mod redact;
