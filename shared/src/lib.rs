@@ -8,7 +8,9 @@
 //!   the outbox and return ([`Event::to_fields`], [`Event::from_fields`]).
 //! * [`timestamp`]: microsecond UTC timestamps rendered as RFC 3339.
 //! * [`nats`]: the NATS connection policy every service uses.
-//! * [`redis_connection`]: the Redis connection builder and its one timeout rule.
+//! * [`redis_connection`]: the deadline-bound Redis connection, its one timeout rule and the
+//!   one classification of a failed call.
+//! * [`redis_reads`]: reads of the Redis layout that more than one service makes.
 //! * [`postgres_pool`]: the PostgreSQL pool builder.
 //! * [`service_options`]: the command-line options the services share, flattened into each
 //!   service's `Config`.
@@ -36,6 +38,7 @@ pub mod postgres_pool;
 pub mod redact;
 pub mod redis_connection;
 pub mod redis_keys;
+pub mod redis_reads;
 pub mod service_options;
 pub mod shutdown;
 pub mod subjects;

@@ -39,21 +39,18 @@ impl Store {
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<ItemId>, StoreError> {
-        let key = self.keys.closing(shard);
-        let mut conn = self.conn.clone();
         let ids: Vec<String> = self
-            .timed(async move {
+            .redis
+            .query(
                 redis::cmd("ZRANGE")
-                    .arg(key)
+                    .arg(self.keys.closing(shard))
                     .arg("-inf")
                     .arg(now.micros())
                     .arg("BYSCORE")
                     .arg("LIMIT")
                     .arg(0)
-                    .arg(limit)
-                    .query_async(&mut conn)
-                    .await
-            })
+                    .arg(limit),
+            )
             .await?;
         Ok(ids
             .into_iter()

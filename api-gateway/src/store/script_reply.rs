@@ -62,18 +62,15 @@ impl Store {
     /// Runs one script under the store's deadline and decodes its reply with `decode`.
     ///
     /// # Errors
-    /// What [`Store::timed`] returns, or [`StoreError::Internal`] naming `script` when the
-    /// reply is malformed.
+    /// The call's own error, or [`StoreError::Internal`] naming `script` when the reply is
+    /// malformed.
     pub(super) async fn run_script<T>(
         &self,
         script: &'static str,
         invocation: redis::ScriptInvocation<'static>,
         decode: impl FnOnce(ScriptReply) -> Result<T, ReplyError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.conn.clone();
-        let lists: Vec<Vec<String>> = self
-            .timed(async move { invocation.invoke_async(&mut conn).await })
-            .await?;
+        let lists: Vec<Vec<String>> = self.redis.invoke(&invocation).await?;
         ScriptReply::parse(lists).and_then(decode).map_err(|e| {
             StoreError::Internal(anyhow::Error::new(e).context(format!("{script} replied")))
         })
