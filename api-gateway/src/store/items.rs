@@ -1,6 +1,5 @@
 //! Item creation and reads.
 
-use super::script_reply::ReplyError;
 use super::{Store, StoreError};
 use shared::item_state::field;
 use shared::redis_reads::{self, ItemReadError};
@@ -65,13 +64,11 @@ impl Store {
             .arg(item.extension_us);
         let created = self
             .run_script("create_item.lua", invocation, |reply| {
-                match (reply.outcome.as_str(), reply.event) {
-                    ("created", None) => Ok(CreatedItem::Created),
-                    ("exists", None) => Ok(CreatedItem::Exists),
-                    ("ended", None) => Ok(CreatedItem::EndsInThePast),
-                    (_, Some(_)) => Err(ReplyError::EventMismatch(reply.outcome)),
-                    _ => Err(ReplyError::UnknownOutcome(reply.outcome)),
-                }
+                reply.decide_without_event(&[
+                    ("created", CreatedItem::Created),
+                    ("exists", CreatedItem::Exists),
+                    ("ended", CreatedItem::EndsInThePast),
+                ])
             })
             .await?;
         if created == CreatedItem::Created {
