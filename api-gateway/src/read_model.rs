@@ -10,20 +10,15 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use serde::Serialize;
 use shared::money::serialize_cents;
+use shared::postgres_pool;
 use shared::{ItemId, Timestamp, UserId};
 use std::future::Future;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// Why a read failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    /// PostgreSQL is unreachable, too slow, or not migrated yet.
-    #[error("read model unavailable: {0}")]
-    Unavailable(String),
-    #[error(transparent)]
-    Other(#[from] anyhow::Error),
-}
+/// Why a read failed: PostgreSQL unreachable, too slow or not migrated yet (`Unavailable`), or
+/// a bug (`Other`), by the one rule of `shared::postgres_pool`.
+pub use shared::postgres_pool::QueryError as ReadError;
 
 /// One archived bid.
 #[derive(Debug, Clone, Serialize)]
@@ -133,15 +128,9 @@ impl ReadModel {
         Ok(Self { pool, timeout })
     }
 
+    /// Runs `op` under the read model's deadline.
     async fn timed<T>(&self, op: impl Future<Output = anyhow::Result<T>>) -> Result<T, ReadError> {
-        match tokio::time::timeout(self.timeout, op).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(classify(e)),
-            Err(_) => Err(ReadError::Unavailable(format!(
-                "no answer within {:?}",
-                self.timeout
-            ))),
-        }
+        postgres_pool::within(self.timeout, async { Ok(op.await?) }).await
     }
 
     /// An item's bids, newest first, older than `before_seq` when given.
@@ -247,26 +236,6 @@ impl ReadModel {
             })
         })
         .await
-    }
-}
-
-/// Connection trouble and a schema not migrated yet are outages, not bugs.
-fn classify(e: anyhow::Error) -> ReadError {
-    let unavailable = e.chain().any(|cause| {
-        cause
-            .downcast_ref::<deadpool_postgres::PoolError>()
-            .is_some()
-            || cause
-                .downcast_ref::<tokio_postgres::Error>()
-                .is_some_and(|pg| match pg.as_db_error() {
-                    None => true,
-                    Some(db) => db.code() == &tokio_postgres::error::SqlState::UNDEFINED_TABLE,
-                })
-    });
-    if unavailable {
-        ReadError::Unavailable(format!("{e:#}"))
-    } else {
-        ReadError::Other(e)
     }
 }
 

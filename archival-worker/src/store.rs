@@ -10,6 +10,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use shared::migrations::{Migration, Migrator};
+use shared::postgres_pool;
 use shared::{AuctionClosed, AuctionExtended, AuctionRelisted, BidPlaced, Timestamp};
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
@@ -35,15 +36,9 @@ const MIGRATOR: Migrator = Migrator::new(
     ],
 );
 
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// PostgreSQL is unreachable or too slow; retry later.
-    #[error("postgres unavailable: {0}")]
-    Unavailable(String),
-    #[error(transparent)]
-    Other(#[from] anyhow::Error),
-}
+/// Why a store operation failed: PostgreSQL unreachable or too slow (`Unavailable`, retry
+/// later) or anything else (`Other`), by the one rule of `shared::postgres_pool`.
+pub use shared::postgres_pool::QueryError as StoreError;
 
 /// An event that cannot be archived, kept with the reason.
 #[derive(Debug, Clone)]
@@ -121,14 +116,7 @@ impl Store {
 
     /// Runs `op` under the store's deadline; connection problems become `Unavailable`.
     async fn timed<T>(&self, op: impl Future<Output = anyhow::Result<T>>) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, op).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(classify(e)),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "no answer within {:?}",
-                self.timeout
-            ))),
-        }
+        postgres_pool::within(self.timeout, async { Ok(op.await?) }).await
     }
 
     /// `select 1`, for readiness.
@@ -184,22 +172,6 @@ impl Store {
             })
         })
         .await
-    }
-}
-
-fn classify(e: anyhow::Error) -> StoreError {
-    let unavailable = e.chain().any(|cause| {
-        cause
-            .downcast_ref::<tokio_postgres::Error>()
-            .is_some_and(|pg| pg.is_closed() || pg.as_db_error().is_none())
-            || cause
-                .downcast_ref::<deadpool_postgres::PoolError>()
-                .is_some()
-    });
-    if unavailable {
-        StoreError::Unavailable(format!("{e:#}"))
-    } else {
-        StoreError::Other(e)
     }
 }
 

@@ -11,7 +11,8 @@
 //! * [`redis_connection`]: the deadline-bound Redis connection, its one timeout rule and the
 //!   one classification of a failed call.
 //! * [`redis_reads`]: reads of the Redis layout that more than one service makes.
-//! * [`postgres_pool`]: the PostgreSQL pool builder.
+//! * [`postgres_pool`]: the PostgreSQL pool builder, the query deadline and the one rule that
+//!   tells an outage from a bug.
 //! * [`service_options`]: the command-line options the services share, flattened into each
 //!   service's `Config`.
 //! * [`health`]: the `/health`, `/ready` and `/metrics` routes.
