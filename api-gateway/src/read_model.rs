@@ -14,6 +14,7 @@ use shared::postgres_pool;
 use shared::{ItemId, Timestamp, UserId};
 use std::future::Future;
 use std::time::Duration;
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 /// Why a read failed: PostgreSQL unreachable, too slow or not migrated yet (`Unavailable`), or
@@ -133,6 +134,23 @@ impl ReadModel {
         postgres_pool::within(self.timeout, async { Ok(op.await?) }).await
     }
 
+    /// The archived bids `filter` selects (the `where … order by … limit …` after
+    /// `from bids`), with `params`.
+    async fn bids(
+        &self,
+        filter: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<ArchivedBid>, ReadError> {
+        self.timed(async {
+            let client = self.pool.get().await?;
+            let rows = client
+                .query(&format!("select {BID_COLUMNS} from bids {filter}"), params)
+                .await?;
+            Ok(rows.iter().map(bid_from_row).collect())
+        })
+        .await
+    }
+
     /// An item's bids, newest first, older than `before_seq` when given.
     ///
     /// # Errors
@@ -143,20 +161,11 @@ impl ReadModel {
         limit: i64,
         before_seq: Option<i64>,
     ) -> Result<Vec<ArchivedBid>, ReadError> {
-        self.timed(async {
-            let client = self.pool.get().await?;
-            let rows = client
-                .query(
-                    &format!(
-                        "select {BID_COLUMNS} from bids
-                         where item_id = $1 and seq < coalesce($2, 9223372036854775807)
-                         order by seq desc limit $3"
-                    ),
-                    &[&item.as_str(), &before_seq, &limit],
-                )
-                .await?;
-            Ok(rows.iter().map(bid_from_row).collect())
-        })
+        self.bids(
+            "where item_id = $1 and seq < coalesce($2, 9223372036854775807)
+             order by seq desc limit $3",
+            &[&item.as_str(), &before_seq, &limit],
+        )
         .await
     }
 
@@ -170,38 +179,25 @@ impl ReadModel {
         limit: i64,
         before: Option<UserCursor>,
     ) -> Result<Vec<ArchivedBid>, ReadError> {
-        self.timed(async {
-            let client = self.pool.get().await?;
-            let rows = match before {
-                None => {
-                    client
-                        .query(
-                            &format!(
-                                "select {BID_COLUMNS} from bids where user_id = $1
-                                 order by placed_at desc, event_id desc limit $2"
-                            ),
-                            &[&user.as_str(), &limit],
-                        )
-                        .await?
-                }
-                Some(cursor) => {
-                    let at = DateTime::<Utc>::from_timestamp_micros(cursor.placed_at_us)
-                        .unwrap_or(DateTime::<Utc>::MIN_UTC);
-                    client
-                        .query(
-                            &format!(
-                                "select {BID_COLUMNS} from bids
-                                 where user_id = $1 and (placed_at, event_id) < ($2, $3)
-                                 order by placed_at desc, event_id desc limit $4"
-                            ),
-                            &[&user.as_str(), &at, &cursor.event_id, &limit],
-                        )
-                        .await?
-                }
-            };
-            Ok(rows.iter().map(bid_from_row).collect())
-        })
-        .await
+        match before {
+            None => {
+                self.bids(
+                    "where user_id = $1 order by placed_at desc, event_id desc limit $2",
+                    &[&user.as_str(), &limit],
+                )
+                .await
+            }
+            Some(cursor) => {
+                let at = DateTime::<Utc>::from_timestamp_micros(cursor.placed_at_us)
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC);
+                self.bids(
+                    "where user_id = $1 and (placed_at, event_id) < ($2, $3)
+                     order by placed_at desc, event_id desc limit $4",
+                    &[&user.as_str(), &at, &cursor.event_id, &limit],
+                )
+                .await
+            }
+        }
     }
 
     /// A bidder's totals (zeros for someone who never bid).

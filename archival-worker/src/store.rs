@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use shared::migrations::{Migration, Migrator};
 use shared::postgres_pool;
-use shared::{AuctionClosed, AuctionExtended, AuctionRelisted, BidPlaced, Timestamp};
+use shared::{AuctionClosed, AuctionExtended, AuctionRelisted, BidPlaced, EventId, Timestamp};
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
@@ -175,6 +175,29 @@ impl Store {
     }
 }
 
+/// `events` sorted by `event_id`, each once: one row per event, and the order every insert
+/// locks rows in, so two workers cannot deadlock.
+fn by_event_id<T>(events: &[T], id: impl Fn(&T) -> EventId) -> Vec<&T> {
+    let mut sorted: Vec<&T> = events.iter().collect();
+    sorted.sort_by_key(|e| id(e));
+    sorted.dedup_by_key(|e| id(e));
+    sorted
+}
+
+/// Those of `sorted` whose `event_id` came back from `returning event_id`: the ones not
+/// archived before, which alone may change the projections.
+fn newly_inserted<'a, T>(
+    sorted: Vec<&'a T>,
+    rows: &[tokio_postgres::Row],
+    id: impl Fn(&T) -> EventId,
+) -> Vec<&'a T> {
+    let inserted: HashSet<Uuid> = rows.iter().map(|row| row.get(0)).collect();
+    sorted
+        .into_iter()
+        .filter(|e| inserted.contains(&id(e).as_uuid()))
+        .collect()
+}
+
 /// Inserts the bids not archived yet; returns those it inserted.
 async fn insert_bids<'a>(
     tx: &deadpool_postgres::Transaction<'_>,
@@ -183,9 +206,7 @@ async fn insert_bids<'a>(
     if bids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sorted: Vec<&BidPlaced> = bids.iter().collect();
-    sorted.sort_by_key(|b| b.event_id);
-    sorted.dedup_by_key(|b| b.event_id);
+    let sorted = by_event_id(bids, |b| b.event_id);
     let ids: Vec<Uuid> = sorted.iter().map(|b| b.event_id.as_uuid()).collect();
     let items: Vec<&str> = sorted.iter().map(|b| b.item_id.as_str()).collect();
     let rounds: Vec<i32> = sorted.iter().map(|b| b.round as i32).collect();
@@ -214,11 +235,7 @@ async fn insert_bids<'a>(
         )
         .await
         .context("inserting bids")?;
-    let inserted: HashSet<Uuid> = rows.iter().map(|row| row.get(0)).collect();
-    Ok(sorted
-        .into_iter()
-        .filter(|b| inserted.contains(&b.event_id.as_uuid()))
-        .collect())
+    Ok(newly_inserted(sorted, &rows, |b| b.event_id))
 }
 
 /// Updates `auctions`, `user_items` and `user_stats` from newly inserted bids.
@@ -322,9 +339,7 @@ async fn insert_closes<'a>(
     if closes.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sorted: Vec<&AuctionClosed> = closes.iter().collect();
-    sorted.sort_by_key(|c| c.event_id);
-    sorted.dedup_by_key(|c| c.event_id);
+    let sorted = by_event_id(closes, |c| c.event_id);
     let ids: Vec<Uuid> = sorted.iter().map(|c| c.event_id.as_uuid()).collect();
     let items: Vec<&str> = sorted.iter().map(|c| c.item_id.as_str()).collect();
     let rounds: Vec<i32> = sorted.iter().map(|c| c.round as i32).collect();
@@ -356,11 +371,7 @@ async fn insert_closes<'a>(
         )
         .await
         .context("inserting auction results")?;
-    let inserted: HashSet<Uuid> = rows.iter().map(|row| row.get(0)).collect();
-    Ok(sorted
-        .into_iter()
-        .filter(|c| inserted.contains(&c.event_id.as_uuid()))
-        .collect())
+    Ok(newly_inserted(sorted, &rows, |c| c.event_id))
 }
 
 /// Marks auctions closed with their result and credits the winners.
