@@ -35,7 +35,6 @@ pub mod store;
 use anyhow::Context;
 use config::Config;
 use metrics::Metrics;
-use shared::redact::SecretUrl;
 use shared::redis_keys::Keyspace;
 use shared::supervisor::Supervisor;
 use std::sync::Arc;
@@ -47,6 +46,9 @@ use tokio_util::sync::CancellationToken;
 /// How long shutdown waits for background tasks (relay batches, live queue) to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// How long a JetStream request (the relay's publish acknowledgement) may take.
+const NATS_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A built gateway: listener bound, clients prepared, nothing running yet.
 pub struct Application {
     listener: TcpListener,
@@ -55,19 +57,6 @@ pub struct Application {
     store: Store,
     read_model: read_model::ReadModel,
     metrics: Arc<Metrics>,
-}
-
-/// Connects to NATS in the background, so the gateway starts (and accepts bids) while NATS
-/// is down; reconnects forever, quickly.
-///
-/// # Errors
-/// When the URL is invalid.
-pub async fn connect_nats(url: &SecretUrl, name: &str) -> anyhow::Result<async_nats::Client> {
-    shared::nats::connect_options(name)
-        .request_timeout(Some(Duration::from_secs(5)))
-        .connect(url.expose())
-        .await
-        .with_context(|| format!("invalid NATS address {url}"))
 }
 
 impl Application {
@@ -95,7 +84,13 @@ impl Application {
                 metrics.optimistic_retries.clone(),
             )?,
         };
-        let nats = connect_nats(&config.common.nats_url, &config.instance_id).await?;
+        // In the background: the gateway starts, and accepts bids, while NATS is down.
+        let nats = shared::nats::connect(
+            &config.common.nats_url,
+            shared::nats::connect_options(&config.instance_id)
+                .request_timeout(Some(NATS_REQUEST_TIMEOUT)),
+        )
+        .await?;
         let read_model = read_model::ReadModel::new(
             config.database.url.expose(),
             Duration::from_millis(config.database_timeout_ms),

@@ -9,7 +9,7 @@
 use crate::metrics::Metrics;
 use crate::store::{Batch, Change, DeadLetter, Store, StoreError};
 use anyhow::Context;
-use async_nats::jetstream::{self, AckKind, consumer::PullConsumer, stream};
+use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
 use futures::StreamExt;
 use shared::Event;
 use shared::subjects::Subjects;
@@ -46,14 +46,13 @@ pub async fn consumer(
     js: &jetstream::Context,
     settings: &ConsumerSettings,
 ) -> anyhow::Result<PullConsumer> {
+    let config = shared::nats::archive_stream(
+        settings.stream.as_str(),
+        &settings.subjects,
+        settings.duplicate_window,
+    );
     let stream = js
-        .get_or_create_stream(stream::Config {
-            name: settings.stream.clone(),
-            subjects: vec![settings.subjects.archive_all()],
-            storage: stream::StorageType::File,
-            duplicate_window: settings.duplicate_window,
-            ..Default::default()
-        })
+        .get_or_create_stream(config)
         .await
         .map_err(|e| anyhow::anyhow!(e))
         .context("getting the archive stream")?;

@@ -56,10 +56,10 @@ impl Application {
             config.database_pool_size,
             config.database_timeout(),
         )?;
-        let nats = shared::nats::connect_options(format!("archival-worker-{}", std::process::id()))
-            .connect(config.common.nats_url.expose())
-            .await
-            .with_context(|| format!("invalid NATS address {}", config.common.nats_url))?;
+        let name = format!("archival-worker-{}", std::process::id());
+        let nats =
+            shared::nats::connect(&config.common.nats_url, shared::nats::connect_options(name))
+                .await?;
         Ok(Self {
             listener,
             config,

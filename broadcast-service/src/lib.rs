@@ -90,7 +90,7 @@ impl Application {
         )
         .context("invalid REDIS_URL")?;
         let (nats, nats_connected) =
-            nats::connect(config.common.nats_url.expose(), &config.instance_id).await?;
+            nats::connect(&config.common.nats_url, &config.instance_id).await?;
         Ok(Self {
             listener,
             config: Arc::new(config),

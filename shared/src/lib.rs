@@ -7,7 +7,7 @@
 //! * [`event_fields`]: the same event as the flat field list the gateway's scripts write to
 //!   the outbox and return ([`Event::to_fields`], [`Event::from_fields`]).
 //! * [`timestamp`]: microsecond UTC timestamps rendered as RFC 3339.
-//! * [`nats`]: the NATS connection policy every service uses.
+//! * [`nats`]: the NATS connection policy every service uses, and the archive stream's settings.
 //! * [`redis_connection`]: the deadline-bound Redis connection, its one timeout rule and the
 //!   one classification of a failed call.
 //! * [`redis_reads`]: reads of the Redis layout that more than one service makes.
