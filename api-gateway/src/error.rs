@@ -8,7 +8,6 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Serialize, Serializer};
-use serde_json::json;
 
 /// The `error` field of every error body. Clients match on these strings: never rename one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,7 +33,8 @@ pub enum ErrorCode {
     InvalidReason,
     /// 401: admin endpoints without the right credentials.
     Unauthorized,
-    /// 404: no such endpoint.
+    /// 404: no such endpoint (answered by `shared::error_body`'s fallback, as in every
+    /// service; 405 `method_not_allowed` likewise).
     NotFound,
     /// 404: no such item.
     ItemNotFound,
@@ -213,8 +213,8 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        let body = json!({ "error": code, "message": self.to_string() });
-        let mut response = (code.status(), axum::Json(body)).into_response();
+        let mut response =
+            shared::error_body::response(code.status(), code.as_str(), &self.to_string());
         let retry_after = match self {
             Self::Unavailable(_) | Self::OutcomeUnknown(_) => Some(1),
             Self::RateLimited { retry_after_secs } => Some(retry_after_secs),

@@ -16,6 +16,7 @@
 //! * [`service_options`]: the command-line options the services share, flattened into each
 //!   service's `Config`.
 //! * [`health`]: the `/health`, `/ready` and `/metrics` routes.
+//! * [`error_body`]: the JSON error body, and the 404 and 405 every router answers.
 //! * [`mutex`]: locking a std mutex whose data a panicking holder cannot corrupt.
 //! * [`supervisor`]: ownership of core background tasks: restart or stop, never unnoticed.
 //! * [`subjects`]: NATS subject and stream names.
@@ -26,6 +27,7 @@
 //! * [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
 //! * [`telemetry`]: one tracing subscriber setup, JSON or pretty.
 
+pub mod error_body;
 pub mod event;
 pub mod event_fields;
 pub mod health;

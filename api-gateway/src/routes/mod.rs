@@ -45,13 +45,13 @@ pub struct AppState {
 
 pub fn router(ctx: AppState) -> Router {
     let body_limit = ctx.config.max_body_bytes;
-    Router::new()
+    let routes = Router::new()
         .merge(shared::health::router())
         .merge(items::router())
         .merge(bids::router())
         .merge(history::router())
-        .merge(admin::router())
-        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
+        .merge(admin::router());
+    shared::error_body::with_fallbacks(routes)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(ctx)
 }

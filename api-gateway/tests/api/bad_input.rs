@@ -250,3 +250,17 @@ async fn an_unknown_route_is_404_with_the_error_body() {
         assert_eq!(json["message"], "no such endpoint", "{json}");
     }
 }
+
+#[tokio::test]
+async fn a_wrong_method_on_a_known_path_is_405_with_the_error_body() {
+    let app = spawn_app().await;
+    for (status, json) in [
+        app.post("/health", json!({})).await,
+        app.post("/api/v1/items/x", json!({})).await,
+        app.get("/api/v1/items/x/bid").await,
+    ] {
+        assert_eq!(status, 405, "{json}");
+        assert_eq!(json["error"], "method_not_allowed", "{json}");
+        assert!(json["message"].is_string(), "{json}");
+    }
+}

@@ -1,6 +1,6 @@
 //! The worker's HTTP surface and its one core task: a consumer that stops is named by `/ready`
 //! (503) while it is down and restarted, and what arrived meanwhile is archived; any path
-//! other than the probes is a JSON 404.
+//! other than the probes is a JSON 404, and a probe asked with another method a JSON 405.
 
 use crate::helpers::*;
 use serde_json::json;
@@ -68,5 +68,21 @@ async fn an_unknown_path_is_a_json_404() {
     }
     let (status, body) = get(&worker.base, "/health").await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_method_on_a_probe_is_a_json_405() {
+    let setup = setup().await;
+    let worker = spawn_worker(&setup.worker).await;
+    for path in ["/health", "/ready", "/metrics"] {
+        let (status, body) = post(&worker.base, path, json!({})).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (405, Some("method_not_allowed")),
+            "{path}: {body}"
+        );
+        assert!(body["message"].is_string(), "{path}: {body}");
+    }
     worker.stop().await;
 }

@@ -12,7 +12,6 @@ mod ws;
 
 use crate::config::Config;
 use crate::connection::ConnectionContext;
-use crate::error::ApiError;
 use crate::limits::ConnectionLimits;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -35,10 +34,9 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .merge(shared::health::router())
         .merge(page::router())
-        .merge(ws::router())
-        .fallback(|| async { ApiError::NotFound })
-        .with_state(state)
+        .merge(ws::router());
+    shared::error_body::with_fallbacks(routes).with_state(state)
 }
