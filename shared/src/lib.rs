@@ -17,6 +17,7 @@
 //!   service's `Config`.
 //! * [`health`]: the `/health`, `/ready` and `/metrics` routes.
 //! * [`error_body`]: the JSON error body, and the 404 and 405 every router answers.
+//! * [`metrics`]: the per-application Prometheus registry and its text.
 //! * [`mutex`]: locking a std mutex whose data a panicking holder cannot corrupt.
 //! * [`supervisor`]: ownership of core background tasks: restart or stop, never unnoticed.
 //! * [`subjects`]: NATS subject and stream names.
@@ -33,6 +34,7 @@ pub mod event_fields;
 pub mod health;
 pub mod ids;
 pub mod item_state;
+pub mod metrics;
 pub mod migrations;
 pub mod money;
 pub mod mutex;
