@@ -6,6 +6,7 @@
 //! batch: it never blocks the stream. When PostgreSQL fails, the batch is handed back (nak with
 //! a delay), the worker reports not-ready, backs off, and resumes by itself.
 
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::{Batch, Change, DeadLetter, Store, StoreError};
 use anyhow::Context;
@@ -29,6 +30,20 @@ pub struct ConsumerSettings {
     pub batch_size: usize,
     pub batch_wait: Duration,
     pub ack_wait: Duration,
+}
+
+impl From<&Config> for ConsumerSettings {
+    fn from(config: &Config) -> Self {
+        Self {
+            stream: config.archive.stream.clone(),
+            duplicate_window: Duration::from_secs(config.archive.duplicate_window_secs),
+            subjects: Subjects::new(config.common.subject_prefix.clone()),
+            consumer_name: config.consumer_name.clone(),
+            batch_size: config.batch_size,
+            batch_wait: Duration::from_millis(config.batch_wait_ms),
+            ack_wait: Duration::from_secs(config.ack_wait_secs),
+        }
+    }
 }
 
 /// What the HTTP side reads to answer `/ready` (besides pinging PostgreSQL and NATS).

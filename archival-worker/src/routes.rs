@@ -32,11 +32,9 @@ impl Probes for AppState {
     async fn readiness(&self) -> Readiness {
         let postgres = self.store.ping().await.is_ok();
         let migrated = self.health.migrated.load(Ordering::Acquire);
-        Readiness::new()
+        Readiness::of_service(&self.nats, &self.tasks)
             .dependency("postgres", postgres)
             .condition("migrated", migrated)
-            .nats(&self.nats)
-            .tasks(&self.tasks)
     }
 
     async fn metrics_text(&self) -> String {

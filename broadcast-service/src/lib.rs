@@ -103,7 +103,7 @@ impl Application {
 
     /// The port actually bound (useful with port 0).
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+        shared::http_server::port(&self.listener)
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting, closes every socket with

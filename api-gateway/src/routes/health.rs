@@ -5,10 +5,7 @@ impl Probes for AppState {
     /// Redis answers, NATS is connected and every background task runs; 503 otherwise.
     async fn readiness(&self) -> Readiness {
         let redis_up = self.store.ping().await.is_ok();
-        Readiness::new()
-            .dependency("redis", redis_up)
-            .nats(&self.nats)
-            .tasks(&self.tasks)
+        Readiness::of_service(&self.nats, &self.tasks).dependency("redis", redis_up)
     }
 
     /// Prometheus text; the outbox lag is read from Redis at scrape time.
