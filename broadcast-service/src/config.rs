@@ -6,6 +6,7 @@
 
 use clap::Parser;
 use shared::service_options::{CommonOptions, RedisOptions};
+use shared::supervisor::TaskFaults;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -94,6 +95,11 @@ pub struct Config {
     /// balancer that appends it); otherwise the TCP peer address is used.
     #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
     pub trust_forwarded_for: bool,
+
+    /// Test hook, not a flag: lets a test stop the `reconnect_resync` task. Inert unless a test
+    /// uses it.
+    #[arg(skip)]
+    pub task_faults: TaskFaults,
 }
 
 fn default_instance_id() -> String {

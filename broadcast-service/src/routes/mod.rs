@@ -16,6 +16,7 @@ use crate::limits::ConnectionLimits;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use axum::Router;
+use shared::supervisor::TaskHealth;
 use std::sync::Arc;
 use tokio_util::task::TaskTracker;
 
@@ -31,6 +32,8 @@ pub struct AppState {
     pub connection_context: Arc<ConnectionContext>,
     /// Owns every connection's task, so shutdown can wait for the close frames to go out.
     pub connections: TaskTracker,
+    /// Which supervised tasks are down, for `/ready`.
+    pub tasks: TaskHealth,
 }
 
 pub fn router(state: AppState) -> Router {
