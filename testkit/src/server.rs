@@ -39,6 +39,24 @@ struct Managed {
 }
 
 impl Managed {
+    /// Starts `program` with `args` and waits for `port` to open; `dir` lives as long as it.
+    fn launch(
+        program: &'static str,
+        args: Vec<String>,
+        port: u16,
+        dir: tempfile::TempDir,
+    ) -> anyhow::Result<Self> {
+        let mut managed = Self {
+            program,
+            args,
+            port,
+            child: None,
+            _dir: dir,
+        };
+        managed.start()?;
+        Ok(managed)
+    }
+
     fn start(&mut self) -> anyhow::Result<()> {
         if self.child.is_some() {
             return Ok(());
@@ -117,15 +135,7 @@ impl RedisServer {
         .map(String::from)
         .to_vec();
         args.extend(persistence.iter().map(|a| (*a).to_owned()));
-        let mut managed = Managed {
-            program: "redis-server",
-            args,
-            port,
-            child: None,
-            _dir: dir,
-        };
-        managed.start()?;
-        Ok(Self(managed))
+        Managed::launch("redis-server", args, port, dir).map(Self)
     }
 
     pub fn url(&self) -> String {
@@ -170,15 +180,7 @@ impl NatsServer {
         ]
         .map(String::from)
         .to_vec();
-        let mut managed = Managed {
-            program: "nats-server",
-            args,
-            port,
-            child: None,
-            _dir: dir,
-        };
-        managed.start()?;
-        Ok(Self(managed))
+        Managed::launch("nats-server", args, port, dir).map(Self)
     }
 
     pub fn url(&self) -> String {
