@@ -8,7 +8,6 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Serialize, Serializer};
-use serde_json::json;
 
 /// The `error` field of every error body. Clients match on these strings: never rename one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,7 +51,8 @@ pub enum ErrorCode {
     RefreshTokenReused,
     /// 403: the account may not do this.
     Forbidden,
-    /// 404: no such endpoint.
+    /// 404: no such endpoint (answered by `shared::error_body`'s fallback, as in every
+    /// service; 405 `method_not_allowed` likewise).
     NotFound,
     /// 404: no such item.
     ItemNotFound,
@@ -266,8 +266,8 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        let body = json!({ "error": code, "message": self.to_string() });
-        let mut response = (code.status(), axum::Json(body)).into_response();
+        let mut response =
+            shared::error_body::response(code.status(), code.as_str(), &self.to_string());
         let retry_after = match self {
             Self::Unavailable(_) | Self::OutcomeUnknown(_) => Some(1),
             Self::RateLimited { retry_after_secs } => Some(retry_after_secs),

@@ -40,40 +40,29 @@ use anyhow::Context;
 use config::Config;
 use identity_provider::IdentityProvider;
 use metrics::Metrics;
-use shared::redact::SecretUrl;
+use shared::http_server::HttpListener;
 use shared::redis_keys::Keyspace;
 use shared::supervisor::Supervisor;
 use std::sync::Arc;
 use std::time::Duration;
 use store::Store;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// How long shutdown waits for background tasks (relay batches, live queue) to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// How long a JetStream request (the relay's publish acknowledgement) may take.
+const NATS_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A built gateway: listener bound, clients prepared, nothing running yet.
 pub struct Application {
-    listener: TcpListener,
+    listener: HttpListener,
     config: Arc<Config>,
     nats: async_nats::Client,
     store: Store,
     read_model: read_model::ReadModel,
     identity: IdentityProvider,
     metrics: Arc<Metrics>,
-}
-
-/// Connects to NATS in the background, so the gateway starts (and accepts bids) while NATS
-/// is down; reconnects forever, quickly.
-///
-/// # Errors
-/// When the URL is invalid.
-pub async fn connect_nats(url: &SecretUrl, name: &str) -> anyhow::Result<async_nats::Client> {
-    shared::nats::connect_options(name)
-        .request_timeout(Some(Duration::from_secs(5)))
-        .connect(url.expose())
-        .await
-        .with_context(|| format!("invalid NATS address {url}"))
 }
 
 impl Application {
@@ -86,9 +75,8 @@ impl Application {
     /// or is not an Ed25519 PKCS#8 PEM (the message names the flag).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let identity = IdentityProvider::from_config(&config)?;
-        let listener = TcpListener::bind(config.listen_addr)
-            .await
-            .with_context(|| format!("binding {}", config.listen_addr))?;
+        let listener =
+            HttpListener::bind("api-gateway", config.listen_addr, SHUTDOWN_GRACE).await?;
         let store = Store::new(
             config.redis.url.expose(),
             Keyspace::new(config.redis.key_prefix.clone()),
@@ -104,7 +92,13 @@ impl Application {
                 metrics.optimistic_retries.clone(),
             )?,
         };
-        let nats = connect_nats(&config.common.nats_url, &config.instance_id).await?;
+        // In the background: the gateway starts, and accepts bids, while NATS is down.
+        let nats = shared::nats::connect(
+            &config.common.nats_url,
+            shared::nats::connect_options(&config.instance_id)
+                .request_timeout(Some(NATS_REQUEST_TIMEOUT)),
+        )
+        .await?;
         let read_model = read_model::ReadModel::new(
             config.database.url.expose(),
             Duration::from_millis(config.database_timeout_ms),
@@ -122,7 +116,7 @@ impl Application {
 
     /// The port actually bound (useful with port 0).
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+        self.listener.port()
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting, finishes in-flight
@@ -136,51 +130,29 @@ impl Application {
     /// # Errors
     /// When the server fails, or a background task whose end stops the gateway ended.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self {
-            listener,
-            config,
-            nats,
-            store,
-            read_model,
-            identity,
-            metrics,
-        } = self;
-        let supervisor = Supervisor::new(config.task_faults.clone());
-        let handles = background::spawn(&supervisor, &config, &nats, &store, &metrics);
-        background::spawn_accounts_migration(&supervisor, &identity);
+        let supervisor = Supervisor::new(self.config.task_faults.clone());
+        let handles = background::spawn(
+            &supervisor,
+            &self.config,
+            &self.nats,
+            &self.store,
+            &self.metrics,
+        );
+        background::spawn_accounts_migration(&supervisor, &self.identity);
         let state = routes::AppState {
-            config: Arc::clone(&config),
-            store,
-            nats,
+            config: Arc::clone(&self.config),
+            store: self.store,
+            nats: self.nats,
             live: handles.live,
             prices: handles.prices,
             rate_limit: handles.rate_limit,
-            read_model,
-            identity,
-            metrics,
+            read_model: self.read_model,
+            identity: self.identity,
+            metrics: self.metrics,
             tasks: supervisor.health(),
         };
-        tracing::info!(addr = %listener.local_addr()?, instance = %config.instance_id, "api-gateway listening");
-        let task_failed = supervisor.failed();
-        let served = axum::serve(listener, routes::router(state))
-            .with_graceful_shutdown(async move {
-                // Both branches only wait for a token; the one that loses is simply dropped.
-                tokio::select! {
-                    () = shutdown.cancelled_owned() => {}
-                    () = task_failed => {}
-                }
-            })
+        self.listener
+            .serve(routes::router(state), shutdown, &supervisor)
             .await
-            .context("HTTP server failed");
-
-        if supervisor.stop(SHUTDOWN_GRACE).await.is_err() {
-            tracing::warn!("background tasks did not finish within {SHUTDOWN_GRACE:?}");
-        }
-        tracing::info!("api-gateway stopped");
-        served?;
-        match supervisor.failure() {
-            Some(stopped) => Err(anyhow::Error::new(stopped).context("api-gateway stopped")),
-            None => Ok(()),
-        }
     }
 }

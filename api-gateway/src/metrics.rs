@@ -7,8 +7,8 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::metrics::histogram::Histogram;
+use shared::metrics::MetricsRegistry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
@@ -16,7 +16,7 @@ pub struct OutcomeLabel {
 }
 
 pub struct Metrics {
-    registry: Registry,
+    registry: MetricsRegistry,
     /// Bids answered, by outcome (`accepted`, `bid_too_low`, `closed`, …).
     pub bids: Family<OutcomeLabel, Counter>,
     /// Time from request parsed to answer ready, in seconds.
@@ -45,83 +45,38 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("gateway");
-        let bids = Family::<OutcomeLabel, Counter>::default();
-        registry.register("bids", "Bids answered, by outcome", bids.clone());
-        // 50 µs .. ~1.6 s
-        let bid_duration = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
-        registry.register(
-            "bid_duration_seconds",
-            "Time to answer a bid",
-            bid_duration.clone(),
-        );
-        let prefilter_rejections = Counter::default();
-        registry.register(
-            "prefilter_rejections",
-            "Bids below the known price rejected without Redis",
-            prefilter_rejections.clone(),
-        );
-        let live_published = Counter::default();
-        registry.register(
-            "live_published",
-            "Events published on core NATS",
-            live_published.clone(),
-        );
-        let live_dropped = Counter::default();
-        registry.register(
-            "live_dropped",
-            "Live events dropped because the publish queue was full",
-            live_dropped.clone(),
-        );
-        let relay_published = Counter::default();
-        registry.register(
-            "relay_published",
-            "Outbox entries acknowledged by JetStream",
-            relay_published.clone(),
-        );
-        let relay_failures = Counter::default();
-        registry.register(
-            "relay_failures",
-            "Relay batches that failed and are retried",
-            relay_failures.clone(),
-        );
-        let relay_reclaimed = Counter::default();
-        registry.register(
-            "relay_reclaimed",
-            "Outbox entries reclaimed from stalled instances",
-            relay_reclaimed.clone(),
-        );
-        let outbox_lag = Gauge::default();
-        registry.register(
-            "outbox_lag",
-            "Outbox entries waiting for JetStream",
-            outbox_lag.clone(),
-        );
-        let auctions_closed = Counter::default();
-        registry.register(
-            "auctions_closed",
-            "Auctions this instance closed",
-            auctions_closed.clone(),
-        );
-        let optimistic_retries = Counter::default();
-        registry.register(
-            "optimistic_retries",
-            "Optimistic bid attempts retried because EXEC found the item changed",
-            optimistic_retries.clone(),
-        );
+        let mut registry = MetricsRegistry::with_prefix("gateway");
         Self {
+            bids: registry.counters::<OutcomeLabel>("bids", "Bids answered, by outcome"),
+            bid_duration: registry.latency("bid_duration_seconds", "Time to answer a bid"),
+            prefilter_rejections: registry.counter(
+                "prefilter_rejections",
+                "Bids below the known price rejected without Redis",
+            ),
+            live_published: registry.counter("live_published", "Events published on core NATS"),
+            live_dropped: registry.counter(
+                "live_dropped",
+                "Live events dropped because the publish queue was full",
+            ),
+            relay_published: registry.counter(
+                "relay_published",
+                "Outbox entries acknowledged by JetStream",
+            ),
+            relay_failures: registry.counter(
+                "relay_failures",
+                "Relay batches that failed and are retried",
+            ),
+            relay_reclaimed: registry.counter(
+                "relay_reclaimed",
+                "Outbox entries reclaimed from stalled instances",
+            ),
+            outbox_lag: registry.gauge("outbox_lag", "Outbox entries waiting for JetStream"),
+            auctions_closed: registry.counter("auctions_closed", "Auctions this instance closed"),
+            optimistic_retries: registry.counter(
+                "optimistic_retries",
+                "Optimistic bid attempts retried because EXEC found the item changed",
+            ),
             registry,
-            auctions_closed,
-            optimistic_retries,
-            bids,
-            bid_duration,
-            prefilter_rejections,
-            live_published,
-            live_dropped,
-            relay_published,
-            relay_failures,
-            relay_reclaimed,
-            outbox_lag,
         }
     }
 }
@@ -133,9 +88,6 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        self.registry.render()
     }
 }

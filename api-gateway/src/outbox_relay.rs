@@ -9,7 +9,7 @@
 use crate::metrics::Metrics;
 use crate::store::outbox::{OutboxEntry, OutboxShard};
 use anyhow::Context as _;
-use async_nats::jetstream::{self, message::PublishMessage, stream};
+use async_nats::jetstream::{self, message::PublishMessage};
 use bytes::Bytes;
 use shared::subjects::Subjects;
 use std::sync::Arc;
@@ -61,14 +61,13 @@ impl Relay {
         if self.stream_ready.load(Ordering::Acquire) {
             return Ok(());
         }
+        let config = shared::nats::archive_stream(
+            self.stream_name.as_str(),
+            &self.subjects,
+            self.duplicate_window,
+        );
         self.jetstream
-            .get_or_create_stream(stream::Config {
-                name: self.stream_name.clone(),
-                subjects: vec![self.subjects.archive_all()],
-                storage: stream::StorageType::File,
-                duplicate_window: self.duplicate_window,
-                ..Default::default()
-            })
+            .get_or_create_stream(config)
             .await
             .map_err(|e| anyhow::anyhow!(e))
             .with_context(|| format!("creating JetStream stream {}", self.stream_name))?;

@@ -10,20 +10,16 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use serde::Serialize;
 use shared::money::serialize_cents;
+use shared::postgres_pool;
 use shared::{ItemId, Timestamp, UserId};
 use std::future::Future;
 use std::time::Duration;
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-/// Why a read failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    /// PostgreSQL is unreachable, too slow, or not migrated yet.
-    #[error("read model unavailable: {0}")]
-    Unavailable(String),
-    #[error(transparent)]
-    Other(#[from] anyhow::Error),
-}
+/// Why a read failed: PostgreSQL unreachable, too slow or not migrated yet (`Unavailable`), or
+/// a bug (`Other`), by the one rule of `shared::postgres_pool`.
+pub use shared::postgres_pool::QueryError as ReadError;
 
 /// One archived bid.
 #[derive(Debug, Clone, Serialize)]
@@ -133,15 +129,26 @@ impl ReadModel {
         Ok(Self { pool, timeout })
     }
 
+    /// Runs `op` under the read model's deadline.
     async fn timed<T>(&self, op: impl Future<Output = anyhow::Result<T>>) -> Result<T, ReadError> {
-        match tokio::time::timeout(self.timeout, op).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(classify(e)),
-            Err(_) => Err(ReadError::Unavailable(format!(
-                "no answer within {:?}",
-                self.timeout
-            ))),
-        }
+        postgres_pool::within(self.timeout, async { Ok(op.await?) }).await
+    }
+
+    /// The archived bids `filter` selects (the `where … order by … limit …` after
+    /// `from bids`), with `params`.
+    async fn bids(
+        &self,
+        filter: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<ArchivedBid>, ReadError> {
+        self.timed(async {
+            let client = self.pool.get().await?;
+            let rows = client
+                .query(&format!("select {BID_COLUMNS} from bids {filter}"), params)
+                .await?;
+            Ok(rows.iter().map(bid_from_row).collect())
+        })
+        .await
     }
 
     /// An item's bids, newest first, older than `before_seq` when given.
@@ -154,20 +161,11 @@ impl ReadModel {
         limit: i64,
         before_seq: Option<i64>,
     ) -> Result<Vec<ArchivedBid>, ReadError> {
-        self.timed(async {
-            let client = self.pool.get().await?;
-            let rows = client
-                .query(
-                    &format!(
-                        "select {BID_COLUMNS} from bids
-                         where item_id = $1 and seq < coalesce($2, 9223372036854775807)
-                         order by seq desc limit $3"
-                    ),
-                    &[&item.as_str(), &before_seq, &limit],
-                )
-                .await?;
-            Ok(rows.iter().map(bid_from_row).collect())
-        })
+        self.bids(
+            "where item_id = $1 and seq < coalesce($2, 9223372036854775807)
+             order by seq desc limit $3",
+            &[&item.as_str(), &before_seq, &limit],
+        )
         .await
     }
 
@@ -181,38 +179,25 @@ impl ReadModel {
         limit: i64,
         before: Option<UserCursor>,
     ) -> Result<Vec<ArchivedBid>, ReadError> {
-        self.timed(async {
-            let client = self.pool.get().await?;
-            let rows = match before {
-                None => {
-                    client
-                        .query(
-                            &format!(
-                                "select {BID_COLUMNS} from bids where user_id = $1
-                                 order by placed_at desc, event_id desc limit $2"
-                            ),
-                            &[&user.as_str(), &limit],
-                        )
-                        .await?
-                }
-                Some(cursor) => {
-                    let at = DateTime::<Utc>::from_timestamp_micros(cursor.placed_at_us)
-                        .unwrap_or(DateTime::<Utc>::MIN_UTC);
-                    client
-                        .query(
-                            &format!(
-                                "select {BID_COLUMNS} from bids
-                                 where user_id = $1 and (placed_at, event_id) < ($2, $3)
-                                 order by placed_at desc, event_id desc limit $4"
-                            ),
-                            &[&user.as_str(), &at, &cursor.event_id, &limit],
-                        )
-                        .await?
-                }
-            };
-            Ok(rows.iter().map(bid_from_row).collect())
-        })
-        .await
+        match before {
+            None => {
+                self.bids(
+                    "where user_id = $1 order by placed_at desc, event_id desc limit $2",
+                    &[&user.as_str(), &limit],
+                )
+                .await
+            }
+            Some(cursor) => {
+                let at = DateTime::<Utc>::from_timestamp_micros(cursor.placed_at_us)
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC);
+                self.bids(
+                    "where user_id = $1 and (placed_at, event_id) < ($2, $3)
+                     order by placed_at desc, event_id desc limit $4",
+                    &[&user.as_str(), &at, &cursor.event_id, &limit],
+                )
+                .await
+            }
+        }
     }
 
     /// A bidder's totals (zeros for someone who never bid).
@@ -247,26 +232,6 @@ impl ReadModel {
             })
         })
         .await
-    }
-}
-
-/// Connection trouble and a schema not migrated yet are outages, not bugs.
-fn classify(e: anyhow::Error) -> ReadError {
-    let unavailable = e.chain().any(|cause| {
-        cause
-            .downcast_ref::<deadpool_postgres::PoolError>()
-            .is_some()
-            || cause
-                .downcast_ref::<tokio_postgres::Error>()
-                .is_some_and(|pg| match pg.as_db_error() {
-                    None => true,
-                    Some(db) => db.code() == &tokio_postgres::error::SqlState::UNDEFINED_TABLE,
-                })
-    });
-    if unavailable {
-        ReadError::Unavailable(format!("{e:#}"))
-    } else {
-        ReadError::Other(e)
     }
 }
 

@@ -6,12 +6,12 @@
 use clap::Parser;
 use shared::service_options::{ArchiveOptions, CommonOptions, DatabaseOptions};
 use shared::supervisor::TaskFaults;
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+// `Debug` shows every option; URLs print redacted (`SecretUrl`).
 /// Archives every auction event from JetStream into PostgreSQL.
-#[derive(Clone, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(name = "archival-worker", version, about)]
 pub struct Config {
     /// Address of the health and metrics endpoints (port 0 picks a free port).
@@ -70,19 +70,6 @@ impl Config {
     /// A configuration with every default, for tests and embedding.
     pub fn defaults() -> Self {
         Self::parse_from(["archival-worker"])
-    }
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("listen_addr", &self.listen_addr)
-            .field("common", &self.common)
-            .field("database", &self.database)
-            .field("archive", &self.archive)
-            .field("consumer_name", &self.consumer_name)
-            .field("batch_size", &self.batch_size)
-            .finish_non_exhaustive()
     }
 }
 

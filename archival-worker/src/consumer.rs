@@ -6,10 +6,11 @@
 //! batch: it never blocks the stream. When PostgreSQL fails, the batch is handed back (nak with
 //! a delay), the worker reports not-ready, backs off, and resumes by itself.
 
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::{Batch, Change, DeadLetter, Store, StoreError};
 use anyhow::Context;
-use async_nats::jetstream::{self, AckKind, consumer::PullConsumer, stream};
+use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
 use futures::StreamExt;
 use shared::Event;
 use shared::subjects::Subjects;
@@ -31,6 +32,20 @@ pub struct ConsumerSettings {
     pub ack_wait: Duration,
 }
 
+impl From<&Config> for ConsumerSettings {
+    fn from(config: &Config) -> Self {
+        Self {
+            stream: config.archive.stream.clone(),
+            duplicate_window: Duration::from_secs(config.archive.duplicate_window_secs),
+            subjects: Subjects::new(config.common.subject_prefix.clone()),
+            consumer_name: config.consumer_name.clone(),
+            batch_size: config.batch_size,
+            batch_wait: Duration::from_millis(config.batch_wait_ms),
+            ack_wait: Duration::from_secs(config.ack_wait_secs),
+        }
+    }
+}
+
 /// What the HTTP side reads to answer `/ready` (besides pinging PostgreSQL and NATS).
 #[derive(Default)]
 pub struct Health {
@@ -46,14 +61,13 @@ pub async fn consumer(
     js: &jetstream::Context,
     settings: &ConsumerSettings,
 ) -> anyhow::Result<PullConsumer> {
+    let config = shared::nats::archive_stream(
+        settings.stream.as_str(),
+        &settings.subjects,
+        settings.duplicate_window,
+    );
     let stream = js
-        .get_or_create_stream(stream::Config {
-            name: settings.stream.clone(),
-            subjects: vec![settings.subjects.archive_all()],
-            storage: stream::StorageType::File,
-            duplicate_window: settings.duplicate_window,
-            ..Default::default()
-        })
+        .get_or_create_stream(config)
         .await
         .map_err(|e| anyhow::anyhow!(e))
         .context("getting the archive stream")?;

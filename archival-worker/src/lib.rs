@@ -12,16 +12,14 @@ pub mod metrics;
 pub mod routes;
 pub mod store;
 
-use anyhow::Context;
 use config::Config;
 use consumer::{ConsumerSettings, Health};
 use metrics::Metrics;
-use shared::subjects::Subjects;
+use shared::http_server::HttpListener;
 use shared::supervisor::{Backoff, Supervisor};
 use std::sync::Arc;
 use std::time::Duration;
 use store::Store;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// How long shutdown waits for the batch in flight.
@@ -35,7 +33,7 @@ pub const RESTART: Backoff = Backoff {
 };
 
 pub struct Application {
-    listener: TcpListener,
+    listener: HttpListener,
     config: Config,
     store: Store,
     nats: async_nats::Client,
@@ -48,18 +46,17 @@ impl Application {
     /// # Errors
     /// When the address cannot be bound or a URL is invalid.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(config.listen_addr)
-            .await
-            .with_context(|| format!("binding {}", config.listen_addr))?;
+        let listener =
+            HttpListener::bind("archival-worker", config.listen_addr, SHUTDOWN_GRACE).await?;
         let store = Store::new(
             config.database.url.expose(),
             config.database_pool_size,
             config.database_timeout(),
         )?;
-        let nats = shared::nats::connect_options(format!("archival-worker-{}", std::process::id()))
-            .connect(config.common.nats_url.expose())
-            .await
-            .with_context(|| format!("invalid NATS address {}", config.common.nats_url))?;
+        let name = format!("archival-worker-{}", std::process::id());
+        let nats =
+            shared::nats::connect(&config.common.nats_url, shared::nats::connect_options(name))
+                .await?;
         Ok(Self {
             listener,
             config,
@@ -68,8 +65,9 @@ impl Application {
         })
     }
 
+    /// The port actually bound (useful with port 0).
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+        self.listener.port()
     }
 
     /// Runs until `shutdown`: stops consuming after the batch in flight, then returns.
@@ -84,28 +82,17 @@ impl Application {
     /// # Errors
     /// When the HTTP server fails.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self {
-            listener,
-            config,
-            store,
-            nats,
-        } = self;
         let metrics = Arc::new(Metrics::default());
         let health = Arc::new(Health::default());
-        let supervisor = Supervisor::new(config.task_faults.clone());
-        let settings = ConsumerSettings {
-            stream: config.archive.stream.clone(),
-            duplicate_window: Duration::from_secs(config.archive.duplicate_window_secs),
-            subjects: Subjects::new(config.common.subject_prefix.clone()),
-            consumer_name: config.consumer_name.clone(),
-            batch_size: config.batch_size,
-            batch_wait: Duration::from_millis(config.batch_wait_ms),
-            ack_wait: Duration::from_secs(config.ack_wait_secs),
-        };
+        let supervisor = Supervisor::new(self.config.task_faults.clone());
+        let settings = ConsumerSettings::from(&self.config);
         supervisor.spawn_restarting("consumer", RESTART, {
-            let js = async_nats::jetstream::new(nats.clone());
-            let (store, metrics, health) =
-                (store.clone(), Arc::clone(&metrics), Arc::clone(&health));
+            let js = async_nats::jetstream::new(self.nats.clone());
+            let (store, metrics, health) = (
+                self.store.clone(),
+                Arc::clone(&metrics),
+                Arc::clone(&health),
+            );
             let stop = supervisor.shutdown_token();
             move || {
                 consumer::run(
@@ -119,23 +106,16 @@ impl Application {
             }
         });
         let state = routes::AppState {
-            store,
-            nats,
+            store: self.store,
+            nats: self.nats,
             metrics,
             health,
             tasks: supervisor.health(),
         };
-        tracing::info!(addr = %listener.local_addr()?, "archival-worker listening");
         // The consumer is the only supervised task and it is restarted, so nothing but
         // `shutdown` stops the worker.
-        let served = axum::serve(listener, routes::router(state))
-            .with_graceful_shutdown(shutdown.cancelled_owned())
+        self.listener
+            .serve(routes::router(state), shutdown, &supervisor)
             .await
-            .context("HTTP server failed");
-        if supervisor.stop(SHUTDOWN_GRACE).await.is_err() {
-            tracing::warn!("the batch in flight did not finish within {SHUTDOWN_GRACE:?}");
-        }
-        tracing::info!("archival-worker stopped");
-        served
     }
 }

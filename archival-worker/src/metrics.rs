@@ -3,10 +3,10 @@
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use shared::metrics::MetricsRegistry;
 
 pub struct Metrics {
-    registry: Registry,
+    registry: MetricsRegistry,
     /// Events newly written (redeliveries of archived events are not counted).
     pub events_stored: Counter,
     /// Events received again after they were archived (absorbed by `event_id`).
@@ -23,60 +23,27 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("archive");
-        let events_stored = Counter::default();
-        registry.register(
-            "events_stored",
-            "Events newly archived",
-            events_stored.clone(),
-        );
-        let duplicates = Counter::default();
-        registry.register(
-            "duplicates",
-            "Redelivered events already archived",
-            duplicates.clone(),
-        );
-        let dead_letters = Counter::default();
-        registry.register(
-            "dead_letters",
-            "Messages sent to dead_letters",
-            dead_letters.clone(),
-        );
-        let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 12));
-        registry.register(
-            "batch_size",
-            "Messages per committed batch",
-            batch_size.clone(),
-        );
-        let consumer_lag = Gauge::default();
-        registry.register(
-            "consumer_lag",
-            "Messages not yet delivered to the consumer",
-            consumer_lag.clone(),
-        );
-        let batch_failures = Counter::default();
-        registry.register(
-            "batch_failures",
-            "Batches handed back for redelivery",
-            batch_failures.clone(),
-        );
+        let mut registry = MetricsRegistry::with_prefix("archive");
         Self {
+            events_stored: registry.counter("events_stored", "Events newly archived"),
+            duplicates: registry.counter("duplicates", "Redelivered events already archived"),
+            dead_letters: registry.counter("dead_letters", "Messages sent to dead_letters"),
+            batch_size: registry.histogram(
+                "batch_size",
+                "Messages per committed batch",
+                exponential_buckets(1.0, 2.0, 12),
+            ),
+            consumer_lag: registry
+                .gauge("consumer_lag", "Messages not yet delivered to the consumer"),
+            batch_failures: registry
+                .counter("batch_failures", "Batches handed back for redelivery"),
             registry,
-            events_stored,
-            duplicates,
-            dead_letters,
-            batch_size,
-            consumer_lag,
-            batch_failures,
         }
     }
 }
 
 impl Metrics {
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        self.registry.render()
     }
 }

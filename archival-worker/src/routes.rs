@@ -1,13 +1,10 @@
 //! The worker's HTTP surface: `/health`, `/ready` and `/metrics` (the shared probe routes with
-//! the worker's checks), and a JSON 404 for anything else.
+//! the worker's checks), and the shared JSON 404 and 405 for anything else.
 
 use crate::consumer::Health;
 use crate::metrics::Metrics;
 use crate::store::Store;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::{Json, Router};
-use serde_json::json;
+use axum::Router;
 use shared::health::{Probes, Readiness};
 use shared::supervisor::TaskHealth;
 use std::sync::Arc;
@@ -26,17 +23,7 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    shared::health::router()
-        .fallback(not_found)
-        .with_state(state)
-}
-
-/// Every other path: 404 with the error body every service uses.
-async fn not_found() -> impl IntoResponse {
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({ "error": "not_found", "message": "no such endpoint" })),
-    )
+    shared::error_body::with_fallbacks(shared::health::router()).with_state(state)
 }
 
 impl Probes for AppState {
@@ -45,11 +32,9 @@ impl Probes for AppState {
     async fn readiness(&self) -> Readiness {
         let postgres = self.store.ping().await.is_ok();
         let migrated = self.health.migrated.load(Ordering::Acquire);
-        Readiness::new()
+        Readiness::of_service(&self.nats, &self.tasks)
             .dependency("postgres", postgres)
             .condition("migrated", migrated)
-            .nats(&self.nats)
-            .tasks(&self.tasks)
     }
 
     async fn metrics_text(&self) -> String {

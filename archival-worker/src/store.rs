@@ -10,7 +10,8 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use shared::migrations::{Migration, Migrator};
-use shared::{AuctionClosed, AuctionExtended, AuctionRelisted, BidPlaced, Timestamp};
+use shared::postgres_pool;
+use shared::{AuctionClosed, AuctionExtended, AuctionRelisted, BidPlaced, EventId, Timestamp};
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
@@ -35,15 +36,9 @@ const MIGRATOR: Migrator = Migrator::new(
     ],
 );
 
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// PostgreSQL is unreachable or too slow; retry later.
-    #[error("postgres unavailable: {0}")]
-    Unavailable(String),
-    #[error(transparent)]
-    Other(#[from] anyhow::Error),
-}
+/// Why a store operation failed: PostgreSQL unreachable or too slow (`Unavailable`, retry
+/// later) or anything else (`Other`), by the one rule of `shared::postgres_pool`.
+pub use shared::postgres_pool::QueryError as StoreError;
 
 /// An event that cannot be archived, kept with the reason.
 #[derive(Debug, Clone)]
@@ -121,14 +116,7 @@ impl Store {
 
     /// Runs `op` under the store's deadline; connection problems become `Unavailable`.
     async fn timed<T>(&self, op: impl Future<Output = anyhow::Result<T>>) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, op).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(classify(e)),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "no answer within {:?}",
-                self.timeout
-            ))),
-        }
+        postgres_pool::within(self.timeout, async { Ok(op.await?) }).await
     }
 
     /// `select 1`, for readiness.
@@ -187,20 +175,27 @@ impl Store {
     }
 }
 
-fn classify(e: anyhow::Error) -> StoreError {
-    let unavailable = e.chain().any(|cause| {
-        cause
-            .downcast_ref::<tokio_postgres::Error>()
-            .is_some_and(|pg| pg.is_closed() || pg.as_db_error().is_none())
-            || cause
-                .downcast_ref::<deadpool_postgres::PoolError>()
-                .is_some()
-    });
-    if unavailable {
-        StoreError::Unavailable(format!("{e:#}"))
-    } else {
-        StoreError::Other(e)
-    }
+/// `events` sorted by `event_id`, each once: one row per event, and the order every insert
+/// locks rows in, so two workers cannot deadlock.
+fn by_event_id<T>(events: &[T], id: impl Fn(&T) -> EventId) -> Vec<&T> {
+    let mut sorted: Vec<&T> = events.iter().collect();
+    sorted.sort_by_key(|e| id(e));
+    sorted.dedup_by_key(|e| id(e));
+    sorted
+}
+
+/// Those of `sorted` whose `event_id` came back from `returning event_id`: the ones not
+/// archived before, which alone may change the projections.
+fn newly_inserted<'a, T>(
+    sorted: Vec<&'a T>,
+    rows: &[tokio_postgres::Row],
+    id: impl Fn(&T) -> EventId,
+) -> Vec<&'a T> {
+    let inserted: HashSet<Uuid> = rows.iter().map(|row| row.get(0)).collect();
+    sorted
+        .into_iter()
+        .filter(|e| inserted.contains(&id(e).as_uuid()))
+        .collect()
 }
 
 /// Inserts the bids not archived yet; returns those it inserted.
@@ -211,9 +206,7 @@ async fn insert_bids<'a>(
     if bids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sorted: Vec<&BidPlaced> = bids.iter().collect();
-    sorted.sort_by_key(|b| b.event_id);
-    sorted.dedup_by_key(|b| b.event_id);
+    let sorted = by_event_id(bids, |b| b.event_id);
     let ids: Vec<Uuid> = sorted.iter().map(|b| b.event_id.as_uuid()).collect();
     let items: Vec<&str> = sorted.iter().map(|b| b.item_id.as_str()).collect();
     let rounds: Vec<i32> = sorted.iter().map(|b| b.round as i32).collect();
@@ -242,11 +235,7 @@ async fn insert_bids<'a>(
         )
         .await
         .context("inserting bids")?;
-    let inserted: HashSet<Uuid> = rows.iter().map(|row| row.get(0)).collect();
-    Ok(sorted
-        .into_iter()
-        .filter(|b| inserted.contains(&b.event_id.as_uuid()))
-        .collect())
+    Ok(newly_inserted(sorted, &rows, |b| b.event_id))
 }
 
 /// Updates `auctions`, `user_items` and `user_stats` from newly inserted bids.
@@ -350,9 +339,7 @@ async fn insert_closes<'a>(
     if closes.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sorted: Vec<&AuctionClosed> = closes.iter().collect();
-    sorted.sort_by_key(|c| c.event_id);
-    sorted.dedup_by_key(|c| c.event_id);
+    let sorted = by_event_id(closes, |c| c.event_id);
     let ids: Vec<Uuid> = sorted.iter().map(|c| c.event_id.as_uuid()).collect();
     let items: Vec<&str> = sorted.iter().map(|c| c.item_id.as_str()).collect();
     let rounds: Vec<i32> = sorted.iter().map(|c| c.round as i32).collect();
@@ -384,11 +371,7 @@ async fn insert_closes<'a>(
         )
         .await
         .context("inserting auction results")?;
-    let inserted: HashSet<Uuid> = rows.iter().map(|row| row.get(0)).collect();
-    Ok(sorted
-        .into_iter()
-        .filter(|c| inserted.contains(&c.event_id.as_uuid()))
-        .collect())
+    Ok(newly_inserted(sorted, &rows, |c| c.event_id))
 }
 
 /// Marks auctions closed with their result and credits the winners.

@@ -6,12 +6,13 @@
 
 use clap::Parser;
 use shared::service_options::{CommonOptions, RedisOptions};
-use std::fmt;
+use shared::supervisor::TaskFaults;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+// `Debug` shows every option; URLs print redacted (`SecretUrl`).
 /// WebSocket fan-out of live auction events.
-#[derive(Clone, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(name = "broadcast-service", version, about)]
 pub struct Config {
     /// Address to listen on (port 0 picks a free port).
@@ -94,6 +95,11 @@ pub struct Config {
     /// balancer that appends it); otherwise the TCP peer address is used.
     #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
     pub trust_forwarded_for: bool,
+
+    /// Test hook, not a flag: lets a test stop the `reconnect_resync` task. Inert unless a test
+    /// uses it.
+    #[arg(skip)]
+    pub task_faults: TaskFaults,
 }
 
 fn default_instance_id() -> String {
@@ -136,24 +142,6 @@ impl Config {
 
     pub fn viewers_min_interval(&self) -> Duration {
         Duration::from_millis(self.viewers_min_interval_ms)
-    }
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("listen_addr", &self.listen_addr)
-            .field("common", &self.common)
-            .field("redis", &self.redis)
-            .field("instance_id", &self.instance_id)
-            .field(
-                "max_subscriptions_per_connection",
-                &self.max_subscriptions_per_connection,
-            )
-            .field("max_connections_per_ip", &self.max_connections_per_ip)
-            .field("max_connections", &self.max_connections)
-            .field("viewer_queue", &self.viewer_queue)
-            .finish_non_exhaustive()
     }
 }
 

@@ -9,7 +9,6 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::json;
 use shared::ItemId;
 use tungstenite::Utf8Bytes;
 
@@ -142,14 +141,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.log();
-        let body = json!({ "error": self.code(), "message": self.to_string() });
-        (self.status_code(), axum::Json(body)).into_response()
+        shared::error_body::response(self.status_code(), self.code(), &self.to_string())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn error_frame_carries_type_code_message_and_item() {

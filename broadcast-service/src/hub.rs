@@ -12,6 +12,7 @@
 use crate::room::{self, Room, RoomSettings};
 use crate::viewer::{Resync, Viewer};
 use shared::ItemId;
+use shared::mutex;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -44,7 +45,7 @@ impl Hub {
     }
 
     fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<ItemId, Arc<Room>>> {
-        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+        mutex::lock(&self.rooms)
     }
 
     /// Adds `viewer` to the item's room, opening the room (and its NATS subscription) if this

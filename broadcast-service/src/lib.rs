@@ -52,6 +52,7 @@ use metrics::Metrics;
 use room::RoomSettings;
 use shared::redis_keys::Keyspace;
 use shared::subjects::Subjects;
+use shared::supervisor::{Backoff, Supervisor};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +64,18 @@ use tokio_util::task::TaskTracker;
 
 /// How long shutdown waits for sockets to take their close frames, and for rooms to stop.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The supervised task that resyncs every viewer after a NATS (re)connection
+/// ([`Hub::watch_reconnects`]); `/ready` names it while it is down, and tests stop it through
+/// `Config::task_faults`.
+pub const RECONNECT_RESYNC: &str = "reconnect_resync";
+
+/// Pauses before a supervised task is started again: quick at first, capped so a task that
+/// cannot run is retried every few seconds.
+pub const RESTART: Backoff = Backoff {
+    first: Duration::from_millis(100),
+    max: Duration::from_secs(5),
+};
 
 /// A built service: listener bound, clients prepared, nothing running yet.
 pub struct Application {
@@ -90,7 +103,7 @@ impl Application {
         )
         .context("invalid REDIS_URL")?;
         let (nats, nats_connected) =
-            nats::connect(config.common.nats_url.expose(), &config.instance_id).await?;
+            nats::connect(&config.common.nats_url, &config.instance_id).await?;
         Ok(Self {
             listener,
             config: Arc::new(config),
@@ -103,12 +116,16 @@ impl Application {
 
     /// The port actually bound (useful with port 0).
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+        shared::http_server::port(&self.listener)
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting, closes every socket with
     /// 1001, stops the rooms (each unsubscribes and publishes a zero count), flushes NATS and
     /// returns.
+    ///
+    /// The one background task, [`RECONNECT_RESYNC`], is supervised: if it ends before
+    /// shutdown it is logged, `/ready` answers 503 naming it, and it is started again after
+    /// [`RESTART`]'s pause.
     ///
     /// # Errors
     /// When the server fails.
@@ -133,10 +150,15 @@ impl Application {
             viewers_min_interval: config.viewers_min_interval(),
             metrics: Arc::clone(&metrics),
         }));
-        let background = TaskTracker::new();
-        let background_stop = CancellationToken::new();
-        background
-            .spawn(Arc::clone(&hub).watch_reconnects(nats_connected, background_stop.clone()));
+        let supervisor = Supervisor::new(config.task_faults.clone());
+        // Restart: it holds nothing but the `Notify` it waits on, which lives outside it (a
+        // connection signalled while it was down is kept as a permit), so a new one simply
+        // waits for the next (re)connection. While it is down a reconnect resyncs nobody, so
+        // `/ready` names it.
+        supervisor.spawn_restarting(RECONNECT_RESYNC, RESTART, {
+            let (hub, stop) = (Arc::clone(&hub), supervisor.shutdown_token());
+            move || Arc::clone(&hub).watch_reconnects(Arc::clone(&nats_connected), stop.clone())
+        });
 
         let connections = TaskTracker::new();
         let state = routes::AppState {
@@ -155,6 +177,7 @@ impl Application {
             nats: nats.clone(),
             metrics,
             connections: connections.clone(),
+            tasks: supervisor.health(),
         };
         tracing::info!(addr = %listener.local_addr()?, instance = %config.instance_id, "broadcast-service listening");
         server::serve(
@@ -174,9 +197,9 @@ impl Application {
         {
             tracing::warn!("sockets did not close within {SHUTDOWN_GRACE:?}");
         }
-        background_stop.cancel();
-        background.close();
-        background.wait().await;
+        if supervisor.stop(SHUTDOWN_GRACE).await.is_err() {
+            tracing::warn!("background tasks did not stop within {SHUTDOWN_GRACE:?}");
+        }
         hub.stop(SHUTDOWN_GRACE).await;
         if tokio::time::timeout(Duration::from_secs(2), nats.flush())
             .await

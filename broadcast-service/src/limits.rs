@@ -5,6 +5,7 @@
 //! close frame with code 1013 ("try again later") and a reason, which browsers can show,
 //! rather than a bare HTTP error they cannot read.
 
+use shared::mutex;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -63,7 +64,7 @@ impl ConnectionLimits {
     }
 
     fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
-        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+        mutex::lock(&self.counts)
     }
 
     /// Admits a connection from `ip` if both limits allow it.

@@ -3,14 +3,11 @@
 
 use broadcast_service::{Application, config::Config};
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
+use shared::shutdown::signal_token;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     shared::telemetry::init(config.common.log_format, "info");
-    let shutdown = CancellationToken::new();
-    tokio::spawn(shared::shutdown::cancel_on_signal(shutdown.clone()));
-    let app = Application::build(config).await?;
-    app.run(shutdown).await
+    Application::build(config).await?.run(signal_token()).await
 }

@@ -7,8 +7,8 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::metrics::histogram::Histogram;
+use shared::metrics::MetricsRegistry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
@@ -21,7 +21,7 @@ pub struct ReasonLabel {
 }
 
 pub struct Metrics {
-    registry: Registry,
+    registry: MetricsRegistry,
     /// Open WebSocket connections.
     pub connections: Gauge,
     /// Connections refused (closed with 1013) because of a limit, by `reason`.
@@ -54,75 +54,35 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("broadcast");
-        let connections = Gauge::default();
-        registry.register(
-            "connections",
-            "Open WebSocket connections",
-            connections.clone(),
-        );
-        let connections_rejected = Family::<ReasonLabel, Counter>::default();
-        registry.register(
+        let mut registry = MetricsRegistry::with_prefix("broadcast");
+        let connections = registry.gauge("connections", "Open WebSocket connections");
+        let connections_rejected = registry.counters::<ReasonLabel>(
             "connections_rejected",
             "Connections closed with 1013 because of a limit",
-            connections_rejected.clone(),
         );
-        let subscriptions = Gauge::default();
-        registry.register(
-            "subscriptions",
-            "Items watched, summed over connections",
-            subscriptions.clone(),
-        );
-        let rooms = Gauge::default();
-        registry.register(
-            "rooms",
-            "Items with a live NATS subscription",
-            rooms.clone(),
-        );
-        let messages_out = Family::<KindLabel, Counter>::default();
-        registry.register(
-            "messages_out",
-            "Frames written to sockets, by kind",
-            messages_out.clone(),
-        );
-        let snapshots = Family::<ReasonLabel, Counter>::default();
-        registry.register("snapshots", "Snapshots sent, by reason", snapshots.clone());
-        let conflations = Counter::default();
-        registry.register(
+        let subscriptions =
+            registry.gauge("subscriptions", "Items watched, summed over connections");
+        let rooms = registry.gauge("rooms", "Items with a live NATS subscription");
+        let messages_out =
+            registry.counters::<KindLabel>("messages_out", "Frames written to sockets, by kind");
+        let snapshots = registry.counters::<ReasonLabel>("snapshots", "Snapshots sent, by reason");
+        let conflations = registry.counter(
             "conflations",
             "Lagging viewers sent a snapshot instead of their backlog",
-            conflations.clone(),
         );
-        let queued_bytes = Gauge::default();
-        registry.register(
-            "queued_bytes",
-            "Bytes of frames queued for sockets",
-            queued_bytes.clone(),
-        );
-        let events_received = Counter::default();
-        registry.register(
-            "events_received",
-            "Live events received from NATS",
-            events_received.clone(),
-        );
-        let events_invalid = Counter::default();
-        registry.register(
+        let queued_bytes = registry.gauge("queued_bytes", "Bytes of frames queued for sockets");
+        let events_received = registry.counter("events_received", "Live events received from NATS");
+        let events_invalid = registry.counter(
             "events_invalid",
             "Live messages that were not a valid event",
-            events_invalid.clone(),
         );
-        let client_errors = Family::<KindLabel, Counter>::default();
-        registry.register(
+        let client_errors = registry.counters::<KindLabel>(
             "client_errors",
             "Client messages answered with an error frame, by code",
-            client_errors.clone(),
         );
-        // 50 µs .. ~1.6 s
-        let fan_out_latency = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
-        registry.register(
+        let fan_out_latency = registry.latency(
             "fan_out_latency_seconds",
             "Time from receiving an event to writing it to a socket",
-            fan_out_latency.clone(),
         );
         // Series that exist from the start, so dashboards and alerts see zeros, not gaps.
         for kind in ["event", "snapshot", "viewers", "error", "reply"] {
@@ -185,9 +145,6 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        self.registry.render()
     }
 }

@@ -12,6 +12,7 @@
 
 use anyhow::Context;
 use futures::StreamExt;
+use shared::redact::SecretUrl;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -21,30 +22,30 @@ use tokio::sync::Notify;
 ///
 /// # Errors
 /// When the URL is invalid.
-pub async fn connect(url: &str, name: &str) -> anyhow::Result<(async_nats::Client, Arc<Notify>)> {
+pub async fn connect(
+    url: &SecretUrl,
+    name: &str,
+) -> Result<(async_nats::Client, Arc<Notify>), shared::nats::ConnectError> {
     let connected = Arc::new(Notify::new());
     let signal = Arc::clone(&connected);
-    let client = shared::nats::connect_options(name)
-        .event_callback(move |event| {
-            let signal = Arc::clone(&signal);
-            async move {
-                match event {
-                    async_nats::Event::Connected => {
-                        tracing::info!("connected to NATS");
-                        signal.notify_one();
-                    }
-                    async_nats::Event::Disconnected => tracing::warn!("disconnected from NATS"),
-                    async_nats::Event::SlowConsumer(sid) => {
-                        // Dropped live messages show up as seq gaps, which resync viewers.
-                        tracing::warn!(sid, "NATS subscription overflowed; viewers will resync");
-                    }
-                    other => tracing::debug!(event = %other, "NATS event"),
+    let options = shared::nats::connect_options(name).event_callback(move |event| {
+        let signal = Arc::clone(&signal);
+        async move {
+            match event {
+                async_nats::Event::Connected => {
+                    tracing::info!("connected to NATS");
+                    signal.notify_one();
                 }
+                async_nats::Event::Disconnected => tracing::warn!("disconnected from NATS"),
+                async_nats::Event::SlowConsumer(sid) => {
+                    // Dropped live messages show up as seq gaps, which resync viewers.
+                    tracing::warn!(sid, "NATS subscription overflowed; viewers will resync");
+                }
+                other => tracing::debug!(event = %other, "NATS event"),
             }
-        })
-        .connect(url)
-        .await
-        .with_context(|| format!("invalid NATS address {url}"))?;
+        }
+    });
+    let client = shared::nats::connect(url, options).await?;
     Ok((client, connected))
 }
 

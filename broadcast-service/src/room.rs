@@ -24,6 +24,7 @@ use crate::viewer::{Frame, FrameKind, Offered, Resync, Viewer};
 use crate::wire;
 use bytes::Bytes;
 use futures::StreamExt;
+use shared::mutex;
 use shared::subjects::Subjects;
 use shared::{Event, ItemId, Timestamp};
 use std::collections::HashMap;
@@ -108,7 +109,7 @@ impl Room {
     }
 
     fn viewers(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Viewer>>> {
-        self.viewers.lock().unwrap_or_else(|e| e.into_inner())
+        mutex::lock(&self.viewers)
     }
 
     /// Adds a viewer; returns how many this room has now.
@@ -199,10 +200,7 @@ impl Room {
 
     /// The latest `viewers` frame, if a count is known yet.
     pub fn latest_viewers(&self) -> Option<Bytes> {
-        self.latest_viewers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        mutex::lock(&self.latest_viewers).clone()
     }
 
     /// The `seq` of the room's first snapshot, once one was read.
@@ -307,7 +305,7 @@ pub(crate) async fn run(room: Arc<Room>, settings: Arc<RoomSettings>) {
                 let count = presence.total(local);
                 if total != Some(count) {
                     total = Some(count);
-                    *room.latest_viewers.lock().unwrap_or_else(|e| e.into_inner()) =
+                    *mutex::lock(&room.latest_viewers) =
                         Some(wire::text(&viewers_frame(&room.item, count)));
                 }
                 if throttle.should_send(count, now) && let Some(wire) = room.latest_viewers() {

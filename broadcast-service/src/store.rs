@@ -1,28 +1,26 @@
 //! All of the service's Redis I/O: reading an item's hash for a snapshot, and `PING` for
 //! readiness. The service never writes to Redis; the gateway owns the layout and this module
-//! reads it through `shared`'s [`Keyspace`] and [`ItemState::from_hash`], so the two cannot
-//! drift apart.
+//! reads it through `shared`'s [`redis_reads`], so the two cannot drift apart.
 //!
-//! Every call runs under a deadline (`REDIS_TIMEOUT_MS`, with the one timeout rule of
-//! `shared::redis_connection`), so an unreachable Redis becomes a fast
-//! [`StoreError::Unavailable`] (the session retries the snapshot) rather than a stalled
+//! Every call runs under a deadline (`REDIS_TIMEOUT_MS`, with the one timeout rule and the one
+//! failure classification of `shared::redis_connection`), so an unreachable Redis becomes a
+//! fast [`StoreError::Unavailable`] (the session retries the snapshot) rather than a stalled
 //! socket. A read has no side effect, so "never sent" and "sent, not answered" are alike
-//! here. The connection is a `ConnectionManager` (one multiplexed connection, reconnected in
-//! the background), so the service recovers by itself when Redis returns.
+//! here. The connection reconnects in the background, so the service recovers by itself when
+//! Redis returns.
 
-use anyhow::Context;
-use redis::aio::ConnectionManager;
-use shared::redis_connection::{self, RedisCallError};
+use shared::ItemId;
+use shared::ItemState;
+use shared::redis_connection::{RedisCallError, RedisFailure, RedisHandle};
 use shared::redis_keys::Keyspace;
-use shared::{ItemId, ItemState};
-use std::collections::HashMap;
-use std::future::Future;
+use shared::redis_reads::{self, ItemReadError};
 use std::time::Duration;
 
 /// Why a Redis read failed, as far as the caller can act on it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// Redis is unreachable or did not answer in time: retry later.
+    /// Redis is unreachable, did not answer in time, or answered "not now" (`LOADING` after a
+    /// restart, `TRYAGAIN`, …): retry later.
     #[error("redis unavailable: {0}")]
     Unavailable(String),
     /// Redis answered with something that is not an item hash: a bug or a corrupted key.
@@ -31,25 +29,16 @@ pub enum StoreError {
 }
 
 impl From<RedisCallError> for StoreError {
+    /// By the one classification (`RedisCallError::failure`); a read has no side effect, so
+    /// "timed out" is simply unavailable here.
     fn from(e: RedisCallError) -> Self {
-        match e {
-            RedisCallError::NoConnection(_) => StoreError::Unavailable(e.to_string()),
-            RedisCallError::Redis(e) => StoreError::from(e),
-        }
-    }
-}
-
-impl From<redis::RedisError> for StoreError {
-    fn from(e: redis::RedisError) -> Self {
-        if e.is_io_error()
-            || e.is_timeout()
-            || e.is_connection_dropped()
-            || e.is_connection_refusal()
-            || e.is_cluster_error()
-        {
-            StoreError::Unavailable(e.to_string())
-        } else {
-            StoreError::Internal(anyhow::Error::new(e).context("redis command failed"))
+        match e.failure() {
+            RedisFailure::Unavailable | RedisFailure::TimedOut => {
+                StoreError::Unavailable(e.to_string())
+            }
+            RedisFailure::Internal => {
+                StoreError::Internal(anyhow::Error::new(e).context("redis command failed"))
+            }
         }
     }
 }
@@ -57,9 +46,8 @@ impl From<redis::RedisError> for StoreError {
 /// Handle to Redis shared by every session (cheap to clone).
 #[derive(Clone)]
 pub struct Store {
-    conn: ConnectionManager,
+    redis: RedisHandle,
     keys: Keyspace,
-    timeout: Duration,
 }
 
 impl Store {
@@ -68,22 +56,10 @@ impl Store {
     /// # Errors
     /// When the URL is invalid.
     pub fn new(url: &str, keys: Keyspace, timeout: Duration) -> anyhow::Result<Self> {
-        let conn = redis_connection::connect_lazily(url, timeout)?;
         Ok(Self {
-            conn,
+            redis: RedisHandle::connect_lazily(url, timeout)?,
             keys,
-            timeout,
         })
-    }
-
-    /// Runs one Redis operation under the store's deadline.
-    async fn timed<T>(
-        &self,
-        op: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, StoreError> {
-        redis_connection::within(self.timeout, op)
-            .await
-            .map_err(StoreError::from)
     }
 
     /// `PING`, for readiness.
@@ -91,10 +67,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Unavailable`] when Redis does not answer in time.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        self.timed(async move { redis::cmd("PING").query_async::<String>(&mut conn).await })
-            .await
-            .map(drop)
+        Ok(self.redis.ping().await?)
     }
 
     /// The item's current state, or `None` if it does not exist.
@@ -103,17 +76,25 @@ impl Store {
     /// When Redis is unavailable or the hash is malformed.
     #[tracing::instrument(name = "redis.item_state", level = "debug", skip_all, fields(item_id = %id))]
     pub async fn item_state(&self, id: &ItemId) -> Result<Option<ItemState>, StoreError> {
-        let key = self.keys.item(id).item;
-        let mut conn = self.conn.clone();
-        let hash: HashMap<String, String> = self
-            .timed(async move { redis::cmd("HGETALL").arg(key).query_async(&mut conn).await })
-            .await?;
-        if hash.is_empty() {
-            return Ok(None);
+        redis_reads::item_state(&self.redis, &self.keys, id)
+            .await
+            .map_err(ItemReadError::into_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::{ErrorKind, RedisError, ServerErrorKind};
+
+    #[test]
+    fn redis_loading_its_data_after_a_restart_is_unavailable_so_the_snapshot_is_retried() {
+        for kind in [ServerErrorKind::BusyLoading, ServerErrorKind::TryAgain] {
+            let e = RedisCallError::Redis(RedisError::from((ErrorKind::Server(kind), "not now")));
+            assert!(
+                matches!(StoreError::from(e), StoreError::Unavailable(_)),
+                "{kind:?}"
+            );
         }
-        ItemState::from_hash(id.clone(), &hash)
-            .map(Some)
-            .with_context(|| format!("item {id} has a malformed hash"))
-            .map_err(StoreError::Internal)
     }
 }

@@ -63,6 +63,12 @@ impl Readiness {
         }
     }
 
+    /// What every service's readiness rests on: NATS connected and every supervised task
+    /// running; the service adds its own dependencies.
+    pub fn of_service(nats: &async_nats::Client, tasks: &TaskHealth) -> Self {
+        Self::new().nats(nats).tasks(tasks)
+    }
+
     /// A dependency, reported as `"up"` or `"down"`.
     pub fn dependency(self, name: &str, up: bool) -> Self {
         self.check(name, up, json!(if up { "up" } else { "down" }))

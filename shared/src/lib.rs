@@ -7,12 +7,19 @@
 //! * [`event_fields`]: the same event as the flat field list the gateway's scripts write to
 //!   the outbox and return ([`Event::to_fields`], [`Event::from_fields`]).
 //! * [`timestamp`]: microsecond UTC timestamps rendered as RFC 3339.
-//! * [`nats`]: the NATS connection policy every service uses.
-//! * [`redis_connection`]: the Redis connection builder and its one timeout rule.
-//! * [`postgres_pool`]: the PostgreSQL pool builder.
+//! * [`nats`]: the NATS connection policy every service uses, and the archive stream's settings.
+//! * [`redis_connection`]: the deadline-bound Redis connection, its one timeout rule and the
+//!   one classification of a failed call.
+//! * [`redis_reads`]: reads of the Redis layout that more than one service makes.
+//! * [`postgres_pool`]: the PostgreSQL pool builder, the query deadline and the one rule that
+//!   tells an outage from a bug.
 //! * [`service_options`]: the command-line options the services share, flattened into each
 //!   service's `Config`.
 //! * [`health`]: the `/health`, `/ready` and `/metrics` routes.
+//! * [`http_server`]: binding, and the serve loop tied to the supervised tasks.
+//! * [`error_body`]: the JSON error body, and the 404 and 405 every router answers.
+//! * [`metrics`]: the per-application Prometheus registry and its text.
+//! * [`mutex`]: locking a std mutex whose data a panicking holder cannot corrupt.
 //! * [`supervisor`]: ownership of core background tasks: restart or stop, never unnoticed.
 //! * [`subjects`]: NATS subject and stream names.
 //! * [`redact`]: credential-free URLs for logs.
@@ -22,18 +29,23 @@
 //! * [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
 //! * [`telemetry`]: one tracing subscriber setup, JSON or pretty.
 
+pub mod error_body;
 pub mod event;
 pub mod event_fields;
 pub mod health;
+pub mod http_server;
 pub mod ids;
 pub mod item_state;
+pub mod metrics;
 pub mod migrations;
 pub mod money;
+pub mod mutex;
 pub mod nats;
 pub mod postgres_pool;
 pub mod redact;
 pub mod redis_connection;
 pub mod redis_keys;
+pub mod redis_reads;
 pub mod service_options;
 pub mod shutdown;
 pub mod subjects;

@@ -1,11 +1,18 @@
-//! One way to build a PostgreSQL connection pool (the gateway's read model, the worker's
-//! store): it connects lazily, so a service starts while PostgreSQL is down, and every wait
-//! (for a free connection, a new one, a recycle check) is bounded by the caller's deadline,
-//! so an outage is a fast error rather than a queue of stuck requests.
+//! One way to build a PostgreSQL connection pool (the gateway's read model and accounts, the
+//! worker's store): it connects lazily, so a service starts while PostgreSQL is down, and every
+//! wait (for a free connection, a new one, a recycle check) is bounded by the caller's
+//! deadline, so an outage is a fast error rather than a queue of stuck requests.
+//!
+//! The same deadline bounds each whole query ([`within`]), and one rule tells an outage from a
+//! bug ([`is_unavailable`], [`QueryError`]): an outage is a 503 or a retry, a bug a 500 or a
+//! dead letter, in every service alike.
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::error::Error;
+use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
+use tokio_postgres::error::SqlState;
 
 /// Why a pool could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +50,85 @@ pub fn lazy_pool(url: &str, size: usize, timeout: Duration) -> Result<Pool, Pool
         .build()?)
 }
 
+/// PostgreSQL did not answer a query within its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no answer within {0:?}")]
+pub struct NoAnswer(pub Duration);
+
+/// Runs one query (or transaction) `op` under `deadline`.
+///
+/// # Errors
+/// `op`'s own error, or [`NoAnswer`] converted into it when the deadline passed first.
+pub async fn within<T, E: From<NoAnswer>>(
+    deadline: Duration,
+    op: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    tokio::time::timeout(deadline, op)
+        .await
+        .unwrap_or_else(|_| Err(E::from(NoAnswer(deadline))))
+}
+
+/// Whether `error` means PostgreSQL is not there for us right now rather than a bug: a broken
+/// or refused connection, a server shutting down, starting up or full, or a table that does not
+/// exist yet (its owner has not migrated). Anything else (a conversion of an unexpected column
+/// type, a constraint, a syntax error) is a bug or a refusal, retried in vain.
+pub fn is_unavailable(error: &tokio_postgres::Error) -> bool {
+    let io = error
+        .source()
+        .is_some_and(|cause| cause.is::<std::io::Error>());
+    error.is_closed()
+        || io
+        || error.as_db_error().is_some_and(|db| {
+            [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::TOO_MANY_CONNECTIONS,
+                SqlState::UNDEFINED_TABLE,
+            ]
+            .contains(db.code())
+        })
+}
+
+/// Whether any cause in `error`'s chain is an outage: the pool could not hand out a connection
+/// (every [`deadpool_postgres::PoolError`] is one), or [`is_unavailable`].
+pub fn any_cause_unavailable(error: &(dyn Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |&e| e.source()).any(|cause| {
+        cause.is::<deadpool_postgres::PoolError>()
+            || cause
+                .downcast_ref::<tokio_postgres::Error>()
+                .is_some_and(is_unavailable)
+    })
+}
+
+/// Why a query failed, as far as its caller can act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// PostgreSQL is unreachable, too slow, not accepting sessions or not migrated yet: retry
+    /// later.
+    #[error("postgres unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug, or a statement PostgreSQL refused.
+    #[error(transparent)]
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for QueryError {
+    /// Classified by [`any_cause_unavailable`], so `.context()` on the way keeps the cause.
+    fn from(error: anyhow::Error) -> Self {
+        if any_cause_unavailable(error.as_ref()) {
+            Self::Unavailable(format!("{error:#}"))
+        } else {
+            Self::Other(error)
+        }
+    }
+}
+
+impl From<NoAnswer> for QueryError {
+    fn from(error: NoAnswer) -> Self {
+        Self::Unavailable(error.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +149,27 @@ mod tests {
             Duration::from_millis(100),
         );
         assert_eq!(pool.map(|p| p.status().max_size).ok(), Some(2));
+    }
+
+    #[tokio::test]
+    async fn a_query_past_its_deadline_is_unavailable() {
+        let never = std::future::pending::<Result<(), QueryError>>();
+        let result = within(Duration::from_millis(10), never).await;
+        assert!(matches!(result, Err(QueryError::Unavailable(m)) if m.contains("no answer")));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_unavailable_and_a_bug_is_not() {
+        let pool = lazy_pool(
+            "postgres://postgres@127.0.0.1:1/none",
+            1,
+            Duration::from_millis(200),
+        )
+        .unwrap();
+        let refused = pool.get().await.map(drop).map_err(anyhow::Error::new);
+        let refused = refused.map_err(|e| QueryError::from(e.context("getting a connection")));
+        assert!(matches!(refused, Err(QueryError::Unavailable(_))));
+        let bug = QueryError::from(anyhow::anyhow!("a column of an unexpected type"));
+        assert!(matches!(bug, QueryError::Other(_)));
     }
 }

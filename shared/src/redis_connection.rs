@@ -12,9 +12,12 @@
 //!
 //! Telling the two apart is what lets the gateway answer "not applied" or "outcome unknown"
 //! truthfully; a service that treats both alike loses nothing by the same rule.
+//!
+//! [`RedisCallError::failure`] is the one classification of a failed call, and [`RedisHandle`]
+//! the one deadline-bound connection both services' stores are built on.
 
-use redis::RedisResult;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{FromRedisValue, RedisResult};
 use std::future::Future;
 use std::time::Duration;
 
@@ -31,6 +34,110 @@ pub enum RedisCallError {
     /// and not answered in time.
     #[error(transparent)]
     Redis(#[from] redis::RedisError),
+}
+
+/// What a failed call means to its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisFailure {
+    /// Nothing was applied: no connection, a refused or dropped one, or Redis answering "not
+    /// now" (`LOADING` while a restarted Redis reads its append-only file, `TRYAGAIN`,
+    /// `MASTERDOWN`, `CLUSTERDOWN`: redis-rs marks these wait-and-retry). Retry later; the
+    /// `resilience` experiment found `LOADING` answered as 500s for seconds after a restart
+    /// before it counted here.
+    Unavailable,
+    /// The command was sent and not answered in time: it may still run, so a write's outcome
+    /// is unknown.
+    TimedOut,
+    /// Redis answered with an error that means a bug (a script error, a wrong type).
+    Internal,
+}
+
+impl RedisCallError {
+    /// The one classification of a failed call (see [`RedisFailure`]).
+    pub fn failure(&self) -> RedisFailure {
+        let Self::Redis(e) = self else {
+            return RedisFailure::Unavailable;
+        };
+        if e.is_timeout() {
+            RedisFailure::TimedOut
+        } else if e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_cluster_error()
+            || matches!(e.retry_method(), redis::RetryMethod::WaitAndRetry)
+        {
+            RedisFailure::Unavailable
+        } else {
+            RedisFailure::Internal
+        }
+    }
+}
+
+/// A lazily connected, self-reconnecting Redis connection whose every call is bounded by one
+/// deadline (cheap to clone: one multiplexed connection shared by every clone).
+#[derive(Clone)]
+pub struct RedisHandle {
+    conn: ConnectionManager,
+    deadline: Duration,
+}
+
+impl RedisHandle {
+    /// Prepares the connection; Redis does not have to be up.
+    ///
+    /// # Errors
+    /// When the URL is invalid.
+    pub fn connect_lazily(url: &str, deadline: Duration) -> RedisResult<Self> {
+        Ok(Self {
+            conn: connect_lazily(url, deadline)?,
+            deadline,
+        })
+    }
+
+    /// The deadline of every call.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// Runs one command.
+    ///
+    /// # Errors
+    /// See [`within`].
+    pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, RedisCallError> {
+        let mut conn = self.conn.clone();
+        within(self.deadline, cmd.query_async(&mut conn)).await
+    }
+
+    /// Runs one pipeline.
+    ///
+    /// # Errors
+    /// See [`within`].
+    pub async fn query_pipeline<T: FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, RedisCallError> {
+        let mut conn = self.conn.clone();
+        within(self.deadline, pipe.query_async(&mut conn)).await
+    }
+
+    /// Runs one script (`EVALSHA`, loading it on `NOSCRIPT`).
+    ///
+    /// # Errors
+    /// See [`within`].
+    pub async fn invoke<T: FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, RedisCallError> {
+        let mut conn = self.conn.clone();
+        within(self.deadline, invocation.invoke_async(&mut conn)).await
+    }
+
+    /// `PING`, for readiness.
+    ///
+    /// # Errors
+    /// See [`within`].
+    pub async fn ping(&self) -> Result<(), RedisCallError> {
+        self.query::<String>(&redis::cmd("PING")).await.map(drop)
+    }
 }
 
 /// Connection options for calls bounded by `deadline` (see the module docs for the rule).
@@ -92,6 +199,40 @@ mod tests {
         let never = std::future::pending::<RedisResult<()>>();
         let result = within(Duration::from_millis(10), never).await;
         assert!(matches!(result, Err(RedisCallError::NoConnection(_))));
+    }
+
+    fn failure_of(kind: redis::ErrorKind) -> RedisFailure {
+        RedisCallError::Redis(redis::RedisError::from((kind, "server said so"))).failure()
+    }
+
+    #[test]
+    fn redis_loading_or_asking_to_try_again_is_unavailable() {
+        use redis::{ErrorKind, ServerErrorKind};
+        for kind in [
+            ServerErrorKind::BusyLoading,
+            ServerErrorKind::TryAgain,
+            ServerErrorKind::MasterDown,
+        ] {
+            assert_eq!(
+                failure_of(ErrorKind::Server(kind)),
+                RedisFailure::Unavailable,
+                "{kind:?}"
+            );
+        }
+        assert_eq!(
+            RedisCallError::NoConnection(Duration::from_millis(1)).failure(),
+            RedisFailure::Unavailable
+        );
+    }
+
+    #[test]
+    fn a_script_error_is_internal() {
+        assert_eq!(
+            failure_of(redis::ErrorKind::Server(
+                redis::ServerErrorKind::ResponseError
+            )),
+            RedisFailure::Internal
+        );
     }
 
     #[test]

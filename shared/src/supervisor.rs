@@ -18,10 +18,11 @@
 //! [`TaskFaults`] is the test hook: it makes a named task end as if it had returned, so tests
 //! prove the above against the real services without sleeping or patching code.
 
+use crate::mutex;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -85,10 +86,9 @@ impl TaskHealth {
         self.lock().remove(task);
     }
 
-    /// A panic elsewhere cannot leave the set half-written (each section is one call), so a
-    /// poisoned lock is still consistent.
+    /// Each section is one set call, so a poisoned lock is still consistent.
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
-        self.down.lock().unwrap_or_else(PoisonError::into_inner)
+        mutex::lock(&self.down)
     }
 }
 
@@ -146,18 +146,12 @@ struct Failure {
 
 impl Failure {
     fn report(&self, stopped: TaskStopped) {
-        self.first
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_or_insert(stopped);
+        mutex::lock(&self.first).get_or_insert(stopped);
         self.signal.cancel();
     }
 
     fn get(&self) -> Option<TaskStopped> {
-        self.first
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        mutex::lock(&self.first).clone()
     }
 }
 

@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use serde::Serialize;
 use shared::migrations::{Migration, Migrator};
+use shared::postgres_pool;
 use shared::{Timestamp, UserId};
 use std::future::Future;
 use std::time::Duration;
@@ -426,14 +427,7 @@ impl Accounts {
         &self,
         op: impl Future<Output = Result<T, AuthError>>,
     ) -> Result<T, AuthError> {
-        tokio::time::timeout(self.timeout, op)
-            .await
-            .unwrap_or_else(|_| {
-                Err(AuthError::Unavailable(
-                    Dependency::Accounts,
-                    anyhow::anyhow!("no answer within {:?}", self.timeout),
-                ))
-            })
+        postgres_pool::within(self.timeout, op).await
     }
 }
 
@@ -488,28 +482,21 @@ fn login_taken(error: tokio_postgres::Error) -> AuthError {
     }
 }
 
-/// A broken or refused connection, or a server not ready for us, is unavailability (503,
-/// retry); any other error is a bug here (500), such as a column of an unexpected type.
+/// An outage by the one rule of `shared::postgres_pool` is unavailability (503, retry); any
+/// other error is a bug here (500), such as a column of an unexpected type.
 impl From<tokio_postgres::Error> for AuthError {
     fn from(error: tokio_postgres::Error) -> Self {
-        let io =
-            std::error::Error::source(&error).is_some_and(|cause| cause.is::<std::io::Error>());
-        let unavailable = error.is_closed()
-            || io
-            || error.as_db_error().is_some_and(|db| {
-                [
-                    SqlState::ADMIN_SHUTDOWN,
-                    SqlState::CANNOT_CONNECT_NOW,
-                    SqlState::TOO_MANY_CONNECTIONS,
-                    SqlState::UNDEFINED_TABLE,
-                ]
-                .contains(db.code())
-            });
-        if unavailable {
+        if postgres_pool::is_unavailable(&error) {
             Self::Unavailable(Dependency::Accounts, error.into())
         } else {
             Self::Internal(anyhow::Error::new(error).context("accounts query"))
         }
+    }
+}
+
+impl From<postgres_pool::NoAnswer> for AuthError {
+    fn from(error: postgres_pool::NoAnswer) -> Self {
+        Self::Unavailable(Dependency::Accounts, error.into())
     }
 }
 

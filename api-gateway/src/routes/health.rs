@@ -12,10 +12,8 @@ impl Probes for AppState {
     /// meanwhile. With an external issuer there are no local accounts and nothing is shown.
     async fn readiness(&self) -> Readiness {
         let redis_up = self.store.ping().await.is_ok();
-        let readiness = Readiness::new()
-            .dependency("redis", redis_up)
-            .nats(&self.nats)
-            .tasks(&self.tasks);
+        let readiness =
+            Readiness::of_service(&self.nats, &self.tasks).dependency("redis", redis_up);
         let Some(local) = self.identity.local() else {
             return readiness;
         };

@@ -58,7 +58,7 @@ pub struct AppState {
 
 pub fn router(ctx: AppState) -> Router {
     let body_limit = ctx.config.max_body_bytes;
-    Router::new()
+    let routes = Router::new()
         .merge(shared::health::router())
         .merge(items::router())
         .merge(bids::router())
@@ -66,8 +66,8 @@ pub fn router(ctx: AppState) -> Router {
         .merge(admin::router())
         .merge(auth::router())
         .merge(me::router())
-        .merge(jwks::router())
-        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
+        .merge(jwks::router());
+    shared::error_body::with_fallbacks(routes)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(ctx)
 }

@@ -1,8 +1,7 @@
 //! Admin changes to an auction other than ending it: extending and relisting.
 
-use super::script_reply::ReplyError;
 use super::{Store, StoreError};
-use shared::{AuctionExtended, AuctionRelisted, Event, EventId, ItemId, Timestamp};
+use shared::{AuctionExtended, AuctionRelisted, Event, ItemId, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExtendOutcome {
@@ -46,25 +45,21 @@ impl Store {
         id: &ItemId,
         end: Timestamp,
     ) -> Result<ExtendOutcome, StoreError> {
-        let keys = self.keys.item(id);
-        let event_id = EventId::new();
-        let mut invocation = self.scripts.extend_item.prepare_invoke();
-        invocation
-            .key(&keys.item)
-            .key(&keys.closing)
-            .key(&keys.outbox)
-            .arg(id.as_str())
-            .arg(event_id.to_string())
-            .arg(end.micros());
+        let mut invocation = self.item_change(&self.scripts.extend_item, id);
+        invocation.arg(end.micros());
         self.run_script("extend_item.lua", invocation, |reply| {
-            match (reply.outcome.as_str(), reply.event) {
-                ("extended", Some(Event::AuctionExtended(e))) => Ok(ExtendOutcome::Extended(e)),
-                ("not_found", None) => Ok(ExtendOutcome::NotFound),
-                ("not_active", None) => Ok(ExtendOutcome::NotActive),
-                ("not_later", None) => Ok(ExtendOutcome::NotLater),
-                (_, Some(_)) | ("extended", None) => Err(ReplyError::EventMismatch(reply.outcome)),
-                _ => Err(ReplyError::UnknownOutcome(reply.outcome)),
-            }
+            reply.decide(
+                "extended",
+                |event| match event {
+                    Event::AuctionExtended(e) => Some(ExtendOutcome::Extended(e)),
+                    _ => None,
+                },
+                &[
+                    ("not_found", ExtendOutcome::NotFound),
+                    ("not_active", ExtendOutcome::NotActive),
+                    ("not_later", ExtendOutcome::NotLater),
+                ],
+            )
         })
         .await
     }
@@ -78,15 +73,8 @@ impl Store {
         id: &ItemId,
         terms: &Relist,
     ) -> Result<RelistOutcome, StoreError> {
-        let keys = self.keys.item(id);
-        let event_id = EventId::new();
-        let mut invocation = self.scripts.relist_item.prepare_invoke();
+        let mut invocation = self.item_change(&self.scripts.relist_item, id);
         invocation
-            .key(&keys.item)
-            .key(&keys.closing)
-            .key(&keys.outbox)
-            .arg(id.as_str())
-            .arg(event_id.to_string())
             .arg(terms.start_us.map(|s| s.to_string()).unwrap_or_default())
             .arg(terms.end_us)
             .arg(terms.starting_cents)
@@ -95,14 +83,18 @@ impl Store {
             .arg(terms.extension_window_us)
             .arg(terms.extension_us);
         self.run_script("relist_item.lua", invocation, |reply| {
-            match (reply.outcome.as_str(), reply.event) {
-                ("relisted", Some(Event::AuctionRelisted(e))) => Ok(RelistOutcome::Relisted(e)),
-                ("not_found", None) => Ok(RelistOutcome::NotFound),
-                ("active", None) => Ok(RelistOutcome::Active),
-                ("ended", None) => Ok(RelistOutcome::EndsInThePast),
-                (_, Some(_)) | ("relisted", None) => Err(ReplyError::EventMismatch(reply.outcome)),
-                _ => Err(ReplyError::UnknownOutcome(reply.outcome)),
-            }
+            reply.decide(
+                "relisted",
+                |event| match event {
+                    Event::AuctionRelisted(e) => Some(RelistOutcome::Relisted(e)),
+                    _ => None,
+                },
+                &[
+                    ("not_found", RelistOutcome::NotFound),
+                    ("active", RelistOutcome::Active),
+                    ("ended", RelistOutcome::EndsInThePast),
+                ],
+            )
         })
         .await
     }

@@ -1,8 +1,7 @@
 //! Closing auctions: which items are due, and the atomic close itself (`close_item.lua`).
 
-use super::script_reply::ReplyError;
 use super::{Store, StoreError};
-use shared::{AuctionClosed, Event, EventId, ItemId, Timestamp};
+use shared::{AuctionClosed, Event, ItemId, Timestamp};
 
 /// How an auction is ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,21 +38,18 @@ impl Store {
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<ItemId>, StoreError> {
-        let key = self.keys.closing(shard);
-        let mut conn = self.conn.clone();
         let ids: Vec<String> = self
-            .timed(async move {
+            .redis
+            .query(
                 redis::cmd("ZRANGE")
-                    .arg(key)
+                    .arg(self.keys.closing(shard))
                     .arg("-inf")
                     .arg(now.micros())
                     .arg("BYSCORE")
                     .arg("LIMIT")
                     .arg(0)
-                    .arg(limit)
-                    .query_async(&mut conn)
-                    .await
-            })
+                    .arg(limit),
+            )
             .await?;
         Ok(ids
             .into_iter()
@@ -73,15 +69,8 @@ impl Store {
         mode: CloseMode,
         reason: &str,
     ) -> Result<CloseOutcome, StoreError> {
-        let keys = self.keys.item(id);
-        let event_id = EventId::new();
-        let mut invocation = self.scripts.close_item.prepare_invoke();
+        let mut invocation = self.item_change(&self.scripts.close_item, id);
         invocation
-            .key(&keys.item)
-            .key(&keys.closing)
-            .key(&keys.outbox)
-            .arg(id.as_str())
-            .arg(event_id.to_string())
             .arg(match mode {
                 CloseMode::Due => "due",
                 CloseMode::Now => "now",
@@ -89,14 +78,18 @@ impl Store {
             })
             .arg(reason);
         self.run_script("close_item.lua", invocation, |reply| {
-            match (reply.outcome.as_str(), reply.event) {
-                ("closed", Some(Event::AuctionClosed(close))) => Ok(CloseOutcome::Closed(close)),
-                ("not_due", None) => Ok(CloseOutcome::NotDue),
-                ("gone", None) => Ok(CloseOutcome::Gone),
-                ("ended", None) => Ok(CloseOutcome::Ended),
-                (_, Some(_)) | ("closed", None) => Err(ReplyError::EventMismatch(reply.outcome)),
-                _ => Err(ReplyError::UnknownOutcome(reply.outcome)),
-            }
+            reply.decide(
+                "closed",
+                |event| match event {
+                    Event::AuctionClosed(close) => Some(CloseOutcome::Closed(close)),
+                    _ => None,
+                },
+                &[
+                    ("not_due", CloseOutcome::NotDue),
+                    ("gone", CloseOutcome::Gone),
+                    ("ended", CloseOutcome::Ended),
+                ],
+            )
         })
         .await
     }

@@ -1,9 +1,8 @@
 //! Item creation and reads.
 
-use super::script_reply::ReplyError;
 use super::{Store, StoreError};
-use anyhow::Context;
 use shared::item_state::field;
+use shared::redis_reads::{self, ItemReadError};
 use shared::{ItemId, ItemState};
 use std::collections::HashMap;
 
@@ -65,30 +64,24 @@ impl Store {
             .arg(item.extension_us);
         let created = self
             .run_script("create_item.lua", invocation, |reply| {
-                match (reply.outcome.as_str(), reply.event) {
-                    ("created", None) => Ok(CreatedItem::Created),
-                    ("exists", None) => Ok(CreatedItem::Exists),
-                    ("ended", None) => Ok(CreatedItem::EndsInThePast),
-                    (_, Some(_)) => Err(ReplyError::EventMismatch(reply.outcome)),
-                    _ => Err(ReplyError::UnknownOutcome(reply.outcome)),
-                }
+                reply.decide_without_event(&[
+                    ("created", CreatedItem::Created),
+                    ("exists", CreatedItem::Exists),
+                    ("ended", CreatedItem::EndsInThePast),
+                ])
             })
             .await?;
         if created == CreatedItem::Created {
             // The index is only for listing and lives in another slot, so it is written
             // after the item; a crash in between leaves an item that lists late, never a
             // listed item that does not exist.
-            let index = self.keys.items_index();
-            let id = item.id.as_str().to_owned();
-            let mut conn = self.conn.clone();
-            self.timed(async move {
-                redis::cmd("SADD")
-                    .arg(index)
-                    .arg(id)
-                    .query_async::<i64>(&mut conn)
-                    .await
-            })
-            .await?;
+            self.redis
+                .query::<i64>(
+                    redis::cmd("SADD")
+                        .arg(self.keys.items_index())
+                        .arg(item.id.as_str()),
+                )
+                .await?;
         }
         Ok(created)
     }
@@ -99,18 +92,9 @@ impl Store {
     /// When Redis is unavailable or the hash is malformed.
     #[tracing::instrument(name = "redis.get_item", skip_all, fields(item_id = %id))]
     pub async fn get_item(&self, id: &ItemId) -> Result<Option<ItemState>, StoreError> {
-        let key = self.keys.item(id).item;
-        let mut conn = self.conn.clone();
-        let hash: HashMap<String, String> = self
-            .timed(async move { redis::cmd("HGETALL").arg(key).query_async(&mut conn).await })
-            .await?;
-        if hash.is_empty() {
-            return Ok(None);
-        }
-        ItemState::from_hash(id.clone(), &hash)
-            .map(Some)
-            .with_context(|| format!("item {id} has a malformed hash"))
-            .map_err(StoreError::Internal)
+        redis_reads::item_state(&self.redis, &self.keys, id)
+            .await
+            .map_err(ItemReadError::into_error)
     }
 
     /// Every listed item's state (read in one pipeline).
@@ -119,15 +103,9 @@ impl Store {
     /// When Redis is unavailable.
     #[tracing::instrument(name = "redis.list_items", skip_all)]
     pub async fn list_items(&self) -> Result<Vec<ItemState>, StoreError> {
-        let index = self.keys.items_index();
-        let mut conn = self.conn.clone();
         let ids: Vec<String> = self
-            .timed(async move {
-                redis::cmd("SMEMBERS")
-                    .arg(index)
-                    .query_async(&mut conn)
-                    .await
-            })
+            .redis
+            .query(redis::cmd("SMEMBERS").arg(self.keys.items_index()))
             .await?;
         let ids: Vec<ItemId> = ids
             .into_iter()
@@ -140,10 +118,7 @@ impl Store {
         for id in &ids {
             pipe.cmd("HGETALL").arg(self.keys.item(id).item);
         }
-        let mut conn = self.conn.clone();
-        let hashes: Vec<HashMap<String, String>> = self
-            .timed(async move { pipe.query_async(&mut conn).await })
-            .await?;
+        let hashes: Vec<HashMap<String, String>> = self.redis.query_pipeline(&pipe).await?;
         Ok(ids
             .into_iter()
             .zip(hashes)

@@ -21,11 +21,9 @@ pub use bids::{BidOutcome, BidReply, PlaceBid};
 pub use closing::{CloseMode, CloseOutcome};
 pub use items::{CreatedItem, NewItem};
 
-use redis::aio::ConnectionManager;
-use shared::redis_connection::{self, RedisCallError};
+use shared::redis_connection::{self, RedisCallError, RedisFailure, RedisHandle};
 use shared::redis_keys::Keyspace;
 use std::future::Future;
-use std::time::Duration;
 
 /// Why a Redis operation failed, as far as the caller can act on it.
 #[derive(Debug, thiserror::Error)]
@@ -43,44 +41,32 @@ pub enum StoreError {
 }
 
 impl From<RedisCallError> for StoreError {
-    /// No connection within the deadline means nothing was sent: simply unavailable.
+    /// By the one classification (`RedisCallError::failure`): unreachable, refused or "not
+    /// now" (`LOADING` after a restart, `TRYAGAIN`, …) is `Unavailable`, a 503 the client may
+    /// retry; sent and not answered is `TimedOut`; only a reply that means a bug is `Internal`.
     fn from(e: RedisCallError) -> Self {
-        match e {
-            RedisCallError::NoConnection(_) => StoreError::Unavailable(e.to_string()),
-            RedisCallError::Redis(e) => StoreError::from(e),
+        match e.failure() {
+            RedisFailure::Unavailable => StoreError::Unavailable(e.to_string()),
+            RedisFailure::TimedOut => StoreError::TimedOut,
+            RedisFailure::Internal => {
+                StoreError::Internal(anyhow::Error::new(e).context("redis command failed"))
+            }
         }
     }
 }
 
 impl From<redis::RedisError> for StoreError {
-    /// Unreachable, slow, or answering "not now" (`LOADING` while a restarted Redis reads its
-    /// append-only file, `TRYAGAIN`, `MASTERDOWN`, `CLUSTERDOWN`: redis-rs marks these
-    /// wait-and-retry) is `Unavailable`, a 503 the client may retry; only a reply that means a
-    /// bug is `Internal`. The `resilience` experiment found `LOADING` answered as 500s for
-    /// seconds after a Redis restart.
+    /// A call on a connection of its own (the outbox readers'), classified the same way.
     fn from(e: redis::RedisError) -> Self {
-        if e.is_timeout() {
-            // The connection's response timeout: the command is on its way or queued.
-            StoreError::TimedOut
-        } else if e.is_io_error()
-            || e.is_connection_dropped()
-            || e.is_connection_refusal()
-            || e.is_cluster_error()
-            || matches!(e.retry_method(), redis::RetryMethod::WaitAndRetry)
-        {
-            StoreError::Unavailable(e.to_string())
-        } else {
-            StoreError::Internal(anyhow::Error::new(e).context("redis command failed"))
-        }
+        StoreError::from(RedisCallError::Redis(e))
     }
 }
 
 /// Handle to Redis shared by every request (cheap to clone).
 #[derive(Clone)]
 pub struct Store {
-    conn: ConnectionManager,
+    redis: RedisHandle,
     keys: Keyspace,
-    timeout: Duration,
     scripts: &'static Scripts,
     /// Exclusive connections when bids use the optimistic strategy instead of the script.
     optimistic: Option<std::sync::Arc<optimistic::TxnPool>>,
@@ -115,12 +101,10 @@ impl Store {
     ///
     /// # Errors
     /// When the URL is invalid.
-    pub fn new(url: &str, keys: Keyspace, timeout: Duration) -> anyhow::Result<Self> {
-        let conn = redis_connection::connect_lazily(url, timeout)?;
+    pub fn new(url: &str, keys: Keyspace, timeout: std::time::Duration) -> anyhow::Result<Self> {
         Ok(Self {
-            conn,
+            redis: RedisHandle::connect_lazily(url, timeout)?,
             keys,
-            timeout,
             scripts: scripts(),
             optimistic: None,
         })
@@ -141,7 +125,7 @@ impl Store {
         self.optimistic = Some(std::sync::Arc::new(optimistic::TxnPool::new(
             url,
             connections,
-            self.timeout,
+            self.redis.deadline(),
             retries,
         )?));
         Ok(self)
@@ -151,14 +135,13 @@ impl Store {
         &self.keys
     }
 
-    /// Runs one Redis operation under the store's deadline.
+    /// Runs one call on a connection of its own (the optimistic strategy's) under the
+    /// store's deadline; calls on the shared connection go through [`RedisHandle`].
     async fn timed<T>(
         &self,
         op: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, StoreError> {
-        redis_connection::within(self.timeout, op)
-            .await
-            .map_err(StoreError::from)
+        Ok(redis_connection::within(self.redis.deadline(), op).await?)
     }
 
     /// `PING`, for readiness.
@@ -166,10 +149,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::TimedOut`] when Redis does not answer in time.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        self.timed(async move { redis::cmd("PING").query_async::<String>(&mut conn).await })
-            .await
-            .map(drop)
+        Ok(self.redis.ping().await?)
     }
 
     /// Entries waiting in every outbox shard (the relay's lag).
@@ -181,10 +161,7 @@ impl Store {
         for shard in Keyspace::shards() {
             pipe.cmd("XLEN").arg(self.keys.outbox(shard));
         }
-        let mut conn = self.conn.clone();
-        let lengths: Vec<u64> = self
-            .timed(async move { pipe.query_async(&mut conn).await })
-            .await?;
+        let lengths: Vec<u64> = self.redis.query_pipeline(&pipe).await?;
         Ok(lengths.iter().sum())
     }
 }

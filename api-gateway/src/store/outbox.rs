@@ -148,12 +148,7 @@ impl OutboxShard {
             return Ok(());
         }
         let mut pipe = redis::pipe();
-        pipe.cmd("XACK")
-            .arg(&self.stream)
-            .arg(GROUP)
-            .arg(ids)
-            .ignore();
-        pipe.cmd("XDEL").arg(&self.stream).arg(ids).ignore();
+        self.remove(&mut pipe, ids);
         pipe.query_async::<()>(&mut self.conn).await?;
         Ok(())
     }
@@ -173,14 +168,20 @@ impl OutboxShard {
             .arg("reason")
             .arg(reason)
             .ignore();
+        self.remove(&mut pipe, &[id]);
+        pipe.query_async::<()>(&mut self.conn).await?;
+        Ok(())
+    }
+
+    /// Adds to `pipe` what takes entries out of the shard for good: acknowledged for the group
+    /// (no longer pending) and deleted from the stream (no longer taking memory).
+    fn remove(&self, pipe: &mut redis::Pipeline, ids: &[impl redis::ToRedisArgs]) {
         pipe.cmd("XACK")
             .arg(&self.stream)
             .arg(GROUP)
-            .arg(id)
+            .arg(ids)
             .ignore();
-        pipe.cmd("XDEL").arg(&self.stream).arg(id).ignore();
-        pipe.query_async::<()>(&mut self.conn).await?;
-        Ok(())
+        pipe.cmd("XDEL").arg(&self.stream).arg(ids).ignore();
     }
 }
 

@@ -7,7 +7,7 @@
 //! `XADD`, decoded by [`Event::from_fields`] exactly as the outbox relay decodes the entry.
 
 use super::{Store, StoreError};
-use shared::{Event, FieldError, FieldList};
+use shared::{Event, EventId, FieldError, FieldList, ItemId};
 
 /// The reply field every script sets.
 pub(super) const OUTCOME: &str = "outcome";
@@ -56,24 +56,79 @@ impl ScriptReply {
             event,
         })
     }
+
+    /// The caller's outcome for a script whose outcome `with_event` always carries the event
+    /// and whose other outcomes never do: `event` turns the event into the caller's outcome
+    /// (`None` for an event of another kind), `without` names the other outcomes.
+    ///
+    /// # Errors
+    /// [`ReplyError::EventMismatch`] when the event is missing, unexpected or of another kind;
+    /// [`ReplyError::UnknownOutcome`] for an outcome the caller does not name.
+    pub fn decide<T: Clone>(
+        self,
+        with_event: &str,
+        event: impl FnOnce(Event) -> Option<T>,
+        without: &[(&str, T)],
+    ) -> Result<T, ReplyError> {
+        match self.event {
+            Some(e) if self.outcome == with_event => {
+                event(e).ok_or(ReplyError::EventMismatch(self.outcome))
+            }
+            Some(_) => Err(ReplyError::EventMismatch(self.outcome)),
+            None if self.outcome == with_event => Err(ReplyError::EventMismatch(self.outcome)),
+            None => self.decide_without_event(without),
+        }
+    }
+
+    /// The caller's outcome for a script none of whose outcomes carries an event.
+    ///
+    /// # Errors
+    /// [`ReplyError::EventMismatch`] when the reply has an event;
+    /// [`ReplyError::UnknownOutcome`] for an outcome not in `outcomes`.
+    pub fn decide_without_event<T: Clone>(self, outcomes: &[(&str, T)]) -> Result<T, ReplyError> {
+        if self.event.is_some() {
+            return Err(ReplyError::EventMismatch(self.outcome));
+        }
+        outcomes
+            .iter()
+            .find(|(name, _)| *name == self.outcome)
+            .map(|(_, outcome)| outcome.clone())
+            .ok_or(ReplyError::UnknownOutcome(self.outcome))
+    }
 }
 
 impl Store {
+    /// An invocation of a script that changes one item and appends its event to the outbox
+    /// (`close_item`, `extend_item`, `relist_item`): `KEYS` item, closing set, outbox; `ARGV`
+    /// the item id and a new event id, then what the caller adds.
+    pub(super) fn item_change(
+        &self,
+        script: &'static redis::Script,
+        id: &ItemId,
+    ) -> redis::ScriptInvocation<'static> {
+        let keys = self.keys.item(id);
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(&keys.item)
+            .key(&keys.closing)
+            .key(&keys.outbox)
+            .arg(id.as_str())
+            .arg(EventId::new().to_string());
+        invocation
+    }
+
     /// Runs one script under the store's deadline and decodes its reply with `decode`.
     ///
     /// # Errors
-    /// What [`Store::timed`] returns, or [`StoreError::Internal`] naming `script` when the
-    /// reply is malformed.
+    /// The call's own error, or [`StoreError::Internal`] naming `script` when the reply is
+    /// malformed.
     pub(super) async fn run_script<T>(
         &self,
         script: &'static str,
         invocation: redis::ScriptInvocation<'static>,
         decode: impl FnOnce(ScriptReply) -> Result<T, ReplyError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.conn.clone();
-        let lists: Vec<Vec<String>> = self
-            .timed(async move { invocation.invoke_async(&mut conn).await })
-            .await?;
+        let lists: Vec<Vec<String>> = self.redis.invoke(&invocation).await?;
         ScriptReply::parse(lists).and_then(decode).map_err(|e| {
             StoreError::Internal(anyhow::Error::new(e).context(format!("{script} replied")))
         })
@@ -133,6 +188,37 @@ mod tests {
         assert!(matches!(
             ScriptReply::parse(vec![list(&["outcome"])]),
             Err(ReplyError::Field(FieldError::OddLength(1)))
+        ));
+    }
+
+    #[test]
+    fn only_the_outcome_with_an_event_may_carry_one() {
+        let decide = |lists: Vec<Vec<String>>| {
+            ScriptReply::parse(lists).unwrap().decide(
+                "extended",
+                |event| matches!(event, Event::AuctionExtended(_)).then_some("extended"),
+                &[("not_found", "not_found")],
+            )
+        };
+        assert!(matches!(
+            decide(vec![list(&["outcome", "extended"]), extended_event()]),
+            Ok("extended")
+        ));
+        assert!(matches!(
+            decide(vec![list(&["outcome", "not_found"])]),
+            Ok("not_found")
+        ));
+        assert!(matches!(
+            decide(vec![list(&["outcome", "extended"])]),
+            Err(ReplyError::EventMismatch(_))
+        ));
+        assert!(matches!(
+            decide(vec![list(&["outcome", "not_found"]), extended_event()]),
+            Err(ReplyError::EventMismatch(_))
+        ));
+        assert!(matches!(
+            decide(vec![list(&["outcome", "gone"])]),
+            Err(ReplyError::UnknownOutcome(_))
         ));
     }
 

@@ -175,3 +175,16 @@ async fn an_unknown_route_is_404_with_the_error_body() {
         assert_eq!(json["message"], "no such endpoint", "{json}");
     }
 }
+
+#[tokio::test]
+async fn a_wrong_method_on_a_known_path_is_405_with_the_error_body() {
+    let app = spawn_app().await;
+    for reply in [
+        app.post("/health", json!({})).await,
+        app.post("/api/v1/items/x", json!({})).await,
+        app.get("/api/v1/items/x/bid").await,
+    ] {
+        let json = reply.assert_error(405, "method_not_allowed");
+        assert!(json["message"].is_string(), "{json}");
+    }
+}

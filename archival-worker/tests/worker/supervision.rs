@@ -1,6 +1,6 @@
 //! The worker's HTTP surface and its one core task: a consumer that stops is named by `/ready`
 //! (503) while it is down and restarted, and what arrived meanwhile is archived; any path
-//! other than the probes is a JSON 404.
+//! other than the probes is a JSON 404, and a probe asked with another method a JSON 405.
 
 use crate::helpers::*;
 use std::time::Duration;
@@ -40,5 +40,17 @@ async fn an_unknown_path_is_a_json_404() {
     }
     let health = worker.get("/health").await;
     assert_eq!(health.assert_status(200)["status"], "ok");
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_method_on_a_probe_is_a_json_405() {
+    let setup = setup().await;
+    let worker = spawn_worker(&setup.worker).await;
+    for path in ["/health", "/ready", "/metrics"] {
+        let reply = worker.post(path, serde_json::json!({})).await;
+        let body = reply.assert_error(405, "method_not_allowed");
+        assert!(body["message"].is_string(), "{path}: {body}");
+    }
     worker.stop().await;
 }

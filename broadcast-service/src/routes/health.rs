@@ -2,12 +2,10 @@ use super::AppState;
 use shared::health::{Probes, Readiness};
 
 impl Probes for AppState {
-    /// Redis answers and NATS is connected; 503 otherwise.
+    /// Redis answers, NATS is connected and the reconnect resync runs; 503 otherwise.
     async fn readiness(&self) -> Readiness {
         let redis_up = self.store.ping().await.is_ok();
-        Readiness::new()
-            .dependency("redis", redis_up)
-            .nats(&self.nats)
+        Readiness::of_service(&self.nats, &self.tasks).dependency("redis", redis_up)
     }
 
     /// Prometheus text.

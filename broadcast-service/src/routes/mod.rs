@@ -12,11 +12,11 @@ mod ws;
 
 use crate::config::Config;
 use crate::connection::ConnectionContext;
-use crate::error::ApiError;
 use crate::limits::ConnectionLimits;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use axum::Router;
+use shared::supervisor::TaskHealth;
 use std::sync::Arc;
 use tokio_util::task::TaskTracker;
 
@@ -32,13 +32,14 @@ pub struct AppState {
     pub connection_context: Arc<ConnectionContext>,
     /// Owns every connection's task, so shutdown can wait for the close frames to go out.
     pub connections: TaskTracker,
+    /// Which supervised tasks are down, for `/ready`.
+    pub tasks: TaskHealth,
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .merge(shared::health::router())
         .merge(page::router())
-        .merge(ws::router())
-        .fallback(|| async { ApiError::NotFound })
-        .with_state(state)
+        .merge(ws::router());
+    shared::error_body::with_fallbacks(routes).with_state(state)
 }

@@ -22,6 +22,7 @@ pub use tracks::{Frame, FrameKind, Resync};
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use shared::ItemId;
+use shared::mutex;
 use socket_queue::SocketQueue;
 use std::collections::HashMap;
 use std::io;
@@ -81,7 +82,7 @@ impl Viewer {
     }
 
     fn out(&self) -> MutexGuard<'_, Outbound> {
-        self.out.lock().unwrap_or_else(|e| e.into_inner())
+        mutex::lock(&self.out)
     }
 
     /// Writes a room's shared frame if the viewer's ordering rules let it through now. Never

@@ -155,3 +155,33 @@ async fn an_unknown_route_is_a_404_with_the_json_error_body() {
     }
     assert_eq!(broadcast.metric(CONNECTIONS).await, 0.0);
 }
+
+#[tokio::test]
+async fn a_wrong_method_on_a_known_path_is_a_405_with_the_json_error_body() {
+    let iso = Isolation::shared();
+    let broadcast = spawn_broadcast(broadcast_config(&iso)).await;
+    let http = reqwest::Client::new();
+    for (method, path) in [
+        (reqwest::Method::POST, "/health"),
+        (reqwest::Method::DELETE, "/ready"),
+        (reqwest::Method::POST, "/ws"),
+        (reqwest::Method::PUT, "/ws/items/lot-1"),
+    ] {
+        let response = http
+            .request(method.clone(), broadcast.url(path))
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(response.status(), 405, "{method} {path}");
+        assert!(
+            response.headers().contains_key(reqwest::header::ALLOW),
+            "{method} {path}"
+        );
+        let body: serde_json::Value = response.json().await.expect("a JSON body");
+        assert_eq!(
+            body["error"], "method_not_allowed",
+            "{method} {path}: {body}"
+        );
+    }
+    assert_eq!(broadcast.metric("broadcast_connections").await, 0.0);
+}

@@ -14,3 +14,4 @@ mod outages;
 mod presence;
 mod slow_viewer;
 mod subscriptions;
+mod supervision;
