@@ -36,19 +36,31 @@ def routes(root):
 
 
 def metric_names(root):
-    """Every exposed series name: counters get `_total`, histograms `_bucket/_sum/_count`."""
+    """Every exposed series name: counters get `_total`, histograms `_bucket/_sum/_count`.
+
+    Each service registers through `shared::metrics::MetricsRegistry`: `with_prefix("p")`,
+    then `counter`/`counters::<L>` (counters), `gauge` (gauges), `histogram`/`latency`
+    (histograms), or `register(name, help, metric)` with a metric made just before.
+    """
     names = set()
     for relative in METRIC_SOURCES.values():
         text = _rust_text(root, relative)
-        prefix = re.search(r'Registry::with_prefix\("([a-z_]+)"\)', text).group(1)
-        kinds = {}
-        for var, kind in re.findall(
-            r"let (\w+) = (?:Family::<\w+, )?(Counter|Gauge|Histogram)\b", text
+        prefix = re.search(r'MetricsRegistry::with_prefix\("([a-z_]+)"\)', text).group(1)
+        for method, name in re.findall(
+            r'registry\s*\.(counters|counter|gauge|histogram|latency)\b(?:::<[^>]*>)?\(\s*"([a-z_]+)"',
+            text,
         ):
-            kinds[var] = kind
-        for name, var in re.findall(
-            r'registry\.register\(\s*"([a-z_]+)",\s*"[^"]*",\s*(\w+)', text
-        ):
+            base = f"{prefix}_{name}"
+            if method in ("counter", "counters"):
+                names.add(f"{base}_total")
+            elif method in ("histogram", "latency"):
+                names.update({f"{base}_bucket", f"{base}_sum", f"{base}_count"})
+            else:
+                names.add(base)
+        kinds = dict(
+            re.findall(r"let (\w+)(?:: [^=]+)? = (?:Family::<\w+, )?(Counter|Gauge|Histogram)\b", text)
+        )
+        for name, var in re.findall(r'registry\s*\.register\(\s*"([a-z_]+)",\s*"[^"]*",\s*(\w+)', text):
             base = f"{prefix}_{name}"
             kind = kinds.get(var)
             if kind == "Counter":
