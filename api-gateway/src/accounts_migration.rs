@@ -55,6 +55,13 @@ impl AccountsStatus {
         self.get() == AccountsState::Migrated
     }
 
+    /// Returns once the schema is migrated (at once if it is).
+    pub async fn migrated(&self) {
+        let mut state = self.0.subscribe();
+        // The sender lives in `self`, so the channel cannot close while this waits.
+        let _ = state.wait_for(|s| *s == AccountsState::Migrated).await;
+    }
+
     /// Records `state`; true when it changed (so a repeated failure is logged once).
     fn set(&self, state: AccountsState) -> bool {
         self.0.send_if_modified(|current| {

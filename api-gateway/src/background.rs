@@ -14,6 +14,7 @@
 //! | `outbox_relay.s<n>` | restart | its progress lives in Redis and JetStream |
 //! | `closer` | restart | all of its state lives in Redis |
 //! | `accounts_migration` | restart | it retries inside itself; its work is PostgreSQL's |
+//! | `suspensions` | restart | it re-reads PostgreSQL; the in-memory set keeps what it had |
 
 use crate::accounts_migration;
 use crate::closer;
@@ -26,6 +27,7 @@ use crate::price_cache::{self, PriceCache};
 use crate::rate_limit::{self, BidRateLimit};
 use crate::store::Store;
 use crate::store::outbox::OutboxShard;
+use crate::suspensions::{self, Suspensions};
 use shared::redis_keys::Keyspace;
 use shared::subjects::Subjects;
 use shared::supervisor::{Backoff, Supervisor};
@@ -144,6 +146,43 @@ pub fn spawn_accounts_migration(supervisor: &Supervisor, identity: &IdentityProv
     let stop = supervisor.shutdown_token();
     supervisor.spawn_restarting("accounts_migration", RESTART, move || {
         accounts_migration::run(accounts.clone(), status.clone(), RESTART, stop.clone())
+    });
+}
+
+/// Follows the suspended accounts (when this gateway keeps accounts: with an external issuer
+/// the set stays empty).
+///
+/// Restart: the task retries failed reads inside itself, so only a panic ends it; a new one
+/// loads every suspended account again, and meanwhile the set keeps what it had.
+pub fn spawn_suspensions(
+    supervisor: &Supervisor,
+    config: &Config,
+    identity: &IdentityProvider,
+    nats: &async_nats::Client,
+    suspensions: &Arc<Suspensions>,
+) {
+    let Some(local) = identity.local() else {
+        return;
+    };
+    let accounts = local.sessions.accounts().clone();
+    let status = local.status.clone();
+    let subject = Subjects::new(config.common.subject_prefix.clone()).suspensions();
+    let interval = config.auth.suspension_poll();
+    let (nats, suspensions, stop) = (
+        nats.clone(),
+        Arc::clone(suspensions),
+        supervisor.shutdown_token(),
+    );
+    supervisor.spawn_restarting("suspensions", RESTART, move || {
+        suspensions::follow(
+            accounts.clone(),
+            status.clone(),
+            Arc::clone(&suspensions),
+            nats.clone(),
+            subject.clone(),
+            interval,
+            stop.clone(),
+        )
     });
 }
 

@@ -2,7 +2,11 @@
 //! The options every service shares are `shared::service_options`, flattened in; what stays
 //! here is the gateway's own, including the options whose default is the gateway's
 //! (`LISTEN_ADDR`, `INSTANCE_ID`, and the two deadlines), and [`AuthOptions`]: who signs the
-//! access tokens (this gateway, with its key) or who is trusted to (an external OIDC issuer).
+//! access tokens (this gateway, with its key) or who is trusted to (an external OIDC issuer),
+//! and whether bids trust the body's `user_id` ([`AuthMode`]).
+//!
+//! [`Cli`] is what `main` parses: the same options, plus the one-off subcommands
+//! ([`Command::PromoteAdmin`]) an operator runs instead of the server.
 
 use crate::auth::password_hasher::PasswordCost;
 use crate::auth::sessions::DEFAULT_REFRESH_TTL;
@@ -87,11 +91,6 @@ pub struct Config {
     #[arg(long, env = "BID_BURST_PER_USER", default_value_t = 20)]
     pub bid_burst_per_user: u32,
 
-    /// Bearer token for the admin endpoints (close, cancel, extend, relist); empty disables
-    /// them.
-    #[arg(long, env = "ADMIN_TOKEN", default_value = "", hide_env_values = true)]
-    pub admin_token: String,
-
     /// How often the closer looks for auctions past their end time (milliseconds).
     #[arg(long, env = "CLOSER_INTERVAL_MS", default_value_t = 100)]
     pub closer_interval_ms: u64,
@@ -121,6 +120,30 @@ pub struct Config {
     /// (a debug build takes seconds per OWASP hash); production has no way to.
     #[arg(skip)]
     pub password_cost: PasswordCost,
+}
+
+/// The command line of the `api-gateway` binary: the server's options, and the subcommands an
+/// operator runs instead of the server.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "api-gateway", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// One-off operator tasks; without one, the binary serves.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Grant the `admin` role to an account registered the ordinary way (by its email,
+    /// username or user id) and exit; idempotent. The account signs in again to get a token
+    /// with the role. Uses DATABASE_URL (and migrates the accounts schema if needed).
+    PromoteAdmin {
+        /// The account's email, username or user id.
+        account: String,
+    },
 }
 
 /// Who signs access tokens, or who is trusted to, and how long tokens live.
@@ -178,6 +201,26 @@ pub struct AuthOptions {
     )]
     pub refresh_token_ttl_secs: u64,
 
+    /// Who a bid's bidder is: `token` (the default) takes it from the access token's `sub`
+    /// (no token is 401, a differing body `user_id` 403); `open` also takes bids without a
+    /// token and trusts their body `user_id`, as the original Go system did: only for its
+    /// clients and for comparisons, never in production (the gateway warns at start). Every
+    /// other write (items, cancellations, admin actions, suspensions) needs a token in both
+    /// modes, and admin actions an admin's.
+    #[arg(long, env = "AUTH_MODE", value_enum, default_value = "token")]
+    pub auth_mode: AuthMode,
+
+    /// How often each gateway re-reads which accounts are suspended (milliseconds). An admin's
+    /// suspension reaches every gateway within this (plus one query), and usually at once
+    /// through a NATS notification; bids never query PostgreSQL.
+    #[arg(
+        long,
+        env = "SUSPENSION_POLL_MS",
+        default_value_t = 2_000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub suspension_poll_ms: u64,
+
     /// Trust this external OIDC issuer's access tokens (its `iss`) instead of signing our own.
     #[arg(
         long,
@@ -196,6 +239,16 @@ pub struct AuthOptions {
     /// the app client id).
     #[arg(long, env = "OIDC_AUDIENCE", requires = "oidc_issuer")]
     pub oidc_audience: Option<String>,
+}
+
+/// Whether bids without an access token are taken ([`AuthOptions::auth_mode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// The bidder is the token's `sub`; a bid needs a token.
+    Token,
+    /// A bid without a token is taken as its body's `user_id` says (the original system's
+    /// trust model, for its clients and comparisons only).
+    Open,
 }
 
 /// The PEM text of `JWT_SIGNING_KEY`: a secret, so its `Debug` never shows it.
@@ -251,6 +304,10 @@ impl AuthOptions {
     pub fn refresh_token_ttl(&self) -> Duration {
         Duration::from_secs(self.refresh_token_ttl_secs)
     }
+
+    pub fn suspension_poll(&self) -> Duration {
+        Duration::from_millis(self.suspension_poll_ms)
+    }
 }
 
 impl fmt::Debug for AuthOptions {
@@ -263,6 +320,8 @@ impl fmt::Debug for AuthOptions {
             .field("jwt_audience", &self.jwt_audience)
             .field("access_token_ttl_secs", &self.access_token_ttl_secs)
             .field("refresh_token_ttl_secs", &self.refresh_token_ttl_secs)
+            .field("auth_mode", &self.auth_mode)
+            .field("suspension_poll_ms", &self.suspension_poll_ms)
             .field("oidc_issuer", &self.oidc_issuer)
             .field("oidc_jwks_url", &self.oidc_jwks_url)
             .field("oidc_audience", &self.oidc_audience)
@@ -293,7 +352,7 @@ impl Config {
 }
 
 impl fmt::Debug for Config {
-    /// URLs print redacted (`SecretUrl`), the admin token only as set or not.
+    /// URLs print redacted (`SecretUrl`), the signing key never.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("listen_addr", &self.listen_addr)
@@ -305,14 +364,6 @@ impl fmt::Debug for Config {
             .field("redis_timeout_ms", &self.redis_timeout_ms)
             .field("instance_id", &self.instance_id)
             .field("relay_enabled", &self.relay_enabled)
-            .field(
-                "admin_token",
-                &if self.admin_token.is_empty() {
-                    ""
-                } else {
-                    "***"
-                },
-            )
             .finish_non_exhaustive()
     }
 }
@@ -343,6 +394,34 @@ mod tests {
             DEFAULT_REFRESH_TTL.as_secs()
         );
         assert_eq!(config.auth.external_issuer(), None);
+        assert_eq!(config.auth.auth_mode, AuthMode::Token);
+        assert_eq!(config.auth.suspension_poll(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn open_mode_is_a_flag_and_an_unknown_mode_is_refused_naming_it() {
+        let config = parse(&["--auth-mode=open"]).expect("valid flags");
+        assert_eq!(config.auth.auth_mode, AuthMode::Open);
+        let error = parse(&["--auth-mode=trusting"]).expect_err("refused");
+        assert!(error.to_string().contains("--auth-mode"), "{error}");
+    }
+
+    #[test]
+    fn promote_admin_is_a_subcommand_beside_the_server_options() {
+        let cli = Cli::try_parse_from([
+            "api-gateway",
+            "--database-url=postgres://db/auction",
+            "promote-admin",
+            "ops@example.com",
+        ])
+        .expect("valid command line");
+        assert_eq!(cli.config.database.url.expose(), "postgres://db/auction");
+        assert!(matches!(
+            cli.command,
+            Some(Command::PromoteAdmin { account }) if account == "ops@example.com"
+        ));
+        let serve = Cli::try_parse_from(["api-gateway"]).expect("no subcommand serves");
+        assert!(serve.command.is_none());
     }
 
     fn parse(args: &[&str]) -> Result<Config, clap::Error> {

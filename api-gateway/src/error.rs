@@ -37,8 +37,7 @@ pub enum ErrorCode {
     InvalidDisplayName,
     /// A new password breaks a rule; the message says which.
     WeakPassword,
-    /// 401: no bearer token where one is needed, or admin endpoints without the right
-    /// credentials.
+    /// 401: no bearer token where one is needed.
     Unauthorized,
     /// 401: the login or the password is wrong (one code for both: it never says which).
     InvalidCredentials,
@@ -49,8 +48,15 @@ pub enum ErrorCode {
     InvalidRefreshToken,
     /// 401: a refresh token came back after it was exchanged; its whole sign-in is revoked.
     RefreshTokenReused,
-    /// 403: the account may not do this.
+    /// 403: the account may not do this (another user's history, an admin action without the
+    /// role, someone else's auction).
     Forbidden,
+    /// 403: a bid's body names another `user_id` than the access token's account.
+    UserIdMismatch,
+    /// 403: the seller of an auction bid on it.
+    SellerCannotBid,
+    /// 403: an admin suspended the account from this (bidding or selling).
+    AccountSuspended,
     /// 404: no such endpoint (answered by `shared::error_body`'s fallback, as in every
     /// service; 405 `method_not_allowed` likewise).
     NotFound,
@@ -67,6 +73,8 @@ pub enum ErrorCode {
     AuctionActive,
     /// Closed or cancelled already (admin actions).
     AuctionNotActive,
+    /// A seller's cancellation after the first bid: only an admin may cancel then.
+    AuctionHasBids,
     AuctionNotStarted,
     AuctionClosed,
     AuctionCancelled,
@@ -110,6 +118,9 @@ impl ErrorCode {
             Self::InvalidRefreshToken => "invalid_refresh_token",
             Self::RefreshTokenReused => "refresh_token_reused",
             Self::Forbidden => "forbidden",
+            Self::UserIdMismatch => "user_id_mismatch",
+            Self::SellerCannotBid => "seller_cannot_bid",
+            Self::AccountSuspended => "account_suspended",
             Self::NotFound => "not_found",
             Self::ItemNotFound => "item_not_found",
             Self::AccountNotFound => "account_not_found",
@@ -118,6 +129,7 @@ impl ErrorCode {
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::AuctionActive => "auction_active",
             Self::AuctionNotActive => "auction_not_active",
+            Self::AuctionHasBids => "auction_has_bids",
             Self::AuctionNotStarted => "auction_not_started",
             Self::AuctionClosed => "auction_closed",
             Self::AuctionCancelled => "auction_cancelled",
@@ -154,13 +166,17 @@ impl ErrorCode {
             | Self::InvalidToken
             | Self::InvalidRefreshToken
             | Self::RefreshTokenReused => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden
+            | Self::UserIdMismatch
+            | Self::SellerCannotBid
+            | Self::AccountSuspended => StatusCode::FORBIDDEN,
             Self::NotFound | Self::ItemNotFound | Self::AccountNotFound => StatusCode::NOT_FOUND,
             Self::ItemExists
             | Self::LoginTaken
             | Self::IdempotencyKeyReused
             | Self::AuctionActive
             | Self::AuctionNotActive
+            | Self::AuctionHasBids
             | Self::AuctionNotStarted
             | Self::AuctionClosed
             | Self::AuctionCancelled => StatusCode::CONFLICT,
@@ -190,8 +206,7 @@ pub enum ApiError {
     /// 404.
     #[error("item {0} does not exist")]
     ItemNotFound(String),
-    /// 401: no bearer token where one is needed, or admin endpoints with no or wrong
-    /// credentials.
+    /// 401: no bearer token where one is needed.
     #[error("{0}")]
     Unauthorized(&'static str),
     /// 429: the client sends too fast; it may retry after the given time.
@@ -319,6 +334,9 @@ mod tests {
             ErrorCode::InvalidRefreshToken,
             ErrorCode::RefreshTokenReused,
             ErrorCode::Forbidden,
+            ErrorCode::UserIdMismatch,
+            ErrorCode::SellerCannotBid,
+            ErrorCode::AccountSuspended,
             ErrorCode::NotFound,
             ErrorCode::ItemNotFound,
             ErrorCode::AccountNotFound,
@@ -327,6 +345,7 @@ mod tests {
             ErrorCode::IdempotencyKeyReused,
             ErrorCode::AuctionActive,
             ErrorCode::AuctionNotActive,
+            ErrorCode::AuctionHasBids,
             ErrorCode::AuctionNotStarted,
             ErrorCode::AuctionClosed,
             ErrorCode::AuctionCancelled,
@@ -371,6 +390,10 @@ mod tests {
         assert_eq!(status(ApiError::new(ErrorCode::WeakPassword, "x")), 400);
         assert_eq!(status(ApiError::new(ErrorCode::InvalidToken, "x")), 401);
         assert_eq!(status(ApiError::new(ErrorCode::Forbidden, "x")), 403);
+        assert_eq!(status(ApiError::new(ErrorCode::UserIdMismatch, "x")), 403);
+        assert_eq!(status(ApiError::new(ErrorCode::SellerCannotBid, "x")), 403);
+        assert_eq!(status(ApiError::new(ErrorCode::AccountSuspended, "x")), 403);
+        assert_eq!(status(ApiError::new(ErrorCode::AuctionHasBids, "x")), 409);
         assert_eq!(status(ApiError::new(ErrorCode::LoginTaken, "x")), 409);
         assert_eq!(status(ApiError::Internal(anyhow::anyhow!("bug"))), 500);
     }

@@ -10,7 +10,9 @@
 //!   ([`RemoteJwks`]); nothing is signed here, the published set is empty, and there are no
 //!   local sign-ins.
 //!
-//! Either way tokens are verified locally by one [`TokenVerifier`].
+//! Either way tokens are verified locally by one [`TokenVerifier`], and the public bid history
+//! names bidders by [`BidderPseudonyms`] keyed from the signing key (a random key with an
+//! external issuer).
 
 use crate::accounts_migration::AccountsStatus;
 use crate::auth::access_token::DEFAULT_LEEWAY;
@@ -18,6 +20,7 @@ use crate::auth::jwks::{self, KeySet};
 use crate::auth::password_hasher::PasswordHasher;
 use crate::auth::remote_jwks::{RemoteJwks, RemoteJwksSettings};
 use crate::auth::{AccessTokenIssuer, Accounts, Sessions, SigningKey, TokenRules, TokenVerifier};
+use crate::bidder_pseudonyms::{self, BidderPseudonyms};
 use crate::config::{AuthOptions, Config};
 use anyhow::Context;
 use jsonwebtoken::jwk::JwkSet;
@@ -34,6 +37,7 @@ pub struct IdentityProvider {
     /// The document `/.well-known/jwks.json` serves.
     published: Arc<JwkSet>,
     local: Option<LocalAccounts>,
+    pseudonyms: BidderPseudonyms,
 }
 
 /// Our own accounts: the flows, and whether their schema is migrated yet.
@@ -65,9 +69,11 @@ impl IdentityProvider {
                 verifier: TokenVerifier::remote(rules, Arc::new(jwks)),
                 published: Arc::new(JwkSet { keys: Vec::new() }),
                 local: None,
+                pseudonyms: BidderPseudonyms::random()?,
             });
         }
         let key = Arc::new(signing_key(options)?);
+        let pseudonyms = BidderPseudonyms::new(&key.derive_secret(bidder_pseudonyms::PURPOSE));
         let issuer = AccessTokenIssuer::new(
             Arc::clone(&key),
             options.jwt_issuer.clone(),
@@ -97,6 +103,7 @@ impl IdentityProvider {
                 sessions,
                 status: AccountsStatus::default(),
             }),
+            pseudonyms,
         })
     }
 
@@ -112,6 +119,17 @@ impl IdentityProvider {
     /// Our own accounts; `None` when an external issuer keeps them.
     pub fn local(&self) -> Option<&LocalAccounts> {
         self.local.as_ref()
+    }
+
+    /// What signs our access tokens; `None` when an external issuer signs. Tests and load runs
+    /// that start a gateway with a known key mint their callers' tokens with it.
+    pub fn issuer(&self) -> Option<&AccessTokenIssuer> {
+        self.local.as_ref().map(|local| local.sessions.issuer())
+    }
+
+    /// How the public bid history names bidders.
+    pub fn pseudonyms(&self) -> &BidderPseudonyms {
+        &self.pseudonyms
     }
 }
 

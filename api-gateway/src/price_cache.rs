@@ -8,16 +8,19 @@
 //! clients get the precise `auction_closed` answer from Redis.
 
 use dashmap::DashMap;
-use shared::{Event, ItemId, Timestamp};
+use shared::{Event, ItemId, Timestamp, UserId};
 
 /// Margin before the end time within which the filter defers to Redis.
 const END_MARGIN_US: i64 = 1_000_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownPrice {
     pub current_cents: i64,
     pub seq: u64,
     pub end_us: i64,
+    /// The item's seller, whose own bids the filter leaves to the script (a 403, not a
+    /// `bid_too_low`).
+    pub seller_id: Option<UserId>,
 }
 
 #[derive(Default)]
@@ -31,14 +34,16 @@ impl PriceCache {
         if known.current_cents <= 0 {
             return;
         }
-        self.items
-            .entry(item.clone())
-            .and_modify(|k| {
-                if known.seq > k.seq {
-                    *k = known;
+        match self.items.entry(item.clone()) {
+            dashmap::Entry::Occupied(mut entry) => {
+                if known.seq > entry.get().seq {
+                    entry.insert(known);
                 }
-            })
-            .or_insert(known);
+            }
+            dashmap::Entry::Vacant(entry) => {
+                entry.insert(known);
+            }
+        }
     }
 
     /// Records a live event from any instance. Anything but a bid (a close, a cancellation,
@@ -52,6 +57,7 @@ impl PriceCache {
                     current_cents: bid.amount_cents,
                     seq: bid.seq,
                     end_us: bid.end_time.micros(),
+                    seller_id: bid.seller_id.clone(),
                 },
             ),
             other => self.forget(other.item_id()),
@@ -65,7 +71,7 @@ impl PriceCache {
 
     /// The known price when it already makes `amount_cents` too low.
     pub fn rejects(&self, item: &ItemId, amount_cents: i64, now: Timestamp) -> Option<KnownPrice> {
-        let known = *self.items.get(item)?;
+        let known = self.items.get(item)?.clone();
         (amount_cents <= known.current_cents && now.micros() + END_MARGIN_US < known.end_us)
             .then_some(known)
     }
@@ -114,6 +120,7 @@ mod tests {
             current_cents,
             seq,
             end_us: i64::MAX / 2,
+            seller_id: None,
         }
     }
 
@@ -162,6 +169,7 @@ mod tests {
             starting_price_cents: 100,
             start_time: Timestamp::from_micros(0),
             end_time: Timestamp::from_micros(i64::MAX / 2),
+            seller_id: None,
         }));
         assert!(
             cache
@@ -179,6 +187,7 @@ mod tests {
                 current_cents: 1000,
                 seq: 1,
                 end_us: 10_000_000,
+                seller_id: None,
             },
         );
         assert!(

@@ -224,6 +224,7 @@ mod tests {
             winner_id: None,
             closed_at: None,
             cancel_reason: None,
+            seller_id: None,
         };
         let snapshot = Snapshot::encode(&state, Timestamp::from_micros(2_000_000));
         assert_eq!(snapshot.seq, 3);

@@ -16,6 +16,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const BID_REQUEST_NAME: &str = "POST /api/v1/items/{id}/bid";
 /// The item list, which the mixed workload reads.
 pub const ITEMS_PATH: &str = "/api/v1/items";
+/// The account every experiment's items are created by (it never bids).
+pub const SELLER_ID: &str = "load-seller";
 
 pub fn item_path(id: &str) -> String {
     format!("{ITEMS_PATH}/{id}")

@@ -153,6 +153,7 @@ async fn publish_backlog(args: &BenchArchiveArgs, tag: &str) -> anyhow::Result<f
             end_time: now,
             extended: false,
             round: 1,
+            seller_id: None,
         });
         let ack = js
             .publish(subjects.archive(item), event.to_json()?.into())

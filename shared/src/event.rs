@@ -4,6 +4,10 @@
 //! Field names stay compatible with the original system's WebSocket messages (`event_id`,
 //! `item_id`, `bid_id`, `user_id`, `amount`, `previous_bid`, `timestamp`); amounts are also
 //! given as integer `*_cents` so consumers never have to parse decimals.
+//!
+//! Every event carries the item's `seller_id` (the account that created the auction; `null`
+//! for an item created before sellers existed), so a consumer can tell a seller's auctions
+//! apart without reading the item.
 
 use crate::ids::{ItemId, UserId};
 use crate::money::serialize_cents;
@@ -96,6 +100,16 @@ impl Event {
         }
     }
 
+    /// The seller of the item (`None` for an item created before sellers existed).
+    pub fn seller_id(&self) -> Option<&UserId> {
+        match self {
+            Event::BidPlaced(e) => e.seller_id.as_ref(),
+            Event::AuctionClosed(e) => e.seller_id.as_ref(),
+            Event::AuctionExtended(e) => e.seller_id.as_ref(),
+            Event::AuctionRelisted(e) => e.seller_id.as_ref(),
+        }
+    }
+
     /// The auction round the event belongs to.
     pub fn round(&self) -> u32 {
         match self {
@@ -144,6 +158,9 @@ pub struct BidPlaced {
     /// The auction round (relisting an item starts a new round).
     #[serde(default = "default_round")]
     pub round: u32,
+    /// The item's seller; `None` for an item created before sellers existed.
+    #[serde(default)]
+    pub seller_id: Option<UserId>,
 }
 
 /// A decimal JSON number written from cents.
@@ -157,7 +174,7 @@ impl Serialize for Decimal {
 
 impl Serialize for BidPlaced {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("BidPlaced", 13)?;
+        let mut s = serializer.serialize_struct("BidPlaced", 14)?;
         s.serialize_field("event_id", &self.event_id)?;
         s.serialize_field("item_id", &self.item_id)?;
         s.serialize_field("seq", &self.seq)?;
@@ -171,6 +188,7 @@ impl Serialize for BidPlaced {
         s.serialize_field("end_time", &self.end_time)?;
         s.serialize_field("extended", &self.extended)?;
         s.serialize_field("round", &self.round)?;
+        s.serialize_field("seller_id", &self.seller_id)?;
         s.end()
     }
 }
@@ -194,6 +212,9 @@ pub struct AuctionClosed {
     /// Why it was cancelled.
     #[serde(default)]
     pub reason: Option<String>,
+    /// The item's seller; `None` for an item created before sellers existed.
+    #[serde(default)]
+    pub seller_id: Option<UserId>,
 }
 
 /// An admin moved an auction's end time.
@@ -205,6 +226,9 @@ pub struct AuctionExtended {
     pub timestamp: Timestamp,
     pub end_time: Timestamp,
     pub round: u32,
+    /// The item's seller; `None` for an item created before sellers existed.
+    #[serde(default)]
+    pub seller_id: Option<UserId>,
 }
 
 /// A closed or cancelled item put up again as a new round (a fresh auction; `seq` continues).
@@ -218,11 +242,14 @@ pub struct AuctionRelisted {
     pub starting_price_cents: i64,
     pub start_time: Timestamp,
     pub end_time: Timestamp,
+    /// The item's seller; `None` for an item created before sellers existed.
+    #[serde(default)]
+    pub seller_id: Option<UserId>,
 }
 
 impl Serialize for AuctionRelisted {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("AuctionRelisted", 9)?;
+        let mut s = serializer.serialize_struct("AuctionRelisted", 10)?;
         s.serialize_field("event_id", &self.event_id)?;
         s.serialize_field("item_id", &self.item_id)?;
         s.serialize_field("seq", &self.seq)?;
@@ -232,13 +259,14 @@ impl Serialize for AuctionRelisted {
         s.serialize_field("starting_price_cents", &self.starting_price_cents)?;
         s.serialize_field("start_time", &self.start_time)?;
         s.serialize_field("end_time", &self.end_time)?;
+        s.serialize_field("seller_id", &self.seller_id)?;
         s.end()
     }
 }
 
 impl Serialize for AuctionClosed {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("AuctionClosed", 11)?;
+        let mut s = serializer.serialize_struct("AuctionClosed", 12)?;
         s.serialize_field("event_id", &self.event_id)?;
         s.serialize_field("item_id", &self.item_id)?;
         s.serialize_field("seq", &self.seq)?;
@@ -250,6 +278,7 @@ impl Serialize for AuctionClosed {
         s.serialize_field("round", &self.round)?;
         s.serialize_field("cancelled", &self.cancelled)?;
         s.serialize_field("reason", &self.reason)?;
+        s.serialize_field("seller_id", &self.seller_id)?;
         s.end()
     }
 }
@@ -273,6 +302,7 @@ pub(crate) mod tests {
             end_time: Timestamp::from_micros(1_700_000_600_000_000),
             extended: false,
             round: 1,
+            seller_id: Some(UserId::parse("sam").unwrap()),
         }
     }
 
@@ -288,7 +318,17 @@ pub(crate) mod tests {
         assert_eq!(json["previous_bid"].to_string(), "200");
         assert_eq!(json["timestamp"], "2023-11-14T22:13:20.000001Z");
         assert_eq!(json["seq"], 7);
+        assert_eq!(json["seller_id"], "sam");
         assert!(json["event_id"].as_str().unwrap().len() == 36);
+    }
+
+    #[test]
+    fn an_event_written_before_sellers_existed_decodes_without_one() {
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&Event::BidPlaced(bid()).to_json().unwrap()).unwrap();
+        json.as_object_mut().unwrap().remove("seller_id");
+        let event: Event = serde_json::from_value(json).unwrap();
+        assert_eq!(event.seller_id(), None);
     }
 
     fn closed(winner: Option<&str>, cancelled: bool) -> Event {
@@ -303,6 +343,7 @@ pub(crate) mod tests {
             round: 1,
             cancelled,
             reason: cancelled.then(|| "fraud, see ticket 7".to_owned()),
+            seller_id: Some(UserId::parse("sam").unwrap()),
         })
     }
 
@@ -327,6 +368,7 @@ pub(crate) mod tests {
                 starting_price_cents: 500,
                 start_time: Timestamp::from_micros(2),
                 end_time: Timestamp::from_micros(3),
+                seller_id: Some(UserId::parse("sam").unwrap()),
             }),
             Event::AuctionExtended(AuctionExtended {
                 event_id: EventId::new(),
@@ -335,6 +377,7 @@ pub(crate) mod tests {
                 timestamp: Timestamp::from_micros(1),
                 end_time: Timestamp::from_micros(5),
                 round: 2,
+                seller_id: None,
             }),
         ]
     }

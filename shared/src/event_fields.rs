@@ -42,6 +42,9 @@ pub mod name {
     pub const REASON: &str = "reason";
     pub const STARTING_CENTS: &str = "starting_cents";
     pub const START_US: &str = "start_us";
+    /// The item's seller, in every event; `""` or absent (entries written before sellers
+    /// existed) for an item without one.
+    pub const SELLER_ID: &str = "seller_id";
 }
 
 /// The `type` tags, the same as the JSON form's `type`.
@@ -232,6 +235,10 @@ impl Event {
         f.push(name::SEQ, self.seq().to_string());
         f.push(name::TS_US, self.timestamp().micros().to_string());
         f.push(name::ROUND, self.round().to_string());
+        f.push(
+            name::SELLER_ID,
+            self.seller_id().map(UserId::as_str).unwrap_or_default(),
+        );
         match self {
             Event::BidPlaced(e) => {
                 f.push(name::USER_ID, e.user_id.as_str());
@@ -279,6 +286,7 @@ impl Event {
         let seq = f.int(name::SEQ)?;
         let timestamp = f.timestamp(name::TS_US)?;
         let round = f.int(name::ROUND)?;
+        let seller_id = f.optional_user_id(name::SELLER_ID)?;
         Ok(match tag {
             kind::BID_PLACED => Event::BidPlaced(BidPlaced {
                 event_id,
@@ -292,6 +300,7 @@ impl Event {
                 end_time: f.timestamp(name::END_US)?,
                 extended: f.flag(name::EXTENDED)?,
                 round,
+                seller_id,
             }),
             kind::AUCTION_CLOSED => Event::AuctionClosed(AuctionClosed {
                 event_id,
@@ -310,6 +319,7 @@ impl Event {
                     Some(_) => f.flag(name::CANCELLED)?,
                 },
                 reason: f.optional(name::REASON).map(str::to_owned),
+                seller_id,
             }),
             kind::AUCTION_EXTENDED => Event::AuctionExtended(AuctionExtended {
                 event_id,
@@ -318,6 +328,7 @@ impl Event {
                 timestamp,
                 end_time: f.timestamp(name::END_US)?,
                 round,
+                seller_id,
             }),
             kind::AUCTION_RELISTED => Event::AuctionRelisted(AuctionRelisted {
                 event_id,
@@ -328,6 +339,7 @@ impl Event {
                 starting_price_cents: f.int(name::STARTING_CENTS)?,
                 start_time: f.timestamp(name::START_US)?,
                 end_time: f.timestamp(name::END_US)?,
+                seller_id,
             }),
             other => return Err(FieldError::UnknownType(other.to_owned())),
         })
@@ -418,6 +430,20 @@ mod tests {
         };
         assert!(!close.cancelled);
         assert_eq!(close.reason, None);
+    }
+
+    #[test]
+    fn an_entry_written_before_sellers_existed_has_no_seller() {
+        let Ok(Event::BidPlaced(placed)) = Event::from_fields(&bid_with(name::SELLER_ID, None))
+        else {
+            panic!("decodes");
+        };
+        assert_eq!(placed.seller_id, None);
+        let Ok(Event::BidPlaced(placed)) = Event::from_fields(&bid_with(name::SELLER_ID, Some("")))
+        else {
+            panic!("decodes");
+        };
+        assert_eq!(placed.seller_id, None);
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub mod field {
     pub const CLOSED_US: &str = "closed_us";
     /// Why an admin cancelled the auction.
     pub const CANCEL_REASON: &str = "cancel_reason";
+    /// The account that created the auction (the token's `sub`); it may not bid on it.
+    /// Absent or empty for an item created before sellers existed.
+    pub const SELLER_ID: &str = "seller_id";
 }
 
 /// What a viewer or client sees as the auction's status.
@@ -73,6 +76,8 @@ pub struct ItemState {
     /// Set once the auction was closed (its result is final from then on).
     pub closed_at: Option<Timestamp>,
     pub cancel_reason: Option<String>,
+    /// Who created the auction; `None` for an item created before sellers existed.
+    pub seller_id: Option<UserId>,
 }
 
 /// Why an item hash could not be read.
@@ -128,6 +133,7 @@ impl ItemState {
             winner_id: opt_user(field::WINNER_ID)?,
             closed_at: int(field::CLOSED_US).ok().map(Timestamp::from_micros),
             cancel_reason: Some(text(field::CANCEL_REASON).to_owned()).filter(|r| !r.is_empty()),
+            seller_id: opt_user(field::SELLER_ID)?,
             id,
         })
     }
@@ -182,6 +188,7 @@ impl ItemState {
             winner_id: self.winner_id.clone(),
             closed_at: self.closed_at,
             cancel_reason: self.cancel_reason.clone(),
+            seller_id: self.seller_id.clone(),
             // Only a closed auction with a winner has a final price (reserve not met: none).
             final_price: self.winner_id.as_ref().map(|_| self.current_cents),
         }
@@ -226,6 +233,8 @@ pub struct ItemView {
     pub closed_at: Option<Timestamp>,
     /// Why an admin cancelled the auction (`null` unless cancelled).
     pub cancel_reason: Option<String>,
+    /// Who created the auction (`null` for an item created before sellers existed).
+    pub seller_id: Option<UserId>,
     #[serde(serialize_with = "serialize_opt_cents")]
     pub final_price: Option<i64>,
 }

@@ -51,6 +51,13 @@ impl Subjects {
     pub fn archive_all(&self) -> String {
         format!("{}.archive.>", self.prefix)
     }
+
+    /// Core NATS subject on which a gateway announces that an admin changed an account's
+    /// suspensions, so every gateway re-reads them at once instead of at its next poll:
+    /// `auction.accounts.suspensions` (no payload; the accounts database says what changed).
+    pub fn suspensions(&self) -> String {
+        format!("{}.accounts.suspensions", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -65,6 +72,7 @@ mod tests {
         assert_eq!(subjects.archive(&item), "auction.archive.lot-7");
         assert_eq!(subjects.archive_all(), "auction.archive.>");
         assert_eq!(subjects.live_all(), "auction.live.>");
+        assert_eq!(subjects.suspensions(), "auction.accounts.suspensions");
     }
 
     #[test]

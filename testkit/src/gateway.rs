@@ -1,21 +1,88 @@
 //! A real gateway in-process, for the gateway's own tests and for every suite that needs real
 //! events: the configuration they start it with, and typed requests for what they do through
-//! it (create an item, bid, act as admin, read an item's state).
+//! it (create an item, bid, act as admin, read an item's state), each carrying a real access
+//! token for its caller.
+//!
+//! Tokens are real: every test gateway signs with one throwaway Ed25519 key per test process
+//! ([`test_signing_key`]), and [`TokenMinter`] signs tokens for any user id and role with the
+//! gateway's own issuing code and that key, so the gateway verifies them exactly as it verifies
+//! the tokens of its sign-in routes. Items are created by [`SELLER`], admin actions come from
+//! [`ADMIN`], and a bid from `user` carries `user`'s token.
 
 use crate::isolation::{self, Isolation};
 use crate::reply::Reply;
 use crate::service::{LOOPBACK_ANY_PORT, Service};
 use crate::unique_id;
 use api_gateway::Application;
+use api_gateway::auth::{AccessTokenIssuer, Role, SigningKey};
 use api_gateway::config::Config;
+use api_gateway::identity_provider::IdentityProvider;
 use serde_json::{Value, json};
+use shared::UserId;
+use std::collections::HashMap;
 use std::ops::Deref;
+use std::sync::{Mutex, OnceLock};
 
-/// The admin endpoints' bearer token in every suite.
-pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// The account every suite's items are created by (it cannot bid on them).
+pub const SELLER: &str = "test-seller";
+/// The account with the `admin` role every suite's admin actions come from.
+pub const ADMIN: &str = "test-admin";
 
-/// A gateway configuration on `isolation`'s servers, prefixes and stream, with the admin
-/// endpoints on ([`ADMIN_TOKEN`]) and no limits a test machine would trip.
+/// The signing key (PKCS#8 PEM) every test gateway of this process signs with.
+pub fn test_signing_key() -> &'static str {
+    static KEY: OnceLock<String> = OnceLock::new();
+    KEY.get_or_init(|| {
+        SigningKey::generate_pem().expect("the OS gives randomness for a test signing key")
+    })
+}
+
+/// Signs access tokens the way a gateway with `config` does (its key, issuer, audience and
+/// lifetime), for any user and roles; each token is signed once and reused, as a client
+/// reuses its token.
+pub struct TokenMinter {
+    issuer: AccessTokenIssuer,
+    minted: Mutex<HashMap<(String, bool), String>>,
+}
+
+impl TokenMinter {
+    /// The minter of a gateway started with `config`; `None` when an external issuer signs
+    /// its tokens (then the test holds that issuer's key itself).
+    ///
+    /// # Panics
+    /// When the key in `config` is not usable.
+    pub fn for_config(config: &Config) -> Option<Self> {
+        let identity =
+            IdentityProvider::from_config(config).expect("the test gateway's identity builds");
+        Some(Self {
+            issuer: identity.issuer()?.clone(),
+            minted: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A `user` token for `user` (`admin` adds the admin role).
+    ///
+    /// # Panics
+    /// When `user` breaks the user id rules: a token can only name a valid account.
+    pub fn token(&self, user: &str, admin: bool) -> String {
+        let key = (user.to_owned(), admin);
+        let mut minted = self.minted.lock().unwrap_or_else(|e| e.into_inner());
+        minted
+            .entry(key)
+            .or_insert_with(|| {
+                let id = UserId::parse(user).expect("a token names a valid user id");
+                let roles: &[Role] = if admin {
+                    &[Role::User, Role::Admin]
+                } else {
+                    &[Role::User]
+                };
+                self.issuer.issue(&id, roles).expect("signed").token
+            })
+            .clone()
+    }
+}
+
+/// A gateway configuration on `isolation`'s servers, prefixes and stream, signing with
+/// [`test_signing_key`], and without limits a test machine would trip.
 pub fn gateway_config(isolation: &Isolation) -> Config {
     let mut config = Config::defaults();
     config.listen_addr = LOOPBACK_ANY_PORT;
@@ -26,7 +93,7 @@ pub fn gateway_config(isolation: &Isolation) -> Config {
     config.redis_timeout_ms = 2_000;
     // Tests bid fast from one user on purpose; the rate-limit test turns it back on.
     config.bid_rate_per_user = 0;
-    config.admin_token = ADMIN_TOKEN.to_owned();
+    config.auth.jwt_signing_key = Some(test_signing_key().to_owned().into());
     config
 }
 
@@ -37,6 +104,7 @@ pub fn gateway_config(isolation: &Isolation) -> Config {
 pub struct Gateway {
     service: Service,
     pub config: Config,
+    tokens: Option<TokenMinter>,
 }
 
 /// Starts a gateway through `Application::build` and `run`, as `main` does.
@@ -47,7 +115,12 @@ pub async fn spawn_gateway(config: Config) -> Gateway {
         Application::run,
     )
     .await;
-    Gateway { service, config }
+    let tokens = TokenMinter::for_config(&config);
+    Gateway {
+        service,
+        config,
+        tokens,
+    }
 }
 
 impl Deref for Gateway {
@@ -77,10 +150,64 @@ impl Gateway {
         self.service.exited_in_place(within).await
     }
 
+    /// An access token for `user` (role `user`).
+    ///
+    /// # Panics
+    /// When this gateway signs no tokens (an external issuer does).
+    pub fn token(&self, user: &str) -> String {
+        self.minter().token(user, false)
+    }
+
+    /// An access token for [`ADMIN`], with the `admin` role.
+    ///
+    /// # Panics
+    /// When this gateway signs no tokens (an external issuer does).
+    pub fn admin_token(&self) -> String {
+        self.minter().token(ADMIN, true)
+    }
+
+    fn minter(&self) -> &TokenMinter {
+        self.tokens
+            .as_ref()
+            .expect("this gateway trusts an external issuer: mint with that issuer's key")
+    }
+
+    /// `POST path` with `body` as `user` (`None`: anonymously).
+    pub async fn post_as(&self, user: Option<&str>, path: &str, body: Value) -> Reply {
+        let mut request = self.http().post(self.url(path)).json(&body);
+        if let Some(user) = user {
+            request = request.bearer_auth(self.token(user));
+        }
+        self.send(request).await
+    }
+
+    /// `GET path` as `user` (`None`: anonymously).
+    pub async fn get_as(&self, user: Option<&str>, path: &str) -> Reply {
+        let mut request = self.http().get(self.url(path));
+        if let Some(user) = user {
+            request = request.bearer_auth(self.token(user));
+        }
+        self.send(request).await
+    }
+
+    /// `GET path` as [`ADMIN`].
+    pub async fn get_as_admin(&self, path: &str) -> Reply {
+        let request = self
+            .http()
+            .get(self.url(path))
+            .bearer_auth(self.admin_token());
+        self.send(request).await
+    }
+
     /// Creates an active auction of a "Test camera" starting at 10.00 with the default
-    /// increment (1.00) and ending in an hour, with the fields of `extra` over those; returns
-    /// its fresh id.
+    /// increment (1.00) and ending in an hour, with the fields of `extra` over those, sold by
+    /// [`SELLER`]; returns its fresh id.
     pub async fn create_item(&self, extra: Value) -> String {
+        self.create_item_as(SELLER, extra).await
+    }
+
+    /// [`Gateway::create_item`] with `seller` as the seller.
+    pub async fn create_item_as(&self, seller: &str, extra: Value) -> String {
         let id = unique_id("item");
         let mut body = json!({
             "id": id,
@@ -91,7 +218,9 @@ impl Gateway {
         if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
             body.extend(extra.clone());
         }
-        self.post("/api/v1/items", body).await.assert_status(201);
+        self.post_as(Some(seller), "/api/v1/items", body)
+            .await
+            .assert_status(201);
         id
     }
 
@@ -102,10 +231,12 @@ impl Gateway {
             .await
     }
 
+    /// A bid by `user`: its token says who bids, the body only the amount.
     pub async fn bid(&self, item: &str, user: &str, amount: Value) -> Reply {
-        self.post(
+        self.post_as(
+            Some(user),
             &format!("/api/v1/items/{item}/bid"),
-            json!({ "user_id": user, "amount": amount }),
+            json!({ "amount": amount }),
         )
         .await
     }
@@ -115,8 +246,9 @@ impl Gateway {
         let request = self
             .http()
             .post(self.url(&format!("/api/v1/items/{item}/bid")))
+            .bearer_auth(self.token(user))
             .header("Idempotency-Key", key)
-            .json(&json!({ "user_id": user, "amount": amount }));
+            .json(&json!({ "amount": amount }));
         self.send(request).await
     }
 
@@ -136,12 +268,12 @@ impl Gateway {
         }
     }
 
-    /// An admin action (`close`, `cancel`, `extend`, `relist`) with the admin token.
+    /// An admin action (`close`, `cancel`, `extend`, `relist`) by [`ADMIN`].
     pub async fn admin(&self, item: &str, action: &str, body: Value) -> Reply {
         let request = self
             .http()
             .post(self.url(&format!("/api/v1/items/{item}/{action}")))
-            .bearer_auth(&self.config.admin_token)
+            .bearer_auth(self.admin_token())
             .json(&body);
         self.send(request).await
     }

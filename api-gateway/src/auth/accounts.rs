@@ -1,5 +1,6 @@
-//! Every SQL statement on the accounts schema (`migrations/0001_accounts.sql`): migrating it,
-//! registering and finding accounts, roles and suspensions, and the refresh-token families.
+//! Every SQL statement on the accounts schema (`migrations/`): migrating it, registering and
+//! finding accounts, roles and suspensions (and the changes to them every gateway follows), and
+//! the refresh-token families.
 //!
 //! Each call runs under the deadline given at construction; an unreachable or slow PostgreSQL
 //! becomes [`AuthError::Unavailable`] quickly, never a hang. A unique violation on a login
@@ -29,18 +30,31 @@ use uuid::Uuid;
 pub const MIGRATOR: Migrator = Migrator::new(
     "accounts.schema_migrations",
     0x4143_434f_554e_5401, // "ACCOUNT" + 1
-    &[Migration {
-        version: 1,
-        name: "accounts",
-        sql: include_str!("../../migrations/0001_accounts.sql"),
-    }],
+    &[
+        Migration {
+            version: 1,
+            name: "accounts",
+            sql: include_str!("../../migrations/0001_accounts.sql"),
+        },
+        Migration {
+            version: 2,
+            name: "suspensions",
+            sql: include_str!("../../migrations/0002_suspensions.sql"),
+        },
+    ],
 );
 
 /// The unique indexes whose violation means "this login is taken".
 const LOGIN_INDEXES: [&str; 2] = ["users_email_key", "users_username_key"];
 
 const ACCOUNT_COLUMNS: &str = "id, email, username, display_name, roles, \
-                               bidding_suspended_at, selling_suspended_at, created_at";
+                               bidding_suspended_at, selling_suspended_at, suspension_reason, \
+                               created_at";
+
+/// How far before the newest change seen a poll looks again: a change whose transaction began
+/// (and took its `now()`) before another's but committed after it must still be read. Every
+/// accounts statement runs under `DATABASE_TIMEOUT_MS`, far below this.
+const CHANGE_MARGIN: Duration = Duration::from_secs(30);
 
 /// An account as the API shows it to its owner (never the password hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,6 +68,8 @@ pub struct Account {
     pub bidding_suspended_at: Option<Timestamp>,
     /// Since when the account may not sell; `None` when it may.
     pub selling_suspended_at: Option<Timestamp>,
+    /// The admin's note on the suspension; `None` when not suspended.
+    pub suspension_reason: Option<String>,
     pub created_at: Timestamp,
 }
 
@@ -88,6 +104,22 @@ pub struct Credentials {
 pub struct Suspension {
     pub bidding: bool,
     pub selling: bool,
+}
+
+impl Suspension {
+    /// Neither bidding nor selling is suspended.
+    pub fn is_none(self) -> bool {
+        !self.bidding && !self.selling
+    }
+}
+
+/// Accounts whose suspensions changed, as a gateway's poll reads them.
+#[derive(Debug, Clone, Default)]
+pub struct SuspensionChanges {
+    /// Each account's suspensions now (lifted ones included, as `Suspension::default()`).
+    pub accounts: Vec<(UserId, Suspension)>,
+    /// Where the next poll continues: the newest change among them, or the previous mark.
+    pub newest: Option<DateTime<Utc>>,
 }
 
 /// The accounts schema in PostgreSQL.
@@ -238,7 +270,34 @@ impl Accounts {
         .await
     }
 
-    /// Sets the account's suspensions; a suspension already in force keeps its start time.
+    /// Grants `admin` to the account with this user id; idempotent.
+    ///
+    /// # Errors
+    /// [`AuthError::AccountNotFound`] when no account has this id.
+    pub async fn promote_id_to_admin(&self, id: &UserId) -> Result<UserId, AuthError> {
+        self.timed(async {
+            let client = self.pool.get().await?;
+            let updated = client
+                .execute(
+                    "update accounts.users
+                        set roles = case when 'admin' = any (roles) then roles
+                                         else array_append(roles, 'admin') end,
+                            updated_at = now()
+                      where id = $1",
+                    &[&id.as_str()],
+                )
+                .await?;
+            if updated == 0 {
+                return Err(AuthError::AccountNotFound);
+            }
+            Ok(id.clone())
+        })
+        .await
+    }
+
+    /// Sets the account's suspensions (a suspension already in force keeps its start time) and
+    /// the admin's `reason` (dropped when nothing stays suspended), and marks the change for
+    /// every gateway's poll.
     ///
     /// # Errors
     /// [`AuthError::AccountNotFound`] when no account has this id.
@@ -246,7 +305,9 @@ impl Accounts {
         &self,
         id: &UserId,
         suspension: Suspension,
+        reason: Option<&str>,
     ) -> Result<Account, AuthError> {
+        let reason = reason.filter(|_| !suspension.is_none());
         self.timed(async {
             let client = self.pool.get().await?;
             let row = client
@@ -255,15 +316,83 @@ impl Accounts {
                         "update accounts.users set
                              bidding_suspended_at = case when $2 then coalesce(bidding_suspended_at, now()) end,
                              selling_suspended_at = case when $3 then coalesce(selling_suspended_at, now()) end,
+                             suspension_reason = $4,
+                             suspension_changed_at = now(),
                              updated_at = now()
                          where id = $1
                          returning {ACCOUNT_COLUMNS}"
                     ),
-                    &[&id.as_str(), &suspension.bidding, &suspension.selling],
+                    &[&id.as_str(), &suspension.bidding, &suspension.selling, &reason],
                 )
                 .await?
                 .ok_or(AuthError::AccountNotFound)?;
             account(&row)
+        })
+        .await
+    }
+
+    /// With no mark, every account suspended now (a gateway's first load); with one, every
+    /// account whose suspensions changed since shortly before it ([`CHANGE_MARGIN`]), lifted
+    /// ones included. Either way with the newest change seen, for the next call.
+    ///
+    /// # Errors
+    /// [`AuthError::Unavailable`] when PostgreSQL is unreachable.
+    pub async fn suspension_changes(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<SuspensionChanges, AuthError> {
+        let margin = chrono::Duration::from_std(CHANGE_MARGIN).context("margin fits chrono")?;
+        self.timed(async {
+            let client = self.pool.get().await?;
+            let rows = match since {
+                None => {
+                    client
+                        .query(
+                            "select id, bidding_suspended_at is not null, selling_suspended_at is not null,
+                                    (select max(suspension_changed_at) from accounts.users)
+                               from accounts.users
+                              where bidding_suspended_at is not null or selling_suspended_at is not null",
+                            &[],
+                        )
+                        .await?
+                }
+                Some(mark) => {
+                    client
+                        .query(
+                            "select id, bidding_suspended_at is not null, selling_suspended_at is not null,
+                                    suspension_changed_at
+                               from accounts.users
+                              where suspension_changed_at > $1",
+                            &[&(mark - margin)],
+                        )
+                        .await?
+                }
+            };
+            let mut changes = SuspensionChanges {
+                accounts: Vec::with_capacity(rows.len()),
+                newest: since,
+            };
+            for row in &rows {
+                let id: String = row.try_get(0)?;
+                let id = UserId::parse(id).context("a stored user id breaks the id rules")?;
+                changes.accounts.push((
+                    id,
+                    Suspension {
+                        bidding: row.try_get(1)?,
+                        selling: row.try_get(2)?,
+                    },
+                ));
+                let changed: Option<DateTime<Utc>> = row.try_get(3)?;
+                changes.newest = changes.newest.max(changed);
+            }
+            if since.is_none() && rows.is_empty() {
+                // Nobody is suspended now, but earlier changes set the mark all the same.
+                let row = client
+                    .query_one("select max(suspension_changed_at) from accounts.users", &[])
+                    .await?;
+                changes.newest = row.try_get(0)?;
+            }
+            Ok(changes)
         })
         .await
     }
@@ -463,6 +592,7 @@ fn account(row: &tokio_postgres::Row) -> Result<Account, AuthError> {
         selling_suspended_at: row
             .try_get::<_, Option<DateTime<Utc>>>("selling_suspended_at")?
             .map(time),
+        suspension_reason: row.try_get("suspension_reason")?,
         created_at: time(row.try_get("created_at")?),
     })
 }

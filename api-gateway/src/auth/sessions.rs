@@ -55,6 +55,10 @@ impl Sessions {
         &self.accounts
     }
 
+    pub fn issuer(&self) -> &AccessTokenIssuer {
+        &self.issuer
+    }
+
     /// Registers an account and signs it in.
     ///
     /// # Errors

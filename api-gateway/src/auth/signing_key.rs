@@ -12,6 +12,7 @@
 use super::error::AuthError;
 use anyhow::Context;
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+use aws_lc_rs::{digest, hmac};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{
@@ -28,6 +29,8 @@ pub struct SigningKey {
     encoding: EncodingKey,
     jwk: Jwk,
     kid: String,
+    /// SHA-256 of the private key document: the root of [`SigningKey::derive_secret`].
+    seed: [u8; 32],
 }
 
 impl SigningKey {
@@ -39,6 +42,25 @@ impl SigningKey {
         let der = PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes())
             .map_err(|_| AuthError::InvalidSigningKey("no PRIVATE KEY block"))?;
         Self::from_pkcs8(der.secret_pkcs8_der())
+    }
+
+    /// A new random key as the PKCS#8 PEM `JWT_SIGNING_KEY` takes (what `openssl genpkey
+    /// -algorithm ed25519` writes), for tests and load runs that start gateways with a key they
+    /// also mint tokens with.
+    ///
+    /// # Errors
+    /// [`AuthError::Internal`] when the OS has no randomness to give.
+    pub fn generate_pem() -> Result<String, AuthError> {
+        let pair = Ed25519KeyPair::generate().context("generating an Ed25519 key")?;
+        let pkcs8 = pair.to_pkcs8v1().context("encoding the generated key")?;
+        let body = base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref());
+        let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+        for line in body.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(line).context("base64 is ASCII")?);
+            pem.push('\n');
+        }
+        pem.push_str("-----END PRIVATE KEY-----\n");
+        Ok(pem)
     }
 
     /// A new random key, for a gateway without a configured one.
@@ -92,11 +114,25 @@ impl SigningKey {
             .thumbprint(ThumbprintHash::SHA256)
             .context("computing the key's thumbprint")?;
         jwk.common.key_id = Some(kid.clone());
+        let mut seed = [0; 32];
+        seed.copy_from_slice(digest::digest(&digest::SHA256, pkcs8.as_ref()).as_ref());
         Ok(Self {
             encoding: EncodingKey::from_ed_der(pkcs8.as_ref()),
             jwk,
             kid,
+            seed,
         })
+    }
+
+    /// A 256-bit secret for `purpose`, derived from the private key (HMAC-SHA-256 of the
+    /// purpose under a hash of the key): the same on every instance holding the key, unrelated
+    /// across purposes, and revealing nothing about the key. Bidder pseudonyms use it, so they
+    /// agree across a deployment without another secret to distribute.
+    pub fn derive_secret(&self, purpose: &str) -> [u8; 32] {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &self.seed);
+        let mut secret = [0; 32];
+        secret.copy_from_slice(hmac::sign(&key, purpose.as_bytes()).as_ref());
+        secret
     }
 
     /// The key id tokens carry in their header: the RFC 7638 thumbprint of the public key.
@@ -166,6 +202,25 @@ MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC
         let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{RFC8410_PUBLIC_X}"}}"#);
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
         assert_eq!(first.kid(), URL_SAFE_NO_PAD.encode(digest.as_ref()));
+    }
+
+    #[test]
+    fn a_generated_pem_reads_back_as_the_same_key() {
+        let pem = SigningKey::generate_pem().expect("pem");
+        let first = SigningKey::from_pem(&pem).expect("valid key");
+        let second = SigningKey::from_pem(&pem).expect("valid key");
+        assert_eq!(first.kid(), second.kid());
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{pem}");
+    }
+
+    #[test]
+    fn derived_secrets_follow_the_key_and_the_purpose() {
+        let key = SigningKey::from_pem(RFC8410_PEM).expect("valid key");
+        let again = SigningKey::from_pem(RFC8410_PEM).expect("valid key");
+        let other = SigningKey::generate().expect("key");
+        assert_eq!(key.derive_secret("a"), again.derive_secret("a"));
+        assert_ne!(key.derive_secret("a"), key.derive_secret("b"));
+        assert_ne!(key.derive_secret("a"), other.derive_secret("a"));
     }
 
     #[test]

@@ -1,14 +1,21 @@
-//! Admin actions on an auction: close now, cancel with a reason, extend the end time, relist a
-//! closed or cancelled item as a new round. Each is one atomic script that also writes the
-//! event to the outbox, and the event goes out live like a bid, so viewers and the archive see
-//! every change. Requests need `Authorization: Bearer <ADMIN_TOKEN>`.
+//! Changes to an auction besides bids: close now, cancel with a reason, extend the end time,
+//! relist a closed or cancelled item as a new round. Each is one atomic script that also writes
+//! the event to the outbox, and the event goes out live like a bid, so viewers and the archive
+//! see every change.
+//!
+//! Who may: an admin (a token with the `admin` role, [`Admin`]) does all four on any auction;
+//! without a token they are 401, with another account's 403 `forbidden`, in `--auth-mode open`
+//! too. The seller of an auction may also cancel it, but only before its first bid (after it,
+//! 409 `auction_has_bids`: bidders count on a running auction, so only an admin may then);
+//! anyone else's cancellation is 403. The seller's checks run inside the close script, so a
+//! bid racing the cancellation cannot slip between the check and the cancel.
 
+use super::identity::{Admin, Identity};
 use super::json_body::JsonBody;
 use super::{AppState, item_id};
 use crate::error::{ApiError, ErrorCode};
 use crate::store::{CloseMode, CloseOutcome, ExtendOutcome, Relist, RelistOutcome};
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -20,35 +27,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/items/{id}/cancel", post(cancel))
         .route("/api/v1/items/{id}/extend", post(extend))
         .route("/api/v1/items/{id}/relist", post(relist))
-}
-
-/// Checks the bearer token in constant time.
-fn authorize(ctx: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let expected = ctx.config.admin_token.as_bytes();
-    if expected.is_empty() {
-        return Err(ApiError::Unauthorized(
-            "admin endpoints are disabled (no ADMIN_TOKEN)",
-        ));
-    }
-    let given = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default()
-        .as_bytes();
-    let same = given.len() == expected.len()
-        && given
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized(
-            "a valid admin bearer token is required",
-        ))
-    }
 }
 
 /// The answer to an admin action: the event it produced, in its wire form.
@@ -73,20 +51,35 @@ fn not_active(message: &str) -> ApiError {
     ApiError::new(ErrorCode::AuctionNotActive, message)
 }
 
+/// Ends `raw` as `mode` says; `seller` is the seller cancelling their own auction (`None`
+/// for an admin).
 async fn end(
     ctx: AppState,
     raw: String,
     mode: CloseMode,
     reason: &str,
+    seller: Option<&shared::UserId>,
 ) -> Result<Json<Announced>, ApiError> {
     let id = item_id(raw)?;
-    match ctx.store.close_item(&id, mode, reason).await? {
+    let outcome = match seller {
+        Some(seller) => ctx.store.cancel_as_seller(&id, seller, reason).await?,
+        None => ctx.store.close_item(&id, mode, reason).await?,
+    };
+    match outcome {
         CloseOutcome::Closed(close) => Ok(announce(&ctx, &id, Event::AuctionClosed(close))),
         CloseOutcome::Gone => match ctx.store.get_item(&id).await? {
             None => Err(ApiError::ItemNotFound(id.to_string())),
             Some(_) => Err(not_active("the auction is already closed or cancelled")),
         },
         CloseOutcome::Ended => Err(not_active("the auction has ended; its result stands")),
+        CloseOutcome::NotSeller => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "only the auction's seller or an admin may cancel it",
+        )),
+        CloseOutcome::HasBids => Err(ApiError::new(
+            ErrorCode::AuctionHasBids,
+            "the auction has bids; only an admin can cancel it now",
+        )),
         CloseOutcome::NotDue => Err(ApiError::Internal(anyhow::anyhow!(
             "close script answered not_due to an admin close"
         ))),
@@ -96,11 +89,10 @@ async fn end(
 #[tracing::instrument(skip_all, fields(item_id = %raw))]
 async fn close_now(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
+    _admin: Admin,
     Path(raw): Path<String>,
 ) -> Result<Json<Announced>, ApiError> {
-    authorize(&ctx, &headers)?;
-    end(ctx, raw, CloseMode::Now, "").await
+    end(ctx, raw, CloseMode::Now, "", None).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,11 +104,10 @@ struct CancelRequest {
 #[tracing::instrument(skip_all, fields(item_id = %raw))]
 async fn cancel(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
+    caller: Identity,
     Path(raw): Path<String>,
     JsonBody(request): JsonBody<CancelRequest>,
 ) -> Result<Json<Announced>, ApiError> {
-    authorize(&ctx, &headers)?;
     let reason = request.reason.trim();
     if reason.is_empty() || reason.chars().count() > 500 {
         return Err(ApiError::new(
@@ -124,7 +115,8 @@ async fn cancel(
             "reason must have 1 to 500 characters",
         ));
     }
-    end(ctx, raw, CloseMode::Cancel, reason).await
+    let seller = (!caller.is_admin()).then_some(&caller.user_id);
+    end(ctx, raw, CloseMode::Cancel, reason, seller).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,11 +128,10 @@ struct ExtendRequest {
 #[tracing::instrument(skip_all, fields(item_id = %raw))]
 async fn extend(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
+    _admin: Admin,
     Path(raw): Path<String>,
     JsonBody(request): JsonBody<ExtendRequest>,
 ) -> Result<Json<Announced>, ApiError> {
-    authorize(&ctx, &headers)?;
     let id = item_id(raw)?;
     match ctx.store.extend_item(&id, request.end_time).await? {
         ExtendOutcome::Extended(extended) => {
@@ -170,11 +161,10 @@ struct RelistRequest {
 #[tracing::instrument(skip_all, fields(item_id = %raw))]
 async fn relist(
     State(ctx): State<AppState>,
-    headers: HeaderMap,
+    _admin: Admin,
     Path(raw): Path<String>,
     JsonBody(request): JsonBody<RelistRequest>,
 ) -> Result<Json<Announced>, ApiError> {
-    authorize(&ctx, &headers)?;
     let id = item_id(raw)?;
     let window = request.extension_window_secs.unwrap_or(0).min(86_400);
     let extension = request.extension_secs.unwrap_or(window).min(86_400);

@@ -3,9 +3,20 @@
 //! A bid that is too low is a normal outcome (200, `success: false`, `code: bid_too_low`), not
 //! an error: the bid was processed. The response keeps the original Go system's fields
 //! (`success, message, current_bid, your_bid, is_highest, event_id`).
+//!
+//! The bidder is the access token's account ([`Bidder`]): no token is 401 before the body is
+//! read, and a body `user_id` naming someone else is 403 `user_id_mismatch` (the body may omit
+//! it, or repeat the caller's own). Only `--auth-mode open` takes a bid without a token, as the
+//! original system did, and then the body's `user_id` is the bidder. An account an admin
+//! suspended from bidding is 403 `account_suspended` (from this gateway's in-memory set, never a
+//! query per bid); the item's seller is 403 `seller_cannot_bid` (decided inside the script).
+//! Every refusal happens before anything is written.
 
+use super::identity::{Bidder, Identity};
 use super::json_body::JsonBody;
 use super::{AppState, item_id};
+use crate::auth::error::Activity;
+use crate::config::AuthMode;
 use crate::error::{ApiError, ErrorCode};
 use crate::price_cache::KnownPrice;
 use crate::store::{BidOutcome, BidReply, PlaceBid, StoreError};
@@ -25,8 +36,42 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BidRequest {
-    user_id: UserId,
+    /// Optional with a token (it must then be the token's account); the bidder in
+    /// `--auth-mode open` without one.
+    #[serde(default)]
+    user_id: Option<UserId>,
     amount: Cents,
+}
+
+/// Who places the bid: the token's account; in open mode without a token, the body's user.
+///
+/// # Errors
+/// 403 `user_id_mismatch` when the body names another account than the token's; 400
+/// `invalid_input` for an open-mode bid with neither.
+fn bidder(
+    mode: AuthMode,
+    caller: Option<Identity>,
+    named: Option<UserId>,
+) -> Result<UserId, ApiError> {
+    match (caller, named) {
+        (Some(caller), Some(named)) if named != caller.user_id => Err(ApiError::new(
+            ErrorCode::UserIdMismatch,
+            format!(
+                "the body's user_id {named} is not the account of the access token; \
+                 leave user_id out (the token says who bids) or send your own"
+            ),
+        )),
+        (Some(caller), _) => Ok(caller.user_id),
+        (None, named) => match (mode, named) {
+            (AuthMode::Open, Some(named)) => Ok(named),
+            (AuthMode::Open, None) => Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "user_id is required for a bid without an access token",
+            )),
+            // `Bidder` refuses a token-less bid in token mode before this runs.
+            (AuthMode::Token, _) => Err(ApiError::Unauthorized("bidding needs an access token")),
+        },
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -86,16 +131,24 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiErr
 async fn place_bid(
     State(ctx): State<AppState>,
     Path(raw_id): Path<String>,
+    Bidder(caller): Bidder,
     headers: HeaderMap,
     JsonBody(request): JsonBody<BidRequest>,
 ) -> Result<Json<BidResponse>, ApiError> {
     let started = Instant::now();
     let bid = PlaceBid {
         item_id: item_id(raw_id)?,
-        user_id: request.user_id,
+        user_id: bidder(ctx.config.auth.auth_mode, caller, request.user_id)?,
         amount_cents: request.amount.get(),
         idempotency_key: idempotency_key(&headers)?,
     };
+    if ctx.suspensions.forbids(&bid.user_id, Activity::Bid) {
+        ctx.metrics.bid(ErrorCode::AccountSuspended.as_str());
+        return Err(ApiError::new(
+            ErrorCode::AccountSuspended,
+            "this account is suspended from bidding",
+        ));
+    }
     if let Err(wait) = ctx.rate_limit.check(&bid.user_id) {
         ctx.metrics.bid(ErrorCode::RateLimited.as_str());
         return Err(ApiError::RateLimited {
@@ -108,13 +161,15 @@ async fn place_bid(
         && let Some(known) = ctx
             .prices
             .rejects(&bid.item_id, bid.amount_cents, Timestamp::now())
+            // The seller's own bid goes to the script, which answers `seller_cannot_bid`.
+            .filter(|known| known.seller_id.as_ref() != Some(&bid.user_id))
     {
         ctx.metrics.prefilter_rejections.inc();
         ctx.metrics.bid(BidOutcome::TooLow.as_str());
         ctx.metrics
             .bid_duration
             .observe(started.elapsed().as_secs_f64());
-        return Ok(Json(too_low_from_cache(&bid, known)));
+        return Ok(Json(too_low_from_cache(&bid, &known)));
     }
 
     let in_flight = ctx.live.begin(&bid.item_id);
@@ -136,6 +191,7 @@ async fn place_bid(
                 current_cents: reply.current_cents,
                 seq: reply.seq,
                 end_us: reply.end_us,
+                seller_id: reply.seller_id.clone(),
             },
         );
     }
@@ -182,6 +238,12 @@ fn respond(
                 "this Idempotency-Key was already used for a different bid",
             ));
         }
+        BidOutcome::SellerCannotBid => {
+            return Err(ApiError::new(
+                ErrorCode::SellerCannotBid,
+                "the seller of an auction cannot bid on it",
+            ));
+        }
     };
     let placed = match event {
         Some(Event::BidPlaced(placed)) => Some(placed),
@@ -205,7 +267,7 @@ fn respond(
     }))
 }
 
-fn too_low_from_cache(bid: &PlaceBid, known: KnownPrice) -> BidResponse {
+fn too_low_from_cache(bid: &PlaceBid, known: &KnownPrice) -> BidResponse {
     BidResponse {
         success: false,
         message: TOO_LOW,
@@ -221,5 +283,49 @@ fn too_low_from_cache(bid: &PlaceBid, known: KnownPrice) -> BidResponse {
         end_time: Some(Timestamp::from_micros(known.end_us)),
         extended: false,
         replayed: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+
+    fn id(name: &str) -> UserId {
+        UserId::parse(name).unwrap()
+    }
+
+    fn caller(name: &str) -> Option<Identity> {
+        Some(Identity {
+            user_id: id(name),
+            roles: vec![Role::User],
+        })
+    }
+
+    #[test]
+    fn the_token_decides_the_bidder_and_the_body_may_only_repeat_it() {
+        for mode in [AuthMode::Token, AuthMode::Open] {
+            assert_eq!(bidder(mode, caller("ada"), None).ok(), Some(id("ada")));
+            assert_eq!(
+                bidder(mode, caller("ada"), Some(id("ada"))).ok(),
+                Some(id("ada"))
+            );
+            let mismatch = bidder(mode, caller("ada"), Some(id("mallory"))).unwrap_err();
+            assert_eq!(mismatch.code(), ErrorCode::UserIdMismatch);
+        }
+    }
+
+    #[test]
+    fn only_open_mode_takes_the_body_user_without_a_token() {
+        assert_eq!(
+            bidder(AuthMode::Open, None, Some(id("alice"))).ok(),
+            Some(id("alice"))
+        );
+        let missing = bidder(AuthMode::Open, None, None).unwrap_err();
+        assert_eq!(missing.code(), ErrorCode::InvalidInput);
+        for named in [None, Some(id("mallory"))] {
+            let anonymous = bidder(AuthMode::Token, None, named).unwrap_err();
+            assert_eq!(anonymous.code(), ErrorCode::Unauthorized);
+        }
     }
 }

@@ -3,16 +3,23 @@
 //!
 //! The archive lags the live state by the relay and the worker (well under a second normally);
 //! current prices come from `GET /api/v1/items/{id}`, which reads Redis.
+//!
+//! Privacy: a bidder's own history and totals are for that bidder and admins only (401 without
+//! a token, 403 `forbidden` for another account). An item's history is public, but names each
+//! bidder by a pseudonym (`bidder`, stable per item and bidder, see
+//! `crate::bidder_pseudonyms`); `user_id` is filled in only for an admin and on the caller's
+//! own rows, and is `null` otherwise.
 
+use super::identity::Identity;
 use super::{AppState, item_id};
 use crate::error::{ApiError, ErrorCode};
-use crate::read_model::{ReadError, UserCursor};
+use crate::read_model::{ArchivedBid, ReadError, UserCursor};
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::UserId;
+use shared::{ItemId, UserId};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -66,6 +73,7 @@ struct ItemBidsQuery {
 #[tracing::instrument(skip_all, fields(item_id = %raw))]
 async fn item_bids(
     State(ctx): State<AppState>,
+    caller: Option<Identity>,
     Path(raw): Path<String>,
     params: QueryResult<ItemBidsQuery>,
 ) -> Result<Json<Value>, ApiError> {
@@ -85,9 +93,50 @@ async fn item_bids(
     let next = (bids.len() as i64 == limit)
         .then(|| bids.last().map(|b| b.seq))
         .flatten();
+    let rows = bids
+        .iter()
+        .map(|bid| public_row(&ctx, &id, caller.as_ref(), bid))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(
-        json!({ "item_id": id, "bids": bids, "next_before_seq": next }),
+        json!({ "item_id": id, "bids": rows, "next_before_seq": next }),
     ))
+}
+
+/// One row of an item's public history: the archived bid with its bidder's pseudonym, and its
+/// `user_id` only when `caller` may see it (an admin, or the bidder).
+fn public_row(
+    ctx: &AppState,
+    item: &ItemId,
+    caller: Option<&Identity>,
+    bid: &ArchivedBid,
+) -> Result<Value, ApiError> {
+    let mut row = serde_json::to_value(bid).map_err(|e| ApiError::Internal(e.into()))?;
+    let shown = caller.is_some_and(|c| c.is_admin() || c.user_id.as_str() == bid.user_id.as_str());
+    if let Some(fields) = row.as_object_mut() {
+        fields.insert(
+            "bidder".into(),
+            ctx.identity.pseudonyms().of(item, &bid.user_id).into(),
+        );
+        if !shown {
+            fields.insert("user_id".into(), Value::Null);
+        }
+    }
+    Ok(row)
+}
+
+/// The caller, when they may see `user`'s history: that user or an admin.
+///
+/// # Errors
+/// 403 `forbidden` for anyone else.
+fn may_see(caller: &Identity, user: &UserId) -> Result<(), ApiError> {
+    if caller.may_see(user) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "a bidder's history and statistics are visible only to that bidder and admins",
+        ))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,10 +150,12 @@ struct UserBidsQuery {
 #[tracing::instrument(skip_all, fields(user_id = %raw))]
 async fn user_bids(
     State(ctx): State<AppState>,
+    caller: Identity,
     Path(raw): Path<String>,
     params: QueryResult<UserBidsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let user = user_id(raw)?;
+    may_see(&caller, &user)?;
     let params = query(params)?;
     let limit = limit(params.limit)?;
     let before = match params.before.as_deref() {
@@ -128,8 +179,10 @@ async fn user_bids(
 #[tracing::instrument(skip_all, fields(user_id = %raw))]
 async fn user_stats(
     State(ctx): State<AppState>,
+    caller: Identity,
     Path(raw): Path<String>,
 ) -> Result<Json<crate::read_model::UserStats>, ApiError> {
     let user = user_id(raw)?;
+    may_see(&caller, &user)?;
     Ok(Json(ctx.read_model.user_stats(&user).await?))
 }

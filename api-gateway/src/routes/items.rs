@@ -1,7 +1,13 @@
 //! Creating, reading and listing auctions.
+//!
+//! Creating one needs an access token: its account is the auction's seller (`seller_id`, kept
+//! in the item and carried by every event of it), unless an admin suspended it from selling
+//! (403 `account_suspended`). Reading and listing are public.
 
+use super::identity::Identity;
 use super::json_body::JsonBody;
 use super::{AppState, item_id};
+use crate::auth::error::Activity;
 use crate::error::{ApiError, ErrorCode};
 use crate::store::{CreatedItem, NewItem};
 use axum::extract::{Path, Query, State};
@@ -12,7 +18,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use shared::item_state::ItemView;
-use shared::{Cents, ItemId, ItemStatus, Timestamp};
+use shared::{Cents, ItemId, ItemStatus, Timestamp, UserId};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -42,8 +48,8 @@ struct CreateItemRequest {
 }
 
 impl CreateItemRequest {
-    /// Applies the rules serde cannot express.
-    fn validate(self) -> Result<NewItem, ApiError> {
+    /// Applies the rules serde cannot express; `seller` creates it.
+    fn validate(self, seller: UserId) -> Result<NewItem, ApiError> {
         let name = self.name.trim().to_owned();
         if name.is_empty() || name.chars().count() > 200 {
             return Err(ApiError::new(
@@ -95,6 +101,7 @@ impl CreateItemRequest {
             end_us,
             extension_window_us: i64::from(window) * 1_000_000,
             extension_us: i64::from(extension) * 1_000_000,
+            seller_id: Some(seller),
         })
     }
 }
@@ -102,9 +109,16 @@ impl CreateItemRequest {
 #[tracing::instrument(skip_all, fields(item_id = tracing::field::Empty))]
 async fn create_item(
     State(ctx): State<AppState>,
+    seller: Identity,
     JsonBody(request): JsonBody<CreateItemRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let item = request.validate()?;
+    if ctx.suspensions.forbids(&seller.user_id, Activity::Sell) {
+        return Err(ApiError::new(
+            ErrorCode::AccountSuspended,
+            "this account is suspended from selling",
+        ));
+    }
+    let item = request.validate(seller.user_id)?;
     tracing::Span::current().record("item_id", tracing::field::display(&item.id));
     match ctx.store.create_item(&item).await? {
         CreatedItem::Created => {}

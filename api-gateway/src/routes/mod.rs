@@ -1,7 +1,7 @@
 //! The HTTP API. Each module owns its routes and its `router()`; this one holds the shared
 //! state and merges them.
 
-/// Admin actions: close now, cancel, extend, relist.
+/// Close now, cancel (admin, or the seller before the first bid), extend, relist.
 mod admin;
 /// `POST /api/v1/auth/{register,login,refresh,logout}`: accounts and sessions.
 mod auth;
@@ -13,7 +13,7 @@ mod bids;
 mod health;
 /// `GET …/bids` and `…/stats` from the PostgreSQL read model.
 mod history;
-/// The bearer-token extractor: who is calling.
+/// The bearer-token extractors: who is calling, an admin, a bidder.
 pub mod identity;
 /// `POST/GET /api/v1/items`, `GET /api/v1/items/{id}`.
 mod items;
@@ -23,6 +23,8 @@ mod json_body;
 mod jwks;
 /// `GET /api/v1/me`: the caller's own account.
 mod me;
+/// `PUT /api/v1/admin/users/{id}/suspension`: an admin suspends or reinstates an account.
+mod suspension;
 
 use crate::config::Config;
 use crate::error::{ApiError, ErrorCode};
@@ -33,6 +35,8 @@ use crate::price_cache::PriceCache;
 use crate::rate_limit::BidRateLimit;
 use crate::read_model::ReadModel;
 use crate::store::{Store, StoreError};
+use crate::suspensions::Suspensions;
+use crate::verified_tokens::VerifiedTokens;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use shared::ItemId;
@@ -51,6 +55,10 @@ pub struct AppState {
     pub read_model: ReadModel,
     /// Token verification, the published keys and the account flows.
     pub identity: IdentityProvider,
+    /// Access tokens already verified, until they expire.
+    pub verified_tokens: Arc<VerifiedTokens>,
+    /// The accounts suspended from bidding or selling, as this gateway last read them.
+    pub suspensions: Arc<Suspensions>,
     pub metrics: Arc<Metrics>,
     /// Which background tasks are down, for `/ready`.
     pub tasks: TaskHealth,
@@ -66,6 +74,7 @@ pub fn router(ctx: AppState) -> Router {
         .merge(admin::router())
         .merge(auth::router())
         .merge(me::router())
+        .merge(suspension::router())
         .merge(jwks::router());
     shared::error_body::with_fallbacks(routes)
         .layer(DefaultBodyLimit::max(body_limit))

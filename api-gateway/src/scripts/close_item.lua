@@ -13,23 +13,36 @@
 -- ARGV[3]  mode: "due" (the closer: only past the end time), "now" (an admin closes it early:
 --          the end time becomes now) or "cancel" (an admin cancels it: no winner)
 -- ARGV[4]  cancellation reason (mode "cancel")
+-- ARGV[5]  the seller asking to cancel their own auction (mode "cancel"), or "" (an admin, or
+--          any other mode): then the item's seller_id must be this account and no bid may have
+--          been placed yet, checked here so a bid racing the cancellation cannot slip between
+--          the check and the cancel.
 --
 -- Reply: {reply_fields} or {reply_fields, event_fields}, each a flat name, value, … list
 -- (the shape every gateway script answers in, decoded by store/script_reply.rs):
 --   outcome "closed", with event_fields: the auction_closed event exactly as appended to the
 --           outbox (type, event_id, item_id, seq, ts_us, winner_id ("" if none),
---           final_price_cents ("" if none), reserve_met, round, cancelled ("1"/"0"), reason)
+--           final_price_cents ("" if none), reserve_met, round, cancelled ("1"/"0"), reason,
+--           seller_id)
 --   outcome "not_due", end_us   (a late bid moved the end; the closing score is corrected)
 --   outcome "gone"              (already closed, cancelled, or no such item)
 --   outcome "ended"             (mode "cancel" after the end: the result stands)
+--   outcome "not_seller"        (ARGV[5] given, and the item is not that account's)
+--   outcome "has_bids"          (ARGV[5] given, and the auction has a bid already)
 
 local function int(n) return string.format('%d', n) end
 
 local item, closing, outbox = KEYS[1], KEYS[2], KEYS[3]
 local item_id, event_id, mode, reason = ARGV[1], ARGV[2], ARGV[3] or 'due', ARGV[4] or ''
+local requester = ARGV[5] or ''
 
 local f = redis.call('HMGET', item, 'status', 'end_us', 'current_cents', 'highest_bidder',
-  'bid_count', 'seq', 'reserve_cents', 'round')
+  'bid_count', 'seq', 'reserve_cents', 'round', 'seller_id')
+local seller = f[9] or ''
+-- Whose auction it is comes first: nobody else learns its state from the answer.
+if f[1] and requester ~= '' and seller ~= requester then
+  return {{'outcome', 'not_seller'}}
+end
 if not f[1] or f[1] ~= 'active' then
   redis.call('ZREM', closing, item_id)
   return {{'outcome', 'gone'}}
@@ -44,6 +57,9 @@ if mode == 'due' and now < end_us then
 end
 if mode == 'cancel' and now >= end_us then
   return {{'outcome', 'ended'}}
+end
+if requester ~= '' and tonumber(f[5]) > 0 then
+  return {{'outcome', 'has_bids'}}
 end
 -- An early end (admin) moves the end time to now: every view of the auction agrees it is over.
 if now < end_us then
@@ -68,7 +84,7 @@ redis.call('ZREM', closing, item_id)
 local event = {'type', 'auction_closed', 'event_id', event_id, 'item_id', item_id,
   'seq', int(seq), 'ts_us', int(now), 'winner_id', winner, 'final_price_cents', price,
   'reserve_met', reserve_met and '1' or '0', 'round', round,
-  'cancelled', cancelled and '1' or '0', 'reason', reason}
+  'cancelled', cancelled and '1' or '0', 'reason', reason, 'seller_id', seller}
 redis.call('XADD', outbox, '*', unpack(event))
 
 return {{'outcome', 'closed'}, event}

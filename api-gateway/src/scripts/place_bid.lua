@@ -14,14 +14,18 @@
 -- Reply: {reply_fields} or {reply_fields, event_fields}, each a flat name, value, … list
 -- (the shape every gateway script answers in, decoded by store/script_reply.rs):
 --   reply_fields  outcome: accepted | bid_too_low | not_found | not_started | closed
---                          | cancelled | idempotency_conflict
---                 and, except for not_found and idempotency_conflict, the item after this call:
---                 current_cents, seq, highest_bidder ("" if none), end_us, minimum_cents
---                 (the minimum next bid), round
+--                          | cancelled | idempotency_conflict | seller_cannot_bid
+--                 and, except for not_found, idempotency_conflict and seller_cannot_bid, the
+--                 item after this call: current_cents, seq, highest_bidder ("" if none),
+--                 end_us, minimum_cents (the minimum next bid), round, seller_id ("" if none)
 --                 replayed "1" when this is the stored answer of an earlier identical request
 --   event_fields  when accepted: the bid_placed event exactly as appended to the outbox
 --                 (type, event_id, item_id, seq, ts_us, user_id, amount_cents, previous_cents,
---                 end_us, extended "1"/"0", round; see shared/src/event_fields.rs)
+--                 end_us, extended "1"/"0", round, seller_id; see shared/src/event_fields.rs)
+--
+-- The seller of an item (its `seller_id`, the account that created it) may not bid on it:
+-- refused here, atomically with every other rule, as seller_cannot_bid, which changes nothing
+-- (not even the idempotency record).
 --
 -- Idempotency: the whole reply is stored (cjson, with user and amount) under KEYS[4] and
 -- returned again, marked replayed, for the same key, user and amount; the optimistic strategy
@@ -55,9 +59,13 @@ end
 
 local f = redis.call('HMGET', item, 'status', 'start_us', 'end_us', 'starting_cents',
   'min_increment_cents', 'current_cents', 'bid_count', 'seq', 'ext_window_us', 'ext_us',
-  'highest_bidder', 'round')
+  'highest_bidder', 'round', 'seller_id')
 if not f[1] then
   return {{'outcome', 'not_found'}}
+end
+local seller = f[13] or ''
+if seller ~= '' and seller == user then
+  return {{'outcome', 'seller_cannot_bid'}}
 end
 
 local status = f[1]
@@ -85,7 +93,7 @@ end
 local function reply_fields(outcome)
   return {'outcome', outcome, 'current_cents', int(current), 'seq', int(seq),
     'highest_bidder', highest, 'end_us', int(end_us), 'minimum_cents', int(minimum),
-    'round', round}
+    'round', round, 'seller_id', seller}
 end
 
 local function answer(outcome)
@@ -115,7 +123,7 @@ minimum = current + increment
 local event = {'type', 'bid_placed', 'event_id', event_id, 'item_id', item_id,
   'seq', int(seq), 'ts_us', int(now), 'user_id', user, 'amount_cents', amount_text,
   'previous_cents', int(previous), 'end_us', int(end_us), 'extended', extended,
-  'round', round}
+  'round', round, 'seller_id', seller}
 redis.call('XADD', outbox, '*', unpack(event))
 
 return remember({reply_fields('accepted'), event})

@@ -17,7 +17,7 @@
 -- (the shape every gateway script answers in, decoded by store/script_reply.rs):
 --   outcome "relisted", with event_fields: the auction_relisted event exactly as appended to
 --           the outbox (type, event_id, item_id, seq, ts_us, round, starting_cents, start_us,
---           end_us)
+--           end_us, seller_id: the seller stays the item's)
 --   outcome "not_found" | "active" (the current round still runs)
 --   outcome "ended"                (the new end is not after now and the start)
 
@@ -26,7 +26,7 @@ local function int(n) return string.format('%d', n) end
 local item, closing, outbox = KEYS[1], KEYS[2], KEYS[3]
 local item_id, event_id = ARGV[1], ARGV[2]
 
-local f = redis.call('HMGET', item, 'status', 'seq', 'round')
+local f = redis.call('HMGET', item, 'status', 'seq', 'round', 'seller_id')
 if not f[1] then return {{'outcome', 'not_found'}} end
 if f[1] ~= 'closed' and f[1] ~= 'cancelled' then return {{'outcome', 'active'}} end
 
@@ -46,6 +46,6 @@ redis.call('HSET', item, 'status', 'active', 'start_us', int(start_us), 'end_us'
 redis.call('ZADD', closing, end_us, item_id)
 local event = {'type', 'auction_relisted', 'event_id', event_id, 'item_id', item_id,
   'seq', int(seq), 'ts_us', int(now), 'round', int(round), 'starting_cents', ARGV[5],
-  'start_us', int(start_us), 'end_us', int(end_us)}
+  'start_us', int(start_us), 'end_us', int(end_us), 'seller_id', f[4] or ''}
 redis.call('XADD', outbox, '*', unpack(event))
 return {{'outcome', 'relisted'}, event}

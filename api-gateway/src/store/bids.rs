@@ -24,10 +24,12 @@ pub enum BidOutcome {
     Cancelled,
     /// The `Idempotency-Key` was used before for a different bid.
     IdempotencyConflict,
+    /// The bidder is the item's seller; nothing changed.
+    SellerCannotBid,
 }
 
 impl BidOutcome {
-    const ALL: [BidOutcome; 7] = [
+    const ALL: [BidOutcome; 8] = [
         BidOutcome::Accepted,
         BidOutcome::TooLow,
         BidOutcome::NotFound,
@@ -35,6 +37,7 @@ impl BidOutcome {
         BidOutcome::Closed,
         BidOutcome::Cancelled,
         BidOutcome::IdempotencyConflict,
+        BidOutcome::SellerCannotBid,
     ];
 
     /// The script's `outcome` value, also the gateway's bid metric label.
@@ -47,6 +50,7 @@ impl BidOutcome {
             BidOutcome::Closed => "closed",
             BidOutcome::Cancelled => "cancelled",
             BidOutcome::IdempotencyConflict => "idempotency_conflict",
+            BidOutcome::SellerCannotBid => "seller_cannot_bid",
         }
     }
 
@@ -54,9 +58,13 @@ impl BidOutcome {
         Self::ALL.into_iter().find(|o| o.as_str() == text)
     }
 
-    /// Whether the reply describes the item (the others find no item, or no bid to judge).
+    /// Whether the reply describes the item (the others find no item, no bid to judge, or a
+    /// bidder who may not learn more).
     fn has_state(self) -> bool {
-        !matches!(self, BidOutcome::NotFound | BidOutcome::IdempotencyConflict)
+        !matches!(
+            self,
+            BidOutcome::NotFound | BidOutcome::IdempotencyConflict | BidOutcome::SellerCannotBid
+        )
     }
 }
 
@@ -72,6 +80,8 @@ pub struct BidReply {
     pub end_us: i64,
     pub minimum_cents: i64,
     pub round: u32,
+    /// The item's seller (who may not bid on it).
+    pub seller_id: Option<UserId>,
     /// The event when accepted (taken by the handler, which publishes it).
     pub event: Option<BidPlaced>,
     /// This is the stored answer of an earlier request with the same `Idempotency-Key`.
@@ -86,6 +96,8 @@ mod reply_field {
     pub const END_US: &str = "end_us";
     pub const MINIMUM_CENTS: &str = "minimum_cents";
     pub const ROUND: &str = "round";
+    /// Absent in idempotency records stored before sellers existed.
+    pub const SELLER_ID: &str = "seller_id";
     pub const REPLAYED: &str = "replayed";
 }
 
@@ -100,6 +112,7 @@ impl BidReply {
             end_us: 0,
             minimum_cents: 0,
             round: 1,
+            seller_id: None,
             event: None,
             replayed: false,
         }
@@ -135,6 +148,7 @@ impl BidReply {
             end_us: f.int(reply_field::END_US)?,
             minimum_cents: f.int(reply_field::MINIMUM_CENTS)?,
             round: f.int(reply_field::ROUND)?,
+            seller_id: f.optional_user_id(reply_field::SELLER_ID)?,
             event,
             replayed,
         })
@@ -158,6 +172,13 @@ impl BidReply {
             f.push(reply_field::END_US, self.end_us.to_string());
             f.push(reply_field::MINIMUM_CENTS, self.minimum_cents.to_string());
             f.push(reply_field::ROUND, self.round.to_string());
+            f.push(
+                reply_field::SELLER_ID,
+                self.seller_id
+                    .as_ref()
+                    .map(UserId::as_str)
+                    .unwrap_or_default(),
+            );
         }
         let event = self
             .event

@@ -1,7 +1,7 @@
 //! Closing auctions: which items are due, and the atomic close itself (`close_item.lua`).
 
 use super::{Store, StoreError};
-use shared::{AuctionClosed, Event, ItemId, Timestamp};
+use shared::{AuctionClosed, Event, ItemId, Timestamp, UserId};
 
 /// How an auction is ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +25,11 @@ pub enum CloseOutcome {
     Gone,
     /// A cancellation came after the end: the result stands.
     Ended,
+    /// A seller's cancellation of an item that is not theirs; nothing changed.
+    NotSeller,
+    /// A seller's cancellation after the first bid (only an admin may cancel then); nothing
+    /// changed.
+    HasBids,
 }
 
 impl Store {
@@ -69,6 +74,33 @@ impl Store {
         mode: CloseMode,
         reason: &str,
     ) -> Result<CloseOutcome, StoreError> {
+        self.run_close(id, mode, reason, None).await
+    }
+
+    /// Cancels `id` for its seller: only when `seller` is the item's `seller_id` and no bid
+    /// has been placed ([`CloseOutcome::NotSeller`], [`CloseOutcome::HasBids`] otherwise),
+    /// decided inside the script, atomically with the bids.
+    ///
+    /// # Errors
+    /// When Redis is unavailable.
+    #[tracing::instrument(name = "redis.cancel_as_seller", skip_all, fields(item_id = %id))]
+    pub async fn cancel_as_seller(
+        &self,
+        id: &ItemId,
+        seller: &UserId,
+        reason: &str,
+    ) -> Result<CloseOutcome, StoreError> {
+        self.run_close(id, CloseMode::Cancel, reason, Some(seller))
+            .await
+    }
+
+    async fn run_close(
+        &self,
+        id: &ItemId,
+        mode: CloseMode,
+        reason: &str,
+        seller: Option<&UserId>,
+    ) -> Result<CloseOutcome, StoreError> {
         let mut invocation = self.item_change(&self.scripts.close_item, id);
         invocation
             .arg(match mode {
@@ -76,7 +108,8 @@ impl Store {
                 CloseMode::Now => "now",
                 CloseMode::Cancel => "cancel",
             })
-            .arg(reason);
+            .arg(reason)
+            .arg(seller.map(UserId::as_str).unwrap_or_default());
         self.run_script("close_item.lua", invocation, |reply| {
             reply.decide(
                 "closed",
@@ -88,6 +121,8 @@ impl Store {
                     ("not_due", CloseOutcome::NotDue),
                     ("gone", CloseOutcome::Gone),
                     ("ended", CloseOutcome::Ended),
+                    ("not_seller", CloseOutcome::NotSeller),
+                    ("has_bids", CloseOutcome::HasBids),
                 ],
             )
         })

@@ -3,7 +3,7 @@
 use super::{Store, StoreError};
 use shared::item_state::field;
 use shared::redis_reads::{self, ItemReadError};
-use shared::{ItemId, ItemState};
+use shared::{ItemId, ItemState, UserId};
 use std::collections::HashMap;
 
 /// A validated item to create.
@@ -21,6 +21,8 @@ pub struct NewItem {
     pub end_us: i64,
     pub extension_window_us: i64,
     pub extension_us: i64,
+    /// Who creates it (the token's `sub`); `None` only for items made without an account.
+    pub seller_id: Option<UserId>,
 }
 
 /// What creating an item did.
@@ -61,7 +63,14 @@ impl Store {
             .arg(field::EXTENSION_WINDOW_US)
             .arg(item.extension_window_us)
             .arg(field::EXTENSION_US)
-            .arg(item.extension_us);
+            .arg(item.extension_us)
+            .arg(field::SELLER_ID)
+            .arg(
+                item.seller_id
+                    .as_ref()
+                    .map(UserId::as_str)
+                    .unwrap_or_default(),
+            );
         let created = self
             .run_script("create_item.lua", invocation, |reply| {
                 reply.decide_without_event(&[

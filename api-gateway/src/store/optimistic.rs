@@ -79,7 +79,7 @@ struct IdempotencyRecord {
 }
 
 /// The fields the rules need, in the order `place_bid.lua` reads them.
-const FIELDS: [&str; 12] = [
+const FIELDS: [&str; 13] = [
     field::STATUS,
     field::START_US,
     field::END_US,
@@ -92,6 +92,7 @@ const FIELDS: [&str; 12] = [
     field::EXTENSION_US,
     field::HIGHEST_BIDDER,
     field::ROUND,
+    field::SELLER_ID,
 ];
 
 /// The item as read under `WATCH`.
@@ -109,6 +110,7 @@ struct Watched {
     extension: i64,
     highest: Option<UserId>,
     round: u32,
+    seller: Option<UserId>,
 }
 
 impl Watched {
@@ -137,6 +139,7 @@ impl Watched {
             extension: f.int_or(field::EXTENSION_US, 0)?,
             highest: f.optional_user_id(field::HIGHEST_BIDDER)?,
             round: f.int_or(field::ROUND, 1)?,
+            seller: f.optional_user_id(field::SELLER_ID)?,
         }))
     }
 }
@@ -150,6 +153,12 @@ struct Decision {
 
 /// `place_bid.lua`'s rules, on values read under `WATCH`.
 fn decide(bid: &PlaceBid, event_id: EventId, item: &Watched, now: i64) -> Decision {
+    if item.seller.as_ref() == Some(&bid.user_id) {
+        return Decision {
+            reply: BidReply::without_state(BidOutcome::SellerCannotBid),
+            bid_count: None,
+        };
+    }
     let minimum = if item.bid_count > 0 {
         item.current + item.increment
     } else {
@@ -164,6 +173,7 @@ fn decide(bid: &PlaceBid, event_id: EventId, item: &Watched, now: i64) -> Decisi
             end_us: item.end_us,
             minimum_cents: minimum,
             round: item.round,
+            seller_id: item.seller.clone(),
             event: None,
             replayed: false,
         },
@@ -196,6 +206,7 @@ fn decide(bid: &PlaceBid, event_id: EventId, item: &Watched, now: i64) -> Decisi
             end_us,
             minimum_cents: bid.amount_cents + item.increment,
             round: item.round,
+            seller_id: item.seller.clone(),
             event: Some(BidPlaced {
                 event_id,
                 item_id: bid.item_id.clone(),
@@ -208,6 +219,7 @@ fn decide(bid: &PlaceBid, event_id: EventId, item: &Watched, now: i64) -> Decisi
                 end_time: Timestamp::from_micros(end_us),
                 extended,
                 round: item.round,
+                seller_id: item.seller.clone(),
             }),
             replayed: false,
         },
@@ -332,7 +344,9 @@ impl Store {
                     .arg(ttl_secs)
                     .ignore();
             }
-            if decision.bid_count.is_none() && idem.is_none() {
+            // As the script: a refused seller leaves no idempotency record either.
+            let writes_nothing = decision.reply.outcome == BidOutcome::SellerCannotBid;
+            if writes_nothing || (decision.bid_count.is_none() && idem.is_none()) {
                 self.timed(redis::cmd("UNWATCH").query_async::<()>(conn))
                     .await?;
                 return Ok(decision.reply);
@@ -378,6 +392,7 @@ mod tests {
             "0",
             "bob",
             "1",
+            "sam",
         ]
         .map(|v| Some(v.to_owned()));
         Watched::parse(values).unwrap().unwrap()
@@ -405,6 +420,17 @@ mod tests {
             outcome(500, &item("cancelled", 0, 0), 5),
             BidOutcome::Cancelled
         );
+    }
+
+    #[test]
+    fn the_seller_cannot_bid_on_their_own_item() {
+        let seller = PlaceBid {
+            user_id: UserId::parse("sam").unwrap(),
+            ..bid(500)
+        };
+        let decision = decide(&seller, EventId::new(), &item("active", 0, 0), 5);
+        assert_eq!(decision.reply.outcome, BidOutcome::SellerCannotBid);
+        assert!(decision.bid_count.is_none() && decision.reply.event.is_none());
     }
 
     #[test]

@@ -4,24 +4,22 @@ use crate::helpers::*;
 use serde_json::{Value, json};
 
 #[tokio::test]
-async fn admin_actions_need_the_admin_token_and_change_nothing_without_it() {
-    let mut config = shared_config();
-    config.admin_token.clear();
-    let disabled = spawn_app_with(config).await;
-    let item = disabled.create_item(json!({})).await;
-    disabled
-        .post(&format!("/api/v1/items/{item}/close"), json!({}))
-        .await
-        .assert_error(401, "unauthorized");
-
+async fn admin_actions_need_an_admin_token_and_change_nothing_without_it() {
     let app = spawn_app().await;
     let item = app.create_item(json!({})).await;
-    let wrong_token = app
-        .http()
-        .post(app.url(&format!("/api/v1/items/{item}/close")))
-        .bearer_auth("wrong");
-    app.send(wrong_token).await.assert_status(401);
+    let path = format!("/api/v1/items/{item}/close");
+    app.post(&path, json!({}))
+        .await
+        .assert_error(401, "unauthorized");
+    let not_a_token = app.http().post(app.url(&path)).bearer_auth("wrong");
+    app.send(not_a_token)
+        .await
+        .assert_error(401, "invalid_token");
+    app.post_as(Some("alice"), &path, json!({}))
+        .await
+        .assert_error(403, "forbidden");
     assert_eq!(app.item(&item).await["status"], "active");
+    assert_eq!(app.outbox_entries_for(&item).await, 0);
 }
 
 #[tokio::test]

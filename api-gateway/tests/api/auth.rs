@@ -95,7 +95,7 @@ mod setup {
         /// Sets the account's suspensions, which must exist.
         pub async fn suspend(&self, id: &shared::UserId, bidding: bool, selling: bool) -> Account {
             let suspension = Suspension { bidding, selling };
-            let result = self.accounts.set_suspension(id, suspension).await;
+            let result = self.accounts.set_suspension(id, suspension, None).await;
             result.expect("suspension set")
         }
 
@@ -183,7 +183,8 @@ async fn migrating_twice_applies_the_accounts_schema_once_in_its_own_bookkeeping
         world
             .count("select count(*) from accounts.schema_migrations")
             .await,
-        1
+        2,
+        "0001 accounts, 0002 suspensions"
     );
     assert_eq!(
         world
@@ -514,7 +515,7 @@ async fn suspensions_are_set_kept_and_lifted_per_activity() {
     assert_refused!(
         world
             .accounts
-            .set_suspension(&unknown, Suspension::default())
+            .set_suspension(&unknown, Suspension::default(), None)
             .await,
         AuthError::AccountNotFound
     );

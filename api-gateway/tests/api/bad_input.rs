@@ -4,10 +4,13 @@ use crate::helpers::*;
 use serde_json::json;
 use testkit::reply::Reply;
 
+/// `body` as sent, by the account `a` (whose token every case carries, so each is judged on
+/// its body alone).
 async fn send_raw(app: &TestApp, path: &str, body: String, headers: &[(&str, &str)]) -> Reply {
     let mut request = app
         .http()
         .post(app.url(path))
+        .bearer_auth(app.token("a"))
         .header("content-type", "application/json")
         .body(body);
     for (name, value) in headers {
@@ -153,7 +156,7 @@ async fn every_malformed_item_gets_a_4xx_and_creates_nothing() {
         ),
     ];
     for (name, body, code) in cases {
-        let reply = app.post("/api/v1/items", body).await;
+        let reply = app.post_as(Some(SELLER), "/api/v1/items", body).await;
         let json = &reply.body;
         assert_eq!(reply.status, 400, "{name}: {json}");
         assert_eq!(json["error"], code, "{name}: {json}");

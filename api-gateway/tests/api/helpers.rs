@@ -13,7 +13,7 @@ use std::time::Duration;
 use testkit::gateway::{gateway_config, spawn_gateway};
 use testkit::isolation::Isolation;
 
-pub use testkit::gateway::{Gateway, decimal, in_secs};
+pub use testkit::gateway::{ADMIN, Gateway, SELLER, decimal, in_secs};
 pub use testkit::{NatsServer, RedisServer, unique_id, wait_until};
 
 /// A configuration isolated from every other test: own key prefix, subjects and stream.

@@ -9,7 +9,8 @@ async fn created_item_is_returned_with_its_state_and_never_its_reserve() {
     let app = spawn_app().await;
     let id = unique_id("cam");
     let created = app
-        .post(
+        .post_as(
+            Some(SELLER),
             "/api/v1/items",
             json!({
                 "id": id, "name": "Camera", "description": "A Leica", "starting_price": 100.5,
@@ -27,6 +28,7 @@ async fn created_item_is_returned_with_its_state_and_never_its_reserve() {
     assert_eq!(body["has_reserve"], true);
     assert_eq!(body["reserve_met"], false);
     assert!(!reveals_amount(body, 777.77), "{body}");
+    assert_eq!(body["seller_id"], SELLER, "the token's account sells it");
 
     let again = app.item(&id).await;
     assert_eq!(again["name"], "Camera");
@@ -38,7 +40,7 @@ async fn creating_an_existing_id_returns_409_and_keeps_the_original() {
     let app = spawn_app().await;
     let id = app.create_item(json!({"name": "Original"})).await;
     let copy = json!({"id": id, "name": "Copy", "starting_price": 1, "end_time": in_secs(60)});
-    let refused = app.post("/api/v1/items", copy).await;
+    let refused = app.post_as(Some(SELLER), "/api/v1/items", copy).await;
     refused.assert_error(409, "item_exists");
     assert_eq!(app.item(&id).await["name"], "Original");
 }
@@ -47,7 +49,7 @@ async fn creating_an_existing_id_returns_409_and_keeps_the_original() {
 async fn item_without_id_gets_a_generated_one() {
     let app = spawn_app().await;
     let anonymous = json!({"name": "Anon", "starting_price": 1, "end_time": in_secs(60)});
-    let created = app.post("/api/v1/items", anonymous).await;
+    let created = app.post_as(Some(SELLER), "/api/v1/items", anonymous).await;
     let id = created.assert_status(201)["id"].as_str().unwrap();
     assert!(shared::ItemId::parse(id).is_ok());
     assert_eq!(app.item(id).await["name"], "Anon");

@@ -114,7 +114,9 @@ async fn three_gateways_close_a_thousand_auctions_ending_together_exactly_once()
             async move {
                 let id = format!("lot-{i}");
                 let lot = json!({"id": id, "name": "lot", "starting_price": 1, "end_time": end});
-                app.post("/api/v1/items", lot).await.assert_status(201);
+                app.post_as(Some(SELLER), "/api/v1/items", lot)
+                    .await
+                    .assert_status(201);
                 let bidder = format!("u{}", i % 17);
                 if i % 4 != 0 {
                     app.accepted_bid(&id, &bidder, json!(2)).await;

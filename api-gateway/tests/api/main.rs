@@ -2,6 +2,7 @@
 //! service in-process on port 0 against real Redis and NATS (the shared instances, isolated by
 //! unique key and subject prefixes, or throwaway ones for tests that kill a dependency).
 
+mod access;
 mod accounts_helpers;
 mod accounts_http;
 mod admin;

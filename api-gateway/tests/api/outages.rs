@@ -100,7 +100,7 @@ async fn postgres_down_makes_history_a_fast_503_and_never_touches_bidding() {
         "/api/v1/users/alice/stats".to_owned(),
     ] {
         let started = Instant::now();
-        let reply = app.get(&path).await;
+        let reply = app.get_as(Some("alice"), &path).await;
         assert_eq!(
             (reply.status, reply.body["error"].as_str()),
             (503, Some("unavailable")),

@@ -89,7 +89,8 @@ async fn entries_left_pending_by_a_crashed_gateway_are_reclaimed_and_archived_on
         let request = observer
             .http()
             .post(format!("{}/api/v1/items/{item}/bid", a.base))
-            .json(&json!({"user_id": "alice", "amount": decimal(100 + n)}));
+            .bearer_auth(observer.token("alice"))
+            .json(&json!({"amount": decimal(100 + n)}));
         async move {
             let reply = Reply::read(request.send().await.unwrap()).await;
             let body = reply.assert_outcome("accepted");

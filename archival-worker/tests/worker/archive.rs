@@ -32,17 +32,18 @@ async fn wait_for_auction(
     .unwrap()
 }
 
-/// Every page of a history endpoint from `path`, each page's `bids` in order; `next` turns a
-/// page into the path of the one after it, if any.
+/// Every page of a history endpoint from `path`, read as `caller` (`None`: anonymously), each
+/// page's `bids` in order; `next` turns a page into the path of the one after it, if any.
 async fn all_pages(
     gateway: &Gateway,
+    caller: Option<&str>,
     path: String,
     next: impl Fn(&Value) -> Option<String>,
 ) -> Vec<Value> {
     let mut bids = Vec::new();
     let mut path = Some(path);
     while let Some(current) = path {
-        let reply = gateway.get(&current).await;
+        let reply = gateway.get_as(caller, &current).await;
         let page = reply.assert_status(200);
         bids.extend(page["bids"].as_array().unwrap().iter().cloned());
         path = next(page);
@@ -123,7 +124,7 @@ async fn bids_through_the_gateway_are_archived_once_with_matching_seq_and_stats(
     }
     // The gateway's history endpoints page through the archive, newest first.
     let item_bids = format!("/api/v1/items/{}/bids", items[0]);
-    let by_seq = all_pages(&gateway, format!("{item_bids}?limit=5"), |page| {
+    let by_seq = all_pages(&gateway, None, format!("{item_bids}?limit=5"), |page| {
         let before = page["next_before_seq"].as_i64()?;
         Some(format!("{item_bids}?limit=5&before_seq={before}"))
     })
@@ -134,12 +135,39 @@ async fn bids_through_the_gateway_are_archived_once_with_matching_seq_and_stats(
         (1..=21).rev().collect::<Vec<i64>>(),
         "every bid once, newest first"
     );
+    // Public history masks every bidder behind one pseudonym per bidder on this item.
+    assert!(by_seq.iter().all(|b| b["user_id"].is_null()), "{by_seq:?}");
+    let pseudonyms: std::collections::HashSet<&str> = by_seq
+        .iter()
+        .map(|b| b["bidder"].as_str().unwrap())
+        .collect();
+    assert_eq!(pseudonyms.len(), 3, "alice, bob and carol: {pseudonyms:?}");
+    assert!(
+        !pseudonyms
+            .iter()
+            .any(|p| ["alice", "bob", "carol"].iter().any(|u| p.contains(u)))
+    );
     let first = gateway.get(&format!("{item_bids}?limit=1")).await.body;
-    assert_eq!(first["bids"][0]["user_id"], "carol");
     assert_eq!(first["bids"][0]["amount"].to_string(), "100");
+    let carol_pseudonym = first["bids"][0]["bidder"].clone();
+    // carol sees her own row in full and the others masked; an admin sees everyone.
+    let as_carol = all_pages(&gateway, Some("carol"), item_bids.clone(), |_| None).await;
+    for bid in &as_carol {
+        if bid["bidder"] == carol_pseudonym {
+            assert_eq!(bid["user_id"], "carol", "{bid}");
+        } else {
+            assert!(bid["user_id"].is_null(), "{bid}");
+        }
+    }
+    let admin_view = gateway.get_as_admin(&format!("{item_bids}?limit=1")).await;
+    let admin_row = &admin_view.assert_status(200)["bids"][0];
+    assert_eq!(
+        (&admin_row["user_id"], &admin_row["bidder"]),
+        (&json!("carol"), &carol_pseudonym)
+    );
 
     let alice_bids = "/api/v1/users/alice/bids?limit=7";
-    let alice = all_pages(&gateway, alice_bids.to_owned(), |page| {
+    let alice = all_pages(&gateway, Some("alice"), alice_bids.to_owned(), |page| {
         let cursor = page["next_cursor"].as_str()?;
         Some(format!("{alice_bids}&before={cursor}"))
     })
@@ -153,13 +181,31 @@ async fn bids_through_the_gateway_are_archived_once_with_matching_seq_and_stats(
     alice.dedup();
     assert_eq!(alice.len(), 20);
 
-    let stats = gateway.get("/api/v1/users/alice/stats").await;
+    // A bidder's own history is theirs (and admins'): anonymous 401, someone else 403.
+    gateway
+        .get(alice_bids)
+        .await
+        .assert_error(401, "unauthorized");
+    gateway
+        .get_as(Some("bob"), alice_bids)
+        .await
+        .assert_error(403, "forbidden");
+    gateway
+        .get_as(Some("bob"), "/api/v1/users/alice/stats")
+        .await
+        .assert_error(403, "forbidden");
+    let stats = gateway
+        .get_as(Some("alice"), "/api/v1/users/alice/stats")
+        .await;
     let stats = stats.assert_status(200);
     assert_eq!(stats["bids_placed"], 20);
     assert_eq!(stats["items_bid_on"], 2);
     assert_eq!(stats["total_committed_cents"], 560);
     assert_eq!(stats["total_committed"].to_string(), "5.6");
-    let nobody = gateway.get("/api/v1/users/nobody/stats").await.body;
+    let nobody = gateway
+        .get_as(Some("nobody"), "/api/v1/users/nobody/stats")
+        .await
+        .body;
     assert_eq!(
         (
             nobody["bids_placed"].as_i64(),
@@ -167,7 +213,9 @@ async fn bids_through_the_gateway_are_archived_once_with_matching_seq_and_stats(
         ),
         (Some(0), Some(0))
     );
-    let bad_user = gateway.get("/api/v1/users/bad.user/stats").await;
+    let bad_user = gateway
+        .get_as(Some("alice"), "/api/v1/users/bad.user/stats")
+        .await;
     bad_user.assert_error(400, "invalid_user_id");
     let no_limit = gateway.get(&format!("{item_bids}?limit=0")).await;
     no_limit.assert_error(400, "invalid_limit");
@@ -269,6 +317,7 @@ async fn an_auction_closed_event_records_the_result_once_and_credits_the_winner(
         round: 1,
         cancelled: false,
         reason: None,
+        seller_id: None,
     });
     for _ in 0..2 {
         publish_to_archive(&setup, &item, closed.to_json().unwrap()).await;
@@ -296,7 +345,7 @@ async fn an_auction_closed_event_records_the_result_once_and_credits_the_winner(
         .unwrap()
         .get(0);
     assert_eq!(results, 1, "one result per close event");
-    let stats = gateway.get("/api/v1/users/bob/stats").await;
+    let stats = gateway.get_as(Some("bob"), "/api/v1/users/bob/stats").await;
     let stats = stats.assert_status(200);
     assert_eq!(
         (
@@ -324,7 +373,9 @@ async fn a_relisted_item_keeps_the_old_rounds_history_and_projects_the_new_round
     accepted.push(accepted_bid(&gateway, &item, "carol", 150).await);
     assert_archived_exactly_once(setup.database(), &accepted).await;
 
-    let history = gateway.get(&format!("/api/v1/items/{item}/bids")).await;
+    let history = gateway
+        .get_as_admin(&format!("/api/v1/items/{item}/bids"))
+        .await;
     let rows: Vec<(i64, i64, String)> = history.assert_status(200)["bids"]
         .as_array()
         .unwrap()

@@ -73,6 +73,8 @@ pub fn bid_placed_frame_bytes() -> usize {
         end_time: Timestamp::from_micros(1_700_003_600_000_000),
         extended: false,
         round: 1,
+        // The seller every experiment's items have (`api::SELLER_ID`).
+        seller_id: Some(UserId::parse(crate::api::SELLER_ID).expect("a valid user id literal")),
     });
     // Plain cents always encode: only a decimal that is not valid JSON could fail.
     let payload = event
