@@ -31,11 +31,14 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 ## Contended write throughput and latency (64 and 256 clients on one item), with and without
-## the gateway's price pre-filter; results in bench/results/.
+## the gateway's price pre-filter, every bid with a real access token; the first run also
+## compares 64 clients with tokens against a gateway in AUTH_MODE=open (token verification's
+## cost, `auth_comparison` in write.json); results in bench/results/.
 bench-write: stack
 	cargo build --release -p api-gateway -p load-tests
 	target/release/load-tests bench-write --gateway-bin target/release/api-gateway \
-		--clients 64,256 --duration-secs 10 --out bench/results/write.json
+		--clients 64,256 --duration-secs 10 --compare-open-clients 64 \
+		--out bench/results/write.json
 	PRICE_PREFILTER=false target/release/load-tests bench-write \
 		--gateway-bin target/release/api-gateway \
 		--clients 64,256 --duration-secs 10 --out bench/results/write-no-prefilter.json

@@ -1,12 +1,18 @@
 //! Every call the experiments make to the gateway's HTTP API, in one place. Goose users send
 //! through goose's own client (so goose times them) but build their bids and read the answers
 //! with the types here. Money crosses the wire as [`Cents`], never through `f64`.
+//!
+//! Requests carry real access tokens ([`crate::credentials`]): items are created by
+//! [`SELLER_ID`], and each bid by its user's token ([`BidAuth::Token`]), unless a run measures
+//! a gateway in `--auth-mode open`, whose bids go without one ([`BidAuth::Open`]).
 
+use crate::credentials::Credentials;
 use anyhow::{Context, bail};
 use reqwest::{RequestBuilder, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use shared::{Cents, MoneyError, Timestamp};
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -35,6 +41,29 @@ pub fn history_path(id: &str, limit: u32) -> String {
 /// `secs` seconds from now, e.g. an item's end time.
 pub fn in_secs(secs: i64) -> Timestamp {
     Timestamp::from_micros(Timestamp::now().micros() + secs * 1_000_000)
+}
+
+/// How bids say who bids.
+#[derive(Debug, Clone)]
+pub enum BidAuth {
+    /// `Authorization: Bearer` with the user's token (the body repeats the user id, which the
+    /// gateway allows).
+    Token(Arc<Credentials>),
+    /// No token: the body's `user_id` (a gateway in `--auth-mode open`, for comparison).
+    Open,
+}
+
+impl BidAuth {
+    /// The bearer token for `user`'s bid; `None` in open mode.
+    ///
+    /// # Errors
+    /// When `user` breaks the id rules or signing fails.
+    pub fn token(&self, user: &str) -> anyhow::Result<Option<String>> {
+        match self {
+            Self::Token(credentials) => credentials.token(user).map(Some),
+            Self::Open => Ok(None),
+        }
+    }
 }
 
 /// The body of `POST /api/v1/items/{id}/bid`.
@@ -149,6 +178,11 @@ pub struct ItemState {
 pub struct ApiClient {
     base_url: String,
     http: reqwest::Client,
+    /// Signs the seller's token, and the bidders' unless `bid_auth` is open.
+    credentials: Arc<Credentials>,
+    bid_auth: BidAuth,
+    /// Accounts registered through the API, for the first users of a run.
+    registered: Arc<Vec<String>>,
 }
 
 impl ApiClient {
@@ -169,10 +203,81 @@ impl ApiClient {
             .timeout(timeout)
             .pool_max_idle_per_host(512);
         let base_url = base_url.trim_end_matches('/').to_owned();
+        let credentials = Credentials::shared()?;
         Ok(Self {
             base_url,
             http: http.build()?,
+            bid_auth: BidAuth::Token(Arc::clone(&credentials)),
+            credentials,
+            registered: Arc::default(),
         })
+    }
+
+    /// The same client whose bids carry no token (for a gateway in `--auth-mode open`).
+    pub fn open_mode(mut self) -> Self {
+        self.bid_auth = BidAuth::Open;
+        self
+    }
+
+    /// How this client's bids say who bids.
+    pub fn bid_auth(&self) -> &BidAuth {
+        &self.bid_auth
+    }
+
+    /// User ids of the accounts [`ApiClient::register_bidders`] registered.
+    pub fn registered_bidders(&self) -> &[String] {
+        &self.registered
+    }
+
+    /// Registers `count` bidder accounts through `POST /api/v1/auth/register`, as people
+    /// would, and keeps their tokens for their bids; retries while the gateway's accounts
+    /// schema is not migrated yet (503), for up to 30 s.
+    ///
+    /// # Errors
+    /// Registration keeps failing, or an answer lacks the account or its token.
+    pub async fn register_bidders(mut self, count: usize) -> anyhow::Result<Self> {
+        #[derive(Deserialize)]
+        struct Registered {
+            access_token: String,
+            user: Account,
+        }
+        #[derive(Deserialize)]
+        struct Account {
+            id: String,
+        }
+        let url = format!("{}/api/v1/auth/register", self.base_url);
+        let mut ids = Vec::with_capacity(count);
+        for n in 0..count {
+            let username = format!("bidder{n}x{:08x}", fastrand::u32(..));
+            let body = serde_json::json!({
+                "username": username,
+                "display_name": format!("Bidder {n}"),
+                "password": "load test password 1",
+            });
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            let registered: Registered = loop {
+                let response = self.http.post(&url).json(&body).send().await;
+                match response {
+                    Ok(r) if r.status() == StatusCode::CREATED => break r.json().await?,
+                    Ok(r)
+                        if r.status() == StatusCode::SERVICE_UNAVAILABLE
+                            && tokio::time::Instant::now() < deadline =>
+                    {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    other => {
+                        let response = expect(other, StatusCode::CREATED, &url).await?;
+                        break response.json().await?;
+                    }
+                }
+            };
+            self.credentials
+                .remember(&registered.user.id, registered.access_token);
+            ids.push(registered.user.id);
+        }
+        tracing::info!(count, "bidder accounts registered through the API");
+        self.registered = Arc::new(ids);
+        Ok(self)
     }
 
     /// Whether `GET /ready` answers 200 (dependencies reachable).
@@ -188,7 +293,14 @@ impl ApiClient {
     /// The request fails or the status is not 201 (the body is quoted).
     pub async fn create_item(&self, item: &NewItem) -> anyhow::Result<()> {
         let url = format!("{}{ITEMS_PATH}", self.base_url);
-        let response = self.http.post(&url).json(item).send().await;
+        let token = self.credentials.token(SELLER_ID)?;
+        let response = self
+            .http
+            .post(&url)
+            .bearer_auth(token)
+            .json(item)
+            .send()
+            .await;
         expect(response, StatusCode::CREATED, &url).await.map(drop)
     }
 
@@ -221,10 +333,19 @@ impl ApiClient {
         Ok(counter_value(&text.await?, name))
     }
 
-    /// Places a bid; a transport failure is an [`Outcome`], not an error.
+    /// Places a bid as `user_id` (with its token unless the client is in open mode); a
+    /// transport failure is an [`Outcome`], not an error.
     pub async fn bid(&self, item: &str, user_id: &str, amount: Cents) -> Answer {
         let url = format!("{}{}", self.base_url, bid_path(item));
-        send(self.http.post(url).json(&BidBody { user_id, amount })).await
+        let mut request = self.http.post(url).json(&BidBody { user_id, amount });
+        match self.bid_auth.token(user_id) {
+            Ok(Some(token)) => request = request.bearer_auth(token),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "no token for the bid; sending none");
+            }
+        }
+        send(request).await
     }
 
     /// `GET path` (e.g. [`item_path`]), its body read to the end.

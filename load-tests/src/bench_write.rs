@@ -2,6 +2,14 @@
 //! [`contention`](crate::contention) hot-item level, checked the same way (no lost update),
 //! against one gateway as it is configured (price pre-filter as `PRICE_PREFILTER` says, which
 //! the Makefile sets for its second run). The rate is over goose's whole window, hatch included.
+//!
+//! Bids carry real access tokens (the first users are accounts registered through the API,
+//! the rest sign with the run's key), so the figures include verifying them. With
+//! `--compare-open-clients N` the run also measures what that costs: N clients against this
+//! gateway and against a second one started with `AUTH_MODE=open` (same binary, same
+//! environment, bids without tokens), alternating token, open, open, token so that a drift of
+//! the machine during the run weighs on both alike; the result holds both rates, their ratio
+//! and whether verification stays within [`AUTH_BUDGET_PERCENT`] of the open rate.
 
 use crate::api::{ApiClient, NewItem, in_secs};
 use crate::contention::hot_item::{self, HotLevel, counter_growth};
@@ -20,6 +28,9 @@ use std::path::PathBuf;
 const PRICES: (i64, i64) = (100, 1);
 /// The gateway's count of bids its price pre-filter answered without Redis.
 const PREFILTER_COUNTER: &str = "gateway_prefilter_rejections_total";
+/// What verifying tokens may cost at most: the token run's bids/s may be this much below the
+/// open run's (issue 12).
+pub const AUTH_BUDGET_PERCENT: f64 = 10.0;
 
 /// Flags of `load-tests bench-write`.
 #[derive(Debug, Clone, clap::Args)]
@@ -48,6 +59,32 @@ pub struct BenchWriteArgs {
     /// Allow levels shorter than 10 s: checks the pipeline works, measures nothing reliable.
     #[arg(long)]
     pub smoke: bool,
+    /// Bidder accounts registered through the API (`POST /api/v1/auth/register`) for the
+    /// first users of every level; the others' tokens are signed with the run's key.
+    #[arg(long, default_value_t = 4)]
+    pub registered_bidders: usize,
+    /// Also compare, at this many clients, bids with tokens against a second gateway in
+    /// `AUTH_MODE=open` (needs --gateway-bin: the bench starts that gateway).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub compare_open_clients: Option<u32>,
+    /// DATABASE_URL of the gateways the bench starts (their accounts, for the registered
+    /// bidders); without it they inherit this process's environment.
+    #[arg(long)]
+    pub database_url: Option<String>,
+}
+
+impl BenchWriteArgs {
+    /// The rules clap cannot say.
+    ///
+    /// # Errors
+    /// Invalid levels, or a comparison without a gateway binary to start in open mode.
+    fn check(&self) -> anyhow::Result<()> {
+        check_levels("--clients", &self.clients, self.duration_secs, self.smoke)?;
+        if self.compare_open_clients.is_some() && self.gateway_bin.is_none() {
+            bail!("--compare-open-clients needs --gateway-bin: the bench starts the open gateway");
+        }
+        Ok(())
+    }
 }
 
 /// The JSON result of a bench-write run.
@@ -61,6 +98,52 @@ pub struct BenchWriteResult {
     pub machine: Machine,
     pub gateway: GatewayInfo,
     pub levels: Vec<LevelResult>,
+    /// Token verification's cost (`--compare-open-clients`); absent without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_comparison: Option<AuthComparison>,
+}
+
+/// The same load against a gateway verifying tokens and one in `AUTH_MODE=open`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthComparison {
+    pub clients: u32,
+    /// Bids per second with tokens: the mean of the two token levels.
+    pub token_bids_per_sec: f64,
+    /// Bids per second without: the mean of the two open levels.
+    pub open_bids_per_sec: f64,
+    /// `token_bids_per_sec / open_bids_per_sec`.
+    pub ratio: f64,
+    /// How much slower the token runs were, in percent of the open rate (negative: faster).
+    pub overhead_percent: f64,
+    pub budget_percent: f64,
+    /// The overhead is at most the budget, and every level passed its checks.
+    pub within_budget: bool,
+    /// In the order they ran: token, open, open, token.
+    pub token_levels: Vec<LevelResult>,
+    pub open_levels: Vec<LevelResult>,
+}
+
+impl AuthComparison {
+    fn new(clients: u32, token_levels: Vec<LevelResult>, open_levels: Vec<LevelResult>) -> Self {
+        let mean = |levels: &[LevelResult]| {
+            levels.iter().map(|l| l.requests_per_sec).sum::<f64>() / levels.len().max(1) as f64
+        };
+        let (token, open) = (mean(&token_levels), mean(&open_levels));
+        let ratio = if open > 0.0 { token / open } else { 0.0 };
+        let overhead_percent = round_to((1.0 - ratio) * 100.0, 2);
+        let correct = token_levels.iter().chain(&open_levels).all(|l| l.correct);
+        Self {
+            clients,
+            token_bids_per_sec: round_to(token, 1),
+            open_bids_per_sec: round_to(open, 1),
+            ratio: round_to(ratio, 4),
+            overhead_percent,
+            budget_percent: AUTH_BUDGET_PERCENT,
+            within_budget: correct && open > 0.0 && overhead_percent <= AUTH_BUDGET_PERCENT,
+            token_levels,
+            open_levels,
+        }
+    }
 }
 
 /// The gateway the run was against.
@@ -144,55 +227,138 @@ impl LevelResult {
 /// Invalid arguments, a gateway that cannot be started, an item that cannot be created or
 /// read back, goose failing, an interrupt, or the file not written.
 pub async fn run(args: &BenchWriteArgs) -> anyhow::Result<BenchWriteResult> {
-    check_levels("--clients", &args.clients, args.duration_secs, args.smoke)?;
+    args.check()?;
     let started_at = now_rfc3339();
     let gateway = match (&args.gateway_url, &args.gateway_bin) {
         (Some(url), _) => Service::external(url),
-        (None, Some(path)) => Service::start("gateway", path, &[]).await?,
+        (None, Some(path)) => Service::start("gateway", path, &started_env(args, None)).await?,
         (None, None) => bail!("either --gateway-url or --gateway-bin is required"),
     };
     let gateway_info = GatewayInfo {
         url: gateway.url().to_owned(),
         started_by_bench: gateway.started_by_bench(),
     };
-    let levels = run_levels(args, gateway.url()).await;
+    let measured = measure(args, gateway.url()).await;
     gateway.stop().await;
+    let (levels, auth_comparison) = measured?;
     let result = BenchWriteResult {
         experiment: "bench-write",
         started_at,
         smoke: args.smoke,
         machine: Machine::current(),
         gateway: gateway_info,
-        levels: levels?,
+        levels,
+        auth_comparison,
     };
     write_json(&args.out, &result)?;
     tracing::info!(out = %args.out.display(), "result written");
     Ok(result)
 }
 
-async fn run_levels(args: &BenchWriteArgs, url: &str) -> anyhow::Result<Vec<LevelResult>> {
-    let api = ApiClient::new(url)?;
+/// Every level against the gateway at `url`, then the comparison with an open gateway when
+/// asked for.
+async fn measure(
+    args: &BenchWriteArgs,
+    url: &str,
+) -> anyhow::Result<(Vec<LevelResult>, Option<AuthComparison>)> {
+    let api = ApiClient::new(url)?
+        .register_bidders(args.registered_bidders)
+        .await?;
     let mut levels = Vec::with_capacity(args.clients.len());
     for &clients in &args.clients {
-        let item = NewItem::new(
-            format!("bench-{:016x}", fastrand::u64(..)),
-            "bench",
-            PRICES,
-            in_secs(3_600),
-        )?;
-        let level = hot_item::run_level(&api, url, &item, clients, args.duration_secs);
-        let (level, prefiltered) = counter_growth(&api, PREFILTER_COUNTER, level)
-            .await
-            .with_context(|| format!("level of {clients} clients"))?;
-        levels.push(LevelResult::new(level, prefiltered));
-        not_interrupted()?;
+        levels.push(Box::pin(run_one(args, &api, url, clients)).await?);
     }
-    Ok(levels)
+    let comparison = match (args.compare_open_clients, &args.gateway_bin) {
+        (Some(clients), Some(binary)) => {
+            Some(Box::pin(compare_auth_modes(args, &api, url, binary, clients)).await?)
+        }
+        _ => None,
+    };
+    Ok((levels, comparison))
+}
+
+/// One level of `clients` on a fresh item through `api` (tokens or not, as it says).
+async fn run_one(
+    args: &BenchWriteArgs,
+    api: &ApiClient,
+    url: &str,
+    clients: u32,
+) -> anyhow::Result<LevelResult> {
+    let item = NewItem::new(
+        format!("bench-{:016x}", fastrand::u64(..)),
+        "bench",
+        PRICES,
+        in_secs(3_600),
+    )?;
+    // On the heap: a goose attack's future is large, and levels nest in the comparison (a
+    // test thread's 2 MiB stack overflowed).
+    let level = Box::pin(hot_item::run_level(
+        api,
+        url,
+        &item,
+        clients,
+        args.duration_secs,
+    ));
+    let (level, prefiltered) = counter_growth(api, PREFILTER_COUNTER, level)
+        .await
+        .with_context(|| format!("level of {clients} clients"))?;
+    not_interrupted()?;
+    Ok(LevelResult::new(level, prefiltered))
+}
+
+/// `clients` against the token gateway at `url` and against a second gateway in
+/// `AUTH_MODE=open`, token, open, open, token. Both gateways run throughout, so each level
+/// shares the machine with the same idle gateway.
+async fn compare_auth_modes(
+    args: &BenchWriteArgs,
+    api: &ApiClient,
+    url: &str,
+    binary: &std::path::Path,
+    clients: u32,
+) -> anyhow::Result<AuthComparison> {
+    let open_env = started_env(args, Some(("AUTH_MODE", "open".to_owned())));
+    let open = Service::start("gateway", binary, &open_env).await?;
+    let compared = async {
+        let open_api = ApiClient::new(open.url())?.open_mode();
+        let first = Box::pin(run_one(args, api, url, clients)).await?;
+        let open_first = Box::pin(run_one(args, &open_api, open.url(), clients)).await?;
+        let open_second = Box::pin(run_one(args, &open_api, open.url(), clients)).await?;
+        let second = Box::pin(run_one(args, api, url, clients)).await?;
+        anyhow::Ok(AuthComparison::new(
+            clients,
+            vec![first, second],
+            vec![open_first, open_second],
+        ))
+    }
+    .await;
+    open.stop().await;
+    let comparison = compared?;
+    tracing::info!(
+        clients,
+        token = comparison.token_bids_per_sec,
+        open = comparison.open_bids_per_sec,
+        overhead_percent = comparison.overhead_percent,
+        "token verification cost measured"
+    );
+    Ok(comparison)
+}
+
+/// The environment of a gateway the bench starts: its database when given, and `extra`.
+fn started_env(
+    args: &BenchWriteArgs,
+    extra: Option<(&'static str, String)>,
+) -> Vec<(&'static str, String)> {
+    let database = args.database_url.clone().map(|url| ("DATABASE_URL", url));
+    database.into_iter().chain(extra).collect()
 }
 
 impl Outcome for BenchWriteResult {
     fn verdict(&self) -> Verdict {
-        Verdict::passed_if(self.levels.iter().all(|l| l.correct))
+        let comparison = self.auth_comparison.as_ref();
+        Verdict::passed_if(
+            self.levels.iter().all(|l| l.correct)
+                && comparison.is_none_or(|c| c.within_budget || self.smoke),
+        )
     }
 }
 
@@ -211,7 +377,7 @@ mod tests {
     fn parse(args: &[&str]) -> Option<(BenchWriteArgs, bool)> {
         let argv = std::iter::once("bench-write").chain(args.iter().copied());
         let args = Cli::try_parse_from(argv).ok()?.args;
-        let valid = check_levels("--clients", &args.clients, args.duration_secs, args.smoke);
+        let valid = args.check();
         Some((args, valid.is_ok()))
     }
 
@@ -222,6 +388,65 @@ mod tests {
         assert_eq!(args.duration_secs, 10);
         assert_eq!(args.out, PathBuf::from("bench/results/write.json"));
         assert!(valid);
+    }
+
+    #[test]
+    fn the_open_comparison_needs_a_gateway_the_bench_starts() {
+        let bin = ["--gateway-bin", "target/release/api-gateway"];
+        let (args, valid) = parse(&[&bin[..], &["--compare-open-clients", "64"]].concat()).unwrap();
+        assert_eq!((args.compare_open_clients, valid), (Some(64), true));
+        let external = parse(&["--gateway-url", "http://x", "--compare-open-clients", "64"]);
+        assert_eq!(external.map(|p| p.1), Some(false));
+    }
+
+    fn level(requests_per_sec: f64, correct: bool) -> LevelResult {
+        LevelResult {
+            clients: 64,
+            duration_secs: 10,
+            measured_secs: 10.0,
+            requests: 0,
+            requests_per_sec,
+            accepted: 1,
+            rejected: 0,
+            errors: 0,
+            answered_without_redis: None,
+            redis_bids_per_sec: None,
+            latency_ms: None,
+            item_id: "i".into(),
+            final_seq: 1,
+            final_bid_count: 1,
+            final_price_cents: Some(1),
+            highest_accepted_cents: Some(1),
+            correct,
+            violations: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_comparison_is_the_ratio_of_the_mean_rates_against_the_budget() {
+        let cheap = AuthComparison::new(
+            64,
+            vec![level(950.0, true), level(930.0, true)],
+            vec![level(1000.0, true), level(1000.0, true)],
+        );
+        assert_eq!(
+            (cheap.token_bids_per_sec, cheap.open_bids_per_sec),
+            (940.0, 1000.0)
+        );
+        assert_eq!((cheap.ratio, cheap.overhead_percent), (0.94, 6.0));
+        assert!(cheap.within_budget);
+        let costly = AuthComparison::new(
+            64,
+            vec![level(800.0, true), level(850.0, true)],
+            vec![level(1000.0, true), level(1000.0, true)],
+        );
+        assert!(!costly.within_budget, "{}", costly.overhead_percent);
+        let wrong = AuthComparison::new(
+            64,
+            vec![level(1000.0, false), level(1000.0, true)],
+            vec![level(1000.0, true), level(1000.0, true)],
+        );
+        assert!(!wrong.within_budget, "a level that failed its checks");
     }
 
     #[test]

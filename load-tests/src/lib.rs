@@ -17,6 +17,7 @@
 //!
 //! - [`service`]: starting, crashing and stopping any service binary; a run's namespace.
 //! - [`api`]: every gateway call, the bid body and the replies.
+//! - [`credentials`]: the run's signing key and its users' access tokens.
 //! - [`goose_run`]: one goose attack and what is read from its metrics.
 //! - [`open_loop`]: bids at a fixed rate whatever happens, every answer recorded.
 //! - [`watcher`]: a reconnecting WebSocket viewer.
@@ -37,6 +38,7 @@ pub mod charts;
 pub mod cli;
 pub mod client_sockets;
 pub mod contention;
+pub mod credentials;
 pub mod fanout;
 pub mod fanout_floor;
 pub mod goose_run;

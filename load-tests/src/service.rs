@@ -125,7 +125,13 @@ impl Service {
         let launch = self.launch.as_ref();
         let launch = launch.context("only a service this run started can be restarted")?;
         let (role, binary, url) = (launch.role, &launch.binary, &self.url);
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        if role == "gateway" {
+            // Every gateway of the run signs (and verifies) with the key the harness mints
+            // its users' tokens with.
+            command.env("JWT_SIGNING_KEY", crate::credentials::signing_key_pem()?);
+        }
+        let mut child = command
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "warn")
             // The experiments' users bid far faster than people do.

@@ -3,9 +3,14 @@
 //!
 //! The reply is read and tallied in [`BidTally`] (accepted with its `seq`, rejected with its
 //! code and amount, or the error), which is what the checks compare with the state read back.
+//!
+//! Each goose user bids as its own account with that account's access token: the first ones
+//! as the accounts the run registered through the API, the others as `u<index>` with a token
+//! the harness signed ([`crate::credentials`]). Against a gateway in `--auth-mode open` the
+//! bids carry no token.
 
 use super::tally::BidTally;
-use crate::api::{BID_REQUEST_NAME, BidBody, Reply, bid_path};
+use crate::api::{ApiClient, BID_REQUEST_NAME, BidAuth, BidBody, Reply, bid_path};
 use goose::prelude::*;
 use shared::Cents;
 use std::collections::HashMap;
@@ -22,18 +27,43 @@ pub struct BidTarget {
     starting_price_cents: i64,
     pub min_increment_cents: i64,
     pub tally: BidTally,
+    auth: BidAuth,
+    /// The user ids of the first goose users (accounts registered through the API).
+    registered: Vec<String>,
 }
 
 impl BidTarget {
-    /// Bids on `item_ids`, which were all created with these prices.
-    pub fn new(item_ids: Vec<String>, starting_price_cents: i64, min_increment_cents: i64) -> Self {
+    /// Bids on `item_ids`, which were all created with these prices, authenticated as `auth`
+    /// says; the first users are the `registered` accounts.
+    pub fn new(
+        item_ids: Vec<String>,
+        (starting_price_cents, min_increment_cents): (i64, i64),
+        auth: BidAuth,
+        registered: Vec<String>,
+    ) -> Self {
         Self {
             bid_paths: item_ids.iter().map(|id| bid_path(id)).collect(),
             tally: BidTally::new(item_ids.len()),
             item_ids,
             starting_price_cents,
             min_increment_cents,
+            auth,
+            registered,
         }
+    }
+
+    /// [`BidTarget::new`] with `api`'s way of authenticating bids and its registered accounts.
+    pub fn for_client(item_ids: Vec<String>, prices: (i64, i64), api: &ApiClient) -> Self {
+        let registered = api.registered_bidders().to_vec();
+        Self::new(item_ids, prices, api.bid_auth().clone(), registered)
+    }
+
+    /// The account goose user `index` bids as.
+    fn user_id(&self, index: usize) -> String {
+        self.registered
+            .get(index)
+            .cloned()
+            .unwrap_or_else(|| format!("u{index}"))
     }
 }
 
@@ -74,14 +104,22 @@ pub async fn place_bid(
         tally.error("invalid amount".to_owned());
         return Ok(());
     };
-    let user_id = format!("u{}", user.weighted_users_index);
+    let user_id = target.user_id(user.weighted_users_index);
     let body = BidBody {
         user_id: &user_id,
         amount: cents,
     };
-    let builder = user
+    let mut builder = user
         .get_request_builder(&GooseMethod::Post, path)?
         .json(&body);
+    match target.auth.token(&user_id) {
+        Ok(Some(token)) => builder = builder.bearer_auth(token),
+        Ok(None) => {}
+        Err(e) => {
+            tally.error(format!("no token: {e:#}"));
+            return Ok(());
+        }
+    }
     let request = GooseRequest::builder()
         .method(GooseMethod::Post)
         .path(path.as_str())
@@ -159,7 +197,12 @@ mod tests {
 
     #[test]
     fn a_target_has_one_bid_path_and_tally_slot_per_item() {
-        let target = BidTarget::new(vec!["a".into(), "b".into()], 100, 5);
+        let target = BidTarget::new(
+            vec!["a".into(), "b".into()],
+            (100, 5),
+            BidAuth::Open,
+            vec![],
+        );
         assert_eq!(
             target.bid_paths,
             ["/api/v1/items/a/bid", "/api/v1/items/b/bid"]
@@ -167,5 +210,12 @@ mod tests {
         target.tally.accepted(1, 100, Some(1));
         target.tally.accepted(2, 100, Some(1));
         assert_eq!(target.tally.accepted_total(), 1, "item 2 does not exist");
+    }
+
+    #[test]
+    fn the_first_users_bid_as_the_registered_accounts() {
+        let target = BidTarget::new(vec!["a".into()], (100, 5), BidAuth::Open, vec!["ua".into()]);
+        assert_eq!(target.user_id(0), "ua");
+        assert_eq!(target.user_id(1), "u1");
     }
 }

@@ -83,7 +83,11 @@ pub async fn run_level(
 ) -> anyhow::Result<HotLevel> {
     api.create_item(item).await?;
     let (starting, increment) = (item.starting_price.get(), item.min_increment.get());
-    let target = Arc::new(BidTarget::new(vec![item.id.clone()], starting, increment));
+    let target = Arc::new(BidTarget::for_client(
+        vec![item.id.clone()],
+        (starting, increment),
+        api,
+    ));
     tracing::info!(users, duration_secs, "hot-item level started");
     let attack = attack(
         scenario(Arc::clone(&target)),

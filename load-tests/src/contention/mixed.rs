@@ -71,7 +71,7 @@ pub async fn run(
         .try_collect::<Vec<()>>()
         .await
         .context("creating the mixed items")?;
-    let target = Arc::new(BidTarget::new(ids, PRICES.0, PRICES.1));
+    let target = Arc::new(BidTarget::for_client(ids, PRICES, api));
     tracing::info!(users, items, duration_secs, "mixed run started");
     let scenario = scenario(Arc::clone(&target))?;
     let metrics = attack(scenario, gateway_url, users, duration_secs).await?;

@@ -1,0 +1,60 @@
+//! Smoke run of `bench-write` with its token-versus-open comparison (part of `make test`): a
+//! gateway verifying real tokens (two bidders registered through the API, the others signed
+//! with the run's key) and a second one in `AUTH_MODE=open`, a few users for two seconds each,
+//! through the same `run` the command line calls. It proves the pipeline and its checks work,
+//! not the figures.
+
+mod support;
+
+use load_tests::bench_write::{self, BenchWriteArgs};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smoke_run_bids_with_tokens_compares_open_mode_and_writes_the_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("write.json");
+    let args = BenchWriteArgs {
+        gateway_url: None,
+        gateway_bin: Some(support::service_bin("api-gateway")),
+        clients: vec![4],
+        duration_secs: 2,
+        out: out.clone(),
+        smoke: true,
+        registered_bidders: 2,
+        compare_open_clients: Some(4),
+        database_url: Some(
+            testkit::fresh_database(testkit::SHARED_POSTGRES_ADMIN_URL)
+                .await
+                .unwrap(),
+        ),
+    };
+
+    let result = bench_write::run(&args).await.unwrap();
+
+    let level = &result.levels[0];
+    assert!(level.correct, "{:?}", level.violations);
+    assert!(level.accepted > 0 && level.errors == 0, "{level:?}");
+    let comparison = result.auth_comparison.as_ref().expect("compared");
+    assert_eq!(
+        (comparison.token_levels.len(), comparison.open_levels.len()),
+        (2, 2)
+    );
+    for level in comparison
+        .token_levels
+        .iter()
+        .chain(&comparison.open_levels)
+    {
+        assert!(level.correct, "{:?}", level.violations);
+        assert!(level.accepted > 0 && level.errors == 0, "{level:?}");
+    }
+    assert!(comparison.open_bids_per_sec > 0.0 && comparison.token_bids_per_sec > 0.0);
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let written = &json["auth_comparison"];
+    assert_eq!(written["clients"], 4);
+    assert!(
+        written["ratio"].as_f64().is_some_and(|r| r > 0.0),
+        "{written}"
+    );
+    assert_eq!(written["budget_percent"], 10.0);
+}
