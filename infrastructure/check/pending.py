@@ -90,13 +90,6 @@ PENDING = (
         _postgres_tls_enabled,
         kind="value",
     ),
-    Pending(
-        "ADMIN_TOKEN",
-        ("api-gateway",),
-        "issue 12: roles replace the admin token; remove it from compose, Terraform and .env.example when the option goes",
-        lambda facts: "ADMIN_TOKEN" not in facts.options.get("api-gateway", {}),
-        kind="value",
-    ),
 )
 
 

@@ -32,7 +32,3 @@ output "log_groups" {
 output "nats_node_addresses" {
   value = module.nats.node_addresses
 }
-
-output "admin_token_secret_arn" {
-  value = module.services.admin_token_secret_arn
-}

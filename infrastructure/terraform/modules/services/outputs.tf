@@ -11,10 +11,6 @@ output "data_store_clients" {
   }
 }
 
-output "admin_token_secret_arn" {
-  value = module.admin_token.arn
-}
-
 output "log_groups" {
   value = { for name, group in aws_cloudwatch_log_group.service : name => group.name }
 }

@@ -1,22 +1,7 @@
-# The gateway's own secrets. Both are generated here so a new environment starts complete;
-# operators rotate them with `aws secretsmanager put-secret-value` (Terraform ignores the value
-# after creation), then roll the gateway (docs/DEPLOY.md).
-
-resource "random_password" "admin_token" {
-  length  = 48
-  special = false
-}
-
-# No rotation Lambda: rotation is a put-secret-value plus a gateway roll (docs/DEPLOY.md); the
-# token goes away with issue 12.
-module "admin_token" {
-  source           = "../secret"
-  name_prefix      = "${var.name}/admin-token-"
-  description      = "ADMIN_TOKEN of the gateway's admin endpoints (issue 12 replaces it with roles)"
-  value            = random_password.admin_token.result
-  operators_rotate = true
-  kms_key_arn      = var.kms_key_arn
-}
+# The gateway's own secret, generated here so a new environment starts complete; operators
+# rotate it with `aws secretsmanager put-secret-value` (Terraform ignores the value after
+# creation), then roll the gateway (docs/DEPLOY.md). Admins are accounts with the `admin` role
+# (`api-gateway promote-admin`), so there is no shared admin secret.
 
 # The Ed25519 key the gateway signs access tokens with (PKCS#8 PEM); every service verifies
 # with its public half from /.well-known/jwks.json.

@@ -52,7 +52,6 @@ locals {
       REDIS_URL       = var.redis_url_secret_arn
       NATS_URL        = var.nats_url_secret_arn
       DATABASE_URL    = var.database_url_secret_arn
-      ADMIN_TOKEN     = module.admin_token.arn
       JWT_SIGNING_KEY = module.signing_key.arn
     }
     "broadcast-service" = {
