@@ -172,12 +172,11 @@ fn spawn_relay(
     ));
     for shard in Keyspace::shards() {
         let stream = store.keys().outbox(shard);
-        let url = config.redis.url.clone();
+        let redis = config.redis.clone();
         let consumer = config.instance_id.clone();
         let (relay, stop) = (Arc::clone(&relay), supervisor.shutdown_token());
         supervisor.spawn_restarting(format!("outbox_relay.s{shard}"), RESTART, move || {
-            let reader =
-                OutboxShard::new(url.expose(), stream.clone(), consumer.clone(), RELAY_BLOCK);
+            let reader = OutboxShard::new(&redis, stream.clone(), consumer.clone(), RELAY_BLOCK);
             let (relay, stop) = (Arc::clone(&relay), stop.clone());
             async move {
                 match reader {

@@ -6,11 +6,16 @@
 //! The same deadline bounds each whole query ([`within`]), and one rule tells an outage from a
 //! bug ([`is_unavailable`], [`QueryError`]): an outage is a 503 or a retry, a bug a 500 or a
 //! dead letter, in every service alike.
+//!
+//! TLS is what the URL's `sslmode` says ([`crate::postgres_tls`]). A server certificate the
+//! connector refuses fails the connection like an unreachable server (an I/O error in the TLS
+//! handshake), so it is an outage to the caller: a 503, a failing `/ready`, a retried batch,
+//! with the certificate's fault in the message.
 
+use crate::postgres_tls::{self, PostgresTlsError};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::error::Error;
 use std::future::Future;
-use std::str::FromStr;
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
 
@@ -20,6 +25,9 @@ pub enum PoolSetupError {
     /// `DATABASE_URL` is not a PostgreSQL connection string.
     #[error("invalid DATABASE_URL")]
     InvalidUrl(#[source] tokio_postgres::Error),
+    /// Its TLS settings (`sslmode`, `sslrootcert`) cannot be honoured.
+    #[error(transparent)]
+    Tls(PostgresTlsError),
     /// The pool refused its own settings.
     #[error("building the PostgreSQL pool")]
     Build(#[from] deadpool_postgres::BuildError),
@@ -31,16 +39,20 @@ pub enum PoolSetupError {
 /// query already runs under a deadline and a dead connection fails it quickly.
 ///
 /// # Errors
-/// When the URL is invalid.
+/// When the URL is invalid or its TLS settings cannot be honoured (an unreadable
+/// `sslrootcert`, an unknown `sslmode`).
 pub fn lazy_pool(url: &str, size: usize, timeout: Duration) -> Result<Pool, PoolSetupError> {
-    let config = tokio_postgres::Config::from_str(url).map_err(PoolSetupError::InvalidUrl)?;
-    let manager = Manager::from_config(
-        config,
-        tokio_postgres::NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+    let settings = postgres_tls::settings(url).map_err(|e| match e {
+        PostgresTlsError::InvalidUrl(e) => PoolSetupError::InvalidUrl(e),
+        e => PoolSetupError::Tls(e),
+    })?;
+    let recycling = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match settings.tls {
+        None => Manager::from_config(settings.config, tokio_postgres::NoTls, recycling),
+        Some(tls) => Manager::from_config(settings.config, tls, recycling),
+    };
     Ok(Pool::builder(manager)
         .max_size(size)
         .runtime(Runtime::Tokio1)

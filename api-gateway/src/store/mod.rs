@@ -23,6 +23,7 @@ pub use items::{CreatedItem, NewItem};
 
 use shared::redis_connection::{self, RedisCallError, RedisFailure, RedisHandle};
 use shared::redis_keys::Keyspace;
+use shared::service_options::RedisOptions;
 use std::future::Future;
 
 /// Why a Redis operation failed, as far as the caller can act on it.
@@ -100,10 +101,14 @@ impl Store {
     /// Prepares a lazily connected store; it does not need Redis to be up.
     ///
     /// # Errors
-    /// When the URL is invalid.
-    pub fn new(url: &str, keys: Keyspace, timeout: std::time::Duration) -> anyhow::Result<Self> {
+    /// When the URL or its TLS settings are invalid.
+    pub fn new(
+        redis: &RedisOptions,
+        keys: Keyspace,
+        timeout: std::time::Duration,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
-            redis: RedisHandle::connect_lazily(url, timeout)?,
+            redis: RedisHandle::connect_lazily(redis, timeout)?,
             keys,
             scripts: scripts(),
             optimistic: None,
@@ -115,15 +120,15 @@ impl Store {
     /// attempts that lost the race and started over.
     ///
     /// # Errors
-    /// When the URL is invalid.
+    /// When the URL or its TLS settings are invalid.
     pub fn with_optimistic_bids(
         mut self,
-        url: &str,
+        redis: &RedisOptions,
         connections: usize,
         retries: prometheus_client::metrics::counter::Counter,
     ) -> anyhow::Result<Self> {
         self.optimistic = Some(std::sync::Arc::new(optimistic::TxnPool::new(
-            url,
+            redis,
             connections,
             self.redis.deadline(),
             retries,

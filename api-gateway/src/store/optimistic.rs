@@ -36,14 +36,14 @@ impl TxnPool {
     /// `size` lazily connected connections; lost races are counted in `retries`.
     ///
     /// # Errors
-    /// When the URL is invalid.
+    /// When the URL or its TLS settings are invalid.
     pub fn new(
-        url: &str,
+        redis: &shared::service_options::RedisOptions,
         size: usize,
         timeout: std::time::Duration,
         retries: Counter,
     ) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)?;
+        let client = shared::redis_connection::client(redis)?;
         let connections = (0..size.max(1))
             .map(|_| {
                 ConnectionManager::new_lazy_with_config(
