@@ -17,3 +17,4 @@ mod outages;
 mod outbox;
 mod strategy;
 mod supervision;
+mod tls;
