@@ -12,6 +12,7 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use shared::text::Reason;
 use shared::{Cents, Event, ItemId, Timestamp};
 
 pub fn router() -> Router<AppState> {
@@ -117,14 +118,9 @@ async fn cancel(
     JsonBody(request): JsonBody<CancelRequest>,
 ) -> Result<Json<Announced>, ApiError> {
     authorize(&ctx, &headers)?;
-    let reason = request.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::new(
-            ErrorCode::InvalidReason,
-            "reason must have 1 to 500 characters",
-        ));
-    }
-    end(ctx, raw, CloseMode::Cancel, reason).await
+    let reason = Reason::parse(&request.reason)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidReason, format!("reason {e}")))?;
+    end(ctx, raw, CloseMode::Cancel, reason.as_str()).await
 }
 
 #[derive(Debug, Deserialize)]
