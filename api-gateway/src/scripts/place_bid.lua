@@ -10,6 +10,8 @@
 -- ARGV[4]  item id
 -- ARGV[5]  "1" when an Idempotency-Key was given, else "0"
 -- ARGV[6]  idempotency record TTL in seconds
+-- ARGV[7]  the price ceiling in cents (shared::Cents::MAX): a bid with no room above it for
+--          another increment wins at once, the auction's end moving to now
 --
 -- Reply: {reply_fields} or {reply_fields, event_fields}, each a flat name, value, … list
 -- (the shape every gateway script answers in, decoded by store/script_reply.rs):
@@ -36,6 +38,7 @@ local function int(n) return string.format('%d', n) end
 local item, outbox, closing, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local user, amount_text, event_id, item_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local use_idem, idem_ttl = ARGV[5] == '1', tonumber(ARGV[6])
+local ceiling = tonumber(ARGV[7])
 local amount = tonumber(amount_text)
 
 if use_idem then
@@ -103,6 +106,13 @@ local extended = '0'
 if ext_window > 0 and end_us - now <= ext_window and now + ext > end_us then
   end_us = now + ext
   extended = '1'
+  redis.call('ZADD', closing, end_us, item_id)
+end
+-- The price ceiling: no valid amount could beat this bid, so it wins now (the closer closes
+-- the auction at this end time) rather than leave a minimum next bid nobody may send.
+if amount + increment > ceiling then
+  end_us = now
+  extended = '0'
   redis.call('ZADD', closing, end_us, item_id)
 end
 seq = seq + 1

@@ -2,7 +2,7 @@
 
 use super::script_reply::{OUTCOME, ReplyError, ScriptReply};
 use super::{Store, StoreError};
-use shared::{BidPlaced, Event, EventId, FieldList, IdempotencyKey, ItemId, UserId};
+use shared::{BidPlaced, Cents, Event, EventId, FieldList, IdempotencyKey, ItemId, UserId};
 
 /// A bid to apply.
 #[derive(Debug, Clone)]
@@ -207,7 +207,8 @@ impl Store {
             } else {
                 "0"
             })
-            .arg(idempotency_ttl_secs);
+            .arg(idempotency_ttl_secs)
+            .arg(Cents::MAX.get());
         self.run_script("place_bid.lua", invocation, BidReply::from_script)
             .await
     }

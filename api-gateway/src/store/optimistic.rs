@@ -17,7 +17,7 @@ use prometheus_client::metrics::counter::Counter;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use shared::item_state::field;
-use shared::{BidPlaced, Event, EventId, FieldError, FieldList, Timestamp, UserId};
+use shared::{BidPlaced, Cents, Event, EventId, FieldError, FieldList, Timestamp, UserId};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Mutex;
 
@@ -186,6 +186,10 @@ fn decide(bid: &PlaceBid, event_id: EventId, item: &Watched, now: i64) -> Decisi
         end_us = now + item.extension;
         extended = true;
     }
+    // The price ceiling, as in `place_bid.lua`: a bid nobody may beat wins now.
+    if !Cents::new(bid.amount_cents).is_ok_and(|amount| amount.leaves_room_above(item.increment)) {
+        (end_us, extended) = (now, false);
+    }
     let seq = item.seq + 1;
     Decision {
         reply: BidReply {
@@ -303,7 +307,7 @@ impl Store {
                     .arg(field::END_US)
                     .arg(placed.end_time.micros())
                     .ignore();
-                if placed.extended {
+                if placed.end_time.micros() != item.end_us {
                     pipe.cmd("ZADD")
                         .arg(&keys.closing)
                         .arg(placed.end_time.micros())
@@ -405,6 +409,19 @@ mod tests {
             outcome(500, &item("cancelled", 0, 0), 5),
             BidOutcome::Cancelled
         );
+    }
+
+    #[test]
+    fn a_bid_with_no_room_above_it_ends_the_auction_now() {
+        let mut top = item("active", 100, 1);
+        top.increment = 10;
+        let ceiling = Cents::MAX.get();
+        let below = decide(&bid(ceiling - 10), EventId::new(), &top, 5).reply;
+        assert_eq!(below.end_us, 1000, "room left: the end stays");
+        let at = decide(&bid(ceiling - 9), EventId::new(), &top, 5).reply;
+        assert_eq!(at.outcome, BidOutcome::Accepted);
+        assert_eq!(at.end_us, 5, "the end moves to now");
+        assert!(!at.event.unwrap().extended);
     }
 
     #[test]

@@ -200,3 +200,44 @@ async fn a_close_due_while_no_gateway_runs_happens_when_one_starts() {
         (Some("closed"), Some("alice"))
     );
 }
+
+/// The price ceiling: a bid no valid amount could beat (its amount plus the increment is above
+/// the API maximum, 1,000,000,000,000) wins at once; the auction never waits for a bid nobody
+/// may send.
+pub async fn assert_a_bid_at_the_ceiling_wins_at_once(app: &TestApp) {
+    let item = app
+        .create_item(json!({"starting_price": 999_999_999_990_i64, "min_increment": 5}))
+        .await;
+    // 999,999,999,995 leaves room: the next minimum, 1e12, may still be sent.
+    let room = app
+        .accepted_bid(&item, "alice", json!(999_999_999_995_i64))
+        .await;
+    assert_eq!(room.body["minimum_bid_cents"], 100_000_000_000_000_i64);
+    let before = shared::Timestamp::now();
+    let top = app
+        .accepted_bid(&item, "bob", json!(1_000_000_000_000_i64))
+        .await;
+    let ends = top.body["end_time"].as_str().unwrap();
+    let ends = shared::Timestamp::parse_rfc3339(ends).unwrap();
+    assert!(
+        ends <= shared::Timestamp::now() && ends >= before,
+        "{}",
+        top.body
+    );
+    app.bid(&item, "carol", json!(1_000_000_000_000_i64))
+        .await
+        .assert_error(409, "auction_closed");
+
+    let state = wait_closed(app, &item).await;
+    assert_eq!(
+        (state["status"].as_str(), state["winner_id"].as_str()),
+        (Some("closed"), Some("bob")),
+        "{state}"
+    );
+    assert_eq!(state["final_price"].to_string(), "1000000000000");
+}
+
+#[tokio::test]
+async fn a_bid_at_the_price_ceiling_wins_at_once_and_the_auction_closes() {
+    assert_a_bid_at_the_ceiling_wins_at_once(&spawn_app().await).await;
+}
