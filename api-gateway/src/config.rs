@@ -96,6 +96,16 @@ pub struct Config {
     #[arg(long, env = "CLOSER_INTERVAL_MS", default_value_t = 100)]
     pub closer_interval_ms: u64,
 
+    /// Most close scripts the closer has in flight at once. They share the Redis connection
+    /// with bids, so a wave of ending auctions queues at most this many ahead of a bid.
+    #[arg(
+        long,
+        env = "CLOSER_CONCURRENCY",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub closer_concurrency: u64,
+
     /// Longest a live event waits in this instance for a lower `seq` of its item whose bid is
     /// still being answered (milliseconds). Past it the event goes out anyway (viewers' own
     /// reordering and snapshots cover the gap); tests raise it so a loaded machine cannot

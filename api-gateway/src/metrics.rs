@@ -37,6 +37,11 @@ pub struct Metrics {
     pub outbox_lag: Gauge,
     /// Auctions this instance closed.
     pub auctions_closed: Counter,
+    /// Closes whose announcement was never confirmed (the reply was lost), announced again by
+    /// this instance's closer.
+    pub close_announcements_repeated: Counter,
+    /// Items whose close failed in a pass (retried on the next tick).
+    pub close_failures: Counter,
     /// Optimistic bid attempts whose `EXEC` applied nothing because another writer changed the
     /// item first, so the bid was read and decided again. The contention experiment divides it
     /// by accepted bids to show what contention costs that strategy (always 0 with Lua).
@@ -72,6 +77,14 @@ impl Default for Metrics {
             ),
             outbox_lag: registry.gauge("outbox_lag", "Outbox entries waiting for JetStream"),
             auctions_closed: registry.counter("auctions_closed", "Auctions this instance closed"),
+            close_announcements_repeated: registry.counter(
+                "close_announcements_repeated",
+                "Unconfirmed auction_closed events announced again",
+            ),
+            close_failures: registry.counter(
+                "close_failures",
+                "Closes that failed in a pass and are retried",
+            ),
             optimistic_retries: registry.counter(
                 "optimistic_retries",
                 "Optimistic bid attempts retried because EXEC found the item changed",

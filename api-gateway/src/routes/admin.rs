@@ -5,6 +5,7 @@
 
 use super::json_body::JsonBody;
 use super::{AppState, item_id};
+use crate::closer;
 use crate::error::{ApiError, ErrorCode};
 use crate::store::{CloseMode, CloseOutcome, ExtendOutcome, Relist, RelistOutcome};
 use axum::extract::{Path, State};
@@ -82,15 +83,19 @@ async fn end(
 ) -> Result<Json<Announced>, ApiError> {
     let id = item_id(raw)?;
     match ctx.store.close_item(&id, mode, reason).await? {
-        CloseOutcome::Closed(close) => Ok(announce(&ctx, &id, Event::AuctionClosed(close))),
+        CloseOutcome::Closed(close) => {
+            let answer = announce(&ctx, &id, Event::AuctionClosed(close.clone()));
+            closer::confirm(&ctx.store, &close).await;
+            Ok(answer)
+        }
         CloseOutcome::Gone => match ctx.store.get_item(&id).await? {
             None => Err(ApiError::ItemNotFound(id.to_string())),
             Some(_) => Err(not_active("the auction is already closed or cancelled")),
         },
         CloseOutcome::Ended => Err(not_active("the auction has ended; its result stands")),
-        CloseOutcome::NotDue => Err(ApiError::Internal(anyhow::anyhow!(
-            "close script answered not_due to an admin close"
-        ))),
+        CloseOutcome::NotDue | CloseOutcome::Replayed(_) => Err(ApiError::Internal(
+            anyhow::anyhow!("close script answered not_due or replayed to an admin close"),
+        )),
     }
 }
 

@@ -18,7 +18,7 @@ mod script_reply;
 
 pub use admin::{ExtendOutcome, Relist, RelistOutcome};
 pub use bids::{BidOutcome, BidReply, PlaceBid};
-pub use closing::{CloseMode, CloseOutcome};
+pub use closing::{ANNOUNCE_GRACE, CloseMode, CloseOutcome};
 pub use items::{CreatedItem, NewItem};
 
 use shared::redis_connection::{self, RedisCallError, RedisFailure, RedisHandle};
@@ -77,6 +77,7 @@ pub(crate) struct Scripts {
     place_bid: redis::Script,
     create_item: redis::Script,
     close_item: redis::Script,
+    confirm_close: redis::Script,
     extend_item: redis::Script,
     relist_item: redis::Script,
 }
@@ -87,6 +88,7 @@ fn scripts() -> &'static Scripts {
         place_bid: redis::Script::new(include_str!("../scripts/place_bid.lua")),
         create_item: redis::Script::new(include_str!("../scripts/create_item.lua")),
         close_item: redis::Script::new(include_str!("../scripts/close_item.lua")),
+        confirm_close: redis::Script::new(include_str!("../scripts/confirm_close.lua")),
         extend_item: redis::Script::new(include_str!("../scripts/extend_item.lua")),
         relist_item: redis::Script::new(include_str!("../scripts/relist_item.lua")),
     })
