@@ -77,7 +77,9 @@ pub fn spawn(
 
     // Restart: it folds live events into memory; a fresh subscription resumes, and while it
     // is down the pre-filter only knows this instance's own replies (bids still reach Redis).
-    let prices = Arc::new(PriceCache::default());
+    let prices = Arc::new(PriceCache::new(Duration::from_millis(
+        config.price_prefilter_ttl_ms,
+    )));
     supervisor.spawn_restarting("price_cache", RESTART, {
         let (nats, prices, stop) = (nats.clone(), Arc::clone(&prices), stop.clone());
         let subject = subjects.live_all();

@@ -79,6 +79,12 @@ pub struct Config {
     #[arg(long, env = "PRICE_PREFILTER", default_value_t = true, action = clap::ArgAction::Set)]
     pub price_prefilter: bool,
 
+    /// How long the pre-filter trusts a price it learned (milliseconds). Another instance's
+    /// close or relist reaches it as a live event within milliseconds; this bounds how long it
+    /// may answer `bid_too_low` from an old round when that event is lost.
+    #[arg(long, env = "PRICE_PREFILTER_TTL_MS", default_value_t = 1_000)]
+    pub price_prefilter_ttl_ms: u64,
+
     /// Bids per second one user may place through this instance (0 disables the limit).
     #[arg(long, env = "BID_RATE_PER_USER", default_value_t = 10)]
     pub bid_rate_per_user: u32,

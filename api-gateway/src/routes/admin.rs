@@ -63,7 +63,7 @@ struct Announced {
 /// Publishes an admin event live (in `seq` order with bids), teaches the price cache, and
 /// answers with the event.
 fn announce(ctx: &AppState, item: &ItemId, event: Event) -> Json<Announced> {
-    ctx.prices.forget(item);
+    ctx.prices.observe_event(&event);
     ctx.live.begin(item).finish(Some(&event));
     Json(Announced {
         item_id: item.clone(),

@@ -15,5 +15,6 @@ mod lifecycle;
 mod live;
 mod outages;
 mod outbox;
+mod prefilter;
 mod strategy;
 mod supervision;
