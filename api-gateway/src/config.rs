@@ -66,9 +66,16 @@ pub struct Config {
     #[arg(long, env = "RELAY_RECLAIM_INTERVAL_MS", default_value_t = 5_000)]
     pub relay_reclaim_interval_ms: u64,
 
-    /// How long an idempotency record (`Idempotency-Key`) is kept (seconds).
+    /// How long the idempotency record (`Idempotency-Key`) of an accepted bid is kept
+    /// (seconds).
     #[arg(long, env = "IDEMPOTENCY_TTL_SECS", default_value_t = 86_400)]
     pub idempotency_ttl_secs: u64,
+
+    /// How long the idempotency record of any other answer (too low, not started, closed…)
+    /// is kept (seconds): long enough for a client's retry; such a bid changed nothing, so a
+    /// later retry is simply decided again.
+    #[arg(long, env = "IDEMPOTENCY_REJECTION_TTL_SECS", default_value_t = 60)]
+    pub idempotency_rejection_ttl_secs: u64,
 
     /// Largest accepted request body (bytes).
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 16 * 1024)]
@@ -300,6 +307,14 @@ fn default_instance_id() -> String {
 impl Config {
     pub fn redis_timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms)
+    }
+
+    /// How long `Idempotency-Key` answers are kept.
+    pub fn idempotency_ttl(&self) -> crate::store::IdempotencyTtl {
+        crate::store::IdempotencyTtl {
+            accepted_secs: self.idempotency_ttl_secs,
+            rejected_secs: self.idempotency_rejection_ttl_secs,
+        }
     }
 
     /// A configuration with every default, for tests and embedding.

@@ -17,7 +17,7 @@ pub mod outbox;
 mod script_reply;
 
 pub use admin::{ExtendOutcome, Relist, RelistOutcome};
-pub use bids::{BidOutcome, BidReply, PlaceBid};
+pub use bids::{BidOutcome, BidReply, IdempotencyTtl, PlaceBid};
 pub use closing::{ANNOUNCE_GRACE, CloseMode, CloseOutcome};
 pub use items::{CreatedItem, NewItem};
 

@@ -10,7 +10,7 @@
 //! `WATCH` state belongs to a connection, so each attempt holds one of a small set of
 //! exclusive connections instead of the shared multiplexed one.
 
-use super::bids::{BidOutcome, PlaceBid};
+use super::bids::{BidOutcome, IdempotencyTtl, PlaceBid};
 use super::script_reply::ScriptReply;
 use super::{BidReply, Store, StoreError};
 use prometheus_client::metrics::counter::Counter;
@@ -247,7 +247,7 @@ impl Store {
         &self,
         pool: &TxnPool,
         bid: &PlaceBid,
-        ttl_secs: u64,
+        ttl: IdempotencyTtl,
     ) -> Result<BidReply, StoreError> {
         let keys = self.keys.item(&bid.item_id);
         let idem = bid.idempotency_key.as_ref().map(|k| keys.idempotency(k));
@@ -333,7 +333,7 @@ impl Store {
                     .arg(key)
                     .arg(json)
                     .arg("EX")
-                    .arg(ttl_secs)
+                    .arg(ttl.of(decision.reply.outcome))
                     .ignore();
             }
             if decision.bid_count.is_none() && idem.is_none() {
