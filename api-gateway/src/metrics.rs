@@ -35,6 +35,11 @@ pub struct Metrics {
     pub relay_reclaimed: Counter,
     /// Outbox entries waiting for JetStream (all shards), read at scrape time.
     pub outbox_lag: Gauge,
+    /// Items the live publisher keeps a reorder buffer for (bids in flight), read at scrape
+    /// time.
+    pub live_tracked_items: Gauge,
+    /// Items the price pre-filter knows a price of, read at scrape time.
+    pub prefilter_items: Gauge,
     /// Auctions this instance closed.
     pub auctions_closed: Counter,
     /// Closes whose announcement was never confirmed (the reply was lost), announced again by
@@ -76,6 +81,12 @@ impl Default for Metrics {
                 "Outbox entries reclaimed from stalled instances",
             ),
             outbox_lag: registry.gauge("outbox_lag", "Outbox entries waiting for JetStream"),
+            live_tracked_items: registry.gauge(
+                "live_tracked_items",
+                "Items with a live reorder buffer (bids in flight)",
+            ),
+            prefilter_items: registry
+                .gauge("prefilter_items", "Items whose price the pre-filter knows"),
             auctions_closed: registry.counter("auctions_closed", "Auctions this instance closed"),
             close_announcements_repeated: registry.counter(
                 "close_announcements_repeated",

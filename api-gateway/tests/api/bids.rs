@@ -1,6 +1,7 @@
 //! Bid rules: window, increment, anti-sniping, idempotency.
 
 use crate::helpers::*;
+use futures::StreamExt;
 use serde_json::json;
 use std::time::Duration;
 
@@ -227,4 +228,40 @@ pub async fn assert_rejections_are_kept_briefly(app: &TestApp) {
 #[tokio::test]
 async fn a_rejection_is_remembered_for_a_minute_and_an_accepted_bid_for_a_day() {
     assert_rejections_are_kept_briefly(&spawn_app().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_bids_on_unknown_items_leave_nothing_in_the_gateways_memory() {
+    let mut config = shared_config();
+    config.bid_rate_per_user = 0;
+    let app = spawn_app_with(config).await;
+    let unknown = futures::stream::iter(0..10_000)
+        .map(|n| {
+            let app = &app;
+            async move {
+                app.bid(&format!("no-such-item-{n}"), "mallory", json!(20))
+                    .await
+                    .status
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<u16>>()
+        .await;
+    assert!(
+        unknown.iter().all(|status| *status == 404),
+        "every one a 404"
+    );
+    let item = app.create_item(json!({})).await;
+    app.accepted_bid(&item, "alice", json!(11)).await;
+
+    assert_eq!(
+        app.reported_metric("gateway_live_tracked_items").await,
+        Some(0.0),
+        "no reorder buffer outlives its bid"
+    );
+    assert_eq!(
+        app.reported_metric("gateway_prefilter_items").await,
+        Some(1.0),
+        "only the item that exists has a known price"
+    );
 }
