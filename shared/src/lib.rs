@@ -30,6 +30,8 @@
 //! * [`migrations`]: versioned SQL migrations under an advisory lock, for each schema's owner.
 //! * [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
 //! * [`telemetry`]: one tracing subscriber setup, JSON or pretty.
+//! * [`text`]: validated free text ([`text::ItemName`], [`text::ItemDescription`],
+//!   [`text::Reason`]): sizes, and no control characters.
 
 pub mod error_body;
 pub mod event;
@@ -54,6 +56,7 @@ pub mod shutdown;
 pub mod subjects;
 pub mod supervisor;
 pub mod telemetry;
+pub mod text;
 pub mod timestamp;
 pub mod tls;
 

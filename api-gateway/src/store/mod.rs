@@ -17,8 +17,8 @@ pub mod outbox;
 mod script_reply;
 
 pub use admin::{ExtendOutcome, Relist, RelistOutcome};
-pub use bids::{BidOutcome, BidReply, PlaceBid};
-pub use closing::{CloseMode, CloseOutcome};
+pub use bids::{BidOutcome, BidReply, IdempotencyTtl, PlaceBid};
+pub use closing::{ANNOUNCE_GRACE, CloseMode, CloseOutcome};
 pub use items::{CreatedItem, NewItem};
 
 use shared::redis_connection::{self, RedisCallError, RedisFailure, RedisHandle};
@@ -78,6 +78,7 @@ pub(crate) struct Scripts {
     place_bid: redis::Script,
     create_item: redis::Script,
     close_item: redis::Script,
+    confirm_close: redis::Script,
     extend_item: redis::Script,
     relist_item: redis::Script,
 }
@@ -88,6 +89,7 @@ fn scripts() -> &'static Scripts {
         place_bid: redis::Script::new(include_str!("../scripts/place_bid.lua")),
         create_item: redis::Script::new(include_str!("../scripts/create_item.lua")),
         close_item: redis::Script::new(include_str!("../scripts/close_item.lua")),
+        confirm_close: redis::Script::new(include_str!("../scripts/confirm_close.lua")),
         extend_item: redis::Script::new(include_str!("../scripts/extend_item.lua")),
         relist_item: redis::Script::new(include_str!("../scripts/relist_item.lua")),
     })
