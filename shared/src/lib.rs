@@ -1,5 +1,7 @@
 //! Everything two or more auction services must agree on.
 //!
+//! * [`access_token`]: access-token verification every service shares: the claims, the checks,
+//!   trusted key sets (local or a JWKS fetched and cached) and [`access_token::TokenVerifier`].
 //! * [`ids`]: validated identifiers ([`ItemId`], [`UserId`], [`IdempotencyKey`]) that are safe
 //!   as NATS subject tokens and Redis key parts.
 //! * [`money`]: [`Cents`], money as integer minor units, parsed from decimal literals exactly.
@@ -29,6 +31,7 @@
 //! * [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
 //! * [`telemetry`]: one tracing subscriber setup, JSON or pretty.
 
+pub mod access_token;
 pub mod error_body;
 pub mod event;
 pub mod event_fields;
