@@ -107,6 +107,14 @@ pub fn check(
     if !claims.is_for(&rules.audience) {
         return Err(TokenRejection::Audience);
     }
+    // RFC 7519 §4.1.4: not accepted *on or after* `exp`. jsonwebtoken accepts through the
+    // whole second of `exp`; a broadcast socket's sign-in ends at `exp` exactly, so a token
+    // must not verify again in that last second.
+    let leeway = i64::try_from(rules.leeway.as_secs()).unwrap_or(i64::MAX);
+    let now = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap_or(i64::MAX);
+    if claims.exp.saturating_add(leeway) <= now {
+        return Err(TokenRejection::Expired);
+    }
     Ok(claims)
 }
 
@@ -252,6 +260,21 @@ mod tests {
         };
         assert_eq!(
             check(&key.sign(&expired), &key.verification_key(), &strict),
+            Err(TokenRejection::Expired)
+        );
+    }
+
+    #[test]
+    fn a_token_is_refused_from_the_second_of_its_exp_on() {
+        let key = TestKey::generate();
+        let mut ending = claims(0);
+        ending["exp"] = json!(now_secs());
+        let strict = TokenRules {
+            leeway: Duration::ZERO,
+            ..rules()
+        };
+        assert_eq!(
+            check(&key.sign(&ending), &key.verification_key(), &strict),
             Err(TokenRejection::Expired)
         );
     }
