@@ -181,10 +181,11 @@ impl Session<'_> {
     async fn handle(&mut self, request: Control) {
         match request {
             Control::Subscribe(item) => self.subscribe(item).await,
+            // Boxed: verifying may fetch the key set over HTTP, a future far larger than the
+            // rest of the session's; inline it would be laid out in every connection's state
+            // for as long as the socket lives, signed in or not.
             Control::Authenticate(token) => {
-                self.sign_in
-                    .authenticate(&token, &self.viewer, self.context)
-                    .await;
+                Box::pin(self.sign_in.authenticate(&token, &self.viewer, self.context)).await;
             }
             Control::Unsubscribe(item) => {
                 if self.forget(&item) {
