@@ -185,7 +185,11 @@ impl Session<'_> {
             // rest of the session's; inline it would be laid out in every connection's state
             // for as long as the socket lives, signed in or not.
             Control::Authenticate(token) => {
-                Box::pin(self.sign_in.authenticate(&token, &self.viewer, self.context)).await;
+                Box::pin(
+                    self.sign_in
+                        .authenticate(&token, &self.viewer, self.context),
+                )
+                .await;
             }
             Control::Unsubscribe(item) => {
                 if self.forget(&item) {
