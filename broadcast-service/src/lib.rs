@@ -108,7 +108,7 @@ impl Application {
         let listener = bind(config.listen_addr, config.socket_send_buffer_bytes)
             .with_context(|| format!("binding {}", config.listen_addr))?;
         let store = Store::new(
-            config.redis.url.expose(),
+            &config.redis,
             Keyspace::new(config.redis.key_prefix.clone()),
             config.redis_timeout(),
         )
