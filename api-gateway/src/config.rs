@@ -175,11 +175,11 @@ pub struct AuthOptions {
     pub jwt_signing_key: Option<SigningKeyPem>,
 
     /// `iss` of the access tokens this gateway signs (and requires of them).
-    #[arg(long, env = "JWT_ISSUER", default_value = "auction-api-gateway")]
+    #[arg(long, env = "JWT_ISSUER", default_value = shared::access_token::DEFAULT_ISSUER)]
     pub jwt_issuer: String,
 
     /// `aud` of the access tokens this gateway signs (and requires of them).
-    #[arg(long, env = "JWT_AUDIENCE", default_value = "auction-api")]
+    #[arg(long, env = "JWT_AUDIENCE", default_value = shared::access_token::DEFAULT_AUDIENCE)]
     pub jwt_audience: String,
 
     /// Lifetime of an access token (seconds). Short: tokens are checked without a database,

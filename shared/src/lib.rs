@@ -1,5 +1,7 @@
 //! Everything two or more auction services must agree on.
 //!
+//! * [`access_token`]: access-token verification every service shares: the claims, the checks,
+//!   trusted key sets (local or a JWKS fetched and cached) and [`access_token::TokenVerifier`].
 //! * [`ids`]: validated identifiers ([`ItemId`], [`UserId`], [`IdempotencyKey`]) that are safe
 //!   as NATS subject tokens and Redis key parts.
 //! * [`money`]: [`Cents`], money as integer minor units, parsed from decimal literals exactly.
@@ -33,6 +35,7 @@
 //! * [`text`]: validated free text ([`text::ItemName`], [`text::ItemDescription`],
 //!   [`text::Reason`]): sizes, and no control characters.
 
+pub mod access_token;
 pub mod error_body;
 pub mod event;
 pub mod event_fields;

@@ -300,12 +300,9 @@ async fn a_close_whose_reply_never_reached_its_gateway_is_still_announced_live()
 
     // The close script runs, and its reply is lost (a call that timed out after Redis took
     // it, or a gateway that stopped right after sending it): nobody announces the close.
-    let store = api_gateway::store::Store::new(
-        &app.config.redis,
-        app.keys(),
-        Duration::from_secs(2),
-    )
-    .unwrap();
+    let store =
+        api_gateway::store::Store::new(&app.config.redis, app.keys(), Duration::from_secs(2))
+            .unwrap();
     let id = shared::ItemId::parse(&item).unwrap();
     let lost = store
         .close_item(&id, api_gateway::store::CloseMode::Now, "")
