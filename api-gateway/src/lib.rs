@@ -87,7 +87,7 @@ impl Application {
         let listener =
             HttpListener::bind("api-gateway", config.listen_addr, SHUTDOWN_GRACE).await?;
         let store = Store::new(
-            config.redis.url.expose(),
+            &config.redis,
             Keyspace::new(config.redis.key_prefix.clone()),
             config.redis_timeout(),
         )
@@ -95,11 +95,9 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         let store = match config.redis_strategy {
             config::RedisStrategy::Lua => store,
-            config::RedisStrategy::Optimistic => store.with_optimistic_bids(
-                config.redis.url.expose(),
-                64,
-                metrics.optimistic_retries.clone(),
-            )?,
+            config::RedisStrategy::Optimistic => {
+                store.with_optimistic_bids(&config.redis, 64, metrics.optimistic_retries.clone())?
+            }
         };
         // In the background: the gateway starts, and accepts bids, while NATS is down.
         let nats = shared::nats::connect(

@@ -41,6 +41,9 @@ pub mod field {
     /// The account that created the auction (the token's `sub`); it may not bid on it.
     /// Absent or empty for an item created before sellers existed.
     pub const SELLER_ID: &str = "seller_id";
+    /// The `auction_closed` event (its field list, as JSON) of a close not yet confirmed as
+    /// announced live; written by `close_item.lua`, removed by `confirm_close.lua`.
+    pub const CLOSE_EVENT: &str = "close_event";
 }
 
 /// What a viewer or client sees as the auction's status.

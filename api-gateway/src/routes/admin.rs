@@ -13,12 +13,14 @@
 use super::identity::{Admin, Identity};
 use super::json_body::JsonBody;
 use super::{AppState, item_id};
+use crate::closer;
 use crate::error::{ApiError, ErrorCode};
 use crate::store::{CloseMode, CloseOutcome, ExtendOutcome, Relist, RelistOutcome};
 use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use shared::text::Reason;
 use shared::{Cents, Event, ItemId, Timestamp};
 
 pub fn router() -> Router<AppState> {
@@ -39,7 +41,7 @@ struct Announced {
 /// Publishes an admin event live (in `seq` order with bids), teaches the price cache, and
 /// answers with the event.
 fn announce(ctx: &AppState, item: &ItemId, event: Event) -> Json<Announced> {
-    ctx.prices.forget(item);
+    ctx.prices.observe_event(&event);
     ctx.live.begin(item).finish(Some(&event));
     Json(Announced {
         item_id: item.clone(),
@@ -66,7 +68,11 @@ async fn end(
         None => ctx.store.close_item(&id, mode, reason).await?,
     };
     match outcome {
-        CloseOutcome::Closed(close) => Ok(announce(&ctx, &id, Event::AuctionClosed(close))),
+        CloseOutcome::Closed(close) => {
+            let answer = announce(&ctx, &id, Event::AuctionClosed(close.clone()));
+            closer::confirm(&ctx.store, &close).await;
+            Ok(answer)
+        }
         CloseOutcome::Gone => match ctx.store.get_item(&id).await? {
             None => Err(ApiError::ItemNotFound(id.to_string())),
             Some(_) => Err(not_active("the auction is already closed or cancelled")),
@@ -80,9 +86,9 @@ async fn end(
             ErrorCode::AuctionHasBids,
             "the auction has bids; only an admin can cancel it now",
         )),
-        CloseOutcome::NotDue => Err(ApiError::Internal(anyhow::anyhow!(
-            "close script answered not_due to an admin close"
-        ))),
+        CloseOutcome::NotDue | CloseOutcome::Replayed(_) => Err(ApiError::Internal(
+            anyhow::anyhow!("close script answered not_due or replayed to an admin close"),
+        )),
     }
 }
 
@@ -108,15 +114,10 @@ async fn cancel(
     Path(raw): Path<String>,
     JsonBody(request): JsonBody<CancelRequest>,
 ) -> Result<Json<Announced>, ApiError> {
-    let reason = request.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::new(
-            ErrorCode::InvalidReason,
-            "reason must have 1 to 500 characters",
-        ));
-    }
+    let reason = Reason::parse(&request.reason)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidReason, format!("reason {e}")))?;
     let seller = (!caller.is_admin()).then_some(&caller.user_id);
-    end(ctx, raw, CloseMode::Cancel, reason, seller).await
+    end(ctx, raw, CloseMode::Cancel, reason.as_str(), seller).await
 }
 
 #[derive(Debug, Deserialize)]
