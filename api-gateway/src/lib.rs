@@ -13,7 +13,8 @@
 //! * [`store`]: every Redis call and the Lua scripts (`scripts/`).
 //! * [`live_publisher`]: ordered, never-blocking publishing on `auction.live.<item>`.
 //! * [`price_cache`]: the local price pre-filter.
-//! * [`rate_limit`]: the per-user bid rate limit (429).
+//! * [`rate_limit`]: the limits shared by every instance (bids per user, requests per address)
+//!   and the sign-in throttle (429), and whom a request counts against.
 //! * [`read_model`]: history and statistics reads from PostgreSQL (archival-worker's schema).
 //! * [`closer`]: closes auctions at their end time, exactly once across instances.
 //! * [`outbox_relay`]: outbox → JetStream, with reclaim of a crashed instance's entries.
@@ -46,6 +47,7 @@ use shared::supervisor::Supervisor;
 use std::sync::Arc;
 use std::time::Duration;
 use store::Store;
+use store::rate_limits::RateLimitStore;
 use tokio_util::sync::CancellationToken;
 
 /// How long shutdown waits for background tasks (relay batches, live queue) to finish.
@@ -60,6 +62,7 @@ pub struct Application {
     config: Arc<Config>,
     nats: async_nats::Client,
     store: Store,
+    limit_store: Arc<RateLimitStore>,
     read_model: read_model::ReadModel,
     identity: IdentityProvider,
     metrics: Arc<Metrics>,
@@ -83,6 +86,15 @@ impl Application {
             config.redis_timeout(),
         )
         .context("invalid REDIS_URL")?;
+        // The limits' own connection (see `store::rate_limits`), to the auctions' Redis unless
+        // configured otherwise.
+        let limit_url = config.limits.rate_limit_redis_url.as_ref();
+        let limit_store = RateLimitStore::new(
+            limit_url.unwrap_or(&config.redis.url).expose(),
+            Keyspace::new(config.redis.key_prefix.clone()),
+            config.redis_timeout(),
+        )
+        .context("invalid RATE_LIMIT_REDIS_URL")?;
         let metrics = Arc::new(Metrics::default());
         let store = match config.redis_strategy {
             config::RedisStrategy::Lua => store,
@@ -108,6 +120,7 @@ impl Application {
             config: Arc::new(config),
             nats,
             store,
+            limit_store: Arc::new(limit_store),
             read_model,
             identity,
             metrics,
@@ -136,6 +149,7 @@ impl Application {
             &self.config,
             &self.nats,
             &self.store,
+            &self.limit_store,
             &self.metrics,
         );
         background::spawn_accounts_migration(&supervisor, &self.identity);
@@ -146,6 +160,9 @@ impl Application {
             live: handles.live,
             prices: handles.prices,
             rate_limit: handles.rate_limit,
+            ip_limit: handles.ip_limit,
+            auth_throttle: handles.auth_throttle,
+            proxies: Arc::new(self.config.limits.trusted_proxies.clone()),
             read_model: self.read_model,
             identity: self.identity,
             metrics: self.metrics,

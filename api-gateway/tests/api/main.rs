@@ -12,6 +12,7 @@ mod contention;
 mod helpers;
 mod items;
 mod lifecycle;
+mod limits;
 mod live;
 mod outages;
 mod outbox;
