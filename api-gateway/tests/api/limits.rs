@@ -7,6 +7,7 @@
 use crate::accounts_helpers::{PASSWORD, accounts_config, spawn_accounts_app_with};
 use crate::helpers::*;
 use api_gateway::config::Config;
+use futures::StreamExt;
 use serde_json::{Value, json};
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -137,6 +138,33 @@ async fn a_user_over_the_bid_limit_on_one_gateway_is_limited_on_the_other_within
     first
         .accepted_bid(&item, "alice", decimal(price + 100))
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_limits_let_a_thousand_bidders_behind_one_address_through() {
+    let defaults = Config::defaults();
+    let mut config = shared_config();
+    config.bid_rate_per_user = defaults.bid_rate_per_user;
+    config.bid_burst_per_user = defaults.bid_burst_per_user;
+    assert_eq!(config.limits.ip_rate_per_sec, 0, "off by default");
+    let app = spawn_app_with(config).await;
+    let item = app.create_penny_item().await;
+
+    // 1,000 people on one NAT, each placing a quick pair of bids, 64 at a time.
+    let statuses: Vec<u16> = futures::stream::iter(0..2_000u64)
+        .map(|n| {
+            let (app, item) = (&app, &item);
+            async move {
+                app.bid(item, &format!("nat-{}", n % 1_000), decimal(101 + n))
+                    .await
+                    .status
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), 0);
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
 }
 
 #[tokio::test]
