@@ -81,7 +81,9 @@ pub fn spawn(
 
     // Restart: it folds live events into memory; a fresh subscription resumes, and while it
     // is down the pre-filter only knows this instance's own replies (bids still reach Redis).
-    let prices = Arc::new(PriceCache::default());
+    let prices = Arc::new(PriceCache::new(Duration::from_millis(
+        config.price_prefilter_ttl_ms,
+    )));
     supervisor.spawn_restarting("price_cache", RESTART, {
         let (nats, prices, stop) = (nats.clone(), Arc::clone(&prices), stop.clone());
         let subject = subjects.live_all();
@@ -104,17 +106,20 @@ pub fn spawn(
         spawn_relay(supervisor, config, nats, store, metrics, subjects);
     }
 
-    // Restart: every due item is in Redis's closing sets and the close script decides each
-    // item once, so a new closer simply picks up the next tick.
+    // Restart: every due item, and every close not yet confirmed as announced, is in Redis's
+    // closing sets, and the close script decides each item once, so a new closer simply picks
+    // up the next tick.
     supervisor.spawn_restarting("closer", RESTART, {
         let (store, live, metrics) = (store.clone(), Arc::clone(&live), Arc::clone(metrics));
         let interval = Duration::from_millis(config.closer_interval_ms);
+        let concurrency = usize::try_from(config.closer_concurrency).unwrap_or(usize::MAX);
         move || {
             closer::run(
                 store.clone(),
                 Arc::clone(&live),
                 Arc::clone(&metrics),
                 interval,
+                concurrency,
                 stop.clone(),
             )
         }
@@ -204,12 +209,11 @@ fn spawn_relay(
     ));
     for shard in Keyspace::shards() {
         let stream = store.keys().outbox(shard);
-        let url = config.redis.url.clone();
+        let redis = config.redis.clone();
         let consumer = config.instance_id.clone();
         let (relay, stop) = (Arc::clone(&relay), supervisor.shutdown_token());
         supervisor.spawn_restarting(format!("outbox_relay.s{shard}"), RESTART, move || {
-            let reader =
-                OutboxShard::new(url.expose(), stream.clone(), consumer.clone(), RELAY_BLOCK);
+            let reader = OutboxShard::new(&redis, stream.clone(), consumer.clone(), RELAY_BLOCK);
             let (relay, stop) = (Arc::clone(&relay), stop.clone());
             async move {
                 match reader {

@@ -75,9 +75,16 @@ pub struct Config {
     #[arg(long, env = "RELAY_RECLAIM_INTERVAL_MS", default_value_t = 5_000)]
     pub relay_reclaim_interval_ms: u64,
 
-    /// How long an idempotency record (`Idempotency-Key`) is kept (seconds).
+    /// How long the idempotency record (`Idempotency-Key`) of an accepted bid is kept
+    /// (seconds).
     #[arg(long, env = "IDEMPOTENCY_TTL_SECS", default_value_t = 86_400)]
     pub idempotency_ttl_secs: u64,
+
+    /// How long the idempotency record of any other answer (too low, not started, closed…)
+    /// is kept (seconds): long enough for a client's retry; such a bid changed nothing, so a
+    /// later retry is simply decided again.
+    #[arg(long, env = "IDEMPOTENCY_REJECTION_TTL_SECS", default_value_t = 60)]
+    pub idempotency_rejection_ttl_secs: u64,
 
     /// Largest accepted request body (bytes).
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 16 * 1024)]
@@ -87,6 +94,12 @@ pub struct Config {
     /// measure the Redis-bound write path.
     #[arg(long, env = "PRICE_PREFILTER", default_value_t = true, action = clap::ArgAction::Set)]
     pub price_prefilter: bool,
+
+    /// How long the pre-filter trusts a price it learned (milliseconds). Another instance's
+    /// close or relist reaches it as a live event within milliseconds; this bounds how long it
+    /// may answer `bid_too_low` from an old round when that event is lost.
+    #[arg(long, env = "PRICE_PREFILTER_TTL_MS", default_value_t = 1_000)]
+    pub price_prefilter_ttl_ms: u64,
 
     /// Bids per second one user may place, across all instances (0 disables the limit).
     #[arg(long, env = "BID_RATE_PER_USER", default_value_t = 10)]
@@ -104,6 +117,16 @@ pub struct Config {
     /// How often the closer looks for auctions past their end time (milliseconds).
     #[arg(long, env = "CLOSER_INTERVAL_MS", default_value_t = 100)]
     pub closer_interval_ms: u64,
+
+    /// Most close scripts the closer has in flight at once. They share the Redis connection
+    /// with bids, so a wave of ending auctions queues at most this many ahead of a bid.
+    #[arg(
+        long,
+        env = "CLOSER_CONCURRENCY",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub closer_concurrency: u64,
 
     /// Longest a live event waits in this instance for a lower `seq` of its item whose bid is
     /// still being answered (milliseconds). Past it the event goes out anyway (viewers' own
@@ -161,11 +184,11 @@ pub struct AuthOptions {
     pub jwt_signing_key: Option<SigningKeyPem>,
 
     /// `iss` of the access tokens this gateway signs (and requires of them).
-    #[arg(long, env = "JWT_ISSUER", default_value = "auction-api-gateway")]
+    #[arg(long, env = "JWT_ISSUER", default_value = shared::access_token::DEFAULT_ISSUER)]
     pub jwt_issuer: String,
 
     /// `aud` of the access tokens this gateway signs (and requires of them).
-    #[arg(long, env = "JWT_AUDIENCE", default_value = "auction-api")]
+    #[arg(long, env = "JWT_AUDIENCE", default_value = shared::access_token::DEFAULT_AUDIENCE)]
     pub jwt_audience: String,
 
     /// Lifetime of an access token (seconds). Short: tokens are checked without a database,
@@ -211,8 +234,9 @@ pub struct AuthOptions {
 /// come from.
 #[derive(Clone, Debug, clap::Args)]
 pub struct LimitOptions {
-    /// Redis the rate limits and the sign-in throttle count in (default: `REDIS_URL`). Its
-    /// outage never fails a bid: each instance then limits on its own counts.
+    /// Redis the rate limits and the sign-in throttle count in (default: `REDIS_URL`; with
+    /// `REDIS_KEY_PREFIX` and `REDIS_CA_FILE` either way). Its outage never fails a bid: each
+    /// instance then limits on its own counts.
     #[arg(
         long,
         env = "RATE_LIMIT_REDIS_URL",
@@ -376,6 +400,14 @@ fn default_instance_id() -> String {
 impl Config {
     pub fn redis_timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms)
+    }
+
+    /// How long `Idempotency-Key` answers are kept.
+    pub fn idempotency_ttl(&self) -> crate::store::IdempotencyTtl {
+        crate::store::IdempotencyTtl {
+            accepted_secs: self.idempotency_ttl_secs,
+            rejected_secs: self.idempotency_rejection_ttl_secs,
+        }
     }
 
     /// A configuration with every default, for tests and embedding.

@@ -16,8 +16,10 @@ use crate::accounts_migration::AccountsStatus;
 use crate::auth::access_token::DEFAULT_LEEWAY;
 use crate::auth::jwks::{self, KeySet};
 use crate::auth::password_hasher::PasswordHasher;
-use crate::auth::remote_jwks::{RemoteJwks, RemoteJwksSettings};
-use crate::auth::{AccessTokenIssuer, Accounts, Sessions, SigningKey, TokenRules, TokenVerifier};
+use crate::auth::{
+    AccessTokenIssuer, Accounts, RemoteJwks, RemoteJwksSettings, Sessions, SigningKey, TokenRules,
+    TokenVerifier,
+};
 use crate::config::{AuthOptions, Config};
 use anyhow::Context;
 use jsonwebtoken::jwk::JwkSet;

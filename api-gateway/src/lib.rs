@@ -81,16 +81,19 @@ impl Application {
         let listener =
             HttpListener::bind("api-gateway", config.listen_addr, SHUTDOWN_GRACE).await?;
         let store = Store::new(
-            config.redis.url.expose(),
+            &config.redis,
             Keyspace::new(config.redis.key_prefix.clone()),
             config.redis_timeout(),
         )
         .context("invalid REDIS_URL")?;
         // The limits' own connection (see `store::rate_limits`), to the auctions' Redis unless
-        // configured otherwise.
-        let limit_url = config.limits.rate_limit_redis_url.as_ref();
+        // configured otherwise (with the same key prefix and CA file).
+        let mut limit_redis = config.redis.clone();
+        if let Some(url) = &config.limits.rate_limit_redis_url {
+            limit_redis.url = url.clone();
+        }
         let limit_store = RateLimitStore::new(
-            limit_url.unwrap_or(&config.redis.url).expose(),
+            &limit_redis,
             Keyspace::new(config.redis.key_prefix.clone()),
             config.redis_timeout(),
         )
@@ -98,11 +101,9 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         let store = match config.redis_strategy {
             config::RedisStrategy::Lua => store,
-            config::RedisStrategy::Optimistic => store.with_optimistic_bids(
-                config.redis.url.expose(),
-                64,
-                metrics.optimistic_retries.clone(),
-            )?,
+            config::RedisStrategy::Optimistic => {
+                store.with_optimistic_bids(&config.redis, 64, metrics.optimistic_retries.clone())?
+            }
         };
         // In the background: the gateway starts, and accepts bids, while NATS is down.
         let nats = shared::nats::connect(

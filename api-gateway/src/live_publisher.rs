@@ -13,6 +13,11 @@
 //!   for that item is in flight in this instance (so any gap belongs to another instance), or
 //!   when it has waited its hold time (`LIVE_REORDER_HOLD_MS`, 20 ms by default), whichever
 //!   comes first.
+//! * **Track only what is in flight.** An item's reorder buffer exists while a bid (or close)
+//!   for it is being answered or an event of it waits, and is dropped as soon as it is idle:
+//!   memory follows the requests in flight, not every item id ever bid on (ids that do not
+//!   exist included). An idle item has nothing to order: its next event goes out at once
+//!   unless another bid for it is in flight, which is exactly when a buffer exists again.
 
 use crate::metrics::Metrics;
 use bytes::Bytes;
@@ -37,7 +42,7 @@ pub struct Outgoing {
 
 #[derive(Default)]
 struct ItemOrder {
-    /// Highest `seq` released.
+    /// Highest `seq` released since the item was last idle.
     last: u64,
     /// Bids for this item sent to Redis and not yet answered.
     in_flight: u32,
@@ -83,7 +88,21 @@ impl LivePublisher {
         }
     }
 
+    /// Items with a bid in flight or an event waiting (the reorder buffers held).
+    pub fn tracked_items(&self) -> usize {
+        self.items.len()
+    }
+
     fn finish(&self, item: &ItemId, event: Option<&Event>) {
+        self.finish_locked(item, event);
+        // Idle: forget it. The check and the removal are atomic under the map's shard lock,
+        // so a `begin` that came in meanwhile keeps the entry.
+        self.items.remove_if(item, |_, order| {
+            order.in_flight == 0 && order.pending.is_empty()
+        });
+    }
+
+    fn finish_locked(&self, item: &ItemId, event: Option<&Event>) {
         let mut order = self.items.entry(item.clone()).or_default();
         order.in_flight = order.in_flight.saturating_sub(1);
         if let Some(event) = event {
@@ -197,5 +216,68 @@ async fn publish(client: &async_nats::Client, message: Outgoing, metrics: &Metri
             metrics.live_dropped.inc();
             tracing::debug!(error = %e, "live publish failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publisher() -> (Arc<LivePublisher>, mpsc::Receiver<Outgoing>) {
+        LivePublisher::new(
+            Subjects::new("t".to_owned()),
+            Arc::new(Metrics::default()),
+            Duration::from_millis(20),
+        )
+    }
+
+    fn bid(item: &ItemId, seq: u64) -> Event {
+        Event::BidPlaced(shared::BidPlaced {
+            event_id: shared::EventId::new(),
+            item_id: item.clone(),
+            seq,
+            timestamp: shared::Timestamp::from_micros(0),
+            bid_id: "b".into(),
+            user_id: shared::UserId::parse("u").unwrap(),
+            amount_cents: 100,
+            previous_bid_cents: 0,
+            end_time: shared::Timestamp::from_micros(0),
+            extended: false,
+            round: 1,
+        })
+    }
+
+    #[test]
+    fn ten_thousand_bids_on_unknown_items_leave_no_entries() {
+        let (live, _queue) = publisher();
+        for n in 0..10_000 {
+            let item = ItemId::parse(format!("nope-{n}")).unwrap();
+            live.begin(&item).finish(None);
+        }
+        let failed = ItemId::parse("dropped").unwrap();
+        drop(live.begin(&failed));
+        assert_eq!(live.tracked_items(), 0);
+    }
+
+    #[test]
+    fn an_item_is_tracked_only_while_a_bid_is_in_flight_and_its_events_keep_seq_order() {
+        let (live, mut queue) = publisher();
+        let item = ItemId::parse("lot").unwrap();
+        let (first, second) = (live.begin(&item), live.begin(&item));
+        let (one, two) = (bid(&item, 1), bid(&item, 2));
+        // The second bid's reply (seq 2) is handled first: it waits for the first.
+        second.finish(Some(&two));
+        assert!(
+            queue.try_recv().is_err(),
+            "seq 2 waits while seq 1 is in flight"
+        );
+        assert_eq!(live.tracked_items(), 1);
+        first.finish(Some(&one));
+        let order: Vec<String> = std::iter::from_fn(|| queue.try_recv().ok())
+            .map(|m| m.event_id)
+            .collect();
+        let expected = [one.event_id().to_string(), two.event_id().to_string()];
+        assert_eq!(order, expected, "in seq order");
+        assert_eq!(live.tracked_items(), 0, "idle again: forgotten");
     }
 }

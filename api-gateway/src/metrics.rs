@@ -40,8 +40,18 @@ pub struct Metrics {
     pub relay_reclaimed: Counter,
     /// Outbox entries waiting for JetStream (all shards), read at scrape time.
     pub outbox_lag: Gauge,
+    /// Items the live publisher keeps a reorder buffer for (bids in flight), read at scrape
+    /// time.
+    pub live_tracked_items: Gauge,
+    /// Items the price pre-filter knows a price of, read at scrape time.
+    pub prefilter_items: Gauge,
     /// Auctions this instance closed.
     pub auctions_closed: Counter,
+    /// Closes whose announcement was never confirmed (the reply was lost), announced again by
+    /// this instance's closer.
+    pub close_announcements_repeated: Counter,
+    /// Items whose close failed in a pass (retried on the next tick).
+    pub close_failures: Counter,
     /// Optimistic bid attempts whose `EXEC` applied nothing because another writer changed the
     /// item first, so the bid was read and decided again. The contention experiment divides it
     /// by accepted bids to show what contention costs that strategy (always 0 with Lua).
@@ -88,7 +98,21 @@ impl Default for Metrics {
                 "Outbox entries reclaimed from stalled instances",
             ),
             outbox_lag: registry.gauge("outbox_lag", "Outbox entries waiting for JetStream"),
+            live_tracked_items: registry.gauge(
+                "live_tracked_items",
+                "Items with a live reorder buffer (bids in flight)",
+            ),
+            prefilter_items: registry
+                .gauge("prefilter_items", "Items whose price the pre-filter knows"),
             auctions_closed: registry.counter("auctions_closed", "Auctions this instance closed"),
+            close_announcements_repeated: registry.counter(
+                "close_announcements_repeated",
+                "Unconfirmed auction_closed events announced again",
+            ),
+            close_failures: registry.counter(
+                "close_failures",
+                "Closes that failed in a pass and are retried",
+            ),
             optimistic_retries: registry.counter(
                 "optimistic_retries",
                 "Optimistic bid attempts retried because EXEC found the item changed",

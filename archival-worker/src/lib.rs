@@ -1,13 +1,16 @@
 //! The archival worker: every auction event from JetStream into PostgreSQL, exactly once.
 //!
 //! * [`config`]: the clap `Config`.
-//! * [`consumer`]: the durable pull consumer loop (batch, transaction, ack; dead letters).
+//! * [`consumer`]: the durable pull consumer loop (batch, transaction, ack; a refused event
+//!   isolated by splitting its batch).
+//! * [`decode`]: what a message becomes: an event, or a dead letter with its reason.
 //! * [`store`]: every SQL statement, the migrations (`migrations/`) and the batch write.
 //! * [`routes`]: `/health`, `/ready`, `/metrics`, and a JSON 404 for anything else.
 //! * [`metrics`]: the Prometheus registry.
 
 pub mod config;
 pub mod consumer;
+pub mod decode;
 pub mod metrics;
 pub mod routes;
 pub mod store;

@@ -19,6 +19,8 @@ pub struct Metrics {
     pub consumer_lag: Gauge,
     /// Batches that failed and were handed back for redelivery.
     pub batch_failures: Counter,
+    /// Parts of batches split in two because PostgreSQL refused an event in them.
+    pub batch_splits: Counter,
 }
 
 impl Default for Metrics {
@@ -37,6 +39,10 @@ impl Default for Metrics {
                 .gauge("consumer_lag", "Messages not yet delivered to the consumer"),
             batch_failures: registry
                 .counter("batch_failures", "Batches handed back for redelivery"),
+            batch_splits: registry.counter(
+                "batch_splits",
+                "Batch parts split to isolate an event PostgreSQL refused",
+            ),
             registry,
         }
     }

@@ -27,14 +27,17 @@ pub fn router(state: AppState) -> Router {
 }
 
 impl Probes for AppState {
-    /// PostgreSQL answers, the schema is migrated, NATS is connected and the consumer runs;
-    /// 503 otherwise.
+    /// PostgreSQL answers, the schema is migrated, NATS is connected, the consumer runs and
+    /// its last batch was stored (`archiving`: a batch handed back for redelivery means the
+    /// archive is stuck, whatever the pings say); 503 otherwise.
     async fn readiness(&self) -> Readiness {
         let postgres = self.store.ping().await.is_ok();
         let migrated = self.health.migrated.load(Ordering::Acquire);
+        let archiving = self.health.archiving.load(Ordering::Acquire);
         Readiness::of_service(&self.nats, &self.tasks)
             .dependency("postgres", postgres)
             .condition("migrated", migrated)
+            .condition("archiving", archiving)
     }
 
     async fn metrics_text(&self) -> String {

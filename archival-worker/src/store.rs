@@ -33,6 +33,11 @@ const MIGRATOR: Migrator = Migrator::new(
             name: "lifecycle",
             sql: include_str!("../migrations/0002_lifecycle.sql"),
         },
+        Migration {
+            version: 3,
+            name: "dead_letter_event_id",
+            sql: include_str!("../migrations/0003_dead_letter_event_id.sql"),
+        },
     ],
 );
 
@@ -43,6 +48,8 @@ pub use shared::postgres_pool::QueryError as StoreError;
 /// An event that cannot be archived, kept with the reason.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
+    /// The event's id, when the message names one (a payload may be too broken to).
+    pub event_id: Option<EventId>,
     pub stream_sequence: u64,
     pub subject: String,
     pub payload: Vec<u8>,
@@ -542,13 +549,17 @@ async fn insert_dead_letters(
     let subjects: Vec<&str> = dead.iter().map(|d| d.subject.as_str()).collect();
     let payloads: Vec<&[u8]> = dead.iter().map(|d| d.payload.as_slice()).collect();
     let reasons: Vec<&str> = dead.iter().map(|d| d.reason.as_str()).collect();
+    let ids: Vec<Option<Uuid>> = dead
+        .iter()
+        .map(|d| d.event_id.map(|id| id.as_uuid()))
+        .collect();
     let inserted = tx
         .execute(
-            "insert into dead_letters (stream_sequence, subject, payload, reason)
-             select * from unnest($1::int8[], $2::text[], $3::bytea[], $4::text[])
+            "insert into dead_letters (stream_sequence, subject, payload, reason, event_id)
+             select * from unnest($1::int8[], $2::text[], $3::bytea[], $4::text[], $5::uuid[])
              order by 1
              on conflict (stream_sequence) do nothing",
-            &[&seqs, &subjects, &payloads, &reasons],
+            &[&seqs, &subjects, &payloads, &reasons, &ids],
         )
         .await
         .context("inserting dead letters")?;

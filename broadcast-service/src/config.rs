@@ -5,6 +5,7 @@
 //! tests can shorten them without new knobs.
 
 use clap::Parser;
+use shared::access_token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_LEEWAY, TokenRules};
 use shared::service_options::{CommonOptions, RedisOptions};
 use shared::supervisor::TaskFaults;
 use std::net::SocketAddr;
@@ -96,10 +97,54 @@ pub struct Config {
     #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
     pub trust_forwarded_for: bool,
 
+    // Socket sign-in: watching is public; a socket that presents an access token also gets
+    // its user's private events. The defaults trust the local gateway's own tokens.
+    #[command(flatten)]
+    pub tokens: TokenTrust,
+
     /// Test hook, not a flag: lets a test stop the `reconnect_resync` task. Inert unless a test
     /// uses it.
     #[arg(skip)]
     pub task_faults: TaskFaults,
+}
+
+/// Whose access tokens a socket may sign in with: the JWKS that holds the signing keys and
+/// what the tokens must claim. Point these at the external OIDC issuer (its JWKS URL, issuer
+/// and audience) when the gateway trusts one instead of signing its own.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenTrust {
+    /// JSON Web Key Set of the token signer (fetched on the first sign-in, cached, refetched
+    /// for an unknown key id). Default: the local gateway's published keys.
+    #[arg(
+        long,
+        env = "JWKS_URL",
+        default_value = "http://127.0.0.1:8080/.well-known/jwks.json"
+    )]
+    pub jwks_url: String,
+
+    /// `iss` the access tokens must carry (the gateway's `JWT_ISSUER`).
+    #[arg(long, env = "JWT_ISSUER", default_value = DEFAULT_ISSUER)]
+    pub jwt_issuer: String,
+
+    /// Audience the access tokens must name (the gateway's `JWT_AUDIENCE`).
+    #[arg(long, env = "JWT_AUDIENCE", default_value = DEFAULT_AUDIENCE)]
+    pub jwt_audience: String,
+
+    /// Clock skew tolerated on a token's `exp` and `nbf` (seconds): a socket's private events
+    /// stop this long after its token's `exp`.
+    #[arg(long, env = "JWT_LEEWAY_SECS", default_value_t = DEFAULT_LEEWAY.as_secs())]
+    pub jwt_leeway_secs: u64,
+}
+
+impl TokenTrust {
+    /// What a socket's token must say.
+    pub fn rules(&self) -> TokenRules {
+        TokenRules {
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            leeway: Duration::from_secs(self.jwt_leeway_secs),
+        }
+    }
 }
 
 fn default_instance_id() -> String {
@@ -157,6 +202,39 @@ mod tests {
         assert_eq!(config.common.nats_url.expose(), "nats://127.0.0.1:4222");
         assert_eq!(config.common.subject_prefix, "auction");
         assert_eq!(config.max_subscriptions_per_connection, 32);
+    }
+
+    #[test]
+    fn tokens_are_trusted_as_the_local_gateway_issues_them_by_default() {
+        let config = Config::defaults();
+        assert_eq!(
+            config.tokens.jwks_url,
+            "http://127.0.0.1:8080/.well-known/jwks.json"
+        );
+        let rules = config.tokens.rules();
+        // The gateway's own defaults, from the one place both read them.
+        let gateway = api_gateway::config::Config::defaults();
+        assert_eq!(rules.issuer, gateway.auth.jwt_issuer);
+        assert_eq!(rules.audience, gateway.auth.jwt_audience);
+        assert_eq!(rules.leeway, DEFAULT_LEEWAY);
+    }
+
+    #[test]
+    fn token_flags_keep_their_names() {
+        let config = Config::try_parse_from([
+            "broadcast-service",
+            "--jwks-url=https://cognito.test/.well-known/jwks.json",
+            "--jwt-issuer=https://cognito.test",
+            "--jwt-audience=app-client",
+            "--jwt-leeway-secs=0",
+        ])
+        .unwrap();
+        let rules = config.tokens.rules();
+        assert_eq!(
+            (rules.issuer.as_str(), rules.audience.as_str()),
+            ("https://cognito.test", "app-client")
+        );
+        assert_eq!(rules.leeway, Duration::ZERO);
     }
 
     #[test]

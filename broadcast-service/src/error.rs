@@ -66,6 +66,14 @@ pub enum ApiError {
     /// 400 `not_subscribed`: an unsubscribe for an item the connection does not watch.
     #[error("not subscribed to item {0}")]
     NotSubscribed(ItemId),
+    /// 401 `invalid_token`: the access token a socket presented is malformed, forged, expired
+    /// or not for us (the reason is logged, never shown). The socket stays open and public.
+    #[error("the access token is not valid; refresh it or sign in again, then send the new one")]
+    InvalidToken,
+    /// 503 `unavailable`: the token signer's key set could not be fetched, so a token could
+    /// not be checked either way; the client may send it again later.
+    #[error("the token issuer's key set is unavailable; send the token again later")]
+    KeysUnavailable,
     /// 503 `unavailable`: a dependency is unreachable or too slow; the server retries by
     /// itself.
     #[error("{0} is unavailable, retrying")]
@@ -88,7 +96,8 @@ impl ApiError {
             Self::InvalidInput { .. } | Self::NotSubscribed(_) => StatusCode::BAD_REQUEST,
             Self::NotFound | Self::ItemNotFound(_) => StatusCode::NOT_FOUND,
             Self::TooManySubscriptions { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::KeysUnavailable | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -100,7 +109,8 @@ impl ApiError {
             Self::ItemNotFound(_) => "item_not_found",
             Self::TooManySubscriptions { .. } => "too_many_subscriptions",
             Self::NotSubscribed(_) => "not_subscribed",
-            Self::Unavailable(_) => "unavailable",
+            Self::InvalidToken => "invalid_token",
+            Self::KeysUnavailable | Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -183,6 +193,8 @@ mod tests {
                 429,
                 "too_many_subscriptions",
             ),
+            (ApiError::InvalidToken, 401, "invalid_token"),
+            (ApiError::KeysUnavailable, 503, "unavailable"),
             (ApiError::Unavailable("redis"), 503, "unavailable"),
             (ApiError::Internal(anyhow::anyhow!("x")), 500, "internal"),
         ];

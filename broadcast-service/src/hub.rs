@@ -1,18 +1,22 @@
-//! The hub: which items this instance watches, and nothing else.
+//! The hub: which items this instance watches and which signed-in users it holds private
+//! events for, and nothing else.
 //!
 //! Interest-based NATS: the first viewer of an item creates its [`Room`], whose task
 //! subscribes to `<prefix>.live.<item>`; the last viewer to leave stops it, and the task
 //! unsubscribes. Joining and leaving happen under one lock, so a join can never slip into a
-//! room that is being closed.
+//! room that is being closed. Signed-in users get the same treatment: the first socket of a
+//! user opens its [`UserFeed`] (one subscription to `<prefix>.user.<user_id>`), the last one
+//! to leave closes it.
 //!
 //! The hub also watches NATS (re)connections: core NATS does not replay what was published
 //! while this instance was away, so after a reconnect every viewer of every room gets a fresh
 //! snapshot rather than silently missing a price.
 
 use crate::room::{self, Room, RoomSettings};
+use crate::user_feed::{self, UserFeed};
 use crate::viewer::{Resync, Viewer};
-use shared::ItemId;
 use shared::mutex;
+use shared::{ItemId, UserId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,10 +31,12 @@ const RECONNECT_BARRIER_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Hub {
     /// A std mutex: held only to look up, insert or remove a room (never across `.await`).
     rooms: Mutex<HashMap<ItemId, Arc<Room>>>,
+    /// Signed-in users' feeds; a std mutex, like `rooms`.
+    feeds: Mutex<HashMap<UserId, Arc<UserFeed>>>,
     settings: Arc<RoomSettings>,
-    /// Owns every room task.
+    /// Owns every room and feed task.
     tasks: TaskTracker,
-    /// Parent of every room's stop token.
+    /// Parent of every room's and feed's stop token.
     stop: CancellationToken,
 }
 
@@ -38,6 +44,7 @@ impl Hub {
     pub fn new(settings: RoomSettings) -> Self {
         Self {
             rooms: Mutex::new(HashMap::new()),
+            feeds: Mutex::new(HashMap::new()),
             settings: Arc::new(settings),
             tasks: TaskTracker::new(),
             stop: CancellationToken::new(),
@@ -87,6 +94,50 @@ impl Hub {
         }
     }
 
+    /// Makes `viewer` a member of the user's feed, opening the feed (and its NATS subscription)
+    /// if this is the user's first socket here, and returns once the subscription is in
+    /// force. The member receives nothing until the session activates it
+    /// ([`UserFeed::activate`]) along with its `authenticated` reply.
+    pub async fn join_user(&self, user: &UserId, viewer: &Arc<Viewer>) -> Arc<UserFeed> {
+        let feed = {
+            let mut feeds = mutex::lock(&self.feeds);
+            let feed = match feeds.get(user) {
+                Some(feed) => Arc::clone(feed),
+                None => {
+                    let feed = Arc::new(UserFeed::new(user.clone(), self.stop.child_token()));
+                    feeds.insert(user.clone(), Arc::clone(&feed));
+                    self.tasks.spawn(user_feed::run(
+                        Arc::clone(&feed),
+                        self.settings.nats.clone(),
+                        self.settings.subjects.user(user),
+                        Arc::clone(&self.settings.metrics),
+                    ));
+                    feed
+                }
+            };
+            feed.add(viewer);
+            feed
+        };
+        feed.wait_ready().await;
+        feed
+    }
+
+    /// Removes the socket from the user's feed, closing the feed when it was the last one.
+    pub fn leave_user(&self, user: &UserId, viewer_id: u64) {
+        let mut feeds = mutex::lock(&self.feeds);
+        if let Some(feed) = feeds.get(user)
+            && feed.remove(viewer_id) == 0
+        {
+            feed.stop();
+            feeds.remove(user);
+        }
+    }
+
+    /// Users with a feed in this instance.
+    pub fn user_feed_count(&self) -> usize {
+        mutex::lock(&self.feeds).len()
+    }
+
     /// Items with a room in this instance.
     pub fn room_count(&self) -> usize {
         self.rooms().len()
@@ -130,8 +181,8 @@ impl Hub {
         }
     }
 
-    /// Stops every room (each publishes a zero count and unsubscribes) and waits for them,
-    /// at most `grace`.
+    /// Stops every room (each publishes a zero count and unsubscribes) and every user feed,
+    /// and waits for them, at most `grace`.
     pub async fn stop(&self, grace: Duration) {
         self.stop.cancel();
         self.tasks.close();

@@ -10,8 +10,13 @@
 //! * [`routes`]: `/ws` endpoints, `/health`, `/ready`, `/metrics` and the watch page.
 //! * [`connection`]: one socket: its reader and its session (snapshots, ordering, writes),
 //!   with what it uses of the service in one `ConnectionContext`.
-//! * [`hub`]: which items this instance watches (interest-based NATS), reconnect resync.
+//! * [`hub`]: which items this instance watches and which signed-in users it holds private
+//!   events for (interest-based NATS), reconnect resync.
 //! * [`room`]: one watched item: its fan-out task, snapshot single flight and presence.
+//! * [`identity`]: a socket's access token, checked with `shared::access_token` against the
+//!   signer's JWKS, and how long its sign-in holds.
+//! * [`user_feed`]: one signed-in user's private events (`<prefix>.user.<user_id>`) to that
+//!   user's sockets only.
 //! * [`viewer`]: a connection as rooms see it: ordering per item (its tracks), direct writes
 //!   to its socket and a bounded queue for what the socket cannot take at once.
 //! * `deadline`: `sleep_until` for `select!` branches that wait on a deadline only sometimes.
@@ -30,6 +35,7 @@ pub mod connection;
 mod deadline;
 pub mod error;
 pub mod hub;
+pub mod identity;
 pub mod limits;
 pub mod metrics;
 pub mod nats;
@@ -40,6 +46,7 @@ pub mod routes;
 pub mod sequencer;
 pub mod server;
 pub mod store;
+pub mod user_feed;
 pub mod viewer;
 pub mod wire;
 
@@ -47,6 +54,7 @@ use anyhow::Context;
 use config::Config;
 use connection::{ConnectionContext, ConnectionSettings};
 use hub::Hub;
+use identity::SocketIdentity;
 use limits::ConnectionLimits;
 use metrics::Metrics;
 use room::RoomSettings;
@@ -84,24 +92,28 @@ pub struct Application {
     nats: async_nats::Client,
     nats_connected: Arc<Notify>,
     store: Store,
+    identity: SocketIdentity,
     metrics: Arc<Metrics>,
 }
 
 impl Application {
-    /// Binds the listener and prepares the Redis and NATS clients. Neither dependency has to
-    /// be up: snapshots are retried until Redis answers, and viewers resync when NATS connects.
+    /// Binds the listener and prepares the Redis and NATS clients and the token verifier.
+    /// No dependency has to be up: snapshots are retried until Redis answers, viewers resync
+    /// when NATS connects, and the token signer's key set is fetched on the first sign-in.
     ///
     /// # Errors
-    /// When the address cannot be bound or a URL is invalid.
+    /// When the address cannot be bound, a URL is invalid or no HTTP client can be built for
+    /// `JWKS_URL`.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let listener = bind(config.listen_addr, config.socket_send_buffer_bytes)
             .with_context(|| format!("binding {}", config.listen_addr))?;
         let store = Store::new(
-            config.redis.url.expose(),
+            &config.redis,
             Keyspace::new(config.redis.key_prefix.clone()),
             config.redis_timeout(),
         )
         .context("invalid REDIS_URL")?;
+        let identity = SocketIdentity::new(&config.tokens)?;
         let (nats, nats_connected) =
             nats::connect(&config.common.nats_url, &config.instance_id).await?;
         Ok(Self {
@@ -110,6 +122,7 @@ impl Application {
             nats,
             nats_connected,
             store,
+            identity,
             metrics: Arc::new(Metrics::default()),
         })
     }
@@ -136,6 +149,7 @@ impl Application {
             nats,
             nats_connected,
             store,
+            identity,
             metrics,
         } = self;
         let hub = Arc::new(Hub::new(RoomSettings {
@@ -168,6 +182,7 @@ impl Application {
             )),
             connection_context: Arc::new(ConnectionContext::new(
                 Arc::clone(&hub),
+                identity,
                 Arc::clone(&metrics),
                 ConnectionSettings::from(&*config),
                 shutdown.clone(),

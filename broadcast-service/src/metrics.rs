@@ -16,6 +16,11 @@ pub struct KindLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: &'static str,
 }
@@ -30,7 +35,8 @@ pub struct Metrics {
     pub subscriptions: Gauge,
     /// Items with a live NATS subscription in this instance.
     pub rooms: Gauge,
-    /// Frames written to sockets, by `kind` (`event`, `snapshot`, `viewers`, `error`, `reply`).
+    /// Frames written to sockets, by `kind` (`event`, `snapshot`, `viewers`, `error`, `reply`,
+    /// `private`, …).
     pub messages_out: Family<KindLabel, Counter>,
     /// Snapshots sent, by `reason` (`subscribe`, `lagged`, `gap`, `reconnect`).
     pub snapshots: Family<ReasonLabel, Counter>,
@@ -46,6 +52,19 @@ pub struct Metrics {
     pub client_errors: Family<KindLabel, Counter>,
     /// Time from an event's receipt from NATS to its frame being written to a socket.
     pub fan_out_latency: Histogram,
+    /// Socket sign-ins and their ends, by `outcome` (`authenticated`, `invalid_token`,
+    /// `unavailable`, `expired`).
+    pub auth: Family<OutcomeLabel, Counter>,
+    /// Sockets signed in right now.
+    pub authenticated: Gauge,
+    /// Users with a private-events subscription in this instance.
+    pub user_feeds: Gauge,
+    /// Private messages received from NATS.
+    pub private_received: Counter,
+    /// Private messages that were not a JSON object with a string `type` (ignored).
+    pub private_invalid: Counter,
+    /// Private events a signed-in socket missed because its queue was full.
+    pub private_dropped: Counter,
     /// The `messages_out{kind="event"}` series itself, resolved once: every session counts
     /// its events after each write, and a family lookup (lock and hash) per write showed up
     /// at 10,000 viewers.
@@ -84,8 +103,28 @@ impl Default for Metrics {
             "fan_out_latency_seconds",
             "Time from receiving an event to writing it to a socket",
         );
+        let auth = registry
+            .counters::<OutcomeLabel>("auth", "Socket sign-ins and their expiries, by outcome");
+        let authenticated = registry.gauge("authenticated", "Sockets signed in");
+        let user_feeds = registry.gauge(
+            "user_feeds",
+            "Users with a private-events subscription in this instance",
+        );
+        let private_received =
+            registry.counter("private_received", "Private messages received from NATS");
+        let private_invalid = registry.counter(
+            "private_invalid",
+            "Private messages that were not a JSON object with a string type",
+        );
+        let private_dropped = registry.counter(
+            "private_dropped",
+            "Private events a socket missed because its queue was full",
+        );
         // Series that exist from the start, so dashboards and alerts see zeros, not gaps.
-        for kind in ["event", "snapshot", "viewers", "error", "reply"] {
+        for outcome in ["authenticated", "invalid_token", "unavailable", "expired"] {
+            drop(auth.get_or_create(&OutcomeLabel { outcome }));
+        }
+        for kind in ["event", "snapshot", "viewers", "error", "reply", "private"] {
             drop(messages_out.get_or_create(&KindLabel { kind }));
         }
         for reason in ["subscribe", "lagged", "gap", "reconnect"] {
@@ -112,6 +151,12 @@ impl Default for Metrics {
             events_invalid,
             client_errors,
             fan_out_latency,
+            auth,
+            authenticated,
+            user_feeds,
+            private_received,
+            private_invalid,
+            private_dropped,
         }
     }
 }
@@ -135,6 +180,10 @@ impl Metrics {
         self.connections_rejected
             .get_or_create(&ReasonLabel { reason })
             .inc();
+    }
+
+    pub fn auth(&self, outcome: &'static str) {
+        self.auth.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 
     pub fn client_error(&self, code: &'static str) {

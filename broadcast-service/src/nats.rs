@@ -2,6 +2,9 @@
 //! hub each time it (re)connects, because core NATS does not replay what was published while
 //! this instance was away.
 //!
+//! [`subscribe_retrying`] is how rooms and user feeds subscribe: a subscription that fails
+//! (the client's command queue closed, say) is tried again until the owner stops.
+//!
 //! [`barrier`] answers "has the server registered every subscription I sent so far?". A
 //! subscription must be in force before a snapshot is read from Redis, or an event committed
 //! after the read but published before the subscription took effect would be missed.
@@ -16,6 +19,7 @@ use shared::redact::SecretUrl;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 /// Connects in the background; returns the client and a [`Notify`] that is signalled on every
 /// (re)connection, the first one included.
@@ -71,4 +75,28 @@ pub async fn barrier(client: &async_nats::Client, timeout: Duration) -> anyhow::
     // Best effort: a dropped subscriber also unsubscribes.
     let _ = echo.unsubscribe().await;
     Ok(())
+}
+
+/// Pause between attempts when subscribing fails.
+const SUBSCRIBE_RETRY: Duration = Duration::from_secs(1);
+
+/// Subscribes to `subject`, trying again every [`SUBSCRIBE_RETRY`] until it works; `None` once
+/// `stop` is cancelled first.
+pub async fn subscribe_retrying(
+    client: &async_nats::Client,
+    subject: &str,
+    stop: &CancellationToken,
+) -> Option<async_nats::Subscriber> {
+    loop {
+        match client.subscribe(subject.to_owned()).await {
+            Ok(subscription) => return Some(subscription),
+            Err(e) => {
+                tracing::warn!(subject, error = %e, "subscribing failed; retrying");
+                tokio::select! {
+                    () = stop.cancelled() => return None,
+                    () = tokio::time::sleep(SUBSCRIBE_RETRY) => {}
+                }
+            }
+        }
+    }
 }

@@ -4,14 +4,20 @@
 //! * `{"type":"subscribe","item_id":"X"}`: watch X (again: ask for a fresh snapshot).
 //! * `{"type":"unsubscribe","item_id":"X"}`: stop watching X; answered `unsubscribed`.
 //! * `{"type":"ping"}`: answered `{"type":"pong"}` (browsers cannot send protocol pings).
+//! * `{"type":"auth","token":"<access token>"}`: sign the socket in (at any time, again to
+//!   renew); answered `authenticated` or an `invalid_token` / `unavailable` error. Watching
+//!   never needs it.
 //!
 //! Server → client: `snapshot` (the item's view plus `type` and `item_id`), the events as the
-//! gateway published them (`bid_placed`, `auction_closed`), `viewers`, `unsubscribed`, `pong`
+//! gateway published them (`bid_placed`, `auction_closed`), `viewers`, `unsubscribed`, `pong`,
+//! `{"type":"authenticated","user_id","expires_at"}`, the signed-in user's private events as
+//! published on `<prefix>.user.<user_id>`, `{"type":"auth_expired"}` when the sign-in ends,
 //! and `error` (see [`crate::error::ApiError::to_frame`]).
 //!
 //! Every frame that goes to many viewers is encoded here once and shared as WebSocket bytes (see [`crate::wire`]).
 
 use crate::error::{ApiError, InputError};
+use crate::identity::{PresentedToken, SignedIn};
 use crate::wire;
 use bytes::Bytes;
 use serde::Serialize;
@@ -25,6 +31,7 @@ pub enum ClientMessage {
     Subscribe(ItemId),
     Unsubscribe(ItemId),
     Ping,
+    Auth(PresentedToken),
 }
 
 /// Longest piece of client input echoed back in an error message.
@@ -38,8 +45,9 @@ impl ClientMessage {
     /// Parses one text frame.
     ///
     /// # Errors
-    /// `invalid_json` (not JSON), `invalid_message` (not an object with a string `type`, or
-    /// no string `item_id`), `unknown_type`, or `invalid_item_id`.
+    /// `invalid_json` (not JSON), `invalid_message` (not an object with a string `type`, no
+    /// string `item_id`, or an `auth` without a string `token`), `unknown_type`, or
+    /// `invalid_item_id`.
     pub fn parse(text: &str) -> Result<Self, ApiError> {
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
             ApiError::invalid(InputError::InvalidJson, format!("message is not JSON: {e}"))
@@ -71,10 +79,21 @@ impl ClientMessage {
             "subscribe" => Ok(Self::Subscribe(item()?)),
             "unsubscribe" => Ok(Self::Unsubscribe(item()?)),
             "ping" => Ok(Self::Ping),
+            "auth" => value
+                .get("token")
+                .and_then(serde_json::Value::as_str)
+                .and_then(PresentedToken::new)
+                .map(Self::Auth)
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        InputError::InvalidMessage,
+                        "an auth message needs a non-empty string \"token\"",
+                    )
+                }),
             other => Err(ApiError::invalid(
                 InputError::UnknownType,
                 format!(
-                    "unknown message type {:?}; expected subscribe, unsubscribe or ping",
+                    "unknown message type {:?}; expected subscribe, unsubscribe, auth or ping",
                     echo(other)
                 ),
             )),
@@ -144,6 +163,21 @@ pub fn unsubscribed_frame(item: &ItemId) -> Utf8Bytes {
 /// The answer to an application-level `{"type":"ping"}`.
 pub const PONG_FRAME: &str = r#"{"type":"pong"}"#;
 
+/// `{"type":"authenticated","user_id","expires_at"}`: the socket is signed in as `user_id`
+/// and gets that user's private events until `expires_at` (the token's `exp`).
+pub fn authenticated_frame(signed_in: &SignedIn) -> Utf8Bytes {
+    let frame = serde_json::json!({
+        "type": "authenticated",
+        "user_id": signed_in.user,
+        "expires_at": signed_in.expires_at,
+    });
+    Utf8Bytes::from(frame.to_string())
+}
+
+/// The sign-in ended (its token expired): no more private events until a new `auth`. The
+/// socket stays open and keeps watching.
+pub const AUTH_EXPIRED_FRAME: &str = r#"{"type":"auth_expired"}"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +201,33 @@ mod tests {
         assert_eq!(
             ClientMessage::parse(r#"{"type":"ping"}"#).unwrap(),
             ClientMessage::Ping
+        );
+    }
+
+    #[test]
+    fn auth_carries_a_non_empty_token() {
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"auth","token":"a.b.c"}"#).unwrap(),
+            ClientMessage::Auth(PresentedToken::new("a.b.c").unwrap())
+        );
+        assert_eq!(code_of(r#"{"type":"auth"}"#), "invalid_message");
+        assert_eq!(code_of(r#"{"type":"auth","token":""}"#), "invalid_message");
+        assert_eq!(code_of(r#"{"type":"auth","token":5}"#), "invalid_message");
+    }
+
+    #[test]
+    fn authenticated_names_the_user_and_the_expiry() {
+        let signed_in = SignedIn {
+            user: UserId::parse("alice").unwrap(),
+            expires_at: Timestamp::from_micros(1_700_000_000_000_000),
+            until: tokio::time::Instant::now(),
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(&authenticated_frame(&signed_in)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "authenticated", "user_id": "alice",
+                "expires_at": "2023-11-14T22:13:20.000000Z"})
         );
     }
 

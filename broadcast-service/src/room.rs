@@ -39,8 +39,6 @@ use tungstenite::Utf8Bytes;
 /// Longest a new room waits for NATS to confirm its subscription before serving anyway (a
 /// reconnect resyncs every viewer, so nothing is lost when NATS was slow or away).
 const BARRIER_TIMEOUT: Duration = Duration::from_secs(2);
-/// Pause between attempts when subscribing fails.
-const SUBSCRIBE_RETRY: Duration = Duration::from_secs(1);
 
 /// What every room of one instance shares.
 pub struct RoomSettings {
@@ -339,25 +337,12 @@ async fn subscribe(
     room: &Room,
     settings: &RoomSettings,
 ) -> Option<(async_nats::Subscriber, async_nats::Subscriber)> {
+    let nats = &settings.nats;
     let live_subject = settings.subjects.live(&room.item);
     let presence_subject = presence::subject(&settings.subject_prefix, &room.item);
-    loop {
-        let attempt = async {
-            let live = settings.nats.subscribe(live_subject.clone()).await?;
-            let beats = settings.nats.subscribe(presence_subject.clone()).await?;
-            Ok::<_, async_nats::SubscribeError>((live, beats))
-        };
-        match attempt.await {
-            Ok(subscriptions) => return Some(subscriptions),
-            Err(e) => {
-                tracing::warn!(item_id = %room.item, error = %e, "subscribing failed; retrying");
-                tokio::select! {
-                    () = room.stop.cancelled() => return None,
-                    () = tokio::time::sleep(SUBSCRIBE_RETRY) => {}
-                }
-            }
-        }
-    }
+    let live = crate::nats::subscribe_retrying(nats, &live_subject, &room.stop).await?;
+    let beats = crate::nats::subscribe_retrying(nats, &presence_subject, &room.stop).await?;
+    Some((live, beats))
 }
 
 /// Decodes one live message, orders it and fans out whatever may go now.

@@ -14,6 +14,7 @@ use shared::ItemState;
 use shared::redis_connection::{RedisCallError, RedisFailure, RedisHandle};
 use shared::redis_keys::Keyspace;
 use shared::redis_reads::{self, ItemReadError};
+use shared::service_options::RedisOptions;
 use std::time::Duration;
 
 /// Why a Redis read failed, as far as the caller can act on it.
@@ -54,10 +55,10 @@ impl Store {
     /// Prepares a lazily connected store; Redis does not have to be up.
     ///
     /// # Errors
-    /// When the URL is invalid.
-    pub fn new(url: &str, keys: Keyspace, timeout: Duration) -> anyhow::Result<Self> {
+    /// When the URL or its TLS settings are invalid.
+    pub fn new(redis: &RedisOptions, keys: Keyspace, timeout: Duration) -> anyhow::Result<Self> {
         Ok(Self {
-            redis: RedisHandle::connect_lazily(url, timeout)?,
+            redis: RedisHandle::connect_lazily(redis, timeout)?,
             keys,
         })
     }

@@ -9,6 +9,8 @@ DIR holds the three binaries as infrastructure/docker/build.sh stages them. Chec
   entry whose work has landed fails, so the list cannot go stale;
 * secrets: nothing secret is a plain value: Terraform passes secrets only as Secrets Manager
   ARNs, compose only as ${…} from the uncommitted .env;
+* TLS: Terraform's REDIS_URL is rediss:// and its DATABASE_URL verify-full against the RDS CA
+  bundle at the path the image puts it, and the binaries document both;
 * ports and health: LISTEN_ADDR, container and target ports, EXPOSE, the health checks of the
   Dockerfile, task definitions and target groups, nginx and Prometheus agree, on paths the
   services really serve;
@@ -169,6 +171,31 @@ def main():
     if ".env" not in (COMPOSE / ".gitignore").read_text().split():
         problems.append("infrastructure/compose/.gitignore must ignore .env")
     report.check("no secret is a plain environment value (Terraform: ARNs; compose: ${…} from .env)", problems)
+
+    # --- TLS to the stores ---------------------------------------------------------------
+    problems = []
+    module_values = {
+        store: {name: body.get("value", "") for name, body in hcl_values.modules_called(modules[store])}
+        for store in ("redis", "postgres")
+    }
+    redis_url = str(module_values["redis"].get("redis_url", ""))
+    if not redis_url.startswith("rediss://"):
+        problems.append(f"modules/redis gives REDIS_URL {redis_url!r}, not rediss:// (transit encryption is required)")
+    database_url = str(module_values["postgres"].get("database_url", ""))
+    if "sslmode=verify-full" not in database_url or "sslrootcert=${var.ca_bundle_path}" not in database_url:
+        problems.append("modules/postgres's DATABASE_URL must carry sslmode=verify-full&sslrootcert=${var.ca_bundle_path}")
+    variables = {name: body for parsed in modules["postgres"].values() for entry in parsed.get("variable", []) for name, body in entry.items()}
+    bundle = variables.get("ca_bundle_path", {}).get("default")
+    downloads = re.findall(r"-o (\S+rds\S+\.pem)", " ".join(dockerfile_stages().get("runtime", [])))
+    if not bundle or bundle not in downloads:
+        problems.append(f"modules/postgres ca_bundle_path {bundle!r} is not where the Dockerfile's runtime stage puts the RDS bundle ({downloads})")
+    for service in ("api-gateway", "archival-worker"):
+        if "verify-full" not in options[service]["DATABASE_URL"].text:
+            problems.append(f"{service} --help does not document sslmode=verify-full for DATABASE_URL")
+    for service in ("api-gateway", "broadcast-service"):
+        if "rediss://" not in options[service]["REDIS_URL"].text or "REDIS_CA_FILE" not in options[service]:
+            problems.append(f"{service} has no rediss:// REDIS_URL or REDIS_CA_FILE option")
+    report.check("Redis is rediss://, PostgreSQL verify-full against the RDS bundle the images carry", problems)
 
     # --- ports and health ----------------------------------------------------------------
     problems = []

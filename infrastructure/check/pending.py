@@ -2,9 +2,10 @@
 
 The compose file and Terraform are written for the deployment as designed (docs/DEPLOY.md):
 Redis Cluster over TLS, NATS at R3, a signing key in Secrets Manager, PostgreSQL over TLS. A
-few of those settings wait for work that has not landed. Each entry names the setting, the
-issue or prerequisite it waits for, and how the checker tells that the work has landed; once it
-has, `make infra-check` fails on the entry until someone wires the real option and removes it.
+few of those settings wait for work that has not landed (TLS to Redis and PostgreSQL has). Each
+entry names the setting, the issue or prerequisite it waits for, and how the checker tells that
+the work has landed; once it has, `make infra-check` fails on the entry until someone wires the
+real option and removes it.
 """
 
 from dataclasses import dataclass
@@ -45,16 +46,6 @@ def _help_matches(service, words, option=None):
     return landed
 
 
-def _redis_tls_enabled(facts):
-    manifest = facts.read_repo_file("Cargo.toml")
-    line = next((l for l in manifest.splitlines() if l.startswith("redis =")), "")
-    return "tls-rustls" in line or "tokio-rustls-comp" in line or "tokio-native-tls-comp" in line
-
-
-def _postgres_tls_enabled(facts):
-    return "NoTls" not in facts.read_repo_file("shared/src/postgres_pool.rs")
-
-
 PENDING = (
     Pending(
         "JETSTREAM_REPLICAS",
@@ -74,20 +65,6 @@ PENDING = (
         ("api-gateway", "broadcast-service", "archival-worker"),
         "issue 14: one name resolving to all three nodes today; switch to the comma-separated list once NATS_URL takes several servers",
         _help_matches("archival-worker", ("comma",), option="NATS_URL"),
-        kind="value",
-    ),
-    Pending(
-        "REDIS_URL=rediss://",
-        ("api-gateway", "broadcast-service"),
-        "prerequisite (docs/DEPLOY.md): ElastiCache requires TLS, but redis-rs has no TLS feature enabled in the root Cargo.toml",
-        _redis_tls_enabled,
-        kind="value",
-    ),
-    Pending(
-        "DATABASE_URL=sslmode=require",
-        ("api-gateway", "archival-worker"),
-        "prerequisite (docs/DEPLOY.md): RDS enforces TLS (rds.force_ssl), but the services connect with tokio_postgres::NoTls",
-        _postgres_tls_enabled,
         kind="value",
     ),
     Pending(

@@ -38,6 +38,9 @@ pub mod field {
     pub const CLOSED_US: &str = "closed_us";
     /// Why an admin cancelled the auction.
     pub const CANCEL_REASON: &str = "cancel_reason";
+    /// The `auction_closed` event (its field list, as JSON) of a close not yet confirmed as
+    /// announced live; written by `close_item.lua`, removed by `confirm_close.lua`.
+    pub const CLOSE_EVENT: &str = "close_event";
 }
 
 /// What a viewer or client sees as the auction's status.

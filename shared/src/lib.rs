@@ -1,5 +1,7 @@
 //! Everything two or more auction services must agree on.
 //!
+//! * [`access_token`]: access-token verification every service shares: the claims, the checks,
+//!   trusted key sets (local or a JWKS fetched and cached) and [`access_token::TokenVerifier`].
 //! * [`ids`]: validated identifiers ([`ItemId`], [`UserId`], [`IdempotencyKey`]) that are safe
 //!   as NATS subject tokens and Redis key parts.
 //! * [`money`]: [`Cents`], money as integer minor units, parsed from decimal literals exactly.
@@ -8,11 +10,13 @@
 //!   the outbox and return ([`Event::to_fields`], [`Event::from_fields`]).
 //! * [`timestamp`]: microsecond UTC timestamps rendered as RFC 3339.
 //! * [`nats`]: the NATS connection policy every service uses, and the archive stream's settings.
-//! * [`redis_connection`]: the deadline-bound Redis connection, its one timeout rule and the
-//!   one classification of a failed call.
+//! * [`redis_connection`]: the Redis client (`redis://`, `rediss://`), the deadline-bound
+//!   connection, its one timeout rule and the one classification of a failed call.
 //! * [`redis_reads`]: reads of the Redis layout that more than one service makes.
 //! * [`postgres_pool`]: the PostgreSQL pool builder, the query deadline and the one rule that
 //!   tells an outage from a bug.
+//! * [`postgres_tls`]: `DATABASE_URL`'s `sslmode` and `sslrootcert` as libpq means them.
+//! * [`tls`]: what TLS connections trust (a CA file, the system roots) and the crypto provider.
 //! * [`service_options`]: the command-line options the services share, flattened into each
 //!   service's `Config`.
 //! * [`health`]: the `/health`, `/ready` and `/metrics` routes.
@@ -28,7 +32,10 @@
 //! * [`migrations`]: versioned SQL migrations under an advisory lock, for each schema's owner.
 //! * [`shutdown`]: SIGINT/SIGTERM to a cancellation token.
 //! * [`telemetry`]: one tracing subscriber setup, JSON or pretty.
+//! * [`text`]: validated free text ([`text::ItemName`], [`text::ItemDescription`],
+//!   [`text::Reason`]): sizes, and no control characters.
 
+pub mod access_token;
 pub mod error_body;
 pub mod event;
 pub mod event_fields;
@@ -42,6 +49,7 @@ pub mod money;
 pub mod mutex;
 pub mod nats;
 pub mod postgres_pool;
+pub mod postgres_tls;
 pub mod redact;
 pub mod redis_connection;
 pub mod redis_keys;
@@ -51,7 +59,9 @@ pub mod shutdown;
 pub mod subjects;
 pub mod supervisor;
 pub mod telemetry;
+pub mod text;
 pub mod timestamp;
+pub mod tls;
 
 pub use event::{AuctionClosed, AuctionExtended, AuctionRelisted, BidPlaced, Event, EventId};
 pub use event_fields::{FieldError, FieldList};

@@ -101,6 +101,14 @@ impl Cents {
     pub fn get(self) -> i64 {
         self.0
     }
+
+    /// Whether a bid of this amount leaves room for a higher one `increment_cents` above it
+    /// within [`Cents::MAX`]. A bid that does not is the price ceiling: nobody may send a bid
+    /// that beats it, so it wins at once (the auction ends at that bid) instead of leaving the
+    /// auction waiting for a minimum next bid no request can carry.
+    pub fn leaves_room_above(self, increment_cents: i64) -> bool {
+        self.0.saturating_add(increment_cents) <= Self::MAX.0
+    }
 }
 
 /// Renders cents as a decimal with two fraction digits trimmed (`200.5`, `12`, `0.05`).
@@ -164,6 +172,18 @@ impl<'de> Deserialize<'de> for Cents {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_bid_whose_next_increment_passes_the_maximum_leaves_no_room() {
+        let max = Cents::MAX.get();
+        assert!(Cents::new(max - 500).unwrap().leaves_room_above(500));
+        assert!(!Cents::new(max - 499).unwrap().leaves_room_above(500));
+        assert!(!Cents::MAX.leaves_room_above(1));
+        assert!(
+            !Cents::new(1).unwrap().leaves_room_above(i64::MAX),
+            "no overflow"
+        );
+    }
+
     use super::*;
 
     fn cents(text: &str) -> Result<i64, MoneyError> {

@@ -15,9 +15,16 @@
 //!
 //! [`RedisCallError::failure`] is the one classification of a failed call, and [`RedisHandle`]
 //! the one deadline-bound connection both services' stores are built on.
+//!
+//! [`client`] is the one place a URL becomes a client: `redis://` in plain text, `rediss://`
+//! over TLS with the server's certificate and host name always verified (against
+//! `--redis-ca-file` or the system roots). A certificate the client refuses is an I/O error of
+//! the connection, so it counts as [`RedisFailure::Unavailable`]: a fast 503 and a failing
+//! `/ready`, with the reason in the error, exactly like an unreachable Redis.
 
+use crate::service_options::RedisOptions;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{FromRedisValue, RedisResult};
+use redis::{ConnectionAddr, ErrorKind, FromRedisValue, IntoConnectionInfo, RedisResult};
 use std::future::Future;
 use std::time::Duration;
 
@@ -85,10 +92,10 @@ impl RedisHandle {
     /// Prepares the connection; Redis does not have to be up.
     ///
     /// # Errors
-    /// When the URL is invalid.
-    pub fn connect_lazily(url: &str, deadline: Duration) -> RedisResult<Self> {
+    /// When the options are refused (see [`client`]).
+    pub fn connect_lazily(options: &RedisOptions, deadline: Duration) -> RedisResult<Self> {
         Ok(Self {
-            conn: connect_lazily(url, deadline)?,
+            conn: connect_lazily(options, deadline)?,
             deadline,
         })
     }
@@ -154,10 +161,54 @@ pub fn connection_config(deadline: Duration) -> ConnectionManagerConfig {
 /// does not have to be up.
 ///
 /// # Errors
-/// When the URL is invalid.
-pub fn connect_lazily(url: &str, deadline: Duration) -> RedisResult<ConnectionManager> {
-    let client = redis::Client::open(url)?;
-    ConnectionManager::new_lazy_with_config(client, connection_config(deadline))
+/// When the options are refused (see [`client`]).
+pub fn connect_lazily(
+    options: &RedisOptions,
+    deadline: Duration,
+) -> RedisResult<ConnectionManager> {
+    ConnectionManager::new_lazy_with_config(client(options)?, connection_config(deadline))
+}
+
+/// The client for `options`; it does not connect.
+///
+/// `rediss://` verifies the server's certificate chain and host name: against the CA file when
+/// one is given (it replaces the system roots), the system roots otherwise. Verification cannot
+/// be turned off: redis-rs's `#insecure` URL fragment is refused here.
+///
+/// # Errors
+/// `InvalidClientConfig` when the URL is invalid, is `#insecure`, or a CA file is given for a
+/// plain `redis://` URL (the operator asked for TLS and would silently not get it).
+pub fn client(options: &RedisOptions) -> RedisResult<redis::Client> {
+    let info = options.url.expose().into_connection_info()?;
+    let tls = match info.addr() {
+        ConnectionAddr::TcpTls { insecure: true, .. } => {
+            return Err(refused(
+                "REDIS_URL asks to skip certificate verification (#insecure), which is not \
+                 supported; give the CA with --redis-ca-file instead",
+            ));
+        }
+        ConnectionAddr::TcpTls { .. } => true,
+        _ => false,
+    };
+    match (&options.ca_file, tls) {
+        (None, false) => redis::Client::open(info),
+        (Some(_), false) => Err(refused(
+            "--redis-ca-file is set but REDIS_URL is not rediss://: use rediss:// for TLS",
+        )),
+        (ca_file, true) => {
+            // redis-rs builds its rustls config from the process default provider.
+            crate::tls::crypto_provider();
+            let certificates = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: ca_file.as_ref().map(|ca| ca.pem().to_vec()),
+            };
+            redis::Client::build_with_tls(info, certificates)
+        }
+    }
+}
+
+fn refused(why: &'static str) -> redis::RedisError {
+    redis::RedisError::from((ErrorKind::InvalidClientConfig, why))
 }
 
 /// Runs one Redis call under `deadline`.
@@ -235,8 +286,38 @@ mod tests {
         );
     }
 
+    fn options(url: &str, ca_file: Option<crate::tls::CaFile>) -> RedisOptions {
+        RedisOptions {
+            url: url.into(),
+            key_prefix: String::new(),
+            ca_file,
+        }
+    }
+
     #[test]
     fn an_invalid_url_is_refused_at_once() {
-        assert!(connect_lazily("not a url", Duration::from_millis(80)).is_err());
+        assert!(connect_lazily(&options("not a url", None), Duration::from_millis(80)).is_err());
+    }
+
+    #[test]
+    fn skipping_certificate_verification_is_refused() {
+        let Err(e) = client(&options("rediss://127.0.0.1:6380/#insecure", None)) else {
+            panic!("#insecure was accepted");
+        };
+        assert!(e.to_string().contains("#insecure"), "{e}");
+    }
+
+    #[test]
+    fn plain_and_tls_urls_make_clients_without_connecting() {
+        let plain = client(&options("redis://127.0.0.1:1", None)).expect("redis://");
+        assert!(matches!(
+            plain.get_connection_info().addr(),
+            ConnectionAddr::Tcp(..)
+        ));
+        let tls = client(&options("rediss://user:pw@127.0.0.1:1", None)).expect("rediss://");
+        assert!(matches!(
+            tls.get_connection_info().addr(),
+            ConnectionAddr::TcpTls { .. }
+        ));
     }
 }

@@ -3,7 +3,7 @@
 //! cannot drift between services.
 //!
 //! * [`CommonOptions`]: what every service has (NATS, the subject prefix, the log format).
-//! * [`RedisOptions`]: the gateway and the broadcast service (Redis and its key prefix).
+//! * [`RedisOptions`]: the gateway and the broadcast service (Redis, its key prefix, its CA).
 //! * [`DatabaseOptions`]: the gateway and the worker (the PostgreSQL read model).
 //! * [`ArchiveOptions`]: the gateway and the worker (the JetStream archive stream).
 //!
@@ -17,6 +17,7 @@
 use crate::redact::SecretUrl;
 use crate::subjects;
 use crate::telemetry::LogFormat;
+use crate::tls::{self, CaFile};
 
 /// Options every service has.
 #[derive(Debug, Clone, clap::Args)]
@@ -58,7 +59,9 @@ pub struct CommonOptions {
 /// Redis, for the services that read or write the auctions' current state.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RedisOptions {
-    /// Redis holding the auctions' current state and the outbox.
+    /// Redis holding the auctions' current state and the outbox: `redis://` or, with TLS,
+    /// `rediss://` (the server's certificate and host name are verified; ElastiCache's AUTH
+    /// goes in the URL: `rediss://:<token>@host:6379` or `rediss://<user>:<password>@…`).
     #[arg(
         id = "redis_url",
         value_name = "REDIS_URL",
@@ -78,13 +81,27 @@ pub struct RedisOptions {
         default_value = ""
     )]
     pub key_prefix: String,
+
+    /// PEM file of the CA(s) that sign Redis's certificate, for a private CA; without it a
+    /// `rediss://` server is verified against the system roots. Needs a `rediss://` URL.
+    #[arg(
+        id = "redis_ca_file",
+        value_name = "REDIS_CA_FILE",
+        long = "redis-ca-file",
+        env = "REDIS_CA_FILE",
+        value_parser = tls::parse_ca_file
+    )]
+    pub ca_file: Option<CaFile>,
 }
 
 /// PostgreSQL: the read model (archival-worker owns and migrates its schema) and, in the
 /// gateway, the accounts schema (the gateway owns and migrates it).
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatabaseOptions {
-    /// PostgreSQL holding the archive and the read model (and the gateway's accounts).
+    /// PostgreSQL holding the archive and the read model (and the gateway's accounts). TLS as
+    /// libpq's `sslmode` says (`disable`, `prefer` (the default), `require`, `verify-ca`,
+    /// `verify-full`), verified against `sslrootcert=<PEM file>` or the system roots, e.g.
+    /// `postgres://app:pw@db:5432/auction?sslmode=verify-full&sslrootcert=/etc/ssl/rds.pem`.
     #[arg(
         id = "database_url",
         value_name = "DATABASE_URL",
@@ -215,6 +232,30 @@ mod tests {
             panic!("a wildcard prefix was accepted");
         };
         assert!(e.to_string().contains("--subject-prefix"), "{e}");
+    }
+
+    #[test]
+    fn a_redis_ca_file_is_read_when_the_options_are_parsed() {
+        let ca = testkit::TestCa::new("test CA").expect("CA");
+        let flag = format!("--redis-ca-file={}", ca.ca_file().display());
+        let all = Everything::parse_from(["service", "--redis-url=rediss://r:6380", &flag]);
+        let ca_file = all.redis.ca_file.expect("the CA file");
+        assert_eq!(ca_file.path(), ca.ca_file());
+        assert_eq!(ca_file.roots().len(), 1);
+        assert!(Everything::parse_from(["service"]).redis.ca_file.is_none());
+    }
+
+    #[test]
+    fn a_missing_redis_ca_file_stops_parsing_with_a_message_naming_the_flag() {
+        let Err(e) = Everything::try_parse_from(["service", "--redis-ca-file=/no/such/ca.pem"])
+        else {
+            panic!("a missing CA file was accepted");
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains("--redis-ca-file") && text.contains("/no/such/ca.pem"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! NATS subject and stream names.
 //!
-//! Live events go on core NATS (fast, best effort), archived events through JetStream
-//! (durable). Keeping them under different tokens means the stream never captures live
-//! traffic. The first token is configurable (default `auction`) so tests and co-hosted
+//! Live events and a user's private events go on core NATS (fast, best effort), archived
+//! events through JetStream (durable). Keeping them under different tokens means the stream
+//! never captures live traffic. The first token is configurable (default `auction`) so tests and co-hosted
 //! deployments can run side by side on one NATS without seeing each other's events.
 
-use crate::ids::ItemId;
+use crate::ids::{ItemId, UserId};
 
 /// Default JetStream stream holding every event for the archive.
 pub const ARCHIVE_STREAM: &str = "AUCTION_ARCHIVE";
@@ -42,6 +42,13 @@ impl Subjects {
         format!("{}.live.>", self.prefix)
     }
 
+    /// Core NATS subject of one signed-in user's private events (`outbid`, `won`, …):
+    /// `auction.user.<user_id>`. The broadcast service forwards it to that user's
+    /// authenticated sockets only.
+    pub fn user(&self, user: &UserId) -> String {
+        format!("{}.user.{user}", self.prefix)
+    }
+
     /// JetStream subject of one item's archived events: `auction.archive.<item_id>`.
     pub fn archive(&self, item: &ItemId) -> String {
         format!("{}.archive.{item}", self.prefix)
@@ -65,6 +72,13 @@ mod tests {
         assert_eq!(subjects.archive(&item), "auction.archive.lot-7");
         assert_eq!(subjects.archive_all(), "auction.archive.>");
         assert_eq!(subjects.live_all(), "auction.live.>");
+    }
+
+    #[test]
+    fn a_users_private_subject_embeds_the_user_id_as_one_token() {
+        let user = UserId::parse("alice").unwrap();
+        assert_eq!(Subjects::default().user(&user), "auction.user.alice");
+        assert_eq!(Subjects::new("t1").user(&user), "t1.user.alice");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! * [`server`]: throwaway Redis and NATS (JetStream) servers on free loopback ports, in temp
 //!   dirs, stopped by a `Drop` guard (and PostgreSQL clusters). Tests that kill a dependency use these, never the shared
 //!   machine-wide instances.
+//! * [`tls`]: a throwaway CA and the server certificates it signs, for the TLS servers above.
 //! * [`wait_until`]: poll an observable fact until a deadline instead of sleeping.
 //! * [`unique_id`]: per-test identifiers so tests sharing a Redis never collide.
 //!
@@ -23,11 +24,13 @@ pub mod reply;
 pub mod server;
 #[cfg(feature = "services")]
 pub mod service;
+pub mod tls;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-pub use server::{NatsServer, PostgresServer, RedisServer};
+pub use server::{NatsServer, PostgresServer, RedisServer, TlsRedisServer};
+pub use tls::{ServerCert, TestCa};
 
 /// The shared Redis every ordinary test uses (the machine's, or the one `make test` started).
 pub const SHARED_REDIS_URL: &str = "redis://127.0.0.1:6379";

@@ -3,7 +3,11 @@
 //! Each server gets a free port (bind `127.0.0.1:0`, read the port, release it) and a temp dir.
 //! `stop` kills only the child this guard started; `start` brings it back on the same port and
 //! data dir, so a restarted NATS keeps its JetStream store, as in production.
+//!
+//! Redis and PostgreSQL also start with TLS ([`TlsRedisServer`], [`PostgresServer::start_tls`]),
+//! presenting a certificate of a [`crate::tls::TestCa`].
 
+use crate::tls::ServerCert;
 use anyhow::{Context, bail};
 use std::marker::PhantomData;
 use std::net::{TcpListener, TcpStream};
@@ -102,6 +106,14 @@ impl Program for Redis {
     const SCHEME: &'static str = "redis";
 }
 
+/// `redis-server` listening for TLS only (`rediss://`).
+pub enum RedisTls {}
+
+impl Program for RedisTls {
+    const NAME: &'static str = "redis-server";
+    const SCHEME: &'static str = "rediss";
+}
+
 /// `nats-server`.
 pub enum Nats {}
 
@@ -120,6 +132,9 @@ pub struct Server<P: Program> {
 /// [`RedisServer::start_durable`]).
 pub type RedisServer = Server<Redis>;
 
+/// A throwaway `redis-server` that speaks TLS only, with a test CA's certificate.
+pub type TlsRedisServer = Server<RedisTls>;
+
 /// A throwaway `nats-server -js` whose JetStream store survives restarts.
 pub type NatsServer = Server<Nats>;
 
@@ -133,6 +148,11 @@ impl<P: Program> Server<P> {
 
     pub fn url(&self) -> String {
         format!("{}://127.0.0.1:{}", P::SCHEME, self.managed.port)
+    }
+
+    /// The port it listens on (for URLs with credentials or another host name).
+    pub fn port(&self) -> u16 {
+        self.managed.port
     }
 
     /// Kills the server abruptly. A Redis loses its data unless it was started with
@@ -193,6 +213,43 @@ impl Server<Redis> {
         let mut args = arguments(&["--port", &port_text, "--bind", "127.0.0.1"]);
         args.extend(arguments(&["--dir", &dir_text]));
         args.extend(arguments(persistence));
+        Self::launch(args, port, dir)
+    }
+}
+
+impl Server<RedisTls> {
+    /// Starts one on a free port, presenting `cert` and asking clients for none (like
+    /// ElastiCache), without persistence. `extra` adds configuration, such as ACL users:
+    /// `["--user", "app", "on", ">secret", "~*", "&*", "+@all"]`.
+    ///
+    /// # Errors
+    /// When `redis-server` cannot be started (Debian's is built with TLS).
+    pub fn start(cert: &ServerCert, extra: &[&str]) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port()?;
+        let (cert_file, key_file) = cert.write_to(dir.path())?;
+        let (port_text, dir_text) = (port.to_string(), dir.path().display().to_string());
+        let (cert_text, key_text) = (
+            cert_file.display().to_string(),
+            key_file.display().to_string(),
+        );
+        let mut args = arguments(&[
+            "--port",
+            "0",
+            "--tls-port",
+            &port_text,
+            "--bind",
+            "127.0.0.1",
+        ]);
+        args.extend(arguments(&[
+            "--tls-cert-file",
+            &cert_text,
+            "--tls-key-file",
+            &key_text,
+        ]));
+        args.extend(arguments(&["--tls-auth-clients", "no", "--dir", &dir_text]));
+        args.extend(arguments(&["--save", "", "--appendonly", "no"]));
+        args.extend(arguments(extra));
         Self::launch(args, port, dir)
     }
 }
@@ -259,6 +316,8 @@ pub struct PostgresServer {
     port: u16,
     data: PathBuf,
     as_root: bool,
+    /// `-c name=value` settings beyond the defaults (TLS).
+    settings: Vec<String>,
     child: Option<Child>,
     _dir: tempfile::TempDir,
 }
@@ -269,6 +328,19 @@ impl PostgresServer {
     /// # Errors
     /// When the binaries are missing or the cluster cannot start.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(None)
+    }
+
+    /// Like [`PostgresServer::start`], with `ssl=on` presenting `cert`. Plain connections are
+    /// still accepted (`pg_stat_ssl` tells which a session is), so one server shows both.
+    ///
+    /// # Errors
+    /// When the binaries are missing or the cluster cannot start.
+    pub fn start_tls(cert: &ServerCert) -> anyhow::Result<Self> {
+        Self::start_with(Some(cert))
+    }
+
+    fn start_with(cert: Option<&ServerCert>) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let as_root = running_as_root();
         let data = dir.path().join("data");
@@ -291,10 +363,31 @@ impl PostgresServer {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let mut settings = Vec::new();
+        if let Some(cert) = cert {
+            let (cert_file, key_file) = cert.write_to(&data)?;
+            if as_root {
+                let status = Command::new("chown")
+                    .arg("postgres:")
+                    .args([&cert_file, &key_file])
+                    .status()?;
+                anyhow::ensure!(status.success(), "chown of the server key failed");
+            }
+            // Relative paths are read from the data directory.
+            settings = arguments(&[
+                "-c",
+                "ssl=on",
+                "-c",
+                "ssl_cert_file=server.crt",
+                "-c",
+                "ssl_key_file=server.key",
+            ]);
+        }
         let mut server = Self {
             port: free_port()?,
             data,
             as_root,
+            settings,
             child: None,
             _dir: dir,
         };
@@ -342,6 +435,11 @@ impl PostgresServer {
         format!("postgres://postgres@127.0.0.1:{}/auction", self.port)
     }
 
+    /// The port it listens on (for URLs with another host name).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Stops the server as a crash would: SIGQUIT is PostgreSQL's "immediate shutdown" (no
     /// checkpoint; the next start runs crash recovery). SIGKILL would leave backends attached
     /// to shared memory and the next start would refuse to run.
@@ -384,6 +482,7 @@ impl PostgresServer {
                 "-k",
             ])
             .arg(&self.data)
+            .args(&self.settings)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(

@@ -1,41 +1,27 @@
 //! [`DisplayName`]: the name other people see, separate from the login and the user id.
 
+use shared::text::{TextError, TextRules};
 use std::fmt;
 
 /// Longest display name, in characters.
 pub const DISPLAY_NAME_MAX_LEN: usize = 64;
 
-/// Why a text is not a display name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum DisplayNameError {
-    #[error("must not be empty")]
-    Empty,
-    #[error("must be at most {DISPLAY_NAME_MAX_LEN} characters")]
-    TooLong,
-    #[error("must not contain control characters")]
-    ControlCharacter,
-}
+/// Why a text is not a display name: the rules of all free text (`shared::text`).
+pub type DisplayNameError = TextError;
 
 /// A trimmed, non-empty name of at most 64 characters without control characters (which
-/// would let one user's name rewrite another's line in a viewer's page or a log).
+/// would let one user's name rewrite another's line in a viewer's page or a log), by the one
+/// set of text rules in `shared::text`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
 
 impl DisplayName {
+    const RULES: TextRules = TextRules::line(DISPLAY_NAME_MAX_LEN);
+
     /// # Errors
     /// [`DisplayNameError`] naming the rule broken.
     pub fn parse(text: &str) -> Result<Self, DisplayNameError> {
-        let text = text.trim();
-        if text.is_empty() {
-            return Err(DisplayNameError::Empty);
-        }
-        if text.chars().count() > DISPLAY_NAME_MAX_LEN {
-            return Err(DisplayNameError::TooLong);
-        }
-        if text.chars().any(char::is_control) {
-            return Err(DisplayNameError::ControlCharacter);
-        }
-        Ok(Self(text.to_owned()))
+        Self::RULES.apply(text).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -70,7 +56,7 @@ mod tests {
     fn name_of_sixty_five_characters_is_rejected() {
         assert_eq!(
             DisplayName::parse(&"é".repeat(65)),
-            Err(DisplayNameError::TooLong)
+            Err(DisplayNameError::TooLong { max: 64 })
         );
         assert!(DisplayName::parse(&"é".repeat(64)).is_ok());
     }
@@ -79,7 +65,10 @@ mod tests {
     fn name_with_a_control_character_is_rejected() {
         assert_eq!(
             DisplayName::parse("Ada\u{1b}[2J"),
-            Err(DisplayNameError::ControlCharacter)
+            Err(DisplayNameError::ControlCharacter {
+                found: '\u{1b}',
+                position: 4
+            })
         );
     }
 }

@@ -7,6 +7,7 @@
 use super::display_name::DisplayNameError;
 use super::login::LoginError;
 use super::new_password::PasswordRule;
+use shared::access_token::VerifyError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -93,36 +94,15 @@ impl std::fmt::Display for Dependency {
     }
 }
 
-/// Why an access token was refused ([`AuthError::InvalidToken`]). Tests assert on it, and the
-/// logs record it; the client only learns that the token is not valid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum TokenRejection {
-    /// Not three base64url parts with a JSON header and claims.
-    #[error("malformed token")]
-    Malformed,
-    /// `alg` is `none`, symmetric, unknown, or not the algorithm of the key it names.
-    #[error("algorithm not accepted")]
-    Algorithm,
-    /// No `kid`, or a `kid` that no trusted key has (after refreshing a remote key set).
-    #[error("unknown signing key")]
-    UnknownKey,
-    /// The signature does not match the header and claims (tampered, or another key).
-    #[error("bad signature")]
-    Signature,
-    /// `exp` is past, beyond the leeway.
-    #[error("expired")]
-    Expired,
-    /// `nbf` is in the future, beyond the leeway.
-    #[error("not valid yet")]
-    NotYetValid,
-    /// `iss` is missing or not the trusted issuer.
-    #[error("wrong issuer")]
-    Issuer,
-    /// Neither `aud` nor (without `aud`) `client_id` is our audience.
-    #[error("wrong audience")]
-    Audience,
-    /// A required claim is missing or has the wrong shape (e.g. a `sub` outside the user id
-    /// rules).
-    #[error("invalid claims")]
-    Claims,
+/// Why an access token was refused ([`AuthError::InvalidToken`]): the shared verifier's
+/// reasons, for the logs and tests; the client only learns that the token is not valid.
+pub use shared::access_token::TokenRejection;
+
+impl From<VerifyError> for AuthError {
+    fn from(error: VerifyError) -> Self {
+        match error {
+            VerifyError::InvalidToken(reason) => Self::InvalidToken(reason),
+            VerifyError::KeysUnavailable(cause) => Self::Unavailable(Dependency::IssuerKeys, cause),
+        }
+    }
 }

@@ -119,6 +119,13 @@ impl SigningKey {
     }
 }
 
+/// A key set of our own keys reads their public JWKs (`KeySet::of_signing_keys`).
+impl AsRef<Jwk> for SigningKey {
+    fn as_ref(&self) -> &Jwk {
+        &self.jwk
+    }
+}
+
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningKey")

@@ -5,6 +5,7 @@
 
 use super::json_body::JsonBody;
 use super::{AppState, item_id};
+use crate::closer;
 use crate::error::{ApiError, ErrorCode};
 use crate::store::{CloseMode, CloseOutcome, ExtendOutcome, Relist, RelistOutcome};
 use axum::extract::{Path, State};
@@ -12,6 +13,7 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use shared::text::Reason;
 use shared::{Cents, Event, ItemId, Timestamp};
 
 pub fn router() -> Router<AppState> {
@@ -61,7 +63,7 @@ struct Announced {
 /// Publishes an admin event live (in `seq` order with bids), teaches the price cache, and
 /// answers with the event.
 fn announce(ctx: &AppState, item: &ItemId, event: Event) -> Json<Announced> {
-    ctx.prices.forget(item);
+    ctx.prices.observe_event(&event);
     ctx.live.begin(item).finish(Some(&event));
     Json(Announced {
         item_id: item.clone(),
@@ -81,15 +83,19 @@ async fn end(
 ) -> Result<Json<Announced>, ApiError> {
     let id = item_id(raw)?;
     match ctx.store.close_item(&id, mode, reason).await? {
-        CloseOutcome::Closed(close) => Ok(announce(&ctx, &id, Event::AuctionClosed(close))),
+        CloseOutcome::Closed(close) => {
+            let answer = announce(&ctx, &id, Event::AuctionClosed(close.clone()));
+            closer::confirm(&ctx.store, &close).await;
+            Ok(answer)
+        }
         CloseOutcome::Gone => match ctx.store.get_item(&id).await? {
             None => Err(ApiError::ItemNotFound(id.to_string())),
             Some(_) => Err(not_active("the auction is already closed or cancelled")),
         },
         CloseOutcome::Ended => Err(not_active("the auction has ended; its result stands")),
-        CloseOutcome::NotDue => Err(ApiError::Internal(anyhow::anyhow!(
-            "close script answered not_due to an admin close"
-        ))),
+        CloseOutcome::NotDue | CloseOutcome::Replayed(_) => Err(ApiError::Internal(
+            anyhow::anyhow!("close script answered not_due or replayed to an admin close"),
+        )),
     }
 }
 
@@ -117,14 +123,9 @@ async fn cancel(
     JsonBody(request): JsonBody<CancelRequest>,
 ) -> Result<Json<Announced>, ApiError> {
     authorize(&ctx, &headers)?;
-    let reason = request.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::new(
-            ErrorCode::InvalidReason,
-            "reason must have 1 to 500 characters",
-        ));
-    }
-    end(ctx, raw, CloseMode::Cancel, reason).await
+    let reason = Reason::parse(&request.reason)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidReason, format!("reason {e}")))?;
+    end(ctx, raw, CloseMode::Cancel, reason.as_str()).await
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,4 +1,5 @@
-//! How identity failures reach clients: the one `From<AuthError> for ApiError`.
+//! How identity failures reach clients: the one `From<AuthError> for ApiError` (the shared
+//! verifier's `VerifyError` goes through it).
 //!
 //! Each [`AuthError`] variant's doc names its status; this mapping gives each its own
 //! [`ErrorCode`] with that status and keeps the variant's text, which was written for clients
@@ -8,6 +9,13 @@
 use crate::auth::AuthError;
 use crate::auth::error::Dependency;
 use crate::error::{ApiError, ErrorCode};
+use shared::access_token::VerifyError;
+
+impl From<VerifyError> for ApiError {
+    fn from(error: VerifyError) -> Self {
+        ApiError::from(AuthError::from(error))
+    }
+}
 
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {

@@ -120,7 +120,7 @@ async fn place_bid(
     let in_flight = ctx.live.begin(&bid.item_id);
     let mut reply = ctx
         .store
-        .place_bid(&bid, ctx.config.idempotency_ttl_secs)
+        .place_bid(&bid, ctx.config.idempotency_ttl())
         .await
         .map_err(|e| match e {
             StoreError::TimedOut => ApiError::OutcomeUnknown("redis"),

@@ -27,13 +27,19 @@ impl Probes for AppState {
         readiness.advisory("accounts", accounts)
     }
 
-    /// Prometheus text; the outbox lag is read from Redis at scrape time.
+    /// Prometheus text; the outbox lag (from Redis) and the sizes of the in-memory maps are
+    /// read at scrape time.
     async fn metrics_text(&self) -> String {
         if let Ok(lag) = self.store.outbox_lag().await {
             self.metrics
                 .outbox_lag
                 .set(i64::try_from(lag).unwrap_or(i64::MAX));
         }
+        let size = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.metrics
+            .live_tracked_items
+            .set(size(self.live.tracked_items()));
+        self.metrics.prefilter_items.set(size(self.prices.len()));
         self.metrics.render()
     }
 }

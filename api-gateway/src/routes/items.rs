@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use shared::item_state::ItemView;
+use shared::text::{ItemDescription, ItemName};
 use shared::{Cents, ItemId, ItemStatus, Timestamp};
 
 pub fn router() -> Router<AppState> {
@@ -44,19 +45,11 @@ struct CreateItemRequest {
 impl CreateItemRequest {
     /// Applies the rules serde cannot express.
     fn validate(self) -> Result<NewItem, ApiError> {
-        let name = self.name.trim().to_owned();
-        if name.is_empty() || name.chars().count() > 200 {
-            return Err(ApiError::new(
-                ErrorCode::InvalidName,
-                "name must have 1 to 200 characters",
-            ));
-        }
-        if self.description.chars().count() > 5000 {
-            return Err(ApiError::new(
-                ErrorCode::InvalidDescription,
-                "description must have at most 5000 characters",
-            ));
-        }
+        let name = ItemName::parse(&self.name)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidName, format!("name {e}")))?;
+        let description = ItemDescription::parse(&self.description).map_err(|e| {
+            ApiError::new(ErrorCode::InvalidDescription, format!("description {e}"))
+        })?;
         let start_us = self.start_time.map(Timestamp::micros);
         let end_us = self.end_time.micros();
         let reference = start_us.unwrap_or_else(|| Timestamp::now().micros());
@@ -86,8 +79,8 @@ impl CreateItemRequest {
                 ItemId::parse(format!("item-{}", uuid::Uuid::now_v7().simple()))
                     .expect("generated ids match the id rules")
             }),
-            name,
-            description: self.description,
+            name: name.into_string(),
+            description: description.into_string(),
             starting_cents: self.starting_price.get(),
             min_increment_cents: self.min_increment.map_or(100, Cents::get),
             reserve_cents: self.reserve_price.map_or(0, Cents::get),

@@ -1,9 +1,17 @@
--- close_item.lua: close one auction whose end time has passed, exactly once.
+-- close_item.lua: close one auction whose end time has passed, exactly once, and keep its
+-- auction_closed event until the gateway confirms it announced it live.
 --
 -- Every gateway instance's closer may call this for the same item at the same moment; the
 -- status check inside this atomic script makes exactly one of them close it. The end time is
 -- re-read here because a late bid (anti-sniping) may have moved it since the item was listed
 -- as due: then the item's closing score is corrected and nothing closes.
+--
+-- A close is announced at least once: the script keeps the event in the item hash
+-- (`close_event`) and leaves the item in the closing set, due again `ARGV[5]` µs later. The
+-- gateway that got the reply announces the event, then confirms (confirm_close.lua), which
+-- removes both. If the reply never reached it (a call that timed out after Redis took it, a
+-- gateway that stopped), the next closer pass after that grace finds the closed item due,
+-- gets the kept event again (outcome "closed", replayed "1"), announces and confirms it.
 --
 -- KEYS[1]  item hash            {s<n>}:item:<id>
 -- KEYS[2]  closing sorted set   {s<n>}:closing
@@ -13,12 +21,15 @@
 -- ARGV[3]  mode: "due" (the closer: only past the end time), "now" (an admin closes it early:
 --          the end time becomes now) or "cancel" (an admin cancels it: no winner)
 -- ARGV[4]  cancellation reason (mode "cancel")
+-- ARGV[5]  announcement grace in µs: how long the closing gateway has to confirm
 --
 -- Reply: {reply_fields} or {reply_fields, event_fields}, each a flat name, value, … list
 -- (the shape every gateway script answers in, decoded by store/script_reply.rs):
 --   outcome "closed", with event_fields: the auction_closed event exactly as appended to the
 --           outbox (type, event_id, item_id, seq, ts_us, winner_id ("" if none),
---           final_price_cents ("" if none), reserve_met, round, cancelled ("1"/"0"), reason)
+--           final_price_cents ("" if none), reserve_met, round, cancelled ("1"/"0"), reason);
+--           with replayed "1" when this call did not close it but found its announcement
+--           unconfirmed past the grace (mode "due" only; it is not appended again)
 --   outcome "not_due", end_us   (a late bid moved the end; the closing score is corrected)
 --   outcome "gone"              (already closed, cancelled, or no such item)
 --   outcome "ended"             (mode "cancel" after the end: the result stands)
@@ -27,17 +38,30 @@ local function int(n) return string.format('%d', n) end
 
 local item, closing, outbox = KEYS[1], KEYS[2], KEYS[3]
 local item_id, event_id, mode, reason = ARGV[1], ARGV[2], ARGV[3] or 'due', ARGV[4] or ''
+local grace = tonumber(ARGV[5]) or 0
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 
 local f = redis.call('HMGET', item, 'status', 'end_us', 'current_cents', 'highest_bidder',
-  'bid_count', 'seq', 'reserve_cents', 'round')
+  'bid_count', 'seq', 'reserve_cents', 'round', 'close_event')
 if not f[1] or f[1] ~= 'active' then
-  redis.call('ZREM', closing, item_id)
+  local pending = f[9]
+  if not pending then
+    redis.call('ZREM', closing, item_id)
+    return {{'outcome', 'gone'}}
+  end
+  -- Closed, announcement not confirmed. Past the grace, a closer pass announces it again;
+  -- before it (or for an admin), the gateway that closed it is still expected to.
+  local score = tonumber(redis.call('ZSCORE', closing, item_id))
+  if mode == 'due' and score and score <= now then
+    redis.call('ZADD', closing, now + grace, item_id)
+    return {{'outcome', 'closed', 'replayed', '1'}, cjson.decode(pending)}
+  end
   return {{'outcome', 'gone'}}
 end
 
 local end_us = tonumber(f[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 if mode == 'due' and now < end_us then
   redis.call('ZADD', closing, end_us, item_id)
   return {{'outcome', 'not_due', 'end_us', int(end_us)}}
@@ -62,13 +86,14 @@ end
 local seq = tonumber(f[6]) + 1
 local round = f[8] or '1'
 
-redis.call('HSET', item, 'status', cancelled and 'cancelled' or 'closed', 'seq', int(seq),
-  'winner_id', winner, 'closed_us', int(now), 'end_us', int(end_us), 'cancel_reason', reason)
-redis.call('ZREM', closing, item_id)
 local event = {'type', 'auction_closed', 'event_id', event_id, 'item_id', item_id,
   'seq', int(seq), 'ts_us', int(now), 'winner_id', winner, 'final_price_cents', price,
   'reserve_met', reserve_met and '1' or '0', 'round', round,
   'cancelled', cancelled and '1' or '0', 'reason', reason}
+redis.call('HSET', item, 'status', cancelled and 'cancelled' or 'closed', 'seq', int(seq),
+  'winner_id', winner, 'closed_us', int(now), 'end_us', int(end_us), 'cancel_reason', reason,
+  'close_event', cjson.encode(event))
+redis.call('ZADD', closing, now + grace, item_id)
 redis.call('XADD', outbox, '*', unpack(event))
 
 return {{'outcome', 'closed'}, event}

@@ -9,7 +9,11 @@
 -- ARGV[3]  event id (UUIDv7, chosen by the gateway)
 -- ARGV[4]  item id
 -- ARGV[5]  "1" when an Idempotency-Key was given, else "0"
--- ARGV[6]  idempotency record TTL in seconds
+-- ARGV[6]  idempotency record TTL in seconds for an accepted bid
+-- ARGV[7]  the price ceiling in cents (shared::Cents::MAX): a bid with no room above it for
+--          another increment wins at once, the auction's end moving to now
+-- ARGV[8]  idempotency record TTL in seconds for any other answer: a rejection changed
+--          nothing, so it is kept only for a client's retry, not for a day
 --
 -- Reply: {reply_fields} or {reply_fields, event_fields}, each a flat name, value, … list
 -- (the shape every gateway script answers in, decoded by store/script_reply.rs):
@@ -36,6 +40,8 @@ local function int(n) return string.format('%d', n) end
 local item, outbox, closing, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local user, amount_text, event_id, item_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local use_idem, idem_ttl = ARGV[5] == '1', tonumber(ARGV[6])
+local ceiling = tonumber(ARGV[7])
+local rejection_ttl = tonumber(ARGV[8])
 local amount = tonumber(amount_text)
 
 if use_idem then
@@ -73,10 +79,10 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local minimum = starting
 if bid_count > 0 then minimum = current + increment end
 
-local function remember(reply)
+local function remember(reply, ttl)
   if use_idem then
     redis.call('SET', idem, cjson.encode({user = user, amount = amount_text, reply = reply}),
-      'EX', idem_ttl)
+      'EX', ttl)
   end
   return reply
 end
@@ -89,7 +95,7 @@ local function reply_fields(outcome)
 end
 
 local function answer(outcome)
-  return remember({reply_fields(outcome)})
+  return remember({reply_fields(outcome)}, rejection_ttl)
 end
 
 if status == 'cancelled' then return answer('cancelled') end
@@ -105,6 +111,13 @@ if ext_window > 0 and end_us - now <= ext_window and now + ext > end_us then
   extended = '1'
   redis.call('ZADD', closing, end_us, item_id)
 end
+-- The price ceiling: no valid amount could beat this bid, so it wins now (the closer closes
+-- the auction at this end time) rather than leave a minimum next bid nobody may send.
+if amount + increment > ceiling then
+  end_us = now
+  extended = '0'
+  redis.call('ZADD', closing, end_us, item_id)
+end
 seq = seq + 1
 current = amount
 highest = user
@@ -118,4 +131,4 @@ local event = {'type', 'bid_placed', 'event_id', event_id, 'item_id', item_id,
   'round', round}
 redis.call('XADD', outbox, '*', unpack(event))
 
-return remember({reply_fields('accepted'), event})
+return remember({reply_fields('accepted'), event}, idem_ttl)

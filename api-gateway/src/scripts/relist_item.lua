@@ -38,7 +38,7 @@ if end_us <= now or end_us <= start_us then return {{'outcome', 'ended'}} end
 
 local seq = tonumber(f[2]) + 1
 local round = (tonumber(f[3]) or 1) + 1
-redis.call('HDEL', item, 'closed_us')
+redis.call('HDEL', item, 'closed_us', 'close_event')
 redis.call('HSET', item, 'status', 'active', 'start_us', int(start_us), 'end_us', int(end_us),
   'starting_cents', ARGV[5], 'min_increment_cents', ARGV[6], 'reserve_cents', ARGV[7],
   'ext_window_us', ARGV[8], 'ext_us', ARGV[9], 'current_cents', '0', 'highest_bidder', '',

@@ -2,7 +2,7 @@
 
 use super::script_reply::{OUTCOME, ReplyError, ScriptReply};
 use super::{Store, StoreError};
-use shared::{BidPlaced, Event, EventId, FieldList, IdempotencyKey, ItemId, UserId};
+use shared::{BidPlaced, Cents, Event, EventId, FieldList, IdempotencyKey, ItemId, UserId};
 
 /// A bid to apply.
 #[derive(Debug, Clone)]
@@ -11,6 +11,29 @@ pub struct PlaceBid {
     pub user_id: UserId,
     pub amount_cents: i64,
     pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// How long an `Idempotency-Key`'s answer is kept.
+///
+/// An accepted bid's for a day: a retry must never place it twice. Any other answer (too low,
+/// not started, closed, …) changed nothing, so a retry after its record expired is simply
+/// decided again; it is kept only long enough for a client's retry to get the same answer,
+/// which keeps a flood of rejected keyed bids from filling Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdempotencyTtl {
+    pub accepted_secs: u64,
+    pub rejected_secs: u64,
+}
+
+impl IdempotencyTtl {
+    /// The TTL of the record of an answer with `outcome`.
+    pub fn of(self, outcome: BidOutcome) -> u64 {
+        if outcome == BidOutcome::Accepted {
+            self.accepted_secs
+        } else {
+            self.rejected_secs
+        }
+    }
 }
 
 /// What the script decided.
@@ -178,12 +201,10 @@ impl Store {
     pub async fn place_bid(
         &self,
         bid: &PlaceBid,
-        idempotency_ttl_secs: u64,
+        idempotency_ttl: IdempotencyTtl,
     ) -> Result<BidReply, StoreError> {
         if let Some(pool) = &self.optimistic {
-            return self
-                .place_bid_optimistic(pool, bid, idempotency_ttl_secs)
-                .await;
+            return self.place_bid_optimistic(pool, bid, idempotency_ttl).await;
         }
         let keys = self.keys.item(&bid.item_id);
         let event_id = EventId::new();
@@ -207,7 +228,9 @@ impl Store {
             } else {
                 "0"
             })
-            .arg(idempotency_ttl_secs);
+            .arg(idempotency_ttl.accepted_secs)
+            .arg(Cents::MAX.get())
+            .arg(idempotency_ttl.rejected_secs);
         self.run_script("place_bid.lua", invocation, BidReply::from_script)
             .await
     }
@@ -219,6 +242,22 @@ mod tests {
 
     fn reply(fields: &[&str]) -> ScriptReply {
         ScriptReply::parse(vec![fields.iter().map(|s| (*s).to_owned()).collect()]).unwrap()
+    }
+
+    #[test]
+    fn only_an_accepted_answer_is_kept_for_the_long_ttl() {
+        let ttl = IdempotencyTtl {
+            accepted_secs: 86_400,
+            rejected_secs: 60,
+        };
+        for outcome in BidOutcome::ALL {
+            let expected = if outcome == BidOutcome::Accepted {
+                86_400
+            } else {
+                60
+            };
+            assert_eq!(ttl.of(outcome), expected, "{outcome:?}");
+        }
     }
 
     #[test]

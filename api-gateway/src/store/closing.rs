@@ -1,7 +1,21 @@
-//! Closing auctions: which items are due, and the atomic close itself (`close_item.lua`).
+//! Closing auctions: which items are due, the atomic close itself (`close_item.lua`), and the
+//! confirmation that its event was announced live (`confirm_close.lua`).
+//!
+//! A close is announced at least once: until the gateway that closed an item confirms it
+//! handed the event to the live publisher, the event stays in the item hash and the item in
+//! its closing set, so a later closer pass (of any instance) announces it when the reply never
+//! arrived ([`CloseOutcome::Replayed`]).
 
 use super::{Store, StoreError};
 use shared::{AuctionClosed, Event, ItemId, Timestamp};
+use std::time::Duration;
+
+/// How long the gateway that closed an item has to confirm the announcement before a closer
+/// pass announces it again: far beyond a call's deadline (`REDIS_TIMEOUT_MS`, 80 ms) and the
+/// handoff to the live publisher, so a slow gateway is rarely repeated (a repeat is harmless:
+/// viewers drop a `seq` they have seen), and short enough that viewers learn of a close whose
+/// reply was lost within a few seconds.
+pub const ANNOUNCE_GRACE: Duration = Duration::from_secs(2);
 
 /// How an auction is ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,11 +31,16 @@ pub enum CloseMode {
 /// What an attempt to close an item did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloseOutcome {
-    /// This call closed it; the event is in the outbox and must go out live.
+    /// This call closed it; the event is in the outbox and must go out live, then be
+    /// confirmed ([`Store::confirm_close`]).
     Closed(AuctionClosed),
+    /// Closed earlier, and its announcement was never confirmed (the reply was lost): it must
+    /// go out live now, then be confirmed. Only the closer's mode ([`CloseMode::Due`]) asks.
+    Replayed(AuctionClosed),
     /// A late bid moved the end; the closing set now has the new time.
     NotDue,
-    /// Already closed (by another instance), cancelled, or deleted.
+    /// Already closed (by another instance, whose announcement is not overdue), cancelled, or
+    /// deleted.
     Gone,
     /// A cancellation came after the end: the result stands.
     Ended,
@@ -60,8 +79,8 @@ impl Store {
     /// Runs `close_item.lua` for one item.
     ///
     /// # Errors
-    /// When Redis is unavailable (nothing changed, or the close is complete: the next attempt
-    /// answers `Gone`, and the outbox still carries the event).
+    /// When Redis is unavailable (nothing changed), or did not answer in time (the close may
+    /// be complete: a closer pass announces it once [`ANNOUNCE_GRACE`] has passed).
     #[tracing::instrument(name = "redis.close_item", level = "debug", skip_all, fields(item_id = %id))]
     pub async fn close_item(
         &self,
@@ -76,11 +95,14 @@ impl Store {
                 CloseMode::Now => "now",
                 CloseMode::Cancel => "cancel",
             })
-            .arg(reason);
+            .arg(reason)
+            .arg(ANNOUNCE_GRACE.as_micros() as u64);
         self.run_script("close_item.lua", invocation, |reply| {
+            let replayed = reply.fields.get("replayed") == Some("1");
             reply.decide(
                 "closed",
                 |event| match event {
+                    Event::AuctionClosed(close) if replayed => Some(CloseOutcome::Replayed(close)),
                     Event::AuctionClosed(close) => Some(CloseOutcome::Closed(close)),
                     _ => None,
                 },
@@ -92,5 +114,24 @@ impl Store {
             )
         })
         .await
+    }
+
+    /// Runs `confirm_close.lua`: the close of `id` at `seq` was announced live, so nothing
+    /// keeps it for a later pass any more. Returns whether there was an announcement to
+    /// confirm (not after a relist, or when another pass confirmed it first).
+    ///
+    /// # Errors
+    /// When Redis is unavailable or slow; the close is then announced again after
+    /// [`ANNOUNCE_GRACE`], which viewers absorb.
+    pub async fn confirm_close(&self, id: &ItemId, seq: u64) -> Result<bool, StoreError> {
+        let keys = self.keys.item(id);
+        let mut invocation = self.scripts.confirm_close.prepare_invoke();
+        invocation
+            .key(&keys.item)
+            .key(&keys.closing)
+            .arg(id.as_str())
+            .arg(seq);
+        let confirmed: i64 = self.redis.invoke(&invocation).await?;
+        Ok(confirmed == 1)
     }
 }

@@ -19,12 +19,13 @@ pub mod rate_limits;
 mod script_reply;
 
 pub use admin::{ExtendOutcome, Relist, RelistOutcome};
-pub use bids::{BidOutcome, BidReply, PlaceBid};
-pub use closing::{CloseMode, CloseOutcome};
+pub use bids::{BidOutcome, BidReply, IdempotencyTtl, PlaceBid};
+pub use closing::{ANNOUNCE_GRACE, CloseMode, CloseOutcome};
 pub use items::{CreatedItem, NewItem};
 
 use shared::redis_connection::{self, RedisCallError, RedisFailure, RedisHandle};
 use shared::redis_keys::Keyspace;
+use shared::service_options::RedisOptions;
 use std::future::Future;
 
 /// Why a Redis operation failed, as far as the caller can act on it.
@@ -79,6 +80,7 @@ pub(crate) struct Scripts {
     place_bid: redis::Script,
     create_item: redis::Script,
     close_item: redis::Script,
+    confirm_close: redis::Script,
     extend_item: redis::Script,
     relist_item: redis::Script,
 }
@@ -89,6 +91,7 @@ fn scripts() -> &'static Scripts {
         place_bid: redis::Script::new(include_str!("../scripts/place_bid.lua")),
         create_item: redis::Script::new(include_str!("../scripts/create_item.lua")),
         close_item: redis::Script::new(include_str!("../scripts/close_item.lua")),
+        confirm_close: redis::Script::new(include_str!("../scripts/confirm_close.lua")),
         extend_item: redis::Script::new(include_str!("../scripts/extend_item.lua")),
         relist_item: redis::Script::new(include_str!("../scripts/relist_item.lua")),
     })
@@ -102,10 +105,14 @@ impl Store {
     /// Prepares a lazily connected store; it does not need Redis to be up.
     ///
     /// # Errors
-    /// When the URL is invalid.
-    pub fn new(url: &str, keys: Keyspace, timeout: std::time::Duration) -> anyhow::Result<Self> {
+    /// When the URL or its TLS settings are invalid.
+    pub fn new(
+        redis: &RedisOptions,
+        keys: Keyspace,
+        timeout: std::time::Duration,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
-            redis: RedisHandle::connect_lazily(url, timeout)?,
+            redis: RedisHandle::connect_lazily(redis, timeout)?,
             keys,
             scripts: scripts(),
             optimistic: None,
@@ -117,15 +124,15 @@ impl Store {
     /// attempts that lost the race and started over.
     ///
     /// # Errors
-    /// When the URL is invalid.
+    /// When the URL or its TLS settings are invalid.
     pub fn with_optimistic_bids(
         mut self,
-        url: &str,
+        redis: &RedisOptions,
         connections: usize,
         retries: prometheus_client::metrics::counter::Counter,
     ) -> anyhow::Result<Self> {
         self.optimistic = Some(std::sync::Arc::new(optimistic::TxnPool::new(
-            url,
+            redis,
             connections,
             self.redis.deadline(),
             retries,

@@ -10,14 +10,14 @@
 //! `WATCH` state belongs to a connection, so each attempt holds one of a small set of
 //! exclusive connections instead of the shared multiplexed one.
 
-use super::bids::{BidOutcome, PlaceBid};
+use super::bids::{BidOutcome, IdempotencyTtl, PlaceBid};
 use super::script_reply::ScriptReply;
 use super::{BidReply, Store, StoreError};
 use prometheus_client::metrics::counter::Counter;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use shared::item_state::field;
-use shared::{BidPlaced, Event, EventId, FieldError, FieldList, Timestamp, UserId};
+use shared::{BidPlaced, Cents, Event, EventId, FieldError, FieldList, Timestamp, UserId};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Mutex;
 
@@ -36,14 +36,14 @@ impl TxnPool {
     /// `size` lazily connected connections; lost races are counted in `retries`.
     ///
     /// # Errors
-    /// When the URL is invalid.
+    /// When the URL or its TLS settings are invalid.
     pub fn new(
-        url: &str,
+        redis: &shared::service_options::RedisOptions,
         size: usize,
         timeout: std::time::Duration,
         retries: Counter,
     ) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)?;
+        let client = shared::redis_connection::client(redis)?;
         let connections = (0..size.max(1))
             .map(|_| {
                 ConnectionManager::new_lazy_with_config(
@@ -186,6 +186,10 @@ fn decide(bid: &PlaceBid, event_id: EventId, item: &Watched, now: i64) -> Decisi
         end_us = now + item.extension;
         extended = true;
     }
+    // The price ceiling, as in `place_bid.lua`: a bid nobody may beat wins now.
+    if !Cents::new(bid.amount_cents).is_ok_and(|amount| amount.leaves_room_above(item.increment)) {
+        (end_us, extended) = (now, false);
+    }
     let seq = item.seq + 1;
     Decision {
         reply: BidReply {
@@ -243,7 +247,7 @@ impl Store {
         &self,
         pool: &TxnPool,
         bid: &PlaceBid,
-        ttl_secs: u64,
+        ttl: IdempotencyTtl,
     ) -> Result<BidReply, StoreError> {
         let keys = self.keys.item(&bid.item_id);
         let idem = bid.idempotency_key.as_ref().map(|k| keys.idempotency(k));
@@ -303,7 +307,7 @@ impl Store {
                     .arg(field::END_US)
                     .arg(placed.end_time.micros())
                     .ignore();
-                if placed.extended {
+                if placed.end_time.micros() != item.end_us {
                     pipe.cmd("ZADD")
                         .arg(&keys.closing)
                         .arg(placed.end_time.micros())
@@ -329,7 +333,7 @@ impl Store {
                     .arg(key)
                     .arg(json)
                     .arg("EX")
-                    .arg(ttl_secs)
+                    .arg(ttl.of(decision.reply.outcome))
                     .ignore();
             }
             if decision.bid_count.is_none() && idem.is_none() {
@@ -405,6 +409,19 @@ mod tests {
             outcome(500, &item("cancelled", 0, 0), 5),
             BidOutcome::Cancelled
         );
+    }
+
+    #[test]
+    fn a_bid_with_no_room_above_it_ends_the_auction_now() {
+        let mut top = item("active", 100, 1);
+        top.increment = 10;
+        let ceiling = Cents::MAX.get();
+        let below = decide(&bid(ceiling - 10), EventId::new(), &top, 5).reply;
+        assert_eq!(below.end_us, 1000, "room left: the end stays");
+        let at = decide(&bid(ceiling - 9), EventId::new(), &top, 5).reply;
+        assert_eq!(at.outcome, BidOutcome::Accepted);
+        assert_eq!(at.end_us, 5, "the end moves to now");
+        assert!(!at.event.unwrap().extended);
     }
 
     #[test]

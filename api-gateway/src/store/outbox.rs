@@ -36,14 +36,14 @@ impl OutboxShard {
     /// A reader with its own connection, because `XREADGROUP ... BLOCK` holds a connection.
     ///
     /// # Errors
-    /// When the URL is invalid.
+    /// When the URL or its TLS settings are invalid.
     pub fn new(
-        url: &str,
+        redis: &shared::service_options::RedisOptions,
         stream: String,
         consumer: String,
         block: Duration,
     ) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)?;
+        let client = shared::redis_connection::client(redis)?;
         let conn = ConnectionManager::new_lazy_with_config(
             client,
             connection_config(block + Duration::from_secs(2)),

@@ -13,6 +13,7 @@ use redis::Value;
 use redis::streams::StreamReadReply;
 use shared::redis_connection::RedisHandle;
 use shared::redis_keys::Keyspace;
+use shared::service_options::RedisOptions;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -125,10 +126,10 @@ impl RateLimitStore {
     /// Prepares a lazily connected handle; Redis does not have to be up.
     ///
     /// # Errors
-    /// When the URL is invalid.
-    pub fn new(url: &str, keys: Keyspace, deadline: Duration) -> anyhow::Result<Self> {
+    /// When the URL or its TLS settings are invalid.
+    pub fn new(redis: &RedisOptions, keys: Keyspace, deadline: Duration) -> anyhow::Result<Self> {
         Ok(Self {
-            redis: RedisHandle::connect_lazily(url, deadline)?,
+            redis: RedisHandle::connect_lazily(redis, deadline)?,
             keys,
             loaded: AtomicBool::new(false),
         })

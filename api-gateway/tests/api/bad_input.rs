@@ -188,3 +188,103 @@ async fn a_wrong_method_on_a_known_path_is_405_with_the_error_body() {
         assert!(json["message"].is_string(), "{json}");
     }
 }
+
+#[tokio::test]
+async fn control_characters_and_oversized_text_get_a_400_naming_the_field_and_create_nothing() {
+    let app = spawn_app().await;
+    let id = unique_id("text");
+    let item = |fields: serde_json::Value| {
+        let mut body = json!({"id": id, "name": "x", "starting_price": 1, "end_time": in_secs(60)});
+        body.as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        body
+    };
+    let cases = [
+        (
+            "nul in name",
+            item(json!({"name": "bad\u{0}name"})),
+            "invalid_name",
+            "name",
+        ),
+        (
+            "escape in name",
+            item(json!({"name": "\u{1b}[2Jclock"})),
+            "invalid_name",
+            "name",
+        ),
+        (
+            "newline in name",
+            item(json!({"name": "two\nlines"})),
+            "invalid_name",
+            "name",
+        ),
+        (
+            "override in name",
+            item(json!({"name": "abc\u{202E}fed"})),
+            "invalid_name",
+            "name",
+        ),
+        (
+            "long name",
+            item(json!({"name": "n".repeat(201)})),
+            "invalid_name",
+            "name",
+        ),
+        (
+            "nul in description",
+            item(json!({"description": "fine\u{0}"})),
+            "invalid_description",
+            "description",
+        ),
+        (
+            "long description",
+            item(json!({"description": "d".repeat(5_001)})),
+            "invalid_description",
+            "description",
+        ),
+    ];
+    for (case, body, code, field) in cases {
+        let reply = app.post("/api/v1/items", body).await;
+        let json = reply.assert_error(400, code);
+        let message = json["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with(field), "{case}: {json}");
+    }
+    assert_eq!(app.get(&format!("/api/v1/items/{id}")).await.status, 404);
+
+    // A description keeps its lines; a name loses the white space around it.
+    let ok = item(json!({"name": " clock \n", "description": "line one\r\n\tline two"}));
+    let created = app.post("/api/v1/items", ok).await;
+    let created = created.assert_status(201);
+    assert_eq!(created["name"], "clock");
+    assert_eq!(created["description"], "line one\n\tline two");
+}
+
+#[tokio::test]
+async fn a_cancel_reason_with_a_nul_is_a_400_and_the_auction_runs_on() {
+    let app = spawn_app().await;
+    let item = app.create_item(json!({})).await;
+    for reason in ["bad\u{0}reason", "line\nbreak", &"r".repeat(501)] {
+        let refused = app
+            .admin(&item, "cancel", json!({ "reason": reason }))
+            .await;
+        let json = refused.assert_error(400, "invalid_reason");
+        assert!(
+            json["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("reason"),
+            "{json}"
+        );
+    }
+    let state = app.item(&item).await;
+    assert_eq!(
+        (state["status"].as_str(), state["seq"].as_u64()),
+        (Some("active"), Some(0))
+    );
+    assert_eq!(
+        app.outbox_entries_for(&item).await,
+        0,
+        "no event was written"
+    );
+}

@@ -59,6 +59,12 @@ async fn an_auction_closes_at_its_end_with_the_highest_bidder_as_winner() {
     );
     let archived = app.wait_archived(3).await;
     assert_eq!(archived[2]["type"], "auction_closed");
+    wait_announcement_confirmed(&app, &item).await;
+    assert_eq!(
+        app.metric("gateway_close_announcements_repeated_total")
+            .await,
+        0.0
+    );
 }
 
 #[tokio::test]
@@ -199,4 +205,159 @@ async fn a_close_due_while_no_gateway_runs_happens_when_one_starts() {
         (state["status"].as_str(), state["winner_id"].as_str()),
         (Some("closed"), Some("alice"))
     );
+}
+
+/// The price ceiling: a bid no valid amount could beat (its amount plus the increment is above
+/// the API maximum, 1,000,000,000,000) wins at once; the auction never waits for a bid nobody
+/// may send.
+pub async fn assert_a_bid_at_the_ceiling_wins_at_once(app: &TestApp) {
+    let item = app
+        .create_item(json!({"starting_price": 999_999_999_990_i64, "min_increment": 5}))
+        .await;
+    // 999,999,999,995 leaves room: the next minimum, 1e12, may still be sent.
+    let room = app
+        .accepted_bid(&item, "alice", json!(999_999_999_995_i64))
+        .await;
+    assert_eq!(room.body["minimum_bid_cents"], 100_000_000_000_000_i64);
+    let before = shared::Timestamp::now();
+    let top = app
+        .accepted_bid(&item, "bob", json!(1_000_000_000_000_i64))
+        .await;
+    let ends = top.body["end_time"].as_str().unwrap();
+    let ends = shared::Timestamp::parse_rfc3339(ends).unwrap();
+    assert!(
+        ends <= shared::Timestamp::now() && ends >= before,
+        "{}",
+        top.body
+    );
+    app.bid(&item, "carol", json!(1_000_000_000_000_i64))
+        .await
+        .assert_error(409, "auction_closed");
+
+    let state = wait_closed(app, &item).await;
+    assert_eq!(
+        (state["status"].as_str(), state["winner_id"].as_str()),
+        (Some("closed"), Some("bob")),
+        "{state}"
+    );
+    assert_eq!(state["final_price"].to_string(), "1000000000000");
+}
+
+#[tokio::test]
+async fn a_bid_at_the_price_ceiling_wins_at_once_and_the_auction_closes() {
+    assert_a_bid_at_the_ceiling_wins_at_once(&spawn_app().await).await;
+}
+
+/// Waits until `item`'s close is confirmed as announced: it left its closing set and its hash
+/// keeps no event to announce again.
+async fn wait_announcement_confirmed(app: &TestApp, item: &str) {
+    let keys = app.item_keys(item);
+    wait_until(
+        Duration::from_secs(5),
+        "the announcement confirmed",
+        || async {
+            let mut redis = app.redis().await;
+            let score: Option<f64> = redis::cmd("ZSCORE")
+                .arg(&keys.closing)
+                .arg(item)
+                .query_async(&mut redis)
+                .await
+                .ok()?;
+            let pending: Option<String> = redis::cmd("HGET")
+                .arg(&keys.item)
+                .arg("close_event")
+                .query_async(&mut redis)
+                .await
+                .ok()?;
+            (score.is_none() && pending.is_none()).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+}
+
+/// Waits for the next `auction_closed` on `live` (other events are skipped).
+async fn next_close(live: &mut async_nats::Subscriber, within: Duration) -> Value {
+    tokio::time::timeout(within, async {
+        loop {
+            let message = live.next().await.expect("subscription open");
+            let event: Value = serde_json::from_slice(&message.payload).expect("event json");
+            if event["type"] == "auction_closed" {
+                return event;
+            }
+        }
+    })
+    .await
+    .expect("auction_closed published live")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_whose_reply_never_reached_its_gateway_is_still_announced_live() {
+    let app = spawn_app().await;
+    let item = app.create_item(json!({})).await;
+    app.accepted_bid(&item, "alice", json!(11)).await;
+    let mut live = app.subscribe_live(&item).await;
+
+    // The close script runs, and its reply is lost (a call that timed out after Redis took
+    // it, or a gateway that stopped right after sending it): nobody announces the close.
+    let store =
+        api_gateway::store::Store::new(&app.config.redis, app.keys(), Duration::from_secs(2))
+            .unwrap();
+    let id = shared::ItemId::parse(&item).unwrap();
+    let lost = store
+        .close_item(&id, api_gateway::store::CloseMode::Now, "")
+        .await
+        .unwrap();
+    assert!(matches!(lost, api_gateway::store::CloseOutcome::Closed(_)));
+
+    // A later pass of the gateway's closer announces it.
+    let close = next_close(&mut live, Duration::from_secs(15)).await;
+    assert_eq!(
+        (close["seq"].as_u64(), close["winner_id"].as_str()),
+        (Some(2), Some("alice")),
+        "{close}"
+    );
+    // Once announced it is confirmed: nothing is left to announce again.
+    wait_announcement_confirmed(&app, &item).await;
+    let archived = app.wait_archived(2).await;
+    assert_eq!(archived[1]["type"], "auction_closed", "closed once");
+    assert_eq!(
+        app.metric("gateway_close_announcements_repeated_total")
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn an_item_whose_close_fails_does_not_stop_the_others_from_closing() {
+    let mut config = shared_config();
+    config.closer_concurrency = 1;
+    let app = spawn_app_with(config).await;
+    // The broken item sorts into an earlier shard than the good one, so a pass that gave up
+    // at the first error would never reach the good one.
+    let shard = |id: &str| shared::redis_keys::shard_of(&shared::ItemId::parse(id).unwrap());
+    let ids: Vec<String> = (0..64).map(|_| unique_id("lot")).collect();
+    let broken = ids.iter().min_by_key(|id| shard(id)).unwrap().clone();
+    let good = ids.iter().max_by_key(|id| shard(id)).unwrap().clone();
+    assert!(shard(&broken) < shard(&good));
+    for id in [&broken, &good] {
+        let lot = json!({"id": id, "name": "lot", "starting_price": 1, "end_time": in_secs(1)});
+        app.post("/api/v1/items", lot).await.assert_status(201);
+    }
+    // A corrupt hash: the close script fails on it every time.
+    let _: () = redis::cmd("HSET")
+        .arg(app.item_keys(&broken).item)
+        .arg("seq")
+        .arg("not-a-number")
+        .query_async(&mut app.redis().await)
+        .await
+        .unwrap();
+
+    let state = wait_closed(&app, &good).await;
+    assert_eq!(state["status"], "closed");
+    wait_until(Duration::from_secs(5), "the failure counted", || async {
+        (app.metric("gateway_close_failures_total").await >= 1.0).then_some(())
+    })
+    .await
+    .unwrap();
 }

@@ -16,5 +16,7 @@ mod limits;
 mod live;
 mod outages;
 mod outbox;
+mod prefilter;
 mod strategy;
 mod supervision;
+mod tls;

@@ -83,3 +83,13 @@ async fn the_script_and_the_optimistic_strategy_replay_each_others_idempotent_an
     }
     assert_eq!(script.item(&item).await["bid_count"], 2);
 }
+
+#[tokio::test]
+async fn an_optimistic_bid_at_the_price_ceiling_wins_at_once() {
+    crate::lifecycle::assert_a_bid_at_the_ceiling_wins_at_once(&optimistic_app().await).await;
+}
+
+#[tokio::test]
+async fn optimistic_rejections_are_remembered_briefly_too() {
+    crate::bids::assert_rejections_are_kept_briefly(&optimistic_app().await).await;
+}

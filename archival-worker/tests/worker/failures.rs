@@ -56,7 +56,7 @@ async fn a_worker_killed_after_inserting_but_before_acking_leaves_each_event_onc
         }
     }
     let written = store
-        .write_batch(&consumer::decode_batch(&fetched))
+        .write_batch(&archival_worker::decode::decode_batch(&fetched))
         .await
         .unwrap();
     assert_eq!(written.bids, 40);

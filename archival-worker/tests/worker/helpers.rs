@@ -133,3 +133,23 @@ pub async fn publish_to_archive(setup: &Setup, item: &str, payload: Vec<u8>) {
         .await
         .expect("stored in the stream");
 }
+
+/// Waits until `setup`'s archive stream holds `count` messages (the relay publishes
+/// asynchronously; a test that must place a message after them waits for this).
+pub async fn wait_stream_holds(setup: &Setup, count: u64) {
+    let client = async_nats::connect(setup.gateway.common.nats_url.expose())
+        .await
+        .expect("nats");
+    let js = async_nats::jetstream::new(client);
+    wait_until(
+        Duration::from_secs(20),
+        &format!("{count} messages in the stream"),
+        || async {
+            let mut stream = js.get_stream(&setup.gateway.archive.stream).await.ok()?;
+            let held = stream.info().await.ok()?.state.messages;
+            (held >= count).then_some(())
+        },
+    )
+    .await
+    .expect("the relay published");
+}

@@ -4,4 +4,5 @@
 mod archive;
 mod failures;
 mod helpers;
+mod poison;
 mod supervision;

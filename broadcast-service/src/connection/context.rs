@@ -1,11 +1,12 @@
-//! What a connection needs from the rest of the service: the hub, the metrics, its settings
-//! and the shutdown signal. Built once per instance; every upgraded socket gets a reference.
+//! What a connection needs from the rest of the service: the hub, the token verifier, the
+//! metrics, its settings and the shutdown signal. Built once per instance; every upgraded socket gets a reference.
 //!
 //! The connection code depends on this and on nothing of the HTTP layer, so the routes can
 //! hand a socket over without the connection knowing what else the router holds.
 
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::identity::SocketIdentity;
 use crate::metrics::Metrics;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +47,8 @@ impl From<&Config> for ConnectionSettings {
 pub struct ConnectionContext {
     /// Where sessions join and leave rooms.
     pub(super) hub: Arc<Hub>,
+    /// Checks the access tokens sockets sign in with.
+    pub(super) identity: SocketIdentity,
     pub(super) metrics: Arc<Metrics>,
     pub(super) settings: ConnectionSettings,
     /// Cancelled on SIGINT/SIGTERM: every socket closes with 1001.
@@ -57,12 +60,14 @@ pub struct ConnectionContext {
 impl ConnectionContext {
     pub fn new(
         hub: Arc<Hub>,
+        identity: SocketIdentity,
         metrics: Arc<Metrics>,
         settings: ConnectionSettings,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
             hub,
+            identity,
             metrics,
             settings,
             shutdown,

@@ -70,6 +70,7 @@ pub(crate) async fn run(
             Message::Text(text) => match ClientMessage::parse(&text) {
                 Ok(ClientMessage::Subscribe(item)) => Control::Subscribe(item),
                 Ok(ClientMessage::Unsubscribe(item)) => Control::Unsubscribe(item),
+                Ok(ClientMessage::Auth(token)) => Control::Authenticate(token),
                 Ok(ClientMessage::Ping) => {
                     Control::Reply(Utf8Bytes::from_static(PONG_FRAME), "reply")
                 }

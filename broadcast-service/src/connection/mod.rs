@@ -6,7 +6,8 @@
 //! * [`inbound`] reads client frames, enforces the idle timeout, the frame size limit and the
 //!   invalid-message budget, and turns each frame into a [`Control`] for the session.
 //! * [`session`] owns everything the connection watches: it joins and leaves rooms, writes
-//!   snapshots, replies and pings, and drains what the socket could not take at once.
+//!   snapshots, replies and pings, and drains what the socket could not take at once. Its
+//!   [`sign_in`] says which user the socket is signed in as, and until when.
 //!
 //! What a connection uses of the rest of the service comes in one [`ConnectionContext`].
 //!
@@ -19,10 +20,12 @@ mod client_stream;
 mod context;
 mod inbound;
 mod session;
+mod sign_in;
 
 pub use context::{ConnectionContext, ConnectionSettings};
 
 use crate::error::ApiError;
+use crate::identity::PresentedToken;
 use crate::limits::{ConnectionPermit, Refusal};
 use crate::metrics::Metrics;
 use crate::viewer::Viewer;
@@ -41,6 +44,8 @@ use tungstenite::Utf8Bytes;
 pub(crate) enum Control {
     Subscribe(ItemId),
     Unsubscribe(ItemId),
+    /// Sign the socket in with this token (again: renew, or switch user).
+    Authenticate(PresentedToken),
     /// A frame for this client only (an error or a pong), with its metric kind.
     Reply(Utf8Bytes, &'static str),
     /// Write a close frame and end the connection.
@@ -58,6 +63,16 @@ const CONTROL_QUEUE: usize = 16;
 /// viewer. A larger message (up to `MAX_INBOUND_BYTES`) still arrives: the buffer grows for it.
 const READ_BUFFER: usize = 512;
 
+/// What the upgrade request itself asked for, each part already parsed (a bad one is answered
+/// with an error frame once the socket is open: browsers cannot read a failed upgrade).
+#[derive(Debug, Default)]
+pub(crate) struct Opening {
+    /// The item of `/ws?item_id=` or `/ws/items/{id}`.
+    pub item: Option<Result<ItemId, ApiError>>,
+    /// The token of `Authorization: Bearer` or `?access_token=`.
+    pub token: Option<Result<PresentedToken, ApiError>>,
+}
+
 /// Serves one upgraded socket until it closes. `read` holds whatever the client sent right
 /// after its handshake, before the upgrade completed.
 #[tracing::instrument(name = "ws.connection", level = "debug", skip_all, fields(connection = tracing::field::Empty))]
@@ -66,7 +81,7 @@ pub(crate) async fn serve(
     read: Vec<u8>,
     context: Arc<ConnectionContext>,
     admission: Result<ConnectionPermit, Refusal>,
-    initial: Option<Result<ItemId, ApiError>>,
+    opening: Opening,
 ) {
     let id = context.next_id();
     tracing::Span::current().record("connection", id);
@@ -88,7 +103,19 @@ pub(crate) async fn serve(
     };
     let _open = OpenConnection::new(&context.metrics);
     let (control, requests) = mpsc::channel(CONTROL_QUEUE);
-    match initial {
+    // Signed in first, so a sign-in's answer precedes the first snapshot.
+    match opening.token {
+        Some(Ok(token)) => {
+            let _ = control.try_send(Control::Authenticate(token));
+        }
+        Some(Err(error)) => {
+            context.metrics.auth(error.code());
+            context.metrics.client_error(error.code());
+            let _ = control.try_send(Control::Reply(error.to_frame(None), "error"));
+        }
+        None => {}
+    }
+    match opening.item {
         Some(Ok(item)) => {
             let _ = control.try_send(Control::Subscribe(item));
         }

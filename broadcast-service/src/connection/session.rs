@@ -20,6 +20,7 @@
 //! resync records *when* it arose, and the snapshot must be read after that moment (see
 //! [`Room::snapshot`]).
 
+use super::sign_in::SignIn;
 use super::{ConnectionContext, Control};
 use crate::deadline::sleep_until;
 use crate::error::ApiError;
@@ -82,6 +83,7 @@ struct Session<'a> {
     context: &'a ConnectionContext,
     metrics: &'a Metrics,
     cursors: HashMap<ItemId, Cursor>,
+    sign_in: SignIn,
 }
 
 /// Serves the connection until the reader ends, a close is requested, the service shuts down
@@ -96,6 +98,7 @@ pub(crate) async fn run(
         context,
         metrics: &context.metrics,
         cursors: HashMap::new(),
+        sign_in: SignIn::default(),
     };
     match session.serve(&mut requests).await {
         End::Closed => session.finish_writing().await,
@@ -107,6 +110,7 @@ pub(crate) async fn run(
     for item in items {
         session.forget(&item);
     }
+    session.sign_in.end(session.viewer.id(), context);
 }
 
 impl Session<'_> {
@@ -134,11 +138,14 @@ impl Session<'_> {
             }
             let stalled = viewer.stalled_since();
             let retry = self.next_retry();
+            // `None` for an anonymous socket: no timer at all.
+            let signed_in_until = self.sign_in.until();
             // Every branch is cancellation-safe: `recv` leaves unreceived values queued,
             // `woken` keeps its permit, `drain` writes only after the socket is writable and
-            // then without waiting, ticks and sleeps hold no data. Client requests are taken
-            // only while nothing waits for the socket: a client that sends without reading
-            // is slowed down instead of buffered for.
+            // then without waiting, ticks and sleeps hold no data (an expiry that fires is
+            // handled at once). Client requests are taken only while nothing waits for the
+            // socket: a client that sends without reading is slowed down instead of buffered
+            // for.
             tokio::select! {
                 biased;
                 () = &mut shutdown => {
@@ -146,6 +153,9 @@ impl Session<'_> {
                     return End::Closed;
                 }
                 () = &mut woken => woken.set(viewer.woken()),
+                () = sleep_until(signed_in_until), if signed_in_until.is_some() => {
+                    self.sign_in.expire(&self.viewer, self.context);
+                }
                 drained = viewer.drain(), if stalled.is_some() => {
                     if drained.is_err() {
                         return End::SocketFailed;
@@ -171,6 +181,16 @@ impl Session<'_> {
     async fn handle(&mut self, request: Control) {
         match request {
             Control::Subscribe(item) => self.subscribe(item).await,
+            // Boxed: verifying may fetch the key set over HTTP, a future far larger than the
+            // rest of the session's; inline it would be laid out in every connection's state
+            // for as long as the socket lives, signed in or not.
+            Control::Authenticate(token) => {
+                Box::pin(
+                    self.sign_in
+                        .authenticate(&token, &self.viewer, self.context),
+                )
+                .await;
+            }
             Control::Unsubscribe(item) => {
                 if self.forget(&item) {
                     self.send(&wire::text(&unsubscribed_frame(&item)), "reply");

@@ -112,6 +112,21 @@ impl Viewer {
         }
     }
 
+    /// Writes one of its user's private events (see [`crate::user_feed`]) unless the socket's
+    /// queue is full, in which case it is dropped ([`Offered::Lagged`]): private events have
+    /// no snapshot to conflate into, and a socket that cannot keep up must not grow a backlog.
+    pub fn offer_private(&self, wire: &Bytes) -> Offered {
+        let mut out = self.out();
+        if out.queue.is_closed() {
+            return Offered::Skipped;
+        }
+        if out.queue.is_full() {
+            return Offered::Lagged;
+        }
+        self.write(&mut out, wire);
+        Offered::Sent
+    }
+
     /// Writes a frame of the session's own (a reply, a ping) after whatever waits.
     pub fn send(&self, wire: &Bytes) {
         self.write(&mut self.out(), wire);

@@ -15,6 +15,7 @@ use testkit::service::{LOOPBACK_ANY_PORT, Service};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 pub use broadcast_service::config::Config as BroadcastConfig;
 pub use testkit::gateway::{Gateway, in_secs};
@@ -123,6 +124,11 @@ impl Broadcast {
         Client::connect(&self.ws_url(path), None).await
     }
 
+    /// Opens a WebSocket on `path` whose upgrade request carries `Authorization: <value>`.
+    pub async fn connect_authorized(&self, path: &str, authorization: &str) -> Client {
+        Client::connect_with(&self.ws_url(path), None, Some(authorization)).await
+    }
+
     /// Opens a WebSocket whose socket receive buffer is tiny, so a client that stops reading
     /// pushes back on the server after a few frames instead of after megabytes.
     pub async fn connect_with_small_buffer(&self, path: &str) -> Client {
@@ -175,6 +181,14 @@ pub struct Client {
 
 impl Client {
     async fn connect(url: &str, receive_buffer: Option<u32>) -> Self {
+        Self::connect_with(url, receive_buffer, None).await
+    }
+
+    async fn connect_with(
+        url: &str,
+        receive_buffer: Option<u32>,
+        authorization: Option<&str>,
+    ) -> Self {
         let address = url
             .strip_prefix("ws://")
             .and_then(|rest| rest.split('/').next())
@@ -185,7 +199,13 @@ impl Client {
             socket.set_recv_buffer_size(bytes).expect("receive buffer");
         }
         let stream = socket.connect(address).await.expect("tcp connect");
-        let (ws, _) = tokio_tungstenite::client_async(url, stream)
+        let mut request = url.into_client_request().expect("a websocket request");
+        if let Some(value) = authorization {
+            request
+                .headers_mut()
+                .insert("authorization", value.parse().expect("a header value"));
+        }
+        let (ws, _) = tokio_tungstenite::client_async(request, stream)
             .await
             .expect("websocket handshake");
         Self { ws }

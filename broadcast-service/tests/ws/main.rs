@@ -12,6 +12,8 @@ mod lifecycle;
 mod ordering;
 mod outages;
 mod presence;
+mod sign_in;
 mod slow_viewer;
 mod subscriptions;
 mod supervision;
+mod tokens;

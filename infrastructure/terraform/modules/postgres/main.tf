@@ -1,7 +1,9 @@
 # RDS PostgreSQL for the archive and the read model (and, with issue 12, accounts): Multi-AZ,
 # encrypted with the environment's key, TLS enforced by the parameter group, daily backups kept
 # `backup_retention_days`, deletion protection, Performance Insights and enhanced monitoring.
-# The services reach it through one secret, the whole DATABASE_URL.
+# The services reach it through one secret, the whole DATABASE_URL, with `sslmode=verify-full`:
+# the server's certificate must chain to RDS's CA (the bundle the images carry) and name the
+# instance's endpoint.
 
 resource "aws_db_subnet_group" "this" {
   name_prefix = "${var.name}-"
@@ -71,6 +73,7 @@ resource "aws_db_instance" "this" {
   db_subnet_group_name                  = aws_db_subnet_group.this.name
   vpc_security_group_ids                = [module.security_group.id]
   parameter_group_name                  = aws_db_parameter_group.this.name
+  ca_cert_identifier                    = var.ca_cert_identifier
   publicly_accessible                   = false
   backup_retention_period               = var.backup_retention_days
   backup_window                         = "02:00-03:00"
@@ -95,7 +98,7 @@ resource "aws_db_instance" "this" {
 module "database_url" {
   source      = "../secret"
   name_prefix = "${var.name}/database-url-"
-  description = "DATABASE_URL of the gateway and the archival worker (TLS required)"
-  value       = "postgres://auction:${random_password.master.result}@${aws_db_instance.this.address}:5432/auction?sslmode=require"
+  description = "DATABASE_URL of the gateway and the archival worker (TLS, verify-full)"
+  value       = "postgres://auction:${random_password.master.result}@${aws_db_instance.this.address}:5432/auction?sslmode=verify-full&sslrootcert=${var.ca_bundle_path}"
   kms_key_arn = var.kms_key_arn
 }

@@ -45,3 +45,15 @@ variable "backup_retention_days" {
 variable "kms_key_arn" {
   type = string
 }
+
+variable "ca_cert_identifier" {
+  description = "RDS CA that signs the instance's certificate; the images' bundle (ca_bundle_path) holds every RDS CA, so a rotation needs no new image."
+  type        = string
+  default     = "rds-ca-rsa2048-g1"
+}
+
+variable "ca_bundle_path" {
+  description = "Path of AWS's RDS CA bundle inside the service images (infrastructure/docker/Dockerfile puts it there); DATABASE_URL's sslrootcert."
+  type        = string
+  default     = "/etc/ssl/certs/rds-global-bundle.pem"
+}

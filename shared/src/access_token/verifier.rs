@@ -1,13 +1,15 @@
 //! [`TokenVerifier`]: checks an access token against the one issuer a deployment trusts.
 //!
-//! Either the gateway itself (its own published keys, [`KeySet`], no network) or an external
-//! OIDC issuer such as Cognito (its JWKS fetched over HTTP and cached, [`RemoteJwks`]). The
-//! rules are the same either way ([`access_token::check`]); only where the keys come from
-//! differs.
+//! The keys come from a local [`KeySet`] (the gateway's own keys: no network) or from a JWKS
+//! fetched over HTTP and cached ([`RemoteJwks`]: the broadcast service reading the gateway's
+//! `/.well-known/jwks.json`, or any service trusting an external OIDC issuer such as
+//! Cognito). The rules are the same either way ([`check`](super::check::check)); only where
+//! the keys come from differs.
 
-use super::access_token::{self, AccessClaims, TokenRules};
-use super::error::{AuthError, TokenRejection};
-use super::jwks::KeySet;
+use super::check::{self, TokenRules};
+use super::claims::AccessClaims;
+use super::key_set::KeySet;
+use super::rejection::{TokenRejection, VerifyError};
 use super::remote_jwks::RemoteJwks;
 use std::sync::Arc;
 
@@ -41,6 +43,7 @@ impl TokenVerifier {
         }
     }
 
+    /// What this verifier's tokens must say.
     pub fn rules(&self) -> &TokenRules {
         &self.rules
     }
@@ -48,45 +51,34 @@ impl TokenVerifier {
     /// The claims of `token` when it is valid.
     ///
     /// # Errors
-    /// [`AuthError::InvalidToken`] with the reason; [`AuthError::Unavailable`] when a remote
-    /// key set is needed and cannot be fetched.
-    pub async fn verify(&self, token: &str) -> Result<AccessClaims, AuthError> {
-        let header = access_token::read_header(token).map_err(AuthError::InvalidToken)?;
-        let kid = header
-            .kid
-            .ok_or(AuthError::InvalidToken(TokenRejection::UnknownKey))?;
+    /// [`VerifyError::InvalidToken`] with the reason; [`VerifyError::KeysUnavailable`] when a
+    /// remote key set is needed and cannot be fetched.
+    pub async fn verify(&self, token: &str) -> Result<AccessClaims, VerifyError> {
+        let header = check::read_header(token)?;
+        let kid = header.kid.ok_or(TokenRejection::UnknownKey)?;
         let key = match &self.keys {
-            Keys::Local(keys) => keys
-                .get(&kid)
-                .cloned()
-                .ok_or(AuthError::InvalidToken(TokenRejection::UnknownKey))?,
+            Keys::Local(keys) => keys.get(&kid).cloned().ok_or(TokenRejection::UnknownKey)?,
             Keys::Remote(jwks) => jwks.key(&kid).await?,
         };
-        access_token::check(token, &key, &self.rules).map_err(AuthError::InvalidToken)
+        Ok(check::check(token, &key, &self.rules)?)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::access_token::{AccessTokenIssuer, DEFAULT_LEEWAY};
-    use super::super::error::Dependency;
-    use super::super::jwks;
+    use super::super::DEFAULT_LEEWAY;
     use super::super::remote_jwks::RemoteJwksSettings;
     use super::super::role::Role;
-    use super::super::signing_key::SigningKey;
+    use super::super::test_keys::{AUDIENCE, ISSUER, TestKey, claims, document};
     use super::*;
     use axum::extract::State;
     use axum::http::StatusCode;
     use axum::routing::get;
     use axum::{Json, Router};
     use jsonwebtoken::jwk::JwkSet;
-    use shared::UserId;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::time::Duration;
-
-    const ISSUER: &str = "https://issuer.test";
-    const AUDIENCE: &str = "auction-api";
 
     fn rules() -> TokenRules {
         TokenRules {
@@ -96,18 +88,7 @@ mod tests {
         }
     }
 
-    fn token(key: &Arc<SigningKey>) -> String {
-        AccessTokenIssuer::new(Arc::clone(key), ISSUER, AUDIENCE, Duration::from_secs(60))
-            .issue(&UserId::parse("u-ada").expect("id"), &[Role::User])
-            .expect("issue")
-            .token
-    }
-
-    fn new_key() -> Arc<SigningKey> {
-        Arc::new(SigningKey::generate().expect("key"))
-    }
-
-    /// A stand-in OIDC issuer on 127.0.0.1:0: serves a JWKS, counts fetches, can fail.
+    /// A stand-in issuer on 127.0.0.1:0: serves a JWKS, counts fetches, can fail.
     struct FakeIssuer {
         url: String,
         state: Arc<IssuerState>,
@@ -121,8 +102,8 @@ mod tests {
     }
 
     impl FakeIssuer {
-        async fn start(keys: &[&Arc<SigningKey>]) -> Self {
-            Self::serving(jwks::document(keys.iter().map(|k| k.as_ref()))).await
+        async fn start(keys: &[&TestKey]) -> Self {
+            Self::serving(document(keys)).await
         }
 
         async fn serving(set: JwkSet) -> Self {
@@ -147,9 +128,8 @@ mod tests {
             Self { url, state, server }
         }
 
-        fn publish(&self, keys: &[&Arc<SigningKey>]) {
-            *self.state.jwks.lock().expect("lock") =
-                jwks::document(keys.iter().map(|k| k.as_ref()));
+        fn publish(&self, keys: &[&TestKey]) {
+            *self.state.jwks.lock().expect("lock") = document(keys);
         }
 
         fn fetches(&self) -> usize {
@@ -188,33 +168,34 @@ mod tests {
         }
     }
 
-    fn rejection(result: Result<AccessClaims, AuthError>) -> Option<TokenRejection> {
-        match result {
-            Err(AuthError::InvalidToken(reason)) => Some(reason),
-            _ => None,
-        }
+    fn rejection(result: Result<AccessClaims, VerifyError>) -> Option<TokenRejection> {
+        result.err().and_then(|error| error.rejection())
+    }
+
+    fn unavailable(result: &Result<AccessClaims, VerifyError>) -> bool {
+        matches!(result, Err(VerifyError::KeysUnavailable(_)))
     }
 
     #[tokio::test]
     async fn the_local_verifier_accepts_our_tokens_only_by_a_known_kid() {
-        let ours = new_key();
-        let verifier = TokenVerifier::local(rules(), KeySet::of_signing_keys([ours.as_ref()]));
-        let claims = verifier.verify(&token(&ours)).await.expect("valid");
+        let ours = TestKey::generate();
+        let verifier = TokenVerifier::local(rules(), KeySet::of_signing_keys([&ours]));
+        let claims = verifier.verify(&ours.token(60)).await.expect("valid");
         assert_eq!(claims.sub.as_str(), "u-ada");
         assert_eq!(
-            rejection(verifier.verify(&token(&new_key())).await),
+            rejection(verifier.verify(&TestKey::generate().token(60)).await),
             Some(TokenRejection::UnknownKey)
         );
     }
 
     #[tokio::test]
     async fn a_token_without_kid_is_refused() {
-        let ours = new_key();
-        let verifier = TokenVerifier::local(rules(), KeySet::of_signing_keys([ours.as_ref()]));
-        let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-        let claims =
-            serde_json::json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "u-ada", "exp": u32::MAX});
-        let no_kid = jsonwebtoken::encode(&header, &claims, ours.encoding_key()).expect("sign");
+        let ours = TestKey::generate();
+        let verifier = TokenVerifier::local(rules(), KeySet::of_signing_keys([&ours]));
+        let no_kid = ours.sign_with(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA),
+            &claims(60),
+        );
         assert_eq!(
             rejection(verifier.verify(&no_kid).await),
             Some(TokenRejection::UnknownKey)
@@ -223,40 +204,73 @@ mod tests {
 
     #[tokio::test]
     async fn the_remote_set_is_fetched_once_and_then_served_from_the_cache() {
-        let key = new_key();
+        let key = TestKey::generate();
         let issuer = FakeIssuer::start(&[&key]).await;
         let verifier = issuer.verifier(settings(600, 30));
         for _ in 0..3 {
-            let claims = verifier.verify(&token(&key)).await.expect("valid");
+            let claims = verifier.verify(&key.token(60)).await.expect("valid");
             assert_eq!(claims.iss, ISSUER);
         }
         assert_eq!(issuer.fetches(), 1);
     }
 
     #[tokio::test]
+    async fn nothing_is_fetched_before_the_first_token() {
+        let key = TestKey::generate();
+        let issuer = FakeIssuer::start(&[&key]).await;
+        let _verifier = issuer.verifier(settings(600, 30));
+        assert_eq!(issuer.fetches(), 0);
+    }
+
+    #[tokio::test]
     async fn a_rotated_key_is_picked_up_by_refetching_on_its_unknown_kid() {
-        let old = new_key();
-        let new = new_key();
+        let old = TestKey::generate();
+        let new = TestKey::generate();
         let issuer = FakeIssuer::start(&[&old]).await;
         let verifier = issuer.verifier(settings(600, 0));
-        verifier.verify(&token(&old)).await.expect("old key valid");
+        verifier
+            .verify(&old.token(60))
+            .await
+            .expect("old key valid");
         issuer.publish(&[&new, &old]);
         verifier
-            .verify(&token(&new))
+            .verify(&new.token(60))
             .await
             .expect("new key valid after refetch");
         assert_eq!(issuer.fetches(), 2);
     }
 
     #[tokio::test]
+    async fn a_stale_set_is_refetched_and_a_retired_key_stops_working() {
+        let old = TestKey::generate();
+        let new = TestKey::generate();
+        let issuer = FakeIssuer::start(&[&old]).await;
+        // Always stale: every token's use refetches.
+        let verifier = issuer.verifier(settings(0, 0));
+        verifier
+            .verify(&old.token(60))
+            .await
+            .expect("old key valid");
+        issuer.publish(&[&new]);
+        assert_eq!(
+            rejection(verifier.verify(&old.token(60)).await),
+            Some(TokenRejection::UnknownKey)
+        );
+        verifier
+            .verify(&new.token(60))
+            .await
+            .expect("new key valid");
+    }
+
+    #[tokio::test]
     async fn invented_kids_refetch_at_most_once_per_interval() {
-        let key = new_key();
+        let key = TestKey::generate();
         let issuer = FakeIssuer::start(&[&key]).await;
         let verifier = issuer.verifier(settings(600, 60));
-        verifier.verify(&token(&key)).await.expect("valid");
+        verifier.verify(&key.token(60)).await.expect("valid");
         for _ in 0..5 {
             assert_eq!(
-                rejection(verifier.verify(&token(&new_key())).await),
+                rejection(verifier.verify(&TestKey::generate().token(60)).await),
                 Some(TokenRejection::UnknownKey)
             );
         }
@@ -269,57 +283,80 @@ mod tests {
 
     #[tokio::test]
     async fn cached_keys_keep_working_while_the_issuer_is_down() {
-        let key = new_key();
+        let key = TestKey::generate();
         let issuer = FakeIssuer::start(&[&key]).await;
         // Always stale and always allowed to refetch: every call goes to the issuer.
         let verifier = issuer.verifier(settings(0, 0));
-        verifier.verify(&token(&key)).await.expect("valid");
+        verifier.verify(&key.token(60)).await.expect("valid");
         issuer.fail(true);
         verifier
-            .verify(&token(&key))
+            .verify(&key.token(60))
             .await
             .expect("cached key still valid");
         assert!(issuer.fetches() >= 2, "the refetch was tried");
-        assert!(matches!(
-            verifier.verify(&token(&new_key())).await,
-            Err(AuthError::Unavailable(Dependency::IssuerKeys, _))
+        assert!(unavailable(
+            &verifier.verify(&TestKey::generate().token(60)).await
         ));
     }
 
     #[tokio::test]
     async fn an_issuer_that_never_answered_is_unavailable_not_a_bad_token() {
-        let key = new_key();
+        let key = TestKey::generate();
         let issuer = FakeIssuer::start(&[&key]).await;
         issuer.fail(true);
         let verifier = issuer.verifier(settings(600, 60));
-        assert!(matches!(
-            verifier.verify(&token(&key)).await,
-            Err(AuthError::Unavailable(Dependency::IssuerKeys, _))
-        ));
+        assert!(unavailable(&verifier.verify(&key.token(60)).await));
         // Within the interval the failure is remembered, not retried.
-        assert!(matches!(
-            verifier.verify(&token(&key)).await,
-            Err(AuthError::Unavailable(Dependency::IssuerKeys, _))
-        ));
+        assert!(unavailable(&verifier.verify(&key.token(60)).await));
         assert_eq!(issuer.fetches(), 1);
     }
 
     #[tokio::test]
+    async fn an_unreachable_issuer_is_unavailable_and_a_later_one_is_used() {
+        let key = TestKey::generate();
+        // Nothing listens here: the fetch is refused at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("free port")
+            .port();
+        let jwks = RemoteJwks::new(
+            format!("http://127.0.0.1:{port}/.well-known/jwks.json"),
+            settings(600, 0),
+        )
+        .expect("client");
+        let verifier = TokenVerifier::remote(rules(), Arc::new(jwks));
+        assert!(unavailable(&verifier.verify(&key.token(60)).await));
+        // The issuer appears on that very port (as a restarted gateway would).
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind the same port");
+        let set = document(&[&key]);
+        let app = Router::new().route(
+            "/.well-known/jwks.json",
+            get(move || {
+                let set = set.clone();
+                async move { Json(set) }
+            }),
+        );
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        verifier
+            .verify(&key.token(60))
+            .await
+            .expect("valid once the issuer answers");
+        server.abort();
+    }
+
+    #[tokio::test]
     async fn a_remote_issuers_token_for_another_audience_is_refused() {
-        let key = new_key();
+        let key = TestKey::generate();
         let issuer = FakeIssuer::start(&[&key]).await;
         let verifier = issuer.verifier(settings(600, 30));
-        let other = AccessTokenIssuer::new(
-            Arc::clone(&key),
-            ISSUER,
-            "someone-else",
-            Duration::from_secs(60),
-        )
-        .issue(&UserId::parse("u-ada").expect("id"), &[Role::User])
-        .expect("issue")
-        .token;
+        let mut other = claims(60);
+        other["aud"] = serde_json::json!("someone-else");
         assert_eq!(
-            rejection(verifier.verify(&other).await),
+            rejection(verifier.verify(&key.sign(&other)).await),
             Some(TokenRejection::Audience)
         );
     }

@@ -1,4 +1,5 @@
-//! [`RemoteJwks`]: a trusted OIDC issuer's key set (Cognito, say), fetched over HTTP and cached.
+//! [`RemoteJwks`]: a trusted issuer's key set (the gateway's `/.well-known/jwks.json`, or an
+//! OIDC issuer's such as Cognito), fetched over HTTP and cached.
 //!
 //! Verifying must not call the issuer per request, and must survive its key rotation without a
 //! restart. So the set is cached for `max_age`; a token whose `kid` is not in the cache makes
@@ -7,9 +8,9 @@
 //! Concurrent misses share one fetch. When a refetch fails, keys already cached keep working
 //! (an issuer outage does not sign everybody out); only unknown keys are refused.
 
-use super::access_token::VerificationKey;
-use super::error::{AuthError, Dependency, TokenRejection};
-use super::jwks::KeySet;
+use super::check::VerificationKey;
+use super::key_set::KeySet;
+use super::rejection::{TokenRejection, VerifyError};
 use anyhow::Context;
 use jsonwebtoken::jwk::JwkSet;
 use std::sync::{Arc, RwLock};
@@ -64,8 +65,8 @@ impl RemoteJwks {
     /// fetched until the first token arrives.
     ///
     /// # Errors
-    /// [`AuthError::Internal`] when the HTTP client cannot be built (no TLS roots).
-    pub fn new(url: impl Into<String>, settings: RemoteJwksSettings) -> Result<Self, AuthError> {
+    /// When the HTTP client cannot be built (no TLS roots).
+    pub fn new(url: impl Into<String>, settings: RemoteJwksSettings) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .build()
@@ -86,10 +87,10 @@ impl RemoteJwks {
     /// The key named `kid`, fetching the set when the cache is stale or lacks it.
     ///
     /// # Errors
-    /// [`AuthError::InvalidToken`] ([`TokenRejection::UnknownKey`]) when the issuer has no such
-    /// key; [`AuthError::Unavailable`] when the set could not be fetched and no cached key
-    /// answers.
-    pub async fn key(&self, kid: &str) -> Result<Arc<VerificationKey>, AuthError> {
+    /// [`VerifyError::InvalidToken`] ([`TokenRejection::UnknownKey`]) when the issuer has no
+    /// such key; [`VerifyError::KeysUnavailable`] when the set could not be fetched and no
+    /// cached key answers.
+    pub async fn key(&self, kid: &str) -> Result<Arc<VerificationKey>, VerifyError> {
         let cached = self.cached();
         let fresh = cached
             .fetched_at
@@ -108,7 +109,7 @@ impl RemoteJwks {
                     return keys
                         .get(kid)
                         .cloned()
-                        .ok_or(AuthError::InvalidToken(TokenRejection::UnknownKey));
+                        .ok_or(VerifyError::InvalidToken(TokenRejection::UnknownKey));
                 }
                 Err(error) => {
                     return match cached.keys.get(kid) {
@@ -124,11 +125,10 @@ impl RemoteJwks {
         // Fetched too recently to try again: answer from the cache.
         match cached.keys.get(kid) {
             Some(key) => Ok(Arc::clone(key)),
-            None if cached.fetched_at != cached.attempted_at => Err(AuthError::Unavailable(
-                Dependency::IssuerKeys,
+            None if cached.fetched_at != cached.attempted_at => Err(VerifyError::KeysUnavailable(
                 anyhow::anyhow!("the last JWKS fetch from {} failed", self.url),
             )),
-            None => Err(AuthError::InvalidToken(TokenRejection::UnknownKey)),
+            None => Err(VerifyError::InvalidToken(TokenRejection::UnknownKey)),
         }
     }
 
@@ -142,7 +142,7 @@ impl RemoteJwks {
     }
 
     /// Fetches the set unless another caller did since `seen` (the attempt the caller saw).
-    async fn refresh(&self, seen: Option<Instant>) -> Result<Arc<KeySet>, AuthError> {
+    async fn refresh(&self, seen: Option<Instant>) -> Result<Arc<KeySet>, VerifyError> {
         let _one_fetch = self.fetching.lock().await;
         let cached = self.cached();
         if cached.attempted_at != seen {
@@ -150,10 +150,10 @@ impl RemoteJwks {
             return if cached.fetched_at == cached.attempted_at {
                 Ok(cached.keys)
             } else {
-                Err(AuthError::Unavailable(
-                    Dependency::IssuerKeys,
-                    anyhow::anyhow!("the concurrent JWKS fetch from {} failed", self.url),
-                ))
+                Err(VerifyError::KeysUnavailable(anyhow::anyhow!(
+                    "the concurrent JWKS fetch from {} failed",
+                    self.url
+                )))
             };
         }
         let started = Instant::now();
@@ -171,7 +171,7 @@ impl RemoteJwks {
                 cache.fetched_at = Some(started);
                 Ok(keys)
             }
-            Err(error) => Err(AuthError::Unavailable(Dependency::IssuerKeys, error)),
+            Err(error) => Err(VerifyError::KeysUnavailable(error)),
         }
     }
 
