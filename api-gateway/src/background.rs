@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | `live_publisher` | stop | it owns the live queue's only receiver; see [`spawn`] |
 //! | `price_cache` | restart | a new subscription resumes; meanwhile the pre-filter knows less |
-//! | `rate_limit_cleanup` | restart | memory housekeeping, nothing to lose |
+//! | `rate_limit_sync` | restart | the counts live in memory and Redis; meanwhile limits are local |
 //! | `outbox_relay.s<n>` | restart | its progress lives in Redis and JetStream |
 //! | `closer` | restart | all of its state lives in Redis |
 //! | `accounts_migration` | restart | it retries inside itself; its work is PostgreSQL's |
@@ -24,9 +24,10 @@ use crate::live_publisher::{self, LivePublisher};
 use crate::metrics::Metrics;
 use crate::outbox_relay;
 use crate::price_cache::{self, PriceCache};
-use crate::rate_limit::{self, BidRateLimit};
+use crate::rate_limit::{self, AuthRules, AuthThrottle, Limiter, RateLimit};
 use crate::store::Store;
 use crate::store::outbox::OutboxShard;
+use crate::store::rate_limits::RateLimitStore;
 use crate::suspensions::{self, Suspensions};
 use shared::redis_keys::Keyspace;
 use shared::subjects::Subjects;
@@ -48,7 +49,9 @@ const RELAY_BLOCK: Duration = Duration::from_millis(500);
 pub struct Handles {
     pub live: Arc<LivePublisher>,
     pub prices: Arc<PriceCache>,
-    pub rate_limit: Arc<BidRateLimit>,
+    pub rate_limit: Arc<RateLimit>,
+    pub ip_limit: Arc<RateLimit>,
+    pub auth_throttle: Arc<AuthThrottle>,
 }
 
 /// Starts every core background task under `supervisor`; each stops when the supervisor does.
@@ -57,6 +60,7 @@ pub fn spawn(
     config: &Config,
     nats: &async_nats::Client,
     store: &Store,
+    limit_store: &Arc<RateLimitStore>,
     metrics: &Arc<Metrics>,
 ) -> Handles {
     let stop = supervisor.shutdown_token();
@@ -95,15 +99,10 @@ pub fn spawn(
         }
     });
 
-    // Restart: it only forgets idle users' buckets; a pause costs a little memory.
-    let rate_limit = Arc::new(BidRateLimit::new(
-        config.bid_rate_per_user,
-        config.bid_burst_per_user,
-    ));
-    supervisor.spawn_restarting("rate_limit_cleanup", RESTART, {
-        let (rate_limit, stop) = (Arc::clone(&rate_limit), stop.clone());
-        move || rate_limit::run_cleanup(Arc::clone(&rate_limit), stop.clone())
-    });
+    // Restart: the limits decide in memory whether or not it runs; while it is down they are
+    // only not shared (as with the limiter's Redis down), and a new one syncs on.
+    let (rate_limit, ip_limit, auth_throttle) =
+        spawn_limits(supervisor, config, limit_store, metrics);
 
     if config.relay_enabled {
         spawn_relay(supervisor, config, nats, store, metrics, subjects);
@@ -132,7 +131,40 @@ pub fn spawn(
         live,
         prices,
         rate_limit,
+        ip_limit,
+        auth_throttle,
     }
+}
+
+/// The bid and per-address limits, their sync task, and the sign-in throttle.
+fn spawn_limits(
+    supervisor: &Supervisor,
+    config: &Config,
+    limit_store: &Arc<RateLimitStore>,
+    metrics: &Arc<Metrics>,
+) -> (Arc<RateLimit>, Arc<RateLimit>, Arc<AuthThrottle>) {
+    let limits = &config.limits;
+    let bids = rate_limit::quota(config.bid_rate_per_user, config.bid_burst_per_user);
+    let bids = Arc::new(RateLimit::new("bid", bids, metrics));
+    let addresses = rate_limit::quota(limits.ip_rate_per_sec, limits.ip_burst);
+    let addresses = Arc::new(RateLimit::new("ip", addresses, metrics));
+    let limiter = Arc::new(Limiter::new(
+        vec![Arc::clone(&bids), Arc::clone(&addresses)],
+        Arc::clone(limit_store),
+        config.instance_id.clone(),
+        Arc::clone(metrics),
+    ));
+    let (every, stop) = (limits.sync_interval(), supervisor.shutdown_token());
+    supervisor.spawn_restarting("rate_limit_sync", RESTART, move || {
+        rate_limit::limiter::run(Arc::clone(&limiter), every, stop.clone())
+    });
+    let rules = AuthRules {
+        failures_per_login: limits.login_failures_per_account,
+        failure_window: limits.login_failure_window(),
+        attempts_per_address: limits.auth_attempts_per_ip_per_minute,
+    };
+    let throttle = AuthThrottle::new(Arc::clone(limit_store), rules, Arc::clone(metrics));
+    (bids, addresses, Arc::new(throttle))
 }
 
 /// Migrates the accounts schema, when this gateway keeps accounts (not with an external

@@ -1,16 +1,21 @@
 //! The gateway's configuration: one clap struct, every field a flag with an env fallback.
 //! The options every service shares are `shared::service_options`, flattened in; what stays
 //! here is the gateway's own, including the options whose default is the gateway's
-//! (`LISTEN_ADDR`, `INSTANCE_ID`, and the two deadlines), and [`AuthOptions`]: who signs the
+//! (`LISTEN_ADDR`, `INSTANCE_ID`, and the two deadlines), [`AuthOptions`]: who signs the
 //! access tokens (this gateway, with its key) or who is trusted to (an external OIDC issuer),
-//! and whether bids trust the body's `user_id` ([`AuthMode`]).
+//! and whether bids trust the body's `user_id` ([`AuthMode`]), and [`LimitOptions`]: the limits
+//! shared across instances, the sign-in throttle, which proxies are believed about client
+//! addresses, and the web origins allowed by CORS.
 //!
 //! [`Cli`] is what `main` parses: the same options, plus the one-off subcommands
 //! ([`Command::PromoteAdmin`]) an operator runs instead of the server.
 
 use crate::auth::password_hasher::PasswordCost;
 use crate::auth::sessions::DEFAULT_REFRESH_TTL;
+use crate::rate_limit::TrustedProxies;
+use crate::routes::cors::CorsOrigins;
 use clap::{Parser, ValueEnum};
+use shared::redact::SecretUrl;
 use shared::service_options::{ArchiveOptions, CommonOptions, DatabaseOptions, RedisOptions};
 use shared::supervisor::TaskFaults;
 use std::fmt;
@@ -44,6 +49,10 @@ pub struct Config {
     // Accounts, access and refresh tokens.
     #[command(flatten)]
     pub auth: AuthOptions,
+
+    // Per-address and sign-in limits, trusted proxies, CORS (the per-user bid limit is below).
+    #[command(flatten)]
+    pub limits: LimitOptions,
 
     /// Longest a history or accounts query may take before it fails with 503 (milliseconds).
     #[arg(long, env = "DATABASE_TIMEOUT_MS", default_value_t = 500)]
@@ -96,7 +105,7 @@ pub struct Config {
     #[arg(long, env = "PRICE_PREFILTER_TTL_MS", default_value_t = 1_000)]
     pub price_prefilter_ttl_ms: u64,
 
-    /// Bids per second one user may place through this instance (0 disables the limit).
+    /// Bids per second one user may place, across all instances (0 disables the limit).
     #[arg(long, env = "BID_RATE_PER_USER", default_value_t = 10)]
     pub bid_rate_per_user: u32,
 
@@ -274,6 +283,90 @@ pub enum AuthMode {
     Open,
 }
 
+/// The limits every instance shares through Redis (see `crate::rate_limit`), and who requests
+/// come from.
+#[derive(Clone, Debug, clap::Args)]
+pub struct LimitOptions {
+    /// Redis the rate limits and the sign-in throttle count in (default: `REDIS_URL`; with
+    /// `REDIS_KEY_PREFIX` and `REDIS_CA_FILE` either way). Its outage never fails a bid: each
+    /// instance then limits on its own counts.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub rate_limit_redis_url: Option<SecretUrl>,
+
+    /// How often each instance syncs its rate-limit counts with Redis (milliseconds): about how
+    /// long a client over a limit on one instance may still be admitted by another.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_SYNC_MS",
+        default_value_t = 50,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub rate_limit_sync_ms: u64,
+
+    /// Requests per second one client address (an IPv4 address or an IPv6 /64) may make,
+    /// across all instances; 0 (the default) disables it. Many people can share an address
+    /// (carrier NAT, offices, a load test on one host), so set it only to stop floods:
+    /// 1,000 with `IP_BURST` 2,000 is a reasonable start behind `TRUSTED_PROXIES`.
+    #[arg(long, env = "IP_RATE_PER_SEC", default_value_t = 0)]
+    pub ip_rate_per_sec: u32,
+
+    /// Requests one client address may make at once before `IP_RATE_PER_SEC` applies (at least
+    /// the rate).
+    #[arg(long, env = "IP_BURST", default_value_t = 0)]
+    pub ip_burst: u32,
+
+    /// Proxy networks (comma-separated CIDRs or addresses, e.g. the load balancer's subnets)
+    /// whose `X-Forwarded-For` entries are believed; by default none, and the client is the
+    /// peer address.
+    #[arg(
+        long,
+        env = "TRUSTED_PROXIES",
+        value_name = "CIDRS",
+        default_value = ""
+    )]
+    pub trusted_proxies: TrustedProxies,
+
+    /// Failed sign-ins of one login within `LOGIN_FAILURE_WINDOW_SECS` before further attempts
+    /// are refused (429) until the window ends; registrations of one login likewise. 0
+    /// disables it.
+    #[arg(long, env = "LOGIN_FAILURES_PER_ACCOUNT", default_value_t = 10)]
+    pub login_failures_per_account: u32,
+
+    /// The window of `LOGIN_FAILURES_PER_ACCOUNT`, from the first failure (seconds).
+    #[arg(
+        long,
+        env = "LOGIN_FAILURE_WINDOW_SECS",
+        default_value_t = 900,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub login_failure_window_secs: u64,
+
+    /// Sign-in and registration attempts per client address per minute (0 disables it).
+    /// Generous by default, so a thousand people behind one address can sign in at once.
+    #[arg(long, env = "AUTH_ATTEMPTS_PER_IP_PER_MINUTE", default_value_t = 1_200)]
+    pub auth_attempts_per_ip_per_minute: u32,
+
+    /// Web origins allowed to call the API from a browser (comma-separated, e.g.
+    /// `https://auction.example`); none by default, and then no CORS headers are sent.
+    #[arg(long, env = "CORS_ORIGINS", value_name = "ORIGINS", default_value = "")]
+    pub cors_origins: CorsOrigins,
+}
+
+impl LimitOptions {
+    pub fn sync_interval(&self) -> Duration {
+        Duration::from_millis(self.rate_limit_sync_ms)
+    }
+
+    pub fn login_failure_window(&self) -> Duration {
+        Duration::from_secs(self.login_failure_window_secs)
+    }
+}
+
 /// The PEM text of `JWT_SIGNING_KEY`: a secret, so its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SigningKeyPem(String);
@@ -392,6 +485,7 @@ impl fmt::Debug for Config {
             .field("database", &self.database)
             .field("archive", &self.archive)
             .field("auth", &self.auth)
+            .field("limits", &self.limits)
             .field("redis_timeout_ms", &self.redis_timeout_ms)
             .field("instance_id", &self.instance_id)
             .field("relay_enabled", &self.relay_enabled)
@@ -478,6 +572,61 @@ mod tests {
         assert_eq!(auth.jwt_audience, "bidders");
         assert_eq!(auth.access_token_ttl(), Duration::from_secs(60));
         assert_eq!(auth.refresh_token_ttl(), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn limits_default_to_shared_bids_no_address_limit_and_no_cors() {
+        let limits = Config::defaults().limits;
+        assert_eq!(limits.rate_limit_redis_url, None);
+        assert_eq!(limits.sync_interval(), Duration::from_millis(50));
+        assert_eq!(limits.ip_rate_per_sec, 0);
+        assert_eq!(limits.trusted_proxies, TrustedProxies::default());
+        assert_eq!(limits.login_failures_per_account, 10);
+        assert_eq!(limits.login_failure_window(), Duration::from_secs(900));
+        assert_eq!(limits.auth_attempts_per_ip_per_minute, 1_200);
+        assert_eq!(limits.cors_origins, CorsOrigins::default());
+    }
+
+    #[test]
+    fn limit_flags_keep_their_names() {
+        let config = parse(&[
+            "--rate-limit-redis-url=redis://:pw@limits:6379",
+            "--rate-limit-sync-ms=100",
+            "--ip-rate-per-sec=1000",
+            "--ip-burst=2000",
+            "--trusted-proxies=10.0.0.0/8,192.168.1.1",
+            "--login-failures-per-account=5",
+            "--login-failure-window-secs=60",
+            "--auth-attempts-per-ip-per-minute=30",
+            "--cors-origins=https://auction.example,http://localhost:3000",
+        ])
+        .expect("valid flags");
+        let limits = &config.limits;
+        assert_eq!(limits.sync_interval(), Duration::from_millis(100));
+        assert_eq!((limits.ip_rate_per_sec, limits.ip_burst), (1000, 2000));
+        assert_eq!(
+            limits.trusted_proxies.to_string(),
+            "10.0.0.0/8,192.168.1.1/32"
+        );
+        assert_eq!(limits.login_failures_per_account, 5);
+        assert_eq!(limits.login_failure_window(), Duration::from_secs(60));
+        assert_eq!(limits.auth_attempts_per_ip_per_minute, 30);
+        assert_eq!(
+            format!("{:?}", limits.cors_origins),
+            r#"["https://auction.example", "http://localhost:3000"]"#
+        );
+        assert!(
+            !format!("{config:?}").contains(":pw@"),
+            "the URL is redacted"
+        );
+    }
+
+    #[test]
+    fn a_bad_proxy_network_or_origin_is_refused_naming_the_flag() {
+        let error = parse(&["--trusted-proxies=10.0.0.0/8,proxy.internal"]).expect_err("refused");
+        assert!(error.to_string().contains("--trusted-proxies"), "{error}");
+        let error = parse(&["--cors-origins=https://auction.example/app"]).expect_err("refused");
+        assert!(error.to_string().contains("--cors-origins"), "{error}");
     }
 
     #[test]

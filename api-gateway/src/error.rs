@@ -209,8 +209,9 @@ pub enum ApiError {
     /// 401: no bearer token where one is needed.
     #[error("{0}")]
     Unauthorized(&'static str),
-    /// 429: the client sends too fast; it may retry after the given time.
-    #[error("too many bids, retry in {retry_after_secs} s")]
+    /// 429: the client sends too fast (bids, requests from its address, sign-in attempts); it
+    /// may retry after the given time.
+    #[error("too many requests, retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     /// 503: a dependency is unreachable or too slow; the client may retry.
     #[error("{0} is unavailable, try again")]
@@ -233,6 +234,15 @@ impl ApiError {
         Self::Rejected {
             code,
             message: message.into(),
+        }
+    }
+
+    /// 429 for a client that must wait `wait` (`Retry-After` in whole seconds, rounded up,
+    /// at least 1).
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Self::RateLimited {
+            retry_after_secs: secs.max(1),
         }
     }
 
@@ -396,6 +406,19 @@ mod tests {
         assert_eq!(status(ApiError::new(ErrorCode::AuctionHasBids, "x")), 409);
         assert_eq!(status(ApiError::new(ErrorCode::LoginTaken, "x")), 409);
         assert_eq!(status(ApiError::Internal(anyhow::anyhow!("bug"))), 500);
+    }
+
+    #[test]
+    fn a_wait_becomes_whole_seconds_rounded_up_and_at_least_one() {
+        let secs = |ms| match ApiError::rate_limited(std::time::Duration::from_millis(ms)) {
+            ApiError::RateLimited { retry_after_secs } => retry_after_secs,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(secs(0), 1);
+        assert_eq!(secs(100), 1);
+        assert_eq!(secs(1_000), 1);
+        assert_eq!(secs(1_001), 2);
+        assert_eq!(secs(900_000), 900);
     }
 
     #[test]

@@ -17,7 +17,8 @@
 //! * [`store`]: every Redis call and the Lua scripts (`scripts/`).
 //! * [`live_publisher`]: ordered, never-blocking publishing on `auction.live.<item>`.
 //! * [`price_cache`]: the local price pre-filter.
-//! * [`rate_limit`]: the per-user bid rate limit (429).
+//! * [`rate_limit`]: the limits shared by every instance (bids per user, requests per address)
+//!   and the sign-in throttle (429), and whom a request counts against.
 //! * [`read_model`]: history and statistics reads from PostgreSQL (archival-worker's schema).
 //! * [`closer`]: closes auctions at their end time, exactly once across instances.
 //! * [`outbox_relay`]: outbox → JetStream, with reclaim of a crashed instance's entries.
@@ -54,6 +55,7 @@ use shared::supervisor::Supervisor;
 use std::sync::Arc;
 use std::time::Duration;
 use store::Store;
+use store::rate_limits::RateLimitStore;
 use tokio_util::sync::CancellationToken;
 
 /// How long shutdown waits for background tasks (relay batches, live queue) to finish.
@@ -68,6 +70,7 @@ pub struct Application {
     config: Arc<Config>,
     nats: async_nats::Client,
     store: Store,
+    limit_store: Arc<RateLimitStore>,
     read_model: read_model::ReadModel,
     identity: IdentityProvider,
     metrics: Arc<Metrics>,
@@ -92,6 +95,18 @@ impl Application {
             config.redis_timeout(),
         )
         .context("invalid REDIS_URL")?;
+        // The limits' own connection (see `store::rate_limits`), to the auctions' Redis unless
+        // configured otherwise (with the same key prefix and CA file).
+        let mut limit_redis = config.redis.clone();
+        if let Some(url) = &config.limits.rate_limit_redis_url {
+            limit_redis.url = url.clone();
+        }
+        let limit_store = RateLimitStore::new(
+            &limit_redis,
+            Keyspace::new(config.redis.key_prefix.clone()),
+            config.redis_timeout(),
+        )
+        .context("invalid RATE_LIMIT_REDIS_URL")?;
         let metrics = Arc::new(Metrics::default());
         let store = match config.redis_strategy {
             config::RedisStrategy::Lua => store,
@@ -115,6 +130,7 @@ impl Application {
             config: Arc::new(config),
             nats,
             store,
+            limit_store: Arc::new(limit_store),
             read_model,
             identity,
             metrics,
@@ -143,6 +159,7 @@ impl Application {
             &self.config,
             &self.nats,
             &self.store,
+            &self.limit_store,
             &self.metrics,
         );
         background::spawn_accounts_migration(&supervisor, &self.identity);
@@ -161,6 +178,9 @@ impl Application {
             live: handles.live,
             prices: handles.prices,
             rate_limit: handles.rate_limit,
+            ip_limit: handles.ip_limit,
+            auth_throttle: handles.auth_throttle,
+            proxies: Arc::new(self.config.limits.trusted_proxies.clone()),
             read_model: self.read_model,
             identity: self.identity,
             verified_tokens: Arc::new(verified_tokens::VerifiedTokens::default()),

@@ -15,6 +15,11 @@ pub struct OutcomeLabel {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabel {
+    pub limit: &'static str,
+}
+
 pub struct Metrics {
     registry: MetricsRegistry,
     /// Bids answered, by outcome (`accepted`, `bid_too_low`, `closed`, …).
@@ -51,6 +56,18 @@ pub struct Metrics {
     /// item first, so the bid was read and decided again. The contention experiment divides it
     /// by accepted bids to show what contention costs that strategy (always 0 with Lua).
     pub optimistic_retries: Counter,
+    /// Requests refused with 429, by limit (`bid`, `ip`, `login_account`, `register_account`,
+    /// `auth_ip`).
+    rate_limited: Family<LimitLabel, Counter>,
+    /// 1 while the rate limits are shared through Redis, 0 while this instance limits on its
+    /// own counts because the last sync with the limiter's Redis failed.
+    pub rate_limit_shared: Gauge,
+    /// Calls to the limiter's Redis that failed (syncs and sign-in throttle counts).
+    pub rate_limit_redis_failures: Counter,
+    /// "Over the limit" verdicts of other instances applied here.
+    pub rate_limit_verdicts_applied: Counter,
+    /// Keys this instance holds limit state for (set once a second).
+    pub rate_limit_keys: Gauge,
 }
 
 impl Default for Metrics {
@@ -100,6 +117,24 @@ impl Default for Metrics {
                 "optimistic_retries",
                 "Optimistic bid attempts retried because EXEC found the item changed",
             ),
+            rate_limited: registry
+                .counters::<LimitLabel>("rate_limited", "Requests refused with 429, by limit"),
+            rate_limit_shared: registry.gauge(
+                "rate_limit_shared",
+                "1 while rate limits are shared through Redis, 0 while limited per instance",
+            ),
+            rate_limit_redis_failures: registry.counter(
+                "rate_limit_redis_failures",
+                "Calls to the rate limits' Redis that failed",
+            ),
+            rate_limit_verdicts_applied: registry.counter(
+                "rate_limit_verdicts_applied",
+                "Other instances' over-the-limit verdicts applied here",
+            ),
+            rate_limit_keys: registry.gauge(
+                "rate_limit_keys",
+                "Keys this instance holds rate-limit state for",
+            ),
             registry,
         }
     }
@@ -108,6 +143,13 @@ impl Default for Metrics {
 impl Metrics {
     pub fn bid(&self, outcome: &'static str) {
         self.bids.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// The 429 counter of one limit.
+    pub fn rate_limited(&self, limit: &'static str) -> Counter {
+        self.rate_limited
+            .get_or_create(&LimitLabel { limit })
+            .clone()
     }
 
     /// The Prometheus text exposition.

@@ -70,7 +70,10 @@ impl HttpListener {
         } = self;
         tracing::info!(service, addr = %listener.local_addr()?, "listening");
         let task_failed = supervisor.failed();
-        let served = axum::serve(listener, router)
+        // Every request carries its peer address (`ConnectInfo<SocketAddr>`), which the
+        // gateway's per-address limits start from.
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 // Both branches only wait for a token; the one that loses is simply dropped.
                 tokio::select! {

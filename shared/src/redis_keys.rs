@@ -62,6 +62,25 @@ impl Keyspace {
         format!("{}items:index", self.prefix)
     }
 
+    /// The gateways' shared rate-limit bucket of `key` in `family` (`bid`, `ip`): a hash with
+    /// the GCRA theoretical arrival time, with a TTL of the time it is ahead of now. No hash
+    /// tag: each command touches this one key, so the buckets spread over a cluster's slots.
+    pub fn rate_bucket(&self, family: &str, key: &str) -> String {
+        format!("{}rl:{family}:{key}", self.prefix)
+    }
+
+    /// Stream of "over the limit" verdicts that every gateway reads after each sync, so a key
+    /// refused by one instance is refused by all (capped in length).
+    pub fn rate_verdicts(&self) -> String {
+        format!("{}rl:verdicts", self.prefix)
+    }
+
+    /// An exact attempt counter of the sign-in throttle (`kind`: `fail`, `reg`, `ip`), with the
+    /// TTL of its window.
+    pub fn auth_attempts(&self, kind: &str, key: &str) -> String {
+        format!("{}auth:{kind}:{key}", self.prefix)
+    }
+
     /// The keys of one item.
     pub fn item(&self, id: &ItemId) -> ItemKeys {
         let shard = shard_of(id);
@@ -125,6 +144,18 @@ mod tests {
         let keys = Keyspace::new("t1:").item(&id);
         assert!(keys.item.starts_with("t1:{s"));
         assert_eq!(Keyspace::new("t1:").items_index(), "t1:items:index");
+    }
+
+    #[test]
+    fn rate_limit_keys_carry_the_prefix_and_no_hash_tag() {
+        let keys = Keyspace::new("t1:");
+        assert_eq!(keys.rate_bucket("bid", "alice"), "t1:rl:bid:alice");
+        assert_eq!(keys.rate_verdicts(), "t1:rl:verdicts");
+        assert_eq!(
+            keys.auth_attempts("ip", "4:10.0.0.1"),
+            "t1:auth:ip:4:10.0.0.1"
+        );
+        assert!(!keys.rate_bucket("ip", "6:2001:db8::/64").contains('{'));
     }
 
     #[test]

@@ -6,13 +6,19 @@
 //! access token for `Authorization: Bearer`, and an opaque refresh token that is good for one
 //! exchange. Until the accounts schema is migrated every route here answers 503 at once; with an
 //! external issuer they answer 404 (accounts live there).
+//!
+//! Sign-in and registration go through the throttle (`crate::rate_limit::auth_throttle`) first:
+//! a refused attempt is a 429 with `Retry-After` before any password is hashed or account read,
+//! the same for every login, known or not.
 
 use super::AppState;
+use super::client_address::ClientAddress;
 use super::json_body::JsonBody;
 use crate::auth::error::AuthError;
 use crate::auth::login::LoginError;
 use crate::auth::{Account, Session, Sessions};
 use crate::error::{ApiError, ErrorCode};
+use crate::rate_limit::Throttled;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -115,13 +121,19 @@ impl Tokens {
     }
 }
 
-/// 201 with tokens for the new account; 400 naming the broken rule; 409 `login_taken`.
+/// 201 with tokens for the new account; 400 naming the broken rule; 409 `login_taken`; 429
+/// when the login or the address made too many attempts.
 #[tracing::instrument(skip_all, fields(user_id = tracing::field::Empty))]
 async fn register(
     State(ctx): State<AppState>,
+    ClientAddress(client): ClientAddress,
     JsonBody(body): JsonBody<Registration>,
 ) -> Result<(StatusCode, Json<Tokens>), ApiError> {
     let sessions = sessions(&ctx)?;
+    ctx.auth_throttle
+        .before_register(body.login().ok(), &client)
+        .await
+        .map_err(throttled)?;
     let session = sessions
         .register(body.login()?, &body.display_name, &body.password)
         .await?;
@@ -132,15 +144,35 @@ async fn register(
     ))
 }
 
-/// 200 with tokens; 401 `invalid_credentials` for a wrong password and an unknown login alike.
+/// 200 with tokens; 401 `invalid_credentials` for a wrong password and an unknown login alike;
+/// 429 for both alike once the login failed too often or the address tried too often.
 #[tracing::instrument(skip_all, fields(user_id = tracing::field::Empty))]
 async fn login(
     State(ctx): State<AppState>,
+    ClientAddress(client): ClientAddress,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<Json<Tokens>, ApiError> {
-    let session = sessions(&ctx)?.sign_in(&body.login, &body.password).await?;
+    let sessions = sessions(&ctx)?;
+    let throttle = &ctx.auth_throttle;
+    throttle
+        .before_sign_in(&body.login, &client)
+        .await
+        .map_err(throttled)?;
+    let session = match sessions.sign_in(&body.login, &body.password).await {
+        Ok(session) => session,
+        Err(AuthError::InvalidCredentials) => {
+            throttle.sign_in_failed(&body.login).await;
+            return Err(AuthError::InvalidCredentials.into());
+        }
+        Err(other) => return Err(other.into()),
+    };
+    throttle.sign_in_succeeded(&body.login).await;
     tracing::Span::current().record("user_id", session.account.id.as_str());
     Ok(Tokens::new(session, ctx.config.auth.refresh_token_ttl_secs))
+}
+
+fn throttled(refused: Throttled) -> ApiError {
+    ApiError::rate_limited(refused.retry_after)
 }
 
 /// 200 with a new access token and the next refresh token; 401 `refresh_token_reused` (and

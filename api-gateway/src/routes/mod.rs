@@ -1,6 +1,8 @@
 //! The HTTP API. Each module owns its routes and its `router()`; this one holds the shared
 //! state and merges them.
 
+/// The per-address request limit, a middleware.
+mod address_limit;
 /// Close now, cancel (admin, or the seller before the first bid), extend, relist.
 mod admin;
 /// `POST /api/v1/auth/{register,login,refresh,logout}`: accounts and sessions.
@@ -9,6 +11,10 @@ mod auth;
 mod auth_error;
 /// `POST /api/v1/items/{id}/bid`.
 mod bids;
+/// The `ClientAddress` extractor: whom a request counts against per address.
+mod client_address;
+/// The CORS layer for the configured web origins.
+pub mod cors;
 /// What `GET /ready` checks and `GET /metrics` shows (the routes are `shared::health`).
 mod health;
 /// `GET …/bids` and `…/stats` from the PostgreSQL read model.
@@ -32,7 +38,7 @@ use crate::identity_provider::IdentityProvider;
 use crate::live_publisher::LivePublisher;
 use crate::metrics::Metrics;
 use crate::price_cache::PriceCache;
-use crate::rate_limit::BidRateLimit;
+use crate::rate_limit::{AuthThrottle, RateLimit, TrustedProxies};
 use crate::read_model::ReadModel;
 use crate::store::{Store, StoreError};
 use crate::suspensions::Suspensions;
@@ -51,7 +57,14 @@ pub struct AppState {
     pub nats: async_nats::Client,
     pub live: Arc<LivePublisher>,
     pub prices: Arc<PriceCache>,
-    pub rate_limit: Arc<BidRateLimit>,
+    /// Bids per user, shared by every instance.
+    pub rate_limit: Arc<RateLimit>,
+    /// Requests per client address, shared by every instance.
+    pub ip_limit: Arc<RateLimit>,
+    /// Sign-in and registration attempts per account and per address.
+    pub auth_throttle: Arc<AuthThrottle>,
+    /// Whose `X-Forwarded-For` is believed.
+    pub proxies: Arc<TrustedProxies>,
     pub read_model: ReadModel,
     /// Token verification, the published keys and the account flows.
     pub identity: IdentityProvider,
@@ -64,6 +77,9 @@ pub struct AppState {
     pub tasks: TaskHealth,
 }
 
+/// Every route, behind (from the outside in) CORS, the per-address limit and the body limit.
+/// CORS is outermost so that a 429 or 503 also reaches the page that asked (with `Retry-After`
+/// exposed), and a preflight is answered before it counts against anything.
 pub fn router(ctx: AppState) -> Router {
     let body_limit = ctx.config.max_body_bytes;
     let routes = Router::new()
@@ -76,9 +92,18 @@ pub fn router(ctx: AppState) -> Router {
         .merge(me::router())
         .merge(suspension::router())
         .merge(jwks::router());
-    shared::error_body::with_fallbacks(routes)
-        .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(ctx)
+    let mut app =
+        shared::error_body::with_fallbacks(routes).layer(DefaultBodyLimit::max(body_limit));
+    if ctx.ip_limit.is_enabled() {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            address_limit::limit_per_address,
+        ));
+    }
+    if let Some(cors) = cors::layer(&ctx.config.limits.cors_origins) {
+        app = app.layer(cors);
+    }
+    app.with_state(ctx)
 }
 
 impl From<StoreError> for ApiError {

@@ -1,5 +1,6 @@
-//! All of the gateway's Redis I/O: item creation and reads, the bid script, closing, and the
-//! outbox stream operations the relay uses. Handlers and the relay never build Redis commands.
+//! All of the gateway's Redis I/O: item creation and reads, the bid script, closing, the
+//! outbox stream operations the relay uses, and the shared rate limits' counts
+//! ([`rate_limits`], on a connection of their own). Handlers and the relay never build Redis commands.
 //!
 //! Every call on the request path runs under the store's deadline (`REDIS_TIMEOUT_MS`), so an
 //! unreachable or stalled Redis becomes a fast [`StoreError::Unavailable`] (a 503), never a
@@ -14,6 +15,7 @@ mod closing;
 mod items;
 mod optimistic;
 pub mod outbox;
+pub mod rate_limits;
 mod script_reply;
 
 pub use admin::{ExtendOutcome, Relist, RelistOutcome};

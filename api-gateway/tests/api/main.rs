@@ -13,6 +13,7 @@ mod contention;
 mod helpers;
 mod items;
 mod lifecycle;
+mod limits;
 mod live;
 mod outages;
 mod outbox;

@@ -51,7 +51,7 @@ async fn every_restartable_task_that_stops_is_named_by_ready_and_comes_back() {
     app.wait_ready(WAIT).await;
     for task in [
         "price_cache",
-        "rate_limit_cleanup",
+        "rate_limit_sync",
         "closer",
         "outbox_relay.s0",
     ] {

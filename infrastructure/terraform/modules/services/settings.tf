@@ -23,6 +23,9 @@ locals {
       SUBJECT_PREFIX     = "auction"
       ARCHIVE_STREAM     = "AUCTION_ARCHIVE"
       JETSTREAM_REPLICAS = "3"
+      # Only the ALB reaches the gateways (their security group), from the VPC's private
+      # addresses; the per-address limits count the client it appends to X-Forwarded-For.
+      TRUSTED_PROXIES = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
     }
     "broadcast-service" = {
       LISTEN_ADDR      = "0.0.0.0:8081"
