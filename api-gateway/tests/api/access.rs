@@ -200,10 +200,7 @@ impl World {
             _ => None,
         };
         let before = match &item {
-            Some(item) => Some((
-                app.item_hash(item).await,
-                app.outbox_entries_for(item).await,
-            )),
+            Some(item) => Some((app.item_hash(item).await, app.events_for(item).await)),
             None => None,
         };
         let victim_before = self.victim_account().await;
@@ -268,11 +265,7 @@ impl World {
                 );
                 if let (Some(item), Some((hash, outbox))) = (&item, before) {
                     assert_eq!(app.item_hash(item).await, hash, "{cell} changed the item");
-                    assert_eq!(
-                        app.outbox_entries_for(item).await,
-                        outbox,
-                        "{cell} wrote an event"
-                    );
+                    assert_eq!(app.events_for(item).await, outbox, "{cell} wrote an event");
                 }
                 let made = app.get(&format!("/api/v1/items/{new_item}")).await;
                 assert_eq!(made.status, 404, "{cell} created an item");
@@ -361,7 +354,7 @@ async fn the_seller_cannot_bid_on_their_own_item_under_either_strategy() {
             (Some(1), Some("alice")),
             "{strategy:?}: {state}"
         );
-        assert_eq!(app.outbox_entries_for(&item).await, 1, "{strategy:?}");
+        assert_eq!(app.events_for(&item).await, 1, "{strategy:?}");
     }
 }
 
@@ -414,7 +407,7 @@ async fn a_seller_cancels_their_own_auction_only_before_the_first_bid() {
         .await;
     late.assert_error(409, "auction_has_bids");
     assert_eq!(app.item(&bid_on).await["status"], "active");
-    assert_eq!(app.outbox_entries_for(&bid_on).await, 1, "only the bid");
+    assert_eq!(app.events_for(&bid_on).await, 1, "only the bid");
     app.admin(&bid_on, "cancel", reason)
         .await
         .assert_status(200);

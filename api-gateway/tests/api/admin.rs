@@ -19,7 +19,7 @@ async fn admin_actions_need_an_admin_token_and_change_nothing_without_it() {
         .await
         .assert_error(403, "forbidden");
     assert_eq!(app.item(&item).await["status"], "active");
-    assert_eq!(app.outbox_entries_for(&item).await, 0);
+    assert_eq!(app.events_for(&item).await, 0);
 }
 
 #[tokio::test]
