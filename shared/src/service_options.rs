@@ -135,6 +135,18 @@ pub struct ArchiveOptions {
         default_value_t = 120
     )]
     pub duplicate_window_secs: u64,
+
+    /// Replicas of every JetStream stream and consumer the services create (1 on one NATS
+    /// server, 3 on a three-node cluster); gateway and worker must use the same.
+    #[arg(
+        id = "jetstream_replicas",
+        value_name = "JETSTREAM_REPLICAS",
+        long = "jetstream-replicas",
+        env = "JETSTREAM_REPLICAS",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u8).range(1..=5)
+    )]
+    pub replicas: u8,
 }
 
 /// Why a subject prefix was refused.
@@ -193,6 +205,7 @@ mod tests {
         );
         assert_eq!(all.archive.stream, "AUCTION_ARCHIVE");
         assert_eq!(all.archive.duplicate_window_secs, 120);
+        assert_eq!(all.archive.replicas, 1);
     }
 
     #[test]
@@ -207,6 +220,7 @@ mod tests {
             "--database-url=postgres://d/x",
             "--archive-stream=S",
             "--archive-duplicate-window-secs=600",
+            "--jetstream-replicas=3",
         ]);
         assert_eq!(all.common.nats_url.expose(), "nats://n:4222");
         assert_eq!(all.common.subject_prefix, "t1");
@@ -216,6 +230,7 @@ mod tests {
         assert_eq!(all.database.url.expose(), "postgres://d/x");
         assert_eq!(all.archive.stream, "S");
         assert_eq!(all.archive.duplicate_window_secs, 600);
+        assert_eq!(all.archive.replicas, 3);
     }
 
     #[test]
