@@ -12,6 +12,8 @@
 //!   the loss check (throwaway Redis/NATS/PostgreSQL and its own services).
 //! - [`bench_archive`]: archive drain rate and accept-to-row delay.
 //! - [`bench_close`]: delay from auction end to a viewer's `auction_closed`.
+//! - [`cluster`]: the guarantees on the local cluster (`cluster.sh`): the whole path, a Redis
+//!   master, a NATS node, a gateway and a broadcast instance killed under load.
 //!
 //! What they share:
 //!
@@ -36,6 +38,7 @@ pub mod bench_write;
 pub mod charts;
 pub mod cli;
 pub mod client_sockets;
+pub mod cluster;
 pub mod contention;
 pub mod fanout;
 pub mod fanout_floor;
