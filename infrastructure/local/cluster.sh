@@ -21,7 +21,8 @@
 # Settings: BIN_DIR (the service binaries; default target/release, which `make cluster`
 # builds), PG_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres), DURABLE_ACCEPT
 # (passed to the gateways; default false), SERVICE_ENV (extra VAR=value words for every
-# service, e.g. "RUST_LOG=debug").
+# service, e.g. "RUST_LOG=debug"), CLUSTER_ONLY=redis (the Redis Cluster alone, for the
+# gateway's own cluster tests).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -128,8 +129,16 @@ redis_up() {
   # shellcheck disable=SC2086
   redis-cli --cluster create $nodes --cluster-replicas 1 --cluster-yes >"$DIR/logs/redis-create.log" 2>&1 \
     || die "redis-cli --cluster create failed; see $DIR/logs/redis-create.log"
+  # Ready means every node agrees on the slot map (no MOVED for a client that asks any node)
+  # and every replica is in sync with its master (so WAIT, --durable-accept, can succeed).
   for port in "${ports[@]}"; do
     wait_for "redis cluster state on :$port" 30 bash -c "redis-cli -p $port cluster info | grep -q 'cluster_state:ok'"
+  done
+  wait_for "redis nodes agreeing on the slots" 30 bash -c \
+    "redis-cli --cluster check 127.0.0.1:${ports[0]} | grep -q 'All nodes agree about slots configuration'"
+  for port in "${ports[@]}"; do
+    wait_for "redis :$port in sync" 30 bash -c \
+      "redis-cli -p $port info replication | grep -Eq 'role:master|master_link_status:up'"
   done
   REDIS_URL=$(printf 'redis://127.0.0.1:%s,' "${ports[@]}"); REDIS_URL=${REDIS_URL%,}
   say "redis: 3 masters + 3 replicas on ${ports[*]}"
@@ -298,6 +307,12 @@ up() {
   # A failed start leaves nothing running.
   trap 'say "start failed; stopping what was started"; down' EXIT
   redis_up
+  if [ "${CLUSTER_ONLY:-}" = redis ]; then
+    echo "REDIS_URL=$REDIS_URL" >"$DIR/env"
+    trap - EXIT
+    say "up (Redis Cluster only): REDIS_URL=$REDIS_URL"
+    return
+  fi
   nats_up
   postgres_up
   services_up
@@ -366,7 +381,7 @@ status() {
   local port=${REDIS_URL##*:}
   redis-cli -p "$port" cluster info 2>/dev/null | grep -E 'cluster_state|cluster_known_nodes' || true
   redis-cli -p "$port" cluster nodes 2>/dev/null | awk '{print "redis " $2 " " $3}' | sed 's/myself,//' || true
-  echo "GATEWAY_URL=$GATEWAY_URL BROADCAST_URL=$BROADCAST_URL"
+  echo "GATEWAY_URL=${GATEWAY_URL:-} BROADCAST_URL=${BROADCAST_URL:-}"
 }
 
 case "${1:-}" in

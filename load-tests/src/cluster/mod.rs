@@ -19,7 +19,6 @@
 
 mod report;
 mod scenarios;
-pub mod topology;
 pub mod viewers;
 
 use crate::report::ReportDir;
@@ -140,7 +139,7 @@ pub async fn run(args: &ClusterArgs) -> anyhow::Result<ClusterResult> {
         let cluster = tokio::task::block_in_place(|| {
             // Short reclaim times: a killed gateway's pending outbox entries move to the
             // survivor within seconds (production's 30 s changes when, not whether).
-            topology::LocalCluster::up(
+            testkit::cluster::LocalCluster::up(
                 &args.script,
                 &args.bin_dir,
                 "RELAY_RECLAIM_IDLE_MS=3000 RELAY_RECLAIM_INTERVAL_MS=1000 RUST_LOG=warn",

@@ -1,6 +1,6 @@
 //! The four scenarios of `cluster` (see the module docs of [`super`]).
 
-use super::topology::{LocalCluster, master_of};
+use testkit::cluster::{LocalCluster, master_of};
 use super::viewers::{OrderedViewer, Seen};
 use super::{ClusterArgs, DurableLoad, Scenario, ScenarioResult};
 use crate::api::{ApiClient, NewItem, in_secs};
@@ -293,33 +293,44 @@ async fn path(cluster: &LocalCluster, args: &ClusterArgs) -> anyhow::Result<Scen
             masters.len()
         ));
     }
-    if result.accepted != result.bids_sent {
-        v.push(format!(
-            "{} of {} bids accepted on a healthy cluster",
-            result.accepted, result.bids_sent
-        ));
+    // On a healthy cluster a bid is accepted; a loaded machine may still time one out (503
+    // `outcome_unknown`, its effect then shows in Redis and the archive).
+    let odd: Vec<&String> = result
+        .answers
+        .keys()
+        .filter(|label| !matches!(label.as_str(), "200 accepted" | "503 outcome_unknown"))
+        .collect();
+    if !odd.is_empty() {
+        v.push(format!("answers other than accepted on a healthy cluster: {odd:?}"));
     }
     if !result.loss.holds() || result.loss.lost > 0 {
         v.push(format!("archive: {:?}", result.loss));
     }
     exactly_once(&database_url, &edge, &items, v).await;
-    // Final price: each item's highest accepted amount (every bid outbids the last).
+    // No lost update: each item's price is the highest bid applied and its seq the number
+    // applied. Applied: answered accepted, or archived although its answer was a timeout.
     let api = ApiClient::new(&edge)?;
+    let rows = archive::archived_bids(&database_url).await?;
     for (index, id) in items.iter().enumerate() {
-        let highest = requests
+        let mut applied: HashSet<i64> = rows
             .iter()
-            .filter(|r| r.item == index && r.is_accepted_bid())
+            .filter(|r| r.item_id == *id)
             .map(|r| r.amount_cents)
-            .max();
-        let accepted = requests
-            .iter()
-            .filter(|r| r.item == index && r.is_accepted_bid())
-            .count();
+            .collect();
+        applied.extend(
+            requests
+                .iter()
+                .filter(|r| r.item == index && r.is_accepted_bid())
+                .map(|r| r.amount_cents),
+        );
+        let highest = applied.iter().copied().max();
         let state = api.item_state(id).await?;
-        if state.current_bid_cents != highest || state.seq != accepted as u64 {
+        if state.current_bid_cents != highest || state.seq != applied.len() as u64 {
             v.push(format!(
-                "{id}: price {:?} seq {} for highest accepted {highest:?} of {accepted}",
-                state.current_bid_cents, state.seq
+                "{id}: price {:?} seq {} for highest applied {highest:?} of {}",
+                state.current_bid_cents,
+                state.seq,
+                applied.len()
             ));
         }
     }
@@ -354,7 +365,7 @@ async fn redis_failover(
         ("JETSTREAM_REPLICAS", "3".to_owned()),
         ("INSTANCE_ID", "gateway-durable".to_owned()),
         ("DURABLE_ACCEPT", "true".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
+        ("RUST_LOG", "error".to_owned()),
     ];
     let durable_gateway =
         Service::start("gateway", &args.bin_dir.join("api-gateway"), &env).await?;

@@ -1,6 +1,6 @@
-//! The local cluster under test, as `infrastructure/local/cluster.sh` starts it (one way to
-//! build the topology, for people and for this experiment alike): a 3+3 Redis Cluster, three
-//! NATS nodes, two of each service and HAProxy, in a temp dir on free ports.
+//! The local cluster, as `infrastructure/local/cluster.sh` starts it (the one way to build the
+//! topology, for people and tests alike), in a temp dir on free ports: a 3+3 Redis Cluster and,
+//! unless only Redis is asked for, three NATS nodes, two of each service and HAProxy.
 //!
 //! [`LocalCluster::kill`] sends SIGKILL to a process by the pid file the script wrote (never
 //! anything found by name), [`LocalCluster::restart`] asks the script to start it again with
@@ -28,19 +28,35 @@ pub struct LocalCluster {
     env: HashMap<String, String>,
 }
 
+/// `infrastructure/local/cluster.sh` of this checkout.
+pub fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../infrastructure/local/cluster.sh")
+}
+
 impl LocalCluster {
-    /// Runs `cluster.sh up` with the services of `bin_dir` and `extra` environment for every
-    /// service (`SERVICE_ENV` words), in a fresh temp dir.
+    /// Runs `cluster.sh up` with the services of `bin_dir` and `service_env` for every service
+    /// (`SERVICE_ENV` words), in a fresh temp dir.
     ///
     /// # Errors
     /// The script fails (its output is in the error).
     pub fn up(script: &Path, bin_dir: &Path, service_env: &str) -> anyhow::Result<Self> {
+        Self::start(script, &[("BIN_DIR", bin_dir.as_os_str()), ("SERVICE_ENV", service_env.as_ref())])
+    }
+
+    /// The Redis Cluster alone (`CLUSTER_ONLY=redis`): its `REDIS_URL` lists the six nodes.
+    ///
+    /// # Errors
+    /// The script fails (its output is in the error).
+    pub fn redis_only() -> anyhow::Result<Self> {
+        Self::start(&script(), &[("CLUSTER_ONLY", "redis".as_ref())])
+    }
+
+    fn start(script: &Path, env: &[(&str, &std::ffi::OsStr)]) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("cluster-").tempdir()?;
         let out = Command::new(script)
             .arg("up")
             .env("CLUSTER_DIR", dir.path())
-            .env("BIN_DIR", bin_dir)
-            .env("SERVICE_ENV", service_env)
+            .envs(env.iter().copied())
             .output()
             .with_context(|| format!("running {}", script.display()))?;
         if !out.status.success() {
