@@ -22,7 +22,8 @@
 # builds), PG_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres), DURABLE_ACCEPT
 # (passed to the gateways; default false), SERVICE_ENV (extra VAR=value words for every
 # service, e.g. "RUST_LOG=debug"), CLUSTER_ONLY=redis (the Redis Cluster alone, for the
-# gateway's own cluster tests).
+# gateway's own cluster tests) or CLUSTER_ONLY=stores (Redis Cluster and NATS, for
+# bench-cluster, which starts the services it measures itself).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -314,6 +315,12 @@ up() {
     return
   fi
   nats_up
+  if [ "${CLUSTER_ONLY:-}" = stores ]; then
+    printf 'REDIS_URL=%s\nNATS_URL=%s\n' "$REDIS_URL" "$NATS_URL" >"$DIR/env"
+    trap - EXIT
+    say "up (Redis Cluster and NATS only): REDIS_URL=$REDIS_URL NATS_URL=$NATS_URL"
+    return
+  fi
   postgres_up
   services_up
   haproxy_up

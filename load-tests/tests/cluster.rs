@@ -43,7 +43,10 @@ async fn the_guarantees_hold_on_the_cluster_through_every_fault() {
     assert_eq!(path.viewers.len(), 2, "a viewer on each broadcast instance");
     assert!(path.viewers.iter().all(|v| v.events > 0));
     let failover = &result.scenarios[1];
-    assert!(failover.promoted_after_ms.is_some(), "a replica was promoted");
+    assert!(
+        failover.promoted_after_ms.is_some(),
+        "a replica was promoted"
+    );
     let durable = failover.durable.as_ref().expect("the durable load");
     assert_eq!((durable.loss.lost, durable.lost_in_redis), (0, 0));
     let readme = std::fs::read_to_string(out.path().join("cluster/README.md")).unwrap();

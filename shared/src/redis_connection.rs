@@ -168,9 +168,10 @@ pub enum RedisTopology {
 }
 
 impl RedisTopology {
-    /// Several comma-separated URLs select Redis Cluster (the contract's "Cluster mode").
+    /// Several comma-separated URLs select Redis Cluster (the contract's "Cluster mode"), and
+    /// so does `--redis-cluster` for one seed URL (ElastiCache's configuration endpoint).
     pub fn of(options: &RedisOptions) -> Self {
-        if options.url.expose().contains(',') {
+        if options.cluster || options.url.expose().contains(',') {
             Self::Cluster
         } else {
             Self::Standalone
@@ -331,6 +332,11 @@ pub fn cluster_client(options: &RedisOptions) -> RedisResult<ClusterClient> {
         })
         .collect::<RedisResult<Vec<(ConnectionInfo, bool)>>>()?;
     let tls = nodes.iter().any(|(_, tls)| *tls);
+    if tls && !nodes.iter().all(|(_, tls)| *tls) {
+        return Err(refused(
+            "REDIS_URL mixes redis:// and rediss:// nodes: a cluster's nodes all use TLS or none",
+        ));
+    }
     let builder = ClusterClient::builder(nodes.into_iter().map(|(info, _)| info)).retries(0);
     match (&options.ca_file, tls) {
         (None, false) => builder.build(),
@@ -474,6 +480,7 @@ mod tests {
             url: url.into(),
             key_prefix: String::new(),
             ca_file,
+            cluster: false,
         }
     }
 
@@ -488,6 +495,43 @@ mod tests {
             panic!("#insecure was accepted");
         };
         assert!(e.to_string().contains("#insecure"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn several_urls_or_the_cluster_flag_select_redis_cluster() {
+        let one = options("redis://127.0.0.1:1", None);
+        assert_eq!(RedisTopology::of(&one), RedisTopology::Standalone);
+        let several = options("redis://127.0.0.1:1,redis://127.0.0.1:2", None);
+        assert_eq!(RedisTopology::of(&several), RedisTopology::Cluster);
+        let seed = RedisOptions {
+            cluster: true,
+            ..one
+        };
+        assert_eq!(RedisTopology::of(&seed), RedisTopology::Cluster);
+        assert!(matches!(
+            connect_lazily(&several, Duration::from_millis(80)),
+            Ok(RedisConnection::Cluster(_))
+        ));
+    }
+
+    #[test]
+    fn a_cluster_refuses_mixed_tls_insecure_nodes_and_a_ca_file_without_tls() {
+        let mixed = options("redis://127.0.0.1:1,rediss://127.0.0.1:2", None);
+        assert!(cluster_client(&mixed).is_err(), "mixed TLS modes");
+        let insecure = options("rediss://127.0.0.1:1/#insecure,rediss://127.0.0.1:2", None);
+        let Err(e) = cluster_client(&insecure) else {
+            panic!("#insecure was accepted");
+        };
+        assert!(e.to_string().contains("#insecure"), "{e}");
+        let ca = testkit::TestCa::new("test CA").expect("CA");
+        let ca_file = crate::tls::parse_ca_file(&ca.ca_file().display().to_string()).expect("CA");
+        let plain = options(
+            "redis://127.0.0.1:1,redis://127.0.0.1:2",
+            Some(ca_file.clone()),
+        );
+        assert!(cluster_client(&plain).is_err(), "a CA file for plain nodes");
+        let tls = options("rediss://127.0.0.1:1,rediss://127.0.0.1:2", Some(ca_file));
+        assert!(cluster_client(&tls).is_ok());
     }
 
     #[test]

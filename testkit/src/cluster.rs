@@ -40,7 +40,13 @@ impl LocalCluster {
     /// # Errors
     /// The script fails (its output is in the error).
     pub fn up(script: &Path, bin_dir: &Path, service_env: &str) -> anyhow::Result<Self> {
-        Self::start(script, &[("BIN_DIR", bin_dir.as_os_str()), ("SERVICE_ENV", service_env.as_ref())])
+        Self::start(
+            script,
+            &[
+                ("BIN_DIR", bin_dir.as_os_str()),
+                ("SERVICE_ENV", service_env.as_ref()),
+            ],
+        )
     }
 
     /// The Redis Cluster alone (`CLUSTER_ONLY=redis`): its `REDIS_URL` lists the six nodes.
@@ -49,6 +55,14 @@ impl LocalCluster {
     /// The script fails (its output is in the error).
     pub fn redis_only() -> anyhow::Result<Self> {
         Self::start(&script(), &[("CLUSTER_ONLY", "redis".as_ref())])
+    }
+
+    /// The Redis Cluster and the NATS cluster, no services (`CLUSTER_ONLY=stores`).
+    ///
+    /// # Errors
+    /// The script fails (its output is in the error).
+    pub fn stores_only(script: &Path) -> anyhow::Result<Self> {
+        Self::start(script, &[("CLUSTER_ONLY", "stores".as_ref())])
     }
 
     fn start(script: &Path, env: &[(&str, &std::ffi::OsStr)]) -> anyhow::Result<Self> {

@@ -17,13 +17,13 @@
 //! * [`gateway`]: a real gateway with typed requests (create an item, bid, admin actions),
 //!   which every service's tests use to produce real events.
 
+pub mod cluster;
 #[cfg(feature = "services")]
 pub mod gateway;
 #[cfg(feature = "services")]
 pub mod isolation;
 #[cfg(feature = "services")]
 pub mod reply;
-pub mod cluster;
 pub mod server;
 #[cfg(feature = "services")]
 pub mod service;

@@ -59,7 +59,10 @@ async fn bids_listing_closing_and_the_outbox_work_across_every_master_of_a_redis
         })
         .await
         .unwrap();
-        assert_eq!((state["winner_id"].as_str(), state["seq"].as_u64()), (Some("bob"), Some(3)));
+        assert_eq!(
+            (state["winner_id"].as_str(), state["seq"].as_u64()),
+            (Some("bob"), Some(3))
+        );
     }
     // The relay reads every shard's outbox: everything reaches JetStream exactly once, and the
     // lag gauge (XLEN of every shard, one command per slot) reads zero.
@@ -73,10 +76,7 @@ async fn bids_listing_closing_and_the_outbox_work_across_every_master_of_a_redis
 async fn assert_archived_exactly_once_or_more(app: &TestApp, accepted: &[String]) {
     let archived = wait_until(Duration::from_secs(30), "bids archived", || async {
         let ids = app.archived_event_ids().await;
-        accepted
-            .iter()
-            .all(|id| ids.contains(id))
-            .then_some(ids)
+        accepted.iter().all(|id| ids.contains(id)).then_some(ids)
     })
     .await
     .unwrap();
@@ -141,7 +141,10 @@ async fn with_durable_accept_and_no_replica_a_bid_is_an_unknown_outcome_yet_appl
     reply.assert_error(503, "outcome_unknown");
     // Not "unavailable": the master applied it; only its survival of a failover is unknown.
     let hash = app.item_hash(&item).await;
-    assert_eq!((hash["seq"].as_str(), hash["current_cents"].as_str()), ("1", "1100"));
+    assert_eq!(
+        (hash["seq"].as_str(), hash["current_cents"].as_str()),
+        ("1", "1100")
+    );
     app.stop().await;
 }
 
@@ -165,5 +168,8 @@ async fn a_duplicate_window_shorter_than_the_relays_worst_redelivery_is_refused(
     let Err(e) = api_gateway::Application::build(config).await else {
         panic!("a 10 s duplicate window was accepted");
     };
-    assert!(e.to_string().contains("--archive-duplicate-window-secs"), "{e}");
+    assert!(
+        e.to_string().contains("--archive-duplicate-window-secs"),
+        "{e}"
+    );
 }

@@ -1,6 +1,5 @@
 //! The four scenarios of `cluster` (see the module docs of [`super`]).
 
-use testkit::cluster::{LocalCluster, master_of};
 use super::viewers::{OrderedViewer, Seen};
 use super::{ClusterArgs, DurableLoad, Scenario, ScenarioResult};
 use crate::api::{ApiClient, NewItem, in_secs};
@@ -13,6 +12,7 @@ use shared::ItemId;
 use shared::redis_keys::Keyspace;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
+use testkit::cluster::{LocalCluster, master_of};
 
 /// Longest the archive may take to hold every accepted bid once the load stops.
 const DRAIN_BOUND: Duration = Duration::from_secs(30);
@@ -301,7 +301,9 @@ async fn path(cluster: &LocalCluster, args: &ClusterArgs) -> anyhow::Result<Scen
         .filter(|label| !matches!(label.as_str(), "200 accepted" | "503 outcome_unknown"))
         .collect();
     if !odd.is_empty() {
-        v.push(format!("answers other than accepted on a healthy cluster: {odd:?}"));
+        v.push(format!(
+            "answers other than accepted on a healthy cluster: {odd:?}"
+        ));
     }
     if !result.loss.holds() || result.loss.lost > 0 {
         v.push(format!("archive: {:?}", result.loss));
