@@ -23,6 +23,8 @@ locals {
       SUBJECT_PREFIX     = "auction"
       ARCHIVE_STREAM     = "AUCTION_ARCHIVE"
       JETSTREAM_REPLICAS = "3"
+      # REDIS_URL is ElastiCache's configuration endpoint: one seed of the cluster.
+      REDIS_CLUSTER = "true"
     }
     "broadcast-service" = {
       LISTEN_ADDR      = "0.0.0.0:8081"
@@ -34,6 +36,7 @@ locals {
       # Behind the ALB every peer is the load balancer; the per-IP limit counts the client
       # address the ALB appends to X-Forwarded-For.
       TRUST_FORWARDED_FOR = "true"
+      REDIS_CLUSTER       = "true"
     }
     "archival-worker" = {
       LISTEN_ADDR        = "0.0.0.0:8082"
