@@ -8,8 +8,10 @@
 run:
 	infrastructure/local/run.sh
 
-## The whole test suite against real Redis, NATS and PostgreSQL.
+## The whole test suite against real Redis, NATS and PostgreSQL (the cluster suite starts its
+## own throwaway Redis Cluster, NATS cluster, services and HAProxy with cluster.sh).
 test: stack
+	infrastructure/local/cluster.sh install
 	cargo test --workspace --all-targets
 
 ## Make Redis, NATS (JetStream) and PostgreSQL available on loopback.

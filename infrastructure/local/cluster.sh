@@ -11,7 +11,7 @@
 #     (WebSocket upgrade) and everything else to the gateways, as the ALB does; BROADCAST_URL
 #     is the broadcast instances alone (page and sockets). Health checks use `/health`.
 #
-#   cluster.sh up|down|status|restart NAME
+#   cluster.sh up|down|status|restart NAME|install
 #
 # Everything lives under CLUSTER_DIR (default .local/cluster/): data, logs, one pid file per
 # process, `env` (GATEWAY_URL, BROADCAST_URL, REDIS_URL, NATS_URL, DATABASE_URL and each
@@ -297,12 +297,23 @@ write_env() {
   mv "$DIR/env.tmp" "$DIR/env"
 }
 
+# What the cluster runs on, installed with apt-get where absent (`make test` calls this before
+# the cluster suite, so no test waits on apt).
+install() {
+  command -v redis-server >/dev/null && command -v redis-cli >/dev/null || apt_install redis-server redis-tools
+  [ -n "$(nats_bin)" ] || apt_install nats-server
+  [ -n "$(haproxy_bin)" ] || apt_install haproxy
+  command -v curl >/dev/null || apt_install curl
+  command -v psql >/dev/null || apt_install postgresql-client
+  command -v openssl >/dev/null || apt_install openssl
+  say "prerequisites present: redis-server, redis-cli, nats-server, haproxy, curl, psql, openssl"
+}
+
 up() {
   if [ -f "$DIR/env" ] && [ -n "$(ls "$DIR/pids" 2>/dev/null)" ]; then
     die "a cluster is already up in $DIR (cluster.sh down first)"
   fi
-  command -v curl >/dev/null || apt_install curl
-  command -v psql >/dev/null || apt_install postgresql-client
+  install
   rm -rf "$DIR"
   mkdir -p "$DIR/logs" "$DIR/pids"
   # A failed start leaves nothing running.
@@ -393,8 +404,9 @@ status() {
 
 case "${1:-}" in
   up) up ;;
+  install) install ;;
   down) down ;;
   status) status ;;
   restart) restart "${2:-}" ;;
-  *) die "usage: $0 up|down|status|restart NAME" ;;
+  *) die "usage: $0 up|down|status|restart NAME|install" ;;
 esac
