@@ -44,6 +44,14 @@ cluster-experiment:
 	target/release/load-tests cluster --bin-dir target/release --rate 300 --phase-secs 8 \
 		--out-dir bench/results/cluster
 
+## One Redis and NATS server against the local cluster (and the cluster with durable accept),
+## in one run: 64 bidders on one hot item, the same over 200 items, 10,000 viewers of one item;
+## bids/s, p99 and the ratios in bench/results/cluster-bench.json.
+bench-cluster:
+	cargo build --release -p api-gateway -p broadcast-service -p load-tests
+	target/release/load-tests bench-cluster --bin-dir target/release --users 64 --items 200 \
+		--duration-secs 10 --viewers 10000 --out bench/results/cluster-bench.json
+
 ## Offline checks of the deployment (infrastructure/docker, compose, terraform): terraform fmt,
 ## checkov, hadolint, the image build script and the wiring checker; installs its pinned tools
 ## into .local/ the first time.

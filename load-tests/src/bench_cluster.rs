@@ -1,7 +1,7 @@
 //! `bench-cluster`: the same loads on one Redis and one NATS server, and on the local cluster
 //! (3+3 Redis Cluster, 3 NATS nodes with R3 JetStream), in one run: contention's hot-item
-//! level (every bid on one item, so one Redis master), its mixed workload over many items
-//! (spread over every master), and a fan-out level. With durable accept on the cluster too
+//! level (every bid on one item, so one Redis master), the same bidders over many items
+//! (spread over every master; bids only), and a fan-out level. With durable accept on the cluster too
 //! (`WAIT 1` per write). Each topology gets one gateway started here (pre-filter off, so every
 //! bid reaches Redis); fan-out starts its own gateway and broadcast instances on the topology.
 //!
@@ -10,10 +10,9 @@
 
 use crate::api::{ApiClient, NewItem, in_secs};
 use crate::contention::hot_item;
-use crate::contention::mixed;
 use crate::fanout::{FanoutLoad, level};
 use crate::goose_run::round_to;
-use crate::host::{Machine, cores};
+use crate::host::{Machine, cores, cpu_secs};
 use crate::latency::LatencyMs;
 use crate::report::{now_rfc3339, write_json};
 use crate::service::{Service, namespace, run_tag};
@@ -33,10 +32,10 @@ pub struct BenchClusterArgs {
     /// The script that starts the cluster.
     #[arg(long, default_value = "infrastructure/local/cluster.sh")]
     pub script: PathBuf,
-    /// Concurrent bidders of the hot-item level and of the mixed workload.
+    /// Concurrent bidders of the hot-item and the many-items loads.
     #[arg(long, default_value_t = 64)]
     pub users: u32,
-    /// Items of the mixed workload.
+    /// Items of the many-items load.
     #[arg(long, default_value_t = 200)]
     pub items: usize,
     /// Seconds each write load runs.
@@ -57,7 +56,60 @@ pub struct WriteFigures {
     pub bids_per_sec: f64,
     pub accepted_per_sec: f64,
     pub latency_ms: Option<LatencyMs>,
+    /// Where the time went: cores each part used during the load (CPU seconds per second).
+    pub cores_used: CoresUsed,
     pub violations: Vec<String>,
+}
+
+/// CPU seconds per second of each part during one load, summed over its processes.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CoresUsed {
+    pub gateway: f64,
+    /// Every Redis process (masters and replicas).
+    pub redis: f64,
+    /// Every NATS process.
+    pub nats: f64,
+    /// This process: goose's bidders.
+    pub load_generator: f64,
+}
+
+/// CPU readings of the parts, to difference around a load.
+struct CpuProbe {
+    gateway: Vec<u32>,
+    redis: Vec<u32>,
+    nats: Vec<u32>,
+}
+
+impl CpuProbe {
+    fn read(&self) -> [f64; 4] {
+        let sum = |pids: &[u32]| pids.iter().copied().map(cpu_secs).sum::<f64>();
+        [
+            sum(&self.gateway),
+            sum(&self.redis),
+            sum(&self.nats),
+            cpu_secs(std::process::id()),
+        ]
+    }
+
+    /// Runs `load` and reports the cores each part used meanwhile.
+    async fn around<T>(
+        &self,
+        load: impl Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<(T, CoresUsed)> {
+        let (before, started) = (self.read(), std::time::Instant::now());
+        let result = load.await?;
+        let (after, secs) = (self.read(), started.elapsed().as_secs_f64().max(0.001));
+        let share = |i: usize| round_to((after[i] - before[i]) / secs, 2);
+        Ok((
+            result,
+            CoresUsed {
+                gateway: share(0),
+                redis: share(1),
+                nats: share(2),
+                load_generator: share(3),
+            },
+        ))
+    }
 }
 
 /// The fan-out level's figures.
@@ -120,6 +172,8 @@ struct Stores {
     redis_url: String,
     nats_url: String,
     replicas: &'static str,
+    redis_pids: Vec<u32>,
+    nats_pids: Vec<u32>,
 }
 
 /// Runs every topology and writes the result.
@@ -136,6 +190,8 @@ pub async fn run(args: &BenchClusterArgs) -> anyhow::Result<BenchClusterResult> 
             redis_url: redis.url(),
             nats_url: nats.url(),
             replicas: "1",
+            redis_pids: redis.pid().into_iter().collect(),
+            nats_pids: nats.pid().into_iter().collect(),
         };
         topologies.push(topology(args, "single", &stores, false).await?);
     }
@@ -145,6 +201,8 @@ pub async fn run(args: &BenchClusterArgs) -> anyhow::Result<BenchClusterResult> 
             redis_url: cluster.get("REDIS_URL")?,
             nats_url: cluster.get("NATS_URL")?,
             replicas: "3",
+            redis_pids: cluster.pids("redis-"),
+            nats_pids: cluster.pids("nats-"),
         };
         topologies.push(topology(args, "cluster", &stores, false).await?);
         topologies.push(topology(args, "cluster-durable", &stores, true).await?);
@@ -220,38 +278,42 @@ async fn topology(
         ("NATS_URL", stores.nats_url.clone()),
         ("JETSTREAM_REPLICAS", stores.replicas.to_owned()),
         ("PRICE_PREFILTER", "false".to_owned()),
+        // As contention does: a loaded machine must not turn slow answers into 503s.
+        ("REDIS_TIMEOUT_MS", "2000".to_owned()),
         ("DURABLE_ACCEPT", durable.to_string()),
         ("RUST_LOG", "error".to_owned()),
     ]);
     let gateway = Service::start("gateway", &args.bin_dir.join("api-gateway"), &env).await?;
     let api = ApiClient::new(gateway.url())?;
     let item = NewItem::new(format!("{tag}-hot"), "hot", (100, 1), in_secs(3_600))?;
-    let hot =
-        hot_item::run_level(&api, gateway.url(), &item, args.users, args.duration_secs).await?;
+    let probe = CpuProbe {
+        gateway: gateway.pid().into_iter().collect(),
+        redis: stores.redis_pids.clone(),
+        nats: stores.nats_pids.clone(),
+    };
+    let hot_load = hot_item::run_level(&api, gateway.url(), &item, args.users, args.duration_secs);
+    let (hot, hot_cores) = probe.around(hot_load).await?;
     let hot_item = WriteFigures {
         requests: hot.bids.requests,
         bids_per_sec: round_to(hot.bids.per_sec, 1),
         accepted_per_sec: round_to(hot.accepted_per_sec, 1),
         latency_ms: hot.bids.latency_ms,
+        cores_used: hot_cores,
         violations: hot.violations.clone(),
     };
-    let prefix = format!("{tag}-m");
-    let mixed = mixed::run(
-        &api,
-        gateway.url(),
-        &prefix,
-        args.users,
-        args.items,
-        args.duration_secs,
-    )
-    .await?;
-    let bids = mixed.requests.first().context("the mixed run's bids")?;
+    let items = (0..args.items)
+        .map(|n| NewItem::new(format!("{tag}-m{n}"), "many", (100, 1), in_secs(3_600)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let spread_load =
+        hot_item::run_spread_level(&api, gateway.url(), &items, args.users, args.duration_secs);
+    let (spread, spread_cores) = probe.around(spread_load).await?;
     let many_items = WriteFigures {
-        requests: bids.requests,
-        bids_per_sec: round_to(bids.per_sec, 1),
-        accepted_per_sec: round_to(mixed.accepted_per_sec, 1),
-        latency_ms: bids.latency_ms,
-        violations: mixed.violations.clone(),
+        requests: spread.bids.requests,
+        bids_per_sec: round_to(spread.bids.per_sec, 1),
+        accepted_per_sec: round_to(spread.accepted_per_sec, 1),
+        latency_ms: spread.bids.latency_ms,
+        cores_used: spread_cores,
+        violations: spread.violations,
     };
     gateway.shutdown().await?;
     let fanout = if durable || args.viewers == 0 {

@@ -113,6 +113,20 @@ impl LocalCluster {
             .with_context(|| format!("bad pid file {name}"))
     }
 
+    /// The pid of every process whose name starts with `prefix` (`redis-`, `nats-`).
+    pub fn pids(&self, prefix: &str) -> Vec<u32> {
+        let Ok(entries) = std::fs::read_dir(self.dir.path().join("pids")) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| name.starts_with(prefix))
+            .filter_map(|name| self.pid(name.trim_end_matches(".pid")).ok())
+            .filter_map(|pid| u32::try_from(pid).ok())
+            .collect()
+    }
+
     /// SIGKILLs process `name` and waits until it is gone.
     ///
     /// # Errors

@@ -49,9 +49,21 @@ async fn create_items(gateway: &str, tag: &str, n: usize) -> anyhow::Result<Vec<
     for i in 0..n {
         let id = format!("{tag}-{}-{i}", &run[run.len() - 8..]);
         let item = NewItem::new(id.clone(), "cluster", (STARTING_CENTS, 1), in_secs(3_600))?;
-        api.create_item(&item)
-            .await
-            .with_context(|| format!("creating {id}"))?;
+        // As a client does: a fast 503 (a gateway still learning a new slot map after the
+        // previous scenario's failover) is retried for a few seconds; a 409 on a retry means
+        // the earlier attempt, answered `outcome_unknown`, did create it.
+        let mut attempts = 0;
+        loop {
+            match api.create_item(&item).await {
+                Ok(()) => break,
+                Err(e) if attempts > 0 && format!("{e:#}").contains("409") => break,
+                Err(e) if attempts < 50 && format!("{e:#}").contains("503") => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e.context(format!("creating {id}"))),
+            }
+        }
         items.push(id);
     }
     Ok(items)
@@ -476,6 +488,13 @@ async fn redis_failover(
         lost_in_redis: durable_lost_in_redis,
     });
     durable_gateway.stop().await;
+    // The next scenario starts on a settled cluster: every node agrees and says ok.
+    let started = tokio::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(20)
+        && !tokio::task::block_in_place(|| cluster.redis_ok())
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     Ok(result)
 }
 

@@ -12,7 +12,7 @@ mod archive;
 mod bidder;
 mod check;
 pub(crate) mod hot_item;
-pub mod mixed;
+mod mixed;
 mod report;
 mod tally;
 
