@@ -241,6 +241,7 @@ fn spawn_relay(
         subjects,
         config.archive.stream.clone(),
         Duration::from_secs(config.archive.duplicate_window_secs),
+        usize::from(config.archive.replicas),
         config.relay_batch,
         Duration::from_millis(config.relay_reclaim_idle_ms),
         Duration::from_millis(config.relay_reclaim_interval_ms),

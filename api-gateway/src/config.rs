@@ -139,6 +139,19 @@ pub struct Config {
     #[arg(long, env = "REDIS_STRATEGY", value_enum, default_value = "lua")]
     pub redis_strategy: RedisStrategy,
 
+    /// Answer a write (bid, creation, close) only after one Redis replica acknowledged it
+    /// (`WAIT 1 <DURABLE_ACCEPT_TIMEOUT_MS>` on the node that ran it), so an accepted bid
+    /// survives a failover. Needs a replica behind every master; a write no replica
+    /// acknowledged in time answers 503 `outcome_unknown` (retry with the same
+    /// `Idempotency-Key`). Off by default: it costs a replication round trip per write.
+    #[arg(long, env = "DURABLE_ACCEPT", default_value_t = false, action = clap::ArgAction::Set)]
+    pub durable_accept: bool,
+
+    /// Longest a write waits for its replica's acknowledgement with `--durable-accept`
+    /// (milliseconds); keep it well under `REDIS_TIMEOUT_MS`.
+    #[arg(long, env = "DURABLE_ACCEPT_TIMEOUT_MS", default_value_t = 100)]
+    pub durable_accept_timeout_ms: u64,
+
     /// Run the outbox relay in this instance (disable only to test a crashed relay).
     #[arg(long, env = "RELAY_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
     pub relay_enabled: bool,

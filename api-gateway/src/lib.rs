@@ -50,6 +50,7 @@ use config::Config;
 use identity_provider::IdentityProvider;
 use metrics::Metrics;
 use shared::http_server::HttpListener;
+use shared::redis_connection::RedisTopology;
 use shared::redis_keys::Keyspace;
 use shared::supervisor::Supervisor;
 use std::sync::Arc;
@@ -87,6 +88,20 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         warn_if_open(config.auth.auth_mode);
         let identity = IdentityProvider::from_config(&config)?;
+        let worst_redelivery = outbox_relay::worst_redelivery(
+            Duration::from_millis(config.relay_reclaim_idle_ms),
+            Duration::from_millis(config.relay_reclaim_interval_ms),
+            NATS_REQUEST_TIMEOUT,
+        );
+        if Duration::from_secs(config.archive.duplicate_window_secs) < worst_redelivery {
+            anyhow::bail!(
+                "--archive-duplicate-window-secs ({}) is shorter than the relay's worst \
+                 redelivery ({} s: RELAY_RECLAIM_IDLE_MS + RELAY_RECLAIM_INTERVAL_MS + backoff + \
+                 publish timeout); JetStream would store a reclaimed entry twice",
+                config.archive.duplicate_window_secs,
+                worst_redelivery.as_secs_f64().ceil()
+            );
+        }
         let listener =
             HttpListener::bind("api-gateway", config.listen_addr, SHUTDOWN_GRACE).await?;
         let store = Store::new(
@@ -110,9 +125,29 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         let store = match config.redis_strategy {
             config::RedisStrategy::Lua => store,
+            // `WATCH` needs every command of an attempt on one server connection; a cluster
+            // connection routes each by key and may reconnect between them.
+            config::RedisStrategy::Optimistic
+                if RedisTopology::of(&config.redis) == RedisTopology::Cluster =>
+            {
+                anyhow::bail!(
+                    "--redis-strategy optimistic needs a single Redis server, but REDIS_URL \
+                     lists a cluster; use --redis-strategy lua"
+                )
+            }
             config::RedisStrategy::Optimistic => {
                 store.with_optimistic_bids(&config.redis, 64, metrics.optimistic_retries.clone())?
             }
+        };
+        if config.durable_accept && config.redis_strategy == config::RedisStrategy::Optimistic {
+            anyhow::bail!(
+                "--durable-accept waits on the scripts' writes: use --redis-strategy lua"
+            );
+        }
+        let store = if config.durable_accept {
+            store.with_durable_accept(Duration::from_millis(config.durable_accept_timeout_ms))
+        } else {
+            store
         };
         // In the background: the gateway starts, and accepts bids, while NATS is down.
         let nats = shared::nats::connect(

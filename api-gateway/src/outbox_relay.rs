@@ -23,6 +23,8 @@ pub struct Relay {
     pub subjects: Subjects,
     pub stream_name: String,
     pub duplicate_window: Duration,
+    /// Replicas of the archive stream if this relay creates it (`JETSTREAM_REPLICAS`).
+    pub replicas: usize,
     pub batch: usize,
     pub reclaim_idle: Duration,
     pub reclaim_interval: Duration,
@@ -38,6 +40,7 @@ impl Relay {
         subjects: Subjects,
         stream_name: String,
         duplicate_window: Duration,
+        replicas: usize,
         batch: usize,
         reclaim_idle: Duration,
         reclaim_interval: Duration,
@@ -48,6 +51,7 @@ impl Relay {
             subjects,
             stream_name,
             duplicate_window,
+            replicas,
             batch,
             reclaim_idle,
             reclaim_interval,
@@ -56,7 +60,7 @@ impl Relay {
         }
     }
 
-    /// Creates the archive stream if it does not exist (file storage, duplicate window).
+    /// Creates the archive stream if it does not exist (`shared::nats::archive_stream`).
     async fn ensure_stream(&self) -> anyhow::Result<()> {
         if self.stream_ready.load(Ordering::Acquire) {
             return Ok(());
@@ -65,6 +69,7 @@ impl Relay {
             self.stream_name.as_str(),
             &self.subjects,
             self.duplicate_window,
+            self.replicas,
         );
         self.jetstream
             .get_or_create_stream(config)
@@ -74,6 +79,24 @@ impl Relay {
         self.stream_ready.store(true, Ordering::Release);
         Ok(())
     }
+}
+
+/// Longest pause between a shard's failed batch and its retry.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// The longest time between two publishes of one entry, which the archive stream's duplicate
+/// window must cover so JetStream stores the entry once: an instance that published and died
+/// before its `XACK` leaves the entry pending; another instance reclaims it once idle
+/// (`reclaim_idle`) at its next reclaim scan (`reclaim_interval`), and publishes it again
+/// after at most a failed attempt's backoff and the publish acknowledgement's timeout
+/// (`publish_timeout`). Repeats past it (a NATS outage longer than the window between the
+/// store and the ack) are still absorbed by the archive's unique `event_id`.
+pub fn worst_redelivery(
+    reclaim_idle: Duration,
+    reclaim_interval: Duration,
+    publish_timeout: Duration,
+) -> Duration {
+    reclaim_idle + reclaim_interval + MAX_BACKOFF + publish_timeout
 }
 
 /// Per-shard progress.
@@ -108,7 +131,7 @@ pub async fn run_shard(relay: Arc<Relay>, shard: OutboxShard, shutdown: Cancella
                     () = tokio::time::sleep(backoff) => {}
                     () = shutdown.cancelled() => break,
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(2));
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }
@@ -214,5 +237,20 @@ async fn publish_batch(
     match failure {
         Some(e) => Err(anyhow::anyhow!(e).context("JetStream did not acknowledge an outbox entry")),
         None => Ok(stored.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worst_redelivery_adds_up_a_reclaim_a_backoff_and_a_publish() {
+        let worst = worst_redelivery(
+            Duration::from_secs(30),
+            Duration::from_secs(5),
+            Duration::from_secs(5),
+        );
+        assert_eq!(worst, Duration::from_secs(42));
     }
 }

@@ -29,6 +29,10 @@ pub struct ConsumerSettings {
     pub stream: String,
     /// The stream's duplicate window if this worker creates it (the gateway's setting).
     pub duplicate_window: Duration,
+    /// Replicas of the stream (if this worker creates it) and of the durable consumer
+    /// (`JETSTREAM_REPLICAS`): a consumer's state lives on its own replicas, so with one the
+    /// consumer would stop when that node dies even though the stream did not.
+    pub replicas: usize,
     pub subjects: Subjects,
     pub consumer_name: String,
     pub batch_size: usize,
@@ -41,6 +45,7 @@ impl From<&Config> for ConsumerSettings {
         Self {
             stream: config.archive.stream.clone(),
             duplicate_window: Duration::from_secs(config.archive.duplicate_window_secs),
+            replicas: usize::from(config.archive.replicas),
             subjects: Subjects::new(config.common.subject_prefix.clone()),
             consumer_name: config.consumer_name.clone(),
             batch_size: config.batch_size,
@@ -80,6 +85,7 @@ pub async fn consumer(
         settings.stream.as_str(),
         &settings.subjects,
         settings.duplicate_window,
+        settings.replicas,
     );
     let stream = js
         .get_or_create_stream(config)
@@ -94,6 +100,7 @@ pub async fn consumer(
                 ack_policy: jetstream::consumer::AckPolicy::Explicit,
                 ack_wait: settings.ack_wait,
                 max_ack_pending: 20_000,
+                num_replicas: settings.replicas,
                 ..Default::default()
             },
         )

@@ -2,7 +2,8 @@
 
 The compose file and Terraform are written for the deployment as designed (docs/DEPLOY.md):
 Redis Cluster over TLS, NATS at R3, a signing key in Secrets Manager, PostgreSQL over TLS. A
-few of those settings wait for work that has not landed (TLS to Redis and PostgreSQL has). Each
+few of those settings wait for work that has not landed (TLS to Redis and PostgreSQL, Redis
+Cluster, the NATS server list and JETSTREAM_REPLICAS have: issue 14). Each
 entry names the setting, the issue or prerequisite it waits for, and how the checker tells that
 the work has landed; once it has, `make infra-check` fails on the entry until someone wires the
 real option and removes it.
@@ -46,27 +47,9 @@ def _help_matches(service, words, option=None):
     return landed
 
 
-PENDING = (
-    Pending(
-        "JETSTREAM_REPLICAS",
-        ("api-gateway", "archival-worker"),
-        "issue 14: replicas of the archive stream and consumer (3 on the three-node NATS cluster)",
-        lambda facts: any("JETSTREAM_REPLICAS" in facts.options.get(s, {}) for s in ("api-gateway", "archival-worker")),
-    ),
-    Pending(
-        "REDIS_URL",
-        ("api-gateway", "broadcast-service"),
-        "issue 14: Terraform gives ElastiCache's one cluster configuration endpoint; cluster mode must accept it (or list the nodes) and compose should then run Redis Cluster",
-        _help_matches("api-gateway", ("comma",), option="REDIS_URL"),
-        kind="value",
-    ),
-    Pending(
-        "NATS_URL",
-        ("api-gateway", "broadcast-service", "archival-worker"),
-        "issue 14: one name resolving to all three nodes today; switch to the comma-separated list once NATS_URL takes several servers",
-        _help_matches("archival-worker", ("comma",), option="NATS_URL"),
-        kind="value",
-    ),
+# Every prerequisite the deployment waited for has landed (TLS, cluster mode, roles); a new one
+# goes here with the issue that will remove it.
+PENDING: tuple[Pending, ...] = (
 )
 
 

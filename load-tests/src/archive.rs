@@ -112,6 +112,35 @@ pub async fn archived_bids(database_url: &str) -> anyhow::Result<Vec<ArchivedBid
     Ok(rows.iter().map(bid).collect())
 }
 
+/// One item's rows in `bids`: how many, how many distinct `seq`s, and the highest.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ItemRows {
+    pub item_id: String,
+    pub rows: u64,
+    pub distinct_seqs: u64,
+    pub max_seq: u64,
+}
+
+/// [`ItemRows`] of every item with rows, for exactly-once checks (one row per accepted bid,
+/// `seq` 1…n without repeats).
+///
+/// # Errors
+/// PostgreSQL is unreachable or the table is missing.
+pub async fn rows_per_item(database_url: &str) -> anyhow::Result<Vec<ItemRows>> {
+    let sql = "select item_id, count(*), count(distinct seq), max(seq) from bids group by item_id";
+    let rows = with_client(database_url, async |db| db.query(sql, &[]).await).await?;
+    let count = |row: &tokio_postgres::Row, i| u64::try_from(row.get::<_, i64>(i)).unwrap_or(0);
+    Ok(rows
+        .iter()
+        .map(|row| ItemRows {
+            item_id: row.get(0),
+            rows: count(row, 1),
+            distinct_seqs: count(row, 2),
+            max_seq: count(row, 3),
+        })
+        .collect())
+}
+
 async fn jetstream<T>(
     nats_url: &str,
     call: impl AsyncFnOnce(async_nats::jetstream::Context) -> anyhow::Result<T>,

@@ -3,7 +3,9 @@
 
 use crate::bench_archive::{self, BenchArchiveArgs};
 use crate::bench_close::{self, BenchCloseArgs};
+use crate::bench_cluster::{self, BenchClusterArgs};
 use crate::bench_write::{self, BenchWriteArgs};
+use crate::cluster::{self, ClusterArgs};
 use crate::contention::{self, ContentionArgs};
 use crate::fanout::viewers::{self, ViewersArgs};
 use crate::fanout::{self, BenchFanoutArgs, FanoutArgs};
@@ -44,6 +46,12 @@ pub enum Command {
     /// Kill NATS, PostgreSQL, the worker, the broadcast service, a gateway and Redis in turn
     /// under load: availability, errors, recovery time, and no accepted bid lost.
     Resilience(ResilienceArgs),
+    /// The hot-item and many-items write loads and a fan-out level on one Redis and NATS server
+    /// and on the local cluster (with and without durable accept), in one run.
+    BenchCluster(BenchClusterArgs),
+    /// The guarantees on the local cluster (infrastructure/local/cluster.sh): the whole path,
+    /// then a Redis master, a NATS node, a gateway and a broadcast instance killed under load.
+    Cluster(ClusterArgs),
     /// The floor under bench-fanout: its layout in plain TCP, one non-blocking write per socket
     /// per event; receipt latency and the writers' cost per socket.
     FanoutFloor(FanoutFloorArgs),
@@ -95,6 +103,8 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
         Command::Fanout(args) => report(&fanout::run(&args).await?),
         Command::Contention(args) => report(&contention::run(&args).await?),
         Command::Resilience(args) => report(&resilience::run(&args).await?),
+        Command::BenchCluster(args) => report(&bench_cluster::run(&args).await?),
+        Command::Cluster(args) => report(&cluster::run(&args).await?),
         Command::FanoutFloor(args) => report(&fanout_floor::run(&args).await?),
         // Blocking on purpose: each is one thread doing socket work, on a runtime of its own.
         Command::Viewers(args) => viewers::run(&args).map(|()| Verdict::Passed)?,

@@ -38,6 +38,22 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system, seconds) process `pid` has used so far, 0 where it cannot be read.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) end with ')': utime and stime are
+    // the 14th and 15th fields of the line, the 12th and 13th after it.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    // USER_HZ is 100 on Linux.
+    ticks as f64 / 100.0
+}
+
 /// The 1-minute load average (`/proc/loadavg`), 0 where it cannot be read.
 pub fn load_average() -> f64 {
     read_load_average(Path::new("/proc/loadavg")).unwrap_or(0.0)

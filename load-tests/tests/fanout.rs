@@ -17,6 +17,7 @@ async fn fanout_smoke_run_delivers_every_bid_and_writes_its_report() {
         rate: 5,
         duration_secs: 1,
         viewers_bin: Some(support::service_bin("load-tests")),
+        env: Vec::new(),
     };
     let args = FanoutArgs {
         load,

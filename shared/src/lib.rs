@@ -10,8 +10,10 @@
 //!   the outbox and return ([`Event::to_fields`], [`Event::from_fields`]).
 //! * [`timestamp`]: microsecond UTC timestamps rendered as RFC 3339.
 //! * [`nats`]: the NATS connection policy every service uses, and the archive stream's settings.
-//! * [`redis_connection`]: the Redis client (`redis://`, `rediss://`), the deadline-bound
-//!   connection, its one timeout rule and the one classification of a failed call.
+//! * [`redis_connection`]: the Redis client (`redis://`, `rediss://`, one server or a Redis
+//!   Cluster), the deadline-bound connection, its one timeout rule and the one classification
+//!   of a failed call.
+//! * [`redis_replica_ack`]: `--durable-accept`, a write's reply after a replica has it.
 //! * [`redis_reads`]: reads of the Redis layout that more than one service makes.
 //! * [`postgres_pool`]: the PostgreSQL pool builder, the query deadline and the one rule that
 //!   tells an outage from a bug.
@@ -54,6 +56,7 @@ pub mod redact;
 pub mod redis_connection;
 pub mod redis_keys;
 pub mod redis_reads;
+mod redis_replica_ack;
 pub mod service_options;
 pub mod shutdown;
 pub mod subjects;

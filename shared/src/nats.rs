@@ -4,8 +4,10 @@
 //! connects in the background, reconnects forever, and retries quickly (50 ms doubling to 1 s)
 //! so a restarted NATS is back in use within about a second.
 //!
-//! [`connect`] is the one way a service connects, and [`archive_stream`] the one definition of
-//! the JetStream stream the gateway's relay fills and the worker consumes.
+//! [`connect`] is the one way a service connects (`NATS_URL` may list several comma-separated
+//! servers of one cluster: the client picks one and fails over to the others), and
+//! [`archive_stream`] the one definition of the JetStream stream the gateway's relay fills and
+//! the worker consumes.
 
 use crate::redact::SecretUrl;
 use crate::subjects::Subjects;
@@ -41,7 +43,7 @@ pub async fn connect(
     options: async_nats::ConnectOptions,
 ) -> Result<async_nats::Client, ConnectError> {
     options
-        .connect(url.expose())
+        .connect(servers(url))
         .await
         .map_err(|source| ConnectError {
             url: url.clone(),
@@ -49,20 +51,51 @@ pub async fn connect(
         })
 }
 
+/// The servers `url` lists (one, or several comma-separated of one cluster).
+fn servers(url: &SecretUrl) -> Vec<&str> {
+    url.expose()
+        .split(',')
+        .map(str::trim)
+        .filter(|server| !server.is_empty())
+        .collect()
+}
+
+/// How long the archive keeps an event: far past any worker outage it must ride out (the
+/// worker acks within seconds), and a bound on the disk an unattended stream takes.
+pub const ARCHIVE_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Most events the archive keeps (at about 500 bytes each, some 50 GB); past it the oldest go.
+pub const ARCHIVE_MAX_MESSAGES: i64 = 100_000_000;
+/// Largest event the archive takes (events are well under a kilobyte; text fields are capped).
+pub const ARCHIVE_MAX_MESSAGE_SIZE: i32 = 1024 * 1024;
+
 /// The archive stream's settings, the same wherever it is created: whichever of the gateway's
-/// relay and the worker starts first creates it, so both must ask for the same stream. File
-/// storage, because the archive must survive a NATS restart; `duplicate_window` is how long a
-/// relay retry of the same `Nats-Msg-Id` is stored only once.
+/// relay and the worker starts first creates it, so both must ask for the same stream.
+///
+/// * File storage, because the archive must survive a NATS restart.
+/// * `duplicate_window`: how long a relay retry of the same `Nats-Msg-Id` is stored only once;
+///   the gateway refuses to start with one shorter than its relay's worst redelivery.
+/// * `replicas` (`JETSTREAM_REPLICAS`): 1 on one server, 3 on a three-node cluster, so the
+///   stream stays available and loses nothing when one node dies.
+/// * Explicit limits instead of the server's unlimited defaults: [`ARCHIVE_MAX_AGE`],
+///   [`ARCHIVE_MAX_MESSAGES`], [`ARCHIVE_MAX_MESSAGE_SIZE`], discarding the oldest events
+///   (long since in PostgreSQL) when full. No byte limit: JetStream reserves a stream's byte
+///   limit against the server's storage up front, which would refuse streams on a small disk.
 pub fn archive_stream(
     name: impl Into<String>,
     subjects: &Subjects,
     duplicate_window: Duration,
+    replicas: usize,
 ) -> stream::Config {
     stream::Config {
         name: name.into(),
         subjects: vec![subjects.archive_all()],
         storage: stream::StorageType::File,
         duplicate_window,
+        num_replicas: replicas,
+        max_age: ARCHIVE_MAX_AGE,
+        max_messages: ARCHIVE_MAX_MESSAGES,
+        max_message_size: ARCHIVE_MAX_MESSAGE_SIZE,
+        discard: stream::DiscardPolicy::Old,
         ..Default::default()
     }
 }
@@ -95,10 +128,33 @@ mod tests {
 
     #[test]
     fn the_archive_stream_captures_every_archive_subject_on_file() {
-        let config = archive_stream("S", &Subjects::new("t1"), Duration::from_secs(120));
+        let config = archive_stream("S", &Subjects::new("t1"), Duration::from_secs(120), 3);
         assert_eq!(config.name, "S");
         assert_eq!(config.subjects, ["t1.archive.>"]);
         assert_eq!(config.storage, stream::StorageType::File);
         assert_eq!(config.duplicate_window, Duration::from_secs(120));
+        assert_eq!(config.num_replicas, 3);
+    }
+
+    #[test]
+    fn the_archive_stream_has_explicit_limits() {
+        let config = archive_stream("S", &Subjects::new("t1"), Duration::from_secs(120), 1);
+        assert_eq!(config.max_age, ARCHIVE_MAX_AGE);
+        assert_eq!(config.max_messages, ARCHIVE_MAX_MESSAGES);
+        assert_eq!(config.max_message_size, ARCHIVE_MAX_MESSAGE_SIZE);
+        assert_eq!(config.discard, stream::DiscardPolicy::Old);
+    }
+
+    #[test]
+    fn a_server_list_is_split_on_commas() {
+        let url = SecretUrl::from("nats://a:4222, nats://b:4222,,nats://c:4222");
+        assert_eq!(
+            servers(&url),
+            ["nats://a:4222", "nats://b:4222", "nats://c:4222"]
+        );
+        assert_eq!(
+            servers(&SecretUrl::from("nats://a:4222")),
+            ["nats://a:4222"]
+        );
     }
 }

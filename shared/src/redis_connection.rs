@@ -21,10 +21,34 @@
 //! `--redis-ca-file` or the system roots). A certificate the client refuses is an I/O error of
 //! the connection, so it counts as [`RedisFailure::Unavailable`]: a fast 503 and a failing
 //! `/ready`, with the reason in the error, exactly like an unreachable Redis.
+//!
+//! **Cluster mode.** A `REDIS_URL` listing several comma-separated node URLs selects Redis
+//! Cluster ([`RedisTopology`]); [`connect_lazily`] then returns redis-rs's async cluster
+//! connection (slot map, `MOVED`, failover) inside the same [`RedisConnection`], which every
+//! `query_async`/`invoke_async`/`Script` call takes unchanged. Two rules keep the guarantees:
+//!
+//! * the cluster client never re-sends a command by itself (`retries(0)`): a command whose
+//!   connection dropped may have run, and a bid script run twice would answer `bid_too_low` to
+//!   a bid it accepted. A redirect or an outage is one failed call ([`RedisFailure`] says
+//!   `Unavailable`: a fast 503 the client retries, with its `Idempotency-Key`), while redis-rs
+//!   refreshes its slot map in the background;
+//! * a non-transaction pipeline is sent one command at a time, concurrently, each to the node
+//!   of its own key (`XLEN` of every outbox shard, `HGETALL` of every listed item), because a
+//!   Redis Cluster pipeline may only address one slot. A `MULTI` pipeline goes whole: its
+//!   keys share one hash tag by the key layout.
+//!
+//! With [`RedisHandle::with_replica_ack`] (`--durable-accept`) every script call is followed
+//! on the same node's connection by `WAIT 1 <ms>` (see `redis_replica_ack`).
 
 use crate::service_options::RedisOptions;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ConnectionAddr, ErrorKind, FromRedisValue, IntoConnectionInfo, RedisResult};
+use futures::FutureExt;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClient, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, FromRedisValue, IntoConnectionInfo, Pipeline,
+    RedisFuture, RedisResult, Value,
+};
 use std::future::Future;
 use std::time::Duration;
 
@@ -80,12 +104,90 @@ impl RedisCallError {
     }
 }
 
+/// A connection to standalone Redis or to a Redis Cluster, chosen by `REDIS_URL` (see the
+/// module docs); both reconnect by themselves and are cheap to clone (multiplexed).
+#[derive(Clone)]
+pub enum RedisConnection {
+    /// One server (`REDIS_URL` names one node).
+    Standalone(ConnectionManager),
+    /// A Redis Cluster (`REDIS_URL` lists several nodes): one connection per node, routed by
+    /// key slot.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for RedisConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Standalone(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Standalone(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(conn) => {
+                if pipeline.is_transaction() || pipeline.len() < 2 {
+                    conn.req_packed_commands(pipeline, offset, count)
+                } else {
+                    per_command(conn.clone(), pipeline).boxed()
+                }
+            }
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Standalone(conn) => conn.get_db(),
+            Self::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+/// A non-transaction pipeline on a cluster: every command on its own, all sent at once (in
+/// order, so commands for one node keep their order on its connection), the replies in the
+/// pipeline's order as a pipeline returns them.
+async fn per_command(conn: ClusterConnection, pipeline: &Pipeline) -> RedisResult<Vec<Value>> {
+    futures::future::try_join_all(pipeline.cmd_iter().map(|cmd| {
+        let mut conn = conn.clone();
+        async move { conn.req_packed_command(cmd).await }
+    }))
+    .await
+}
+
+/// What `REDIS_URL` names: one server or the seed nodes of a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisTopology {
+    Standalone,
+    Cluster,
+}
+
+impl RedisTopology {
+    /// Several comma-separated URLs select Redis Cluster (the contract's "Cluster mode"), and
+    /// so does `--redis-cluster` for one seed URL (ElastiCache's configuration endpoint).
+    pub fn of(options: &RedisOptions) -> Self {
+        if options.cluster || options.url.expose().contains(',') {
+            Self::Cluster
+        } else {
+            Self::Standalone
+        }
+    }
+}
+
 /// A lazily connected, self-reconnecting Redis connection whose every call is bounded by one
 /// deadline (cheap to clone: one multiplexed connection shared by every clone).
 #[derive(Clone)]
 pub struct RedisHandle {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     deadline: Duration,
+    /// `Some(timeout)` with `--durable-accept`: a script's reply waits for one replica's
+    /// acknowledgement of its writes, for at most `timeout`.
+    replica_ack: Option<Duration>,
 }
 
 impl RedisHandle {
@@ -97,7 +199,17 @@ impl RedisHandle {
         Ok(Self {
             conn: connect_lazily(options, deadline)?,
             deadline,
+            replica_ack: None,
         })
+    }
+
+    /// Makes every script call (the writes: bids, creations, closes) wait for `WAIT 1
+    /// <timeout>` on its node before it answers; a write no replica acknowledged in time is a
+    /// [`RedisFailure::TimedOut`] ("outcome unknown": it was applied on the master but may not
+    /// survive a failover, and a retry with the same `Idempotency-Key` settles it).
+    pub fn with_replica_ack(mut self, timeout: Duration) -> Self {
+        self.replica_ack = Some(timeout);
+        self
     }
 
     /// The deadline of every call.
@@ -134,8 +246,23 @@ impl RedisHandle {
         &self,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, RedisCallError> {
-        let mut conn = self.conn.clone();
-        within(self.deadline, invocation.invoke_async(&mut conn)).await
+        match self.replica_ack {
+            None => {
+                let mut conn = self.conn.clone();
+                within(self.deadline, invocation.invoke_async(&mut conn)).await
+            }
+            Some(timeout) => {
+                let mut conn = crate::redis_replica_ack::ReplicaAcked::new(
+                    self.conn.clone(),
+                    timeout,
+                    self.deadline,
+                );
+                // The script runs within the response timeout (3/4 of the deadline) and the
+                // `WAIT` within `timeout` plus an eighth of it, so this outer bound only ever
+                // catches a call that never got a connection (nothing was sent).
+                within(self.deadline + timeout, invocation.invoke_async(&mut conn)).await
+            }
+        }
     }
 
     /// `PING`, for readiness.
@@ -157,16 +284,89 @@ pub fn connection_config(deadline: Duration) -> ConnectionManagerConfig {
         .set_max_delay(Duration::from_millis(500))
 }
 
-/// A lazily connected, self-reconnecting connection for calls bounded by `deadline`; Redis
-/// does not have to be up.
+/// The cluster client's options for calls bounded by `deadline`: the same connection and
+/// response timeouts as [`connection_config`], and no command ever re-sent by the client
+/// (see the module docs).
+fn cluster_config(deadline: Duration) -> ClusterConfig {
+    ClusterConfig::new()
+        .set_connection_timeout(deadline.max(MIN_CONNECTION_TIMEOUT))
+        .set_response_timeout(response_timeout(deadline))
+}
+
+/// A lazily connected, self-reconnecting connection for calls bounded by `deadline`: to one
+/// server, or to a Redis Cluster when `REDIS_URL` lists several nodes. Redis does not have to
+/// be up.
 ///
 /// # Errors
-/// When the options are refused (see [`client`]).
-pub fn connect_lazily(
-    options: &RedisOptions,
-    deadline: Duration,
-) -> RedisResult<ConnectionManager> {
-    ConnectionManager::new_lazy_with_config(client(options)?, connection_config(deadline))
+/// When the options are refused (see [`client`] and [`cluster_client`]).
+pub fn connect_lazily(options: &RedisOptions, deadline: Duration) -> RedisResult<RedisConnection> {
+    match RedisTopology::of(options) {
+        RedisTopology::Standalone => {
+            ConnectionManager::new_lazy_with_config(client(options)?, connection_config(deadline))
+                .map(RedisConnection::Standalone)
+        }
+        RedisTopology::Cluster => Ok(RedisConnection::Cluster(
+            cluster_client(options)?
+                .get_pending_async_connection_with_config(cluster_config(deadline)),
+        )),
+    }
+}
+
+/// The cluster client for `options` (`REDIS_URL` a comma-separated list of seed nodes, all
+/// `redis://` or all `rediss://`, one password); it does not connect. TLS follows the same
+/// rules as [`client`]: verified always, against `--redis-ca-file` or the system roots.
+///
+/// # Errors
+/// `InvalidClientConfig` when a URL is invalid or `#insecure`, the nodes mix TLS modes or
+/// passwords, or a CA file is given for plain `redis://` nodes.
+pub fn cluster_client(options: &RedisOptions) -> RedisResult<ClusterClient> {
+    let nodes = options
+        .url
+        .expose()
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(|url| {
+            let info = url.into_connection_info()?;
+            tls_of(&info).map(|tls| (info, tls))
+        })
+        .collect::<RedisResult<Vec<(ConnectionInfo, bool)>>>()?;
+    let tls = nodes.iter().any(|(_, tls)| *tls);
+    if tls && !nodes.iter().all(|(_, tls)| *tls) {
+        return Err(refused(
+            "REDIS_URL mixes redis:// and rediss:// nodes: a cluster's nodes all use TLS or none",
+        ));
+    }
+    let builder = ClusterClient::builder(nodes.into_iter().map(|(info, _)| info)).retries(0);
+    match (&options.ca_file, tls) {
+        (None, false) => builder.build(),
+        (Some(_), false) => Err(ca_file_without_tls()),
+        (ca_file, true) => {
+            crate::tls::crypto_provider();
+            builder
+                .certs(redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: ca_file.as_ref().map(|ca| ca.pem().to_vec()),
+                })
+                .build()
+        }
+    }
+}
+
+/// Whether `info` asks for TLS; `#insecure` is refused (verification cannot be turned off).
+fn tls_of(info: &ConnectionInfo) -> RedisResult<bool> {
+    match info.addr() {
+        ConnectionAddr::TcpTls { insecure: true, .. } => Err(refused(
+            "REDIS_URL asks to skip certificate verification (#insecure), which is not \
+             supported; give the CA with --redis-ca-file instead",
+        )),
+        ConnectionAddr::TcpTls { .. } => Ok(true),
+        _ => Ok(false),
+    }
+}
+
+fn ca_file_without_tls() -> redis::RedisError {
+    refused("--redis-ca-file is set but REDIS_URL is not rediss://: use rediss:// for TLS")
 }
 
 /// The client for `options`; it does not connect.
@@ -180,21 +380,10 @@ pub fn connect_lazily(
 /// plain `redis://` URL (the operator asked for TLS and would silently not get it).
 pub fn client(options: &RedisOptions) -> RedisResult<redis::Client> {
     let info = options.url.expose().into_connection_info()?;
-    let tls = match info.addr() {
-        ConnectionAddr::TcpTls { insecure: true, .. } => {
-            return Err(refused(
-                "REDIS_URL asks to skip certificate verification (#insecure), which is not \
-                 supported; give the CA with --redis-ca-file instead",
-            ));
-        }
-        ConnectionAddr::TcpTls { .. } => true,
-        _ => false,
-    };
+    let tls = tls_of(&info)?;
     match (&options.ca_file, tls) {
         (None, false) => redis::Client::open(info),
-        (Some(_), false) => Err(refused(
-            "--redis-ca-file is set but REDIS_URL is not rediss://: use rediss:// for TLS",
-        )),
+        (Some(_), false) => Err(ca_file_without_tls()),
         (ca_file, true) => {
             // redis-rs builds its rustls config from the process default provider.
             crate::tls::crypto_provider();
@@ -291,6 +480,7 @@ mod tests {
             url: url.into(),
             key_prefix: String::new(),
             ca_file,
+            cluster: false,
         }
     }
 
@@ -305,6 +495,43 @@ mod tests {
             panic!("#insecure was accepted");
         };
         assert!(e.to_string().contains("#insecure"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn several_urls_or_the_cluster_flag_select_redis_cluster() {
+        let one = options("redis://127.0.0.1:1", None);
+        assert_eq!(RedisTopology::of(&one), RedisTopology::Standalone);
+        let several = options("redis://127.0.0.1:1,redis://127.0.0.1:2", None);
+        assert_eq!(RedisTopology::of(&several), RedisTopology::Cluster);
+        let seed = RedisOptions {
+            cluster: true,
+            ..one
+        };
+        assert_eq!(RedisTopology::of(&seed), RedisTopology::Cluster);
+        assert!(matches!(
+            connect_lazily(&several, Duration::from_millis(80)),
+            Ok(RedisConnection::Cluster(_))
+        ));
+    }
+
+    #[test]
+    fn a_cluster_refuses_mixed_tls_insecure_nodes_and_a_ca_file_without_tls() {
+        let mixed = options("redis://127.0.0.1:1,rediss://127.0.0.1:2", None);
+        assert!(cluster_client(&mixed).is_err(), "mixed TLS modes");
+        let insecure = options("rediss://127.0.0.1:1/#insecure,rediss://127.0.0.1:2", None);
+        let Err(e) = cluster_client(&insecure) else {
+            panic!("#insecure was accepted");
+        };
+        assert!(e.to_string().contains("#insecure"), "{e}");
+        let ca = testkit::TestCa::new("test CA").expect("CA");
+        let ca_file = crate::tls::parse_ca_file(&ca.ca_file().display().to_string()).expect("CA");
+        let plain = options(
+            "redis://127.0.0.1:1,redis://127.0.0.1:2",
+            Some(ca_file.clone()),
+        );
+        assert!(cluster_client(&plain).is_err(), "a CA file for plain nodes");
+        let tls = options("rediss://127.0.0.1:1,rediss://127.0.0.1:2", Some(ca_file));
+        assert!(cluster_client(&tls).is_ok());
     }
 
     #[test]

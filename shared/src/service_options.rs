@@ -22,7 +22,8 @@ use crate::tls::{self, CaFile};
 /// Options every service has.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonOptions {
-    /// NATS server (with JetStream): live events, presence and the archive stream.
+    /// NATS server (with JetStream): live events, presence and the archive stream; several
+    /// servers of one cluster comma-separated (`nats://n1:4222,nats://n2:4222,…`).
     #[arg(
         id = "nats_url",
         value_name = "NATS_URL",
@@ -62,6 +63,7 @@ pub struct RedisOptions {
     /// Redis holding the auctions' current state and the outbox: `redis://` or, with TLS,
     /// `rediss://` (the server's certificate and host name are verified; ElastiCache's AUTH
     /// goes in the URL: `rediss://:<token>@host:6379` or `rediss://<user>:<password>@…`).
+    /// Several comma-separated node URLs select Redis Cluster (see `--redis-cluster`).
     #[arg(
         id = "redis_url",
         value_name = "REDIS_URL",
@@ -92,6 +94,19 @@ pub struct RedisOptions {
         value_parser = tls::parse_ca_file
     )]
     pub ca_file: Option<CaFile>,
+
+    /// Treat `REDIS_URL` as a Redis Cluster even when it names one node: the cluster's seed,
+    /// such as ElastiCache's configuration endpoint (the client discovers every node from it).
+    /// A comma-separated list of nodes selects cluster mode without it.
+    #[arg(
+        id = "redis_cluster",
+        value_name = "REDIS_CLUSTER",
+        long = "redis-cluster",
+        env = "REDIS_CLUSTER",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub cluster: bool,
 }
 
 /// PostgreSQL: the read model (archival-worker owns and migrates its schema) and, in the
@@ -135,6 +150,18 @@ pub struct ArchiveOptions {
         default_value_t = 120
     )]
     pub duplicate_window_secs: u64,
+
+    /// Replicas of every JetStream stream and consumer the services create (1 on one NATS
+    /// server, 3 on a three-node cluster); gateway and worker must use the same.
+    #[arg(
+        id = "jetstream_replicas",
+        value_name = "JETSTREAM_REPLICAS",
+        long = "jetstream-replicas",
+        env = "JETSTREAM_REPLICAS",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u8).range(1..=5)
+    )]
+    pub replicas: u8,
 }
 
 /// Why a subject prefix was refused.
@@ -193,6 +220,7 @@ mod tests {
         );
         assert_eq!(all.archive.stream, "AUCTION_ARCHIVE");
         assert_eq!(all.archive.duplicate_window_secs, 120);
+        assert_eq!(all.archive.replicas, 1);
     }
 
     #[test]
@@ -207,6 +235,7 @@ mod tests {
             "--database-url=postgres://d/x",
             "--archive-stream=S",
             "--archive-duplicate-window-secs=600",
+            "--jetstream-replicas=3",
         ]);
         assert_eq!(all.common.nats_url.expose(), "nats://n:4222");
         assert_eq!(all.common.subject_prefix, "t1");
@@ -216,6 +245,7 @@ mod tests {
         assert_eq!(all.database.url.expose(), "postgres://d/x");
         assert_eq!(all.archive.stream, "S");
         assert_eq!(all.archive.duplicate_window_secs, 600);
+        assert_eq!(all.archive.replicas, 3);
     }
 
     #[test]

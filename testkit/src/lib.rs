@@ -3,6 +3,8 @@
 //! * [`server`]: throwaway Redis and NATS (JetStream) servers on free loopback ports, in temp
 //!   dirs, stopped by a `Drop` guard (and PostgreSQL clusters). Tests that kill a dependency use these, never the shared
 //!   machine-wide instances.
+//! * [`cluster`]: the local cluster of `infrastructure/local/cluster.sh` (a 3+3 Redis Cluster,
+//!   or the whole topology) in a temp dir, its processes killed and restarted by pid file.
 //! * [`tls`]: a throwaway CA and the server certificates it signs, for the TLS servers above.
 //! * [`wait_until`]: poll an observable fact until a deadline instead of sleeping.
 //! * [`unique_id`]: per-test identifiers so tests sharing a Redis never collide.
@@ -15,6 +17,7 @@
 //! * [`gateway`]: a real gateway with typed requests (create an item, bid, admin actions),
 //!   which every service's tests use to produce real events.
 
+pub mod cluster;
 #[cfg(feature = "services")]
 pub mod gateway;
 #[cfg(feature = "services")]

@@ -155,6 +155,11 @@ impl<P: Program> Server<P> {
         self.managed.port
     }
 
+    /// Its process id while it runs (for CPU and memory readings).
+    pub fn pid(&self) -> Option<u32> {
+        self.managed.child.as_ref().map(Child::id)
+    }
+
     /// Kills the server abruptly. A Redis loses its data unless it was started with
     /// [`RedisServer::start_durable`]; a NATS keeps its JetStream store.
     pub fn stop(&mut self) {

@@ -5,9 +5,10 @@
 //! Every call on the request path runs under the store's deadline (`REDIS_TIMEOUT_MS`), so an
 //! unreachable or stalled Redis becomes a fast [`StoreError::Unavailable`] (a 503), never a
 //! hung request; by the one timeout rule of `shared::redis_connection`, a command that was
-//! sent and not answered is [`StoreError::TimedOut`] instead. The connection is a
-//! `ConnectionManager` (one multiplexed connection, reconnected in the background), so the
-//! gateway recovers by itself when Redis returns.
+//! sent and not answered is [`StoreError::TimedOut`] instead. The connection is
+//! `shared::redis_connection`'s (one multiplexed connection per server, to one Redis or to every
+//! node of a Redis Cluster, reconnected in the background), so the gateway recovers by itself
+//! when Redis returns.
 
 mod admin;
 mod bids;
@@ -97,10 +98,6 @@ fn scripts() -> &'static Scripts {
     })
 }
 
-/// The one connection rule (`shared::redis_connection`), for the outbox readers and the
-/// optimistic strategy's connections, which open their own.
-pub(crate) use shared::redis_connection::connection_config;
-
 impl Store {
     /// Prepares a lazily connected store; it does not need Redis to be up.
     ///
@@ -138,6 +135,13 @@ impl Store {
             retries,
         )?));
         Ok(self)
+    }
+
+    /// Makes every write script wait for a replica's acknowledgement (`--durable-accept`,
+    /// see `shared::redis_connection::RedisHandle::with_replica_ack`).
+    pub fn with_durable_accept(mut self, timeout: std::time::Duration) -> Self {
+        self.redis = self.redis.with_replica_ack(timeout);
+        self
     }
 
     pub fn keys(&self) -> &Keyspace {

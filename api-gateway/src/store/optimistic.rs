@@ -14,9 +14,9 @@ use super::bids::{BidOutcome, IdempotencyTtl, PlaceBid};
 use super::script_reply::ScriptReply;
 use super::{BidReply, Store, StoreError};
 use prometheus_client::metrics::counter::Counter;
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use shared::item_state::field;
+use shared::redis_connection::RedisConnection;
 use shared::{BidPlaced, Cents, Event, EventId, FieldError, FieldList, Timestamp, UserId};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Mutex;
@@ -26,7 +26,7 @@ const MAX_ATTEMPTS: usize = 200;
 
 /// Exclusive connections for transactions.
 pub struct TxnPool {
-    connections: Vec<Mutex<ConnectionManager>>,
+    connections: Vec<Mutex<RedisConnection>>,
     next: AtomicUsize,
     /// Attempts whose `EXEC` applied nothing (the gateway's `gateway_optimistic_retries_total`).
     retries: Counter,
@@ -43,15 +43,8 @@ impl TxnPool {
         timeout: std::time::Duration,
         retries: Counter,
     ) -> anyhow::Result<Self> {
-        let client = shared::redis_connection::client(redis)?;
         let connections = (0..size.max(1))
-            .map(|_| {
-                ConnectionManager::new_lazy_with_config(
-                    client.clone(),
-                    super::connection_config(timeout),
-                )
-                .map(Mutex::new)
-            })
+            .map(|_| shared::redis_connection::connect_lazily(redis, timeout).map(Mutex::new))
             .collect::<Result<_, _>>()?;
         Ok(Self {
             connections,
@@ -61,7 +54,7 @@ impl TxnPool {
     }
 
     /// The next connection, round robin.
-    fn slot(&self) -> Result<&Mutex<ConnectionManager>, StoreError> {
+    fn slot(&self) -> Result<&Mutex<RedisConnection>, StoreError> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len().max(1);
         self.connections.get(i).ok_or_else(|| {
             StoreError::Internal(anyhow::anyhow!("the transaction pool has no connections"))

@@ -5,9 +5,9 @@
 //! consumer's pending list), publishes them, and only then `XACK`s and `XDEL`s them. Entries a
 //! crashed instance left pending are taken over with `XAUTOCLAIM` once idle long enough.
 
-use super::{StoreError, connection_config};
-use redis::aio::ConnectionManager;
+use super::StoreError;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use shared::redis_connection::RedisConnection;
 use shared::{Event, FieldError, FieldList};
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ pub struct OutboxEntry {
 
 /// This instance's reader of one shard's outbox.
 pub struct OutboxShard {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     stream: String,
     consumer: String,
     block: Duration,
@@ -43,11 +43,7 @@ impl OutboxShard {
         consumer: String,
         block: Duration,
     ) -> anyhow::Result<Self> {
-        let client = shared::redis_connection::client(redis)?;
-        let conn = ConnectionManager::new_lazy_with_config(
-            client,
-            connection_config(block + Duration::from_secs(2)),
-        )?;
+        let conn = shared::redis_connection::connect_lazily(redis, block + Duration::from_secs(2))?;
         Ok(Self {
             conn,
             stream,

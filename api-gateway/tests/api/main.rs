@@ -9,6 +9,7 @@ mod admin;
 mod auth;
 mod bad_input;
 mod bids;
+mod cluster;
 mod contention;
 mod helpers;
 mod items;

@@ -28,6 +28,7 @@ async fn a_worker_killed_after_inserting_but_before_acking_leaves_each_event_onc
     let settings = ConsumerSettings {
         stream: setup.worker.archive.stream.clone(),
         duplicate_window: Duration::from_secs(setup.worker.archive.duplicate_window_secs),
+        replicas: usize::from(setup.worker.archive.replicas),
         subjects: Subjects::new(setup.worker.common.subject_prefix.clone()),
         consumer_name: setup.worker.consumer_name.clone(),
         batch_size: 100,

@@ -154,6 +154,68 @@ fn level_violations(
     violations
 }
 
+/// A bids-only level over many items (bench-cluster's many-items write load).
+#[derive(Debug, Clone, Serialize)]
+pub struct SpreadLevel {
+    pub users: u32,
+    pub items: usize,
+    pub bids: RequestStats,
+    pub accepted_per_sec: f64,
+    pub violations: Vec<String>,
+}
+
+/// Like [`run_level`] over every item of `items` (created here): each bid goes to an item
+/// picked at random, so the load spreads over every Redis master of a cluster. Each item is
+/// checked as the hot item is.
+///
+/// # Errors
+/// An item cannot be created or read back, or goose fails.
+pub async fn run_spread_level(
+    api: &ApiClient,
+    gateway_url: &str,
+    items: &[NewItem],
+    users: u32,
+    duration_secs: u64,
+) -> anyhow::Result<SpreadLevel> {
+    for item in items {
+        api.create_item(item).await?;
+    }
+    let first = items.first().ok_or_else(|| anyhow::anyhow!("no items"))?;
+    let (starting, increment) = (first.starting_price.get(), first.min_increment.get());
+    let ids = items.iter().map(|i| i.id.clone()).collect();
+    let target = Arc::new(BidTarget::for_client(ids, (starting, increment), api));
+    let bid_target = Arc::clone(&target);
+    let bid: TransactionFunction = Arc::new(move |user| {
+        let target = Arc::clone(&bid_target);
+        let index = fastrand::usize(..target.item_ids.len().max(1));
+        Box::pin(async move { place_bid(user, &target, index).await })
+    });
+    let scenario =
+        scenario!("ManyItems").register_transaction(Transaction::new(bid).set_name("bid"));
+    let metrics = attack(scenario, gateway_url, users, duration_secs).await?;
+    let measured_secs = measured_window_secs(&metrics);
+    let bids = RequestStats::of(&metrics, BID_REQUEST_NAME, measured_secs);
+    let errors = target.tally.errors();
+    let mut violations = Vec::new();
+    for (index, id) in target.item_ids.iter().enumerate() {
+        let state = api.item_state(id).await?;
+        let check = ItemCheck::new(id, &target.tally.item(index), &state, increment);
+        violations.extend(prefixed(format_args!("item {id}"), &check.violations));
+    }
+    if !violations.is_empty() {
+        violations.extend(undetermined_note(&errors));
+    }
+    violations.extend(error_violations("bid", &errors));
+    violations.extend(refusal_violation("bid", bids.requests, &errors));
+    Ok(SpreadLevel {
+        users,
+        items: items.len(),
+        accepted_per_sec: per_sec(target.tally.accepted_total(), measured_secs),
+        bids,
+        violations,
+    })
+}
+
 /// Every user bids on the one item in a loop, with no wait.
 fn scenario(target: Arc<BidTarget>) -> Scenario {
     let bid: TransactionFunction = Arc::new(move |user| {

@@ -52,7 +52,12 @@ pub struct FanoutLevel {
 pub async fn run(load: &FanoutLoad, viewers: usize) -> anyhow::Result<FanoutLevel> {
     let tag = run_tag("fan");
     let shares = shares(viewers, load.per_process);
-    let mut env = namespace(&tag);
+    let mut env: Vec<(&str, String)> = load
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    env.extend(namespace(&tag));
     let limit = (shares.first().copied().unwrap_or(0) + 100).to_string();
     env.extend([
         ("MAX_CONNECTIONS_PER_IP", limit.clone()),

@@ -42,6 +42,10 @@ pub struct FanoutLoad {
     /// The `load-tests` binary that runs the `viewers` client processes (default: this one).
     #[arg(long)]
     pub viewers_bin: Option<PathBuf>,
+    /// Environment for the gateway and broadcast instances beyond the inherited one (for
+    /// bench-cluster: the cluster's REDIS_URL, NATS_URL, JETSTREAM_REPLICAS). Not a flag.
+    #[arg(skip)]
+    pub env: Vec<(String, String)>,
 }
 
 /// Flags of `load-tests fanout`.

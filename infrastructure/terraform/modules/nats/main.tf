@@ -9,8 +9,8 @@
 # acknowledged message: R3 streams keep a quorum on the other two.
 #
 # The nodes run the official nats image under Docker; the services' password is read from
-# Secrets Manager at boot (never in user data). `nats.<zone>` resolves to all three nodes, so
-# one NATS_URL reaches whichever is up (the client tries every address).
+# Secrets Manager at boot (never in user data). NATS_URL lists the three nodes' fixed private
+# addresses, so the client reaches whichever is up; `nats.<zone>` resolves to all three too.
 
 data "aws_ssm_parameter" "al2023_arm64" {
   name = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
@@ -77,8 +77,10 @@ module "nats_password" {
 module "nats_url" {
   source      = "../secret"
   name_prefix = "${var.name}/nats-url-"
-  description = "NATS_URL of every service (user and password, all three nodes behind one name)"
-  value       = "nats://auction:${random_password.nats.result}@nats.${var.dns_zone_name}:4222"
+  description = "NATS_URL of every service (user and password, the three nodes comma-separated)"
+  value = join(",", [
+    for name, node in local.nodes : "nats://auction:${random_password.nats.result}@${node.private_ip}:4222"
+  ])
   kms_key_arn = var.kms_key_arn
 }
 

@@ -1,5 +1,5 @@
 output "nats_url_secret_arn" {
-  description = "Secret holding NATS_URL (nats://auction:<password>@nats.<zone>:4222)."
+  description = "Secret holding NATS_URL (nats://auction:<password>@<node>:4222, the three nodes comma-separated)."
   value       = module.nats_url.arn
 }
 

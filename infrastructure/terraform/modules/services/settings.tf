@@ -26,6 +26,8 @@ locals {
       # Only the ALB reaches the gateways (their security group), from the VPC's private
       # addresses; the per-address limits count the client it appends to X-Forwarded-For.
       TRUSTED_PROXIES = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+      # REDIS_URL is ElastiCache's configuration endpoint: one seed of the cluster.
+      REDIS_CLUSTER = "true"
     }
     "broadcast-service" = {
       LISTEN_ADDR      = "0.0.0.0:8081"
@@ -37,6 +39,7 @@ locals {
       # Behind the ALB every peer is the load balancer; the per-IP limit counts the client
       # address the ALB appends to X-Forwarded-For.
       TRUST_FORWARDED_FOR = "true"
+      REDIS_CLUSTER       = "true"
     }
     "archival-worker" = {
       LISTEN_ADDR        = "0.0.0.0:8082"
