@@ -47,8 +47,10 @@ COMPOSE_INSTANCES = {
     "broadcast-service": ("broadcast-1", "broadcast-2"),
     "archival-worker": ("worker",),
 }
-# Variables whose values differ by design between compose and AWS: where the stores are.
+# Variables whose values differ by design between compose and AWS: where the stores are, and
+# the load balancer's address the broadcast service fetches the gateways' keys through.
 ENDPOINTS = {"REDIS_URL", "NATS_URL", "DATABASE_URL"}
+ADDRESSES = {"JWKS_URL"}
 SECRET_NAME = re.compile(r"(PASSWORD|TOKEN|SECRET|_KEY$)")
 CREDENTIAL_IN_URL = re.compile(r"://[^/@\s]*:[^/@\s$]+@")
 
@@ -309,7 +311,7 @@ def main():
                 side = "Terraform" if name in terraform_names else f"compose {instance}"
                 problems.append(f"{service}: only {side} gives {name}")
             for name, value in tf_env[service].items():
-                if name in env and env[name] != str(value):
+                if name in env and env[name] != str(value) and name not in ADDRESSES:
                     problems.append(f"{service}: {name} is {value!r} in Terraform, {env[name]!r} in compose {instance}")
             for name in tf_secrets[service]:
                 if name in env and "${" not in env[name]:

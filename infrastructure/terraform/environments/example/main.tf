@@ -120,6 +120,7 @@ module "services" {
   repository_urls                 = module.ecr.repository_urls
   repository_arns                 = module.ecr.repository_arns
   image_tag                       = var.image_tag
+  public_host_name                = var.public_host_name
   redis_url_secret_arn            = module.redis.redis_url_secret_arn
   nats_url_secret_arn             = module.nats.nats_url_secret_arn
   database_url_secret_arn         = module.postgres.database_url_secret_arn

@@ -24,6 +24,11 @@ variable "single_nat_gateway" {
   default     = false
 }
 
+variable "public_host_name" {
+  description = "The public host name (DNS name pointed at the load balancer) the certificate is for."
+  type        = string
+}
+
 variable "certificate_arn" {
   description = "ACM certificate (same region) for the public host name."
   type        = string

@@ -30,7 +30,10 @@ locals {
       REDIS_CLUSTER = "true"
     }
     "broadcast-service" = {
-      LISTEN_ADDR      = "0.0.0.0:8081"
+      LISTEN_ADDR = "0.0.0.0:8081"
+      # The gateways' public keys through the public name (the ALB routes it to a gateway and
+      # the certificate is for that name): sockets that sign in verify here.
+      JWKS_URL         = "https://${var.public_host_name}/.well-known/jwks.json"
       LOG_FORMAT       = "json"
       RUST_LOG         = "info"
       SUBJECT_PREFIX   = "auction"

@@ -51,6 +51,11 @@ variable "cpu_architecture" {
   default     = "ARM64"
 }
 
+variable "public_host_name" {
+  description = "The public host name the ALB's certificate is for (the broadcast service fetches the gateways' JWKS through it)."
+  type        = string
+}
+
 variable "redis_url_secret_arn" {
   type = string
 }
