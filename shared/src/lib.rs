@@ -2,6 +2,8 @@
 //!
 //! * [`access_token`]: access-token verification every service shares: the claims, the checks,
 //!   trusted key sets (local or a JWKS fetched and cached) and [`access_token::TokenVerifier`].
+//! * [`client_address`]: whom a request counts against for per-address limits: the peer, or
+//!   the client a trusted proxy (`TRUSTED_PROXIES`) forwarded for; IPv6 grouped by /64.
 //! * [`ids`]: validated identifiers ([`ItemId`], [`UserId`], [`IdempotencyKey`]) that are safe
 //!   as NATS subject tokens and Redis key parts.
 //! * [`money`]: [`Cents`], money as integer minor units, parsed from decimal literals exactly.
@@ -36,6 +38,7 @@
 //!   [`text::Reason`]): sizes, and no control characters.
 
 pub mod access_token;
+pub mod client_address;
 pub mod error_body;
 pub mod event;
 pub mod event_fields;
