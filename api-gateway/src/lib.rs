@@ -87,8 +87,13 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         warn_if_open(config.auth.auth_mode);
         let identity = IdentityProvider::from_config(&config)?;
-        let listener =
-            HttpListener::bind("api-gateway", config.listen_addr, SHUTDOWN_GRACE).await?;
+        let listener = HttpListener::bind(
+            "api-gateway",
+            config.listen_addr,
+            SHUTDOWN_GRACE,
+            config.http.clone(),
+        )
+        .await?;
         let store = Store::new(
             &config.redis,
             Keyspace::new(config.redis.key_prefix.clone()),

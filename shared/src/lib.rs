@@ -22,7 +22,8 @@
 //! * [`service_options`]: the command-line options the services share, flattened into each
 //!   service's `Config`.
 //! * [`health`]: the `/health`, `/ready` and `/metrics` routes.
-//! * [`http_server`]: binding, and the serve loop tied to the supervised tasks.
+//! * [`http_server`]: binding, and the one accept loop (header-read timeout, connection cap)
+//!   tied to the supervised tasks.
 //! * [`error_body`]: the JSON error body, and the 404 and 405 every router answers.
 //! * [`metrics`]: the per-application Prometheus registry and its text.
 //! * [`mutex`]: locking a std mutex whose data a panicking holder cannot corrupt.
