@@ -62,6 +62,17 @@ pub struct Config {
     #[arg(long, env = "VIEWER_QUEUE", default_value_t = 128)]
     pub viewer_queue: usize,
 
+    /// Messages one connection may send per second (a burst of twice as many is allowed);
+    /// more get a `rate_limited` error frame and are dropped, and a connection that keeps
+    /// going past the limit is closed with 1008. 0 turns the limit off.
+    #[arg(long, env = "MAX_MESSAGES_PER_SEC", default_value_t = 20)]
+    pub max_messages_per_sec: u32,
+
+    /// How long an item found not to exist is answered `item_not_found` from memory, without
+    /// a room, a NATS subscription or a Redis read (milliseconds; 0 turns it off).
+    #[arg(long, env = "MISSING_ITEM_CACHE_MS", default_value_t = 2_000)]
+    pub missing_item_cache_ms: u64,
+
     /// Largest message a client may send (bytes); larger ones close the socket with 1009.
     #[arg(long, env = "MAX_INBOUND_BYTES", default_value_t = 4096)]
     pub max_inbound_bytes: usize,

@@ -28,6 +28,7 @@
 //! * [`store`]: every Redis read.
 //! * [`nats`]: the NATS connection and the subscription barrier.
 //! * [`metrics`]: the Prometheus registry.
+//! * [`missing_items`]: items recently found not to exist, answered without a room.
 
 pub mod config;
 pub mod connection;
@@ -37,6 +38,7 @@ pub mod hub;
 pub mod identity;
 pub mod limits;
 pub mod metrics;
+pub mod missing_items;
 pub mod nats;
 pub mod presence;
 pub mod protocol;
