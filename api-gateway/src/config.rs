@@ -15,6 +15,7 @@ use crate::auth::sessions::DEFAULT_REFRESH_TTL;
 use crate::rate_limit::TrustedProxies;
 use crate::routes::cors::CorsOrigins;
 use clap::{Parser, ValueEnum};
+use shared::http_server::HttpServerOptions;
 use shared::redact::SecretUrl;
 use shared::service_options::{ArchiveOptions, CommonOptions, DatabaseOptions, RedisOptions};
 use shared::supervisor::TaskFaults;
@@ -33,6 +34,10 @@ pub struct Config {
 
     #[command(flatten)]
     pub common: CommonOptions,
+
+    // Header-read timeout and connection cap of the HTTP server.
+    #[command(flatten)]
+    pub http: HttpServerOptions,
 
     #[command(flatten)]
     pub redis: RedisOptions,

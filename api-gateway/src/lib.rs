@@ -102,8 +102,13 @@ impl Application {
                 worst_redelivery.as_secs_f64().ceil()
             );
         }
-        let listener =
-            HttpListener::bind("api-gateway", config.listen_addr, SHUTDOWN_GRACE).await?;
+        let listener = HttpListener::bind(
+            "api-gateway",
+            config.listen_addr,
+            SHUTDOWN_GRACE,
+            config.http.clone(),
+        )
+        .await?;
         let store = Store::new(
             &config.redis,
             Keyspace::new(config.redis.key_prefix.clone()),

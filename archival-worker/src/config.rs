@@ -4,6 +4,7 @@
 //! defaults are the worker's.
 
 use clap::Parser;
+use shared::http_server::HttpServerOptions;
 use shared::service_options::{ArchiveOptions, CommonOptions, DatabaseOptions};
 use shared::supervisor::TaskFaults;
 use std::net::SocketAddr;
@@ -20,6 +21,10 @@ pub struct Config {
 
     #[command(flatten)]
     pub common: CommonOptions,
+
+    // Header-read timeout and connection cap of the HTTP server.
+    #[command(flatten)]
+    pub http: HttpServerOptions,
 
     #[command(flatten)]
     pub database: DatabaseOptions,

@@ -49,8 +49,13 @@ impl Application {
     /// # Errors
     /// When the address cannot be bound or a URL is invalid.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let listener =
-            HttpListener::bind("archival-worker", config.listen_addr, SHUTDOWN_GRACE).await?;
+        let listener = HttpListener::bind(
+            "archival-worker",
+            config.listen_addr,
+            SHUTDOWN_GRACE,
+            config.http.clone(),
+        )
+        .await?;
         let store = Store::new(
             config.database.url.expose(),
             config.database_pool_size,

@@ -6,6 +6,8 @@
 
 use clap::Parser;
 use shared::access_token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_LEEWAY, TokenRules};
+use shared::client_address::TrustedProxies;
+use shared::http_server::HttpServerOptions;
 use shared::service_options::{CommonOptions, RedisOptions};
 use shared::supervisor::TaskFaults;
 use std::net::SocketAddr;
@@ -23,6 +25,10 @@ pub struct Config {
     #[command(flatten)]
     pub common: CommonOptions,
 
+    // Header-read timeout and connection cap of the HTTP server.
+    #[command(flatten)]
+    pub http: HttpServerOptions,
+
     // Read for snapshots only: the service never writes to Redis.
     #[command(flatten)]
     pub redis: RedisOptions,
@@ -39,8 +45,11 @@ pub struct Config {
     #[arg(long, env = "MAX_SUBSCRIPTIONS_PER_CONNECTION", default_value_t = 32)]
     pub max_subscriptions_per_connection: usize,
 
-    /// Open WebSocket connections allowed from one client address (more are closed with 1013).
-    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    /// Open WebSocket connections allowed from one client address (an IPv4 address or an IPv6
+    /// /64; more are closed with 1013). High by default: carrier NAT, offices and load
+    /// balancers put thousands of real viewers behind one address; `MAX_CONNECTIONS` is what
+    /// protects the instance.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 5_000)]
     pub max_connections_per_ip: usize,
 
     /// Open WebSocket connections allowed in this instance (more are closed with 1013).
@@ -52,6 +61,17 @@ pub struct Config {
     /// not copies.
     #[arg(long, env = "VIEWER_QUEUE", default_value_t = 128)]
     pub viewer_queue: usize,
+
+    /// Messages one connection may send per second (a burst of twice as many is allowed);
+    /// more get a `rate_limited` error frame and are dropped, and a connection that keeps
+    /// going past the limit is closed with 1008. 0 turns the limit off.
+    #[arg(long, env = "MAX_MESSAGES_PER_SEC", default_value_t = 20)]
+    pub max_messages_per_sec: u32,
+
+    /// How long an item found not to exist is answered `item_not_found` from memory, without
+    /// a room, a NATS subscription or a Redis read (milliseconds; 0 turns it off).
+    #[arg(long, env = "MISSING_ITEM_CACHE_MS", default_value_t = 2_000)]
+    pub missing_item_cache_ms: u64,
 
     /// Largest message a client may send (bytes); larger ones close the socket with 1009.
     #[arg(long, env = "MAX_INBOUND_BYTES", default_value_t = 4096)]
@@ -92,10 +112,16 @@ pub struct Config {
     #[arg(long, env = "SOCKET_SEND_BUFFER_BYTES", default_value_t = 131_072)]
     pub socket_send_buffer_bytes: u32,
 
-    /// Take the client address from the last `X-Forwarded-For` entry (behind a load
-    /// balancer that appends it); otherwise the TCP peer address is used.
-    #[arg(long, env = "TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
-    pub trust_forwarded_for: bool,
+    /// Proxy networks (comma-separated CIDRs or addresses, e.g. the load balancer's subnets)
+    /// whose `X-Forwarded-For` entries are believed for the per-address limit; by default
+    /// none, and the client is the peer address. The gateway's rule (`shared::client_address`).
+    #[arg(
+        long,
+        env = "TRUSTED_PROXIES",
+        value_name = "CIDRS",
+        default_value = ""
+    )]
+    pub trusted_proxies: TrustedProxies,
 
     // Socket sign-in: watching is public; a socket that presents an access token also gets
     // its user's private events. The defaults trust the local gateway's own tokens.

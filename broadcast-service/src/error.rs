@@ -63,6 +63,10 @@ pub enum ApiError {
     /// 429 `too_many_subscriptions`: the connection already watches as many items as it may.
     #[error("a connection may watch at most {max} items; unsubscribe from one first")]
     TooManySubscriptions { max: usize },
+    /// 429 `rate_limited`: the connection sends more messages than it may; the message was
+    /// dropped, and a connection that keeps on is closed with 1008.
+    #[error("at most {per_second} messages a second; this one was dropped")]
+    RateLimited { per_second: u32 },
     /// 400 `not_subscribed`: an unsubscribe for an item the connection does not watch.
     #[error("not subscribed to item {0}")]
     NotSubscribed(ItemId),
@@ -95,7 +99,9 @@ impl ApiError {
         match self {
             Self::InvalidInput { .. } | Self::NotSubscribed(_) => StatusCode::BAD_REQUEST,
             Self::NotFound | Self::ItemNotFound(_) => StatusCode::NOT_FOUND,
-            Self::TooManySubscriptions { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManySubscriptions { .. } | Self::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::KeysUnavailable | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -108,6 +114,7 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::ItemNotFound(_) => "item_not_found",
             Self::TooManySubscriptions { .. } => "too_many_subscriptions",
+            Self::RateLimited { .. } => "rate_limited",
             Self::NotSubscribed(_) => "not_subscribed",
             Self::InvalidToken => "invalid_token",
             Self::KeysUnavailable | Self::Unavailable(_) => "unavailable",

@@ -71,6 +71,7 @@ impl Hub {
                         self.stop.child_token(),
                     ));
                     rooms.insert(item.clone(), Arc::clone(&room));
+                    self.settings.metrics.rooms_opened.inc();
                     self.tasks
                         .spawn(room::run(Arc::clone(&room), Arc::clone(&self.settings)));
                     room

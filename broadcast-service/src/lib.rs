@@ -21,7 +21,6 @@
 //!   to its socket and a bounded queue for what the socket cannot take at once.
 //! * `deadline`: `sleep_until` for `select!` branches that wait on a deadline only sometimes.
 //! * [`wire`]: server WebSocket frames as bytes.
-//! * [`server`]: the HTTP/1 accept loop that keeps upgraded sockets reachable.
 //! * [`sequencer`]: per-item ordering, duplicates and gaps of live events.
 //! * [`presence`]: viewer counts summed over instances.
 //! * [`protocol`]: client messages and server frames.
@@ -29,6 +28,7 @@
 //! * [`store`]: every Redis read.
 //! * [`nats`]: the NATS connection and the subscription barrier.
 //! * [`metrics`]: the Prometheus registry.
+//! * [`missing_items`]: items recently found not to exist, answered without a room.
 
 pub mod config;
 pub mod connection;
@@ -38,13 +38,13 @@ pub mod hub;
 pub mod identity;
 pub mod limits;
 pub mod metrics;
+pub mod missing_items;
 pub mod nats;
 pub mod presence;
 pub mod protocol;
 pub mod room;
 pub mod routes;
 pub mod sequencer;
-pub mod server;
 pub mod store;
 pub mod user_feed;
 pub mod viewer;
@@ -195,11 +195,12 @@ impl Application {
             tasks: supervisor.health(),
         };
         tracing::info!(addr = %listener.local_addr()?, instance = %config.instance_id, "broadcast-service listening");
-        server::serve(
+        shared::http_server::serve_connections(
             listener,
             routes::router(state),
             shutdown.clone(),
             SHUTDOWN_GRACE,
+            &config.http,
         )
         .await;
 

@@ -1,13 +1,19 @@
 //! Connection admission: at most so many open sockets per client address and in total.
 //!
+//! A client address is the unit one party controls (`shared::client_address`: an IPv4 address
+//! or an IPv6 /64, behind `TRUSTED_PROXIES` the client they forwarded for), the same rule the
+//! gateway's limits use. The per-address default (`MAX_CONNECTIONS_PER_IP`, 5,000) is generous
+//! on purpose: a carrier NAT, an office or a load test puts thousands of real viewers behind
+//! one address, and the total cap (`MAX_CONNECTIONS`) is what protects the instance.
+//!
 //! A permit is taken before the upgrade and released when the connection's task drops it, so
 //! the counts are exact however a connection ends. A refused client still gets a WebSocket
 //! close frame with code 1013 ("try again later") and a reason, which browsers can show,
 //! rather than a bare HTTP error they cannot read.
 
+use shared::client_address::ClientKey;
 use shared::mutex;
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 /// Why a connection was refused.
@@ -37,7 +43,7 @@ impl Refusal {
 
 #[derive(Default)]
 struct Counts {
-    per_ip: HashMap<IpAddr, usize>,
+    per_ip: HashMap<ClientKey, usize>,
     total: usize,
 }
 
@@ -51,7 +57,7 @@ pub struct ConnectionLimits {
 /// An admitted connection; dropping it frees its place.
 pub struct ConnectionPermit {
     limits: Arc<ConnectionLimits>,
-    ip: IpAddr,
+    client: ClientKey,
 }
 
 impl ConnectionLimits {
@@ -67,16 +73,16 @@ impl ConnectionLimits {
         mutex::lock(&self.counts)
     }
 
-    /// Admits a connection from `ip` if both limits allow it.
+    /// Admits a connection from `client` if both limits allow it.
     ///
     /// # Errors
     /// The limit that refuses it.
-    pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionPermit, Refusal> {
+    pub fn try_acquire(self: &Arc<Self>, client: ClientKey) -> Result<ConnectionPermit, Refusal> {
         let mut counts = self.counts();
         if counts.total >= self.max_total {
             return Err(Refusal::TooManyConnections);
         }
-        let from_ip = counts.per_ip.entry(ip).or_insert(0);
+        let from_ip = counts.per_ip.entry(client.clone()).or_insert(0);
         if *from_ip >= self.max_per_ip {
             return Err(Refusal::TooManyFromAddress);
         }
@@ -84,7 +90,7 @@ impl ConnectionLimits {
         counts.total += 1;
         Ok(ConnectionPermit {
             limits: Arc::clone(self),
-            ip,
+            client,
         })
     }
 }
@@ -93,10 +99,10 @@ impl Drop for ConnectionPermit {
     fn drop(&mut self) {
         let mut counts = self.limits.counts();
         counts.total = counts.total.saturating_sub(1);
-        if let Some(n) = counts.per_ip.get_mut(&self.ip) {
+        if let Some(n) = counts.per_ip.get_mut(&self.client) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                counts.per_ip.remove(&self.ip);
+                counts.per_ip.remove(&self.client);
             }
         }
     }
@@ -106,8 +112,27 @@ impl Drop for ConnectionPermit {
 mod tests {
     use super::*;
 
-    fn ip(last: u8) -> IpAddr {
-        IpAddr::from([10, 0, 0, last])
+    use std::net::IpAddr;
+
+    fn ip(last: u8) -> ClientKey {
+        ClientKey::of(IpAddr::from([10, 0, 0, last]))
+    }
+
+    fn v6(text: &str) -> ClientKey {
+        ClientKey::of(text.parse().unwrap())
+    }
+
+    #[test]
+    fn one_ipv6_64_counts_as_one_address() {
+        let limits = Arc::new(ConnectionLimits::new(2, 100));
+        let _a = limits.try_acquire(v6("2001:db8:1:2::1")).unwrap();
+        let _b = limits.try_acquire(v6("2001:db8:1:2::2")).unwrap();
+        assert_eq!(
+            limits.try_acquire(v6("2001:db8:1:2::ffff")).err(),
+            Some(Refusal::TooManyFromAddress),
+            "another address of the same /64 is the same party"
+        );
+        assert!(limits.try_acquire(v6("2001:db8:1:3::1")).is_ok());
     }
 
     #[test]

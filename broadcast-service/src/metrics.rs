@@ -35,6 +35,10 @@ pub struct Metrics {
     pub subscriptions: Gauge,
     /// Items with a live NATS subscription in this instance.
     pub rooms: Gauge,
+    /// Rooms opened (each a NATS subscription and a snapshot read).
+    pub rooms_opened: Counter,
+    /// Subscribes to an item recently found missing, answered without a room.
+    pub missing_item_answers: Counter,
     /// Frames written to sockets, by `kind` (`event`, `snapshot`, `viewers`, `error`, `reply`,
     /// `private`, …).
     pub messages_out: Family<KindLabel, Counter>,
@@ -82,6 +86,14 @@ impl Default for Metrics {
         let subscriptions =
             registry.gauge("subscriptions", "Items watched, summed over connections");
         let rooms = registry.gauge("rooms", "Items with a live NATS subscription");
+        let rooms_opened = registry.counter(
+            "rooms_opened",
+            "Rooms opened (each a NATS subscription and a snapshot read)",
+        );
+        let missing_item_answers = registry.counter(
+            "missing_item_answers",
+            "Subscribes to an item recently found missing, answered without a room",
+        );
         let messages_out =
             registry.counters::<KindLabel>("messages_out", "Frames written to sockets, by kind");
         let snapshots = registry.counters::<ReasonLabel>("snapshots", "Snapshots sent, by reason");
@@ -143,6 +155,8 @@ impl Default for Metrics {
             connections_rejected,
             subscriptions,
             rooms,
+            rooms_opened,
+            missing_item_answers,
             messages_out,
             snapshots,
             conflations,

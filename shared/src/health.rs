@@ -88,8 +88,14 @@ impl Readiness {
 
     /// NATS, `"up"` while the client is connected (it reconnects by itself otherwise).
     pub fn nats(self, client: &async_nats::Client) -> Self {
-        let up = client.connection_state() == async_nats::connection::State::Connected;
-        self.dependency("nats", up)
+        self.dependency("nats", nats_connected(client))
+    }
+
+    /// NATS shown (`"up"`/`"down"`) but not required: for a service that keeps working
+    /// without it (the gateway's bids go to the Redis outbox and are relayed later).
+    pub fn nats_advisory(self, client: &async_nats::Client) -> Self {
+        let word = if nats_connected(client) { "up" } else { "down" };
+        self.advisory("nats", word)
     }
 
     /// The service's supervised tasks: any that is down makes it not ready, by name.
@@ -111,6 +117,10 @@ impl Readiness {
     pub fn is_ready(&self) -> bool {
         self.ready
     }
+}
+
+fn nats_connected(client: &async_nats::Client) -> bool {
+    client.connection_state() == async_nats::connection::State::Connected
 }
 
 impl IntoResponse for Readiness {

@@ -2,6 +2,8 @@
 //!
 //! * [`access_token`]: access-token verification every service shares: the claims, the checks,
 //!   trusted key sets (local or a JWKS fetched and cached) and [`access_token::TokenVerifier`].
+//! * [`client_address`]: whom a request counts against for per-address limits: the peer, or
+//!   the client a trusted proxy (`TRUSTED_PROXIES`) forwarded for; IPv6 grouped by /64.
 //! * [`ids`]: validated identifiers ([`ItemId`], [`UserId`], [`IdempotencyKey`]) that are safe
 //!   as NATS subject tokens and Redis key parts.
 //! * [`money`]: [`Cents`], money as integer minor units, parsed from decimal literals exactly.
@@ -22,7 +24,8 @@
 //! * [`service_options`]: the command-line options the services share, flattened into each
 //!   service's `Config`.
 //! * [`health`]: the `/health`, `/ready` and `/metrics` routes.
-//! * [`http_server`]: binding, and the serve loop tied to the supervised tasks.
+//! * [`http_server`]: binding, and the one accept loop (header-read timeout, connection cap)
+//!   tied to the supervised tasks.
 //! * [`error_body`]: the JSON error body, and the 404 and 405 every router answers.
 //! * [`metrics`]: the per-application Prometheus registry and its text.
 //! * [`mutex`]: locking a std mutex whose data a panicking holder cannot corrupt.
@@ -38,6 +41,7 @@
 //!   [`text::Reason`]): sizes, and no control characters.
 
 pub mod access_token;
+pub mod client_address;
 pub mod error_body;
 pub mod event;
 pub mod event_fields;

@@ -19,13 +19,13 @@
 //! round trip (one pipeline), exact across instances. Redis down: the counts fall back to this
 //! instance's memory, the same rules per instance, until it answers again.
 
-use super::client_address::ClientKey;
 use crate::metrics::Metrics;
 use crate::store::rate_limits::{Attempt, Counted, RateLimitStore};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dashmap::DashMap;
 use prometheus_client::metrics::counter::Counter;
+use shared::client_address::ClientKey;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

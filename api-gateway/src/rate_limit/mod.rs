@@ -5,8 +5,9 @@
 //!   [`Limiter`], which syncs every limit's counts with Redis in batches, with the bound on
 //!   how far N instances can go past a limit, and the fallback when Redis is down.
 //! * [`gcra`]: the arithmetic of one key's limit, without I/O.
-//! * [`client_address`]: whom a request counts against: the peer, or the client a trusted
-//!   proxy forwarded for; IPv6 grouped by /64.
+//! * [`client_address`] (in `shared`, as the broadcast service limits sockets by the same
+//!   rule): whom a request counts against: the peer, or the client a trusted proxy forwarded
+//!   for; IPv6 grouped by /64.
 //! * [`auth_throttle`]: exact counts of sign-in and registration attempts per account and per
 //!   address.
 //!
@@ -16,14 +17,13 @@
 //! (`IP_RATE_PER_SEC`, off by default; see `LimitOptions`), and the sign-in throttle.
 
 pub mod auth_throttle;
-pub mod client_address;
 pub mod gcra;
 pub mod limiter;
 
 pub use auth_throttle::{AuthRules, AuthThrottle, Throttled};
-pub use client_address::{ClientKey, TrustedProxies};
 pub use gcra::Quota;
 pub use limiter::{Limiter, RateLimit, SyncStats};
+pub use shared::client_address::{self, ClientKey, TrustedProxies};
 
 use std::num::NonZeroU32;
 

@@ -1,5 +1,5 @@
 //! The `ClientAddress` extractor: whom a request counts against for the per-address limits
-//! (`crate::rate_limit::client_address` has the rule and why).
+//! (`shared::client_address` has the rule and why).
 
 use super::AppState;
 use crate::rate_limit::ClientKey;

@@ -3,7 +3,12 @@ use crate::accounts_migration::AccountsState;
 use shared::health::{Probes, Readiness};
 
 impl Probes for AppState {
-    /// Redis answers, NATS is connected and every background task runs; 503 otherwise.
+    /// "Can take bids": Redis answers and every background task runs; 503 otherwise.
+    ///
+    /// NATS is shown (`"nats": "up"` or `"down"`) but never makes the gateway unready: an
+    /// accepted bid is written to the Redis outbox and relayed once NATS is back, so a load
+    /// balancer that pulled every gateway whenever NATS blinked would refuse bids the gateway
+    /// can take. Live events are what is late meanwhile (`outbox_lag` shows by how much).
     ///
     /// The accounts database is shown (`"accounts": "up"`, `"down"` or `"not_migrated"`) but
     /// never makes the gateway unready: bids, item reads and token checks do not use it, and a
@@ -12,8 +17,10 @@ impl Probes for AppState {
     /// meanwhile. With an external issuer there are no local accounts and nothing is shown.
     async fn readiness(&self) -> Readiness {
         let redis_up = self.store.ping().await.is_ok();
-        let readiness =
-            Readiness::of_service(&self.nats, &self.tasks).dependency("redis", redis_up);
+        let readiness = Readiness::new()
+            .tasks(&self.tasks)
+            .dependency("redis", redis_up)
+            .nats_advisory(&self.nats);
         let Some(local) = self.identity.local() else {
             return readiness;
         };

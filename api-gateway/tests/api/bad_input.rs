@@ -287,3 +287,27 @@ async fn a_cancel_reason_with_a_nul_is_a_400_and_the_auction_runs_on() {
     );
     assert_eq!(app.events_for(&item).await, 0, "no event was written");
 }
+
+/// A slow client (slowloris) must not hold a socket: half a request header is disconnected
+/// after `HEADER_READ_TIMEOUT_MS`, and the gateway goes on answering.
+#[tokio::test]
+async fn a_client_that_sends_half_a_header_is_disconnected_after_the_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = shared_config();
+    config.http.header_read_timeout_ms = 300;
+    let app = spawn_app_with(config).await;
+    let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", app.port()))
+        .await
+        .expect("connect");
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .expect("half a header");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        slow.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(closed.is_ok(), "the slow client was disconnected");
+    assert_eq!(app.get("/health").await.status, 200);
+}

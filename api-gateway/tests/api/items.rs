@@ -98,6 +98,8 @@ async fn health_ready_and_metrics_answer() {
     let app = spawn_app().await;
     let health = app.get("/health").await;
     assert_eq!(health.assert_status(200)["status"], "ok");
+    // NATS is advisory: the gateway can be ready before it is connected.
+    app.wait_dependency_up(Duration::from_secs(5), "nats").await;
     let ready = app.wait_ready(Duration::from_secs(5)).await;
     assert_eq!(
         (ready["redis"].as_str(), ready["nats"].as_str()),

@@ -18,6 +18,10 @@ async fn wait_closed(app: &TestApp, item: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_auction_closes_at_its_end_with_the_highest_bidder_as_winner() {
     let app = spawn_app().await;
+    // The live events are asserted: a gateway not yet on NATS drops them (and `/ready` no
+    // longer waits for NATS, which is advisory).
+    app.wait_dependency_up(Duration::from_secs(10), "nats")
+        .await;
     let item = app.create_item(json!({"end_time": in_secs(2)})).await;
     let mut live = app.subscribe_live(&item).await;
     app.accepted_bid(&item, "alice", json!(11)).await;

@@ -76,7 +76,8 @@ async fn nats_down_during_bids_still_archives_every_accepted_bid_exactly_once() 
     .unwrap();
 
     nats.stop();
-    app.get("/ready").await.assert_status(503);
+    // Bids still go to the outbox, so the gateway stays ready.
+    app.get("/ready").await.assert_status(200);
     let started = Instant::now();
     for n in 50..150 {
         accepted.push(bid(n).await.event_id);
@@ -88,6 +89,49 @@ async fn nats_down_during_bids_still_archives_every_accepted_bid_exactly_once() 
 
     nats.restart().unwrap();
     assert_archived_exactly_once(&app.config, &accepted).await;
+}
+
+/// Readiness means "can take bids": a load balancer must not pull every gateway when only NATS
+/// is down, since accepted bids wait in the Redis outbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_stays_ready_with_nats_shown_down_while_only_nats_is_down() {
+    let mut nats = NatsServer::start().unwrap();
+    let app = spawn_app_with(test_config(testkit::SHARED_REDIS_URL, &nats.url())).await;
+    app.wait_dependency_up(Duration::from_secs(10), "nats")
+        .await;
+    let ready = app.wait_ready(Duration::from_secs(10)).await;
+    assert_eq!(
+        (ready["redis"].as_str(), ready["nats"].as_str()),
+        (Some("up"), Some("up"))
+    );
+
+    nats.stop();
+    let down = wait_until(
+        Duration::from_secs(10),
+        "/ready to show NATS down",
+        || async {
+            let ready = app.get("/ready").await;
+            assert_eq!(ready.status, 200, "still ready: {}", ready.text);
+            (ready.body["nats"] == "down").then_some(ready.body)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (down["status"].as_str(), down["redis"].as_str()),
+        (Some("ready"), Some("up"))
+    );
+    let item = app.create_item(json!({})).await;
+    app.accepted_bid(&item, "alice", json!(11)).await;
+
+    nats.restart().unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        "/ready to show NATS up",
+        || async { (app.get("/ready").await.body["nats"] == "up").then_some(()) },
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::hub::Hub;
 use crate::identity::SocketIdentity;
 use crate::metrics::Metrics;
+use crate::missing_items::MissingItems;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -28,6 +29,10 @@ pub struct ConnectionSettings {
     pub idle_timeout: Duration,
     /// A socket that takes no bytes for this long is dropped.
     pub write_timeout: Duration,
+    /// Messages a connection may send per second (`MAX_MESSAGES_PER_SEC`; 0: no limit).
+    pub max_messages_per_sec: u32,
+    /// How long a missing item is answered from memory (`MISSING_ITEM_CACHE_MS`).
+    pub missing_item_cache: Duration,
 }
 
 impl From<&Config> for ConnectionSettings {
@@ -39,6 +44,8 @@ impl From<&Config> for ConnectionSettings {
             ping_interval: config.ping_interval(),
             idle_timeout: config.idle_timeout(),
             write_timeout: config.write_timeout(),
+            max_messages_per_sec: config.max_messages_per_sec,
+            missing_item_cache: Duration::from_millis(config.missing_item_cache_ms),
         }
     }
 }
@@ -51,6 +58,8 @@ pub struct ConnectionContext {
     pub(super) identity: SocketIdentity,
     pub(super) metrics: Arc<Metrics>,
     pub(super) settings: ConnectionSettings,
+    /// Items recently found not to exist, answered without a room.
+    pub(super) missing: MissingItems,
     /// Cancelled on SIGINT/SIGTERM: every socket closes with 1001.
     pub(super) shutdown: CancellationToken,
     /// Source of connection ids (rooms key their viewers by them).
@@ -69,6 +78,7 @@ impl ConnectionContext {
             hub,
             identity,
             metrics,
+            missing: MissingItems::new(settings.missing_item_cache),
             settings,
             shutdown,
             next_id: AtomicU64::new(1),

@@ -140,7 +140,7 @@ pub(crate) async fn serve(
         read,
         config,
         control,
-        context.settings.idle_timeout,
+        context.settings.clone(),
         Arc::clone(&context.metrics),
         reader_stop.clone(),
     );

@@ -212,6 +212,11 @@ impl Session<'_> {
             cursor.due = Some(Due::now(Resync::Subscribe));
             return;
         }
+        if self.context.missing.contains(&item) {
+            self.metrics.missing_item_answers.inc();
+            self.error(ApiError::ItemNotFound(item.clone()), &item);
+            return;
+        }
         let max = self.context.settings.max_subscriptions;
         if self.cursors.len() >= max {
             self.error(ApiError::TooManySubscriptions { max }, &item);
@@ -315,6 +320,7 @@ impl Session<'_> {
                     }
                 }
                 Ok(None) => {
+                    self.context.missing.insert(&item);
                     self.forget(&item);
                     self.error(ApiError::ItemNotFound(item.clone()), &item);
                 }

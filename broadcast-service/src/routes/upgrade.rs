@@ -1,7 +1,7 @@
 //! The WebSocket handshake (RFC 6455 §4.2), done here rather than by axum's `WebSocketUpgrade`
 //! because the service needs the raw `TcpStream` afterwards: rooms write each event straight
 //! to every viewer's socket with a non-blocking `try_write`, which a `WebSocket` wrapped in
-//! layers of adapters does not offer. The accept loop in [`crate::server`] serves each
+//! layers of adapters does not offer. The accept loop in `shared::http_server` serves each
 //! connection with hyper's HTTP/1 directly, so the upgraded connection can be unwrapped back
 //! into the `TcpStream` it was accepted as.
 

@@ -22,7 +22,8 @@ use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
 use shared::ItemId;
-use std::net::{IpAddr, SocketAddr};
+use shared::client_address::ClientKey;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub fn router() -> Router<AppState> {
@@ -52,12 +53,12 @@ async fn watch_from_query(
     Query(query): Query<WatchQuery>,
     upgrade: Upgrade,
 ) -> Response {
-    let ip = client_ip(&state, peer, &headers);
+    let client = client_key(&state, peer, &headers);
     let opening = Opening {
         item: query.item_id.map(parse_item_id),
         token: presented_token(&headers, query.access_token.as_deref()),
     };
-    accept(state, ip, opening, upgrade)
+    accept(state, client, opening, upgrade)
 }
 
 /// `GET /ws/items/X`.
@@ -69,12 +70,12 @@ async fn watch_from_path(
     Query(query): Query<TokenQuery>,
     upgrade: Upgrade,
 ) -> Response {
-    let ip = client_ip(&state, peer, &headers);
+    let client = client_key(&state, peer, &headers);
     let opening = Opening {
         item: Some(parse_item_id(item_id)),
         token: presented_token(&headers, query.access_token.as_deref()),
     };
-    accept(state, ip, opening, upgrade)
+    accept(state, client, opening, upgrade)
 }
 
 fn parse_item_id(raw: String) -> Result<ItemId, ApiError> {
@@ -101,25 +102,18 @@ fn presented_token(
     query.and_then(PresentedToken::new).map(Ok)
 }
 
-/// The client's address: the TCP peer, or behind a trusted load balancer the address it
-/// appended to `X-Forwarded-For` (the last entry; earlier ones are client-controlled).
-fn client_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
-    if state.config.trust_forwarded_for
-        && let Some(ip) = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .next_back()
-            .and_then(|last| last.trim().parse().ok())
-    {
-        return ip;
-    }
-    peer.ip()
+/// The client's address unit for the per-address limit: the TCP peer, or behind a trusted
+/// proxy (`TRUSTED_PROXIES`) the client it forwarded for (`shared::client_address`).
+fn client_key(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> ClientKey {
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok());
+    ClientKey::of(state.config.trusted_proxies.client(peer.ip(), forwarded))
 }
 
-fn accept(state: AppState, ip: IpAddr, opening: Opening, upgrade: Upgrade) -> Response {
-    let admission = state.limits.try_acquire(ip);
+fn accept(state: AppState, client: ClientKey, opening: Opening, upgrade: Upgrade) -> Response {
+    let admission = state.limits.try_acquire(client);
     // The connection's task is tracked from the upgrade response on, so shutdown also
     // waits for sockets mid-upgrade.
     let context = Arc::clone(&state.connection_context);

@@ -111,6 +111,57 @@ async fn connections_over_the_per_address_limit_are_closed_with_1013() {
     second.assert_answers_ping().await;
 }
 
+/// The original system's fan-out experiment ran its 1,000 viewers from one host; the old
+/// default of 256 per address refused 744 of them.
+#[tokio::test]
+async fn a_thousand_sockets_from_one_address_are_all_accepted_by_default() {
+    let broadcast = spawn_broadcast(broadcast_config(&Isolation::shared())).await;
+    let mut viewers = Vec::with_capacity(1_000);
+    for _ in 0..1_000 {
+        viewers.push(broadcast.connect("/ws").await);
+    }
+    broadcast.wait_for_metric(CONNECTIONS, 1_000.0).await;
+    let rejected = "broadcast_connections_rejected_total{reason=\"per_ip\"}";
+    assert_eq!(broadcast.metric(rejected).await, 0.0);
+    viewers[0].assert_answers_ping().await;
+    viewers[999].assert_answers_ping().await;
+}
+
+/// Behind a trusted proxy each forwarded client has its own share; a client's own
+/// `X-Forwarded-For` from an untrusted peer changes nothing.
+#[tokio::test]
+async fn forwarded_for_counts_only_from_trusted_proxies() {
+    let mut config = broadcast_config(&Isolation::shared());
+    config.max_connections_per_ip = 1;
+    config.trusted_proxies = "127.0.0.1".parse().expect("address");
+    let broadcast = spawn_broadcast(config).await;
+    let xff = |client: &'static str| [("x-forwarded-for", client)];
+    let mut a = broadcast
+        .connect_with_headers("/ws", &xff("203.0.113.1"))
+        .await;
+    let mut b = broadcast
+        .connect_with_headers("/ws", &xff("203.0.113.2"))
+        .await;
+    a.assert_answers_ping().await;
+    b.assert_answers_ping().await;
+    // A spoofed entry before the one the proxy appended is not believed.
+    let spoofed = [("x-forwarded-for", "198.51.100.9, 203.0.113.1")];
+    let mut c = broadcast.connect_with_headers("/ws", &spoofed).await;
+    assert_eq!(c.expect_close().await.0, 1013);
+
+    let mut config = broadcast_config(&Isolation::shared());
+    config.max_connections_per_ip = 1;
+    let untrusting = spawn_broadcast(config).await;
+    let mut first = untrusting
+        .connect_with_headers("/ws", &xff("203.0.113.1"))
+        .await;
+    let mut second = untrusting
+        .connect_with_headers("/ws", &xff("203.0.113.2"))
+        .await;
+    first.assert_answers_ping().await;
+    assert_eq!(second.expect_close().await.0, 1013);
+}
+
 #[tokio::test]
 async fn a_plain_http_get_of_a_websocket_endpoint_is_a_400_with_a_code() {
     let iso = Isolation::shared();

@@ -39,7 +39,6 @@ pub fn broadcast_config(isolation: &Isolation) -> Config {
     config.instance_id = unique_id("bc");
     // A starved test machine must not turn a slow snapshot into an error frame.
     config.redis_timeout_ms = 2_000;
-    config.max_connections_per_ip = 2_000;
     config
 }
 
@@ -126,7 +125,17 @@ impl Broadcast {
 
     /// Opens a WebSocket on `path` whose upgrade request carries `Authorization: <value>`.
     pub async fn connect_authorized(&self, path: &str, authorization: &str) -> Client {
-        Client::connect_with(&self.ws_url(path), None, Some(authorization)).await
+        Client::connect_with(
+            &self.ws_url(path),
+            None,
+            &[("authorization", authorization)],
+        )
+        .await
+    }
+
+    /// Opens a WebSocket on `path` whose upgrade request carries these headers.
+    pub async fn connect_with_headers(&self, path: &str, headers: &[(&str, &str)]) -> Client {
+        Client::connect_with(&self.ws_url(path), None, headers).await
     }
 
     /// Opens a WebSocket whose socket receive buffer is tiny, so a client that stops reading
@@ -181,13 +190,13 @@ pub struct Client {
 
 impl Client {
     async fn connect(url: &str, receive_buffer: Option<u32>) -> Self {
-        Self::connect_with(url, receive_buffer, None).await
+        Self::connect_with(url, receive_buffer, &[]).await
     }
 
     async fn connect_with(
         url: &str,
         receive_buffer: Option<u32>,
-        authorization: Option<&str>,
+        headers: &[(&str, &str)],
     ) -> Self {
         let address = url
             .strip_prefix("ws://")
@@ -200,10 +209,12 @@ impl Client {
         }
         let stream = socket.connect(address).await.expect("tcp connect");
         let mut request = url.into_client_request().expect("a websocket request");
-        if let Some(value) = authorization {
+        for &(name, value) in headers {
+            let name: tokio_tungstenite::tungstenite::http::HeaderName =
+                name.parse().expect("a header name");
             request
                 .headers_mut()
-                .insert("authorization", value.parse().expect("a header value"));
+                .append(name, value.parse().expect("a header value"));
         }
         let (ws, _) = tokio_tungstenite::client_async(request, stream)
             .await

@@ -288,6 +288,9 @@ async fn with_the_token_signer_down_sign_in_is_unavailable_watching_goes_on_and_
     let events = signing_gateway_config(&isolation);
     let mut config = broadcast_config(&isolation);
     trusting(&mut config, &events, jwks_url(signer_port));
+    // The test retries `auth` every 20 ms (50 a second) until the signer is back, faster than
+    // a client may send messages; the rate limit has its own test.
+    config.max_messages_per_sec = 0;
     let tokens = Tokens::of(&events);
     let stage = &Stage::new(isolation, events, config).await;
     let Stage(gateway, broadcast, item, isolation) = stage;

@@ -162,3 +162,68 @@ async fn nats_subscriptions_follow_interest_first_viewer_in_last_viewer_out() {
     let mut late = broadcast.connect(&format!("/ws/items/{item}")).await;
     assert_eq!(late.expect_snapshot().await["seq"], 2);
 }
+
+/// A missing item costs one room (a NATS subscription and a Redis read); subscribing to it
+/// again, from this socket or another, is answered from memory.
+#[tokio::test]
+async fn subscribing_again_to_a_missing_item_opens_no_room() {
+    let broadcast = spawn_broadcast(broadcast_config(&Isolation::shared())).await;
+    let missing = unique_id("missing");
+    let mut first = broadcast.connect("/ws").await;
+    let mut second = broadcast.connect("/ws").await;
+    for round in 0..3 {
+        let viewer = if round == 1 { &mut second } else { &mut first };
+        for _ in 0..5 {
+            viewer.subscribe(&missing).await;
+            let error = viewer.next_json().await;
+            assert_eq!(
+                (error["type"].as_str(), error["code"].as_str()),
+                (Some("error"), Some("item_not_found")),
+                "{error}"
+            );
+            assert_eq!(error["item_id"], missing.as_str());
+        }
+    }
+    assert_eq!(broadcast.metric("broadcast_rooms_opened_total").await, 1.0);
+    assert_eq!(
+        broadcast
+            .metric("broadcast_missing_item_answers_total")
+            .await,
+        14.0
+    );
+    broadcast.wait_for_metric(ROOMS, 0.0).await;
+    first.assert_answers_ping().await;
+}
+
+/// A client flooding messages gets `rate_limited` frames (the messages are dropped), and one
+/// that keeps on is closed with 1008.
+#[tokio::test]
+async fn a_flooding_client_is_rate_limited_then_closed_with_1008() {
+    let mut config = broadcast_config(&Isolation::shared());
+    // One a second, a burst of 2: the test sends far faster than the bucket refills.
+    config.max_messages_per_sec = 1;
+    let broadcast = spawn_broadcast(config).await;
+    let mut viewer = broadcast.connect("/ws").await;
+    // The burst, 20 dropped, and the one that ends it: exactly what the server reads, so no
+    // unread bytes turn its close into a reset.
+    for _ in 0..23 {
+        viewer.ping().await;
+    }
+    let mut pongs = 0;
+    let mut limited = 0;
+    let code = loop {
+        match viewer.receive(FRAME_WAIT).await {
+            Some(Received::Json(frame)) if frame["type"] == "pong" => pongs += 1,
+            Some(Received::Json(frame)) => {
+                assert_eq!(frame["code"], "rate_limited", "{frame}");
+                limited += 1;
+            }
+            Some(Received::Closed(close)) => break close.map(|(code, _)| code),
+            None => panic!("neither closed nor answered"),
+        }
+    };
+    assert_eq!(code, Some(1008));
+    assert_eq!(pongs, 2, "the burst answered");
+    assert_eq!(limited, 20, "20 dropped with a frame before the close");
+    broadcast.wait_for_metric(CONNECTIONS, 0.0).await;
+}

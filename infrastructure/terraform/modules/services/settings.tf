@@ -39,10 +39,10 @@ locals {
       SUBJECT_PREFIX   = "auction"
       PING_INTERVAL_MS = "20000"
       IDLE_TIMEOUT_MS  = "60000"
-      # Behind the ALB every peer is the load balancer; the per-IP limit counts the client
-      # address the ALB appends to X-Forwarded-For.
-      TRUST_FORWARDED_FOR = "true"
-      REDIS_CLUSTER       = "true"
+      # Behind the ALB every peer is the load balancer; the per-address limit counts the
+      # client the ALB appends to X-Forwarded-For.
+      TRUSTED_PROXIES = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+      REDIS_CLUSTER   = "true"
     }
     "archival-worker" = {
       LISTEN_ADDR        = "0.0.0.0:8082"

@@ -1,4 +1,5 @@
-//! Who a request comes from, for the per-address limits: the peer address, or, when the peer is
+//! Who a request comes from, for the per-address limits of every service (the gateway's request
+//! limits, the broadcast service's sockets per address): the peer address, or, when the peer is
 //! one of our proxies, the address the proxies say they forwarded for.
 //!
 //! `X-Forwarded-For` is written by whoever sends it, so it is believed only as far as trusted
