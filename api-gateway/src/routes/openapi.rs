@@ -121,7 +121,10 @@ impl Modify for Outside {
         let text = |description: &str| {
             ResponseBuilder::new()
                 .description(description)
-                .content("text/plain", Content::new(None::<RefOr<Schema>>))
+                .content(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    Content::new(None::<RefOr<Schema>>),
+                )
                 .build()
         };
         let routes = [
