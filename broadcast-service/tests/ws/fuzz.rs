@@ -155,7 +155,7 @@ async fn drain_until_pong(viewer: &mut Client, case: &str) -> Result<bool, u16> 
                 );
                 return Err(code);
             }
-            Some(Received::Closed(None)) => return Err(0),
+            Some(Received::Closed(None)) => panic!("{case}: dropped without a close frame"),
             None => panic!("{case}: no answer within {FRAME_WAIT:?}"),
         }
     }
