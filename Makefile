@@ -2,7 +2,7 @@
 
 .PHONY: run test stack stack-down lint bench-write bench-archive bench-fanout bench-fanout-floor \
 	bench-close experiments contention fanout resilience infra-check cluster cluster-down \
-	cluster-status cluster-experiment bench-cluster
+	cluster-status cluster-experiment bench-cluster fuzz
 
 ## Start Redis/NATS/PostgreSQL if needed, build, run every service with a demo auction.
 run:
@@ -13,6 +13,13 @@ run:
 test: stack
 	infrastructure/local/cluster.sh install
 	cargo test --workspace --all-targets
+
+## Fuzzing, bounded (CI runs it): schemathesis against a real gateway from its OpenAPI document
+## (no 5xx but 503, responses as documented, a rejected request changes nothing in Redis;
+## FUZZ_SECONDS, default 150), then the seeded WebSocket fuzz with more frames (WS_FUZZ_FRAMES).
+fuzz: stack
+	fuzz/run.sh
+	WS_FUZZ_FRAMES=$${WS_FUZZ_FRAMES:-3000} cargo test -p broadcast-service --test ws -- fuzz::
 
 ## Make Redis, NATS (JetStream) and PostgreSQL available on loopback.
 stack:

@@ -91,6 +91,55 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, for the OpenAPI document's `ErrorCode` enum: a new code goes here too (the
+    /// `openapi` test checks the document lists each wire string of this array once).
+    pub const ALL: [ErrorCode; 44] = [
+        Self::InvalidInput,
+        Self::InvalidJson,
+        Self::InvalidBody,
+        Self::InvalidItemId,
+        Self::InvalidUserId,
+        Self::InvalidIdempotencyKey,
+        Self::InvalidName,
+        Self::InvalidDescription,
+        Self::InvalidEndTime,
+        Self::InvalidExtension,
+        Self::InvalidQuery,
+        Self::InvalidStatus,
+        Self::InvalidLimit,
+        Self::InvalidCursor,
+        Self::InvalidReason,
+        Self::InvalidLogin,
+        Self::InvalidDisplayName,
+        Self::WeakPassword,
+        Self::Unauthorized,
+        Self::InvalidCredentials,
+        Self::InvalidToken,
+        Self::InvalidRefreshToken,
+        Self::RefreshTokenReused,
+        Self::Forbidden,
+        Self::UserIdMismatch,
+        Self::SellerCannotBid,
+        Self::AccountSuspended,
+        Self::NotFound,
+        Self::ItemNotFound,
+        Self::AccountNotFound,
+        Self::ItemExists,
+        Self::LoginTaken,
+        Self::IdempotencyKeyReused,
+        Self::AuctionActive,
+        Self::AuctionNotActive,
+        Self::AuctionHasBids,
+        Self::AuctionNotStarted,
+        Self::AuctionClosed,
+        Self::AuctionCancelled,
+        Self::PayloadTooLarge,
+        Self::RateLimited,
+        Self::Internal,
+        Self::Unavailable,
+        Self::OutcomeUnknown,
+    ];
+
     /// The wire string.
     pub fn as_str(self) -> &'static str {
         match self {

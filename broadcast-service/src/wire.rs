@@ -14,6 +14,8 @@ use tungstenite::protocol::frame::coding::{Data, OpCode};
 pub mod close_code {
     /// The server is going away (shutdown) or the client went idle.
     pub const AWAY: u16 = 1001;
+    /// The client sent a text frame that is not UTF-8 (RFC 6455 7.4.1).
+    pub const INVALID_DATA: u16 = 1007;
     /// The client broke a rule (an invalid item id in the URL, too many invalid messages).
     pub const POLICY: u16 = 1008;
     /// The client sent a message larger than allowed.

@@ -68,6 +68,48 @@ where
     }
 }
 
+/// Polls `sample` every 50 ms until `ready` holds for it and it has stayed equal for `quiet`,
+/// then returns it; fails after `timeout`.
+///
+/// Exactly-once checks use this: comparing as soon as a count is reached would pass a run
+/// whose duplicates arrive a moment later, so they wait for the value to settle first.
+///
+/// # Errors
+/// When the deadline passes; the message names `what` was awaited.
+pub async fn wait_quiescent<T, F, Fut>(
+    timeout: Duration,
+    quiet: Duration,
+    what: &str,
+    mut sample: F,
+    ready: impl Fn(&T) -> bool,
+) -> anyhow::Result<T>
+where
+    T: PartialEq,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut settled: Option<(T, Instant)> = None;
+    loop {
+        let value = sample().await;
+        let now = Instant::now();
+        settled = match settled {
+            Some((last, since)) if last == value => Some((last, since)),
+            _ => Some((value, now)),
+        };
+        if let Some((value, since)) = &settled
+            && ready(value)
+            && now.duration_since(*since) >= quiet
+        {
+            return Ok(settled.expect("just set").0);
+        }
+        if now >= deadline {
+            anyhow::bail!("timed out after {timeout:?} waiting for {what} to settle");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The shared PostgreSQL's maintenance database, used to create per-test databases.
 pub const SHARED_POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 

@@ -93,6 +93,11 @@ async fn end(
 }
 
 #[tracing::instrument(skip_all, fields(item_id = %raw))]
+#[utoipa::path(
+    post, path = "/api/v1/items/{id}/close", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "item id")),
+    responses((status = 200, description = "the event announced", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::openapi::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::openapi::ErrorBody), (status = 403, description = "not allowed for this account", body = super::openapi::ErrorBody), (status = 404, description = "no such item or account", body = super::openapi::ErrorBody), (status = 409, description = "conflicts with the state of the item or account", body = super::openapi::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::openapi::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::openapi::ErrorBody))
+)]
 async fn close_now(
     State(ctx): State<AppState>,
     _admin: Admin,
@@ -101,13 +106,19 @@ async fn close_now(
     end(ctx, raw, CloseMode::Now, "", None).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CancelRequest {
     reason: String,
 }
 
 #[tracing::instrument(skip_all, fields(item_id = %raw))]
+#[utoipa::path(
+    post, path = "/api/v1/items/{id}/cancel", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "item id")),
+    request_body = CancelRequest,
+    responses((status = 200, description = "the event announced", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::openapi::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::openapi::ErrorBody), (status = 403, description = "not allowed for this account", body = super::openapi::ErrorBody), (status = 404, description = "no such item or account", body = super::openapi::ErrorBody), (status = 409, description = "conflicts with the state of the item or account", body = super::openapi::ErrorBody), (status = 413, description = "request body too large", body = super::openapi::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::openapi::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::openapi::ErrorBody))
+)]
 async fn cancel(
     State(ctx): State<AppState>,
     caller: Identity,
@@ -120,13 +131,20 @@ async fn cancel(
     end(ctx, raw, CloseMode::Cancel, reason.as_str(), seller).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ExtendRequest {
+    #[schema(value_type = String, format = DateTime)]
     end_time: Timestamp,
 }
 
 #[tracing::instrument(skip_all, fields(item_id = %raw))]
+#[utoipa::path(
+    post, path = "/api/v1/items/{id}/extend", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "item id")),
+    request_body = ExtendRequest,
+    responses((status = 200, description = "the event announced", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::openapi::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::openapi::ErrorBody), (status = 403, description = "not allowed for this account", body = super::openapi::ErrorBody), (status = 404, description = "no such item or account", body = super::openapi::ErrorBody), (status = 409, description = "conflicts with the state of the item or account", body = super::openapi::ErrorBody), (status = 413, description = "request body too large", body = super::openapi::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::openapi::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::openapi::ErrorBody))
+)]
 async fn extend(
     State(ctx): State<AppState>,
     _admin: Admin,
@@ -147,19 +165,30 @@ async fn extend(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RelistRequest {
+    #[schema(value_type = f64, minimum = 0.01, example = 12.5)]
     starting_price: Cents,
+    #[schema(value_type = Option<f64>)]
     min_increment: Option<Cents>,
+    #[schema(value_type = Option<f64>)]
     reserve_price: Option<Cents>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     start_time: Option<Timestamp>,
+    #[schema(value_type = String, format = DateTime)]
     end_time: Timestamp,
     extension_window_secs: Option<u32>,
     extension_secs: Option<u32>,
 }
 
 #[tracing::instrument(skip_all, fields(item_id = %raw))]
+#[utoipa::path(
+    post, path = "/api/v1/items/{id}/relist", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "item id")),
+    request_body = RelistRequest,
+    responses((status = 200, description = "the event announced", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::openapi::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::openapi::ErrorBody), (status = 403, description = "not allowed for this account", body = super::openapi::ErrorBody), (status = 404, description = "no such item or account", body = super::openapi::ErrorBody), (status = 409, description = "conflicts with the state of the item or account", body = super::openapi::ErrorBody), (status = 413, description = "request body too large", body = super::openapi::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::openapi::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::openapi::ErrorBody))
+)]
 async fn relist(
     State(ctx): State<AppState>,
     _admin: Admin,

@@ -51,7 +51,7 @@ pub(super) fn sessions(ctx: &AppState) -> Result<&Sessions, ApiError> {
 }
 
 /// A new account: an email or a username to sign in with, the name others see, a password.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Registration {
     email: Option<String>,
@@ -78,7 +78,7 @@ impl Registration {
 }
 
 /// A sign-in with an email or a username (`login`, or either field name) and the password.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Credentials {
     #[serde(alias = "email", alias = "username")]
@@ -87,7 +87,7 @@ struct Credentials {
 }
 
 /// A refresh token presented to exchange it or to sign out.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Presented {
     refresh_token: String,
@@ -124,6 +124,10 @@ impl Tokens {
 /// 201 with tokens for the new account; 400 naming the broken rule; 409 `login_taken`; 429
 /// when the login or the address made too many attempts.
 #[tracing::instrument(skip_all, fields(user_id = tracing::field::Empty))]
+#[utoipa::path(
+    post, path = "/api/v1/auth/register", tag = "auth", request_body = Registration,
+    responses((status = 201, description = "the account and its first tokens", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::openapi::ErrorBody), (status = 409, description = "conflicts with the state of the item or account", body = super::openapi::ErrorBody), (status = 413, description = "request body too large", body = super::openapi::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::openapi::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::openapi::ErrorBody))
+)]
 async fn register(
     State(ctx): State<AppState>,
     ClientAddress(client): ClientAddress,
@@ -147,6 +151,10 @@ async fn register(
 /// 200 with tokens; 401 `invalid_credentials` for a wrong password and an unknown login alike;
 /// 429 for both alike once the login failed too often or the address tried too often.
 #[tracing::instrument(skip_all, fields(user_id = tracing::field::Empty))]
+#[utoipa::path(
+    post, path = "/api/v1/auth/login", tag = "auth", request_body = Credentials,
+    responses((status = 200, description = "fresh tokens", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::openapi::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::openapi::ErrorBody), (status = 403, description = "not allowed for this account", body = super::openapi::ErrorBody), (status = 413, description = "request body too large", body = super::openapi::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::openapi::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::openapi::ErrorBody))
+)]
 async fn login(
     State(ctx): State<AppState>,
     ClientAddress(client): ClientAddress,
@@ -178,6 +186,10 @@ fn throttled(refused: Throttled) -> ApiError {
 /// 200 with a new access token and the next refresh token; 401 `refresh_token_reused` (and
 /// the whole sign-in revoked) when the token was exchanged before.
 #[tracing::instrument(skip_all, fields(user_id = tracing::field::Empty))]
+#[utoipa::path(
+    post, path = "/api/v1/auth/refresh", tag = "auth", request_body = Presented,
+    responses((status = 200, description = "rotated tokens", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::openapi::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::openapi::ErrorBody), (status = 413, description = "request body too large", body = super::openapi::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::openapi::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::openapi::ErrorBody))
+)]
 async fn refresh(
     State(ctx): State<AppState>,
     JsonBody(body): JsonBody<Presented>,
@@ -190,6 +202,10 @@ async fn refresh(
 /// 204: the sign-in the token belongs to is over (also when it already was, or never existed).
 /// Access tokens already issued stay valid until they expire.
 #[tracing::instrument(skip_all)]
+#[utoipa::path(
+    post, path = "/api/v1/auth/logout", tag = "auth", request_body = Presented,
+    responses((status = 204, description = "the session ended"), (status = 400, description = "invalid input (see `error`)", body = super::openapi::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::openapi::ErrorBody), (status = 413, description = "request body too large", body = super::openapi::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::openapi::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::openapi::ErrorBody))
+)]
 async fn logout(
     State(ctx): State<AppState>,
     JsonBody(body): JsonBody<Presented>,

@@ -33,13 +33,15 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/items/{id}/bid", post(place_bid))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BidRequest {
     /// Optional with a token (it must then be the token's account); the bidder in
     /// `--auth-mode open` without one.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     user_id: Option<UserId>,
+    #[schema(value_type = f64, minimum = 0.01, example = 12.5)]
     amount: Cents,
 }
 
@@ -127,6 +129,15 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiErr
     level = "debug",
     skip_all,
     fields(item_id = %raw_id, event_id = tracing::field::Empty)
+)]
+#[utoipa::path(
+    post, path = "/api/v1/items/{id}/bid", tag = "bids", security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "item id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "retry safety: the same key returns the first outcome"),
+    ),
+    request_body = BidRequest,
+    responses((status = 200, description = "the outcome (accepted, or refused as too low)", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::openapi::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::openapi::ErrorBody), (status = 403, description = "not allowed for this account", body = super::openapi::ErrorBody), (status = 404, description = "no such item or account", body = super::openapi::ErrorBody), (status = 409, description = "conflicts with the state of the item or account", body = super::openapi::ErrorBody), (status = 413, description = "request body too large", body = super::openapi::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::openapi::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::openapi::ErrorBody))
 )]
 async fn place_bid(
     State(ctx): State<AppState>,

@@ -32,17 +32,23 @@ const MAX_DURATION_US: i64 = 366 * 24 * 3600 * 1_000_000;
 /// Longest anti-sniping window or extension.
 const MAX_EXTENSION_SECS: u32 = 24 * 3600;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateItemRequest {
+    #[schema(value_type = Option<String>)]
     id: Option<ItemId>,
     name: String,
     #[serde(default)]
     description: String,
+    #[schema(value_type = f64, minimum = 0.01, example = 12.5)]
     starting_price: Cents,
+    #[schema(value_type = Option<f64>)]
     min_increment: Option<Cents>,
+    #[schema(value_type = Option<f64>)]
     reserve_price: Option<Cents>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     start_time: Option<Timestamp>,
+    #[schema(value_type = String, format = DateTime)]
     end_time: Timestamp,
     extension_window_secs: Option<u32>,
     extension_secs: Option<u32>,
@@ -100,6 +106,11 @@ impl CreateItemRequest {
 }
 
 #[tracing::instrument(skip_all, fields(item_id = tracing::field::Empty))]
+#[utoipa::path(
+    post, path = "/api/v1/items", tag = "items", security(("bearer" = [])),
+    request_body = CreateItemRequest,
+    responses((status = 201, description = "the item created", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::openapi::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::openapi::ErrorBody), (status = 403, description = "not allowed for this account", body = super::openapi::ErrorBody), (status = 409, description = "conflicts with the state of the item or account", body = super::openapi::ErrorBody), (status = 413, description = "request body too large", body = super::openapi::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::openapi::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::openapi::ErrorBody))
+)]
 async fn create_item(
     State(ctx): State<AppState>,
     seller: Identity,
@@ -147,6 +158,11 @@ async fn read_view(ctx: &AppState, id: &ItemId) -> Result<ItemView, ApiError> {
 }
 
 #[tracing::instrument(skip_all, fields(item_id = %raw))]
+#[utoipa::path(
+    get, path = "/api/v1/items/{id}", tag = "items",
+    params(("id" = String, Path, description = "item id")),
+    responses((status = 200, description = "the item", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::openapi::ErrorBody), (status = 404, description = "no such item or account", body = super::openapi::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::openapi::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::openapi::ErrorBody))
+)]
 async fn get_item(
     State(ctx): State<AppState>,
     Path(raw): Path<String>,
@@ -162,6 +178,14 @@ struct ListQuery {
 }
 
 #[tracing::instrument(skip_all)]
+#[utoipa::path(
+    get, path = "/api/v1/items", tag = "items",
+    params(
+        ("status" = Option<String>, Query, description = "scheduled, active, closed or cancelled"),
+        ("limit" = Option<u32>, Query, description = "1 to 1000 (default 100)"),
+    ),
+    responses((status = 200, description = "items, soonest-ending first", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::openapi::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::openapi::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::openapi::ErrorBody))
+)]
 async fn list_items(
     State(ctx): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,

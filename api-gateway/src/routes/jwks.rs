@@ -17,6 +17,10 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/.well-known/jwks.json", get(jwks))
 }
 
+#[utoipa::path(
+    get, path = "/.well-known/jwks.json", tag = "auth",
+    responses((status = 200, description = "the public keys of this gateway's access tokens", body = serde_json::Value))
+)]
 async fn jwks(State(ctx): State<AppState>) -> impl IntoResponse {
     (
         [(

@@ -29,6 +29,8 @@ mod json_body;
 mod jwks;
 /// `GET /api/v1/me`: the caller's own account.
 mod me;
+/// `GET /api/v1/openapi.json`: the OpenAPI 3.1 document of every route here.
+pub mod openapi;
 /// `PUT /api/v1/admin/users/{id}/suspension`: an admin suspends or reinstates an account.
 mod suspension;
 
@@ -91,7 +93,8 @@ pub fn router(ctx: AppState) -> Router {
         .merge(auth::router())
         .merge(me::router())
         .merge(suspension::router())
-        .merge(jwks::router());
+        .merge(jwks::router())
+        .merge(openapi::router());
     let mut app =
         shared::error_body::with_fallbacks(routes).layer(DefaultBodyLimit::max(body_limit));
     if ctx.ip_limit.is_enabled() {

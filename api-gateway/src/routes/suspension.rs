@@ -26,7 +26,7 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/admin/users/{id}/suspension", put(set_suspension))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SuspensionRequest {
     bidding: bool,
@@ -38,6 +38,12 @@ struct SuspensionRequest {
 /// 200 with the account as it is now; 404 `account_not_found`; 401/403 for a caller who is not
 /// an admin.
 #[tracing::instrument(skip_all, fields(user_id = %raw, admin = %admin.0.user_id))]
+#[utoipa::path(
+    put, path = "/api/v1/admin/users/{id}/suspension", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "user id")),
+    request_body = SuspensionRequest,
+    responses((status = 200, description = "the account as it is now", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::openapi::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::openapi::ErrorBody), (status = 403, description = "not allowed for this account", body = super::openapi::ErrorBody), (status = 404, description = "no such item or account", body = super::openapi::ErrorBody), (status = 413, description = "request body too large", body = super::openapi::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::openapi::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::openapi::ErrorBody))
+)]
 async fn set_suspension(
     State(ctx): State<AppState>,
     admin: Admin,

@@ -209,20 +209,19 @@ pub async fn archived_event_ids(config: &Config) -> Vec<String> {
         .collect()
 }
 
-/// Waits until `config`'s archive holds as many events as were accepted, then asserts it holds
-/// exactly the accepted event ids, each once.
+/// Waits until `config`'s archive holds at least as many events as were accepted and has
+/// stopped growing (longer than a relay retry), then asserts it holds exactly the accepted
+/// event ids, each once. Comparing as soon as the count is reached would miss a late duplicate.
 pub async fn assert_archived_exactly_once(config: &Config, accepted: &[String]) {
-    let archived = wait_until(
+    let mut archived = testkit::wait_quiescent(
         Duration::from_secs(30),
+        Duration::from_secs(2),
         "every accepted bid archived",
-        || async {
-            let ids = archived_event_ids(config).await;
-            (ids.len() >= accepted.len()).then_some(ids)
-        },
+        || archived_event_ids(config),
+        |ids| ids.len() >= accepted.len(),
     )
     .await
     .unwrap();
-    let mut archived = archived;
     archived.sort();
     let mut expected = accepted.to_vec();
     expected.sort();

@@ -16,6 +16,7 @@ mod items;
 mod lifecycle;
 mod limits;
 mod live;
+mod openapi;
 mod outages;
 mod outbox;
 mod prefilter;

@@ -60,8 +60,7 @@ async fn redis_down_gives_fast_503_and_bidding_recovers_when_it_returns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_down_during_bids_still_archives_every_accepted_bid_exactly_once() {
     let mut nats = NatsServer::start().unwrap();
-    let mut config = test_config(testkit::SHARED_REDIS_URL, &nats.url());
-    config.archive.duplicate_window_secs = 600;
+    let config = test_config(testkit::SHARED_REDIS_URL, &nats.url());
     let app = spawn_app_with(config).await;
     let item = app.create_penny_item().await;
     let mut accepted = Vec::new();

@@ -68,7 +68,6 @@ async fn pending_count(app: &TestApp, stream: &str) -> u64 {
 async fn entries_left_pending_by_a_crashed_gateway_are_reclaimed_and_archived_once() {
     let mut nats = NatsServer::start().unwrap();
     let mut config = test_config(testkit::SHARED_REDIS_URL, &nats.url());
-    config.archive.duplicate_window_secs = 600;
     config.relay_reclaim_idle_ms = 1_000;
     config.relay_reclaim_interval_ms = 300;
 

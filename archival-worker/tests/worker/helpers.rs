@@ -29,7 +29,6 @@ pub async fn setup() -> Setup {
 pub fn setup_with(nats_url: &str, database_url: &str) -> Setup {
     let isolation = Isolation::new(testkit::SHARED_REDIS_URL, nats_url);
     let mut gateway = gateway_config(&isolation);
-    gateway.archive.duplicate_window_secs = 600;
     gateway.database.url = database_url.into();
     gateway.database_timeout_ms = 2_000;
     let mut worker = WorkerConfig::defaults();
@@ -92,29 +91,48 @@ pub async fn bids_placed(db: &tokio_postgres::Client) -> i64 {
     db.query_one(query, &[]).await.expect("user_stats").get(0)
 }
 
-/// Every archived bid's event id (each once if the archive is right).
-pub async fn archived_ids(url: &str) -> Vec<String> {
+/// Every archived bid's event id and natural key `(item, round, seq)`: the event id is the
+/// table's primary key, so only the natural key can reveal the same bid stored twice.
+pub async fn archived_bids(url: &str) -> Vec<(String, (String, i32, i64))> {
     let Ok((client, connection)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await else {
         return Vec::new();
     };
     tokio::spawn(connection);
+    let query = "select event_id::text, item_id, round, seq from bids order by event_id";
     client
-        .query("select event_id::text from bids", &[])
+        .query(query, &[])
         .await
-        .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+        .map(|rows| {
+            let row = |r: &tokio_postgres::Row| (r.get(0), (r.get(1), r.get(2), r.get(3)));
+            rows.iter().map(row).collect()
+        })
         .unwrap_or_default()
 }
 
-/// Waits until the archive holds as many bids as `accepted`, then asserts it holds exactly them.
+/// How long the archive must stay unchanged before an exactly-once check compares: longer
+/// than the worker's redelivery (`ack_wait_secs = 2`), so a late duplicate would show.
+const QUIET: Duration = Duration::from_millis(2_500);
+
+/// Waits until the archive holds at least as many bids as `accepted` and has stopped changing,
+/// then asserts it holds exactly them, each bid (by its natural key) once.
 pub async fn assert_archived_exactly_once(url: &str, accepted: &[String]) {
-    let archived = wait_until(Duration::from_secs(40), "bids archived", || async {
-        let ids = archived_ids(url).await;
-        (ids.len() >= accepted.len()).then_some(ids)
-    })
+    let archived = testkit::wait_quiescent(
+        Duration::from_secs(40),
+        QUIET,
+        "bids archived",
+        || archived_bids(url),
+        |bids| bids.len() >= accepted.len(),
+    )
     .await
     .expect("archive caught up");
-    assert_eq!(archived.len(), accepted.len(), "no duplicates");
-    let archived: HashSet<&String> = archived.iter().collect();
+    let keys: HashSet<&(String, i32, i64)> = archived.iter().map(|(_, key)| key).collect();
+    assert_eq!(
+        keys.len(),
+        archived.len(),
+        "no bid stored twice: {archived:?}"
+    );
+    assert_eq!(archived.len(), accepted.len(), "no extra bids");
+    let archived: HashSet<&String> = archived.iter().map(|(id, _)| id).collect();
     let accepted: HashSet<&String> = accepted.iter().collect();
     assert_eq!(archived, accepted, "exactly the accepted bids");
 }

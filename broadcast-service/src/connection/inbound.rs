@@ -122,10 +122,16 @@ pub(crate) async fn run(
             }
             Ok(None) => return,
             Ok(Some(Err(error))) => {
-                if is_too_big(&error) {
-                    let _ = control
-                        .send(Control::Close(close_code::SIZE, "message too big"))
-                        .await;
+                // Say why, rather than drop the socket: a client can tell its own bug.
+                let close = if is_too_big(&error) {
+                    Some((close_code::SIZE, "message too big"))
+                } else if matches!(error, tungstenite::Error::Utf8(_)) {
+                    Some((close_code::INVALID_DATA, "text frame is not UTF-8"))
+                } else {
+                    None
+                };
+                if let Some((code, reason)) = close {
+                    let _ = control.send(Control::Close(code, reason)).await;
                 }
                 return;
             }

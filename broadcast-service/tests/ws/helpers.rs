@@ -237,6 +237,11 @@ impl Client {
         self.ws.send(message).await.expect("frame sent");
     }
 
+    /// Sends `message`; false when the socket is already closed (a fuzz case may close it).
+    pub async fn try_send(&mut self, message: Message) -> bool {
+        self.ws.send(message).await.is_ok()
+    }
+
     pub async fn subscribe(&mut self, item: &str) {
         self.send_json(json!({"type": "subscribe", "item_id": item}))
             .await;

@@ -7,6 +7,7 @@
 mod auction_events;
 mod bad_input;
 mod fan_out;
+mod fuzz;
 mod helpers;
 mod lifecycle;
 mod ordering;
