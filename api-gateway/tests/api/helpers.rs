@@ -88,6 +88,11 @@ impl TestApp {
 
     /// Entries in the item's outbox shard that carry this item's events.
     pub async fn outbox_entries_for(&self, item: &str) -> usize {
+        self.outbox_event_ids(item).await.len()
+    }
+
+    /// Event ids of the item's entries still in its outbox shard.
+    async fn outbox_event_ids(&self, item: &str) -> Vec<String> {
         let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
             .arg(self.item_keys(item).outbox)
             .arg("-")
@@ -99,26 +104,19 @@ impl TestApp {
             .ids
             .iter()
             .filter(|e| e.get::<String>("item_id").as_deref() == Some(item))
-            .count()
+            .map(|e| {
+                e.get::<String>("event_id")
+                    .expect("an outbox entry has an event_id")
+            })
+            .collect()
     }
 
     /// How many events were written for `item`: those still in the outbox and those the relay
     /// already moved to the archive, each once. The outbox is read first, so an event the relay
     /// moves between the two reads is seen in both and counted once, never missed.
     pub async fn events_for(&self, item: &str) -> usize {
-        let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg(self.item_keys(item).outbox)
-            .arg("-")
-            .arg("+")
-            .query_async(&mut self.redis().await)
-            .await
-            .expect("xrange");
-        let mut ids: std::collections::HashSet<String> = entries
-            .ids
-            .iter()
-            .filter(|e| e.get::<String>("item_id").as_deref() == Some(item))
-            .filter_map(|e| e.get::<String>("event_id"))
-            .collect();
+        let mut ids: std::collections::HashSet<String> =
+            self.outbox_event_ids(item).await.into_iter().collect();
         ids.extend(
             archived_events(&self.config)
                 .await
