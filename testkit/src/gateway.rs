@@ -201,7 +201,7 @@ impl Gateway {
 
     /// Creates an active auction of a "Test camera" starting at 10.00 with the default
     /// increment (1.00) and ending in an hour, with the fields of `extra` over those, sold by
-    /// [`SELLER`]; returns its fresh id.
+    /// [`SELLER`]; returns its id (fresh, unless `extra` names one).
     pub async fn create_item(&self, extra: Value) -> String {
         self.create_item_as(SELLER, extra).await
     }
@@ -218,6 +218,8 @@ impl Gateway {
         if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
             body.extend(extra.clone());
         }
+        // `extra` may name the id (a test that needs its slot or shard).
+        let id = body["id"].as_str().map_or(id, str::to_owned);
         self.post_as(Some(seller), "/api/v1/items", body)
             .await
             .assert_status(201);
