@@ -166,7 +166,13 @@ async fn random_frames_never_crash_the_server_and_the_gauges_return_to_zero() {
     let seed = env_number("WS_FUZZ_SEED", 0x5eed_2026);
     let frames = env_number("WS_FUZZ_FRAMES", 400);
     let mut rng = fastrand::Rng::with_seed(seed);
-    let Stage(_, broadcast, item, ..) = &start(Isolation::shared()).await;
+    // Content, not rate: every frame is followed by a ping whose pong the fuzz waits for, so
+    // the per-connection message limit (tested in `subscriptions`) would answer the ping with
+    // `rate_limited` and never a pong.
+    let Stage(_, broadcast, item, ..) = &start_with(Isolation::shared(), |config| {
+        config.max_messages_per_sec = 0;
+    })
+    .await;
     let mut viewer = broadcast.connect("/ws").await;
     let (mut closes, mut errors) = (0u32, 0u32);
     for n in 0..frames {
