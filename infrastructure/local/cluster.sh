@@ -30,31 +30,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DIR=${CLUSTER_DIR:-$ROOT/.local/cluster}
 BIN_DIR=${BIN_DIR:-$ROOT/target/release}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-APT_UPDATED=""
+SCRIPT_NAME=cluster
+# shellcheck source=infrastructure/local/common.sh
+. "$ROOT/infrastructure/local/common.sh"
 
-say() { printf 'cluster: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
-
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
-
-apt_install() {
-  command -v apt-get >/dev/null || die "$* missing and no apt-get to install it; install it by hand"
-  if [ -z "$APT_UPDATED" ]; then
-    say "apt-get update"
-    as_root apt-get update -qq
-    APT_UPDATED=1
-  fi
-  say "installing $*"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
-
-nats_bin() {
-  command -v nats-server 2>/dev/null || { [ -x /usr/sbin/nats-server ] && echo /usr/sbin/nats-server; }
-}
 haproxy_bin() {
   command -v haproxy 2>/dev/null || { [ -x /usr/sbin/haproxy ] && echo /usr/sbin/haproxy; }
 }

@@ -17,27 +17,9 @@ STATE="$ROOT/.local/stack"
 REDIS_PORT=${REDIS_PORT:-6379}
 NATS_PORT=${NATS_PORT:-4222}
 PG_PORT=${PG_PORT:-5432}
-APT_UPDATED=""
-
-say() { printf 'stack: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
-
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
-
-apt_install() {
-  command -v apt-get >/dev/null || die "$* missing and no apt-get to install it; install it by hand"
-  if [ -z "$APT_UPDATED" ]; then
-    say "apt-get update"
-    as_root apt-get update -qq
-    APT_UPDATED=1
-  fi
-  say "installing $*"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
+SCRIPT_NAME=stack
+# shellcheck source=infrastructure/local/common.sh
+. "$ROOT/infrastructure/local/common.sh"
 
 # Waits until something listens on port $1; names service $2 and its log $3 on failure.
 wait_for() {
@@ -61,10 +43,6 @@ redis_up() {
     --pidfile "$STATE/redis.pid" --logfile "$STATE/redis.log"
   wait_for "$REDIS_PORT" redis "$STATE/redis.log"
   say "redis: started on :$REDIS_PORT (data in $STATE/redis)"
-}
-
-nats_bin() {
-  command -v nats-server 2>/dev/null || { [ -x /usr/sbin/nats-server ] && echo /usr/sbin/nats-server; }
 }
 
 nats_up() {
