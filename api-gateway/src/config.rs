@@ -407,7 +407,12 @@ pub struct WebAppOptions {
     pub web_app_ws_url: WebSocketUrl,
 
     /// The ISO 4217 currency the web app shows amounts in (amounts are the API's decimal units).
-    #[arg(long, env = "WEB_APP_CURRENCY", value_name = "CODE", default_value = "USD")]
+    #[arg(
+        long,
+        env = "WEB_APP_CURRENCY",
+        value_name = "CODE",
+        default_value = "USD"
+    )]
     pub web_app_currency: Currency,
 }
 

@@ -113,7 +113,10 @@ fn serve(ctx: &AppState, path: &str) -> Response {
         );
     };
     let headers = [
-        (header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type)),
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(asset.content_type),
+        ),
         // No hashed file names, so the browser revalidates; the files are small.
         (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         (
@@ -250,7 +253,9 @@ mod tests {
     #[test]
     fn the_policy_names_the_websocket_origin_or_only_self_for_a_path() {
         let absolute: WebSocketUrl = "ws://127.0.0.1:8081/ws".parse().unwrap();
-        assert!(content_security_policy(&absolute).contains("connect-src 'self' ws://127.0.0.1:8081;"));
+        assert!(
+            content_security_policy(&absolute).contains("connect-src 'self' ws://127.0.0.1:8081;")
+        );
         let path: WebSocketUrl = "/ws".parse().unwrap();
         assert_eq!(path.origin(), None);
     }
