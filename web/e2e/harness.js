@@ -12,7 +12,9 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const BIN = process.env.E2E_BIN_DIR ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(ROOT, "target"), "debug");
+const BIN = process.env.E2E_BIN_DIR
+  ? path.resolve(ROOT, process.env.E2E_BIN_DIR)
+  : path.resolve(ROOT, process.env.CARGO_TARGET_DIR ?? "target", "debug");
 const LOGS = path.join(ROOT, ".local", "e2e");
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
@@ -68,7 +70,14 @@ class Process {
       env: { PATH: process.env.PATH, LOG_FORMAT: "json", RUST_LOG: "warn", ...this.env },
       stdio: ["ignore", log, log],
     });
-    this.exited = new Promise((resolve) => this.child.once("exit", resolve));
+    this.failed = null;
+    this.exited = new Promise((resolve) => {
+      this.child.once("exit", resolve);
+      this.child.once("error", (error) => {
+        this.failed = error;
+        resolve();
+      });
+    });
   }
 
   /** SIGTERM (graceful: sockets closed with 1001), then SIGKILL if it lingers. */
@@ -115,6 +124,10 @@ export class Stack {
       // turns a busy moment into a 503, which these tests are not about (one shows that the
       // app explains a 503 or 429 and retries the same attempt).
       REDIS_TIMEOUT_MS: "1000",
+      // The default burst (20) refilled slowly, so a burst spent by the 429 test stays spent
+      // for a second whatever the machine's load; no other test comes near it.
+      BID_RATE_PER_USER: "1",
+      BID_BURST_PER_USER: "20",
     };
     this.gateway = new Process("api-gateway", "api-gateway", this.gatewayEnv);
     this.broadcast = new Process("broadcast-service", "broadcast-service", {
@@ -153,11 +166,17 @@ export class Stack {
     });
   }
 
+  /** Waits for `/ready`; a process that could not start or exited fails at once. */
   async ready(base, proc) {
-    await waitFor(`${proc.name} /ready`, async () => {
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      if (proc.failed) throw new Error(`${proc.name} did not start: ${proc.failed.message}`);
       if (proc.child.exitCode !== null) throw new Error(`${proc.name} exited (see .local/e2e/${proc.name}.log)`);
-      return (await fetch(`${base}/ready`)).ok;
-    }, 60_000);
+      const ok = await fetch(`${base}/ready`).then((r) => r.ok, () => false);
+      if (ok) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${proc.name} did not become ready within 60 s (see .local/e2e/${proc.name}.log)`);
   }
 
   /** Stops the broadcast instance (its sockets get 1001) and starts it again on its port. */
@@ -244,12 +263,13 @@ export class Stack {
   }
 
   /** A browser context signed in as `tokens` (the app's stored session, real tokens). */
-  async signedInContext(tokens, options = {}) {
+  async signedInContext(tokens, { accessExpired = false, ...options } = {}) {
     const context = await this.browser.newContext(options);
     if (tokens) {
       const session = {
         access: tokens.access_token,
-        accessExpiresAt: Date.now() + tokens.expires_in * 1000,
+        // `accessExpired`: as a browser that slept past the access token's expiry finds it.
+        accessExpiresAt: accessExpired ? Date.now() - 1000 : Date.now() + tokens.expires_in * 1000,
         refresh: tokens.refresh_token,
         user: { id: tokens.user.id, name: tokens.user.display_name, roles: tokens.user.roles },
       };

@@ -40,7 +40,12 @@ class LiveConnection {
   start(url) {
     this.url = url;
     this.connect();
-    onSessionChange(() => this.signIn());
+    onSessionChange((user) => {
+      // A socket keeps its sign-in until told otherwise: after a sign-out it is replaced by
+      // a public one, so nobody's private frames reach the next person at this browser.
+      if (user) this.signIn();
+      else this.socket?.close(1000, "signed out");
+    });
   }
 
   connect() {

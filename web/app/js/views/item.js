@@ -66,7 +66,8 @@ export function itemView(main, { args }) {
     h("div", { class: "actions" }, submit, retry), bidMessage);
   const buyNow = h("button", { type: "button", id: "buy-now", class: "secondary", hidden: true });
   const buyMessage = messageArea("buy-message");
-  const signInHint = h("p", { class: "hint", id: "sign-in-hint" }, h("a", { href: "#/login" }, "Log in"), " or ", h("a", { href: "#/signup" }, "sign up"), " to bid.");
+  const back = `?next=${encodeURIComponent(`#/items/${encodeURIComponent(itemId)}`)}`;
+  const signInHint = h("p", { class: "hint", id: "sign-in-hint" }, h("a", { href: `#/login${back}` }, "Log in"), " or ", h("a", { href: `#/signup${back}` }, "sign up"), " to bid.");
   const watchButton = h("button", { type: "button", id: "watch", class: "secondary", hidden: true }, "Watch");
   const bidSection = h("section", { class: "bidding", "aria-label": "Bidding" }, bidForm, buyNow, buyMessage, signInHint, watchButton);
 
@@ -88,7 +89,8 @@ export function itemView(main, { args }) {
     title.textContent = state.name;
     document.title = `${state.name} · Live auctions`;
     description.textContent = state.description || "";
-    seller.textContent = state.seller_id ? `Sold by ${state.seller_id === me?.id ? "you" : state.seller_id}` : "";
+    // Sellers have no public name yet (the view carries an id only): say so only to the seller.
+    seller.textContent = state.seller_id && state.seller_id === me?.id ? "You are selling this item." : "";
     const current = centsOf(state, "current_bid");
     priceLabel.textContent = state.bid_count ? "Current bid" : "Starting price";
     price.textContent = state.bid_count ? formatMoney(current) : formatMoney(centsOf(state, "starting_price"));

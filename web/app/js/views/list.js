@@ -91,6 +91,7 @@ export function listView(main, { params }) {
     show(items);
     previous.disabled = page === 0;
     next.disabled = !hasNext;
+    pager.hidden = page === 0 && !hasNext;
     summary.textContent = items.length
       ? `Page ${page + 1}: ${items.length} auction${items.length === 1 ? "" : "s"}${query.q ? ` matching “${query.q}”` : ""}.`
       : query.q ? `No auctions match “${query.q}”.` : "No auctions here yet.";
