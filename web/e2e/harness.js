@@ -124,6 +124,7 @@ export class Stack {
       // turns a busy moment into a 503, which these tests are not about (one shows that the
       // app explains a 503 or 429 and retries the same attempt).
       REDIS_TIMEOUT_MS: "1000",
+      DATABASE_TIMEOUT_MS: "5000",
       // The default burst (20) refilled slowly, so a burst spent by the 429 test stays spent
       // for a second whatever the machine's load; no other test comes near it.
       BID_RATE_PER_USER: "1",
@@ -222,18 +223,30 @@ export class Stack {
 
   /** Registers `username` (display name = username) and returns its tokens and account. */
   async register(username) {
-    const reply = await this.api("/api/v1/auth/register", {
+    const reply = await this.untilAvailable(() => this.api("/api/v1/auth/register", {
       method: "POST",
       json: { username, display_name: username, password: PASSWORD },
-    });
+    }));
     if (reply.status !== 201) throw new Error(`register ${username}: ${reply.status} ${JSON.stringify(reply.body)}`);
     return reply.body;
   }
 
   async login(username) {
-    const reply = await this.api("/api/v1/auth/login", { method: "POST", json: { login: username, password: PASSWORD } });
-    if (reply.status !== 200) throw new Error(`login ${username}: ${reply.status}`);
+    const reply = await this.untilAvailable(() =>
+      this.api("/api/v1/auth/login", { method: "POST", json: { login: username, password: PASSWORD } }));
+    if (reply.status !== 200) throw new Error(`login ${username}: ${reply.status} ${JSON.stringify(reply.body)}`);
     return reply.body;
+  }
+
+  /** A call retried while it answers 503, as a client would (a busy machine's slow query). */
+  async untilAvailable(call) {
+    let reply;
+    for (let attempt = 0; attempt < 10; attempt += 1) {
+      reply = await call();
+      if (reply.status !== 503) return reply;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    return reply;
   }
 
   /** Makes `username` an admin with the documented command, then signs it in again. */

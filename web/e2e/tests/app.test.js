@@ -150,7 +150,7 @@ describe("the web app", { timeout: 170_000 }, () => {
     await page.context().close();
   });
 
-  test("two bidders: the other sees the price within 1 s, gets an outbid toast, retakes the lead", async () => {
+  test("two bidders: the other sees the price within 1 s, gets an outbid toast, retakes the lead", async (t) => {
     const item = await newItem({ name: unique("Camera") });
     const pa = await pageAs(alice);
     const pb = await pageAs(bob, { timezoneId: "Europe/Paris" });
@@ -162,6 +162,7 @@ describe("the web app", { timeout: 170_000 }, () => {
     await pb.locator("#current-price").filter({ hasText: "$12.00" }).waitFor({ timeout: 1000 });
     const seenAfter = Date.now() - started;
     assert.ok(seenAfter <= 1000, `bob saw alice's bid after ${seenAfter} ms`);
+    t.diagnostic(`bob saw alice's price ${seenAfter} ms after her click`);
     await pa.locator("#bid-message").filter({ hasText: "you lead at $12.00" }).waitFor();
     await pb.locator("#next-minimum").filter({ hasText: "$13.00" }).waitFor();
 
