@@ -93,7 +93,13 @@ class Process {
 export class Stack {
   static async start() {
     const stack = new Stack();
-    await stack.boot();
+    try {
+      await stack.boot();
+    } catch (error) {
+      // Nothing of a half-started run is left behind: processes, database, keys, stream.
+      await stack.stop();
+      throw error;
+    }
     return stack;
   }
 
@@ -191,6 +197,7 @@ export class Stack {
   async stop() {
     await this.browser?.close().catch(() => {});
     for (const proc of [this.broadcast, this.worker, this.gateway]) await proc?.stop();
+    if (!this.database) return;
     try {
       psql(`DROP DATABASE IF EXISTS ${this.database} WITH (FORCE)`);
     } catch {
