@@ -17,7 +17,7 @@ test: stack
 	cargo test --workspace --all-targets
 	web/e2e/run.sh
 
-## Only the web app's browser tests (about a minute; screenshots in docs/screenshots/).
+## Only the web app's browser tests (about a minute); UPDATE_SCREENSHOTS=1 retakes docs/screenshots/.
 test-web: stack
 	web/e2e/run.sh
 
