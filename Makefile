@@ -1,6 +1,6 @@
 # The two commands a newcomer needs are `make run` and `make test`; the rest are for developers.
 
-.PHONY: run test stack stack-down lint bench-write bench-archive bench-fanout bench-fanout-floor \
+.PHONY: run test test-web stack stack-down lint bench-write bench-archive bench-fanout bench-fanout-floor \
 	bench-close experiments contention fanout resilience infra-check cluster cluster-down \
 	cluster-status cluster-experiment bench-cluster fuzz
 
@@ -9,10 +9,17 @@ run:
 	infrastructure/local/run.sh
 
 ## The whole test suite against real Redis, NATS and PostgreSQL (the cluster suite starts its
-## own throwaway Redis Cluster, NATS cluster, services and HAProxy with cluster.sh).
+## own throwaway Redis Cluster, NATS cluster, services and HAProxy with cluster.sh), then the
+## web app's browser tests in headless Chromium (web/e2e/run.sh installs chromium and
+## playwright-core when absent).
 test: stack
 	infrastructure/local/cluster.sh install
 	cargo test --workspace --all-targets
+	web/e2e/run.sh
+
+## Only the web app's browser tests (about a minute); UPDATE_SCREENSHOTS=1 retakes docs/screenshots/.
+test-web: stack
+	web/e2e/run.sh
 
 ## Fuzzing, bounded (CI runs it): schemathesis against a real gateway from its OpenAPI document
 ## (no 5xx but 503, responses as documented, a rejected request changes nothing in Redis;

@@ -14,6 +14,7 @@ use crate::auth::password_hasher::PasswordCost;
 use crate::auth::sessions::DEFAULT_REFRESH_TTL;
 use crate::rate_limit::TrustedProxies;
 use crate::routes::cors::CorsOrigins;
+use crate::routes::web_app::{Currency, WebSocketUrl};
 use clap::{Parser, ValueEnum};
 use shared::http_server::HttpServerOptions;
 use shared::redact::SecretUrl;
@@ -58,6 +59,10 @@ pub struct Config {
     // Per-address and sign-in limits, trusted proxies, CORS (the per-user bid limit is below).
     #[command(flatten)]
     pub limits: LimitOptions,
+
+    // What the web app served at `/app/` is told in its `config.json`.
+    #[command(flatten)]
+    pub web_app: WebAppOptions,
 
     /// Longest a history or accounts query may take before it fails with 503 (milliseconds).
     #[arg(long, env = "DATABASE_TIMEOUT_MS", default_value_t = 500)]
@@ -385,6 +390,32 @@ impl LimitOptions {
     }
 }
 
+/// What the web app (`/app/`) is told in `/app/config.json`: where the live prices come from
+/// and which currency amounts are in. The app is served from this gateway, so it calls the API
+/// on its own origin and needs no CORS.
+#[derive(Clone, Debug, clap::Args)]
+pub struct WebAppOptions {
+    /// The broadcast service's WebSocket the web app connects to: `ws://` or `wss://` URL, or a
+    /// path such as `/ws` for the app's own origin (behind a load balancer that routes `/ws*`
+    /// to the broadcast service).
+    #[arg(
+        long,
+        env = "WEB_APP_WS_URL",
+        value_name = "URL",
+        default_value = "ws://127.0.0.1:8081/ws"
+    )]
+    pub web_app_ws_url: WebSocketUrl,
+
+    /// The ISO 4217 currency the web app shows amounts in (amounts are the API's decimal units).
+    #[arg(
+        long,
+        env = "WEB_APP_CURRENCY",
+        value_name = "CODE",
+        default_value = "USD"
+    )]
+    pub web_app_currency: Currency,
+}
+
 /// The PEM text of `JWT_SIGNING_KEY`: a secret, so its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SigningKeyPem(String);
@@ -504,6 +535,7 @@ impl fmt::Debug for Config {
             .field("archive", &self.archive)
             .field("auth", &self.auth)
             .field("limits", &self.limits)
+            .field("web_app", &self.web_app)
             .field("redis_timeout_ms", &self.redis_timeout_ms)
             .field("instance_id", &self.instance_id)
             .field("relay_enabled", &self.relay_enabled)

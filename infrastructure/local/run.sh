@@ -99,6 +99,9 @@ cat <<MSG
 
 $(say "The auction platform is running. Demo auction: $item")
 
+$(say "  Open the web app: $GATEWAY/app/")
+  (sign in as demo-bidder or demo-admin with the password above, or sign up)
+
   Tokens for this shell (they expire in 15 minutes; run the same command for a new one):
     export BIDDER_TOKEN=\$(curl -s -X POST $GATEWAY/api/v1/auth/login -H 'content-type: application/json' \\
          -d '{"login":"demo-bidder","password":"$DEMO_PASSWORD"}' | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
@@ -112,7 +115,9 @@ $(say "The auction platform is running. Demo auction: $item")
          -d '{"username":"alice","display_name":"Alice","password":"a long enough password"}'
   Read the auction:
     curl -s $GATEWAY/api/v1/items/$item
-  Watch it live in a browser (broadcast-service):
+  The demo auction in the web app:
+    $GATEWAY/app/#/items/$item
+  The broadcast service's bare watch page:
     http://127.0.0.1:8081/?item_id=$item
   or over a WebSocket:
     ws://127.0.0.1:8081/ws?item_id=$item

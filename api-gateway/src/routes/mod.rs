@@ -33,6 +33,8 @@ mod me;
 pub mod openapi;
 /// `PUT /api/v1/admin/users/{id}/suspension`: an admin suspends or reinstates an account.
 mod suspension;
+/// `/app/`: the web app's embedded files and its `config.json` (not API routes).
+pub mod web_app;
 
 use crate::config::Config;
 use crate::error::{ApiError, ErrorCode};
@@ -94,7 +96,8 @@ pub fn router(ctx: AppState) -> Router {
         .merge(me::router())
         .merge(suspension::router())
         .merge(jwks::router())
-        .merge(openapi::router());
+        .merge(openapi::router())
+        .merge(web_app::router());
     let mut app =
         shared::error_body::with_fallbacks(routes).layer(DefaultBodyLimit::max(body_limit));
     if ctx.ip_limit.is_enabled() {

@@ -23,3 +23,4 @@ mod prefilter;
 mod strategy;
 mod supervision;
 mod tls;
+mod web_app;

@@ -28,6 +28,9 @@ locals {
       TRUSTED_PROXIES = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
       # REDIS_URL is ElastiCache's configuration endpoint: one seed of the cluster.
       REDIS_CLUSTER = "true"
+      # The web app (/app/) opens its WebSocket on its own origin; the ALB routes /ws* to the
+      # broadcast service.
+      WEB_APP_WS_URL = "/ws"
     }
     "broadcast-service" = {
       LISTEN_ADDR = "0.0.0.0:8081"
