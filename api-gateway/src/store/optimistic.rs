@@ -318,6 +318,9 @@ impl Store {
                         .arg(placed.end_time.micros())
                         .arg(bid.item_id.as_str())
                         .ignore();
+                    // The listing index, as `place_bid.lua` keeps it (after the HSET above,
+                    // so it reads the new end).
+                    self.queue_reindex(&mut pipe, &bid.item_id);
                 }
                 // The same field list `place_bid.lua` appends.
                 pipe.cmd("XADD")
