@@ -173,22 +173,24 @@ async fn an_auction_the_closer_ends_moves_to_the_closed_listing() {
 
 #[tokio::test]
 async fn an_anti_sniping_extension_and_an_admin_extension_reorder_the_ending_listing() {
-    let app = spawn_app().await;
+    assert_extensions_reorder_the_ending_listing(&spawn_app().await).await;
+}
+
+/// A bid in the anti-sniping window, then an admin's extension, each reorder the listing
+/// (shared with the optimistic strategy's tests).
+pub async fn assert_extensions_reorder_the_ending_listing(app: &TestApp) {
     let sniped = app
         .create_item(json!({
             "end_time": in_secs(30), "extension_window_secs": 60, "extension_secs": 600,
         }))
         .await;
     let later = app.create_item(json!({"end_time": in_secs(120)})).await;
-    assert_eq!(
-        page_ids(&app, "").await,
-        vec![sniped.clone(), later.clone()]
-    );
+    assert_eq!(page_ids(app, "").await, vec![sniped.clone(), later.clone()]);
 
     let bid = app.accepted_bid(&sniped, "alice", json!(10)).await;
     assert_eq!(bid.body["extended"], true, "{}", bid.body);
     assert_eq!(
-        page_ids(&app, "").await,
+        page_ids(app, "").await,
         vec![later.clone(), sniped.clone()],
         "the bid moved its end to now + 600 s"
     );
@@ -196,7 +198,7 @@ async fn an_anti_sniping_extension_and_an_admin_extension_reorder_the_ending_lis
     app.admin(&later, "extend", json!({"end_time": in_secs(3600)}))
         .await
         .assert_status(200);
-    assert_eq!(page_ids(&app, "").await, vec![sniped, later]);
+    assert_eq!(page_ids(app, "").await, vec![sniped, later]);
 }
 
 #[tokio::test]
