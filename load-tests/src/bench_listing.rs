@@ -227,10 +227,7 @@ async fn bid_phase(
     BidPhase {
         listers,
         bids_per_sec: (bids.requests as f64 / elapsed).round(),
-        bid_ms: bids
-            .latencies
-            .and_then(|l| l.latency())
-            .unwrap_or_default(),
+        bid_ms: bids.latencies.and_then(|l| l.latency()).unwrap_or_default(),
         bids_not_accepted: bids.failed,
         listings: listings.requests,
         listing_ms: listings.latencies.and_then(|l| l.latency()),

@@ -153,9 +153,11 @@ impl Store {
     ) -> Result<(Vec<ListingCursor>, bool), StoreError> {
         let ascending = query.order == ListingOrder::EndingSoon;
         // An active auction ends after now; the closer closes the others within its interval.
-        let floor = (ascending && query.status == ItemStatus::Active)
-            .then(|| now.micros().to_string())
-            .unwrap_or_default();
+        let floor = if ascending && query.status == ItemStatus::Active {
+            now.micros().to_string()
+        } else {
+            String::new()
+        };
         let calls = Keyspace::shards().map(|shard| {
             let mut invocation = self.scripts.list_page.prepare_invoke();
             invocation
@@ -315,7 +317,7 @@ fn name_matches(name: &str, needle_lower: &str) -> bool {
 
 /// `list_page.lua`'s flat `id, score, …` reply.
 fn parse_entries(flat: Vec<String>) -> anyhow::Result<Vec<ListingCursor>> {
-    if flat.len() % 2 != 0 {
+    if !flat.len().is_multiple_of(2) {
         anyhow::bail!("list_page.lua replied an odd number of values");
     }
     let mut entries = Vec::with_capacity(flat.len() / 2);
