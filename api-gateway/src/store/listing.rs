@@ -243,6 +243,10 @@ impl Store {
     /// Moves `shard`'s items whose start time has come from its scheduled listing sets to
     /// its active ones (`start_listed.lua`); returns how many moved.
     ///
+    /// On the listing's connection, which never waits for a replica (`--durable-accept`): a
+    /// move lost in a failover is simply made again by the next pass, and the closer runs this
+    /// for every shard every tick.
+    ///
     /// # Errors
     /// When Redis is unavailable.
     pub async fn start_listed(&self, shard: u32) -> Result<u64, StoreError> {
@@ -250,7 +254,7 @@ impl Store {
         invocation
             .key(&self.keys.listing_keys(shard))
             .arg(START_BATCH);
-        Ok(self.redis.invoke(&invocation).await?)
+        Ok(self.listing.invoke(&invocation).await?)
     }
 
     /// Puts `id` in the listing sets its hash says (`reindex_item.lua`); returns whether the
