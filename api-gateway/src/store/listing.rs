@@ -15,6 +15,7 @@
 //! front of a bid's on the bid path's connection.
 
 use super::{Store, StoreError};
+use shared::redis_connection::RedisCallError;
 use shared::redis_keys::{Keyspace, ListingOrder};
 use shared::{ItemId, ItemState, ItemStatus, Timestamp};
 use std::collections::HashMap;
@@ -158,18 +159,17 @@ impl Store {
         } else {
             String::new()
         };
-        let calls = Keyspace::shards().map(|shard| {
-            let mut invocation = self.scripts.list_page.prepare_invoke();
-            invocation
-                .key(self.keys.listing(shard, query.status, query.order))
-                .arg(if ascending { "asc" } else { "desc" })
-                .arg(after.map(|a| a.score.to_string()).unwrap_or_default())
-                .arg(after.map(|a| a.id.as_str()).unwrap_or_default())
-                .arg(want + 1)
-                .arg(&floor);
-            async move { self.listing.invoke::<Vec<String>>(&invocation).await }
-        });
-        let replies = futures::future::try_join_all(calls).await?;
+        let args = [
+            (if ascending { "asc" } else { "desc" }).to_owned(),
+            after.map(|a| a.score.to_string()).unwrap_or_default(),
+            after.map(|a| a.id.to_string()).unwrap_or_default(),
+            (want + 1).to_string(),
+            floor,
+        ];
+        let sets: Vec<String> = Keyspace::shards()
+            .map(|shard| self.keys.listing(shard, query.status, query.order))
+            .collect();
+        let replies = self.list_shards(&sets, &args).await?;
         let mut entries = Vec::new();
         for flat in replies {
             entries.extend(parse_entries(flat).map_err(StoreError::Internal)?);
@@ -181,6 +181,39 @@ impl Store {
         let more = entries.len() > want;
         entries.truncate(want);
         Ok((entries, more))
+    }
+
+    /// Runs every shard's `list_page.lua` call: as one pipeline of `EVALSHA`s (one round trip
+    /// on one server; in cluster mode each goes to its own master, concurrently), or, when a
+    /// server does not have the script yet (`NOSCRIPT`: just started, or restarted), as calls of
+    /// their own, each loading it where needed.
+    async fn list_shards(
+        &self,
+        sets: &[String],
+        args: &[String],
+    ) -> Result<Vec<Vec<String>>, StoreError> {
+        let script = &self.scripts.list_page;
+        let mut pipe = redis::pipe();
+        for set in sets {
+            pipe.cmd("EVALSHA")
+                .arg(script.get_hash())
+                .arg(1)
+                .arg(set)
+                .arg(args);
+        }
+        match self.listing.query_pipeline(&pipe).await {
+            Err(RedisCallError::Redis(e))
+                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+            {
+                let calls = sets.iter().map(|set| async move {
+                    let mut invocation = script.prepare_invoke();
+                    invocation.key(set).arg(args);
+                    self.listing.invoke::<Vec<String>>(&invocation).await
+                });
+                Ok(futures::future::try_join_all(calls).await?)
+            }
+            replies => Ok(replies?),
+        }
     }
 
     /// Each entry's item if it is one to list (its status at `now`, its name), else `None`:

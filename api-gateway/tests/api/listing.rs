@@ -391,3 +391,20 @@ async fn the_backfill_lists_the_items_of_a_legacy_items_index_and_then_drops_it(
         .expect("exists");
     assert_eq!(legacy_left, 0);
 }
+
+#[tokio::test]
+async fn a_listing_on_a_redis_without_its_script_loads_it_and_answers() {
+    // A Redis of its own: its script cache is flushed below.
+    let redis = RedisServer::start().unwrap();
+    let app = spawn_app_with(test_config(&redis.url(), testkit::SHARED_NATS_URL)).await;
+    let first = app.create_item(json!({})).await;
+    let second = app.create_item(json!({"end_time": in_secs(7200)})).await;
+    let expected = vec![first, second];
+    assert_eq!(walk(&app, "limit=1").await, expected, "a fresh server");
+    redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async::<()>(&mut app.redis().await)
+        .await
+        .expect("script flush");
+    assert_eq!(walk(&app, "limit=1").await, expected, "after SCRIPT FLUSH");
+}
