@@ -8,7 +8,8 @@
 //! bidders alone again (so a drift of the machine shows). Each bidder bids on an item of its
 //! own, one cent above its last bid, so every bid runs the script and is accepted. It passes
 //! when every listing answered 200 and every bid was accepted; the bid p50 ratio is reported,
-//! not judged (two shared cores make it noisy).
+//! not judged (two shared cores make it noisy). With `--bid-rate` the bidders are paced
+//! below what the machine can take, so the ratio shows queueing rather than a shared CPU.
 
 use crate::api::{ApiClient, NewItem, Outcome};
 use crate::host::{Machine, raise_fd_limit};
@@ -49,6 +50,10 @@ pub struct BenchListingArgs {
     /// Clients listing in a closed loop during the middle bid phase.
     #[arg(long, default_value_t = 4)]
     pub listers: usize,
+    /// Bids per second over all bidders, each pacing its own share; 0: every bidder sends its
+    /// next bid as soon as the last is answered (closed loop, the machine saturated).
+    #[arg(long, default_value_t = 0)]
+    pub bid_rate: u32,
     /// Seconds per bid phase.
     #[arg(long, default_value_t = 10)]
     pub duration_secs: u64,
@@ -75,6 +80,8 @@ pub struct ListingResult {
     pub started_at: String,
     pub machine: Machine,
     pub items: usize,
+    /// Bids per second asked for (0: closed loop).
+    pub bid_rate: u32,
     /// `GET /api/v1/items?limit=10`, one at a time, no other load.
     pub list_limit_10_ms: LatencyMs,
     pub list_limit_10_not_200: u64,
@@ -130,7 +137,13 @@ pub async fn run(args: &BenchListingArgs) -> anyhow::Result<ListingResult> {
     let mut phases = Vec::new();
     for listers in [0, args.listers, 0] {
         tracing::info!(listers, "bid phase");
-        phases.push(bid_phase(&api, &tag, args.bidders, listers, duration).await);
+        let load = BidLoad {
+            bidders: args.bidders,
+            rate: args.bid_rate,
+            listers,
+            duration,
+        };
+        phases.push(bid_phase(&api, &tag, &load).await);
     }
     gateway.shutdown().await?;
 
@@ -159,6 +172,7 @@ pub async fn run(args: &BenchListingArgs) -> anyhow::Result<ListingResult> {
         started_at,
         machine: Machine::current(),
         items: args.items,
+        bid_rate: args.bid_rate,
         list_limit_10_ms: list.latency().unwrap_or_default(),
         list_limit_10_not_200: list_failed,
         search_ms: search.latency().unwrap_or_default(),
@@ -198,20 +212,32 @@ struct Tally {
     failed: u64,
 }
 
-/// `bidders` bidding (each on a fresh item of its own) and `listers` listing, for `duration`.
-async fn bid_phase(
-    api: &ApiClient,
-    tag: &str,
+/// One bid phase's load.
+struct BidLoad {
     bidders: usize,
+    /// Bids per second over all bidders; 0: closed loop.
+    rate: u32,
     listers: usize,
     duration: Duration,
-) -> BidPhase {
+}
+
+/// `bidders` bidding (each on a fresh item of its own) and `listers` listing, for `duration`.
+async fn bid_phase(api: &ApiClient, tag: &str, load: &BidLoad) -> BidPhase {
+    let BidLoad {
+        bidders,
+        rate,
+        listers,
+        duration,
+    } = *load;
     let stop = CancellationToken::new();
     let mut bid_tasks = JoinSet::new();
+    // Each bidder's pause between bids when paced.
+    let pace = (rate > 0).then(|| Duration::from_secs_f64(bidders as f64 / f64::from(rate)));
     for b in 0..bidders {
         let (api, stop) = (api.clone(), stop.clone());
         let item = format!("{tag}-bid-{}", fastrand::u64(..));
-        bid_tasks.spawn(async move { bidder(api, item, format!("bidder-{b}"), stop).await });
+        let user = format!("bidder-{b}");
+        bid_tasks.spawn(async move { bidder(api, item, user, pace, stop).await });
     }
     let mut list_tasks = JoinSet::new();
     for _ in 0..listers {
@@ -254,8 +280,15 @@ async fn collect(mut tasks: JoinSet<Tally>) -> Tally {
     total
 }
 
-/// Creates `item` and bids on it one cent above the last bid until `stop`.
-async fn bidder(api: ApiClient, item: String, user: String, stop: CancellationToken) -> Tally {
+/// Creates `item` and bids on it one cent above the last bid until `stop`, one bid per `pace`
+/// if given (a late bid is sent at once, then the pace goes on from it).
+async fn bidder(
+    api: ApiClient,
+    item: String,
+    user: String,
+    pace: Option<Duration>,
+    stop: CancellationToken,
+) -> Tally {
     let mut tally = Tally {
         latencies: Some(Histogram::exact()),
         ..Tally::default()
@@ -271,7 +304,15 @@ async fn bidder(api: ApiClient, item: String, user: String, stop: CancellationTo
         return tally;
     }
     let mut amount = 100;
+    let mut ticks = pace.map(|every| {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks
+    });
     while !stop.is_cancelled() {
+        if let Some(ticks) = ticks.as_mut() {
+            ticks.tick().await;
+        }
         let Ok(cents) = Cents::new(amount) else {
             break;
         };
