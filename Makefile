@@ -1,7 +1,7 @@
 # The two commands a newcomer needs are `make run` and `make test`; the rest are for developers.
 
 .PHONY: run test test-web stack stack-down lint bench-write bench-archive bench-fanout bench-fanout-floor \
-	bench-close experiments contention fanout resilience infra-check cluster cluster-down \
+	bench-close bench-listing experiments contention fanout resilience infra-check cluster cluster-down \
 	cluster-status cluster-experiment bench-cluster fuzz
 
 ## Start Redis/NATS/PostgreSQL if needed, build, run every service with a demo auction.
@@ -119,6 +119,16 @@ bench-close: stack
 	cargo build --release -p api-gateway -p broadcast-service -p load-tests
 	target/release/load-tests bench-close --gateway-bin target/release/api-gateway \
 		--broadcast-bin target/release/broadcast-service --out bench/results/close.json
+
+## The item listing over 20,000 auctions: `?limit=10` and a name search one at a time, then the
+## bid latency of 16 bidders alone, with 4 clients listing, and alone again: closed loop
+## (bench/results/listing.json), then paced at 1,000 bids/s (bench/results/listing-paced.json).
+bench-listing: stack
+	cargo build --release -p api-gateway -p load-tests
+	target/release/load-tests bench-listing --gateway-bin target/release/api-gateway \
+		--items 20000 --listers 4 --out bench/results/listing.json
+	target/release/load-tests bench-listing --gateway-bin target/release/api-gateway \
+		--items 20000 --listers 4 --bid-rate 1000 --out bench/results/listing-paced.json
 
 ## The gateway's Lua and optimistic (WATCH/MULTI/EXEC) Redis strategies side by side: 16, 64
 ## and 256 bidders on one item and a mixed workload over 200 items, each checked for lost

@@ -13,6 +13,7 @@
 //! | `rate_limit_sync` | restart | the counts live in memory and Redis; meanwhile limits are local |
 //! | `outbox_relay.s<n>` | restart | its progress lives in Redis and JetStream |
 //! | `closer` | restart | all of its state lives in Redis |
+//! | `listing_backfill` | restart | it retries inside itself; its progress lives in Redis |
 //! | `accounts_migration` | restart | it retries inside itself; its work is PostgreSQL's |
 //! | `suspensions` | restart | it re-reads PostgreSQL; the in-memory set keeps what it had |
 
@@ -20,6 +21,7 @@ use crate::accounts_migration;
 use crate::closer;
 use crate::config::Config;
 use crate::identity_provider::IdentityProvider;
+use crate::listing_backfill;
 use crate::live_publisher::{self, LivePublisher};
 use crate::metrics::Metrics;
 use crate::outbox_relay;
@@ -125,6 +127,14 @@ pub fn spawn(
                 stop.clone(),
             )
         }
+    });
+
+    // Restart: the legacy set keeps whatever is not indexed yet and indexing is idempotent,
+    // so a new task goes on from there. It retries Redis outages inside itself, so only a
+    // panic restarts it and an outage at start never lists it under `tasks_down`.
+    supervisor.spawn_restarting("listing_backfill", RESTART, {
+        let (store, stop) = (store.clone(), supervisor.shutdown_token());
+        move || listing_backfill::run(store.clone(), RESTART, stop.clone())
     });
 
     Handles {

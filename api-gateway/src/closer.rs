@@ -14,6 +14,10 @@
 //! ran it, an instance that stopped) is announced by the next pass of any instance. One item
 //! whose close fails is logged, counted and retried on the next tick; it never stops the pass.
 //! All state lives in Redis, so closes due while every gateway was down happen on restart.
+//!
+//! The same pass moves, per shard, the listing entries of auctions whose start time has come
+//! from the scheduled listing sets to the active ones (`Store::start_listed`): nothing else
+//! happens at a start, and the closer already visits every shard each tick.
 
 use crate::live_publisher::LivePublisher;
 use crate::metrics::Metrics;
@@ -35,8 +39,11 @@ pub struct ClosePass {
     pub closed: usize,
     /// Closes made earlier whose announcement was never confirmed, announced now.
     pub announced_again: usize,
-    /// Shards that could not be listed plus items whose close failed; retried next tick.
+    /// Shards that could not be listed (or their started items moved) plus items whose close
+    /// failed; retried next tick.
     pub failed: usize,
+    /// Auctions whose start came, moved from the scheduled listing to the active one.
+    pub started: u64,
 }
 
 /// Closes due auctions every `interval` until `shutdown`, at most `concurrency` at a time.
@@ -75,6 +82,17 @@ pub async fn close_due(
             Err(e) => {
                 pass.failed += 1;
                 tracing::warn!(shard, error = %e, "cannot list the shard's due auctions; retrying next tick");
+            }
+        }
+    }
+    let starts =
+        futures::future::join_all(Keyspace::shards().map(|shard| store.start_listed(shard)));
+    for (shard, moved) in starts.await.into_iter().enumerate() {
+        match moved {
+            Ok(moved) => pass.started += moved,
+            Err(e) => {
+                pass.failed += 1;
+                tracing::warn!(shard, error = %e, "cannot move the shard's started auctions to the active listing; retrying next tick");
             }
         }
     }

@@ -21,6 +21,7 @@
 //!   and the sign-in throttle (429), and whom a request counts against.
 //! * [`read_model`]: history and statistics reads from PostgreSQL (archival-worker's schema).
 //! * [`closer`]: closes auctions at their end time, exactly once across instances.
+//! * [`listing_backfill`]: fills the listing sets from the legacy `items:index` at start.
 //! * [`outbox_relay`]: outbox → JetStream, with reclaim of a crashed instance's entries.
 //! * [`background`]: the core background tasks and what happens when one ends.
 //! * [`metrics`]: the Prometheus registry.
@@ -33,6 +34,7 @@ pub mod closer;
 pub mod config;
 pub mod error;
 pub mod identity_provider;
+pub mod listing_backfill;
 pub mod live_publisher;
 pub mod metrics;
 pub mod outbox_relay;

@@ -4,6 +4,7 @@
 use crate::bench_archive::{self, BenchArchiveArgs};
 use crate::bench_close::{self, BenchCloseArgs};
 use crate::bench_cluster::{self, BenchClusterArgs};
+use crate::bench_listing::{self, BenchListingArgs};
 use crate::bench_write::{self, BenchWriteArgs};
 use crate::cluster::{self, ClusterArgs};
 use crate::contention::{self, ContentionArgs};
@@ -37,6 +38,9 @@ pub enum Command {
     BenchFanout(BenchFanoutArgs),
     /// Many auctions ending in one second: delay from end time to a viewer's `auction_closed`.
     BenchClose(BenchCloseArgs),
+    /// The item listing over many items (`?limit=10` latency, a name search) and the bid
+    /// latency with and without clients listing.
+    BenchListing(BenchListingArgs),
     /// Experiment: N viewers per level on one item while bids arrive; delivery, latency CDF,
     /// memory per viewer, as a report under bench/results/fanout/.
     Fanout(FanoutArgs),
@@ -100,6 +104,7 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
         Command::BenchArchive(args) => report(&bench_archive::run(&args).await?),
         Command::BenchFanout(args) => report(&fanout::bench(&args).await?),
         Command::BenchClose(args) => report(&bench_close::run(&args).await?),
+        Command::BenchListing(args) => report(&bench_listing::run(&args).await?),
         Command::Fanout(args) => report(&fanout::run(&args).await?),
         Command::Contention(args) => report(&contention::run(&args).await?),
         Command::Resilience(args) => report(&resilience::run(&args).await?),

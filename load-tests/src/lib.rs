@@ -12,6 +12,7 @@
 //!   the loss check (throwaway Redis/NATS/PostgreSQL and its own services).
 //! - [`bench_archive`]: archive drain rate and accept-to-row delay.
 //! - [`bench_close`]: delay from auction end to a viewer's `auction_closed`.
+//! - [`bench_listing`]: the item listing over 20,000 items, and bids with clients listing.
 //! - [`bench_cluster`]: the write loads and a fan-out level on one node and on the cluster.
 //! - [`cluster`]: the guarantees on the local cluster (`cluster.sh`): the whole path, a Redis
 //!   master, a NATS node, a gateway and a broadcast instance killed under load.
@@ -37,6 +38,7 @@ pub mod archive;
 pub mod bench_archive;
 pub mod bench_close;
 pub mod bench_cluster;
+pub mod bench_listing;
 pub mod bench_write;
 pub mod charts;
 pub mod cli;

@@ -31,6 +31,9 @@ pub mod field {
     pub const EXTENSION_WINDOW_US: &str = "ext_window_us";
     pub const EXTENSION_US: &str = "ext_us";
     pub const CREATED_US: &str = "created_us";
+    /// When this round was listed (µs): the creation, or the latest relist. The listing's
+    /// `newest` order is by it; items created before it existed fall back to `created_us`.
+    pub const LISTED_US: &str = "listed_us";
     pub const ROUND: &str = "round";
     /// Empty unless the auction closed with a winner.
     pub const WINNER_ID: &str = "winner_id";

@@ -9,6 +9,7 @@
 //! it stands before the hash tag, so it never changes which slot a key lands in.
 
 use crate::ids::{IdempotencyKey, ItemId};
+use crate::item_state::ItemStatus;
 
 /// Number of outbox shards. Changing it moves items between shards: never change it on a
 /// running deployment without draining every outbox first.
@@ -57,9 +58,41 @@ impl Keyspace {
         format!("{}{{s{shard}}}:closing", self.prefix)
     }
 
-    /// Set of every item id, for listing only (may lag the item hashes).
-    pub fn items_index(&self) -> String {
+    /// The legacy listing index: a set of every item id, in no slot's hash tag, which
+    /// gateways before the per-shard listing sets wrote. Only the backfill
+    /// (`api-gateway/src/listing_backfill.rs`) still reads it, and empties it as it goes.
+    pub fn legacy_items_index(&self) -> String {
         format!("{}items:index", self.prefix)
+    }
+
+    /// Listing set of shard `shard`: its items in status `status` (by the stored status;
+    /// `scheduled` until the start time), scored for `order`.
+    pub fn listing(&self, shard: u32, status: ItemStatus, order: ListingOrder) -> String {
+        format!(
+            "{}{{s{shard}}}:list:{}:{}",
+            self.prefix,
+            status_word(status),
+            order.word()
+        )
+    }
+
+    /// Every listing set of shard `shard`, in the order the scripts take them as their last
+    /// [`LISTING_KEYS`] `KEYS` (see `scripts/item_index.lua`): per status (active, scheduled,
+    /// closed, cancelled) the ending then the newest set, then the scheduled items by start
+    /// time (which the closer's pass reads to move started items to active).
+    pub fn listing_keys(&self, shard: u32) -> [String; LISTING_KEYS] {
+        let by = |status, order| self.listing(shard, status, order);
+        [
+            by(ItemStatus::Active, ListingOrder::EndingSoon),
+            by(ItemStatus::Active, ListingOrder::Newest),
+            by(ItemStatus::Scheduled, ListingOrder::EndingSoon),
+            by(ItemStatus::Scheduled, ListingOrder::Newest),
+            by(ItemStatus::Closed, ListingOrder::EndingSoon),
+            by(ItemStatus::Closed, ListingOrder::Newest),
+            by(ItemStatus::Cancelled, ListingOrder::EndingSoon),
+            by(ItemStatus::Cancelled, ListingOrder::Newest),
+            format!("{}{{s{shard}}}:list:scheduled:starts", self.prefix),
+        ]
     }
 
     /// The gateways' shared rate-limit bucket of `key` in `family` (`bid`, `ip`): a hash with
@@ -91,6 +124,38 @@ impl Keyspace {
             idempotency_prefix: format!("{}{{s{shard}}}:idem:{id}:", self.prefix),
             shard,
         }
+    }
+}
+
+/// How many listing sets one shard has (the length of [`Keyspace::listing_keys`]).
+pub const LISTING_KEYS: usize = 9;
+
+/// The orders a listing can be read in; each has its own sorted set per status and shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListingOrder {
+    /// Scored by end time (µs), read ascending: the soonest end first.
+    EndingSoon,
+    /// Scored by listing time (µs: creation, or the latest relist), read descending: the most
+    /// recently listed first.
+    Newest,
+}
+
+impl ListingOrder {
+    /// The word in the key (and the API's `sort` value's key part).
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::EndingSoon => "ending",
+            Self::Newest => "newest",
+        }
+    }
+}
+
+fn status_word(status: ItemStatus) -> &'static str {
+    match status {
+        ItemStatus::Scheduled => "scheduled",
+        ItemStatus::Active => "active",
+        ItemStatus::Closed => "closed",
+        ItemStatus::Cancelled => "cancelled",
     }
 }
 
@@ -143,7 +208,22 @@ mod tests {
         let id = ItemId::parse("a").unwrap();
         let keys = Keyspace::new("t1:").item(&id);
         assert!(keys.item.starts_with("t1:{s"));
-        assert_eq!(Keyspace::new("t1:").items_index(), "t1:items:index");
+        assert_eq!(Keyspace::new("t1:").legacy_items_index(), "t1:items:index");
+    }
+
+    #[test]
+    fn listing_sets_share_their_shards_hash_tag_and_are_all_distinct() {
+        let keys = Keyspace::new("t1:").listing_keys(3);
+        for key in &keys {
+            assert!(key.starts_with("t1:{s3}:list:"), "{key}");
+        }
+        let distinct: std::collections::HashSet<&String> = keys.iter().collect();
+        assert_eq!(distinct.len(), LISTING_KEYS);
+        assert_eq!(keys[0], "t1:{s3}:list:active:ending");
+        assert_eq!(
+            Keyspace::default().listing(0, ItemStatus::Closed, ListingOrder::Newest),
+            "{s0}:list:closed:newest"
+        );
     }
 
     #[test]

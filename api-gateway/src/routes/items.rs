@@ -3,13 +3,16 @@
 //! Creating one needs an access token: its account is the auction's seller (`seller_id`, kept
 //! in the item and carried by every event of it), unless an admin suspended it from selling
 //! (403 `account_suspended`). Reading and listing are public.
+//!
+//! The listing (`GET /api/v1/items`) is paged with an opaque cursor over the per-shard listing
+//! sets (`store::listing`): one status, one order, `limit` items per page.
 
 use super::identity::Identity;
 use super::json_body::JsonBody;
 use super::{AppState, item_id};
 use crate::auth::error::Activity;
 use crate::error::{ApiError, ErrorCode};
-use crate::store::{CreatedItem, NewItem};
+use crate::store::{CreatedItem, ListingCursor, ListingQuery, NewItem};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -18,6 +21,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use shared::item_state::ItemView;
+use shared::redis_keys::ListingOrder;
 use shared::text::{ItemDescription, ItemName};
 use shared::{Cents, ItemId, ItemStatus, Timestamp, UserId};
 
@@ -171,54 +175,113 @@ async fn get_item(
     read_view(&ctx, &id).await.map(Json)
 }
 
+/// Most items per page.
+const MAX_LIMIT: usize = 100;
+/// Default items per page.
+const DEFAULT_LIMIT: usize = 20;
+/// Longest name search, in characters (a name has at most 200).
+const MAX_QUERY_CHARS: usize = 100;
+
 #[derive(Debug, Deserialize)]
 struct ListQuery {
     status: Option<String>,
+    sort: Option<String>,
+    q: Option<String>,
     limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+impl ListQuery {
+    /// The listing asked for, or a 400 naming the parameter.
+    fn validate(self) -> Result<ListingQuery, ApiError> {
+        let status = match self.status.as_deref() {
+            None | Some("" | "active") => ItemStatus::Active,
+            Some("scheduled") => ItemStatus::Scheduled,
+            Some("closed") => ItemStatus::Closed,
+            Some("cancelled") => ItemStatus::Cancelled,
+            Some(other) => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidStatus,
+                    format!("status must be active, scheduled, closed or cancelled, not {other:?}"),
+                ));
+            }
+        };
+        let order = match self.sort.as_deref() {
+            None | Some("" | "ending_soon") => ListingOrder::EndingSoon,
+            Some("newest") => ListingOrder::Newest,
+            Some(other) => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidQuery,
+                    format!("sort must be ending_soon or newest, not {other:?}"),
+                ));
+            }
+        };
+        let limit = match self.limit {
+            None => DEFAULT_LIMIT,
+            Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            Some(_) => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidLimit,
+                    format!("limit must be between 1 and {MAX_LIMIT}"),
+                ));
+            }
+        };
+        let name_contains = match self.q.as_deref() {
+            None | Some("") => None,
+            Some(q) if q.chars().count() > MAX_QUERY_CHARS || q.chars().any(char::is_control) => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidQuery,
+                    format!(
+                        "q must be at most {MAX_QUERY_CHARS} characters, without control characters"
+                    ),
+                ));
+            }
+            Some(q) => Some(q.to_lowercase()),
+        };
+        let after = match self.cursor.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(ListingCursor::parse(text, status, order).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidCursor,
+                    "cursor must be a next_cursor of a previous page with the same status and sort",
+                )
+            })?),
+        };
+        Ok(ListingQuery {
+            status,
+            order,
+            after,
+            limit,
+            name_contains,
+        })
+    }
 }
 
 #[tracing::instrument(skip_all)]
 #[utoipa::path(
     get, path = "/api/v1/items", tag = "items",
     params(
-        ("status" = Option<String>, Query, description = "scheduled, active, closed or cancelled"),
-        ("limit" = Option<u32>, Query, description = "1 to 1000 (default 100)"),
+        ("status" = Option<String>, Query, description = "active (default), scheduled, closed or cancelled", pattern = "^(active|scheduled|closed|cancelled)$"),
+        ("sort" = Option<String>, Query, description = "ending_soon (default: soonest end first) or newest (most recently listed first)", pattern = "^(ending_soon|newest)$"),
+        ("q" = Option<String>, Query, description = "only items whose name contains this, ignoring case (at most 100 characters); a page may then hold fewer than `limit` items while `next_cursor` is set"),
+        ("limit" = Option<u32>, Query, description = "items per page, 1 to 100 (default 20)", minimum = 1, maximum = 100),
+        ("cursor" = Option<String>, Query, description = "the `next_cursor` of the previous page (same status and sort)"),
     ),
-    responses((status = 200, description = "items, soonest-ending first", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::openapi::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::openapi::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "a page of items: `{items, count, next_cursor}` (`next_cursor` null on the last page)", body = serde_json::Value), (status = 400, description = "invalid input (see `error`; a bad cursor is `invalid_cursor`)", body = super::openapi::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::openapi::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::openapi::ErrorBody))
 )]
 async fn list_items(
     State(ctx): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
-    let wanted = match query.status.as_deref() {
-        None | Some("") => None,
-        Some("scheduled") => Some(ItemStatus::Scheduled),
-        Some("active") => Some(ItemStatus::Active),
-        Some("closed") => Some(ItemStatus::Closed),
-        Some("cancelled") => Some(ItemStatus::Cancelled),
-        Some(other) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidStatus,
-                format!("status must be scheduled, active, closed or cancelled, not {other:?}"),
-            ));
-        }
-    };
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let query = query.validate()?;
     let now = Timestamp::now();
-    let mut items: Vec<ItemView> = ctx
-        .store
-        .list_items()
-        .await?
-        .into_iter()
-        .map(|state| state.view(now))
-        .filter(|view| wanted.is_none_or(|s| view.status == s))
-        .collect();
-    // Soonest-ending first: what a bidder browsing live auctions wants to see.
-    items.sort_by(|a, b| a.end_time.cmp(&b.end_time).then_with(|| a.id.cmp(&b.id)));
-    let total = items.len();
-    items.truncate(limit);
+    let page = ctx.store.list_items(&query, now).await?;
+    let items: Vec<ItemView> = page.items.iter().map(|state| state.view(now)).collect();
+    let next = page
+        .next
+        .map(|cursor| cursor.encode(query.status, query.order));
     Ok(Json(
-        json!({ "items": items, "count": items.len(), "total": total }),
+        json!({ "items": items, "count": items.len(), "next_cursor": next }),
     ))
 }

@@ -16,6 +16,7 @@
 -- KEYS[1]  item hash            {s<n>}:item:<id>
 -- KEYS[2]  closing sorted set   {s<n>}:closing
 -- KEYS[3]  outbox stream        {s<n>}:outbox
+-- KEYS[4..12]  the shard's listing sets (see item_index.lua; always the last nine KEYS)
 -- ARGV[1]  item id
 -- ARGV[2]  event id for the auction_closed event (UUIDv7, chosen by the gateway)
 -- ARGV[3]  mode: "due" (the closer: only past the end time), "now" (an admin closes it early:
@@ -109,6 +110,8 @@ local event = {'type', 'auction_closed', 'event_id', event_id, 'item_id', item_i
 redis.call('HSET', item, 'status', cancelled and 'cancelled' or 'closed', 'seq', int(seq),
   'winner_id', winner, 'closed_us', int(now), 'end_us', int(end_us), 'cancel_reason', reason,
   'close_event', cjson.encode(event))
+-- Listing index (item_index.lua, prepended): the item's listing sets follow this change.
+index_item(item, item_id, now)
 redis.call('ZADD', closing, now + grace, item_id)
 redis.call('XADD', outbox, '*', unpack(event))
 

@@ -2,6 +2,7 @@
 --
 -- KEYS[1]  item hash            {s<n>}:item:<id>
 -- KEYS[2]  closing sorted set   {s<n>}:closing
+-- KEYS[3..11]  the shard's listing sets (see item_index.lua; always the last nine KEYS)
 -- ARGV[1]  item id
 -- ARGV[2]  start time µs, or "" for now (Redis TIME)
 -- ARGV[3]  end time µs
@@ -28,9 +29,11 @@ end
 
 local fields = {'status', 'active', 'start_us', int(start_us), 'end_us', int(end_us),
   'created_us', int(now), 'current_cents', '0', 'highest_bidder', '', 'bid_count', '0',
-  'seq', '0', 'round', '1', 'winner_id', ''}
+  'listed_us', int(now), 'seq', '0', 'round', '1', 'winner_id', ''}
 for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('ZADD', KEYS[2], end_us, ARGV[1])
+-- Listing index (item_index.lua, prepended): the item's listing sets follow this change.
+index_item(KEYS[1], ARGV[1], now)
 return {{'outcome', 'created', 'start_us', int(start_us), 'end_us', int(end_us),
   'created_us', int(now)}}

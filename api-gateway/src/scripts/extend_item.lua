@@ -3,6 +3,7 @@
 -- KEYS[1]  item hash            {s<n>}:item:<id>
 -- KEYS[2]  closing sorted set   {s<n>}:closing
 -- KEYS[3]  outbox stream        {s<n>}:outbox
+-- KEYS[4..12]  the shard's listing sets (see item_index.lua; always the last nine KEYS)
 -- ARGV[1]  item id
 -- ARGV[2]  event id for the auction_extended event
 -- ARGV[3]  new end time, µs
@@ -31,6 +32,8 @@ local seq = tonumber(f[3]) + 1
 local round = f[4] or '1'
 redis.call('HSET', item, 'end_us', int(new_end), 'seq', int(seq))
 redis.call('ZADD', closing, new_end, item_id)
+-- Listing index (item_index.lua, prepended): the item's listing sets follow this change.
+index_item(item, item_id, now)
 local event = {'type', 'auction_extended', 'event_id', event_id, 'item_id', item_id,
   'seq', int(seq), 'ts_us', int(now), 'end_us', int(new_end), 'round', round,
   'seller_id', f[5] or ''}

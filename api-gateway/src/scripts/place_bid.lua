@@ -4,6 +4,7 @@
 -- KEYS[2]  outbox stream        {s<n>}:outbox
 -- KEYS[3]  closing sorted set   {s<n>}:closing
 -- KEYS[4]  idempotency key      {s<n>}:idem:<id>:<key>   (unused when ARGV[5] == "0")
+-- KEYS[5..13]  the shard's listing sets (see item_index.lua; always the last nine KEYS)
 -- ARGV[1]  user id
 -- ARGV[2]  amount in cents (decimal integer text)
 -- ARGV[3]  event id (UUIDv7, chosen by the gateway)
@@ -131,6 +132,9 @@ current = amount
 highest = user
 redis.call('HSET', item, 'current_cents', amount_text, 'highest_bidder', user,
   'bid_count', int(bid_count + 1), 'seq', int(seq), 'end_us', int(end_us))
+-- Listing index (item_index.lua, prepended): the item's listing sets follow this change.
+-- Only a moved end changes what a listing shows of it (the ending order's score).
+if end_us ~= tonumber(f[3]) then index_item(item, item_id, now) end
 minimum = current + increment
 
 local event = {'type', 'bid_placed', 'event_id', event_id, 'item_id', item_id,

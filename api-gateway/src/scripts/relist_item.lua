@@ -7,6 +7,7 @@
 -- KEYS[1]  item hash            {s<n>}:item:<id>
 -- KEYS[2]  closing sorted set   {s<n>}:closing
 -- KEYS[3]  outbox stream        {s<n>}:outbox
+-- KEYS[4..12]  the shard's listing sets (see item_index.lua; always the last nine KEYS)
 -- ARGV[1]  item id
 -- ARGV[2]  event id for the auction_relisted event
 -- ARGV[3]  start µs ("" = now)   ARGV[4] end µs
@@ -42,8 +43,12 @@ redis.call('HDEL', item, 'closed_us', 'close_event')
 redis.call('HSET', item, 'status', 'active', 'start_us', int(start_us), 'end_us', int(end_us),
   'starting_cents', ARGV[5], 'min_increment_cents', ARGV[6], 'reserve_cents', ARGV[7],
   'ext_window_us', ARGV[8], 'ext_us', ARGV[9], 'current_cents', '0', 'highest_bidder', '',
-  'bid_count', '0', 'seq', int(seq), 'round', int(round), 'winner_id', '', 'cancel_reason', '')
+  'bid_count', '0', 'seq', int(seq), 'round', int(round), 'winner_id', '', 'cancel_reason', '',
+  'listed_us', int(now))
 redis.call('ZADD', closing, end_us, item_id)
+-- Listing index (item_index.lua, prepended): the item's listing sets follow this change.
+-- A relisted item is newly listed: its newest score is the relist time.
+index_item(item, item_id, now)
 local event = {'type', 'auction_relisted', 'event_id', event_id, 'item_id', item_id,
   'seq', int(seq), 'ts_us', int(now), 'round', int(round), 'starting_cents', ARGV[5],
   'start_us', int(start_us), 'end_us', int(end_us), 'seller_id', f[4] or ''}

@@ -240,6 +240,8 @@ impl Store {
             .key(&keys.outbox)
             .key(&keys.closing)
             .key(idem_key)
+            // Last, as `item_index.lua` wants them.
+            .key(&self.keys.listing_keys(keys.shard))
             .arg(bid.user_id.as_str())
             .arg(bid.amount_cents)
             .arg(event_id.to_string())

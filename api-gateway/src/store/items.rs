@@ -4,7 +4,6 @@ use super::{Store, StoreError};
 use shared::item_state::field;
 use shared::redis_reads::{self, ItemReadError};
 use shared::{ItemId, ItemState, UserId};
-use std::collections::HashMap;
 
 /// A validated item to create.
 #[derive(Debug, Clone)]
@@ -36,7 +35,7 @@ pub enum CreatedItem {
 }
 
 impl Store {
-    /// Creates the item hash, schedules its close and adds it to the listing index.
+    /// Creates the item hash, schedules its close and lists it (all in `create_item.lua`).
     ///
     /// # Errors
     /// When Redis is unavailable.
@@ -47,6 +46,7 @@ impl Store {
         invocation
             .key(&keys.item)
             .key(&keys.closing)
+            .key(&self.keys.listing_keys(keys.shard))
             .arg(item.id.as_str())
             .arg(item.start_us.map(|s| s.to_string()).unwrap_or_default())
             .arg(item.end_us)
@@ -71,28 +71,14 @@ impl Store {
                     .map(UserId::as_str)
                     .unwrap_or_default(),
             );
-        let created = self
-            .run_script("create_item.lua", invocation, |reply| {
-                reply.decide_without_event(&[
-                    ("created", CreatedItem::Created),
-                    ("exists", CreatedItem::Exists),
-                    ("ended", CreatedItem::EndsInThePast),
-                ])
-            })
-            .await?;
-        if created == CreatedItem::Created {
-            // The index is only for listing and lives in another slot, so it is written
-            // after the item; a crash in between leaves an item that lists late, never a
-            // listed item that does not exist.
-            self.redis
-                .query::<i64>(
-                    redis::cmd("SADD")
-                        .arg(self.keys.items_index())
-                        .arg(item.id.as_str()),
-                )
-                .await?;
-        }
-        Ok(created)
+        self.run_script("create_item.lua", invocation, |reply| {
+            reply.decide_without_event(&[
+                ("created", CreatedItem::Created),
+                ("exists", CreatedItem::Exists),
+                ("ended", CreatedItem::EndsInThePast),
+            ])
+        })
+        .await
     }
 
     /// The item's current state, or `None` if it does not exist.
@@ -104,34 +90,5 @@ impl Store {
         redis_reads::item_state(&self.redis, &self.keys, id)
             .await
             .map_err(ItemReadError::into_error)
-    }
-
-    /// Every listed item's state (read in one pipeline).
-    ///
-    /// # Errors
-    /// When Redis is unavailable.
-    #[tracing::instrument(name = "redis.list_items", skip_all)]
-    pub async fn list_items(&self) -> Result<Vec<ItemState>, StoreError> {
-        let ids: Vec<String> = self
-            .redis
-            .query(redis::cmd("SMEMBERS").arg(self.keys.items_index()))
-            .await?;
-        let ids: Vec<ItemId> = ids
-            .into_iter()
-            .filter_map(|id| ItemId::parse(id).ok())
-            .collect();
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            pipe.cmd("HGETALL").arg(self.keys.item(id).item);
-        }
-        let hashes: Vec<HashMap<String, String>> = self.redis.query_pipeline(&pipe).await?;
-        Ok(ids
-            .into_iter()
-            .zip(hashes)
-            .filter_map(|(id, hash)| ItemState::from_hash(id, &hash).ok())
-            .collect())
     }
 }

@@ -14,6 +14,7 @@ mod admin;
 mod bids;
 mod closing;
 mod items;
+mod listing;
 mod optimistic;
 pub mod outbox;
 pub mod rate_limits;
@@ -23,6 +24,7 @@ pub use admin::{ExtendOutcome, Relist, RelistOutcome};
 pub use bids::{BidOutcome, BidReply, IdempotencyTtl, PlaceBid};
 pub use closing::{ANNOUNCE_GRACE, CloseMode, CloseOutcome};
 pub use items::{CreatedItem, NewItem};
+pub use listing::{ListingCursor, ListingPage, ListingQuery};
 
 use shared::redis_connection::{self, RedisCallError, RedisFailure, RedisHandle};
 use shared::redis_keys::Keyspace;
@@ -70,6 +72,9 @@ impl From<redis::RedisError> for StoreError {
 #[derive(Clone)]
 pub struct Store {
     redis: RedisHandle,
+    /// The listing's reads, on a connection of their own (see [`listing`]): a page's replies
+    /// never queue in front of a bid's.
+    listing: RedisHandle,
     keys: Keyspace,
     scripts: &'static Scripts,
     /// Exclusive connections when bids use the optimistic strategy instead of the script.
@@ -84,17 +89,39 @@ pub(crate) struct Scripts {
     confirm_close: redis::Script,
     extend_item: redis::Script,
     relist_item: redis::Script,
+    reindex_item: redis::Script,
+    /// The text of `reindex_item` (prelude included), which the optimistic strategy `EVAL`s
+    /// inside its `MULTI`, where a script cannot be loaded on demand.
+    reindex_item_text: String,
+    start_listed: redis::Script,
+    list_page: redis::Script,
+}
+
+/// The listing index's Lua functions (`scripts/item_index.lua`), prepended to every script
+/// that changes what a listing shows of an item, so there is one copy of the rules.
+const ITEM_INDEX: &str = include_str!("../scripts/item_index.lua");
+
+fn with_item_index(body: &str) -> String {
+    format!("{ITEM_INDEX}\n{body}")
 }
 
 fn scripts() -> &'static Scripts {
     static SCRIPTS: std::sync::OnceLock<Scripts> = std::sync::OnceLock::new();
-    SCRIPTS.get_or_init(|| Scripts {
-        place_bid: redis::Script::new(include_str!("../scripts/place_bid.lua")),
-        create_item: redis::Script::new(include_str!("../scripts/create_item.lua")),
-        close_item: redis::Script::new(include_str!("../scripts/close_item.lua")),
-        confirm_close: redis::Script::new(include_str!("../scripts/confirm_close.lua")),
-        extend_item: redis::Script::new(include_str!("../scripts/extend_item.lua")),
-        relist_item: redis::Script::new(include_str!("../scripts/relist_item.lua")),
+    SCRIPTS.get_or_init(|| {
+        let indexed = |body: &str| redis::Script::new(&with_item_index(body));
+        let reindex_item_text = with_item_index(include_str!("../scripts/reindex_item.lua"));
+        Scripts {
+            place_bid: indexed(include_str!("../scripts/place_bid.lua")),
+            create_item: indexed(include_str!("../scripts/create_item.lua")),
+            close_item: indexed(include_str!("../scripts/close_item.lua")),
+            confirm_close: redis::Script::new(include_str!("../scripts/confirm_close.lua")),
+            extend_item: indexed(include_str!("../scripts/extend_item.lua")),
+            relist_item: indexed(include_str!("../scripts/relist_item.lua")),
+            reindex_item: redis::Script::new(&reindex_item_text),
+            reindex_item_text,
+            start_listed: indexed(include_str!("../scripts/start_listed.lua")),
+            list_page: redis::Script::new(include_str!("../scripts/list_page.lua")),
+        }
     })
 }
 
@@ -110,6 +137,7 @@ impl Store {
     ) -> anyhow::Result<Self> {
         Ok(Self {
             redis: RedisHandle::connect_lazily(redis, timeout)?,
+            listing: RedisHandle::connect_lazily(redis, timeout)?,
             keys,
             scripts: scripts(),
             optimistic: None,

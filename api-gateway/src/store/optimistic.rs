@@ -2,7 +2,7 @@
 //! Lua script in the contention experiment (`--redis-strategy optimistic`).
 //!
 //! It keeps every guarantee of the contract: the item's state, the outbox entry, the closing
-//! score and the idempotency record are written in one `MULTI`, which `EXEC` applies only if
+//! score (and listing index), and the idempotency record are written in one `MULTI`, which `EXEC` applies only if
 //! nobody touched the watched keys since they were read; otherwise the attempt starts over. The
 //! rules are the same as `place_bid.lua`'s, the event the same field list, and the idempotency
 //! record the same JSON, so the two strategies can even serve one item side by side.
@@ -318,6 +318,9 @@ impl Store {
                         .arg(placed.end_time.micros())
                         .arg(bid.item_id.as_str())
                         .ignore();
+                    // The listing index, as `place_bid.lua` keeps it (after the HSET above,
+                    // so it reads the new end).
+                    self.queue_reindex(&mut pipe, &bid.item_id);
                 }
                 // The same field list `place_bid.lua` appends.
                 pipe.cmd("XADD")

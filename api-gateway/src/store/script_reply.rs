@@ -99,8 +99,9 @@ impl ScriptReply {
 
 impl Store {
     /// An invocation of a script that changes one item and appends its event to the outbox
-    /// (`close_item`, `extend_item`, `relist_item`): `KEYS` item, closing set, outbox; `ARGV`
-    /// the item id and a new event id, then what the caller adds.
+    /// (`close_item`, `extend_item`, `relist_item`): `KEYS` item, closing set, outbox and the
+    /// shard's listing sets (last, as `item_index.lua` wants them); `ARGV` the item id and a
+    /// new event id, then what the caller adds.
     pub(super) fn item_change(
         &self,
         script: &'static redis::Script,
@@ -112,6 +113,7 @@ impl Store {
             .key(&keys.item)
             .key(&keys.closing)
             .key(&keys.outbox)
+            .key(&self.keys.listing_keys(keys.shard))
             .arg(id.as_str())
             .arg(EventId::new().to_string());
         invocation

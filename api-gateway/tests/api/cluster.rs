@@ -28,6 +28,8 @@ async fn bids_listing_closing_and_the_outbox_work_across_every_master_of_a_redis
     // without any in about one run in forty.
     let mut per_master: HashMap<u16, usize> = HashMap::new();
     let mut items = Vec::new();
+    // One end time for all: the listing then orders them by id, paging through ties.
+    let end = in_secs(5);
     while items.len() < 12 {
         let id = testkit::unique_id("item");
         let on = per_master
@@ -35,10 +37,7 @@ async fn bids_listing_closing_and_the_outbox_work_across_every_master_of_a_redis
             .or_default();
         if *on < 4 {
             *on += 1;
-            items.push(
-                app.create_item(json!({"id": id, "end_time": in_secs(3)}))
-                    .await,
-            );
+            items.push(app.create_item(json!({"id": id, "end_time": end})).await);
         }
     }
     let masters: HashSet<u16> = items
@@ -47,21 +46,37 @@ async fn bids_listing_closing_and_the_outbox_work_across_every_master_of_a_redis
         .collect();
     assert_eq!(masters.len(), 3, "12 items spread over every master");
 
+    // The listing reads every shard's listing set on its master, and pages across them.
+    let mut listed = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = app
+            .get(&format!("/api/v1/items?limit=5&cursor={cursor}"))
+            .await;
+        let body = page.assert_status(200);
+        listed.extend(
+            body["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .filter_map(|item| item["id"].as_str().map(str::to_owned)),
+        );
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    let mut expected = items.clone();
+    expected.sort();
+    assert_eq!(
+        listed, expected,
+        "each item once, by end time (all equal) then id"
+    );
+
     let mut accepted = Vec::new();
     for item in &items {
         accepted.push(app.accepted_bid(item, "alice", json!(11)).await.event_id);
         accepted.push(app.accepted_bid(item, "bob", json!(12)).await.event_id);
-    }
-    // The listing reads every item's hash, one command per slot.
-    let listed = app.get("/api/v1/items?limit=100").await;
-    let listed: HashSet<&str> = listed.assert_status(200)["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .filter_map(|item| item["id"].as_str())
-        .collect();
-    for item in &items {
-        assert!(listed.contains(item.as_str()), "{item} listed");
     }
 
     // The closer walks every shard's closing set, whichever master holds it.
@@ -77,6 +92,18 @@ async fn bids_listing_closing_and_the_outbox_work_across_every_master_of_a_redis
             (Some("bob"), Some(3))
         );
     }
+    // Each close moved its item to the closed listing set on the item's own master.
+    let closed = app.get("/api/v1/items?status=closed&limit=100").await;
+    let closed: Vec<&str> = closed.assert_status(200)["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|item| item["id"].as_str())
+        .collect();
+    assert_eq!(
+        closed,
+        expected.iter().map(String::as_str).collect::<Vec<_>>()
+    );
     // The relay reads every shard's outbox: everything reaches JetStream exactly once, and the
     // lag gauge (XLEN of every shard, one command per slot) reads zero.
     assert_archived_exactly_once_or_more(&app, &accepted).await;

@@ -63,8 +63,14 @@ async fn listing_filters_by_status() {
         .create_item(json!({"start_time": in_secs(600), "end_time": in_secs(1200)}))
         .await;
 
-    let all = app.get("/api/v1/items").await;
-    assert_eq!(all.assert_status(200)["count"], 2, "{}", all.text);
+    let default = app.get("/api/v1/items").await;
+    assert_eq!(
+        default.assert_status(200)["count"],
+        1,
+        "active by default: {}",
+        default.text
+    );
+    assert_eq!(default.body["items"][0]["id"], active.as_str());
 
     let listed = app.get("/api/v1/items?status=active").await;
     let ids: Vec<&str> = listed.body["items"]

@@ -15,6 +15,7 @@ mod helpers;
 mod items;
 mod lifecycle;
 mod limits;
+mod listing;
 mod live;
 mod openapi;
 mod outages;

@@ -93,3 +93,8 @@ async fn an_optimistic_bid_at_the_price_ceiling_wins_at_once() {
 async fn optimistic_rejections_are_remembered_briefly_too() {
     crate::bids::assert_rejections_are_kept_briefly(&optimistic_app().await).await;
 }
+
+#[tokio::test]
+async fn an_optimistic_bid_that_extends_the_auction_reorders_the_listing_too() {
+    crate::listing::assert_extensions_reorder_the_ending_listing(&optimistic_app().await).await;
+}
