@@ -75,6 +75,7 @@ pub fn bid_placed_frame_bytes() -> usize {
         round: 1,
         // The seller every experiment's items have (`api::SELLER_ID`).
         seller_id: Some(UserId::parse(crate::api::SELLER_ID).expect("a valid user id literal")),
+        automatic: false,
     });
     // Plain cents always encode: only a decimal that is not valid JSON could fail.
     let payload = event
