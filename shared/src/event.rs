@@ -373,10 +373,9 @@ pub(crate) mod tests {
             }),
             closed(Some("alice"), false),
             match closed(Some("bob"), false) {
-                Event::AuctionClosed(c) => Event::AuctionClosed(AuctionClosed {
-                    buy_now: true,
-                    ..c
-                }),
+                Event::AuctionClosed(c) => {
+                    Event::AuctionClosed(AuctionClosed { buy_now: true, ..c })
+                }
                 other => other,
             },
             closed(None, false),

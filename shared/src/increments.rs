@@ -232,10 +232,7 @@ mod tests {
 
     #[test]
     fn a_table_must_start_at_zero_ascend_and_have_positive_steps() {
-        assert_eq!(
-            IncrementTable::new(vec![]),
-            Err(IncrementError::Empty)
-        );
+        assert_eq!(IncrementTable::new(vec![]), Err(IncrementError::Empty));
         assert_eq!(
             IncrementTable::new(vec![row(100, 5)]),
             Err(IncrementError::FirstRowNotFromZero)
@@ -272,11 +269,14 @@ mod tests {
 
     #[test]
     fn rows_read_from_json_with_a_zero_from() {
-        let rows: Vec<IncrementRow> =
-            serde_json::from_str(r#"[{"from": 0, "increment": 0.5}, {"from": 10, "increment": 1}]"#)
-                .unwrap();
+        let rows: Vec<IncrementRow> = serde_json::from_str(
+            r#"[{"from": 0, "increment": 0.5}, {"from": 10, "increment": 1}]"#,
+        )
+        .unwrap();
         assert_eq!(rows, vec![row(0, 50), row(1_000, 100)]);
-        assert!(serde_json::from_str::<Vec<IncrementRow>>(r#"[{"from": 0, "increment": 0}]"#).is_err());
+        assert!(
+            serde_json::from_str::<Vec<IncrementRow>>(r#"[{"from": 0, "increment": 0}]"#).is_err()
+        );
     }
 
     #[test]

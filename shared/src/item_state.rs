@@ -189,9 +189,7 @@ impl ItemState {
 
     /// The buy-it-now price while it can still be used: set, no bid yet, auction running.
     pub fn buy_now_available(&self, now: Timestamp) -> Option<i64> {
-        (self.buy_now_cents > 0
-            && self.bid_count == 0
-            && self.status_at(now) == ItemStatus::Active)
+        (self.buy_now_cents > 0 && self.bid_count == 0 && self.status_at(now) == ItemStatus::Active)
             .then_some(self.buy_now_cents)
     }
 
@@ -365,7 +363,10 @@ mod tests {
         h.insert(field::LEADER_MAX_CENTS.into(), "987654".into());
         let s = ItemState::from_hash(ItemId::parse("i").unwrap(), &h).unwrap();
         let json = serde_json::to_string(&s.view(Timestamp::from_micros(2_000_000))).unwrap();
-        assert!(!json.contains("987654") && !json.contains("9876.54"), "{json}");
+        assert!(
+            !json.contains("987654") && !json.contains("9876.54"),
+            "{json}"
+        );
     }
 
     #[test]
@@ -385,7 +386,10 @@ mod tests {
         assert_eq!(s.minimum_bid_cents(), 2250);
         let view = serde_json::to_value(s.view(now)).unwrap();
         assert_eq!(view["next_minimum_bid_cents"], 2250);
-        assert!(view.get("buy_now_price").is_none(), "gone after the first bid");
+        assert!(
+            view.get("buy_now_price").is_none(),
+            "gone after the first bid"
+        );
         assert_eq!(view["increments"][1]["from"], serde_json::json!(20));
     }
 

@@ -156,10 +156,9 @@ async fn replay_or_refuse(
         }));
     }
     Err(match state.status_at(Timestamp::now()) {
-        ItemStatus::Cancelled => ApiError::new(
-            ErrorCode::AuctionCancelled,
-            "the auction was cancelled",
-        ),
+        ItemStatus::Cancelled => {
+            ApiError::new(ErrorCode::AuctionCancelled, "the auction was cancelled")
+        }
         _ => ApiError::new(ErrorCode::AuctionClosed, "the auction has ended"),
     })
 }

@@ -326,11 +326,7 @@ mod tests {
             rejected_secs: 60,
         };
         for outcome in BidOutcome::ALL {
-            let expected = if outcome.recorded() {
-                86_400
-            } else {
-                60
-            };
+            let expected = if outcome.recorded() { 86_400 } else { 60 };
             assert_eq!(ttl.of(outcome), expected, "{outcome:?}");
         }
     }

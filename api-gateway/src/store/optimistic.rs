@@ -150,12 +150,12 @@ impl Watched {
             round: f.int_or(field::ROUND, 1)?,
             seller: f.optional_user_id(field::SELLER_ID)?,
             increments: match f.optional(field::INCREMENTS) {
-                Some(text) => IncrementTable::from_storage(text).map_err(|_| {
-                    FieldError::BadInteger {
+                Some(text) => {
+                    IncrementTable::from_storage(text).map_err(|_| FieldError::BadInteger {
                         field: field::INCREMENTS,
                         value: text.to_owned(),
-                    }
-                })?,
+                    })?
+                }
                 None => {
                     let flat: i64 = f.int(field::MIN_INCREMENT_CENTS)?;
                     IncrementTable::flat(Cents::new(flat).map_err(|_| FieldError::BadInteger {
@@ -229,8 +229,7 @@ fn decide(bid: &PlaceBid, event_id: EventId, item: &Watched, now: i64) -> Decisi
     }
     // The price ceiling, as in `place_bid.lua`: a bid nobody may beat wins now.
     let next_increment = item.increments.increment_at(bid.amount_cents);
-    if !Cents::new(bid.amount_cents).is_ok_and(|amount| amount.leaves_room_above(next_increment))
-    {
+    if !Cents::new(bid.amount_cents).is_ok_and(|amount| amount.leaves_room_above(next_increment)) {
         (end_us, extended) = (now, false);
     }
     let seq = item.seq + 1;
