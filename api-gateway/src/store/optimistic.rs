@@ -442,7 +442,7 @@ mod tests {
             "1",
             "sam",
             "",
-            "",
+            "0",
         ]
         .map(|v| Some(v.to_owned()));
         Watched::parse(values).unwrap().unwrap()
