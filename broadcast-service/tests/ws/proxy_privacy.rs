@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 /// Whether any frame shows `cents`, as cents or as the decimal amount.
 fn shows(frame: &Value, cents: i64) -> bool {
     let text = frame.to_string();
-    text.contains(&cents.to_string()) || text.contains(&format!("{}.{:02}", cents / 100, cents % 100))
+    text.contains(&cents.to_string())
+        || text.contains(&format!("{}.{:02}", cents / 100, cents % 100))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,7 +39,10 @@ async fn no_frame_or_snapshot_shows_a_maximum() {
     }
     assert_eq!(frames[4]["automatic"], true, "{frames:?}");
     assert_eq!(frames[4]["user_id"], "ann");
-    assert_eq!(frames[4]["amount_cents"], 301, "bob's bid plus one increment");
+    assert_eq!(
+        frames[4]["amount_cents"], 301,
+        "bob's bid plus one increment"
+    );
     // A fresh viewer's snapshot of the same item.
     let mut late = broadcast.connect(&format!("/ws?item_id={item}")).await;
     let snapshot = late.expect_snapshot().await;
