@@ -1,6 +1,6 @@
 # The two commands a newcomer needs are `make run` and `make test`; the rest are for developers.
 
-.PHONY: run test test-web stack stack-down lint bench-write bench-archive bench-fanout bench-fanout-floor \
+.PHONY: run test test-web stack stack-down lint bench-write bench-write-proxy bench-archive bench-fanout bench-fanout-floor \
 	bench-close bench-listing experiments contention fanout resilience infra-check cluster cluster-down \
 	cluster-status cluster-experiment bench-cluster fuzz
 
@@ -89,6 +89,15 @@ bench-write: stack
 	PRICE_PREFILTER=false target/release/load-tests bench-write \
 		--gateway-bin target/release/api-gateway \
 		--clients 64,256 --duration-secs 10 --out bench/results/write-no-prefilter.json
+
+## Proxy bidding under contention (issue 16): the hot item with half the bidders bidding with a
+## maximum, their bids/s and p99 against the plain bids of the same run (`proxy_comparison` of
+## each level); every bid through Redis (pre-filter off); result in bench/results/write-proxy.json.
+bench-write-proxy: stack
+	cargo build --release -p api-gateway -p load-tests
+	PRICE_PREFILTER=false target/release/load-tests bench-write \
+		--gateway-bin target/release/api-gateway --proxy-bidders \
+		--clients 64,256 --duration-secs 10 --out bench/results/write-proxy.json
 
 ## Archive drain rate (200,000-event JetStream backlog into PostgreSQL) and accepted-bid-to-row
 ## delay at a steady 5,000 bids/s; result in bench/results/archive.json.

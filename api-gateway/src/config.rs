@@ -115,6 +115,19 @@ pub struct Config {
     #[arg(long, env = "PRICE_PREFILTER_TTL_MS", default_value_t = 1_000)]
     pub price_prefilter_ttl_ms: u64,
 
+    /// The increment table of an item created without `min_increment` or `increments`:
+    /// `from:increment` pairs in decimal units, comma-separated, ascending from 0 (the
+    /// increment in force is the last row at or below the current price). The default is the
+    /// flat 1.00 of the design; an eBay-like schedule is
+    /// `0:0.05,1:0.25,5:0.50,25:1,100:2.50,250:5,500:10,1000:25,2500:50,5000:100`.
+    #[arg(
+        long,
+        env = "DEFAULT_INCREMENTS",
+        default_value = "0:1.00",
+        value_parser = parse_increments
+    )]
+    pub default_increments: shared::IncrementTable,
+
     /// Bids per second one user may place, across all instances (0 disables the limit).
     #[arg(long, env = "BID_RATE_PER_USER", default_value_t = 10)]
     pub bid_rate_per_user: u32,
@@ -499,6 +512,10 @@ impl fmt::Debug for AuthOptions {
 pub enum RedisStrategy {
     Lua,
     Optimistic,
+}
+
+fn parse_increments(text: &str) -> Result<shared::IncrementTable, String> {
+    shared::IncrementTable::parse_decimal(text).map_err(|e| format!("the increment table {e}"))
 }
 
 fn default_instance_id() -> String {

@@ -31,6 +31,12 @@ pub enum ErrorCode {
     InvalidLimit,
     InvalidCursor,
     InvalidReason,
+    /// A bid's `max_amount` below its `amount`.
+    InvalidMaxAmount,
+    /// An item's `increments` table breaks a rule (rows ascending from 0, positive steps).
+    InvalidIncrements,
+    /// An item's `buy_now_price` below its starting price or reserve.
+    InvalidBuyNowPrice,
     /// The login is neither an email nor a username by the rules (or not the kind the field
     /// names).
     InvalidLogin,
@@ -78,6 +84,10 @@ pub enum ErrorCode {
     AuctionNotStarted,
     AuctionClosed,
     AuctionCancelled,
+    /// Buy it now is gone (a bid exists) or the item never had it.
+    BuyNowUnavailable,
+    /// The optimistic strategy does not implement proxy bidding (422).
+    ProxyBiddingUnsupported,
     /// 413.
     PayloadTooLarge,
     /// 429: the client may retry after `Retry-After`.
@@ -93,7 +103,7 @@ pub enum ErrorCode {
 impl ErrorCode {
     /// Every code, for the OpenAPI document's `ErrorCode` enum: a new code goes here too (the
     /// `openapi` test checks the document lists each wire string of this array once).
-    pub const ALL: [ErrorCode; 44] = [
+    pub const ALL: [ErrorCode; 49] = [
         Self::InvalidInput,
         Self::InvalidJson,
         Self::InvalidBody,
@@ -109,6 +119,9 @@ impl ErrorCode {
         Self::InvalidLimit,
         Self::InvalidCursor,
         Self::InvalidReason,
+        Self::InvalidMaxAmount,
+        Self::InvalidIncrements,
+        Self::InvalidBuyNowPrice,
         Self::InvalidLogin,
         Self::InvalidDisplayName,
         Self::WeakPassword,
@@ -133,6 +146,8 @@ impl ErrorCode {
         Self::AuctionNotStarted,
         Self::AuctionClosed,
         Self::AuctionCancelled,
+        Self::BuyNowUnavailable,
+        Self::ProxyBiddingUnsupported,
         Self::PayloadTooLarge,
         Self::RateLimited,
         Self::Internal,
@@ -158,6 +173,9 @@ impl ErrorCode {
             Self::InvalidLimit => "invalid_limit",
             Self::InvalidCursor => "invalid_cursor",
             Self::InvalidReason => "invalid_reason",
+            Self::InvalidMaxAmount => "invalid_max_amount",
+            Self::InvalidIncrements => "invalid_increments",
+            Self::InvalidBuyNowPrice => "invalid_buy_now_price",
             Self::InvalidLogin => "invalid_login",
             Self::InvalidDisplayName => "invalid_display_name",
             Self::WeakPassword => "weak_password",
@@ -182,6 +200,8 @@ impl ErrorCode {
             Self::AuctionNotStarted => "auction_not_started",
             Self::AuctionClosed => "auction_closed",
             Self::AuctionCancelled => "auction_cancelled",
+            Self::BuyNowUnavailable => "buy_now_unavailable",
+            Self::ProxyBiddingUnsupported => "proxy_bidding_unsupported",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
@@ -207,6 +227,9 @@ impl ErrorCode {
             | Self::InvalidLimit
             | Self::InvalidCursor
             | Self::InvalidReason
+            | Self::InvalidMaxAmount
+            | Self::InvalidIncrements
+            | Self::InvalidBuyNowPrice
             | Self::InvalidLogin
             | Self::InvalidDisplayName
             | Self::WeakPassword => StatusCode::BAD_REQUEST,
@@ -228,7 +251,9 @@ impl ErrorCode {
             | Self::AuctionHasBids
             | Self::AuctionNotStarted
             | Self::AuctionClosed
-            | Self::AuctionCancelled => StatusCode::CONFLICT,
+            | Self::AuctionCancelled
+            | Self::BuyNowUnavailable => StatusCode::CONFLICT,
+            Self::ProxyBiddingUnsupported => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,

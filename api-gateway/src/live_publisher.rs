@@ -93,8 +93,8 @@ impl LivePublisher {
         self.items.len()
     }
 
-    fn finish(&self, item: &ItemId, event: Option<&Event>) {
-        self.finish_locked(item, event);
+    fn finish<'a>(&self, item: &ItemId, events: impl IntoIterator<Item = &'a Event>) {
+        self.finish_locked(item, events);
         // Idle: forget it. The check and the removal are atomic under the map's shard lock,
         // so a `begin` that came in meanwhile keeps the entry.
         self.items.remove_if(item, |_, order| {
@@ -102,10 +102,10 @@ impl LivePublisher {
         });
     }
 
-    fn finish_locked(&self, item: &ItemId, event: Option<&Event>) {
+    fn finish_locked<'a>(&self, item: &ItemId, events: impl IntoIterator<Item = &'a Event>) {
         let mut order = self.items.entry(item.clone()).or_default();
         order.in_flight = order.in_flight.saturating_sub(1);
-        if let Some(event) = event {
+        for event in events {
             match event.to_json() {
                 Ok(json) => {
                     let outgoing = Outgoing {
@@ -157,10 +157,11 @@ pub struct InFlight {
 }
 
 impl InFlight {
-    /// The bid is answered; `event` is what it produced (if anything new).
-    pub fn finish(mut self, event: Option<&Event>) {
+    /// The bid is answered; `events` is what it produced (anything new: none, one, or a bid
+    /// and the automatic bid a standing maximum answered it with).
+    pub fn finish<'a>(mut self, events: impl IntoIterator<Item = &'a Event>) {
         self.finished = true;
-        self.publisher.finish(&self.item, event);
+        self.publisher.finish(&self.item, events);
     }
 }
 
@@ -169,7 +170,7 @@ impl Drop for InFlight {
         // An error or a cancelled request: nothing to publish, but the item must not wait
         // for this bid any longer.
         if !self.finished {
-            self.publisher.finish(&self.item, None);
+            self.publisher.finish(&self.item, None::<&Event>);
         }
     }
 }
@@ -245,6 +246,7 @@ mod tests {
             extended: false,
             round: 1,
             seller_id: None,
+            automatic: false,
         })
     }
 
@@ -253,7 +255,7 @@ mod tests {
         let (live, _queue) = publisher();
         for n in 0..10_000 {
             let item = ItemId::parse(format!("nope-{n}")).unwrap();
-            live.begin(&item).finish(None);
+            live.begin(&item).finish(None::<&Event>);
         }
         let failed = ItemId::parse("dropped").unwrap();
         drop(live.begin(&failed));

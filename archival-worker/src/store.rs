@@ -38,6 +38,11 @@ const MIGRATOR: Migrator = Migrator::new(
             name: "dead_letter_event_id",
             sql: include_str!("../migrations/0003_dead_letter_event_id.sql"),
         },
+        Migration {
+            version: 4,
+            name: "proxy_bids_and_buy_now",
+            sql: include_str!("../migrations/0004_proxy_bids_and_buy_now.sql"),
+        },
     ],
 );
 
@@ -225,19 +230,20 @@ async fn insert_bids<'a>(
     let placed: Vec<DateTime<Utc>> = sorted.iter().map(|b| time(b.timestamp)).collect();
     let ends: Vec<DateTime<Utc>> = sorted.iter().map(|b| time(b.end_time)).collect();
     let extended: Vec<bool> = sorted.iter().map(|b| b.extended).collect();
+    let automatic: Vec<bool> = sorted.iter().map(|b| b.automatic).collect();
     let rows = tx
         .query(
             "insert into bids (event_id, item_id, round, seq, bid_id, user_id, amount_cents,
-                               previous_cents, placed_at, end_time, extended)
+                               previous_cents, placed_at, end_time, extended, automatic)
              select * from unnest($1::uuid[], $2::text[], $3::int4[], $4::int8[], $5::text[],
                                   $6::text[], $7::int8[], $8::int8[], $9::timestamptz[],
-                                  $10::timestamptz[], $11::bool[])
+                                  $10::timestamptz[], $11::bool[], $12::bool[])
              order by 1
              on conflict (event_id) do nothing
              returning event_id",
             &[
                 &ids, &items, &rounds, &seqs, &bid_ids, &users, &amounts, &previous, &placed,
-                &ends, &extended,
+                &ends, &extended, &automatic,
             ],
         )
         .await
@@ -360,20 +366,21 @@ async fn insert_closes<'a>(
     let closed: Vec<DateTime<Utc>> = sorted.iter().map(|c| time(c.timestamp)).collect();
     let cancelled: Vec<bool> = sorted.iter().map(|c| c.cancelled).collect();
     let reasons: Vec<Option<&str>> = sorted.iter().map(|c| c.reason.as_deref()).collect();
+    let buy_now: Vec<bool> = sorted.iter().map(|c| c.buy_now).collect();
     let rows = tx
         .query(
             "insert into auction_results (event_id, item_id, round, seq, winner_id,
                                           final_price_cents, reserve_met, closed_at,
-                                          cancelled, reason)
+                                          cancelled, reason, buy_now)
              select * from unnest($1::uuid[], $2::text[], $3::int4[], $4::int8[], $5::text[],
                                   $6::int8[], $7::bool[], $8::timestamptz[], $9::bool[],
-                                  $10::text[])
+                                  $10::text[], $11::bool[])
              order by 1
              on conflict (event_id) do nothing
              returning event_id",
             &[
                 &ids, &items, &rounds, &seqs, &winners, &prices, &reserve, &closed, &cancelled,
-                &reasons,
+                &reasons, &buy_now,
             ],
         )
         .await

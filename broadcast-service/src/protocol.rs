@@ -286,6 +286,8 @@ mod tests {
             closed_at: None,
             cancel_reason: None,
             seller_id: None,
+            increments: shared::IncrementTable::flat(shared::Cents::new(100).unwrap()),
+            buy_now_cents: 0,
         };
         let snapshot = Snapshot::encode(&state, Timestamp::from_micros(2_000_000));
         assert_eq!(snapshot.seq, 3);
@@ -296,6 +298,7 @@ mod tests {
         assert_eq!(json["seq"], 3);
         assert_eq!(json["current_bid"].to_string(), "15");
         assert_eq!(json["status"], "active");
+        assert_eq!(json["next_minimum_bid_cents"], 1600);
     }
 
     #[test]

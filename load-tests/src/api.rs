@@ -20,6 +20,9 @@ use uuid::Uuid;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The name bid requests carry in goose's metrics (instead of a path with the item id).
 pub const BID_REQUEST_NAME: &str = "POST /api/v1/items/{id}/bid";
+/// The goose name of a bid carrying a maximum (`bench-write --proxy-bidders`), timed apart
+/// from the plain bids of the same run.
+pub const PROXY_BID_REQUEST_NAME: &str = "POST /api/v1/items/{id}/bid (max_amount)";
 /// The item list, which the mixed workload reads.
 pub const ITEMS_PATH: &str = "/api/v1/items";
 /// The account every experiment's items are created by (it never bids).
@@ -71,6 +74,9 @@ impl BidAuth {
 pub struct BidBody<'a> {
     pub user_id: &'a str,
     pub amount: Cents,
+    /// A proxy bid's maximum; absent for a plain bid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_amount: Option<Cents>,
 }
 
 /// An item to create with `POST /api/v1/items` (its body).
@@ -337,7 +343,11 @@ impl ApiClient {
     /// transport failure is an [`Outcome`], not an error.
     pub async fn bid(&self, item: &str, user_id: &str, amount: Cents) -> Answer {
         let url = format!("{}{}", self.base_url, bid_path(item));
-        let mut request = self.http.post(url).json(&BidBody { user_id, amount });
+        let mut request = self.http.post(url).json(&BidBody {
+            user_id,
+            amount,
+            max_amount: None,
+        });
         match self.bid_auth.token(user_id) {
             Ok(Some(token)) => request = request.bearer_auth(token),
             Ok(None) => {}
@@ -474,9 +484,17 @@ mod tests {
         let text = serde_json::to_string(&BidBody {
             user_id: "u1",
             amount,
+            max_amount: None,
         })
         .unwrap();
         assert_eq!(text, r#"{"user_id":"u1","amount":10.01}"#);
+        let proxy = serde_json::to_string(&BidBody {
+            user_id: "u1",
+            amount,
+            max_amount: Cents::new(2000).ok(),
+        })
+        .unwrap();
+        assert_eq!(proxy, r#"{"user_id":"u1","amount":10.01,"max_amount":20}"#);
         let item = NewItem::new("a".into(), "n", (100, 5), Timestamp::from_micros(0)).unwrap();
         let text = serde_json::to_string(&item).unwrap();
         let prices = r#""starting_price":1,"min_increment":0.05"#;

@@ -154,6 +154,7 @@ async fn publish_backlog(args: &BenchArchiveArgs, tag: &str) -> anyhow::Result<f
             extended: false,
             round: 1,
             seller_id: None,
+            automatic: false,
         });
         let ack = js
             .publish(subjects.archive(item), event.to_json()?.into())

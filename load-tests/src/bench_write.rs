@@ -71,6 +71,11 @@ pub struct BenchWriteArgs {
     /// bidders); without it they inherit this process's environment.
     #[arg(long)]
     pub database_url: Option<String>,
+    /// Half the bidders of every level (every other user) bid with a maximum (proxy
+    /// bidding, issue 16): their bids/s and latency are reported apart from the plain bids of
+    /// the same run (`proxy_comparison` of each level).
+    #[arg(long)]
+    pub proxy_bidders: bool,
 }
 
 impl BenchWriteArgs {
@@ -189,18 +194,74 @@ pub struct LevelResult {
     pub correct: bool,
     /// What failed, when it did not.
     pub violations: Vec<String>,
+    /// With `--proxy-bidders`: the plain bids against those with a maximum, same run. The
+    /// level's `requests` and rates are then both kinds together, `latency_ms` the plain bids'.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_comparison: Option<ProxyComparison>,
+}
+
+/// One kind of bid of a level with proxy bidders.
+#[derive(Debug, Clone, Serialize)]
+pub struct BidKind {
+    /// The users that bid this way (plain: even goose indexes, proxy: odd ones).
+    pub clients: u32,
+    pub requests: u64,
+    pub bids_per_sec: f64,
+    /// Bids per second per client, comparable when the halves differ by one.
+    pub bids_per_sec_per_client: f64,
+    pub latency_ms: Option<LatencyMs>,
+}
+
+/// Plain bids against bids with a maximum, on the same item in the same run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxyComparison {
+    pub plain: BidKind,
+    pub proxy: BidKind,
+    /// Proxy bids/s per client over plain bids/s per client.
+    pub rate_ratio: Option<f64>,
+    /// Proxy p99 over plain p99.
+    pub p99_ratio: Option<f64>,
+}
+
+impl ProxyComparison {
+    fn new(
+        users: u32,
+        plain: &crate::goose_run::RequestStats,
+        proxy: &crate::goose_run::RequestStats,
+    ) -> Self {
+        let kind = |clients: u32, stats: &crate::goose_run::RequestStats| BidKind {
+            clients,
+            requests: stats.requests,
+            bids_per_sec: stats.per_sec,
+            bids_per_sec_per_client: round_to(stats.per_sec / f64::from(clients.max(1)), 1),
+            latency_ms: stats.latency_ms,
+        };
+        let (plain, proxy) = (kind(users.div_ceil(2), plain), kind(users / 2, proxy));
+        let ratio = |a: f64, b: f64| (b > 0.0).then(|| round_to(a / b, 3));
+        Self {
+            rate_ratio: ratio(proxy.bids_per_sec_per_client, plain.bids_per_sec_per_client),
+            p99_ratio: match (&proxy.latency_ms, &plain.latency_ms) {
+                (Some(p), Some(q)) => ratio(p.p99, q.p99),
+                _ => None,
+            },
+            plain,
+            proxy,
+        }
+    }
 }
 
 impl LevelResult {
     fn new(level: HotLevel, answered_without_redis: Option<u64>) -> Self {
         let (check, measured) = (&level.check, level.measured_secs);
-        let through_redis = |skipped: u64| level.bids.requests.saturating_sub(skipped) as f64;
+        let proxy = level.proxy_bids.as_ref();
+        let requests = level.bids.requests + proxy.map_or(0, |p| p.requests);
+        let through_redis = |skipped: u64| requests.saturating_sub(skipped) as f64;
         Self {
             clients: level.users,
             duration_secs: level.duration_secs,
             measured_secs: measured,
-            requests: level.bids.requests,
-            requests_per_sec: level.bids.per_sec,
+            requests,
+            requests_per_sec: round_to(level.bids.per_sec + proxy.map_or(0.0, |p| p.per_sec), 1),
             accepted: level.accepted,
             rejected: level.rejected,
             errors: level.errors.values().sum(),
@@ -215,6 +276,7 @@ impl LevelResult {
             final_price_cents: check.final_price_cents,
             highest_accepted_cents: check.highest_accepted_cents,
             correct: level.violations.is_empty(),
+            proxy_comparison: proxy.map(|p| ProxyComparison::new(level.users, &level.bids, p)),
             violations: level.violations,
         }
     }
@@ -292,12 +354,13 @@ async fn run_one(
     )?;
     // On the heap: a goose attack's future is large, and levels nest in the comparison (a
     // test thread's 2 MiB stack overflowed).
-    let level = Box::pin(hot_item::run_level(
+    let level = Box::pin(hot_item::run_level_with(
         api,
         url,
         &item,
         clients,
         args.duration_secs,
+        args.proxy_bidders,
     ));
     let (level, prefiltered) = counter_growth(api, PREFILTER_COUNTER, level)
         .await
@@ -419,6 +482,7 @@ mod tests {
             highest_accepted_cents: Some(1),
             correct,
             violations: Vec::new(),
+            proxy_comparison: None,
         }
     }
 

@@ -26,6 +26,7 @@ async fn a_smoke_run_bids_with_tokens_compares_open_mode_and_writes_the_result()
                 .await
                 .unwrap(),
         ),
+        proxy_bidders: false,
     };
 
     let result = bench_write::run(&args).await.unwrap();
@@ -57,4 +58,45 @@ async fn a_smoke_run_bids_with_tokens_compares_open_mode_and_writes_the_result()
         "{written}"
     );
     assert_eq!(written["budget_percent"], 10.0);
+}
+
+/// Half the users bid with a maximum (`--proxy-bidders`): the level's checks hold with the
+/// automatic bids (final price, `seq` and `bid_count` against the events the answers report),
+/// and both kinds are timed apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smoke_run_with_proxy_bidders_keeps_every_check_and_times_both_kinds() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("write-proxy.json");
+    let args = BenchWriteArgs {
+        gateway_url: None,
+        gateway_bin: Some(support::service_bin("api-gateway")),
+        clients: vec![6],
+        duration_secs: 2,
+        out: out.clone(),
+        smoke: true,
+        registered_bidders: 0,
+        compare_open_clients: None,
+        database_url: None,
+        proxy_bidders: true,
+    };
+
+    let result = bench_write::run(&args).await.unwrap();
+
+    let level = &result.levels[0];
+    assert!(level.correct, "{:?}", level.violations);
+    assert!(level.accepted > 0 && level.errors == 0, "{level:?}");
+    let comparison = level.proxy_comparison.as_ref().expect("both kinds timed");
+    assert_eq!((comparison.plain.clients, comparison.proxy.clients), (3, 3));
+    assert!(
+        comparison.plain.requests > 0 && comparison.proxy.requests > 0,
+        "{comparison:?}"
+    );
+    assert_eq!(
+        level.requests,
+        comparison.plain.requests + comparison.proxy.requests
+    );
+    assert!(
+        level.final_seq >= level.accepted,
+        "automatic bids add events: {level:?}"
+    );
 }

@@ -161,6 +161,10 @@ pub struct BidPlaced {
     /// The item's seller; `None` for an item created before sellers existed.
     #[serde(default)]
     pub seller_id: Option<UserId>,
+    /// Placed by the system for the bidder's maximum (proxy bidding), not by a request of
+    /// theirs. The maximum itself is never in any event.
+    #[serde(default)]
+    pub automatic: bool,
 }
 
 /// A decimal JSON number written from cents.
@@ -174,7 +178,7 @@ impl Serialize for Decimal {
 
 impl Serialize for BidPlaced {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("BidPlaced", 14)?;
+        let mut s = serializer.serialize_struct("BidPlaced", 15)?;
         s.serialize_field("event_id", &self.event_id)?;
         s.serialize_field("item_id", &self.item_id)?;
         s.serialize_field("seq", &self.seq)?;
@@ -189,6 +193,7 @@ impl Serialize for BidPlaced {
         s.serialize_field("extended", &self.extended)?;
         s.serialize_field("round", &self.round)?;
         s.serialize_field("seller_id", &self.seller_id)?;
+        s.serialize_field("automatic", &self.automatic)?;
         s.end()
     }
 }
@@ -215,6 +220,9 @@ pub struct AuctionClosed {
     /// The item's seller; `None` for an item created before sellers existed.
     #[serde(default)]
     pub seller_id: Option<UserId>,
+    /// Ended by the winner's buy it now (`POST /api/v1/items/{id}/buy`) before any bid.
+    #[serde(default)]
+    pub buy_now: bool,
 }
 
 /// An admin moved an auction's end time.
@@ -266,7 +274,7 @@ impl Serialize for AuctionRelisted {
 
 impl Serialize for AuctionClosed {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("AuctionClosed", 12)?;
+        let mut s = serializer.serialize_struct("AuctionClosed", 13)?;
         s.serialize_field("event_id", &self.event_id)?;
         s.serialize_field("item_id", &self.item_id)?;
         s.serialize_field("seq", &self.seq)?;
@@ -279,6 +287,7 @@ impl Serialize for AuctionClosed {
         s.serialize_field("cancelled", &self.cancelled)?;
         s.serialize_field("reason", &self.reason)?;
         s.serialize_field("seller_id", &self.seller_id)?;
+        s.serialize_field("buy_now", &self.buy_now)?;
         s.end()
     }
 }
@@ -303,6 +312,7 @@ pub(crate) mod tests {
             extended: false,
             round: 1,
             seller_id: Some(UserId::parse("sam").unwrap()),
+            automatic: false,
         }
     }
 
@@ -344,6 +354,7 @@ pub(crate) mod tests {
             cancelled,
             reason: cancelled.then(|| "fraud, see ticket 7".to_owned()),
             seller_id: Some(UserId::parse("sam").unwrap()),
+            buy_now: false,
         })
     }
 
@@ -356,7 +367,17 @@ pub(crate) mod tests {
                 round: 2,
                 ..bid()
             }),
+            Event::BidPlaced(BidPlaced {
+                automatic: true,
+                ..bid()
+            }),
             closed(Some("alice"), false),
+            match closed(Some("bob"), false) {
+                Event::AuctionClosed(c) => {
+                    Event::AuctionClosed(AuctionClosed { buy_now: true, ..c })
+                }
+                other => other,
+            },
             closed(None, false),
             closed(None, true),
             Event::AuctionRelisted(AuctionRelisted {

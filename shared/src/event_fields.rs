@@ -45,6 +45,10 @@ pub mod name {
     /// The item's seller, in every event; `""` or absent (entries written before sellers
     /// existed) for an item without one.
     pub const SELLER_ID: &str = "seller_id";
+    /// `bid_placed`: a bid the system placed for a maximum; absent in older entries (`"0"`).
+    pub const AUTOMATIC: &str = "automatic";
+    /// `auction_closed`: ended by buy it now; absent in older entries (`"0"`).
+    pub const BUY_NOW: &str = "buy_now";
 }
 
 /// The `type` tags, the same as the JSON form's `type`.
@@ -160,6 +164,17 @@ impl FieldList {
         }
     }
 
+    /// A flag added after entries were first written: absent reads as `false`.
+    ///
+    /// # Errors
+    /// [`FieldError::BadFlag`] for anything but `"1"`/`"0"`.
+    pub fn flag_or_false(&self, name: &'static str) -> Result<bool, FieldError> {
+        match self.get(name) {
+            None => Ok(false),
+            Some(_) => self.flag(name),
+        }
+    }
+
     /// # Errors
     /// [`FieldError::Missing`] or [`FieldError::BadId`].
     pub fn user_id(&self, name: &'static str) -> Result<UserId, FieldError> {
@@ -246,6 +261,7 @@ impl Event {
                 f.push(name::PREVIOUS_CENTS, e.previous_bid_cents.to_string());
                 f.push(name::END_US, e.end_time.micros().to_string());
                 f.push(name::EXTENDED, flag(e.extended));
+                f.push(name::AUTOMATIC, flag(e.automatic));
             }
             Event::AuctionClosed(e) => {
                 f.push(
@@ -261,6 +277,7 @@ impl Event {
                 f.push(name::RESERVE_MET, flag(e.reserve_met));
                 f.push(name::CANCELLED, flag(e.cancelled));
                 f.push(name::REASON, e.reason.clone().unwrap_or_default());
+                f.push(name::BUY_NOW, flag(e.buy_now));
             }
             Event::AuctionExtended(e) => {
                 f.push(name::END_US, e.end_time.micros().to_string());
@@ -301,6 +318,7 @@ impl Event {
                 extended: f.flag(name::EXTENDED)?,
                 round,
                 seller_id,
+                automatic: f.flag_or_false(name::AUTOMATIC)?,
             }),
             kind::AUCTION_CLOSED => Event::AuctionClosed(AuctionClosed {
                 event_id,
@@ -314,12 +332,10 @@ impl Event {
                     .transpose()?,
                 reserve_met: f.flag(name::RESERVE_MET)?,
                 round,
-                cancelled: match f.get(name::CANCELLED) {
-                    None => false,
-                    Some(_) => f.flag(name::CANCELLED)?,
-                },
+                cancelled: f.flag_or_false(name::CANCELLED)?,
                 reason: f.optional(name::REASON).map(str::to_owned),
                 seller_id,
+                buy_now: f.flag_or_false(name::BUY_NOW)?,
             }),
             kind::AUCTION_EXTENDED => Event::AuctionExtended(AuctionExtended {
                 event_id,
@@ -430,6 +446,25 @@ mod tests {
         };
         assert!(!close.cancelled);
         assert_eq!(close.reason, None);
+    }
+
+    #[test]
+    fn entries_written_before_proxy_bids_and_buy_now_are_neither() {
+        let Ok(Event::BidPlaced(placed)) = Event::from_fields(&bid_with(name::AUTOMATIC, None))
+        else {
+            panic!("decodes");
+        };
+        assert!(!placed.automatic);
+        let fields: FieldList = closed_with_winner()
+            .to_fields()
+            .pairs()
+            .filter(|(n, _)| *n != name::BUY_NOW)
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect();
+        let Ok(Event::AuctionClosed(close)) = Event::from_fields(&fields) else {
+            panic!("decodes");
+        };
+        assert!(!close.buy_now);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! gateway's reads and the broadcast service's snapshots cannot drift apart.
 
 use crate::ids::{ItemId, UserId};
+use crate::increments::IncrementTable;
+use crate::money::Cents;
 use crate::money::{serialize_cents, serialize_opt_cents};
 use crate::timestamp::Timestamp;
 use serde::Serialize;
@@ -47,6 +49,16 @@ pub mod field {
     /// The `auction_closed` event (its field list, as JSON) of a close not yet confirmed as
     /// announced live; written by `close_item.lua`, removed by `confirm_close.lua`.
     pub const CLOSE_EVENT: &str = "close_event";
+    /// The increment schedule (`IncrementTable::to_storage`: `from:increment` cents pairs,
+    /// `;`-separated); absent for a flat `min_increment_cents` (items made before tables).
+    pub const INCREMENTS: &str = "increments";
+    /// The buy-it-now price in cents; absent or `0` without one. Available only before the
+    /// first bid, while the auction runs.
+    pub const BUY_NOW_CENTS: &str = "buy_now_cents";
+    /// The current leader's maximum (proxy bid) in cents; absent or `0` when the leader bid
+    /// no more than the price. Read only by the bid scripts: [`super::ItemState`] does not
+    /// parse it, so no view, snapshot or listing can show it.
+    pub const LEADER_MAX_CENTS: &str = "leader_max_cents";
 }
 
 /// What a viewer or client sees as the auction's status.
@@ -84,6 +96,10 @@ pub struct ItemState {
     pub cancel_reason: Option<String>,
     /// Who created the auction; `None` for an item created before sellers existed.
     pub seller_id: Option<UserId>,
+    /// The increment schedule (a flat `min_increment_cents` is its one row).
+    pub increments: IncrementTable,
+    /// `0` without a buy-it-now price.
+    pub buy_now_cents: i64,
 }
 
 /// Why an item hash could not be read.
@@ -140,6 +156,14 @@ impl ItemState {
             closed_at: int(field::CLOSED_US).ok().map(Timestamp::from_micros),
             cancel_reason: Some(text(field::CANCEL_REASON).to_owned()).filter(|r| !r.is_empty()),
             seller_id: opt_user(field::SELLER_ID)?,
+            increments: match hash.get(field::INCREMENTS).filter(|t| !t.is_empty()) {
+                Some(text) => IncrementTable::from_storage(text)
+                    .map_err(|_| ItemStateError::Invalid(field::INCREMENTS))?,
+                None => Cents::new(int(field::MIN_INCREMENT_CENTS)?)
+                    .map(IncrementTable::flat)
+                    .map_err(|_| ItemStateError::Invalid(field::MIN_INCREMENT_CENTS))?,
+            },
+            buy_now_cents: int(field::BUY_NOW_CENTS).unwrap_or(0),
             id,
         })
     }
@@ -156,13 +180,20 @@ impl ItemState {
         }
     }
 
-    /// The smallest amount the next bid may have.
+    /// The smallest amount the next bid may have: the starting price, then the price plus
+    /// the increment in force at it (`place_bid.lua` applies the same rule).
     pub fn minimum_bid_cents(&self) -> i64 {
         if self.bid_count == 0 {
             self.starting_cents
         } else {
-            self.current_cents + self.min_increment_cents
+            self.current_cents + self.increments.increment_at(self.current_cents)
         }
+    }
+
+    /// The buy-it-now price while it can still be used: set, no bid yet, auction running.
+    pub fn buy_now_available(&self, now: Timestamp) -> Option<i64> {
+        (self.buy_now_cents > 0 && self.bid_count == 0 && self.status_at(now) == ItemStatus::Active)
+            .then_some(self.buy_now_cents)
     }
 
     /// The public view at `now`.
@@ -177,10 +208,15 @@ impl ItemState {
             highest_bidder_id: self.highest_bidder.clone(),
             starting_price: self.starting_cents,
             starting_price_cents: self.starting_cents,
-            min_increment: self.min_increment_cents,
-            min_increment_cents: self.min_increment_cents,
+            min_increment: self.increments.increment_at(self.current_cents),
+            min_increment_cents: self.increments.increment_at(self.current_cents),
             minimum_bid: self.minimum_bid_cents(),
             minimum_bid_cents: self.minimum_bid_cents(),
+            next_minimum_bid: self.minimum_bid_cents(),
+            next_minimum_bid_cents: self.minimum_bid_cents(),
+            increments: self.increments.clone(),
+            buy_now_price: self.buy_now_available(now),
+            buy_now_price_cents: self.buy_now_available(now),
             has_reserve: self.reserve_cents > 0,
             reserve_met: (self.reserve_cents > 0)
                 .then_some(self.bid_count > 0 && self.current_cents >= self.reserve_cents),
@@ -216,13 +252,28 @@ pub struct ItemView {
     #[serde(serialize_with = "serialize_cents")]
     pub starting_price: i64,
     pub starting_price_cents: i64,
+    /// The increment in force at the current price.
     #[serde(serialize_with = "serialize_cents")]
     pub min_increment: i64,
     pub min_increment_cents: i64,
-    /// The smallest amount the next bid may have.
+    /// The smallest amount the next bid may have (`next_minimum_bid` is the same value under
+    /// the name of the issue 16 contract).
     #[serde(serialize_with = "serialize_cents")]
     pub minimum_bid: i64,
     pub minimum_bid_cents: i64,
+    #[serde(serialize_with = "serialize_cents")]
+    pub next_minimum_bid: i64,
+    pub next_minimum_bid_cents: i64,
+    /// The increment schedule in force (a flat increment is one row from 0).
+    pub increments: IncrementTable,
+    /// Present only while buy it now is available: before the first bid, while active.
+    #[serde(
+        serialize_with = "serialize_opt_cents",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub buy_now_price: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buy_now_price_cents: Option<i64>,
     pub has_reserve: bool,
     /// `null` when there is no reserve.
     pub reserve_met: Option<bool>,
@@ -304,6 +355,45 @@ mod tests {
         assert_eq!(json["reserve_met"], false);
         assert_eq!(json["has_reserve"], true);
         assert!(!json.to_string().contains("5000") && !json.to_string().contains("\"50\""));
+    }
+
+    #[test]
+    fn view_never_reveals_the_leaders_maximum() {
+        let mut h = hash();
+        h.insert(field::BID_COUNT.into(), "1".into());
+        h.insert(field::CURRENT_CENTS.into(), "1000".into());
+        h.insert(field::HIGHEST_BIDDER.into(), "ada".into());
+        h.insert(field::LEADER_MAX_CENTS.into(), "987654".into());
+        let s = ItemState::from_hash(ItemId::parse("i").unwrap(), &h).unwrap();
+        let json = serde_json::to_string(&s.view(Timestamp::from_micros(2_000_000))).unwrap();
+        assert!(
+            !json.contains("987654") && !json.contains("9876.54"),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn a_tiered_table_sets_the_next_minimum_and_buy_now_shows_only_before_the_first_bid() {
+        let mut h = hash();
+        h.insert(field::INCREMENTS.into(), "0:50;2000:250".into());
+        h.insert(field::BUY_NOW_CENTS.into(), "9900".into());
+        let mut s = ItemState::from_hash(ItemId::parse("i").unwrap(), &h).unwrap();
+        let now = Timestamp::from_micros(2_000_000);
+        assert_eq!(s.buy_now_available(now), Some(9900));
+        assert_eq!(s.view(now).buy_now_price, Some(9900));
+        assert_eq!(s.buy_now_available(Timestamp::from_micros(9_000_000)), None);
+        s.bid_count = 1;
+        s.current_cents = 1500;
+        assert_eq!(s.minimum_bid_cents(), 1550);
+        s.current_cents = 2000;
+        assert_eq!(s.minimum_bid_cents(), 2250);
+        let view = serde_json::to_value(s.view(now)).unwrap();
+        assert_eq!(view["next_minimum_bid_cents"], 2250);
+        assert!(
+            view.get("buy_now_price").is_none(),
+            "gone after the first bid"
+        );
+        assert_eq!(view["increments"][1]["from"], serde_json::json!(20));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! * [`ids`]: validated identifiers ([`ItemId`], [`UserId`], [`IdempotencyKey`]) that are safe
 //!   as NATS subject tokens and Redis key parts.
 //! * [`money`]: [`Cents`], money as integer minor units, parsed from decimal literals exactly.
+//! * [`increments`]: bid increment schedules ([`IncrementTable`]), flat or tiered by price.
 //! * [`event`]: the event schema published live, archived and stored ([`Event`]).
 //! * [`event_fields`]: the same event as the flat field list the gateway's scripts write to
 //!   the outbox and return ([`Event::to_fields`], [`Event::from_fields`]).
@@ -48,6 +49,7 @@ pub mod event_fields;
 pub mod health;
 pub mod http_server;
 pub mod ids;
+pub mod increments;
 pub mod item_state;
 pub mod metrics;
 pub mod migrations;
@@ -73,6 +75,7 @@ pub mod tls;
 pub use event::{AuctionClosed, AuctionExtended, AuctionRelisted, BidPlaced, Event, EventId};
 pub use event_fields::{FieldError, FieldList};
 pub use ids::{IdError, IdempotencyKey, ItemId, UserId};
+pub use increments::{IncrementError, IncrementRow, IncrementTable};
 pub use item_state::{ItemState, ItemStatus};
 pub use money::{Cents, MoneyError};
 pub use timestamp::Timestamp;

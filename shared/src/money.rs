@@ -112,7 +112,7 @@ impl Cents {
 }
 
 /// Renders cents as a decimal with two fraction digits trimmed (`200.5`, `12`, `0.05`).
-fn decimal_text(cents: i64) -> String {
+pub fn decimal_text(cents: i64) -> String {
     let sign = if cents < 0 { "-" } else { "" };
     let abs = cents.unsigned_abs();
     match abs % 100 {

@@ -4,6 +4,12 @@
 //! an error: the bid was processed. The response keeps the original Go system's fields
 //! (`success, message, current_bid, your_bid, is_highest, event_id`).
 //!
+//! Proxy bidding: a bid may carry `max_amount` (at least `amount`), and the script bids for
+//! that bidder only as much as needed to lead, up to it. A valid bid that a standing maximum
+//! answered at once is `success: true, is_highest: false, code: outbid_by_proxy`; the leader
+//! raising its own maximum is `code: max_raised` (no price change). The maximum is echoed to
+//! its bidder only, never in any event, view or history.
+//!
 //! The bidder is the access token's account ([`Bidder`]): no token is 401 before the body is
 //! read, and a body `user_id` naming someone else is 403 `user_id_mismatch` (the body may omit
 //! it, or repeat the caller's own). Only `--auth-mode open` takes a bid without a token, as the
@@ -41,8 +47,14 @@ struct BidRequest {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     user_id: Option<UserId>,
+    /// The bid placed now: at least the item's `next_minimum_bid`.
     #[schema(value_type = f64, minimum = 0.01, example = 12.5)]
     amount: Cents,
+    /// The most the system may bid for you (proxy bidding), at least `amount`; it bids only
+    /// as much as needed to lead. Shown to nobody else.
+    #[serde(default)]
+    #[schema(value_type = Option<f64>, minimum = 0.01, example = 40)]
+    max_amount: Option<Cents>,
 }
 
 /// Who places the bid: the token's account; in open mode without a token, the body's user.
@@ -80,7 +92,8 @@ fn bidder(
 struct BidResponse {
     success: bool,
     message: &'static str,
-    /// The outcome: `accepted` or `bid_too_low`.
+    /// The outcome: `accepted`, `outbid_by_proxy`, `max_raised`, `max_not_raised` or
+    /// `bid_too_low`.
     code: &'static str,
     #[serde(serialize_with = "serialize_cents")]
     current_bid: i64,
@@ -89,6 +102,15 @@ struct BidResponse {
     your_bid: i64,
     your_bid_cents: i64,
     is_highest: bool,
+    /// Your maximum, echoed to you only (absent for a plain bid).
+    #[serde(
+        serialize_with = "shared::money::serialize_opt_cents",
+        skip_serializing_if = "Option::is_none"
+    )]
+    max_amount: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_amount_cents: Option<i64>,
+    /// The event of your bid (the first, when a standing maximum answered it).
     #[serde(skip_serializing_if = "Option::is_none")]
     event_id: Option<String>,
     seq: u64,
@@ -105,8 +127,12 @@ struct BidResponse {
 
 const ACCEPTED: &str = "bid accepted";
 const TOO_LOW: &str = "bid is below the minimum next bid";
+const OUTBID_BY_PROXY: &str = "bid accepted, and outbid at once by another bidder's maximum";
+const MAX_RAISED: &str = "your maximum is raised; you still lead";
+const MAX_NOT_RAISED: &str = "your maximum is already at least this";
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+/// The `Idempotency-Key` header, validated.
+pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -147,10 +173,18 @@ async fn place_bid(
     JsonBody(request): JsonBody<BidRequest>,
 ) -> Result<Json<BidResponse>, ApiError> {
     let started = Instant::now();
+    let max_cents = request.max_amount.map(Cents::get);
+    if max_cents.is_some_and(|max| max < request.amount.get()) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidMaxAmount,
+            "max_amount must be at least amount",
+        ));
+    }
     let bid = PlaceBid {
         item_id: item_id(raw_id)?,
         user_id: bidder(ctx.config.auth.auth_mode, caller, request.user_id)?,
         amount_cents: request.amount.get(),
+        max_cents,
         idempotency_key: idempotency_key(&headers)?,
     };
     if ctx.suspensions.forbids(&bid.user_id, Activity::Bid) {
@@ -192,9 +226,12 @@ async fn place_bid(
             StoreError::TimedOut => ApiError::OutcomeUnknown("redis"),
             other => other.into(),
         })?;
-    let event = reply.event.take().map(Event::BidPlaced);
+    let events: Vec<Event> = std::mem::take(&mut reply.events)
+        .into_iter()
+        .map(Event::BidPlaced)
+        .collect();
     // A replayed answer was published when it was first given.
-    in_flight.finish(event.as_ref().filter(|_| !reply.replayed));
+    in_flight.finish(events.iter().filter(|_| !reply.replayed));
     if reply.seq > 0 {
         ctx.prices.observe(
             &bid.item_id,
@@ -206,24 +243,34 @@ async fn place_bid(
             },
         );
     }
-    if let Some(event) = &event {
+    if let Some(event) = events.first() {
         tracing::Span::current().record("event_id", tracing::field::display(event.event_id()));
     }
     ctx.metrics.bid(reply.outcome.as_str());
     ctx.metrics
         .bid_duration
         .observe(started.elapsed().as_secs_f64());
-    respond(&bid, &reply, event.as_ref())
+    respond(&bid, &reply, &events)
 }
 
 fn respond(
     bid: &PlaceBid,
     reply: &BidReply,
-    event: Option<&Event>,
+    events: &[Event],
 ) -> Result<Json<BidResponse>, ApiError> {
-    let success = match reply.outcome {
-        BidOutcome::Accepted => true,
-        BidOutcome::TooLow => false,
+    let (success, message) = match reply.outcome {
+        BidOutcome::Accepted => (true, ACCEPTED),
+        BidOutcome::OutbidByProxy => (true, OUTBID_BY_PROXY),
+        BidOutcome::MaxRaised => (true, MAX_RAISED),
+        BidOutcome::MaxNotRaised => (false, MAX_NOT_RAISED),
+        BidOutcome::TooLow => (false, TOO_LOW),
+        BidOutcome::ProxyUnsupported => {
+            return Err(ApiError::new(
+                ErrorCode::ProxyBiddingUnsupported,
+                "this gateway runs the optimistic bid strategy, which does not implement \
+                 proxy bidding: bid without max_amount (or on an item without a standing maximum)",
+            ));
+        }
         BidOutcome::NotFound => return Err(ApiError::ItemNotFound(bid.item_id.to_string())),
         BidOutcome::NotStarted => {
             return Err(ApiError::new(
@@ -256,19 +303,22 @@ fn respond(
             ));
         }
     };
-    let placed = match event {
+    // The bidder's own bid is the first event (an automatic answer follows it).
+    let placed = match events.first() {
         Some(Event::BidPlaced(placed)) => Some(placed),
         _ => None,
     };
     Ok(Json(BidResponse {
         success,
-        message: if success { ACCEPTED } else { TOO_LOW },
+        message,
         code: reply.outcome.as_str(),
         current_bid: reply.current_cents,
         current_bid_cents: reply.current_cents,
         your_bid: bid.amount_cents,
         your_bid_cents: bid.amount_cents,
         is_highest: reply.highest_bidder.as_ref() == Some(&bid.user_id),
+        max_amount: bid.max_cents,
+        max_amount_cents: bid.max_cents,
         event_id: placed.map(|e| e.event_id.to_string()),
         seq: reply.seq,
         minimum_bid_cents: Some(reply.minimum_cents),
@@ -288,6 +338,8 @@ fn too_low_from_cache(bid: &PlaceBid, known: &KnownPrice) -> BidResponse {
         your_bid: bid.amount_cents,
         your_bid_cents: bid.amount_cents,
         is_highest: false,
+        max_amount: bid.max_cents,
+        max_amount_cents: bid.max_cents,
         event_id: None,
         seq: known.seq,
         minimum_bid_cents: None,

@@ -23,7 +23,7 @@ use serde_json::json;
 use shared::item_state::ItemView;
 use shared::redis_keys::ListingOrder;
 use shared::text::{ItemDescription, ItemName};
-use shared::{Cents, ItemId, ItemStatus, Timestamp, UserId};
+use shared::{Cents, IncrementRow, IncrementTable, ItemId, ItemStatus, Timestamp, UserId};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -46,10 +46,21 @@ struct CreateItemRequest {
     description: String,
     #[schema(value_type = f64, minimum = 0.01, example = 12.5)]
     starting_price: Cents,
+    /// A flat increment; without it (and without `increments`) the gateway's
+    /// `DEFAULT_INCREMENTS` table applies.
     #[schema(value_type = Option<f64>)]
     min_increment: Option<Cents>,
+    /// A tiered increment schedule instead of `min_increment`: rows ascending by `from`,
+    /// the first from 0; the increment in force is the last row at or below the price.
+    #[schema(value_type = Option<Vec<IncrementRowSchema>>)]
+    increments: Option<Vec<IncrementRow>>,
     #[schema(value_type = Option<f64>)]
     reserve_price: Option<Cents>,
+    /// Buy it now: anyone but the seller may end the auction at this price
+    /// (`POST /api/v1/items/{id}/buy`) until the first bid. At least the starting price and
+    /// the reserve.
+    #[schema(value_type = Option<f64>)]
+    buy_now_price: Option<Cents>,
     #[schema(value_type = Option<String>, format = DateTime)]
     start_time: Option<Timestamp>,
     #[schema(value_type = String, format = DateTime)]
@@ -58,9 +69,42 @@ struct CreateItemRequest {
     extension_secs: Option<u32>,
 }
 
+/// One row of an increment schedule, as the OpenAPI document shows it.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct IncrementRowSchema {
+    /// From this price on (0 for the first row).
+    #[schema(minimum = 0, example = 100)]
+    from: f64,
+    #[schema(minimum = 0.01, example = 2.5)]
+    increment: f64,
+}
+
 impl CreateItemRequest {
     /// Applies the rules serde cannot express; `seller` creates it.
-    fn validate(self, seller: UserId) -> Result<NewItem, ApiError> {
+    fn validate(self, seller: UserId, default: &IncrementTable) -> Result<NewItem, ApiError> {
+        let increments = match (self.min_increment, self.increments) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidIncrements,
+                    "give min_increment or increments, not both",
+                ));
+            }
+            (Some(flat), None) => IncrementTable::flat(flat),
+            (None, Some(rows)) => IncrementTable::new(rows).map_err(|e| {
+                ApiError::new(ErrorCode::InvalidIncrements, format!("increments {e}"))
+            })?,
+            (None, None) => default.clone(),
+        };
+        let reserve_cents = self.reserve_price.map_or(0, Cents::get);
+        if let Some(buy_now) = self.buy_now_price
+            && (buy_now.get() < self.starting_price.get() || buy_now.get() < reserve_cents)
+        {
+            return Err(ApiError::new(
+                ErrorCode::InvalidBuyNowPrice,
+                "buy_now_price must be at least the starting price and the reserve",
+            ));
+        }
         let name = ItemName::parse(&self.name)
             .map_err(|e| ApiError::new(ErrorCode::InvalidName, format!("name {e}")))?;
         let description = ItemDescription::parse(&self.description).map_err(|e| {
@@ -98,8 +142,9 @@ impl CreateItemRequest {
             name: name.into_string(),
             description: description.into_string(),
             starting_cents: self.starting_price.get(),
-            min_increment_cents: self.min_increment.map_or(100, Cents::get),
-            reserve_cents: self.reserve_price.map_or(0, Cents::get),
+            increments,
+            reserve_cents,
+            buy_now_cents: self.buy_now_price.map_or(0, Cents::get),
             start_us,
             end_us,
             extension_window_us: i64::from(window) * 1_000_000,
@@ -126,7 +171,7 @@ async fn create_item(
             "this account is suspended from selling",
         ));
     }
-    let item = request.validate(seller.user_id)?;
+    let item = request.validate(seller.user_id, &ctx.config.default_increments)?;
     tracing::Span::current().record("item_id", tracing::field::display(&item.id));
     match ctx.store.create_item(&item).await? {
         CreatedItem::Created => {}

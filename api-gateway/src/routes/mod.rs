@@ -11,6 +11,8 @@ mod auth;
 mod auth_error;
 /// `POST /api/v1/items/{id}/bid`.
 mod bids;
+/// `POST /api/v1/items/{id}/buy`: buy it now.
+mod buy_now;
 /// The `ClientAddress` extractor: whom a request counts against per address.
 mod client_address;
 /// The CORS layer for the configured web origins.
@@ -90,6 +92,7 @@ pub fn router(ctx: AppState) -> Router {
         .merge(shared::health::router())
         .merge(items::router())
         .merge(bids::router())
+        .merge(buy_now::router())
         .merge(history::router())
         .merge(admin::router())
         .merge(auth::router())

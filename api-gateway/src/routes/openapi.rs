@@ -38,6 +38,7 @@ async fn document() -> Json<utoipa::openapi::OpenApi> {
         super::items::create_item,
         super::items::get_item,
         super::bids::place_bid,
+        super::buy_now::buy,
         super::history::item_bids,
         super::history::user_bids,
         super::history::user_stats,

@@ -20,13 +20,17 @@
 -- ARGV[1]  item id
 -- ARGV[2]  event id for the auction_closed event (UUIDv7, chosen by the gateway)
 -- ARGV[3]  mode: "due" (the closer: only past the end time), "now" (an admin closes it early:
---          the end time becomes now) or "cancel" (an admin cancels it: no winner)
+--          the end time becomes now), "cancel" (an admin cancels it: no winner) or "buy" (buy
+--          it now: ARGV[7] wins at the item's buy_now_cents, the end time becomes now; only
+--          while the auction runs and before its first bid, decided here, atomically with
+--          every bid script, so exactly one of a buy and racing bids wins)
 -- ARGV[4]  cancellation reason (mode "cancel")
 -- ARGV[5]  announcement grace in µs: how long the closing gateway has to confirm
 -- ARGV[6]  the seller asking to cancel their own auction (mode "cancel"), or "" (an admin, or
 --          any other mode): then the item's seller_id must be this account and no bid may have
 --          been placed yet, checked here so a bid racing the cancellation cannot slip between
 --          the check and the cancel.
+-- ARGV[7]  the buyer (mode "buy")
 --
 -- Reply: {reply_fields} or {reply_fields, event_fields}, each a flat name, value, … list
 -- (the shape every gateway script answers in, decoded by store/script_reply.rs):
@@ -40,7 +44,12 @@
 --   outcome "gone"              (already closed, cancelled, or no such item)
 --   outcome "ended"             (mode "cancel" after the end: the result stands)
 --   outcome "not_seller"        (ARGV[6] given, and the item is not that account's)
---   outcome "has_bids"          (ARGV[6] given, and the auction has a bid already)
+--   outcome "has_bids"          (ARGV[6] given, or mode "buy", and the auction has a bid)
+--   outcome "not_started"       (mode "buy" before the start)
+--   outcome "no_buy_now"        (mode "buy" on an item without a buy-it-now price)
+--   outcome "seller"            (mode "buy" by the item's seller)
+-- A buy's close is a close like any other from here on: the same event (with buy_now "1"),
+-- the same close_event / confirm_close announcement and closing-set handling.
 
 local function int(n) return string.format('%d', n) end
 
@@ -48,12 +57,15 @@ local item, closing, outbox = KEYS[1], KEYS[2], KEYS[3]
 local item_id, event_id, mode, reason = ARGV[1], ARGV[2], ARGV[3] or 'due', ARGV[4] or ''
 local grace = tonumber(ARGV[5]) or 0
 local requester = ARGV[6] or ''
+local buyer = ARGV[7] or ''
+local buying = mode == 'buy'
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 
 local f = redis.call('HMGET', item, 'status', 'end_us', 'current_cents', 'highest_bidder',
-  'bid_count', 'seq', 'reserve_cents', 'round', 'close_event', 'seller_id')
+  'bid_count', 'seq', 'reserve_cents', 'round', 'close_event', 'seller_id', 'start_us',
+  'buy_now_cents')
 local seller = f[10] or ''
 -- Whose auction it is comes first: nobody else learns its state from the answer.
 if f[1] and requester ~= '' and seller ~= requester then
@@ -80,8 +92,15 @@ if mode == 'due' and now < end_us then
   redis.call('ZADD', closing, end_us, item_id)
   return {{'outcome', 'not_due', 'end_us', int(end_us)}}
 end
-if mode == 'cancel' and now >= end_us then
+if (mode == 'cancel' or buying) and now >= end_us then
   return {{'outcome', 'ended'}}
+end
+local buy_now = tonumber(f[12]) or 0
+if buying then
+  if now < (tonumber(f[11]) or 0) then return {{'outcome', 'not_started'}} end
+  if buyer == seller and seller ~= '' then return {{'outcome', 'seller'}} end
+  if buy_now <= 0 then return {{'outcome', 'no_buy_now'}} end
+  if tonumber(f[5]) > 0 then return {{'outcome', 'has_bids'}} end
 end
 if requester ~= '' and tonumber(f[5]) > 0 then
   return {{'outcome', 'has_bids'}}
@@ -100,13 +119,21 @@ if bid_count > 0 and reserve_met then
   winner = f[4]
   price = int(current)
 end
+if buying then
+  -- The buyer wins at the buy-it-now price, at least the reserve (checked at creation).
+  reserve_met, winner, price = true, buyer, int(buy_now)
+  redis.call('HSET', item, 'current_cents', price, 'highest_bidder', buyer)
+end
+-- A maximum has nothing left to bid for; it is not kept past the round.
+redis.call('HDEL', item, 'leader_max_cents')
 local seq = tonumber(f[6]) + 1
 local round = f[8] or '1'
 
 local event = {'type', 'auction_closed', 'event_id', event_id, 'item_id', item_id,
   'seq', int(seq), 'ts_us', int(now), 'winner_id', winner, 'final_price_cents', price,
   'reserve_met', reserve_met and '1' or '0', 'round', round,
-  'cancelled', cancelled and '1' or '0', 'reason', reason, 'seller_id', seller}
+  'cancelled', cancelled and '1' or '0', 'reason', reason, 'seller_id', seller,
+  'buy_now', buying and '1' or '0'}
 redis.call('HSET', item, 'status', cancelled and 'cancelled' or 'closed', 'seq', int(seq),
   'winner_id', winner, 'closed_us', int(now), 'end_us', int(end_us), 'cancel_reason', reason,
   'close_event', cjson.encode(event))

@@ -2,7 +2,9 @@
 --
 -- The round number rises, the price and bids start over, and `seq` keeps increasing so every
 -- consumer (viewers, archive) orders the new round after the old one. Only a closed or
--- cancelled item can be relisted, so an item never has two active rounds.
+-- cancelled item can be relisted, so an item never has two active rounds. The new round has
+-- the flat increment given here and no buy it now, and every proxy maximum of the old round is
+-- forgotten (`leader_max_cents`): nobody's old maximum bids in a round they never joined.
 --
 -- KEYS[1]  item hash            {s<n>}:item:<id>
 -- KEYS[2]  closing sorted set   {s<n>}:closing
@@ -39,7 +41,8 @@ if end_us <= now or end_us <= start_us then return {{'outcome', 'ended'}} end
 
 local seq = tonumber(f[2]) + 1
 local round = (tonumber(f[3]) or 1) + 1
-redis.call('HDEL', item, 'closed_us', 'close_event')
+redis.call('HDEL', item, 'closed_us', 'close_event', 'leader_max_cents', 'increments',
+  'buy_now_cents')
 redis.call('HSET', item, 'status', 'active', 'start_us', int(start_us), 'end_us', int(end_us),
   'starting_cents', ARGV[5], 'min_increment_cents', ARGV[6], 'reserve_cents', ARGV[7],
   'ext_window_us', ARGV[8], 'ext_us', ARGV[9], 'current_cents', '0', 'highest_bidder', '',

@@ -10,6 +10,9 @@ pub struct PlaceBid {
     pub item_id: ItemId,
     pub user_id: UserId,
     pub amount_cents: i64,
+    /// The bidder's maximum (proxy bidding), never below `amount_cents`; `None` for a plain
+    /// bid.
+    pub max_cents: Option<i64>,
     pub idempotency_key: Option<IdempotencyKey>,
 }
 
@@ -28,7 +31,7 @@ pub struct IdempotencyTtl {
 impl IdempotencyTtl {
     /// The TTL of the record of an answer with `outcome`.
     pub fn of(self, outcome: BidOutcome) -> u64 {
-        if outcome == BidOutcome::Accepted {
+        if outcome.recorded() {
             self.accepted_secs
         } else {
             self.rejected_secs
@@ -40,6 +43,13 @@ impl IdempotencyTtl {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BidOutcome {
     Accepted,
+    /// The bid was valid and recorded, and a standing maximum answered it at once: the
+    /// bidder does not lead (two events: this bid, then the leader's automatic one).
+    OutbidByProxy,
+    /// The leader raised its own maximum; the price stays (unless it reached the reserve).
+    MaxRaised,
+    /// The leader's new maximum is not above its current one; nothing changed.
+    MaxNotRaised,
     TooLow,
     NotFound,
     NotStarted,
@@ -49,11 +59,18 @@ pub enum BidOutcome {
     IdempotencyConflict,
     /// The bidder is the item's seller; nothing changed.
     SellerCannotBid,
+    /// A maximum (or an item with a standing maximum) reached the optimistic strategy, which
+    /// does not implement proxy bidding; nothing changed.
+    ProxyUnsupported,
 }
 
 impl BidOutcome {
-    const ALL: [BidOutcome; 8] = [
+    const ALL: [BidOutcome; 12] = [
         BidOutcome::Accepted,
+        BidOutcome::OutbidByProxy,
+        BidOutcome::MaxRaised,
+        BidOutcome::MaxNotRaised,
+        BidOutcome::ProxyUnsupported,
         BidOutcome::TooLow,
         BidOutcome::NotFound,
         BidOutcome::NotStarted,
@@ -67,6 +84,10 @@ impl BidOutcome {
     pub fn as_str(self) -> &'static str {
         match self {
             BidOutcome::Accepted => "accepted",
+            BidOutcome::OutbidByProxy => "outbid_by_proxy",
+            BidOutcome::MaxRaised => "max_raised",
+            BidOutcome::MaxNotRaised => "max_not_raised",
+            BidOutcome::ProxyUnsupported => "proxy_bidding_unsupported",
             BidOutcome::TooLow => "bid_too_low",
             BidOutcome::NotFound => "not_found",
             BidOutcome::NotStarted => "not_started",
@@ -81,12 +102,33 @@ impl BidOutcome {
         Self::ALL.into_iter().find(|o| o.as_str() == text)
     }
 
+    /// Whether the bid changed the item (it is kept, and its answer for a day).
+    pub fn recorded(self) -> bool {
+        matches!(
+            self,
+            BidOutcome::Accepted | BidOutcome::OutbidByProxy | BidOutcome::MaxRaised
+        )
+    }
+
+    /// How many events this outcome carries at least and at most.
+    fn events(self) -> std::ops::RangeInclusive<usize> {
+        match self {
+            BidOutcome::Accepted => 1..=1,
+            BidOutcome::OutbidByProxy => 2..=2,
+            BidOutcome::MaxRaised => 0..=1,
+            _ => 0..=0,
+        }
+    }
+
     /// Whether the reply describes the item (the others find no item, no bid to judge, or a
     /// bidder who may not learn more).
     fn has_state(self) -> bool {
         !matches!(
             self,
-            BidOutcome::NotFound | BidOutcome::IdempotencyConflict | BidOutcome::SellerCannotBid
+            BidOutcome::NotFound
+                | BidOutcome::IdempotencyConflict
+                | BidOutcome::SellerCannotBid
+                | BidOutcome::ProxyUnsupported
         )
     }
 }
@@ -105,8 +147,9 @@ pub struct BidReply {
     pub round: u32,
     /// The item's seller (who may not bid on it).
     pub seller_id: Option<UserId>,
-    /// The event when accepted (taken by the handler, which publishes it).
-    pub event: Option<BidPlaced>,
+    /// The events this bid appended, in `seq` order (taken by the handler, which publishes
+    /// them): one when accepted, two when outbid by a standing maximum.
+    pub events: Vec<BidPlaced>,
     /// This is the stored answer of an earlier request with the same `Idempotency-Key`.
     pub replayed: bool,
 }
@@ -136,7 +179,7 @@ impl BidReply {
             minimum_cents: 0,
             round: 1,
             seller_id: None,
-            event: None,
+            events: Vec::new(),
             replayed: false,
         }
     }
@@ -146,16 +189,22 @@ impl BidReply {
         let ScriptReply {
             outcome,
             fields: f,
-            event,
+            events,
         } = reply;
         let Some(outcome) = BidOutcome::parse(&outcome) else {
             return Err(ReplyError::UnknownOutcome(outcome));
         };
-        let event = match (outcome, event) {
-            (BidOutcome::Accepted, Some(Event::BidPlaced(placed))) => Some(placed),
-            (_, None) if outcome != BidOutcome::Accepted => None,
-            _ => return Err(ReplyError::EventMismatch(outcome.as_str().to_owned())),
-        };
+        let mismatch = || ReplyError::EventMismatch(outcome.as_str().to_owned());
+        if !outcome.events().contains(&events.len()) {
+            return Err(mismatch());
+        }
+        let events = events
+            .into_iter()
+            .map(|event| match event {
+                Event::BidPlaced(placed) => Ok(placed),
+                _ => Err(mismatch()),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let replayed = f.get(reply_field::REPLAYED) == Some("1");
         if !outcome.has_state() {
             return Ok(BidReply {
@@ -172,7 +221,7 @@ impl BidReply {
             minimum_cents: f.int(reply_field::MINIMUM_CENTS)?,
             round: f.int(reply_field::ROUND)?,
             seller_id: f.optional_user_id(reply_field::SELLER_ID)?,
-            event,
+            events,
             replayed,
         })
     }
@@ -203,11 +252,11 @@ impl BidReply {
                     .unwrap_or_default(),
             );
         }
-        let event = self
-            .event
-            .clone()
-            .map(|placed| Event::BidPlaced(placed).to_fields().into_flat());
-        std::iter::once(f.into_flat()).chain(event).collect()
+        let events = self
+            .events
+            .iter()
+            .map(|placed| Event::BidPlaced(placed.clone()).to_fields().into_flat());
+        std::iter::once(f.into_flat()).chain(events).collect()
     }
 }
 
@@ -225,6 +274,9 @@ impl Store {
         idempotency_ttl: IdempotencyTtl,
     ) -> Result<BidReply, StoreError> {
         if let Some(pool) = &self.optimistic {
+            if bid.max_cents.is_some() {
+                return Ok(BidReply::without_state(BidOutcome::ProxyUnsupported));
+            }
             return self.place_bid_optimistic(pool, bid, idempotency_ttl).await;
         }
         let keys = self.keys.item(&bid.item_id);
@@ -253,7 +305,9 @@ impl Store {
             })
             .arg(idempotency_ttl.accepted_secs)
             .arg(Cents::MAX.get())
-            .arg(idempotency_ttl.rejected_secs);
+            .arg(idempotency_ttl.rejected_secs)
+            .arg(bid.max_cents.map(|m| m.to_string()).unwrap_or_default())
+            .arg(EventId::new().to_string());
         self.run_script("place_bid.lua", invocation, BidReply::from_script)
             .await
     }
@@ -274,11 +328,7 @@ mod tests {
             rejected_secs: 60,
         };
         for outcome in BidOutcome::ALL {
-            let expected = if outcome == BidOutcome::Accepted {
-                86_400
-            } else {
-                60
-            };
+            let expected = if outcome.recorded() { 86_400 } else { 60 };
             assert_eq!(ttl.of(outcome), expected, "{outcome:?}");
         }
     }

@@ -51,6 +51,25 @@ pub enum CloseOutcome {
     HasBids,
 }
 
+/// What buying an item now did (`close_item.lua` mode `buy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuyOutcome {
+    /// This call closed the auction with the buyer as winner; announce and confirm the event
+    /// as any close ([`Store::confirm_close`]).
+    Bought(AuctionClosed),
+    /// Already closed or cancelled, or no such item.
+    Gone,
+    /// The end time has passed (the result is the closer's).
+    Ended,
+    NotStarted,
+    /// The item has no buy-it-now price.
+    NoBuyNow,
+    /// A bid exists: buy it now ended with the first bid.
+    HasBids,
+    /// The buyer is the item's seller.
+    Seller,
+}
+
 impl Store {
     /// Item ids in `shard` whose scheduled end is at or before `now`, at most `limit`.
     ///
@@ -111,6 +130,40 @@ impl Store {
     ) -> Result<CloseOutcome, StoreError> {
         self.run_close(id, CloseMode::Cancel, reason, Some(seller))
             .await
+    }
+
+    /// Buys `id` now for `buyer`: one `close_item.lua` call (mode `buy`) decides against any
+    /// racing bid, so exactly one of them wins.
+    ///
+    /// # Errors
+    /// When Redis is unavailable, or did not answer in time (the purchase may be complete).
+    #[tracing::instrument(name = "redis.buy_now", skip_all, fields(item_id = %id))]
+    pub async fn buy_now(&self, id: &ItemId, buyer: &UserId) -> Result<BuyOutcome, StoreError> {
+        let mut invocation = self.item_change(&self.scripts.close_item, id);
+        invocation
+            .arg("buy")
+            .arg("")
+            .arg(ANNOUNCE_GRACE.as_micros() as u64)
+            .arg("")
+            .arg(buyer.as_str());
+        self.run_script("close_item.lua", invocation, |reply| {
+            reply.decide(
+                "closed",
+                |event| match event {
+                    Event::AuctionClosed(close) if close.buy_now => Some(BuyOutcome::Bought(close)),
+                    _ => None,
+                },
+                &[
+                    ("gone", BuyOutcome::Gone),
+                    ("ended", BuyOutcome::Ended),
+                    ("not_started", BuyOutcome::NotStarted),
+                    ("no_buy_now", BuyOutcome::NoBuyNow),
+                    ("has_bids", BuyOutcome::HasBids),
+                    ("seller", BuyOutcome::Seller),
+                ],
+            )
+        })
+        .await
     }
 
     async fn run_close(

@@ -3,7 +3,7 @@
 use super::{Store, StoreError};
 use shared::item_state::field;
 use shared::redis_reads::{self, ItemReadError};
-use shared::{ItemId, ItemState, UserId};
+use shared::{IncrementTable, ItemId, ItemState, UserId};
 
 /// A validated item to create.
 #[derive(Debug, Clone)]
@@ -12,9 +12,12 @@ pub struct NewItem {
     pub name: String,
     pub description: String,
     pub starting_cents: i64,
-    pub min_increment_cents: i64,
+    /// The increment schedule (a flat increment is one row).
+    pub increments: IncrementTable,
     /// `0` for no reserve.
     pub reserve_cents: i64,
+    /// `0` without buy it now.
+    pub buy_now_cents: i64,
     /// `None`: start now (Redis time).
     pub start_us: Option<i64>,
     pub end_us: i64,
@@ -57,9 +60,13 @@ impl Store {
             .arg(field::STARTING_CENTS)
             .arg(item.starting_cents)
             .arg(field::MIN_INCREMENT_CENTS)
-            .arg(item.min_increment_cents)
+            .arg(item.increments.first_increment())
+            .arg(field::INCREMENTS)
+            .arg(item.increments.to_storage())
             .arg(field::RESERVE_CENTS)
             .arg(item.reserve_cents)
+            .arg(field::BUY_NOW_CENTS)
+            .arg(item.buy_now_cents)
             .arg(field::EXTENSION_WINDOW_US)
             .arg(item.extension_window_us)
             .arg(field::EXTENSION_US)

@@ -22,7 +22,7 @@ mod script_reply;
 
 pub use admin::{ExtendOutcome, Relist, RelistOutcome};
 pub use bids::{BidOutcome, BidReply, IdempotencyTtl, PlaceBid};
-pub use closing::{ANNOUNCE_GRACE, CloseMode, CloseOutcome};
+pub use closing::{ANNOUNCE_GRACE, BuyOutcome, CloseMode, CloseOutcome};
 pub use items::{CreatedItem, NewItem};
 pub use listing::{ListingCursor, ListingPage, ListingQuery};
 

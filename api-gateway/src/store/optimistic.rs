@@ -7,6 +7,13 @@
 //! rules are the same as `place_bid.lua`'s, the event the same field list, and the idempotency
 //! record the same JSON, so the two strategies can even serve one item side by side.
 //!
+//! Proxy bidding is the script's alone: it decides several bids in one step, which this
+//! strategy does not reimplement. A bid with a maximum, or any bid on an item whose leader has
+//! a standing maximum (set through a script gateway), is refused here with
+//! `proxy_bidding_unsupported` before anything is written; increment tables apply as in the
+//! script (`shared::IncrementTable`). Buy it now is a script (`close_item.lua`) whatever the
+//! strategy, and `EXEC` fails if it changed the watched item meanwhile.
+//!
 //! `WATCH` state belongs to a connection, so each attempt holds one of a small set of
 //! exclusive connections instead of the shared multiplexed one.
 
@@ -17,7 +24,9 @@ use prometheus_client::metrics::counter::Counter;
 use serde::{Deserialize, Serialize};
 use shared::item_state::field;
 use shared::redis_connection::RedisConnection;
-use shared::{BidPlaced, Cents, Event, EventId, FieldError, FieldList, Timestamp, UserId};
+use shared::{
+    BidPlaced, Cents, Event, EventId, FieldError, FieldList, IncrementTable, Timestamp, UserId,
+};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Mutex;
 
@@ -67,12 +76,16 @@ impl TxnPool {
 struct IdempotencyRecord {
     user: String,
     amount: String,
+    /// The maximum in cents, `""` for a plain bid (absent in records written before proxy
+    /// bidding).
+    #[serde(default)]
+    max: String,
     /// The reply lists, `{reply_fields [, event_fields]}` (see `store/script_reply.rs`).
     reply: Vec<Vec<String>>,
 }
 
 /// The fields the rules need, in the order `place_bid.lua` reads them.
-const FIELDS: [&str; 13] = [
+const FIELDS: [&str; 15] = [
     field::STATUS,
     field::START_US,
     field::END_US,
@@ -86,6 +99,8 @@ const FIELDS: [&str; 13] = [
     field::HIGHEST_BIDDER,
     field::ROUND,
     field::SELLER_ID,
+    field::INCREMENTS,
+    field::LEADER_MAX_CENTS,
 ];
 
 /// The item as read under `WATCH`.
@@ -95,7 +110,6 @@ struct Watched {
     start_us: i64,
     end_us: i64,
     starting: i64,
-    increment: i64,
     current: i64,
     bid_count: i64,
     seq: u64,
@@ -104,6 +118,9 @@ struct Watched {
     highest: Option<UserId>,
     round: u32,
     seller: Option<UserId>,
+    increments: IncrementTable,
+    /// The leader's standing maximum (`0`: none).
+    leader_max: i64,
 }
 
 impl Watched {
@@ -124,7 +141,6 @@ impl Watched {
             start_us: f.int_or(field::START_US, 0)?,
             end_us: f.int_or(field::END_US, 0)?,
             starting: f.int_or(field::STARTING_CENTS, 0)?,
-            increment: f.int_or(field::MIN_INCREMENT_CENTS, 0)?,
             current: f.int_or(field::CURRENT_CENTS, 0)?,
             bid_count: f.int_or(field::BID_COUNT, 0)?,
             seq: f.int_or(field::SEQ, 0)?,
@@ -133,6 +149,22 @@ impl Watched {
             highest: f.optional_user_id(field::HIGHEST_BIDDER)?,
             round: f.int_or(field::ROUND, 1)?,
             seller: f.optional_user_id(field::SELLER_ID)?,
+            increments: match f.optional(field::INCREMENTS) {
+                Some(text) => {
+                    IncrementTable::from_storage(text).map_err(|_| FieldError::BadInteger {
+                        field: field::INCREMENTS,
+                        value: text.to_owned(),
+                    })?
+                }
+                None => {
+                    let flat: i64 = f.int(field::MIN_INCREMENT_CENTS)?;
+                    IncrementTable::flat(Cents::new(flat).map_err(|_| FieldError::BadInteger {
+                        field: field::MIN_INCREMENT_CENTS,
+                        value: flat.to_string(),
+                    })?)
+                }
+            },
+            leader_max: f.int_or(field::LEADER_MAX_CENTS, 0)?,
         }))
     }
 }
@@ -152,8 +184,14 @@ fn decide(bid: &PlaceBid, event_id: EventId, item: &Watched, now: i64) -> Decisi
             bid_count: None,
         };
     }
+    if item.leader_max > 0 {
+        return Decision {
+            reply: BidReply::without_state(BidOutcome::ProxyUnsupported),
+            bid_count: None,
+        };
+    }
     let minimum = if item.bid_count > 0 {
-        item.current + item.increment
+        item.current + item.increments.increment_at(item.current)
     } else {
         item.starting
     };
@@ -167,7 +205,7 @@ fn decide(bid: &PlaceBid, event_id: EventId, item: &Watched, now: i64) -> Decisi
             minimum_cents: minimum,
             round: item.round,
             seller_id: item.seller.clone(),
-            event: None,
+            events: Vec::new(),
             replayed: false,
         },
         bid_count: None,
@@ -190,7 +228,8 @@ fn decide(bid: &PlaceBid, event_id: EventId, item: &Watched, now: i64) -> Decisi
         extended = true;
     }
     // The price ceiling, as in `place_bid.lua`: a bid nobody may beat wins now.
-    if !Cents::new(bid.amount_cents).is_ok_and(|amount| amount.leaves_room_above(item.increment)) {
+    let next_increment = item.increments.increment_at(bid.amount_cents);
+    if !Cents::new(bid.amount_cents).is_ok_and(|amount| amount.leaves_room_above(next_increment)) {
         (end_us, extended) = (now, false);
     }
     let seq = item.seq + 1;
@@ -201,10 +240,10 @@ fn decide(bid: &PlaceBid, event_id: EventId, item: &Watched, now: i64) -> Decisi
             seq,
             highest_bidder: Some(bid.user_id.clone()),
             end_us,
-            minimum_cents: bid.amount_cents + item.increment,
+            minimum_cents: bid.amount_cents + next_increment,
             round: item.round,
             seller_id: item.seller.clone(),
-            event: Some(BidPlaced {
+            events: vec![BidPlaced {
                 event_id,
                 item_id: bid.item_id.clone(),
                 seq,
@@ -217,7 +256,8 @@ fn decide(bid: &PlaceBid, event_id: EventId, item: &Watched, now: i64) -> Decisi
                 extended,
                 round: item.round,
                 seller_id: item.seller.clone(),
-            }),
+                automatic: false,
+            }],
             replayed: false,
         },
         bid_count: Some(item.bid_count + 1),
@@ -230,7 +270,11 @@ fn replay(bid: &PlaceBid, stored: &str) -> Result<BidReply, StoreError> {
     let record: IdempotencyRecord = serde_json::from_str(stored).map_err(|e| {
         StoreError::Internal(anyhow::Error::new(e).context("unreadable idempotency record"))
     })?;
-    if record.user != bid.user_id.as_str() || record.amount != bid.amount_cents.to_string() {
+    let max = bid.max_cents.map(|m| m.to_string()).unwrap_or_default();
+    if record.user != bid.user_id.as_str()
+        || record.amount != bid.amount_cents.to_string()
+        || record.max != max
+    {
         return Ok(BidReply::without_state(BidOutcome::IdempotencyConflict));
     }
     let reply = ScriptReply::parse(record.reply)
@@ -298,7 +342,9 @@ impl Store {
 
             let mut pipe = redis::pipe();
             pipe.atomic();
-            if let (Some(placed), Some(bid_count)) = (&decision.reply.event, decision.bid_count) {
+            if let (Some(placed), Some(bid_count)) =
+                (decision.reply.events.first(), decision.bid_count)
+            {
                 pipe.cmd("HSET")
                     .arg(&keys.item)
                     .arg(field::CURRENT_CENTS)
@@ -333,6 +379,7 @@ impl Store {
                 let record = IdempotencyRecord {
                     user: bid.user_id.to_string(),
                     amount: bid.amount_cents.to_string(),
+                    max: String::new(),
                     reply: decision.reply.to_script_lists(),
                 };
                 let json = serde_json::to_string(&record)
@@ -345,7 +392,10 @@ impl Store {
                     .ignore();
             }
             // As the script: a refused seller leaves no idempotency record either.
-            let writes_nothing = decision.reply.outcome == BidOutcome::SellerCannotBid;
+            let writes_nothing = matches!(
+                decision.reply.outcome,
+                BidOutcome::SellerCannotBid | BidOutcome::ProxyUnsupported
+            );
             if writes_nothing || (decision.bid_count.is_none() && idem.is_none()) {
                 self.timed(redis::cmd("UNWATCH").query_async::<()>(conn))
                     .await?;
@@ -374,6 +424,7 @@ mod tests {
             item_id: ItemId::parse("i").unwrap(),
             user_id: UserId::parse("alice").unwrap(),
             amount_cents,
+            max_cents: None,
             idempotency_key: None,
         }
     }
@@ -393,6 +444,8 @@ mod tests {
             "bob",
             "1",
             "sam",
+            "",
+            "0",
         ]
         .map(|v| Some(v.to_owned()));
         Watched::parse(values).unwrap().unwrap()
@@ -430,30 +483,42 @@ mod tests {
         };
         let decision = decide(&seller, EventId::new(), &item("active", 0, 0), 5);
         assert_eq!(decision.reply.outcome, BidOutcome::SellerCannotBid);
-        assert!(decision.bid_count.is_none() && decision.reply.event.is_none());
+        assert!(decision.bid_count.is_none() && decision.reply.events.is_empty());
     }
 
     #[test]
     fn a_bid_with_no_room_above_it_ends_the_auction_now() {
         let mut top = item("active", 100, 1);
-        top.increment = 10;
+        top.increments = IncrementTable::flat(Cents::new(10).unwrap());
         let ceiling = Cents::MAX.get();
         let below = decide(&bid(ceiling - 10), EventId::new(), &top, 5).reply;
         assert_eq!(below.end_us, 1000, "room left: the end stays");
         let at = decide(&bid(ceiling - 9), EventId::new(), &top, 5).reply;
         assert_eq!(at.outcome, BidOutcome::Accepted);
         assert_eq!(at.end_us, 5, "the end moves to now");
-        assert!(!at.event.unwrap().extended);
+        assert!(!at.events[0].extended);
     }
 
     #[test]
     fn an_accepted_bid_carries_its_event_and_the_stored_record_reads_back_the_same() {
         let reply = decide(&bid(110), EventId::new(), &item("active", 100, 1), 5).reply;
-        let placed = reply.event.clone().unwrap();
+        let placed = reply.events[0].clone();
         assert_eq!((placed.previous_bid_cents, placed.seq), (100, 5));
         let lists = reply.to_script_lists();
         let back = BidReply::from_script(ScriptReply::parse(lists).unwrap()).unwrap();
         assert_eq!(back, reply);
+    }
+
+    #[test]
+    fn a_tiered_table_sets_the_minimum_and_a_standing_maximum_is_refused() {
+        let mut tiered = item("active", 1_000, 1);
+        tiered.increments = IncrementTable::from_storage("0:10;1000:100").unwrap();
+        assert_eq!(outcome(1_099, &tiered, 5), BidOutcome::TooLow);
+        assert_eq!(outcome(1_100, &tiered, 5), BidOutcome::Accepted);
+        tiered.leader_max = 5_000;
+        let refused = decide(&bid(9_000), EventId::new(), &tiered, 5);
+        assert_eq!(refused.reply.outcome, BidOutcome::ProxyUnsupported);
+        assert!(refused.bid_count.is_none());
     }
 
     #[test]

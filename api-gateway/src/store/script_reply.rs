@@ -1,10 +1,11 @@
 //! The one reply shape of the gateway's Lua scripts, and its decoder.
 //!
-//! Every script answers `{reply_fields}` or `{reply_fields, event_fields}`: two flat
-//! `name, value, …` lists. `reply_fields` always holds `outcome` and whatever else the caller
-//! needs besides the event (the price after a bid, the end time that made a close not due).
-//! `event_fields`, present when the script wrote an event, is the very list it passed to
-//! `XADD`, decoded by [`Event::from_fields`] exactly as the outbox relay decodes the entry.
+//! Every script answers `{reply_fields, event_fields…}`: flat `name, value, …` lists.
+//! `reply_fields` always holds `outcome` and whatever else the caller needs besides the events
+//! (the price after a bid, the end time that made a close not due). Each `event_fields`, one
+//! per event the script wrote (most write at most one; a bid answered by a standing maximum
+//! writes two), is the very list it passed to `XADD`, in `seq` order, decoded by
+//! [`Event::from_fields`] exactly as the outbox relay decodes the entry.
 
 use super::{Store, StoreError};
 use shared::{Event, EventId, FieldError, FieldList, ItemId};
@@ -15,14 +16,15 @@ pub(super) const OUTCOME: &str = "outcome";
 /// Why a script's reply does not have the documented shape: a bug in a script or its caller.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplyError {
-    #[error("the reply has {0} lists, not 1 or 2")]
+    #[error("the reply has no lists")]
     Shape(usize),
     #[error(transparent)]
     Field(#[from] FieldError),
     #[error("unknown outcome {0:?}")]
     UnknownOutcome(String),
-    /// An outcome that must carry an event came without one, or the other way round.
-    #[error("outcome {0:?} with an unexpected event, or without its event")]
+    /// An outcome that must carry an event came without one (or with several), or the other
+    /// way round.
+    #[error("outcome {0:?} with unexpected events, or without its event")]
     EventMismatch(String),
 }
 
@@ -32,7 +34,8 @@ pub(super) struct ScriptReply {
     pub outcome: String,
     /// Every reply field, `outcome` included.
     pub fields: FieldList,
-    pub event: Option<Event>,
+    /// The events the script appended, in `seq` order.
+    pub events: Vec<Event>,
 }
 
 impl ScriptReply {
@@ -43,17 +46,17 @@ impl ScriptReply {
     pub fn parse(lists: Vec<Vec<String>>) -> Result<Self, ReplyError> {
         let parts = lists.len();
         let mut lists = lists.into_iter();
-        let (Some(fields), event, None) = (lists.next(), lists.next(), lists.next()) else {
+        let Some(fields) = lists.next() else {
             return Err(ReplyError::Shape(parts));
         };
         let fields = FieldList::from_flat(fields)?;
-        let event = event
+        let events = lists
             .map(|flat| FieldList::from_flat(flat).and_then(|f| Event::from_fields(&f)))
-            .transpose()?;
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             outcome: fields.text(OUTCOME)?.to_owned(),
             fields,
-            event,
+            events,
         })
     }
 
@@ -70,13 +73,20 @@ impl ScriptReply {
         event: impl FnOnce(Event) -> Option<T>,
         without: &[(&str, T)],
     ) -> Result<T, ReplyError> {
-        match self.event {
-            Some(e) if self.outcome == with_event => {
+        let one = self.events.len() == 1;
+        let mut events = self.events.into_iter();
+        match events.next() {
+            Some(e) if one && self.outcome == with_event => {
                 event(e).ok_or(ReplyError::EventMismatch(self.outcome))
             }
             Some(_) => Err(ReplyError::EventMismatch(self.outcome)),
             None if self.outcome == with_event => Err(ReplyError::EventMismatch(self.outcome)),
-            None => self.decide_without_event(without),
+            None => Self {
+                outcome: self.outcome,
+                fields: self.fields,
+                events: Vec::new(),
+            }
+            .decide_without_event(without),
         }
     }
 
@@ -86,7 +96,7 @@ impl ScriptReply {
     /// [`ReplyError::EventMismatch`] when the reply has an event;
     /// [`ReplyError::UnknownOutcome`] for an outcome not in `outcomes`.
     pub fn decide_without_event<T: Clone>(self, outcomes: &[(&str, T)]) -> Result<T, ReplyError> {
-        if self.event.is_some() {
+        if !self.events.is_empty() {
             return Err(ReplyError::EventMismatch(self.outcome));
         }
         outcomes
@@ -169,7 +179,7 @@ mod tests {
         let reply =
             ScriptReply::parse(vec![list(&["outcome", "extended"]), extended_event()]).unwrap();
         assert_eq!(reply.outcome, "extended");
-        assert!(matches!(reply.event, Some(Event::AuctionExtended(e)) if e.seq == 3));
+        assert!(matches!(reply.events.as_slice(), [Event::AuctionExtended(e)] if e.seq == 3));
     }
 
     #[test]
@@ -182,10 +192,10 @@ mod tests {
             ScriptReply::parse(Vec::new()),
             Err(ReplyError::Shape(0))
         ));
-        let three = vec![list(&["outcome", "x"]), Vec::new(), Vec::new()];
+        let empty_event = vec![list(&["outcome", "x"]), Vec::new()];
         assert!(matches!(
-            ScriptReply::parse(three),
-            Err(ReplyError::Shape(3))
+            ScriptReply::parse(empty_event),
+            Err(ReplyError::Field(FieldError::Missing("type")))
         ));
         assert!(matches!(
             ScriptReply::parse(vec![list(&["outcome"])]),
@@ -221,6 +231,14 @@ mod tests {
         assert!(matches!(
             decide(vec![list(&["outcome", "gone"])]),
             Err(ReplyError::UnknownOutcome(_))
+        ));
+        assert!(matches!(
+            decide(vec![
+                list(&["outcome", "extended"]),
+                extended_event(),
+                extended_event()
+            ]),
+            Err(ReplyError::EventMismatch(_))
         ));
     }
 

@@ -21,6 +21,8 @@ mod openapi;
 mod outages;
 mod outbox;
 mod prefilter;
+mod rules;
+mod rules_model;
 mod strategy;
 mod supervision;
 mod tls;

@@ -318,6 +318,7 @@ async fn an_auction_closed_event_records_the_result_once_and_credits_the_winner(
         cancelled: false,
         reason: None,
         seller_id: None,
+        buy_now: false,
     });
     for _ in 0..2 {
         publish_to_archive(&setup, &item, closed.to_json().unwrap()).await;

@@ -25,6 +25,7 @@ fn closed_with_a_nul_in_its_reason() -> Event {
         cancelled: true,
         reason: Some("bad\u{0}reason".into()),
         seller_id: None,
+        buy_now: false,
     })
 }
 

@@ -13,6 +13,7 @@ mod lifecycle;
 mod ordering;
 mod outages;
 mod presence;
+mod proxy_privacy;
 mod sign_in;
 mod slow_viewer;
 mod subscriptions;

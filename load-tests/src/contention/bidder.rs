@@ -10,7 +10,9 @@
 //! bids carry no token.
 
 use super::tally::BidTally;
-use crate::api::{ApiClient, BID_REQUEST_NAME, BidAuth, BidBody, Reply, bid_path};
+use crate::api::{
+    ApiClient, BID_REQUEST_NAME, BidAuth, BidBody, PROXY_BID_REQUEST_NAME, Reply, bid_path,
+};
 use goose::prelude::*;
 use shared::Cents;
 use std::collections::HashMap;
@@ -18,6 +20,9 @@ use std::collections::HashMap;
 /// A bid is the last price seen plus the minimum increment plus 0 to this many cents, so
 /// bids from users who saw the same price usually differ and most of them lose.
 const MAX_EXTRA_RAISE_CENTS: i64 = 4;
+
+/// A proxy bidder's maximum is its amount plus 1 to this many increments.
+const MAX_PROXY_INCREMENTS: i64 = 100;
 
 /// The items a run bids on, their prices, and the tally of what happened.
 #[derive(Debug)]
@@ -30,6 +35,8 @@ pub struct BidTarget {
     auth: BidAuth,
     /// The user ids of the first goose users (accounts registered through the API).
     registered: Vec<String>,
+    /// Every other user (odd goose index) bids with a maximum (`bench-write --proxy-bidders`).
+    proxy_bidders: bool,
 }
 
 impl BidTarget {
@@ -49,7 +56,16 @@ impl BidTarget {
             min_increment_cents,
             auth,
             registered,
+            proxy_bidders: false,
         }
+    }
+
+    /// Half the users (every odd goose index) bid with a maximum: proxy bidding under
+    /// contention, timed apart as [`PROXY_BID_REQUEST_NAME`].
+    #[must_use]
+    pub fn with_proxy_bidders(mut self, on: bool) -> Self {
+        self.proxy_bidders = on;
+        self
     }
 
     /// [`BidTarget::new`] with `api`'s way of authenticating bids and its registered accounts.
@@ -105,9 +121,14 @@ pub async fn place_bid(
         return Ok(());
     };
     let user_id = target.user_id(user.weighted_users_index);
+    let proxy = target.proxy_bidders && user.weighted_users_index % 2 == 1;
+    let max_amount = proxy
+        .then(|| Cents::new(amount + increment * fastrand::i64(1..=MAX_PROXY_INCREMENTS)).ok())
+        .flatten();
     let body = BidBody {
         user_id: &user_id,
         amount: cents,
+        max_amount,
     };
     let mut builder = user
         .get_request_builder(&GooseMethod::Post, path)?
@@ -123,7 +144,11 @@ pub async fn place_bid(
     let request = GooseRequest::builder()
         .method(GooseMethod::Post)
         .path(path.as_str())
-        .name(BID_REQUEST_NAME)
+        .name(if proxy {
+            PROXY_BID_REQUEST_NAME
+        } else {
+            BID_REQUEST_NAME
+        })
         // Goose would count any 2xx as a success; the contract's answer is 200.
         .expect_status_code(200)
         .set_request_builder(builder)
@@ -151,7 +176,14 @@ pub async fn place_bid(
         return user.set_failure("unreadable bid reply", &mut goose.request, None, None);
     };
     if reply.success {
-        tally.accepted(index, amount, reply.seq);
+        // What the bid left: its own amount, or (proxy bidding) the price a maximum set, and
+        // the events it appended (a standing maximum answers with a second one).
+        let events = match reply.code.as_deref() {
+            Some("outbid_by_proxy") => 2,
+            Some("max_raised") => u64::from(reply.event_id.is_some()),
+            _ => 1,
+        };
+        tally.accepted_placing(index, current.unwrap_or(amount), reply.seq, events);
     } else {
         tally.rejected(index, amount, reply.code.as_deref());
     }

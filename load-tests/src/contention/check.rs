@@ -71,16 +71,18 @@ fn item_violations(
             state.current_bid_cents, seen.highest_accepted_cents
         ));
     }
-    if state.seq != seen.accepted {
+    // Every event is a bid here: one per accepted plain bid, two for a bid a standing
+    // maximum answered (its own and the automatic one).
+    if state.seq != seen.events {
         violations.push(format!(
-            "seq {} differs from the {} accepted bids",
-            state.seq, seen.accepted
+            "seq {} differs from the {} events of {} accepted bids",
+            state.seq, seen.events, seen.accepted
         ));
     }
-    if state.bid_count != seen.accepted {
+    if state.bid_count != seen.events {
         violations.push(format!(
-            "bid_count {} differs from the {} accepted bids",
-            state.bid_count, seen.accepted
+            "bid_count {} differs from the {} events of {} accepted bids",
+            state.bid_count, seen.events, seen.accepted
         ));
     }
     if let Some(highest_seq) = seen.highest_seq
@@ -179,6 +181,7 @@ mod tests {
         let (accepted, highest_accepted_cents, highest_rejected_cents) = seen;
         let seen = ItemOutcomes {
             accepted,
+            events: accepted,
             rejected_too_low: u64::from(highest_rejected_cents.is_some()),
             other_rejections: 0,
             highest_accepted_cents,

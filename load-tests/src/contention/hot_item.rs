@@ -6,7 +6,7 @@
 
 use super::bidder::{BidTarget, place_bid};
 use super::check::{ItemCheck, error_violations, refusal_violation, undetermined_note};
-use crate::api::{ApiClient, BID_REQUEST_NAME, NewItem};
+use crate::api::{ApiClient, BID_REQUEST_NAME, NewItem, PROXY_BID_REQUEST_NAME};
 use crate::goose_run::{
     RequestStats, attack, measured_window_secs, per_sec, requests_named, round_to,
 };
@@ -30,6 +30,9 @@ pub struct HotLevel {
     pub measured_secs: f64,
     /// Bid requests, their rate and timings (time to first byte).
     pub bids: RequestStats,
+    /// With proxy bidders: the bids that carried a maximum (`bids` are then the plain ones).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_bids: Option<RequestStats>,
     /// 200 with `success: true`.
     pub accepted: u64,
     pub accepted_per_sec: f64,
@@ -81,13 +84,27 @@ pub async fn run_level(
     users: u32,
     duration_secs: u64,
 ) -> anyhow::Result<HotLevel> {
+    run_level_with(api, gateway_url, item, users, duration_secs, false).await
+}
+
+/// [`run_level`], with every other user bidding with a maximum when `proxy_bidders`.
+///
+/// # Errors
+/// As [`run_level`].
+pub async fn run_level_with(
+    api: &ApiClient,
+    gateway_url: &str,
+    item: &NewItem,
+    users: u32,
+    duration_secs: u64,
+    proxy_bidders: bool,
+) -> anyhow::Result<HotLevel> {
     api.create_item(item).await?;
     let (starting, increment) = (item.starting_price.get(), item.min_increment.get());
-    let target = Arc::new(BidTarget::for_client(
-        vec![item.id.clone()],
-        (starting, increment),
-        api,
-    ));
+    let target = Arc::new(
+        BidTarget::for_client(vec![item.id.clone()], (starting, increment), api)
+            .with_proxy_bidders(proxy_bidders),
+    );
     tracing::info!(users, duration_secs, "hot-item level started");
     let attack = attack(
         scenario(Arc::clone(&target)),
@@ -99,11 +116,14 @@ pub async fn run_level(
 
     let measured_secs = measured_window_secs(&metrics);
     let bids = RequestStats::of(&metrics, BID_REQUEST_NAME, measured_secs);
+    let proxy_bids =
+        proxy_bidders.then(|| RequestStats::of(&metrics, PROXY_BID_REQUEST_NAME, measured_secs));
+    let all_requests = bids.requests + proxy_bids.as_ref().map_or(0, |p| p.requests);
     let tally = &target.tally;
     let seen = tally.item(0);
     let errors = tally.errors();
     let tallied = tally.accepted_total() + tally.rejected_total() + errors.values().sum::<u64>();
-    if bids.requests != tallied {
+    if all_requests != tallied {
         tracing::warn!(
             bids.requests,
             tallied,
@@ -112,7 +132,7 @@ pub async fn run_level(
     }
     let state = api.item_state(&item.id).await?;
     let check = ItemCheck::new(&item.id, &seen, &state, increment);
-    let violations = level_violations(&check, &errors, bids.requests);
+    let violations = level_violations(&check, &errors, all_requests);
     let histogram =
         requests_named(&metrics, BID_REQUEST_NAME).map(|a| Histogram::from_goose(&a.raw_data));
     Ok(HotLevel {
@@ -128,6 +148,7 @@ pub async fn run_level(
             .filter(|_| seen.accepted > 0)
             .map(|r| round_to(r as f64 / seen.accepted as f64, 3)),
         bids,
+        proxy_bids,
         check,
         violations,
         latency_cdf: histogram.map(|h| h.cdf()).unwrap_or_default(),
@@ -236,6 +257,7 @@ mod tests {
     fn violations(accepted: u64, highest: Option<i64>, state: (u64, u64, Option<i64>)) -> usize {
         let seen = ItemOutcomes {
             accepted,
+            events: accepted,
             rejected_too_low: 10,
             other_rejections: 0,
             highest_accepted_cents: highest,

@@ -14,6 +14,9 @@ use std::sync::{Mutex, PoisonError};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ItemOutcomes {
     pub accepted: u64,
+    /// The events the accepted bids appended: one each, except a proxy bid answered by a
+    /// standing maximum (two) and a leader raising its own maximum (none, or one).
+    pub events: u64,
     pub rejected_too_low: u64,
     /// 200 with `success: false` and a code other than `bid_too_low`.
     pub other_rejections: u64,
@@ -55,9 +58,18 @@ impl BidTally {
     }
 
     /// An accepted bid of `amount_cents` on item `item`, numbered `seq` by the gateway.
+    #[cfg(test)]
     pub fn accepted(&self, item: usize, amount_cents: i64, seq: Option<u64>) {
+        self.accepted_placing(item, amount_cents, seq, 1);
+    }
+
+    /// An accepted bid (`success: true`) that left the price at `price_cents` and appended
+    /// `events` events, the last numbered `seq`.
+    pub fn accepted_placing(&self, item: usize, price_cents: i64, seq: Option<u64>, events: u64) {
+        let amount_cents = price_cents;
         self.with_item(item, |o| {
             o.accepted += 1;
+            o.events += events;
             o.highest_accepted_cents = o.highest_accepted_cents.max(Some(amount_cents));
             o.highest_seq = o.highest_seq.max(seq);
         });
@@ -121,6 +133,7 @@ mod tests {
         tally.accepted(1, 300, Some(1));
         let expected = ItemOutcomes {
             accepted: 2,
+            events: 2,
             rejected_too_low: 1,
             other_rejections: 1,
             highest_accepted_cents: Some(150),
