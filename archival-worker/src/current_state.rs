@@ -40,7 +40,9 @@ impl CurrentState {
             Err(e) => {
                 self.metrics.redis_read_failures.inc();
                 match e {
-                    ItemReadError::Redis(e) => tracing::debug!(error = %e, item_id = %id, "item state unreadable"),
+                    ItemReadError::Redis(e) => {
+                        tracing::debug!(error = %e, item_id = %id, "item state unreadable")
+                    }
                     malformed => tracing::warn!(error = %malformed, "item state malformed"),
                 }
                 None

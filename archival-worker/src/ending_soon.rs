@@ -14,6 +14,7 @@ use crate::store::Store;
 use shared::{ItemId, ItemStatus, Timestamp};
 use std::collections::HashMap;
 use std::time::Duration;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Most items taken from one shard per pass; the rest are seen by the next passes (an item
@@ -26,11 +27,26 @@ pub struct EndingSoonSettings {
     pub interval: Duration,
 }
 
-/// The pass's memory: each item already handled, with the end time it was handled for, so a
-/// pass reads again only the items that are new in the window or whose end moved.
-#[derive(Debug, Default)]
+/// How many passes an item's check stands for when its end does not move: a bidder or watcher
+/// who joins an auction already in the window hears of it within that many intervals.
+const RECHECK_PASSES: u32 = 10;
+
+/// The pass's memory: each item already handled, with the end time it was handled for and
+/// when, so a pass reads again only the items that are new in the window, whose end moved,
+/// or whose last check is [`RECHECK_PASSES`] intervals old (for late bidders and watchers).
+#[derive(Debug)]
 pub struct EndingSoon {
-    handled: HashMap<ItemId, i64>,
+    handled: HashMap<ItemId, (i64, Instant)>,
+    recheck: Duration,
+}
+
+impl EndingSoon {
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            handled: HashMap::new(),
+            recheck: interval * RECHECK_PASSES,
+        }
+    }
 }
 
 impl EndingSoon {
@@ -54,10 +70,12 @@ impl EndingSoon {
         // Forget what left the window; it can only come back with a new end time.
         let current: HashMap<ItemId, i64> = ending.into_iter().collect();
         self.handled
-            .retain(|item, end| current.get(item) == Some(end));
+            .retain(|item, (end, _)| current.get(item) == Some(end));
         let mut stored = 0;
         for (item, end) in current {
-            if self.handled.get(&item) == Some(&end) {
+            if let Some((_, at)) = self.handled.get(&item)
+                && at.elapsed() < self.recheck
+            {
                 continue;
             }
             let Some(item_state) = state.item(&item).await else {
@@ -68,7 +86,7 @@ impl EndingSoon {
                 publisher.publish(&notes).await;
                 stored += notes.len();
             }
-            self.handled.insert(item, end);
+            self.handled.insert(item, (end, Instant::now()));
         }
         Ok(stored)
     }
@@ -83,7 +101,7 @@ pub async fn run(
     settings: EndingSoonSettings,
     shutdown: CancellationToken,
 ) {
-    let mut pass = EndingSoon::default();
+    let mut pass = EndingSoon::new(settings.interval);
     let mut ticks = tokio::time::interval(settings.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -93,7 +111,13 @@ pub async fn run(
             () = shutdown.cancelled() => return,
         }
         match pass
-            .pass(&state, &store, &publisher, settings.window, Timestamp::now())
+            .pass(
+                &state,
+                &store,
+                &publisher,
+                settings.window,
+                Timestamp::now(),
+            )
             .await
         {
             Ok(0) => {}

@@ -114,7 +114,9 @@ pub fn closed(close: &AuctionClosed, bidders: &[UserId]) -> Vec<NewNotification>
         created_at: time(close.timestamp),
     };
     let mut out = Vec::with_capacity(bidders.len() + 1);
-    let price = close.final_price_cents.filter(|_| close.winner_id.is_some());
+    let price = close
+        .final_price_cents
+        .filter(|_| close.winner_id.is_some());
     if let (Some(winner), Some(price)) = (&close.winner_id, price) {
         out.push(note(
             winner,
@@ -220,6 +222,11 @@ mod tests {
         let frame: Value = serde_json::from_slice(&note.frame()).unwrap();
         assert_eq!(frame["notification_id"], 7);
         assert_eq!(frame["type"], "won");
-        assert!(frame["timestamp"].as_str().unwrap().starts_with("2023-11-14T"));
+        assert!(
+            frame["timestamp"]
+                .as_str()
+                .unwrap()
+                .starts_with("2023-11-14T")
+        );
     }
 }

@@ -37,12 +37,15 @@ struct ListQuery {
 
 /// The cursor is the last shown notification's id, as text; clients treat it as opaque.
 fn cursor(text: &str) -> Result<i64, ApiError> {
-    text.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::InvalidCursor,
-            "before must be a next_cursor from a previous page",
-        )
-    })
+    text.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidCursor,
+                "before must be a next_cursor from a previous page",
+            )
+        })
 }
 
 #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]

@@ -15,9 +15,11 @@ use uuid::Uuid;
 
 /// Who each newly archived bid outbid: the round's leader just before it (the bidder of the
 /// round's previous bid, since every accepted bid leads), unless that is the same user, or
-/// the round's next bid (an automatic proxy bid answering this one, usually in the same batch)
-/// gives the lead straight back to them. `items` is the batch's items as Redis showed them,
-/// for the minimum that would lead again.
+/// the round's next bid gives the lead straight back to them in the same script call (an
+/// automatic proxy bid answering this one: the same Redis `TIME`, so the same timestamp; it
+/// is archived in the same batch as the bid it answers, being the next entry of the same
+/// outbox). A bid outbid by someone's maximum that way never alerts the maximum's owner.
+/// `items` is the batch's items as Redis showed them, for the minimum that would lead again.
 pub(super) async fn outbids(
     tx: &deadpool_postgres::Transaction<'_>,
     bids: &[&BidPlaced],
@@ -37,17 +39,18 @@ pub(super) async fn outbids(
              cross join lateral (select user_id, round from bids p
                                  where p.item_id = b.item_id and p.seq < b.seq
                                  order by p.seq desc limit 1) p
-             left join lateral (select user_id from bids s
+             left join lateral (select user_id, placed_at from bids s
                                 where s.item_id = b.item_id and s.seq > b.seq
                                       and s.round = b.round
                                 order by s.seq limit 1) s on true
              where p.round = b.round and p.user_id <> b.user_id
-                   and s.user_id is distinct from p.user_id",
+                   and (s.user_id = p.user_id and s.placed_at = b.placed_at) is not true",
             &[&ids],
         )
         .await
         .context("finding outbid bidders")?;
-    let by_id: HashMap<Uuid, &BidPlaced> = bids.iter().map(|b| (b.event_id.as_uuid(), *b)).collect();
+    let by_id: HashMap<Uuid, &BidPlaced> =
+        bids.iter().map(|b| (b.event_id.as_uuid(), *b)).collect();
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let id: Uuid = row.get(0);
@@ -113,9 +116,7 @@ pub(super) async fn insert(
     }
     // Sorted by the unique key, so concurrent workers take its locks in one order.
     let mut sorted: Vec<&NewNotification> = notes.iter().collect();
-    sorted.sort_by(|a, b| {
-        (&a.source, &a.user_id, a.kind).cmp(&(&b.source, &b.user_id, b.kind))
-    });
+    sorted.sort_by(|a, b| (&a.source, &a.user_id, a.kind).cmp(&(&b.source, &b.user_id, b.kind)));
     sorted.dedup_by(|a, b| (&a.source, &a.user_id, a.kind) == (&b.source, &b.user_id, b.kind));
     let users: Vec<&str> = sorted.iter().map(|n| n.user_id.as_str()).collect();
     let kinds: Vec<&str> = sorted.iter().map(|n| n.kind.as_str()).collect();
