@@ -569,3 +569,21 @@ async fn ending_soon_reaches_bidders_and_watchers_once_per_round_and_schedule() 
     assert!(carol.iter().all(|n| n["item_id"] == item.as_str()));
     assert!(settled_notifications(&gateway, "dave").await.is_empty());
 }
+
+#[tokio::test]
+async fn with_redis_unreachable_the_worker_still_archives_and_notifies_without_the_minimum() {
+    let mut setup = setup().await;
+    let port = testkit::server::free_port().expect("a free port");
+    setup.worker.redis.url = format!("redis://127.0.0.1:{port}").as_str().into();
+    let (gateway, worker, item) = start(&setup).await;
+    let accepted = vec![
+        accepted_bid(&gateway, &item, "alice", 100).await,
+        accepted_bid(&gateway, &item, "bob", 200).await,
+    ];
+    assert_archived_exactly_once(setup.database(), &accepted).await;
+    let rows = wait_notifications(&gateway, "alice", 1).await;
+    assert_eq!(rows[0]["type"], "outbid");
+    assert_eq!(rows[0]["data"]["current_bid_cents"], 200);
+    assert_eq!(rows[0]["data"]["minimum_to_lead_cents"], Value::Null);
+    assert!(worker.metric("archive_redis_read_failures_total").await >= 1.0);
+}
