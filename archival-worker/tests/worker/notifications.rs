@@ -13,7 +13,8 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-const WAIT: Duration = Duration::from_secs(20);
+/// Generous: the suites run beside other work on a two-core machine.
+const WAIT: Duration = Duration::from_secs(30);
 
 /// A broadcast instance on `setup`'s Redis and NATS prefixes, trusting `gateway`'s tokens.
 async fn spawn_broadcast(setup: &Setup, gateway: &Gateway) -> Service {
