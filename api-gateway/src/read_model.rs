@@ -1,9 +1,16 @@
-//! Reads of the PostgreSQL read model that archival-worker maintains: bid history and bidder
-//! statistics. The gateway never writes there.
+//! Reads of the PostgreSQL read model that archival-worker maintains: bid history, bidder
+//! statistics and a user's notifications. The gateway writes there only a signed-in user's
+//! own actions: the watchlist ([`watchlist`]) and marking notifications read
+//! ([`notifications`]); the worker owns the schema and everything else.
 //!
 //! The pool connects lazily and every query runs under a short deadline, so a PostgreSQL
 //! outage makes the history endpoints answer 503 quickly and never touches bidding, which
 //! does not use this module at all.
+
+mod notifications;
+mod watchlist;
+
+pub use notifications::{NotificationPage, StoredNotification};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};

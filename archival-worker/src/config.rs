@@ -5,7 +5,7 @@
 
 use clap::Parser;
 use shared::http_server::HttpServerOptions;
-use shared::service_options::{ArchiveOptions, CommonOptions, DatabaseOptions};
+use shared::service_options::{ArchiveOptions, CommonOptions, DatabaseOptions, RedisOptions};
 use shared::supervisor::TaskFaults;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -32,6 +32,23 @@ pub struct Config {
     // The stream to consume (created if missing, with the gateway's settings).
     #[command(flatten)]
     pub archive: ArchiveOptions,
+
+    // The gateway's Redis, read only for notifications (the current minimum bid of an
+    // `outbid`, the auctions ending soon); the archive never waits for it.
+    #[command(flatten)]
+    pub redis: RedisOptions,
+
+    /// Deadline of one Redis read (ms).
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 500)]
+    pub redis_timeout_ms: u64,
+
+    /// How long before an auction's end its bidders and watchers get `ending_soon` (seconds).
+    #[arg(long, env = "ENDING_SOON_WINDOW_SECS", default_value_t = 300)]
+    pub ending_soon_window_secs: u64,
+
+    /// How often the `ending_soon` pass looks for auctions entering that window (ms).
+    #[arg(long, env = "ENDING_SOON_INTERVAL_MS", default_value_t = 5_000)]
+    pub ending_soon_interval_ms: u64,
 
     /// Durable consumer name; every worker of one deployment shares it.
     #[arg(long, env = "CONSUMER_NAME", default_value = "archival-worker")]
@@ -70,6 +87,17 @@ pub struct Config {
 impl Config {
     pub fn database_timeout(&self) -> Duration {
         Duration::from_millis(self.database_timeout_ms)
+    }
+
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms)
+    }
+
+    pub fn ending_soon(&self) -> crate::ending_soon::EndingSoonSettings {
+        crate::ending_soon::EndingSoonSettings {
+            window: Duration::from_secs(self.ending_soon_window_secs),
+            interval: Duration::from_millis(self.ending_soon_interval_ms.max(1)),
+        }
     }
 
     /// A configuration with every default, for tests and embedding.

@@ -10,8 +10,10 @@
 //! reports not-ready, backs off, and resumes by itself.
 
 use crate::config::Config;
+use crate::current_state::CurrentState;
 use crate::decode::{decode_batch, refused};
 use crate::metrics::Metrics;
+use crate::publisher::Publisher;
 use crate::store::{Batch, Store, StoreError, Written};
 use anyhow::Context;
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
@@ -140,7 +142,16 @@ async fn next_batch(
     Ok(batch)
 }
 
-/// Writes one batch and acks it, or hands it back for redelivery.
+/// What the consumer needs for the notifications a batch produces: the items' current state
+/// (read before the write) and the publisher (after the commit).
+#[derive(Clone)]
+pub struct Notify {
+    pub state: CurrentState,
+    pub publisher: Publisher,
+}
+
+/// Writes one batch and acks it, or hands it back for redelivery. The notifications each
+/// committed part produced are published right after its commit.
 ///
 /// A part of the batch that PostgreSQL refuses for its data is split in two halves, written
 /// in stream order (so a relist is still stored before the bids of its new round), until the
@@ -155,6 +166,7 @@ pub async fn process_batch(
     store: &Store,
     metrics: &Metrics,
     health: &Health,
+    notify: &Notify,
     messages: Vec<jetstream::Message>,
 ) -> Result<usize, StoreError> {
     if let Some(info) = messages.last().and_then(|m| m.info().ok()) {
@@ -163,11 +175,21 @@ pub async fn process_batch(
             .set(i64::try_from(info.pending).unwrap_or(i64::MAX));
     }
     let mut parts: VecDeque<&[jetstream::Message]> = VecDeque::from([messages.as_slice()]);
+    // Read once for the whole batch; the parts of a split batch reuse it.
+    let mut items = None;
     while let Some(part) = parts.pop_front() {
-        let batch = decode_batch(part);
+        let mut batch = decode_batch(part);
+        match &items {
+            None => {
+                notify.state.read_items(&mut batch).await;
+                items = Some(batch.items.clone());
+            }
+            Some(known) => batch.items.clone_from(known),
+        }
         let failure = match store.write_batch(&batch).await {
             Ok(written) => {
-                record(metrics, &batch, written, part.len());
+                notify.publisher.publish(&written.notifications).await;
+                record(metrics, &batch, &written, part.len());
                 ack(part).await;
                 continue;
             }
@@ -188,7 +210,7 @@ pub async fn process_batch(
                 };
                 match store.write_batch(&dead).await {
                     Ok(written) => {
-                        record(metrics, &dead, written, 1);
+                        record(metrics, &dead, &written, 1);
                         ack(part).await;
                     }
                     Err(e) => return hand_back(metrics, health, part, parts, e).await,
@@ -202,7 +224,7 @@ pub async fn process_batch(
 }
 
 /// Counts what one committed part of a batch stored.
-fn record(metrics: &Metrics, batch: &Batch, written: Written, messages: usize) {
+fn record(metrics: &Metrics, batch: &Batch, written: &Written, messages: usize) {
     let stored = written.bids + written.closes + written.changes;
     metrics.events_stored.inc_by(stored as u64);
     let events = batch.bids.len() + batch.closes.len() + batch.changes.len();
@@ -210,6 +232,9 @@ fn record(metrics: &Metrics, batch: &Batch, written: Written, messages: usize) {
         .duplicates
         .inc_by(events.saturating_sub(stored) as u64);
     metrics.dead_letters.inc_by(written.dead as u64);
+    metrics
+        .notifications_stored
+        .inc_by(written.notifications.len() as u64);
     metrics.batch_size.observe(messages as f64);
 }
 
@@ -251,6 +276,7 @@ pub async fn run(
     settings: ConsumerSettings,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    notify: Notify,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(200);
@@ -306,7 +332,7 @@ pub async fn run(
             if batch.is_empty() {
                 continue;
             }
-            match process_batch(&store, &metrics, &health, batch).await {
+            match process_batch(&store, &metrics, &health, &notify, batch).await {
                 Ok(_) => backoff = Duration::from_millis(200),
                 Err(e) => {
                     tracing::warn!(error = %e, "batch not archived; handed back for redelivery");

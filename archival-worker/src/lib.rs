@@ -2,7 +2,12 @@
 //!
 //! * [`config`]: the clap `Config`.
 //! * [`consumer`]: the durable pull consumer loop (batch, transaction, ack; a refused event
-//!   isolated by splitting its batch).
+//!   isolated by splitting its batch; the batch's notifications published after the commit).
+//! * [`notifications`]: a user's private notifications (`outbid`, `won`, `lost`,
+//!   `ending_soon`) and their frames.
+//! * [`ending_soon`]: the periodic pass that notifies the auctions ending soon.
+//! * [`current_state`]: the Redis reads notifications need (never the archive).
+//! * [`publisher`]: notifications out on core NATS `<prefix>.user.<user_id>`.
 //! * [`decode`]: what a message becomes: an event, or a dead letter with its reason.
 //! * [`store`]: every SQL statement, the migrations (`migrations/`) and the batch write.
 //! * [`routes`]: `/health`, `/ready`, `/metrics`, and a JSON 404 for anything else.
@@ -10,15 +15,24 @@
 
 pub mod config;
 pub mod consumer;
+pub mod current_state;
 pub mod decode;
+pub mod ending_soon;
 pub mod metrics;
+pub mod notifications;
+pub mod publisher;
 pub mod routes;
 pub mod store;
 
 use config::Config;
-use consumer::{ConsumerSettings, Health};
+use consumer::{ConsumerSettings, Health, Notify};
+use current_state::CurrentState;
 use metrics::Metrics;
+use publisher::Publisher;
 use shared::http_server::HttpListener;
+use shared::redis_connection::RedisHandle;
+use shared::redis_keys::Keyspace;
+use shared::subjects::Subjects;
 use shared::supervisor::{Backoff, Supervisor};
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +54,7 @@ pub struct Application {
     config: Config,
     store: Store,
     nats: async_nats::Client,
+    redis: RedisHandle,
 }
 
 impl Application {
@@ -65,11 +80,13 @@ impl Application {
         let nats =
             shared::nats::connect(&config.common.nats_url, shared::nats::connect_options(name))
                 .await?;
+        let redis = RedisHandle::connect_lazily(&config.redis, config.redis_timeout())?;
         Ok(Self {
             listener,
             config,
             store,
             nats,
+            redis,
         })
     }
 
@@ -94,12 +111,25 @@ impl Application {
         let health = Arc::new(Health::default());
         let supervisor = Supervisor::new(self.config.task_faults.clone());
         let settings = ConsumerSettings::from(&self.config);
+        let notify = Notify {
+            state: CurrentState::new(
+                self.redis.clone(),
+                Keyspace::new(self.config.redis.key_prefix.clone()),
+                Arc::clone(&metrics),
+            ),
+            publisher: Publisher::new(
+                self.nats.clone(),
+                Subjects::new(self.config.common.subject_prefix.clone()),
+                Arc::clone(&metrics),
+            ),
+        };
         supervisor.spawn_restarting("consumer", RESTART, {
             let js = async_nats::jetstream::new(self.nats.clone());
-            let (store, metrics, health) = (
+            let (store, metrics, health, notify) = (
                 self.store.clone(),
                 Arc::clone(&metrics),
                 Arc::clone(&health),
+                notify.clone(),
             );
             let stop = supervisor.shutdown_token();
             move || {
@@ -109,6 +139,21 @@ impl Application {
                     settings.clone(),
                     Arc::clone(&metrics),
                     Arc::clone(&health),
+                    notify.clone(),
+                    stop.clone(),
+                )
+            }
+        });
+        // Restarted like the consumer: its progress is the notifications table.
+        supervisor.spawn_restarting("ending_soon", RESTART, {
+            let (store, settings) = (self.store.clone(), self.config.ending_soon());
+            let stop = supervisor.shutdown_token();
+            move || {
+                ending_soon::run(
+                    notify.state.clone(),
+                    store.clone(),
+                    notify.publisher.clone(),
+                    settings,
                     stop.clone(),
                 )
             }
@@ -120,8 +165,7 @@ impl Application {
             health,
             tasks: supervisor.health(),
         };
-        // The consumer is the only supervised task and it is restarted, so nothing but
-        // `shutdown` stops the worker.
+        // Both supervised tasks are restarted, so nothing but `shutdown` stops the worker.
         self.listener
             .serve(routes::router(state), shutdown, &supervisor)
             .await

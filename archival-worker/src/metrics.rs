@@ -21,6 +21,14 @@ pub struct Metrics {
     pub batch_failures: Counter,
     /// Parts of batches split in two because PostgreSQL refused an event in them.
     pub batch_splits: Counter,
+    /// Notifications newly stored (outbid, won, lost, ending_soon).
+    pub notifications_stored: Counter,
+    /// Notifications published on their user's subject.
+    pub notifications_published: Counter,
+    /// Notifications whose publish failed (they stay in the list).
+    pub notification_publish_failures: Counter,
+    /// Item states (Redis) that could not be read for a notification.
+    pub redis_read_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -42,6 +50,20 @@ impl Default for Metrics {
             batch_splits: registry.counter(
                 "batch_splits",
                 "Batch parts split to isolate an event PostgreSQL refused",
+            ),
+            notifications_stored: registry
+                .counter("notifications_stored", "Notifications newly stored"),
+            notifications_published: registry.counter(
+                "notifications_published",
+                "Notifications published on their user's subject",
+            ),
+            notification_publish_failures: registry.counter(
+                "notification_publish_failures",
+                "Notifications whose publish failed (kept in the list)",
+            ),
+            redis_read_failures: registry.counter(
+                "redis_read_failures",
+                "Item states that could not be read from Redis for a notification",
             ),
             registry,
         }

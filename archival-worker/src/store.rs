@@ -6,13 +6,19 @@
 //! redelivered event changes nothing. Inputs are sorted by key before each statement so two
 //! workers lock rows in the same order and cannot deadlock each other.
 
+mod notifications;
+
+use crate::notifications::Notification;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use shared::migrations::{Migration, Migrator};
 use shared::postgres_pool;
-use shared::{AuctionClosed, AuctionExtended, AuctionRelisted, BidPlaced, EventId, Timestamp};
-use std::collections::{BTreeMap, HashSet};
+use shared::{
+    AuctionClosed, AuctionExtended, AuctionRelisted, BidPlaced, EventId, ItemId, ItemState,
+    Timestamp,
+};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 use uuid::Uuid;
@@ -43,6 +49,11 @@ const MIGRATOR: Migrator = Migrator::new(
             name: "proxy_bids_and_buy_now",
             sql: include_str!("../migrations/0004_proxy_bids_and_buy_now.sql"),
         },
+        Migration {
+            version: 5,
+            name: "notifications",
+            sql: include_str!("../migrations/0005_notifications.sql"),
+        },
     ],
 );
 
@@ -69,6 +80,9 @@ pub struct Batch {
     /// Extensions and relisted rounds, in stream order.
     pub changes: Vec<Change>,
     pub dead: Vec<DeadLetter>,
+    /// The current state of the batch's items as Redis showed them before the write (those it
+    /// could read): what an `outbid` says would lead again. Missing items only leave that out.
+    pub items: HashMap<ItemId, ItemState>,
 }
 
 /// An admin change to an auction's schedule or round.
@@ -98,12 +112,14 @@ impl Batch {
 }
 
 /// What a batch write inserted (the rest were already archived).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Written {
     pub bids: usize,
     pub closes: usize,
     pub changes: usize,
     pub dead: usize,
+    /// The notifications its new events produced, committed with them, to publish now.
+    pub notifications: Vec<Notification>,
 }
 
 #[derive(Clone)]
@@ -112,7 +128,8 @@ pub struct Store {
     timeout: Duration,
 }
 
-fn time(t: Timestamp) -> DateTime<Utc> {
+/// A timestamp as PostgreSQL's `timestamptz`.
+pub(crate) fn time(t: Timestamp) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(t.micros()).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
@@ -174,6 +191,11 @@ impl Store {
             project_bids(&tx, &bids).await?;
             let closes = insert_closes(&tx, &batch.closes).await?;
             project_closes(&tx, &closes).await?;
+            // After the bids are in, so an outbid sees the batch's own earlier bids and a
+            // close sees every bidder of its round.
+            let mut notes = notifications::outbids(&tx, &bids, &batch.items).await?;
+            notes.extend(notifications::closes(&tx, &closes).await?);
+            let notifications = notifications::insert(&tx, &notes).await?;
             let dead = insert_dead_letters(&tx, &batch.dead).await?;
             tx.commit().await?;
             Ok(Written {
@@ -181,7 +203,31 @@ impl Store {
                 closes: closes.len(),
                 changes,
                 dead,
+                notifications,
             })
+        })
+        .await
+    }
+}
+
+impl Store {
+    /// Stores the `ending_soon` of the auction round `state` for those of its bidders and
+    /// watchers who have none for its current schedule; returns the new ones to publish.
+    ///
+    /// # Errors
+    /// When PostgreSQL fails (nothing is then stored).
+    #[tracing::instrument(name = "postgres.ending_soon", skip_all, fields(item_id = %state.id))]
+    pub async fn ending_soon(
+        &self,
+        state: &ItemState,
+        now: Timestamp,
+    ) -> Result<Vec<Notification>, StoreError> {
+        self.timed(async {
+            let mut client = self.pool.get().await?;
+            let tx = client.transaction().await?;
+            let stored = notifications::ending_soon(&tx, state, now).await?;
+            tx.commit().await?;
+            Ok(stored)
         })
         .await
     }

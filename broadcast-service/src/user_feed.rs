@@ -2,7 +2,7 @@
 //! signed in as that user, its one NATS subscription and the task that forwards it.
 //!
 //! Private events (`outbid`, `won`, `lost`, `ending_soon`, …) are published on core NATS
-//! `<prefix>.user.<user_id>` by whoever produces them. Interest-based, like rooms: the first
+//! `<prefix>.user.<user_id>` by the archival worker. Interest-based, like rooms: the first
 //! socket of a user to sign in here opens the feed, whose task subscribes; the last one to
 //! leave (sign-in expired, another user, socket closed) stops it, and the task unsubscribes.
 //! So an instance holds one subscription per signed-in user, however many sockets that user

@@ -40,7 +40,8 @@ impl From<ReadError> for ApiError {
     }
 }
 
-fn limit(requested: Option<i64>) -> Result<i64, ApiError> {
+/// A page size: 1 to 500, default 50 (every paged read of the read model).
+pub(super) fn limit(requested: Option<i64>) -> Result<i64, ApiError> {
     match requested {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
@@ -55,9 +56,10 @@ fn user_id(raw: String) -> Result<UserId, ApiError> {
     UserId::parse(raw).map_err(|e| ApiError::new(ErrorCode::InvalidUserId, format!("user id {e}")))
 }
 
-type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
+pub(super) type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
 
-fn query<T>(query: QueryResult<T>) -> Result<T, ApiError> {
+/// The query string, or 400 `invalid_query` naming what is wrong with it.
+pub(super) fn query<T>(query: QueryResult<T>) -> Result<T, ApiError> {
     query
         .map(|Query(q)| q)
         .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))

@@ -31,10 +31,14 @@ mod json_body;
 mod jwks;
 /// `GET /api/v1/me`: the caller's own account.
 mod me;
+/// `GET /api/v1/me/notifications`, `POST …/read`: the caller's private notifications.
+mod notifications;
 /// `GET /api/v1/openapi.json`: the OpenAPI 3.1 document of every route here.
 pub mod openapi;
 /// `PUT /api/v1/admin/users/{id}/suspension`: an admin suspends or reinstates an account.
 mod suspension;
+/// `GET /api/v1/me/watchlist`, `PUT`/`DELETE …/{item_id}`: the items the caller watches.
+mod watchlist;
 /// `/app/`: the web app's embedded files and its `config.json` (not API routes).
 pub mod web_app;
 
@@ -97,6 +101,8 @@ pub fn router(ctx: AppState) -> Router {
         .merge(admin::router())
         .merge(auth::router())
         .merge(me::router())
+        .merge(watchlist::router())
+        .merge(notifications::router())
         .merge(suspension::router())
         .merge(jwks::router())
         .merge(openapi::router())

@@ -33,7 +33,11 @@ pub fn setup_with(nats_url: &str, database_url: &str) -> Setup {
     gateway.database_timeout_ms = 2_000;
     let mut worker = WorkerConfig::defaults();
     worker.listen_addr = LOOPBACK_ANY_PORT;
-    isolation.isolate(&mut worker.common, None, Some(&mut worker.archive));
+    isolation.isolate(
+        &mut worker.common,
+        Some(&mut worker.redis),
+        Some(&mut worker.archive),
+    );
     worker.database.url = database_url.into();
     worker.ack_wait_secs = 2;
     worker.database_timeout_ms = 2_000;

@@ -4,5 +4,6 @@
 mod archive;
 mod failures;
 mod helpers;
+mod notifications;
 mod poison;
 mod supervision;

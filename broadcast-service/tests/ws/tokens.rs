@@ -91,7 +91,7 @@ impl Tokens {
 }
 
 /// Publishes `event` on `user`'s private subject under `isolation`'s prefix, as the producer
-/// of private events (later work) will, and waits until NATS has it.
+/// of private events (the archival worker) does, and waits until NATS has it.
 pub async fn publish_private(isolation: &Isolation, user: &str, event: &Value) {
     publish_private_raw(isolation, user, event.to_string().into_bytes()).await;
 }

@@ -54,6 +54,8 @@ locals {
       SUBJECT_PREFIX     = "auction"
       ARCHIVE_STREAM     = "AUCTION_ARCHIVE"
       JETSTREAM_REPLICAS = "3"
+      # The gateway's Redis, read only, for notifications.
+      REDIS_CLUSTER = "true"
     }
   }
 
@@ -71,6 +73,7 @@ locals {
       NATS_URL  = var.nats_url_secret_arn
     }
     "archival-worker" = {
+      REDIS_URL    = var.redis_url_secret_arn
       NATS_URL     = var.nats_url_secret_arn
       DATABASE_URL = var.database_url_secret_arn
     }
