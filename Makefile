@@ -1,7 +1,8 @@
 # The two commands a newcomer needs are `make run` and `make test`; the rest are for developers.
 
 .PHONY: run test test-web stack stack-down lint bench-write bench-archive bench-fanout bench-fanout-floor \
-	bench-close bench-listing experiments contention fanout resilience infra-check cluster cluster-down \
+	bench-close bench-listing bench-write-floor bench-fanout-nchan bench experiments contention \
+	fanout resilience infra-check cluster cluster-down \
 	cluster-status cluster-experiment bench-cluster fuzz
 
 ## Start Redis/NATS/PostgreSQL if needed, build, run every service with a demo auction.
@@ -89,6 +90,16 @@ bench-write: stack
 	PRICE_PREFILTER=false target/release/load-tests bench-write \
 		--gateway-bin target/release/api-gateway \
 		--clients 64,256 --duration-secs 10 --out bench/results/write-no-prefilter.json
+
+## The write path against its floor (issue 18): bench-write's hot-item load (64 and 256 goose
+## clients, real access tokens, per-user limit off) against the gateway as deployed and against
+## a floor server in load-tests (the same HTTP stack and token check, a JSON parse, one EVALSHA
+## of a compare-and-set on the same Redis), alternately gateway, floor, floor, gateway; the
+## medians and their ratio in bench/results/write-floor.json.
+bench-write-floor: stack
+	cargo build --release -p api-gateway -p load-tests
+	target/release/load-tests bench-write-floor --gateway-bin target/release/api-gateway \
+		--clients 64,256 --duration-secs 10 --out bench/results/write-floor.json
 
 ## Archive drain rate (200,000-event JetStream backlog into PostgreSQL) and accepted-bid-to-row
 ## delay at a steady 5,000 bids/s; result in bench/results/archive.json.

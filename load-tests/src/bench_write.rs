@@ -266,7 +266,7 @@ async fn measure(
         .await?;
     let mut levels = Vec::with_capacity(args.clients.len());
     for &clients in &args.clients {
-        levels.push(Box::pin(run_one(args, &api, url, clients)).await?);
+        levels.push(Box::pin(run_one(&api, url, clients, args.duration_secs)).await?);
     }
     let comparison = match (args.compare_open_clients, &args.gateway_bin) {
         (Some(clients), Some(binary)) => {
@@ -277,12 +277,13 @@ async fn measure(
     Ok((levels, comparison))
 }
 
-/// One level of `clients` on a fresh item through `api` (tokens or not, as it says).
-async fn run_one(
-    args: &BenchWriteArgs,
+/// One level of `clients` for `duration_secs` on a fresh item through `api` (tokens or not,
+/// as it says), against the server at `url` (a gateway, or `bench-write-floor`'s floor).
+pub(crate) async fn run_one(
     api: &ApiClient,
     url: &str,
     clients: u32,
+    duration_secs: u64,
 ) -> anyhow::Result<LevelResult> {
     let item = NewItem::new(
         format!("bench-{:016x}", fastrand::u64(..)),
@@ -297,7 +298,7 @@ async fn run_one(
         url,
         &item,
         clients,
-        args.duration_secs,
+        duration_secs,
     ));
     let (level, prefiltered) = counter_growth(api, PREFILTER_COUNTER, level)
         .await
@@ -320,10 +321,10 @@ async fn compare_auth_modes(
     let open = Service::start("gateway", binary, &open_env).await?;
     let compared = async {
         let open_api = ApiClient::new(open.url())?.open_mode();
-        let first = Box::pin(run_one(args, api, url, clients)).await?;
-        let open_first = Box::pin(run_one(args, &open_api, open.url(), clients)).await?;
-        let open_second = Box::pin(run_one(args, &open_api, open.url(), clients)).await?;
-        let second = Box::pin(run_one(args, api, url, clients)).await?;
+        let first = Box::pin(run_one(api, url, clients, args.duration_secs)).await?;
+        let open_first = Box::pin(run_one(&open_api, open.url(), clients, args.duration_secs)).await?;
+        let open_second = Box::pin(run_one(&open_api, open.url(), clients, args.duration_secs)).await?;
+        let second = Box::pin(run_one(api, url, clients, args.duration_secs)).await?;
         anyhow::Ok(AuthComparison::new(
             clients,
             vec![first, second],

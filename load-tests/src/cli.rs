@@ -15,6 +15,8 @@ use crate::fanout_floor::writer::{self, FloorWriterArgs};
 use crate::fanout_floor::{self, FanoutFloorArgs};
 use crate::resilience::{self, ResilienceArgs};
 use crate::verdict::{Outcome, Verdict};
+use crate::write_floor::server::{self as write_floor_server, WriteFloorServerArgs};
+use crate::write_floor::{self, BenchWriteFloorArgs};
 use clap::{Parser, Subcommand};
 
 /// Load experiments against the auction platform (goose).
@@ -31,6 +33,12 @@ pub enum Command {
     /// Bid throughput and latency per client level on one hot item, then check
     /// that the item counted exactly the accepted bids.
     BenchWrite(BenchWriteArgs),
+    /// bench-write's hot-item load against the gateway and a minimal floor server (HTTP,
+    /// token, JSON, one EVALSHA), alternately; the ratio of their rates.
+    BenchWriteFloor(BenchWriteFloorArgs),
+    /// The floor server of bench-write-floor (started by it).
+    #[command(hide = true)]
+    WriteFloorServer(WriteFloorServerArgs),
     /// How fast the archival worker drains a JetStream backlog into PostgreSQL, and the delay
     /// from an accepted bid to its row at a steady bid rate.
     BenchArchive(BenchArchiveArgs),
@@ -101,6 +109,8 @@ fn report(result: &impl Outcome) -> Verdict {
 pub async fn run(command: Command) -> anyhow::Result<Verdict> {
     Ok(match command {
         Command::BenchWrite(args) => report(&bench_write::run(&args).await?),
+        Command::BenchWriteFloor(args) => report(&write_floor::run(&args).await?),
+        Command::WriteFloorServer(args) => write_floor_server::run(&args).await.map(|()| Verdict::Passed)?,
         Command::BenchArchive(args) => report(&bench_archive::run(&args).await?),
         Command::BenchFanout(args) => report(&fanout::bench(&args).await?),
         Command::BenchClose(args) => report(&bench_close::run(&args).await?),

@@ -5,6 +5,7 @@
 //! - [`contention`]: the gateway's Lua and optimistic Redis strategies side by side on a hot
 //!   item and a mixed workload (goose), with lost-update and outbox checks.
 //! - [`bench_write`]: contention's hot-item level against one gateway as configured.
+//! - [`write_floor`]: that load against the gateway and a minimal floor server, alternately.
 //! - [`fanout`]: WebSocket fan-out, as the `fanout` report or the `bench-fanout` JSON, with
 //!   its `viewers` client processes.
 //! - [`fanout_floor`]: the floor under fan-out: its layout in plain TCP.
@@ -59,6 +60,7 @@ pub mod service;
 pub mod telemetry;
 pub mod verdict;
 pub mod watcher;
+pub mod write_floor;
 
 pub use cli::{Cli, Command, run};
 pub use verdict::{Outcome, Verdict};
