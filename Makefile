@@ -116,6 +116,18 @@ bench-fanout: stack
 	target/release/load-tests bench-fanout --gateway-bin target/release/api-gateway \
 		--broadcast-bin target/release/broadcast-service --out bench/results/fanout.json
 
+## Fan-out against nginx + nchan (issue 18): Debian's libnginx-mod-nchan (installed by
+## infrastructure/local/nchan.sh when absent), one worker, a throwaway config on a free port;
+## 10,000 viewers of one item with bench-fanout's viewers client and layout, 20 events 200 ms
+## apart; ours, nchan, nchan, ours; p99 and memory per idle viewer, the ratios in
+## bench/results/fanout-nchan.json.
+bench-fanout-nchan: stack
+	infrastructure/local/nchan.sh install
+	cargo build --release -p api-gateway -p broadcast-service -p load-tests
+	target/release/load-tests bench-fanout-nchan --gateway-bin target/release/api-gateway \
+		--broadcast-bin target/release/broadcast-service --viewers 10000 --rate 5 \
+		--duration-secs 4 --out bench/results/fanout-nchan.json
+
 ## The floor under bench-fanout: the same layout (1,000, 10,000 and 50,000 sockets, writer and
 ## reader processes from 127.0.0.x addresses) in plain TCP, one non-blocking write per socket per
 ## event, 2 events/s; receipt latency and cost per socket. No services, no stack; result in

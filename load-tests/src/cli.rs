@@ -9,6 +9,7 @@ use crate::bench_write::{self, BenchWriteArgs};
 use crate::cluster::{self, ClusterArgs};
 use crate::contention::{self, ContentionArgs};
 use crate::fanout::viewers::{self, ViewersArgs};
+use crate::fanout::nchan::{self, BenchFanoutNchanArgs};
 use crate::fanout::{self, BenchFanoutArgs, FanoutArgs};
 use crate::fanout_floor::reader::{self, FloorReaderArgs};
 use crate::fanout_floor::writer::{self, FloorWriterArgs};
@@ -44,6 +45,9 @@ pub enum Command {
     BenchArchive(BenchArchiveArgs),
     /// N WebSocket viewers on one item while bids arrive: delivery, latency, memory per viewer.
     BenchFanout(BenchFanoutArgs),
+    /// bench-fanout's level against nginx + nchan (one worker) with the same viewers client,
+    /// alternately; the ratio of the p99s and the memory per idle viewer of each.
+    BenchFanoutNchan(BenchFanoutNchanArgs),
     /// Many auctions ending in one second: delay from end time to a viewer's `auction_closed`.
     BenchClose(BenchCloseArgs),
     /// The item listing over many items (`?limit=10` latency, a name search) and the bid
@@ -113,6 +117,7 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
         Command::WriteFloorServer(args) => write_floor_server::run(&args).await.map(|()| Verdict::Passed)?,
         Command::BenchArchive(args) => report(&bench_archive::run(&args).await?),
         Command::BenchFanout(args) => report(&fanout::bench(&args).await?),
+        Command::BenchFanoutNchan(args) => report(&nchan::run(&args).await?),
         Command::BenchClose(args) => report(&bench_close::run(&args).await?),
         Command::BenchListing(args) => report(&bench_listing::run(&args).await?),
         Command::Fanout(args) => report(&fanout::run(&args).await?),

@@ -84,7 +84,7 @@ const GATEWAY_DOES: &str = "token verified, body parsed, price pre-filter, idemp
 const FLOOR_DOES: &str = "the gateway's HTTP accept loop and axum, the same token verifier, the body parsed (Cents from the literal), one EVALSHA of a compare-and-set (HMGET + HSET) through the same RedisHandle; nothing else";
 
 /// The median of `values` (the mean of the middle two for an even count); 0 for none.
-fn median(mut values: Vec<f64>) -> f64 {
+pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
     match n {
