@@ -128,6 +128,11 @@ bench-fanout-nchan: stack
 		--broadcast-bin target/release/broadcast-service --viewers 10000 --rate 5 \
 		--duration-secs 4 --out bench/results/fanout-nchan.json
 
+## Every benchmark with a peer or floor, then bench/results/SUMMARY.md (one table of them all,
+## with the figures of the benches not re-run here from their last results); about 12 minutes.
+bench: bench-write-floor bench-fanout-nchan bench-fanout-floor bench-fanout bench-write
+	target/release/load-tests bench-summary --results bench/results --out bench/results/SUMMARY.md
+
 ## The floor under bench-fanout: the same layout (1,000, 10,000 and 50,000 sockets, writer and
 ## reader processes from 127.0.0.x addresses) in plain TCP, one non-blocking write per socket per
 ## event, 2 events/s; receipt latency and cost per socket. No services, no stack; result in

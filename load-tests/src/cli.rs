@@ -5,6 +5,7 @@ use crate::bench_archive::{self, BenchArchiveArgs};
 use crate::bench_close::{self, BenchCloseArgs};
 use crate::bench_cluster::{self, BenchClusterArgs};
 use crate::bench_listing::{self, BenchListingArgs};
+use crate::bench_summary::{self, BenchSummaryArgs};
 use crate::bench_write::{self, BenchWriteArgs};
 use crate::cluster::{self, ClusterArgs};
 use crate::contention::{self, ContentionArgs};
@@ -71,6 +72,8 @@ pub enum Command {
     /// The floor under bench-fanout: its layout in plain TCP, one non-blocking write per socket
     /// per event; receipt latency and the writers' cost per socket.
     FanoutFloor(FanoutFloorArgs),
+    /// bench/results/SUMMARY.md: every benchmark's latest figure against its peer or floor.
+    BenchSummary(BenchSummaryArgs),
     /// One client process of bench-fanout (started by it).
     Viewers(ViewersArgs),
     /// One writer process of fanout-floor (started by it).
@@ -125,6 +128,7 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
         Command::Resilience(args) => report(&resilience::run(&args).await?),
         Command::BenchCluster(args) => report(&bench_cluster::run(&args).await?),
         Command::Cluster(args) => report(&cluster::run(&args).await?),
+        Command::BenchSummary(args) => report(&bench_summary::run(&args)?),
         Command::FanoutFloor(args) => report(&fanout_floor::run(&args).await?),
         // Blocking on purpose: each is one thread doing socket work, on a runtime of its own.
         Command::Viewers(args) => viewers::run(&args).map(|()| Verdict::Passed)?,

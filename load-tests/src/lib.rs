@@ -18,6 +18,8 @@
 //! - [`cluster`]: the guarantees on the local cluster (`cluster.sh`): the whole path, a Redis
 //!   master, a NATS node, a gateway and a broadcast instance killed under load.
 //!
+//! - [`bench_summary`]: one table of every benchmark against its peer or floor.
+//!
 //! What they share:
 //!
 //! - [`service`]: starting, crashing and stopping any service binary; a run's namespace.
@@ -40,6 +42,7 @@ pub mod bench_archive;
 pub mod bench_close;
 pub mod bench_cluster;
 pub mod bench_listing;
+pub mod bench_summary;
 pub mod bench_write;
 pub mod charts;
 pub mod cli;
