@@ -68,7 +68,12 @@ pub fn run(args: &BenchSummaryArgs) -> anyhow::Result<Summary> {
 fn load(dir: &Path, file: &str) -> Option<(Value, String)> {
     let text = std::fs::read_to_string(dir.join(file)).ok()?;
     let value: Value = serde_json::from_str(&text).ok()?;
-    let date = value["started_at"].as_str().unwrap_or("").get(..10).unwrap_or("").to_owned();
+    let date = value["started_at"]
+        .as_str()
+        .unwrap_or("")
+        .get(..10)
+        .unwrap_or("")
+        .to_owned();
     Some((value, format!("{file} ({date})")))
 }
 
@@ -80,7 +85,14 @@ fn ratio(ours: f64, peer: f64) -> Option<f64> {
     (peer > 0.0).then(|| (ours / peer * 1000.0).round() / 1000.0)
 }
 
-fn row(benchmark: String, ours: String, peer: String, ratio: Option<f64>, goal: &str, source: &str) -> Row {
+fn row(
+    benchmark: String,
+    ours: String,
+    peer: String,
+    ratio: Option<f64>,
+    goal: &str,
+    source: &str,
+) -> Row {
     Row {
         benchmark,
         ours,
@@ -204,7 +216,11 @@ fn fanout_rows(dir: &Path, rows: &mut Vec<Row>) {
         let Some(ours) = num(&level["latency_ms"]["p99"]) else {
             continue;
         };
-        let goal = if viewers.as_u64() >= Some(10_000) { "≤ 1.3" } else { "—" };
+        let goal = if viewers.as_u64() >= Some(10_000) {
+            "≤ 1.3"
+        } else {
+            "—"
+        };
         rows.push(row(
             format!("fan-out p99, {viewers} viewers, 2 bids/s"),
             format!("{ours:.1} ms"),
@@ -267,7 +283,10 @@ fn other_rows(dir: &Path, rows: &mut Vec<Row>) {
         && let Some(p99) = num(&close["delay_ms"]["p99"])
     {
         rows.push(row(
-            format!("10,000 closes, end to viewer p99 ({} seen)", close["closes_seen"]),
+            format!(
+                "10,000 closes, end to viewer p99 ({} seen)",
+                close["closes_seen"]
+            ),
             format!("{p99:.1} ms"),
             "—".to_owned(),
             None,
@@ -289,7 +308,9 @@ pub fn markdown(rows: &[Row]) -> String {
          |---|---|---|---|---|---|\n",
     );
     for r in rows {
-        let ratio = r.ratio.map_or_else(|| "—".to_owned(), |v| format!("{v:.3}"));
+        let ratio = r
+            .ratio
+            .map_or_else(|| "—".to_owned(), |v| format!("{v:.3}"));
         let _ = writeln!(
             text,
             "| {} | {} | {} | {ratio} | {} | {} |",

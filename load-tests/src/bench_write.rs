@@ -293,13 +293,7 @@ pub(crate) async fn run_one(
     )?;
     // On the heap: a goose attack's future is large, and levels nest in the comparison (a
     // test thread's 2 MiB stack overflowed).
-    let level = Box::pin(hot_item::run_level(
-        api,
-        url,
-        &item,
-        clients,
-        duration_secs,
-    ));
+    let level = Box::pin(hot_item::run_level(api, url, &item, clients, duration_secs));
     let (level, prefiltered) = counter_growth(api, PREFILTER_COUNTER, level)
         .await
         .with_context(|| format!("level of {clients} clients"))?;
@@ -322,8 +316,10 @@ async fn compare_auth_modes(
     let compared = async {
         let open_api = ApiClient::new(open.url())?.open_mode();
         let first = Box::pin(run_one(api, url, clients, args.duration_secs)).await?;
-        let open_first = Box::pin(run_one(&open_api, open.url(), clients, args.duration_secs)).await?;
-        let open_second = Box::pin(run_one(&open_api, open.url(), clients, args.duration_secs)).await?;
+        let open_first =
+            Box::pin(run_one(&open_api, open.url(), clients, args.duration_secs)).await?;
+        let open_second =
+            Box::pin(run_one(&open_api, open.url(), clients, args.duration_secs)).await?;
         let second = Box::pin(run_one(api, url, clients, args.duration_secs)).await?;
         anyhow::Ok(AuthComparison::new(
             clients,

@@ -9,8 +9,8 @@ use crate::bench_summary::{self, BenchSummaryArgs};
 use crate::bench_write::{self, BenchWriteArgs};
 use crate::cluster::{self, ClusterArgs};
 use crate::contention::{self, ContentionArgs};
-use crate::fanout::viewers::{self, ViewersArgs};
 use crate::fanout::nchan::{self, BenchFanoutNchanArgs};
+use crate::fanout::viewers::{self, ViewersArgs};
 use crate::fanout::{self, BenchFanoutArgs, FanoutArgs};
 use crate::fanout_floor::reader::{self, FloorReaderArgs};
 use crate::fanout_floor::writer::{self, FloorWriterArgs};
@@ -117,7 +117,9 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
     Ok(match command {
         Command::BenchWrite(args) => report(&bench_write::run(&args).await?),
         Command::BenchWriteFloor(args) => report(&write_floor::run(&args).await?),
-        Command::WriteFloorServer(args) => write_floor_server::run(&args).await.map(|()| Verdict::Passed)?,
+        Command::WriteFloorServer(args) => write_floor_server::run(&args)
+            .await
+            .map(|()| Verdict::Passed)?,
         Command::BenchArchive(args) => report(&bench_archive::run(&args).await?),
         Command::BenchFanout(args) => report(&fanout::bench(&args).await?),
         Command::BenchFanoutNchan(args) => report(&nchan::run(&args).await?),

@@ -76,7 +76,8 @@ pub async fn run(load: &FanoutLoad, viewers: usize) -> anyhow::Result<FanoutLeve
 
     let pids: Vec<u32> = broadcasts.iter().filter_map(Service::pid).collect();
     let servers: Vec<&str> = broadcasts.iter().map(Service::authority).collect();
-    let audience = Audience::connect(load, viewers, &servers, &item, &tag, || rss_of(&pids)).await?;
+    let audience =
+        Audience::connect(load, viewers, &servers, &item, &tag, || rss_of(&pids)).await?;
 
     let clock = Clock::start();
     let target = Target {
@@ -187,10 +188,15 @@ impl Audience {
     /// The posts cannot be written or a report does not come in time.
     pub async fn receipts(mut self, posts: &HashMap<u64, u64>) -> anyhow::Result<Receipts> {
         tokio::time::sleep(LAST_EVENTS).await;
-        publish(&self.files.file("posts", None), &serde_json::to_string(posts)?)?;
+        publish(
+            &self.files.file("posts", None),
+            &serde_json::to_string(posts)?,
+        )?;
         let timeout = Duration::from_secs(120);
-        let reports: Vec<ViewerReport> =
-            self.files.reports("report", self.processes, timeout).await?;
+        let reports: Vec<ViewerReport> = self
+            .files
+            .reports("report", self.processes, timeout)
+            .await?;
         let mut histogram = Histogram::bucketed(super::viewers::BUCKET);
         reports.iter().for_each(|r| histogram.merge(&r.histogram));
         for client in &mut self.clients {

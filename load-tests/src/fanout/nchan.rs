@@ -11,8 +11,8 @@
 //! config in a temp dir on a free loopback port and is stopped (by its pid) after each level.
 //! The order is ours, nchan, nchan, ours (`--pairs` times), and the ratio is of the medians.
 
-use super::level::{self, Audience, FanoutLevel, rss_of};
 use super::FanoutLoad;
+use super::level::{self, Audience, FanoutLevel, rss_of};
 use crate::fanout_floor::frame::sample_bid_placed;
 use crate::host::{Machine, raise_fd_limit};
 use crate::latency::wall_clock_us;
@@ -168,7 +168,9 @@ struct Nginx {
 impl Nginx {
     async fn start(args: &BenchFanoutNchanArgs, viewers: usize) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("nchan-").tempdir()?;
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+            .local_addr()?
+            .port();
         let addr = format!("127.0.0.1:{port}");
         let conf = config(dir.path(), &args.nchan_module, &addr, viewers);
         let conf_path = dir.path().join("nginx.conf");
@@ -213,7 +215,11 @@ impl Nginx {
 
     /// SIGQUIT (nginx's graceful stop), then a kill if it lingers.
     async fn stop(mut self) {
-        if let Some(pid) = self.child.id().and_then(|id| Pid::from_raw(i32::try_from(id).ok()?)) {
+        if let Some(pid) = self
+            .child
+            .id()
+            .and_then(|id| Pid::from_raw(i32::try_from(id).ok()?))
+        {
             let _ = kill_process(pid, Signal::QUIT);
         }
         if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
@@ -265,8 +271,8 @@ async fn nchan_level(args: &BenchFanoutNchanArgs, viewers: usize) -> anyhow::Res
     let measured = async {
         let pids = nginx.pids();
         let servers = [nginx.addr.as_str()];
-        let audience = Audience::connect(load, viewers, &servers, &item, &tag, || rss_of(&pids))
-            .await?;
+        let audience =
+            Audience::connect(load, viewers, &servers, &item, &tag, || rss_of(&pids)).await?;
         let posts = publish_events(load, &nginx.addr, &item).await?;
         let sent = posts.len();
         let receipts = audience.receipts(&posts).await?;

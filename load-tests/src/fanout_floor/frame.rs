@@ -65,7 +65,7 @@ pub fn sample_bid_placed(item_id: ItemId, seq: u64) -> Event {
         seq,
         timestamp: Timestamp::now(),
         bid_id: event_id.to_string(),
-        user_id: UserId::parse(&format!("u{}", seq.saturating_sub(1)))
+        user_id: UserId::parse(format!("u{}", seq.saturating_sub(1)))
             .expect("u and digits is a valid user id"),
         amount_cents: previous + 1,
         previous_bid_cents: previous,

@@ -98,7 +98,10 @@ impl FloorComparison {
     fn new(clients: u32, gateway_runs: Vec<LevelResult>, floor_runs: Vec<LevelResult>) -> Self {
         let rate = |runs: &[LevelResult]| median(runs.iter().map(|r| r.requests_per_sec).collect());
         let p99 = |runs: &[LevelResult]| {
-            let p99s: Vec<f64> = runs.iter().filter_map(|r| Some(r.latency_ms?.p99)).collect();
+            let p99s: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| Some(r.latency_ms?.p99))
+                .collect();
             (!p99s.is_empty()).then(|| median(p99s))
         };
         let (gateway, floor) = (rate(&gateway_runs), rate(&floor_runs));
@@ -106,7 +109,11 @@ impl FloorComparison {
             clients,
             gateway_bids_per_sec: round_to(gateway, 1),
             floor_bids_per_sec: round_to(floor, 1),
-            ratio: if floor > 0.0 { round_to(gateway / floor, 3) } else { 0.0 },
+            ratio: if floor > 0.0 {
+                round_to(gateway / floor, 3)
+            } else {
+                0.0
+            },
             gateway_p99_ms: p99(&gateway_runs),
             floor_p99_ms: p99(&floor_runs),
             gateway_runs,
@@ -137,8 +144,7 @@ pub async fn run(args: &BenchWriteFloorArgs) -> anyhow::Result<WriteFloorResult>
     let env = namespace(&tag);
     let gateway = Service::start("gateway", &args.gateway_bin, &env).await?;
     let floor =
-        Service::start_with_args(WRITE_FLOOR_ROLE, &floor_bin, &["write-floor-server"], &env)
-            .await;
+        Service::start_with_args(WRITE_FLOOR_ROLE, &floor_bin, &["write-floor-server"], &env).await;
     let floor = match floor {
         Ok(floor) => floor,
         Err(e) => {

@@ -12,6 +12,9 @@
 
 use anyhow::Context;
 use api_gateway::auth::SigningKey;
+use api_gateway::config::SigningKeyPem;
+use api_gateway::routes::identity::Identity;
+use api_gateway::verified_tokens::{VerifiedTokens, now_secs};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -20,16 +23,13 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
+use shared::Cents;
 use shared::access_token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_LEEWAY};
 use shared::access_token::{KeySet, TokenRules, TokenVerifier};
 use shared::error_body::response;
 use shared::http_server::{HttpServerOptions, serve_connections};
 use shared::redis_connection::RedisHandle;
 use shared::service_options::RedisOptions;
-use api_gateway::config::SigningKeyPem;
-use api_gateway::routes::identity::Identity;
-use api_gateway::verified_tokens::{VerifiedTokens, now_secs};
-use shared::Cents;
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -160,7 +160,11 @@ fn bad_request(e: impl std::fmt::Display) -> Response {
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Response {
-    response(StatusCode::SERVICE_UNAVAILABLE, "unavailable", &e.to_string())
+    response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        &e.to_string(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -236,8 +240,7 @@ async fn bid(
     let key = floor.item_key(&id);
     let mut invocation = PLACE_BID.key(&key);
     invocation.arg(bid.amount.get()).arg(&bid.user_id);
-    let (outcome, seq, current) = match floor.redis.invoke::<(i64, u64, i64)>(&invocation).await
-    {
+    let (outcome, seq, current) = match floor.redis.invoke::<(i64, u64, i64)>(&invocation).await {
         Ok(reply) => reply,
         Err(e) => return unavailable(e),
     };
