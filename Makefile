@@ -15,6 +15,7 @@ run:
 ## playwright-core when absent).
 test: stack
 	infrastructure/local/cluster.sh install
+	infrastructure/local/nchan.sh install
 	cargo test --workspace --all-targets
 	web/e2e/run.sh
 
