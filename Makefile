@@ -1,7 +1,8 @@
 # The two commands a newcomer needs are `make run` and `make test`; the rest are for developers.
 
-.PHONY: run test test-web stack stack-down lint bench-write bench-write-proxy bench-archive bench-fanout bench-fanout-floor \
-	bench-close bench-listing experiments contention fanout resilience infra-check cluster cluster-down \
+.PHONY: run test test-web stack stack-down lint bench-write bench-write-proxy bench-archive bench-fanout \
+	bench-fanout-floor bench-close bench-listing bench-write-floor bench-fanout-nchan bench experiments \
+	contention fanout resilience infra-check cluster cluster-down \
 	cluster-status cluster-experiment bench-cluster fuzz
 
 ## Start Redis/NATS/PostgreSQL if needed, build, run every service with a demo auction.
@@ -14,6 +15,7 @@ run:
 ## playwright-core when absent).
 test: stack
 	infrastructure/local/cluster.sh install
+	infrastructure/local/nchan.sh install
 	cargo test --workspace --all-targets
 	web/e2e/run.sh
 
@@ -99,6 +101,16 @@ bench-write-proxy: stack
 		--gateway-bin target/release/api-gateway --proxy-bidders \
 		--clients 64,256 --duration-secs 10 --out bench/results/write-proxy.json
 
+## The write path against its floor (issue 18): bench-write's hot-item load (64 and 256 goose
+## clients, real access tokens, per-user limit off) against the gateway as deployed and against
+## a floor server in load-tests (the same HTTP stack and token check, a JSON parse, one EVALSHA
+## of a compare-and-set on the same Redis), alternately gateway, floor, floor, gateway; the
+## medians and their ratio in bench/results/write-floor.json.
+bench-write-floor: stack
+	cargo build --release -p api-gateway -p load-tests
+	target/release/load-tests bench-write-floor --gateway-bin target/release/api-gateway \
+		--clients 64,256 --duration-secs 10 --out bench/results/write-floor.json
+
 ## Archive drain rate (200,000-event JetStream backlog into PostgreSQL) and accepted-bid-to-row
 ## delay at a steady 5,000 bids/s; result in bench/results/archive.json.
 bench-archive: stack
@@ -113,6 +125,23 @@ bench-fanout: stack
 	cargo build --release -p api-gateway -p broadcast-service -p load-tests
 	target/release/load-tests bench-fanout --gateway-bin target/release/api-gateway \
 		--broadcast-bin target/release/broadcast-service --out bench/results/fanout.json
+
+## Fan-out against nginx + nchan (issue 18): Debian's libnginx-mod-nchan (installed by
+## infrastructure/local/nchan.sh when absent), one worker, a throwaway config on a free port;
+## 10,000 viewers of one item with bench-fanout's viewers client and layout, 20 events 200 ms
+## apart; ours, nchan, nchan, ours; p99 and memory per idle viewer, the ratios in
+## bench/results/fanout-nchan.json.
+bench-fanout-nchan: stack
+	infrastructure/local/nchan.sh install
+	cargo build --release -p api-gateway -p broadcast-service -p load-tests
+	target/release/load-tests bench-fanout-nchan --gateway-bin target/release/api-gateway \
+		--broadcast-bin target/release/broadcast-service --viewers 10000 --rate 5 \
+		--duration-secs 4 --out bench/results/fanout-nchan.json
+
+## Every benchmark with a peer or floor, then bench/results/SUMMARY.md (one table of them all,
+## with the figures of the benches not re-run here from their last results); about 12 minutes.
+bench: bench-write-floor bench-fanout-nchan bench-fanout-floor bench-fanout bench-write
+	target/release/load-tests bench-summary --results bench/results --out bench/results/SUMMARY.md
 
 ## The floor under bench-fanout: the same layout (1,000, 10,000 and 50,000 sockets, writer and
 ## reader processes from 127.0.0.x addresses) in plain TCP, one non-blocking write per socket per

@@ -94,6 +94,12 @@ pub struct Config {
     #[arg(long, env = "REORDER_HOLD_MS", default_value_t = 50)]
     pub reorder_hold_ms: u64,
 
+    /// Viewers of one item from which a frame's pass over them is split over every core
+    /// (one share per core, written at once); below it one thread writes them all.
+    #[arg(long, env = "PARALLEL_PASS_MIN_VIEWERS", default_value_t = 2_048,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub parallel_pass_min_viewers: u64,
+
     /// How often each instance publishes its viewer count per watched item (milliseconds).
     #[arg(long, env = "PRESENCE_INTERVAL_MS", default_value_t = 1_000)]
     pub presence_interval_ms: u64,

@@ -69,6 +69,7 @@ impl Hub {
                         item.clone(),
                         self.settings.store.clone(),
                         self.stop.child_token(),
+                        self.settings.parallel_pass_min,
                     ));
                     rooms.insert(item.clone(), Arc::clone(&room));
                     self.settings.metrics.rooms_opened.inc();

@@ -162,6 +162,8 @@ impl Application {
             presence_interval: config.presence_interval(),
             presence_expiry: config.presence_expiry(),
             viewers_min_interval: config.viewers_min_interval(),
+            parallel_pass_min: usize::try_from(config.parallel_pass_min_viewers)
+                .unwrap_or(usize::MAX),
             metrics: Arc::clone(&metrics),
         }));
         let supervisor = Supervisor::new(config.task_faults.clone());

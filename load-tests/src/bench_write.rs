@@ -328,7 +328,16 @@ async fn measure(
         .await?;
     let mut levels = Vec::with_capacity(args.clients.len());
     for &clients in &args.clients {
-        levels.push(Box::pin(run_one(args, &api, url, clients)).await?);
+        levels.push(
+            Box::pin(run_one(
+                &api,
+                url,
+                clients,
+                args.duration_secs,
+                args.proxy_bidders,
+            ))
+            .await?,
+        );
     }
     let comparison = match (args.compare_open_clients, &args.gateway_bin) {
         (Some(clients), Some(binary)) => {
@@ -339,12 +348,14 @@ async fn measure(
     Ok((levels, comparison))
 }
 
-/// One level of `clients` on a fresh item through `api` (tokens or not, as it says).
-async fn run_one(
-    args: &BenchWriteArgs,
+/// One level of `clients` for `duration_secs` on a fresh item through `api` (tokens or not,
+/// as it says; every other bidder with a maximum when `proxy_bidders`), against the server at `url` (a gateway, or `bench-write-floor`'s floor).
+pub(crate) async fn run_one(
     api: &ApiClient,
     url: &str,
     clients: u32,
+    duration_secs: u64,
+    proxy_bidders: bool,
 ) -> anyhow::Result<LevelResult> {
     let item = NewItem::new(
         format!("bench-{:016x}", fastrand::u64(..)),
@@ -359,8 +370,8 @@ async fn run_one(
         url,
         &item,
         clients,
-        args.duration_secs,
-        args.proxy_bidders,
+        duration_secs,
+        proxy_bidders,
     ));
     let (level, prefiltered) = counter_growth(api, PREFILTER_COUNTER, level)
         .await
@@ -383,10 +394,38 @@ async fn compare_auth_modes(
     let open = Service::start("gateway", binary, &open_env).await?;
     let compared = async {
         let open_api = ApiClient::new(open.url())?.open_mode();
-        let first = Box::pin(run_one(args, api, url, clients)).await?;
-        let open_first = Box::pin(run_one(args, &open_api, open.url(), clients)).await?;
-        let open_second = Box::pin(run_one(args, &open_api, open.url(), clients)).await?;
-        let second = Box::pin(run_one(args, api, url, clients)).await?;
+        let first = Box::pin(run_one(
+            api,
+            url,
+            clients,
+            args.duration_secs,
+            args.proxy_bidders,
+        ))
+        .await?;
+        let open_first = Box::pin(run_one(
+            &open_api,
+            open.url(),
+            clients,
+            args.duration_secs,
+            args.proxy_bidders,
+        ))
+        .await?;
+        let open_second = Box::pin(run_one(
+            &open_api,
+            open.url(),
+            clients,
+            args.duration_secs,
+            args.proxy_bidders,
+        ))
+        .await?;
+        let second = Box::pin(run_one(
+            api,
+            url,
+            clients,
+            args.duration_secs,
+            args.proxy_bidders,
+        ))
+        .await?;
         anyhow::Ok(AuthComparison::new(
             clients,
             vec![first, second],

@@ -5,9 +5,11 @@ use crate::bench_archive::{self, BenchArchiveArgs};
 use crate::bench_close::{self, BenchCloseArgs};
 use crate::bench_cluster::{self, BenchClusterArgs};
 use crate::bench_listing::{self, BenchListingArgs};
+use crate::bench_summary::{self, BenchSummaryArgs};
 use crate::bench_write::{self, BenchWriteArgs};
 use crate::cluster::{self, ClusterArgs};
 use crate::contention::{self, ContentionArgs};
+use crate::fanout::nchan::{self, BenchFanoutNchanArgs};
 use crate::fanout::viewers::{self, ViewersArgs};
 use crate::fanout::{self, BenchFanoutArgs, FanoutArgs};
 use crate::fanout_floor::reader::{self, FloorReaderArgs};
@@ -15,6 +17,8 @@ use crate::fanout_floor::writer::{self, FloorWriterArgs};
 use crate::fanout_floor::{self, FanoutFloorArgs};
 use crate::resilience::{self, ResilienceArgs};
 use crate::verdict::{Outcome, Verdict};
+use crate::write_floor::server::{self as write_floor_server, WriteFloorServerArgs};
+use crate::write_floor::{self, BenchWriteFloorArgs};
 use clap::{Parser, Subcommand};
 
 /// Load experiments against the auction platform (goose).
@@ -31,11 +35,20 @@ pub enum Command {
     /// Bid throughput and latency per client level on one hot item, then check
     /// that the item counted exactly the accepted bids.
     BenchWrite(BenchWriteArgs),
+    /// bench-write's hot-item load against the gateway and a minimal floor server (HTTP,
+    /// token, JSON, one EVALSHA), alternately; the ratio of their rates.
+    BenchWriteFloor(BenchWriteFloorArgs),
+    /// The floor server of bench-write-floor (started by it).
+    #[command(hide = true)]
+    WriteFloorServer(WriteFloorServerArgs),
     /// How fast the archival worker drains a JetStream backlog into PostgreSQL, and the delay
     /// from an accepted bid to its row at a steady bid rate.
     BenchArchive(BenchArchiveArgs),
     /// N WebSocket viewers on one item while bids arrive: delivery, latency, memory per viewer.
     BenchFanout(BenchFanoutArgs),
+    /// bench-fanout's level against nginx + nchan (one worker) with the same viewers client,
+    /// alternately; the ratio of the p99s and the memory per idle viewer of each.
+    BenchFanoutNchan(BenchFanoutNchanArgs),
     /// Many auctions ending in one second: delay from end time to a viewer's `auction_closed`.
     BenchClose(BenchCloseArgs),
     /// The item listing over many items (`?limit=10` latency, a name search) and the bid
@@ -59,6 +72,8 @@ pub enum Command {
     /// The floor under bench-fanout: its layout in plain TCP, one non-blocking write per socket
     /// per event; receipt latency and the writers' cost per socket.
     FanoutFloor(FanoutFloorArgs),
+    /// bench/results/SUMMARY.md: every benchmark's latest figure against its peer or floor.
+    BenchSummary(BenchSummaryArgs),
     /// One client process of bench-fanout (started by it).
     Viewers(ViewersArgs),
     /// One writer process of fanout-floor (started by it).
@@ -101,8 +116,13 @@ fn report(result: &impl Outcome) -> Verdict {
 pub async fn run(command: Command) -> anyhow::Result<Verdict> {
     Ok(match command {
         Command::BenchWrite(args) => report(&bench_write::run(&args).await?),
+        Command::BenchWriteFloor(args) => report(&write_floor::run(&args).await?),
+        Command::WriteFloorServer(args) => write_floor_server::run(&args)
+            .await
+            .map(|()| Verdict::Passed)?,
         Command::BenchArchive(args) => report(&bench_archive::run(&args).await?),
         Command::BenchFanout(args) => report(&fanout::bench(&args).await?),
+        Command::BenchFanoutNchan(args) => report(&nchan::run(&args).await?),
         Command::BenchClose(args) => report(&bench_close::run(&args).await?),
         Command::BenchListing(args) => report(&bench_listing::run(&args).await?),
         Command::Fanout(args) => report(&fanout::run(&args).await?),
@@ -110,6 +130,7 @@ pub async fn run(command: Command) -> anyhow::Result<Verdict> {
         Command::Resilience(args) => report(&resilience::run(&args).await?),
         Command::BenchCluster(args) => report(&bench_cluster::run(&args).await?),
         Command::Cluster(args) => report(&cluster::run(&args).await?),
+        Command::BenchSummary(args) => report(&bench_summary::run(&args)?),
         Command::FanoutFloor(args) => report(&fanout_floor::run(&args).await?),
         // Blocking on purpose: each is one thread doing socket work, on a runtime of its own.
         Command::Viewers(args) => viewers::run(&args).map(|()| Verdict::Passed)?,

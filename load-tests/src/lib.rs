@@ -5,6 +5,7 @@
 //! - [`contention`]: the gateway's Lua and optimistic Redis strategies side by side on a hot
 //!   item and a mixed workload (goose), with lost-update and outbox checks.
 //! - [`bench_write`]: contention's hot-item level against one gateway as configured.
+//! - [`write_floor`]: that load against the gateway and a minimal floor server, alternately.
 //! - [`fanout`]: WebSocket fan-out, as the `fanout` report or the `bench-fanout` JSON, with
 //!   its `viewers` client processes.
 //! - [`fanout_floor`]: the floor under fan-out: its layout in plain TCP.
@@ -16,6 +17,8 @@
 //! - [`bench_cluster`]: the write loads and a fan-out level on one node and on the cluster.
 //! - [`cluster`]: the guarantees on the local cluster (`cluster.sh`): the whole path, a Redis
 //!   master, a NATS node, a gateway and a broadcast instance killed under load.
+//!
+//! - [`bench_summary`]: one table of every benchmark against its peer or floor.
 //!
 //! What they share:
 //!
@@ -39,6 +42,7 @@ pub mod bench_archive;
 pub mod bench_close;
 pub mod bench_cluster;
 pub mod bench_listing;
+pub mod bench_summary;
 pub mod bench_write;
 pub mod charts;
 pub mod cli;
@@ -59,6 +63,7 @@ pub mod service;
 pub mod telemetry;
 pub mod verdict;
 pub mod watcher;
+pub mod write_floor;
 
 pub use cli::{Cli, Command, run};
 pub use verdict::{Outcome, Verdict};

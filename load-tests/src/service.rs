@@ -18,6 +18,8 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 use tokio::time::{Instant, sleep, timeout};
 
+/// The role of `bench-write-floor`'s floor server, which verifies tokens as a gateway does.
+pub const WRITE_FLOOR_ROLE: &str = "write-floor";
 /// How long a started service gets to answer `GET /ready` with 200.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a started service gets to exit after SIGTERM before it is killed.
@@ -55,6 +57,8 @@ struct Launch {
     /// `gateway`, `broadcast`, `worker`: what the logs and errors call it.
     role: &'static str,
     binary: PathBuf,
+    /// Arguments before the environment takes over (a `load-tests` subcommand, say).
+    args: Vec<String>,
     env: Vec<(String, String)>,
 }
 
@@ -79,6 +83,20 @@ impl Service {
         binary: &Path,
         env: &[(&str, String)],
     ) -> anyhow::Result<Self> {
+        Self::start_with_args(role, binary, &[], env).await
+    }
+
+    /// [`Service::start`] with command-line `args` (e.g. the `load-tests` subcommand of a
+    /// floor server, which takes the services' environment too).
+    ///
+    /// # Errors
+    /// As [`Service::start`].
+    pub async fn start_with_args(
+        role: &'static str,
+        binary: &Path,
+        args: &[&str],
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
         // A port that was free a moment ago: the kernel's pick for port 0, released for the
         // service to bind.
         let addr = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr();
@@ -89,6 +107,7 @@ impl Service {
         let launch = Launch {
             role,
             binary: binary.to_owned(),
+            args: args.iter().map(|&a| a.to_owned()).collect(),
             env,
         };
         let mut service = Self {
@@ -126,9 +145,10 @@ impl Service {
         let launch = launch.context("only a service this run started can be restarted")?;
         let (role, binary, url) = (launch.role, &launch.binary, &self.url);
         let mut command = Command::new(binary);
-        if role == "gateway" {
-            // Every gateway of the run signs (and verifies) with the key the harness mints
-            // its users' tokens with.
+        command.args(&launch.args);
+        if role == "gateway" || role == WRITE_FLOOR_ROLE {
+            // Every gateway of the run (and the write floor) signs or verifies with the key
+            // the harness mints its users' tokens with.
             command.env("JWT_SIGNING_KEY", crate::credentials::signing_key_pem()?);
         }
         let mut child = command

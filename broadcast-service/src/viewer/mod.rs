@@ -17,7 +17,7 @@
 mod socket_queue;
 mod tracks;
 
-pub use tracks::{Frame, FrameKind, Resync};
+pub use tracks::{Frame, FrameKind, Resync, RoomKey};
 
 use crate::metrics::Metrics;
 use bytes::Bytes;
@@ -315,6 +315,7 @@ mod tests {
         viewer.install_snapshot(&item, 0, &Bytes::from("s0;"), None);
         let big = |seq| {
             Arc::new(Frame {
+                room: tracks::tests::room_of(&item),
                 item: item.clone(),
                 kind: FrameKind::Event { seq },
                 wire: Bytes::from(vec![b'.'; 64 * 1024]),

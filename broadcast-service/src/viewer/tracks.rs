@@ -18,7 +18,24 @@ use bytes::Bytes;
 use shared::ItemId;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::time::Instant;
+
+/// Which room a frame comes from: a number unique to each room this process opens, so a
+/// viewer finds the frame's track by comparing one integer held inline in its track list,
+/// instead of hashing the item's string and comparing it with the copy on the viewer's heap
+/// (at 10,000 viewers that lookup and its cache misses were ~16 % of the fan-out thread's
+/// samples; see ARCHITECTURE.md, "Profiles").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomKey(u64);
+
+impl RoomKey {
+    /// A key no other room of this process has.
+    pub fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
 
 /// What a shared frame is, as far as the ordering rules are concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +49,8 @@ pub enum FrameKind {
 /// One frame encoded once (as WebSocket bytes) and shared by every viewer of its item.
 #[derive(Debug)]
 pub struct Frame {
+    /// The room that framed it (the fast key of the viewers' tracks).
+    pub room: RoomKey,
     pub item: ItemId,
     pub kind: FrameKind,
     pub wire: Bytes,
@@ -101,10 +120,21 @@ struct Track {
     held_overflowed: bool,
 }
 
+/// One watched item: its id, the room its frames came from (bound by the first frame seen,
+/// see [`RoomKey`]), and its ordering state.
+#[derive(Debug)]
+struct Entry {
+    room: Option<RoomKey>,
+    item: ItemId,
+    track: Track,
+}
+
 /// Every item one viewer watches, and the snapshots it needs.
 #[derive(Debug)]
 pub(super) struct Tracks {
-    by_item: HashMap<ItemId, Track>,
+    /// A list, not a map: a socket watches at most `MAX_SUBSCRIPTIONS_PER_CONNECTION` (32)
+    /// items and nearly always one, so a scan of inline keys beats hashing.
+    entries: Vec<Entry>,
     /// Items to resync, taken by the session. The first reason recorded wins, so a lag is
     /// counted as a conflation even if a reconnect follows before the session looks.
     resyncs: HashMap<ItemId, Resync>,
@@ -116,7 +146,7 @@ pub(super) struct Tracks {
 impl Tracks {
     pub(super) fn new(hold_limit: usize) -> Self {
         Self {
-            by_item: HashMap::new(),
+            entries: Vec::new(),
             resyncs: HashMap::new(),
             hold_limit,
         }
@@ -126,7 +156,7 @@ impl Tracks {
     /// queue can take no more. A frame admitted for writing has already advanced the track.
     #[inline]
     pub(super) fn admit(&mut self, frame: &Arc<Frame>, queue_full: bool) -> Admission {
-        let Some(track) = self.by_item.get_mut(&frame.item) else {
+        let Some(track) = track_of_frame(&mut self.entries, frame) else {
             // Not (or no longer) watched; a new subscription's snapshot covers it.
             return Admission::Skip;
         };
@@ -165,23 +195,30 @@ impl Tracks {
     /// Starts watching `item` (or asks for a fresh snapshot of an item already watched):
     /// events are held from now on until [`Tracks::install`].
     pub(super) fn track(&mut self, item: &ItemId) {
-        self.by_item.entry(item.clone()).or_default().live = false;
+        match track_of(&mut self.entries, item) {
+            Some(track) => track.live = false,
+            None => self.entries.push(Entry {
+                room: None,
+                item: item.clone(),
+                track: Track::default(),
+            }),
+        }
     }
 
     /// Stops watching `item`, forgetting any snapshot it waited for.
     pub(super) fn untrack(&mut self, item: &ItemId) {
-        self.by_item.remove(item);
+        self.entries.retain(|e| &e.item != item);
         self.resyncs.remove(item);
     }
 
     pub(super) fn is_tracked(&self, item: &ItemId) -> bool {
-        self.by_item.contains_key(item)
+        self.entries.iter().any(|e| &e.item == item)
     }
 
     /// A snapshot at `seq` was written: makes the item live again and returns the held
     /// events that continue it. `None` when the item is not watched.
     pub(super) fn install(&mut self, item: &ItemId, seq: u64) -> Option<Installed> {
-        let track = self.by_item.get_mut(item)?;
+        let track = track_of(&mut self.entries, item)?;
         track.last_seq = seq;
         track.live = true;
         let held = std::mem::take(&mut track.held);
@@ -222,7 +259,7 @@ impl Tracks {
     /// Asks for a fresh snapshot of `item`, holding its events until then; whether the item
     /// is watched (otherwise nothing changes).
     pub(super) fn request_snapshot(&mut self, item: &ItemId, reason: Resync) -> bool {
-        let Some(track) = self.by_item.get_mut(item) else {
+        let Some(track) = track_of(&mut self.entries, item) else {
             return false;
         };
         track.live = false;
@@ -234,6 +271,28 @@ impl Tracks {
     pub(super) fn take_resyncs(&mut self) -> HashMap<ItemId, Resync> {
         std::mem::take(&mut self.resyncs)
     }
+}
+
+/// The track `frame` belongs to: by its room's key, else (its room's first frame for this
+/// viewer) by the item's id, binding the key for the next frames. A key is one room's and
+/// a room has one item, so a key match is an item match: the result is the track of
+/// `frame.item` either way.
+#[inline]
+fn track_of_frame<'a>(entries: &'a mut [Entry], frame: &Frame) -> Option<&'a mut Track> {
+    if let Some(index) = entries.iter().position(|e| e.room == Some(frame.room)) {
+        return entries.get_mut(index).map(|e| &mut e.track);
+    }
+    let entry = entries.iter_mut().find(|e| e.item == frame.item)?;
+    entry.room = Some(frame.room);
+    Some(&mut entry.track)
+}
+
+/// The track of `item`, if watched.
+fn track_of<'a>(entries: &'a mut [Entry], item: &ItemId) -> Option<&'a mut Track> {
+    entries
+        .iter_mut()
+        .find(|e| &e.item == item)
+        .map(|e| &mut e.track)
 }
 
 /// Records a resync for `item` unless one is already pending (the first reason wins).
@@ -270,9 +329,23 @@ pub(super) mod tests {
         }
     }
 
+    /// The room key of `item` in these tests: one per item id, as one room per item.
+    pub(in crate::viewer) fn room_of(item: &ItemId) -> RoomKey {
+        use std::sync::Mutex;
+        static KEYS: Mutex<Vec<(String, RoomKey)>> = Mutex::new(Vec::new());
+        let mut keys = KEYS.lock().unwrap();
+        if let Some((_, key)) = keys.iter().find(|(id, _)| id == item.as_str()) {
+            return *key;
+        }
+        let key = RoomKey::next();
+        keys.push((item.as_str().to_owned(), key));
+        key
+    }
+
     /// Event `seq` of `item`, whose bytes read `e<seq>;`.
     pub(in crate::viewer) fn event(item: &ItemId, seq: u64) -> Arc<Frame> {
         Arc::new(Frame {
+            room: room_of(item),
             item: item.clone(),
             kind: FrameKind::Event { seq },
             wire: Bytes::from(format!("e{seq};")),
@@ -400,5 +473,50 @@ pub(super) mod tests {
         assert!(tracks.request_snapshot(&item, Resync::Reconnect));
         tracks.untrack(&item);
         assert!(tracks.take_resyncs().is_empty());
+    }
+
+    #[test]
+    fn a_track_is_found_by_its_rooms_key_and_by_its_item_when_another_room_frames_it() {
+        let mut tracks = Tracks::new(8);
+        let (x, y) = (ItemId::parse("x").unwrap(), ItemId::parse("y").unwrap());
+        for item in [&x, &y] {
+            tracks.track(item);
+            tracks.install(item, 0).unwrap();
+        }
+        let frame = |room, item: &ItemId, seq| {
+            Arc::new(Frame {
+                room,
+                item: item.clone(),
+                kind: FrameKind::Event { seq },
+                wire: Bytes::from(format!("{item}{seq};")),
+                received: Instant::now(),
+            })
+        };
+        let (room_x, room_y) = (RoomKey::next(), RoomKey::next());
+        assert_eq!(tracks.admit(&frame(room_x, &x, 1), false), Admission::Write);
+        assert_eq!(tracks.admit(&frame(room_y, &y, 1), false), Admission::Write);
+        assert_eq!(tracks.admit(&frame(room_x, &x, 2), false), Admission::Write);
+        assert_eq!(
+            tracks.admit(&frame(room_x, &x, 2), false),
+            Admission::Skip,
+            "a duplicate, found by the key"
+        );
+        // The item's room closed and another opened: found by the item, then by the new key.
+        let reopened = RoomKey::next();
+        assert_eq!(
+            tracks.admit(&frame(reopened, &x, 3), false),
+            Admission::Write
+        );
+        assert_eq!(
+            tracks.admit(&frame(reopened, &x, 4), false),
+            Admission::Write
+        );
+        tracks.untrack(&x);
+        assert_eq!(
+            tracks.admit(&frame(reopened, &x, 5), false),
+            Admission::Skip,
+            "no longer watched"
+        );
+        assert_eq!(tracks.admit(&frame(room_y, &y, 2), false), Admission::Write);
     }
 }

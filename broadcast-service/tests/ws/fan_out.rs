@@ -71,7 +71,12 @@ async fn watch(url: String, delivered: Arc<AtomicU64>, joined: Arc<AtomicUsize>)
 async fn five_hundred_viewers_get_every_event_once_in_order_and_no_snapshot_lags_behind() {
     // Room for the whole stream: this test is about order and exactly-once delivery to
     // viewers that keep up; a starved test machine must not turn it into a conflation test.
-    let queue = |config: &mut BroadcastConfig| config.viewer_queue = 256;
+    // A pass split over the cores from 64 viewers on, so the split pass (2,048 by default)
+    // is what delivers in order here.
+    let queue = |config: &mut BroadcastConfig| {
+        config.viewer_queue = 256;
+        config.parallel_pass_min_viewers = 64;
+    };
     let Stage(gateway, broadcast, item, ..) = &start_with(Isolation::shared(), queue).await;
     let url = broadcast.ws_url(&format!("/ws?item_id={item}"));
     let delivered = Arc::new(AtomicU64::new(0));

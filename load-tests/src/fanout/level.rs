@@ -74,42 +74,10 @@ pub async fn run(load: &FanoutLoad, viewers: usize) -> anyhow::Result<FanoutLeve
     let new_item = NewItem::new(item.clone(), "fanout", (STARTING_CENTS, 1), in_secs(3_600));
     api.create_item(&new_item?).await?;
 
-    let rss = || {
-        broadcasts
-            .iter()
-            .filter_map(Service::pid)
-            .map(rss_kib)
-            .sum::<u64>()
-    };
-    let before = rss();
-    let files = Handoff::create(&tag)?;
-    let started = Instant::now();
-    let mut clients = Vec::with_capacity(shares.len());
-    for (k, (broadcast, count)) in broadcasts.iter().zip(&shares).enumerate() {
-        let mut client = client(load.viewers_bin.as_deref(), "viewers")?;
-        client.args(["--server", broadcast.authority(), "--item", &item]);
-        client.args([
-            "--count",
-            &count.to_string(),
-            "--source",
-            &format!("127.0.0.{}", 11 + k),
-        ]);
-        client.arg("--ready-file").arg(files.file("ready", Some(k)));
-        client.arg("--posts-file").arg(files.file("posts", None));
-        client.arg("--out").arg(files.file("report", Some(k)));
-        clients.push(client.spawn().context("starting a viewers process")?);
-    }
-    let connected = files.sum("ready", shares.len(), CONNECT_TIMEOUT).await?;
-    let connected = usize::try_from(connected)?;
-    let connect_secs = started.elapsed().as_secs_f64();
-    tokio::time::sleep(SETTLE).await;
-    let idle = rss();
-    tracing::info!(
-        viewers,
-        connected,
-        connect_secs,
-        "viewers connected; bidding"
-    );
+    let pids: Vec<u32> = broadcasts.iter().filter_map(Service::pid).collect();
+    let servers: Vec<&str> = broadcasts.iter().map(Service::authority).collect();
+    let audience =
+        Audience::connect(load, viewers, &servers, &item, &tag, || rss_of(&pids)).await?;
 
     let clock = Clock::start();
     let target = Target {
@@ -125,34 +93,154 @@ pub async fn run(load: &FanoutLoad, viewers: usize) -> anyhow::Result<FanoutLeve
         .iter()
         .filter_map(|r| Some((r.seq?, clock.wall_us(r.sent_ms))))
         .collect();
-    tokio::time::sleep(LAST_EVENTS).await;
-    publish(&files.file("posts", None), &serde_json::to_string(&posts)?)?;
-
-    let timeout = Duration::from_secs(120);
-    let reports: Vec<ViewerReport> = files.reports("report", shares.len(), timeout).await?;
-    let mut histogram = Histogram::bucketed(super::viewers::BUCKET);
-    reports.iter().for_each(|r| histogram.merge(&r.histogram));
-    for mut client in clients {
-        let _ = client.wait().await;
-    }
+    let receipts = audience.receipts(&posts).await?;
     for broadcast in broadcasts {
         broadcast.shutdown().await?;
     }
     gateway.shutdown().await?;
-    let expected: u64 = reports.iter().map(|r| r.expected).sum();
-    let delivered: u64 = reports.iter().map(|r| r.delivered).sum();
-    Ok(FanoutLevel {
-        viewers,
-        bids_per_sec: load.rate,
-        connected,
-        broadcast_instances: shares.len(),
-        bids_posted: requests.len(),
-        bids_accepted: posts.len(),
-        delivery_ratio: delivered as f64 / expected.max(1) as f64,
-        resyncs: reports.iter().map(|r| r.resyncs).sum(),
-        latency_ms: histogram.latency().unwrap_or_default(),
-        rss_per_viewer_kib: idle.saturating_sub(before) as f64 / connected.max(1) as f64,
-        connect_secs,
-        histogram,
-    })
+    Ok(receipts.level(load, viewers, requests.len(), posts.len()))
+}
+
+/// The summed resident memory of `pids`, in KiB.
+pub fn rss_of(pids: &[u32]) -> u64 {
+    pids.iter().copied().map(rss_kib).sum()
+}
+
+/// A level's viewers processes, connected to their servers (the `k`-th process to
+/// `servers[k % servers.len()]`), and the memory the servers gained for them.
+pub struct Audience {
+    files: Handoff,
+    clients: Vec<tokio::process::Child>,
+    processes: usize,
+    servers: usize,
+    connected: usize,
+    connect_secs: f64,
+    /// Server memory (KiB) before the viewers connected and once they were idle.
+    rss_before: u64,
+    rss_idle: u64,
+}
+
+/// What the viewers received, merged over the processes, and the level's setup figures.
+pub struct Receipts {
+    audience: Audience,
+    reports: Vec<ViewerReport>,
+    histogram: Histogram,
+}
+
+impl Audience {
+    /// Starts `shares(viewers, per_process)` viewers processes watching `item` and waits
+    /// until all are connected and settled; `rss` reads the servers' memory.
+    ///
+    /// # Errors
+    /// A process cannot start or its viewers do not connect in time.
+    pub async fn connect(
+        load: &FanoutLoad,
+        viewers: usize,
+        servers: &[&str],
+        item: &str,
+        tag: &str,
+        rss: impl Fn() -> u64,
+    ) -> anyhow::Result<Self> {
+        let shares = shares(viewers, load.per_process);
+        let rss_before = rss();
+        let files = Handoff::create(tag)?;
+        let started = Instant::now();
+        let mut clients = Vec::with_capacity(shares.len());
+        for (k, count) in shares.iter().enumerate() {
+            let server = servers
+                .get(k % servers.len().max(1))
+                .context("no server for the viewers")?;
+            let mut client = client(load.viewers_bin.as_deref(), "viewers")?;
+            client.args(["--server", server, "--item", item]);
+            client.args([
+                "--count",
+                &count.to_string(),
+                "--source",
+                &format!("127.0.0.{}", 11 + k),
+            ]);
+            client.arg("--ready-file").arg(files.file("ready", Some(k)));
+            client.arg("--posts-file").arg(files.file("posts", None));
+            client.arg("--out").arg(files.file("report", Some(k)));
+            clients.push(client.spawn().context("starting a viewers process")?);
+        }
+        let connected = files.sum("ready", shares.len(), CONNECT_TIMEOUT).await?;
+        let connected = usize::try_from(connected)?;
+        let connect_secs = started.elapsed().as_secs_f64();
+        tokio::time::sleep(SETTLE).await;
+        let rss_idle = rss();
+        tracing::info!(viewers, connected, connect_secs, "viewers connected");
+        Ok(Self {
+            files,
+            clients,
+            processes: shares.len(),
+            servers: servers.len(),
+            connected,
+            connect_secs,
+            rss_before,
+            rss_idle,
+        })
+    }
+
+    /// Once the events are sent: waits for the last ones, hands the processes `posts` (when
+    /// each `seq` was sent, wall-clock µs) and merges their reports.
+    ///
+    /// # Errors
+    /// The posts cannot be written or a report does not come in time.
+    pub async fn receipts(mut self, posts: &HashMap<u64, u64>) -> anyhow::Result<Receipts> {
+        tokio::time::sleep(LAST_EVENTS).await;
+        publish(
+            &self.files.file("posts", None),
+            &serde_json::to_string(posts)?,
+        )?;
+        let timeout = Duration::from_secs(120);
+        let reports: Vec<ViewerReport> = self
+            .files
+            .reports("report", self.processes, timeout)
+            .await?;
+        let mut histogram = Histogram::bucketed(super::viewers::BUCKET);
+        reports.iter().for_each(|r| histogram.merge(&r.histogram));
+        for client in &mut self.clients {
+            let _ = client.wait().await;
+        }
+        Ok(Receipts {
+            audience: self,
+            reports,
+            histogram,
+        })
+    }
+}
+
+impl Receipts {
+    /// The level's figures: `posted` events sent, `accepted` of them expected by every viewer.
+    pub fn level(
+        self,
+        load: &FanoutLoad,
+        viewers: usize,
+        posted: usize,
+        accepted: usize,
+    ) -> FanoutLevel {
+        let Self {
+            audience,
+            reports,
+            histogram,
+        } = self;
+        let expected: u64 = reports.iter().map(|r| r.expected).sum();
+        let delivered: u64 = reports.iter().map(|r| r.delivered).sum();
+        let connected = audience.connected;
+        FanoutLevel {
+            viewers,
+            bids_per_sec: load.rate,
+            connected,
+            broadcast_instances: audience.servers,
+            bids_posted: posted,
+            bids_accepted: accepted,
+            delivery_ratio: delivered as f64 / expected.max(1) as f64,
+            resyncs: reports.iter().map(|r| r.resyncs).sum(),
+            latency_ms: histogram.latency().unwrap_or_default(),
+            rss_per_viewer_kib: audience.rss_idle.saturating_sub(audience.rss_before) as f64
+                / connected.max(1) as f64,
+            connect_secs: audience.connect_secs,
+            histogram,
+        }
+    }
 }

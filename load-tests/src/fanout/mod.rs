@@ -6,6 +6,7 @@
 //! two.
 
 pub mod level;
+pub mod nchan;
 mod report;
 pub mod viewers;
 

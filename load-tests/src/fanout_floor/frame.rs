@@ -53,30 +53,40 @@ impl Stamp {
     }
 }
 
-/// Bytes of the `bid_placed` frame a bench-fanout viewer receives: the event's JSON as the
-/// gateway publishes it (ids shaped as bench-fanout makes them) in one unmasked
-/// server-to-client WebSocket text frame, computed from the shared event type so the floor
-/// follows the schema.
-pub fn bid_placed_frame_bytes() -> usize {
+/// A `bid_placed` event on `item_id` as bench-fanout's bids make them (bidder `u<seq-1>`, a
+/// cent above the previous price), for servers that are handed events rather than bids
+/// (`bench-fanout-nchan`'s peer).
+pub fn sample_bid_placed(item_id: ItemId, seq: u64) -> Event {
     let event_id = EventId::new();
-    let event = Event::BidPlaced(BidPlaced {
+    let previous = 99 + i64::try_from(seq).unwrap_or(0);
+    Event::BidPlaced(BidPlaced {
         event_id,
-        // Literals that satisfy the id rules (1 to 64 of [A-Za-z0-9_-]); the unit test below
-        // builds this frame too.
-        item_id: ItemId::parse("fan0123456789-item").expect("a valid item id literal"),
-        seq: 20,
-        timestamp: Timestamp::from_micros(1_700_000_000_123_456),
+        item_id,
+        seq,
+        timestamp: Timestamp::now(),
         bid_id: event_id.to_string(),
-        user_id: UserId::parse("u19").expect("a valid user id literal"),
-        amount_cents: 119,
-        previous_bid_cents: 118,
-        end_time: Timestamp::from_micros(1_700_003_600_000_000),
+        user_id: UserId::parse(format!("u{}", seq.saturating_sub(1)))
+            .expect("u and digits is a valid user id"),
+        amount_cents: previous + 1,
+        previous_bid_cents: previous,
+        end_time: Timestamp::from_micros(Timestamp::now().micros() + 3_600_000_000),
         extended: false,
         round: 1,
         // The seller every experiment's items have (`api::SELLER_ID`).
         seller_id: Some(UserId::parse(crate::api::SELLER_ID).expect("a valid user id literal")),
         automatic: false,
-    });
+    })
+}
+
+/// Bytes of the `bid_placed` frame a bench-fanout viewer receives: the event's JSON as the
+/// gateway publishes it (ids shaped as bench-fanout makes them) in one unmasked
+/// server-to-client WebSocket text frame, computed from the shared event type so the floor
+/// follows the schema.
+pub fn bid_placed_frame_bytes() -> usize {
+    // Literals that satisfy the id rules (1 to 64 of [A-Za-z0-9_-]); the unit test below
+    // builds this frame too.
+    let item_id = ItemId::parse("fan0123456789-item").expect("a valid item id literal");
+    let event = sample_bid_placed(item_id, 20);
     // Plain cents always encode: only a decimal that is not valid JSON could fail.
     let payload = event
         .to_json()

@@ -1,0 +1,324 @@
+//! `bench-fanout-nchan`: bench-fanout's level against nginx + nchan (Debian's
+//! `libnginx-mod-nchan`, one worker) in the same run, with the same [`viewers`](super::viewers)
+//! processes and layout, so the broadcast service's latency and memory read as a ratio of a
+//! well-known pub/sub server's (issue 18).
+//!
+//! nchan's peer of a bid is its publisher endpoint: each event (a real `bid_placed` JSON, as
+//! long as the gateway's) is POSTed to `/pub?item_id=X` and nchan writes it to every WebSocket
+//! subscribed at `/ws?item_id=X`, the broadcast service's own URL, so the viewers cannot tell
+//! the two apart. Latency runs from just before the POST (the bid's POST on our side, which
+//! also pays for the gateway, Redis and NATS) to each receipt. nginx runs from a throwaway
+//! config in a temp dir on a free loopback port and is stopped (by its pid) after each level.
+//! The order is ours, nchan, nchan, ours (`--pairs` times), and the ratio is of the medians.
+
+use super::FanoutLoad;
+use super::level::{self, Audience, FanoutLevel, rss_of};
+use crate::fanout_floor::frame::sample_bid_placed;
+use crate::host::{Machine, raise_fd_limit};
+use crate::latency::wall_clock_us;
+use crate::report::{now_rfc3339, write_json};
+use crate::service::run_tag;
+use crate::verdict::{Outcome, Verdict};
+use anyhow::{Context, bail};
+use rustix::process::{Pid, Signal, kill_process};
+use shared::ItemId;
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+/// Most viewers one nginx worker is given: its sockets must stay under the machine's open
+/// files per process (about 20,000).
+pub const MAX_NCHAN_VIEWERS: usize = 18_000;
+/// What issue 18 asks: the broadcast service's p99 at most this fraction of nchan's.
+pub const GOAL_RATIO: f64 = 0.5;
+/// How long nginx gets to listen after it starts.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Flags of `load-tests bench-fanout-nchan`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchFanoutNchanArgs {
+    #[command(flatten)]
+    pub load: FanoutLoad,
+    /// nginx with the nchan module available (`infrastructure/local/nchan.sh install`).
+    #[arg(long, default_value = "/usr/sbin/nginx")]
+    pub nginx_bin: PathBuf,
+    #[arg(long, default_value = "/usr/lib/nginx/modules/ngx_nchan_module.so")]
+    pub nchan_module: PathBuf,
+    /// Ours-nchan-nchan-ours rounds per level.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=5))]
+    pub pairs: u32,
+    #[arg(long, default_value = "bench/results/fanout-nchan.json")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct NchanResult {
+    pub experiment: &'static str,
+    pub started_at: String,
+    pub machine: Machine,
+    pub bids_per_sec: u64,
+    pub duration_secs: u64,
+    pub goal_ratio: f64,
+    pub levels: Vec<NchanComparison>,
+}
+
+/// One viewer count: every run of both, the medians, the ratios (ours / nchan).
+#[derive(Debug, serde::Serialize)]
+pub struct NchanComparison {
+    pub viewers: usize,
+    pub broadcast_p99_ms: f64,
+    pub nchan_p99_ms: f64,
+    pub p99_ratio: f64,
+    pub broadcast_p50_ms: f64,
+    pub nchan_p50_ms: f64,
+    pub broadcast_rss_per_viewer_kib: f64,
+    pub nchan_rss_per_viewer_kib: f64,
+    pub broadcast_runs: Vec<FanoutLevel>,
+    pub nchan_runs: Vec<FanoutLevel>,
+}
+
+fn median_of(runs: &[FanoutLevel], value: impl Fn(&FanoutLevel) -> f64) -> f64 {
+    crate::write_floor::median(runs.iter().map(value).collect())
+}
+
+impl NchanComparison {
+    fn new(viewers: usize, broadcast_runs: Vec<FanoutLevel>, nchan_runs: Vec<FanoutLevel>) -> Self {
+        let p99 = |l: &FanoutLevel| l.latency_ms.p99;
+        let p50 = |l: &FanoutLevel| l.latency_ms.p50;
+        let rss = |l: &FanoutLevel| l.rss_per_viewer_kib;
+        let (ours, theirs) = (median_of(&broadcast_runs, p99), median_of(&nchan_runs, p99));
+        Self {
+            viewers,
+            broadcast_p99_ms: ours,
+            nchan_p99_ms: theirs,
+            p99_ratio: if theirs > 0.0 {
+                crate::goose_run::round_to(ours / theirs, 3)
+            } else {
+                0.0
+            },
+            broadcast_p50_ms: median_of(&broadcast_runs, p50),
+            nchan_p50_ms: median_of(&nchan_runs, p50),
+            broadcast_rss_per_viewer_kib: median_of(&broadcast_runs, rss),
+            nchan_rss_per_viewer_kib: median_of(&nchan_runs, rss),
+            broadcast_runs,
+            nchan_runs,
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.broadcast_runs
+            .iter()
+            .chain(&self.nchan_runs)
+            // As bench-fanout's check: a viewer conflated to a fresh snapshot (a resync) misses
+            // the events it covers by design.
+            .all(|l| l.connected == l.viewers && (l.delivery_ratio >= 1.0 || l.resyncs > 0))
+    }
+}
+
+/// Runs every level against both servers and writes the result.
+///
+/// # Errors
+/// A level asks one nginx worker for too many sockets, a server or client cannot run, or the
+/// file cannot be written.
+pub async fn run(args: &BenchFanoutNchanArgs) -> anyhow::Result<NchanResult> {
+    if let Some(&too_many) = args.load.viewers.iter().find(|&&n| n > MAX_NCHAN_VIEWERS) {
+        bail!("{too_many} viewers: one nginx worker takes at most {MAX_NCHAN_VIEWERS} sockets");
+    }
+    raise_fd_limit();
+    let started_at = now_rfc3339();
+    let mut levels = Vec::with_capacity(args.load.viewers.len());
+    for &viewers in &args.load.viewers {
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..args.pairs {
+            ours.push(level::run(&args.load, viewers).await?);
+            theirs.push(nchan_level(args, viewers).await?);
+            theirs.push(nchan_level(args, viewers).await?);
+            ours.push(level::run(&args.load, viewers).await?);
+        }
+        let level = NchanComparison::new(viewers, ours, theirs);
+        tracing::info!(
+            viewers,
+            ours = level.broadcast_p99_ms,
+            nchan = level.nchan_p99_ms,
+            ratio = level.p99_ratio,
+            "nchan level"
+        );
+        levels.push(level);
+    }
+    let result = NchanResult {
+        experiment: "bench-fanout-nchan",
+        started_at,
+        machine: Machine::current(),
+        bids_per_sec: args.load.rate,
+        duration_secs: args.load.duration_secs,
+        goal_ratio: GOAL_RATIO,
+        levels,
+    };
+    write_json(&args.out, &result)?;
+    Ok(result)
+}
+
+/// nginx + nchan on a free port with one worker, from a config in `dir`.
+struct Nginx {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    async fn start(args: &BenchFanoutNchanArgs, viewers: usize) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("nchan-").tempdir()?;
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+            .local_addr()?
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let conf = config(dir.path(), &args.nchan_module, &addr, viewers);
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, conf)?;
+        let child = Command::new(&args.nginx_bin)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .arg("-c")
+            .arg(&conf_path)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", args.nginx_bin.display()))?;
+        let nginx = Self {
+            child,
+            addr,
+            _dir: dir,
+        };
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        while TcpStream::connect(&nginx.addr).is_err() {
+            if tokio::time::Instant::now() > deadline {
+                bail!("nginx not listening on {} in time", nginx.addr);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(nginx)
+    }
+
+    /// The master's pid and its worker's (nginx forks the worker).
+    fn pids(&self) -> Vec<u32> {
+        let Some(master) = self.child.id() else {
+            return Vec::new();
+        };
+        let children = format!("/proc/{master}/task/{master}/children");
+        let workers = std::fs::read_to_string(children).unwrap_or_default();
+        std::iter::once(master)
+            .chain(workers.split_whitespace().filter_map(|p| p.parse().ok()))
+            .collect()
+    }
+
+    /// SIGQUIT (nginx's graceful stop), then a kill if it lingers.
+    async fn stop(mut self) {
+        if let Some(pid) = self
+            .child
+            .id()
+            .and_then(|id| Pid::from_raw(i32::try_from(id).ok()?))
+        {
+            let _ = kill_process(pid, Signal::QUIT);
+        }
+        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// The throwaway config: one worker with room for `viewers` sockets, a WebSocket subscriber
+/// at the broadcast service's `/ws?item_id=` and a publisher at `/pub?item_id=`.
+fn config(dir: &Path, module: &Path, addr: &str, viewers: usize) -> String {
+    let dir = dir.display();
+    let files = viewers + 2_000;
+    format!(
+        "load_module {module};
+worker_processes 1;
+worker_rlimit_nofile {files};
+pid {dir}/nginx.pid;
+daemon off;
+events {{ worker_connections {files}; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+  server {{
+    listen {addr} backlog=4096;
+    location = /ws {{ nchan_subscriber websocket; nchan_channel_id $arg_item_id; }}
+    location = /pub {{ nchan_publisher; nchan_channel_id $arg_item_id; }}
+  }}
+}}
+",
+        module = module.display()
+    )
+}
+
+/// One level against nchan: nginx, the viewers processes, `rate × duration` events POSTed
+/// to the publisher at the bids' pace, the reports merged.
+async fn nchan_level(args: &BenchFanoutNchanArgs, viewers: usize) -> anyhow::Result<FanoutLevel> {
+    let load = &args.load;
+    let nginx = Nginx::start(args, viewers).await?;
+    let tag = run_tag("nch");
+    let item = format!("{tag}-item");
+    let measured = async {
+        let pids = nginx.pids();
+        let servers = [nginx.addr.as_str()];
+        let audience =
+            Audience::connect(load, viewers, &servers, &item, &tag, || rss_of(&pids)).await?;
+        let posts = publish_events(load, &nginx.addr, &item).await?;
+        let sent = posts.len();
+        let receipts = audience.receipts(&posts).await?;
+        anyhow::Ok(receipts.level(load, viewers, sent, sent))
+    }
+    .await;
+    nginx.stop().await;
+    measured
+}
+
+/// POSTs `rate × duration` `bid_placed` events to nchan's publisher at `rate` per second;
+/// when each `seq` was sent (wall-clock µs, just before its POST).
+async fn publish_events(
+    load: &FanoutLoad,
+    addr: &str,
+    item: &str,
+) -> anyhow::Result<HashMap<u64, u64>> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let url = format!("http://{addr}/pub?item_id={item}");
+    let item_id = ItemId::parse(item).context("the run's item id")?;
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / load.rate.max(1)));
+    let mut posts = HashMap::new();
+    for seq in 1..=load.rate * load.duration_secs {
+        tick.tick().await;
+        let body = sample_bid_placed(item_id.clone(), seq)
+            .to_json()
+            .context("encoding an event")?;
+        let sent = wall_clock_us();
+        let answer = http.post(&url).body(body).send().await;
+        match answer {
+            Ok(r) if r.status().is_success() => {
+                posts.insert(seq, sent);
+            }
+            Ok(r) => tracing::warn!(status = %r.status(), "nchan refused an event"),
+            Err(e) => tracing::warn!(error = %e, "nchan publish failed"),
+        }
+    }
+    Ok(posts)
+}
+
+impl Outcome for NchanResult {
+    fn verdict(&self) -> Verdict {
+        Verdict::passed_if(self.levels.iter().all(NchanComparison::complete))
+    }
+}

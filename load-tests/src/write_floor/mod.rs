@@ -1,0 +1,219 @@
+//! `bench-write-floor`: the gateway's contended write rate as a fraction of a floor server's
+//! under the same load in the same run (issue 18).
+//!
+//! The [`server`] is the least a bid needs here (HTTP, token check, JSON, one `EVALSHA` of a
+//! compare-and-set); the gateway does everything the contract promises (idempotency, the
+//! window and anti-sniping rules, the outbox, the live publish, the relay to JetStream, the
+//! limits). Both take bench-write's hot-item load ([`crate::bench_write::run_one`]: goose
+//! users bidding just above the last price each saw, real access tokens, per-user limit off),
+//! run alternately gateway, floor, floor, gateway per level and repeated `--pairs` times, so a
+//! drift of the shared machine weighs on both sides alike; the ratio is of the medians. Every
+//! level of both sides passes bench-write's no-lost-update check or the run fails.
+
+pub mod server;
+
+use crate::api::ApiClient;
+use crate::bench_write::{LevelResult, run_one};
+use crate::goose_run::{MIN_BENCH_SECS, check_levels, round_to};
+use crate::host::Machine;
+use crate::report::{now_rfc3339, write_json};
+use crate::service::{Service, WRITE_FLOOR_ROLE, namespace, run_tag};
+use crate::verdict::{Outcome, Verdict};
+use std::path::PathBuf;
+
+/// What issue 18 asks of the gateway: at least this fraction of the floor's rate.
+pub const GOAL_RATIO: f64 = 0.6;
+
+/// Flags of `load-tests bench-write-floor`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchWriteFloorArgs {
+    /// The gateway binary, started on a free loopback port with its production defaults
+    /// (tokens verified, price pre-filter on) but the per-user bid limit off.
+    #[arg(long)]
+    pub gateway_bin: PathBuf,
+    /// The `load-tests` binary that runs `write-floor-server` (default: this one).
+    #[arg(long)]
+    pub floor_bin: Option<PathBuf>,
+    /// Concurrent bidders (connections) per level.
+    #[arg(long, value_delimiter = ',', default_value = "64,256",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub clients: Vec<u32>,
+    #[arg(long, default_value_t = MIN_BENCH_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub duration_secs: u64,
+    /// Gateway-floor-floor-gateway rounds per level.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=5))]
+    pub pairs: u32,
+    #[arg(long, default_value = "bench/results/write-floor.json")]
+    pub out: PathBuf,
+    /// Allow levels shorter than 10 s (a pipeline check, not a measurement).
+    #[arg(long)]
+    pub smoke: bool,
+}
+
+/// The JSON result.
+#[derive(Debug, serde::Serialize)]
+pub struct WriteFloorResult {
+    pub experiment: &'static str,
+    pub started_at: String,
+    pub smoke: bool,
+    pub machine: Machine,
+    /// What each side does per bid, in words.
+    pub gateway_does: &'static str,
+    pub floor_does: &'static str,
+    pub goal_ratio: f64,
+    pub levels: Vec<FloorComparison>,
+}
+
+/// One client level: every run of both sides, their medians and the ratio.
+#[derive(Debug, serde::Serialize)]
+pub struct FloorComparison {
+    pub clients: u32,
+    pub gateway_bids_per_sec: f64,
+    pub floor_bids_per_sec: f64,
+    /// `gateway_bids_per_sec / floor_bids_per_sec`.
+    pub ratio: f64,
+    /// Median p99 latency (ms) of each side's runs.
+    pub gateway_p99_ms: Option<f64>,
+    pub floor_p99_ms: Option<f64>,
+    pub gateway_runs: Vec<LevelResult>,
+    pub floor_runs: Vec<LevelResult>,
+}
+
+const GATEWAY_DOES: &str = "token verified, body parsed, price pre-filter, idempotency/window/increment/anti-sniping/seq in place_bid.lua with the outbox XADD, live publish to core NATS, outbox relay to JetStream; per-user bid limit off";
+const FLOOR_DOES: &str = "the gateway's HTTP accept loop and axum, the same token verifier, the body parsed (Cents from the literal), one EVALSHA of a compare-and-set (HMGET + HSET) through the same RedisHandle; nothing else";
+
+/// The median of `values` (the mean of the middle two for an even count); 0 for none.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+impl FloorComparison {
+    fn new(clients: u32, gateway_runs: Vec<LevelResult>, floor_runs: Vec<LevelResult>) -> Self {
+        let rate = |runs: &[LevelResult]| median(runs.iter().map(|r| r.requests_per_sec).collect());
+        let p99 = |runs: &[LevelResult]| {
+            let p99s: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| Some(r.latency_ms?.p99))
+                .collect();
+            (!p99s.is_empty()).then(|| median(p99s))
+        };
+        let (gateway, floor) = (rate(&gateway_runs), rate(&floor_runs));
+        Self {
+            clients,
+            gateway_bids_per_sec: round_to(gateway, 1),
+            floor_bids_per_sec: round_to(floor, 1),
+            ratio: if floor > 0.0 {
+                round_to(gateway / floor, 3)
+            } else {
+                0.0
+            },
+            gateway_p99_ms: p99(&gateway_runs),
+            floor_p99_ms: p99(&floor_runs),
+            gateway_runs,
+            floor_runs,
+        }
+    }
+
+    fn correct(&self) -> bool {
+        self.gateway_runs
+            .iter()
+            .chain(&self.floor_runs)
+            .all(|r| r.correct)
+    }
+}
+
+/// Runs every level against both servers and writes the result.
+///
+/// # Errors
+/// A server cannot start, a level cannot run, or the file cannot be written.
+pub async fn run(args: &BenchWriteFloorArgs) -> anyhow::Result<WriteFloorResult> {
+    check_levels("--clients", &args.clients, args.duration_secs, args.smoke)?;
+    let started_at = now_rfc3339();
+    let floor_bin = match &args.floor_bin {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?,
+    };
+    let tag = run_tag("wf");
+    let env = namespace(&tag);
+    let gateway = Service::start("gateway", &args.gateway_bin, &env).await?;
+    let floor =
+        Service::start_with_args(WRITE_FLOOR_ROLE, &floor_bin, &["write-floor-server"], &env).await;
+    let floor = match floor {
+        Ok(floor) => floor,
+        Err(e) => {
+            gateway.stop().await;
+            return Err(e);
+        }
+    };
+    let measured = measure(args, gateway.url(), floor.url()).await;
+    gateway.stop().await;
+    floor.stop().await;
+    let result = WriteFloorResult {
+        experiment: "bench-write-floor",
+        started_at,
+        smoke: args.smoke,
+        machine: Machine::current(),
+        gateway_does: GATEWAY_DOES,
+        floor_does: FLOOR_DOES,
+        goal_ratio: GOAL_RATIO,
+        levels: measured?,
+    };
+    write_json(&args.out, &result)?;
+    Ok(result)
+}
+
+async fn measure(
+    args: &BenchWriteFloorArgs,
+    gateway: &str,
+    floor: &str,
+) -> anyhow::Result<Vec<FloorComparison>> {
+    let (gateway_api, floor_api) = (ApiClient::new(gateway)?, ApiClient::new(floor)?);
+    let mut levels = Vec::with_capacity(args.clients.len());
+    for &clients in &args.clients {
+        let (mut gateway_runs, mut floor_runs) = (Vec::new(), Vec::new());
+        for _ in 0..args.pairs {
+            let secs = args.duration_secs;
+            gateway_runs
+                .push(Box::pin(run_one(&gateway_api, gateway, clients, secs, false)).await?);
+            floor_runs.push(Box::pin(run_one(&floor_api, floor, clients, secs, false)).await?);
+            floor_runs.push(Box::pin(run_one(&floor_api, floor, clients, secs, false)).await?);
+            gateway_runs
+                .push(Box::pin(run_one(&gateway_api, gateway, clients, secs, false)).await?);
+        }
+        let level = FloorComparison::new(clients, gateway_runs, floor_runs);
+        tracing::info!(
+            clients,
+            gateway = level.gateway_bids_per_sec,
+            floor = level.floor_bids_per_sec,
+            ratio = level.ratio,
+            "write floor level"
+        );
+        levels.push(level);
+    }
+    Ok(levels)
+}
+
+impl Outcome for WriteFloorResult {
+    fn verdict(&self) -> Verdict {
+        Verdict::passed_if(self.levels.iter().all(FloorComparison::correct))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(Vec::new()), 0.0);
+    }
+}
