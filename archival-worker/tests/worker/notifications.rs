@@ -588,3 +588,47 @@ async fn with_redis_unreachable_the_worker_still_archives_and_notifies_without_t
     assert_eq!(rows[0]["data"]["minimum_to_lead_cents"], Value::Null);
     assert!(worker.metric("archive_redis_read_failures_total").await >= 1.0);
 }
+
+/// Proxy bidding (issue 16): a bid answered at once by the leader's automatic bid outbids the
+/// bidder who just bid, never the maximum's owner, who hears only when a higher maximum takes
+/// the lead from it.
+#[tokio::test]
+async fn a_standing_maximum_alerts_the_challenger_it_beats_and_its_owner_only_when_beaten() {
+    let setup = setup().await;
+    let (gateway, _worker, _) = start(&setup).await;
+    let item = gateway
+        .create_item(json!({"starting_price": 1, "min_increment": 0.5, "end_time": in_secs(600)}))
+        .await;
+    let bid = |user: &'static str, body: Value| {
+        let (gateway, path) = (&gateway, format!("/api/v1/items/{item}/bid"));
+        async move { gateway.post_as(Some(user), &path, body).await }
+    };
+    let alice = bid("alice", json!({"amount": 1, "max_amount": 10})).await;
+    alice.assert_status(200);
+    assert_eq!(alice.body["is_highest"], true, "{:?}", alice.body);
+    let bob = bid("bob", json!({"amount": 2})).await;
+    bob.assert_status(200);
+    assert_eq!(bob.body["code"], "outbid_by_proxy", "{:?}", bob.body);
+
+    let bob_rows = wait_notifications(&gateway, "bob", 1).await;
+    assert_eq!(kinds(&bob_rows), ["outbid"]);
+    assert_eq!(bob_rows[0]["data"]["current_bid_cents"], 250);
+    // Bob's bid briefly led before alice's automatic answer; she is not told she was outbid.
+    assert!(settled_notifications(&gateway, "alice").await.is_empty());
+
+    let carol = bid("carol", json!({"amount": 3, "max_amount": 20})).await;
+    carol.assert_status(200);
+    assert_eq!(carol.body["is_highest"], true, "{:?}", carol.body);
+    let alice_rows = wait_notifications(&gateway, "alice", 1).await;
+    assert_eq!(kinds(&alice_rows), ["outbid"]);
+    assert_eq!(alice_rows[0]["data"]["current_bid_cents"], 1050);
+    // Nobody's maximum is in anybody's notification.
+    for user in ["alice", "bob", "carol"] {
+        let text = settled_notifications(&gateway, user).await;
+        let text = serde_json::to_string(&text).expect("json");
+        assert!(
+            !text.contains("2000") && !text.contains("\"20\""),
+            "{user}: {text}"
+        );
+    }
+}
