@@ -1,8 +1,9 @@
 // News for the signed-in user on whatever page they are: outbid, won, lost, ending soon. The
-// broadcast service delivers the user's private frames to their socket; until a gateway
-// produces them, the same news is derived from the live events of the items the user bid on
-// (which the app keeps watching on every page). Both paths share toast keys, so one outbid is
-// announced once. The notifications list and its unread badge appear only where the gateway
+// broadcast service delivers the user's private frames to their socket. Only against a
+// gateway without the notifications API (an older deployment) is the same news derived from
+// the live events of the items the user bid on (which the app keeps watching on every page):
+// a live event cannot tell a proxy bid that is answered at once from a real outbid, so where
+// the server produces private frames they are the only source. The notifications list and its unread badge appear only where the gateway
 // has `/api/v1/me/notifications`.
 
 import { api } from "./api.js";
@@ -75,6 +76,7 @@ export function announce(frame) {
 
 /** Outbid and results from the live events of followed items (the fallback). */
 function derive(event, state, previous) {
+  if (available !== false) return;
   const me = currentUser()?.id;
   if (!me || !following().includes(event.item_id)) return;
   if (event.type === "bid_placed" && previous.highest_bidder_id === me && event.user_id !== me) {

@@ -426,6 +426,11 @@ describe("the web app", { timeout: 170_000 }, () => {
     await pa.locator("#bid-message").filter({ hasText: "Your maximum: $30.00" }).waitFor();
     await bid(pb, "15.00");
     await pb.locator("#bid-message").filter({ hasText: "another bidder's maximum is higher" }).waitFor();
+    // Bob, beaten by the maximum at once, is told he was outbid; Alice, whose maximum answered
+    // his bid, is never told so (his bid led only inside the same script call).
+    await pb.locator(".toast").filter({ hasText: "You were outbid" }).waitFor({ timeout: 3000 });
+    await pa.waitForTimeout(1500);
+    assert.equal(await pa.locator(".toast").filter({ hasText: "You were outbid" }).count(), 0, "no outbid toast for the maximum's owner");
     const state = await stack.item(item.id);
     assert.equal(state.highest_bidder_id, alice.user.id);
     const fields = Object.entries(state);
