@@ -394,38 +394,20 @@ async fn compare_auth_modes(
     let open = Service::start("gateway", binary, &open_env).await?;
     let compared = async {
         let open_api = ApiClient::new(open.url())?.open_mode();
-        let first = Box::pin(run_one(
-            api,
-            url,
-            clients,
-            args.duration_secs,
-            args.proxy_bidders,
-        ))
-        .await?;
-        let open_first = Box::pin(run_one(
-            &open_api,
-            open.url(),
-            clients,
-            args.duration_secs,
-            args.proxy_bidders,
-        ))
-        .await?;
-        let open_second = Box::pin(run_one(
-            &open_api,
-            open.url(),
-            clients,
-            args.duration_secs,
-            args.proxy_bidders,
-        ))
-        .await?;
-        let second = Box::pin(run_one(
-            api,
-            url,
-            clients,
-            args.duration_secs,
-            args.proxy_bidders,
-        ))
-        .await?;
+        // One level of this comparison, on a fresh item, against either gateway.
+        let level = |api, url| {
+            Box::pin(run_one(
+                api,
+                url,
+                clients,
+                args.duration_secs,
+                args.proxy_bidders,
+            ))
+        };
+        let first = level(api, url).await?;
+        let open_first = level(&open_api, open.url()).await?;
+        let open_second = level(&open_api, open.url()).await?;
+        let second = level(api, url).await?;
         anyhow::Ok(AuthComparison::new(
             clients,
             vec![first, second],
