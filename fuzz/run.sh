@@ -63,18 +63,41 @@ for _ in $(seq 100); do
     sleep 0.2
 done
 curl -fs "$base/ready" > /dev/null || { echo "gateway not ready"; cat "$log"; exit 1; }
+# The accounts schema migrates in the background and registration answers 503 until then
+# (`/ready` does not wait for it: bids do not need it). On a fresh database and a loaded
+# machine that takes a while, so wait for `"accounts":"up"` before registering.
+for _ in $(seq 300); do
+    curl -s "$base/ready" | grep -q '"accounts":"up"' && break
+    sleep 0.2
+done
+curl -s "$base/ready" | grep -q '"accounts":"up"' || {
+    echo "the accounts database did not become ready: $(curl -s "$base/ready")"; cat "$log"; exit 1; }
+
+# A set-up call that fails says what it got, not only curl's exit code.
+setup_call() {
+    local what=$1 out code
+    shift
+    out=$(curl -s -w '\n%{http_code}' "$@") || { echo "$what: curl failed"; exit 1; }
+    code=${out##*$'\n'}
+    case $code in
+        2??) printf '%s' "${out%$'\n'*}" ;;
+        *) echo "$what: HTTP $code: ${out%$'\n'*}" >&2; exit 1 ;;
+    esac
+}
 
 password="fuzz-$(date +%s%N)-Password"
-curl -fs -X POST "$base/api/v1/auth/register" -H 'content-type: application/json' \
+setup_call "registering the fuzzer" -X POST "$base/api/v1/auth/register" \
+    -H 'content-type: application/json' \
     -d "{\"username\":\"fuzzer\",\"display_name\":\"Fuzzer\",\"password\":\"$password\"}" > /dev/null
 target/debug/api-gateway promote-admin fuzzer > /dev/null
-token=$(curl -fs -X POST "$base/api/v1/auth/login" -H 'content-type: application/json' \
-    -d "{\"login\":\"fuzzer\",\"password\":\"$password\"}" | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+login=$(setup_call "signing the fuzzer in" -X POST "$base/api/v1/auth/login" \
+    -H 'content-type: application/json' -d "{\"login\":\"fuzzer\",\"password\":\"$password\"}")
+token=$(printf '%s' "$login" | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 
 # Auctions for the rejected-request check to watch (the fuzzer's own creates are mostly refused).
 end_time=$(date -u -d '+7 days' +%Y-%m-%dT%H:%M:%SZ)
 for lot in fuzz-lot-1 fuzz-lot-2; do
-    curl -fs -X POST "$base/api/v1/items" -H "authorization: Bearer $token" \
+    setup_call "creating $lot" -X POST "$base/api/v1/items" -H "authorization: Bearer $token" \
         -H 'content-type: application/json' \
         -d "{\"id\":\"$lot\",\"name\":\"Fuzz lot\",\"starting_price\":10,\"end_time\":\"$end_time\"}" > /dev/null
 done
