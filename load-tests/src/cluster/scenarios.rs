@@ -29,16 +29,16 @@ pub async fn run(
     match scenario {
         Scenario::Path => path(cluster, args).await,
         Scenario::RedisFailover => redis_failover(cluster, args).await,
-        Scenario::NatsNode => nats_node(cluster, args).await,
-        Scenario::Instances => instances(cluster, args).await,
+        Scenario::NatsNode => {
+            let watch = ["BROADCAST_1_URL", "BROADCAST_2_URL"];
+            killed(cluster, args, scenario, "nats", &watch, &["nats-n1"]).await
+        }
+        // Several viewers through the load balancer, so some are on the instance that dies.
+        Scenario::Instances => {
+            let (watch, victims) = (["BROADCAST_URL"; 4], ["gateway-2", "broadcast-2"]);
+            killed(cluster, args, scenario, "instances", &watch, &victims).await
+        }
     }
-}
-
-/// `host:port` of an `http://` URL.
-fn authority(url: &str) -> String {
-    url.trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned()
 }
 
 /// Creates `n` items named after the scenario through `gateway`.
@@ -85,39 +85,21 @@ fn masters_of(cluster: &LocalCluster, items: &[String]) -> anyhow::Result<Vec<u1
         .collect()
 }
 
-fn answers(requests: &[Request]) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for r in requests.iter().filter(|r| r.kind == Kind::Bid) {
-        *counts.entry(r.label()).or_default() += 1;
+/// Bids sent, bids accepted and the count of each answer.
+fn tally(requests: &[Request]) -> (usize, usize, BTreeMap<String, usize>) {
+    let mut answers = BTreeMap::new();
+    let bids = requests.iter().filter(|r| r.kind == Kind::Bid);
+    for r in bids.clone() {
+        *answers.entry(r.label()).or_default() += 1;
     }
-    counts
+    let accepted = requests.iter().filter(|r| r.is_accepted_bid()).count();
+    (bids.count(), accepted, answers)
 }
 
-/// Waits (bounded) until PostgreSQL holds every accepted bid of `requests`, then compares;
-/// only rows of `items` count.
+/// The archive once drained ([`DRAIN_BOUND`]) against the accepted bids of `requests`.
 async fn drain(database_url: &str, requests: &[Request], items: &[String]) -> LossCheck {
-    let accepted: Vec<uuid::Uuid> = requests.iter().filter_map(|r| r.event_id).collect();
-    let started = tokio::time::Instant::now();
-    let mut drained_after_ms = None;
-    while started.elapsed() < DRAIN_BOUND {
-        let archived = archive::count_archived(database_url, Some(&accepted)).await;
-        if archived.is_ok_and(|n| n >= accepted.len()) {
-            drained_after_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let ours: HashSet<&str> = items.iter().map(String::as_str).collect();
-    let rows = archive::archived_bids(database_url)
-        .await
-        .unwrap_or_default();
-    let rows: Vec<_> = rows
-        .into_iter()
-        .filter(|r| ours.contains(r.item_id.as_str()))
-        .collect();
-    let mut check = LossCheck::compare(requests, items, &rows);
-    check.drained_after_ms = drained_after_ms;
-    check
+    let since = tokio::time::Instant::now();
+    LossCheck::after_drain(database_url, requests, items, DRAIN_BOUND, since).await
 }
 
 /// Accepted bids whose `seq` Redis answered again to a later accepted bid, or that lie above
@@ -141,74 +123,10 @@ async fn lost_in_redis(gateway: &str, requests: &[Request], items: &[String]) ->
     lost
 }
 
-/// PostgreSQL exactly once: per item, one row per `seq` 1…final, no more.
-async fn exactly_once(
-    database_url: &str,
-    gateway: &str,
-    items: &[String],
-    violations: &mut Vec<String>,
-) {
-    let rows = archive::rows_per_item(database_url)
-        .await
-        .unwrap_or_default();
-    let rows: HashMap<&str, &archive::ItemRows> =
-        rows.iter().map(|r| (r.item_id.as_str(), r)).collect();
-    let Ok(api) = ApiClient::new(gateway) else {
-        return;
-    };
-    for id in items {
-        let Ok(state) = api.item_state(id).await else {
-            violations.push(format!("{id}: cannot read its state"));
-            continue;
-        };
-        let (n, distinct, max) = rows
-            .get(id.as_str())
-            .map_or((0, 0, 0), |r| (r.rows, r.distinct_seqs, r.max_seq));
-        if n != state.seq || distinct != n || max != state.seq {
-            violations.push(format!(
-                "{id}: PostgreSQL holds {n} rows ({distinct} distinct seqs, max {max}) for seq {}",
-                state.seq
-            ));
-        }
-    }
-}
-
-/// Waits (bounded) until every viewer's last `seq` of every item is the item's final one.
-async fn viewers_caught_up(
-    gateway: &str,
-    viewers: &[OrderedViewer],
-    items: &[String],
-) -> anyhow::Result<bool> {
-    let api = ApiClient::new(gateway)?;
-    let mut finals = HashMap::new();
-    for id in items {
-        finals.insert(id.clone(), api.item_state(id).await?.seq);
-    }
-    let started = tokio::time::Instant::now();
-    while started.elapsed() < VIEWER_BOUND {
-        let all = viewers.iter().all(|v| {
-            let seen = v.seen();
-            finals
-                .iter()
-                .all(|(id, &seq)| seen.last_seq.get(id).copied().unwrap_or(0) >= seq)
-        });
-        if all {
-            return Ok(true);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(false)
-}
-
-/// The loads of every scenario: `rate` bids/s over `items` through `gateways`, until stopped.
-fn load(
-    gateways: Vec<String>,
-    items: &[String],
-    rate: u32,
-    clock: Clock,
-) -> anyhow::Result<Workload> {
+/// The loads of every scenario: `rate` bids/s over `items` through `gateway`, until stopped.
+fn load(gateway: &str, items: &[String], rate: u32, clock: Clock) -> anyhow::Result<Workload> {
     let target = Target {
-        gateways,
+        gateways: vec![gateway.to_owned()],
         items: items.to_vec(),
         rate,
         bids_per_read: None,
@@ -233,23 +151,18 @@ fn outage(
         .filter(|r| r.kind == Kind::Bid && r.sent_ms >= fault_ms && !r.is_2xx())
         .filter(|r| affected.is_none_or(|a| a.contains(&r.item)))
         .collect();
-    let last = failed
-        .iter()
-        .map(|r| r.sent_ms + r.latency_ms - fault_ms)
-        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
-    let slowest = failed
-        .iter()
-        .map(|r| r.latency_ms)
-        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
-    (last, slowest)
+    let most = |value: fn(&Request) -> f64| failed.iter().map(|r| value(r)).reduce(f64::max);
+    let last = most(|r| r.sent_ms + r.latency_ms).map(|end| end - fault_ms);
+    (last, most(|r| r.latency_ms))
 }
 
 fn base(scenario: Scenario, requests: &[Request], loss: LossCheck) -> ScenarioResult {
+    let (bids_sent, accepted, answers) = tally(requests);
     ScenarioResult {
         scenario,
-        bids_sent: requests.iter().filter(|r| r.kind == Kind::Bid).count(),
-        accepted: requests.iter().filter(|r| r.is_accepted_bid()).count(),
-        answers: answers(requests),
+        bids_sent,
+        accepted,
+        answers,
         loss,
         lost_in_redis: 0,
         durable: None,
@@ -261,49 +174,156 @@ fn base(scenario: Scenario, requests: &[Request], loss: LossCheck) -> ScenarioRe
     }
 }
 
-fn check_viewers(seen: &[Seen], violations: &mut Vec<String>, after_fault: bool) {
-    for (i, s) in seen.iter().enumerate() {
-        if s.out_of_order > 0 {
-            violations.push(format!(
-                "viewer {i}: {} events out of order",
-                s.out_of_order
-            ));
+/// A scenario's own items through the load balancer, the viewers watching them, and when the
+/// load on them started.
+struct Watched<'a> {
+    cluster: &'a LocalCluster,
+    args: &'a ClusterArgs,
+    edge: String,
+    database_url: String,
+    items: Vec<String>,
+    viewers: Vec<OrderedViewer>,
+    clock: Clock,
+}
+
+impl<'a> Watched<'a> {
+    /// Creates the scenario's items (`tag`), starts a viewer of them at each broadcast address
+    /// named in `watch`, lets them subscribe, then starts the load.
+    async fn start(
+        cluster: &'a LocalCluster,
+        args: &'a ClusterArgs,
+        tag: &str,
+        watch: &[&str],
+    ) -> anyhow::Result<(Self, Workload)> {
+        let (edge, database_url) = (cluster.get("GATEWAY_URL")?, cluster.get("DATABASE_URL")?);
+        let items = create_items(&edge, tag, args.items).await?;
+        let viewers = watch
+            .iter()
+            .map(|name| {
+                let authority = Service::external(&cluster.get(name)?)
+                    .authority()
+                    .to_owned();
+                Ok(OrderedViewer::start(&authority, items.clone()))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        // Let the viewers subscribe before the first bid.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let clock = Clock::start();
+        let workload = load(&edge, &items, args.rate, clock)?;
+        let watched = Self {
+            cluster,
+            args,
+            edge,
+            database_url,
+            items,
+            viewers,
+            clock,
+        };
+        Ok((watched, workload))
+    }
+
+    /// After a phase of load, kills the cluster's processes `victims`, restarts them a phase
+    /// later and lets a last phase run; when they were killed.
+    async fn fault(&self, victims: &[&str]) -> anyhow::Result<f64> {
+        let each = |act: fn(&LocalCluster, &str) -> anyhow::Result<()>| {
+            tokio::task::block_in_place(|| victims.iter().try_for_each(|v| act(self.cluster, v)))
+        };
+        tokio::time::sleep(phase(self.args)).await;
+        let fault_ms = self.clock.now_ms();
+        each(LocalCluster::kill)?;
+        self.viewers.iter().for_each(OrderedViewer::mark);
+        tokio::time::sleep(phase(self.args)).await;
+        each(LocalCluster::restart)?;
+        tokio::time::sleep(phase(self.args)).await;
+        Ok(fault_ms)
+    }
+
+    /// The stopped load's figures: the drained archive against it and, after a fault at
+    /// `fault_ms`, how long bids failed.
+    async fn result(
+        &self,
+        scenario: Scenario,
+        requests: &[Request],
+        fault_ms: Option<f64>,
+    ) -> ScenarioResult {
+        let loss = drain(&self.database_url, requests, &self.items).await;
+        let mut result = base(scenario, requests, loss);
+        if let Some(fault_ms) = fault_ms {
+            (result.unavailable_ms, result.slowest_failure_ms) = outage(requests, fault_ms, None);
         }
-        if after_fault && s.events_after_mark == 0 {
-            violations.push(format!("viewer {i}: no event after the fault"));
+        result
+    }
+
+    /// The checks of every watched scenario: PostgreSQL holds exactly one row per `seq` 1…final
+    /// of each item, every viewer saw every item's final `seq`, no event out of order and,
+    /// `after_fault`, events after the fault. The viewers' records go into `result`.
+    async fn judge(self, result: &mut ScenarioResult, after_fault: bool) -> anyhow::Result<()> {
+        let v = &mut result.violations;
+        let rows = archive::rows_per_item(&self.database_url).await;
+        let rows = rows.unwrap_or_default();
+        let rows: HashMap<&str, &archive::ItemRows> =
+            rows.iter().map(|r| (r.item_id.as_str(), r)).collect();
+        let api = ApiClient::new(&self.edge)?;
+        let mut finals = HashMap::new();
+        for id in &self.items {
+            let Ok(state) = api.item_state(id).await else {
+                v.push(format!("{id}: cannot read its state"));
+                continue;
+            };
+            let (n, distinct, max) = rows
+                .get(id.as_str())
+                .map_or((0, 0, 0), |r| (r.rows, r.distinct_seqs, r.max_seq));
+            if n != state.seq || distinct != n || max != state.seq {
+                v.push(format!(
+                    "{id}: PostgreSQL holds {n} rows ({distinct} distinct seqs, max {max}) for seq {}",
+                    state.seq
+                ));
+            }
+            finals.insert(id.clone(), state.seq);
         }
+        let caught_up = |v: &OrderedViewer| {
+            let seen = v.seen();
+            let at = |id: &String| seen.last_seq.get(id).copied().unwrap_or(0);
+            finals.iter().all(|(id, &seq)| at(id) >= seq)
+        };
+        let started = tokio::time::Instant::now();
+        while !self.viewers.iter().all(caught_up) {
+            if started.elapsed() >= VIEWER_BOUND {
+                v.push("a viewer did not see every item's final seq".into());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut seen: Vec<Seen> = Vec::new();
+        for viewer in self.viewers {
+            seen.push(viewer.stop().await);
+        }
+        for (i, s) in seen.iter().enumerate() {
+            if s.out_of_order > 0 {
+                let n = s.out_of_order;
+                v.push(format!("viewer {i}: {n} events out of order"));
+            }
+            if after_fault && s.events_after_mark == 0 {
+                v.push(format!("viewer {i}: no event after the fault"));
+            }
+        }
+        result.viewers = seen;
+        Ok(())
     }
 }
 
 /// Whole path, no fault.
 async fn path(cluster: &LocalCluster, args: &ClusterArgs) -> anyhow::Result<ScenarioResult> {
-    let edge = cluster.get("GATEWAY_URL")?;
-    let database_url = cluster.get("DATABASE_URL")?;
-    let items = create_items(&edge, "path", args.items).await?;
-    let masters: HashSet<u16> = masters_of(cluster, &items)?.into_iter().collect();
-    let viewers: Vec<OrderedViewer> = ["BROADCAST_1_URL", "BROADCAST_2_URL"]
-        .iter()
-        .map(|name| {
-            Ok(OrderedViewer::start(
-                &authority(&cluster.get(name)?),
-                items.clone(),
-            ))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    // Let both viewers subscribe before the first bid.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let clock = Clock::start();
-    let workload = load(vec![edge.clone()], &items, args.rate, clock)?;
+    let watch = ["BROADCAST_1_URL", "BROADCAST_2_URL"];
+    let (run, workload) = Watched::start(cluster, args, "path", &watch).await?;
+    let masters: HashSet<u16> = masters_of(cluster, &run.items)?.into_iter().collect();
     tokio::time::sleep(phase(args) * 2).await;
     let requests = workload.stop().await;
-    let loss = drain(&database_url, &requests, &items).await;
-    let mut result = base(Scenario::Path, &requests, loss);
+    let mut result = run.result(Scenario::Path, &requests, None).await;
     let v = &mut result.violations;
     if masters.len() < 3 {
-        v.push(format!(
-            "the items live on {} masters, not all 3",
-            masters.len()
-        ));
+        let n = masters.len();
+        v.push(format!("the items live on {n} masters, not all 3"));
     }
     // On a healthy cluster bids are accepted; a loaded machine may still answer a few with a
     // fast 503 (a timeout: `outcome_unknown`, whose effect then shows in Redis and the
@@ -318,31 +338,25 @@ async fn path(cluster: &LocalCluster, args: &ClusterArgs) -> anyhow::Result<Scen
         v.push(format!("answers a healthy cluster never gives: {odd:?}"));
     }
     if result.accepted * 10 < result.bids_sent * 9 {
+        let (accepted, sent) = (result.accepted, result.bids_sent);
         v.push(format!(
-            "only {} of {} bids accepted on a healthy cluster",
-            result.accepted, result.bids_sent
+            "only {accepted} of {sent} bids accepted on a healthy cluster"
         ));
     }
     if !result.loss.holds() || result.loss.lost > 0 {
         v.push(format!("archive: {:?}", result.loss));
     }
-    exactly_once(&database_url, &edge, &items, v).await;
     // No lost update: each item's price is the highest bid applied and its seq the number
     // applied. Applied: answered accepted, or archived although its answer was a timeout.
-    let api = ApiClient::new(&edge)?;
-    let rows = archive::archived_bids(&database_url).await?;
-    for (index, id) in items.iter().enumerate() {
-        let mut applied: HashSet<i64> = rows
+    let api = ApiClient::new(&run.edge)?;
+    let rows = archive::archived_bids(&run.database_url).await?;
+    for (index, id) in run.items.iter().enumerate() {
+        let archived = rows.iter().filter(|r| r.item_id == *id);
+        let mut applied: HashSet<i64> = archived.map(|r| r.amount_cents).collect();
+        let answered = requests
             .iter()
-            .filter(|r| r.item_id == *id)
-            .map(|r| r.amount_cents)
-            .collect();
-        applied.extend(
-            requests
-                .iter()
-                .filter(|r| r.item == index && r.is_accepted_bid())
-                .map(|r| r.amount_cents),
-        );
+            .filter(|r| r.item == index && r.is_accepted_bid());
+        applied.extend(answered.map(|r| r.amount_cents));
         let highest = applied.iter().copied().max();
         let state = api.item_state(id).await?;
         if state.current_bid_cents != highest || state.seq != applied.len() as u64 {
@@ -354,20 +368,39 @@ async fn path(cluster: &LocalCluster, args: &ClusterArgs) -> anyhow::Result<Scen
             ));
         }
     }
-    if !viewers_caught_up(&edge, &viewers, &items).await? {
-        v.push("a viewer did not see every item's final seq".into());
-    }
-    let mut seen = Vec::new();
-    for viewer in viewers {
-        seen.push(viewer.stop().await);
-    }
-    check_viewers(&seen, v, false);
-    for (i, s) in seen.iter().enumerate() {
+    run.judge(&mut result, false).await?;
+    for (i, s) in result.viewers.iter().enumerate() {
         if s.gaps > 0 {
-            v.push(format!("viewer {i}: {} gaps with no fault", s.gaps));
+            let gaps = s.gaps;
+            result
+                .violations
+                .push(format!("viewer {i}: {gaps} gaps with no fault"));
         }
     }
-    result.viewers = seen;
+    Ok(result)
+}
+
+/// Cluster processes `victims` killed under load and restarted, viewers watching at `watch`:
+/// `nats-node` and `instances`.
+async fn killed(
+    cluster: &LocalCluster,
+    args: &ClusterArgs,
+    scenario: Scenario,
+    tag: &str,
+    watch: &[&str],
+    victims: &[&str],
+) -> anyhow::Result<ScenarioResult> {
+    let (run, workload) = Watched::start(cluster, args, tag, watch).await?;
+    let fault_ms = run.fault(victims).await?;
+    let requests = workload.stop().await;
+    let mut result = run.result(scenario, &requests, Some(fault_ms)).await;
+    let loss = &result.loss;
+    if !loss.holds() || loss.drained_after_ms.is_none() {
+        let (lost, drained) = (loss.lost, loss.drained_after_ms);
+        let archive = format!("archive: lost {lost}, drained {drained:?}");
+        result.violations.push(archive);
+    }
+    run.judge(&mut result, true).await?;
     Ok(result)
 }
 
@@ -396,13 +429,8 @@ async fn redis_failover(
     let victim = *masters.first().context("no items")?;
     let affected: HashSet<usize> = (0..items.len()).filter(|&i| masters[i] == victim).collect();
     let clock = Clock::start();
-    let plain = load(vec![edge.clone()], &items, args.rate, clock)?;
-    let durable = load(
-        vec![durable_gateway.url().to_owned()],
-        &durable_items,
-        args.rate / 2,
-        clock,
-    )?;
+    let plain = load(&edge, &items, args.rate, clock)?;
+    let durable = load(durable_gateway.url(), &durable_items, args.rate / 2, clock)?;
     tokio::time::sleep(phase(args)).await;
 
     let fault_ms = clock.now_ms();
@@ -451,12 +479,11 @@ async fn redis_failover(
             "a failed bid took {slowest:?} ms (a hang, not a fast 503)"
         ));
     }
-    let after = |rs: &[Request]| {
-        rs.iter()
-            .filter(|r| r.kind == Kind::Bid && r.sent_ms > fault_ms + RECOVERY_BOUND_MS)
-            .all(Request::is_2xx)
-    };
-    if !after(&requests) {
+    let recovered = requests
+        .iter()
+        .filter(|r| r.kind == Kind::Bid && r.sent_ms > fault_ms + RECOVERY_BOUND_MS)
+        .all(Request::is_2xx);
+    if !recovered {
         v.push("bids still fail after the recovery bound".into());
     }
     if !durable_masters.contains(&victim) {
@@ -469,21 +496,14 @@ async fn redis_failover(
         ));
     }
     if result.loss.unexplained > 0 {
-        v.push(format!(
-            "{} archived rows match no request",
-            result.loss.unexplained
-        ));
+        let n = result.loss.unexplained;
+        v.push(format!("{n} archived rows match no request"));
     }
+    let (bids_sent, accepted, answers) = tally(&durable_requests);
     result.durable = Some(DurableLoad {
-        bids_sent: durable_requests
-            .iter()
-            .filter(|r| r.kind == Kind::Bid)
-            .count(),
-        accepted: durable_requests
-            .iter()
-            .filter(|r| r.is_accepted_bid())
-            .count(),
-        answers: answers(&durable_requests),
+        bids_sent,
+        accepted,
+        answers,
         loss: durable_loss,
         lost_in_redis: durable_lost_in_redis,
     });
@@ -495,107 +515,5 @@ async fn redis_failover(
     {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Ok(result)
-}
-
-/// Kill one NATS node under load, restart it.
-async fn nats_node(cluster: &LocalCluster, args: &ClusterArgs) -> anyhow::Result<ScenarioResult> {
-    let edge = cluster.get("GATEWAY_URL")?;
-    let database_url = cluster.get("DATABASE_URL")?;
-    let items = create_items(&edge, "nats", args.items).await?;
-    let viewers: Vec<OrderedViewer> = ["BROADCAST_1_URL", "BROADCAST_2_URL"]
-        .iter()
-        .map(|name| {
-            Ok(OrderedViewer::start(
-                &authority(&cluster.get(name)?),
-                items.clone(),
-            ))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let clock = Clock::start();
-    let workload = load(vec![edge.clone()], &items, args.rate, clock)?;
-    tokio::time::sleep(phase(args)).await;
-    let fault_ms = clock.now_ms();
-    tokio::task::block_in_place(|| cluster.kill("nats-n1"))?;
-    viewers.iter().for_each(OrderedViewer::mark);
-    tokio::time::sleep(phase(args)).await;
-    tokio::task::block_in_place(|| cluster.restart("nats-n1"))?;
-    tokio::time::sleep(phase(args)).await;
-    let requests = workload.stop().await;
-    let loss = drain(&database_url, &requests, &items).await;
-    let mut result = base(Scenario::NatsNode, &requests, loss);
-    let (unavailable, slowest) = outage(&requests, fault_ms, None);
-    result.unavailable_ms = unavailable;
-    result.slowest_failure_ms = slowest;
-    let v = &mut result.violations;
-    if !result.loss.holds() || result.loss.drained_after_ms.is_none() {
-        v.push(format!(
-            "archive: lost {}, drained {:?}",
-            result.loss.lost, result.loss.drained_after_ms
-        ));
-    }
-    exactly_once(&database_url, &edge, &items, v).await;
-    if !viewers_caught_up(&edge, &viewers, &items).await? {
-        v.push("a viewer did not see every item's final seq".into());
-    }
-    let mut seen = Vec::new();
-    for viewer in viewers {
-        seen.push(viewer.stop().await);
-    }
-    check_viewers(&seen, v, true);
-    result.viewers = seen;
-    Ok(result)
-}
-
-/// Kill one gateway and one broadcast instance behind the load balancer, restart them.
-async fn instances(cluster: &LocalCluster, args: &ClusterArgs) -> anyhow::Result<ScenarioResult> {
-    let edge = cluster.get("GATEWAY_URL")?;
-    let database_url = cluster.get("DATABASE_URL")?;
-    let broadcast = authority(&cluster.get("BROADCAST_URL")?);
-    let items = create_items(&edge, "instances", args.items).await?;
-    // Several viewers through the load balancer, so some are on the instance that dies.
-    let viewers: Vec<OrderedViewer> = (0..4)
-        .map(|_| OrderedViewer::start(&broadcast, items.clone()))
-        .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let clock = Clock::start();
-    let workload = load(vec![edge.clone()], &items, args.rate, clock)?;
-    tokio::time::sleep(phase(args)).await;
-    let fault_ms = clock.now_ms();
-    tokio::task::block_in_place(|| {
-        cluster.kill("gateway-2")?;
-        cluster.kill("broadcast-2")
-    })?;
-    viewers.iter().for_each(OrderedViewer::mark);
-    tokio::time::sleep(phase(args)).await;
-    tokio::task::block_in_place(|| {
-        cluster.restart("gateway-2")?;
-        cluster.restart("broadcast-2")
-    })?;
-    tokio::time::sleep(phase(args)).await;
-    let requests = workload.stop().await;
-    let loss = drain(&database_url, &requests, &items).await;
-    let mut result = base(Scenario::Instances, &requests, loss);
-    let (unavailable, slowest) = outage(&requests, fault_ms, None);
-    result.unavailable_ms = unavailable;
-    result.slowest_failure_ms = slowest;
-    let v = &mut result.violations;
-    if !result.loss.holds() || result.loss.drained_after_ms.is_none() {
-        v.push(format!(
-            "archive: lost {}, drained {:?}",
-            result.loss.lost, result.loss.drained_after_ms
-        ));
-    }
-    exactly_once(&database_url, &edge, &items, v).await;
-    if !viewers_caught_up(&edge, &viewers, &items).await? {
-        v.push("a viewer did not see every item's final seq".into());
-    }
-    let mut seen = Vec::new();
-    for viewer in viewers {
-        seen.push(viewer.stop().await);
-    }
-    check_viewers(&seen, v, true);
-    result.viewers = seen;
     Ok(result)
 }

@@ -6,10 +6,12 @@
 //! the client. Such a row is traced back to its request (amounts are unique per item) and
 //! reported as `answer_lost`; only a row that matches no request sent is a violation.
 
-use crate::archive::ArchivedBid;
+use crate::archive::{self, ArchivedBid};
 use crate::open_loop::{Kind, Request};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 /// The outcome of the loss check.
@@ -74,6 +76,38 @@ impl LossCheck {
             lost_examples: lost.into_iter().take(5).collect(),
             answer_lost_by_label,
         }
+    }
+
+    /// Waits (at most `bound`) until PostgreSQL holds every accepted bid of `requests`, then
+    /// compares them with its rows of `items`; `drained_after_ms` counts from `since`.
+    pub async fn after_drain(
+        database_url: &str,
+        requests: &[Request],
+        items: &[String],
+        bound: Duration,
+        since: Instant,
+    ) -> Self {
+        let accepted: Vec<Uuid> = requests.iter().filter_map(|r| r.event_id).collect();
+        let (deadline, mut drained_after_ms) = (Instant::now() + bound, None);
+        while drained_after_ms.is_none() && Instant::now() < deadline {
+            let archived = archive::count_archived(database_url, Some(&accepted)).await;
+            if archived.is_ok_and(|n| n >= accepted.len()) {
+                drained_after_ms = Some(since.elapsed().as_secs_f64() * 1000.0);
+            } else {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+        // Rows still arriving for bids whose answer was lost are relayed by now too (they were
+        // in the outbox with the accepted ones), so one read of the table is the final state.
+        let rows = archive::archived_bids(database_url).await;
+        let mut rows = rows.unwrap_or_else(|e| {
+            tracing::error!(error = %format!("{e:#}"), "cannot read the archive");
+            Vec::new()
+        });
+        rows.retain(|r| items.contains(&r.item_id));
+        let mut check = Self::compare(requests, items, &rows);
+        check.drained_after_ms = drained_after_ms;
+        check
     }
 
     /// Whether the archive holds exactly the accepted bids (plus bids whose answer was lost).

@@ -39,7 +39,7 @@ const RECOVERY_HOLD_MS: f64 = 1_000.0;
 const AFTER_BOUND: Duration = Duration::from_secs(30);
 /// The longest the final drain waits for the archive to hold every accepted bid.
 const DRAIN_BOUND: Duration = Duration::from_secs(60);
-/// How often the after-window and the drain poll.
+/// How often the after-window polls.
 const POLL: Duration = Duration::from_millis(250);
 /// Redis down must be answered fast: the 99th percentile of the 503s must stay below this.
 const FAST_503_P99_MS: f64 = 250.0;
@@ -222,7 +222,7 @@ pub async fn run(args: &ResilienceArgs) -> anyhow::Result<ResilienceResult> {
     for &fault in &plan.faults {
         windows.push(run_fault(&mut cluster, &workload, &plan, fault, clock).await?);
     }
-    let stopped_ms = clock.now_ms();
+    let stopped = tokio::time::Instant::now();
     let requests = workload.stop().await;
     viewer.stop().await;
     let arrivals = arrivals
@@ -230,7 +230,7 @@ pub async fn run(args: &ResilienceArgs) -> anyhow::Result<ResilienceResult> {
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
     tracing::info!("load stopped; waiting for the archive to drain");
-    let loss = drain_and_compare(&cluster, &requests, &items, clock, stopped_ms).await;
+    let loss = drain_and_compare(&cluster, &requests, &items, stopped).await;
     cluster.shutdown().await?;
 
     let faults: Vec<FaultResult> = windows
@@ -443,34 +443,17 @@ impl FaultWindow {
     }
 }
 
-/// Waits (bounded) until PostgreSQL holds every accepted bid, then compares the sets.
+/// The loss check once the archive drained (at most [`DRAIN_BOUND`] after `stopped`), with the
+/// archive stream's count.
 async fn drain_and_compare(
     cluster: &Cluster,
     requests: &[Request],
     items: &[String],
-    clock: Clock,
-    stopped_ms: f64,
+    stopped: tokio::time::Instant,
 ) -> LossCheck {
-    let accepted: Vec<Uuid> = requests.iter().filter_map(|r| r.event_id).collect();
-    let deadline = tokio::time::Instant::now() + DRAIN_BOUND;
-    let mut drained_after_ms = None;
-    while tokio::time::Instant::now() < deadline && drained_after_ms.is_none() {
-        let archived = archive::count_archived(cluster.database_url(), Some(&accepted)).await;
-        if archived.is_ok_and(|n| n >= accepted.len()) {
-            drained_after_ms = Some(clock.now_ms() - stopped_ms);
-        } else {
-            tokio::time::sleep(POLL).await;
-        }
-    }
-    // Rows still arriving for bids whose answer was lost are relayed by now too (they were in
-    // the outbox with the accepted ones), so one read of the table is the final state.
-    let rows = archive::archived_bids(cluster.database_url()).await;
-    let rows = rows.unwrap_or_else(|e| {
-        tracing::error!(error = %format!("{e:#}"), "cannot read the archive");
-        Vec::new()
-    });
-    let mut check = LossCheck::compare(requests, items, &rows);
-    check.drained_after_ms = drained_after_ms;
+    let database_url = cluster.database_url();
+    let check = LossCheck::after_drain(database_url, requests, items, DRAIN_BOUND, stopped);
+    let mut check = check.await;
     let stream = shared::subjects::ARCHIVE_STREAM;
     let messages = archive::stream_messages(&cluster.nats_url(), stream).await;
     check.stream_messages = messages
