@@ -11,7 +11,7 @@
 use crate::api::{ApiClient, NewItem, in_secs};
 use crate::contention::hot_item;
 use crate::fanout::{FanoutLoad, level};
-use crate::goose_run::round_to;
+use crate::goose_run::{RequestStats, round_to};
 use crate::host::{Machine, cores, cpu_secs};
 use crate::latency::LatencyMs;
 use crate::report::{now_rfc3339, write_json};
@@ -59,6 +59,23 @@ pub struct WriteFigures {
     /// Where the time went: cores each part used during the load (CPU seconds per second).
     pub cores_used: CoresUsed,
     pub violations: Vec<String>,
+}
+
+impl WriteFigures {
+    fn new(bids: &RequestStats, accepted: f64, cores: CoresUsed, violations: Vec<String>) -> Self {
+        Self {
+            requests: bids.requests,
+            bids_per_sec: round_to(bids.per_sec, 1),
+            accepted_per_sec: round_to(accepted, 1),
+            latency_ms: bids.latency_ms,
+            cores_used: cores,
+            violations,
+        }
+    }
+
+    fn p99(&self) -> Option<f64> {
+        self.latency_ms.as_ref().map(|l| l.p99)
+    }
 }
 
 /// CPU seconds per second of each part during one load, summed over its processes.
@@ -212,37 +229,35 @@ pub async fn run(args: &BenchClusterArgs) -> anyhow::Result<BenchClusterResult> 
         (Some(a), Some(b)) if b > 0.0 => Some(round_to(a / b, 3)),
         _ => None,
     };
-    let p99 = |w: &WriteFigures| w.latency_ms.as_ref().map(|l| l.p99);
     let ratios = topologies
         .iter()
         .skip(1)
-        .map(|t| Ratios {
-            topology: t.topology,
-            hot_item_bids_per_sec: ratio(
-                Some(t.hot_item.bids_per_sec),
-                Some(single.hot_item.bids_per_sec),
-            ),
-            hot_item_p99: ratio(p99(&t.hot_item), p99(&single.hot_item)),
-            many_items_bids_per_sec: ratio(
-                Some(t.many_items.bids_per_sec),
-                Some(single.many_items.bids_per_sec),
-            ),
-            many_items_p99: ratio(p99(&t.many_items), p99(&single.many_items)),
-            fanout_p99: ratio(
-                t.fanout.as_ref().map(|f| f.latency_ms.p99),
-                single.fanout.as_ref().map(|f| f.latency_ms.p99),
-            ),
+        .map(|t| {
+            let write = |pick: fn(&TopologyResult) -> &WriteFigures| {
+                let (this, one) = (pick(t), pick(&single));
+                let rate = ratio(Some(this.bids_per_sec), Some(one.bids_per_sec));
+                (rate, ratio(this.p99(), one.p99()))
+            };
+            let (hot_item_bids_per_sec, hot_item_p99) = write(|t| &t.hot_item);
+            let (many_items_bids_per_sec, many_items_p99) = write(|t| &t.many_items);
+            let fanout_p99 = |t: &TopologyResult| t.fanout.as_ref().map(|f| f.latency_ms.p99);
+            Ratios {
+                topology: t.topology,
+                hot_item_bids_per_sec,
+                hot_item_p99,
+                many_items_bids_per_sec,
+                many_items_p99,
+                fanout_p99: ratio(fanout_p99(t), fanout_p99(&single)),
+            }
         })
         .collect();
     let violations = topologies
         .iter()
         .flat_map(|t| {
-            let mut v = prefixed(format!("{} hot item", t.topology), &t.hot_item.violations);
-            v.extend(prefixed(
-                format!("{} many items", t.topology),
-                &t.many_items.violations,
-            ));
-            v
+            let named =
+                |what, w: &WriteFigures| prefixed(format!("{} {what}", t.topology), &w.violations);
+            let hot = named("hot item", &t.hot_item);
+            hot.into_iter().chain(named("many items", &t.many_items))
         })
         .collect();
     let result = BenchClusterResult {
@@ -293,28 +308,19 @@ async fn topology(
     };
     let hot_load = hot_item::run_level(&api, gateway.url(), &item, args.users, args.duration_secs);
     let (hot, hot_cores) = probe.around(hot_load).await?;
-    let hot_item = WriteFigures {
-        requests: hot.bids.requests,
-        bids_per_sec: round_to(hot.bids.per_sec, 1),
-        accepted_per_sec: round_to(hot.accepted_per_sec, 1),
-        latency_ms: hot.bids.latency_ms,
-        cores_used: hot_cores,
-        violations: hot.violations.clone(),
-    };
+    let hot_item = WriteFigures::new(&hot.bids, hot.accepted_per_sec, hot_cores, hot.violations);
     let items = (0..args.items)
         .map(|n| NewItem::new(format!("{tag}-m{n}"), "many", (100, 1), in_secs(3_600)))
         .collect::<Result<Vec<_>, _>>()?;
     let spread_load =
         hot_item::run_spread_level(&api, gateway.url(), &items, args.users, args.duration_secs);
     let (spread, spread_cores) = probe.around(spread_load).await?;
-    let many_items = WriteFigures {
-        requests: spread.bids.requests,
-        bids_per_sec: round_to(spread.bids.per_sec, 1),
-        accepted_per_sec: round_to(spread.accepted_per_sec, 1),
-        latency_ms: spread.bids.latency_ms,
-        cores_used: spread_cores,
-        violations: spread.violations,
-    };
+    let many_items = WriteFigures::new(
+        &spread.bids,
+        spread.accepted_per_sec,
+        spread_cores,
+        spread.violations,
+    );
     gateway.shutdown().await?;
     let fanout = if durable || args.viewers == 0 {
         None

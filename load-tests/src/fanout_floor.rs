@@ -15,12 +15,12 @@ pub mod writer;
 use self::reader::ReaderReport;
 use self::writer::WriterReport;
 use crate::fanout::viewers::BUCKET;
-use crate::handoff::{Handoff, client, publish, shares};
+use crate::handoff::{Handoff, each_level, publish, shares};
 use crate::host::{Machine, load_average};
 use crate::latency::{Histogram, LatencyMs, from_ms, wall_clock_us};
 use crate::report::{now_rfc3339, write_json};
 use crate::verdict::{Outcome, Verdict};
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
 use serde::Serialize;
 use std::net::Ipv4Addr;
@@ -134,11 +134,10 @@ pub async fn run(args: &FanoutFloorArgs) -> anyhow::Result<FloorResult> {
         bail!("--viewers and --per-process must be at least 1");
     }
     let started_at = now_rfc3339();
-    let mut levels = Vec::new();
-    for &viewers in &args.viewers {
-        tracing::info!(viewers, "fanout-floor level");
-        levels.push(level(args, viewers).await?);
-    }
+    let levels = each_level("fanout-floor", &args.viewers, async |n| {
+        level(args, n).await
+    })
+    .await?;
     let result = FloorResult {
         experiment: "fanout-floor",
         started_at,
@@ -160,39 +159,33 @@ pub async fn run(args: &FanoutFloorArgs) -> anyhow::Result<FloorResult> {
 pub async fn level(args: &FanoutFloorArgs, viewers: usize) -> anyhow::Result<FloorLevel> {
     let shares = shares(viewers, args.per_process);
     let files = Handoff::create("floor")?;
-    let child = |role, count: &usize| {
-        let mut command = client(args.floor_bin.as_deref(), role)?;
-        command
-            .args([
-                "--count",
-                &count.to_string(),
-                "--rounds",
-                &args.rounds.to_string(),
-            ])
-            .args(["--frame-bytes", &args.frame_bytes.to_string()]);
-        anyhow::Ok(command)
+    let bin = args.floor_bin.as_deref();
+    let common = |command: &mut tokio::process::Command| {
+        command.args(["--rounds", &args.rounds.to_string()]);
+        command.args(["--frame-bytes", &args.frame_bytes.to_string()]);
     };
     let load_average_before = load_average();
     let started = Instant::now();
-    let mut children = Vec::with_capacity(2 * shares.len());
-    for (k, count) in shares.iter().enumerate() {
-        let mut writer = child("floor-writer", count)?;
-        writer.args(["--interval-ms", &args.interval_ms.to_string()]);
-        writer.arg("--port-file").arg(files.file("port", Some(k)));
-        writer.arg("--start-file").arg(files.file("start", None));
-        writer.arg("--done-file").arg(files.file("done", None));
-        writer.arg("--out").arg(files.file("writer", Some(k)));
-        children.push(writer.spawn().context("starting a writer process")?);
+    let mut children = files.spawn(bin, "floor-writer", &shares, |k, w| {
+        common(w);
+        w.args(["--interval-ms", &args.interval_ms.to_string()]);
+        w.arg("--port-file").arg(files.file("port", Some(k)));
+        w.arg("--start-file").arg(files.file("start", None));
+        w.arg("--done-file").arg(files.file("done", None));
+        w.arg("--out").arg(files.file("writer", Some(k)));
+    })?;
+    let mut ports = Vec::with_capacity(shares.len());
+    for k in 0..shares.len() {
+        ports.push(files.wait("port", k, CONNECT_TIMEOUT).await?);
     }
-    for (k, count) in shares.iter().enumerate() {
-        let port = files.wait("port", k, CONNECT_TIMEOUT).await?;
-        let mut reader = child("floor-reader", count)?;
-        reader.args(["--server", &format!("127.0.0.1:{}", port.trim())]);
-        reader.args(["--source", &reader_source(k).to_string()]);
-        reader.arg("--ready-file").arg(files.file("ready", Some(k)));
-        reader.arg("--out").arg(files.file("reader", Some(k)));
-        children.push(reader.spawn().context("starting a reader process")?);
-    }
+    children.extend(files.spawn(bin, "floor-reader", &shares, |k, r| {
+        common(r);
+        let port = ports.get(k).map_or("", |p| p.trim());
+        r.args(["--server", &format!("127.0.0.1:{port}")]);
+        r.args(["--source", &reader_source(k).to_string()]);
+        r.arg("--ready-file").arg(files.file("ready", Some(k)));
+        r.arg("--out").arg(files.file("reader", Some(k)));
+    })?);
     let connected = files.sum("ready", shares.len(), CONNECT_TIMEOUT).await?;
     let connect_secs = started.elapsed().as_secs_f64();
     tracing::info!(viewers, connected, connect_secs, "connected; writing");

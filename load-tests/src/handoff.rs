@@ -50,19 +50,23 @@ pub fn shares(total: usize, per_process: usize) -> Vec<usize> {
         .collect()
 }
 
-/// A child process running `load-tests <role>`: `bin`, else this program (tests, whose own
-/// executable is the test harness, pass the built binary). It is killed if dropped.
+/// Runs `level` for each of `counts` in turn (the levels of a fan-out experiment), raising the
+/// open-file limit first: a level holds tens of thousands of sockets.
 ///
 /// # Errors
-/// When this program cannot find its own path.
-pub fn client(bin: Option<&Path>, role: &str) -> anyhow::Result<tokio::process::Command> {
-    let bin = match bin {
-        Some(bin) => bin.to_owned(),
-        None => std::env::current_exe().context("finding the load-tests binary")?,
-    };
-    let mut command = tokio::process::Command::new(bin);
-    command.arg(role).kill_on_drop(true);
-    Ok(command)
+/// The first level that fails.
+pub async fn each_level<T>(
+    what: &str,
+    counts: &[usize],
+    mut level: impl AsyncFnMut(usize) -> anyhow::Result<T>,
+) -> anyhow::Result<Vec<T>> {
+    crate::host::raise_fd_limit();
+    let mut levels = Vec::with_capacity(counts.len());
+    for &count in counts {
+        tracing::info!(viewers = count, "{what} level");
+        levels.push(level(count).await?);
+    }
+    Ok(levels)
 }
 
 /// One level's directory of files, removed again when dropped.
@@ -88,6 +92,34 @@ impl Handoff {
             Some(k) => self.dir.join(format!("{name}-{k}")),
             None => self.dir.join(name),
         }
+    }
+
+    /// Starts one client process `load-tests <role> --count <share>` per share: `bin`, else this
+    /// program (tests, whose own executable is the test harness, pass the built binary); `args`
+    /// adds process `k`'s other flags. Each is killed if dropped.
+    ///
+    /// # Errors
+    /// When this program cannot find its own path or a process cannot start.
+    pub fn spawn(
+        &self,
+        bin: Option<&Path>,
+        role: &str,
+        shares: &[usize],
+        args: impl Fn(usize, &mut tokio::process::Command),
+    ) -> anyhow::Result<Vec<tokio::process::Child>> {
+        let bin = match bin {
+            Some(bin) => bin.to_owned(),
+            None => std::env::current_exe().context("finding the load-tests binary")?,
+        };
+        let spawn = |(k, count): (usize, &usize)| {
+            let mut command = tokio::process::Command::new(&bin);
+            command.arg(role).args(["--count", &count.to_string()]);
+            args(k, command.kill_on_drop(true));
+            command
+                .spawn()
+                .with_context(|| format!("starting a {role} process"))
+        };
+        shares.iter().enumerate().map(spawn).collect()
     }
 
     /// Waits until processes `0..n` have each published `name` and returns the sum of their

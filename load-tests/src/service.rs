@@ -11,7 +11,7 @@
 use crate::api::ApiClient;
 use anyhow::{Context, bail};
 use rustix::process::{Pid, Signal, kill_process};
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -39,6 +39,18 @@ pub fn namespace(tag: &str) -> Vec<(&'static str, String)> {
         ("SUBJECT_PREFIX", tag.to_owned()),
         ("ARCHIVE_STREAM", tag.to_uppercase()),
     ]
+}
+
+/// A loopback address that was free a moment ago: the kernel's pick for port 0, released for
+/// a service to bind.
+///
+/// # Errors
+/// When no port can be had.
+pub fn free_loopback_addr() -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0));
+    listener
+        .and_then(|l| l.local_addr())
+        .context("cannot find a free port")
 }
 
 /// A service ready to take requests.
@@ -97,9 +109,21 @@ impl Service {
         args: &[&str],
         env: &[(&str, String)],
     ) -> anyhow::Result<Self> {
-        // A port that was free a moment ago: the kernel's pick for port 0, released for the
-        // service to bind.
-        let addr = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr();
+        Self::start_at(role, binary, free_loopback_addr()?, args, env).await
+    }
+
+    /// [`Service::start_with_args`] on `addr`, for a program whose arguments must name it
+    /// (nginx's config) rather than read `LISTEN_ADDR`.
+    ///
+    /// # Errors
+    /// As [`Service::start`].
+    pub async fn start_at(
+        role: &'static str,
+        binary: &Path,
+        addr: SocketAddr,
+        args: &[&str],
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
         let env = env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
@@ -111,7 +135,7 @@ impl Service {
             env,
         };
         let mut service = Self {
-            url: format!("http://{}", addr.context("cannot find a free port")?),
+            url: format!("http://{addr}"),
             child: None,
             launch: Some(launch),
         };

@@ -67,6 +67,11 @@ impl Seen {
     }
 }
 
+/// The record, even if a frame handler panicked while holding it (the counts stay valid).
+fn lock(seen: &Mutex<Seen>) -> std::sync::MutexGuard<'_, Seen> {
+    seen.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// A reconnecting viewer of some items on one broadcast address, with its record.
 pub struct OrderedViewer {
     watcher: Watcher,
@@ -78,29 +83,18 @@ impl OrderedViewer {
     pub fn start(authority: &str, items: Vec<String>) -> Self {
         let seen: Arc<Mutex<Seen>> = Arc::default();
         let record = Arc::clone(&seen);
-        let watcher = Watcher::start(authority, items, move |text| {
-            record
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .frame(text);
-        });
+        let watcher = Watcher::start(authority, items, move |text| lock(&record).frame(text));
         Self { watcher, seen }
     }
 
     /// The record so far.
     pub fn seen(&self) -> Seen {
-        self.seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        lock(&self.seen).clone()
     }
 
     /// Starts counting events separately from here (the moment of a fault).
     pub fn mark(&self) {
-        self.seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .marked = true;
+        lock(&self.seen).marked = true;
     }
 
     pub async fn stop(self) -> Seen {

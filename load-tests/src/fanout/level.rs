@@ -6,12 +6,11 @@
 use super::FanoutLoad;
 use super::viewers::ViewerReport;
 use crate::api::{ApiClient, NewItem, in_secs};
-use crate::handoff::{Handoff, client, publish, shares};
+use crate::handoff::{Handoff, publish, shares};
 use crate::host::rss_kib;
 use crate::latency::{Histogram, LatencyMs};
 use crate::open_loop::{Clock, STARTING_CENTS, Target, Workload};
 use crate::service::{Service, namespace, run_tag};
-use anyhow::Context;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -93,12 +92,12 @@ pub async fn run(load: &FanoutLoad, viewers: usize) -> anyhow::Result<FanoutLeve
         .iter()
         .filter_map(|r| Some((r.seq?, clock.wall_us(r.sent_ms))))
         .collect();
-    let receipts = audience.receipts(&posts).await?;
+    let level = audience.level(load, &posts, requests.len()).await?;
     for broadcast in broadcasts {
         broadcast.shutdown().await?;
     }
     gateway.shutdown().await?;
-    Ok(receipts.level(load, viewers, requests.len(), posts.len()))
+    Ok(level)
 }
 
 /// The summed resident memory of `pids`, in KiB.
@@ -111,20 +110,13 @@ pub fn rss_of(pids: &[u32]) -> u64 {
 pub struct Audience {
     files: Handoff,
     clients: Vec<tokio::process::Child>,
-    processes: usize,
+    viewers: usize,
     servers: usize,
     connected: usize,
     connect_secs: f64,
     /// Server memory (KiB) before the viewers connected and once they were idle.
     rss_before: u64,
     rss_idle: u64,
-}
-
-/// What the viewers received, merged over the processes, and the level's setup figures.
-pub struct Receipts {
-    audience: Audience,
-    reports: Vec<ViewerReport>,
-    histogram: Histogram,
 }
 
 impl Audience {
@@ -142,27 +134,18 @@ impl Audience {
         rss: impl Fn() -> u64,
     ) -> anyhow::Result<Self> {
         let shares = shares(viewers, load.per_process);
+        anyhow::ensure!(!servers.is_empty(), "no server for the viewers");
         let rss_before = rss();
         let files = Handoff::create(tag)?;
         let started = Instant::now();
-        let mut clients = Vec::with_capacity(shares.len());
-        for (k, count) in shares.iter().enumerate() {
-            let server = servers
-                .get(k % servers.len().max(1))
-                .context("no server for the viewers")?;
-            let mut client = client(load.viewers_bin.as_deref(), "viewers")?;
-            client.args(["--server", server, "--item", item]);
-            client.args([
-                "--count",
-                &count.to_string(),
-                "--source",
-                &format!("127.0.0.{}", 11 + k),
-            ]);
-            client.arg("--ready-file").arg(files.file("ready", Some(k)));
-            client.arg("--posts-file").arg(files.file("posts", None));
-            client.arg("--out").arg(files.file("report", Some(k)));
-            clients.push(client.spawn().context("starting a viewers process")?);
-        }
+        let clients = files.spawn(load.viewers_bin.as_deref(), "viewers", &shares, |k, c| {
+            let server = servers[k % servers.len()];
+            c.args(["--server", server, "--item", item]);
+            c.args(["--source", &format!("127.0.0.{}", 11 + k)]);
+            c.arg("--ready-file").arg(files.file("ready", Some(k)));
+            c.arg("--posts-file").arg(files.file("posts", None));
+            c.arg("--out").arg(files.file("report", Some(k)));
+        })?;
         let connected = files.sum("ready", shares.len(), CONNECT_TIMEOUT).await?;
         let connected = usize::try_from(connected)?;
         let connect_secs = started.elapsed().as_secs_f64();
@@ -172,7 +155,7 @@ impl Audience {
         Ok(Self {
             files,
             clients,
-            processes: shares.len(),
+            viewers,
             servers: servers.len(),
             connected,
             connect_secs,
@@ -181,66 +164,45 @@ impl Audience {
         })
     }
 
-    /// Once the events are sent: waits for the last ones, hands the processes `posts` (when
-    /// each `seq` was sent, wall-clock µs) and merges their reports.
+    /// Once `posted` events are sent: waits for the last ones, hands the processes `posts`
+    /// (when each accepted `seq` was sent, wall-clock µs), merges their reports into the
+    /// level's figures.
     ///
     /// # Errors
     /// The posts cannot be written or a report does not come in time.
-    pub async fn receipts(mut self, posts: &HashMap<u64, u64>) -> anyhow::Result<Receipts> {
+    pub async fn level(
+        mut self,
+        load: &FanoutLoad,
+        posts: &HashMap<u64, u64>,
+        posted: usize,
+    ) -> anyhow::Result<FanoutLevel> {
         tokio::time::sleep(LAST_EVENTS).await;
-        publish(
-            &self.files.file("posts", None),
-            &serde_json::to_string(posts)?,
-        )?;
-        let timeout = Duration::from_secs(120);
-        let reports: Vec<ViewerReport> = self
-            .files
-            .reports("report", self.processes, timeout)
-            .await?;
+        let posts_file = self.files.file("posts", None);
+        publish(&posts_file, &serde_json::to_string(posts)?)?;
+        let (processes, timeout) = (self.clients.len(), Duration::from_secs(120));
+        let reports: Vec<ViewerReport> = self.files.reports("report", processes, timeout).await?;
         let mut histogram = Histogram::bucketed(super::viewers::BUCKET);
         reports.iter().for_each(|r| histogram.merge(&r.histogram));
         for client in &mut self.clients {
             let _ = client.wait().await;
         }
-        Ok(Receipts {
-            audience: self,
-            reports,
-            histogram,
-        })
-    }
-}
-
-impl Receipts {
-    /// The level's figures: `posted` events sent, `accepted` of them expected by every viewer.
-    pub fn level(
-        self,
-        load: &FanoutLoad,
-        viewers: usize,
-        posted: usize,
-        accepted: usize,
-    ) -> FanoutLevel {
-        let Self {
-            audience,
-            reports,
-            histogram,
-        } = self;
         let expected: u64 = reports.iter().map(|r| r.expected).sum();
         let delivered: u64 = reports.iter().map(|r| r.delivered).sum();
-        let connected = audience.connected;
-        FanoutLevel {
-            viewers,
+        let connected = self.connected;
+        let gained = self.rss_idle.saturating_sub(self.rss_before);
+        Ok(FanoutLevel {
+            viewers: self.viewers,
             bids_per_sec: load.rate,
             connected,
-            broadcast_instances: audience.servers,
+            broadcast_instances: self.servers,
             bids_posted: posted,
-            bids_accepted: accepted,
+            bids_accepted: posts.len(),
             delivery_ratio: delivered as f64 / expected.max(1) as f64,
             resyncs: reports.iter().map(|r| r.resyncs).sum(),
             latency_ms: histogram.latency().unwrap_or_default(),
-            rss_per_viewer_kib: audience.rss_idle.saturating_sub(audience.rss_before) as f64
-                / connected.max(1) as f64,
-            connect_secs: audience.connect_secs,
+            rss_per_viewer_kib: gained as f64 / connected.max(1) as f64,
+            connect_secs: self.connect_secs,
             histogram,
-        }
+        })
     }
 }

@@ -10,7 +10,8 @@ pub mod nchan;
 mod report;
 pub mod viewers;
 
-use crate::host::{Machine, cores, raise_fd_limit};
+use crate::handoff::each_level;
+use crate::host::{Machine, cores};
 use crate::report::{ReportDir, now_rfc3339, write_json};
 use crate::verdict::{Outcome, Verdict};
 use clap::Args;
@@ -104,13 +105,10 @@ impl FanoutReport {
 }
 
 async fn levels(load: &FanoutLoad) -> anyhow::Result<Vec<FanoutLevel>> {
-    raise_fd_limit();
-    let mut levels = Vec::with_capacity(load.viewers.len());
-    for &viewers in &load.viewers {
-        tracing::info!(viewers, "fan-out level");
-        levels.push(level::run(load, viewers).await?);
-    }
-    Ok(levels)
+    each_level("fan-out", &load.viewers, async |viewers| {
+        level::run(load, viewers).await
+    })
+    .await
 }
 
 /// Runs `bench-fanout`: every level, written as one JSON file.

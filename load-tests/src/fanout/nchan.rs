@@ -8,33 +8,31 @@
 //! subscribed at `/ws?item_id=X`, the broadcast service's own URL, so the viewers cannot tell
 //! the two apart. Latency runs from just before the POST (the bid's POST on our side, which
 //! also pays for the gateway, Redis and NATS) to each receipt. nginx runs from a throwaway
-//! config in a temp dir on a free loopback port and is stopped (by its pid) after each level.
+//! config in a temp dir on a free loopback port, started and stopped as a [`Service`] (its
+//! config answers `/ready`) around each level.
 //! The order is ours, nchan, nchan, ours (`--pairs` times), and the ratio is of the medians.
 
 use super::FanoutLoad;
 use super::level::{self, Audience, FanoutLevel, rss_of};
 use crate::fanout_floor::frame::sample_bid_placed;
-use crate::host::{Machine, raise_fd_limit};
+use crate::handoff::each_level;
+use crate::host::Machine;
 use crate::latency::wall_clock_us;
 use crate::report::{now_rfc3339, write_json};
-use crate::service::run_tag;
+use crate::service::{Service, free_loopback_addr, run_tag};
 use crate::verdict::{Outcome, Verdict};
 use anyhow::{Context, bail};
-use rustix::process::{Pid, Signal, kill_process};
 use shared::ItemId;
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio::process::{Child, Command};
 
 /// Most viewers one nginx worker is given: its sockets must stay under the machine's open
 /// files per process (about 20,000).
 pub const MAX_NCHAN_VIEWERS: usize = 18_000;
 /// What issue 18 asks: the broadcast service's p99 at most this fraction of nchan's.
 pub const GOAL_RATIO: f64 = 0.5;
-/// How long nginx gets to listen after it starts.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Flags of `load-tests bench-fanout-nchan`.
 #[derive(Debug, Clone, clap::Args)]
@@ -126,10 +124,8 @@ pub async fn run(args: &BenchFanoutNchanArgs) -> anyhow::Result<NchanResult> {
     if let Some(&too_many) = args.load.viewers.iter().find(|&&n| n > MAX_NCHAN_VIEWERS) {
         bail!("{too_many} viewers: one nginx worker takes at most {MAX_NCHAN_VIEWERS} sockets");
     }
-    raise_fd_limit();
     let started_at = now_rfc3339();
-    let mut levels = Vec::with_capacity(args.load.viewers.len());
-    for &viewers in &args.load.viewers {
+    let levels = each_level("nchan", &args.load.viewers, async |viewers| {
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for _ in 0..args.pairs {
             ours.push(level::run(&args.load, viewers).await?);
@@ -145,8 +141,9 @@ pub async fn run(args: &BenchFanoutNchanArgs) -> anyhow::Result<NchanResult> {
             ratio = level.p99_ratio,
             "nchan level"
         );
-        levels.push(level);
-    }
+        anyhow::Ok(level)
+    })
+    .await?;
     let result = NchanResult {
         experiment: "bench-fanout-nchan",
         started_at,
@@ -160,52 +157,33 @@ pub async fn run(args: &BenchFanoutNchanArgs) -> anyhow::Result<NchanResult> {
     Ok(result)
 }
 
-/// nginx + nchan on a free port with one worker, from a config in `dir`.
+/// nginx + nchan on a free port with one worker, from a config in its temp dir; stopped
+/// like any service (its config answers `/ready`).
 struct Nginx {
-    child: Child,
-    addr: String,
+    service: Service,
     _dir: tempfile::TempDir,
 }
 
 impl Nginx {
     async fn start(args: &BenchFanoutNchanArgs, viewers: usize) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("nchan-").tempdir()?;
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-            .local_addr()?
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let conf = config(dir.path(), &args.nchan_module, &addr, viewers);
+        let addr = free_loopback_addr()?;
         let conf_path = dir.path().join("nginx.conf");
-        std::fs::write(&conf_path, conf)?;
-        let child = Command::new(&args.nginx_bin)
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .arg("-c")
-            .arg(&conf_path)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", args.nginx_bin.display()))?;
-        let nginx = Self {
-            child,
-            addr,
-            _dir: dir,
-        };
-        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-        while TcpStream::connect(&nginx.addr).is_err() {
-            if tokio::time::Instant::now() > deadline {
-                bail!("nginx not listening on {} in time", nginx.addr);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(nginx)
+        std::fs::write(
+            &conf_path,
+            config(dir.path(), &args.nchan_module, addr, viewers),
+        )?;
+        let prefix = dir.path().display().to_string();
+        let log = dir.path().join("error.log").display().to_string();
+        let conf = conf_path.display().to_string();
+        let flags = ["-p", &prefix, "-e", &log, "-c", &conf];
+        let service = Service::start_at("nginx", &args.nginx_bin, addr, &flags, &[]).await?;
+        Ok(Self { service, _dir: dir })
     }
 
     /// The master's pid and its worker's (nginx forks the worker).
     fn pids(&self) -> Vec<u32> {
-        let Some(master) = self.child.id() else {
+        let Some(master) = self.service.pid() else {
             return Vec::new();
         };
         let children = format!("/proc/{master}/task/{master}/children");
@@ -214,28 +192,11 @@ impl Nginx {
             .chain(workers.split_whitespace().filter_map(|p| p.parse().ok()))
             .collect()
     }
-
-    /// SIGQUIT (nginx's graceful stop), then a kill if it lingers.
-    async fn stop(mut self) {
-        if let Some(pid) = self
-            .child
-            .id()
-            .and_then(|id| Pid::from_raw(i32::try_from(id).ok()?))
-        {
-            let _ = kill_process(pid, Signal::QUIT);
-        }
-        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
-    }
 }
 
 /// The throwaway config: one worker with room for `viewers` sockets, a WebSocket subscriber
 /// at the broadcast service's `/ws?item_id=` and a publisher at `/pub?item_id=`.
-fn config(dir: &Path, module: &Path, addr: &str, viewers: usize) -> String {
+fn config(dir: &Path, module: &Path, addr: SocketAddr, viewers: usize) -> String {
     let dir = dir.display();
     let files = viewers + 2_000;
     format!(
@@ -256,6 +217,7 @@ http {{
     listen {addr} backlog=4096;
     location = /ws {{ nchan_subscriber websocket; nchan_channel_id $arg_item_id; }}
     location = /pub {{ nchan_publisher; nchan_channel_id $arg_item_id; }}
+    location = /ready {{ return 200; }}
   }}
 }}
 ",
@@ -272,16 +234,14 @@ async fn nchan_level(args: &BenchFanoutNchanArgs, viewers: usize) -> anyhow::Res
     let item = format!("{tag}-item");
     let measured = async {
         let pids = nginx.pids();
-        let servers = [nginx.addr.as_str()];
+        let servers = [nginx.service.authority()];
         let audience =
             Audience::connect(load, viewers, &servers, &item, &tag, || rss_of(&pids)).await?;
-        let posts = publish_events(load, &nginx.addr, &item).await?;
-        let sent = posts.len();
-        let receipts = audience.receipts(&posts).await?;
-        anyhow::Ok(receipts.level(load, viewers, sent, sent))
+        let posts = publish_events(load, nginx.service.authority(), &item).await?;
+        audience.level(load, &posts, posts.len()).await
     }
     .await;
-    nginx.stop().await;
+    nginx.service.stop().await;
     measured
 }
 
