@@ -15,7 +15,7 @@ use crate::goose_run::{RequestStats, round_to};
 use crate::host::{Machine, cores, cpu_secs};
 use crate::latency::LatencyMs;
 use crate::report::{now_rfc3339, write_json};
-use crate::service::{Service, namespace, run_tag};
+use crate::service::{Service, Stores, namespace, run_tag};
 use crate::verdict::{Outcome, Verdict, prefixed};
 use anyhow::Context;
 use serde::Serialize;
@@ -184,11 +184,9 @@ impl Outcome for BenchClusterResult {
     }
 }
 
-/// Where one topology's stores are.
-struct Stores {
-    redis_url: String,
-    nats_url: String,
-    replicas: &'static str,
+/// Where one topology's stores are, and their processes (for the cores they use).
+struct Topology {
+    stores: Stores,
     redis_pids: Vec<u32>,
     nats_pids: Vec<u32>,
 }
@@ -203,26 +201,32 @@ pub async fn run(args: &BenchClusterArgs) -> anyhow::Result<BenchClusterResult> 
     {
         let redis = tokio::task::block_in_place(RedisServer::start_durable)?;
         let nats = tokio::task::block_in_place(NatsServer::start)?;
-        let stores = Stores {
-            redis_url: redis.url(),
-            nats_url: nats.url(),
-            replicas: "1",
+        let on = Topology {
+            stores: Stores {
+                redis_url: redis.url(),
+                nats_url: nats.url(),
+                database_url: None,
+                replicas: 1,
+            },
             redis_pids: redis.pid().into_iter().collect(),
             nats_pids: nats.pid().into_iter().collect(),
         };
-        topologies.push(topology(args, "single", &stores, false).await?);
+        topologies.push(topology(args, "single", &on, false).await?);
     }
     {
         let cluster = tokio::task::block_in_place(|| LocalCluster::stores_only(&args.script))?;
-        let stores = Stores {
-            redis_url: cluster.get("REDIS_URL")?,
-            nats_url: cluster.get("NATS_URL")?,
-            replicas: "3",
+        let on = Topology {
+            stores: Stores {
+                redis_url: cluster.get("REDIS_URL")?,
+                nats_url: cluster.get("NATS_URL")?,
+                database_url: None,
+                replicas: 3,
+            },
             redis_pids: cluster.pids("redis-"),
             nats_pids: cluster.pids("nats-"),
         };
-        topologies.push(topology(args, "cluster", &stores, false).await?);
-        topologies.push(topology(args, "cluster-durable", &stores, true).await?);
+        topologies.push(topology(args, "cluster", &on, false).await?);
+        topologies.push(topology(args, "cluster-durable", &on, true).await?);
     }
     let single = topologies.first().cloned().context("no single-node run")?;
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
@@ -282,16 +286,14 @@ pub async fn run(args: &BenchClusterArgs) -> anyhow::Result<BenchClusterResult> 
 async fn topology(
     args: &BenchClusterArgs,
     name: &'static str,
-    stores: &Stores,
+    on: &Topology,
     durable: bool,
 ) -> anyhow::Result<TopologyResult> {
     tracing::info!(topology = name, "topology");
     let tag = run_tag("bc");
     let mut env = namespace(&tag);
+    env.extend(on.stores.env());
     env.extend([
-        ("REDIS_URL", stores.redis_url.clone()),
-        ("NATS_URL", stores.nats_url.clone()),
-        ("JETSTREAM_REPLICAS", stores.replicas.to_owned()),
         ("PRICE_PREFILTER", "false".to_owned()),
         // As contention does: a loaded machine must not turn slow answers into 503s.
         ("REDIS_TIMEOUT_MS", "2000".to_owned()),
@@ -303,8 +305,8 @@ async fn topology(
     let item = NewItem::new(format!("{tag}-hot"), "hot", (100, 1), in_secs(3_600))?;
     let probe = CpuProbe {
         gateway: gateway.pid().into_iter().collect(),
-        redis: stores.redis_pids.clone(),
-        nats: stores.nats_pids.clone(),
+        redis: on.redis_pids.clone(),
+        nats: on.nats_pids.clone(),
     };
     let hot_load = hot_item::run_level(&api, gateway.url(), &item, args.users, args.duration_secs);
     let (hot, hot_cores) = probe.around(hot_load).await?;
@@ -333,10 +335,11 @@ async fn topology(
             rate: 2,
             duration_secs: args.duration_secs,
             viewers_bin: None,
-            env: env
-                .iter()
-                .filter(|(k, _)| matches!(*k, "REDIS_URL" | "NATS_URL" | "JETSTREAM_REPLICAS"))
-                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            env: on
+                .stores
+                .env()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
                 .collect(),
         };
         let level = level::run(&load, args.viewers).await?;

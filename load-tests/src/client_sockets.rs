@@ -7,13 +7,59 @@
 //! socket keep that small (a tokio task and stream per viewer cost about 8 µs per frame, as
 //! much as the server).
 
+use crate::handoff::publish;
 use anyhow::Context;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// How long one connection may take (loopback answers in microseconds unless the server's
+/// accept queue is full).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The flags of every client process of a level (set by its orchestrator).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientArgs {
+    /// The server, e.g. 127.0.0.1:8081.
+    #[arg(long)]
+    pub server: SocketAddr,
+    /// Source address of every connection, e.g. 127.0.0.11.
+    #[arg(long)]
+    pub source: IpAddr,
+    #[arg(long)]
+    pub count: usize,
+    /// Written (with the number connected) once every connection is made.
+    #[arg(long)]
+    pub ready_file: PathBuf,
+    /// Where this process writes its report.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+impl ClientArgs {
+    /// Raises the open-file limit, opens `count` sockets from `source` to `server` (blocking,
+    /// one at a time), each made a `T` by `open`, and publishes how many connected.
+    ///
+    /// # Errors
+    /// As [`Readers::open`], or when the ready file cannot be written.
+    pub fn connect<T>(
+        &self,
+        mut open: impl FnMut(Socket) -> anyhow::Result<T>,
+        stream: impl Fn(&mut T) -> &mut TcpStream,
+    ) -> anyhow::Result<(Readers<T>, usize)> {
+        crate::host::raise_fd_limit();
+        let connect = || open(connect(self.source, self.server, CONNECT_TIMEOUT)?);
+        let (readers, failed) = Readers::open(self.count, connect, stream)?;
+        let connected = readers.sockets.len();
+        publish(&self.ready_file, &connected.to_string())?;
+        tracing::info!(connected, failed, "client sockets connected");
+        Ok((readers, failed))
+    }
+}
 
 /// Connects to `server` from `source` (blocking, at most `timeout`). The socket closes with a
 /// reset: a graceful close from this side would leave each source port in TIME_WAIT, and the

@@ -41,6 +41,31 @@ pub fn namespace(tag: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Where a set of services finds its stores, as the environment every service reads.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    pub redis_url: String,
+    pub nats_url: String,
+    /// The read model, for the services that use one (a fan-out level needs none).
+    pub database_url: Option<String>,
+    /// Replicas of the JetStream streams (`JETSTREAM_REPLICAS`): 1 on one server, 3 on the
+    /// cluster.
+    pub replicas: u8,
+}
+
+impl Stores {
+    /// `REDIS_URL`, `NATS_URL`, `JETSTREAM_REPLICAS` and, with a database, `DATABASE_URL`.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("REDIS_URL", self.redis_url.clone()),
+            ("NATS_URL", self.nats_url.clone()),
+            ("JETSTREAM_REPLICAS", self.replicas.to_string()),
+        ];
+        env.extend(self.database_url.clone().map(|url| ("DATABASE_URL", url)));
+        env
+    }
+}
+
 /// A loopback address that was free a moment ago: the kernel's pick for port 0, released for
 /// a service to bind.
 ///

@@ -6,7 +6,7 @@ use crate::api::{ApiClient, NewItem, in_secs};
 use crate::archive;
 use crate::open_loop::{Clock, Kind, Request, STARTING_CENTS, Target, Workload};
 use crate::resilience::loss::LossCheck;
-use crate::service::Service;
+use crate::service::{Service, Stores};
 use anyhow::Context;
 use shared::ItemId;
 use shared::redis_keys::Keyspace;
@@ -187,16 +187,15 @@ struct Watched<'a> {
 }
 
 impl<'a> Watched<'a> {
-    /// Creates the scenario's items (`tag`), starts a viewer of them at each broadcast address
-    /// named in `watch`, lets them subscribe, then starts the load.
+    /// Starts a viewer of `items` at each broadcast address named in `watch`, lets them
+    /// subscribe, then starts the load.
     async fn start(
         cluster: &'a LocalCluster,
         args: &'a ClusterArgs,
-        tag: &str,
+        items: Vec<String>,
         watch: &[&str],
     ) -> anyhow::Result<(Self, Workload)> {
         let (edge, database_url) = (cluster.get("GATEWAY_URL")?, cluster.get("DATABASE_URL")?);
-        let items = create_items(&edge, tag, args.items).await?;
         let viewers = watch
             .iter()
             .map(|name| {
@@ -314,9 +313,10 @@ impl<'a> Watched<'a> {
 
 /// Whole path, no fault.
 async fn path(cluster: &LocalCluster, args: &ClusterArgs) -> anyhow::Result<ScenarioResult> {
+    let items = create_items(&cluster.get("GATEWAY_URL")?, "path", args.items).await?;
+    let masters: HashSet<u16> = masters_of(cluster, &items)?.into_iter().collect();
     let watch = ["BROADCAST_1_URL", "BROADCAST_2_URL"];
-    let (run, workload) = Watched::start(cluster, args, "path", &watch).await?;
-    let masters: HashSet<u16> = masters_of(cluster, &run.items)?.into_iter().collect();
+    let (run, workload) = Watched::start(cluster, args, items, &watch).await?;
     tokio::time::sleep(phase(args) * 2).await;
     let requests = workload.stop().await;
     let mut result = run.result(Scenario::Path, &requests, None).await;
@@ -390,7 +390,8 @@ async fn killed(
     watch: &[&str],
     victims: &[&str],
 ) -> anyhow::Result<ScenarioResult> {
-    let (run, workload) = Watched::start(cluster, args, tag, watch).await?;
+    let items = create_items(&cluster.get("GATEWAY_URL")?, tag, args.items).await?;
+    let (run, workload) = Watched::start(cluster, args, items, watch).await?;
     let fault_ms = run.fault(victims).await?;
     let requests = workload.stop().await;
     let mut result = run.result(scenario, &requests, Some(fault_ms)).await;
@@ -411,15 +412,18 @@ async fn redis_failover(
 ) -> anyhow::Result<ScenarioResult> {
     let edge = cluster.get("GATEWAY_URL")?;
     let database_url = cluster.get("DATABASE_URL")?;
-    let env = [
-        ("REDIS_URL", cluster.get("REDIS_URL")?),
-        ("NATS_URL", cluster.get("NATS_URL")?),
-        ("DATABASE_URL", database_url.clone()),
-        ("JETSTREAM_REPLICAS", "3".to_owned()),
+    let stores = Stores {
+        redis_url: cluster.get("REDIS_URL")?,
+        nats_url: cluster.get("NATS_URL")?,
+        database_url: Some(database_url.clone()),
+        replicas: 3,
+    };
+    let mut env = stores.env();
+    env.extend([
         ("INSTANCE_ID", "gateway-durable".to_owned()),
         ("DURABLE_ACCEPT", "true".to_owned()),
         ("RUST_LOG", "error".to_owned()),
-    ];
+    ]);
     let durable_gateway =
         Service::start("gateway", &args.bin_dir.join("api-gateway"), &env).await?;
     let items = create_items(&edge, "failover", args.items).await?;

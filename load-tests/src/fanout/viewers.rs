@@ -3,16 +3,14 @@
 //! non-blocking WebSocket), records when each `bid_placed` frame arrives, and once the
 //! orchestrator writes the POST times (`--posts-file`), reports delivery and latency.
 
-use crate::client_sockets::{self, Readers};
+use crate::client_sockets::ClientArgs;
 use crate::handoff::publish;
-use crate::host::raise_fd_limit;
 use crate::latency::{Histogram, wall_clock_us};
 use clap::Args;
 use serde::{Deserialize, Serialize};
-use socket2::SockRef;
+use socket2::{SockRef, Socket};
 use std::collections::{HashMap, HashSet};
 use std::io::ErrorKind;
-use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tungstenite::protocol::WebSocketConfig;
@@ -20,33 +18,22 @@ use tungstenite::{Message, WebSocket};
 
 #[derive(Debug, Clone, Args)]
 pub struct ViewersArgs {
-    /// Broadcast address, e.g. 127.0.0.1:8081.
-    #[arg(long)]
-    pub server: SocketAddr,
+    /// The broadcast instance, the source address, the viewers, the ready and report files.
+    #[command(flatten)]
+    pub client: ClientArgs,
     #[arg(long)]
     pub item: String,
-    #[arg(long)]
-    pub count: usize,
-    /// Source address of every connection, e.g. 127.0.0.11.
-    #[arg(long)]
-    pub source: IpAddr,
-    /// Written (with the number connected) once every viewer is connected.
-    #[arg(long)]
-    pub ready_file: PathBuf,
     /// JSON `{seq: post_time_us}` the orchestrator writes when the bids are done.
     #[arg(long)]
     pub posts_file: PathBuf,
-    /// Where this process writes its [`ViewerReport`].
-    #[arg(long)]
-    pub out: PathBuf,
 }
 
 /// Latencies are kept in 100 µs buckets: fine for figures in milliseconds, and a report of
 /// a few thousand buckets however many receipts it counts.
 pub const BUCKET: Duration = Duration::from_micros(100);
 
-/// How long one connection and its handshake may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the event loop looks for the orchestrator's POST times.
 const POSTS_CHECK: Duration = Duration::from_millis(100);
 
@@ -90,10 +77,9 @@ fn bid_seq(text: &str) -> Option<u64> {
 /// # Errors
 /// When the poll set cannot be made or the files cannot be read or written.
 pub fn run(args: &ViewersArgs) -> anyhow::Result<()> {
-    raise_fd_limit();
-    let url = format!("ws://{}/ws?item_id={}", args.server, args.item);
-    let open = || {
-        let ws = connect(args, &url)?;
+    let url = format!("ws://{}/ws?item_id={}", args.client.server, args.item);
+    let open = |socket| {
+        let ws = handshake(socket, &url)?;
         Ok(Viewer {
             ws,
             receipts: Vec::new(),
@@ -101,10 +87,8 @@ pub fn run(args: &ViewersArgs) -> anyhow::Result<()> {
             open: true,
         })
     };
-    let (mut viewers, failed) = Readers::open(args.count, open, |v| v.ws.get_mut())?;
+    let (mut viewers, failed) = args.client.connect(open, |v| v.ws.get_mut())?;
     let connected = viewers.sockets.len();
-    publish(&args.ready_file, &connected.to_string())?;
-    tracing::info!(connected, "viewers connected");
 
     // Frames that arrived during the handshakes are already buffered by the kernel; edge-
     // triggered polling reports them only on new data, so read every socket once first.
@@ -144,14 +128,13 @@ pub fn run(args: &ViewersArgs) -> anyhow::Result<()> {
         resyncs,
         histogram,
     };
-    publish(&args.out, &serde_json::to_string(&report)?)
+    publish(&args.client.out, &serde_json::to_string(&report)?)
 }
 
-/// Connects from the source address and does the handshake with the socket still blocking
-/// (one at a time is fast on loopback), then makes it non-blocking for the event loop.
-fn connect(args: &ViewersArgs, url: &str) -> anyhow::Result<WebSocket<mio::net::TcpStream>> {
-    let socket = client_sockets::connect(args.source, args.server, CONNECT_TIMEOUT)?;
-    socket.set_read_timeout(Some(CONNECT_TIMEOUT))?;
+/// Does the handshake with the socket still blocking (one at a time is fast on loopback),
+/// then makes it non-blocking for the event loop.
+fn handshake(socket: Socket, url: &str) -> anyhow::Result<WebSocket<mio::net::TcpStream>> {
+    socket.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
     let stream: std::net::TcpStream = socket.into();
     // Small buffers: the default 128 KiB per socket would make the load generator, not the
     // service, what runs out of memory and cache.

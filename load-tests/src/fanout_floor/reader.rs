@@ -5,48 +5,31 @@
 //! stamp to the read that completed it.
 
 use super::frame::Stamp;
-use crate::client_sockets::{self, Readers};
+use crate::client_sockets::ClientArgs;
 use crate::fanout::viewers::BUCKET;
 use crate::handoff::publish;
-use crate::host::raise_fd_limit;
 use crate::latency::{Histogram, wall_clock_us};
 use clap::Args;
 use mio::net::TcpStream;
 use serde::{Deserialize, Serialize};
+use socket2::Socket;
 use std::io::{ErrorKind, Read};
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// How long one connection may take (loopback answers in microseconds unless the writer's
-/// accept queue is full).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes taken from a socket per `read`: many frames, should a socket ever fall behind.
 const READ_BYTES: usize = 64 * 1024;
 
 /// Flags of the hidden `floor-reader` subcommand (set by `fanout-floor`).
 #[derive(Debug, Clone, Args)]
 pub struct FloorReaderArgs {
-    /// The writer, e.g. 127.0.0.1:40000.
-    #[arg(long)]
-    pub server: SocketAddr,
-    /// Source address of every connection, e.g. 127.0.0.111 (a source address has ~28,000
-    /// ephemeral ports).
-    #[arg(long)]
-    pub source: IpAddr,
-    #[arg(long)]
-    pub count: usize,
+    /// The writer, the source address, the sockets, the ready and report files.
+    #[command(flatten)]
+    pub client: ClientArgs,
     /// Frames expected on each socket.
     #[arg(long)]
     pub rounds: u32,
     #[arg(long)]
     pub frame_bytes: usize,
-    /// Written (with the number connected) once every connection is made.
-    #[arg(long)]
-    pub ready_file: PathBuf,
-    /// Where this process writes its [`ReaderReport`].
-    #[arg(long)]
-    pub out: PathBuf,
     /// Stop reading after this long even if frames are still missing.
     #[arg(long, default_value_t = 600)]
     pub timeout_secs: u64,
@@ -118,9 +101,7 @@ impl ReaderReport {
 /// # Errors
 /// When the poller cannot be set up or a file cannot be written.
 pub fn run(args: &FloorReaderArgs) -> anyhow::Result<()> {
-    raise_fd_limit();
-    let open = || {
-        let socket = client_sockets::connect(args.source, args.server, CONNECT_TIMEOUT)?;
+    let open = |socket: Socket| {
         socket.set_nonblocking(true)?;
         let socket = TcpStream::from_std(socket.into());
         Ok(Stream {
@@ -130,11 +111,8 @@ pub fn run(args: &FloorReaderArgs) -> anyhow::Result<()> {
             finished: false,
         })
     };
-    let (mut streams, failed) = Readers::open(args.count, open, |s| &mut s.socket)?;
+    let (mut streams, failed) = args.client.connect(open, |s| &mut s.socket)?;
     let connected = streams.sockets.len();
-    publish(&args.ready_file, &connected.to_string())?;
-    tracing::info!(connected, failed, "floor reader connected");
-
     let mut report = ReaderReport::new(connected, failed);
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
     let (mut unfinished, mut buffer) = (connected, vec![0u8; READ_BYTES]);
@@ -147,7 +125,7 @@ pub fn run(args: &FloorReaderArgs) -> anyhow::Result<()> {
         })?;
     }
     report.timed_out = unfinished;
-    publish(&args.out, &serde_json::to_string(&report)?)
+    publish(&args.client.out, &serde_json::to_string(&report)?)
 }
 
 /// Reads what `stream` has, frame by frame, marking it finished once every pass arrived or

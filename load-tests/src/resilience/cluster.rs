@@ -5,7 +5,7 @@
 
 use super::ResilienceArgs;
 use super::faults::Fault;
-use crate::service::Service;
+use crate::service::{Service, Stores};
 use anyhow::Context;
 use testkit::{NatsServer, PostgresServer, RedisServer};
 
@@ -42,12 +42,15 @@ impl Cluster {
         let postgres = blocking(PostgresServer::start).context("starting PostgreSQL")?;
         let database_url = testkit::fresh_database(&postgres.url()).await;
         let database_url = database_url.context("creating the database")?;
-        let (redis_url, nats_url) = (redis.url(), nats.url());
+        let stores = Stores {
+            redis_url: redis.url(),
+            nats_url: nats.url(),
+            database_url: Some(database_url.clone()),
+            replicas: 1,
+        };
         let start = async |role, binary, instance: &str| {
-            let env = [
-                ("REDIS_URL", redis_url.clone()),
-                ("NATS_URL", nats_url.clone()),
-                ("DATABASE_URL", database_url.clone()),
+            let mut env = stores.env();
+            env.extend([
                 ("INSTANCE_ID", instance.to_owned()),
                 // Outbox entries a killed gateway held are reclaimed by the other after this
                 // long. The production 30 s would make the final drain wait that long after
@@ -55,7 +58,7 @@ impl Cluster {
                 ("RELAY_RECLAIM_IDLE_MS", "5000".to_owned()),
                 ("RELAY_RECLAIM_INTERVAL_MS", "1000".to_owned()),
                 ("RUST_LOG", "error".to_owned()),
-            ];
+            ]);
             let service = Service::start(role, binary, &env).await;
             service.with_context(|| format!("starting {instance}"))
         };
