@@ -78,9 +78,26 @@ pub fn markdown_table(header: &str, rows: &[Vec<String>]) -> String {
     text
 }
 
+/// A report's `## Violations` section, one item per failed check; empty when none failed.
+pub fn violations_section(violations: &[String]) -> String {
+    let items: String = violations.iter().map(|v| format!("- {v}\n")).collect();
+    if items.is_empty() {
+        items
+    } else {
+        format!("\n## Violations\n\n{items}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn violations_are_listed_under_their_heading_and_none_is_no_section() {
+        assert_eq!(violations_section(&[]), "");
+        let two = ["a".to_owned(), "b".to_owned()];
+        assert_eq!(violations_section(&two), "\n## Violations\n\n- a\n- b\n");
+    }
 
     #[test]
     fn markdown_table_has_a_header_separator_and_rows() {

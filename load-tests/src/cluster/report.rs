@@ -1,7 +1,7 @@
 //! The `cluster` experiment's README: one table row per scenario, then what failed.
 
 use super::ClusterResult;
-use crate::report::markdown_table;
+use crate::report::{markdown_table, violations_section};
 
 fn ms(value: Option<f64>) -> String {
     value.map_or_else(|| "–".to_owned(), |ms| format!("{ms:.0}"))
@@ -70,11 +70,6 @@ pub fn markdown(result: &ClusterResult) -> String {
     }
     if result.violations.is_empty() {
         text.push_str("\nEvery check passed.\n");
-    } else {
-        text.push_str("\n## Violations\n\n");
-        for v in &result.violations {
-            text.push_str(&format!("- {v}\n"));
-        }
     }
-    text
+    text + &violations_section(&result.violations)
 }

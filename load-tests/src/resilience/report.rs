@@ -6,7 +6,7 @@ use super::faults::Fault;
 use super::timeline::{Second, WindowStats};
 use super::{FaultResult, ResilienceResult};
 use crate::charts::{Series, bar_chart, line_chart};
-use crate::report::{ReportDir, markdown_table};
+use crate::report::{ReportDir, markdown_table, violations_section};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -205,12 +205,7 @@ pub(super) fn markdown(r: &ResilienceResult) -> String {
         l.stream_messages
             .map_or("unknown".to_owned(), |n| n.to_string()),
     );
-    if !r.violations.is_empty() {
-        text.push_str("\n## Violations\n\n");
-        for v in &r.violations {
-            let _ = writeln!(text, "- {v}");
-        }
-    }
+    text.push_str(&violations_section(&r.violations));
     text.push_str(
         "\n## Charts\n\n![bids per second](timeline.svg)\n\n![availability](availability.svg)\n",
     );
