@@ -197,7 +197,8 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget_and_can
     // (the X-Forwarded-For of the n-th request, another client's): the client prepends a new
     // address each time, and the proxy's entry, last, is what counts; one IPv6 /64 is one
     // client, whichever of its addresses a request comes from. Another client is not affected.
-    let clients: [(fn(u64) -> String, &str); 2] = [
+    type ForwardedFor = fn(u64) -> String;
+    let clients: [(ForwardedFor, &str); 2] = [
         (|n| format!("10.9.{n}.1, 203.0.113.5"), "203.0.113.6"),
         (|n| format!("2001:db8:1:2::{n:x}"), "2001:db8:1:3::1"),
     ];
