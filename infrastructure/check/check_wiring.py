@@ -17,6 +17,8 @@ DIR holds the three binaries as infrastructure/docker/build.sh stages them. Chec
 * timeouts: the ALB's and nginx's idle timeouts exceed the ping interval and idle timeout;
 * routing: `/ws*` sends every broadcast WebSocket route, and no gateway route, to the
   broadcast service, on the ALB and in nginx;
+* public ingress: only the ALB is open to anywhere, on 443 and on 80 (a redirect); the rules
+  are data given to the security_group module, which checkov cannot expand;
 * same settings: compose and Terraform give each service the same settings;
 * metrics: the Grafana dashboard and the autoscaling metric use series the services export;
 * schema: every AWS resource's arguments and blocks exist in the provider's schema.
@@ -246,9 +248,16 @@ def main():
             problems.append(f"target group {service}: port {target['port']} is not {service}'s {tf_ports.get(service)}")
     if check.get("path") != health:
         problems.append(f"target groups: health path {check.get('path')} is not {health}")
-    egress = alb[("aws_vpc_security_group_egress_rule", "targets")]
-    if egress.get("for_each") != "local.target_groups" or egress.get("from_port") != "each.value.port" or egress.get("to_port") != "each.value.port":
-        problems.append("the ALB's egress rules must open exactly the target groups' ports (for_each = local.target_groups)")
+    # The ALB's egress: one rule per local.target_groups entry, on that entry's port, and no
+    # other; the security_group module opens each egress rule's port (from_port and to_port).
+    alb_group = dict(hcl_values.modules_called(modules["alb"])).get("security_group", {})
+    alb_rules = alb_group.get("rules", "")
+    per_target = re.search(r'\{for (\w+), (\w+) in local\.target_groups : \1 => \{direction = "egress", port = \2\.port,', alb_rules)
+    shared_egress = dict(((r[0], r[1]), r[2]) for r in hcl_values.resources(modules["security_group"]))[("aws_vpc_security_group_egress_rule", "this")]
+    opens_rule_port = shared_egress.get("from_port") == shared_egress.get("to_port") == "each.value.port"
+    egress_only = 'rule.direction == "egress"' in shared_egress.get("for_each", "")
+    if alb_group.get("source") != "../security_group" or not per_target or alb_rules.count('direction = "egress"') != 1 or not (opens_rule_port and egress_only):
+        problems.append("the ALB's egress rules must open exactly the target groups' ports (one security_group rule per local.target_groups entry)")
     nginx = (COMPOSE / "nginx/nginx.conf").read_text()
     prometheus = yaml.safe_load((COMPOSE / "prometheus/prometheus.yml").read_text())
     scraped = {t for job in prometheus["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
@@ -300,6 +309,30 @@ def main():
     if not re.search(r"location /ws \{[^}]*proxy_pass http://broadcast;[^}]*Upgrade", nginx):
         problems.append("nginx location /ws must proxy to the broadcast upstream with the Upgrade header")
     report.check(f"/ws* ({', '.join(patterns)}) reaches the broadcast service, the API the gateway", problems)
+
+    # --- public ingress --------------------------------------------------------------------
+    # Every security group's rules are data given to the security_group module, whose one
+    # for_each rule checkov cannot expand; so here: only the ALB takes traffic from anywhere, on
+    # 443 and on 80, whose listener only redirects to HTTPS.
+    problems = []
+    public = []
+    callers = [(f"modules/{name}", files) for name, files in modules.items()] + [("environments/example", environment_dir)]
+    for where, files in callers:
+        for name, body in hcl_values.modules_called(files):
+            if str(body.get("source", "")).endswith("/security_group"):
+                for rule in re.findall(r"\{[^{}]*\}", str(body.get("rules", ""))):
+                    if 'direction = "ingress"' in rule and re.search(r'"(0\.0\.0\.0|::)/0"', rule):
+                        port = re.search(r"port = (\d+)", rule)
+                        public.append((where, int(port.group(1)) if port else rule))
+    if sorted(public, key=str) != [("modules/alb", 443), ("modules/alb", 80)]:
+        problems.append(f"ingress from anywhere must be the ALB's 443 and 80 alone, not {public}")
+    shared_ingress = dict(((r[0], r[1]), r[2]) for r in hcl_values.resources(modules["security_group"]))[("aws_vpc_security_group_ingress_rule", "this")]
+    if shared_ingress.get("cidr_ipv4") != "each.value.cidr_ipv4" or not shared_ingress.get("from_port") == shared_ingress.get("to_port") == "each.value.port":
+        problems.append("the security_group module's ingress rule must open each rule's own range and port")
+    redirect = hcl_values.block(alb[("aws_lb_listener", "http")], "default_action")
+    if alb[("aws_lb_listener", "http")].get("port") != 80 or redirect.get("type") != "redirect":
+        problems.append("the ALB's port 80 listener must only redirect (to HTTPS)")
+    report.check("only the ALB is open to anywhere, on 443 and on 80 (a redirect)", problems)
 
     # --- same settings -------------------------------------------------------------------
     problems = []

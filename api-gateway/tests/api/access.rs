@@ -527,6 +527,23 @@ async fn suspend(app: &TestApp, user: &str, bidding: bool, selling: bool) {
     app.send(request).await.assert_status(200);
 }
 
+/// Ada, registered through `a` with a bid accepted through `b`, then suspended from bidding
+/// (and from selling when `selling`) through `a`: her id, her token, the item, and how long
+/// `b` took (at most `within`) to refuse her bids.
+async fn suspended_through(
+    a: &TestApp,
+    b: &TestApp,
+    selling: bool,
+    within: Duration,
+) -> (String, String, String, Duration) {
+    let (ada, token) = registered(a, "ada@example.com").await;
+    let item = a.create_item(json!({})).await;
+    b.accepted_bid(&item, &ada, json!(20)).await;
+    suspend(a, &ada, true, selling).await;
+    let took = until_bid_answers(b, &item, &token, "account_suspended", within).await;
+    (ada, token, item, took)
+}
+
 /// Waits until a bid by `token` on `item` through `app` answers `code` (an error code, or an
 /// outcome); returns how long it took.
 async fn until_bid_answers(
@@ -561,19 +578,7 @@ async fn a_suspension_reaches_another_gateway_at_once_and_lifting_it_too() {
     let config = accounts_config().await;
     let a = spawn_accounts_app_with(config.clone()).await;
     let b = spawn_accounts_app_with(config).await;
-    let (ada, token) = registered(&a, "ada@example.com").await;
-    let item = a.create_item(json!({})).await;
-    b.accepted_bid(&item, &ada, json!(20)).await;
-
-    suspend(&a, &ada, true, false).await;
-    let took = until_bid_answers(
-        &b,
-        &item,
-        &token,
-        "account_suspended",
-        Duration::from_secs(5),
-    )
-    .await;
+    let (ada, token, item, took) = suspended_through(&a, &b, false, Duration::from_secs(5)).await;
     assert!(
         took < Duration::from_secs(2),
         "within the poll interval: {took:?}"
@@ -613,19 +618,7 @@ async fn without_the_announcement_a_suspension_arrives_by_the_next_poll() {
     deaf.relay_enabled = false;
     deaf.archive.stream = format!("{}DEAF", deaf.archive.stream);
     let b = spawn_accounts_app_with(deaf).await;
-    let (ada, token) = registered(&a, "ada@example.com").await;
-    let item = a.create_item(json!({})).await;
-    b.accepted_bid(&item, &ada, json!(20)).await;
-
-    suspend(&a, &ada, true, true).await;
-    let took = until_bid_answers(
-        &b,
-        &item,
-        &token,
-        "account_suspended",
-        Duration::from_secs(10),
-    )
-    .await;
+    let (_, _, _, took) = suspended_through(&a, &b, true, Duration::from_secs(10)).await;
     // The bound: one poll interval plus one query, with room for a loaded test machine.
     assert!(took < Duration::from_millis(300 + 2_000), "{took:?}");
 }

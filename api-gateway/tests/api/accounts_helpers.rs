@@ -51,6 +51,26 @@ pub struct Answer {
     pub body: Value,
 }
 
+impl Answer {
+    /// Asserts the status; returns the body.
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &Value {
+        assert_eq!(self.status, status, "{self:?}");
+        &self.body
+    }
+
+    /// Asserts an error answer: `status` with `{"error": code}`; `why`, when not empty, says
+    /// what the test expected.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str, why: &str) {
+        assert_eq!(
+            (self.status, self.body["error"].as_str()),
+            (status, Some(code)),
+            "{why} {self:?}"
+        );
+    }
+}
+
 impl TestApp {
     /// Waits until `/ready` reports the accounts database as `state`, and returns the body.
     pub async fn wait_accounts(&self, state: &str) -> Value {

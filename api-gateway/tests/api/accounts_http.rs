@@ -35,7 +35,7 @@ async fn registering_answers_201_with_tokens_and_me_shows_the_new_account() {
 
     let answer = app.register("ada@example.org", PASSWORD).await;
 
-    assert_eq!(answer.status, 201, "{answer:?}");
+    answer.assert_status(201);
     let body = &answer.body;
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 900);
@@ -46,7 +46,7 @@ async fn registering_answers_201_with_tokens_and_me_shows_the_new_account() {
     assert_eq!(jwt_part(text(&body["access_token"]), 1)["sub"], user_id);
 
     let me = app.me(Some(text(&body["access_token"]))).await;
-    assert_eq!(me.status, 200, "{me:?}");
+    me.assert_status(200);
     assert_eq!(me.body["id"], user_id);
     assert_eq!(me.body["email"], "ada@example.org");
     assert_eq!(me.body["display_name"], "Ada Lovelace");
@@ -62,7 +62,7 @@ async fn a_username_account_signs_in_by_its_username_in_any_case() {
 
     let answer = app.login("Ada_Lovelace", PASSWORD).await;
 
-    assert_eq!(answer.status, 200, "{answer:?}");
+    answer.assert_status(200);
     assert_eq!(answer.body["user"]["id"], registered["user"]["id"]);
     assert_eq!(answer.body["user"]["username"], "ada_lovelace");
     let me = app.me(Some(text(&answer.body["access_token"]))).await;
@@ -79,8 +79,7 @@ async fn a_wrong_password_and_an_unknown_login_get_the_identical_401() {
         .await;
     let unknown_login = app.login("grace@example.org", PASSWORD).await;
 
-    assert_eq!(wrong_password.status, 401, "{wrong_password:?}");
-    assert_eq!(wrong_password.body["error"], "invalid_credentials");
+    wrong_password.assert_error(401, "invalid_credentials", "");
     assert_eq!(
         wrong_password, unknown_login,
         "status, challenge and body must not tell the two apart"
@@ -94,8 +93,7 @@ async fn registering_a_taken_login_in_another_case_is_409_and_stores_nothing_mor
 
     let again = app.register("ADA@Example.org", PASSWORD).await;
 
-    assert_eq!(again.status, 409, "{again:?}");
-    assert_eq!(again.body["error"], "login_taken");
+    again.assert_error(409, "login_taken", "");
     assert_eq!(account_count(&app).await, 1);
 }
 
@@ -106,8 +104,7 @@ async fn a_password_breaking_a_rule_is_400_naming_it_and_stores_nothing() {
     let short = app.register("ada@example.org", "too short").await;
     let same_as_login = app.register("ada_lovelace", "Ada_Lovelace").await;
 
-    assert_eq!(short.status, 400, "{short:?}");
-    assert_eq!(short.body["error"], "weak_password");
+    short.assert_error(400, "weak_password", "");
     assert!(
         text(&short.body["message"]).contains("at least 12 characters"),
         "{short:?}"
@@ -177,19 +174,17 @@ async fn refreshing_rotates_and_replaying_the_old_token_revokes_the_newer_one_to
     let first = app.signed_up("ada@example.org").await;
 
     let second = app.refresh(&first["refresh_token"]).await;
-    assert_eq!(second.status, 200, "{second:?}");
+    second.assert_status(200);
     assert_ne!(second.body["refresh_token"], first["refresh_token"]);
     assert_eq!(second.body["user"]["id"], first["user"]["id"]);
     let me = app.me(Some(text(&second.body["access_token"]))).await;
     assert_eq!(me.status, 200, "the refreshed access token works: {me:?}");
 
     let replayed = app.refresh(&first["refresh_token"]).await;
-    assert_eq!(replayed.status, 401, "{replayed:?}");
-    assert_eq!(replayed.body["error"], "refresh_token_reused");
+    replayed.assert_error(401, "refresh_token_reused", "");
 
     let newer = app.refresh(&second.body["refresh_token"]).await;
-    assert_eq!(newer.status, 401, "the family is revoked: {newer:?}");
-    assert_eq!(newer.body["error"], "invalid_refresh_token");
+    newer.assert_error(401, "invalid_refresh_token", "the family is revoked");
 }
 
 #[tokio::test]
@@ -197,17 +192,17 @@ async fn logging_out_ends_the_refresh_token_and_can_be_repeated() {
     let app = spawn_accounts_app().await;
     let session = app.signed_up("ada@example.org").await;
 
-    let logout = app.logout(&session["refresh_token"]).await;
-    assert_eq!(logout.status, 204, "{logout:?}");
-
-    let refresh = app.refresh(&session["refresh_token"]).await;
-    assert_eq!(refresh.status, 401, "{refresh:?}");
-    assert_eq!(refresh.body["error"], "invalid_refresh_token");
+    app.logout(&session["refresh_token"])
+        .await
+        .assert_status(204);
+    app.refresh(&session["refresh_token"])
+        .await
+        .assert_error(401, "invalid_refresh_token", "");
     assert_eq!(app.logout(&session["refresh_token"]).await.status, 204);
     assert_eq!(app.logout(&json!("not a token")).await.status, 204);
     // Access tokens are checked without a database: this one lives until it expires.
     let me = app.me(Some(text(&session["access_token"]))).await;
-    assert_eq!(me.status, 200, "{me:?}");
+    me.assert_status(200);
 }
 
 #[tokio::test]
@@ -216,8 +211,7 @@ async fn me_without_a_token_is_401_with_a_bearer_challenge() {
 
     let answer = app.me(None).await;
 
-    assert_eq!(answer.status, 401, "{answer:?}");
-    assert_eq!(answer.body["error"], "unauthorized");
+    answer.assert_error(401, "unauthorized", "");
     assert_eq!(answer.challenge.as_deref(), Some("Bearer"));
 }
 
@@ -243,7 +237,7 @@ async fn me_with_a_forged_expired_or_foreign_token_is_401_invalid_token() {
     };
     // The control: the test's own signing with the configured key is accepted.
     let control = app.me(Some(&key.sign(&kid, &claims(json!({}))))).await;
-    assert_eq!(control.status, 200, "{control:?}");
+    control.assert_status(200);
 
     let other = TestKey::generate();
     let tampered = {
@@ -287,8 +281,7 @@ async fn me_with_a_forged_expired_or_foreign_token_is_401_invalid_token() {
     ];
     for (what, token) in forgeries {
         let answer = app.me(Some(&token)).await;
-        assert_eq!(answer.status, 401, "{what}: {answer:?}");
-        assert_eq!(answer.body["error"], "invalid_token", "{what}");
+        answer.assert_error(401, "invalid_token", what);
         assert_eq!(answer.challenge.as_deref(), Some(INVALID_TOKEN), "{what}");
     }
 }
@@ -412,8 +405,7 @@ async fn with_postgres_unreachable_the_auth_routes_answer_503_fast_while_bids_wo
             let started = Instant::now();
             let answer = $call.await;
             elapsed.push(started.elapsed());
-            assert_eq!(answer.status, 503, "{answer:?}");
-            assert_eq!(answer.body["error"], "unavailable", "{answer:?}");
+            answer.assert_error(503, "unavailable", "");
         }};
     }
     for _ in 0..3 {
@@ -457,7 +449,7 @@ async fn the_auth_routes_open_once_postgres_comes_back_without_a_restart() {
     app.wait_accounts("up").await;
 
     let answer = app.register("ada@example.org", PASSWORD).await;
-    assert_eq!(answer.status, 201, "{answer:?}");
+    answer.assert_status(201);
     app.stop().await;
     tokio::task::spawn_blocking(move || postgres.stop())
         .await
@@ -475,14 +467,14 @@ async fn a_gateway_trusting_another_as_external_issuer_verifies_its_tokens_and_s
     let relying = spawn_app_with(config).await;
 
     let me = relying.me(Some(text(&session["access_token"]))).await;
-    assert_eq!(me.status, 200, "{me:?}");
+    me.assert_status(200);
     assert_eq!(
         me.body,
         json!({"id": session["user"]["id"], "roles": ["user"]})
     );
     assert!(relying.jwks().await.is_empty(), "it signs nothing");
     let register = relying.register("grace@example.org", PASSWORD).await;
-    assert_eq!(register.status, 404, "{register:?}");
+    register.assert_status(404);
     let forged = TestKey::generate().sign("other", &jwt_part(text(&session["access_token"]), 1));
     assert_eq!(relying.me(Some(&forged)).await.status, 401);
     let ready = relying.wait_ready(Duration::from_secs(20)).await;

@@ -42,9 +42,7 @@ async fn first_bid_must_reach_the_starting_price_and_later_bids_the_increment() 
 #[tokio::test]
 async fn bid_before_the_start_returns_409_and_changes_nothing() {
     let app = spawn_app().await;
-    let item = app
-        .create_item(json!({"start_time": in_secs(600), "end_time": in_secs(1200)}))
-        .await;
+    let item = app.create_scheduled_item(600, 1200).await;
     assert_eq!(app.item(&item).await["status"], "scheduled");
 
     let early = app.bid(&item, "alice", json!(50)).await;
@@ -204,9 +202,7 @@ pub async fn assert_rejections_are_kept_briefly(app: &TestApp) {
         .bid_with_key(&item, "alice", json!(20), "kept-briefly")
         .await;
     rejected.assert_outcome("bid_too_low");
-    let scheduled = app
-        .create_item(json!({"start_time": in_secs(600), "end_time": in_secs(1200)}))
-        .await;
+    let scheduled = app.create_scheduled_item(600, 1200).await;
     let early = app
         .bid_with_key(&scheduled, "alice", json!(60), "too-early")
         .await;

@@ -48,7 +48,38 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
     TestApp(spawn_gateway(config).await)
 }
 
+/// A gateway and an archival worker on one fresh database, the worker on the gateway's
+/// subjects and archive stream: for tests that follow a bid into PostgreSQL. Returns the
+/// gateway, the worker (stopped when dropped) and the database's URL.
+pub async fn spawn_app_and_worker() -> (TestApp, testkit::service::Service, String) {
+    let database = testkit::fresh_database(testkit::SHARED_POSTGRES_ADMIN_URL)
+        .await
+        .expect("fresh database");
+    let mut config = shared_config();
+    config.database.url = database.clone().into();
+    let app = spawn_app_with(config.clone()).await;
+    let mut worker_config = archival_worker::config::Config::defaults();
+    worker_config.listen_addr = testkit::service::LOOPBACK_ANY_PORT;
+    worker_config.common = config.common;
+    worker_config.archive = config.archive;
+    worker_config.database.url = database.clone().into();
+    let worker = testkit::service::Service::start(
+        archival_worker::Application::build(worker_config),
+        archival_worker::Application::port,
+        archival_worker::Application::run,
+    )
+    .await;
+    (app, worker, database)
+}
+
 impl TestApp {
+    /// A new item that opens `start_in` seconds from now and ends `end_in` seconds from now.
+    pub async fn create_scheduled_item(&self, start_in: i64, end_in: i64) -> String {
+        let times =
+            serde_json::json!({"start_time": in_secs(start_in), "end_time": in_secs(end_in)});
+        self.create_item(times).await
+    }
+
     /// Stops the gateway gracefully and waits for it.
     pub async fn stop(self) {
         self.0.stop().await;

@@ -59,9 +59,7 @@ async fn item_without_id_gets_a_generated_one() {
 async fn listing_filters_by_status() {
     let app = spawn_app().await;
     let active = app.create_item(json!({})).await;
-    let scheduled = app
-        .create_item(json!({"start_time": in_secs(600), "end_time": in_secs(1200)}))
-        .await;
+    let scheduled = app.create_scheduled_item(600, 1200).await;
 
     let default = app.get("/api/v1/items").await;
     assert_eq!(

@@ -194,29 +194,22 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget_and_can
     config.limits.trusted_proxies = "127.0.0.1".parse().expect("address");
     let app = spawn_app_with(config).await;
 
-    // The client prepends a new address each time; the proxy's entry, last, is what counts.
-    let spoofing = until_refused(100, |n| {
-        probe_item(&app, Some(format!("10.9.{n}.1, 203.0.113.5")))
-    })
-    .await;
-    spoofing.refusal();
-    spoofing.assert_within(u64::from(burst), u64::from(rate));
-
-    // Another client behind the same proxy is not affected.
-    probe_item(&app, Some("203.0.113.6".into()))
-        .await
-        .assert_error(404, "item_not_found");
-
-    // One IPv6 /64 is one client, whichever of its addresses a request comes from.
-    let sixty_four = until_refused(100, |n| {
-        probe_item(&app, Some(format!("2001:db8:1:2::{n:x}")))
-    })
-    .await;
-    sixty_four.refusal();
-    sixty_four.assert_within(u64::from(burst), u64::from(rate));
-    probe_item(&app, Some("2001:db8:1:3::1".into()))
-        .await
-        .assert_error(404, "item_not_found");
+    // (the X-Forwarded-For of the n-th request, another client's): the client prepends a new
+    // address each time, and the proxy's entry, last, is what counts; one IPv6 /64 is one
+    // client, whichever of its addresses a request comes from. Another client is not affected.
+    type ForwardedFor = fn(u64) -> String;
+    let clients: [(ForwardedFor, &str); 2] = [
+        (|n| format!("10.9.{n}.1, 203.0.113.5"), "203.0.113.6"),
+        (|n| format!("2001:db8:1:2::{n:x}"), "2001:db8:1:3::1"),
+    ];
+    for (forwarded_for, other) in clients {
+        let refused = until_refused(100, |n| probe_item(&app, Some(forwarded_for(n)))).await;
+        refused.refusal();
+        refused.assert_within(u64::from(burst), u64::from(rate));
+        probe_item(&app, Some(other.into()))
+            .await
+            .assert_error(404, "item_not_found");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,6 +278,16 @@ async fn sign_in(app: &TestApp, login: &str, password: &str, client: &str) -> Re
     auth_from(app, "login", body, client).await
 }
 
+/// `times` sign-ins to `login` from `client` with a wrong password, each refused as
+/// invalid_credentials (none throttled yet).
+async fn wrong_passwords(app: &TestApp, login: &str, client: &str, times: usize) {
+    for _ in 0..times {
+        sign_in(app, login, "wrong password!", client)
+            .await
+            .assert_error(401, "invalid_credentials");
+    }
+}
+
 /// What a throttled answer shows a client, with the seconds it names taken out (two windows
 /// opened a moment apart may end a second apart).
 fn throttled_shape(reply: &Reply) -> (u16, Value, Vec<String>) {
@@ -309,11 +312,7 @@ async fn a_login_that_failed_too_often_is_throttled_and_an_unknown_one_identical
     app.signed_up("ada@example.org").await;
     let client = "203.0.113.20";
     for login in ["ada@example.org", "nobody@example.org"] {
-        for _ in 0..3 {
-            sign_in(&app, login, "wrong password!", client)
-                .await
-                .assert_error(401, "invalid_credentials");
-        }
+        wrong_passwords(&app, login, client, 3).await;
     }
 
     // The right password no longer helps until the window ends.
@@ -342,19 +341,11 @@ async fn a_successful_sign_in_forgets_the_logins_failures() {
     let app = throttled_accounts_app(3, 1_000).await;
     app.signed_up("ada@example.org").await;
     let client = "203.0.113.21";
-    for _ in 0..2 {
-        sign_in(&app, "ada@example.org", "wrong password!", client)
-            .await
-            .assert_error(401, "invalid_credentials");
-    }
+    wrong_passwords(&app, "ada@example.org", client, 2).await;
     sign_in(&app, "ada@example.org", PASSWORD, client)
         .await
         .assert_status(200);
-    for _ in 0..3 {
-        sign_in(&app, "ada@example.org", "wrong password!", client)
-            .await
-            .assert_error(401, "invalid_credentials");
-    }
+    wrong_passwords(&app, "ada@example.org", client, 3).await;
     sign_in(&app, "ada@example.org", PASSWORD, client)
         .await
         .assert_error(429, "rate_limited");

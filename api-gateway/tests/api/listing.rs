@@ -160,15 +160,27 @@ async fn closed_and_cancelled_items_leave_the_active_listing_and_a_relist_brings
 async fn an_auction_the_closer_ends_moves_to_the_closed_listing() {
     let app = spawn_app().await;
     let item = app.create_item(json!({"end_time": in_secs(1)})).await;
-    assert_eq!(page_ids(&app, "status=active").await, vec![item.clone()]);
-    let closed = wait_until(Duration::from_secs(10), "listed as closed", || async {
-        let ids = page_ids(&app, "status=closed").await;
-        (!ids.is_empty()).then_some(ids)
-    })
+    assert_moves(&app, &item, "active", "closed").await;
+}
+
+/// Asserts that `item` is listed as `from` alone and not as `to`, then waits (up to 10 s)
+/// until it is listed as `to`, alone, and no longer as `from`.
+async fn assert_moves(app: &TestApp, item: &str, from: &str, to: &str) {
+    let (from, to) = (format!("status={from}"), format!("status={to}"));
+    assert_eq!(page_ids(app, &from).await, vec![item.to_owned()]);
+    assert!(page_ids(app, &to).await.is_empty());
+    let listed = wait_until(
+        Duration::from_secs(10),
+        &format!("listed as {to}"),
+        || async {
+            let ids = page_ids(app, &to).await;
+            (!ids.is_empty()).then_some(ids)
+        },
+    )
     .await
     .unwrap();
-    assert_eq!(closed, vec![item]);
-    assert!(page_ids(&app, "status=active").await.is_empty());
+    assert_eq!(listed, vec![item.to_owned()]);
+    assert!(page_ids(app, &from).await.is_empty());
 }
 
 #[tokio::test]
@@ -204,19 +216,8 @@ pub async fn assert_extensions_reorder_the_ending_listing(app: &TestApp) {
 #[tokio::test]
 async fn a_scheduled_item_lists_as_scheduled_until_it_starts_then_as_active() {
     let app = spawn_app().await;
-    let item = app
-        .create_item(json!({"start_time": in_secs(1), "end_time": in_secs(600)}))
-        .await;
-    assert_eq!(page_ids(&app, "status=scheduled").await, vec![item.clone()]);
-    assert!(page_ids(&app, "status=active").await.is_empty());
-    let active = wait_until(Duration::from_secs(10), "listed as active", || async {
-        let ids = page_ids(&app, "status=active").await;
-        (!ids.is_empty()).then_some(ids)
-    })
-    .await
-    .unwrap();
-    assert_eq!(active, vec![item]);
-    assert!(page_ids(&app, "status=scheduled").await.is_empty());
+    let item = app.create_scheduled_item(1, 600).await;
+    assert_moves(&app, &item, "scheduled", "active").await;
 }
 
 #[tokio::test]

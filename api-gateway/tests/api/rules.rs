@@ -495,23 +495,7 @@ async fn random_concurrent_bids_end_as_the_model_says_with_no_seq_gap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buy_it_now_racing_64_bidders_has_one_outcome_in_redis_the_events_and_postgres() {
-    let database = testkit::fresh_database(testkit::SHARED_POSTGRES_ADMIN_URL)
-        .await
-        .expect("fresh database");
-    let mut config = shared_config();
-    config.database.url = database.clone().into();
-    let app = spawn_app_with(config.clone()).await;
-    let mut worker_config = archival_worker::config::Config::defaults();
-    worker_config.listen_addr = testkit::service::LOOPBACK_ANY_PORT;
-    worker_config.common = config.common.clone();
-    worker_config.archive = config.archive.clone();
-    worker_config.database.url = database.clone().into();
-    let _worker = testkit::service::Service::start(
-        archival_worker::Application::build(worker_config),
-        archival_worker::Application::port,
-        archival_worker::Application::run,
-    )
-    .await;
+    let (app, _worker, database) = spawn_app_and_worker().await;
     let item = app.create_item(json!({"buy_now_price": 500})).await;
 
     let bids = (0..64).map(|i| {
@@ -596,23 +580,7 @@ fn shows(value: &Value, cents: i64) -> bool {
 
 #[tokio::test]
 async fn no_public_answer_shows_a_maximum() {
-    let database = testkit::fresh_database(testkit::SHARED_POSTGRES_ADMIN_URL)
-        .await
-        .expect("fresh database");
-    let mut config = shared_config();
-    config.database.url = database.clone().into();
-    let app = spawn_app_with(config.clone()).await;
-    let mut worker_config = archival_worker::config::Config::defaults();
-    worker_config.listen_addr = testkit::service::LOOPBACK_ANY_PORT;
-    worker_config.common = config.common.clone();
-    worker_config.archive = config.archive.clone();
-    worker_config.database.url = database.into();
-    let _worker = testkit::service::Service::start(
-        archival_worker::Application::build(worker_config),
-        archival_worker::Application::port,
-        archival_worker::Application::run,
-    )
-    .await;
+    let (app, _worker, _database) = spawn_app_and_worker().await;
     // Distinctive maxima, never reached: 876.54 and 765.43.
     let (ann_max, bob_max) = (87_654, 76_543);
     let item = app.create_item(json!({})).await;

@@ -32,9 +32,7 @@ async fn optimistic_bids_follow_the_starting_price_increment_and_window_rules() 
         (Some(2), Some("bob"))
     );
 
-    let scheduled = app
-        .create_item(json!({"start_time": in_secs(600), "end_time": in_secs(1200)}))
-        .await;
+    let scheduled = app.create_scheduled_item(600, 1200).await;
     let early = app.bid(&scheduled, "alice", json!(50)).await;
     early.assert_error(409, "auction_not_started");
     let unknown = app.bid("no-such-item", "alice", json!(50)).await;

@@ -239,10 +239,7 @@ async fn two_workers_on_one_consumer_store_every_bid_once() {
     let first = spawn_worker(&small_batches).await;
     let second = spawn_worker(&small_batches).await;
     let item = gateway.create_penny_item().await;
-    let mut accepted = Vec::new();
-    for n in 0..300u64 {
-        accepted.push(accepted_bid(&gateway, &item, &format!("u{}", n % 7), 100 + n).await);
-    }
+    let accepted = accepted_bids(&gateway, &item, 0..300, 7).await;
     assert_archived_exactly_once(setup.database(), &accepted).await;
     let db = pg(setup.database()).await;
     let row = auction(&db, "bid_count, last_seq, current_cents", &item).await;

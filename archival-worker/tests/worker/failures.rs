@@ -10,12 +10,8 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_after_inserting_but_before_acking_leaves_each_event_once() {
     let setup = setup().await;
-    let gateway = spawn_gateway(&setup).await;
-    let item = gateway.create_penny_item().await;
-    let mut accepted = Vec::new();
-    for n in 0..40u64 {
-        accepted.push(accepted_bid(&gateway, &item, &format!("u{}", n % 4), 100 + n).await);
-    }
+    let (gateway, item) = gateway_and_item(&setup).await;
+    let accepted = accepted_bids(&gateway, &item, 0..40, 4).await;
 
     // The "crashing" worker: fetch, insert in one transaction, then die before acking.
     let store = Store::new(setup.database(), 2, Duration::from_secs(5)).unwrap();

@@ -64,6 +64,14 @@ pub async fn start(setup: &Setup) -> (Gateway, Service, String) {
     (gateway, worker, item)
 }
 
+/// The gateway and item of [`start`] without the worker, for tests that fill the stream
+/// before a worker reads it.
+pub async fn gateway_and_item(setup: &Setup) -> (Gateway, String) {
+    let gateway = spawn_gateway(setup).await;
+    let item = gateway.create_penny_item().await;
+    (gateway, item)
+}
+
 pub async fn spawn_worker(config: &WorkerConfig) -> Service {
     Service::start(
         archival_worker::Application::build(config.clone()),
@@ -79,6 +87,21 @@ pub async fn accepted_bid(gateway: &Gateway, item: &str, user: &str, cents: u64)
         .accepted_bid(item, user, decimal(cents))
         .await
         .event_id
+}
+
+/// One accepted bid of `100 + n` cents per `n` in `ns`, by `u{n % bidders}` in turn; their
+/// event ids, in order.
+pub async fn accepted_bids(
+    gateway: &Gateway,
+    item: &str,
+    ns: std::ops::Range<u64>,
+    bidders: u64,
+) -> Vec<String> {
+    let mut accepted = Vec::new();
+    for n in ns {
+        accepted.push(accepted_bid(gateway, item, &format!("u{}", n % bidders), 100 + n).await);
+    }
+    accepted
 }
 
 pub async fn pg(url: &str) -> tokio_postgres::Client {

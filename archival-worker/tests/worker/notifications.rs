@@ -102,6 +102,17 @@ async fn notifications(gateway: &Gateway, user: &str, query: &str) -> Reply {
         .await
 }
 
+/// Where a user marks notifications read.
+const READ: &str = "/api/v1/me/notifications/read";
+
+/// Marks `user`'s notifications read (`body`: `ids` or `all`) and asserts the 204.
+async fn mark_read(gateway: &Gateway, user: &str, body: Value) {
+    gateway
+        .post_as(Some(user), READ, body)
+        .await
+        .assert_status(204);
+}
+
 /// Waits until `user` has `count` notifications in all, then returns them, newest first.
 async fn wait_notifications(gateway: &Gateway, user: &str, count: usize) -> Vec<Value> {
     wait_until(
@@ -421,26 +432,12 @@ async fn notifications_are_paged_newest_first_marked_read_and_counted() {
 
     // Bob cannot mark Alice's read; Alice marks two.
     let ids = json!([all[0]["id"], all[1]["id"]]);
-    gateway
-        .post_as(
-            Some("bob"),
-            "/api/v1/me/notifications/read",
-            json!({"ids": ids}),
-        )
-        .await
-        .assert_status(204);
+    mark_read(&gateway, "bob", json!({"ids": ids})).await;
     assert_eq!(
         notifications(&gateway, "alice", "").await.body["unread_count"],
         4
     );
-    gateway
-        .post_as(
-            Some("alice"),
-            "/api/v1/me/notifications/read",
-            json!({"ids": ids}),
-        )
-        .await
-        .assert_status(204);
+    mark_read(&gateway, "alice", json!({"ids": ids})).await;
     let unread = notifications(&gateway, "alice", "?unread=true").await;
     assert_eq!(unread.body["unread_count"], 2);
     let left: Vec<&Value> = unread.body["notifications"]
@@ -453,14 +450,7 @@ async fn notifications_are_paged_newest_first_marked_read_and_counted() {
     let read = notifications(&gateway, "alice", "").await;
     assert_eq!(read.body["notifications"][0]["read"], true);
 
-    gateway
-        .post_as(
-            Some("alice"),
-            "/api/v1/me/notifications/read",
-            json!({"all": true}),
-        )
-        .await
-        .assert_status(204);
+    mark_read(&gateway, "alice", json!({"all": true})).await;
     assert_eq!(
         notifications(&gateway, "alice", "").await.body["unread_count"],
         0
@@ -474,7 +464,7 @@ async fn notifications_are_paged_newest_first_marked_read_and_counted() {
         json!({"all": false}),
     ] {
         gateway
-            .post_as(Some("alice"), "/api/v1/me/notifications/read", body)
+            .post_as(Some("alice"), READ, body)
             .await
             .assert_error(400, "invalid_input");
     }
@@ -492,7 +482,7 @@ async fn notifications_are_paged_newest_first_marked_read_and_counted() {
         .await
         .assert_status(401);
     gateway
-        .post_as(None, "/api/v1/me/notifications/read", json!({"all": true}))
+        .post_as(None, READ, json!({"all": true}))
         .await
         .assert_status(401);
 }

@@ -32,21 +32,15 @@ fn closed_with_a_nul_in_its_reason() -> Event {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_postgres_refuses_is_dead_lettered_and_the_rest_of_its_batch_is_stored_once() {
     let setup = setup().await;
-    let gateway = spawn_gateway(&setup).await;
-    let item = gateway.create_penny_item().await;
+    let (gateway, item) = gateway_and_item(&setup).await;
 
     // Arrange one batch: ten good bids, the poison, ten more, all in the stream before the
     // worker starts, so its first batch holds all 21.
-    let mut accepted = Vec::new();
-    for n in 0..10u64 {
-        accepted.push(accepted_bid(&gateway, &item, &format!("u{}", n % 3), 100 + n).await);
-    }
+    let mut accepted = accepted_bids(&gateway, &item, 0..10, 3).await;
     wait_stream_holds(&setup, 10).await;
     let poison = closed_with_a_nul_in_its_reason();
     publish_to_archive(&setup, poison.item_id().as_str(), poison.to_json().unwrap()).await;
-    for n in 10..20u64 {
-        accepted.push(accepted_bid(&gateway, &item, &format!("u{}", n % 3), 100 + n).await);
-    }
+    accepted.extend(accepted_bids(&gateway, &item, 10..20, 3).await);
     wait_stream_holds(&setup, 21).await;
     let mut one_batch = setup.worker.clone();
     one_batch.batch_wait_ms = 500;

@@ -30,27 +30,22 @@ async fn a_stopped_consumer_is_named_by_ready_then_restarted_and_archives_what_w
 }
 
 #[tokio::test]
-async fn an_unknown_path_is_a_json_404() {
+async fn an_unknown_path_is_a_json_404_and_a_wrong_method_on_a_probe_a_json_405() {
     let setup = setup().await;
     let worker = spawn_worker(&setup.worker).await;
-    for path in ["/nope", "/api/v1/items", "/ready/extra"] {
-        let reply = worker.get(path).await;
-        let body = reply.assert_error(404, "not_found");
+    let unknown = ["/nope", "/api/v1/items", "/ready/extra"].map(|path| (path, false));
+    let probes = ["/health", "/ready", "/metrics"].map(|path| (path, true));
+    for (path, posted) in unknown.into_iter().chain(probes) {
+        let (reply, status, code) = if posted {
+            let reply = worker.post(path, serde_json::json!({})).await;
+            (reply, 405, "method_not_allowed")
+        } else {
+            (worker.get(path).await, 404, "not_found")
+        };
+        let body = reply.assert_error(status, code);
         assert!(body["message"].is_string(), "{path}: {body}");
     }
     let health = worker.get("/health").await;
     assert_eq!(health.assert_status(200)["status"], "ok");
-    worker.stop().await;
-}
-
-#[tokio::test]
-async fn a_wrong_method_on_a_probe_is_a_json_405() {
-    let setup = setup().await;
-    let worker = spawn_worker(&setup.worker).await;
-    for path in ["/health", "/ready", "/metrics"] {
-        let reply = worker.post(path, serde_json::json!({})).await;
-        let body = reply.assert_error(405, "method_not_allowed");
-        assert!(body["message"].is_string(), "{path}: {body}");
-    }
     worker.stop().await;
 }

@@ -135,13 +135,7 @@ async fn forwarded_for_counts_only_from_trusted_proxies() {
     config.max_connections_per_ip = 1;
     config.trusted_proxies = "127.0.0.1".parse().expect("address");
     let broadcast = spawn_broadcast(config).await;
-    let xff = |client: &'static str| [("x-forwarded-for", client)];
-    let mut a = broadcast
-        .connect_with_headers("/ws", &xff("203.0.113.1"))
-        .await;
-    let mut b = broadcast
-        .connect_with_headers("/ws", &xff("203.0.113.2"))
-        .await;
+    let (mut a, mut b) = forwarded_for_two_clients(&broadcast).await;
     a.assert_answers_ping().await;
     b.assert_answers_ping().await;
     // A spoofed entry before the one the proxy appended is not believed.
@@ -152,14 +146,19 @@ async fn forwarded_for_counts_only_from_trusted_proxies() {
     let mut config = broadcast_config(&Isolation::shared());
     config.max_connections_per_ip = 1;
     let untrusting = spawn_broadcast(config).await;
-    let mut first = untrusting
-        .connect_with_headers("/ws", &xff("203.0.113.1"))
-        .await;
-    let mut second = untrusting
-        .connect_with_headers("/ws", &xff("203.0.113.2"))
-        .await;
+    let (mut first, mut second) = forwarded_for_two_clients(&untrusting).await;
     first.assert_answers_ping().await;
     assert_eq!(second.expect_close().await.0, 1013);
+}
+
+/// Two sockets from this machine, the first saying `X-Forwarded-For: 203.0.113.1`, the
+/// second `203.0.113.2`.
+async fn forwarded_for_two_clients(broadcast: &Broadcast) -> (Client, Client) {
+    let connect = |client: &'static str| async move {
+        let headers = [("x-forwarded-for", client)];
+        broadcast.connect_with_headers("/ws", &headers).await
+    };
+    (connect("203.0.113.1").await, connect("203.0.113.2").await)
 }
 
 #[tokio::test]

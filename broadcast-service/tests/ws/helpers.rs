@@ -149,6 +149,13 @@ impl Broadcast {
         self.wait_metric(FRAME_WAIT, series, value).await;
     }
 
+    /// Asserts each `(series, value)` as it stands now.
+    pub async fn assert_metrics(&self, expected: &[(&str, f64)]) {
+        for &(series, value) in expected {
+            assert_eq!(self.metric(series).await, value, "{series}");
+        }
+    }
+
     /// Stops the service gracefully and waits for it.
     pub async fn stop(self) {
         self.0.stop().await;
@@ -300,6 +307,18 @@ impl Client {
                 return frame;
             }
         }
+    }
+
+    /// The very next frame, which must be an `error` with `code` (tokens.rs's
+    /// `expect_error` skips other frames); returns it.
+    pub async fn immediate_error(&mut self, code: &str) -> Value {
+        let error = self.next_json().await;
+        assert_eq!(
+            (error["type"].as_str(), error["code"].as_str()),
+            (Some("error"), Some(code)),
+            "{error}"
+        );
+        error
     }
 
     /// The next `snapshot`, skipping other frames.

@@ -52,12 +52,7 @@ async fn redis_down_delays_the_snapshot_with_an_error_frame_and_it_follows_when_
     redis.stop();
     let mut viewer = broadcast.connect("/ws").await;
     viewer.subscribe(item).await;
-    let error = viewer.next_json().await;
-    assert_eq!(
-        (error["type"].as_str(), error["code"].as_str()),
-        (Some("error"), Some("unavailable")),
-        "{error}"
-    );
+    let error = viewer.immediate_error("unavailable").await;
     assert_eq!(error["item_id"], item.as_str());
     assert_eq!(broadcast.get("/ready").await.status, 503);
 

@@ -88,13 +88,11 @@ async fn a_socket_signs_in_by_header_by_query_or_by_message_and_keeps_watching()
     for viewer in [&mut by_header, &mut by_query, &mut by_message] {
         assert_eq!(viewer.next_bid().await["seq"], 1);
     }
-    assert_eq!(broadcast.metric("broadcast_authenticated").await, 3.0);
-    assert_eq!(
-        broadcast
-            .metric("broadcast_auth_total{outcome=\"authenticated\"}")
-            .await,
-        3.0
-    );
+    let three_signed_in = [
+        ("broadcast_authenticated", 3.0),
+        ("broadcast_auth_total{outcome=\"authenticated\"}", 3.0),
+    ];
+    broadcast.assert_metrics(&three_signed_in).await;
 }
 
 #[tokio::test]

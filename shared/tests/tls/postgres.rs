@@ -77,6 +77,15 @@ async fn verify_full_refuses_a_server_of_another_ca_as_an_outage() {
     assert!(why.contains("UnknownIssuer"), "{why}");
 }
 
+/// Asserts that a session on `url` fails as an outage (its certificate refused).
+async fn assert_unavailable(url: &str) {
+    let result = session_is_encrypted(url).await;
+    assert!(
+        matches!(result, Err(QueryError::Unavailable(_))),
+        "{result:?}"
+    );
+}
+
 #[tokio::test]
 async fn verify_full_checks_the_host_name_and_verify_ca_does_not() {
     let tls = tls_postgres();
@@ -94,10 +103,7 @@ async fn verify_full_checks_the_host_name_and_verify_ca_does_not() {
         "localhost",
         &format!("sslmode=verify-ca&{}", tls.root(&tls.other)),
     );
-    assert!(matches!(
-        session_is_encrypted(&other_ca).await,
-        Err(QueryError::Unavailable(_))
-    ));
+    assert_unavailable(&other_ca).await;
 }
 
 #[tokio::test]
@@ -113,10 +119,7 @@ async fn require_and_prefer_encrypt_without_checking_the_certificate() {
     }
     // As in libpq, a CA file makes `require` check the chain.
     let url = tls.url(&format!("sslmode=require&{}", tls.root(&tls.other)));
-    assert!(matches!(
-        session_is_encrypted(&url).await,
-        Err(QueryError::Unavailable(_))
-    ));
+    assert_unavailable(&url).await;
 }
 
 #[tokio::test]

@@ -84,16 +84,16 @@ async fn a_wrong_password_is_refused_over_tls() {
     assert!(error.to_string().to_lowercase().contains("pass"), "{error}");
 }
 
-/// Connects as a service would and returns the error of its first call.
-async fn refusal(
-    url: String,
-    ca_file: Option<&std::path::Path>,
-) -> redis_connection::RedisCallError {
+/// Connects as a service would and asserts its first call fails as an outage, for `reason`
+/// (a part of the error's text).
+async fn assert_refused(url: String, ca_file: Option<&std::path::Path>, reason: &str) {
     let redis = RedisHandle::connect_lazily(&options(&url, ca_file), DEADLINE).expect("client");
-    redis
+    let error = redis
         .ping()
         .await
-        .expect_err("the server's certificate was accepted")
+        .expect_err("the server's certificate was accepted");
+    assert_eq!(error.failure(), RedisFailure::Unavailable, "{error}");
+    assert!(error.to_string().contains(reason), "{error}");
 }
 
 #[tokio::test]
@@ -104,9 +104,7 @@ async fn a_server_signed_by_another_ca_is_refused_as_an_outage() {
     );
     let server = server(&ca);
     let url = format!("rediss://app:app-secret@127.0.0.1:{}", server.port());
-    let error = refusal(url, Some(other.ca_file())).await;
-    assert_eq!(error.failure(), RedisFailure::Unavailable, "{error}");
-    assert!(error.to_string().contains("UnknownIssuer"), "{error}");
+    assert_refused(url, Some(other.ca_file()), "UnknownIssuer").await;
 }
 
 #[tokio::test]
@@ -114,13 +112,12 @@ async fn verification_is_on_without_a_ca_file() {
     let ca = TestCa::new("private CA").unwrap();
     let server = server(&ca);
     // The system roots do not know the private CA.
-    let error = refusal(
+    assert_refused(
         format!("rediss://app:app-secret@127.0.0.1:{}", server.port()),
         None,
+        "UnknownIssuer",
     )
     .await;
-    assert_eq!(error.failure(), RedisFailure::Unavailable, "{error}");
-    assert!(error.to_string().contains("UnknownIssuer"), "{error}");
 }
 
 #[tokio::test]
@@ -129,9 +126,7 @@ async fn a_certificate_for_another_host_name_is_refused() {
     let cert = ca.issue(&["cache.example"]).unwrap();
     let server = TlsRedisServer::start(&cert, USERS).unwrap();
     let url = format!("rediss://app:app-secret@127.0.0.1:{}", server.port());
-    let error = refusal(url, Some(ca.ca_file())).await;
-    assert_eq!(error.failure(), RedisFailure::Unavailable, "{error}");
-    assert!(error.to_string().contains("not valid for name"), "{error}");
+    assert_refused(url, Some(ca.ca_file()), "not valid for name").await;
 }
 
 #[tokio::test]

@@ -72,39 +72,67 @@ module "alb" {
   certificate_arn   = var.certificate_arn
 }
 
-# Each data store admits exactly the services given its URL (modules/services/settings.tf).
+# The data stores' security groups, each store's client port open to exactly the services given
+# its URL (modules/services/settings.tf); NATS also routes between its nodes
+# (modules/nats/user_data.sh.tftpl) and pulls its image, reads its secret and ships its logs over
+# HTTPS through the NAT gateway.
+locals {
+  data_stores = {
+    redis    = { port = 6379, description = "Redis: reachable from the services only", client_rule = "Redis from a service" }
+    postgres = { port = 5432, description = "PostgreSQL: reachable from the services only", client_rule = "PostgreSQL from a service" }
+    nats     = { port = 4222, description = "NATS: clients from the services, routes between the nodes", client_rule = "NATS clients (the services)" }
+  }
+  data_store_own_rules = {
+    nats = {
+      routes-in  = { direction = "ingress", port = 6222, members = true, description = "Cluster routes between the NATS nodes" }
+      routes-out = { direction = "egress", port = 6222, members = true, description = "Cluster routes between the NATS nodes" }
+      https      = { direction = "egress", port = 443, cidr_ipv4 = "0.0.0.0/0", description = "Image pulls, Secrets Manager, CloudWatch Logs" }
+    }
+  }
+}
+
+module "data_store_security_group" {
+  for_each    = local.data_stores
+  source      = "../../modules/security_group"
+  name_prefix = "${var.name}-${each.key}-"
+  description = each.value.description
+  vpc_id      = module.network.vpc_id
+  rules = merge(
+    { for service, group in module.services.data_store_clients[each.key] : service => { direction = "ingress", port = each.value.port, peer_group_id = group, description = each.value.client_rule } },
+    lookup(local.data_store_own_rules, each.key, {}),
+  )
+}
+
 module "redis" {
   source             = "../../modules/redis"
   name               = var.name
-  vpc_id             = module.network.vpc_id
   subnet_ids         = module.network.private_subnet_ids
+  security_group_id  = module.data_store_security_group["redis"].id
   node_type          = var.redis_node_type
   shards             = var.redis_shards
   replicas_per_shard = var.redis_replicas_per_shard
   kms_key_arn        = aws_kms_key.this.arn
-  clients            = module.services.data_store_clients["redis"]
 }
 
 module "postgres" {
-  source         = "../../modules/postgres"
-  name           = var.name
-  vpc_id         = module.network.vpc_id
-  subnet_ids     = module.network.private_subnet_ids
-  instance_class = var.postgres_instance_class
-  kms_key_arn    = aws_kms_key.this.arn
-  clients        = module.services.data_store_clients["postgres"]
+  source            = "../../modules/postgres"
+  name              = var.name
+  subnet_ids        = module.network.private_subnet_ids
+  security_group_id = module.data_store_security_group["postgres"].id
+  instance_class    = var.postgres_instance_class
+  kms_key_arn       = aws_kms_key.this.arn
 }
 
 module "nats" {
-  source         = "../../modules/nats"
-  name           = var.name
-  vpc_id         = module.network.vpc_id
-  subnets        = module.network.private_subnets
-  dns_zone_name  = "${var.name}.internal"
-  instance_type  = var.nats_instance_type
-  volume_size_gb = var.nats_volume_size_gb
-  kms_key_arn    = aws_kms_key.this.arn
-  clients        = module.services.data_store_clients["nats"]
+  source            = "../../modules/nats"
+  name              = var.name
+  vpc_id            = module.network.vpc_id
+  subnets           = module.network.private_subnets
+  security_group_id = module.data_store_security_group["nats"].id
+  dns_zone_name     = "${var.name}.internal"
+  instance_type     = var.nats_instance_type
+  volume_size_gb    = var.nats_volume_size_gb
+  kms_key_arn       = aws_kms_key.this.arn
 }
 
 module "services" {

@@ -4,42 +4,19 @@
 # ping interval (20 s) and its own idle timeout (60 s), so a watched socket is never cut by the
 # load balancer: the service decides when a socket is idle and closes it with 1001.
 
-resource "aws_security_group" "this" {
+# In: HTTPS from anywhere, and HTTP, whose listener only redirects to HTTPS, so clients typing
+# the bare host name arrive. Out: the service tasks' ports, in the VPC.
+module "security_group" {
+  source      = "../security_group"
   name_prefix = "${var.name}-alb-"
   description = "Public HTTPS to the load balancer"
   vpc_id      = var.vpc_id
-  lifecycle {
-    create_before_destroy = true
-  }
-}
-
-resource "aws_vpc_security_group_ingress_rule" "https" {
-  security_group_id = aws_security_group.this.id
-  cidr_ipv4         = "0.0.0.0/0"
-  ip_protocol       = "tcp"
-  from_port         = 443
-  to_port           = 443
-  description       = "HTTPS from anywhere (the public API and WebSockets)"
-}
-
-resource "aws_vpc_security_group_ingress_rule" "http" {
-  #checkov:skip=CKV_AWS_260:Port 80 only answers with a redirect to HTTPS (listener "http"), so clients typing the bare host name arrive.
-  security_group_id = aws_security_group.this.id
-  cidr_ipv4         = "0.0.0.0/0"
-  ip_protocol       = "tcp"
-  from_port         = 80
-  to_port           = 80
-  description       = "HTTP, only to redirect to HTTPS"
-}
-
-resource "aws_vpc_security_group_egress_rule" "targets" {
-  for_each          = local.target_groups
-  security_group_id = aws_security_group.this.id
-  cidr_ipv4         = var.vpc_cidr_block
-  ip_protocol       = "tcp"
-  from_port         = each.value.port
-  to_port           = each.value.port
-  description       = "To the service tasks"
+  rules = merge({
+    https = { direction = "ingress", port = 443, cidr_ipv4 = "0.0.0.0/0", description = "HTTPS from anywhere (the public API and WebSockets)" }
+    http  = { direction = "ingress", port = 80, cidr_ipv4 = "0.0.0.0/0", description = "HTTP, only to redirect to HTTPS" }
+    }, {
+    for name, target in local.target_groups : name => { direction = "egress", port = target.port, cidr_ipv4 = var.vpc_cidr_block, description = "To the service tasks" }
+  })
 }
 
 resource "aws_lb" "this" {
@@ -47,7 +24,7 @@ resource "aws_lb" "this" {
   load_balancer_type         = "application"
   internal                   = false
   subnets                    = var.public_subnet_ids
-  security_groups            = [aws_security_group.this.id]
+  security_groups            = [module.security_group.id]
   idle_timeout               = 90
   drop_invalid_header_fields = true
   enable_deletion_protection = true

@@ -7,7 +7,7 @@ output "zone_id" {
 }
 
 output "security_group_id" {
-  value = aws_security_group.this.id
+  value = module.security_group.id
 }
 
 output "target_group_arns" {

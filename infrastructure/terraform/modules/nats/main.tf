@@ -18,46 +18,6 @@ data "aws_ssm_parameter" "al2023_arm64" {
 
 data "aws_region" "current" {}
 
-module "security_group" {
-  source                  = "../data_store_security_group"
-  name                    = var.name
-  store                   = "nats"
-  description             = "NATS: clients from the services, routes between the nodes"
-  vpc_id                  = var.vpc_id
-  port                    = 4222
-  clients                 = var.clients
-  client_rule_description = "NATS clients (the services)"
-}
-
-resource "aws_vpc_security_group_ingress_rule" "routes" {
-  security_group_id            = module.security_group.id
-  referenced_security_group_id = module.security_group.id
-  ip_protocol                  = "tcp"
-  from_port                    = 6222
-  to_port                      = 6222
-  description                  = "Cluster routes between the NATS nodes"
-}
-
-# Egress: the image registry and Secrets Manager through the NAT gateway (HTTPS), routes to the
-# other nodes.
-resource "aws_vpc_security_group_egress_rule" "https" {
-  security_group_id = module.security_group.id
-  cidr_ipv4         = "0.0.0.0/0"
-  ip_protocol       = "tcp"
-  from_port         = 443
-  to_port           = 443
-  description       = "Image pulls, Secrets Manager, CloudWatch Logs"
-}
-
-resource "aws_vpc_security_group_egress_rule" "routes" {
-  security_group_id            = module.security_group.id
-  referenced_security_group_id = module.security_group.id
-  ip_protocol                  = "tcp"
-  from_port                    = 6222
-  to_port                      = 6222
-  description                  = "Cluster routes between the NATS nodes"
-}
-
 resource "random_password" "nats" {
   length  = 40
   special = false
@@ -147,7 +107,7 @@ resource "aws_instance" "node" {
   instance_type          = var.instance_type
   subnet_id              = each.value.subnet_id
   private_ip             = each.value.private_ip
-  vpc_security_group_ids = [module.security_group.id]
+  vpc_security_group_ids = [var.security_group_id]
   iam_instance_profile   = aws_iam_instance_profile.node.name
   ebs_optimized          = true
   monitoring             = true

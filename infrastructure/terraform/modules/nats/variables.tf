@@ -15,9 +15,9 @@ variable "subnets" {
   }
 }
 
-variable "clients" {
-  description = "Security group per service (all three use NATS)."
-  type        = map(string)
+variable "security_group_id" {
+  description = "The store's security group (the environment's data_store_security_group): its client port open to the services given its URL."
+  type        = string
 }
 
 variable "dns_zone_name" {

@@ -10,17 +10,6 @@ resource "aws_db_subnet_group" "this" {
   subnet_ids  = var.subnet_ids
 }
 
-module "security_group" {
-  source                  = "../data_store_security_group"
-  name                    = var.name
-  store                   = "postgres"
-  description             = "PostgreSQL: reachable from the services only"
-  vpc_id                  = var.vpc_id
-  port                    = 5432
-  clients                 = var.clients
-  client_rule_description = "PostgreSQL from a service"
-}
-
 resource "aws_db_parameter_group" "this" {
   name_prefix = "${var.name}-"
   family      = "postgres${split(".", var.engine_version)[0]}"
@@ -71,7 +60,7 @@ resource "aws_db_instance" "this" {
   port                                  = 5432
   multi_az                              = true
   db_subnet_group_name                  = aws_db_subnet_group.this.name
-  vpc_security_group_ids                = [module.security_group.id]
+  vpc_security_group_ids                = [var.security_group_id]
   parameter_group_name                  = aws_db_parameter_group.this.name
   ca_cert_identifier                    = var.ca_cert_identifier
   publicly_accessible                   = false

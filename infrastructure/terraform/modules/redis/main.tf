@@ -10,17 +10,6 @@ resource "aws_elasticache_subnet_group" "this" {
   subnet_ids = var.subnet_ids
 }
 
-module "security_group" {
-  source                  = "../data_store_security_group"
-  name                    = var.name
-  store                   = "redis"
-  description             = "Redis: reachable from the services only"
-  vpc_id                  = var.vpc_id
-  port                    = 6379
-  clients                 = var.clients
-  client_rule_description = "Redis from a service"
-}
-
 # Printable without the characters ElastiCache refuses (@, ", /) and URL-safe, because it is
 # placed inside REDIS_URL.
 resource "random_password" "auth_token" {
@@ -48,7 +37,7 @@ resource "aws_elasticache_replication_group" "this" {
   automatic_failover_enabled = true
   multi_az_enabled           = true
   subnet_group_name          = aws_elasticache_subnet_group.this.name
-  security_group_ids         = [module.security_group.id]
+  security_group_ids         = [var.security_group_id]
   transit_encryption_enabled = true
   transit_encryption_mode    = "required"
   auth_token                 = random_password.auth_token.result

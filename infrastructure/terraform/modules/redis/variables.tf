@@ -3,18 +3,14 @@ variable "name" {
   type        = string
 }
 
-variable "vpc_id" {
-  type = string
-}
-
 variable "subnet_ids" {
   description = "Private subnets in three zones."
   type        = list(string)
 }
 
-variable "clients" {
-  description = "Security group per service that talks to Redis (gateway, broadcast)."
-  type        = map(string)
+variable "security_group_id" {
+  description = "The store's security group (the environment's data_store_security_group): its client port open to the services given its URL."
+  type        = string
 }
 
 variable "engine_version" {

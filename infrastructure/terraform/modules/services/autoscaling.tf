@@ -12,60 +12,54 @@ resource "aws_appautoscaling_target" "service" {
   max_capacity       = local.sizes[each.key].max_count
 }
 
-resource "aws_appautoscaling_policy" "cpu" {
-  for_each           = local.ports
-  name               = "${each.key}-cpu"
-  policy_type        = "TargetTrackingScaling"
-  service_namespace  = aws_appautoscaling_target.service[each.key].service_namespace
-  scalable_dimension = aws_appautoscaling_target.service[each.key].scalable_dimension
-  resource_id        = aws_appautoscaling_target.service[each.key].resource_id
-
-  target_tracking_scaling_policy_configuration {
-    target_value       = var.cpu_target_percent
-    scale_out_cooldown = 60
-    scale_in_cooldown  = 300
-    predefined_metric_specification {
-      predefined_metric_type = "ECSServiceAverageCPUUtilization"
-    }
-  }
+locals {
+  # The policies by name: the service they scale, the target, how long to wait before scaling
+  # in, and the metric: a predefined one (`predefined`, with its `resource_label` where it needs
+  # one) or a gauge the service publishes (`gauge`).
+  scaling_policies = merge(
+    {
+      for service in local.service_names : "${service}-cpu" => {
+        service = service, target = var.cpu_target_percent, scale_in_cooldown = 300, predefined = "ECSServiceAverageCPUUtilization", resource_label = null, gauge = null
+      }
+    },
+    {
+      "api-gateway-requests"          = { service = "api-gateway", target = var.gateway_requests_per_task_per_minute, scale_in_cooldown = 300, predefined = "ALBRequestCountPerTarget", resource_label = "${var.alb_arn_suffix}/${var.gateway_target_group_arn_suffix}", gauge = null }
+      "broadcast-service-connections" = { service = "broadcast-service", target = var.broadcast_connections_per_task, scale_in_cooldown = 600, predefined = null, resource_label = null, gauge = "broadcast_connections" }
+    },
+  )
 }
 
-resource "aws_appautoscaling_policy" "gateway_requests" {
-  name               = "api-gateway-requests"
+resource "aws_appautoscaling_policy" "service" {
+  for_each           = local.scaling_policies
+  name               = each.key
   policy_type        = "TargetTrackingScaling"
-  service_namespace  = aws_appautoscaling_target.service["api-gateway"].service_namespace
-  scalable_dimension = aws_appautoscaling_target.service["api-gateway"].scalable_dimension
-  resource_id        = aws_appautoscaling_target.service["api-gateway"].resource_id
+  service_namespace  = aws_appautoscaling_target.service[each.value.service].service_namespace
+  scalable_dimension = aws_appautoscaling_target.service[each.value.service].scalable_dimension
+  resource_id        = aws_appautoscaling_target.service[each.value.service].resource_id
 
   target_tracking_scaling_policy_configuration {
-    target_value       = var.gateway_requests_per_task_per_minute
+    target_value       = each.value.target
     scale_out_cooldown = 60
-    scale_in_cooldown  = 300
-    predefined_metric_specification {
-      predefined_metric_type = "ALBRequestCountPerTarget"
-      resource_label         = "${var.alb_arn_suffix}/${var.gateway_target_group_arn_suffix}"
+    scale_in_cooldown  = each.value.scale_in_cooldown
+
+    dynamic "predefined_metric_specification" {
+      for_each = each.value.predefined == null ? [] : [each.value]
+      content {
+        predefined_metric_type = predefined_metric_specification.value.predefined
+        resource_label         = predefined_metric_specification.value.resource_label
+      }
     }
-  }
-}
 
-resource "aws_appautoscaling_policy" "broadcast_connections" {
-  name               = "broadcast-service-connections"
-  policy_type        = "TargetTrackingScaling"
-  service_namespace  = aws_appautoscaling_target.service["broadcast-service"].service_namespace
-  scalable_dimension = aws_appautoscaling_target.service["broadcast-service"].scalable_dimension
-  resource_id        = aws_appautoscaling_target.service["broadcast-service"].resource_id
-
-  target_tracking_scaling_policy_configuration {
-    target_value       = var.broadcast_connections_per_task
-    scale_out_cooldown = 60
-    scale_in_cooldown  = 600
-    customized_metric_specification {
-      namespace   = local.metrics_namespace
-      metric_name = "broadcast_connections"
-      statistic   = "Average"
-      dimensions {
-        name  = "ServiceName"
-        value = "broadcast-service"
+    dynamic "customized_metric_specification" {
+      for_each = each.value.gauge == null ? [] : [each.value]
+      content {
+        namespace   = local.metrics_namespace
+        metric_name = customized_metric_specification.value.gauge
+        statistic   = "Average"
+        dimensions {
+          name  = "ServiceName"
+          value = customized_metric_specification.value.service
+        }
       }
     }
   }

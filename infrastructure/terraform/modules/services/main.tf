@@ -39,52 +39,20 @@ resource "aws_cloudwatch_log_group" "service" {
   kms_key_id        = var.kms_key_arn
 }
 
-resource "aws_security_group" "service" {
-  #checkov:skip=CKV2_AWS_5:Attached to its ECS service (network_configuration in aws_ecs_service.service); checkov's graph does not follow the for_each.
+# In: the load balancer, for the services behind it. Out: HTTPS (ECR, Secrets Manager,
+# CloudWatch, an OIDC issuer's JWKS) and the data stores in the VPC (Redis 6379, PostgreSQL 5432,
+# NATS 4222).
+module "security_group" {
   for_each    = local.ports
+  source      = "../security_group"
   name_prefix = "${var.name}-${each.key}-"
   description = "${each.key} tasks"
   vpc_id      = var.vpc_id
-  lifecycle {
-    create_before_destroy = true
-  }
-}
-
-resource "aws_vpc_security_group_ingress_rule" "from_alb" {
-  for_each                     = local.target_groups
-  security_group_id            = aws_security_group.service[each.key].id
-  referenced_security_group_id = var.alb_security_group_id
-  ip_protocol                  = "tcp"
-  from_port                    = local.ports[each.key]
-  to_port                      = local.ports[each.key]
-  description                  = "From the load balancer"
-}
-
-# Out: HTTPS (ECR, Secrets Manager, CloudWatch, an OIDC issuer's JWKS) and the data stores in
-# the VPC (Redis 6379, PostgreSQL 5432, NATS 4222).
-resource "aws_vpc_security_group_egress_rule" "https" {
-  for_each          = local.ports
-  security_group_id = aws_security_group.service[each.key].id
-  cidr_ipv4         = "0.0.0.0/0"
-  ip_protocol       = "tcp"
-  from_port         = 443
-  to_port           = 443
-  description       = "HTTPS"
-}
-
-resource "aws_vpc_security_group_egress_rule" "data_stores" {
-  for_each = {
-    for pair in setproduct(local.service_names, [6379, 5432, 4222]) : "${pair[0]}-${pair[1]}" => {
-      service = pair[0]
-      port    = pair[1]
-    }
-  }
-  security_group_id = aws_security_group.service[each.value.service].id
-  cidr_ipv4         = var.vpc_cidr_block
-  ip_protocol       = "tcp"
-  from_port         = each.value.port
-  to_port           = each.value.port
-  description       = "Data stores in the VPC"
+  rules = merge(
+    { https = { direction = "egress", port = 443, cidr_ipv4 = "0.0.0.0/0", description = "HTTPS" } },
+    { for port in [6379, 5432, 4222] : "data-store-${port}" => { direction = "egress", port = port, cidr_ipv4 = var.vpc_cidr_block, description = "Data stores in the VPC" } },
+    { for name, arn in local.target_groups : "from-alb" => { direction = "ingress", port = local.ports[name], peer_group_id = var.alb_security_group_id, description = "From the load balancer" } if name == each.key },
+  )
 }
 
 resource "aws_ecs_service" "service" {
@@ -110,7 +78,7 @@ resource "aws_ecs_service" "service" {
 
   network_configuration {
     subnets          = var.private_subnet_ids
-    security_groups  = [aws_security_group.service[each.key].id]
+    security_groups  = [module.security_group[each.key].id]
     assign_public_ip = false
   }
 
