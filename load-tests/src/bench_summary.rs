@@ -154,8 +154,14 @@ fn write_rows(dir: &Path, rows: &mut Vec<Row>) {
                 else {
                     continue;
                 };
+                // A hot-item level counts `users`; results written before it, `clients`.
+                let clients = if on["users"].is_null() {
+                    &on["clients"]
+                } else {
+                    &on["users"]
+                };
                 rows.push(row(
-                    format!("writes, price pre-filter, {} clients", on["clients"]),
+                    format!("writes, price pre-filter, {clients} clients"),
                     format!("{ours:.0} bids/s"),
                     format!("pre-filter off {peer:.0} bids/s"),
                     ratio(ours, peer),

@@ -12,10 +12,17 @@
 //! the accepted count the users saw; the check keeps failing then (no lost update cannot be
 //! proved with unknown outcomes) and says why, see [`undetermined_note`].
 
+use super::bidder::BidTarget;
 use super::tally::ItemOutcomes;
-use crate::api::ItemState;
+use crate::api::{ApiClient, ItemState};
+use crate::verdict::prefixed;
+use anyhow::Context;
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use std::collections::BTreeMap;
+
+/// Items read back at once after a run.
+const READ_CONCURRENCY: usize = 16;
 
 /// One item's figures next to its state, and what did not match.
 #[derive(Debug, Clone, Serialize)]
@@ -105,6 +112,41 @@ fn item_violations(
             )),
         }
     }
+    violations
+}
+
+/// Every item of `target` read back and checked against what its users saw.
+///
+/// # Errors
+/// An item cannot be read back.
+pub async fn check_items(api: &ApiClient, target: &BidTarget) -> anyhow::Result<Vec<ItemCheck>> {
+    let (tally, increment) = (&target.tally, target.min_increment_cents);
+    futures::stream::iter(target.item_ids.iter().enumerate())
+        .map(|(index, id)| async move {
+            let state = api.item_state(id).await?;
+            anyhow::Ok(ItemCheck::new(id, &tally.item(index), &state, increment))
+        })
+        .buffered(READ_CONCURRENCY)
+        .try_collect()
+        .await
+        .context("reading the items back")
+}
+
+/// Everything wrong with the bids of a run: each item's check (with a note when bids
+/// without a definite answer may explain it), answers a correct gateway never gives, and a
+/// run of `requests` bids answered mostly with refusals.
+pub fn bid_violations(
+    checks: &[ItemCheck],
+    errors: &BTreeMap<String, u64>,
+    requests: u64,
+) -> Vec<String> {
+    let item = |c: &ItemCheck| prefixed(format_args!("item {}", c.item_id), &c.violations);
+    let mut violations: Vec<String> = checks.iter().flat_map(item).collect();
+    if !violations.is_empty() {
+        violations.extend(undetermined_note(errors));
+    }
+    violations.extend(error_violations("bid", errors));
+    violations.extend(refusal_violation("bid", requests, errors));
     violations
 }
 

@@ -111,7 +111,7 @@ pub(super) fn markdown(result: &ContentionResult) -> String {
         } else {
             ""
         },
-        args.duration_secs,
+        args.run.duration_secs,
         if args.prefilter { "on" } else { "off" },
         args.redis_timeout_ms,
     );
