@@ -42,12 +42,8 @@ pub struct BenchWriteArgs {
     /// afterwards, e.g. target/release/api-gateway. It inherits REDIS_URL and NATS_URL.
     #[arg(long)]
     pub gateway_bin: Option<PathBuf>,
-    /// Concurrent bidders per level, comma-separated; each level bids on a fresh item.
-    #[arg(long, value_delimiter = ',', default_value = "64,256",
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub clients: Vec<u32>,
     #[command(flatten)]
-    pub run: RunLength,
+    pub load: WriteLoad,
     /// Where to write the JSON result (its directory is created).
     #[arg(long, default_value = "bench/results/write.json")]
     pub out: PathBuf,
@@ -70,13 +66,35 @@ pub struct BenchWriteArgs {
     pub proxy_bidders: bool,
 }
 
+/// The flags bench-write and bench-write-floor share: the levels and how long each lasts.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WriteLoad {
+    /// Concurrent bidders (connections) per level, comma-separated; each level bids on a
+    /// fresh item.
+    #[arg(long, value_delimiter = ',', default_value = "64,256",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub clients: Vec<u32>,
+    #[command(flatten)]
+    pub run: RunLength,
+}
+
+impl WriteLoad {
+    /// The rules clap cannot say ([`RunLength::check`]).
+    ///
+    /// # Errors
+    /// Invalid levels.
+    pub fn check(&self) -> anyhow::Result<()> {
+        self.run.check("--clients", &self.clients)
+    }
+}
+
 impl BenchWriteArgs {
     /// The rules clap cannot say.
     ///
     /// # Errors
     /// Invalid levels, or a comparison without a gateway binary to start in open mode.
     fn check(&self) -> anyhow::Result<()> {
-        self.run.check("--clients", &self.clients)?;
+        self.load.check()?;
         if self.compare_open_clients.is_some() && self.gateway_bin.is_none() {
             bail!("--compare-open-clients needs --gateway-bin: the bench starts the open gateway");
         }
@@ -178,14 +196,14 @@ pub async fn run(args: &BenchWriteArgs) -> anyhow::Result<BenchResult<BenchWrite
     let level = |l: &HotLevel| prefixed(format_args!("{} clients", l.users), &l.violations);
     let mut violations: Vec<String> = levels.iter().flat_map(level).collect();
     let over_budget = auth_comparison.as_ref().map(|c| &c.figures);
-    if let Some(c) = over_budget.filter(|c| !c.within_budget && !args.run.smoke) {
+    if let Some(c) = over_budget.filter(|c| !c.within_budget && !args.load.run.smoke) {
         violations.push(format!(
             "tokens cost {} % of the open rate (budget {} %), or a compared level failed",
             c.overhead_percent, c.budget_percent
         ));
     }
     let figures = BenchWrite {
-        smoke: args.run.smoke,
+        smoke: args.load.run.smoke,
         gateway: gateway_info,
         levels,
         auth_comparison,
@@ -202,9 +220,9 @@ async fn measure(
     let api = ApiClient::new(url)?
         .register_bidders(args.registered_bidders)
         .await?;
-    let (secs, proxy) = (args.run.duration_secs, args.proxy_bidders);
-    let mut levels = Vec::with_capacity(args.clients.len());
-    for &clients in &args.clients {
+    let (secs, proxy) = (args.load.run.duration_secs, args.proxy_bidders);
+    let mut levels = Vec::with_capacity(args.load.clients.len());
+    for &clients in &args.load.clients {
         levels.push(run_one(&api, clients, secs, proxy).await?);
     }
     let comparison = match (args.compare_open_clients, &args.gateway_bin) {
@@ -227,8 +245,6 @@ pub(crate) async fn run_one(
 ) -> anyhow::Result<HotLevel> {
     let id = format!("bench-{:016x}", fastrand::u64(..));
     let item = NewItem::new(id, "bench", PRICES, in_secs(3_600))?;
-    // On the heap: a goose attack's future is large, and levels nest in the comparisons (a
-    // test thread's 2 MiB stack overflowed).
     let level = Box::pin(hot_item::run_level_with(
         api,
         api.url(),
@@ -276,7 +292,7 @@ async fn compare_auth_modes(
     let open = Service::start("gateway", binary, &open_env).await?;
     let compared = async {
         let open_api = ApiClient::new(open.url())?.open_mode();
-        let load = (args.run.duration_secs, args.proxy_bidders);
+        let load = (args.load.run.duration_secs, args.proxy_bidders);
         alternate((api, &open_api), clients, 1, load).await
     }
     .await;
@@ -327,8 +343,8 @@ mod tests {
     #[test]
     fn defaults_are_two_levels_of_ten_seconds() {
         let (args, valid) = parse(&["--gateway-url", "http://127.0.0.1:8080"]).unwrap();
-        assert_eq!(args.clients, vec![64, 256]);
-        assert_eq!(args.run.duration_secs, 10);
+        assert_eq!(args.load.clients, vec![64, 256]);
+        assert_eq!(args.load.run.duration_secs, 10);
         assert_eq!(args.out, PathBuf::from("bench/results/write.json"));
         assert!(valid);
     }
@@ -365,7 +381,7 @@ mod tests {
         let (args, _) = parse(&["--gateway-bin", "target/release/api-gateway"]).unwrap();
         assert!(args.gateway_bin.is_some() && args.gateway_url.is_none());
         let (args, _) = parse(&[&url[..], &["--clients", "1,8,512"]].concat()).unwrap();
-        assert_eq!(args.clients, vec![1, 8, 512]);
+        assert_eq!(args.load.clients, vec![1, 8, 512]);
         assert!(parse(&[&url[..], &["--clients", "4,0"]].concat()).is_none());
         let short = [&url[..], &["--duration-secs", "2"]].concat();
         assert_eq!(

@@ -6,22 +6,36 @@
 
 mod support;
 
-use load_tests::bench_write::{self, BenchWriteArgs};
+use load_tests::bench_write::{self, BenchWriteArgs, WriteLoad};
 use load_tests::goose_run::RunLength;
+use std::path::PathBuf;
+
+/// A smoke run of `clients` users, two seconds a level, against a gateway the bench starts,
+/// writing to `out`; no registered bidders, comparison, database or proxy bidders.
+fn smoke(clients: u32, out: PathBuf) -> BenchWriteArgs {
+    BenchWriteArgs {
+        gateway_url: None,
+        gateway_bin: Some(support::service_bin("api-gateway")),
+        load: WriteLoad {
+            clients: vec![clients],
+            run: RunLength {
+                duration_secs: 2,
+                smoke: true,
+            },
+        },
+        out,
+        registered_bidders: 0,
+        compare_open_clients: None,
+        database_url: None,
+        proxy_bidders: false,
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_smoke_run_bids_with_tokens_compares_open_mode_and_writes_the_result() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("write.json");
     let args = BenchWriteArgs {
-        gateway_url: None,
-        gateway_bin: Some(support::service_bin("api-gateway")),
-        clients: vec![4],
-        run: RunLength {
-            duration_secs: 2,
-            smoke: true,
-        },
-        out: out.clone(),
         registered_bidders: 2,
         compare_open_clients: Some(4),
         database_url: Some(
@@ -29,7 +43,7 @@ async fn a_smoke_run_bids_with_tokens_compares_open_mode_and_writes_the_result()
                 .await
                 .unwrap(),
         ),
-        proxy_bidders: false,
+        ..smoke(4, out.clone())
     };
 
     let result = bench_write::run(&args).await.unwrap();
@@ -73,18 +87,8 @@ async fn a_smoke_run_with_proxy_bidders_keeps_every_check_and_times_both_kinds()
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("write-proxy.json");
     let args = BenchWriteArgs {
-        gateway_url: None,
-        gateway_bin: Some(support::service_bin("api-gateway")),
-        clients: vec![6],
-        run: RunLength {
-            duration_secs: 2,
-            smoke: true,
-        },
-        out: out.clone(),
-        registered_bidders: 0,
-        compare_open_clients: None,
-        database_url: None,
         proxy_bidders: true,
+        ..smoke(6, out.clone())
     };
 
     let result = bench_write::run(&args).await.unwrap();

@@ -6,6 +6,7 @@
 
 mod support;
 
+use load_tests::bench_write::WriteLoad;
 use load_tests::fanout::FanoutLoad;
 use load_tests::fanout::nchan::{self, BenchFanoutNchanArgs};
 use load_tests::goose_run::RunLength;
@@ -19,10 +20,12 @@ async fn the_write_floor_takes_the_same_load_as_the_gateway_and_both_keep_the_co
     let args = BenchWriteFloorArgs {
         gateway_bin: support::service_bin("api-gateway"),
         floor_bin: Some(support::service_bin("load-tests")),
-        clients: vec![4],
-        run: RunLength {
-            duration_secs: 2,
-            smoke: true,
+        load: WriteLoad {
+            clients: vec![4],
+            run: RunLength {
+                duration_secs: 2,
+                smoke: true,
+            },
         },
         pairs: 1,
         out: out.clone(),

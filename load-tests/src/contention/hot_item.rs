@@ -295,12 +295,13 @@ async fn bid_run(
     let target =
         Arc::new(BidTarget::for_client(ids, prices, api).with_proxy_bidders(proxy_bidders));
     let bid = Transaction::new(bid_transaction(&target)).set_name("bid");
-    let attack = attack(
+    // On the heap: a goose attack's future is large (a test thread's 2 MiB stack overflowed).
+    let attack = Box::pin(attack(
         scenario!("Bids").register_transaction(bid),
         gateway_url,
         users,
         duration_secs,
-    );
+    ));
     let counters = [RETRIES_COUNTER, PREFILTER_COUNTER];
     let (metrics, counters) = counter_growth(api, counters, attack).await?;
     let measured_secs = measured_window_secs(&metrics);

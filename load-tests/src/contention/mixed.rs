@@ -69,7 +69,7 @@ pub async fn run(
     let target = Arc::new(BidTarget::for_client(ids, PRICES, api));
     tracing::info!(users, items, duration_secs, "mixed run started");
     let scenario = scenario(&target)?;
-    let metrics = attack(scenario, gateway_url, users, duration_secs).await?;
+    let metrics = Box::pin(attack(scenario, gateway_url, users, duration_secs)).await?;
     let measured_secs = measured_window_secs(&metrics);
     let names = [BID_REQUEST_NAME, ITEM_READ_NAME, LIST_READ_NAME];
     let stats = |name| RequestStats::of(&metrics, name, measured_secs);

@@ -14,9 +14,9 @@ pub mod server;
 
 use crate::api::ApiClient;
 use crate::bench_result::{BenchResult, Started, start_services};
-use crate::bench_write::{alternate, rates};
+use crate::bench_write::{WriteLoad, alternate, rates};
 use crate::contention::hot_item::HotLevel;
-use crate::goose_run::{RunLength, round_to};
+use crate::goose_run::round_to;
 use crate::service::{Service, WRITE_FLOOR_ROLE, namespace, run_tag};
 use crate::verdict::prefixed;
 use std::path::PathBuf;
@@ -34,12 +34,8 @@ pub struct BenchWriteFloorArgs {
     /// The `load-tests` binary that runs `write-floor-server` (default: this one).
     #[arg(long)]
     pub floor_bin: Option<PathBuf>,
-    /// Concurrent bidders (connections) per level.
-    #[arg(long, value_delimiter = ',', default_value = "64,256",
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub clients: Vec<u32>,
     #[command(flatten)]
-    pub run: RunLength,
+    pub load: WriteLoad,
     /// Gateway-floor-floor-gateway rounds per level.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=5))]
     pub pairs: u32,
@@ -119,7 +115,7 @@ impl FloorComparison {
 /// # Errors
 /// A server cannot start, a level cannot run, or the file cannot be written.
 pub async fn run(args: &BenchWriteFloorArgs) -> anyhow::Result<BenchResult<WriteFloor>> {
-    args.run.check("--clients", &args.clients)?;
+    args.load.check()?;
     let started = Started::now("bench-write-floor");
     let floor_bin = match &args.floor_bin {
         Some(path) => path.clone(),
@@ -139,7 +135,7 @@ pub async fn run(args: &BenchWriteFloorArgs) -> anyhow::Result<BenchResult<Write
         .flat_map(|l| l.gateway_runs.iter().chain(&l.floor_runs));
     let violations = runs.flat_map(run).collect();
     let figures = WriteFloor {
-        smoke: args.run.smoke,
+        smoke: args.load.run.smoke,
         gateway_does: GATEWAY_DOES,
         floor_does: FLOOR_DOES,
         goal_ratio: GOAL_RATIO,
@@ -154,19 +150,13 @@ async fn measure(
     floor: &str,
 ) -> anyhow::Result<Vec<FloorComparison>> {
     let (gateway_api, floor_api) = (ApiClient::new(gateway)?, ApiClient::new(floor)?);
-    let mut levels = Vec::with_capacity(args.clients.len());
-    for &clients in &args.clients {
+    let mut levels = Vec::with_capacity(args.load.clients.len());
+    for &clients in &args.load.clients {
         let apis = (&gateway_api, &floor_api);
-        let load = (args.run.duration_secs, false);
+        let load = (args.load.run.duration_secs, false);
         let (gateway_runs, floor_runs) = alternate(apis, clients, args.pairs, load).await?;
         let level = FloorComparison::new(clients, gateway_runs, floor_runs);
-        tracing::info!(
-            clients,
-            gateway = level.gateway_bids_per_sec,
-            floor = level.floor_bids_per_sec,
-            ratio = level.ratio,
-            "write floor level"
-        );
+        tracing::info!(clients, ratio = level.ratio, "write floor level");
         levels.push(level);
     }
     Ok(levels)
