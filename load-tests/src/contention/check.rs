@@ -28,10 +28,9 @@ const READ_CONCURRENCY: usize = 16;
 #[derive(Debug, Clone, Serialize)]
 pub struct ItemCheck {
     pub item_id: String,
-    pub accepted: u64,
-    pub rejected_too_low: u64,
-    pub highest_accepted_cents: Option<i64>,
-    pub highest_rejected_cents: Option<i64>,
+    /// What the users saw.
+    #[serde(flatten)]
+    pub seen: ItemOutcomes,
     pub final_price_cents: Option<i64>,
     pub final_seq: u64,
     pub final_bid_count: u64,
@@ -49,10 +48,7 @@ impl ItemCheck {
     ) -> Self {
         Self {
             item_id: item_id.to_owned(),
-            accepted: seen.accepted,
-            rejected_too_low: seen.rejected_too_low,
-            highest_accepted_cents: seen.highest_accepted_cents,
-            highest_rejected_cents: seen.highest_rejected_cents,
+            seen: *seen,
             final_price_cents: state.current_bid_cents,
             final_seq: state.seq,
             final_bid_count: state.bid_count,

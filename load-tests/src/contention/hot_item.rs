@@ -175,7 +175,6 @@ pub async fn run_level_with(
         measured_secs,
         bids,
         proxy_bids,
-        target,
         mut checks,
         errors,
         counters: [retries, prefiltered],
@@ -183,7 +182,7 @@ pub async fn run_level_with(
     } = run;
     let check = checks.pop().context("the hot item was not read back")?;
     let requests = bids.requests + proxy_bids.as_ref().map_or(0, |p| p.requests);
-    let seen = target.tally.item(0);
+    let seen = check.seen;
     let violations = level_violations(&check, &errors, requests);
     let through_redis = |skipped: u64| requests.saturating_sub(skipped) as f64;
     Ok(HotLevel {
@@ -226,7 +225,7 @@ fn level_violations(
     requests: u64,
 ) -> Vec<String> {
     let mut violations = bid_violations(std::slice::from_ref(check), errors, requests);
-    if check.accepted == 0 {
+    if check.seen.accepted == 0 {
         violations.push("no bid was accepted: the level proves nothing".to_owned());
     }
     violations
@@ -256,10 +255,11 @@ pub async fn run_spread_level(
     duration_secs: u64,
 ) -> anyhow::Result<SpreadLevel> {
     let run = bid_run(api, gateway_url, items, users, duration_secs, false).await?;
+    let accepted = run.checks.iter().map(|c| c.seen.accepted).sum();
     Ok(SpreadLevel {
         users,
         items: items.len(),
-        accepted_per_sec: per_sec(run.target.tally.accepted_total(), run.measured_secs),
+        accepted_per_sec: per_sec(accepted, run.measured_secs),
         violations: bid_violations(&run.checks, &run.errors, run.bids.requests),
         bids: run.bids,
     })
@@ -270,7 +270,6 @@ struct BidRun {
     measured_secs: f64,
     bids: RequestStats,
     proxy_bids: Option<RequestStats>,
-    target: Arc<BidTarget>,
     checks: Vec<ItemCheck>,
     errors: BTreeMap<String, u64>,
     /// Growth of the optimistic retries and the pre-filter's answers.
@@ -316,7 +315,6 @@ async fn bid_run(
         measured_secs,
         bids,
         proxy_bids,
-        target,
         counters,
         histogram,
     })

@@ -100,7 +100,7 @@ pub async fn run(
         accepted_per_sec: per_sec(accepted, measured_secs),
         rejected: tally.rejected_total(),
         errors,
-        items_with_bids: checks.iter().filter(|c| c.accepted > 0).count(),
+        items_with_bids: checks.iter().filter(|c| c.seen.accepted > 0).count(),
         failed_items: checks.into_iter().filter(|c| !c.passed()).collect(),
         violations,
     })
