@@ -128,23 +128,33 @@ fn levels(result: &Value) -> Vec<Value> {
     result["levels"].as_array().cloned().unwrap_or_default()
 }
 
+/// A bid rate in a result file, shown after `label`.
+fn bids<'a>(label: &'a str, value: &'a Value) -> Figure<'a> {
+    (label, value, "bids/s", 0)
+}
+
 fn write_rows(dir: &Path, rows: &mut Vec<Row>) {
     if let Some((floor, source)) = load(dir, "write-floor.json") {
         for level in levels(&floor) {
-            let ours = ("gateway ", &level["gateway_bids_per_sec"], "bids/s", 0);
-            let peer = ("write floor ", &level["floor_bids_per_sec"], "bids/s", 0);
+            let gateway = bids("gateway ", &level["gateway_bids_per_sec"]);
+            let floor = Some(bids("write floor ", &level["floor_bids_per_sec"]));
             let what = format!("writes, one hot item, {} clients", level["clients"]);
-            push(rows, what, (ours, Some(peer)), "≥ 0.6", &source);
+            push(rows, what, (gateway, floor), "≥ 0.6", &source);
         }
     }
     let Some((write, source)) = load(dir, "write.json") else {
         return;
     };
     let auth = &write["auth_comparison"];
-    let ours = ("", &auth["token_bids_per_sec"], "bids/s", 0);
-    let peer = ("AUTH_MODE=open ", &auth["open_bids_per_sec"], "bids/s", 0);
+    let open = Some(bids("AUTH_MODE=open ", &auth["open_bids_per_sec"]));
     let what = format!("writes with tokens, {} clients", auth["clients"]);
-    push(rows, what, (ours, Some(peer)), "≥ 0.9", &source);
+    push(
+        rows,
+        what,
+        (bids("", &auth["token_bids_per_sec"]), open),
+        "≥ 0.9",
+        &source,
+    );
     let Some((off, _)) = load(dir, "write-no-prefilter.json") else {
         return;
     };
@@ -156,10 +166,15 @@ fn write_rows(dir: &Path, rows: &mut Vec<Row>) {
         } else {
             &on["users"]
         };
-        let ours = ("", &on["requests_per_sec"], "bids/s", 0);
-        let peer = ("pre-filter off ", &off["requests_per_sec"], "bids/s", 0);
+        let peer = Some(bids("pre-filter off ", &off["requests_per_sec"]));
         let what = format!("writes, price pre-filter, {clients} clients");
-        push(rows, what, (ours, Some(peer)), "—", &sources);
+        push(
+            rows,
+            what,
+            (bids("", &on["requests_per_sec"]), peer),
+            "—",
+            &sources,
+        );
     }
 }
 
@@ -229,10 +244,15 @@ fn other_rows(dir: &Path, rows: &mut Vec<Row>) {
     }
     if let Some((limits, source)) = load(dir, "rate-limits.json") {
         let median = &limits["median_bids_per_sec"]["prefilter_on"];
-        let ours = ("", &median["shared"], "bids/s", 0);
-        let peer = ("per-instance limiter ", &median["main"], "bids/s", 0);
+        let peer = Some(bids("per-instance limiter ", &median["main"]));
         let what = "writes, shared rate limiter, 64 clients".to_owned();
-        push(rows, what, (ours, Some(peer)), "—", &source);
+        push(
+            rows,
+            what,
+            (bids("", &median["shared"]), peer),
+            "—",
+            &source,
+        );
     }
     if let Some((archive, source)) = load(dir, "archive.json") {
         let ours = ("", &archive["drain"]["events_per_sec"], "events/s", 0);
