@@ -8,6 +8,7 @@
 
 use crate::credentials::Credentials;
 use anyhow::{Context, bail};
+use futures::{StreamExt, TryStreamExt};
 use reqwest::{RequestBuilder, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -18,6 +19,8 @@ use uuid::Uuid;
 
 /// Longest a call may take unless the client is built with another timeout.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Items [`ApiClient::create_items`] creates at once.
+const CREATE_CONCURRENCY: usize = 16;
 /// The name bid requests carry in goose's metrics (instead of a path with the item id).
 pub const BID_REQUEST_NAME: &str = "POST /api/v1/items/{id}/bid";
 /// The goose name of a bid carrying a maximum (`bench-write --proxy-bidders`), timed apart
@@ -77,6 +80,16 @@ pub struct BidBody<'a> {
     /// A proxy bid's maximum; absent for a plain bid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_amount: Option<Cents>,
+}
+
+impl<'a> BidBody<'a> {
+    pub fn plain(user_id: &'a str, amount: Cents) -> Self {
+        Self {
+            user_id,
+            amount,
+            max_amount: None,
+        }
+    }
 }
 
 /// An item to create with `POST /api/v1/items` (its body).
@@ -225,6 +238,11 @@ impl ApiClient {
         self
     }
 
+    /// The service's base URL.
+    pub fn url(&self) -> &str {
+        &self.base_url
+    }
+
     /// How this client's bids say who bids.
     pub fn bid_auth(&self) -> &BidAuth {
         &self.bid_auth
@@ -242,15 +260,6 @@ impl ApiClient {
     /// # Errors
     /// Registration keeps failing, or an answer lacks the account or its token.
     pub async fn register_bidders(mut self, count: usize) -> anyhow::Result<Self> {
-        #[derive(Deserialize)]
-        struct Registered {
-            access_token: String,
-            user: Account,
-        }
-        #[derive(Deserialize)]
-        struct Account {
-            id: String,
-        }
         let url = format!("{}/api/v1/auth/register", self.base_url);
         let mut ids = Vec::with_capacity(count);
         for n in 0..count {
@@ -261,7 +270,7 @@ impl ApiClient {
                 "password": "load test password 1",
             });
             let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-            let registered: Registered = loop {
+            let registered: serde_json::Value = loop {
                 let response = self.http.post(&url).json(&body).send().await;
                 match response {
                     Ok(r) if r.status() == StatusCode::CREATED => break r.json().await?,
@@ -277,9 +286,15 @@ impl ApiClient {
                     }
                 }
             };
-            self.credentials
-                .remember(&registered.user.id, registered.access_token);
-            ids.push(registered.user.id);
+            let field = |value: &serde_json::Value| value.as_str().map(str::to_owned);
+            let (Some(id), Some(token)) = (
+                field(&registered["user"]["id"]),
+                field(&registered["access_token"]),
+            ) else {
+                bail!("{url} answered without the account's id or token: {registered}");
+            };
+            self.credentials.remember(&id, token);
+            ids.push(id);
         }
         tracing::info!(count, "bidder accounts registered through the API");
         self.registered = Arc::new(ids);
@@ -343,19 +358,29 @@ impl ApiClient {
     /// transport failure is an [`Outcome`], not an error.
     pub async fn bid(&self, item: &str, user_id: &str, amount: Cents) -> Answer {
         let url = format!("{}{}", self.base_url, bid_path(item));
-        let mut request = self.http.post(url).json(&BidBody {
-            user_id,
-            amount,
-            max_amount: None,
+        let token = self.bid_auth.token(user_id).unwrap_or_else(|e| {
+            tracing::warn!(error = %format!("{e:#}"), "no token for the bid; sending none");
+            None
         });
-        match self.bid_auth.token(user_id) {
-            Ok(Some(token)) => request = request.bearer_auth(token),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "no token for the bid; sending none");
-            }
-        }
-        send(request).await
+        let body = BidBody::plain(user_id, amount);
+        let request = self.http.post(url).json(&body);
+        send(match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        })
+        .await
+    }
+
+    /// Creates every item of `items`, a few at a time.
+    ///
+    /// # Errors
+    /// As [`ApiClient::create_item`], for the first item that fails.
+    pub async fn create_items(&self, items: Vec<NewItem>) -> anyhow::Result<()> {
+        futures::stream::iter(items)
+            .map(|item| async move { self.create_item(&item).await })
+            .buffer_unordered(CREATE_CONCURRENCY)
+            .try_collect()
+            .await
     }
 
     /// `GET path` (e.g. [`item_path`]), its body read to the end.

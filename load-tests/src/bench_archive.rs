@@ -10,12 +10,10 @@
 
 use crate::api::{ApiClient, NewItem, in_secs};
 use crate::archive::{archive_delays, archive_span_secs, wait_for_rows};
-use crate::host::cores;
+use crate::bench_result::{BenchResult, Started, shutdown_all, start_services};
 use crate::latency::LatencyMs;
 use crate::open_loop::{Clock, STARTING_CENTS, Target, Workload};
-use crate::report::{now_rfc3339, write_json};
 use crate::service::{Service, namespace, run_tag};
-use crate::verdict::{Outcome, Verdict};
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
@@ -59,15 +57,11 @@ pub struct BenchArchiveArgs {
     pub out: PathBuf,
 }
 
+/// The figures of a bench-archive run (its JSON result, in [`BenchResult`]).
 #[derive(Debug, Serialize)]
-pub struct BenchArchiveResult {
-    pub experiment: &'static str,
-    pub started_at: String,
-    pub cores: usize,
+pub struct Archive {
     pub drain: Drain,
     pub steady: Steady,
-    /// What failed; empty when the run passed.
-    pub violations: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -199,14 +193,16 @@ async fn drain(args: &BenchArchiveArgs) -> anyhow::Result<Drain> {
 async fn steady(args: &BenchArchiveArgs) -> anyhow::Result<Steady> {
     let phase = Phase::new(&args.admin_database_url).await?;
     let env = phase.env(&args.nats_url);
-    let worker = Service::start("worker", &args.worker_bin, &env).await?;
-    let gateway = Service::start("gateway", &args.gateway_bin, &env).await?;
+    let binaries = [
+        ("worker", &*args.worker_bin),
+        ("gateway", &args.gateway_bin),
+    ];
+    let [worker, gateway] = start_services(binaries, &env).await?;
     let api = ApiClient::new(gateway.url())?;
     let items: Vec<String> = (0..ITEMS / 2).map(|i| format!("steady-{i}")).collect();
-    for item in &items {
-        let item = NewItem::new(item.clone(), "steady", (STARTING_CENTS, 1), in_secs(3_600))?;
-        api.create_item(&item).await?;
-    }
+    let new = |id: &String| NewItem::new(id.clone(), "steady", (STARTING_CENTS, 1), in_secs(3_600));
+    api.create_items(items.iter().map(new).collect::<Result<_, _>>()?)
+        .await?;
     let clock = Clock::start();
     let target = Target {
         gateways: vec![gateway.url().to_owned()],
@@ -220,8 +216,7 @@ async fn steady(args: &BenchArchiveArgs) -> anyhow::Result<Steady> {
     let accepted = requests.iter().filter(|r| r.is_accepted_bid()).count();
     let rows = wait_for_rows(&phase.database_url, accepted, STEADY_TIMEOUT).await;
     let delays = archive_delays(&phase.database_url).await?;
-    gateway.shutdown().await?;
-    worker.shutdown().await?;
+    shutdown_all([gateway, worker]).await?;
     Ok(Steady {
         target_rate: args.rate,
         secs: args.steady_secs,
@@ -237,8 +232,8 @@ async fn steady(args: &BenchArchiveArgs) -> anyhow::Result<Steady> {
 ///
 /// # Errors
 /// When a service cannot start, PostgreSQL or NATS cannot be used, or the file not written.
-pub async fn run(args: &BenchArchiveArgs) -> anyhow::Result<BenchArchiveResult> {
-    let started_at = now_rfc3339();
+pub async fn run(args: &BenchArchiveArgs) -> anyhow::Result<BenchResult<Archive>> {
+    let started = Started::now("bench-archive");
     let drain = drain(args).await?;
     let steady = steady(args).await?;
     let (rows, events) = (drain.rows, drain.events);
@@ -255,20 +250,5 @@ pub async fn run(args: &BenchArchiveArgs) -> anyhow::Result<BenchArchiveResult> 
             "only {accepted} of {posted} bids accepted: it measured refusals"
         ));
     }
-    let result = BenchArchiveResult {
-        experiment: "bench-archive",
-        started_at,
-        cores: cores(),
-        drain,
-        steady,
-        violations,
-    };
-    write_json(&args.out, &result)?;
-    Ok(result)
-}
-
-impl Outcome for BenchArchiveResult {
-    fn verdict(&self) -> Verdict {
-        Verdict::of(&self.violations)
-    }
+    started.finish(Archive { drain, steady }, violations, &args.out)
 }

@@ -6,14 +6,12 @@
 //! once, none before its end time, and a viewer saw each close within a minute of the end.
 
 use crate::api::{ApiClient, NewItem};
-use crate::host::{cores, raise_fd_limit};
+use crate::bench_result::{BenchResult, Started, shutdown_all, start_services};
+use crate::host::raise_fd_limit;
 use crate::latency::{Histogram, LatencyMs, wall_clock_us};
-use crate::report::{now_rfc3339, write_json};
-use crate::service::{Service, namespace, run_tag};
-use crate::verdict::{Outcome, Verdict};
+use crate::service::{namespace, run_tag};
 use crate::watcher::Watcher;
 use clap::Args;
-use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use shared::Timestamp;
 use std::collections::HashMap;
@@ -23,8 +21,6 @@ use std::time::Duration;
 
 /// How long after the end time every close must have reached a viewer.
 const CLOSE_BOUND_US: u64 = 60_000_000;
-/// Items created at once.
-const SETUP_CONCURRENCY: usize = 64;
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchCloseArgs {
@@ -41,32 +37,31 @@ pub struct BenchCloseArgs {
     pub out: PathBuf,
 }
 
+/// The figures of a bench-close run (its JSON result, in [`BenchResult`]).
 #[derive(Debug, Serialize)]
-pub struct CloseResult {
-    pub experiment: &'static str,
-    pub started_at: String,
-    pub cores: usize,
+pub struct Closes {
     pub auctions: usize,
     pub closes_seen: usize,
     /// From each auction's end time to a viewer's receipt of its `auction_closed`.
     pub delay_ms: LatencyMs,
-    /// What failed; empty when the run passed.
-    pub violations: Vec<String>,
 }
 
 /// Runs the experiment and writes its JSON result.
 ///
 /// # Errors
 /// When a service cannot start or an auction cannot be created.
-pub async fn run(args: &BenchCloseArgs) -> anyhow::Result<CloseResult> {
+pub async fn run(args: &BenchCloseArgs) -> anyhow::Result<BenchResult<Closes>> {
     raise_fd_limit();
-    let started_at = now_rfc3339();
+    let started = Started::now("bench-close");
     let tag = run_tag("close");
     let mut env = namespace(&tag);
     let per_connection = args.per_connection.to_string();
     env.push(("MAX_SUBSCRIPTIONS_PER_CONNECTION", per_connection));
-    let gateway = Service::start("gateway", &args.gateway_bin, &env).await?;
-    let broadcast = Service::start("broadcast", &args.broadcast_bin, &env).await?;
+    let binaries = [
+        ("gateway", &*args.gateway_bin),
+        ("broadcast", &args.broadcast_bin),
+    ];
+    let [gateway, broadcast] = start_services(binaries, &env).await?;
     let api = ApiClient::new(gateway.url())?;
 
     // Every auction ends in the same second, far enough ahead to create and watch them all.
@@ -76,17 +71,11 @@ pub async fn run(args: &BenchCloseArgs) -> anyhow::Result<CloseResult> {
     let ends: HashMap<String, u64> = (0..args.auctions)
         .map(|i| (format!("{tag}-{i}"), end_us + (i as u64 * 997) % 1_000_000))
         .collect();
-    futures::stream::iter(&ends)
-        .map(|(id, &end)| {
-            let api = &api;
-            async move {
-                let end = Timestamp::from_micros(i64::try_from(end)?);
-                let item = NewItem::new(id.clone(), "closing", (100, 100), end)?;
-                api.create_item(&item).await
-            }
-        })
-        .buffer_unordered(SETUP_CONCURRENCY)
-        .try_collect::<Vec<()>>()
+    let item = |(id, &end): (&String, &u64)| {
+        let end = Timestamp::from_micros(i64::try_from(end)?);
+        Ok(NewItem::new(id.clone(), "closing", (100, 100), end)?)
+    };
+    api.create_items(ends.iter().map(item).collect::<anyhow::Result<_>>()?)
         .await?;
     tracing::info!(auctions = ends.len(), "auctions created; subscribing");
 
@@ -105,31 +94,26 @@ pub async fn run(args: &BenchCloseArgs) -> anyhow::Result<CloseResult> {
             })
         })
         .collect();
-    let seen = || closes.lock().unwrap_or_else(PoisonError::into_inner).len();
-    while seen() < ends.len() && wall_clock_us() < end_us + CLOSE_BOUND_US {
+    let closes = || {
+        closes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    };
+    while closes().len() < ends.len() && wall_clock_us() < end_us + CLOSE_BOUND_US {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for watcher in watchers {
         watcher.stop().await;
     }
-    broadcast.shutdown().await?;
-    gateway.shutdown().await?;
-    let closes = closes
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    let (delays, violations) = check(&ends, &closes);
-    let result = CloseResult {
-        experiment: "bench-close",
-        started_at,
-        cores: cores(),
+    shutdown_all([broadcast, gateway]).await?;
+    let (delays, violations) = check(&ends, &closes());
+    let figures = Closes {
         auctions: ends.len(),
         closes_seen: delays.count() as usize,
         delay_ms: delays.latency().unwrap_or_default(),
-        violations,
     };
-    write_json(&args.out, &result)?;
-    Ok(result)
+    started.finish(figures, violations, &args.out)
 }
 
 /// The item of an `auction_closed` frame.
@@ -178,12 +162,6 @@ fn check(ends: &HashMap<String, u64>, closes: &[(String, u64)]) -> (Histogram, V
     ];
     let violations = violations.into_iter().filter(|(count, _)| *count > 0);
     (delays, violations.map(|(_, v)| v).collect())
-}
-
-impl Outcome for CloseResult {
-    fn verdict(&self) -> Verdict {
-        Verdict::of(&self.violations)
-    }
 }
 
 #[cfg(test)]

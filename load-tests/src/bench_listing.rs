@@ -11,14 +11,12 @@
 //! not judged (two shared cores make it noisy). With `--bid-rate` the bidders are paced
 //! below what the machine can take, so the ratio shows queueing rather than a shared CPU.
 
-use crate::api::{ApiClient, NewItem, Outcome};
-use crate::host::{Machine, raise_fd_limit};
+use crate::api::{Answer, ApiClient, NewItem, Outcome, in_secs};
+use crate::bench_result::{BenchResult, Started, start_services};
+use crate::host::raise_fd_limit;
 use crate::latency::{Histogram, LatencyMs};
-use crate::report::{now_rfc3339, write_json};
-use crate::service::{Service, namespace, run_tag};
-use crate::verdict::{Outcome as RunOutcome, Verdict};
+use crate::service::{namespace, run_tag};
 use clap::Args;
-use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use shared::{Cents, Timestamp};
 use std::path::PathBuf;
@@ -26,8 +24,6 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// Items created at once during setup.
-const SETUP_CONCURRENCY: usize = 64;
 /// The listing every lister and the latency phase read.
 const LIST_PATH: &str = "/api/v1/items?limit=10";
 /// A name search matching nothing: each request examines the whole budget.
@@ -74,11 +70,9 @@ pub struct BidPhase {
     pub listings_not_200: u64,
 }
 
+/// The figures of a bench-listing run (its JSON result, in [`BenchResult`]).
 #[derive(Debug, Clone, Serialize)]
-pub struct ListingResult {
-    pub experiment: &'static str,
-    pub started_at: String,
-    pub machine: Machine,
+pub struct Listing {
     pub items: usize,
     /// Bids per second asked for (0: closed loop).
     pub bid_rate: u32,
@@ -92,46 +86,36 @@ pub struct ListingResult {
     pub phases: Vec<BidPhase>,
     /// Bid p50 with the listers over the mean of the two phases without.
     pub bid_p50_ratio_with_listers: f64,
-    pub violations: Vec<String>,
-}
-
-impl RunOutcome for ListingResult {
-    fn verdict(&self) -> Verdict {
-        Verdict::of(&self.violations)
-    }
 }
 
 /// Runs the benchmark and writes its JSON result.
 ///
 /// # Errors
 /// When the gateway cannot start or an item cannot be created.
-pub async fn run(args: &BenchListingArgs) -> anyhow::Result<ListingResult> {
+pub async fn run(args: &BenchListingArgs) -> anyhow::Result<BenchResult<Listing>> {
     raise_fd_limit();
-    let started_at = now_rfc3339();
+    let started = Started::now("bench-listing");
     let tag = run_tag("listing");
-    let gateway = Service::start("gateway", &args.gateway_bin, &namespace(&tag)).await?;
+    let [gateway] = start_services([("gateway", &*args.gateway_bin)], &namespace(&tag)).await?;
     let api = ApiClient::new(gateway.url())?;
-
     let start = Timestamp::now().micros();
     let hour = 3_600_000_000;
-    futures::stream::iter(0..args.items)
-        .map(|i| {
-            let api = &api;
-            let tag = &tag;
-            async move {
-                // Ends spread over a day, a second apart, so the order is not one of ties.
-                let end = Timestamp::from_micros(start + hour + (i as i64 % 86_400) * 1_000_000);
-                let item = NewItem::new(format!("{tag}-{i}"), "Listed lot", (100, 1), end)?;
-                api.create_item(&item).await
-            }
-        })
-        .buffer_unordered(SETUP_CONCURRENCY)
-        .try_collect::<Vec<()>>()
+    let item = |i: usize| {
+        // Ends spread over a day, a second apart, so the order is not one of ties.
+        let end = Timestamp::from_micros(start + hour + (i as i64 % 86_400) * 1_000_000);
+        NewItem::new(format!("{tag}-{i}"), "Listed lot", (100, 1), end)
+    };
+    api.create_items((0..args.items).map(item).collect::<Result<_, _>>()?)
         .await?;
     tracing::info!(items = args.items, "items created; timing the listing");
 
-    let (list, list_failed) = sequential_reads(&api, LIST_PATH, args.reads).await;
-    let (search, search_failed) = sequential_reads(&api, SEARCH_PATH, args.reads).await;
+    let never = CancellationToken::new();
+    let api = &api;
+    let reads = |path: &'static str| {
+        let read = move || async move { is_ok(&api.get(path).await) };
+        repeat(&never, Some(args.reads), None, read)
+    };
+    let (list, search) = (reads(LIST_PATH).await, reads(SEARCH_PATH).await);
 
     let duration = Duration::from_secs(args.duration_secs);
     let mut phases = Vec::new();
@@ -143,7 +127,7 @@ pub async fn run(args: &BenchListingArgs) -> anyhow::Result<ListingResult> {
             listers,
             duration,
         };
-        phases.push(bid_phase(&api, &tag, &load).await);
+        phases.push(bid_phase(api, &tag, &load).await);
     }
     gateway.shutdown().await?;
 
@@ -154,9 +138,10 @@ pub async fn run(args: &BenchListingArgs) -> anyhow::Result<ListingResult> {
         0.0
     };
     let mut violations = Vec::new();
-    if list_failed + search_failed > 0 {
+    if list.failed + search.failed > 0 {
         violations.push(format!(
-            "{list_failed} listings and {search_failed} searches did not answer 200"
+            "{} listings and {} searches did not answer 200",
+            list.failed, search.failed
         ));
     }
     for (n, phase) in phases.iter().enumerate() {
@@ -167,49 +152,69 @@ pub async fn run(args: &BenchListingArgs) -> anyhow::Result<ListingResult> {
             ));
         }
     }
-    let result = ListingResult {
-        experiment: "bench-listing",
-        started_at,
-        machine: Machine::current(),
+    let figures = Listing {
         items: args.items,
         bid_rate: args.bid_rate,
-        list_limit_10_ms: list.latency().unwrap_or_default(),
-        list_limit_10_not_200: list_failed,
-        search_ms: search.latency().unwrap_or_default(),
-        search_not_200: search_failed,
+        list_limit_10_ms: list.latencies.latency().unwrap_or_default(),
+        list_limit_10_not_200: list.failed,
+        search_ms: search.latencies.latency().unwrap_or_default(),
+        search_not_200: search.failed,
         phases,
         bid_p50_ratio_with_listers: (ratio * 100.0).round() / 100.0,
-        violations,
     };
-    write_json(&args.out, &result)?;
-    Ok(result)
+    started.finish(figures, violations, &args.out)
 }
 
-/// `GET path` `reads` times, one after the other: latencies and how many were not 200.
-async fn sequential_reads(api: &ApiClient, path: &str, reads: usize) -> (Histogram, u64) {
-    let mut latencies = Histogram::exact();
-    let mut failed = 0;
-    for _ in 0..reads {
-        let sent = Instant::now();
-        let answer = api.get(path).await;
-        latencies.record(sent.elapsed());
-        if !is_ok(&answer.outcome) {
-            failed += 1;
-        }
-    }
-    (latencies, failed)
+fn is_ok(answer: &Answer) -> bool {
+    matches!(answer.outcome, Outcome::Answered { status: 200, .. })
 }
 
-fn is_ok(outcome: &Outcome) -> bool {
-    matches!(outcome, Outcome::Answered { status: 200, .. })
-}
-
-/// What one task of a phase measured.
-#[derive(Default)]
+/// What the requests of one task (or of a phase's tasks together) measured.
 struct Tally {
-    latencies: Option<Histogram>,
+    latencies: Histogram,
     requests: u64,
     failed: u64,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            latencies: Histogram::exact(),
+            requests: 0,
+            failed: 0,
+        }
+    }
+}
+
+/// Sends `request` until `stop` or `limit` requests, one per `pace` if given (a late one is
+/// sent at once, then the pace goes on from it), timing each and counting those that return
+/// false.
+async fn repeat<F>(
+    stop: &CancellationToken,
+    limit: Option<usize>,
+    pace: Option<Duration>,
+    mut request: impl FnMut() -> F,
+) -> Tally
+where
+    F: Future<Output = bool>,
+{
+    let mut tally = Tally::new();
+    let mut ticks = pace.map(|every| {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks
+    });
+    while !stop.is_cancelled() && limit.is_none_or(|n| tally.requests < n as u64) {
+        if let Some(ticks) = ticks.as_mut() {
+            ticks.tick().await;
+        }
+        let sent = Instant::now();
+        let ok = request().await;
+        tally.latencies.record(sent.elapsed());
+        tally.requests += 1;
+        tally.failed += u64::from(!ok);
+    }
+    tally
 }
 
 /// One bid phase's load.
@@ -242,7 +247,11 @@ async fn bid_phase(api: &ApiClient, tag: &str, load: &BidLoad) -> BidPhase {
     let mut list_tasks = JoinSet::new();
     for _ in 0..listers {
         let (api, stop) = (api.clone(), stop.clone());
-        list_tasks.spawn(async move { lister(api, stop).await });
+        list_tasks.spawn(async move {
+            let api = &api;
+            let list = move || async move { is_ok(&api.get(LIST_PATH).await) };
+            repeat(&stop, None, None, list).await
+        });
     }
     let started = Instant::now();
     tokio::time::sleep(duration).await;
@@ -253,16 +262,17 @@ async fn bid_phase(api: &ApiClient, tag: &str, load: &BidLoad) -> BidPhase {
     BidPhase {
         listers,
         bids_per_sec: (bids.requests as f64 / elapsed).round(),
-        bid_ms: bids.latencies.and_then(|l| l.latency()).unwrap_or_default(),
+        bid_ms: bids.latencies.latency().unwrap_or_default(),
         bids_not_accepted: bids.failed,
         listings: listings.requests,
-        listing_ms: listings.latencies.and_then(|l| l.latency()),
+        listing_ms: listings.latencies.latency(),
         listings_not_200: listings.failed,
     }
 }
 
+/// Every task's tally added up; a task that panicked counts as one failure.
 async fn collect(mut tasks: JoinSet<Tally>) -> Tally {
-    let mut total = Tally::default();
+    let mut total = Tally::new();
     while let Some(done) = tasks.join_next().await {
         let Ok(tally) = done else {
             total.failed += 1;
@@ -270,18 +280,13 @@ async fn collect(mut tasks: JoinSet<Tally>) -> Tally {
         };
         total.requests += tally.requests;
         total.failed += tally.failed;
-        if let Some(latencies) = tally.latencies {
-            total
-                .latencies
-                .get_or_insert_with(Histogram::exact)
-                .merge(&latencies);
-        }
+        total.latencies.merge(&tally.latencies);
     }
     total
 }
 
-/// Creates `item` and bids on it one cent above the last bid until `stop`, one bid per `pace`
-/// if given (a late bid is sent at once, then the pace goes on from it).
+/// Creates `item` and bids on it one cent above the last bid until `stop`, paced as
+/// [`repeat`] says.
 async fn bidder(
     api: ApiClient,
     item: String,
@@ -289,63 +294,25 @@ async fn bidder(
     pace: Option<Duration>,
     stop: CancellationToken,
 ) -> Tally {
-    let mut tally = Tally {
-        latencies: Some(Histogram::exact()),
-        ..Tally::default()
-    };
-    let end = Timestamp::from_micros(Timestamp::now().micros() + 3_600_000_000);
+    let end = in_secs(3_600);
     let created = match NewItem::new(item.clone(), "Bid lot", (100, 1), end) {
         Ok(new) => api.create_item(&new).await,
         Err(e) => Err(e.into()),
     };
     if let Err(e) = created {
         tracing::warn!(error = %format!("{e:#}"), "bid item not created");
+        let mut tally = Tally::new();
         tally.failed += 1;
         return tally;
     }
-    let mut amount = 100;
-    let mut ticks = pace.map(|every| {
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks
-    });
-    while !stop.is_cancelled() {
-        if let Some(ticks) = ticks.as_mut() {
-            ticks.tick().await;
-        }
-        let Ok(cents) = Cents::new(amount) else {
-            break;
-        };
-        let sent = Instant::now();
-        let answer = api.bid(&item, &user, cents).await;
-        if let Some(l) = tally.latencies.as_mut() {
-            l.record(sent.elapsed());
-        }
-        tally.requests += 1;
-        if answer.accepted_seq().is_none() {
-            tally.failed += 1;
-        }
+    let (api, item, user, mut amount) = (&api, &item, &user, 100);
+    let bid = move || {
+        let cents = Cents::new(amount);
         amount += 1;
-    }
-    tally
-}
-
-/// Lists the first page in a closed loop until `stop`.
-async fn lister(api: ApiClient, stop: CancellationToken) -> Tally {
-    let mut tally = Tally {
-        latencies: Some(Histogram::exact()),
-        ..Tally::default()
+        async move {
+            let Ok(cents) = cents else { return false };
+            api.bid(item, user, cents).await.accepted_seq().is_some()
+        }
     };
-    while !stop.is_cancelled() {
-        let sent = Instant::now();
-        let answer = api.get(LIST_PATH).await;
-        if let Some(l) = tally.latencies.as_mut() {
-            l.record(sent.elapsed());
-        }
-        tally.requests += 1;
-        if !is_ok(&answer.outcome) {
-            tally.failed += 1;
-        }
-    }
-    tally
+    repeat(&stop, None, pace, bid).await
 }

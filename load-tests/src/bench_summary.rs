@@ -77,30 +77,42 @@ fn load(dir: &Path, file: &str) -> Option<(Value, String)> {
     Some((value, format!("{file} ({date})")))
 }
 
-fn num(value: &Value) -> Option<f64> {
-    value.as_f64()
-}
-
 fn ratio(ours: f64, peer: f64) -> Option<f64> {
     (peer > 0.0).then(|| (ours / peer * 1000.0).round() / 1000.0)
 }
 
-fn row(
+/// A figure of a row: its label, the value in a result file, its unit and decimals.
+type Figure<'a> = (&'a str, &'a Value, &'a str, usize);
+
+/// The row of `benchmark` when `ours` is a number, with `peer` (and their ratio) when given
+/// and a number too; a row whose peer is named but missing is none.
+fn push(
+    rows: &mut Vec<Row>,
     benchmark: String,
-    ours: String,
-    peer: String,
-    ratio: Option<f64>,
+    (ours, peer): (Figure, Option<Figure>),
     goal: &str,
     source: &str,
-) -> Row {
-    Row {
+) {
+    let shown = |(label, value, unit, decimals): Figure| {
+        let value = value.as_f64()?;
+        Some((value, format!("{label}{value:.decimals$} {unit}")))
+    };
+    let Some((value, text)) = shown(ours) else {
+        return;
+    };
+    let (peer_text, peer_ratio) = match peer.map(shown) {
+        None => ("—".to_owned(), None),
+        Some(None) => return,
+        Some(Some((peer, peer_text))) => (peer_text, ratio(value, peer)),
+    };
+    rows.push(Row {
         benchmark,
-        ours,
-        peer,
-        ratio,
+        ours: text,
+        peer: peer_text,
+        ratio: peer_ratio,
         goal: goal.to_owned(),
         source: source.to_owned(),
-    }
+    });
 }
 
 /// Every row the files under `dir` allow, in the table's order.
@@ -112,90 +124,77 @@ pub fn rows(dir: &Path) -> Vec<Row> {
     rows
 }
 
+fn levels(result: &Value) -> Vec<Value> {
+    result["levels"].as_array().cloned().unwrap_or_default()
+}
+
+/// A bid rate in a result file, shown after `label`.
+fn bids<'a>(label: &'a str, value: &'a Value) -> Figure<'a> {
+    (label, value, "bids/s", 0)
+}
+
 fn write_rows(dir: &Path, rows: &mut Vec<Row>) {
     if let Some((floor, source)) = load(dir, "write-floor.json") {
-        for level in floor["levels"].as_array().into_iter().flatten() {
-            let (Some(ours), Some(peer)) = (
-                num(&level["gateway_bids_per_sec"]),
-                num(&level["floor_bids_per_sec"]),
-            ) else {
-                continue;
-            };
-            rows.push(row(
-                format!("writes, one hot item, {} clients", level["clients"]),
-                format!("gateway {ours:.0} bids/s"),
-                format!("write floor {peer:.0} bids/s"),
-                ratio(ours, peer),
-                "≥ 0.6",
-                &source,
-            ));
+        for level in levels(&floor) {
+            let gateway = bids("gateway ", &level["gateway_bids_per_sec"]);
+            let floor = Some(bids("write floor ", &level["floor_bids_per_sec"]));
+            let what = format!("writes, one hot item, {} clients", level["clients"]);
+            push(rows, what, (gateway, floor), "≥ 0.6", &source);
         }
     }
-    if let Some((write, source)) = load(dir, "write.json") {
-        let auth = &write["auth_comparison"];
-        if let (Some(ours), Some(peer)) = (
-            num(&auth["token_bids_per_sec"]),
-            num(&auth["open_bids_per_sec"]),
-        ) {
-            rows.push(row(
-                format!("writes with tokens, {} clients", auth["clients"]),
-                format!("{ours:.0} bids/s"),
-                format!("AUTH_MODE=open {peer:.0} bids/s"),
-                ratio(ours, peer),
-                "≥ 0.9",
-                &source,
-            ));
-        }
-        if let Some((off, _)) = load(dir, "write-no-prefilter.json") {
-            let levels = |v: &Value| v["levels"].as_array().cloned().unwrap_or_default();
-            for (on, off) in levels(&write).iter().zip(levels(&off)) {
-                let (Some(ours), Some(peer)) =
-                    (num(&on["requests_per_sec"]), num(&off["requests_per_sec"]))
-                else {
-                    continue;
-                };
-                rows.push(row(
-                    format!("writes, price pre-filter, {} clients", on["clients"]),
-                    format!("{ours:.0} bids/s"),
-                    format!("pre-filter off {peer:.0} bids/s"),
-                    ratio(ours, peer),
-                    "—",
-                    &format!("{source}, write-no-prefilter.json"),
-                ));
-            }
-        }
+    let Some((write, source)) = load(dir, "write.json") else {
+        return;
+    };
+    let auth = &write["auth_comparison"];
+    let open = Some(bids("AUTH_MODE=open ", &auth["open_bids_per_sec"]));
+    let what = format!("writes with tokens, {} clients", auth["clients"]);
+    push(
+        rows,
+        what,
+        (bids("", &auth["token_bids_per_sec"]), open),
+        "≥ 0.9",
+        &source,
+    );
+    let Some((off, _)) = load(dir, "write-no-prefilter.json") else {
+        return;
+    };
+    let sources = format!("{source}, write-no-prefilter.json");
+    for (on, off) in levels(&write).iter().zip(levels(&off)) {
+        // A hot-item level counts `users`; results written before it, `clients`.
+        let clients = if on["users"].is_null() {
+            &on["clients"]
+        } else {
+            &on["users"]
+        };
+        let peer = Some(bids("pre-filter off ", &off["requests_per_sec"]));
+        let what = format!("writes, price pre-filter, {clients} clients");
+        push(
+            rows,
+            what,
+            (bids("", &on["requests_per_sec"]), peer),
+            "—",
+            &sources,
+        );
     }
 }
 
 fn fanout_rows(dir: &Path, rows: &mut Vec<Row>) {
     if let Some((nchan, source)) = load(dir, "fanout-nchan.json") {
-        for level in nchan["levels"].as_array().into_iter().flatten() {
+        for level in levels(&nchan) {
             let viewers = &level["viewers"];
-            if let (Some(ours), Some(peer)) =
-                (num(&level["broadcast_p99_ms"]), num(&level["nchan_p99_ms"]))
-            {
-                rows.push(row(
-                    format!("fan-out p99, {viewers} viewers"),
-                    format!("{ours:.1} ms"),
-                    format!("nginx + nchan {peer:.1} ms"),
-                    ratio(ours, peer),
-                    "≤ 0.5",
-                    &source,
-                ));
-            }
-            if let (Some(ours), Some(peer)) = (
-                num(&level["broadcast_rss_per_viewer_kib"]),
-                num(&level["nchan_rss_per_viewer_kib"]),
-            ) {
-                rows.push(row(
-                    format!("memory per idle viewer, {viewers} viewers"),
-                    format!("{ours:.1} KiB"),
-                    format!("nginx + nchan {peer:.1} KiB"),
-                    ratio(ours, peer),
-                    "ours < 10 KiB",
-                    &source,
-                ));
-            }
+            let ours = ("", &level["broadcast_p99_ms"], "ms", 1);
+            let peer = ("nginx + nchan ", &level["nchan_p99_ms"], "ms", 1);
+            let what = format!("fan-out p99, {viewers} viewers");
+            push(rows, what, (ours, Some(peer)), "≤ 0.5", &source);
+            let ours = ("", &level["broadcast_rss_per_viewer_kib"], "KiB", 1);
+            let peer = (
+                "nginx + nchan ",
+                &level["nchan_rss_per_viewer_kib"],
+                "KiB",
+                1,
+            );
+            let what = format!("memory per idle viewer, {viewers} viewers");
+            push(rows, what, (ours, Some(peer)), "ours < 10 KiB", &source);
         }
     }
     let (Some((fanout, source)), Some((floor, _))) =
@@ -203,32 +202,21 @@ fn fanout_rows(dir: &Path, rows: &mut Vec<Row>) {
     else {
         return;
     };
-    let floor_levels = floor["levels"].as_array().cloned().unwrap_or_default();
-    for level in fanout["levels"].as_array().into_iter().flatten() {
+    let (floor_levels, source) = (levels(&floor), format!("{source}, fanout-floor.json"));
+    for level in levels(&fanout) {
         let viewers = &level["viewers"];
-        let Some(peer) = floor_levels
-            .iter()
-            .find(|f| &f["viewers"] == viewers)
-            .and_then(|f| num(&f["latency_ms"]["p99"]))
-        else {
+        let Some(floor) = floor_levels.iter().find(|f| &f["viewers"] == viewers) else {
             continue;
         };
-        let Some(ours) = num(&level["latency_ms"]["p99"]) else {
-            continue;
-        };
+        let ours = ("", &level["latency_ms"]["p99"], "ms", 1);
+        let peer = ("fanout-floor ", &floor["latency_ms"]["p99"], "ms", 1);
         let goal = if viewers.as_u64() >= Some(10_000) {
             "≤ 1.3"
         } else {
             "—"
         };
-        rows.push(row(
-            format!("fan-out p99, {viewers} viewers, 2 bids/s"),
-            format!("{ours:.1} ms"),
-            format!("fanout-floor {peer:.1} ms"),
-            ratio(ours, peer),
-            goal,
-            &format!("{source}, fanout-floor.json"),
-        ));
+        let what = format!("fan-out p99, {viewers} viewers, 2 bids/s");
+        push(rows, what, (ours, Some(peer)), goal, &source);
     }
 }
 
@@ -241,58 +229,42 @@ fn other_rows(dir: &Path, rows: &mut Vec<Row>) {
                 ("many_items_bids_per_sec", "200 items bids/s"),
                 ("fanout_p99", "10,000 viewers p99"),
             ] {
-                if let Some(value) = num(&r[field]) {
-                    rows.push(row(
-                        format!("{topology}: {what}"),
-                        topology.to_owned(),
-                        "one Redis, one NATS".to_owned(),
-                        Some(value),
-                        "—",
-                        &source,
-                    ));
+                if let Some(value) = r[field].as_f64() {
+                    rows.push(Row {
+                        benchmark: format!("{topology}: {what}"),
+                        ours: topology.to_owned(),
+                        peer: "one Redis, one NATS".to_owned(),
+                        ratio: Some(value),
+                        goal: "—".to_owned(),
+                        source: source.clone(),
+                    });
                 }
             }
         }
     }
     if let Some((limits, source)) = load(dir, "rate-limits.json") {
         let median = &limits["median_bids_per_sec"]["prefilter_on"];
-        if let (Some(ours), Some(peer)) = (num(&median["shared"]), num(&median["main"])) {
-            rows.push(row(
-                "writes, shared rate limiter, 64 clients".to_owned(),
-                format!("{ours:.0} bids/s"),
-                format!("per-instance limiter {peer:.0} bids/s"),
-                ratio(ours, peer),
-                "—",
-                &source,
-            ));
-        }
-    }
-    if let Some((archive, source)) = load(dir, "archive.json")
-        && let Some(rate) = num(&archive["drain"]["events_per_sec"])
-    {
-        rows.push(row(
-            "archive drain".to_owned(),
-            format!("{rate:.0} events/s"),
-            "—".to_owned(),
-            None,
+        let peer = Some(bids("per-instance limiter ", &median["main"]));
+        let what = "writes, shared rate limiter, 64 clients".to_owned();
+        push(
+            rows,
+            what,
+            (bids("", &median["shared"]), peer),
             "—",
             &source,
-        ));
+        );
     }
-    if let Some((close, source)) = load(dir, "close.json")
-        && let Some(p99) = num(&close["delay_ms"]["p99"])
-    {
-        rows.push(row(
-            format!(
-                "10,000 closes, end to viewer p99 ({} seen)",
-                close["closes_seen"]
-            ),
-            format!("{p99:.1} ms"),
-            "—".to_owned(),
-            None,
-            "—",
-            &source,
-        ));
+    if let Some((archive, source)) = load(dir, "archive.json") {
+        let ours = ("", &archive["drain"]["events_per_sec"], "events/s", 0);
+        push(rows, "archive drain".to_owned(), (ours, None), "—", &source);
+    }
+    if let Some((close, source)) = load(dir, "close.json") {
+        let what = format!(
+            "10,000 closes, end to viewer p99 ({} seen)",
+            close["closes_seen"]
+        );
+        let ours = ("", &close["delay_ms"]["p99"], "ms", 1);
+        push(rows, what, (ours, None), "—", &source);
     }
 }
 

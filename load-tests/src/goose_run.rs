@@ -47,27 +47,38 @@ pub async fn attack(
 /// Shortest run time per level that counts as a benchmark rather than a smoke run.
 pub const MIN_BENCH_SECS: u64 = 10;
 
-/// The flags every goose experiment shares: `flag` (`--users`, `--clients`) names one or more
-/// levels of at least one user, and a run shorter than [`MIN_BENCH_SECS`] needs `--smoke`.
-///
-/// # Errors
-/// When either rule is broken.
-pub fn check_levels(
-    flag: &str,
-    levels: &[u32],
-    duration_secs: u64,
-    smoke: bool,
-) -> anyhow::Result<()> {
-    if levels.is_empty() || levels.contains(&0) {
-        anyhow::bail!("{flag} needs one or more levels of at least 1 user");
+/// The flags every goose experiment shares (`#[command(flatten)]`ed into each one's).
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct RunLength {
+    /// Seconds each level (and contention's mixed run) lasts after its users are hatched (at
+    /// least 10 unless --smoke).
+    #[arg(long, default_value_t = MIN_BENCH_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub duration_secs: u64,
+    /// Allow runs shorter than 10 s: checks the pipeline works, measures nothing reliable.
+    #[arg(long)]
+    pub smoke: bool,
+}
+
+impl RunLength {
+    /// The rules clap cannot say: `flag` (`--users`, `--clients`) names one or more levels of
+    /// at least one user, and a run shorter than [`MIN_BENCH_SECS`] needs `--smoke`.
+    ///
+    /// # Errors
+    /// When either rule is broken.
+    pub fn check(&self, flag: &str, levels: &[u32]) -> anyhow::Result<()> {
+        if levels.is_empty() || levels.contains(&0) {
+            anyhow::bail!("{flag} needs one or more levels of at least 1 user");
+        }
+        if self.duration_secs < MIN_BENCH_SECS && !self.smoke {
+            anyhow::bail!(
+                "--duration-secs {} is too short for a benchmark (minimum {MIN_BENCH_SECS}); \
+                 add --smoke for a quick check",
+                self.duration_secs
+            );
+        }
+        Ok(())
     }
-    if duration_secs < MIN_BENCH_SECS && !smoke {
-        anyhow::bail!(
-            "--duration-secs {duration_secs} is too short for a benchmark (minimum \
-             {MIN_BENCH_SECS}); add --smoke for a quick check"
-        );
-    }
-    Ok(())
 }
 
 /// Whether the run may go on: goose's Ctrl-C handler stops the attack and sets its kill switch.

@@ -22,6 +22,7 @@
 //!
 //! What they share:
 //!
+//! - [`bench_result`]: the services a bench starts and its one result and verdict.
 //! - [`service`]: starting, crashing and stopping any service binary; a run's namespace.
 //! - [`api`]: every gateway call, the bid body and the replies.
 //! - [`credentials`]: the run's signing key and its users' access tokens.
@@ -42,6 +43,7 @@ pub mod bench_archive;
 pub mod bench_close;
 pub mod bench_cluster;
 pub mod bench_listing;
+pub mod bench_result;
 pub mod bench_summary;
 pub mod bench_write;
 pub mod charts;

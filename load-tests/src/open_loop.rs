@@ -84,20 +84,20 @@ impl Request {
         status: Option<u16>,
         latency_ms: f64,
     ) -> Self {
-        let code = |status| {
-            Some(
-                (if status == 200 {
-                    "accepted"
-                } else {
-                    "unavailable"
-                })
-                .into(),
-            )
+        let outcome = match status {
+            None => Outcome::Transport("connect"),
+            Some(status) => Outcome::Answered {
+                status,
+                code: Some(
+                    if status == 200 {
+                        "accepted"
+                    } else {
+                        "unavailable"
+                    }
+                    .into(),
+                ),
+            },
         };
-        let outcome = status.map_or(Outcome::Transport("connect"), |status| Outcome::Answered {
-            status,
-            code: code(status),
-        });
         Self {
             sent_ms,
             gateway,

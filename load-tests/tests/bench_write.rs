@@ -6,19 +6,36 @@
 
 mod support;
 
-use load_tests::bench_write::{self, BenchWriteArgs};
+use load_tests::bench_write::{self, BenchWriteArgs, WriteLoad};
+use load_tests::goose_run::RunLength;
+use std::path::PathBuf;
+
+/// A smoke run of `clients` users, two seconds a level, against a gateway the bench starts,
+/// writing to `out`; no registered bidders, comparison, database or proxy bidders.
+fn smoke(clients: u32, out: PathBuf) -> BenchWriteArgs {
+    BenchWriteArgs {
+        gateway_url: None,
+        gateway_bin: Some(support::service_bin("api-gateway")),
+        load: WriteLoad {
+            clients: vec![clients],
+            run: RunLength {
+                duration_secs: 2,
+                smoke: true,
+            },
+        },
+        out,
+        registered_bidders: 0,
+        compare_open_clients: None,
+        database_url: None,
+        proxy_bidders: false,
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_smoke_run_bids_with_tokens_compares_open_mode_and_writes_the_result() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("write.json");
     let args = BenchWriteArgs {
-        gateway_url: None,
-        gateway_bin: Some(support::service_bin("api-gateway")),
-        clients: vec![4],
-        duration_secs: 2,
-        out: out.clone(),
-        smoke: true,
         registered_bidders: 2,
         compare_open_clients: Some(4),
         database_url: Some(
@@ -26,14 +43,14 @@ async fn a_smoke_run_bids_with_tokens_compares_open_mode_and_writes_the_result()
                 .await
                 .unwrap(),
         ),
-        proxy_bidders: false,
+        ..smoke(4, out.clone())
     };
 
     let result = bench_write::run(&args).await.unwrap();
 
     let level = &result.levels[0];
-    assert!(level.correct, "{:?}", level.violations);
-    assert!(level.accepted > 0 && level.errors == 0, "{level:?}");
+    assert!(level.passed(), "{:?}", level.violations);
+    assert!(level.accepted > 0 && level.errors.is_empty(), "{level:?}");
     let comparison = result.auth_comparison.as_ref().expect("compared");
     assert_eq!(
         (comparison.token_levels.len(), comparison.open_levels.len()),
@@ -44,10 +61,12 @@ async fn a_smoke_run_bids_with_tokens_compares_open_mode_and_writes_the_result()
         .iter()
         .chain(&comparison.open_levels)
     {
-        assert!(level.correct, "{:?}", level.violations);
-        assert!(level.accepted > 0 && level.errors == 0, "{level:?}");
+        assert!(level.passed(), "{:?}", level.violations);
+        assert!(level.accepted > 0 && level.errors.is_empty(), "{level:?}");
     }
-    assert!(comparison.open_bids_per_sec > 0.0 && comparison.token_bids_per_sec > 0.0);
+    assert!(
+        comparison.figures.open_bids_per_sec > 0.0 && comparison.figures.token_bids_per_sec > 0.0
+    );
 
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
@@ -68,23 +87,15 @@ async fn a_smoke_run_with_proxy_bidders_keeps_every_check_and_times_both_kinds()
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("write-proxy.json");
     let args = BenchWriteArgs {
-        gateway_url: None,
-        gateway_bin: Some(support::service_bin("api-gateway")),
-        clients: vec![6],
-        duration_secs: 2,
-        out: out.clone(),
-        smoke: true,
-        registered_bidders: 0,
-        compare_open_clients: None,
-        database_url: None,
         proxy_bidders: true,
+        ..smoke(6, out.clone())
     };
 
     let result = bench_write::run(&args).await.unwrap();
 
     let level = &result.levels[0];
-    assert!(level.correct, "{:?}", level.violations);
-    assert!(level.accepted > 0 && level.errors == 0, "{level:?}");
+    assert!(level.passed(), "{:?}", level.violations);
+    assert!(level.accepted > 0 && level.errors.is_empty(), "{level:?}");
     let comparison = level.proxy_comparison.as_ref().expect("both kinds timed");
     assert_eq!((comparison.plain.clients, comparison.proxy.clients), (3, 3));
     assert!(
@@ -96,7 +107,7 @@ async fn a_smoke_run_with_proxy_bidders_keeps_every_check_and_times_both_kinds()
         comparison.plain.requests + comparison.proxy.requests
     );
     assert!(
-        level.final_seq >= level.accepted,
+        level.check.final_seq >= level.accepted,
         "automatic bids add events: {level:?}"
     );
 }

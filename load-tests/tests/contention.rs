@@ -5,6 +5,7 @@
 mod support;
 
 use load_tests::contention::{self, ContentionArgs, Strategy};
+use load_tests::goose_run::RunLength;
 use load_tests::{Outcome, Verdict};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,14 +16,16 @@ async fn a_smoke_run_compares_both_strategies_checks_them_and_writes_the_report(
         gateway_bin: support::service_bin("api-gateway"),
         strategies: vec![Strategy::Lua, Strategy::Optimistic],
         users: vec![4],
-        duration_secs: 2,
+        run: RunLength {
+            duration_secs: 2,
+            smoke: true,
+        },
         mixed_users: 4,
         mixed_items: 5,
         prefilter: false,
         redis_timeout_ms: 2_000,
         nats_url: testkit::SHARED_NATS_URL.to_owned(),
         out_dir: out_dir.clone(),
-        smoke: true,
     };
 
     let result = contention::run(&args).await.unwrap();

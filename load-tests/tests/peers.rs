@@ -6,8 +6,10 @@
 
 mod support;
 
+use load_tests::bench_write::WriteLoad;
 use load_tests::fanout::FanoutLoad;
 use load_tests::fanout::nchan::{self, BenchFanoutNchanArgs};
+use load_tests::goose_run::RunLength;
 use load_tests::write_floor::{self, BenchWriteFloorArgs};
 use std::path::PathBuf;
 
@@ -18,11 +20,15 @@ async fn the_write_floor_takes_the_same_load_as_the_gateway_and_both_keep_the_co
     let args = BenchWriteFloorArgs {
         gateway_bin: support::service_bin("api-gateway"),
         floor_bin: Some(support::service_bin("load-tests")),
-        clients: vec![4],
-        duration_secs: 2,
+        load: WriteLoad {
+            clients: vec![4],
+            run: RunLength {
+                duration_secs: 2,
+                smoke: true,
+            },
+        },
         pairs: 1,
         out: out.clone(),
-        smoke: true,
     };
 
     let result = write_floor::run(&args).await.unwrap();
@@ -30,9 +36,12 @@ async fn the_write_floor_takes_the_same_load_as_the_gateway_and_both_keep_the_co
     let level = &result.levels[0];
     assert_eq!((level.gateway_runs.len(), level.floor_runs.len()), (2, 2));
     for run in level.gateway_runs.iter().chain(&level.floor_runs) {
-        assert!(run.correct, "{:?}", run.violations);
-        assert!(run.accepted > 0 && run.errors == 0, "{run:?}");
-        assert_eq!(run.final_seq, run.accepted, "seq counts the accepted bids");
+        assert!(run.passed(), "{:?}", run.violations);
+        assert!(run.accepted > 0 && run.errors.is_empty(), "{run:?}");
+        assert_eq!(
+            run.check.final_seq, run.accepted,
+            "seq counts the accepted bids"
+        );
     }
     assert!(
         level.floor_bids_per_sec > 0.0 && level.ratio > 0.0,

@@ -125,21 +125,22 @@ pub async fn place_bid(
     let max_amount = proxy
         .then(|| Cents::new(amount + increment * fastrand::i64(1..=MAX_PROXY_INCREMENTS)).ok())
         .flatten();
-    let body = BidBody {
-        user_id: &user_id,
-        amount: cents,
-        max_amount,
-    };
-    let mut builder = user
-        .get_request_builder(&GooseMethod::Post, path)?
-        .json(&body);
-    match target.auth.token(&user_id) {
-        Ok(Some(token)) => builder = builder.bearer_auth(token),
-        Ok(None) => {}
+    let token = match target.auth.token(&user_id) {
+        Ok(token) => token,
         Err(e) => {
             tally.error(format!("no token: {e:#}"));
             return Ok(());
         }
+    };
+    let body = BidBody {
+        max_amount,
+        ..BidBody::plain(&user_id, cents)
+    };
+    let mut builder = user
+        .get_request_builder(&GooseMethod::Post, path)?
+        .json(&body);
+    if let Some(token) = token {
+        builder = builder.bearer_auth(token);
     }
     let request = GooseRequest::builder()
         .method(GooseMethod::Post)

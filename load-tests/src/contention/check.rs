@@ -12,19 +12,25 @@
 //! the accepted count the users saw; the check keeps failing then (no lost update cannot be
 //! proved with unknown outcomes) and says why, see [`undetermined_note`].
 
+use super::bidder::BidTarget;
 use super::tally::ItemOutcomes;
-use crate::api::ItemState;
+use crate::api::{ApiClient, ItemState};
+use crate::verdict::prefixed;
+use anyhow::Context;
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use std::collections::BTreeMap;
+
+/// Items read back at once after a run.
+const READ_CONCURRENCY: usize = 16;
 
 /// One item's figures next to its state, and what did not match.
 #[derive(Debug, Clone, Serialize)]
 pub struct ItemCheck {
     pub item_id: String,
-    pub accepted: u64,
-    pub rejected_too_low: u64,
-    pub highest_accepted_cents: Option<i64>,
-    pub highest_rejected_cents: Option<i64>,
+    /// What the users saw.
+    #[serde(flatten)]
+    pub seen: ItemOutcomes,
     pub final_price_cents: Option<i64>,
     pub final_seq: u64,
     pub final_bid_count: u64,
@@ -42,10 +48,7 @@ impl ItemCheck {
     ) -> Self {
         Self {
             item_id: item_id.to_owned(),
-            accepted: seen.accepted,
-            rejected_too_low: seen.rejected_too_low,
-            highest_accepted_cents: seen.highest_accepted_cents,
-            highest_rejected_cents: seen.highest_rejected_cents,
+            seen: *seen,
             final_price_cents: state.current_bid_cents,
             final_seq: state.seq,
             final_bid_count: state.bid_count,
@@ -105,6 +108,41 @@ fn item_violations(
             )),
         }
     }
+    violations
+}
+
+/// Every item of `target` read back and checked against what its users saw.
+///
+/// # Errors
+/// An item cannot be read back.
+pub async fn check_items(api: &ApiClient, target: &BidTarget) -> anyhow::Result<Vec<ItemCheck>> {
+    let (tally, increment) = (&target.tally, target.min_increment_cents);
+    futures::stream::iter(target.item_ids.iter().enumerate())
+        .map(|(index, id)| async move {
+            let state = api.item_state(id).await?;
+            anyhow::Ok(ItemCheck::new(id, &tally.item(index), &state, increment))
+        })
+        .buffered(READ_CONCURRENCY)
+        .try_collect()
+        .await
+        .context("reading the items back")
+}
+
+/// Everything wrong with the bids of a run: each item's check (with a note when bids
+/// without a definite answer may explain it), answers a correct gateway never gives, and a
+/// run of `requests` bids answered mostly with refusals.
+pub fn bid_violations(
+    checks: &[ItemCheck],
+    errors: &BTreeMap<String, u64>,
+    requests: u64,
+) -> Vec<String> {
+    let item = |c: &ItemCheck| prefixed(format_args!("item {}", c.item_id), &c.violations);
+    let mut violations: Vec<String> = checks.iter().flat_map(item).collect();
+    if !violations.is_empty() {
+        violations.extend(undetermined_note(errors));
+    }
+    violations.extend(error_violations("bid", errors));
+    violations.extend(refusal_violation("bid", requests, errors));
     violations
 }
 

@@ -2,16 +2,17 @@
 //! price it saw, so nearly every bid races others for the same Redis key. This is where the
 //! two strategies differ most: the Lua script serialises the races inside Redis, the
 //! optimistic strategy loses them at `EXEC` and starts over. `bench-write` is this level
-//! against one gateway as it is configured.
+//! against one gateway as it is configured (and `bench-write-floor` against the floor too);
+//! bench-cluster's many-items load is the same bids spread over many items.
 
 use super::bidder::{BidTarget, place_bid};
-use super::check::{ItemCheck, error_violations, refusal_violation, undetermined_note};
+use super::check::{ItemCheck, bid_violations, check_items};
 use crate::api::{ApiClient, BID_REQUEST_NAME, NewItem, PROXY_BID_REQUEST_NAME};
 use crate::goose_run::{
     RequestStats, attack, measured_window_secs, per_sec, requests_named, round_to,
 };
-use crate::latency::Histogram;
-use crate::verdict::prefixed;
+use crate::latency::{Histogram, LatencyMs};
+use anyhow::Context;
 use goose::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -19,8 +20,10 @@ use std::sync::Arc;
 
 /// The gateway's counter of optimistic attempts that lost the race.
 const RETRIES_COUNTER: &str = "gateway_optimistic_retries_total";
+/// The gateway's count of bids its price pre-filter answered without Redis.
+const PREFILTER_COUNTER: &str = "gateway_prefilter_rejections_total";
 
-/// One users level on the hot item.
+/// One users level on the hot item: contention's and bench-write's level alike.
 #[derive(Debug, Clone, Serialize)]
 pub struct HotLevel {
     pub users: u32,
@@ -33,6 +36,9 @@ pub struct HotLevel {
     /// With proxy bidders: the bids that carried a maximum (`bids` are then the plain ones).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy_bids: Option<RequestStats>,
+    /// Bid requests of both kinds, and their rate.
+    pub requests: u64,
+    pub requests_per_sec: f64,
     /// 200 with `success: true`.
     pub accepted: u64,
     pub accepted_per_sec: f64,
@@ -45,7 +51,15 @@ pub struct HotLevel {
     pub optimistic_retries: Option<u64>,
     /// `optimistic_retries / accepted`: how many lost races each accepted bid cost.
     pub retries_per_accepted: Option<f64>,
+    /// Bids the gateway answered from its local price pre-filter, without a Redis call
+    /// (`null` when the gateway does not report it).
+    pub answered_without_redis: Option<u64>,
+    /// Bids per second that ran the Lua script in Redis (`requests` less the pre-filtered).
+    pub redis_bids_per_sec: Option<f64>,
     pub check: ItemCheck,
+    /// With proxy bidders: the plain bids against those with a maximum, same run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_comparison: Option<ProxyComparison>,
     /// Everything that failed in this level; empty when it passed.
     pub violations: Vec<String>,
     /// CDF of bid latency (ms, share), for the chart; not part of the JSON.
@@ -53,21 +67,76 @@ pub struct HotLevel {
     pub latency_cdf: Vec<(f64, f64)>,
 }
 
-/// How much counter `name` grew while `work` ran (`None` when the gateway lacks it).
+impl HotLevel {
+    /// The level passed every check.
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// One kind of bid of a level with proxy bidders.
+#[derive(Debug, Clone, Serialize)]
+pub struct BidKind {
+    /// The users that bid this way (plain: even goose indexes, proxy: odd ones).
+    pub clients: u32,
+    pub requests: u64,
+    pub bids_per_sec: f64,
+    /// Bids per second per client, comparable when the halves differ by one.
+    pub bids_per_sec_per_client: f64,
+    pub latency_ms: Option<LatencyMs>,
+}
+
+/// Plain bids against bids with a maximum, on the same item in the same run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxyComparison {
+    pub plain: BidKind,
+    pub proxy: BidKind,
+    /// Proxy bids/s per client over plain bids/s per client.
+    pub rate_ratio: Option<f64>,
+    /// Proxy p99 over plain p99.
+    pub p99_ratio: Option<f64>,
+}
+
+impl ProxyComparison {
+    fn new(users: u32, plain: &RequestStats, proxy: &RequestStats) -> Self {
+        let kind = |clients: u32, stats: &RequestStats| BidKind {
+            clients,
+            requests: stats.requests,
+            bids_per_sec: stats.per_sec,
+            bids_per_sec_per_client: round_to(stats.per_sec / f64::from(clients.max(1)), 1),
+            latency_ms: stats.latency_ms,
+        };
+        let (plain, proxy) = (kind(users.div_ceil(2), plain), kind(users / 2, proxy));
+        let ratio = |a: f64, b: f64| (b > 0.0).then(|| round_to(a / b, 3));
+        let p99 = |k: &BidKind| k.latency_ms.map(|l| l.p99);
+        Self {
+            rate_ratio: ratio(proxy.bids_per_sec_per_client, plain.bids_per_sec_per_client),
+            p99_ratio: p99(&proxy).zip(p99(&plain)).and_then(|(p, q)| ratio(p, q)),
+            plain,
+            proxy,
+        }
+    }
+}
+
+/// How much each counter of `names` grew while `work` ran (`None` when the gateway lacks it).
 ///
 /// # Errors
 /// The metrics cannot be read, or `work` fails.
-pub async fn counter_growth<T>(
+pub async fn counter_growth<T, const N: usize>(
     api: &ApiClient,
-    name: &str,
+    names: [&str; N],
     work: impl Future<Output = anyhow::Result<T>>,
-) -> anyhow::Result<(T, Option<u64>)> {
-    let before = api.counter(name).await?;
+) -> anyhow::Result<(T, [Option<u64>; N])> {
+    let mut before = [None; N];
+    for (value, name) in before.iter_mut().zip(names) {
+        *value = api.counter(name).await?;
+    }
     let result = work.await?;
-    let grown = match (before, api.counter(name).await?) {
-        (Some(before), Some(after)) => Some((after - before).max(0.0) as u64),
-        _ => None,
-    };
+    let mut grown = [None; N];
+    for ((value, name), before) in grown.iter_mut().zip(names).zip(before) {
+        let after = api.counter(name).await?;
+        *value = before.zip(after).map(|(b, a)| (a - b).max(0.0) as u64);
+    }
     Ok((result, grown))
 }
 
@@ -76,7 +145,6 @@ pub async fn counter_growth<T>(
 ///
 /// # Errors
 /// The item cannot be created or read back, the metrics cannot be read, or goose fails.
-#[tracing::instrument(skip_all, fields(users, item_id = %item.id))]
 pub async fn run_level(
     api: &ApiClient,
     gateway_url: &str,
@@ -91,6 +159,7 @@ pub async fn run_level(
 ///
 /// # Errors
 /// As [`run_level`].
+#[tracing::instrument(skip_all, fields(users, item_id = %item.id))]
 pub async fn run_level_with(
     api: &ApiClient,
     gateway_url: &str,
@@ -99,46 +168,32 @@ pub async fn run_level_with(
     duration_secs: u64,
     proxy_bidders: bool,
 ) -> anyhow::Result<HotLevel> {
-    api.create_item(item).await?;
-    let (starting, increment) = (item.starting_price.get(), item.min_increment.get());
-    let target = Arc::new(
-        BidTarget::for_client(vec![item.id.clone()], (starting, increment), api)
-            .with_proxy_bidders(proxy_bidders),
-    );
     tracing::info!(users, duration_secs, "hot-item level started");
-    let attack = attack(
-        scenario(Arc::clone(&target)),
-        gateway_url,
-        users,
-        duration_secs,
-    );
-    let (metrics, retries) = counter_growth(api, RETRIES_COUNTER, attack).await?;
-
-    let measured_secs = measured_window_secs(&metrics);
-    let bids = RequestStats::of(&metrics, BID_REQUEST_NAME, measured_secs);
-    let proxy_bids =
-        proxy_bidders.then(|| RequestStats::of(&metrics, PROXY_BID_REQUEST_NAME, measured_secs));
-    let all_requests = bids.requests + proxy_bids.as_ref().map_or(0, |p| p.requests);
-    let tally = &target.tally;
-    let seen = tally.item(0);
-    let errors = tally.errors();
-    let tallied = tally.accepted_total() + tally.rejected_total() + errors.values().sum::<u64>();
-    if all_requests != tallied {
-        tracing::warn!(
-            bids.requests,
-            tallied,
-            "goose counted other bids than the users"
-        );
-    }
-    let state = api.item_state(&item.id).await?;
-    let check = ItemCheck::new(&item.id, &seen, &state, increment);
-    let violations = level_violations(&check, &errors, all_requests);
-    let histogram =
-        requests_named(&metrics, BID_REQUEST_NAME).map(|a| Histogram::from_goose(&a.raw_data));
+    let items = std::slice::from_ref(item);
+    let run = bid_run(api, gateway_url, items, users, duration_secs, proxy_bidders).await?;
+    let BidRun {
+        measured_secs,
+        bids,
+        proxy_bids,
+        mut checks,
+        errors,
+        counters: [retries, prefiltered],
+        histogram,
+    } = run;
+    let check = checks.pop().context("the hot item was not read back")?;
+    let requests = bids.requests + proxy_bids.as_ref().map_or(0, |p| p.requests);
+    let seen = check.seen;
+    let violations = level_violations(&check, &errors, requests);
+    let through_redis = |skipped: u64| requests.saturating_sub(skipped) as f64;
     Ok(HotLevel {
         users,
         duration_secs,
         measured_secs: round_to(measured_secs, 3),
+        requests,
+        requests_per_sec: round_to(
+            bids.per_sec + proxy_bids.as_ref().map_or(0.0, |p| p.per_sec),
+            1,
+        ),
         accepted: seen.accepted,
         accepted_per_sec: per_sec(seen.accepted, measured_secs),
         rejected: seen.rejected_too_low + seen.other_rejections,
@@ -147,6 +202,13 @@ pub async fn run_level_with(
         retries_per_accepted: retries
             .filter(|_| seen.accepted > 0)
             .map(|r| round_to(r as f64 / seen.accepted as f64, 3)),
+        answered_without_redis: prefiltered,
+        redis_bids_per_sec: prefiltered
+            .filter(|_| measured_secs > 0.0)
+            .map(|skipped| round_to(through_redis(skipped) / measured_secs, 1)),
+        proxy_comparison: proxy_bids
+            .as_ref()
+            .map(|p| ProxyComparison::new(users, &bids, p)),
         bids,
         proxy_bids,
         check,
@@ -155,21 +217,15 @@ pub async fn run_level_with(
     })
 }
 
-/// Everything wrong with a level: its item's check (with a note when bids without a definite
-/// answer may explain it), answers a correct gateway never gives, a level answered mostly
-/// with refusals, or no bid accepted at all, which proves nothing.
+/// Everything wrong with a level: its bids' violations, or no bid accepted at all, which
+/// proves nothing.
 fn level_violations(
     check: &ItemCheck,
     errors: &BTreeMap<String, u64>,
     requests: u64,
 ) -> Vec<String> {
-    let mut violations = prefixed(format_args!("item {}", check.item_id), &check.violations);
-    if !check.passed() {
-        violations.extend(undetermined_note(errors));
-    }
-    violations.extend(error_violations("bid", errors));
-    violations.extend(refusal_violation("bid", requests, errors));
-    if check.accepted == 0 {
+    let mut violations = bid_violations(std::slice::from_ref(check), errors, requests);
+    if check.seen.accepted == 0 {
         violations.push("no bid was accepted: the level proves nothing".to_owned());
     }
     violations
@@ -198,52 +254,80 @@ pub async fn run_spread_level(
     users: u32,
     duration_secs: u64,
 ) -> anyhow::Result<SpreadLevel> {
-    for item in items {
-        api.create_item(item).await?;
-    }
-    let first = items.first().ok_or_else(|| anyhow::anyhow!("no items"))?;
-    let (starting, increment) = (first.starting_price.get(), first.min_increment.get());
-    let ids = items.iter().map(|i| i.id.clone()).collect();
-    let target = Arc::new(BidTarget::for_client(ids, (starting, increment), api));
-    let bid_target = Arc::clone(&target);
-    let bid: TransactionFunction = Arc::new(move |user| {
-        let target = Arc::clone(&bid_target);
-        let index = fastrand::usize(..target.item_ids.len().max(1));
-        Box::pin(async move { place_bid(user, &target, index).await })
-    });
-    let scenario =
-        scenario!("ManyItems").register_transaction(Transaction::new(bid).set_name("bid"));
-    let metrics = attack(scenario, gateway_url, users, duration_secs).await?;
-    let measured_secs = measured_window_secs(&metrics);
-    let bids = RequestStats::of(&metrics, BID_REQUEST_NAME, measured_secs);
-    let errors = target.tally.errors();
-    let mut violations = Vec::new();
-    for (index, id) in target.item_ids.iter().enumerate() {
-        let state = api.item_state(id).await?;
-        let check = ItemCheck::new(id, &target.tally.item(index), &state, increment);
-        violations.extend(prefixed(format_args!("item {id}"), &check.violations));
-    }
-    if !violations.is_empty() {
-        violations.extend(undetermined_note(&errors));
-    }
-    violations.extend(error_violations("bid", &errors));
-    violations.extend(refusal_violation("bid", bids.requests, &errors));
+    let run = bid_run(api, gateway_url, items, users, duration_secs, false).await?;
+    let accepted = run.checks.iter().map(|c| c.seen.accepted).sum();
     Ok(SpreadLevel {
         users,
         items: items.len(),
-        accepted_per_sec: per_sec(target.tally.accepted_total(), measured_secs),
-        bids,
-        violations,
+        accepted_per_sec: per_sec(accepted, run.measured_secs),
+        violations: bid_violations(&run.checks, &run.errors, run.bids.requests),
+        bids: run.bids,
     })
 }
 
-/// Every user bids on the one item in a loop, with no wait.
-fn scenario(target: Arc<BidTarget>) -> Scenario {
-    let bid: TransactionFunction = Arc::new(move |user| {
+/// What one bids-only run measured and read back.
+struct BidRun {
+    measured_secs: f64,
+    bids: RequestStats,
+    proxy_bids: Option<RequestStats>,
+    checks: Vec<ItemCheck>,
+    errors: BTreeMap<String, u64>,
+    /// Growth of the optimistic retries and the pre-filter's answers.
+    counters: [Option<u64>; 2],
+    histogram: Option<Histogram>,
+}
+
+/// Creates `items`, lets `users` bid on them (each bid on one picked at random) for
+/// `duration_secs`, and reads every item back.
+async fn bid_run(
+    api: &ApiClient,
+    gateway_url: &str,
+    items: &[NewItem],
+    users: u32,
+    duration_secs: u64,
+    proxy_bidders: bool,
+) -> anyhow::Result<BidRun> {
+    api.create_items(items.to_vec()).await?;
+    let first = items.first().context("no items")?;
+    let prices = (first.starting_price.get(), first.min_increment.get());
+    let ids = items.iter().map(|i| i.id.clone()).collect();
+    let target =
+        Arc::new(BidTarget::for_client(ids, prices, api).with_proxy_bidders(proxy_bidders));
+    let bid = Transaction::new(bid_transaction(&target)).set_name("bid");
+    // On the heap: a goose attack's future is large (a test thread's 2 MiB stack overflowed).
+    let attack = Box::pin(attack(
+        scenario!("Bids").register_transaction(bid),
+        gateway_url,
+        users,
+        duration_secs,
+    ));
+    let counters = [RETRIES_COUNTER, PREFILTER_COUNTER];
+    let (metrics, counters) = counter_growth(api, counters, attack).await?;
+    let measured_secs = measured_window_secs(&metrics);
+    let bids = RequestStats::of(&metrics, BID_REQUEST_NAME, measured_secs);
+    let proxy_bids =
+        proxy_bidders.then(|| RequestStats::of(&metrics, PROXY_BID_REQUEST_NAME, measured_secs));
+    let histogram =
+        requests_named(&metrics, BID_REQUEST_NAME).map(|a| Histogram::from_goose(&a.raw_data));
+    Ok(BidRun {
+        checks: check_items(api, &target).await?,
+        errors: target.tally.errors(),
+        measured_secs,
+        bids,
+        proxy_bids,
+        counters,
+        histogram,
+    })
+}
+
+/// Each call bids on one of `target`'s items picked at random, with no wait.
+pub(super) fn bid_transaction(target: &Arc<BidTarget>) -> TransactionFunction {
+    let target = Arc::clone(target);
+    Arc::new(move |user| {
         let target = Arc::clone(&target);
-        Box::pin(async move { place_bid(user, &target, 0).await })
-    });
-    scenario!("HotItem").register_transaction(Transaction::new(bid).set_name("bid"))
+        let index = fastrand::usize(..target.item_ids.len().max(1));
+        Box::pin(async move { place_bid(user, &target, index).await })
+    })
 }
 
 #[cfg(test)]

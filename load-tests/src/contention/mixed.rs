@@ -5,15 +5,14 @@
 //! random item (`GET /api/v1/items/{id}`) 3, list the items (`GET /api/v1/items`) 1. Every
 //! item is checked afterwards like the hot item.
 
-use super::bidder::{BidTarget, place_bid};
-use super::check::undetermined_note;
-use super::check::{ItemCheck, error_violations, refusal_violation, status_errors};
+use super::bidder::BidTarget;
+use super::check::{ItemCheck, bid_violations, check_items};
+use super::check::{error_violations, refusal_violation, status_errors};
+use super::hot_item::bid_transaction;
 use super::{PRICES, new_item};
 use crate::api::{ApiClient, BID_REQUEST_NAME, ITEMS_PATH, item_path};
 use crate::goose_run::{RequestStats, attack, measured_window_secs, per_sec, round_to};
-use crate::verdict::prefixed;
 use anyhow::Context;
-use futures::{StreamExt, TryStreamExt};
 use goose::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -25,8 +24,6 @@ pub const ITEM_READ_NAME: &str = "GET /api/v1/items/{id}";
 pub const LIST_READ_NAME: &str = "GET /api/v1/items";
 /// Transaction weights: bid, item read, list read (60 / 30 / 10 %).
 const WEIGHTS: (usize, usize, usize) = (6, 3, 1);
-/// Items created, or read back, at once around the run.
-const SETUP_CONCURRENCY: usize = 16;
 
 /// The mixed run's figures and checks.
 #[derive(Debug, Clone, Serialize)]
@@ -65,47 +62,29 @@ pub async fn run(
     duration_secs: u64,
 ) -> anyhow::Result<MixedResult> {
     let ids: Vec<String> = (0..items).map(|n| format!("{prefix}{n}")).collect();
-    futures::stream::iter(ids.iter().cloned())
-        .map(|id| async move { api.create_item(&new_item(id)?).await })
-        .buffer_unordered(SETUP_CONCURRENCY)
-        .try_collect::<Vec<()>>()
+    let new_items = ids.iter().map(|id| new_item(id.clone()));
+    api.create_items(new_items.collect::<anyhow::Result<_>>()?)
         .await
         .context("creating the mixed items")?;
     let target = Arc::new(BidTarget::for_client(ids, PRICES, api));
     tracing::info!(users, items, duration_secs, "mixed run started");
-    let scenario = scenario(Arc::clone(&target))?;
-    let metrics = attack(scenario, gateway_url, users, duration_secs).await?;
+    let scenario = scenario(&target)?;
+    let metrics = Box::pin(attack(scenario, gateway_url, users, duration_secs)).await?;
     let measured_secs = measured_window_secs(&metrics);
     let names = [BID_REQUEST_NAME, ITEM_READ_NAME, LIST_READ_NAME];
     let stats = |name| RequestStats::of(&metrics, name, measured_secs);
     let requests: Vec<RequestStats> = names.into_iter().map(stats).collect();
 
     let tally = &target.tally;
-    let increment = target.min_increment_cents;
-    let checks: Vec<ItemCheck> = futures::stream::iter(target.item_ids.iter().enumerate())
-        .map(|(index, id)| async move {
-            let state = api.item_state(id).await?;
-            anyhow::Ok(ItemCheck::new(id, &tally.item(index), &state, increment))
-        })
-        .buffered(SETUP_CONCURRENCY)
-        .try_collect()
-        .await
-        .context("reading the mixed items back")?;
-
-    let item = |c: &ItemCheck| prefixed(format_args!("item {}", c.item_id), &c.violations);
-    let mut violations: Vec<String> = checks.iter().flat_map(item).collect();
-    if !violations.is_empty() {
-        violations.extend(undetermined_note(&tally.errors()));
-    }
-    let mut errors = BTreeMap::new();
-    for stats in &requests {
-        let (kind, kind_errors) = match stats.name.as_str() {
-            BID_REQUEST_NAME => ("bid".to_owned(), tally.errors()),
-            name => (name.to_owned(), status_errors(&stats.statuses, 200)),
-        };
-        violations.extend(error_violations(&kind, &kind_errors));
-        violations.extend(refusal_violation(&kind, stats.requests, &kind_errors));
-        errors.insert(kind, kind_errors);
+    let checks = check_items(api, &target).await?;
+    let bids = requests.first().map_or(0, |b| b.requests);
+    let mut violations = bid_violations(&checks, &tally.errors(), bids);
+    let mut errors = BTreeMap::from([("bid".to_owned(), tally.errors())]);
+    for stats in requests.iter().skip(1) {
+        let kind_errors = status_errors(&stats.statuses, 200);
+        violations.extend(error_violations(&stats.name, &kind_errors));
+        violations.extend(refusal_violation(&stats.name, stats.requests, &kind_errors));
+        errors.insert(stats.name.clone(), kind_errors);
     }
     let accepted = tally.accepted_total();
     if accepted == 0 {
@@ -121,20 +100,15 @@ pub async fn run(
         accepted_per_sec: per_sec(accepted, measured_secs),
         rejected: tally.rejected_total(),
         errors,
-        items_with_bids: checks.iter().filter(|c| c.accepted > 0).count(),
+        items_with_bids: checks.iter().filter(|c| c.seen.accepted > 0).count(),
         failed_items: checks.into_iter().filter(|c| !c.passed()).collect(),
         violations,
     })
 }
 
 /// Bids and reads on random items, weighted by [`WEIGHTS`], with no wait.
-fn scenario(target: Arc<BidTarget>) -> anyhow::Result<Scenario> {
-    let items = target.item_ids.len();
-    let bid_target = Arc::clone(&target);
-    let bid: TransactionFunction = Arc::new(move |user| {
-        let target = Arc::clone(&bid_target);
-        Box::pin(async move { place_bid(user, &target, fastrand::usize(..items)).await })
-    });
+fn scenario(target: &Arc<BidTarget>) -> anyhow::Result<Scenario> {
+    let bid = bid_transaction(target);
     let item_paths: Arc<Vec<String>> =
         Arc::new(target.item_ids.iter().map(|id| item_path(id)).collect());
     let read_item: TransactionFunction = Arc::new(move |user| {

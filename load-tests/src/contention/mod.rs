@@ -17,7 +17,7 @@ mod report;
 mod tally;
 
 use crate::api::{ApiClient, NewItem, in_secs};
-use crate::goose_run::{MIN_BENCH_SECS, check_levels};
+use crate::goose_run::RunLength;
 use crate::host::Machine;
 use crate::report::{ReportDir, now_rfc3339};
 use crate::service::{Service, namespace, run_tag};
@@ -75,11 +75,9 @@ pub struct ContentionArgs {
     #[arg(long, value_delimiter = ',', default_value = "16,64,256",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub users: Vec<u32>,
-    /// Seconds each level (and the mixed run) lasts after its users are hatched (at least 10
-    /// unless --smoke).
-    #[arg(long, default_value_t = MIN_BENCH_SECS,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub duration_secs: u64,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub run: RunLength,
     /// Users of the mixed run (bids and reads over many items).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub mixed_users: u32,
@@ -102,9 +100,6 @@ pub struct ContentionArgs {
     /// Directory of the report: result.json, README.md and the SVG charts.
     #[arg(long, default_value = "bench/results/contention")]
     pub out_dir: PathBuf,
-    /// Allow runs shorter than 10 s: checks the pipeline works, measures nothing reliable.
-    #[arg(long)]
-    pub smoke: bool,
 }
 
 impl ContentionArgs {
@@ -112,7 +107,7 @@ impl ContentionArgs {
         if self.strategies.is_empty() {
             bail!("--strategies needs at least one of lua, optimistic");
         }
-        check_levels("--users", &self.users, self.duration_secs, self.smoke)
+        self.run.check("--users", &self.users)
     }
 }
 
@@ -189,7 +184,7 @@ pub async fn run(args: &ContentionArgs) -> anyhow::Result<ContentionResult> {
     let result = ContentionResult {
         experiment: "contention",
         started_at,
-        smoke: args.smoke,
+        smoke: args.run.smoke,
         machine: Machine::current(),
         args: args.clone(),
         violations: violations.collect(),
@@ -227,13 +222,21 @@ async fn measure(
     let mut hot = Vec::with_capacity(args.users.len());
     for &users in &args.users {
         let item = new_item(format!("{tag}-hot-{users}"))?;
-        let duration = args.duration_secs;
+        let duration = args.run.duration_secs;
         hot.push(hot_item::run_level(&api, gateway_url, &item, users, duration).await?);
         crate::goose_run::not_interrupted()?;
     }
     let items = usize::try_from(args.mixed_items)?;
     let (prefix, users) = (format!("{tag}-m"), args.mixed_users);
-    let mixed = mixed::run(&api, gateway_url, &prefix, users, items, args.duration_secs).await?;
+    let mixed = mixed::run(
+        &api,
+        gateway_url,
+        &prefix,
+        users,
+        items,
+        args.run.duration_secs,
+    )
+    .await?;
     crate::goose_run::not_interrupted()?;
     let accepted = hot.iter().map(|level| level.accepted).sum::<u64>() + mixed.accepted;
     let stream = tag.to_uppercase();
@@ -274,7 +277,7 @@ mod tests {
         let (args, valid) = parse(&[]).unwrap();
         assert_eq!(args.strategies, [Strategy::Lua, Strategy::Optimistic]);
         assert_eq!(args.users, [16, 64, 256]);
-        assert_eq!(args.duration_secs, 10);
+        assert_eq!(args.run.duration_secs, 10);
         assert_eq!(args.mixed_items, 200);
         assert!(!args.prefilter);
         assert_eq!(args.redis_timeout_ms, 2_000);

@@ -4,6 +4,7 @@
 
 use super::{ContentionResult, HotLevel, StrategyResult};
 use crate::charts::{Series, bar_chart, line_chart};
+use crate::goose_run::RequestStats;
 use crate::latency::LatencyMs;
 use crate::report::{ReportDir, markdown_table};
 use std::fmt::Write as _;
@@ -68,6 +69,20 @@ pub fn write(dir: &ReportDir, result: &ContentionResult) -> anyhow::Result<()> {
     dir.write_summary(&markdown(result))
 }
 
+/// A table of `columns` after the strategy's, with the `rows` of each strategy in turn.
+fn table(
+    result: &ContentionResult,
+    columns: &str,
+    rows: impl Fn(&StrategyResult) -> Vec<Vec<String>>,
+) -> String {
+    let strategy_rows = |s: &StrategyResult| {
+        let name = |row: Vec<String>| [vec![s.strategy.name().to_owned()], row].concat();
+        rows(s).into_iter().map(name).collect::<Vec<_>>()
+    };
+    let rows: Vec<Vec<String>> = result.strategies.iter().flat_map(strategy_rows).collect();
+    markdown_table(&format!("strategy | {columns}"), &rows)
+}
+
 /// The p50, p99, p99.9 and max cells, `-` when nothing was timed.
 fn percentiles(latency: Option<LatencyMs>) -> [String; 4] {
     let ms = |pick: fn(LatencyMs) -> f64| latency.map_or("-".into(), |l| format!("{:.2}", pick(l)));
@@ -111,22 +126,20 @@ pub(super) fn markdown(result: &ContentionResult) -> String {
         } else {
             ""
         },
-        args.duration_secs,
+        args.run.duration_secs,
         if args.prefilter { "on" } else { "off" },
         args.redis_timeout_ms,
     );
 
     text.push_str("## Hot item\n\nN users bid on one item as fast as they can.\n\n");
-    let rows: Vec<Vec<String>> = result
-        .strategies
-        .iter()
-        .flat_map(|s| {
-            s.hot.iter().map(move |l| {
-                let retries = l
-                    .retries_per_accepted
-                    .map_or("-".into(), |r| format!("{r:.2}"));
+    text.push_str(&table(
+        result,
+        "users | bids | bids/s | accepted/s | rejected | errors | p50 ms | p99 ms | p99.9 ms | \
+         max ms | retries/accepted",
+        |s| {
+            let row = |l: &HotLevel| {
+                let retries = l.retries_per_accepted.map(|r| format!("{r:.2}"));
                 let head = [
-                    s.strategy.name().to_owned(),
                     l.users.to_string(),
                     l.bids.requests.to_string(),
                     format!("{:.1}", l.bids.per_sec),
@@ -134,15 +147,14 @@ pub(super) fn markdown(result: &ContentionResult) -> String {
                     l.rejected.to_string(),
                     errors_cell(&l.errors),
                 ];
-                let tail = [retries, verdict_cell(&l.violations)];
+                let tail = [
+                    retries.unwrap_or_else(|| "-".into()),
+                    verdict_cell(&l.violations),
+                ];
                 [&head[..], &percentiles(l.bids.latency_ms), &tail].concat()
-            })
-        })
-        .collect();
-    text.push_str(&markdown_table(
-        "strategy | users | bids | bids/s | accepted/s | rejected | errors | p50 ms | p99 ms | \
-         p99.9 ms | max ms | retries/accepted | check",
-        &rows,
+            };
+            s.hot.iter().map(row).collect()
+        },
     ));
     text.push_str(
         "\n![bids per second](throughput.svg)\n\n![p99 latency](p99.svg)\n\n\
@@ -155,43 +167,34 @@ pub(super) fn markdown(result: &ContentionResult) -> String {
          reads, 10 % list reads.\n",
         args.mixed_users, args.mixed_items
     );
-    let rows: Vec<Vec<String>> = result
-        .strategies
-        .iter()
-        .flat_map(|s| {
-            s.mixed.requests.iter().map(move |r| {
+    text.push_str(&table(
+        result,
+        "request | count | per s | failed | p50 ms | p99 ms | p99.9 ms | max ms",
+        |s| {
+            let row = |r: &RequestStats| {
+                let head = [r.name.clone(), r.requests.to_string()];
                 let head = [
-                    s.strategy.name().to_owned(),
-                    r.name.clone(),
-                    r.requests.to_string(),
-                    format!("{:.1}", r.per_sec),
-                    r.failed.to_string(),
+                    &head[..],
+                    &[format!("{:.1}", r.per_sec), r.failed.to_string()],
                 ];
-                [&head[..], &percentiles(r.latency_ms)].concat()
-            })
-        })
-        .collect();
-    text.push_str(&markdown_table(
-        "strategy | request | count | per s | failed | p50 ms | p99 ms | p99.9 ms | max ms",
-        &rows,
+                [&head.concat()[..], &percentiles(r.latency_ms)].concat()
+            };
+            s.mixed.requests.iter().map(row).collect()
+        },
     ));
-    let rows: Vec<Vec<String>> = result
-        .strategies
-        .iter()
-        .map(|s| {
-            vec![
-                s.strategy.name().to_owned(),
-                format!("{:.1}", s.mixed.accepted_per_sec),
-                s.mixed.rejected.to_string(),
-                format!("{} / {}", s.mixed.items_with_bids, s.mixed.items),
-                verdict_cell(&s.mixed.violations),
-            ]
-        })
-        .collect();
     text.push('\n');
-    text.push_str(&markdown_table(
-        "strategy | accepted/s | rejected | items with bids | check",
-        &rows,
+    text.push_str(&table(
+        result,
+        "accepted/s | rejected | items with bids | check",
+        |s| {
+            let m = &s.mixed;
+            vec![vec![
+                format!("{:.1}", m.accepted_per_sec),
+                m.rejected.to_string(),
+                format!("{} / {}", m.items_with_bids, m.items),
+                verdict_cell(&m.violations),
+            ]]
+        },
     ));
     text.push_str("\n![mixed workload](mixed.svg)\n\n");
 
@@ -202,22 +205,18 @@ pub(super) fn markdown(result: &ContentionResult) -> String {
          may hide an applied bid); no kind of request refused more often than answered. \
          Outbox: the run's JetStream stream holds exactly one message per accepted bid.\n\n",
     );
-    let rows: Vec<Vec<String>> = result
-        .strategies
-        .iter()
-        .map(|s| {
-            vec![
-                s.strategy.name().to_owned(),
-                s.archive.expected.to_string(),
-                s.archive.found.to_string(),
-                format!("{:.1}", s.archive.waited_secs),
+    text.push_str(&table(
+        result,
+        "accepted bids | messages in stream | waited s | all checks",
+        |s| {
+            let a = &s.archive;
+            vec![vec![
+                a.expected.to_string(),
+                a.found.to_string(),
+                format!("{:.1}", a.waited_secs),
                 verdict_cell(&s.violations()),
-            ]
-        })
-        .collect();
-    text.push_str(&markdown_table(
-        "strategy | accepted bids | messages in stream | waited s | all checks",
-        &rows,
+            ]]
+        },
     ));
     if result.violations.is_empty() {
         text.push_str("\n**Every check passed.**\n");

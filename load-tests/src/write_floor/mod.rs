@@ -4,7 +4,7 @@
 //! The [`server`] is the least a bid needs here (HTTP, token check, JSON, one `EVALSHA` of a
 //! compare-and-set); the gateway does everything the contract promises (idempotency, the
 //! window and anti-sniping rules, the outbox, the live publish, the relay to JetStream, the
-//! limits). Both take bench-write's hot-item load ([`crate::bench_write::run_one`]: goose
+//! limits). Both take bench-write's hot-item load ([`crate::bench_write::alternate`]: goose
 //! users bidding just above the last price each saw, real access tokens, per-user limit off),
 //! run alternately gateway, floor, floor, gateway per level and repeated `--pairs` times, so a
 //! drift of the shared machine weighs on both sides alike; the ratio is of the medians. Every
@@ -13,12 +13,12 @@
 pub mod server;
 
 use crate::api::ApiClient;
-use crate::bench_write::{LevelResult, run_one};
-use crate::goose_run::{MIN_BENCH_SECS, check_levels, round_to};
-use crate::host::Machine;
-use crate::report::{now_rfc3339, write_json};
+use crate::bench_result::{BenchResult, Started, start_services};
+use crate::bench_write::{WriteLoad, alternate, rates};
+use crate::contention::hot_item::HotLevel;
+use crate::goose_run::round_to;
 use crate::service::{Service, WRITE_FLOOR_ROLE, namespace, run_tag};
-use crate::verdict::{Outcome, Verdict};
+use crate::verdict::prefixed;
 use std::path::PathBuf;
 
 /// What issue 18 asks of the gateway: at least this fraction of the floor's rate.
@@ -34,30 +34,19 @@ pub struct BenchWriteFloorArgs {
     /// The `load-tests` binary that runs `write-floor-server` (default: this one).
     #[arg(long)]
     pub floor_bin: Option<PathBuf>,
-    /// Concurrent bidders (connections) per level.
-    #[arg(long, value_delimiter = ',', default_value = "64,256",
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub clients: Vec<u32>,
-    #[arg(long, default_value_t = MIN_BENCH_SECS,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub duration_secs: u64,
+    #[command(flatten)]
+    pub load: WriteLoad,
     /// Gateway-floor-floor-gateway rounds per level.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=5))]
     pub pairs: u32,
     #[arg(long, default_value = "bench/results/write-floor.json")]
     pub out: PathBuf,
-    /// Allow levels shorter than 10 s (a pipeline check, not a measurement).
-    #[arg(long)]
-    pub smoke: bool,
 }
 
-/// The JSON result.
+/// The figures of the run (its JSON result, in [`BenchResult`]).
 #[derive(Debug, serde::Serialize)]
-pub struct WriteFloorResult {
-    pub experiment: &'static str,
-    pub started_at: String,
+pub struct WriteFloor {
     pub smoke: bool,
-    pub machine: Machine,
     /// What each side does per bid, in words.
     pub gateway_does: &'static str,
     pub floor_does: &'static str,
@@ -76,8 +65,8 @@ pub struct FloorComparison {
     /// Median p99 latency (ms) of each side's runs.
     pub gateway_p99_ms: Option<f64>,
     pub floor_p99_ms: Option<f64>,
-    pub gateway_runs: Vec<LevelResult>,
-    pub floor_runs: Vec<LevelResult>,
+    pub gateway_runs: Vec<HotLevel>,
+    pub floor_runs: Vec<HotLevel>,
 }
 
 const GATEWAY_DOES: &str = "token verified, body parsed, price pre-filter, idempotency/window/increment/anti-sniping/seq in place_bid.lua with the outbox XADD, live publish to core NATS, outbox relay to JetStream; per-user bid limit off";
@@ -95,16 +84,15 @@ pub fn median(mut values: Vec<f64>) -> f64 {
 }
 
 impl FloorComparison {
-    fn new(clients: u32, gateway_runs: Vec<LevelResult>, floor_runs: Vec<LevelResult>) -> Self {
-        let rate = |runs: &[LevelResult]| median(runs.iter().map(|r| r.requests_per_sec).collect());
-        let p99 = |runs: &[LevelResult]| {
+    fn new(clients: u32, gateway_runs: Vec<HotLevel>, floor_runs: Vec<HotLevel>) -> Self {
+        let p99 = |runs: &[HotLevel]| {
             let p99s: Vec<f64> = runs
                 .iter()
-                .filter_map(|r| Some(r.latency_ms?.p99))
+                .filter_map(|r| Some(r.bids.latency_ms?.p99))
                 .collect();
             (!p99s.is_empty()).then(|| median(p99s))
         };
-        let (gateway, floor) = (rate(&gateway_runs), rate(&floor_runs));
+        let (gateway, floor) = (median(rates(&gateway_runs)), median(rates(&floor_runs)));
         Self {
             clients,
             gateway_bids_per_sec: round_to(gateway, 1),
@@ -120,53 +108,40 @@ impl FloorComparison {
             floor_runs,
         }
     }
-
-    fn correct(&self) -> bool {
-        self.gateway_runs
-            .iter()
-            .chain(&self.floor_runs)
-            .all(|r| r.correct)
-    }
 }
 
 /// Runs every level against both servers and writes the result.
 ///
 /// # Errors
 /// A server cannot start, a level cannot run, or the file cannot be written.
-pub async fn run(args: &BenchWriteFloorArgs) -> anyhow::Result<WriteFloorResult> {
-    check_levels("--clients", &args.clients, args.duration_secs, args.smoke)?;
-    let started_at = now_rfc3339();
+pub async fn run(args: &BenchWriteFloorArgs) -> anyhow::Result<BenchResult<WriteFloor>> {
+    args.load.check()?;
+    let started = Started::now("bench-write-floor");
     let floor_bin = match &args.floor_bin {
         Some(path) => path.clone(),
         None => std::env::current_exe()?,
     };
-    let tag = run_tag("wf");
-    let env = namespace(&tag);
-    let gateway = Service::start("gateway", &args.gateway_bin, &env).await?;
-    let floor =
-        Service::start_with_args(WRITE_FLOOR_ROLE, &floor_bin, &["write-floor-server"], &env).await;
-    let floor = match floor {
-        Ok(floor) => floor,
-        Err(e) => {
-            gateway.stop().await;
-            return Err(e);
-        }
-    };
+    let env = namespace(&run_tag("wf"));
+    let [gateway] = start_services([("gateway", &args.gateway_bin)], &env).await?;
+    let floor_args = ["write-floor-server"];
+    let floor = Service::start_with_args(WRITE_FLOOR_ROLE, &floor_bin, &floor_args, &env).await?;
     let measured = measure(args, gateway.url(), floor.url()).await;
     gateway.stop().await;
     floor.stop().await;
-    let result = WriteFloorResult {
-        experiment: "bench-write-floor",
-        started_at,
-        smoke: args.smoke,
-        machine: Machine::current(),
+    let levels = measured?;
+    let run = |r: &HotLevel| prefixed(format_args!("{} clients", r.users), &r.violations);
+    let runs = levels
+        .iter()
+        .flat_map(|l| l.gateway_runs.iter().chain(&l.floor_runs));
+    let violations = runs.flat_map(run).collect();
+    let figures = WriteFloor {
+        smoke: args.load.run.smoke,
         gateway_does: GATEWAY_DOES,
         floor_does: FLOOR_DOES,
         goal_ratio: GOAL_RATIO,
-        levels: measured?,
+        levels,
     };
-    write_json(&args.out, &result)?;
-    Ok(result)
+    started.finish(figures, violations, &args.out)
 }
 
 async fn measure(
@@ -175,35 +150,16 @@ async fn measure(
     floor: &str,
 ) -> anyhow::Result<Vec<FloorComparison>> {
     let (gateway_api, floor_api) = (ApiClient::new(gateway)?, ApiClient::new(floor)?);
-    let mut levels = Vec::with_capacity(args.clients.len());
-    for &clients in &args.clients {
-        let (mut gateway_runs, mut floor_runs) = (Vec::new(), Vec::new());
-        for _ in 0..args.pairs {
-            let secs = args.duration_secs;
-            gateway_runs
-                .push(Box::pin(run_one(&gateway_api, gateway, clients, secs, false)).await?);
-            floor_runs.push(Box::pin(run_one(&floor_api, floor, clients, secs, false)).await?);
-            floor_runs.push(Box::pin(run_one(&floor_api, floor, clients, secs, false)).await?);
-            gateway_runs
-                .push(Box::pin(run_one(&gateway_api, gateway, clients, secs, false)).await?);
-        }
+    let mut levels = Vec::with_capacity(args.load.clients.len());
+    for &clients in &args.load.clients {
+        let apis = (&gateway_api, &floor_api);
+        let load = (args.load.run.duration_secs, false);
+        let (gateway_runs, floor_runs) = alternate(apis, clients, args.pairs, load).await?;
         let level = FloorComparison::new(clients, gateway_runs, floor_runs);
-        tracing::info!(
-            clients,
-            gateway = level.gateway_bids_per_sec,
-            floor = level.floor_bids_per_sec,
-            ratio = level.ratio,
-            "write floor level"
-        );
+        tracing::info!(clients, ratio = level.ratio, "write floor level");
         levels.push(level);
     }
     Ok(levels)
-}
-
-impl Outcome for WriteFloorResult {
-    fn verdict(&self) -> Verdict {
-        Verdict::passed_if(self.levels.iter().all(FloorComparison::correct))
-    }
 }
 
 #[cfg(test)]

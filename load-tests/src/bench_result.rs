@@ -1,0 +1,104 @@
+//! What every `bench-*` command shares: the services it starts for the run, and one result
+//! envelope (`experiment`, `started_at`, the machine, the figures, the violations) whose
+//! verdict is "nothing violated", written as one JSON file.
+
+use crate::host::Machine;
+use crate::report::{now_rfc3339, write_json};
+use crate::service::Service;
+use crate::verdict::{Outcome, Verdict};
+use serde::Serialize;
+use std::path::Path;
+
+/// Starts each `(role, binary)` on a free loopback port with `env`, in order; a failure
+/// drops (and so kills) those already started.
+///
+/// # Errors
+/// As [`Service::start`].
+pub async fn start_services<const N: usize>(
+    services: [(&'static str, &Path); N],
+    env: &[(&str, String)],
+) -> anyhow::Result<[Service; N]> {
+    let mut started = Vec::with_capacity(N);
+    for (role, binary) in services {
+        started.push(Service::start(role, binary, env).await?);
+    }
+    started
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("not every service started"))
+}
+
+/// Stops every service, in order.
+///
+/// # Errors
+/// The first that did not stop cleanly.
+pub async fn shutdown_all(services: impl IntoIterator<Item = Service>) -> anyhow::Result<()> {
+    for service in services {
+        service.shutdown().await?;
+    }
+    Ok(())
+}
+
+/// A finished benchmark: its figures (`T`, flattened into the JSON) and what failed.
+#[derive(Debug, Serialize)]
+pub struct BenchResult<T> {
+    pub experiment: &'static str,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    pub machine: Machine,
+    #[serde(flatten)]
+    pub figures: T,
+    /// What failed; empty when the run passed.
+    pub violations: Vec<String>,
+}
+
+/// When and what a benchmark started: [`Started::finish`] turns it into its result.
+#[derive(Debug)]
+pub struct Started {
+    experiment: &'static str,
+    at: String,
+}
+
+impl Started {
+    pub fn now(experiment: &'static str) -> Self {
+        Self {
+            experiment,
+            at: now_rfc3339(),
+        }
+    }
+
+    /// The result of the run, also written to `out` (its directory is created).
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn finish<T: Serialize>(
+        self,
+        figures: T,
+        violations: Vec<String>,
+        out: &Path,
+    ) -> anyhow::Result<BenchResult<T>> {
+        let result = BenchResult {
+            experiment: self.experiment,
+            started_at: self.at,
+            machine: Machine::current(),
+            figures,
+            violations,
+        };
+        write_json(out, &result)?;
+        tracing::info!(out = %out.display(), "result written");
+        Ok(result)
+    }
+}
+
+impl<T> std::ops::Deref for BenchResult<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.figures
+    }
+}
+
+impl<T: Serialize> Outcome for BenchResult<T> {
+    fn verdict(&self) -> Verdict {
+        Verdict::of(&self.violations)
+    }
+}
