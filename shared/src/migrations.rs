@@ -357,10 +357,7 @@ mod tests {
     #[tokio::test]
     async fn versions_out_of_order_are_refused_before_touching_the_database() {
         let (mut client, _conn) = fresh_client().await;
-        const SWAPPED: &[Migration] = &[
-            Migration::new(2, "b", "select 1"),
-            Migration::new(1, "a", "select 1"),
-        ];
+        const SWAPPED: &[Migration] = &[TWO[1], TWO[0]];
         let error = Migrator::new("schema_migrations", LOCK, SWAPPED)
             .run(&mut client)
             .await
