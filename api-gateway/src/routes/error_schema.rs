@@ -1,5 +1,5 @@
 //! The OpenAPI schema of the body of every error answer, `{"error": code, "message": text}`,
-//! apart from the document ([`super::openapi`]) so the handlers' `#[utoipa::path]`
+//! apart from the document (`openapi`) so the handlers' `#[utoipa::path]`
 //! annotations can name it without the document and the handlers using each other.
 
 use crate::error::ErrorCode;
