@@ -18,7 +18,9 @@ use crate::routes::web_app::{Currency, WebSocketUrl};
 use clap::{Parser, ValueEnum};
 use shared::http_server::HttpServerOptions;
 use shared::redact::SecretUrl;
-use shared::service_options::{ArchiveOptions, CommonOptions, DatabaseOptions, RedisOptions};
+use shared::service_options::{
+    ArchiveOptions, CommonOptions, DatabaseOptions, RedisOptions, positive_u64,
+};
 use shared::supervisor::TaskFaults;
 use std::fmt;
 use std::net::SocketAddr;
@@ -120,12 +122,7 @@ pub struct Config {
     /// increment in force is the last row at or below the current price). The default is the
     /// flat 1.00 of the design; an eBay-like schedule is
     /// `0:0.05,1:0.25,5:0.50,25:1,100:2.50,250:5,500:10,1000:25,2500:50,5000:100`.
-    #[arg(
-        long,
-        env = "DEFAULT_INCREMENTS",
-        default_value = "0:1.00",
-        value_parser = parse_increments
-    )]
+    #[arg(long, env = "DEFAULT_INCREMENTS", default_value = "0:1.00", value_parser = parse_increments)]
     pub default_increments: shared::IncrementTable,
 
     /// Bids per second one user may place, across all instances (0 disables the limit).
@@ -142,12 +139,7 @@ pub struct Config {
 
     /// Most close scripts the closer has in flight at once. They share the Redis connection
     /// with bids, so a wave of ending auctions queues at most this many ahead of a bid.
-    #[arg(
-        long,
-        env = "CLOSER_CONCURRENCY",
-        default_value_t = 64,
-        value_parser = clap::value_parser!(u64).range(1..)
-    )]
+    #[arg(long, env = "CLOSER_CONCURRENCY", default_value_t = 64, value_parser = positive_u64())]
     pub closer_concurrency: u64,
 
     /// Longest a live event waits in this instance for a lower `seq` of its item whose bid is
@@ -252,21 +244,12 @@ pub struct AuthOptions {
 
     /// Lifetime of an access token (seconds). Short: tokens are checked without a database,
     /// so a sign-out or a suspension reaches a token only when it expires.
-    #[arg(
-        long,
-        env = "ACCESS_TOKEN_TTL_SECS",
-        default_value_t = 900,
-        value_parser = clap::value_parser!(u64).range(1..)
-    )]
+    #[arg(long, env = "ACCESS_TOKEN_TTL_SECS", default_value_t = 900, value_parser = positive_u64())]
     pub access_token_ttl_secs: u64,
 
     /// Lifetime of an unused refresh token (seconds); each refresh starts a new one.
-    #[arg(
-        long,
-        env = "REFRESH_TOKEN_TTL_SECS",
-        default_value_t = DEFAULT_REFRESH_TTL.as_secs(),
-        value_parser = clap::value_parser!(u64).range(1..)
-    )]
+    #[arg(long, env = "REFRESH_TOKEN_TTL_SECS", value_parser = positive_u64(),
+          default_value_t = DEFAULT_REFRESH_TTL.as_secs())]
     pub refresh_token_ttl_secs: u64,
 
     /// Who a bid's bidder is: `token` (the default) takes it from the access token's `sub`
@@ -281,21 +264,12 @@ pub struct AuthOptions {
     /// How often each gateway re-reads which accounts are suspended (milliseconds). An admin's
     /// suspension reaches every gateway within this (plus one query), and usually at once
     /// through a NATS notification; bids never query PostgreSQL.
-    #[arg(
-        long,
-        env = "SUSPENSION_POLL_MS",
-        default_value_t = 2_000,
-        value_parser = clap::value_parser!(u64).range(1..)
-    )]
+    #[arg(long, env = "SUSPENSION_POLL_MS", default_value_t = 2_000, value_parser = positive_u64())]
     pub suspension_poll_ms: u64,
 
     /// Trust this external OIDC issuer's access tokens (its `iss`) instead of signing our own.
-    #[arg(
-        long,
-        env = "OIDC_ISSUER",
-        requires = "oidc_audience",
-        conflicts_with_all = ["jwt_signing_key_file", "jwt_signing_key"]
-    )]
+    #[arg(long, env = "OIDC_ISSUER", requires = "oidc_audience",
+          conflicts_with_all = ["jwt_signing_key_file", "jwt_signing_key"])]
     pub oidc_issuer: Option<String>,
 
     /// The external issuer's JWKS URL (default: `<OIDC_ISSUER>/.well-known/jwks.json`, where
@@ -336,12 +310,7 @@ pub struct LimitOptions {
 
     /// How often each instance syncs its rate-limit counts with Redis (milliseconds): about how
     /// long a client over a limit on one instance may still be admitted by another.
-    #[arg(
-        long,
-        env = "RATE_LIMIT_SYNC_MS",
-        default_value_t = 50,
-        value_parser = clap::value_parser!(u64).range(1..)
-    )]
+    #[arg(long, env = "RATE_LIMIT_SYNC_MS", default_value_t = 50, value_parser = positive_u64())]
     pub rate_limit_sync_ms: u64,
 
     /// Requests per second one client address (an IPv4 address or an IPv6 /64) may make,
@@ -359,12 +328,7 @@ pub struct LimitOptions {
     /// Proxy networks (comma-separated CIDRs or addresses, e.g. the load balancer's subnets)
     /// whose `X-Forwarded-For` entries are believed; by default none, and the client is the
     /// peer address.
-    #[arg(
-        long,
-        env = "TRUSTED_PROXIES",
-        value_name = "CIDRS",
-        default_value = ""
-    )]
+    #[arg(long, env = "TRUSTED_PROXIES", value_name = "CIDRS", default_value_t)]
     pub trusted_proxies: TrustedProxies,
 
     /// Failed sign-ins of one login within `LOGIN_FAILURE_WINDOW_SECS` before further attempts
@@ -374,12 +338,7 @@ pub struct LimitOptions {
     pub login_failures_per_account: u32,
 
     /// The window of `LOGIN_FAILURES_PER_ACCOUNT`, from the first failure (seconds).
-    #[arg(
-        long,
-        env = "LOGIN_FAILURE_WINDOW_SECS",
-        default_value_t = 900,
-        value_parser = clap::value_parser!(u64).range(1..)
-    )]
+    #[arg(long, env = "LOGIN_FAILURE_WINDOW_SECS", default_value_t = 900, value_parser = positive_u64())]
     pub login_failure_window_secs: u64,
 
     /// Sign-in and registration attempts per client address per minute (0 disables it).

@@ -54,6 +54,11 @@ impl VerifiedTokens {
         (*entry.token == *token && now < entry.expires_at).then(|| entry.identity.clone())
     }
 
+    /// [`Self::get`] at the present time.
+    pub fn get_now(&self, token: &str) -> Option<Identity> {
+        self.get(token, now_secs())
+    }
+
     /// Remembers a token that passed every check, until `expires_at` (its `exp`).
     pub fn insert(&self, token: &str, identity: &Identity, expires_at: i64) {
         let Some(key) = signature(token) else {

@@ -9,7 +9,6 @@
 //! the publish is still in the list, and a redelivered batch inserts (and so publishes)
 //! nothing twice.
 
-use crate::store::time;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use shared::money::serialize_cents;
@@ -97,7 +96,7 @@ pub fn outbid(user: UserId, bid: &BidPlaced, minimum_to_lead: Option<i64>) -> Ne
             "minimum_to_lead_cents": minimum_to_lead,
             "seq": bid.seq,
         }),
-        created_at: time(bid.timestamp),
+        created_at: bid.timestamp.to_datetime(),
     }
 }
 
@@ -111,7 +110,7 @@ pub fn closed(close: &AuctionClosed, bidders: &[UserId]) -> Vec<NewNotification>
         item_id: close.item_id.clone(),
         source: close.event_id.to_string(),
         data,
-        created_at: time(close.timestamp),
+        created_at: close.timestamp.to_datetime(),
     };
     let mut out = Vec::with_capacity(bidders.len() + 1);
     let price = close

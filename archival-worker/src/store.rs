@@ -12,7 +12,7 @@ use crate::notifications::Notification;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
-use shared::migrations::{Migration, Migrator};
+use shared::migrations::Migrator;
 use shared::postgres_pool;
 use shared::{
     AuctionClosed, AuctionExtended, AuctionRelisted, BidPlaced, EventId, ItemId, ItemState,
@@ -29,31 +29,15 @@ const MIGRATOR: Migrator = Migrator::new(
     "schema_migrations",
     0x4155_4354_494f_4e01, // "AUCTION" + 1: serializes workers starting together
     &[
-        Migration {
-            version: 1,
-            name: "read_model",
-            sql: include_str!("../migrations/0001_read_model.sql"),
-        },
-        Migration {
-            version: 2,
-            name: "lifecycle",
-            sql: include_str!("../migrations/0002_lifecycle.sql"),
-        },
-        Migration {
-            version: 3,
-            name: "dead_letter_event_id",
-            sql: include_str!("../migrations/0003_dead_letter_event_id.sql"),
-        },
-        Migration {
-            version: 4,
-            name: "proxy_bids_and_buy_now",
-            sql: include_str!("../migrations/0004_proxy_bids_and_buy_now.sql"),
-        },
-        Migration {
-            version: 5,
-            name: "notifications",
-            sql: include_str!("../migrations/0005_notifications.sql"),
-        },
+        shared::migration!(1, "read_model", "0001_read_model.sql"),
+        shared::migration!(2, "lifecycle", "0002_lifecycle.sql"),
+        shared::migration!(3, "dead_letter_event_id", "0003_dead_letter_event_id.sql"),
+        shared::migration!(
+            4,
+            "proxy_bids_and_buy_now",
+            "0004_proxy_bids_and_buy_now.sql"
+        ),
+        shared::migration!(5, "notifications", "0005_notifications.sql"),
     ],
 );
 
@@ -126,11 +110,6 @@ pub struct Written {
 pub struct Store {
     pool: Pool,
     timeout: Duration,
-}
-
-/// A timestamp as PostgreSQL's `timestamptz`.
-pub(crate) fn time(t: Timestamp) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(t.micros()).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 impl Store {
@@ -273,8 +252,8 @@ async fn insert_bids<'a>(
     let users: Vec<&str> = sorted.iter().map(|b| b.user_id.as_str()).collect();
     let amounts: Vec<i64> = sorted.iter().map(|b| b.amount_cents).collect();
     let previous: Vec<i64> = sorted.iter().map(|b| b.previous_bid_cents).collect();
-    let placed: Vec<DateTime<Utc>> = sorted.iter().map(|b| time(b.timestamp)).collect();
-    let ends: Vec<DateTime<Utc>> = sorted.iter().map(|b| time(b.end_time)).collect();
+    let placed: Vec<DateTime<Utc>> = sorted.iter().map(|b| b.timestamp.to_datetime()).collect();
+    let ends: Vec<DateTime<Utc>> = sorted.iter().map(|b| b.end_time.to_datetime()).collect();
     let extended: Vec<bool> = sorted.iter().map(|b| b.extended).collect();
     let automatic: Vec<bool> = sorted.iter().map(|b| b.automatic).collect();
     let rows = tx
@@ -335,7 +314,10 @@ async fn project_bids(
     let leaders: Vec<&str> = items.values().map(|(_, b)| b.user_id.as_str()).collect();
     let counts: Vec<i64> = items.values().map(|(n, _)| *n).collect();
     let seqs: Vec<i64> = items.values().map(|(_, b)| b.seq as i64).collect();
-    let ends: Vec<DateTime<Utc>> = items.values().map(|(_, b)| time(b.end_time)).collect();
+    let ends: Vec<DateTime<Utc>> = items
+        .values()
+        .map(|(_, b)| b.end_time.to_datetime())
+        .collect();
     tx.execute(
         "insert into auctions as a (item_id, round, current_cents, highest_bidder, bid_count,
                                     last_seq, end_time)
@@ -409,7 +391,7 @@ async fn insert_closes<'a>(
         .collect();
     let prices: Vec<Option<i64>> = sorted.iter().map(|c| c.final_price_cents).collect();
     let reserve: Vec<bool> = sorted.iter().map(|c| c.reserve_met).collect();
-    let closed: Vec<DateTime<Utc>> = sorted.iter().map(|c| time(c.timestamp)).collect();
+    let closed: Vec<DateTime<Utc>> = sorted.iter().map(|c| c.timestamp.to_datetime()).collect();
     let cancelled: Vec<bool> = sorted.iter().map(|c| c.cancelled).collect();
     let reasons: Vec<Option<&str>> = sorted.iter().map(|c| c.reason.as_deref()).collect();
     let buy_now: Vec<bool> = sorted.iter().map(|c| c.buy_now).collect();
@@ -452,7 +434,7 @@ async fn project_closes(
         .collect();
     let prices: Vec<Option<i64>> = by_item.iter().map(|c| c.final_price_cents).collect();
     let reserve: Vec<bool> = by_item.iter().map(|c| c.reserve_met).collect();
-    let closed: Vec<DateTime<Utc>> = by_item.iter().map(|c| time(c.timestamp)).collect();
+    let closed: Vec<DateTime<Utc>> = by_item.iter().map(|c| c.timestamp.to_datetime()).collect();
     let seqs: Vec<i64> = by_item.iter().map(|c| c.seq as i64).collect();
     let statuses: Vec<&str> = by_item
         .iter()
@@ -553,8 +535,8 @@ async fn apply_changes(
                     &item.as_str(),
                     &round,
                     &seq,
-                    &time(end),
-                    &time(at),
+                    &end.to_datetime(),
+                    &at.to_datetime(),
                 ],
             )
             .await
@@ -584,9 +566,12 @@ async fn apply_changes(
                  where a.last_seq < excluded.last_seq"
             }
         };
-        tx.execute(statement, &[&item.as_str(), &round, &time(end), &seq])
-            .await
-            .with_context(|| format!("applying {kind}"))?;
+        tx.execute(
+            statement,
+            &[&item.as_str(), &round, &end.to_datetime(), &seq],
+        )
+        .await
+        .with_context(|| format!("applying {kind}"))?;
     }
     Ok(applied)
 }

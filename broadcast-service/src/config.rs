@@ -8,7 +8,7 @@ use clap::Parser;
 use shared::access_token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_LEEWAY, TokenRules};
 use shared::client_address::TrustedProxies;
 use shared::http_server::HttpServerOptions;
-use shared::service_options::{CommonOptions, RedisOptions};
+use shared::service_options::{CommonOptions, RedisOptions, positive_u64};
 use shared::supervisor::TaskFaults;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -96,8 +96,7 @@ pub struct Config {
 
     /// Viewers of one item from which a frame's pass over them is split over every core
     /// (one share per core, written at once); below it one thread writes them all.
-    #[arg(long, env = "PARALLEL_PASS_MIN_VIEWERS", default_value_t = 2_048,
-          value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "PARALLEL_PASS_MIN_VIEWERS", default_value_t = 2_048, value_parser = positive_u64())]
     pub parallel_pass_min_viewers: u64,
 
     /// How often each instance publishes its viewer count per watched item (milliseconds).
@@ -121,12 +120,7 @@ pub struct Config {
     /// Proxy networks (comma-separated CIDRs or addresses, e.g. the load balancer's subnets)
     /// whose `X-Forwarded-For` entries are believed for the per-address limit; by default
     /// none, and the client is the peer address. The gateway's rule (`shared::client_address`).
-    #[arg(
-        long,
-        env = "TRUSTED_PROXIES",
-        value_name = "CIDRS",
-        default_value = ""
-    )]
+    #[arg(long, env = "TRUSTED_PROXIES", value_name = "CIDRS", default_value_t)]
     pub trusted_proxies: TrustedProxies,
 
     // Socket sign-in: watching is public; a socket that presents an access token also gets

@@ -12,6 +12,7 @@
 //!   the loop stops accepting (new clients wait in the kernel's backlog) until one ends. A
 //!   WebSocket leaves this count once upgraded (the broadcast service caps those itself).
 
+use crate::service_options::{positive_u32, positive_u64};
 use crate::supervisor::Supervisor;
 use anyhow::Context;
 use axum::Router;
@@ -38,26 +39,12 @@ pub struct HttpServerOptions {
     /// Time a client has to send a request's headers from when its connection is accepted
     /// (and, between requests on a kept-alive connection, from the previous response);
     /// slower clients are disconnected (milliseconds).
-    #[arg(
-        id = "header_read_timeout_ms",
-        value_name = "HEADER_READ_TIMEOUT_MS",
-        long = "header-read-timeout-ms",
-        env = "HEADER_READ_TIMEOUT_MS",
-        default_value_t = 10_000,
-        value_parser = clap::value_parser!(u64).range(1..)
-    )]
+    #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = positive_u64())]
     pub header_read_timeout_ms: u64,
 
     /// HTTP connections served at once; past it new connections wait in the kernel's accept
     /// backlog until one ends (upgraded WebSockets do not count).
-    #[arg(
-        id = "max_http_connections",
-        value_name = "MAX_HTTP_CONNECTIONS",
-        long = "max-http-connections",
-        env = "MAX_HTTP_CONNECTIONS",
-        default_value_t = 10_000,
-        value_parser = clap::value_parser!(u32).range(1..)
-    )]
+    #[arg(long, env = "MAX_HTTP_CONNECTIONS", default_value_t = 10_000, value_parser = positive_u32())]
     pub max_http_connections: u32,
 }
 

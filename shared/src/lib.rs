@@ -15,8 +15,7 @@
 //! * [`nats`]: the NATS connection policy every service uses, and the archive stream's settings.
 //! * [`redis_connection`]: the Redis client (`redis://`, `rediss://`, one server or a Redis
 //!   Cluster), the deadline-bound connection, its one timeout rule and the one classification
-//!   of a failed call.
-//! * [`redis_replica_ack`]: `--durable-accept`, a write's reply after a replica has it.
+//!   of a failed call, and `--durable-accept` (a write's reply after a replica has it).
 //! * [`redis_reads`]: reads of the Redis layout that more than one service makes.
 //! * [`postgres_pool`]: the PostgreSQL pool builder, the query deadline and the one rule that
 //!   tells an outage from a bug.
@@ -62,7 +61,6 @@ pub mod redact;
 pub mod redis_connection;
 pub mod redis_keys;
 pub mod redis_reads;
-mod redis_replica_ack;
 pub mod service_options;
 pub mod shutdown;
 pub mod subjects;

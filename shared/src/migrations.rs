@@ -23,6 +23,26 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
+/// A [`Migration`] whose SQL is the calling crate's `migrations/<file>`, included at compile
+/// time, so a schema's list of migrations reads as a table:
+/// `shared::migration!(1, "read_model", "0001_read_model.sql")`.
+#[macro_export]
+macro_rules! migration {
+    ($version:literal, $name:literal, $file:literal) => {
+        $crate::migrations::Migration::new(
+            $version,
+            $name,
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/", $file)),
+        )
+    };
+}
+
+impl Migration {
+    pub const fn new(version: i32, name: &'static str, sql: &'static str) -> Self {
+        Self { version, name, sql }
+    }
+}
+
 /// Why migrating failed. Nothing was applied in any case.
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
@@ -165,15 +185,11 @@ fn checked_table(table: &'static str) -> Result<Option<&'static str>, MigrationE
 mod tests {
     use super::*;
 
-    const fn migration(version: i32, name: &'static str, sql: &'static str) -> Migration {
-        Migration { version, name, sql }
-    }
-
     const LOCK: i64 = 0x5445_5354_4d49_4701; // "TESTMIG" + 1
 
     const TWO: &[Migration] = &[
-        migration(1, "things", "create table things (id integer primary key)"),
-        migration(
+        Migration::new(1, "things", "create table things (id integer primary key)"),
+        Migration::new(
             2,
             "more_things",
             "create table more_things (id integer primary key)",
@@ -286,8 +302,8 @@ mod tests {
     async fn a_failing_migration_leaves_nothing_behind() {
         let (mut client, _conn) = fresh_client().await;
         const BROKEN: &[Migration] = &[
-            migration(1, "things", "create table things (id integer primary key)"),
-            migration(2, "broken", "create table nope (id no_such_type)"),
+            Migration::new(1, "things", "create table things (id integer primary key)"),
+            Migration::new(2, "broken", "create table nope (id no_such_type)"),
         ];
         let error = Migrator::new("schema_migrations", LOCK, BROKEN)
             .run(&mut client)
@@ -317,7 +333,7 @@ mod tests {
     #[tokio::test]
     async fn a_schema_qualified_table_creates_its_schema_and_stays_apart() {
         let (mut client, _conn) = fresh_client().await;
-        const IN_SCHEMA: &[Migration] = &[migration(
+        const IN_SCHEMA: &[Migration] = &[Migration::new(
             1,
             "things",
             "create table accounts_test.things (id integer primary key)",
@@ -341,8 +357,7 @@ mod tests {
     #[tokio::test]
     async fn versions_out_of_order_are_refused_before_touching_the_database() {
         let (mut client, _conn) = fresh_client().await;
-        const SWAPPED: &[Migration] =
-            &[migration(2, "b", "select 1"), migration(1, "a", "select 1")];
+        const SWAPPED: &[Migration] = &[TWO[1], TWO[0]];
         let error = Migrator::new("schema_migrations", LOCK, SWAPPED)
             .run(&mut client)
             .await

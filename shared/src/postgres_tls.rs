@@ -206,28 +206,35 @@ fn client_config(mode: SslMode, root: Option<RootCert>) -> Result<ClientConfig, 
         // libpq: a root CA file makes `require` (and `prefer`) check the chain.
         _ => matches!(root, Some(RootCert::File(_))),
     };
-    let verifier: Arc<dyn ServerCertVerifier> = if check_chain {
-        let inner =
+    let chain = if check_chain {
+        let verifier =
             WebPkiServerVerifier::builder_with_provider(roots(root)?, Arc::clone(&provider))
                 .build()
                 .map_err(|e| PostgresTlsError::Rustls(rustls::Error::General(e.to_string())))?;
-        Arc::new(ChainOnly { inner })
+        Some(verifier)
     } else {
-        Arc::new(Unverified { provider })
+        None
     };
+    let verifier = Arc::new(NameUnchecked { chain, provider });
     Ok(builder
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth())
 }
 
-/// `verify-ca`: the chain must lead to a trusted root; the name in the certificate may be any.
+/// The certificate checks short of `verify-full`, where the name in the certificate may be
+/// any: `verify-ca` (and a CA file with `prefer` or `require`) checks that the chain leads to a
+/// trusted root; `prefer` and `require` without a CA file take whoever holds the certificate's
+/// key, as libpq does. The handshake signature is checked either way; only `verify-full` stops
+/// an active man in the middle, and the deployment uses it.
 #[derive(Debug)]
-struct ChainOnly {
-    inner: Arc<WebPkiServerVerifier>,
+struct NameUnchecked {
+    /// The chain check, or `None` for no check of the certificate itself.
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for NameUnchecked {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -236,15 +243,12 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
         // The web PKI verifier checks the chain first and the name last, so a name error means
         // the chain was good.
-        match self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -258,7 +262,8 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
     }
 
     fn verify_tls13_signature(
@@ -267,60 +272,8 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// `prefer` and `require` without a CA file: encrypted, with whoever holds the certificate's
-/// key (the handshake signature is still checked), as libpq does. Only `verify-full` stops an
-/// active man in the middle; the deployment uses it.
-#[derive(Debug)]
-struct Unverified {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {

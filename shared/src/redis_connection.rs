@@ -38,7 +38,10 @@
 //!   keys share one hash tag by the key layout.
 //!
 //! With [`RedisHandle::with_replica_ack`] (`--durable-accept`) every script call is followed
-//! on the same node's connection by `WAIT 1 <ms>` (see `redis_replica_ack`).
+//! on the same node's connection by `WAIT 1 <ms>` (see [`replica_ack`], a part of this module:
+//! it wraps a [`RedisConnection`] and only [`RedisHandle`] uses it).
+
+mod replica_ack;
 
 use crate::service_options::RedisOptions;
 use futures::FutureExt;
@@ -252,11 +255,8 @@ impl RedisHandle {
                 within(self.deadline, invocation.invoke_async(&mut conn)).await
             }
             Some(timeout) => {
-                let mut conn = crate::redis_replica_ack::ReplicaAcked::new(
-                    self.conn.clone(),
-                    timeout,
-                    self.deadline,
-                );
+                let mut conn =
+                    replica_ack::ReplicaAcked::new(self.conn.clone(), timeout, self.deadline);
                 // The script runs within the response timeout (3/4 of the deadline) and the
                 // `WAIT` within `timeout` plus an eighth of it, so this outer bound only ever
                 // catches a call that never got a connection (nothing was sent).

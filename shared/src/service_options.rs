@@ -11,49 +11,39 @@
 //! `LISTEN_ADDR` (8080, 8081, 8082), `INSTANCE_ID` (its prefix names the service),
 //! `REDIS_TIMEOUT_MS` (a request deadline in the gateway, a snapshot retry in the broadcast
 //! service) and `DATABASE_TIMEOUT_MS` (a history query in the gateway, a batch step in the
-//! worker). Each field carries an explicit `id` because clap needs argument ids to be unique
-//! across everything flattened into one command.
+//! worker).
+//!
+//! A field whose flag is not its own name (`url` is `--redis-url` or `--database-url`) takes
+//! its env name as its clap `id`: ids must be unique across everything flattened into one
+//! command, and a bare `env` then reuses that name, as `--help` does for the value
+//! (`--redis-url <REDIS_URL>`), so each name is written once beside its flag.
 
 use crate::redact::SecretUrl;
 use crate::subjects;
 use crate::telemetry::LogFormat;
 use crate::tls::{self, CaFile};
+use clap::builder::{RangedI64ValueParser, RangedU64ValueParser};
+
+/// The contract's default URLs: every dependency on this machine, standard ports.
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/auction";
 
 /// Options every service has.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonOptions {
     /// NATS server (with JetStream): live events, presence and the archive stream; several
     /// servers of one cluster comma-separated (`nats://n1:4222,nats://n2:4222,…`).
-    #[arg(
-        id = "nats_url",
-        value_name = "NATS_URL",
-        long = "nats-url",
-        env = "NATS_URL",
-        default_value = "nats://127.0.0.1:4222"
-    )]
+    #[arg(long, env = "NATS_URL", default_value = DEFAULT_NATS_URL)]
     pub nats_url: SecretUrl,
 
     /// First token(s) of every NATS subject (`<prefix>.live.<item>`,
     /// `<prefix>.archive.<item>`); every service of one deployment must use the same.
-    #[arg(
-        id = "subject_prefix",
-        value_name = "SUBJECT_PREFIX",
-        long = "subject-prefix",
-        env = "SUBJECT_PREFIX",
-        default_value = subjects::DEFAULT_PREFIX,
-        value_parser = parse_subject_prefix
-    )]
+    #[arg(long, env = "SUBJECT_PREFIX", default_value = subjects::DEFAULT_PREFIX, value_parser = parse_subject_prefix)]
     pub subject_prefix: String,
 
     /// Log output format.
-    #[arg(
-        id = "log_format",
-        value_name = "LOG_FORMAT",
-        long = "log-format",
-        env = "LOG_FORMAT",
-        value_enum,
-        default_value = "json"
-    )]
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
 }
 
@@ -64,48 +54,23 @@ pub struct RedisOptions {
     /// `rediss://` (the server's certificate and host name are verified; ElastiCache's AUTH
     /// goes in the URL: `rediss://:<token>@host:6379` or `rediss://<user>:<password>@…`).
     /// Several comma-separated node URLs select Redis Cluster (see `--redis-cluster`).
-    #[arg(
-        id = "redis_url",
-        value_name = "REDIS_URL",
-        long = "redis-url",
-        env = "REDIS_URL",
-        default_value = "redis://127.0.0.1:6379"
-    )]
+    #[arg(id = "REDIS_URL", long = "redis-url", env, default_value = DEFAULT_REDIS_URL)]
     pub url: SecretUrl,
 
     /// Prefix of every Redis key (before the hash tag), to share one Redis between
     /// deployments; the gateway and the broadcast service must use the same.
-    #[arg(
-        id = "redis_key_prefix",
-        value_name = "REDIS_KEY_PREFIX",
-        long = "redis-key-prefix",
-        env = "REDIS_KEY_PREFIX",
-        default_value = ""
-    )]
+    #[arg(id = "REDIS_KEY_PREFIX", long = "redis-key-prefix", env, default_value_t = String::new())]
     pub key_prefix: String,
 
     /// PEM file of the CA(s) that sign Redis's certificate, for a private CA; without it a
     /// `rediss://` server is verified against the system roots. Needs a `rediss://` URL.
-    #[arg(
-        id = "redis_ca_file",
-        value_name = "REDIS_CA_FILE",
-        long = "redis-ca-file",
-        env = "REDIS_CA_FILE",
-        value_parser = tls::parse_ca_file
-    )]
+    #[arg(id = "REDIS_CA_FILE", long = "redis-ca-file", env, value_parser = tls::parse_ca_file)]
     pub ca_file: Option<CaFile>,
 
     /// Treat `REDIS_URL` as a Redis Cluster even when it names one node: the cluster's seed,
     /// such as ElastiCache's configuration endpoint (the client discovers every node from it).
     /// A comma-separated list of nodes selects cluster mode without it.
-    #[arg(
-        id = "redis_cluster",
-        value_name = "REDIS_CLUSTER",
-        long = "redis-cluster",
-        env = "REDIS_CLUSTER",
-        default_value_t = false,
-        action = clap::ArgAction::Set
-    )]
+    #[arg(id = "REDIS_CLUSTER", long = "redis-cluster", env, default_value_t = false, action = clap::ArgAction::Set)]
     pub cluster: bool,
 }
 
@@ -117,13 +82,7 @@ pub struct DatabaseOptions {
     /// libpq's `sslmode` says (`disable`, `prefer` (the default), `require`, `verify-ca`,
     /// `verify-full`), verified against `sslrootcert=<PEM file>` or the system roots, e.g.
     /// `postgres://app:pw@db:5432/auction?sslmode=verify-full&sslrootcert=/etc/ssl/rds.pem`.
-    #[arg(
-        id = "database_url",
-        value_name = "DATABASE_URL",
-        long = "database-url",
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/auction"
-    )]
+    #[arg(id = "DATABASE_URL", long = "database-url", env, default_value = DEFAULT_DATABASE_URL)]
     pub url: SecretUrl,
 }
 
@@ -132,36 +91,33 @@ pub struct DatabaseOptions {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ArchiveOptions {
     /// JetStream stream of archived events (created if missing).
-    #[arg(
-        id = "archive_stream",
-        value_name = "ARCHIVE_STREAM",
-        long = "archive-stream",
-        env = "ARCHIVE_STREAM",
-        default_value = subjects::ARCHIVE_STREAM
-    )]
+    #[arg(id = "ARCHIVE_STREAM", long = "archive-stream", env, default_value = subjects::ARCHIVE_STREAM)]
     pub stream: String,
 
     /// JetStream duplicate window (seconds): a relay retry within it is stored only once.
     #[arg(
-        id = "archive_duplicate_window_secs",
-        value_name = "ARCHIVE_DUPLICATE_WINDOW_SECS",
+        id = "ARCHIVE_DUPLICATE_WINDOW_SECS",
         long = "archive-duplicate-window-secs",
-        env = "ARCHIVE_DUPLICATE_WINDOW_SECS",
+        env,
         default_value_t = 120
     )]
     pub duplicate_window_secs: u64,
 
     /// Replicas of every JetStream stream and consumer the services create (1 on one NATS
     /// server, 3 on a three-node cluster); gateway and worker must use the same.
-    #[arg(
-        id = "jetstream_replicas",
-        value_name = "JETSTREAM_REPLICAS",
-        long = "jetstream-replicas",
-        env = "JETSTREAM_REPLICAS",
-        default_value_t = 1,
-        value_parser = clap::value_parser!(u8).range(1..=5)
-    )]
+    #[arg(id = "JETSTREAM_REPLICAS", long = "jetstream-replicas", env, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
     pub replicas: u8,
+}
+
+/// The parser of a count or a duration 0 would disable by accident: `--flag=0` stops startup
+/// with a message naming the flag.
+pub fn positive_u64() -> RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(1..)
+}
+
+/// [`positive_u64`] for a `u32` option.
+pub fn positive_u32() -> RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(1..)
 }
 
 /// Why a subject prefix was refused.

@@ -35,9 +35,14 @@ impl Timestamp {
         ))
     }
 
+    /// The same instant as a chrono time (what PostgreSQL's `timestamptz` takes); one out of
+    /// chrono's range, which no clock gives, is its earliest.
+    pub fn to_datetime(self) -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp_micros(self.0).unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
     pub fn to_rfc3339(self) -> String {
-        DateTime::<Utc>::from_timestamp_micros(self.0)
-            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        self.to_datetime()
             .to_rfc3339_opts(SecondsFormat::Micros, true)
     }
 }

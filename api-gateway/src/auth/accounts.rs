@@ -17,7 +17,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use serde::Serialize;
-use shared::migrations::{Migration, Migrator};
+use shared::migrations::Migrator;
 use shared::postgres_pool;
 use shared::{Timestamp, UserId};
 use std::future::Future;
@@ -31,16 +31,8 @@ pub const MIGRATOR: Migrator = Migrator::new(
     "accounts.schema_migrations",
     0x4143_434f_554e_5401, // "ACCOUNT" + 1
     &[
-        Migration {
-            version: 1,
-            name: "accounts",
-            sql: include_str!("../../migrations/0001_accounts.sql"),
-        },
-        Migration {
-            version: 2,
-            name: "suspensions",
-            sql: include_str!("../../migrations/0002_suspensions.sql"),
-        },
+        shared::migration!(1, "accounts", "0001_accounts.sql"),
+        shared::migration!(2, "suspensions", "0002_suspensions.sql"),
     ],
 );
 

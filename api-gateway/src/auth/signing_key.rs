@@ -14,14 +14,11 @@ use anyhow::Context;
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
 use aws_lc_rs::{digest, hmac};
 use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, KeyAlgorithm,
-    OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse, ThumbprintHash,
-};
+use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use rustls_pki_types::PrivatePkcs8KeyDer;
 use rustls_pki_types::pem::PemObject as _;
+use shared::access_token::key_set::ed25519_jwk;
 use std::fmt;
 
 /// An Ed25519 private key with its public JWK. `Debug` shows only the `kid`.
@@ -98,22 +95,9 @@ impl SigningKey {
         // jsonwebtoken parses the DER again for every signature; hand it the v2 document
         // aws-lc writes, whichever version the PEM held.
         let pkcs8 = pair.to_pkcs8().context("re-encoding the signing key")?;
-        let mut jwk = Jwk {
-            common: CommonParameters {
-                public_key_use: Some(PublicKeyUse::Signature),
-                key_algorithm: Some(KeyAlgorithm::EdDSA),
-                ..CommonParameters::default()
-            },
-            algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
-                key_type: OctetKeyPairType::OctetKeyPair,
-                curve: EllipticCurve::Ed25519,
-                x: URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
-            }),
-        };
-        let kid = jwk
-            .thumbprint(ThumbprintHash::SHA256)
-            .context("computing the key's thumbprint")?;
-        jwk.common.key_id = Some(kid.clone());
+        let jwk =
+            ed25519_jwk(pair.public_key().as_ref()).context("computing the key's thumbprint")?;
+        let kid = jwk.common.key_id.clone().context("the JWK's kid")?;
         let mut seed = [0; 32];
         seed.copy_from_slice(digest::digest(&digest::SHA256, pkcs8.as_ref()).as_ref());
         Ok(Self {
@@ -173,6 +157,8 @@ impl fmt::Debug for SigningKey {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::jwk::{AlgorithmParameters, KeyAlgorithm, PublicKeyUse};
 
     /// RFC 8410 §10.3's example private key (PKCS#8 v1); its public key is in §10.1.
     pub const RFC8410_PEM: &str = "-----BEGIN PRIVATE KEY-----

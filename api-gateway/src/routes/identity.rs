@@ -17,7 +17,6 @@ use super::AppState;
 use crate::auth::Role;
 use crate::config::AuthMode;
 use crate::error::{ApiError, ErrorCode};
-use crate::verified_tokens::now_secs;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -118,7 +117,7 @@ impl FromRequestParts<AppState> for Bidder {
 /// The caller of `token`: from the cache of verified tokens, or verified now (and remembered
 /// until its `exp`).
 async fn verify(token: &str, ctx: &AppState) -> Result<Identity, ApiError> {
-    if let Some(caller) = ctx.verified_tokens.get(token, now_secs()) {
+    if let Some(caller) = ctx.verified_tokens.get_now(token) {
         return Ok(caller);
     }
     let claims = ctx.identity.verifier().verify(token).await?;

@@ -31,7 +31,7 @@ struct TokenSubject {
 #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
 #[utoipa::path(
     get, path = "/api/v1/me", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, description = "the caller's account", body = serde_json::Value), (status = 401, description = "no or invalid bearer token", body = super::openapi::ErrorBody), (status = 404, description = "no such item or account", body = super::openapi::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::openapi::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::openapi::ErrorBody))
+    responses((status = 200, description = "the caller's account", body = serde_json::Value), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 404, description = "no such item or account", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
 )]
 async fn me(State(ctx): State<AppState>, caller: Identity) -> Result<Response, ApiError> {
     if ctx.identity.local().is_none() {

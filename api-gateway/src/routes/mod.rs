@@ -17,6 +17,8 @@ mod buy_now;
 mod client_address;
 /// The CORS layer for the configured web origins.
 pub mod cors;
+/// The OpenAPI schema of every error answer's body, which the handlers' annotations name.
+mod error_schema;
 /// What `GET /ready` checks and `GET /metrics` shows (the routes are `shared::health`).
 mod health;
 /// `GET …/bids` and `…/stats` from the PostgreSQL read model.

@@ -7,15 +7,15 @@
 //! `/metrics`) and the document itself are added by [`Outside`].
 
 use super::AppState;
+use super::error_schema::ErrorBody;
 use crate::error::ErrorCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
 use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, RefOr, Schema};
-use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/openapi.json", get(document))
@@ -63,44 +63,6 @@ async fn document() -> Json<utoipa::openapi::OpenApi> {
     modifiers(&Outside)
 )]
 pub struct ApiDoc;
-
-/// The body of every error answer: `error` is one of [`ErrorCode`]'s wire strings (clients
-/// match on it), `message` says what to change. Only its schema is used: the body itself is
-/// written by `shared::error_body::response`.
-pub struct ErrorBody;
-
-impl PartialSchema for ErrorBody {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .property("error", ErrorCode::name_ref())
-            .property(
-                "message",
-                ObjectBuilder::new().schema_type(SchemaType::Type(Type::String)),
-            )
-            .required("error")
-            .required("message")
-            .into()
-    }
-}
-
-impl ToSchema for ErrorBody {}
-
-impl ErrorCode {
-    fn name_ref() -> RefOr<Schema> {
-        RefOr::Ref(utoipa::openapi::Ref::from_schema_name("ErrorCode"))
-    }
-}
-
-impl PartialSchema for ErrorCode {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(SchemaType::Type(Type::String))
-            .enum_values(Some(ErrorCode::ALL.iter().map(|code| code.as_str())))
-            .into()
-    }
-}
-
-impl ToSchema for ErrorCode {}
 
 /// Adds the bearer scheme and the routes this crate does not annotate: the health routes
 /// (`shared::health`, shared with the other services) and the document itself.

@@ -5,7 +5,6 @@
 //! back is exactly what is new, and only that is published: a redelivered event or a second
 //! `ending_soon` pass for the same schedule changes nothing and sends nothing.
 
-use super::time;
 use crate::notifications::{self, NewNotification, Notification};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -191,7 +190,7 @@ pub(super) async fn ending_soon(
             item_id: state.id.clone(),
             source: source.clone(),
             data: data.clone(),
-            created_at: time(now),
+            created_at: now.to_datetime(),
         })
         .collect();
     insert(client, &notes).await

@@ -146,20 +146,11 @@ fn rejection(kind: &ErrorKind) -> TokenRejection {
 
 #[cfg(test)]
 mod tests {
-    use super::super::DEFAULT_LEEWAY;
     use super::super::role::Role;
-    use super::super::test_keys::{AUDIENCE, ISSUER, TestKey, b64, claims, now_secs};
+    use super::super::test_keys::{AUDIENCE, ISSUER, TestKey, b64, claims, now_secs, rules};
     use super::*;
     use jsonwebtoken::Header;
     use serde_json::json;
-
-    fn rules() -> TokenRules {
-        TokenRules {
-            issuer: ISSUER.into(),
-            audience: AUDIENCE.into(),
-            leeway: DEFAULT_LEEWAY,
-        }
-    }
 
     fn checked(key: &TestKey, claims: &serde_json::Value) -> Result<AccessClaims, TokenRejection> {
         check(&key.sign(claims), &key.verification_key(), &rules())

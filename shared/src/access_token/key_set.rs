@@ -7,11 +7,39 @@
 //! keys are never trusted: a published HMAC key would let anyone sign.
 
 use super::check::VerificationKey;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm,
+    OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse, ThumbprintHash,
+};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
+
+/// The public JWK of an Ed25519 signing key (`use: sig`, `alg: EdDSA`), as its signer
+/// publishes it. Its `kid` is the key's RFC 7638 thumbprint, so every holder of one key names
+/// it alike.
+///
+/// # Errors
+/// When the thumbprint cannot be computed.
+pub fn ed25519_jwk(public_key: &[u8]) -> jsonwebtoken::errors::Result<Jwk> {
+    let mut jwk = Jwk {
+        common: CommonParameters {
+            public_key_use: Some(PublicKeyUse::Signature),
+            key_algorithm: Some(KeyAlgorithm::EdDSA),
+            ..CommonParameters::default()
+        },
+        algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+            key_type: OctetKeyPairType::OctetKeyPair,
+            curve: EllipticCurve::Ed25519,
+            x: URL_SAFE_NO_PAD.encode(public_key),
+        }),
+    };
+    jwk.common.key_id = Some(jwk.thumbprint(ThumbprintHash::SHA256)?);
+    Ok(jwk)
+}
 
 /// Trusted verification keys by `kid`.
 #[derive(Debug, Clone, Default)]

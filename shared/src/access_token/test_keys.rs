@@ -1,21 +1,28 @@
 //! Ed25519 keys for this module's tests: sign any header and claims, as the gateway (or a
 //! forger holding a key) would, and publish the public half as a JWK.
 
-use super::check::VerificationKey;
-use super::key_set::KeySet;
+use super::DEFAULT_LEEWAY;
+use super::check::{TokenRules, VerificationKey};
+use super::key_set::{KeySet, ed25519_jwk};
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm,
-    OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse, ThumbprintHash,
-};
+use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub const ISSUER: &str = "https://issuer.test";
 pub const AUDIENCE: &str = "auction-api";
+
+/// What the tests' tokens must say: [`ISSUER`], [`AUDIENCE`], the default leeway.
+pub fn rules() -> TokenRules {
+    TokenRules {
+        issuer: ISSUER.into(),
+        audience: AUDIENCE.into(),
+        leeway: DEFAULT_LEEWAY,
+    }
+}
 
 pub struct TestKey {
     pub kid: String,
@@ -27,20 +34,8 @@ impl TestKey {
     pub fn generate() -> Self {
         let pair = Ed25519KeyPair::generate().expect("key");
         let pkcs8 = pair.to_pkcs8().expect("pkcs8");
-        let mut jwk = Jwk {
-            common: CommonParameters {
-                public_key_use: Some(PublicKeyUse::Signature),
-                key_algorithm: Some(KeyAlgorithm::EdDSA),
-                ..CommonParameters::default()
-            },
-            algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
-                key_type: OctetKeyPairType::OctetKeyPair,
-                curve: EllipticCurve::Ed25519,
-                x: URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
-            }),
-        };
-        let kid = jwk.thumbprint(ThumbprintHash::SHA256).expect("thumbprint");
-        jwk.common.key_id = Some(kid.clone());
+        let jwk = ed25519_jwk(pair.public_key().as_ref()).expect("public JWK");
+        let kid = jwk.common.key_id.clone().expect("a kid");
         Self {
             kid,
             jwk,

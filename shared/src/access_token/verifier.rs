@@ -66,10 +66,9 @@ impl TokenVerifier {
 
 #[cfg(test)]
 mod tests {
-    use super::super::DEFAULT_LEEWAY;
     use super::super::remote_jwks::RemoteJwksSettings;
     use super::super::role::Role;
-    use super::super::test_keys::{AUDIENCE, ISSUER, TestKey, claims, document};
+    use super::super::test_keys::{AUDIENCE, ISSUER, TestKey, claims, document, rules};
     use super::*;
     use axum::extract::State;
     use axum::http::StatusCode;
@@ -79,14 +78,6 @@ mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::time::Duration;
-
-    fn rules() -> TokenRules {
-        TokenRules {
-            issuer: ISSUER.into(),
-            audience: AUDIENCE.into(),
-            leeway: DEFAULT_LEEWAY,
-        }
-    }
 
     /// A stand-in issuer on 127.0.0.1:0: serves a JWKS, counts fetches, can fail.
     struct FakeIssuer {

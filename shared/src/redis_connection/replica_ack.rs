@@ -20,7 +20,7 @@
 //! dropped and redis-rs reconnected), the new connection has written nothing and `WAIT`
 //! answers at once.
 
-use crate::redis_connection::RedisConnection;
+use super::RedisConnection;
 use futures::FutureExt;
 use redis::aio::ConnectionLike;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
@@ -148,7 +148,7 @@ mod tests {
 
     #[test]
     fn an_unacknowledged_write_is_an_unknown_outcome_not_an_outage() {
-        let e = crate::redis_connection::RedisCallError::Redis(unacknowledged("test"));
-        assert_eq!(e.failure(), crate::redis_connection::RedisFailure::TimedOut);
+        let e = super::super::RedisCallError::Redis(unacknowledged("test"));
+        assert_eq!(e.failure(), super::super::RedisFailure::TimedOut);
     }
 }
