@@ -103,24 +103,30 @@ module "data_store_security_group" {
   )
 }
 
+# What every data store module takes from the environment (modules/redis, modules/postgres).
+locals {
+  data_store_inputs = {
+    for store in keys(local.data_stores) : store => {
+      name              = var.name
+      subnet_ids        = module.network.private_subnet_ids
+      security_group_id = module.data_store_security_group[store].id
+      kms_key_arn       = aws_kms_key.this.arn
+    }
+  }
+}
+
 module "redis" {
   source             = "../../modules/redis"
-  name               = var.name
-  subnet_ids         = module.network.private_subnet_ids
-  security_group_id  = module.data_store_security_group["redis"].id
+  store              = local.data_store_inputs["redis"]
   node_type          = var.redis_node_type
   shards             = var.redis_shards
   replicas_per_shard = var.redis_replicas_per_shard
-  kms_key_arn        = aws_kms_key.this.arn
 }
 
 module "postgres" {
-  source            = "../../modules/postgres"
-  name              = var.name
-  subnet_ids        = module.network.private_subnet_ids
-  security_group_id = module.data_store_security_group["postgres"].id
-  instance_class    = var.postgres_instance_class
-  kms_key_arn       = aws_kms_key.this.arn
+  source         = "../../modules/postgres"
+  store          = local.data_store_inputs["postgres"]
+  instance_class = var.postgres_instance_class
 }
 
 module "nats" {
