@@ -142,24 +142,21 @@ module "nats" {
 }
 
 module "services" {
-  source                          = "../../modules/services"
-  name                            = var.name
-  vpc_id                          = module.network.vpc_id
-  vpc_cidr_block                  = module.network.vpc_cidr_block
-  private_subnet_ids              = module.network.private_subnet_ids
-  alb_security_group_id           = module.alb.security_group_id
-  target_group_arns               = module.alb.target_group_arns
-  alb_arn_suffix                  = module.alb.arn_suffix
-  gateway_target_group_arn_suffix = module.alb.gateway_target_group_arn_suffix
-  repository_urls                 = module.ecr.repository_urls
-  repository_arns                 = module.ecr.repository_arns
-  image_tag                       = var.image_tag
-  public_host_name                = var.public_host_name
-  redis_url_secret_arn            = module.redis.redis_url_secret_arn
-  nats_url_secret_arn             = module.nats.nats_url_secret_arn
-  database_url_secret_arn         = module.postgres.database_url_secret_arn
-  kms_key_arn                     = aws_kms_key.this.arn
-  gateway                         = var.gateway
-  broadcast                       = var.broadcast
-  worker                          = var.worker
+  source                  = "../../modules/services"
+  name                    = var.name
+  vpc_id                  = module.network.vpc_id
+  vpc_cidr_block          = module.network.vpc_cidr_block
+  private_subnet_ids      = module.network.private_subnet_ids
+  load_balancer           = module.alb.for_services
+  repository_urls         = module.ecr.repository_urls
+  repository_arns         = module.ecr.repository_arns
+  image_tag               = var.image_tag
+  public_host_name        = var.public_host_name
+  redis_url_secret_arn    = module.redis.redis_url_secret_arn
+  nats_url_secret_arn     = module.nats.nats_url_secret_arn
+  database_url_secret_arn = module.postgres.database_url_secret_arn
+  kms_key_arn             = aws_kms_key.this.arn
+  gateway                 = var.gateway
+  broadcast               = var.broadcast
+  worker                  = var.worker
 }
