@@ -148,8 +148,7 @@ module "services" {
   vpc_cidr_block          = module.network.vpc_cidr_block
   private_subnet_ids      = module.network.private_subnet_ids
   load_balancer           = module.alb.for_services
-  repository_urls         = module.ecr.repository_urls
-  repository_arns         = module.ecr.repository_arns
+  repositories            = module.ecr.repositories
   image_tag               = var.image_tag
   public_host_name        = var.public_host_name
   redis_url_secret_arn    = module.redis.redis_url_secret_arn

@@ -19,13 +19,9 @@ variable "load_balancer" {
   type        = object({ security_group_id = string, target_group_arns = map(string), arn_suffix = string, gateway_target_group_arn_suffix = string })
 }
 
-variable "repository_urls" {
-  description = "ECR repository URL per service."
-  type        = map(string)
-}
-
-variable "repository_arns" {
-  type = map(string)
+variable "repositories" {
+  description = "modules/ecr's repositories: per service its image repository's URL and ARN."
+  type        = map(object({ url = string, arn = string }))
 }
 
 variable "image_tag" {
