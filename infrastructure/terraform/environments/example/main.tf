@@ -103,24 +103,30 @@ module "data_store_security_group" {
   )
 }
 
+# What every data store module takes from the environment (modules/redis, modules/postgres).
+locals {
+  data_store_inputs = {
+    for store in keys(local.data_stores) : store => {
+      name              = var.name
+      subnet_ids        = module.network.private_subnet_ids
+      security_group_id = module.data_store_security_group[store].id
+      kms_key_arn       = aws_kms_key.this.arn
+    }
+  }
+}
+
 module "redis" {
   source             = "../../modules/redis"
-  name               = var.name
-  subnet_ids         = module.network.private_subnet_ids
-  security_group_id  = module.data_store_security_group["redis"].id
+  store              = local.data_store_inputs["redis"]
   node_type          = var.redis_node_type
   shards             = var.redis_shards
   replicas_per_shard = var.redis_replicas_per_shard
-  kms_key_arn        = aws_kms_key.this.arn
 }
 
 module "postgres" {
-  source            = "../../modules/postgres"
-  name              = var.name
-  subnet_ids        = module.network.private_subnet_ids
-  security_group_id = module.data_store_security_group["postgres"].id
-  instance_class    = var.postgres_instance_class
-  kms_key_arn       = aws_kms_key.this.arn
+  source         = "../../modules/postgres"
+  store          = local.data_store_inputs["postgres"]
+  instance_class = var.postgres_instance_class
 }
 
 module "nats" {
@@ -136,24 +142,20 @@ module "nats" {
 }
 
 module "services" {
-  source                          = "../../modules/services"
-  name                            = var.name
-  vpc_id                          = module.network.vpc_id
-  vpc_cidr_block                  = module.network.vpc_cidr_block
-  private_subnet_ids              = module.network.private_subnet_ids
-  alb_security_group_id           = module.alb.security_group_id
-  target_group_arns               = module.alb.target_group_arns
-  alb_arn_suffix                  = module.alb.arn_suffix
-  gateway_target_group_arn_suffix = module.alb.gateway_target_group_arn_suffix
-  repository_urls                 = module.ecr.repository_urls
-  repository_arns                 = module.ecr.repository_arns
-  image_tag                       = var.image_tag
-  public_host_name                = var.public_host_name
-  redis_url_secret_arn            = module.redis.redis_url_secret_arn
-  nats_url_secret_arn             = module.nats.nats_url_secret_arn
-  database_url_secret_arn         = module.postgres.database_url_secret_arn
-  kms_key_arn                     = aws_kms_key.this.arn
-  gateway                         = var.gateway
-  broadcast                       = var.broadcast
-  worker                          = var.worker
+  source                  = "../../modules/services"
+  name                    = var.name
+  vpc_id                  = module.network.vpc_id
+  vpc_cidr_block          = module.network.vpc_cidr_block
+  private_subnet_ids      = module.network.private_subnet_ids
+  load_balancer           = module.alb.for_services
+  repositories            = module.ecr.repositories
+  image_tag               = var.image_tag
+  public_host_name        = var.public_host_name
+  redis_url_secret_arn    = module.redis.redis_url_secret_arn
+  nats_url_secret_arn     = module.nats.nats_url_secret_arn
+  database_url_secret_arn = module.postgres.database_url_secret_arn
+  kms_key_arn             = aws_kms_key.this.arn
+  gateway                 = var.gateway
+  broadcast               = var.broadcast
+  worker                  = var.worker
 }

@@ -18,7 +18,7 @@ output "load_balancer_zone_id" {
 }
 
 output "ecr_repository_urls" {
-  value = module.ecr.repository_urls
+  value = { for name, repository in module.ecr.repositories : name => repository.url }
 }
 
 output "ecs_cluster_name" {

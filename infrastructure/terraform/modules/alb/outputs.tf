@@ -6,20 +6,12 @@ output "zone_id" {
   value = aws_lb.this.zone_id
 }
 
-output "security_group_id" {
-  value = module.security_group.id
-}
-
-output "target_group_arns" {
-  description = "Target group per service behind the load balancer (api-gateway, broadcast-service)."
-  value       = { for name, group in aws_lb_target_group.service : name => group.arn }
-}
-
-output "arn_suffix" {
-  description = "For CloudWatch metrics and ALBRequestCountPerTarget."
-  value       = aws_lb.this.arn_suffix
-}
-
-output "gateway_target_group_arn_suffix" {
-  value = aws_lb_target_group.service["api-gateway"].arn_suffix
+output "for_services" {
+  description = "What modules/services takes as its load_balancer: the ALB's security group (the services open their ports to it), the target group per service behind it (api-gateway, broadcast-service), and the ALB's and the gateway target group's ARN suffixes (CloudWatch metrics and ALBRequestCountPerTarget)."
+  value = {
+    security_group_id               = module.security_group.id
+    target_group_arns               = { for name, group in aws_lb_target_group.service : name => group.arn }
+    arn_suffix                      = aws_lb.this.arn_suffix
+    gateway_target_group_arn_suffix = aws_lb_target_group.service["api-gateway"].arn_suffix
+  }
 }

@@ -1,8 +1,4 @@
-output "repository_urls" {
-  description = "Repository URL per service, for `docker push` and the task definitions."
-  value       = { for name, repo in aws_ecr_repository.this : name => repo.repository_url }
-}
-
-output "repository_arns" {
-  value = { for name, repo in aws_ecr_repository.this : name => repo.arn }
+output "repositories" {
+  description = "Per service: its repository's URL (for `docker push` and the task definitions) and ARN (the execution role pulls from it)."
+  value       = { for name, repo in aws_ecr_repository.this : name => { url = repo.repository_url, arn = repo.arn } }
 }

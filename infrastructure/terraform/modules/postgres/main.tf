@@ -6,12 +6,12 @@
 # instance's endpoint.
 
 resource "aws_db_subnet_group" "this" {
-  name_prefix = "${var.name}-"
-  subnet_ids  = var.subnet_ids
+  name_prefix = "${var.store.name}-"
+  subnet_ids  = var.store.subnet_ids
 }
 
 resource "aws_db_parameter_group" "this" {
-  name_prefix = "${var.name}-"
+  name_prefix = "${var.store.name}-"
   family      = "postgres${split(".", var.engine_version)[0]}"
 
   # Plain-text connections are refused: every client must use TLS.
@@ -39,13 +39,13 @@ resource "random_password" "master" {
 # Enhanced monitoring's agent publishes the OS metrics with this role.
 module "monitoring_role" {
   source              = "../service_role"
-  name_prefix         = "${var.name}-rds-mon-"
+  name_prefix         = "${var.store.name}-rds-mon-"
   service             = "monitoring.rds.amazonaws.com"
   managed_policy_arns = ["arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"]
 }
 
 resource "aws_db_instance" "this" {
-  identifier_prefix                     = "${var.name}-"
+  identifier_prefix                     = "${var.store.name}-"
   engine                                = "postgres"
   engine_version                        = var.engine_version
   instance_class                        = var.instance_class
@@ -53,14 +53,14 @@ resource "aws_db_instance" "this" {
   max_allocated_storage                 = var.max_allocated_storage_gb
   storage_type                          = "gp3"
   storage_encrypted                     = true
-  kms_key_id                            = var.kms_key_arn
+  kms_key_id                            = var.store.kms_key_arn
   db_name                               = "auction"
   username                              = "auction"
   password                              = random_password.master.result
   port                                  = 5432
   multi_az                              = true
   db_subnet_group_name                  = aws_db_subnet_group.this.name
-  vpc_security_group_ids                = [var.security_group_id]
+  vpc_security_group_ids                = [var.store.security_group_id]
   parameter_group_name                  = aws_db_parameter_group.this.name
   ca_cert_identifier                    = var.ca_cert_identifier
   publicly_accessible                   = false
@@ -70,11 +70,11 @@ resource "aws_db_instance" "this" {
   copy_tags_to_snapshot                 = true
   deletion_protection                   = true
   skip_final_snapshot                   = false
-  final_snapshot_identifier             = "${var.name}-final"
+  final_snapshot_identifier             = "${var.store.name}-final"
   auto_minor_version_upgrade            = true
   iam_database_authentication_enabled   = true
   performance_insights_enabled          = true
-  performance_insights_kms_key_id       = var.kms_key_arn
+  performance_insights_kms_key_id       = var.store.kms_key_arn
   performance_insights_retention_period = 7
   monitoring_interval                   = 30
   monitoring_role_arn                   = module.monitoring_role.arn
@@ -86,8 +86,8 @@ resource "aws_db_instance" "this" {
 # documented change-password-then-update-secret step (docs/DEPLOY.md).
 module "database_url" {
   source      = "../secret"
-  name_prefix = "${var.name}/database-url-"
+  name_prefix = "${var.store.name}/database-url-"
   description = "DATABASE_URL of the gateway and the archival worker (TLS, verify-full)"
   value       = "postgres://auction:${random_password.master.result}@${aws_db_instance.this.address}:5432/auction?sslmode=verify-full&sslrootcert=${var.ca_bundle_path}"
-  kms_key_arn = var.kms_key_arn
+  kms_key_arn = var.store.kms_key_arn
 }

@@ -6,8 +6,8 @@
 # shard in cluster mode; the client side of cluster mode is issue 14 (see docs/DEPLOY.md).
 
 resource "aws_elasticache_subnet_group" "this" {
-  name       = var.name
-  subnet_ids = var.subnet_ids
+  name       = var.store.name
+  subnet_ids = var.store.subnet_ids
 }
 
 # Printable without the characters ElastiCache refuses (@, ", /) and URL-safe, because it is
@@ -18,14 +18,14 @@ resource "random_password" "auth_token" {
 }
 
 resource "aws_cloudwatch_log_group" "slow_log" {
-  name              = "/${var.name}/redis/slow-log"
+  name              = "/${var.store.name}/redis/slow-log"
   retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
+  kms_key_id        = var.store.kms_key_arn
 }
 
 resource "aws_elasticache_replication_group" "this" {
-  replication_group_id       = var.name
-  description                = "Auction state and outbox (${var.name})"
+  replication_group_id       = var.store.name
+  description                = "Auction state and outbox (${var.store.name})"
   engine                     = "redis"
   engine_version             = var.engine_version
   node_type                  = var.node_type
@@ -37,12 +37,12 @@ resource "aws_elasticache_replication_group" "this" {
   automatic_failover_enabled = true
   multi_az_enabled           = true
   subnet_group_name          = aws_elasticache_subnet_group.this.name
-  security_group_ids         = [var.security_group_id]
+  security_group_ids         = [var.store.security_group_id]
   transit_encryption_enabled = true
   transit_encryption_mode    = "required"
   auth_token                 = random_password.auth_token.result
   at_rest_encryption_enabled = true
-  kms_key_id                 = var.kms_key_arn
+  kms_key_id                 = var.store.kms_key_arn
   snapshot_retention_limit   = var.snapshot_retention_days
   snapshot_window            = "03:00-04:00"
   maintenance_window         = "sun:04:30-sun:05:30"
@@ -61,8 +61,8 @@ resource "aws_elasticache_replication_group" "this" {
 # the documented two-step AUTH rotation (docs/DEPLOY.md).
 module "redis_url" {
   source      = "../secret"
-  name_prefix = "${var.name}/redis-url-"
+  name_prefix = "${var.store.name}/redis-url-"
   description = "REDIS_URL of the gateway and the broadcast service (rediss://, AUTH token)"
   value       = "rediss://:${random_password.auth_token.result}@${aws_elasticache_replication_group.this.configuration_endpoint_address}:6379"
-  kms_key_arn = var.kms_key_arn
+  kms_key_arn = var.store.kms_key_arn
 }

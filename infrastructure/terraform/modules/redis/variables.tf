@@ -1,16 +1,6 @@
-variable "name" {
-  description = "Replication group id and name prefix."
-  type        = string
-}
-
-variable "subnet_ids" {
-  description = "Private subnets in three zones."
-  type        = list(string)
-}
-
-variable "security_group_id" {
-  description = "The store's security group (the environment's data_store_security_group): its client port open to the services given its URL."
-  type        = string
+variable "store" {
+  description = "What the environment gives each data store: its name (the prefix of what it creates; Redis's replication group id), private subnets in three zones, its security group (the environment's data_store_security_group, its client port open to the services given its URL) and the environment's KMS key."
+  type        = object({ name = string, subnet_ids = list(string), security_group_id = string, kms_key_arn = string })
 }
 
 variable "engine_version" {
@@ -37,10 +27,6 @@ variable "replicas_per_shard" {
 variable "snapshot_retention_days" {
   type    = number
   default = 7
-}
-
-variable "kms_key_arn" {
-  type = string
 }
 
 variable "log_retention_days" {

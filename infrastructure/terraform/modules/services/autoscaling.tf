@@ -23,7 +23,7 @@ locals {
       }
     },
     {
-      "api-gateway-requests"          = { service = "api-gateway", target = var.gateway_requests_per_task_per_minute, scale_in_cooldown = 300, predefined = "ALBRequestCountPerTarget", resource_label = "${var.alb_arn_suffix}/${var.gateway_target_group_arn_suffix}", gauge = null }
+      "api-gateway-requests"          = { service = "api-gateway", target = var.gateway_requests_per_task_per_minute, scale_in_cooldown = 300, predefined = "ALBRequestCountPerTarget", resource_label = "${var.load_balancer.arn_suffix}/${var.load_balancer.gateway_target_group_arn_suffix}", gauge = null }
       "broadcast-service-connections" = { service = "broadcast-service", target = var.broadcast_connections_per_task, scale_in_cooldown = 600, predefined = null, resource_label = null, gauge = "broadcast_connections" }
     },
   )

@@ -21,7 +21,7 @@ data "aws_iam_policy_document" "execution" {
   }
   statement {
     actions   = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
-    resources = [var.repository_arns[each.key]]
+    resources = [var.repositories[each.key].arn]
   }
   statement {
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]

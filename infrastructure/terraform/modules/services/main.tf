@@ -14,7 +14,7 @@ locals {
   }
 
   # Only the gateway and the broadcast service are behind the load balancer.
-  target_groups = var.target_group_arns
+  target_groups = var.load_balancer.target_group_arns
 
   # Open sockets per broadcast instance: 50,000 viewers (MAX_CONNECTIONS) and their peers.
   nofile = {
@@ -51,7 +51,7 @@ module "security_group" {
   rules = merge(
     { https = { direction = "egress", port = 443, cidr_ipv4 = "0.0.0.0/0", description = "HTTPS" } },
     { for port in [6379, 5432, 4222] : "data-store-${port}" => { direction = "egress", port = port, cidr_ipv4 = var.vpc_cidr_block, description = "Data stores in the VPC" } },
-    { for name, arn in local.target_groups : "from-alb" => { direction = "ingress", port = local.ports[name], peer_group_id = var.alb_security_group_id, description = "From the load balancer" } if name == each.key },
+    { for name, arn in local.target_groups : "from-alb" => { direction = "ingress", port = local.ports[name], peer_group_id = var.load_balancer.security_group_id, description = "From the load balancer" } if name == each.key },
   )
 }
 

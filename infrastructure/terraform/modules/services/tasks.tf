@@ -78,7 +78,7 @@ resource "aws_ecs_task_definition" "service" {
 
   container_definitions = jsonencode(concat([{
     name                   = each.key
-    image                  = "${var.repository_urls[each.key]}:${var.image_tag}"
+    image                  = "${var.repositories[each.key].url}:${var.image_tag}"
     essential              = true
     readonlyRootFilesystem = true
     portMappings           = [{ containerPort = each.value, protocol = "tcp" }]

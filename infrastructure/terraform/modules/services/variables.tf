@@ -14,30 +14,14 @@ variable "private_subnet_ids" {
   type = list(string)
 }
 
-variable "alb_security_group_id" {
-  type = string
+variable "load_balancer" {
+  description = "modules/alb's for_services: its security group, the target group per service behind it (the gateway and the broadcast service), its ARN suffix and the gateway target group's."
+  type        = object({ security_group_id = string, target_group_arns = map(string), arn_suffix = string, gateway_target_group_arn_suffix = string })
 }
 
-variable "target_group_arns" {
-  description = "The load balancer's target group per service behind it (the gateway and the broadcast service)."
-  type        = map(string)
-}
-
-variable "alb_arn_suffix" {
-  type = string
-}
-
-variable "gateway_target_group_arn_suffix" {
-  type = string
-}
-
-variable "repository_urls" {
-  description = "ECR repository URL per service."
-  type        = map(string)
-}
-
-variable "repository_arns" {
-  type = map(string)
+variable "repositories" {
+  description = "modules/ecr's repositories: per service its image repository's URL and ARN."
+  type        = map(object({ url = string, arn = string }))
 }
 
 variable "image_tag" {
