@@ -16,7 +16,6 @@ use crate::rate_limit::TrustedProxies;
 use crate::routes::cors::CorsOrigins;
 use crate::routes::web_app::{Currency, WebSocketUrl};
 use clap::{Parser, ValueEnum};
-use shared::http_server::HttpServerOptions;
 use shared::redact::SecretUrl;
 use shared::service_options::{
     ArchiveOptions, CommonOptions, DatabaseOptions, RedisOptions, positive_u64,
@@ -37,10 +36,6 @@ pub struct Config {
 
     #[command(flatten)]
     pub common: CommonOptions,
-
-    // Header-read timeout and connection cap of the HTTP server.
-    #[command(flatten)]
-    pub http: HttpServerOptions,
 
     #[command(flatten)]
     pub redis: RedisOptions,

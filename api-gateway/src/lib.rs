@@ -108,7 +108,7 @@ impl Application {
             "api-gateway",
             config.listen_addr,
             SHUTDOWN_GRACE,
-            config.http.clone(),
+            config.common.http.clone(),
         )
         .await?;
         let store = Store::new(

@@ -4,7 +4,6 @@
 //! defaults are the worker's.
 
 use clap::Parser;
-use shared::http_server::HttpServerOptions;
 use shared::service_options::{ArchiveOptions, CommonOptions, DatabaseOptions, RedisOptions};
 use shared::supervisor::TaskFaults;
 use std::net::SocketAddr;
@@ -21,10 +20,6 @@ pub struct Config {
 
     #[command(flatten)]
     pub common: CommonOptions,
-
-    // Header-read timeout and connection cap of the HTTP server.
-    #[command(flatten)]
-    pub http: HttpServerOptions,
 
     #[command(flatten)]
     pub database: DatabaseOptions,

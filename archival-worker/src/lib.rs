@@ -68,7 +68,7 @@ impl Application {
             "archival-worker",
             config.listen_addr,
             SHUTDOWN_GRACE,
-            config.http.clone(),
+            config.common.http.clone(),
         )
         .await?;
         let store = Store::new(

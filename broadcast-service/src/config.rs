@@ -7,7 +7,6 @@
 use clap::Parser;
 use shared::access_token::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, DEFAULT_LEEWAY, TokenRules};
 use shared::client_address::TrustedProxies;
-use shared::http_server::HttpServerOptions;
 use shared::service_options::{CommonOptions, RedisOptions, positive_u64};
 use shared::supervisor::TaskFaults;
 use std::net::SocketAddr;
@@ -24,10 +23,6 @@ pub struct Config {
 
     #[command(flatten)]
     pub common: CommonOptions,
-
-    // Header-read timeout and connection cap of the HTTP server.
-    #[command(flatten)]
-    pub http: HttpServerOptions,
 
     // Read for snapshots only: the service never writes to Redis.
     #[command(flatten)]

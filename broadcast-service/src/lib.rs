@@ -202,7 +202,7 @@ impl Application {
             routes::router(state),
             shutdown.clone(),
             SHUTDOWN_GRACE,
-            &config.http,
+            &config.common.http,
         )
         .await;
 

@@ -147,80 +147,71 @@ mod tests {
         networks.join(",").parse().unwrap()
     }
 
+    /// Asserts that `trusted` sees `expected` as the client behind `peer` given these
+    /// `X-Forwarded-For` lines.
+    #[track_caller]
+    fn assert_client(trusted: &TrustedProxies, peer: &str, forwarded_for: &[&str], expected: &str) {
+        assert_eq!(
+            trusted.client(ip(peer), forwarded_for.iter().copied()),
+            ip(expected)
+        );
+    }
+
     #[test]
     fn without_trusted_proxies_the_header_is_ignored() {
         let none = TrustedProxies::default();
-        assert_eq!(
-            none.client(ip("198.51.100.7"), ["203.0.113.1"]),
-            ip("198.51.100.7")
-        );
+        assert_client(&none, "198.51.100.7", &["203.0.113.1"], "198.51.100.7");
     }
 
     #[test]
     fn a_header_from_an_untrusted_peer_is_ignored() {
         let trusted = proxies(&["10.0.0.0/8"]);
-        assert_eq!(
-            trusted.client(ip("198.51.100.7"), ["203.0.113.1"]),
-            ip("198.51.100.7")
-        );
+        assert_client(&trusted, "198.51.100.7", &["203.0.113.1"], "198.51.100.7");
     }
 
     #[test]
     fn behind_a_trusted_proxy_the_client_is_the_entry_it_appended() {
         let trusted = proxies(&["10.0.0.0/8"]);
-        assert_eq!(
-            trusted.client(ip("10.1.2.3"), ["203.0.113.1"]),
-            ip("203.0.113.1")
-        );
+        assert_client(&trusted, "10.1.2.3", &["203.0.113.1"], "203.0.113.1");
     }
 
     #[test]
     fn entries_a_client_prepends_are_not_believed() {
         let trusted = proxies(&["10.0.0.0/8"]);
         let spoofed = ["1.1.1.1, 8.8.8.8, 203.0.113.1"];
-        assert_eq!(trusted.client(ip("10.1.2.3"), spoofed), ip("203.0.113.1"));
+        assert_client(&trusted, "10.1.2.3", &spoofed, "203.0.113.1");
     }
 
     #[test]
     fn a_chain_of_trusted_proxies_is_walked_across_header_lines() {
         let trusted = proxies(&["10.0.0.0/8", "192.168.0.1"]);
         let lines = ["1.1.1.1, 203.0.113.1", "192.168.0.1, 10.9.9.9"];
-        assert_eq!(trusted.client(ip("10.1.2.3"), lines), ip("203.0.113.1"));
+        assert_client(&trusted, "10.1.2.3", &lines, "203.0.113.1");
     }
 
     #[test]
     fn garbage_in_the_chain_stops_at_the_last_trusted_hop() {
         let trusted = proxies(&["10.0.0.0/8"]);
-        assert_eq!(
-            trusted.client(ip("10.1.2.3"), ["203.0.113.1, unknown"]),
-            ip("10.1.2.3")
-        );
-        assert_eq!(
-            trusted.client(ip("10.1.2.3"), ["unknown, 10.4.4.4"]),
-            ip("10.4.4.4")
-        );
+        assert_client(&trusted, "10.1.2.3", &["203.0.113.1, unknown"], "10.1.2.3");
+        assert_client(&trusted, "10.1.2.3", &["unknown, 10.4.4.4"], "10.4.4.4");
     }
 
     #[test]
     fn a_trusted_peer_without_the_header_is_the_client() {
         let trusted = proxies(&["127.0.0.1"]);
-        assert_eq!(trusted.client(ip("127.0.0.1"), []), ip("127.0.0.1"));
+        assert_client(&trusted, "127.0.0.1", &[], "127.0.0.1");
     }
 
     #[test]
     fn entries_with_ports_and_mapped_addresses_are_understood() {
         let trusted = proxies(&["10.0.0.0/8"]);
-        assert_eq!(
-            trusted.client(ip("10.1.2.3"), ["203.0.113.1:4711"]),
-            ip("203.0.113.1")
-        );
-        assert_eq!(
-            trusted.client(ip("10.1.2.3"), ["[2001:db8::1]:443"]),
-            ip("2001:db8::1")
-        );
-        assert_eq!(
-            trusted.client(ip("::ffff:10.1.2.3"), ["::ffff:203.0.113.1"]),
-            ip("203.0.113.1")
+        assert_client(&trusted, "10.1.2.3", &["203.0.113.1:4711"], "203.0.113.1");
+        assert_client(&trusted, "10.1.2.3", &["[2001:db8::1]:443"], "2001:db8::1");
+        assert_client(
+            &trusted,
+            "::ffff:10.1.2.3",
+            &["::ffff:203.0.113.1"],
+            "203.0.113.1",
         );
     }
 

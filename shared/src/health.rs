@@ -168,35 +168,34 @@ mod tests {
         )
     }
 
+    /// Asserts that `readiness` answers `status` with exactly the JSON `expected`.
+    async fn assert_answers(readiness: Readiness, status: StatusCode, expected: Value) {
+        assert_eq!(body(readiness).await, (status, expected));
+    }
+
     #[tokio::test]
     async fn every_check_passing_is_200_ready() {
-        let (status, json) = body(
+        assert_answers(
             Readiness::new()
                 .dependency("redis", true)
                 .condition("migrated", true)
                 .tasks(&TaskHealth::default()),
+            StatusCode::OK,
+            json!({"status": "ready", "redis": "up", "migrated": true}),
         )
         .await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(
-            json,
-            json!({"status": "ready", "redis": "up", "migrated": true})
-        );
     }
 
     #[tokio::test]
     async fn one_dependency_down_is_503_naming_it() {
-        let (status, json) = body(
+        assert_answers(
             Readiness::new()
                 .dependency("redis", true)
                 .dependency("nats", false),
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "not_ready", "redis": "up", "nats": "down"}),
         )
         .await;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(
-            json,
-            json!({"status": "not_ready", "redis": "up", "nats": "down"})
-        );
     }
 
     #[tokio::test]
@@ -204,32 +203,26 @@ mod tests {
         let supervisor = crate::supervisor::Supervisor::default();
         supervisor.spawn_critical("closer", async {});
         supervisor.failed().await;
-        let (status, json) = body(
+        assert_answers(
             Readiness::new()
                 .dependency("redis", true)
                 .tasks(&supervisor.health()),
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "not_ready", "redis": "up", "tasks_down": ["closer"]}),
         )
         .await;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(
-            json,
-            json!({"status": "not_ready", "redis": "up", "tasks_down": ["closer"]})
-        );
     }
 
     #[tokio::test]
     async fn an_advisory_check_is_shown_but_never_makes_the_service_unready() {
-        let (status, json) = body(
+        assert_answers(
             Readiness::new()
                 .dependency("redis", true)
                 .advisory("accounts", "down"),
+            StatusCode::OK,
+            json!({"status": "ready", "redis": "up", "accounts": "down"}),
         )
         .await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(
-            json,
-            json!({"status": "ready", "redis": "up", "accounts": "down"})
-        );
     }
 
     #[tokio::test]

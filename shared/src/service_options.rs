@@ -2,7 +2,8 @@
 //! into each service's `Config`, so a flag, its env name, its default and its `--help` text
 //! cannot drift between services.
 //!
-//! * [`CommonOptions`]: what every service has (NATS, the subject prefix, the log format).
+//! * [`CommonOptions`]: what every service has (NATS, the subject prefix, the log format, the
+//!   HTTP server's limits).
 //! * [`RedisOptions`]: the gateway and the broadcast service (Redis, its key prefix, its CA).
 //! * [`DatabaseOptions`]: the gateway and the worker (the PostgreSQL read model).
 //! * [`ArchiveOptions`]: the gateway and the worker (the JetStream archive stream).
@@ -18,6 +19,7 @@
 //! command, and a bare `env` then reuses that name, as `--help` does for the value
 //! (`--redis-url <REDIS_URL>`), so each name is written once beside its flag.
 
+use crate::http_server::HttpServerOptions;
 use crate::redact::SecretUrl;
 use crate::subjects;
 use crate::telemetry::LogFormat;
@@ -45,6 +47,10 @@ pub struct CommonOptions {
     /// Log output format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
+
+    // Header-read timeout and connection cap of the HTTP server.
+    #[command(flatten)]
+    pub http: HttpServerOptions,
 }
 
 /// Redis, for the services that read or write the auctions' current state.

@@ -155,6 +155,11 @@ mod tests {
         file
     }
 
+    /// Why a CA file holding `text` is refused.
+    fn refusal_of(text: &str) -> CaFileError {
+        CaFile::read(file_with(text).path()).unwrap_err()
+    }
+
     #[test]
     fn a_missing_ca_file_is_refused_naming_it() {
         let error = CaFile::read("/nonexistent/ca.pem").unwrap_err();
@@ -164,19 +169,17 @@ mod tests {
 
     #[test]
     fn a_file_without_certificates_is_refused() {
-        let file = file_with("not a certificate\n");
         assert!(matches!(
-            CaFile::read(file.path()),
-            Err(CaFileError::Empty { .. })
+            refusal_of("not a certificate\n"),
+            CaFileError::Empty { .. }
         ));
     }
 
     #[test]
     fn a_certificate_that_is_not_der_is_refused() {
-        let file = file_with("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
         assert!(matches!(
-            CaFile::read(file.path()),
-            Err(CaFileError::NotAnAnchor { .. })
+            refusal_of("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+            CaFileError::NotAnAnchor { .. }
         ));
     }
 

@@ -261,7 +261,7 @@ async fn a_cancel_reason_with_a_nul_is_a_400_and_the_auction_runs_on() {
 async fn a_client_that_sends_half_a_header_is_disconnected_after_the_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut config = shared_config();
-    config.http.header_read_timeout_ms = 300;
+    config.common.http.header_read_timeout_ms = 300;
     let app = spawn_app_with(config).await;
     let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", app.port()))
         .await

@@ -156,6 +156,18 @@ mod tests {
         check(&key.sign(claims), &key.verification_key(), &rules())
     }
 
+    /// [`checked`] without any leeway on `exp` and `nbf`.
+    fn checked_strictly(
+        key: &TestKey,
+        claims: &serde_json::Value,
+    ) -> Result<AccessClaims, TokenRejection> {
+        let strict = TokenRules {
+            leeway: Duration::ZERO,
+            ..rules()
+        };
+        check(&key.sign(claims), &key.verification_key(), &strict)
+    }
+
     #[test]
     fn a_valid_token_yields_its_claims() {
         let key = TestKey::generate();
@@ -245,12 +257,8 @@ mod tests {
         let key = TestKey::generate();
         let mut expired = claims(0);
         expired["exp"] = json!(now_secs() - 1);
-        let strict = TokenRules {
-            leeway: Duration::ZERO,
-            ..rules()
-        };
         assert_eq!(
-            check(&key.sign(&expired), &key.verification_key(), &strict),
+            checked_strictly(&key, &expired),
             Err(TokenRejection::Expired)
         );
     }
@@ -260,12 +268,8 @@ mod tests {
         let key = TestKey::generate();
         let mut ending = claims(0);
         ending["exp"] = json!(now_secs());
-        let strict = TokenRules {
-            leeway: Duration::ZERO,
-            ..rules()
-        };
         assert_eq!(
-            check(&key.sign(&ending), &key.verification_key(), &strict),
+            checked_strictly(&key, &ending),
             Err(TokenRejection::Expired)
         );
     }

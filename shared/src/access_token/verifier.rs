@@ -167,6 +167,11 @@ mod tests {
         matches!(result, Err(VerifyError::KeysUnavailable(_)))
     }
 
+    /// Verifies a fresh token of `key`, failing the test with `why` if it is refused.
+    async fn accepts(verifier: &TokenVerifier, key: &TestKey, why: &str) {
+        verifier.verify(&key.token(60)).await.expect(why);
+    }
+
     #[tokio::test]
     async fn the_local_verifier_accepts_our_tokens_only_by_a_known_kid() {
         let ours = TestKey::generate();
@@ -219,15 +224,9 @@ mod tests {
         let new = TestKey::generate();
         let issuer = FakeIssuer::start(&[&old]).await;
         let verifier = issuer.verifier(settings(600, 0));
-        verifier
-            .verify(&old.token(60))
-            .await
-            .expect("old key valid");
+        accepts(&verifier, &old, "old key valid").await;
         issuer.publish(&[&new, &old]);
-        verifier
-            .verify(&new.token(60))
-            .await
-            .expect("new key valid after refetch");
+        accepts(&verifier, &new, "new key valid after refetch").await;
         assert_eq!(issuer.fetches(), 2);
     }
 
@@ -238,19 +237,13 @@ mod tests {
         let issuer = FakeIssuer::start(&[&old]).await;
         // Always stale: every token's use refetches.
         let verifier = issuer.verifier(settings(0, 0));
-        verifier
-            .verify(&old.token(60))
-            .await
-            .expect("old key valid");
+        accepts(&verifier, &old, "old key valid").await;
         issuer.publish(&[&new]);
         assert_eq!(
             rejection(verifier.verify(&old.token(60)).await),
             Some(TokenRejection::UnknownKey)
         );
-        verifier
-            .verify(&new.token(60))
-            .await
-            .expect("new key valid");
+        accepts(&verifier, &new, "new key valid").await;
     }
 
     #[tokio::test]
@@ -258,7 +251,7 @@ mod tests {
         let key = TestKey::generate();
         let issuer = FakeIssuer::start(&[&key]).await;
         let verifier = issuer.verifier(settings(600, 60));
-        verifier.verify(&key.token(60)).await.expect("valid");
+        accepts(&verifier, &key, "valid").await;
         for _ in 0..5 {
             assert_eq!(
                 rejection(verifier.verify(&TestKey::generate().token(60)).await),
@@ -278,12 +271,9 @@ mod tests {
         let issuer = FakeIssuer::start(&[&key]).await;
         // Always stale and always allowed to refetch: every call goes to the issuer.
         let verifier = issuer.verifier(settings(0, 0));
-        verifier.verify(&key.token(60)).await.expect("valid");
+        accepts(&verifier, &key, "valid").await;
         issuer.fail(true);
-        verifier
-            .verify(&key.token(60))
-            .await
-            .expect("cached key still valid");
+        accepts(&verifier, &key, "cached key still valid").await;
         assert!(issuer.fetches() >= 2, "the refetch was tried");
         assert!(unavailable(
             &verifier.verify(&TestKey::generate().token(60)).await
@@ -332,10 +322,7 @@ mod tests {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        verifier
-            .verify(&key.token(60))
-            .await
-            .expect("valid once the issuer answers");
+        accepts(&verifier, &key, "valid once the issuer answers").await;
         server.abort();
     }
 
