@@ -9,14 +9,14 @@
 //! measure the cluster's overhead per request on one machine, not its scaling.
 
 use crate::api::{ApiClient, NewItem, in_secs};
+use crate::bench_result::{BenchResult, Started};
 use crate::contention::hot_item;
 use crate::fanout::{FanoutLoad, level};
 use crate::goose_run::{RequestStats, round_to};
-use crate::host::{Machine, cores, cpu_secs};
+use crate::host::{cores, cpu_secs};
 use crate::latency::LatencyMs;
-use crate::report::{now_rfc3339, write_json};
 use crate::service::{Service, Stores, namespace, run_tag};
-use crate::verdict::{Outcome, Verdict, prefixed};
+use crate::verdict::prefixed;
 use anyhow::Context;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -161,12 +161,9 @@ pub struct Ratios {
     pub fanout_p99: Option<f64>,
 }
 
-/// The JSON result.
+/// The figures of the JSON result.
 #[derive(Debug, Clone, Serialize)]
-pub struct BenchClusterResult {
-    pub experiment: &'static str,
-    pub started_at: String,
-    pub machine: Machine,
+pub struct BenchCluster {
     pub cores: usize,
     pub users: u32,
     pub items: usize,
@@ -175,13 +172,6 @@ pub struct BenchClusterResult {
     /// Each cluster topology against `single` (1.0 = the same).
     pub ratios: Vec<Ratios>,
     pub note: &'static str,
-    pub violations: Vec<String>,
-}
-
-impl Outcome for BenchClusterResult {
-    fn verdict(&self) -> Verdict {
-        Verdict::of(&self.violations)
-    }
 }
 
 /// Where one topology's stores are, and their processes (for the cores they use).
@@ -195,8 +185,8 @@ struct Topology {
 ///
 /// # Errors
 /// A server, service or load cannot run.
-pub async fn run(args: &BenchClusterArgs) -> anyhow::Result<BenchClusterResult> {
-    let started_at = now_rfc3339();
+pub async fn run(args: &BenchClusterArgs) -> anyhow::Result<BenchResult<BenchCluster>> {
+    let started = Started::now("bench-cluster");
     let mut topologies = Vec::new();
     {
         let redis = tokio::task::block_in_place(RedisServer::start_durable)?;
@@ -264,10 +254,7 @@ pub async fn run(args: &BenchClusterArgs) -> anyhow::Result<BenchClusterResult> 
             hot.into_iter().chain(named("many items", &t.many_items))
         })
         .collect();
-    let result = BenchClusterResult {
-        experiment: "bench-cluster",
-        started_at,
-        machine: Machine::current(),
+    let figures = BenchCluster {
         cores: cores(),
         users: args.users,
         items: args.items,
@@ -277,10 +264,8 @@ pub async fn run(args: &BenchClusterArgs) -> anyhow::Result<BenchClusterResult> 
         note: "every process on one 2-core machine: the ratios are the cluster's overhead per \
                request, not its scaling (more machines would add capacity; here they share \
                the same two cores)",
-        violations,
     };
-    write_json(&args.out, &result)?;
-    Ok(result)
+    started.finish(figures, violations, &args.out)
 }
 
 async fn topology(

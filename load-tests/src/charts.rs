@@ -6,6 +6,7 @@
 //! each category, e.g. bids/s per client level for each Redis strategy).
 
 use anyhow::{Context, anyhow};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -94,13 +95,7 @@ fn draw_lines<DB: DrawingBackend>(
     x: std::ops::Range<f64>,
     y: std::ops::Range<f64>,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(root)
-        .caption(labels.0, ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(x, y)?;
+    let mut chart = plane(root, labels.0, 60, x, y)?;
     chart
         .configure_mesh()
         .x_desc(labels.1)
@@ -114,12 +109,7 @@ fn draw_lines<DB: DrawingBackend>(
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
     }
     if series.len() > 1 || series.iter().any(|s| !s.name.is_empty()) {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()?;
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     }
     root.present()
 }
@@ -153,14 +143,8 @@ fn draw_bars<DB: DrawingBackend>(
     series: &[Series],
     y: std::ops::Range<f64>,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    root.fill(&WHITE)?;
     let groups = categories.len().max(1);
-    let mut chart = ChartBuilder::on(root)
-        .caption(labels.0, ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..groups as f64, y)?;
+    let mut chart = plane(root, labels.0, 70, 0.0..groups as f64, y)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -189,13 +173,43 @@ fn draw_bars<DB: DrawingBackend>(
             .label(bars.name.clone())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], fill));
     }
+    draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    root.present()
+}
+
+/// A chart's plotting plane: f64 on both axes.
+type Plane<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// What every chart starts with: a white canvas, its `title`, the label areas (the y one
+/// `y_label_width` wide, for the longest tick label) and the `x` by `y` plane.
+fn plane<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    y_label_width: u32,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+) -> Result<Plane<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
+    root.fill(&WHITE)?;
+    ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(y_label_width)
+        .build_cartesian_2d(x, y)
+}
+
+/// The series' names in one box at `position`, on a nearly opaque white so lines under it
+/// do not hide them.
+fn draw_legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Plane<'a, DB>,
+    position: SeriesLabelPosition,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(position)
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
-        .draw()?;
-    root.present()
+        .draw()
 }
 
 #[cfg(test)]

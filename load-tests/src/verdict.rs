@@ -37,6 +37,11 @@ pub trait Outcome: Serialize {
     /// Whether its checks passed.
     fn verdict(&self) -> Verdict;
 
+    /// Whether its verdict is [`Verdict::Passed`].
+    fn passed(&self) -> bool {
+        self.verdict() == Verdict::Passed
+    }
+
     /// What stdout shows (progress goes to stderr): the result as the JSON file has it,
     /// unless the experiment writes a README for people.
     fn summary(&self) -> String {

@@ -7,6 +7,7 @@
 mod support;
 
 use load_tests::bench_write::{self, BenchWriteArgs, WriteLoad};
+use load_tests::contention::HotLevel;
 use load_tests::goose_run::RunLength;
 use std::path::PathBuf;
 
@@ -31,6 +32,12 @@ fn smoke(clients: u32, out: PathBuf) -> BenchWriteArgs {
     }
 }
 
+/// A level that passed its checks, with bids accepted and no request failed.
+fn assert_clean(level: &HotLevel) {
+    assert!(level.passed(), "{:?}", level.violations);
+    assert!(level.accepted > 0 && level.errors.is_empty(), "{level:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_smoke_run_bids_with_tokens_compares_open_mode_and_writes_the_result() {
     let dir = tempfile::tempdir().unwrap();
@@ -49,8 +56,7 @@ async fn a_smoke_run_bids_with_tokens_compares_open_mode_and_writes_the_result()
     let result = bench_write::run(&args).await.unwrap();
 
     let level = &result.levels[0];
-    assert!(level.passed(), "{:?}", level.violations);
-    assert!(level.accepted > 0 && level.errors.is_empty(), "{level:?}");
+    assert_clean(level);
     let comparison = result.auth_comparison.as_ref().expect("compared");
     assert_eq!(
         (comparison.token_levels.len(), comparison.open_levels.len()),
@@ -61,8 +67,7 @@ async fn a_smoke_run_bids_with_tokens_compares_open_mode_and_writes_the_result()
         .iter()
         .chain(&comparison.open_levels)
     {
-        assert!(level.passed(), "{:?}", level.violations);
-        assert!(level.accepted > 0 && level.errors.is_empty(), "{level:?}");
+        assert_clean(level);
     }
     assert!(
         comparison.figures.open_bids_per_sec > 0.0 && comparison.figures.token_bids_per_sec > 0.0
@@ -94,8 +99,7 @@ async fn a_smoke_run_with_proxy_bidders_keeps_every_check_and_times_both_kinds()
     let result = bench_write::run(&args).await.unwrap();
 
     let level = &result.levels[0];
-    assert!(level.passed(), "{:?}", level.violations);
-    assert!(level.accepted > 0 && level.errors.is_empty(), "{level:?}");
+    assert_clean(level);
     let comparison = level.proxy_comparison.as_ref().expect("both kinds timed");
     assert_eq!((comparison.plain.clients, comparison.proxy.clients), (3, 3));
     assert!(

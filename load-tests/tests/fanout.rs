@@ -4,6 +4,7 @@
 
 mod support;
 
+use load_tests::Outcome;
 use load_tests::fanout::{self, FanoutArgs, FanoutLoad};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

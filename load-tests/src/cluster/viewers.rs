@@ -108,35 +108,47 @@ impl OrderedViewer {
 mod tests {
     use super::*;
 
-    fn feed(frames: &[&str]) -> Seen {
-        let mut seen = Seen::default();
-        for frame in frames {
-            seen.frame(frame);
+    /// `(events, snapshots, out_of_order, gaps)`.
+    type Counts = (u64, u64, u64, u64);
+
+    /// Each case: the frames one viewer receives, its counts and the last `seq` of item `a`
+    /// after them.
+    const CASES: &[(&[&str], Counts, u64)] = &[
+        // Events in order after a snapshot are clean.
+        (
+            &[
+                r#"{"type":"snapshot","item_id":"a","seq":2}"#,
+                r#"{"type":"bid_placed","item_id":"a","seq":3}"#,
+                r#"{"type":"bid_placed","item_id":"a","seq":4}"#,
+            ],
+            (2, 1, 0, 0),
+            4,
+        ),
+        // A repeat is out of order, and a skip is a gap.
+        (
+            &[
+                r#"{"type":"bid_placed","item_id":"a","seq":1}"#,
+                r#"{"type":"bid_placed","item_id":"a","seq":1}"#,
+                r#"{"type":"bid_placed","item_id":"a","seq":3}"#,
+            ],
+            (3, 0, 1, 1),
+            3,
+        ),
+    ];
+
+    #[test]
+    fn order_repeats_and_gaps_are_counted_per_frame() {
+        for (frames, counts, last_seq) in CASES {
+            let mut seen = Seen::default();
+            for frame in *frames {
+                seen.frame(frame);
+            }
+            assert_eq!(
+                (seen.events, seen.snapshots, seen.out_of_order, seen.gaps),
+                *counts,
+                "{frames:?}"
+            );
+            assert_eq!(seen.last_seq["a"], *last_seq, "{frames:?}");
         }
-        seen
-    }
-
-    #[test]
-    fn events_in_order_after_a_snapshot_are_clean() {
-        let seen = feed(&[
-            r#"{"type":"snapshot","item_id":"a","seq":2}"#,
-            r#"{"type":"bid_placed","item_id":"a","seq":3}"#,
-            r#"{"type":"bid_placed","item_id":"a","seq":4}"#,
-        ]);
-        assert_eq!(
-            (seen.events, seen.snapshots, seen.out_of_order, seen.gaps),
-            (2, 1, 0, 0)
-        );
-        assert_eq!(seen.last_seq["a"], 4);
-    }
-
-    #[test]
-    fn a_repeat_is_out_of_order_and_a_skip_is_a_gap() {
-        let seen = feed(&[
-            r#"{"type":"bid_placed","item_id":"a","seq":1}"#,
-            r#"{"type":"bid_placed","item_id":"a","seq":1}"#,
-            r#"{"type":"bid_placed","item_id":"a","seq":3}"#,
-        ]);
-        assert_eq!((seen.out_of_order, seen.gaps), (1, 1));
     }
 }

@@ -16,6 +16,9 @@ mod mixed;
 mod report;
 mod tally;
 
+/// One level's figures and checks, as the results (and their tests) read them.
+pub use hot_item::HotLevel;
+
 use crate::api::{ApiClient, NewItem, in_secs};
 use crate::goose_run::RunLength;
 use crate::host::Machine;
@@ -24,7 +27,6 @@ use crate::service::{Service, namespace, run_tag};
 use crate::verdict::{Outcome, Verdict, prefixed};
 use anyhow::bail;
 use archive::ArchiveCheck;
-use hot_item::HotLevel;
 use mixed::MixedResult;
 use serde::Serialize;
 use std::path::PathBuf;

@@ -98,12 +98,6 @@ pub struct LevelReport {
     pub latency_cdf: Vec<(f64, f64)>,
 }
 
-impl FanoutReport {
-    pub fn passed(&self) -> bool {
-        self.violations.is_empty()
-    }
-}
-
 async fn levels(load: &FanoutLoad) -> anyhow::Result<Vec<FanoutLevel>> {
     each_level("fan-out", &load.viewers, async |viewers| {
         level::run(load, viewers).await

@@ -5,6 +5,7 @@ use super::level::FanoutLevel;
 use super::{FanoutReport, LevelReport};
 use crate::charts::{self, Series};
 use crate::report::{ReportDir, markdown_table};
+use crate::verdict::Outcome;
 
 /// Writes `result.json`, the charts and `README.md` into `out`.
 ///

@@ -165,12 +165,6 @@ pub struct ResilienceResult {
     pub violations: Vec<String>,
 }
 
-impl ResilienceResult {
-    pub fn passed(&self) -> bool {
-        self.violations.is_empty()
-    }
-}
-
 impl Outcome for ResilienceResult {
     fn verdict(&self) -> Verdict {
         Verdict::of(&self.violations)

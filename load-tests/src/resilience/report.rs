@@ -7,6 +7,7 @@ use super::timeline::{Second, WindowStats};
 use super::{FaultResult, ResilienceResult};
 use crate::charts::{Series, bar_chart, line_chart};
 use crate::report::{ReportDir, markdown_table, violations_section};
+use crate::verdict::Outcome;
 use std::fmt::Write as _;
 use std::path::Path;
 
