@@ -78,46 +78,38 @@ mod tests {
 
     #[test]
     fn each_variant_gets_the_status_its_doc_names() {
-        assert_eq!(
-            mapped(AuthError::WeakPassword(PasswordRule::TooShort)),
-            (400, "weak_password")
-        );
-        assert_eq!(
-            mapped(AuthError::InvalidCredentials),
-            (401, "invalid_credentials")
-        );
-        assert_eq!(
-            mapped(AuthError::InvalidToken(TokenRejection::Expired)),
-            (401, "invalid_token")
-        );
-        assert_eq!(
-            mapped(AuthError::InvalidRefreshToken),
-            (401, "invalid_refresh_token")
-        );
-        assert_eq!(
-            mapped(AuthError::RefreshTokenReused),
-            (401, "refresh_token_reused")
-        );
-        assert_eq!(
-            mapped(AuthError::Forbidden(crate::auth::error::Activity::Bid)),
-            (403, "forbidden")
-        );
-        assert_eq!(
-            mapped(AuthError::AccountNotFound),
-            (404, "account_not_found")
-        );
-        assert_eq!(mapped(AuthError::LoginTaken), (409, "login_taken"));
-        assert_eq!(
-            mapped(AuthError::Unavailable(
-                Dependency::Accounts,
-                anyhow::anyhow!("refused")
-            )),
-            (503, "unavailable")
-        );
-        assert_eq!(
-            mapped(AuthError::Internal(anyhow::anyhow!("bug"))),
-            (500, "internal")
-        );
+        let cases = [
+            (
+                AuthError::WeakPassword(PasswordRule::TooShort),
+                400,
+                "weak_password",
+            ),
+            (AuthError::InvalidCredentials, 401, "invalid_credentials"),
+            (
+                AuthError::InvalidToken(TokenRejection::Expired),
+                401,
+                "invalid_token",
+            ),
+            (AuthError::InvalidRefreshToken, 401, "invalid_refresh_token"),
+            (AuthError::RefreshTokenReused, 401, "refresh_token_reused"),
+            (
+                AuthError::Forbidden(crate::auth::error::Activity::Bid),
+                403,
+                "forbidden",
+            ),
+            (AuthError::AccountNotFound, 404, "account_not_found"),
+            (AuthError::LoginTaken, 409, "login_taken"),
+            (
+                AuthError::Unavailable(Dependency::Accounts, anyhow::anyhow!("refused")),
+                503,
+                "unavailable",
+            ),
+            (AuthError::Internal(anyhow::anyhow!("bug")), 500, "internal"),
+        ];
+        for (error, status, code) in cases {
+            let variant = format!("{error:?}");
+            assert_eq!(mapped(error), (status, code), "{variant}");
+        }
     }
 
     #[test]

@@ -130,6 +130,12 @@ const TOO_LOW: &str = "bid is below the minimum next bid";
 const OUTBID_BY_PROXY: &str = "bid accepted, and outbid at once by another bidder's maximum";
 const MAX_RAISED: &str = "your maximum is raised; you still lead";
 const MAX_NOT_RAISED: &str = "your maximum is already at least this";
+/// The messages of the refusals (error answers) too long for their `respond` arm.
+const NO_PROXY: &str = "this gateway runs the optimistic bid strategy, which does not implement \
+     proxy bidding: bid without max_amount (or on an item without a standing maximum)";
+const NOT_STARTED: &str = "the auction has not started yet";
+const KEY_REUSED: &str = "this Idempotency-Key was already used for a different bid";
+const SELLER_BID: &str = "the seller of an auction cannot bid on it";
 
 /// The `Idempotency-Key` header, validated.
 pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
@@ -258,51 +264,21 @@ fn respond(
     reply: &BidReply,
     events: &[Event],
 ) -> Result<Json<BidResponse>, ApiError> {
-    let (success, message) = match reply.outcome {
-        BidOutcome::Accepted => (true, ACCEPTED),
-        BidOutcome::OutbidByProxy => (true, OUTBID_BY_PROXY),
-        BidOutcome::MaxRaised => (true, MAX_RAISED),
-        BidOutcome::MaxNotRaised => (false, MAX_NOT_RAISED),
-        BidOutcome::TooLow => (false, TOO_LOW),
-        BidOutcome::ProxyUnsupported => {
-            return Err(ApiError::new(
-                ErrorCode::ProxyBiddingUnsupported,
-                "this gateway runs the optimistic bid strategy, which does not implement \
-                 proxy bidding: bid without max_amount (or on an item without a standing maximum)",
-            ));
-        }
+    let verdict = match reply.outcome {
+        BidOutcome::Accepted => Ok((true, ACCEPTED)),
+        BidOutcome::OutbidByProxy => Ok((true, OUTBID_BY_PROXY)),
+        BidOutcome::MaxRaised => Ok((true, MAX_RAISED)),
+        BidOutcome::MaxNotRaised => Ok((false, MAX_NOT_RAISED)),
+        BidOutcome::TooLow => Ok((false, TOO_LOW)),
         BidOutcome::NotFound => return Err(ApiError::ItemNotFound(bid.item_id.to_string())),
-        BidOutcome::NotStarted => {
-            return Err(ApiError::new(
-                ErrorCode::AuctionNotStarted,
-                "the auction has not started yet",
-            ));
-        }
-        BidOutcome::Closed => {
-            return Err(ApiError::new(
-                ErrorCode::AuctionClosed,
-                "the auction has ended",
-            ));
-        }
-        BidOutcome::Cancelled => {
-            return Err(ApiError::new(
-                ErrorCode::AuctionCancelled,
-                "the auction was cancelled",
-            ));
-        }
-        BidOutcome::IdempotencyConflict => {
-            return Err(ApiError::new(
-                ErrorCode::IdempotencyKeyReused,
-                "this Idempotency-Key was already used for a different bid",
-            ));
-        }
-        BidOutcome::SellerCannotBid => {
-            return Err(ApiError::new(
-                ErrorCode::SellerCannotBid,
-                "the seller of an auction cannot bid on it",
-            ));
-        }
+        BidOutcome::ProxyUnsupported => Err((ErrorCode::ProxyBiddingUnsupported, NO_PROXY)),
+        BidOutcome::NotStarted => Err((ErrorCode::AuctionNotStarted, NOT_STARTED)),
+        BidOutcome::Closed => Err((ErrorCode::AuctionClosed, "the auction has ended")),
+        BidOutcome::Cancelled => Err((ErrorCode::AuctionCancelled, "the auction was cancelled")),
+        BidOutcome::IdempotencyConflict => Err((ErrorCode::IdempotencyKeyReused, KEY_REUSED)),
+        BidOutcome::SellerCannotBid => Err((ErrorCode::SellerCannotBid, SELLER_BID)),
     };
+    let (success, message) = verdict.map_err(|(code, message)| ApiError::new(code, message))?;
     // The bidder's own bid is the first event (an automatic answer follows it).
     let placed = match events.first() {
         Some(Event::BidPlaced(placed)) => Some(placed),

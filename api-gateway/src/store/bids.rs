@@ -236,21 +236,12 @@ impl BidReply {
             f.push(reply_field::SEQ, self.seq.to_string());
             f.push(
                 reply_field::HIGHEST_BIDDER,
-                self.highest_bidder
-                    .as_ref()
-                    .map(UserId::as_str)
-                    .unwrap_or_default(),
+                user_field(&self.highest_bidder),
             );
             f.push(reply_field::END_US, self.end_us.to_string());
             f.push(reply_field::MINIMUM_CENTS, self.minimum_cents.to_string());
             f.push(reply_field::ROUND, self.round.to_string());
-            f.push(
-                reply_field::SELLER_ID,
-                self.seller_id
-                    .as_ref()
-                    .map(UserId::as_str)
-                    .unwrap_or_default(),
-            );
+            f.push(reply_field::SELLER_ID, user_field(&self.seller_id));
         }
         let events = self
             .events
@@ -258,6 +249,11 @@ impl BidReply {
             .map(|placed| Event::BidPlaced(placed.clone()).to_fields().into_flat());
         std::iter::once(f.into_flat()).chain(events).collect()
     }
+}
+
+/// An optional account as `place_bid.lua` writes it: its id, or empty for none.
+fn user_field(user: &Option<UserId>) -> &str {
+    user.as_ref().map(UserId::as_str).unwrap_or_default()
 }
 
 impl Store {
