@@ -53,6 +53,21 @@ pub async fn connect(
     Ok((client, connected))
 }
 
+/// Longest a new room or user feed waits for NATS to confirm its subscription (the barrier's
+/// budget) before serving anyway: a reconnect resyncs every viewer, so nothing is lost when
+/// NATS was slow or away.
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Waits until `ready` is true (the room's or feed's subscription confirmed by a [`barrier`]);
+/// false when that took longer than twice [`CONFIRM_TIMEOUT`] (the subscribe before the
+/// barrier gets as long again), and the caller goes on without the confirmation.
+pub async fn confirmed(ready: &tokio::sync::watch::Sender<bool>) -> bool {
+    let mut ready = ready.subscribe();
+    tokio::time::timeout(CONFIRM_TIMEOUT * 2, ready.wait_for(|ready| *ready))
+        .await
+        .is_ok()
+}
+
 /// Returns once the server has processed every subscription this client sent before the
 /// call, or fails after `timeout`.
 ///

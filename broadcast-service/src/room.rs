@@ -36,10 +36,6 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tungstenite::Utf8Bytes;
 
-/// Longest a new room waits for NATS to confirm its subscription before serving anyway (a
-/// reconnect resyncs every viewer, so nothing is lost when NATS was slow or away).
-const BARRIER_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// What every room of one instance shares.
 pub struct RoomSettings {
     pub nats: async_nats::Client,
@@ -155,12 +151,7 @@ impl Room {
 
     /// Waits until the live subscription is in force (or the room gave up waiting for NATS).
     pub(crate) async fn wait_ready(&self) {
-        let mut ready = self.ready.subscribe();
-        let confirmed = ready.wait_for(|ready| *ready);
-        if tokio::time::timeout(BARRIER_TIMEOUT * 2, confirmed)
-            .await
-            .is_err()
-        {
+        if !crate::nats::confirmed(&self.ready).await {
             tracing::warn!(item_id = %self.item, "room not confirmed by NATS; serving anyway");
         }
     }
@@ -305,7 +296,7 @@ pub(crate) async fn run(room: Arc<Room>, settings: Arc<RoomSettings>) {
         return;
     };
     if nats.connection_state() == async_nats::connection::State::Connected
-        && let Err(e) = crate::nats::barrier(nats, BARRIER_TIMEOUT).await
+        && let Err(e) = crate::nats::barrier(nats, crate::nats::CONFIRM_TIMEOUT).await
     {
         tracing::warn!(item_id = %room.item, error = %e, "subscription not confirmed; a reconnect will resync");
     }

@@ -24,14 +24,10 @@ use shared::UserId;
 use shared::mutex;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tungstenite::Utf8Bytes;
-
-/// Longest a new feed waits for NATS to confirm its subscription before serving anyway.
-const BARRIER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One socket of the feed's user.
 struct Member {
@@ -101,12 +97,7 @@ impl UserFeed {
 
     /// Waits until the subscription is in force (or the feed gave up waiting for NATS).
     pub(crate) async fn wait_ready(&self) {
-        let mut ready = self.ready.subscribe();
-        let confirmed = ready.wait_for(|ready| *ready);
-        if tokio::time::timeout(BARRIER_TIMEOUT * 2, confirmed)
-            .await
-            .is_err()
-        {
+        if !crate::nats::confirmed(&self.ready).await {
             tracing::warn!(user_id = %self.user, "user feed not confirmed by NATS; serving anyway");
         }
     }
@@ -155,7 +146,7 @@ pub(crate) async fn run(
         return;
     };
     if nats.connection_state() == async_nats::connection::State::Connected
-        && let Err(e) = crate::nats::barrier(&nats, BARRIER_TIMEOUT).await
+        && let Err(e) = crate::nats::barrier(&nats, crate::nats::CONFIRM_TIMEOUT).await
     {
         tracing::warn!(user_id = %feed.user, error = %e, "user feed subscription not confirmed");
     }
