@@ -19,9 +19,10 @@ use crate::error::{ApiError, InputError};
 use crate::metrics::Metrics;
 use crate::protocol::{ClientMessage, PONG_FRAME};
 use crate::wire::close_code;
-use futures::channel::mpsc;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
+use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
@@ -96,9 +97,9 @@ pub(crate) async fn run(
     client: ClientStream,
     early: Vec<u8>,
     config: WebSocketConfig,
-    mut control: mpsc::Sender<Control>,
-    settings: &ConnectionSettings,
-    metrics: &Metrics,
+    control: mpsc::Sender<Control>,
+    settings: ConnectionSettings,
+    metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
     let mut stream =
