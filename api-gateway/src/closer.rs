@@ -15,6 +15,12 @@
 //! whose close fails is logged, counted and retried on the next tick; it never stops the pass.
 //! All state lives in Redis, so closes due while every gateway was down happen on restart.
 //!
+//! A shard whose calls failed sits out the next passes, one tick doubling up to
+//! [`MAX_SHARD_PAUSE`] ([`ShardPauses`]): in a Redis Cluster failover every call to the dead
+//! master's slots fails, and every failure makes the cluster client refresh its slot map under
+//! a lock each bid waits on. Two calls per shard every 100 ms tick from each gateway were most
+//! of that refresh storm; a closer that backs off keeps it to the bids' own.
+//!
 //! The same pass moves, per shard, the listing entries of auctions whose start time has come
 //! from the scheduled listing sets to the active ones (`Store::start_listed`): nothing else
 //! happens at a start, and the closer already visits every shard each tick.
@@ -27,10 +33,63 @@ use shared::redis_keys::Keyspace;
 use shared::{AuctionClosed, Event, ItemId, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Most items one shard closes per tick; the rest follow on the next tick.
 const BATCH: usize = 1_000;
+
+/// Longest a failing shard sits out: its auctions are announced at most this late once its
+/// Redis is back (bids after an item's end are refused by the bid script all the same).
+pub const MAX_SHARD_PAUSE: Duration = Duration::from_secs(1);
+
+/// When each shard is next visited: a shard whose listing failed waits one `step`, doubling
+/// with each further failure up to [`MAX_SHARD_PAUSE`]; a success clears it.
+#[derive(Debug)]
+pub struct ShardPauses {
+    step: Duration,
+    /// Per shard: the next visit and the current pause; `None` while it is healthy.
+    paused: Vec<Option<(Instant, Duration)>>,
+}
+
+impl ShardPauses {
+    /// No shard paused; a first failure pauses a shard for `step` (the closer's tick).
+    #[must_use]
+    pub fn new(step: Duration) -> Self {
+        Self {
+            step,
+            paused: vec![None; Keyspace::shards().count()],
+        }
+    }
+
+    /// Whether `shard` is due a visit at `now`.
+    #[must_use]
+    pub fn due(&self, shard: u32, now: Instant) -> bool {
+        self.slot(shard)
+            .and_then(Option::as_ref)
+            .is_none_or(|(until, _)| now >= *until)
+    }
+
+    /// Records one visit of `shard`: a failure pauses it longer, a success clears it.
+    pub fn record(&mut self, shard: u32, failed: bool, now: Instant) {
+        let (step, max) = (self.step, MAX_SHARD_PAUSE);
+        if let Some(slot) = usize::try_from(shard)
+            .ok()
+            .and_then(|i| self.paused.get_mut(i))
+        {
+            *slot = failed.then(|| {
+                let pause = slot
+                    .map_or(step, |(_, pause)| (pause * 2).min(max))
+                    .min(max);
+                (now + pause, pause)
+            });
+        }
+    }
+
+    fn slot(&self, shard: u32) -> Option<&Option<(Instant, Duration)>> {
+        usize::try_from(shard).ok().and_then(|i| self.paused.get(i))
+    }
+}
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -57,44 +116,54 @@ pub async fn run(
 ) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pauses = ShardPauses::new(interval);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             () = shutdown.cancelled() => break,
         }
-        close_due(&store, &live, &metrics, concurrency).await;
+        close_due(&store, &live, &metrics, concurrency, &mut pauses).await;
     }
 }
 
-/// One pass over every shard, at most `concurrency` closes in flight.
+/// One pass over every shard not paused by `pauses`, at most `concurrency` closes in flight.
 pub async fn close_due(
     store: &Store,
     live: &Arc<LivePublisher>,
     metrics: &Metrics,
     concurrency: usize,
+    pauses: &mut ShardPauses,
 ) -> ClosePass {
-    let now = Timestamp::now();
+    let (now, visited) = (Timestamp::now(), Instant::now());
     let mut pass = ClosePass::default();
     let mut due = Vec::new();
-    for shard in Keyspace::shards() {
+    let shards: Vec<u32> = Keyspace::shards()
+        .filter(|&shard| pauses.due(shard, visited))
+        .collect();
+    let mut failed_shards = std::collections::HashSet::new();
+    for &shard in &shards {
         match store.due_items(shard, now, BATCH).await {
             Ok(ids) => due.extend(ids),
             Err(e) => {
                 pass.failed += 1;
-                tracing::warn!(shard, error = %e, "cannot list the shard's due auctions; retrying next tick");
+                failed_shards.insert(shard);
+                tracing::warn!(shard, error = %e, "cannot list the shard's due auctions; retrying after a pause");
             }
         }
     }
-    let starts =
-        futures::future::join_all(Keyspace::shards().map(|shard| store.start_listed(shard)));
-    for (shard, moved) in starts.await.into_iter().enumerate() {
+    let starts = futures::future::join_all(shards.iter().map(|&shard| store.start_listed(shard)));
+    for (&shard, moved) in shards.iter().zip(starts.await) {
         match moved {
             Ok(moved) => pass.started += moved,
             Err(e) => {
                 pass.failed += 1;
-                tracing::warn!(shard, error = %e, "cannot move the shard's started auctions to the active listing; retrying next tick");
+                failed_shards.insert(shard);
+                tracing::warn!(shard, error = %e, "cannot move the shard's started auctions to the active listing; retrying after a pause");
             }
         }
+    }
+    for &shard in &shards {
+        pauses.record(shard, failed_shards.contains(&shard), visited);
     }
     // The multiplexed connection pipelines the closes in flight.
     let mut outcomes = futures::stream::iter(due)
@@ -158,5 +227,63 @@ async fn close_one(
 pub async fn confirm(store: &Store, close: &AuctionClosed) {
     if let Err(e) = store.confirm_close(&close.item_id, close.seq).await {
         tracing::debug!(item_id = %close.item_id, error = %e, "close not confirmed; a later pass announces it again");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TICK: Duration = Duration::from_millis(100);
+
+    #[test]
+    fn a_failing_shard_waits_a_tick_doubling_up_to_the_cap_and_a_success_clears_it() {
+        let mut pauses = ShardPauses::new(TICK);
+        let t0 = Instant::now();
+        assert!(Keyspace::shards().all(|shard| pauses.due(shard, t0)));
+
+        let mut at = t0;
+        let mut waits = Vec::new();
+        for _ in 0..6 {
+            pauses.record(3, true, at);
+            let wait = [TICK / 2, TICK, TICK * 2, TICK * 4, TICK * 8, TICK * 10]
+                .into_iter()
+                .find(|&w| pauses.due(3, at + w))
+                .expect("due again within the cap");
+            assert!(!pauses.due(3, at + wait - Duration::from_millis(1)));
+            waits.push(wait);
+            at += wait;
+        }
+        assert_eq!(
+            waits,
+            [
+                TICK,
+                TICK * 2,
+                TICK * 4,
+                TICK * 8,
+                MAX_SHARD_PAUSE,
+                MAX_SHARD_PAUSE
+            ]
+        );
+        assert!(
+            pauses.due(2, t0) && pauses.due(4, t0),
+            "other shards unaffected"
+        );
+
+        pauses.record(3, false, at);
+        assert!(pauses.due(3, at));
+        pauses.record(3, true, at);
+        assert!(
+            !pauses.due(3, at) && pauses.due(3, at + TICK),
+            "back to one tick"
+        );
+    }
+
+    #[test]
+    fn a_shard_outside_the_keyspace_is_ignored() {
+        let mut pauses = ShardPauses::new(TICK);
+        let now = Instant::now();
+        pauses.record(shared::redis_keys::SHARDS, true, now);
+        assert!(pauses.due(shared::redis_keys::SHARDS, now));
     }
 }

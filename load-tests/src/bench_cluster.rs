@@ -15,7 +15,7 @@ use crate::fanout::{FanoutLoad, level};
 use crate::goose_run::{RequestStats, round_to};
 use crate::host::{cores, cpu_secs};
 use crate::latency::LatencyMs;
-use crate::service::{Service, Stores, namespace, run_tag};
+use crate::service::{LOADED_REDIS_TIMEOUT_MS, Service, Stores, namespace, run_tag};
 use crate::verdict::prefixed;
 use anyhow::Context;
 use serde::Serialize;
@@ -280,8 +280,7 @@ async fn topology(
     env.extend(on.stores.env());
     env.extend([
         ("PRICE_PREFILTER", "false".to_owned()),
-        // As contention does: a loaded machine must not turn slow answers into 503s.
-        ("REDIS_TIMEOUT_MS", "2000".to_owned()),
+        ("REDIS_TIMEOUT_MS", LOADED_REDIS_TIMEOUT_MS.to_string()),
         ("DURABLE_ACCEPT", durable.to_string()),
         ("RUST_LOG", "error".to_owned()),
     ]);

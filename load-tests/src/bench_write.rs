@@ -15,7 +15,7 @@ use crate::api::{ApiClient, NewItem, in_secs};
 use crate::bench_result::{BenchResult, Started};
 use crate::contention::hot_item::{self, HotLevel};
 use crate::goose_run::{RunLength, not_interrupted, round_to};
-use crate::service::Service;
+use crate::service::{LOADED_REDIS_TIMEOUT_MS, Service};
 use crate::verdict::prefixed;
 use crate::write_floor::median;
 use anyhow::{Context, bail};
@@ -312,13 +312,18 @@ async fn compare_auth_modes(
     })
 }
 
-/// The environment of a gateway the bench starts: its database when given, and `extra`.
+/// The environment of a gateway the bench starts: the benchmarks' Redis deadline, its
+/// database when given, and `extra`.
 fn started_env(
     args: &BenchWriteArgs,
     extra: Option<(&'static str, String)>,
 ) -> Vec<(&'static str, String)> {
+    let deadline = ("REDIS_TIMEOUT_MS", LOADED_REDIS_TIMEOUT_MS.to_string());
     let database = args.database_url.clone().map(|url| ("DATABASE_URL", url));
-    database.into_iter().chain(extra).collect()
+    std::iter::once(deadline)
+        .chain(database)
+        .chain(extra)
+        .collect()
 }
 
 #[cfg(test)]

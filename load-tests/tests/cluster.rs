@@ -25,6 +25,7 @@ async fn the_guarantees_hold_on_the_cluster_through_every_fault() {
         rate: 100,
         phase_secs: 3,
         items: 9,
+        redis_timeout_ms: 500,
         scenarios: vec![
             Scenario::Path,
             Scenario::RedisFailover,

@@ -45,9 +45,9 @@ pub fn markdown(result: &ClusterResult) -> String {
         .collect();
     let mut text = format!(
         "# Cluster: the guarantees on a 3+3 Redis Cluster, 3 NATS nodes and 2 of each service\n\n\
-         Run {} · {} bids/s per load · phases of {} s · {} items per scenario · \
+         Run {} · {} bids/s per load · phases of {} s · {} items per scenario · Redis deadline {} ms · \
          `make cluster-experiment` (`load-tests cluster`).\n\n",
-        result.started_at, result.rate, result.phase_secs, result.items
+        result.started_at, result.rate, result.phase_secs, result.items, result.redis_timeout_ms
     );
     text.push_str(&markdown_table(
         "scenario | bids | accepted | failed answers | failing for (ms after the fault) | slowest failure (ms) | lost (not archived) | lost in Redis | archived, answer lost | viewer events | checks",

@@ -422,6 +422,7 @@ async fn redis_failover(
     env.extend([
         ("INSTANCE_ID", "gateway-durable".to_owned()),
         ("DURABLE_ACCEPT", "true".to_owned()),
+        ("REDIS_TIMEOUT_MS", args.redis_timeout_ms.to_string()),
         ("RUST_LOG", "error".to_owned()),
     ]);
     let durable_gateway =

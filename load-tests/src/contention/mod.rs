@@ -23,7 +23,7 @@ use crate::api::{ApiClient, NewItem, in_secs};
 use crate::goose_run::RunLength;
 use crate::host::Machine;
 use crate::report::{ReportDir, now_rfc3339};
-use crate::service::{Service, namespace, run_tag};
+use crate::service::{LOADED_REDIS_TIMEOUT_MS, Service, namespace, run_tag};
 use crate::verdict::{Outcome, Verdict, prefixed};
 use anyhow::bail;
 use archive::ArchiveCheck;
@@ -90,11 +90,8 @@ pub struct ContentionArgs {
     /// without Redis, which hides the difference between the strategies.
     #[arg(long)]
     pub prefilter: bool,
-    /// The gateway's Redis deadline (REDIS_TIMEOUT_MS). Its production default (80 ms) turns
-    /// slow answers on a machine shared with the load generator into 503s whose bids may
-    /// still have been applied, which the checks cannot reconcile; the experiment measures
-    /// contention, so it gives Redis longer by default.
-    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
+    /// The gateway's Redis deadline (REDIS_TIMEOUT_MS); see [`LOADED_REDIS_TIMEOUT_MS`].
+    #[arg(long, default_value_t = LOADED_REDIS_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
     pub redis_timeout_ms: u64,
     /// NATS with JetStream, where each run's archive stream is counted (also given to the gateway).
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
