@@ -19,10 +19,9 @@ use crate::error::{ApiError, InputError};
 use crate::metrics::Metrics;
 use crate::protocol::{ClientMessage, PONG_FRAME};
 use crate::wire::close_code;
-use futures::StreamExt;
-use std::sync::Arc;
+use futures::channel::mpsc;
+use futures::{SinkExt, StreamExt};
 use std::time::Instant;
-use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
@@ -97,9 +96,9 @@ pub(crate) async fn run(
     client: ClientStream,
     early: Vec<u8>,
     config: WebSocketConfig,
-    control: mpsc::Sender<Control>,
-    settings: ConnectionSettings,
-    metrics: Arc<Metrics>,
+    mut control: mpsc::Sender<Control>,
+    settings: &ConnectionSettings,
+    metrics: &Metrics,
     stop: CancellationToken,
 ) {
     let mut stream =

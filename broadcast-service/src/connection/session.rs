@@ -20,6 +20,7 @@
 //! resync records *when* it arose, and the snapshot must be read after that moment (see
 //! [`Room::snapshot`]).
 
+use super::cursors::Cursors;
 use super::sign_in::SignIn;
 use super::{ConnectionContext, Control};
 use crate::deadline::sleep_until;
@@ -30,11 +31,11 @@ use crate::room::Room;
 use crate::store::StoreError;
 use crate::viewer::{Resync, Viewer};
 use crate::wire::{self, close_code};
+use futures::StreamExt;
+use futures::channel::mpsc;
 use shared::ItemId;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// Wait before retrying a snapshot Redis could not serve.
@@ -82,7 +83,7 @@ struct Session<'a> {
     viewer: Arc<Viewer>,
     context: &'a ConnectionContext,
     metrics: &'a Metrics,
-    cursors: HashMap<ItemId, Cursor>,
+    cursors: Cursors<Cursor>,
     sign_in: SignIn,
 }
 
@@ -97,7 +98,7 @@ pub(crate) async fn run(
         viewer,
         context,
         metrics: &context.metrics,
-        cursors: HashMap::new(),
+        cursors: Cursors::default(),
         sign_in: SignIn::default(),
     };
     match session.serve(&mut requests).await {
@@ -133,14 +134,24 @@ impl Session<'_> {
             self.take_resyncs();
             // A due snapshot waits until the socket took everything queued before it, so a
             // slow viewer gets the newest state, not a snapshot stuck behind its backlog.
-            if viewer.is_drained() {
-                self.send_due_snapshots().await;
+            // Boxed, like every rare await here (a request, the sign-in): a Redis read is a
+            // future far larger than the idle loop's, and inline it would be laid out in every
+            // connection's state for as long as the socket lives.
+            if viewer.is_drained() && self.cursors.values().any(|cursor| cursor.due.is_some()) {
+                Box::pin(self.send_due_snapshots()).await;
             }
             let stalled = viewer.stalled_since();
-            let retry = self.next_retry();
+            let stall_deadline = stalled.map(|since| since + write_timeout);
             // `None` for an anonymous socket: no timer at all.
             let signed_in_until = self.sign_in.until();
-            // Every branch is cancellation-safe: `recv` leaves unreceived values queued,
+            // One timer for the three deadlines (the sign-in's end, a stalled write's, a
+            // snapshot retry's), not one each: every branch's future is laid out in the
+            // connection's state whether it is enabled or not.
+            let deadline = [signed_in_until, stall_deadline, self.next_retry()]
+                .into_iter()
+                .flatten()
+                .min();
+            // Every branch is cancellation-safe: `next` leaves unreceived values queued,
             // `woken` keeps its permit, `drain` writes only after the socket is writable and
             // then without waiting, ticks and sleeps hold no data (an expiry that fires is
             // handled at once). Client requests are taken only while nothing waits for the
@@ -153,27 +164,30 @@ impl Session<'_> {
                     return End::Closed;
                 }
                 () = &mut woken => woken.set(viewer.woken()),
-                () = sleep_until(signed_in_until), if signed_in_until.is_some() => {
-                    self.sign_in.expire(&self.viewer, self.context);
-                }
                 drained = viewer.drain(), if stalled.is_some() => {
                     if drained.is_err() {
                         return End::SocketFailed;
                     }
                 }
-                () = sleep_until(stalled.map(|since| since + write_timeout)), if stalled.is_some() => {
-                    return End::SocketFailed;
+                () = sleep_until(deadline), if deadline.is_some() => {
+                    let now = Instant::now();
+                    if signed_in_until.is_some_and(|until| until <= now) {
+                        self.sign_in.expire(&self.viewer, self.context);
+                    }
+                    if stall_deadline.is_some_and(|at| at <= now) {
+                        return End::SocketFailed;
+                    }
+                    // Otherwise a snapshot retry is due: the loop's top sends it.
                 }
-                request = requests.recv(), if stalled.is_none() => match request {
+                request = requests.next(), if stalled.is_none() => match request {
                     None => return End::Closed,
                     Some(Control::Close(code, reason)) => {
                         self.close(code, reason);
                         return End::Closed;
                     }
-                    Some(request) => self.handle(request).await,
+                    Some(request) => Box::pin(self.handle(request)).await,
                 },
                 _ = ping.tick() => self.send(&wire::ping(), "ping"),
-                () = sleep_until(retry), if retry.is_some() => {}
             }
         }
     }
@@ -181,15 +195,10 @@ impl Session<'_> {
     async fn handle(&mut self, request: Control) {
         match request {
             Control::Subscribe(item) => self.subscribe(item).await,
-            // Boxed: verifying may fetch the key set over HTTP, a future far larger than the
-            // rest of the session's; inline it would be laid out in every connection's state
-            // for as long as the socket lives, signed in or not.
             Control::Authenticate(token) => {
-                Box::pin(
-                    self.sign_in
-                        .authenticate(&token, &self.viewer, self.context),
-                )
-                .await;
+                self.sign_in
+                    .authenticate(&token, &self.viewer, self.context)
+                    .await;
             }
             Control::Unsubscribe(item) => {
                 if self.forget(&item) {

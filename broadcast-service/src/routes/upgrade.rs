@@ -60,8 +60,13 @@ impl Upgrade {
             };
             match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => {
-                    let early = parts.read_buf.to_vec();
-                    serve(parts.io.into_inner(), early).await;
+                    // Moved out and dropped here, before `serve` runs: a field left in
+                    // `parts` would live until the end of this arm, that is, as long as the
+                    // connection (hyper's whole read buffer, 8 KiB, per idle viewer).
+                    let (io, read_buf) = (parts.io, parts.read_buf);
+                    let early = read_buf.to_vec();
+                    drop(read_buf);
+                    serve(io.into_inner(), early).await;
                 }
                 Err(_) => tracing::error!("upgraded connection is not a TCP stream"),
             }

@@ -197,11 +197,18 @@ impl Tracks {
     pub(super) fn track(&mut self, item: &ItemId) {
         match track_of(&mut self.entries, item) {
             Some(track) => track.live = false,
-            None => self.entries.push(Entry {
-                room: None,
-                item: item.clone(),
-                track: Track::default(),
-            }),
+            None => {
+                // Room for one first: a first push would make room for four entries, and
+                // nearly every viewer watches one item for as long as it is connected.
+                if self.entries.capacity() == 0 {
+                    self.entries.reserve_exact(1);
+                }
+                self.entries.push(Entry {
+                    room: None,
+                    item: item.clone(),
+                    track: Track::default(),
+                });
+            }
         }
     }
 
