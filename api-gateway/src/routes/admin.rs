@@ -10,6 +10,7 @@
 //! anyone else's cancellation is 403. The seller's checks run inside the close script, so a
 //! bid racing the cancellation cannot slip between the check and the cancel.
 
+use super::error_schema as refused;
 use super::identity::{Admin, Identity};
 use super::json_body::JsonBody;
 use super::{AppState, item_id};
@@ -96,7 +97,7 @@ async fn end(
 #[utoipa::path(
     post, path = "/api/v1/items/{id}/close", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "item id")),
-    responses((status = 200, description = "the event announced", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 403, description = "not allowed for this account", body = super::error_schema::ErrorBody), (status = 404, description = "no such item or account", body = super::error_schema::ErrorBody), (status = 409, description = "conflicts with the state of the item or account", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 200, description = "the event announced", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::NotFound, refused::Conflict, refused::Throttled, refused::Unavailable)
 )]
 async fn close_now(
     State(ctx): State<AppState>,
@@ -117,7 +118,7 @@ struct CancelRequest {
     post, path = "/api/v1/items/{id}/cancel", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "item id")),
     request_body = CancelRequest,
-    responses((status = 200, description = "the event announced", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 403, description = "not allowed for this account", body = super::error_schema::ErrorBody), (status = 404, description = "no such item or account", body = super::error_schema::ErrorBody), (status = 409, description = "conflicts with the state of the item or account", body = super::error_schema::ErrorBody), (status = 413, description = "request body too large", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 200, description = "the event announced", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::NotFound, refused::Conflict, refused::TooLarge, refused::Throttled, refused::Unavailable)
 )]
 async fn cancel(
     State(ctx): State<AppState>,
@@ -143,7 +144,7 @@ struct ExtendRequest {
     post, path = "/api/v1/items/{id}/extend", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "item id")),
     request_body = ExtendRequest,
-    responses((status = 200, description = "the event announced", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 403, description = "not allowed for this account", body = super::error_schema::ErrorBody), (status = 404, description = "no such item or account", body = super::error_schema::ErrorBody), (status = 409, description = "conflicts with the state of the item or account", body = super::error_schema::ErrorBody), (status = 413, description = "request body too large", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 200, description = "the event announced", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::NotFound, refused::Conflict, refused::TooLarge, refused::Throttled, refused::Unavailable)
 )]
 async fn extend(
     State(ctx): State<AppState>,
@@ -187,7 +188,7 @@ struct RelistRequest {
     post, path = "/api/v1/items/{id}/relist", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "item id")),
     request_body = RelistRequest,
-    responses((status = 200, description = "the event announced", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 403, description = "not allowed for this account", body = super::error_schema::ErrorBody), (status = 404, description = "no such item or account", body = super::error_schema::ErrorBody), (status = 409, description = "conflicts with the state of the item or account", body = super::error_schema::ErrorBody), (status = 413, description = "request body too large", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 200, description = "the event announced", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::NotFound, refused::Conflict, refused::TooLarge, refused::Throttled, refused::Unavailable)
 )]
 async fn relist(
     State(ctx): State<AppState>,

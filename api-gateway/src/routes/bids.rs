@@ -18,6 +18,7 @@
 //! query per bid); the item's seller is 403 `seller_cannot_bid` (decided inside the script).
 //! Every refusal happens before anything is written.
 
+use super::error_schema as refused;
 use super::identity::{Bidder, Identity};
 use super::json_body::JsonBody;
 use super::{AppState, item_id};
@@ -169,7 +170,7 @@ pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyK
         ("Idempotency-Key" = Option<String>, Header, description = "retry safety: the same key returns the first outcome"),
     ),
     request_body = BidRequest,
-    responses((status = 200, description = "the outcome (accepted, or refused as too low)", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 403, description = "not allowed for this account", body = super::error_schema::ErrorBody), (status = 404, description = "no such item or account", body = super::error_schema::ErrorBody), (status = 409, description = "conflicts with the state of the item or account", body = super::error_schema::ErrorBody), (status = 413, description = "request body too large", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 200, description = "the outcome (accepted, or refused as too low)", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::NotFound, refused::Conflict, refused::TooLarge, refused::Throttled, refused::Unavailable)
 )]
 async fn place_bid(
     State(ctx): State<AppState>,

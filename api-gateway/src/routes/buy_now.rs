@@ -12,6 +12,7 @@
 //! the retry safe, for any key or none.
 
 use super::bids::idempotency_key;
+use super::error_schema as refused;
 use super::identity::Bidder;
 use super::{AppState, item_id};
 use crate::auth::error::Activity;
@@ -58,7 +59,7 @@ fn unavailable(message: &str) -> ApiError {
         ("id" = String, Path, description = "item id"),
         ("Idempotency-Key" = Option<String>, Header, description = "retry safety: a retry of a completed purchase answers it again"),
     ),
-    responses((status = 200, description = "bought: the auction is closed with you as winner", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 403, description = "not allowed for this account (the seller, a suspended bidder)", body = super::error_schema::ErrorBody), (status = 404, description = "no such item", body = super::error_schema::ErrorBody), (status = 409, description = "buy_now_unavailable (a bid exists, or the item has no buy-it-now price), or the auction is not running", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 200, description = "bought: the auction is closed with you as winner", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, (status = 403, description = "not allowed for this account (the seller, a suspended bidder)", body = super::error_schema::ErrorBody), (status = 404, description = "no such item", body = super::error_schema::ErrorBody), (status = 409, description = "buy_now_unavailable (a bid exists, or the item has no buy-it-now price), or the auction is not running", body = super::error_schema::ErrorBody), refused::Throttled, refused::Unavailable)
 )]
 async fn buy(
     State(ctx): State<AppState>,

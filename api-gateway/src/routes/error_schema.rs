@@ -1,11 +1,15 @@
 //! The OpenAPI schema of the body of every error answer, `{"error": code, "message": text}`,
-//! apart from the document (`openapi`) so the handlers' `#[utoipa::path]`
-//! annotations can name it without the document and the handlers using each other.
+//! and the error answers the routes share ([`BadInput`] … [`Unavailable`]), apart from the
+//! document (`openapi`) so the handlers' `#[utoipa::path]` annotations can name them without
+//! the document and the handlers using each other. A route lists the refusals it can give by
+//! name, and writes a tuple only where its meaning is its own (`buy_now`'s 409).
 
 use crate::error::ErrorCode;
+use std::collections::BTreeMap;
+use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
-use utoipa::openapi::{RefOr, Schema};
-use utoipa::{PartialSchema, ToSchema};
+use utoipa::openapi::{Content, Ref, RefOr, Response, Schema};
+use utoipa::{IntoResponses, PartialSchema, ToSchema};
 
 /// The body of every error answer: `error` is one of [`ErrorCode`]'s wire strings (clients
 /// match on it), `message` says what to change. Only its schema is used: the body itself is
@@ -30,7 +34,7 @@ impl ToSchema for ErrorBody {}
 
 impl ErrorCode {
     fn name_ref() -> RefOr<Schema> {
-        RefOr::Ref(utoipa::openapi::Ref::from_schema_name("ErrorCode"))
+        RefOr::Ref(Ref::from_schema_name("ErrorCode"))
     }
 }
 
@@ -44,3 +48,43 @@ impl PartialSchema for ErrorCode {
 }
 
 impl ToSchema for ErrorCode {}
+
+/// An error answer with the status `STATUS` and an [`ErrorBody`], described once for every
+/// route that gives it; the aliases below are what the annotations name.
+pub struct Refusal<const STATUS: u16>;
+
+pub type BadInput = Refusal<400>;
+pub type Unauthenticated = Refusal<401>;
+pub type Forbidden = Refusal<403>;
+pub type NotFound = Refusal<404>;
+pub type Conflict = Refusal<409>;
+pub type TooLarge = Refusal<413>;
+pub type Throttled = Refusal<429>;
+pub type Unavailable = Refusal<503>;
+
+impl<const STATUS: u16> Refusal<STATUS> {
+    const DESCRIPTION: &'static str = match STATUS {
+        400 => "invalid input (see `error`)",
+        401 => "no or invalid bearer token",
+        403 => "not allowed for this account",
+        404 => "no such item or account",
+        409 => "conflicts with the state of the item or account",
+        413 => "request body too large",
+        429 => "too many requests; see Retry-After",
+        503 => "a dependency is unavailable; retry",
+        _ => panic!("a refusal without a description"),
+    };
+}
+
+impl<const STATUS: u16> IntoResponses for Refusal<STATUS> {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let response = ResponseBuilder::new()
+            .description(Self::DESCRIPTION)
+            .content(
+                "application/json",
+                Content::new(Some(RefOr::Ref(Ref::from_schema_name("ErrorBody")))),
+            )
+            .build();
+        BTreeMap::from([(STATUS.to_string(), RefOr::T(response))])
+    }
+}

@@ -10,6 +10,7 @@
 //! `crate::bidder_pseudonyms`); `user_id` is filled in only for an admin and on the caller's
 //! own rows, and is `null` otherwise.
 
+use super::error_schema as refused;
 use super::identity::Identity;
 use super::{AppState, item_id};
 use crate::error::{ApiError, ErrorCode};
@@ -80,7 +81,7 @@ struct ItemBidsQuery {
         ("limit" = Option<i64>, Query, description = "1 to 500 (default 50)"),
         ("before_seq" = Option<i64>, Query, description = "page before this sequence number"),
     ),
-    responses((status = 200, description = "the item's bids, newest first", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 404, description = "no such item or account", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 200, description = "the item's bids, newest first", body = serde_json::Value), refused::BadInput, refused::NotFound, refused::Throttled, refused::Unavailable)
 )]
 async fn item_bids(
     State(ctx): State<AppState>,
@@ -166,7 +167,7 @@ struct UserBidsQuery {
         ("limit" = Option<i64>, Query, description = "1 to 500 (default 50)"),
         ("before" = Option<String>, Query, description = "the cursor of the previous page"),
     ),
-    responses((status = 200, description = "the user's bids, newest first", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 403, description = "not allowed for this account", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 200, description = "the user's bids, newest first", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::Throttled, refused::Unavailable)
 )]
 async fn user_bids(
     State(ctx): State<AppState>,
@@ -200,7 +201,7 @@ async fn user_bids(
 #[utoipa::path(
     get, path = "/api/v1/users/{id}/stats", tag = "history", security(("bearer" = [])),
     params(("id" = String, Path, description = "user id")),
-    responses((status = 200, description = "the user's bid statistics", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 403, description = "not allowed for this account", body = super::error_schema::ErrorBody), (status = 404, description = "no such item or account", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 200, description = "the user's bid statistics", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::NotFound, refused::Throttled, refused::Unavailable)
 )]
 async fn user_stats(
     State(ctx): State<AppState>,

@@ -7,6 +7,7 @@
 //! The listing (`GET /api/v1/items`) is paged with an opaque cursor over the per-shard listing
 //! sets (`store::listing`): one status, one order, `limit` items per page.
 
+use super::error_schema as refused;
 use super::identity::Identity;
 use super::json_body::JsonBody;
 use super::{AppState, item_id};
@@ -158,7 +159,7 @@ impl CreateItemRequest {
 #[utoipa::path(
     post, path = "/api/v1/items", tag = "items", security(("bearer" = [])),
     request_body = CreateItemRequest,
-    responses((status = 201, description = "the item created", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 403, description = "not allowed for this account", body = super::error_schema::ErrorBody), (status = 409, description = "conflicts with the state of the item or account", body = super::error_schema::ErrorBody), (status = 413, description = "request body too large", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 201, description = "the item created", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::Conflict, refused::TooLarge, refused::Throttled, refused::Unavailable)
 )]
 async fn create_item(
     State(ctx): State<AppState>,
@@ -210,7 +211,7 @@ async fn read_view(ctx: &AppState, id: &ItemId) -> Result<ItemView, ApiError> {
 #[utoipa::path(
     get, path = "/api/v1/items/{id}", tag = "items",
     params(("id" = String, Path, description = "item id")),
-    responses((status = 200, description = "the item", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 404, description = "no such item or account", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 200, description = "the item", body = serde_json::Value), refused::BadInput, refused::NotFound, refused::Throttled, refused::Unavailable)
 )]
 async fn get_item(
     State(ctx): State<AppState>,
@@ -312,7 +313,7 @@ impl ListQuery {
         ("limit" = Option<u32>, Query, description = "items per page, 1 to 100 (default 20)", minimum = 1, maximum = 100),
         ("cursor" = Option<String>, Query, description = "the `next_cursor` of the previous page (same status and sort)"),
     ),
-    responses((status = 200, description = "a page of items: `{items, count, next_cursor}` (`next_cursor` null on the last page)", body = serde_json::Value), (status = 400, description = "invalid input (see `error`; a bad cursor is `invalid_cursor`)", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 200, description = "a page of items: `{items, count, next_cursor}` (`next_cursor` null on the last page)", body = serde_json::Value), (status = 400, description = "invalid input (see `error`; a bad cursor is `invalid_cursor`)", body = super::error_schema::ErrorBody), refused::Throttled, refused::Unavailable)
 )]
 async fn list_items(
     State(ctx): State<AppState>,

@@ -5,6 +5,7 @@
 
 use super::AppState;
 use super::auth::sessions;
+use super::error_schema as refused;
 use super::identity::Identity;
 use crate::auth::{Account, Role};
 use crate::error::ApiError;
@@ -31,7 +32,7 @@ struct TokenSubject {
 #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
 #[utoipa::path(
     get, path = "/api/v1/me", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, description = "the caller's account", body = serde_json::Value), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 404, description = "no such item or account", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 200, description = "the caller's account", body = serde_json::Value), refused::Unauthenticated, refused::NotFound, refused::Throttled, refused::Unavailable)
 )]
 async fn me(State(ctx): State<AppState>, caller: Identity) -> Result<Response, ApiError> {
     if ctx.identity.local().is_none() {

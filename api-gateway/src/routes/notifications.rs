@@ -4,6 +4,7 @@
 //! only ever sees and marks their own.
 
 use super::AppState;
+use super::error_schema as refused;
 use super::history::{QueryResult, limit, query};
 use super::identity::Identity;
 use super::json_body::JsonBody;
@@ -56,7 +57,7 @@ fn cursor(text: &str) -> Result<i64, ApiError> {
         ("before" = Option<String>, Query, description = "the next_cursor of the previous page"),
         ("unread" = Option<bool>, Query, description = "only unread notifications"),
     ),
-    responses((status = 200, description = "the caller's notifications, newest first, with next_cursor and unread_count", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 200, description = "the caller's notifications, newest first, with next_cursor and unread_count", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Throttled, refused::Unavailable)
 )]
 async fn list(
     State(ctx): State<AppState>,
@@ -95,7 +96,7 @@ struct MarkReadRequest {
 #[utoipa::path(
     post, path = "/api/v1/me/notifications/read", tag = "me", security(("bearer" = [])),
     request_body = MarkReadRequest,
-    responses((status = 204, description = "marked read"), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 413, description = "the body is too large", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 204, description = "marked read"), refused::BadInput, refused::Unauthenticated, (status = 413, description = "the body is too large", body = super::error_schema::ErrorBody), refused::Throttled, refused::Unavailable)
 )]
 async fn mark_read(
     State(ctx): State<AppState>,

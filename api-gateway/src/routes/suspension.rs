@@ -10,6 +10,7 @@
 
 use super::AppState;
 use super::auth::sessions;
+use super::error_schema as refused;
 use super::identity::Admin;
 use super::json_body::JsonBody;
 use crate::auth::Account;
@@ -42,7 +43,7 @@ struct SuspensionRequest {
     put, path = "/api/v1/admin/users/{id}/suspension", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "user id")),
     request_body = SuspensionRequest,
-    responses((status = 200, description = "the account as it is now", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 403, description = "not allowed for this account", body = super::error_schema::ErrorBody), (status = 404, description = "no such item or account", body = super::error_schema::ErrorBody), (status = 413, description = "request body too large", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 200, description = "the account as it is now", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::NotFound, refused::TooLarge, refused::Throttled, refused::Unavailable)
 )]
 async fn set_suspension(
     State(ctx): State<AppState>,

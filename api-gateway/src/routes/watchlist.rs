@@ -2,6 +2,7 @@
 //! caller watches (their bidders and watchers get `ending_soon`). Token required; a user only
 //! ever sees and changes their own list.
 
+use super::error_schema as refused;
 use super::identity::Identity;
 use super::{AppState, item_id};
 use crate::error::ApiError;
@@ -25,7 +26,7 @@ const SHOWN: i64 = 200;
 #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
 #[utoipa::path(
     get, path = "/api/v1/me/watchlist", tag = "me", security(("bearer" = [])),
-    responses((status = 200, description = "the watched items (item views, most recently watched first, at most 200)", body = serde_json::Value), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 200, description = "the watched items (item views, most recently watched first, at most 200)", body = serde_json::Value), refused::Unauthenticated, refused::Throttled, refused::Unavailable)
 )]
 async fn list(State(ctx): State<AppState>, caller: Identity) -> Result<Json<Value>, ApiError> {
     let ids = ctx.read_model.watched(&caller.user_id, SHOWN).await?;
@@ -40,7 +41,7 @@ async fn list(State(ctx): State<AppState>, caller: Identity) -> Result<Json<Valu
 #[utoipa::path(
     put, path = "/api/v1/me/watchlist/{item_id}", tag = "me", security(("bearer" = [])),
     params(("item_id" = String, Path, description = "item id")),
-    responses((status = 204, description = "watched (again: no change)"), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 404, description = "no such item or account", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 204, description = "watched (again: no change)"), refused::BadInput, refused::Unauthenticated, refused::NotFound, refused::Throttled, refused::Unavailable)
 )]
 async fn watch(
     State(ctx): State<AppState>,
@@ -59,7 +60,7 @@ async fn watch(
 #[utoipa::path(
     delete, path = "/api/v1/me/watchlist/{item_id}", tag = "me", security(("bearer" = [])),
     params(("item_id" = String, Path, description = "item id")),
-    responses((status = 204, description = "not watched (any more)"), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 204, description = "not watched (any more)"), refused::BadInput, refused::Unauthenticated, refused::Throttled, refused::Unavailable)
 )]
 async fn unwatch(
     State(ctx): State<AppState>,
