@@ -7,8 +7,9 @@
 # database and removes what it made. E2E_BIN_DIR picks other binaries.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck disable=SC2034 # read by common.sh's messages
 SCRIPT_NAME=e2e
-# shellcheck source=../../infrastructure/local/common.sh
+# shellcheck source=infrastructure/local/common.sh
 source "$ROOT/infrastructure/local/common.sh"
 cd "$ROOT/web/e2e"
 
