@@ -461,7 +461,7 @@ describe("the web app", { timeout: 170_000 }, () => {
     await page.context().close();
   });
 
-  test("notifications list the outbid and the badge counts it", async () => {
+  test("notifications list the outbid by the item's name and the badge counts it", async () => {
     const item = await newItem({ name: unique("Desk") });
     const page = await pageAs(alice);
     await openItem(page, item.id);
@@ -471,7 +471,8 @@ describe("the web app", { timeout: 170_000 }, () => {
     await page.locator(".toast").filter({ hasText: "You were outbid" }).waitFor();
     await page.locator("#unread-count").filter({ hasText: /[1-9]/ }).waitFor();
     await page.goto(stack.appUrl("#/me/notifications"));
-    await page.locator("#notifications li").filter({ hasText: "Outbid" }).first().waitFor();
+    // Named by the item's name, not its id.
+    await page.locator("#notifications li").filter({ hasText: `Outbid on ${item.name}: now $12.00` }).waitFor();
     const listed = await stack.api("/api/v1/me/notifications", { token: alice.access_token });
     assert.equal(listed.status, 200, JSON.stringify(listed.body));
     assert.ok(listed.body.notifications.some((n) => n.type === "outbid" && n.item_id === item.id), "the gateway stored the outbid");
