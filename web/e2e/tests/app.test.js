@@ -57,7 +57,13 @@ async function bid(page, amount, max) {
   await page.getByRole("button", { name: "Place bid" }).click();
 }
 
-describe("the web app", { timeout: 170_000 }, () => {
+// Limits that a loaded two-core machine stays well inside (a test takes seconds when idle, the
+// whole run about two minutes): each test on its own, and the whole suite with the services'
+// start, so one stuck test fails alone and a stuck start cannot hang `make test`.
+const PER_TEST = { timeout: 120_000 };
+const WHOLE_SUITE = { timeout: 900_000 };
+
+describe("the web app", WHOLE_SUITE, () => {
   before(async () => {
     stack = await Stack.start();
     const suffix = Date.now().toString(36);
@@ -71,7 +77,7 @@ describe("the web app", { timeout: 170_000 }, () => {
     await stack?.stop();
   });
 
-  test("is served by the gateway with its config, and / leads to it", async () => {
+  test("is served by the gateway with its config, and / leads to it", PER_TEST, async () => {
     const config = await stack.api("/app/config.json");
     assert.equal(config.status, 200);
     assert.equal(config.body.ws_url, `ws://${new URL(stack.broadcastUrl).host}/ws`);
@@ -83,7 +89,7 @@ describe("the web app", { timeout: 170_000 }, () => {
     await page.context().close();
   });
 
-  test("screenshots of the list and the item page at desktop and phone widths", async () => {
+  test("screenshots of the list and the item page at desktop and phone widths", PER_TEST, async () => {
     mkdirSync(SCREENSHOTS, { recursive: true });
     const featured = await newItem({
       name: "Leica M3 rangefinder, 1957",
@@ -121,7 +127,7 @@ describe("the web app", { timeout: 170_000 }, () => {
     }
   });
 
-  test("every control is labelled and a bid can be placed by keyboard alone", async () => {
+  test("every control is labelled and a bid can be placed by keyboard alone", PER_TEST, async () => {
     const item = await newItem({ name: unique("Globe") });
     const page = await pageAs(alice);
     const unlabelled = () => page.evaluate(() =>
@@ -150,7 +156,7 @@ describe("the web app", { timeout: 170_000 }, () => {
     await page.context().close();
   });
 
-  test("two bidders: the other sees the price within 1 s, gets an outbid toast, retakes the lead", async (t) => {
+  test("two bidders: the other sees the price within 1 s, gets an outbid toast, retakes the lead", PER_TEST, async (t) => {
     const item = await newItem({ name: unique("Camera") });
     const pa = await pageAs(alice);
     const pb = await pageAs(bob, { timezoneId: "Europe/Paris" });
@@ -192,7 +198,7 @@ describe("the web app", { timeout: 170_000 }, () => {
     await pb.context().close();
   });
 
-  test("a seller signs up, creates an auction that appears in the list; an admin closes it and both bidders see the result", async () => {
+  test("a seller signs up, creates an auction that appears in the list; an admin closes it and both bidders see the result", PER_TEST, async () => {
     const name = unique("Vintage lamp");
     const page = await pageAs(null);
     await page.goto(stack.appUrl("#/signup"));
@@ -251,7 +257,7 @@ describe("the web app", { timeout: 170_000 }, () => {
     for (const p of [page, pa, pb, pAdmin]) await p.context().close();
   });
 
-  test("the countdown follows an anti-sniping extension", async () => {
+  test("the countdown follows an anti-sniping extension", PER_TEST, async () => {
     // Ends in 40 s; a bid in its last 60 s moves the end to 120 s after the bid.
     const item = await newItem({ name: unique("Watch"), minutes: 40 / 60, extension_window_secs: 60, extension_secs: 120 });
     const page = await pageAs(alice);
@@ -267,7 +273,7 @@ describe("the web app", { timeout: 170_000 }, () => {
     await page.context().close();
   });
 
-  test("an admin extends, closes and relists from the item page, and a viewer follows each", async () => {
+  test("an admin extends, closes and relists from the item page, and a viewer follows each", PER_TEST, async () => {
     const item = await newItem({ name: unique("Telescope"), minutes: 30 });
     const viewer = await pageAs(null);
     await openItem(viewer, item.id);
@@ -291,7 +297,7 @@ describe("the web app", { timeout: 170_000 }, () => {
     await pAdmin.context().close();
   });
 
-  test("an expired access token is renewed in the background and the user stays signed in", async () => {
+  test("an expired access token is renewed in the background and the user stays signed in", PER_TEST, async () => {
     // A sign-in of its own, so rotating its refresh token leaves the suite's tokens alone.
     const session = await stack.login(alice.user.username);
     const item = await newItem({ name: unique("Lens") });
@@ -310,7 +316,7 @@ describe("the web app", { timeout: 170_000 }, () => {
     await page.context().close();
   });
 
-  test("a socket dropped by restarting the broadcast instance reconnects and shows the right price", async () => {
+  test("a socket dropped by restarting the broadcast instance reconnects and shows the right price", PER_TEST, async () => {
     const item = await newItem({ name: unique("Clock") });
     const page = await pageAs(alice);
     await openItem(page, item.id);
@@ -331,7 +337,7 @@ describe("the web app", { timeout: 170_000 }, () => {
     await page.context().close();
   });
 
-  test("a bid whose answer is lost is retried with the same Idempotency-Key and placed once", async () => {
+  test("a bid whose answer is lost is retried with the same Idempotency-Key and placed once", PER_TEST, async () => {
     const item = await newItem({ name: unique("Radio") });
     const page = await pageAs(alice);
     await openItem(page, item.id);
@@ -367,7 +373,7 @@ describe("the web app", { timeout: 170_000 }, () => {
     await page.context().close();
   });
 
-  test("a 429 shows a clear message and a retry of the same attempt places one bid", async () => {
+  test("a 429 shows a clear message and a retry of the same attempt places one bid", PER_TEST, async () => {
     const item = await newItem({ name: unique("Kettle") });
     // A bidder of its own: the test spends its whole burst.
     const dave = await stack.register(`dave-${Date.now().toString(36)}`);
@@ -395,7 +401,7 @@ describe("the web app", { timeout: 170_000 }, () => {
     await page.context().close();
   });
 
-  test("search and paging find every matching auction", async () => {
+  test("search and paging find every matching auction", PER_TEST, async () => {
     const token = unique("Teapot").split(" ")[1];
     for (let i = 0; i < 23; i += 1) await newItem({ name: `Teapot ${token} no ${i}`, minutes: 60 + i });
     const page = await pageAs(null);
@@ -410,7 +416,7 @@ describe("the web app", { timeout: 170_000 }, () => {
     await page.context().close();
   });
 
-  test("proxy bidding: a maximum keeps the lead and the rival sees it", async () => {
+  test("proxy bidding: a maximum keeps the lead and the rival sees it", PER_TEST, async () => {
     const item = await newItem({ name: unique("Bike") });
     const pa = await pageAs(alice);
     const pb = await pageAs(bob);
@@ -433,7 +439,7 @@ describe("the web app", { timeout: 170_000 }, () => {
     await pb.context().close();
   });
 
-  test("buy it now ends the auction at its price", async () => {
+  test("buy it now ends the auction at its price", PER_TEST, async () => {
     const item = await newItem({ name: unique("Guitar"), buy_now_price: 99 });
     const page = await pageAs(bob);
     await openItem(page, item.id);
@@ -447,7 +453,7 @@ describe("the web app", { timeout: 170_000 }, () => {
     await page.context().close();
   });
 
-  test("the watchlist keeps an auction", async () => {
+  test("the watchlist keeps an auction", PER_TEST, async () => {
     const item = await newItem({ name: unique("Chair") });
     const page = await pageAs(alice);
     await openItem(page, item.id);
@@ -461,7 +467,7 @@ describe("the web app", { timeout: 170_000 }, () => {
     await page.context().close();
   });
 
-  test("notifications list the outbid by the item's name and the badge counts it", async () => {
+  test("notifications list the outbid by the item's name and the badge counts it", PER_TEST, async () => {
     const item = await newItem({ name: unique("Desk") });
     const page = await pageAs(alice);
     await openItem(page, item.id);
@@ -479,7 +485,7 @@ describe("the web app", { timeout: 170_000 }, () => {
     await page.context().close();
   });
 
-  test("my bids and won list where the user stands", async () => {
+  test("my bids and won list where the user stands", PER_TEST, async () => {
     const item = await newItem({ name: unique("Vase") });
     const reply = await stack.api(`/api/v1/items/${item.id}/bid`, { method: "POST", token: bob.access_token, json: { amount: 10 } });
     assert.equal(reply.body.code, "accepted");
