@@ -38,17 +38,27 @@ async function newItem(fields = {}) {
   return reply.body;
 }
 
-async function pageAs(tokens, options = {}) {
-  const context = await stack.signedInContext(tokens, { ...DESKTOP, ...LOCALE, ...options });
+/** A page signed in as `tokens` (null: signed out), on the suite's stack unless `on` says. */
+async function pageAs(tokens, options = {}, on = stack) {
+  const context = await on.signedInContext(tokens, { ...DESKTOP, ...LOCALE, ...options });
   const page = await context.newPage();
   page.on("pageerror", (error) => console.error(`page error: ${error.message}`));
   return page;
 }
 
-async function openItem(page, id) {
-  await page.goto(stack.appUrl(`#/items/${id}`));
+async function openItem(page, id, on = stack) {
+  await page.goto(on.appUrl(`#/items/${id}`));
   await page.locator("#live-status[data-state='live']").waitFor();
   await page.locator("#current-price").filter({ hasText: "$" }).waitFor();
+}
+
+/** `epochMs` as a datetime-local input's value in the page's time zone (what a person types). */
+function localInput(page, epochMs) {
+  return page.evaluate((ms) => {
+    const d = new Date(ms);
+    const p = (n) => String(n).padStart(2, "0");
+    return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+  }, epochMs);
 }
 
 async function bid(page, amount, max) {
@@ -257,6 +267,96 @@ describe("the web app", WHOLE_SUITE, () => {
     for (const p of [page, pa, pb, pAdmin]) await p.context().close();
   });
 
+  test("a user logs in through the form: a wrong password is refused, the right one leads where they were going", PER_TEST, async () => {
+    const erin = await stack.register(`erin-${Date.now().toString(36)}`);
+    const page = await pageAs(null);
+    // Signed out, Sell sends the user to the login form, and back after it.
+    await page.goto(stack.appUrl("#/sell"));
+    await page.getByRole("heading", { name: "Log in" }).waitFor();
+    await page.getByLabel("Email or username").fill(erin.user.username);
+    await page.getByLabel("Password").fill("not the password at all");
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.locator("#account-message").filter({ hasText: "Wrong login or password." }).waitFor();
+    assert.equal(await page.evaluate(() => localStorage.getItem("auction.session")), null);
+    await page.getByLabel("Password").fill(PASSWORD);
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.locator("#whoami").filter({ hasText: erin.user.display_name }).waitFor();
+    await page.getByRole("heading", { name: "Sell an item" }).waitFor();
+    // A real session: its access token is accepted by the gateway, and it survives a reload.
+    const saved = await page.evaluate(() => JSON.parse(localStorage.getItem("auction.session")));
+    assert.equal(saved.user.id, erin.user.id);
+    const bids = await stack.api(`/api/v1/users/${erin.user.id}/bids`, { token: saved.access });
+    assert.equal(bids.status, 200, JSON.stringify(bids.body));
+    await page.reload();
+    await page.locator("#whoami").filter({ hasText: erin.user.display_name }).waitFor();
+    await page.context().close();
+  });
+
+  test("a seller schedules an auction with buy it now and anti-sniping; it is listed as starting later", PER_TEST, async () => {
+    const name = unique("Piano stool");
+    const page = await pageAs(seller);
+    await page.goto(stack.appUrl("#/sell"));
+    // Typed in the page's zone to the minute, as the form's datetime-local fields take them.
+    const startMs = Math.ceil((Date.now() + 10 * 60_000) / 60_000) * 60_000;
+    const endMs = startMs + 3 * 3600_000;
+    await page.getByLabel("Title").fill(name);
+    await page.getByLabel("Starting price").fill("40");
+    await page.getByLabel("Buy it now price").fill("150");
+    await page.getByLabel("Starts", { exact: true }).fill(await localInput(page, startMs));
+    await page.getByLabel("Ends", { exact: true }).fill(await localInput(page, endMs));
+    await page.getByLabel("Extend when a bid comes this many seconds before the end").fill("120");
+    await page.getByLabel("Extend by (seconds)").fill("90");
+    const sent = page.waitForRequest((r) => r.method() === "POST" && new URL(r.url()).pathname === "/api/v1/items");
+    await page.getByRole("button", { name: "Create auction" }).click();
+    // The item view carries a buy it now price only while one can buy (not before the start),
+    // so the form's request is read instead: the typed digits, as a JSON number.
+    assert.match((await sent).postData(), /"buy_now_price":150\.00[,}]/);
+    await page.locator("#item-name").filter({ hasText: name }).waitFor();
+    await page.locator("#time-left").filter({ hasText: /^starts / }).waitFor();
+    const itemId = decodeURIComponent(page.url().split("#/items/")[1]);
+    const created = await stack.item(itemId);
+    assert.equal(created.status, "scheduled");
+    assert.equal(new Date(created.start_time).getTime(), startMs);
+    assert.equal(new Date(created.end_time).getTime(), endMs);
+    assert.equal(created.starting_price_cents, 4000);
+    assert.equal(created.extension_window_secs, 120);
+    assert.equal(created.extension_secs, 90);
+
+    // A bidder cannot bid or buy before the start.
+    const pb = await pageAs(bob);
+    await pb.goto(stack.appUrl(`#/items/${itemId}`));
+    await pb.locator("#time-left").filter({ hasText: /^starts / }).waitFor();
+    assert.equal(await pb.locator("#bid-amount").isVisible(), false);
+    assert.equal(await pb.locator("#buy-now").isVisible(), false);
+
+    // Listed under "Starting later" with its start time, not among the active ones.
+    const token = name.split(" ").at(-1);
+    await pb.goto(stack.appUrl(`#/?q=${token}&status=scheduled`));
+    await pb.locator(".card").filter({ hasText: name }).filter({ hasText: /starts / }).waitFor();
+    assert.equal(await pb.getByLabel("Status").locator("option:checked").textContent(), "Starting later");
+    await pb.goto(stack.appUrl(`#/?q=${token}&status=active`));
+    await pb.locator(".summary").filter({ hasText: `No auctions match “${token}”.` }).waitFor();
+    await page.context().close();
+    await pb.context().close();
+  });
+
+  test("the list's Order puts the soonest ending or the newly listed first", PER_TEST, async () => {
+    const token = unique("Lamp").split(" ")[1];
+    // Listed A, B, C; B ends first, then C, then A.
+    for (const [label, minutes] of [["A", 90], ["B", 30], ["C", 60]]) await newItem({ name: `Lamp ${token} ${label}`, minutes });
+    const names = (labels) => labels.map((label) => `Lamp ${token} ${label}`);
+    const page = await pageAs(null);
+    await page.goto(stack.appUrl(`#/?q=${token}`));
+    const shown = () => page.locator(".card h2").allTextContents();
+    await waitFor("three cards", async () => (await shown()).length === 3);
+    assert.equal(await page.getByLabel("Order").locator("option:checked").textContent(), "Ending soon");
+    assert.deepEqual(await shown(), names(["B", "C", "A"]));
+    await page.getByLabel("Order").selectOption({ label: "Newly listed" });
+    await waitFor("the newest first", async () => JSON.stringify(await shown()) === JSON.stringify(names(["C", "B", "A"])));
+    assert.match(page.url(), /sort=newest/);
+    await page.context().close();
+  });
+
   test("the countdown follows an anti-sniping extension", PER_TEST, async () => {
     // Ends in 40 s; a bid in its last 60 s moves the end to 120 s after the bid.
     const item = await newItem({ name: unique("Watch"), minutes: 40 / 60, extension_window_secs: 60, extension_secs: 120 });
@@ -294,6 +394,27 @@ describe("the web app", WHOLE_SUITE, () => {
     await viewer.locator("#result").waitFor({ state: "hidden" });
     assert.equal((await stack.item(item.id)).round, 2);
     await viewer.context().close();
+    await pAdmin.context().close();
+  });
+
+  test("an admin cancels a bid-on auction from the item page, with a reason the bidder sees", PER_TEST, async () => {
+    const item = await newItem({ name: unique("Mirror") });
+    const pa = await pageAs(alice);
+    await openItem(pa, item.id);
+    await bid(pa, "10.00");
+    await pa.locator("#bid-message").filter({ hasText: "you lead at $10.00" }).waitFor();
+    const pAdmin = await pageAs(admin);
+    await openItem(pAdmin, item.id);
+    await pAdmin.getByLabel("Reason for cancelling").fill("Listed by mistake");
+    await pAdmin.getByRole("button", { name: "Cancel auction" }).click();
+    await pa.locator("#result").filter({ hasText: "Cancelled: Listed by mistake" }).waitFor();
+    await pa.locator("#bid-amount").waitFor({ state: "hidden" });
+    await pAdmin.locator("#result").filter({ hasText: "Cancelled: Listed by mistake" }).waitFor();
+    const state = await stack.item(item.id);
+    assert.equal(state.status, "cancelled");
+    assert.equal(state.cancel_reason, "Listed by mistake");
+    assert.equal(state.winner_id, null);
+    await pa.context().close();
     await pAdmin.context().close();
   });
 
@@ -399,6 +520,43 @@ describe("the web app", WHOLE_SUITE, () => {
     await page.locator("#bid-message").filter({ hasText: "you lead at $10.00" }).waitFor();
     assert.equal((await stack.item(item.id)).bid_count, 1);
     await page.context().close();
+  });
+
+  test("a 503 while Redis is paused shows a clear message, and a retry of the same attempt places one bid", PER_TEST, async () => {
+    // A stack of its own on a throwaway redis-server, frozen with SIGSTOP: the gateway's Redis
+    // deadline then answers the bid 503. The machine's shared Redis is never paused.
+    const own = await Stack.start({ ownRedis: true });
+    try {
+      const suffix = Date.now().toString(36);
+      const owner = await own.register(`sam-${suffix}`);
+      const bidder = await own.register(`sue-${suffix}`);
+      const created = await own.createItem(owner, { name: unique("Piano") });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const item = created.body;
+      const page = await pageAs(bidder, {}, own);
+      await openItem(page, item.id, own);
+      own.redis.pause();
+      try {
+        await bid(page, "10.00");
+        // The gateway cannot tell whether the script ran before the deadline: 503 outcome_unknown.
+        await page.locator("#bid-message")
+          .filter({ hasText: "The service answered too late: your bid may or may not have been placed. Retry: it is safe" })
+          .waitFor();
+      } finally {
+        own.redis.resume();
+      }
+      const retry = page.getByRole("button", { name: "Retry the same bid" });
+      await waitFor("the retry to be allowed", () => retry.isEnabled(), 10_000);
+      await retry.click();
+      await page.locator("#bid-message").filter({ hasText: "you lead at $10.00" }).waitFor();
+      const state = await own.item(item.id);
+      assert.equal(state.bid_count, 1, "one bid, not two");
+      assert.equal(state.seq, 1);
+      assert.equal(state.highest_bidder_id, bidder.user.id);
+      await page.context().close();
+    } finally {
+      await own.stop();
+    }
   });
 
   test("search and paging find every matching auction", PER_TEST, async () => {
