@@ -52,6 +52,16 @@ async function openItem(page, id, on = stack) {
   await page.locator("#current-price").filter({ hasText: "$" }).waitFor();
 }
 
+/** A new item named after `label`, and Alice's page on it where she leads at $10.00. */
+async function aliceLeading(label) {
+  const item = await newItem({ name: unique(label) });
+  const page = await pageAs(alice);
+  await openItem(page, item.id);
+  await bid(page, "10.00");
+  await page.locator("#bid-message").filter({ hasText: "you lead at $10.00" }).waitFor();
+  return { item, page };
+}
+
 /** `epochMs` as a datetime-local input's value in the page's time zone (what a person types). */
 function localInput(page, epochMs) {
   return page.evaluate((ms) => {
@@ -398,11 +408,7 @@ describe("the web app", WHOLE_SUITE, () => {
   });
 
   test("an admin cancels a bid-on auction from the item page, with a reason the bidder sees", PER_TEST, async () => {
-    const item = await newItem({ name: unique("Mirror") });
-    const pa = await pageAs(alice);
-    await openItem(pa, item.id);
-    await bid(pa, "10.00");
-    await pa.locator("#bid-message").filter({ hasText: "you lead at $10.00" }).waitFor();
+    const { item, page: pa } = await aliceLeading("Mirror");
     const pAdmin = await pageAs(admin);
     await openItem(pAdmin, item.id);
     await pAdmin.getByLabel("Reason for cancelling").fill("Listed by mistake");
@@ -626,11 +632,7 @@ describe("the web app", WHOLE_SUITE, () => {
   });
 
   test("notifications list the outbid by the item's name and the badge counts it", PER_TEST, async () => {
-    const item = await newItem({ name: unique("Desk") });
-    const page = await pageAs(alice);
-    await openItem(page, item.id);
-    await bid(page, "10.00");
-    await page.locator("#bid-message").filter({ hasText: "you lead" }).waitFor();
+    const { item, page } = await aliceLeading("Desk");
     await stack.api(`/api/v1/items/${item.id}/bid`, { method: "POST", token: bob.access_token, json: { amount: 12 } });
     await page.locator(".toast").filter({ hasText: "You were outbid" }).waitFor();
     await page.locator("#unread-count").filter({ hasText: /[1-9]/ }).waitFor();
