@@ -2,6 +2,8 @@
 // cargo, started as processes on free loopback ports against the machine's Redis, NATS and
 // PostgreSQL, isolated by a fresh database, a Redis key prefix, a subject prefix and a stream
 // of their own (all removed at the end), and Debian's Chromium driven by playwright-core.
+// A stack started with `ownRedis` has a throwaway redis-server of its own instead, which a
+// test may pause (SIGSTOP): the machine's shared Redis is never paused.
 
 import { spawn, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -66,7 +68,9 @@ class Process {
   start() {
     mkdirSync(LOGS, { recursive: true });
     const log = openSync(path.join(LOGS, `${this.name}.log`), "a");
-    this.child = spawn(path.join(BIN, this.binary), this.args, {
+    // A service's name is its binary in BIN; an absolute path is any other program.
+    const file = path.isAbsolute(this.binary) ? this.binary : path.join(BIN, this.binary);
+    this.child = spawn(file, this.args, {
       env: { PATH: process.env.PATH, LOG_FORMAT: "json", RUST_LOG: "warn", ...this.env },
       stdio: ["ignore", log, log],
     });
@@ -90,10 +94,44 @@ class Process {
   }
 }
 
-export class Stack {
+/** A throwaway redis-server on a free port (no persistence), for a test that pauses Redis. */
+class RedisServer {
   static async start() {
+    const server = new RedisServer();
+    server.port = await freePort();
+    server.url = `redis://127.0.0.1:${server.port}`;
+    const binary = execFileSync("sh", ["-c", "command -v redis-server"], { encoding: "utf8" }).trim();
+    server.proc = new Process(`redis-${server.port}`, binary, {},
+      ["--port", String(server.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+    server.proc.start();
+    await waitFor("the throwaway redis-server", () => {
+      if (server.proc.failed) throw server.proc.failed;
+      return execFileSync("redis-cli", ["-u", server.url, "ping"], { encoding: "utf8" }).trim() === "PONG";
+    });
+    return server;
+  }
+
+  /** Freezes the server: calls to it hang until `resume` (the gateway's deadline answers 503). */
+  pause() {
+    this.proc.child.kill("SIGSTOP");
+  }
+
+  resume() {
+    this.proc.child.kill("SIGCONT");
+  }
+
+  async stop() {
+    this.resume();
+    await this.proc.stop();
+  }
+}
+
+export class Stack {
+  /** `ownRedis`: a throwaway redis-server for this stack (`stack.redis`), not the shared one. */
+  static async start({ ownRedis = false } = {}) {
     const stack = new Stack();
     try {
+      if (ownRedis) stack.redis = await RedisServer.start();
       await stack.boot();
     } catch (error) {
       // Nothing of a half-started run is left behind: processes, database, keys, stream.
@@ -115,7 +153,7 @@ export class Stack {
     this.gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
     this.broadcastUrl = `http://127.0.0.1:${broadcastPort}`;
     const common = {
-      REDIS_URL,
+      REDIS_URL: this.redis?.url ?? REDIS_URL,
       NATS_URL,
       REDIS_KEY_PREFIX: this.keyPrefix,
       SUBJECT_PREFIX: this.subjectPrefix,
@@ -197,13 +235,14 @@ export class Stack {
   async stop() {
     await this.browser?.close().catch(() => {});
     for (const proc of [this.broadcast, this.worker, this.gateway]) await proc?.stop();
+    await this.redis?.stop();
     if (!this.database) return;
     try {
       psql(`DROP DATABASE IF EXISTS ${this.database} WITH (FORCE)`);
     } catch {
       // Best effort: a leftover test database is harmless.
     }
-    await deleteRedisKeys(this.keyPrefix);
+    if (!this.redis) await deleteRedisKeys(this.keyPrefix);
     await deleteStream(this.stream);
   }
 

@@ -1,6 +1,6 @@
 // The signed-in user's auctions: my bids (each item with where I stand), won, the watchlist
-// and the notifications. The watchlist and notifications tabs appear where the gateway has
-// those routes.
+// and the notifications (each naming its item, looked up once). The watchlist and
+// notifications tabs appear where the gateway has those routes.
 
 import { api, describeError } from "../api.js";
 import { h, replace } from "../dom.js";
@@ -12,6 +12,8 @@ import { formatRemaining, formatTime } from "../time.js";
 const TABS = { bids: "My bids", won: "Won", watchlist: "Watchlist", notifications: "Notifications" };
 /** Items of my bid history looked up for their state. */
 const ITEM_LOOKUPS = 30;
+/** Item names by id for the notifications list (a name never changes, so kept per page load). */
+const itemNames = new Map();
 
 export function mineView(main, { args }) {
   const me = currentUser();
@@ -86,6 +88,7 @@ function itemRow(item, label, myCents) {
 async function notifications() {
   const page = await api("/api/v1/me/notifications?limit=50", { auth: true });
   const list = page.notifications ?? [];
+  await namesOf(list.map((n) => n.item_id));
   const markAll = h("button", { type: "button" }, "Mark all as read");
   markAll.addEventListener("click", async () => {
     await api("/api/v1/me/notifications/read", { method: "POST", json: { all: true }, auth: true });
@@ -97,19 +100,28 @@ async function notifications() {
     list.length
       ? h("ol", { id: "notifications", class: "history" }, list.map((n) =>
         h("li", { dataset: { read: String(n.read) } },
-          h("a", { href: `#/items/${encodeURIComponent(n.item_id)}` }, describe(n)),
+          h("a", { href: `#/items/${encodeURIComponent(n.item_id)}` }, describe(n, itemNames.get(n.item_id) ?? n.item_id)),
           h("time", { datetime: n.created_at }, formatTime(n.created_at)))))
       : h("p", {}, "No notifications."),
   ];
 }
 
-function describe(n) {
+/** Looks up the names of the items not yet known; an item that cannot be read keeps its id. */
+async function namesOf(ids) {
+  const unknown = [...new Set(ids)].filter((id) => !itemNames.has(id)).slice(0, ITEM_LOOKUPS);
+  await Promise.all(unknown.map((id) => api(`/api/v1/items/${encodeURIComponent(id)}`).then(
+    (item) => itemNames.set(id, item.name),
+    () => {},
+  )));
+}
+
+function describe(n, name) {
   const d = n.data ?? {};
   switch (n.type) {
-    case "outbid": return `Outbid on ${n.item_id}: now ${formatMoney(centsOf(d, "current_bid"))}`;
-    case "won": return `You won ${n.item_id} for ${formatMoney(centsOf(d, "final_price"))}`;
-    case "lost": return `${n.item_id} ended without you winning`;
-    case "ending_soon": return `${n.item_id} ends soon`;
-    default: return `${n.type} on ${n.item_id}`;
+    case "outbid": return `Outbid on ${name}: now ${formatMoney(centsOf(d, "current_bid"))}`;
+    case "won": return `You won ${name} for ${formatMoney(centsOf(d, "final_price"))}`;
+    case "lost": return `${name} ended without you winning`;
+    case "ending_soon": return `${name} ends soon`;
+    default: return `${n.type} on ${name}`;
   }
 }
