@@ -116,6 +116,6 @@ pub async fn run(
             () = tokio::time::sleep(pause) => {}
             () = stop.cancelled() => return,
         }
-        pause = (pause * 2).min(backoff.max);
+        pause = backoff.after(pause);
     }
 }

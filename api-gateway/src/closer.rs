@@ -30,6 +30,7 @@ use crate::metrics::Metrics;
 use crate::store::{CloseMode, CloseOutcome, Store, StoreError};
 use futures::StreamExt;
 use shared::redis_keys::Keyspace;
+use shared::supervisor::Backoff;
 use shared::{AuctionClosed, Event, ItemId, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +48,7 @@ pub const MAX_SHARD_PAUSE: Duration = Duration::from_secs(1);
 /// with each further failure up to [`MAX_SHARD_PAUSE`]; a success clears it.
 #[derive(Debug)]
 pub struct ShardPauses {
-    step: Duration,
+    backoff: Backoff,
     /// Per shard: the next visit and the current pause; `None` while it is healthy.
     paused: Vec<Option<(Instant, Duration)>>,
 }
@@ -57,7 +58,10 @@ impl ShardPauses {
     #[must_use]
     pub fn new(step: Duration) -> Self {
         Self {
-            step,
+            backoff: Backoff {
+                first: step,
+                max: MAX_SHARD_PAUSE,
+            },
             paused: vec![None; Keyspace::shards().count()],
         }
     }
@@ -72,15 +76,13 @@ impl ShardPauses {
 
     /// Records one visit of `shard`: a failure pauses it longer, a success clears it.
     pub fn record(&mut self, shard: u32, failed: bool, now: Instant) {
-        let (step, max) = (self.step, MAX_SHARD_PAUSE);
+        let backoff = self.backoff;
         if let Some(slot) = usize::try_from(shard)
             .ok()
             .and_then(|i| self.paused.get_mut(i))
         {
             *slot = failed.then(|| {
-                let pause = slot
-                    .map_or(step, |(_, pause)| (pause * 2).min(max))
-                    .min(max);
+                let pause = slot.map_or(backoff.first, |(_, pause)| backoff.after(pause));
                 (now + pause, pause)
             });
         }

@@ -39,7 +39,7 @@ pub async fn run(store: Store, backoff: Backoff, shutdown: CancellationToken) {
                     () = tokio::time::sleep(pause) => {}
                     () = shutdown.cancelled() => return,
                 }
-                pause = (pause * 2).min(backoff.max);
+                pause = backoff.after(pause);
             }
         }
     }

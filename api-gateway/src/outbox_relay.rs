@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use async_nats::jetstream::{self, message::PublishMessage};
 use bytes::Bytes;
 use shared::subjects::Subjects;
+use shared::supervisor::Backoff;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -82,7 +83,11 @@ impl Relay {
 }
 
 /// Longest pause between a shard's failed batch and its retry.
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Pauses after a failed batch: 100 ms, doubling to 2 s.
+const BACKOFF: Backoff = Backoff {
+    first: Duration::from_millis(100),
+    max: Duration::from_secs(2),
+};
 
 /// The longest time between two publishes of one entry, which the archive stream's duplicate
 /// window must cover so JetStream stores the entry once: an instance that published and died
@@ -96,7 +101,7 @@ pub fn worst_redelivery(
     reclaim_interval: Duration,
     publish_timeout: Duration,
 ) -> Duration {
-    reclaim_idle + reclaim_interval + MAX_BACKOFF + publish_timeout
+    reclaim_idle + reclaim_interval + BACKOFF.max + publish_timeout
 }
 
 /// Per-shard progress.
@@ -116,10 +121,10 @@ pub async fn run_shard(relay: Arc<Relay>, shard: OutboxShard, shutdown: Cancella
         own_pending: true,
         last_reclaim: None,
     };
-    let mut backoff = Duration::from_millis(100);
+    let mut pause = BACKOFF.first;
     while !shutdown.is_cancelled() {
         match relay_once(&relay, &mut state).await {
-            Ok(_) => backoff = Duration::from_millis(100),
+            Ok(_) => pause = BACKOFF.first,
             Err(e) => {
                 relay.metrics.relay_failures.inc();
                 // `{e:#}`: the whole cause chain without the backtrace that `?e` symbolises
@@ -134,10 +139,10 @@ pub async fn run_shard(relay: Arc<Relay>, shard: OutboxShard, shutdown: Cancella
                 // The stream may have been deleted or the server replaced: check it again.
                 relay.stream_ready.store(false, Ordering::Release);
                 tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
+                    () = tokio::time::sleep(pause) => {}
                     () = shutdown.cancelled() => break,
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                pause = BACKOFF.after(pause);
             }
         }
     }

@@ -36,6 +36,16 @@ pub struct Backoff {
     pub max: Duration,
 }
 
+impl Backoff {
+    /// The pause after `pause` failed again: twice as long, at most `max`. Every retry loop of
+    /// the services (restarts, the relay, the closer's shards, migrations, backfills) doubles
+    /// this way.
+    #[must_use]
+    pub fn after(self, pause: Duration) -> Duration {
+        (pause * 2).min(self.max)
+    }
+}
+
 /// How a task ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskEnd {
@@ -273,7 +283,7 @@ impl Supervisor {
                     () = tokio::time::sleep(pause) => {}
                     () = watch.shutdown.cancelled() => return,
                 }
-                pause = (pause * 2).min(backoff.max);
+                pause = backoff.after(pause);
                 watch.health.mark_up(&watch.name);
                 tracing::info!(task = %watch.name, "core task restarted");
             }
@@ -350,6 +360,15 @@ mod tests {
         first: Duration::from_secs(3600),
         max: Duration::from_secs(3600),
     };
+
+    #[test]
+    fn a_pause_doubles_up_to_the_max() {
+        let pauses: Vec<_> = std::iter::successors(Some(QUICK.first), |p| Some(QUICK.after(*p)))
+            .take(4)
+            .map(|p| p.as_millis())
+            .collect();
+        assert_eq!(pauses, [20, 40, 50, 50]);
+    }
 
     #[tokio::test]
     async fn a_task_that_returns_before_shutdown_is_restarted() {
