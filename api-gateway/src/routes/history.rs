@@ -80,7 +80,7 @@ struct ItemBidsQuery {
         ("limit" = Option<i64>, Query, description = "1 to 500 (default 50)"),
         ("before_seq" = Option<i64>, Query, description = "page before this sequence number"),
     ),
-    responses((status = 200, description = "the item's bids, newest first", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 404, description = "no such item or account", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 200, description = "the item's bids, newest first: `{item_id, bids, next_before_seq}`, each of `bids` an `ArchivedBid` with its bidder's pseudonym `bidder`", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 404, description = "no such item or account", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
 )]
 async fn item_bids(
     State(ctx): State<AppState>,
@@ -166,7 +166,7 @@ struct UserBidsQuery {
         ("limit" = Option<i64>, Query, description = "1 to 500 (default 50)"),
         ("before" = Option<String>, Query, description = "the cursor of the previous page"),
     ),
-    responses((status = 200, description = "the user's bids, newest first", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 403, description = "not allowed for this account", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 200, description = "the user's bids, newest first: `{user_id, bids, next_cursor}`, each of `bids` an `ArchivedBid`", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 403, description = "not allowed for this account", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
 )]
 async fn user_bids(
     State(ctx): State<AppState>,

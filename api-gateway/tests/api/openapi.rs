@@ -158,3 +158,18 @@ async fn every_error_response_is_the_error_body_with_every_error_code() {
     }
     assert!(errors > 50, "the handlers document their errors ({errors})");
 }
+
+#[tokio::test]
+async fn the_history_row_schema_shows_the_automatic_flag_and_no_maximum() {
+    let app = spawn_app().await;
+    let doc = app.get("/api/v1/openapi.json").await.body;
+    let row = &doc["components"]["schemas"]["ArchivedBid"];
+    assert_eq!(row["properties"]["automatic"]["type"], "boolean", "{row}");
+    let required = row["required"].as_array().expect("required fields");
+    assert!(required.iter().any(|f| f == "automatic"), "{row}");
+    let fields = row["properties"].as_object().expect("properties");
+    assert!(
+        fields.keys().all(|name| !name.contains("max")),
+        "no maximum in a row: {row}"
+    );
+}

@@ -613,6 +613,21 @@ async fn no_public_answer_shows_a_maximum() {
     })
     .await
     .unwrap();
+    // The automatic flag is public, in the history as in the live event: newest first, ann's
+    // automatic answer, bob's bid, ann's first bid.
+    let flags = |page: &Value| -> Vec<Option<bool>> {
+        page["bids"]
+            .as_array()
+            .map(|rows| rows.iter().map(|r| r["automatic"].as_bool()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        flags(&history),
+        [Some(true), Some(false), Some(false)],
+        "{history}"
+    );
+    let own = app.get_as(Some("ann"), "/api/v1/users/ann/bids").await;
+    assert_eq!(flags(own.assert_status(200)), [Some(true), Some(false)]);
     public.push(history);
     public.push(app.get(&format!("/api/v1/items/{other}/bids")).await.body);
     for event in bid_events(&app, &item).await {
