@@ -81,7 +81,8 @@ async fn a_maximum_bids_only_as_much_as_needed_and_answers_a_lower_bid_automatic
         (Some(4), Some(4))
     );
 
-    // Live: every bid, each with the leader after it as its user, the answer flagged.
+    // Live: every bid, each with the leader after it as its user, the answer flagged
+    // automatic and the bid it answers flagged answered.
     let mut seen = Vec::new();
     while seen.len() < 4 {
         let message = tokio::time::timeout(Duration::from_secs(5), live.next())
@@ -93,18 +94,19 @@ async fn a_maximum_bids_only_as_much_as_needed_and_answers_a_lower_bid_automatic
             event["user_id"].as_str().unwrap().to_owned(),
             event["amount_cents"].as_i64().unwrap(),
             event["automatic"].as_bool().unwrap(),
+            event["answered"].as_bool().unwrap(),
         ));
     }
     let expected = [
-        ("ann", 1_000, false),
-        ("bob", 1_500, false),
-        ("ann", 1_550, true),
-        ("cy", 2_050, false),
+        ("ann", 1_000, false, false),
+        ("bob", 1_500, false, true),
+        ("ann", 1_550, true, false),
+        ("cy", 2_050, false, false),
     ];
     assert_eq!(
         seen,
         expected
-            .map(|(u, a, auto)| (u.to_owned(), a, auto))
+            .map(|(u, a, auto, answered)| (u.to_owned(), a, auto, answered))
             .to_vec()
     );
     let archived = app.wait_archived(4).await;

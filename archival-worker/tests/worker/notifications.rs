@@ -622,3 +622,46 @@ async fn a_standing_maximum_alerts_the_challenger_it_beats_and_its_owner_only_wh
         );
     }
 }
+
+/// The outbid decision does not depend on batching: with one event per batch, the bid a
+/// standing maximum answers is archived before the automatic answer, in another transaction,
+/// and its owner is still not told they were outbid (the bid's event says it was answered).
+#[tokio::test]
+async fn a_batch_boundary_between_a_bid_and_its_automatic_answer_alerts_only_the_challenger() {
+    let mut setup = setup().await;
+    setup.worker.batch_size = 1;
+    let (gateway, worker, _) = start(&setup).await;
+    let item = gateway
+        .create_item(json!({"starting_price": 1, "min_increment": 0.5, "end_time": in_secs(600)}))
+        .await;
+    let bid = |user: &'static str, body: Value| {
+        let (gateway, path) = (&gateway, format!("/api/v1/items/{item}/bid"));
+        async move { gateway.post_as(Some(user), &path, body).await }
+    };
+    bid("alice", json!({"amount": 1, "max_amount": 10}))
+        .await
+        .assert_status(200);
+    for (amount, price) in [(2, 250), (4, 450)] {
+        let bob = bid("bob", json!({ "amount": amount })).await;
+        assert_eq!(bob.assert_status(200)["code"], "outbid_by_proxy");
+        assert_eq!(bob.body["current_bid_cents"], price);
+    }
+
+    let bob_rows = wait_notifications(&gateway, "bob", 2).await;
+    assert_eq!(kinds(&bob_rows), ["outbid", "outbid"]);
+    assert_eq!(bob_rows[0]["data"]["current_bid_cents"], 450);
+    assert!(
+        settled_notifications(&gateway, "alice").await.is_empty(),
+        "alice kept the lead throughout"
+    );
+    // Every one of the five events was a batch of its own.
+    assert_eq!(worker.metric("archive_batch_size_count").await, 5.0);
+    assert_eq!(worker.metric("archive_batch_size_sum").await, 5.0);
+    let db = pg(setup.database()).await;
+    let archived: i64 = db
+        .query_one("select count(*) from bids", &[])
+        .await
+        .expect("bids")
+        .get(0);
+    assert_eq!(archived, 5);
+}
