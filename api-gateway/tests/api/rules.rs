@@ -286,6 +286,100 @@ async fn relisting_forgets_the_old_rounds_maximum() {
     assert_eq!(body.assert_outcome("accepted")["is_highest"], true);
 }
 
+/// A relist takes the round terms an item's creation takes, checked by the same rules, and
+/// without an increment it gets the configured default table, not a fixed one.
+#[tokio::test]
+async fn a_relist_takes_the_terms_of_a_new_item_and_defaults_to_the_configured_table() {
+    let mut config = shared_config();
+    config.default_increments = shared::IncrementTable::parse_decimal("0:0.25,20:2").unwrap();
+    let app = spawn_app_with(config).await;
+    let item = app
+        .create_item(json!({"min_increment": 0.5, "buy_now_price": 80}))
+        .await;
+    app.admin(&item, "close", json!({}))
+        .await
+        .assert_status(200);
+    let round = |extra: Value| {
+        let mut body = json!({"starting_price": 10, "end_time": in_secs(3600)});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+
+    // Round two: its own table and buy it now, both in force.
+    let tiered = json!([{"from": 0, "increment": 1}, {"from": 100, "increment": 5}]);
+    let terms = round(json!({"increments": tiered, "buy_now_price": 150}));
+    app.admin(&item, "relist", terms).await.assert_status(200);
+    let view = app.item(&item).await;
+    assert_eq!(view["increments"], tiered);
+    assert_eq!(view["buy_now_price_cents"], 15_000);
+    let bought = buy(&app, &item, "ann").await;
+    let body = bought.assert_status(200);
+    assert_eq!(
+        (
+            body["winner_id"].as_str(),
+            body["final_price_cents"].as_i64()
+        ),
+        (Some("ann"), Some(15_000))
+    );
+
+    // Round three names no increment: the configured table, and no buy it now.
+    let terms = json!({"starting_price": 19, "end_time": in_secs(3600)});
+    app.admin(&item, "relist", terms).await.assert_status(200);
+    let view = app.item(&item).await;
+    assert_eq!(
+        view["increments"],
+        json!([{"from": 0, "increment": 0.25}, {"from": 20, "increment": 2}])
+    );
+    assert!(view.get("buy_now_price").is_none(), "{view}");
+    app.accepted_bid(&item, "bob", json!(19)).await;
+    assert_eq!(app.item(&item).await["next_minimum_bid_cents"], 1_925);
+    app.bid(&item, "cy", json!(19.24))
+        .await
+        .assert_outcome("bid_too_low");
+
+    // The creation's rules, with the creation's codes; a refused relist changes nothing.
+    app.admin(&item, "close", json!({}))
+        .await
+        .assert_status(200);
+    let refused = [
+        (
+            json!({"increments": [{"from": 1, "increment": 1}]}),
+            "invalid_increments",
+        ),
+        (
+            json!({"increments": tiered, "min_increment": 1}),
+            "invalid_increments",
+        ),
+        (json!({"buy_now_price": 5}), "invalid_buy_now_price"),
+        (
+            json!({"reserve_price": 50, "buy_now_price": 20}),
+            "invalid_buy_now_price",
+        ),
+        (
+            json!({"extension_window_secs": 100_000}),
+            "invalid_extension",
+        ),
+        (
+            json!({"end_time": in_secs(400 * 86_400)}),
+            "invalid_end_time",
+        ),
+        (json!({"name": "not a round term"}), "invalid_input"),
+    ];
+    for (extra, code) in refused {
+        let body = round(extra);
+        app.admin(&item, "relist", body)
+            .await
+            .assert_error(400, code);
+    }
+    let view = app.item(&item).await;
+    assert_eq!(
+        (view["status"].as_str(), view["round"].as_u64()),
+        (Some("closed"), Some(3))
+    );
+}
+
 #[tokio::test]
 async fn the_optimistic_strategy_refuses_proxy_bids_and_changes_nothing() {
     let mut config = shared_config();
