@@ -286,6 +286,76 @@ async fn relisting_forgets_the_old_rounds_maximum() {
     assert_eq!(body.assert_outcome("accepted")["is_highest"], true);
 }
 
+/// The next `count` live events of a subscription.
+async fn next_events(live: &mut async_nats::Subscriber, count: usize) -> Vec<Value> {
+    let mut events = Vec::with_capacity(count);
+    while events.len() < count {
+        let message = tokio::time::timeout(Duration::from_secs(5), live.next())
+            .await
+            .expect("live event")
+            .expect("subscription");
+        events.push(serde_json::from_slice(&message.payload).unwrap());
+    }
+    events
+}
+
+/// An event's `end_time` in µs.
+fn end_us(event: &Value) -> i64 {
+    serde_json::from_value::<shared::Timestamp>(event["end_time"].clone())
+        .expect("an end time")
+        .micros()
+}
+
+/// Anti-sniping treats an automatic bid as a manual one: a call whose only event is
+/// automatic (a raised maximum lifting the price to the reserve) moves the end, and a bid a
+/// standing maximum answers moves it once, for both events.
+#[tokio::test]
+async fn an_automatic_bid_inside_the_anti_sniping_window_extends_the_end_like_a_manual_one() {
+    let app = spawn_app().await;
+    // Every bid falls inside the hour-long window and moves the end to ten minutes after it.
+    let item = app
+        .create_item(
+            json!({"reserve_price": 50, "min_increment": 1, "end_time": in_secs(60),
+                            "extension_window_secs": 3600, "extension_secs": 600}),
+        )
+        .await;
+    let mut live = app.subscribe_live(&item).await;
+    proxy_bid(&app, &item, "ann", 1_000, Some(2_000))
+        .await
+        .assert_outcome("accepted");
+    let [manual] = <[Value; 1]>::try_from(next_events(&mut live, 1).await).unwrap();
+    assert_eq!(
+        (&manual["automatic"], &manual["extended"]),
+        (&json!(false), &json!(true))
+    );
+
+    // ann's new maximum reaches the reserve: one automatic bid, which extends.
+    proxy_bid(&app, &item, "ann", 2_100, Some(6_000))
+        .await
+        .assert_outcome("max_raised");
+    let [lift] = <[Value; 1]>::try_from(next_events(&mut live, 1).await).unwrap();
+    assert_eq!(
+        (&lift["automatic"], &lift["amount_cents"], &lift["extended"]),
+        (&json!(true), &json!(5_000), &json!(true)),
+        "{lift}"
+    );
+    assert!(end_us(&lift) > end_us(&manual), "{lift}");
+
+    // bob's bid, answered by ann's maximum: the call moves the end once, both events show it.
+    proxy_bid(&app, &item, "bob", 5_100, None)
+        .await
+        .assert_outcome("outbid_by_proxy");
+    let [bid, answer] = <[Value; 2]>::try_from(next_events(&mut live, 2).await).unwrap();
+    assert_eq!(
+        (&bid["extended"], &answer["automatic"]),
+        (&json!(true), &json!(true))
+    );
+    assert!(end_us(&bid) > end_us(&lift));
+    assert_eq!(end_us(&answer), end_us(&bid));
+    let view = app.item(&item).await;
+    assert_eq!(end_us(&view), end_us(&answer), "{view}");
+}
+
 /// A relist takes the round terms an item's creation takes, checked by the same rules, and
 /// without an increment it gets the configured default table, not a fixed one.
 #[tokio::test]

@@ -665,3 +665,58 @@ async fn a_batch_boundary_between_a_bid_and_its_automatic_answer_alerts_only_the
         .get(0);
     assert_eq!(archived, 5);
 }
+
+/// Buy it now ends a round like any close: the buyer, who never bid, is told `won` at the
+/// buy-it-now price. `lost` goes to the round's bidders, and a round is bought before its
+/// first bid, so it has none: the bidders of the item's earlier round, told `won` and `lost`
+/// when it closed, are told nothing about this one.
+#[tokio::test]
+async fn buying_it_now_tells_the_buyer_won_and_no_earlier_rounds_bidder_lost() {
+    let setup = setup().await;
+    let (gateway, _worker, item) = start(&setup).await;
+    accepted_bid(&gateway, &item, "alice", 100).await;
+    accepted_bid(&gateway, &item, "bob", 200).await;
+    gateway
+        .admin(&item, "close", json!({}))
+        .await
+        .assert_status(200);
+    assert_eq!(
+        kinds(&wait_notifications(&gateway, "bob", 1).await),
+        ["won"]
+    );
+    assert_eq!(
+        kinds(&wait_notifications(&gateway, "alice", 2).await),
+        ["lost", "outbid"]
+    );
+    let terms = json!({"starting_price": 10, "buy_now_price": 80, "end_time": in_secs(600)});
+    gateway
+        .admin(&item, "relist", terms)
+        .await
+        .assert_status(200);
+    let buy = format!("/api/v1/items/{item}/buy");
+    let bought = gateway.post_as(Some("carol"), &buy, json!({})).await;
+    assert_eq!(bought.assert_status(200)["final_price_cents"], 8_000);
+
+    let carol = wait_notifications(&gateway, "carol", 1).await;
+    assert_eq!(kinds(&carol), ["won"]);
+    assert_eq!(carol[0]["item_id"], item.as_str());
+    assert_eq!(carol[0]["data"]["final_price_cents"], 8_000);
+    assert_eq!(carol[0]["data"]["final_price"], 80);
+    assert_eq!(
+        kinds(&settled_notifications(&gateway, "carol").await),
+        ["won"]
+    );
+    assert_eq!(
+        kinds(&settled_notifications(&gateway, "bob").await),
+        ["won"]
+    );
+    assert_eq!(
+        kinds(&settled_notifications(&gateway, "alice").await),
+        ["lost", "outbid"]
+    );
+    assert!(
+        settled_notifications(&gateway, testkit::gateway::SELLER)
+            .await
+            .is_empty()
+    );
+}
