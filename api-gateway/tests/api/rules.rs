@@ -26,6 +26,18 @@ async fn buy(app: &Gateway, item: &str, user: &str) -> Reply {
         .await
 }
 
+/// Asserts a purchase went through: `buyer` won at `cents`.
+fn assert_bought(reply: &Reply, buyer: &str, cents: i64) {
+    let body = reply.assert_status(200);
+    assert_eq!(
+        (
+            body["winner_id"].as_str(),
+            body["final_price_cents"].as_i64()
+        ),
+        (Some(buyer), Some(cents))
+    );
+}
+
 /// Every `bid_placed` the item's outbox and archive hold, as JSON, in `seq` order.
 async fn bid_events(app: &TestApp, item: &str) -> Vec<Value> {
     let mut events: Vec<Value> = archived_events(&app.config)
@@ -204,15 +216,7 @@ async fn buy_it_now_closes_at_once_until_the_first_bid() {
     buy(&app, &item, SELLER)
         .await
         .assert_error(403, "seller_cannot_bid");
-    let bought = buy(&app, &item, "ann").await;
-    let body = bought.assert_status(200);
-    assert_eq!(
-        (
-            body["winner_id"].as_str(),
-            body["final_price_cents"].as_i64()
-        ),
-        (Some("ann"), Some(8_000))
-    );
+    assert_bought(&buy(&app, &item, "ann").await, "ann", 8_000);
     // A retry of the same purchase answers it again; anyone else finds it closed.
     assert_eq!(
         buy(&app, &item, "ann").await.assert_status(200)["replayed"],
@@ -384,15 +388,7 @@ async fn a_relist_takes_the_terms_of_a_new_item_and_defaults_to_the_configured_t
     let view = app.item(&item).await;
     assert_eq!(view["increments"], tiered);
     assert_eq!(view["buy_now_price_cents"], 15_000);
-    let bought = buy(&app, &item, "ann").await;
-    let body = bought.assert_status(200);
-    assert_eq!(
-        (
-            body["winner_id"].as_str(),
-            body["final_price_cents"].as_i64()
-        ),
-        (Some("ann"), Some(15_000))
-    );
+    assert_bought(&buy(&app, &item, "ann").await, "ann", 15_000);
 
     // Round three names no increment: the configured table, and no buy it now.
     let terms = json!({"starting_price": 19, "end_time": in_secs(3600)});

@@ -579,6 +579,19 @@ async fn with_redis_unreachable_the_worker_still_archives_and_notifies_without_t
     assert!(worker.metric("archive_redis_read_failures_total").await >= 1.0);
 }
 
+/// An item for the proxy tests: from 1.00 in steps of 0.50, ending in ten minutes.
+async fn half_step_item(gateway: &Gateway) -> String {
+    gateway
+        .create_item(json!({"starting_price": 1, "min_increment": 0.5, "end_time": in_secs(600)}))
+        .await
+}
+
+/// `user`'s bid `body` on `item`.
+async fn bid_as(gateway: &Gateway, item: &str, user: &str, body: Value) -> Reply {
+    let path = format!("/api/v1/items/{item}/bid");
+    gateway.post_as(Some(user), &path, body).await
+}
+
 /// Proxy bidding (issue 16): a bid answered at once by the leader's automatic bid outbids the
 /// bidder who just bid, never the maximum's owner, who hears only when a higher maximum takes
 /// the lead from it.
@@ -586,13 +599,8 @@ async fn with_redis_unreachable_the_worker_still_archives_and_notifies_without_t
 async fn a_standing_maximum_alerts_the_challenger_it_beats_and_its_owner_only_when_beaten() {
     let setup = setup().await;
     let (gateway, _worker, _) = start(&setup).await;
-    let item = gateway
-        .create_item(json!({"starting_price": 1, "min_increment": 0.5, "end_time": in_secs(600)}))
-        .await;
-    let bid = |user: &'static str, body: Value| {
-        let (gateway, path) = (&gateway, format!("/api/v1/items/{item}/bid"));
-        async move { gateway.post_as(Some(user), &path, body).await }
-    };
+    let item = half_step_item(&gateway).await;
+    let bid = |user: &'static str, body: Value| bid_as(&gateway, &item, user, body);
     let alice = bid("alice", json!({"amount": 1, "max_amount": 10})).await;
     alice.assert_status(200);
     assert_eq!(alice.body["is_highest"], true, "{:?}", alice.body);
@@ -631,13 +639,8 @@ async fn a_batch_boundary_between_a_bid_and_its_automatic_answer_alerts_only_the
     let mut setup = setup().await;
     setup.worker.batch_size = 1;
     let (gateway, worker, _) = start(&setup).await;
-    let item = gateway
-        .create_item(json!({"starting_price": 1, "min_increment": 0.5, "end_time": in_secs(600)}))
-        .await;
-    let bid = |user: &'static str, body: Value| {
-        let (gateway, path) = (&gateway, format!("/api/v1/items/{item}/bid"));
-        async move { gateway.post_as(Some(user), &path, body).await }
-    };
+    let item = half_step_item(&gateway).await;
+    let bid = |user: &'static str, body: Value| bid_as(&gateway, &item, user, body);
     bid("alice", json!({"amount": 1, "max_amount": 10}))
         .await
         .assert_status(200);
@@ -702,21 +705,14 @@ async fn buying_it_now_tells_the_buyer_won_and_no_earlier_rounds_bidder_lost() {
     assert_eq!(carol[0]["item_id"], item.as_str());
     assert_eq!(carol[0]["data"]["final_price_cents"], 8_000);
     assert_eq!(carol[0]["data"]["final_price"], 80);
-    assert_eq!(
-        kinds(&settled_notifications(&gateway, "carol").await),
-        ["won"]
-    );
-    assert_eq!(
-        kinds(&settled_notifications(&gateway, "bob").await),
-        ["won"]
-    );
-    assert_eq!(
-        kinds(&settled_notifications(&gateway, "alice").await),
-        ["lost", "outbid"]
-    );
-    assert!(
-        settled_notifications(&gateway, testkit::gateway::SELLER)
-            .await
-            .is_empty()
-    );
+    let settled = [
+        ("carol", vec!["won"]),
+        ("bob", vec!["won"]),
+        ("alice", vec!["lost", "outbid"]),
+        (testkit::gateway::SELLER, vec![]),
+    ];
+    for (user, expected) in settled {
+        let rows = settled_notifications(&gateway, user).await;
+        assert_eq!(kinds(&rows), expected, "{user}: {rows:?}");
+    }
 }
