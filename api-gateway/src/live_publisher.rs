@@ -247,6 +247,7 @@ mod tests {
             round: 1,
             seller_id: None,
             automatic: false,
+            answered: false,
         })
     }
 

@@ -28,23 +28,33 @@ use uuid::Uuid;
 /// a bug (`Other`), by the one rule of `shared::postgres_pool`.
 pub use shared::postgres_pool::QueryError as ReadError;
 
-/// One archived bid.
-#[derive(Debug, Clone, Serialize)]
+/// One archived bid, as a row of both histories (an item's adds its bidder's pseudonym,
+/// `bidder`, and shows `user_id` only to that bidder and admins).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ArchivedBid {
+    #[schema(value_type = String)]
     pub event_id: Uuid,
     pub bid_id: String,
     pub item_id: String,
     pub round: i32,
     pub seq: i64,
+    #[schema(value_type = Option<String>)]
     pub user_id: String,
     #[serde(serialize_with = "serialize_cents")]
+    #[schema(value_type = f64)]
     pub amount: i64,
     pub amount_cents: i64,
     #[serde(serialize_with = "serialize_cents")]
+    #[schema(value_type = f64)]
     pub previous_bid: i64,
     pub previous_bid_cents: i64,
+    #[schema(value_type = String, format = DateTime)]
     pub placed_at: Timestamp,
     pub extended: bool,
+    /// Placed by the system for a bidder's maximum rather than by the bidder. Public, as it is
+    /// in the live event, so a reloaded history tags the same rows the live feed did; the
+    /// maximum behind it is never archived.
+    pub automatic: bool,
 }
 
 /// A bidder's totals.
@@ -103,7 +113,7 @@ pub struct ReadModel {
 const POOL_SIZE: usize = 4;
 
 const BID_COLUMNS: &str = "event_id, bid_id, item_id, round, seq, user_id, amount_cents, \
-                           previous_cents, placed_at, extended";
+                           previous_cents, placed_at, extended, automatic";
 
 fn bid_from_row(row: &tokio_postgres::Row) -> ArchivedBid {
     let placed_at: DateTime<Utc> = row.get(8);
@@ -122,6 +132,7 @@ fn bid_from_row(row: &tokio_postgres::Row) -> ArchivedBid {
         previous_bid_cents: previous,
         placed_at: Timestamp::from_micros(placed_at.timestamp_micros()),
         extended: row.get(9),
+        automatic: row.get(10),
     }
 }
 

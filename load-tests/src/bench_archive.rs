@@ -149,6 +149,7 @@ async fn publish_backlog(args: &BenchArchiveArgs, tag: &str) -> anyhow::Result<f
             round: 1,
             seller_id: None,
             automatic: false,
+            answered: false,
         });
         let ack = js
             .publish(subjects.archive(item), event.to_json()?.into())

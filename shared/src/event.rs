@@ -165,6 +165,12 @@ pub struct BidPlaced {
     /// theirs. The maximum itself is never in any event.
     #[serde(default)]
     pub automatic: bool,
+    /// A standing maximum answered this (manual) bid at once: the next event of the item,
+    /// `seq + 1`, is the leader's automatic bid taking the lead back. Public, as that next
+    /// event is; it lets a consumer that sees this bid alone (the archive's notification step,
+    /// at a batch boundary) know the leader before it was not outbid.
+    #[serde(default)]
+    pub answered: bool,
 }
 
 /// A decimal JSON number written from cents.
@@ -178,7 +184,7 @@ impl Serialize for Decimal {
 
 impl Serialize for BidPlaced {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("BidPlaced", 15)?;
+        let mut s = serializer.serialize_struct("BidPlaced", 16)?;
         s.serialize_field("event_id", &self.event_id)?;
         s.serialize_field("item_id", &self.item_id)?;
         s.serialize_field("seq", &self.seq)?;
@@ -194,6 +200,7 @@ impl Serialize for BidPlaced {
         s.serialize_field("round", &self.round)?;
         s.serialize_field("seller_id", &self.seller_id)?;
         s.serialize_field("automatic", &self.automatic)?;
+        s.serialize_field("answered", &self.answered)?;
         s.end()
     }
 }
@@ -313,6 +320,7 @@ pub(crate) mod tests {
             round: 1,
             seller_id: Some(UserId::parse("sam").unwrap()),
             automatic: false,
+            answered: false,
         }
     }
 
@@ -369,6 +377,10 @@ pub(crate) mod tests {
             }),
             Event::BidPlaced(BidPlaced {
                 automatic: true,
+                ..bid()
+            }),
+            Event::BidPlaced(BidPlaced {
+                answered: true,
                 ..bid()
             }),
             closed(Some("alice"), false),

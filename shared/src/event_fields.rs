@@ -47,6 +47,9 @@ pub mod name {
     pub const SELLER_ID: &str = "seller_id";
     /// `bid_placed`: a bid the system placed for a maximum; absent in older entries (`"0"`).
     pub const AUTOMATIC: &str = "automatic";
+    /// `bid_placed`: answered at once by a standing maximum (the next event is the automatic
+    /// answer); absent in older entries (`"0"`).
+    pub const ANSWERED: &str = "answered";
     /// `auction_closed`: ended by buy it now; absent in older entries (`"0"`).
     pub const BUY_NOW: &str = "buy_now";
 }
@@ -262,6 +265,7 @@ impl Event {
                 f.push(name::END_US, e.end_time.micros().to_string());
                 f.push(name::EXTENDED, flag(e.extended));
                 f.push(name::AUTOMATIC, flag(e.automatic));
+                f.push(name::ANSWERED, flag(e.answered));
             }
             Event::AuctionClosed(e) => {
                 f.push(
@@ -319,6 +323,7 @@ impl Event {
                 round,
                 seller_id,
                 automatic: f.flag_or_false(name::AUTOMATIC)?,
+                answered: f.flag_or_false(name::ANSWERED)?,
             }),
             kind::AUCTION_CLOSED => Event::AuctionClosed(AuctionClosed {
                 event_id,
@@ -455,6 +460,11 @@ mod tests {
             panic!("decodes");
         };
         assert!(!placed.automatic);
+        let Ok(Event::BidPlaced(placed)) = Event::from_fields(&bid_with(name::ANSWERED, None))
+        else {
+            panic!("decodes");
+        };
+        assert!(!placed.answered);
         let fields: FieldList = closed_with_winner()
             .to_fields()
             .pairs()

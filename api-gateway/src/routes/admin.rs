@@ -13,16 +13,17 @@
 use super::error_schema as refused;
 use super::identity::{Admin, Identity};
 use super::json_body::JsonBody;
+use super::round_terms::RoundTermsRequest;
 use super::{AppState, item_id};
 use crate::closer;
 use crate::error::{ApiError, ErrorCode};
-use crate::store::{CloseMode, CloseOutcome, ExtendOutcome, Relist, RelistOutcome};
+use crate::store::{CloseMode, CloseOutcome, ExtendOutcome, RelistOutcome};
 use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use shared::text::Reason;
-use shared::{Cents, Event, ItemId, Timestamp};
+use shared::{Event, ItemId, Timestamp};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -166,48 +167,21 @@ async fn extend(
     }
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-struct RelistRequest {
-    #[schema(value_type = f64, minimum = 0.01, example = 12.5)]
-    starting_price: Cents,
-    #[schema(value_type = Option<f64>)]
-    min_increment: Option<Cents>,
-    #[schema(value_type = Option<f64>)]
-    reserve_price: Option<Cents>,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    start_time: Option<Timestamp>,
-    #[schema(value_type = String, format = DateTime)]
-    end_time: Timestamp,
-    extension_window_secs: Option<u32>,
-    extension_secs: Option<u32>,
-}
-
 #[tracing::instrument(skip_all, fields(item_id = %raw))]
 #[utoipa::path(
     post, path = "/api/v1/items/{id}/relist", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "item id")),
-    request_body = RelistRequest,
+    request_body = RoundTermsRequest,
     responses((status = 200, description = "the event announced", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::NotFound, refused::Conflict, refused::TooLarge, refused::Throttled, refused::Unavailable)
 )]
 async fn relist(
     State(ctx): State<AppState>,
     _admin: Admin,
     Path(raw): Path<String>,
-    JsonBody(request): JsonBody<RelistRequest>,
+    JsonBody(request): JsonBody<RoundTermsRequest>,
 ) -> Result<Json<Announced>, ApiError> {
     let id = item_id(raw)?;
-    let window = request.extension_window_secs.unwrap_or(0).min(86_400);
-    let extension = request.extension_secs.unwrap_or(window).min(86_400);
-    let terms = Relist {
-        start_us: request.start_time.map(Timestamp::micros),
-        end_us: request.end_time.micros(),
-        starting_cents: request.starting_price.get(),
-        min_increment_cents: request.min_increment.map_or(100, Cents::get),
-        reserve_cents: request.reserve_price.map_or(0, Cents::get),
-        extension_window_us: i64::from(window) * 1_000_000,
-        extension_us: i64::from(extension) * 1_000_000,
-    };
+    let terms = request.validate(&ctx.config.default_increments)?;
     match ctx.store.relist_item(&id, &terms).await? {
         RelistOutcome::Relisted(relisted) => {
             Ok(announce(&ctx, &id, Event::AuctionRelisted(relisted)))

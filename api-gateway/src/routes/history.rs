@@ -81,7 +81,7 @@ struct ItemBidsQuery {
         ("limit" = Option<i64>, Query, description = "1 to 500 (default 50)"),
         ("before_seq" = Option<i64>, Query, description = "page before this sequence number"),
     ),
-    responses((status = 200, description = "the item's bids, newest first", body = serde_json::Value), refused::BadInput, refused::NotFound, refused::Throttled, refused::Unavailable)
+    responses((status = 200, description = "the item's bids, newest first: `{item_id, bids, next_before_seq}`, each of `bids` an `ArchivedBid` with its bidder's pseudonym `bidder`", body = serde_json::Value), refused::BadInput, refused::NotFound, refused::Throttled, refused::Unavailable)
 )]
 async fn item_bids(
     State(ctx): State<AppState>,
@@ -167,7 +167,7 @@ struct UserBidsQuery {
         ("limit" = Option<i64>, Query, description = "1 to 500 (default 50)"),
         ("before" = Option<String>, Query, description = "the cursor of the previous page"),
     ),
-    responses((status = 200, description = "the user's bids, newest first", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::Throttled, refused::Unavailable)
+    responses((status = 200, description = "the user's bids, newest first: `{user_id, bids, next_cursor}`, each of `bids` an `ArchivedBid`", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::Throttled, refused::Unavailable)
 )]
 async fn user_bids(
     State(ctx): State<AppState>,

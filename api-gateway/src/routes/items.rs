@@ -10,6 +10,7 @@
 use super::error_schema as refused;
 use super::identity::Identity;
 use super::json_body::JsonBody;
+use super::round_terms::{RawFields, RoundTermsRequest};
 use super::{AppState, item_id};
 use crate::auth::error::Activity;
 use crate::error::{ApiError, ErrorCode};
@@ -24,7 +25,7 @@ use serde_json::json;
 use shared::item_state::ItemView;
 use shared::redis_keys::ListingOrder;
 use shared::text::{ItemDescription, ItemName};
-use shared::{Cents, IncrementRow, IncrementTable, ItemId, ItemStatus, Timestamp, UserId};
+use shared::{IncrementTable, ItemId, ItemStatus, Timestamp, UserId};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -32,108 +33,61 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/items/{id}", get(get_item))
 }
 
-/// Longest allowed auction.
-const MAX_DURATION_US: i64 = 366 * 24 * 3600 * 1_000_000;
-/// Longest anti-sniping window or extension.
-const MAX_EXTENSION_SECS: u32 = 24 * 3600;
-
+/// `POST /api/v1/items`: the item's own fields and its first round's terms
+/// ([`RoundTermsRequest`], which a relist takes as well). Read from the body's raw fields
+/// (see `round_terms` for why not `flatten`); `flatten` below only tells the OpenAPI
+/// document that the terms' fields sit beside these.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawFields")]
 struct CreateItemRequest {
     #[schema(value_type = Option<String>)]
     id: Option<ItemId>,
     name: String,
     #[serde(default)]
     description: String,
-    #[schema(value_type = f64, minimum = 0.01, example = 12.5)]
-    starting_price: Cents,
-    /// A flat increment; without it (and without `increments`) the gateway's
-    /// `DEFAULT_INCREMENTS` table applies.
-    #[schema(value_type = Option<f64>)]
-    min_increment: Option<Cents>,
-    /// A tiered increment schedule instead of `min_increment`: rows ascending by `from`,
-    /// the first from 0; the increment in force is the last row at or below the price.
-    #[schema(value_type = Option<Vec<IncrementRowSchema>>)]
-    increments: Option<Vec<IncrementRow>>,
-    #[schema(value_type = Option<f64>)]
-    reserve_price: Option<Cents>,
-    /// Buy it now: anyone but the seller may end the auction at this price
-    /// (`POST /api/v1/items/{id}/buy`) until the first bid. At least the starting price and
-    /// the reserve.
-    #[schema(value_type = Option<f64>)]
-    buy_now_price: Option<Cents>,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    start_time: Option<Timestamp>,
-    #[schema(value_type = String, format = DateTime)]
-    end_time: Timestamp,
-    extension_window_secs: Option<u32>,
-    extension_secs: Option<u32>,
+    #[serde(flatten)]
+    terms: RoundTermsRequest,
 }
 
-/// One row of an increment schedule, as the OpenAPI document shows it.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-struct IncrementRowSchema {
-    /// From this price on (0 for the first row).
-    #[schema(minimum = 0, example = 100)]
-    from: f64,
-    #[schema(minimum = 0.01, example = 2.5)]
-    increment: f64,
+impl TryFrom<RawFields> for CreateItemRequest {
+    type Error = serde_json::Error;
+
+    fn try_from(mut fields: RawFields) -> Result<Self, serde_json::Error> {
+        let id: Option<Option<ItemId>> = take(&mut fields, "id")?;
+        let name = take(&mut fields, "name")?
+            .ok_or_else(|| <serde_json::Error as serde::de::Error>::missing_field("name"))?;
+        let description = take(&mut fields, "description")?.unwrap_or_default();
+        Ok(Self {
+            id: id.flatten(),
+            name,
+            description,
+            terms: RoundTermsRequest::from_rest(&fields)?,
+        })
+    }
+}
+
+/// Takes field `name` out of `fields` and decodes it; `None` when absent.
+fn take<T: serde::de::DeserializeOwned>(
+    fields: &mut RawFields,
+    name: &str,
+) -> Result<Option<T>, serde_json::Error> {
+    fields
+        .remove(name)
+        .map(|raw| {
+            serde_json::from_str(raw.get())
+                .map_err(|e| serde::de::Error::custom(format_args!("{name}: {e}")))
+        })
+        .transpose()
 }
 
 impl CreateItemRequest {
     /// Applies the rules serde cannot express; `seller` creates it.
     fn validate(self, seller: UserId, default: &IncrementTable) -> Result<NewItem, ApiError> {
-        let increments = match (self.min_increment, self.increments) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidIncrements,
-                    "give min_increment or increments, not both",
-                ));
-            }
-            (Some(flat), None) => IncrementTable::flat(flat),
-            (None, Some(rows)) => IncrementTable::new(rows).map_err(|e| {
-                ApiError::new(ErrorCode::InvalidIncrements, format!("increments {e}"))
-            })?,
-            (None, None) => default.clone(),
-        };
-        let reserve_cents = self.reserve_price.map_or(0, Cents::get);
-        if let Some(buy_now) = self.buy_now_price
-            && (buy_now.get() < self.starting_price.get() || buy_now.get() < reserve_cents)
-        {
-            return Err(ApiError::new(
-                ErrorCode::InvalidBuyNowPrice,
-                "buy_now_price must be at least the starting price and the reserve",
-            ));
-        }
         let name = ItemName::parse(&self.name)
             .map_err(|e| ApiError::new(ErrorCode::InvalidName, format!("name {e}")))?;
         let description = ItemDescription::parse(&self.description).map_err(|e| {
             ApiError::new(ErrorCode::InvalidDescription, format!("description {e}"))
         })?;
-        let start_us = self.start_time.map(Timestamp::micros);
-        let end_us = self.end_time.micros();
-        let reference = start_us.unwrap_or_else(|| Timestamp::now().micros());
-        if end_us - reference > MAX_DURATION_US {
-            return Err(ApiError::new(
-                ErrorCode::InvalidEndTime,
-                "an auction may last at most 366 days",
-            ));
-        }
-        let window = self.extension_window_secs.unwrap_or(0);
-        let extension = self.extension_secs.unwrap_or(window);
-        if window > MAX_EXTENSION_SECS || extension > MAX_EXTENSION_SECS {
-            return Err(ApiError::new(
-                ErrorCode::InvalidExtension,
-                "extension_window_secs and extension_secs must be at most 86400",
-            ));
-        }
-        if window > 0 && extension == 0 {
-            return Err(ApiError::new(
-                ErrorCode::InvalidExtension,
-                "extension_secs must be positive when extension_window_secs is set",
-            ));
-        }
         Ok(NewItem {
             id: self.id.unwrap_or_else(|| {
                 // "item-" + 32 hex digits: always a valid id.
@@ -142,14 +96,7 @@ impl CreateItemRequest {
             }),
             name: name.into_string(),
             description: description.into_string(),
-            starting_cents: self.starting_price.get(),
-            increments,
-            reserve_cents,
-            buy_now_cents: self.buy_now_price.map_or(0, Cents::get),
-            start_us,
-            end_us,
-            extension_window_us: i64::from(window) * 1_000_000,
-            extension_us: i64::from(extension) * 1_000_000,
+            terms: self.terms.validate(default)?,
             seller_id: Some(seller),
         })
     }

@@ -37,6 +37,8 @@ mod me;
 mod notifications;
 /// `GET /api/v1/openapi.json`: the OpenAPI 3.1 document of every route here.
 pub mod openapi;
+/// The terms of one auction round, as item creation and relisting both take them.
+mod round_terms;
 /// `PUT /api/v1/admin/users/{id}/suspension`: an admin suspends or reinstates an account.
 mod suspension;
 /// `GET /api/v1/me/watchlist`, `PUT`/`DELETE …/{item_id}`: the items the caller watches.

@@ -59,7 +59,7 @@ async fn document() -> Json<utoipa::openapi::OpenApi> {
         super::suspension::set_suspension,
         super::jwks::jwks,
     ),
-    components(schemas(ErrorBody, ErrorCode)),
+    components(schemas(ErrorBody, ErrorCode, crate::read_model::ArchivedBid)),
     modifiers(&Outside)
 )]
 pub struct ApiDoc;

@@ -31,9 +31,10 @@
 --   event_fields  one list per bid_placed event this call appended to the outbox, in seq
 --                 order, exactly as appended (type, event_id, item_id, seq, ts_us, user_id,
 --                 amount_cents, previous_cents, end_us, extended "1"/"0", round, seller_id,
---                 automatic "1"/"0"; see shared/src/event_fields.rs): one for accepted, two for
---                 outbid_by_proxy (this bid, then the leader's automatic answer), none or one
---                 (an automatic lift to the reserve) for max_raised, none otherwise
+--                 automatic "1"/"0", answered "1"/"0"; see shared/src/event_fields.rs): one
+--                 for accepted, two for outbid_by_proxy (this bid, marked answered, then the
+--                 leader's automatic answer), none or one (an automatic lift to the reserve)
+--                 for max_raised, none otherwise
 --
 -- The rules (proxy bidding as eBay describes it; the increment `inc(p)` is the one in force at
 -- price p, from the item's `increments` table or its flat `min_increment_cents`):
@@ -218,11 +219,15 @@ if #bids > 0 then
     local previous = current
     current = b[2]
     highest = b[1]
+    -- Answered: the next bid of this call is a standing maximum's automatic answer, so the
+    -- leader this bid displaced takes the lead straight back (public: that event follows).
+    local answered = '0'
+    if bids[i + 1] and bids[i + 1][3] == '1' then answered = '1' end
     local event = {'type', 'bid_placed', 'event_id', ids[i], 'item_id', item_id,
       'seq', int(seq), 'ts_us', int(now), 'user_id', highest, 'amount_cents', int(current),
       'previous_cents', int(previous), 'end_us', int(end_us),
       'extended', (i == 1) and extended or '0', 'round', round, 'seller_id', seller,
-      'automatic', b[3]}
+      'automatic', b[3], 'answered', answered}
     redis.call('XADD', outbox, '*', unpack(event))
     events[i] = event
   end

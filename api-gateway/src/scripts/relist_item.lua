@@ -3,8 +3,10 @@
 -- The round number rises, the price and bids start over, and `seq` keeps increasing so every
 -- consumer (viewers, archive) orders the new round after the old one. Only a closed or
 -- cancelled item can be relisted, so an item never has two active rounds. The new round has
--- the flat increment given here and no buy it now, and every proxy maximum of the old round is
--- forgotten (`leader_max_cents`): nobody's old maximum bids in a round they never joined.
+-- the terms given here, the same fields item creation sets (`store::RoundTerms`: starting
+-- price, increment table, reserve, buy it now, anti-sniping), and every proxy maximum of the
+-- old round is forgotten (`leader_max_cents`): nobody's old maximum bids in a round they never
+-- joined.
 --
 -- KEYS[1]  item hash            {s<n>}:item:<id>
 -- KEYS[2]  closing sorted set   {s<n>}:closing
@@ -13,8 +15,8 @@
 -- ARGV[1]  item id
 -- ARGV[2]  event id for the auction_relisted event
 -- ARGV[3]  start µs ("" = now)   ARGV[4] end µs
--- ARGV[5]  starting price cents  ARGV[6] min increment cents  ARGV[7] reserve cents (0 = none)
--- ARGV[8]  extension window µs   ARGV[9] extension µs
+-- ARGV[5..] field/value pairs of the round's terms (starting_cents, min_increment_cents,
+--          increments, reserve_cents, buy_now_cents, ext_window_us, ext_us)
 --
 -- Reply: {reply_fields} or {reply_fields, event_fields}, each a flat name, value, … list
 -- (the shape every gateway script answers in, decoded by store/script_reply.rs):
@@ -41,19 +43,23 @@ if end_us <= now or end_us <= start_us then return {{'outcome', 'ended'}} end
 
 local seq = tonumber(f[2]) + 1
 local round = (tonumber(f[3]) or 1) + 1
-redis.call('HDEL', item, 'closed_us', 'close_event', 'leader_max_cents', 'increments',
-  'buy_now_cents')
-redis.call('HSET', item, 'status', 'active', 'start_us', int(start_us), 'end_us', int(end_us),
-  'starting_cents', ARGV[5], 'min_increment_cents', ARGV[6], 'reserve_cents', ARGV[7],
-  'ext_window_us', ARGV[8], 'ext_us', ARGV[9], 'current_cents', '0', 'highest_bidder', '',
-  'bid_count', '0', 'seq', int(seq), 'round', int(round), 'winner_id', '', 'cancel_reason', '',
-  'listed_us', int(now))
+redis.call('HDEL', item, 'closed_us', 'close_event', 'leader_max_cents')
+local fields = {'status', 'active', 'start_us', int(start_us), 'end_us', int(end_us),
+  'current_cents', '0', 'highest_bidder', '', 'bid_count', '0', 'seq', int(seq),
+  'round', int(round), 'winner_id', '', 'cancel_reason', '', 'listed_us', int(now)}
+local starting = ''
+for i = 5, #ARGV, 2 do
+  fields[#fields + 1] = ARGV[i]
+  fields[#fields + 1] = ARGV[i + 1]
+  if ARGV[i] == 'starting_cents' then starting = ARGV[i + 1] end
+end
+redis.call('HSET', item, unpack(fields))
 redis.call('ZADD', closing, end_us, item_id)
 -- Listing index (item_index.lua, prepended): the item's listing sets follow this change.
 -- A relisted item is newly listed: its newest score is the relist time.
 index_item(item, item_id, now)
 local event = {'type', 'auction_relisted', 'event_id', event_id, 'item_id', item_id,
-  'seq', int(seq), 'ts_us', int(now), 'round', int(round), 'starting_cents', ARGV[5],
+  'seq', int(seq), 'ts_us', int(now), 'round', int(round), 'starting_cents', starting,
   'start_us', int(start_us), 'end_us', int(end_us), 'seller_id', f[4] or ''}
 redis.call('XADD', outbox, '*', unpack(event))
 return {{'outcome', 'relisted'}, event}

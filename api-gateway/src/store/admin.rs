@@ -1,6 +1,6 @@
 //! Admin changes to an auction other than ending it: extending and relisting.
 
-use super::{Store, StoreError};
+use super::{RoundTerms, Store, StoreError};
 use shared::{AuctionExtended, AuctionRelisted, Event, ItemId, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,18 +11,6 @@ pub enum ExtendOutcome {
     NotActive,
     /// The new end is not later than the current one.
     NotLater,
-}
-
-/// A new round's terms.
-#[derive(Debug, Clone)]
-pub struct Relist {
-    pub start_us: Option<i64>,
-    pub end_us: i64,
-    pub starting_cents: i64,
-    pub min_increment_cents: i64,
-    pub reserve_cents: i64,
-    pub extension_window_us: i64,
-    pub extension_us: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,24 +52,18 @@ impl Store {
         .await
     }
 
-    /// Runs `relist_item.lua`.
+    /// Runs `relist_item.lua`: the next round, on `terms` (the fields creation sets).
     ///
     /// # Errors
     /// When Redis is unavailable.
     pub async fn relist_item(
         &self,
         id: &ItemId,
-        terms: &Relist,
+        terms: &RoundTerms,
     ) -> Result<RelistOutcome, StoreError> {
         let mut invocation = self.item_change(&self.scripts.relist_item, id);
-        invocation
-            .arg(terms.start_us.map(|s| s.to_string()).unwrap_or_default())
-            .arg(terms.end_us)
-            .arg(terms.starting_cents)
-            .arg(terms.min_increment_cents)
-            .arg(terms.reserve_cents)
-            .arg(terms.extension_window_us)
-            .arg(terms.extension_us);
+        invocation.arg(terms.start_arg()).arg(terms.end_us);
+        terms.push_fields(&mut invocation);
         self.run_script("relist_item.lua", invocation, |reply| {
             reply.decide(
                 "relisted",

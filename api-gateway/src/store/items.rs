@@ -5,12 +5,10 @@ use shared::item_state::field;
 use shared::redis_reads::{self, ItemReadError};
 use shared::{IncrementTable, ItemId, ItemState, UserId};
 
-/// A validated item to create.
+/// The validated terms of one auction round: what creating an item sets for its first round
+/// and relisting it (`relist_item.lua`) sets for the next, so both keep the same rules.
 #[derive(Debug, Clone)]
-pub struct NewItem {
-    pub id: ItemId,
-    pub name: String,
-    pub description: String,
+pub struct RoundTerms {
     pub starting_cents: i64,
     /// The increment schedule (a flat increment is one row).
     pub increments: IncrementTable,
@@ -23,6 +21,16 @@ pub struct NewItem {
     pub end_us: i64,
     pub extension_window_us: i64,
     pub extension_us: i64,
+}
+
+/// A validated item to create.
+#[derive(Debug, Clone)]
+pub struct NewItem {
+    pub id: ItemId,
+    pub name: String,
+    pub description: String,
+    /// Its first round.
+    pub terms: RoundTerms,
     /// Who creates it (the token's `sub`); `None` only for items made without an account.
     pub seller_id: Option<UserId>,
 }
@@ -35,6 +43,33 @@ pub enum CreatedItem {
     Exists,
     /// The end time is not after both now and the start time; nothing changed.
     EndsInThePast,
+}
+
+impl RoundTerms {
+    /// The start as a script argument: `""` for now (Redis time).
+    pub(super) fn start_arg(&self) -> String {
+        self.start_us.map(|s| s.to_string()).unwrap_or_default()
+    }
+
+    /// Appends the round's item-hash fields as name, value pairs (every field a round sets
+    /// besides its times), the shape `create_item.lua` and `relist_item.lua` both `HSET`.
+    pub(super) fn push_fields(&self, invocation: &mut redis::ScriptInvocation<'_>) {
+        invocation
+            .arg(field::STARTING_CENTS)
+            .arg(self.starting_cents)
+            .arg(field::MIN_INCREMENT_CENTS)
+            .arg(self.increments.first_increment())
+            .arg(field::INCREMENTS)
+            .arg(self.increments.to_storage())
+            .arg(field::RESERVE_CENTS)
+            .arg(self.reserve_cents)
+            .arg(field::BUY_NOW_CENTS)
+            .arg(self.buy_now_cents)
+            .arg(field::EXTENSION_WINDOW_US)
+            .arg(self.extension_window_us)
+            .arg(field::EXTENSION_US)
+            .arg(self.extension_us);
+    }
 }
 
 impl Store {
@@ -51,33 +86,19 @@ impl Store {
             .key(&keys.closing)
             .key(&self.keys.listing_keys(keys.shard))
             .arg(item.id.as_str())
-            .arg(item.start_us.map(|s| s.to_string()).unwrap_or_default())
-            .arg(item.end_us)
+            .arg(item.terms.start_arg())
+            .arg(item.terms.end_us)
             .arg(field::NAME)
             .arg(&item.name)
             .arg(field::DESCRIPTION)
-            .arg(&item.description)
-            .arg(field::STARTING_CENTS)
-            .arg(item.starting_cents)
-            .arg(field::MIN_INCREMENT_CENTS)
-            .arg(item.increments.first_increment())
-            .arg(field::INCREMENTS)
-            .arg(item.increments.to_storage())
-            .arg(field::RESERVE_CENTS)
-            .arg(item.reserve_cents)
-            .arg(field::BUY_NOW_CENTS)
-            .arg(item.buy_now_cents)
-            .arg(field::EXTENSION_WINDOW_US)
-            .arg(item.extension_window_us)
-            .arg(field::EXTENSION_US)
-            .arg(item.extension_us)
-            .arg(field::SELLER_ID)
-            .arg(
-                item.seller_id
-                    .as_ref()
-                    .map(UserId::as_str)
-                    .unwrap_or_default(),
-            );
+            .arg(&item.description);
+        item.terms.push_fields(&mut invocation);
+        invocation.arg(field::SELLER_ID).arg(
+            item.seller_id
+                .as_ref()
+                .map(UserId::as_str)
+                .unwrap_or_default(),
+        );
         self.run_script("create_item.lua", invocation, |reply| {
             reply.decide_without_event(&[
                 ("created", CreatedItem::Created),

@@ -20,10 +20,10 @@ pub mod outbox;
 pub mod rate_limits;
 mod script_reply;
 
-pub use admin::{ExtendOutcome, Relist, RelistOutcome};
+pub use admin::{ExtendOutcome, RelistOutcome};
 pub use bids::{BidOutcome, BidReply, IdempotencyTtl, PlaceBid};
 pub use closing::{ANNOUNCE_GRACE, BuyOutcome, CloseMode, CloseOutcome};
-pub use items::{CreatedItem, NewItem};
+pub use items::{CreatedItem, NewItem, RoundTerms};
 pub use listing::{ListingCursor, ListingPage, ListingQuery};
 
 use shared::redis_connection::{self, RedisCallError, RedisFailure, RedisHandle};

@@ -257,6 +257,7 @@ fn decide(bid: &PlaceBid, event_id: EventId, item: &Watched, now: i64) -> Decisi
                 round: item.round,
                 seller_id: item.seller.clone(),
                 automatic: false,
+                answered: false,
             }],
             replayed: false,
         },

@@ -158,3 +158,54 @@ async fn every_error_response_is_the_error_body_with_every_error_code() {
     }
     assert!(errors > 50, "the handlers document their errors ({errors})");
 }
+
+#[tokio::test]
+async fn the_history_row_schema_shows_the_automatic_flag_and_no_maximum() {
+    let app = spawn_app().await;
+    let doc = app.get("/api/v1/openapi.json").await.body;
+    let row = &doc["components"]["schemas"]["ArchivedBid"];
+    assert_eq!(row["properties"]["automatic"]["type"], "boolean", "{row}");
+    let required = row["required"].as_array().expect("required fields");
+    assert!(required.iter().any(|f| f == "automatic"), "{row}");
+    let fields = row["properties"].as_object().expect("properties");
+    assert!(
+        fields.keys().all(|name| !name.contains("max")),
+        "no maximum in a row: {row}"
+    );
+}
+
+/// The property names of the request body schema of `method path`, following `$ref`s and
+/// `allOf` (a flattened part).
+fn request_fields(doc: &Value, method: &str, path: &str) -> BTreeSet<String> {
+    fn walk(doc: &Value, schema: &Value, out: &mut BTreeSet<String>) {
+        if let Some(Value::String(reference)) = schema.get("$ref") {
+            let name = reference.trim_start_matches("#/components/schemas/");
+            walk(doc, &doc["components"]["schemas"][name], out);
+        }
+        if let Some(parts) = schema["allOf"].as_array() {
+            parts.iter().for_each(|part| walk(doc, part, out));
+        }
+        if let Some(fields) = schema["properties"].as_object() {
+            out.extend(fields.keys().cloned());
+        }
+    }
+    let mut out = BTreeSet::new();
+    let schema =
+        &doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"];
+    walk(doc, schema, &mut out);
+    out
+}
+
+#[tokio::test]
+async fn creating_and_relisting_document_the_same_round_terms() {
+    let app = spawn_app().await;
+    let doc = app.get("/api/v1/openapi.json").await.body;
+    let create = request_fields(&doc, "post", "/api/v1/items");
+    let relist = request_fields(&doc, "post", "/api/v1/items/{id}/relist");
+    for term in ["starting_price", "increments", "buy_now_price", "end_time"] {
+        assert!(relist.contains(term), "{term} in {relist:?}");
+    }
+    let own: BTreeSet<String> = ["id", "name", "description"].map(String::from).into();
+    let expected: BTreeSet<String> = relist.union(&own).cloned().collect();
+    assert_eq!(create, expected);
+}

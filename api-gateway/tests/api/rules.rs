@@ -26,6 +26,18 @@ async fn buy(app: &Gateway, item: &str, user: &str) -> Reply {
         .await
 }
 
+/// Asserts a purchase went through: `buyer` won at `cents`.
+fn assert_bought(reply: &Reply, buyer: &str, cents: i64) {
+    let body = reply.assert_status(200);
+    assert_eq!(
+        (
+            body["winner_id"].as_str(),
+            body["final_price_cents"].as_i64()
+        ),
+        (Some(buyer), Some(cents))
+    );
+}
+
 /// Every `bid_placed` the item's outbox and archive hold, as JSON, in `seq` order.
 async fn bid_events(app: &TestApp, item: &str) -> Vec<Value> {
     let mut events: Vec<Value> = archived_events(&app.config)
@@ -81,7 +93,8 @@ async fn a_maximum_bids_only_as_much_as_needed_and_answers_a_lower_bid_automatic
         (Some(4), Some(4))
     );
 
-    // Live: every bid, each with the leader after it as its user, the answer flagged.
+    // Live: every bid, each with the leader after it as its user, the answer flagged
+    // automatic and the bid it answers flagged answered.
     let mut seen = Vec::new();
     while seen.len() < 4 {
         let message = tokio::time::timeout(Duration::from_secs(5), live.next())
@@ -93,18 +106,19 @@ async fn a_maximum_bids_only_as_much_as_needed_and_answers_a_lower_bid_automatic
             event["user_id"].as_str().unwrap().to_owned(),
             event["amount_cents"].as_i64().unwrap(),
             event["automatic"].as_bool().unwrap(),
+            event["answered"].as_bool().unwrap(),
         ));
     }
     let expected = [
-        ("ann", 1_000, false),
-        ("bob", 1_500, false),
-        ("ann", 1_550, true),
-        ("cy", 2_050, false),
+        ("ann", 1_000, false, false),
+        ("bob", 1_500, false, true),
+        ("ann", 1_550, true, false),
+        ("cy", 2_050, false, false),
     ];
     assert_eq!(
         seen,
         expected
-            .map(|(u, a, auto)| (u.to_owned(), a, auto))
+            .map(|(u, a, auto, answered)| (u.to_owned(), a, auto, answered))
             .to_vec()
     );
     let archived = app.wait_archived(4).await;
@@ -202,15 +216,7 @@ async fn buy_it_now_closes_at_once_until_the_first_bid() {
     buy(&app, &item, SELLER)
         .await
         .assert_error(403, "seller_cannot_bid");
-    let bought = buy(&app, &item, "ann").await;
-    let body = bought.assert_status(200);
-    assert_eq!(
-        (
-            body["winner_id"].as_str(),
-            body["final_price_cents"].as_i64()
-        ),
-        (Some("ann"), Some(8_000))
-    );
+    assert_bought(&buy(&app, &item, "ann").await, "ann", 8_000);
     // A retry of the same purchase answers it again; anyone else finds it closed.
     assert_eq!(
         buy(&app, &item, "ann").await.assert_status(200)["replayed"],
@@ -282,6 +288,162 @@ async fn relisting_forgets_the_old_rounds_maximum() {
     // bob is not answered by ann's maximum of the old round.
     let body = app.bid(&item, "bob", json!(10)).await;
     assert_eq!(body.assert_outcome("accepted")["is_highest"], true);
+}
+
+/// The next `count` live events of a subscription.
+async fn next_events(live: &mut async_nats::Subscriber, count: usize) -> Vec<Value> {
+    let mut events = Vec::with_capacity(count);
+    while events.len() < count {
+        let message = tokio::time::timeout(Duration::from_secs(5), live.next())
+            .await
+            .expect("live event")
+            .expect("subscription");
+        events.push(serde_json::from_slice(&message.payload).unwrap());
+    }
+    events
+}
+
+/// An event's `end_time` in µs.
+fn end_us(event: &Value) -> i64 {
+    serde_json::from_value::<shared::Timestamp>(event["end_time"].clone())
+        .expect("an end time")
+        .micros()
+}
+
+/// Anti-sniping treats an automatic bid as a manual one: a call whose only event is
+/// automatic (a raised maximum lifting the price to the reserve) moves the end, and a bid a
+/// standing maximum answers moves it once, for both events.
+#[tokio::test]
+async fn an_automatic_bid_inside_the_anti_sniping_window_extends_the_end_like_a_manual_one() {
+    let app = spawn_app().await;
+    // Every bid falls inside the hour-long window and moves the end to ten minutes after it.
+    let item = app
+        .create_item(
+            json!({"reserve_price": 50, "min_increment": 1, "end_time": in_secs(60),
+                            "extension_window_secs": 3600, "extension_secs": 600}),
+        )
+        .await;
+    let mut live = app.subscribe_live(&item).await;
+    proxy_bid(&app, &item, "ann", 1_000, Some(2_000))
+        .await
+        .assert_outcome("accepted");
+    let [manual] = <[Value; 1]>::try_from(next_events(&mut live, 1).await).unwrap();
+    assert_eq!(
+        (&manual["automatic"], &manual["extended"]),
+        (&json!(false), &json!(true))
+    );
+
+    // ann's new maximum reaches the reserve: one automatic bid, which extends.
+    proxy_bid(&app, &item, "ann", 2_100, Some(6_000))
+        .await
+        .assert_outcome("max_raised");
+    let [lift] = <[Value; 1]>::try_from(next_events(&mut live, 1).await).unwrap();
+    assert_eq!(
+        (&lift["automatic"], &lift["amount_cents"], &lift["extended"]),
+        (&json!(true), &json!(5_000), &json!(true)),
+        "{lift}"
+    );
+    assert!(end_us(&lift) > end_us(&manual), "{lift}");
+
+    // bob's bid, answered by ann's maximum: the call moves the end once, both events show it.
+    proxy_bid(&app, &item, "bob", 5_100, None)
+        .await
+        .assert_outcome("outbid_by_proxy");
+    let [bid, answer] = <[Value; 2]>::try_from(next_events(&mut live, 2).await).unwrap();
+    assert_eq!(
+        (&bid["extended"], &answer["automatic"]),
+        (&json!(true), &json!(true))
+    );
+    assert!(end_us(&bid) > end_us(&lift));
+    assert_eq!(end_us(&answer), end_us(&bid));
+    let view = app.item(&item).await;
+    assert_eq!(end_us(&view), end_us(&answer), "{view}");
+}
+
+/// A relist takes the round terms an item's creation takes, checked by the same rules, and
+/// without an increment it gets the configured default table, not a fixed one.
+#[tokio::test]
+async fn a_relist_takes_the_terms_of_a_new_item_and_defaults_to_the_configured_table() {
+    let mut config = shared_config();
+    config.default_increments = shared::IncrementTable::parse_decimal("0:0.25,20:2").unwrap();
+    let app = spawn_app_with(config).await;
+    let item = app
+        .create_item(json!({"min_increment": 0.5, "buy_now_price": 80}))
+        .await;
+    app.admin(&item, "close", json!({}))
+        .await
+        .assert_status(200);
+    let round = |extra: Value| {
+        let mut body = json!({"starting_price": 10, "end_time": in_secs(3600)});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+
+    // Round two: its own table and buy it now, both in force.
+    let tiered = json!([{"from": 0, "increment": 1}, {"from": 100, "increment": 5}]);
+    let terms = round(json!({"increments": tiered, "buy_now_price": 150}));
+    app.admin(&item, "relist", terms).await.assert_status(200);
+    let view = app.item(&item).await;
+    assert_eq!(view["increments"], tiered);
+    assert_eq!(view["buy_now_price_cents"], 15_000);
+    assert_bought(&buy(&app, &item, "ann").await, "ann", 15_000);
+
+    // Round three names no increment: the configured table, and no buy it now.
+    let terms = json!({"starting_price": 19, "end_time": in_secs(3600)});
+    app.admin(&item, "relist", terms).await.assert_status(200);
+    let view = app.item(&item).await;
+    assert_eq!(
+        view["increments"],
+        json!([{"from": 0, "increment": 0.25}, {"from": 20, "increment": 2}])
+    );
+    assert!(view.get("buy_now_price").is_none(), "{view}");
+    app.accepted_bid(&item, "bob", json!(19)).await;
+    assert_eq!(app.item(&item).await["next_minimum_bid_cents"], 1_925);
+    app.bid(&item, "cy", json!(19.24))
+        .await
+        .assert_outcome("bid_too_low");
+
+    // The creation's rules, with the creation's codes; a refused relist changes nothing.
+    app.admin(&item, "close", json!({}))
+        .await
+        .assert_status(200);
+    let refused = [
+        (
+            json!({"increments": [{"from": 1, "increment": 1}]}),
+            "invalid_increments",
+        ),
+        (
+            json!({"increments": tiered, "min_increment": 1}),
+            "invalid_increments",
+        ),
+        (json!({"buy_now_price": 5}), "invalid_buy_now_price"),
+        (
+            json!({"reserve_price": 50, "buy_now_price": 20}),
+            "invalid_buy_now_price",
+        ),
+        (
+            json!({"extension_window_secs": 100_000}),
+            "invalid_extension",
+        ),
+        (
+            json!({"end_time": in_secs(400 * 86_400)}),
+            "invalid_end_time",
+        ),
+        (json!({"name": "not a round term"}), "invalid_input"),
+    ];
+    for (extra, code) in refused {
+        let body = round(extra);
+        app.admin(&item, "relist", body)
+            .await
+            .assert_error(400, code);
+    }
+    let view = app.item(&item).await;
+    assert_eq!(
+        (view["status"].as_str(), view["round"].as_u64()),
+        (Some("closed"), Some(3))
+    );
 }
 
 #[tokio::test]
@@ -613,6 +775,21 @@ async fn no_public_answer_shows_a_maximum() {
     })
     .await
     .unwrap();
+    // The automatic flag is public, in the history as in the live event: newest first, ann's
+    // automatic answer, bob's bid, ann's first bid.
+    let flags = |page: &Value| -> Vec<Option<bool>> {
+        page["bids"]
+            .as_array()
+            .map(|rows| rows.iter().map(|r| r["automatic"].as_bool()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        flags(&history),
+        [Some(true), Some(false), Some(false)],
+        "{history}"
+    );
+    let own = app.get_as(Some("ann"), "/api/v1/users/ann/bids").await;
+    assert_eq!(flags(own.assert_status(200)), [Some(true), Some(false)]);
     public.push(history);
     public.push(app.get(&format!("/api/v1/items/{other}/bids")).await.body);
     for event in bid_events(&app, &item).await {

@@ -14,20 +14,25 @@ use uuid::Uuid;
 
 /// Who each newly archived bid outbid: the round's leader just before it (the bidder of the
 /// round's previous bid, since every accepted bid leads), unless that is the same user, or
-/// the round's next bid is their own automatic proxy bid taking the lead straight back (the
-/// script appends it right after the bid it answers, so both are archived in the same batch,
-/// in `seq` order). A bid outbid by someone's maximum that way never alerts the maximum's owner.
-/// `items` is the batch's items as Redis showed them, for the minimum that would lead again.
+/// the bid is `answered`: a standing maximum answered it at once with its owner's automatic
+/// bid, so that owner never lost the lead. The flag is on the bid's own event (set by the bid
+/// script), so the decision never depends on whether the answer is in the same batch: a
+/// batch boundary between the two changes nothing. `items` is the batch's items as Redis
+/// showed them, for the minimum that would lead again.
 pub(super) async fn outbids(
     tx: &deadpool_postgres::Transaction<'_>,
     bids: &[&BidPlaced],
     items: &HashMap<ItemId, ItemState>,
 ) -> anyhow::Result<Vec<NewNotification>> {
-    if bids.is_empty() {
+    let ids: Vec<Uuid> = bids
+        .iter()
+        .filter(|b| !b.answered)
+        .map(|b| b.event_id.as_uuid())
+        .collect();
+    if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<Uuid> = bids.iter().map(|b| b.event_id.as_uuid()).collect();
-    // Both lateral reads walk the `(item_id, seq desc)` index; `seq` rises across rounds, so
+    // The lateral read walks the `(item_id, seq desc)` index; `seq` rises across rounds, so
     // the bid just before is checked for being of the same round.
     let rows = tx
         .query(
@@ -37,12 +42,7 @@ pub(super) async fn outbids(
              cross join lateral (select user_id, round from bids p
                                  where p.item_id = b.item_id and p.seq < b.seq
                                  order by p.seq desc limit 1) p
-             left join lateral (select user_id, automatic from bids s
-                                where s.item_id = b.item_id and s.seq > b.seq
-                                      and s.round = b.round
-                                order by s.seq limit 1) s on true
-             where p.round = b.round and p.user_id <> b.user_id
-                   and (s.user_id = p.user_id and s.automatic) is not true",
+             where p.round = b.round and p.user_id <> b.user_id",
             &[&ids],
         )
         .await

@@ -579,6 +579,19 @@ async fn with_redis_unreachable_the_worker_still_archives_and_notifies_without_t
     assert!(worker.metric("archive_redis_read_failures_total").await >= 1.0);
 }
 
+/// An item for the proxy tests: from 1.00 in steps of 0.50, ending in ten minutes.
+async fn half_step_item(gateway: &Gateway) -> String {
+    gateway
+        .create_item(json!({"starting_price": 1, "min_increment": 0.5, "end_time": in_secs(600)}))
+        .await
+}
+
+/// `user`'s bid `body` on `item`.
+async fn bid_as(gateway: &Gateway, item: &str, user: &str, body: Value) -> Reply {
+    let path = format!("/api/v1/items/{item}/bid");
+    gateway.post_as(Some(user), &path, body).await
+}
+
 /// Proxy bidding (issue 16): a bid answered at once by the leader's automatic bid outbids the
 /// bidder who just bid, never the maximum's owner, who hears only when a higher maximum takes
 /// the lead from it.
@@ -586,13 +599,8 @@ async fn with_redis_unreachable_the_worker_still_archives_and_notifies_without_t
 async fn a_standing_maximum_alerts_the_challenger_it_beats_and_its_owner_only_when_beaten() {
     let setup = setup().await;
     let (gateway, _worker, _) = start(&setup).await;
-    let item = gateway
-        .create_item(json!({"starting_price": 1, "min_increment": 0.5, "end_time": in_secs(600)}))
-        .await;
-    let bid = |user: &'static str, body: Value| {
-        let (gateway, path) = (&gateway, format!("/api/v1/items/{item}/bid"));
-        async move { gateway.post_as(Some(user), &path, body).await }
-    };
+    let item = half_step_item(&gateway).await;
+    let bid = |user: &'static str, body: Value| bid_as(&gateway, &item, user, body);
     let alice = bid("alice", json!({"amount": 1, "max_amount": 10})).await;
     alice.assert_status(200);
     assert_eq!(alice.body["is_highest"], true, "{:?}", alice.body);
@@ -620,5 +628,91 @@ async fn a_standing_maximum_alerts_the_challenger_it_beats_and_its_owner_only_wh
             !text.contains("2000") && !text.contains("\"20\""),
             "{user}: {text}"
         );
+    }
+}
+
+/// The outbid decision does not depend on batching: with one event per batch, the bid a
+/// standing maximum answers is archived before the automatic answer, in another transaction,
+/// and its owner is still not told they were outbid (the bid's event says it was answered).
+#[tokio::test]
+async fn a_batch_boundary_between_a_bid_and_its_automatic_answer_alerts_only_the_challenger() {
+    let mut setup = setup().await;
+    setup.worker.batch_size = 1;
+    let (gateway, worker, _) = start(&setup).await;
+    let item = half_step_item(&gateway).await;
+    let bid = |user: &'static str, body: Value| bid_as(&gateway, &item, user, body);
+    bid("alice", json!({"amount": 1, "max_amount": 10}))
+        .await
+        .assert_status(200);
+    for (amount, price) in [(2, 250), (4, 450)] {
+        let bob = bid("bob", json!({ "amount": amount })).await;
+        assert_eq!(bob.assert_status(200)["code"], "outbid_by_proxy");
+        assert_eq!(bob.body["current_bid_cents"], price);
+    }
+
+    let bob_rows = wait_notifications(&gateway, "bob", 2).await;
+    assert_eq!(kinds(&bob_rows), ["outbid", "outbid"]);
+    assert_eq!(bob_rows[0]["data"]["current_bid_cents"], 450);
+    assert!(
+        settled_notifications(&gateway, "alice").await.is_empty(),
+        "alice kept the lead throughout"
+    );
+    // Every one of the five events was a batch of its own.
+    assert_eq!(worker.metric("archive_batch_size_count").await, 5.0);
+    assert_eq!(worker.metric("archive_batch_size_sum").await, 5.0);
+    let db = pg(setup.database()).await;
+    let archived: i64 = db
+        .query_one("select count(*) from bids", &[])
+        .await
+        .expect("bids")
+        .get(0);
+    assert_eq!(archived, 5);
+}
+
+/// Buy it now ends a round like any close: the buyer, who never bid, is told `won` at the
+/// buy-it-now price. `lost` goes to the round's bidders, and a round is bought before its
+/// first bid, so it has none: the bidders of the item's earlier round, told `won` and `lost`
+/// when it closed, are told nothing about this one.
+#[tokio::test]
+async fn buying_it_now_tells_the_buyer_won_and_no_earlier_rounds_bidder_lost() {
+    let setup = setup().await;
+    let (gateway, _worker, item) = start(&setup).await;
+    accepted_bid(&gateway, &item, "alice", 100).await;
+    accepted_bid(&gateway, &item, "bob", 200).await;
+    gateway
+        .admin(&item, "close", json!({}))
+        .await
+        .assert_status(200);
+    assert_eq!(
+        kinds(&wait_notifications(&gateway, "bob", 1).await),
+        ["won"]
+    );
+    assert_eq!(
+        kinds(&wait_notifications(&gateway, "alice", 2).await),
+        ["lost", "outbid"]
+    );
+    let terms = json!({"starting_price": 10, "buy_now_price": 80, "end_time": in_secs(600)});
+    gateway
+        .admin(&item, "relist", terms)
+        .await
+        .assert_status(200);
+    let buy = format!("/api/v1/items/{item}/buy");
+    let bought = gateway.post_as(Some("carol"), &buy, json!({})).await;
+    assert_eq!(bought.assert_status(200)["final_price_cents"], 8_000);
+
+    let carol = wait_notifications(&gateway, "carol", 1).await;
+    assert_eq!(kinds(&carol), ["won"]);
+    assert_eq!(carol[0]["item_id"], item.as_str());
+    assert_eq!(carol[0]["data"]["final_price_cents"], 8_000);
+    assert_eq!(carol[0]["data"]["final_price"], 80);
+    let settled = [
+        ("carol", vec!["won"]),
+        ("bob", vec!["won"]),
+        ("alice", vec!["lost", "outbid"]),
+        (testkit::gateway::SELLER, vec![]),
+    ];
+    for (user, expected) in settled {
+        let rows = settled_notifications(&gateway, user).await;
+        assert_eq!(kinds(&rows), expected, "{user}: {rows:?}");
     }
 }

@@ -75,6 +75,7 @@ pub fn sample_bid_placed(item_id: ItemId, seq: u64) -> Event {
         // The seller every experiment's items have (`api::SELLER_ID`).
         seller_id: Some(UserId::parse(crate::api::SELLER_ID).expect("a valid user id literal")),
         automatic: false,
+        answered: false,
     })
 }
 
