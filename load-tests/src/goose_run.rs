@@ -61,6 +61,14 @@ pub struct RunLength {
 }
 
 impl RunLength {
+    /// A smoke run of `duration_secs` per level (the test suites' runs).
+    pub fn smoke(duration_secs: u64) -> Self {
+        Self {
+            duration_secs,
+            smoke: true,
+        }
+    }
+
     /// The rules clap cannot say: `flag` (`--users`, `--clients`) names one or more levels of
     /// at least one user, and a run shorter than [`MIN_BENCH_SECS`] needs `--smoke`.
     ///

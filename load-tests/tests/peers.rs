@@ -22,10 +22,7 @@ async fn the_write_floor_takes_the_same_load_as_the_gateway_and_both_keep_the_co
         floor_bin: Some(support::service_bin("load-tests")),
         load: WriteLoad {
             clients: vec![4],
-            run: RunLength {
-                duration_secs: 2,
-                smoke: true,
-            },
+            run: RunLength::smoke(2),
         },
         pairs: 1,
         out: out.clone(),
