@@ -14,9 +14,9 @@ pub mod writer;
 
 use self::reader::ReaderReport;
 use self::writer::WriterReport;
+use crate::bench_result::{BenchResult, Started};
 use crate::fanout::viewers::BUCKET;
 use crate::handoff::{Handoff, each_level, publish, shares};
-use crate::bench_result::{BenchResult, Started};
 use crate::host::load_average;
 use crate::latency::{Histogram, LatencyMs, from_ms, wall_clock_us};
 use anyhow::bail;

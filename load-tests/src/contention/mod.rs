@@ -20,8 +20,8 @@ mod tally;
 pub use hot_item::HotLevel;
 
 use crate::api::{ApiClient, NewItem, in_secs};
-use crate::goose_run::RunLength;
 use crate::bench_result::{BenchResult, Started};
+use crate::goose_run::RunLength;
 use crate::report::ReportDir;
 use crate::service::{LOADED_REDIS_TIMEOUT_MS, Service, namespace, run_tag};
 use crate::verdict::prefixed;

@@ -10,8 +10,8 @@ pub mod nchan;
 mod report;
 pub mod viewers;
 
-use crate::handoff::each_level;
 use crate::bench_result::{BenchResult, Started};
+use crate::handoff::each_level;
 use crate::host::cores;
 use crate::report::ReportDir;
 use clap::Args;

@@ -14,9 +14,9 @@
 
 use super::FanoutLoad;
 use super::level::{self, Audience, FanoutLevel, rss_of};
+use crate::bench_result::{BenchResult, Started};
 use crate::fanout_floor::frame::sample_bid_placed;
 use crate::handoff::each_level;
-use crate::bench_result::{BenchResult, Started};
 use crate::latency::wall_clock_us;
 use crate::service::{Service, free_loopback_addr, run_tag};
 use anyhow::{Context, bail};
@@ -148,7 +148,10 @@ pub async fn run(args: &BenchFanoutNchanArgs) -> anyhow::Result<NchanResult> {
         anyhow::Ok(level)
     })
     .await?;
-    let violations = levels.iter().flat_map(NchanComparison::violations).collect();
+    let violations = levels
+        .iter()
+        .flat_map(NchanComparison::violations)
+        .collect();
     let figures = Nchan {
         bids_per_sec: args.load.rate,
         duration_secs: args.load.duration_secs,
@@ -277,4 +280,3 @@ async fn publish_events(
     }
     Ok(posts)
 }
-
