@@ -15,7 +15,7 @@ use crate::fanout::{FanoutLoad, level};
 use crate::goose_run::{RequestStats, round_to};
 use crate::host::{cores, cpu_secs};
 use crate::latency::LatencyMs;
-use crate::service::{LOADED_REDIS_TIMEOUT_MS, Service, Stores, namespace, run_tag};
+use crate::service::{LOADED_REDIS_TIMEOUT_MS, LiveBinaries, Service, Stores, namespace, run_tag};
 use crate::verdict::prefixed;
 use anyhow::Context;
 use serde::Serialize;
@@ -312,8 +312,7 @@ async fn topology(
         None
     } else {
         let load = FanoutLoad {
-            gateway_bin: args.bin_dir.join("api-gateway"),
-            broadcast_bin: args.bin_dir.join("broadcast-service"),
+            binaries: LiveBinaries::in_dir(&args.bin_dir),
             viewers: vec![args.viewers],
             per_process: 12_500,
             rate: 2,

@@ -63,8 +63,7 @@ async fn nchan_and_the_broadcast_service_deliver_every_event_to_the_same_viewers
     let dir = tempfile::tempdir().unwrap();
     let args = BenchFanoutNchanArgs {
         load: FanoutLoad {
-            gateway_bin: support::service_bin("api-gateway"),
-            broadcast_bin: support::service_bin("broadcast-service"),
+            binaries: support::live_binaries(),
             viewers: vec![30],
             per_process: 20,
             rate: 5,

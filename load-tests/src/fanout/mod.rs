@@ -14,6 +14,7 @@ use crate::bench_result::{BenchResult, Started};
 use crate::handoff::each_level;
 use crate::host::cores;
 use crate::report::ReportDir;
+use crate::service::LiveBinaries;
 use clap::Args;
 use level::FanoutLevel;
 use serde::Serialize;
@@ -25,10 +26,8 @@ const CDF_POINTS: usize = 200;
 /// What both fan-out subcommands run.
 #[derive(Debug, Clone, Args)]
 pub struct FanoutLoad {
-    #[arg(long)]
-    pub gateway_bin: PathBuf,
-    #[arg(long)]
-    pub broadcast_bin: PathBuf,
+    #[command(flatten)]
+    pub binaries: LiveBinaries,
     /// Viewer counts, one level each.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000,50000")]
     pub viewers: Vec<usize>,

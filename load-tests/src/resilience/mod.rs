@@ -18,6 +18,7 @@ use crate::api::{ApiClient, NewItem, in_secs};
 use crate::archive;
 use crate::bench_result::{BenchResult, Started};
 use crate::open_loop::{Clock, Kind, Request, STARTING_CENTS, Target, Workload};
+use crate::service::LiveBinaries;
 use crate::verdict::prefixed;
 use crate::watcher::Watcher;
 use anyhow::{Context, bail};
@@ -56,12 +57,9 @@ const BIDS_PER_READ: u64 = 5;
 
 #[derive(Debug, Clone, Args)]
 pub struct ResilienceArgs {
-    /// api-gateway binary, e.g. target/release/api-gateway (two instances are started).
-    #[arg(long)]
-    pub gateway_bin: PathBuf,
-    /// broadcast-service binary.
-    #[arg(long)]
-    pub broadcast_bin: PathBuf,
+    /// The gateway (two instances are started) and the broadcast service.
+    #[command(flatten)]
+    pub binaries: LiveBinaries,
     /// archival-worker binary.
     #[arg(long)]
     pub worker_bin: PathBuf,
