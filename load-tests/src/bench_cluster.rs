@@ -292,14 +292,13 @@ async fn topology(
         redis: on.redis_pids.clone(),
         nats: on.nats_pids.clone(),
     };
-    let hot_load = hot_item::run_level(&api, gateway.url(), &item, args.users, args.duration_secs);
+    let hot_load = hot_item::run_level(&api, &item, args.users, args.duration_secs, false);
     let (hot, hot_cores) = probe.around(hot_load).await?;
     let hot_item = WriteFigures::new(&hot.bids, hot.accepted_per_sec, hot_cores, hot.violations);
     let items = (0..args.items)
         .map(|n| NewItem::new(format!("{tag}-m{n}"), "many", (100, 1), in_secs(3_600)))
         .collect::<Result<Vec<_>, _>>()?;
-    let spread_load =
-        hot_item::run_spread_level(&api, gateway.url(), &items, args.users, args.duration_secs);
+    let spread_load = hot_item::run_spread_level(&api, &items, args.users, args.duration_secs);
     let (spread, spread_cores) = probe.around(spread_load).await?;
     let many_items = WriteFigures::new(
         &spread.bids,

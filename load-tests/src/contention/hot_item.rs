@@ -140,29 +140,15 @@ pub async fn counter_growth<T, const N: usize>(
     Ok((result, grown))
 }
 
-/// Runs one level: creates `item`, lets `users` bid on it for `duration_secs`, reads it back
-/// and checks it.
+/// Runs one level: creates `item`, lets `users` bid on it for `duration_secs` (every other
+/// one with a maximum when `proxy_bidders`) against the server `api` calls, reads it back and
+/// checks it.
 ///
 /// # Errors
 /// The item cannot be created or read back, the metrics cannot be read, or goose fails.
+#[tracing::instrument(skip_all, fields(users, item_id = %item.id))]
 pub async fn run_level(
     api: &ApiClient,
-    gateway_url: &str,
-    item: &NewItem,
-    users: u32,
-    duration_secs: u64,
-) -> anyhow::Result<HotLevel> {
-    run_level_with(api, gateway_url, item, users, duration_secs, false).await
-}
-
-/// [`run_level`], with every other user bidding with a maximum when `proxy_bidders`.
-///
-/// # Errors
-/// As [`run_level`].
-#[tracing::instrument(skip_all, fields(users, item_id = %item.id))]
-pub async fn run_level_with(
-    api: &ApiClient,
-    gateway_url: &str,
     item: &NewItem,
     users: u32,
     duration_secs: u64,
@@ -170,7 +156,7 @@ pub async fn run_level_with(
 ) -> anyhow::Result<HotLevel> {
     tracing::info!(users, duration_secs, "hot-item level started");
     let items = std::slice::from_ref(item);
-    let run = bid_run(api, gateway_url, items, users, duration_secs, proxy_bidders).await?;
+    let run = bid_run(api, items, users, duration_secs, proxy_bidders).await?;
     let BidRun {
         measured_secs,
         bids,
@@ -249,12 +235,11 @@ pub struct SpreadLevel {
 /// An item cannot be created or read back, or goose fails.
 pub async fn run_spread_level(
     api: &ApiClient,
-    gateway_url: &str,
     items: &[NewItem],
     users: u32,
     duration_secs: u64,
 ) -> anyhow::Result<SpreadLevel> {
-    let run = bid_run(api, gateway_url, items, users, duration_secs, false).await?;
+    let run = bid_run(api, items, users, duration_secs, false).await?;
     let accepted = run.checks.iter().map(|c| c.seen.accepted).sum();
     Ok(SpreadLevel {
         users,
@@ -281,7 +266,6 @@ struct BidRun {
 /// `duration_secs`, and reads every item back.
 async fn bid_run(
     api: &ApiClient,
-    gateway_url: &str,
     items: &[NewItem],
     users: u32,
     duration_secs: u64,
@@ -297,7 +281,7 @@ async fn bid_run(
     // On the heap: a goose attack's future is large (a test thread's 2 MiB stack overflowed).
     let attack = Box::pin(attack(
         scenario!("Bids").register_transaction(bid),
-        gateway_url,
+        api.url(),
         users,
         duration_secs,
     ));

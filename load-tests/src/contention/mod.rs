@@ -207,20 +207,12 @@ async fn measure(
     for &users in &args.users {
         let item = new_item(format!("{tag}-hot-{users}"))?;
         let duration = args.run.duration_secs;
-        hot.push(hot_item::run_level(&api, gateway_url, &item, users, duration).await?);
+        hot.push(hot_item::run_level(&api, &item, users, duration, false).await?);
         crate::goose_run::not_interrupted()?;
     }
     let items = usize::try_from(args.mixed_items)?;
     let (prefix, users) = (format!("{tag}-m"), args.mixed_users);
-    let mixed = mixed::run(
-        &api,
-        gateway_url,
-        &prefix,
-        users,
-        items,
-        args.run.duration_secs,
-    )
-    .await?;
+    let mixed = mixed::run(&api, &prefix, users, items, args.run.duration_secs).await?;
     crate::goose_run::not_interrupted()?;
     let accepted = hot.iter().map(|level| level.accepted).sum::<u64>() + mixed.accepted;
     let stream = tag.to_uppercase();
