@@ -176,6 +176,12 @@ pub fn round_to(value: f64, decimals: i32) -> f64 {
     (value * scale).round() / scale
 }
 
+/// `a / b` to three places, as every comparison reports its ratios; `None` when `b` is not
+/// above 0 (a ratio over nothing).
+pub fn ratio(a: f64, b: f64) -> Option<f64> {
+    (b > 0.0).then(|| round_to(a / b, 3))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

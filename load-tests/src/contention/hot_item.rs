@@ -9,7 +9,7 @@ use super::bidder::{BidTarget, place_bid};
 use super::check::{ItemCheck, bid_violations, check_items};
 use crate::api::{ApiClient, BID_REQUEST_NAME, NewItem, PROXY_BID_REQUEST_NAME};
 use crate::goose_run::{
-    RequestStats, attack, measured_window_secs, per_sec, requests_named, round_to,
+    RequestStats, attack, measured_window_secs, per_sec, ratio, requests_named, round_to,
 };
 use crate::latency::{Histogram, LatencyMs};
 use anyhow::Context;
@@ -107,7 +107,6 @@ impl ProxyComparison {
             latency_ms: stats.latency_ms,
         };
         let (plain, proxy) = (kind(users.div_ceil(2), plain), kind(users / 2, proxy));
-        let ratio = |a: f64, b: f64| (b > 0.0).then(|| round_to(a / b, 3));
         let p99 = |k: &BidKind| k.latency_ms.map(|l| l.p99);
         Self {
             rate_ratio: ratio(proxy.bids_per_sec_per_client, plain.bids_per_sec_per_client),

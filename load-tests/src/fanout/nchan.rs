@@ -16,6 +16,7 @@ use super::FanoutLoad;
 use super::level::{self, Audience, FanoutLevel, rss_of};
 use crate::bench_result::{BenchResult, Started};
 use crate::fanout_floor::frame::sample_bid_placed;
+use crate::goose_run::ratio;
 use crate::handoff::each_level;
 use crate::latency::wall_clock_us;
 use crate::service::{Service, free_loopback_addr, run_tag};
@@ -90,11 +91,7 @@ impl NchanComparison {
             viewers,
             broadcast_p99_ms: ours,
             nchan_p99_ms: theirs,
-            p99_ratio: if theirs > 0.0 {
-                crate::goose_run::round_to(ours / theirs, 3)
-            } else {
-                0.0
-            },
+            p99_ratio: ratio(ours, theirs).unwrap_or(0.0),
             broadcast_p50_ms: median_of(&broadcast_runs, p50),
             nchan_p50_ms: median_of(&nchan_runs, p50),
             broadcast_rss_per_viewer_kib: median_of(&broadcast_runs, rss),
