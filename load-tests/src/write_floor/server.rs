@@ -128,8 +128,14 @@ async fn ready(State(floor): State<Floor>) -> StatusCode {
     }
 }
 
-/// An answer other than the happy one: a refusal with the gateway's error body.
-type Refused = Response;
+/// A refusal (status, code, message), answered with the gateway's error body.
+struct Refused(StatusCode, &'static str, String);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        response(self.0, self.1, &self.2)
+    }
+}
 
 /// The bearer's user id, verified as the gateway verifies it.
 async fn bearer(floor: &Floor, headers: &HeaderMap) -> Result<String, Refused> {
@@ -137,7 +143,7 @@ async fn bearer(floor: &Floor, headers: &HeaderMap) -> Result<String, Refused> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| response(StatusCode::UNAUTHORIZED, "unauthorized", "no token"))?;
+        .ok_or_else(|| Refused(StatusCode::UNAUTHORIZED, "unauthorized", "no token".into()))?;
     if let Some(known) = floor.verified.get(token, now_secs()) {
         return Ok(known.user_id.as_str().to_owned());
     }
@@ -145,7 +151,7 @@ async fn bearer(floor: &Floor, headers: &HeaderMap) -> Result<String, Refused> {
         .verifier
         .verify(token)
         .await
-        .map_err(|e| response(StatusCode::UNAUTHORIZED, "invalid_token", &e.to_string()))?;
+        .map_err(|e| Refused(StatusCode::UNAUTHORIZED, "invalid_token", e.to_string()))?;
     let identity = Identity {
         user_id: claims.sub,
         roles: claims.roles,
@@ -157,20 +163,24 @@ async fn bearer(floor: &Floor, headers: &HeaderMap) -> Result<String, Refused> {
 /// The body as JSON, or the gateway's 400.
 fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Refused> {
     serde_json::from_slice(body)
-        .map_err(|e| response(StatusCode::BAD_REQUEST, "invalid_input", &e.to_string()))
+        .map_err(|e| Refused(StatusCode::BAD_REQUEST, "invalid_input", e.to_string()))
 }
 
 /// Redis unreachable or late: the gateway's 503.
 fn unavailable(e: impl std::fmt::Display) -> Refused {
-    response(
+    Refused(
         StatusCode::SERVICE_UNAVAILABLE,
         "unavailable",
-        &e.to_string(),
+        e.to_string(),
     )
 }
 
 fn not_found() -> Refused {
-    response(StatusCode::NOT_FOUND, "item_not_found", "no such item")
+    Refused(
+        StatusCode::NOT_FOUND,
+        "item_not_found",
+        "no such item".into(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -227,10 +237,10 @@ async fn bid(
     let bidder = bearer(&floor, &headers).await?;
     let bid: BidBody = parse(&body)?;
     if bid.user_id != bidder {
-        return Err(response(
+        return Err(Refused(
             StatusCode::FORBIDDEN,
             "user_id_mismatch",
-            "not your token",
+            "not your token".into(),
         ));
     }
     let key = floor.item_key(&id);
