@@ -6,10 +6,10 @@
 //! once, none before its end time, and a viewer saw each close within a minute of the end.
 
 use crate::api::{ApiClient, NewItem};
-use crate::bench_result::{BenchResult, Started, shutdown_all, start_services};
+use crate::bench_result::{BenchResult, Started};
 use crate::host::raise_fd_limit;
 use crate::latency::{Histogram, LatencyMs, wall_clock_us};
-use crate::service::{LiveBinaries, namespace, run_tag};
+use crate::service::{LiveBinaries, namespace, run_tag, shutdown_all, start_services};
 use crate::watcher::Watcher;
 use clap::Args;
 use serde::Serialize;

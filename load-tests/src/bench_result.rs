@@ -1,43 +1,13 @@
-//! What every experiment shares: the services it starts for the run, and one result envelope
-//! (`experiment`, `started_at`, the machine, the figures, the violations) whose verdict is
-//! "nothing violated", written as one JSON file or as a report directory's `result.json` and
+//! The one result every experiment returns and writes: an envelope (`experiment`,
+//! `started_at`, the machine, the figures, the violations) whose verdict is "nothing
+//! violated", written as one JSON file or as a report directory's `result.json` and
 //! `README.md`.
 
 use crate::host::Machine;
 use crate::report::{ReportDir, now_rfc3339, write_json};
-use crate::service::Service;
 use crate::verdict::{Outcome, Verdict};
 use serde::Serialize;
 use std::path::Path;
-
-/// Starts each `(role, binary)` on a free loopback port with `env`, in order; a failure
-/// drops (and so kills) those already started.
-///
-/// # Errors
-/// As [`Service::start`].
-pub async fn start_services<const N: usize>(
-    services: [(&'static str, &Path); N],
-    env: &[(&str, String)],
-) -> anyhow::Result<[Service; N]> {
-    let mut started = Vec::with_capacity(N);
-    for (role, binary) in services {
-        started.push(Service::start(role, binary, env).await?);
-    }
-    started
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("not every service started"))
-}
-
-/// Stops every service, in order.
-///
-/// # Errors
-/// The first that did not stop cleanly.
-pub async fn shutdown_all(services: impl IntoIterator<Item = Service>) -> anyhow::Result<()> {
-    for service in services {
-        service.shutdown().await?;
-    }
-    Ok(())
-}
 
 /// A finished experiment: its figures (`T`, flattened into the JSON) and what failed.
 #[derive(Debug, Clone, Serialize)]

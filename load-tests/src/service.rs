@@ -1,6 +1,6 @@
 //! The services under test as child processes: one type starts any of the platform's binaries
 //! (gateway, broadcast service and archival worker share `LISTEN_ADDR` and `GET /ready`), or
-//! stands for a gateway someone else runs.
+//! stands for a gateway someone else runs; [`start_services`] starts a set of them in order.
 //!
 //! A started service listens on a free loopback port, inherits this process's environment (so
 //! `REDIS_URL`/`NATS_URL` pass through) plus the run's own, logs to this process's stderr, and
@@ -315,6 +315,35 @@ impl Service {
             tracing::warn!(error = %format!("{e:#}"), "service did not stop cleanly");
         }
     }
+}
+
+/// Starts each `(role, binary)` on a free loopback port with `env`, in order; a failure
+/// drops (and so kills) those already started.
+///
+/// # Errors
+/// As [`Service::start`].
+pub async fn start_services<const N: usize>(
+    services: [(&'static str, &Path); N],
+    env: &[(&str, String)],
+) -> anyhow::Result<[Service; N]> {
+    let mut started = Vec::with_capacity(N);
+    for (role, binary) in services {
+        started.push(Service::start(role, binary, env).await?);
+    }
+    started
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("not every service started"))
+}
+
+/// Stops every service, in order.
+///
+/// # Errors
+/// The first that did not stop cleanly.
+pub async fn shutdown_all(services: impl IntoIterator<Item = Service>) -> anyhow::Result<()> {
+    for service in services {
+        service.shutdown().await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

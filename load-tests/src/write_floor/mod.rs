@@ -13,11 +13,11 @@
 pub mod server;
 
 use crate::api::ApiClient;
-use crate::bench_result::{BenchResult, Started, start_services};
+use crate::bench_result::{BenchResult, Started};
 use crate::bench_write::{WriteLoad, alternate, rates};
 use crate::contention::hot_item::HotLevel;
 use crate::goose_run::{ratio, round_to};
-use crate::service::{Service, WRITE_FLOOR_ROLE, namespace, run_tag};
+use crate::service::{Service, WRITE_FLOOR_ROLE, namespace, run_tag, start_services};
 use crate::verdict::prefixed;
 use std::path::PathBuf;
 
