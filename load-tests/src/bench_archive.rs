@@ -10,10 +10,10 @@
 
 use crate::api::{ApiClient, NewItem, in_secs};
 use crate::archive::{archive_delays, archive_span_secs, wait_for_rows};
-use crate::bench_result::{BenchResult, Started, shutdown_all, start_services};
+use crate::bench_result::{BenchResult, Started};
 use crate::latency::LatencyMs;
 use crate::open_loop::{Clock, STARTING_CENTS, Target, Workload};
-use crate::service::{Service, namespace, run_tag};
+use crate::service::{Service, namespace, run_tag, shutdown_all, start_services};
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;

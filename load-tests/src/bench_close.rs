@@ -6,10 +6,10 @@
 //! once, none before its end time, and a viewer saw each close within a minute of the end.
 
 use crate::api::{ApiClient, NewItem};
-use crate::bench_result::{BenchResult, Started, shutdown_all, start_services};
+use crate::bench_result::{BenchResult, Started};
 use crate::host::raise_fd_limit;
 use crate::latency::{Histogram, LatencyMs, wall_clock_us};
-use crate::service::{namespace, run_tag};
+use crate::service::{LiveBinaries, namespace, run_tag, shutdown_all, start_services};
 use crate::watcher::Watcher;
 use clap::Args;
 use serde::Serialize;
@@ -24,10 +24,8 @@ const CLOSE_BOUND_US: u64 = 60_000_000;
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchCloseArgs {
-    #[arg(long)]
-    pub gateway_bin: PathBuf,
-    #[arg(long)]
-    pub broadcast_bin: PathBuf,
+    #[command(flatten)]
+    pub binaries: LiveBinaries,
     #[arg(long, default_value_t = 10_000)]
     pub auctions: usize,
     /// Items watched per WebSocket connection.
@@ -58,8 +56,8 @@ pub async fn run(args: &BenchCloseArgs) -> anyhow::Result<BenchResult<Closes>> {
     let per_connection = args.per_connection.to_string();
     env.push(("MAX_SUBSCRIPTIONS_PER_CONNECTION", per_connection));
     let binaries = [
-        ("gateway", &*args.gateway_bin),
-        ("broadcast", &args.broadcast_bin),
+        ("gateway", &*args.binaries.gateway_bin),
+        ("broadcast", &args.binaries.broadcast_bin),
     ];
     let [gateway, broadcast] = start_services(binaries, &env).await?;
     let api = ApiClient::new(gateway.url())?;

@@ -12,10 +12,10 @@ use crate::api::{ApiClient, NewItem, in_secs};
 use crate::bench_result::{BenchResult, Started};
 use crate::contention::hot_item;
 use crate::fanout::{FanoutLoad, level};
-use crate::goose_run::{RequestStats, round_to};
+use crate::goose_run::{RequestStats, ratio, round_to};
 use crate::host::{cores, cpu_secs};
 use crate::latency::LatencyMs;
-use crate::service::{LOADED_REDIS_TIMEOUT_MS, Service, Stores, namespace, run_tag};
+use crate::service::{LOADED_REDIS_TIMEOUT_MS, LiveBinaries, Service, Stores, namespace, run_tag};
 use crate::verdict::prefixed;
 use anyhow::Context;
 use serde::Serialize;
@@ -219,18 +219,15 @@ pub async fn run(args: &BenchClusterArgs) -> anyhow::Result<BenchResult<BenchClu
         topologies.push(topology(args, "cluster-durable", &on, true).await?);
     }
     let single = topologies.first().cloned().context("no single-node run")?;
-    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => Some(round_to(a / b, 3)),
-        _ => None,
-    };
+    let ratio_of = |a: Option<f64>, b: Option<f64>| a.zip(b).and_then(|(a, b)| ratio(a, b));
     let ratios = topologies
         .iter()
         .skip(1)
         .map(|t| {
             let write = |pick: fn(&TopologyResult) -> &WriteFigures| {
                 let (this, one) = (pick(t), pick(&single));
-                let rate = ratio(Some(this.bids_per_sec), Some(one.bids_per_sec));
-                (rate, ratio(this.p99(), one.p99()))
+                let rate = ratio_of(Some(this.bids_per_sec), Some(one.bids_per_sec));
+                (rate, ratio_of(this.p99(), one.p99()))
             };
             let (hot_item_bids_per_sec, hot_item_p99) = write(|t| &t.hot_item);
             let (many_items_bids_per_sec, many_items_p99) = write(|t| &t.many_items);
@@ -241,7 +238,7 @@ pub async fn run(args: &BenchClusterArgs) -> anyhow::Result<BenchResult<BenchClu
                 hot_item_p99,
                 many_items_bids_per_sec,
                 many_items_p99,
-                fanout_p99: ratio(fanout_p99(t), fanout_p99(&single)),
+                fanout_p99: ratio_of(fanout_p99(t), fanout_p99(&single)),
             }
         })
         .collect();
@@ -292,14 +289,13 @@ async fn topology(
         redis: on.redis_pids.clone(),
         nats: on.nats_pids.clone(),
     };
-    let hot_load = hot_item::run_level(&api, gateway.url(), &item, args.users, args.duration_secs);
+    let hot_load = hot_item::run_level(&api, &item, args.users, args.duration_secs, false);
     let (hot, hot_cores) = probe.around(hot_load).await?;
     let hot_item = WriteFigures::new(&hot.bids, hot.accepted_per_sec, hot_cores, hot.violations);
     let items = (0..args.items)
         .map(|n| NewItem::new(format!("{tag}-m{n}"), "many", (100, 1), in_secs(3_600)))
         .collect::<Result<Vec<_>, _>>()?;
-    let spread_load =
-        hot_item::run_spread_level(&api, gateway.url(), &items, args.users, args.duration_secs);
+    let spread_load = hot_item::run_spread_level(&api, &items, args.users, args.duration_secs);
     let (spread, spread_cores) = probe.around(spread_load).await?;
     let many_items = WriteFigures::new(
         &spread.bids,
@@ -312,8 +308,7 @@ async fn topology(
         None
     } else {
         let load = FanoutLoad {
-            gateway_bin: args.bin_dir.join("api-gateway"),
-            broadcast_bin: args.bin_dir.join("broadcast-service"),
+            binaries: LiveBinaries::in_dir(&args.bin_dir),
             viewers: vec![args.viewers],
             per_process: 12_500,
             rate: 2,

@@ -12,10 +12,10 @@
 //! below what the machine can take, so the ratio shows queueing rather than a shared CPU.
 
 use crate::api::{Answer, ApiClient, NewItem, Outcome, in_secs};
-use crate::bench_result::{BenchResult, Started, start_services};
+use crate::bench_result::{BenchResult, Started};
 use crate::host::raise_fd_limit;
 use crate::latency::{Histogram, LatencyMs};
-use crate::service::{namespace, run_tag};
+use crate::service::{namespace, run_tag, start_services};
 use clap::Args;
 use serde::Serialize;
 use shared::{Cents, Timestamp};

@@ -1,45 +1,16 @@
-//! What every `bench-*` command shares: the services it starts for the run, and one result
-//! envelope (`experiment`, `started_at`, the machine, the figures, the violations) whose
-//! verdict is "nothing violated", written as one JSON file.
+//! The one result every experiment returns and writes: an envelope (`experiment`,
+//! `started_at`, the machine, the figures, the violations) whose verdict is "nothing
+//! violated", written as one JSON file or as a report directory's `result.json` and
+//! `README.md`.
 
 use crate::host::Machine;
-use crate::report::{now_rfc3339, write_json};
-use crate::service::Service;
+use crate::report::{ReportDir, now_rfc3339, write_json};
 use crate::verdict::{Outcome, Verdict};
 use serde::Serialize;
 use std::path::Path;
 
-/// Starts each `(role, binary)` on a free loopback port with `env`, in order; a failure
-/// drops (and so kills) those already started.
-///
-/// # Errors
-/// As [`Service::start`].
-pub async fn start_services<const N: usize>(
-    services: [(&'static str, &Path); N],
-    env: &[(&str, String)],
-) -> anyhow::Result<[Service; N]> {
-    let mut started = Vec::with_capacity(N);
-    for (role, binary) in services {
-        started.push(Service::start(role, binary, env).await?);
-    }
-    started
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("not every service started"))
-}
-
-/// Stops every service, in order.
-///
-/// # Errors
-/// The first that did not stop cleanly.
-pub async fn shutdown_all(services: impl IntoIterator<Item = Service>) -> anyhow::Result<()> {
-    for service in services {
-        service.shutdown().await?;
-    }
-    Ok(())
-}
-
-/// A finished benchmark: its figures (`T`, flattened into the JSON) and what failed.
-#[derive(Debug, Serialize)]
+/// A finished experiment: its figures (`T`, flattened into the JSON) and what failed.
+#[derive(Debug, Clone, Serialize)]
 pub struct BenchResult<T> {
     pub experiment: &'static str,
     /// RFC 3339 UTC.
@@ -49,6 +20,9 @@ pub struct BenchResult<T> {
     pub figures: T,
     /// What failed; empty when the run passed.
     pub violations: Vec<String>,
+    /// The README of an experiment that writes a report directory: what stdout shows.
+    #[serde(skip)]
+    pub readme: Option<String>,
 }
 
 /// When and what a benchmark started: [`Started::finish`] turns it into its result.
@@ -66,6 +40,18 @@ impl Started {
         }
     }
 
+    /// The result of the run.
+    pub fn result<T>(self, figures: T, violations: Vec<String>) -> BenchResult<T> {
+        BenchResult {
+            experiment: self.experiment,
+            started_at: self.at,
+            machine: Machine::current(),
+            figures,
+            violations,
+            readme: None,
+        }
+    }
+
     /// The result of the run, also written to `out` (its directory is created).
     ///
     /// # Errors
@@ -76,16 +62,24 @@ impl Started {
         violations: Vec<String>,
         out: &Path,
     ) -> anyhow::Result<BenchResult<T>> {
-        let result = BenchResult {
-            experiment: self.experiment,
-            started_at: self.at,
-            machine: Machine::current(),
-            figures,
-            violations,
-        };
+        let result = self.result(figures, violations);
         write_json(out, &result)?;
         tracing::info!(out = %out.display(), "result written");
         Ok(result)
+    }
+}
+
+impl<T: Serialize> BenchResult<T> {
+    /// Writes `result.json` and `markdown` as `README.md` into `dir`, and keeps the README as
+    /// the summary.
+    ///
+    /// # Errors
+    /// A file cannot be written.
+    pub fn write_report(mut self, dir: &ReportDir, markdown: String) -> anyhow::Result<Self> {
+        dir.write_result(&self)?;
+        dir.write_summary(&markdown)?;
+        self.readme = Some(markdown);
+        Ok(self)
     }
 }
 
@@ -100,5 +94,10 @@ impl<T> std::ops::Deref for BenchResult<T> {
 impl<T: Serialize> Outcome for BenchResult<T> {
     fn verdict(&self) -> Verdict {
         Verdict::of(&self.violations)
+    }
+
+    fn summary(&self) -> String {
+        let json = || serde_json::to_string_pretty(self).unwrap_or_default();
+        self.readme.clone().unwrap_or_else(json)
     }
 }

@@ -6,6 +6,7 @@
 //! benches; the archive, close, cluster and rate-limit figures are their last runs'. A file
 //! that is missing or lacks a field gives no row, never a made-up one.
 
+use crate::goose_run::ratio;
 use anyhow::Context;
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -75,10 +76,6 @@ fn load(dir: &Path, file: &str) -> Option<(Value, String)> {
         .unwrap_or("")
         .to_owned();
     Some((value, format!("{file} ({date})")))
-}
-
-fn ratio(ours: f64, peer: f64) -> Option<f64> {
-    (peer > 0.0).then(|| (ours / peer * 1000.0).round() / 1000.0)
 }
 
 /// A figure of a row: its label, the value in a result file, its unit and decimals.

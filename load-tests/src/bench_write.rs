@@ -245,9 +245,8 @@ pub(crate) async fn run_one(
 ) -> anyhow::Result<HotLevel> {
     let id = format!("bench-{:016x}", fastrand::u64(..));
     let item = NewItem::new(id, "bench", PRICES, in_secs(3_600))?;
-    let level = Box::pin(hot_item::run_level_with(
+    let level = Box::pin(hot_item::run_level(
         api,
-        api.url(),
         &item,
         clients,
         duration_secs,

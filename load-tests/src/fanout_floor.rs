@@ -14,12 +14,11 @@ pub mod writer;
 
 use self::reader::ReaderReport;
 use self::writer::WriterReport;
+use crate::bench_result::{BenchResult, Started};
 use crate::fanout::viewers::BUCKET;
 use crate::handoff::{Handoff, each_level, publish, shares};
-use crate::host::{Machine, load_average};
+use crate::host::load_average;
 use crate::latency::{Histogram, LatencyMs, from_ms, wall_clock_us};
-use crate::report::{now_rfc3339, write_json};
-use crate::verdict::{Outcome, Verdict};
 use anyhow::bail;
 use clap::Args;
 use serde::Serialize;
@@ -64,11 +63,13 @@ pub struct FanoutFloorArgs {
     pub floor_bin: Option<PathBuf>,
 }
 
+/// The JSON result; it fails unless every frame reached every socket, in order, and no write
+/// would have blocked.
+pub type FloorResult = BenchResult<Floor>;
+
+/// The figures of the run.
 #[derive(Debug, Serialize)]
-pub struct FloorResult {
-    pub experiment: &'static str,
-    pub started_at: String,
-    pub machine: Machine,
+pub struct Floor {
     pub per_process: usize,
     pub rounds: u32,
     pub interval_ms: u64,
@@ -111,15 +112,21 @@ pub struct FloorLevel {
     pub load_average_after: f64,
 }
 
-impl FloorResult {
-    /// Every frame reached every socket, in order, and no write would have blocked.
-    pub fn passed(&self) -> bool {
-        self.levels.iter().all(|l| {
-            l.delivery_ratio == 1.0
-                && l.would_block == 0
-                && l.write_errors == 0
-                && l.out_of_order == 0
-        })
+impl FloorLevel {
+    /// What went wrong in the level: a frame missing, out of order, or a write that would
+    /// have blocked.
+    fn violations(&self) -> Vec<String> {
+        let whole = self.delivery_ratio == 1.0
+            && self.would_block == 0
+            && self.write_errors == 0
+            && self.out_of_order == 0;
+        let (n, delivery) = (self.viewers, self.delivery_ratio);
+        let (blocked, errors, disorder) = (self.would_block, self.write_errors, self.out_of_order);
+        let what = format!(
+            "{n} viewers: delivery {delivery:.6}, {blocked} writes would block, {errors} write \
+             errors, {disorder} frames out of order"
+        );
+        if whole { Vec::new() } else { vec![what] }
     }
 }
 
@@ -133,23 +140,20 @@ pub async fn run(args: &FanoutFloorArgs) -> anyhow::Result<FloorResult> {
     if args.per_process == 0 || args.viewers.contains(&0) {
         bail!("--viewers and --per-process must be at least 1");
     }
-    let started_at = now_rfc3339();
+    let started = Started::now("fanout-floor");
     let levels = each_level("fanout-floor", &args.viewers, async |n| {
         level(args, n).await
     })
     .await?;
-    let result = FloorResult {
-        experiment: "fanout-floor",
-        started_at,
-        machine: Machine::current(),
+    let violations = levels.iter().flat_map(FloorLevel::violations).collect();
+    let figures = Floor {
         per_process: args.per_process,
         rounds: args.rounds,
         interval_ms: args.interval_ms,
         frame_bytes: args.frame_bytes,
         levels,
     };
-    write_json(&args.out, &result)?;
-    Ok(result)
+    started.finish(figures, violations, &args.out)
 }
 
 /// Runs one level: writers, readers, the passes, the processes' reports merged.
@@ -238,12 +242,6 @@ pub async fn level(args: &FanoutFloorArgs, viewers: usize) -> anyhow::Result<Flo
 /// Source address of reader `k` (still in 127.0.0.0/8, loopback, for any realistic `k`).
 fn reader_source(k: usize) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(FIRST_READER_SOURCE).saturating_add(k as u32))
-}
-
-impl Outcome for FloorResult {
-    fn verdict(&self) -> Verdict {
-        Verdict::passed_if(self.passed())
-    }
 }
 
 #[cfg(test)]

@@ -61,6 +61,14 @@ pub struct RunLength {
 }
 
 impl RunLength {
+    /// A smoke run of `duration_secs` per level (the test suites' runs).
+    pub fn smoke(duration_secs: u64) -> Self {
+        Self {
+            duration_secs,
+            smoke: true,
+        }
+    }
+
     /// The rules clap cannot say: `flag` (`--users`, `--clients`) names one or more levels of
     /// at least one user, and a run shorter than [`MIN_BENCH_SECS`] needs `--smoke`.
     ///
@@ -166,6 +174,12 @@ pub fn per_sec(count: u64, secs: f64) -> f64 {
 pub fn round_to(value: f64, decimals: i32) -> f64 {
     let scale = 10f64.powi(decimals);
     (value * scale).round() / scale
+}
+
+/// `a / b` to three places, as every comparison reports its ratios; `None` when `b` is not
+/// above 0 (a ratio over nothing).
+pub fn ratio(a: f64, b: f64) -> Option<f64> {
+    (b > 0.0).then(|| round_to(a / b, 3))
 }
 
 #[cfg(test)]

@@ -22,8 +22,9 @@
 //!
 //! What they share:
 //!
-//! - [`bench_result`]: the services a bench starts and its one result and verdict.
-//! - [`service`]: starting, crashing and stopping any service binary; a run's namespace.
+//! - [`bench_result`]: every experiment's one result and its verdict.
+//! - [`service`]: starting, crashing and stopping any service binary or a set of them; a run's
+//!   namespace.
 //! - [`api`]: every gateway call, the bid body and the replies.
 //! - [`credentials`]: the run's signing key and its users' access tokens.
 //! - [`goose_run`]: one goose attack and what is read from its metrics.

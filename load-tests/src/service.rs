@@ -1,6 +1,6 @@
 //! The services under test as child processes: one type starts any of the platform's binaries
 //! (gateway, broadcast service and archival worker share `LISTEN_ADDR` and `GET /ready`), or
-//! stands for a gateway someone else runs.
+//! stands for a gateway someone else runs; [`start_services`] starts a set of them in order.
 //!
 //! A started service listens on a free loopback port, inherits this process's environment (so
 //! `REDIS_URL`/`NATS_URL` pass through) plus the run's own, logs to this process's stderr, and
@@ -18,18 +18,40 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 use tokio::time::{Instant, sleep, timeout};
 
-/// The role of `bench-write-floor`'s floor server, which verifies tokens as a gateway does.
 /// The Redis deadline (REDIS_TIMEOUT_MS) of a gateway a benchmark or experiment starts. Its
 /// production default (80 ms) turns slow answers on a machine shared with the load generator
 /// into 503s whose bids may still have been applied, which the checks cannot reconcile; these
 /// runs measure throughput and contention, not the deadline, so they give Redis longer.
 pub const LOADED_REDIS_TIMEOUT_MS: u64 = 2_000;
 
+/// The role of `bench-write-floor`'s floor server, which verifies tokens as a gateway does.
 pub const WRITE_FLOOR_ROLE: &str = "write-floor";
 /// How long a started service gets to answer `GET /ready` with 200.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a started service gets to exit after SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The live path's binaries, the flags of every run that starts it (`fanout`, `bench-fanout`,
+/// `bench-fanout-nchan`, `bench-close`, `resilience`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LiveBinaries {
+    /// api-gateway binary, e.g. target/release/api-gateway.
+    #[arg(long)]
+    pub gateway_bin: PathBuf,
+    /// broadcast-service binary, e.g. target/release/broadcast-service.
+    #[arg(long)]
+    pub broadcast_bin: PathBuf,
+}
+
+impl LiveBinaries {
+    /// Both binaries in `dir` (a cargo target directory).
+    pub fn in_dir(dir: &Path) -> Self {
+        Self {
+            gateway_bin: dir.join("api-gateway"),
+            broadcast_bin: dir.join("broadcast-service"),
+        }
+    }
+}
 
 /// A random tag for one run's keys, subjects and stream: letters and digits only, so it is a
 /// valid NATS token and (upper-cased) stream name.
@@ -293,6 +315,35 @@ impl Service {
             tracing::warn!(error = %format!("{e:#}"), "service did not stop cleanly");
         }
     }
+}
+
+/// Starts each `(role, binary)` on a free loopback port with `env`, in order; a failure
+/// drops (and so kills) those already started.
+///
+/// # Errors
+/// As [`Service::start`].
+pub async fn start_services<const N: usize>(
+    services: [(&'static str, &Path); N],
+    env: &[(&str, String)],
+) -> anyhow::Result<[Service; N]> {
+    let mut started = Vec::with_capacity(N);
+    for (role, binary) in services {
+        started.push(Service::start(role, binary, env).await?);
+    }
+    started
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("not every service started"))
+}
+
+/// Stops every service, in order.
+///
+/// # Errors
+/// The first that did not stop cleanly.
+pub async fn shutdown_all(services: impl IntoIterator<Item = Service>) -> anyhow::Result<()> {
+    for service in services {
+        service.shutdown().await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

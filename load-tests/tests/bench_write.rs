@@ -19,10 +19,7 @@ fn smoke(clients: u32, out: PathBuf) -> BenchWriteArgs {
         gateway_bin: Some(support::service_bin("api-gateway")),
         load: WriteLoad {
             clients: vec![clients],
-            run: RunLength {
-                duration_secs: 2,
-                smoke: true,
-            },
+            run: RunLength::smoke(2),
         },
         out,
         registered_bidders: 0,

@@ -16,10 +16,7 @@ async fn a_smoke_run_compares_both_strategies_checks_them_and_writes_the_report(
         gateway_bin: support::service_bin("api-gateway"),
         strategies: vec![Strategy::Lua, Strategy::Optimistic],
         users: vec![4],
-        run: RunLength {
-            duration_secs: 2,
-            smoke: true,
-        },
+        run: RunLength::smoke(2),
         mixed_users: 4,
         mixed_items: 5,
         prefilter: false,

@@ -11,8 +11,7 @@ use load_tests::fanout::{self, FanoutArgs, FanoutLoad};
 async fn fanout_smoke_run_delivers_every_bid_and_writes_its_report() {
     let dir = tempfile::tempdir().unwrap();
     let load = FanoutLoad {
-        gateway_bin: support::service_bin("api-gateway"),
-        broadcast_bin: support::service_bin("broadcast-service"),
+        binaries: support::live_binaries(),
         viewers: vec![20, 60],
         per_process: 40,
         rate: 5,

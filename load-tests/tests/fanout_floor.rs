@@ -3,6 +3,7 @@
 
 mod support;
 
+use load_tests::Outcome;
 use load_tests::fanout_floor::{self, FanoutFloorArgs, frame};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

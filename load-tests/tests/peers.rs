@@ -22,10 +22,7 @@ async fn the_write_floor_takes_the_same_load_as_the_gateway_and_both_keep_the_co
         floor_bin: Some(support::service_bin("load-tests")),
         load: WriteLoad {
             clients: vec![4],
-            run: RunLength {
-                duration_secs: 2,
-                smoke: true,
-            },
+            run: RunLength::smoke(2),
         },
         pairs: 1,
         out: out.clone(),
@@ -66,8 +63,7 @@ async fn nchan_and_the_broadcast_service_deliver_every_event_to_the_same_viewers
     let dir = tempfile::tempdir().unwrap();
     let args = BenchFanoutNchanArgs {
         load: FanoutLoad {
-            gateway_bin: support::service_bin("api-gateway"),
-            broadcast_bin: support::service_bin("broadcast-service"),
+            binaries: support::live_binaries(),
             viewers: vec![30],
             per_process: 20,
             rate: 5,

@@ -10,8 +10,7 @@ use load_tests::resilience::{self, ResilienceArgs, faults::Fault};
 async fn every_fault_is_survived_without_losing_an_accepted_bid() {
     let out = tempfile::tempdir().unwrap();
     let args = ResilienceArgs {
-        gateway_bin: support::service_bin("api-gateway"),
-        broadcast_bin: support::service_bin("broadcast-service"),
+        binaries: support::live_binaries(),
         worker_bin: support::service_bin("archival-worker"),
         faults: Fault::ALL.to_vec(),
         outage_secs: None,

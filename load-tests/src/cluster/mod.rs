@@ -21,9 +21,10 @@ mod report;
 mod scenarios;
 pub mod viewers;
 
+use crate::bench_result::{BenchResult, Started};
 use crate::report::ReportDir;
 use crate::resilience::loss::LossCheck;
-use crate::verdict::{Outcome, Verdict, prefixed};
+use crate::verdict::prefixed;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -111,27 +112,17 @@ pub struct DurableLoad {
     pub lost_in_redis: usize,
 }
 
-/// The whole run.
+/// The whole run; its violations are every scenario's, prefixed by its name.
+pub type ClusterResult = BenchResult<Cluster>;
+
+/// The figures of the run.
 #[derive(Debug, Clone, Serialize)]
-pub struct ClusterResult {
-    pub experiment: &'static str,
-    pub started_at: String,
+pub struct Cluster {
     pub rate: u32,
     pub phase_secs: u64,
     pub items: usize,
     pub redis_timeout_ms: u64,
     pub scenarios: Vec<ScenarioResult>,
-    pub violations: Vec<String>,
-}
-
-impl Outcome for ClusterResult {
-    fn verdict(&self) -> Verdict {
-        Verdict::of(&self.violations)
-    }
-
-    fn summary(&self) -> String {
-        report::markdown(self)
-    }
 }
 
 /// Starts the cluster, runs the scenarios, writes the report, stops the cluster.
@@ -140,7 +131,7 @@ impl Outcome for ClusterResult {
 /// The cluster cannot start, or a scenario cannot run (not a failed check: that is the
 /// verdict).
 pub async fn run(args: &ClusterArgs) -> anyhow::Result<ClusterResult> {
-    let started_at = crate::report::now_rfc3339();
+    let started = Started::now("cluster");
     let mut scenarios = Vec::new();
     {
         let cluster = tokio::task::block_in_place(|| {
@@ -167,18 +158,14 @@ pub async fn run(args: &ClusterArgs) -> anyhow::Result<ClusterResult> {
         .iter()
         .flat_map(|s| prefixed(format!("{:?}", s.scenario), &s.violations))
         .collect();
-    let result = ClusterResult {
-        experiment: "cluster",
-        started_at,
+    let figures = Cluster {
         rate: args.rate,
         phase_secs: args.phase_secs,
         items: args.items,
         redis_timeout_ms: args.redis_timeout_ms,
         scenarios,
-        violations,
     };
-    let dir = ReportDir::create(&args.out_dir)?;
-    dir.write_result(&result)?;
-    dir.write_summary(&report::markdown(&result))?;
-    Ok(result)
+    let result = started.result(figures, violations);
+    let markdown = report::markdown(&result);
+    result.write_report(&ReportDir::create(&args.out_dir)?, markdown)
 }

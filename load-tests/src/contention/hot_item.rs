@@ -9,7 +9,7 @@ use super::bidder::{BidTarget, place_bid};
 use super::check::{ItemCheck, bid_violations, check_items};
 use crate::api::{ApiClient, BID_REQUEST_NAME, NewItem, PROXY_BID_REQUEST_NAME};
 use crate::goose_run::{
-    RequestStats, attack, measured_window_secs, per_sec, requests_named, round_to,
+    RequestStats, attack, measured_window_secs, per_sec, ratio, requests_named, round_to,
 };
 use crate::latency::{Histogram, LatencyMs};
 use anyhow::Context;
@@ -107,7 +107,6 @@ impl ProxyComparison {
             latency_ms: stats.latency_ms,
         };
         let (plain, proxy) = (kind(users.div_ceil(2), plain), kind(users / 2, proxy));
-        let ratio = |a: f64, b: f64| (b > 0.0).then(|| round_to(a / b, 3));
         let p99 = |k: &BidKind| k.latency_ms.map(|l| l.p99);
         Self {
             rate_ratio: ratio(proxy.bids_per_sec_per_client, plain.bids_per_sec_per_client),
@@ -140,29 +139,15 @@ pub async fn counter_growth<T, const N: usize>(
     Ok((result, grown))
 }
 
-/// Runs one level: creates `item`, lets `users` bid on it for `duration_secs`, reads it back
-/// and checks it.
+/// Runs one level: creates `item`, lets `users` bid on it for `duration_secs` (every other
+/// one with a maximum when `proxy_bidders`) against the server `api` calls, reads it back and
+/// checks it.
 ///
 /// # Errors
 /// The item cannot be created or read back, the metrics cannot be read, or goose fails.
+#[tracing::instrument(skip_all, fields(users, item_id = %item.id))]
 pub async fn run_level(
     api: &ApiClient,
-    gateway_url: &str,
-    item: &NewItem,
-    users: u32,
-    duration_secs: u64,
-) -> anyhow::Result<HotLevel> {
-    run_level_with(api, gateway_url, item, users, duration_secs, false).await
-}
-
-/// [`run_level`], with every other user bidding with a maximum when `proxy_bidders`.
-///
-/// # Errors
-/// As [`run_level`].
-#[tracing::instrument(skip_all, fields(users, item_id = %item.id))]
-pub async fn run_level_with(
-    api: &ApiClient,
-    gateway_url: &str,
     item: &NewItem,
     users: u32,
     duration_secs: u64,
@@ -170,7 +155,7 @@ pub async fn run_level_with(
 ) -> anyhow::Result<HotLevel> {
     tracing::info!(users, duration_secs, "hot-item level started");
     let items = std::slice::from_ref(item);
-    let run = bid_run(api, gateway_url, items, users, duration_secs, proxy_bidders).await?;
+    let run = bid_run(api, items, users, duration_secs, proxy_bidders).await?;
     let BidRun {
         measured_secs,
         bids,
@@ -249,12 +234,11 @@ pub struct SpreadLevel {
 /// An item cannot be created or read back, or goose fails.
 pub async fn run_spread_level(
     api: &ApiClient,
-    gateway_url: &str,
     items: &[NewItem],
     users: u32,
     duration_secs: u64,
 ) -> anyhow::Result<SpreadLevel> {
-    let run = bid_run(api, gateway_url, items, users, duration_secs, false).await?;
+    let run = bid_run(api, items, users, duration_secs, false).await?;
     let accepted = run.checks.iter().map(|c| c.seen.accepted).sum();
     Ok(SpreadLevel {
         users,
@@ -281,7 +265,6 @@ struct BidRun {
 /// `duration_secs`, and reads every item back.
 async fn bid_run(
     api: &ApiClient,
-    gateway_url: &str,
     items: &[NewItem],
     users: u32,
     duration_secs: u64,
@@ -297,7 +280,7 @@ async fn bid_run(
     // On the heap: a goose attack's future is large (a test thread's 2 MiB stack overflowed).
     let attack = Box::pin(attack(
         scenario!("Bids").register_transaction(bid),
-        gateway_url,
+        api.url(),
         users,
         duration_secs,
     ));

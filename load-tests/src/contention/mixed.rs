@@ -55,7 +55,6 @@ pub struct MixedResult {
 #[tracing::instrument(skip_all, fields(users, items))]
 pub async fn run(
     api: &ApiClient,
-    gateway_url: &str,
     prefix: &str,
     users: u32,
     items: usize,
@@ -69,7 +68,7 @@ pub async fn run(
     let target = Arc::new(BidTarget::for_client(ids, PRICES, api));
     tracing::info!(users, items, duration_secs, "mixed run started");
     let scenario = scenario(&target)?;
-    let metrics = Box::pin(attack(scenario, gateway_url, users, duration_secs)).await?;
+    let metrics = Box::pin(attack(scenario, api.url(), users, duration_secs)).await?;
     let measured_secs = measured_window_secs(&metrics);
     let names = [BID_REQUEST_NAME, ITEM_READ_NAME, LIST_READ_NAME];
     let stats = |name| RequestStats::of(&metrics, name, measured_secs);

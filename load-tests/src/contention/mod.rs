@@ -20,11 +20,11 @@ mod tally;
 pub use hot_item::HotLevel;
 
 use crate::api::{ApiClient, NewItem, in_secs};
+use crate::bench_result::{BenchResult, Started};
 use crate::goose_run::RunLength;
-use crate::host::Machine;
-use crate::report::{ReportDir, now_rfc3339};
+use crate::report::ReportDir;
 use crate::service::{LOADED_REDIS_TIMEOUT_MS, Service, namespace, run_tag};
-use crate::verdict::{Outcome, Verdict, prefixed};
+use crate::verdict::prefixed;
 use anyhow::bail;
 use archive::ArchiveCheck;
 use mixed::MixedResult;
@@ -110,29 +110,17 @@ impl ContentionArgs {
     }
 }
 
-/// The JSON result of a contention run (`result.json`).
+/// The JSON result of a contention run (`result.json`); its violations are every check that
+/// failed, prefixed by its strategy.
+pub type ContentionResult = BenchResult<Contention>;
+
+/// The figures of a contention run (`--strategies` is never empty: see `validate`).
 #[derive(Debug, Clone, Serialize)]
-pub struct ContentionResult {
-    pub experiment: &'static str,
-    /// RFC 3339 UTC.
-    pub started_at: String,
+pub struct Contention {
     /// A smoke run (`--smoke`): its numbers are not a benchmark.
     pub smoke: bool,
-    pub machine: Machine,
     pub args: ContentionArgs,
     pub strategies: Vec<StrategyResult>,
-    /// Every check that failed, prefixed by its strategy; empty when the run passed.
-    pub violations: Vec<String>,
-}
-
-impl Outcome for ContentionResult {
-    fn verdict(&self) -> Verdict {
-        Verdict::passed_if(!self.strategies.is_empty() && self.violations.is_empty())
-    }
-
-    fn summary(&self) -> String {
-        report::markdown(self)
-    }
 }
 
 /// Everything measured and checked against one strategy's gateway.
@@ -172,24 +160,21 @@ fn new_item(id: String) -> anyhow::Result<NewItem> {
 pub async fn run(args: &ContentionArgs) -> anyhow::Result<ContentionResult> {
     args.validate()?;
     let report_dir = ReportDir::create(&args.out_dir)?;
-    let started_at = now_rfc3339();
+    let started = Started::now("contention");
     let mut strategies = Vec::with_capacity(args.strategies.len());
     for &strategy in &args.strategies {
         strategies.push(run_strategy(args, strategy).await?);
     }
     let violations = strategies
         .iter()
-        .flat_map(|s| prefixed(s.strategy.name(), &s.violations()));
-    let result = ContentionResult {
-        experiment: "contention",
-        started_at,
+        .flat_map(|s| prefixed(s.strategy.name(), &s.violations()))
+        .collect();
+    let figures = Contention {
         smoke: args.run.smoke,
-        machine: Machine::current(),
         args: args.clone(),
-        violations: violations.collect(),
         strategies,
     };
-    report::write(&report_dir, &result)?;
+    let result = report::write(&report_dir, started.result(figures, violations))?;
     tracing::info!(out_dir = %args.out_dir.display(), "report written");
     Ok(result)
 }
@@ -222,20 +207,12 @@ async fn measure(
     for &users in &args.users {
         let item = new_item(format!("{tag}-hot-{users}"))?;
         let duration = args.run.duration_secs;
-        hot.push(hot_item::run_level(&api, gateway_url, &item, users, duration).await?);
+        hot.push(hot_item::run_level(&api, &item, users, duration, false).await?);
         crate::goose_run::not_interrupted()?;
     }
     let items = usize::try_from(args.mixed_items)?;
     let (prefix, users) = (format!("{tag}-m"), args.mixed_users);
-    let mixed = mixed::run(
-        &api,
-        gateway_url,
-        &prefix,
-        users,
-        items,
-        args.run.duration_secs,
-    )
-    .await?;
+    let mixed = mixed::run(&api, &prefix, users, items, args.run.duration_secs).await?;
     crate::goose_run::not_interrupted()?;
     let accepted = hot.iter().map(|level| level.accepted).sum::<u64>() + mixed.accepted;
     let stream = tag.to_uppercase();

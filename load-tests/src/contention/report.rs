@@ -13,8 +13,7 @@ use std::fmt::Write as _;
 ///
 /// # Errors
 /// A file cannot be written or a chart cannot be drawn.
-pub fn write(dir: &ReportDir, result: &ContentionResult) -> anyhow::Result<()> {
-    dir.write_result(result)?;
+pub fn write(dir: &ReportDir, result: ContentionResult) -> anyhow::Result<ContentionResult> {
     let users = &result.args.users;
     let levels: Vec<String> = users.iter().map(|u| format!("{u} users")).collect();
     // One bar series per strategy: `value` of each of its levels, in `--users` order.
@@ -66,7 +65,8 @@ pub fn write(dir: &ReportDir, result: &ContentionResult) -> anyhow::Result<()> {
         "requests/s",
     );
     bar_chart(&dir.chart("mixed"), labels, &kinds, &mixed)?;
-    dir.write_summary(&markdown(result))
+    let markdown = markdown(&result);
+    result.write_report(dir, markdown)
 }
 
 /// A table of `columns` after the strategy's, with the `rows` of each strategy in turn.
@@ -109,7 +109,7 @@ fn errors_cell(errors: &std::collections::BTreeMap<String, u64>) -> String {
 }
 
 /// The README: how the run was made, the side-by-side tables, the charts, the verdict.
-pub(super) fn markdown(result: &ContentionResult) -> String {
+fn markdown(result: &ContentionResult) -> String {
     let args = &result.args;
     let mut text = String::from("# Contention: Lua script vs optimistic WATCH/MULTI/EXEC\n\n");
     let _ = writeln!(

@@ -63,10 +63,10 @@ pub async fn run(load: &FanoutLoad, viewers: usize) -> anyhow::Result<FanoutLeve
         ("MAX_CONNECTIONS", limit),
         ("IDLE_TIMEOUT_MS", "600000".to_owned()),
     ]);
-    let gateway = Service::start("gateway", &load.gateway_bin, &env).await?;
+    let gateway = Service::start("gateway", &load.binaries.gateway_bin, &env).await?;
     let mut broadcasts = Vec::with_capacity(shares.len());
     for _ in &shares {
-        broadcasts.push(Service::start("broadcast", &load.broadcast_bin, &env).await?);
+        broadcasts.push(Service::start("broadcast", &load.binaries.broadcast_bin, &env).await?);
     }
     let item = format!("{tag}-item");
     let api = ApiClient::new(gateway.url())?;

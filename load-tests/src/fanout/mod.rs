@@ -10,10 +10,11 @@ pub mod nchan;
 mod report;
 pub mod viewers;
 
+use crate::bench_result::{BenchResult, Started};
 use crate::handoff::each_level;
-use crate::host::{Machine, cores};
-use crate::report::{ReportDir, now_rfc3339, write_json};
-use crate::verdict::{Outcome, Verdict};
+use crate::host::cores;
+use crate::report::ReportDir;
+use crate::service::LiveBinaries;
 use clap::Args;
 use level::FanoutLevel;
 use serde::Serialize;
@@ -25,10 +26,8 @@ const CDF_POINTS: usize = 200;
 /// What both fan-out subcommands run.
 #[derive(Debug, Clone, Args)]
 pub struct FanoutLoad {
-    #[arg(long)]
-    pub gateway_bin: PathBuf,
-    #[arg(long)]
-    pub broadcast_bin: PathBuf,
+    #[command(flatten)]
+    pub binaries: LiveBinaries,
     /// Viewer counts, one level each.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000,50000")]
     pub viewers: Vec<usize>,
@@ -68,26 +67,27 @@ pub struct BenchFanoutArgs {
     pub out: PathBuf,
 }
 
-/// The JSON result of `bench-fanout`.
+/// The JSON result of `bench-fanout`; it fails when a level's viewers did not all connect or
+/// most of its bids were refused.
+pub type FanoutResult = BenchResult<BenchFanout>;
+
+/// The figures of `bench-fanout`.
 #[derive(Debug, Serialize)]
-pub struct FanoutResult {
-    pub experiment: &'static str,
-    pub started_at: String,
+pub struct BenchFanout {
     pub cores: usize,
     pub levels: Vec<FanoutLevel>,
 }
 
-/// The `fanout` report (`result.json`).
+/// The `fanout` report (`result.json`): it fails as `bench-fanout` does, and also when an
+/// accepted bid missed a viewer that was not resynced.
+pub type FanoutReport = BenchResult<Fanout>;
+
+/// The figures of the `fanout` report.
 #[derive(Debug, Serialize)]
-pub struct FanoutReport {
-    pub experiment: &'static str,
-    pub started_at: String,
-    pub machine: Machine,
+pub struct Fanout {
     pub bids_per_sec: u64,
     pub duration_secs: u64,
     pub levels: Vec<LevelReport>,
-    /// What failed the check, empty when it passed.
-    pub violations: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -110,16 +110,14 @@ async fn levels(load: &FanoutLoad) -> anyhow::Result<Vec<FanoutLevel>> {
 /// # Errors
 /// A service or client process cannot run, or the file cannot be written.
 pub async fn bench(args: &BenchFanoutArgs) -> anyhow::Result<FanoutResult> {
-    let (experiment, started_at) = ("bench-fanout", now_rfc3339());
+    let started = Started::now("bench-fanout");
     let levels = levels(&args.load).await?;
-    let result = FanoutResult {
-        experiment,
-        started_at,
+    let violations = levels.iter().flat_map(incomplete).collect();
+    let figures = BenchFanout {
         cores: cores(),
         levels,
     };
-    write_json(&args.out, &result)?;
-    Ok(result)
+    started.finish(figures, violations, &args.out)
 }
 
 /// Runs the `fanout` experiment: every level, then the report.
@@ -128,15 +126,12 @@ pub async fn bench(args: &BenchFanoutArgs) -> anyhow::Result<FanoutResult> {
 /// A service or client process cannot run, or the report cannot be written.
 pub async fn run(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
     let out = ReportDir::create(&args.out_dir)?;
-    let started_at = now_rfc3339();
+    let started = Started::now("fanout");
     let levels = levels(&args.load).await?;
-    let report = FanoutReport {
-        experiment: "fanout",
-        started_at,
-        machine: Machine::current(),
+    let violations = levels.iter().flat_map(violations).collect();
+    let figures = Fanout {
         bids_per_sec: args.load.rate,
         duration_secs: args.load.duration_secs,
-        violations: levels.iter().flat_map(violations).collect(),
         levels: levels
             .into_iter()
             .map(|level| {
@@ -145,12 +140,11 @@ pub async fn run(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
             })
             .collect(),
     };
-    report::write(&out, &report)?;
-    Ok(report)
+    report::write(&out, started.result(figures, violations))
 }
 
-/// What is wrong with a level, if anything.
-fn violations(level: &FanoutLevel) -> Vec<String> {
+/// What bench-fanout checks of a level: every viewer connected, most bids accepted.
+fn incomplete(level: &FanoutLevel) -> Vec<String> {
     let n = level.viewers;
     let mut found = Vec::new();
     if level.connected < n {
@@ -160,6 +154,13 @@ fn violations(level: &FanoutLevel) -> Vec<String> {
         let (accepted, posted) = (level.bids_accepted, level.bids_posted);
         found.push(format!("{n} viewers: {accepted} of {posted} bids accepted"));
     }
+    found
+}
+
+/// What is wrong with a level for `fanout`, if anything.
+fn violations(level: &FanoutLevel) -> Vec<String> {
+    let n = level.viewers;
+    let mut found = incomplete(level);
     if level.delivery_ratio < 1.0 && level.resyncs == 0 {
         let ratio = level.delivery_ratio;
         found.push(format!(
@@ -179,24 +180,6 @@ fn thin(points: Vec<(f64, f64)>, keep: usize) -> Vec<(f64, f64)> {
     (0..keep)
         .filter_map(|i| points.get(at(i)).copied())
         .collect()
-}
-
-impl Outcome for FanoutReport {
-    fn verdict(&self) -> Verdict {
-        Verdict::of(&self.violations)
-    }
-
-    fn summary(&self) -> String {
-        report::markdown(self)
-    }
-}
-
-impl Outcome for FanoutResult {
-    fn verdict(&self) -> Verdict {
-        let whole =
-            |l: &FanoutLevel| l.connected == l.viewers && l.bids_accepted * 2 > l.bids_posted;
-        Verdict::passed_if(self.levels.iter().all(whole))
-    }
 }
 
 #[cfg(test)]

@@ -14,13 +14,12 @@
 
 use super::FanoutLoad;
 use super::level::{self, Audience, FanoutLevel, rss_of};
+use crate::bench_result::{BenchResult, Started};
 use crate::fanout_floor::frame::sample_bid_placed;
+use crate::goose_run::ratio;
 use crate::handoff::each_level;
-use crate::host::Machine;
 use crate::latency::wall_clock_us;
-use crate::report::{now_rfc3339, write_json};
 use crate::service::{Service, free_loopback_addr, run_tag};
-use crate::verdict::{Outcome, Verdict};
 use anyhow::{Context, bail};
 use shared::ItemId;
 use std::collections::HashMap;
@@ -51,11 +50,12 @@ pub struct BenchFanoutNchanArgs {
     pub out: PathBuf,
 }
 
+/// The JSON result; it fails when a run of either side missed a viewer or an event.
+pub type NchanResult = BenchResult<Nchan>;
+
+/// The figures of the run.
 #[derive(Debug, serde::Serialize)]
-pub struct NchanResult {
-    pub experiment: &'static str,
-    pub started_at: String,
-    pub machine: Machine,
+pub struct Nchan {
     pub bids_per_sec: u64,
     pub duration_secs: u64,
     pub goal_ratio: f64,
@@ -91,11 +91,7 @@ impl NchanComparison {
             viewers,
             broadcast_p99_ms: ours,
             nchan_p99_ms: theirs,
-            p99_ratio: if theirs > 0.0 {
-                crate::goose_run::round_to(ours / theirs, 3)
-            } else {
-                0.0
-            },
+            p99_ratio: ratio(ours, theirs).unwrap_or(0.0),
             broadcast_p50_ms: median_of(&broadcast_runs, p50),
             nchan_p50_ms: median_of(&nchan_runs, p50),
             broadcast_rss_per_viewer_kib: median_of(&broadcast_runs, rss),
@@ -105,13 +101,18 @@ impl NchanComparison {
         }
     }
 
-    fn complete(&self) -> bool {
-        self.broadcast_runs
-            .iter()
-            .chain(&self.nchan_runs)
-            // As bench-fanout's check: a viewer conflated to a fresh snapshot (a resync) misses
-            // the events it covers by design.
-            .all(|l| l.connected == l.viewers && (l.delivery_ratio >= 1.0 || l.resyncs > 0))
+    /// The runs that missed a viewer or an event, in words.
+    fn violations(&self) -> Vec<String> {
+        let runs = (self.broadcast_runs.iter().map(|l| ("broadcast", l)))
+            .chain(self.nchan_runs.iter().map(|l| ("nchan", l)));
+        // As bench-fanout's check: a viewer conflated to a fresh snapshot (a resync) misses
+        // the events it covers by design.
+        runs.filter(|(_, l)| l.connected != l.viewers || (l.delivery_ratio < 1.0 && l.resyncs == 0))
+            .map(|(side, l)| {
+                let (n, connected, delivery) = (l.viewers, l.connected, l.delivery_ratio);
+                format!("{n} viewers, {side}: {connected} connected, delivery {delivery:.6}")
+            })
+            .collect()
     }
 }
 
@@ -124,7 +125,7 @@ pub async fn run(args: &BenchFanoutNchanArgs) -> anyhow::Result<NchanResult> {
     if let Some(&too_many) = args.load.viewers.iter().find(|&&n| n > MAX_NCHAN_VIEWERS) {
         bail!("{too_many} viewers: one nginx worker takes at most {MAX_NCHAN_VIEWERS} sockets");
     }
-    let started_at = now_rfc3339();
+    let started = Started::now("bench-fanout-nchan");
     let levels = each_level("nchan", &args.load.viewers, async |viewers| {
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for _ in 0..args.pairs {
@@ -144,17 +145,17 @@ pub async fn run(args: &BenchFanoutNchanArgs) -> anyhow::Result<NchanResult> {
         anyhow::Ok(level)
     })
     .await?;
-    let result = NchanResult {
-        experiment: "bench-fanout-nchan",
-        started_at,
-        machine: Machine::current(),
+    let violations = levels
+        .iter()
+        .flat_map(NchanComparison::violations)
+        .collect();
+    let figures = Nchan {
         bids_per_sec: args.load.rate,
         duration_secs: args.load.duration_secs,
         goal_ratio: GOAL_RATIO,
         levels,
     };
-    write_json(&args.out, &result)?;
-    Ok(result)
+    started.finish(figures, violations, &args.out)
 }
 
 /// nginx + nchan on a free port with one worker, from a config in its temp dir; stopped
@@ -275,10 +276,4 @@ async fn publish_events(
         }
     }
     Ok(posts)
-}
-
-impl Outcome for NchanResult {
-    fn verdict(&self) -> Verdict {
-        Verdict::passed_if(self.levels.iter().all(NchanComparison::complete))
-    }
 }

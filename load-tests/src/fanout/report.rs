@@ -11,10 +11,10 @@ use crate::verdict::Outcome;
 ///
 /// # Errors
 /// A file cannot be written or a chart cannot be drawn.
-pub(super) fn write(out: &ReportDir, report: &FanoutReport) -> anyhow::Result<()> {
-    out.write_result(report)?;
-    draw(out, report)?;
-    out.write_summary(&markdown(report))
+pub(super) fn write(out: &ReportDir, report: FanoutReport) -> anyhow::Result<FanoutReport> {
+    draw(out, &report)?;
+    let markdown = markdown(&report);
+    report.write_report(out, markdown)
 }
 
 fn draw(out: &ReportDir, report: &FanoutReport) -> anyhow::Result<()> {
@@ -57,7 +57,7 @@ fn draw(out: &ReportDir, report: &FanoutReport) -> anyhow::Result<()> {
     charts::bar_chart(&out.chart("memory"), labels, &categories, &memory)
 }
 
-pub(super) fn markdown(report: &FanoutReport) -> String {
+fn markdown(report: &FanoutReport) -> String {
     let rows: Vec<Vec<String>> = report
         .levels
         .iter()

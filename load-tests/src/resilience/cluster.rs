@@ -64,11 +64,11 @@ impl Cluster {
         };
         // Gateways first: their relay creates the archive stream the worker consumes.
         let gateways = vec![
-            start("gateway", &bins.gateway_bin, "gw-0").await?,
-            start("gateway", &bins.gateway_bin, "gw-1").await?,
+            start("gateway", &bins.binaries.gateway_bin, "gw-0").await?,
+            start("gateway", &bins.binaries.gateway_bin, "gw-1").await?,
         ];
         let worker = start("worker", &bins.worker_bin, "worker").await?;
-        let broadcast = start("broadcast", &bins.broadcast_bin, "broadcast").await?;
+        let broadcast = start("broadcast", &bins.binaries.broadcast_bin, "broadcast").await?;
         Ok(Self {
             redis,
             nats,

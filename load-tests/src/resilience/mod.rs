@@ -16,10 +16,10 @@ pub mod timeline;
 
 use crate::api::{ApiClient, NewItem, in_secs};
 use crate::archive;
-use crate::host::Machine;
+use crate::bench_result::{BenchResult, Started};
 use crate::open_loop::{Clock, Kind, Request, STARTING_CENTS, Target, Workload};
-use crate::report::now_rfc3339;
-use crate::verdict::{Outcome, Verdict, prefixed};
+use crate::service::LiveBinaries;
+use crate::verdict::prefixed;
 use crate::watcher::Watcher;
 use anyhow::{Context, bail};
 use clap::Args;
@@ -57,12 +57,9 @@ const BIDS_PER_READ: u64 = 5;
 
 #[derive(Debug, Clone, Args)]
 pub struct ResilienceArgs {
-    /// api-gateway binary, e.g. target/release/api-gateway (two instances are started).
-    #[arg(long)]
-    pub gateway_bin: PathBuf,
-    /// broadcast-service binary.
-    #[arg(long)]
-    pub broadcast_bin: PathBuf,
+    /// The gateway (two instances are started) and the broadcast service.
+    #[command(flatten)]
+    pub binaries: LiveBinaries,
     /// archival-worker binary.
     #[arg(long)]
     pub worker_bin: PathBuf,
@@ -124,12 +121,9 @@ impl ResilienceArgs {
 pub struct FaultResult {
     pub fault: Fault,
     pub expectation: &'static str,
-    pub kill_ms: f64,
-    /// When the restart was issued (`kill_ms + outage`).
-    pub restart_ms: f64,
-    /// When the component accepted connections (dependencies) or answered `/ready` (services).
-    pub ready_ms: f64,
-    pub after_end_ms: f64,
+    /// When it ran, on the run's clock.
+    #[serde(flatten)]
+    pub times: FaultTimes,
     /// The `--settle-secs` before the kill.
     pub before: WindowStats,
     /// Kill to restart.
@@ -144,35 +138,37 @@ pub struct FaultResult {
     pub viewer_resumed_ms: Option<f64>,
     /// Viewer events received during the outage.
     pub viewer_events_in_outage: usize,
-    /// Restart to the moment PostgreSQL held every bid accepted before the restart.
-    pub archive_caught_up_ms: Option<f64>,
     /// Failed checks, in words.
     pub violations: Vec<String>,
 }
 
+/// The times one fault ran at (ms on the run's clock), measured while it ran.
 #[derive(Debug, Clone, Serialize)]
-pub struct ResilienceResult {
-    pub experiment: &'static str,
-    pub started_at: String,
-    pub machine: Machine,
+pub struct FaultTimes {
+    /// The start of the `--settle-secs` before the kill.
+    pub before_ms: f64,
+    pub kill_ms: f64,
+    /// When the restart was issued (`kill_ms + outage`).
+    pub restart_ms: f64,
+    /// When the component accepted connections (dependencies) or answered `/ready` (services).
+    pub ready_ms: f64,
+    pub after_end_ms: f64,
+    /// Restart to the moment PostgreSQL held every bid accepted before the restart.
+    pub archive_caught_up_ms: Option<f64>,
+}
+
+/// The result of a run (`result.json`).
+pub type ResilienceResult = BenchResult<Resilience>;
+
+/// The figures of a run; its violations are every failed check (per fault and the loss check).
+#[derive(Debug, Clone, Serialize)]
+pub struct Resilience {
     pub plan: Plan,
     pub bids_sent: usize,
     pub reads_sent: usize,
     pub faults: Vec<FaultResult>,
     pub loss: LossCheck,
     pub per_second: Vec<Second>,
-    /// Every failed check of the run (per fault and the loss check).
-    pub violations: Vec<String>,
-}
-
-impl Outcome for ResilienceResult {
-    fn verdict(&self) -> Verdict {
-        Verdict::of(&self.violations)
-    }
-
-    fn summary(&self) -> String {
-        report::markdown(self)
-    }
 }
 
 /// Runs the experiment and writes its report under `--out-dir`.
@@ -190,7 +186,7 @@ pub async fn run(args: &ResilienceArgs) -> anyhow::Result<ResilienceResult> {
     if plan.faults.is_empty() || plan.rate == 0 {
         bail!("nothing to do: give at least one fault and a rate above 0");
     }
-    let started_at = now_rfc3339();
+    let started = Started::now("resilience");
     let mut cluster = Cluster::start(args).await?;
     let items = create_items(&cluster).await?;
     let clock = Clock::start();
@@ -228,8 +224,8 @@ pub async fn run(args: &ResilienceArgs) -> anyhow::Result<ResilienceResult> {
     cluster.shutdown().await?;
 
     let faults: Vec<FaultResult> = windows
-        .iter()
-        .map(|w| w.analyse(&requests, &arrivals))
+        .into_iter()
+        .map(|(fault, times)| times.analyse(fault, &requests, &arrivals))
         .collect();
     let named = |f: &FaultResult| prefixed(f.fault.name(), &f.violations);
     let mut violations: Vec<String> = faults.iter().flat_map(named).collect();
@@ -240,20 +236,15 @@ pub async fn run(args: &ResilienceArgs) -> anyhow::Result<ResilienceResult> {
              unexplained rows"
         ));
     }
-    let result = ResilienceResult {
-        experiment: "resilience",
-        started_at,
-        machine: Machine::current(),
+    let figures = Resilience {
         plan,
         bids_sent: requests.iter().filter(|r| r.kind == Kind::Bid).count(),
         reads_sent: requests.iter().filter(|r| r.kind != Kind::Bid).count(),
         faults,
         loss,
         per_second: timeline::per_second(&requests, &arrivals),
-        violations,
     };
-    report::write(&args.out_dir, &result)?;
-    Ok(result)
+    report::write(&args.out_dir, started.result(figures, violations))
 }
 
 /// Creates the items the bids go to, open for a day (the run never reaches their end).
@@ -273,18 +264,6 @@ async fn create_items(cluster: &Cluster) -> anyhow::Result<Vec<String>> {
     Ok(items)
 }
 
-/// The times one fault ran at, measured on the run's clock while it ran.
-#[derive(Debug, Clone)]
-struct FaultWindow {
-    fault: Fault,
-    before_ms: f64,
-    kill_ms: f64,
-    restart_ms: f64,
-    ready_ms: f64,
-    after_end_ms: f64,
-    archive_caught_up_ms: Option<f64>,
-}
-
 /// Settle, kill, wait out the outage, restart, then stay until writes recovered and the archive
 /// caught up (at least `settle`, at most [`AFTER_BOUND`]).
 async fn run_fault(
@@ -293,7 +272,7 @@ async fn run_fault(
     plan: &Plan,
     fault: Fault,
     clock: Clock,
-) -> anyhow::Result<FaultWindow> {
+) -> anyhow::Result<(Fault, FaultTimes)> {
     let settle = Duration::from_secs_f64(plan.settle_secs);
     let before_ms = clock.now_ms();
     tokio::time::sleep(settle).await;
@@ -330,20 +309,20 @@ async fn run_fault(
         }
         tokio::time::sleep(POLL).await;
     }
-    Ok(FaultWindow {
-        fault,
+    let times = FaultTimes {
         before_ms,
         kill_ms,
         restart_ms,
         ready_ms,
         after_end_ms: clock.now_ms(),
         archive_caught_up_ms,
-    })
+    };
+    Ok((fault, times))
 }
 
-impl FaultWindow {
-    /// The fault's figures and checks from the whole run's record.
-    fn analyse(&self, requests: &[Request], arrivals: &[f64]) -> FaultResult {
+impl FaultTimes {
+    /// What `fault`, run at these times, did and failed, from the whole run's record.
+    fn analyse(self, fault: Fault, requests: &[Request], arrivals: &[f64]) -> FaultResult {
         let (kill, restart, end) = (self.kill_ms, self.restart_ms, self.after_end_ms);
         let window = |from, to, gateway| WindowStats::of(requests, from, to, gateway);
         let (before, outage) = (
@@ -369,7 +348,7 @@ impl FaultWindow {
         let percent = |w: &WindowStats| w.availability * 100.0;
         let mut violations = Vec::new();
         let tolerance = BASELINE_TOLERANCE.max(BASELINE_TOLERANCE_BIDS / outage.bids.max(1) as f64);
-        if self.fault.bids_unaffected() && outage.availability < before.availability - tolerance {
+        if fault.bids_unaffected() && outage.availability < before.availability - tolerance {
             violations.push(format!(
                 "bids refused while it was down (availability {:.1} % against {:.1} % \
                  before: {:?})",
@@ -378,7 +357,7 @@ impl FaultWindow {
                 outage.answers
             ));
         }
-        if let (Fault::Gateway, Some(survivor)) = (self.fault, outage_per_gateway.first())
+        if let (Fault::Gateway, Some(survivor)) = (fault, outage_per_gateway.first())
             && survivor.availability < 1.0
         {
             let survivor = percent(survivor);
@@ -386,7 +365,7 @@ impl FaultWindow {
                 "the surviving gateway refused bids (availability {survivor:.1} %)"
             ));
         }
-        if self.fault == Fault::Redis {
+        if fault == Fault::Redis {
             // Only answers given while Redis was down count: a bid sent just before the restart
             // may be answered by the Redis that came back.
             let mut not_503: Vec<String> = requests
@@ -414,24 +393,20 @@ impl FaultWindow {
                  of the restart"
             ));
         }
-        if matches!(self.fault, Fault::Nats | Fault::Broadcast) && viewer_resumed_ms.is_none() {
+        if matches!(fault, Fault::Nats | Fault::Broadcast) && viewer_resumed_ms.is_none() {
             violations.push("the viewer received no event after the restart".to_owned());
         }
         FaultResult {
-            fault: self.fault,
-            expectation: self.fault.expectation(),
-            kill_ms: kill,
-            restart_ms: restart,
-            ready_ms: self.ready_ms,
-            after_end_ms: end,
+            fault,
+            expectation: fault.expectation(),
+            after: window(restart, end, None),
+            times: self,
             before,
             outage,
             outage_per_gateway,
-            after: window(restart, end, None),
             recovery_ms,
             viewer_resumed_ms,
             viewer_events_in_outage: in_outage,
-            archive_caught_up_ms: self.archive_caught_up_ms,
             violations,
         }
     }

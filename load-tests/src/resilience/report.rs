@@ -15,12 +15,12 @@ use std::path::Path;
 ///
 /// # Errors
 /// A file cannot be written.
-pub fn write(dir: &Path, result: &ResilienceResult) -> anyhow::Result<()> {
+pub fn write(dir: &Path, result: ResilienceResult) -> anyhow::Result<ResilienceResult> {
     let report = ReportDir::create(dir)?;
-    report.write_result(result)?;
-    timeline_chart(&report.chart("timeline"), result)?;
-    availability_chart(&report.chart("availability"), result)?;
-    report.write_summary(&markdown(result))
+    timeline_chart(&report.chart("timeline"), &result)?;
+    availability_chart(&report.chart("availability"), &result)?;
+    let markdown = markdown(&result);
+    result.write_report(&report, markdown)
 }
 
 fn timeline_chart(path: &Path, r: &ResilienceResult) -> anyhow::Result<()> {
@@ -113,7 +113,7 @@ fn notes(f: &FaultResult) -> String {
         )),
         Fault::Postgres | Fault::Worker => notes.push(format!(
             "archive held every earlier bid {} after restart",
-            millis(f.archive_caught_up_ms)
+            millis(f.times.archive_caught_up_ms)
         )),
         Fault::Gateway => notes.push(format!(
             "survivor (gateway 0) {}, killed (gateway {VICTIM_GATEWAY}) {}",
@@ -160,7 +160,7 @@ pub(super) fn markdown(r: &ResilienceResult) -> String {
                     "{:.0} / {:.0} ms",
                     f.outage.failed_latency_ms.p50, f.outage.failed_latency_ms.p99
                 ),
-                format!("{:.0} ms", f.ready_ms - f.restart_ms),
+                format!("{:.0} ms", f.times.ready_ms - f.times.restart_ms),
                 millis(f.recovery_ms),
                 notes(f),
             ]
@@ -181,9 +181,9 @@ pub(super) fn markdown(r: &ResilienceResult) -> String {
             text,
             "- {}: killed at {:.1}, restart issued at {:.1}, ready at {:.1}",
             f.fault.name(),
-            f.kill_ms / 1000.0,
-            f.restart_ms / 1000.0,
-            f.ready_ms / 1000.0
+            f.times.kill_ms / 1000.0,
+            f.times.restart_ms / 1000.0,
+            f.times.ready_ms / 1000.0
         );
     }
     let l = &r.loss;

@@ -13,11 +13,11 @@
 pub mod server;
 
 use crate::api::ApiClient;
-use crate::bench_result::{BenchResult, Started, start_services};
+use crate::bench_result::{BenchResult, Started};
 use crate::bench_write::{WriteLoad, alternate, rates};
 use crate::contention::hot_item::HotLevel;
-use crate::goose_run::round_to;
-use crate::service::{Service, WRITE_FLOOR_ROLE, namespace, run_tag};
+use crate::goose_run::{ratio, round_to};
+use crate::service::{Service, WRITE_FLOOR_ROLE, namespace, run_tag, start_services};
 use crate::verdict::prefixed;
 use std::path::PathBuf;
 
@@ -97,11 +97,7 @@ impl FloorComparison {
             clients,
             gateway_bids_per_sec: round_to(gateway, 1),
             floor_bids_per_sec: round_to(floor, 1),
-            ratio: if floor > 0.0 {
-                round_to(gateway / floor, 3)
-            } else {
-                0.0
-            },
+            ratio: ratio(gateway, floor).unwrap_or(0.0),
             gateway_p99_ms: p99(&gateway_runs),
             floor_p99_ms: p99(&floor_runs),
             gateway_runs,

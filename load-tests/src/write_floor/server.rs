@@ -128,42 +128,58 @@ async fn ready(State(floor): State<Floor>) -> StatusCode {
     }
 }
 
+/// A refusal (status, code, message), answered with the gateway's error body.
+struct Refused(StatusCode, &'static str, String);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        response(self.0, self.1, &self.2)
+    }
+}
+
 /// The bearer's user id, verified as the gateway verifies it.
-async fn bearer(floor: &Floor, headers: &HeaderMap) -> Result<String, Response> {
+async fn bearer(floor: &Floor, headers: &HeaderMap) -> Result<String, Refused> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| response(StatusCode::UNAUTHORIZED, "unauthorized", "no token"))?;
+        .ok_or_else(|| Refused(StatusCode::UNAUTHORIZED, "unauthorized", "no token".into()))?;
     if let Some(known) = floor.verified.get(token, now_secs()) {
         return Ok(known.user_id.as_str().to_owned());
     }
-    match floor.verifier.verify(token).await {
-        Ok(claims) => {
-            let identity = Identity {
-                user_id: claims.sub,
-                roles: claims.roles,
-            };
-            floor.verified.insert(token, &identity, claims.exp);
-            Ok(identity.user_id.as_str().to_owned())
-        }
-        Err(e) => Err(response(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            &e.to_string(),
-        )),
-    }
+    let claims = floor
+        .verifier
+        .verify(token)
+        .await
+        .map_err(|e| Refused(StatusCode::UNAUTHORIZED, "invalid_token", e.to_string()))?;
+    let identity = Identity {
+        user_id: claims.sub,
+        roles: claims.roles,
+    };
+    floor.verified.insert(token, &identity, claims.exp);
+    Ok(identity.user_id.as_str().to_owned())
 }
 
-fn bad_request(e: impl std::fmt::Display) -> Response {
-    response(StatusCode::BAD_REQUEST, "invalid_input", &e.to_string())
+/// The body as JSON, or the gateway's 400.
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Refused> {
+    serde_json::from_slice(body)
+        .map_err(|e| Refused(StatusCode::BAD_REQUEST, "invalid_input", e.to_string()))
 }
 
-fn unavailable(e: impl std::fmt::Display) -> Response {
-    response(
+/// Redis unreachable or late: the gateway's 503.
+fn unavailable(e: impl std::fmt::Display) -> Refused {
+    Refused(
         StatusCode::SERVICE_UNAVAILABLE,
         "unavailable",
-        &e.to_string(),
+        e.to_string(),
+    )
+}
+
+fn not_found() -> Refused {
+    Refused(
+        StatusCode::NOT_FOUND,
+        "item_not_found",
+        "no such item".into(),
     )
 }
 
@@ -174,44 +190,36 @@ struct NewItem {
     min_increment: Cents,
 }
 
-async fn create_item(State(floor): State<Floor>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(refused) = bearer(&floor, &headers).await {
-        return refused;
-    }
-    let item: NewItem = match serde_json::from_slice(&body) {
-        Ok(item) => item,
-        Err(e) => return bad_request(e),
-    };
+async fn create_item(
+    State(floor): State<Floor>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Refused> {
+    bearer(&floor, &headers).await?;
+    let item: NewItem = parse(&body)?;
     let mut set = redis::cmd("HSET");
-    set.arg(floor.item_key(&item.id))
-        .arg("starting")
-        .arg(item.starting_price.get())
-        .arg("increment")
-        .arg(item.min_increment.get())
-        .arg("current")
-        .arg(0)
-        .arg("seq")
-        .arg(0);
-    match floor.redis.query::<i64>(&set).await {
-        Ok(_) => (StatusCode::CREATED, Json(json!({ "id": item.id }))).into_response(),
-        Err(e) => unavailable(e),
-    }
+    set.arg(floor.item_key(&item.id));
+    set.arg((
+        "starting",
+        item.starting_price.get(),
+        "increment",
+        item.min_increment.get(),
+    ));
+    set.arg(("current", 0, "seq", 0));
+    floor.redis.query::<i64>(&set).await.map_err(unavailable)?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": item.id }))).into_response())
 }
 
-async fn item(State(floor): State<Floor>, Path(id): Path<String>) -> Response {
+async fn item(State(floor): State<Floor>, Path(id): Path<String>) -> Result<Response, Refused> {
     let mut read = redis::cmd("HMGET");
     read.arg(floor.item_key(&id)).arg("seq").arg("current");
-    match floor.redis.query::<(Option<u64>, Option<i64>)>(&read).await {
-        Ok((Some(seq), current)) => Json(json!({
-            "id": id,
-            "seq": seq,
-            "bid_count": seq,
-            "current_bid_cents": current.unwrap_or(0),
-        }))
-        .into_response(),
-        Ok((None, _)) => response(StatusCode::NOT_FOUND, "item_not_found", "no such item"),
-        Err(e) => unavailable(e),
-    }
+    let reply = floor.redis.query::<(Option<u64>, Option<i64>)>(&read).await;
+    let (seq, current) = reply.map_err(unavailable)?;
+    let seq = seq.ok_or_else(not_found)?;
+    let current_bid_cents = current.unwrap_or(0);
+    let state =
+        json!({ "id": id, "seq": seq, "bid_count": seq, "current_bid_cents": current_bid_cents });
+    Ok(Json(state).into_response())
 }
 
 #[derive(Deserialize)]
@@ -225,31 +233,27 @@ async fn bid(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let bidder = match bearer(&floor, &headers).await {
-        Ok(bidder) => bidder,
-        Err(refused) => return refused,
-    };
-    let bid: BidBody = match serde_json::from_slice(&body) {
-        Ok(bid) => bid,
-        Err(e) => return bad_request(e),
-    };
+) -> Result<Response, Refused> {
+    let bidder = bearer(&floor, &headers).await?;
+    let bid: BidBody = parse(&body)?;
     if bid.user_id != bidder {
-        return response(StatusCode::FORBIDDEN, "user_id_mismatch", "not your token");
+        return Err(Refused(
+            StatusCode::FORBIDDEN,
+            "user_id_mismatch",
+            "not your token".into(),
+        ));
     }
     let key = floor.item_key(&id);
     let mut invocation = PLACE_BID.key(&key);
     invocation.arg(bid.amount.get()).arg(&bid.user_id);
-    let (outcome, seq, current) = match floor.redis.invoke::<(i64, u64, i64)>(&invocation).await {
-        Ok(reply) => reply,
-        Err(e) => return unavailable(e),
-    };
+    let reply = floor.redis.invoke::<(i64, u64, i64)>(&invocation).await;
+    let (outcome, seq, current) = reply.map_err(unavailable)?;
     let code = match outcome {
         1 => "accepted",
         0 => "bid_too_low",
-        _ => return response(StatusCode::NOT_FOUND, "item_not_found", "no such item"),
+        _ => return Err(not_found()),
     };
-    Json(json!({
+    Ok(Json(json!({
         "success": outcome == 1,
         "code": code,
         "seq": seq,
@@ -257,5 +261,5 @@ async fn bid(
         "your_bid_cents": bid.amount.get(),
         "is_highest": outcome == 1,
     }))
-    .into_response()
+    .into_response())
 }

@@ -1,6 +1,7 @@
 //! What the experiments' smoke tests share: the service binaries they start as child processes,
 //! as at full scale (`make test` builds every binary into this test's target directory).
 
+use load_tests::service::LiveBinaries;
 use std::path::PathBuf;
 
 /// Path of the workspace binary `name` (e.g. `api-gateway`) in this test's target directory.
@@ -21,4 +22,13 @@ pub fn service_bin(name: &str) -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// The gateway and broadcast binaries of this test's target directory.
+#[allow(dead_code)] // Not every test binary starts the live path.
+pub fn live_binaries() -> LiveBinaries {
+    LiveBinaries {
+        gateway_bin: service_bin("api-gateway"),
+        broadcast_bin: service_bin("broadcast-service"),
+    }
 }
