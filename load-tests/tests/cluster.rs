@@ -35,9 +35,16 @@ async fn the_guarantees_hold_on_the_cluster_through_every_fault() {
         out_dir: out.path().join("cluster"),
     };
 
-    let result = cluster::run(&args).await.unwrap();
+    let result = cluster::run(&args).await;
+    let result = result.unwrap_or_else(|e| panic!("{e:#}{}", log_tails(&args.out_dir)));
 
-    assert_eq!(result.verdict(), Verdict::Passed, "{}", result.summary());
+    assert_eq!(
+        result.verdict(),
+        Verdict::Passed,
+        "{}{}",
+        result.summary(),
+        log_tails(&args.out_dir)
+    );
     assert_eq!(result.scenarios.len(), 4);
     let path = &result.scenarios[0];
     assert!(path.accepted > 0 && path.accepted == path.bids_sent);
@@ -52,4 +59,31 @@ async fn the_guarantees_hold_on_the_cluster_through_every_fault() {
     assert_eq!((durable.loss.lost, durable.lost_in_redis), (0, 0));
     let readme = std::fs::read_to_string(out.path().join("cluster/README.md")).unwrap();
     assert!(readme.contains("| RedisFailover |"), "{readme}");
+}
+
+/// The last lines of every log the run kept for a failed scenario (`logs-<scenario>/`), so a
+/// red CI shows what the services said, not only which check failed.
+fn log_tails(out_dir: &std::path::Path) -> String {
+    const LINES: usize = 30;
+    let mut text = String::new();
+    let dirs = std::fs::read_dir(out_dir).into_iter().flatten().flatten();
+    for dir in dirs.filter(|d| d.file_name().to_string_lossy().starts_with("logs-")) {
+        let mut logs: Vec<_> = std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        logs.sort();
+        for log in logs {
+            let body = std::fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<_> = body.lines().collect();
+            let tail = lines[lines.len().saturating_sub(LINES)..].join("\n");
+            text.push_str(&format!(
+                "\n--- {} (last {LINES} lines)\n{tail}",
+                log.display()
+            ));
+        }
+    }
+    text
 }

@@ -111,6 +111,23 @@ impl LocalCluster {
             .with_context(|| format!("{name} missing from the cluster's env"))
     }
 
+    /// Copies every process's log (`logs/<name>.log`) into `to`, for a run that failed: the
+    /// temp dir, logs and all, goes when the cluster is dropped.
+    ///
+    /// # Errors
+    /// A log cannot be read or `to` cannot be written.
+    pub fn save_logs(&self, to: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+        for entry in std::fs::read_dir(self.dir.path().join("logs"))? {
+            let path = entry?.path();
+            if let Some(name) = path.file_name() {
+                std::fs::copy(&path, to.join(name))
+                    .with_context(|| format!("copying {}", path.display()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The pid of process `name` (`gateway-2`, `nats-n1`, `redis-<port>`).
     fn pid(&self, name: &str) -> anyhow::Result<i32> {
         let path = self.dir.path().join("pids").join(format!("{name}.pid"));

@@ -150,8 +150,16 @@ pub async fn run(args: &ClusterArgs) -> anyhow::Result<ClusterResult> {
         })?;
         for &scenario in &args.scenarios {
             tracing::info!(?scenario, "scenario");
-            let result = scenarios::run(scenario, &cluster, args).await?;
-            scenarios.push(result);
+            let result = scenarios::run(scenario, &cluster, args).await;
+            // The services' logs of a scenario that failed or broke are kept beside the
+            // report (`logs-<scenario>/`): the cluster's temp dir goes with it.
+            if result.as_ref().map_or(true, |r| !r.violations.is_empty()) {
+                let to = args.out_dir.join(format!("logs-{scenario:?}"));
+                if let Err(e) = cluster.save_logs(&to) {
+                    tracing::warn!(error = %format!("{e:#}"), "the cluster's logs were not kept");
+                }
+            }
+            scenarios.push(result?);
         }
     }
     let violations = scenarios
