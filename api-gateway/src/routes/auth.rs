@@ -126,7 +126,7 @@ impl Tokens {
 #[tracing::instrument(skip_all, fields(user_id = tracing::field::Empty))]
 #[utoipa::path(
     post, path = "/api/v1/auth/register", tag = "auth", request_body = Registration,
-    responses((status = 201, description = "the account and its first tokens", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 409, description = "conflicts with the state of the item or account", body = super::error_schema::ErrorBody), (status = 413, description = "request body too large", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 201, description = "the account and its first tokens", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 409, description = "conflicts with the state of the item or account", body = super::error_schema::ErrorBody), (status = 408, description = "the request body did not arrive in time", body = super::error_schema::ErrorBody), (status = 413, description = "request body too large", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
 )]
 async fn register(
     State(ctx): State<AppState>,
@@ -153,7 +153,7 @@ async fn register(
 #[tracing::instrument(skip_all, fields(user_id = tracing::field::Empty))]
 #[utoipa::path(
     post, path = "/api/v1/auth/login", tag = "auth", request_body = Credentials,
-    responses((status = 200, description = "fresh tokens", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 403, description = "not allowed for this account", body = super::error_schema::ErrorBody), (status = 413, description = "request body too large", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 200, description = "fresh tokens", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 403, description = "not allowed for this account", body = super::error_schema::ErrorBody), (status = 408, description = "the request body did not arrive in time", body = super::error_schema::ErrorBody), (status = 413, description = "request body too large", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
 )]
 async fn login(
     State(ctx): State<AppState>,
@@ -188,7 +188,7 @@ fn throttled(refused: Throttled) -> ApiError {
 #[tracing::instrument(skip_all, fields(user_id = tracing::field::Empty))]
 #[utoipa::path(
     post, path = "/api/v1/auth/refresh", tag = "auth", request_body = Presented,
-    responses((status = 200, description = "rotated tokens", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 413, description = "request body too large", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 200, description = "rotated tokens", body = serde_json::Value), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 408, description = "the request body did not arrive in time", body = super::error_schema::ErrorBody), (status = 413, description = "request body too large", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
 )]
 async fn refresh(
     State(ctx): State<AppState>,
@@ -204,7 +204,7 @@ async fn refresh(
 #[tracing::instrument(skip_all)]
 #[utoipa::path(
     post, path = "/api/v1/auth/logout", tag = "auth", request_body = Presented,
-    responses((status = 204, description = "the session ended"), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 413, description = "request body too large", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 204, description = "the session ended"), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 408, description = "the request body did not arrive in time", body = super::error_schema::ErrorBody), (status = 413, description = "request body too large", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
 )]
 async fn logout(
     State(ctx): State<AppState>,

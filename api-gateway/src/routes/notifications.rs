@@ -95,7 +95,7 @@ struct MarkReadRequest {
 #[utoipa::path(
     post, path = "/api/v1/me/notifications/read", tag = "me", security(("bearer" = [])),
     request_body = MarkReadRequest,
-    responses((status = 204, description = "marked read"), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 413, description = "the body is too large", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
+    responses((status = 204, description = "marked read"), (status = 400, description = "invalid input (see `error`)", body = super::error_schema::ErrorBody), (status = 401, description = "no or invalid bearer token", body = super::error_schema::ErrorBody), (status = 408, description = "the request body did not arrive in time", body = super::error_schema::ErrorBody), (status = 413, description = "the body is too large", body = super::error_schema::ErrorBody), (status = 429, description = "too many requests; see Retry-After", body = super::error_schema::ErrorBody), (status = 503, description = "a dependency is unavailable; retry", body = super::error_schema::ErrorBody))
 )]
 async fn mark_read(
     State(ctx): State<AppState>,
