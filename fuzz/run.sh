@@ -5,7 +5,8 @@
 # own throwaway Redis, NATS subjects, JetStream stream and a fresh PostgreSQL database, registers
 # an account and promotes it to admin so the fuzzer holds a token with every role, then runs
 # the OpenAPI document's operations with schemathesis' checks (no 5xx but 503, every response
-# as documented) and ours (fuzz/hooks.py: a rejected request changes nothing in Redis).
+# as documented) and ours (fuzz/hooks.py: a rejected request changes nothing in Redis: no
+# auction key, no listing set, no idempotency record but a bid's short-lived rejection).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_INCREMENTAL=0
@@ -40,6 +41,8 @@ export ARCHIVE_STREAM="${run_id^^}_ARCHIVE"
 export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$run_id"
 # Generous per-user bid limit: the fuzzer bids as one account.
 export BID_RATE_PER_USER=1000 BID_BURST_PER_USER=1000 AUTH_ATTEMPTS_PER_IP_PER_MINUTE=100000
+# Read by the gateway and by fuzz/hooks.py (a rejected bid's idempotency record may live this long).
+export IDEMPOTENCY_REJECTION_TTL_SECS=60
 export LOG_FORMAT=json
 log=".local/fuzz-gateway.log"
 target/debug/api-gateway > "$log" 2>&1 &

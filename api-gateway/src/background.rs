@@ -16,10 +16,12 @@
 //! | `listing_backfill` | restart | it retries inside itself; its progress lives in Redis |
 //! | `accounts_migration` | restart | it retries inside itself; its work is PostgreSQL's |
 //! | `suspensions` | restart | it re-reads PostgreSQL; the in-memory set keeps what it had |
+//! | `redis_eviction_policy` | restart | it retries inside itself; it only reads Redis's settings |
 
 use crate::accounts_migration;
 use crate::closer;
 use crate::config::Config;
+use crate::eviction_policy::{self, RedisEviction};
 use crate::identity_provider::IdentityProvider;
 use crate::listing_backfill;
 use crate::live_publisher::{self, LivePublisher};
@@ -175,6 +177,30 @@ fn spawn_limits(
     };
     let throttle = AuthThrottle::new(Arc::clone(limit_store), rules, Arc::clone(metrics));
     (bids, addresses, Arc::new(throttle))
+}
+
+/// Reads Redis's `maxmemory-policy` at start and every minute (see [`eviction_policy`]).
+///
+/// Restart: it keeps nothing but the reading it shows, which a new one reads again. It retries
+/// Redis outages itself (without ending), so only a panic ever restarts it: an evicting policy
+/// is warned about, never a reason for `/ready` to fail.
+pub fn spawn_eviction_policy(
+    supervisor: &Supervisor,
+    store: &Store,
+    eviction: &Arc<RedisEviction>,
+    metrics: &Arc<Metrics>,
+) {
+    let (store, eviction, metrics) = (store.clone(), Arc::clone(eviction), Arc::clone(metrics));
+    let stop = supervisor.shutdown_token();
+    supervisor.spawn_restarting("redis_eviction_policy", RESTART, move || {
+        eviction_policy::run(
+            store.clone(),
+            Arc::clone(&eviction),
+            Arc::clone(&metrics),
+            RESTART,
+            stop.clone(),
+        )
+    });
 }
 
 /// Migrates the accounts schema, when this gateway keeps accounts (not with an external

@@ -88,6 +88,9 @@ pub enum ErrorCode {
     BuyNowUnavailable,
     /// The optimistic strategy does not implement proxy bidding (422).
     ProxyBiddingUnsupported,
+    /// 408: the request's body did not arrive within `REQUEST_BODY_TIMEOUT_MS` of its headers
+    /// (answered by `shared::http_server`, as in every service; nothing was done).
+    RequestTimeout,
     /// 413.
     PayloadTooLarge,
     /// 429: the client may retry after `Retry-After`.
@@ -103,7 +106,7 @@ pub enum ErrorCode {
 impl ErrorCode {
     /// Every code, for the OpenAPI document's `ErrorCode` enum: a new code goes here too (the
     /// `openapi` test checks the document lists each wire string of this array once).
-    pub const ALL: [ErrorCode; 49] = [
+    pub const ALL: [ErrorCode; 50] = [
         Self::InvalidInput,
         Self::InvalidJson,
         Self::InvalidBody,
@@ -148,6 +151,7 @@ impl ErrorCode {
         Self::AuctionCancelled,
         Self::BuyNowUnavailable,
         Self::ProxyBiddingUnsupported,
+        Self::RequestTimeout,
         Self::PayloadTooLarge,
         Self::RateLimited,
         Self::Internal,
@@ -202,6 +206,7 @@ impl ErrorCode {
             Self::AuctionCancelled => "auction_cancelled",
             Self::BuyNowUnavailable => "buy_now_unavailable",
             Self::ProxyBiddingUnsupported => "proxy_bidding_unsupported",
+            Self::RequestTimeout => shared::http_server::REQUEST_TIMEOUT_CODE,
             Self::PayloadTooLarge => "payload_too_large",
             Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
@@ -254,6 +259,7 @@ impl ErrorCode {
             | Self::AuctionCancelled
             | Self::BuyNowUnavailable => StatusCode::CONFLICT,
             Self::ProxyBiddingUnsupported => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -433,6 +439,7 @@ mod tests {
             ErrorCode::AuctionNotStarted,
             ErrorCode::AuctionClosed,
             ErrorCode::AuctionCancelled,
+            ErrorCode::RequestTimeout,
             ErrorCode::PayloadTooLarge,
             ErrorCode::RateLimited,
             ErrorCode::Internal,
@@ -463,6 +470,7 @@ mod tests {
         assert_eq!(status(ApiError::new(ErrorCode::AuctionClosed, "x")), 409);
         assert_eq!(status(ApiError::ItemNotFound("i".into())), 404);
         assert_eq!(status(ApiError::PayloadTooLarge), 413);
+        assert_eq!(status(ApiError::new(ErrorCode::RequestTimeout, "x")), 408);
         assert_eq!(status(ApiError::Unauthorized("no")), 401);
         assert_eq!(
             status(ApiError::RateLimited {

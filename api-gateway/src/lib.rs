@@ -22,6 +22,7 @@
 //! * [`read_model`]: history and statistics reads from PostgreSQL (archival-worker's schema).
 //! * [`closer`]: closes auctions at their end time, exactly once across instances.
 //! * [`listing_backfill`]: fills the listing sets from the legacy `items:index` at start.
+//! * [`eviction_policy`]: whether Redis may evict keys (`maxmemory-policy`), warned about.
 //! * [`outbox_relay`]: outbox → JetStream, with reclaim of a crashed instance's entries.
 //! * [`background`]: the core background tasks and what happens when one ends.
 //! * [`metrics`]: the Prometheus registry.
@@ -33,6 +34,7 @@ pub mod bidder_pseudonyms;
 pub mod closer;
 pub mod config;
 pub mod error;
+pub mod eviction_policy;
 pub mod identity_provider;
 pub mod listing_backfill;
 pub mod live_publisher;
@@ -205,6 +207,8 @@ impl Application {
             &self.metrics,
         );
         background::spawn_accounts_migration(&supervisor, &self.identity);
+        let redis_eviction = Arc::new(eviction_policy::RedisEviction::default());
+        background::spawn_eviction_policy(&supervisor, &self.store, &redis_eviction, &self.metrics);
         let suspensions = Arc::new(suspensions::Suspensions::default());
         background::spawn_suspensions(
             &supervisor,
@@ -228,6 +232,7 @@ impl Application {
             verified_tokens: Arc::new(verified_tokens::VerifiedTokens::default()),
             suspensions,
             metrics: self.metrics,
+            redis_eviction,
             tasks: supervisor.health(),
         };
         self.listener

@@ -20,6 +20,11 @@ pub struct LimitLabel {
     pub limit: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabel {
+    pub policy: String,
+}
+
 pub struct Metrics {
     registry: MetricsRegistry,
     /// Bids answered, by outcome (`accepted`, `bid_too_low`, `closed`, …).
@@ -68,6 +73,11 @@ pub struct Metrics {
     pub rate_limit_verdicts_applied: Counter,
     /// Keys this instance holds limit state for (set once a second).
     pub rate_limit_keys: Gauge,
+    /// 1 while the auctions' Redis has a `maxmemory-policy` that may evict keys (anything but
+    /// `noeviction`; see `eviction_policy`), 0 while it never evicts or the policy is unknown.
+    pub redis_evicting: Gauge,
+    /// 1 for the `maxmemory-policy` last read (`unknown` when the server hides it).
+    redis_maxmemory_policy: Family<PolicyLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -135,6 +145,15 @@ impl Default for Metrics {
                 "rate_limit_keys",
                 "Keys this instance holds rate-limit state for",
             ),
+            redis_evicting: registry.gauge(
+                "redis_evicting",
+                "1 while Redis's maxmemory-policy may evict keys (not noeviction)",
+            ),
+            redis_maxmemory_policy: registry.register(
+                "redis_maxmemory_policy",
+                "1 for Redis's maxmemory-policy as last read (unknown: the server hides it)",
+                Family::default(),
+            ),
             registry,
         }
     }
@@ -150,6 +169,22 @@ impl Metrics {
         self.rate_limited
             .get_or_create(&LimitLabel { limit })
             .clone()
+    }
+
+    /// Moves the `redis_maxmemory_policy` series from `previous` to `current`.
+    pub fn redis_policy(&self, previous: Option<&str>, current: Option<&str>) {
+        if let Some(policy) = previous {
+            self.redis_maxmemory_policy.remove(&PolicyLabel {
+                policy: policy.to_owned(),
+            });
+        }
+        if let Some(policy) = current {
+            self.redis_maxmemory_policy
+                .get_or_create(&PolicyLabel {
+                    policy: policy.to_owned(),
+                })
+                .set(1);
+        }
     }
 
     /// The Prometheus text exposition.

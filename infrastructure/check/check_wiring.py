@@ -14,6 +14,9 @@ DIR holds the three binaries as infrastructure/docker/build.sh stages them. Chec
 * ports and health: LISTEN_ADDR, container and target ports, EXPOSE, the health checks of the
   Dockerfile, task definitions and target groups, nginx and Prometheus agree, on paths the
   services really serve;
+* eviction: ElastiCache runs with a parameter group of this module that sets
+  `maxmemory-policy noeviction` (the default groups evict keys with a TTL: the idempotency
+  records) and `cluster-enabled yes`;
 * timeouts: the ALB's and nginx's idle timeouts exceed the ping interval and idle timeout;
 * routing: `/ws*` sends every broadcast WebSocket route, and no gateway route, to the
   broadcast service, on the ALB and in nginx;
@@ -200,6 +203,24 @@ def main():
         if "rediss://" not in options[service]["REDIS_URL"].text or "REDIS_CA_FILE" not in options[service]:
             problems.append(f"{service} has no rediss:// REDIS_URL or REDIS_CA_FILE option")
     report.check("Redis is rediss://, PostgreSQL verify-full against the RDS bundle the images carry", problems)
+
+    # --- Redis never evicts ---------------------------------------------------------------
+    problems = []
+    redis_resources = {(rtype, name): body for rtype, name, body, _ in hcl_values.resources(modules["redis"])}
+    groups = {name: body for (rtype, name), body in redis_resources.items() if rtype == "aws_elasticache_parameter_group"}
+    replication = [body for (rtype, _), body in redis_resources.items() if rtype == "aws_elasticache_replication_group"]
+    if not replication:
+        problems.append("modules/redis has no aws_elasticache_replication_group")
+    for body in replication:
+        used = re.fullmatch(r"aws_elasticache_parameter_group\.(\w+)\.name", str(body.get("parameter_group_name", "")))
+        if not (isinstance(body.get("parameter_group_name"), Expr) and used and used.group(1) in groups):
+            problems.append(f"the replication group's parameter_group_name {body.get('parameter_group_name')!r} is not this module's parameter group (a default group evicts keys with a TTL)")
+            continue
+        parameters = {p.get("name"): p.get("value") for p in groups[used.group(1)].get("parameter", [])}
+        for name, wanted in (("maxmemory-policy", "noeviction"), ("cluster-enabled", "yes")):
+            if parameters.get(name) != wanted:
+                problems.append(f"parameter group {used.group(1)} sets {name} = {parameters.get(name)!r}, not {wanted!r}")
+    report.check("ElastiCache never evicts a key (its parameter group: maxmemory-policy noeviction)", problems)
 
     # --- ports and health ----------------------------------------------------------------
     problems = []

@@ -80,9 +80,10 @@ impl Readiness {
     }
 
     /// Shown as `value` but never required: a dependency only some routes need, which answer
-    /// their own 503 while it is missing (the gateway's accounts database).
-    pub fn advisory(mut self, name: &str, value: &str) -> Self {
-        self.checks.insert(name.to_owned(), json!(value));
+    /// their own 503 while it is missing (the gateway's accounts database), or a fact an
+    /// operator should see (the gateway's Redis eviction policy).
+    pub fn advisory(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.checks.insert(name.to_owned(), value.into());
         self
     }
 

@@ -8,6 +8,14 @@
 //!
 //! * a client has `HEADER_READ_TIMEOUT_MS` (10 s) to send a request's headers, counted from
 //!   the moment its connection is accepted, so a slow or silent client cannot hold a socket;
+//! * a request's body must have arrived within `REQUEST_BODY_TIMEOUT_MS` (10 s) of its headers:
+//!   a client that sends the headers and then trickles (or never sends) the body is answered
+//!   408 `request_timeout` with the standard error body ([`crate::error_body`]) and the
+//!   connection is closed. The handler never gets the body, so it changed nothing (every
+//!   handler reads its body, through an extractor, before it acts). Only the body read has a
+//!   deadline: a request without a body (every `GET`, a WebSocket upgrade) is not touched,
+//!   a response may take as long as its handler does, and an upgraded socket is no longer
+//!   HTTP;
 //! * at most `MAX_HTTP_CONNECTIONS` (10,000) HTTP connections are served at once; past that
 //!   the loop stops accepting (new clients wait in the kernel's backlog) until one ends. A
 //!   WebSocket leaves this count once upgraded (the broadcast service caps those itself).
@@ -17,12 +25,17 @@ use crate::supervisor::Supervisor;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::ConnectInfo;
-use hyper::body::Incoming;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -42,6 +55,13 @@ pub struct HttpServerOptions {
     #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = positive_u64())]
     pub header_read_timeout_ms: u64,
 
+    /// Time a client has to send a request's whole body, from when its headers were read; a
+    /// body still incomplete then is answered 408 `request_timeout` and the connection closed,
+    /// before the handler acts on anything. Requests without a body (WebSocket upgrades
+    /// included) and responses are not limited (milliseconds).
+    #[arg(long, env = "REQUEST_BODY_TIMEOUT_MS", default_value_t = 10_000, value_parser = positive_u64())]
+    pub request_body_timeout_ms: u64,
+
     /// HTTP connections served at once; past it new connections wait in the kernel's accept
     /// backlog until one ends (upgraded WebSockets do not count).
     #[arg(long, env = "MAX_HTTP_CONNECTIONS", default_value_t = 10_000, value_parser = positive_u32())]
@@ -52,7 +72,15 @@ impl HttpServerOptions {
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_millis(self.header_read_timeout_ms)
     }
+
+    pub fn request_body_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_body_timeout_ms)
+    }
 }
+
+/// The `error` code of the 408 answered to a body that did not arrive in time (the gateway's
+/// `ErrorCode::RequestTimeout` is the same string, for its OpenAPI document).
+pub const REQUEST_TIMEOUT_CODE: &str = "request_timeout";
 
 /// The port `listener` is bound to (the one the OS picked for port 0); 0 if the socket cannot
 /// say, which only a closed socket does.
@@ -151,7 +179,10 @@ pub async fn serve_connections(
 ) {
     let connections = TaskTracker::new();
     let slots = Arc::new(Semaphore::new(options.max_http_connections as usize));
-    let header_read_timeout = options.header_read_timeout();
+    let limits = ConnectionLimits {
+        header_read: options.header_read_timeout(),
+        body_read: options.request_body_timeout(),
+    };
     loop {
         // A slot first: at the cap, the loop waits here and clients wait in the backlog.
         let slot = tokio::select! {
@@ -175,13 +206,7 @@ pub async fn serve_connections(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
-        let connection = serve_connection(
-            tcp,
-            peer,
-            router.clone(),
-            shutdown.clone(),
-            header_read_timeout,
-        );
+        let connection = serve_connection(tcp, peer, router.clone(), shutdown.clone(), limits);
         connections.spawn(async move {
             connection.await;
             drop(slot);
@@ -197,22 +222,28 @@ pub async fn serve_connections(
     }
 }
 
+/// The per-connection deadlines.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionLimits {
+    header_read: Duration,
+    body_read: Duration,
+}
+
 async fn serve_connection(
     tcp: TcpStream,
     peer: SocketAddr,
     router: Router,
     shutdown: CancellationToken,
-    header_read_timeout: Duration,
+    limits: ConnectionLimits,
 ) {
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
-        // A `Router` is always ready, so calling it without `poll_ready` is fine.
-        tower::Service::call(&mut router.clone(), request)
+        handle(router.clone(), request, limits.body_read)
     });
     let mut connection = pin!(
         http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(header_read_timeout)
+            .header_read_timeout(limits.header_read)
             .serve_connection(TokioIo::new(tcp), service)
             .with_upgrades()
     );
@@ -229,6 +260,110 @@ async fn serve_connection(
     }
 }
 
+/// Serves one request. A request with a body gets it through a [`DeadlineBody`]: if the body
+/// has not arrived `body_read` after the headers, reading it fails, the handler answers with
+/// whatever rejection its extractor gives, and that answer is replaced by the one 408 (so the
+/// answer is the same whichever extractor or service read the body).
+async fn handle(
+    mut router: Router,
+    request: hyper::Request<Incoming>,
+    body_read: Duration,
+) -> Result<Response, std::convert::Infallible> {
+    if request.body().is_end_stream() {
+        // Nothing to wait for (a `GET`, a WebSocket upgrade, `Content-Length: 0`): no timer.
+        // A `Router` is always ready, so calling it without `poll_ready` is fine.
+        return tower::Service::call(&mut router, request).await;
+    }
+    let expired = Arc::new(AtomicBool::new(false));
+    let request = request.map(|body| DeadlineBody::new(body, body_read, Arc::clone(&expired)));
+    let response = tower::Service::call(&mut router, request).await?;
+    if expired.load(Ordering::Acquire) {
+        return Ok(body_timeout_response(body_read));
+    }
+    Ok(response)
+}
+
+/// The 408 of a body that did not arrive within `limit`: the standard error body, and
+/// `Connection: close` (the rest of the body may still come, and would be read as the next
+/// request).
+fn body_timeout_response(limit: Duration) -> Response {
+    let mut response = crate::error_body::response(
+        StatusCode::REQUEST_TIMEOUT,
+        REQUEST_TIMEOUT_CODE,
+        &format!(
+            "the request body did not arrive within {} ms of its headers",
+            limit.as_millis()
+        ),
+    );
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// The error a [`DeadlineBody`] fails with once its deadline passed.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0:?}")]
+pub struct BodyTimedOut(Duration);
+
+/// A request body that must be complete by a deadline (set when the headers were read): a
+/// frame that is ready is always passed on, but once the deadline has passed with the body
+/// still incomplete, reading fails with [`BodyTimedOut`] and `expired` is set.
+struct DeadlineBody<B> {
+    inner: B,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    limit: Duration,
+    expired: Arc<AtomicBool>,
+}
+
+impl<B> DeadlineBody<B> {
+    fn new(inner: B, limit: Duration, expired: Arc<AtomicBool>) -> Self {
+        Self {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(limit)),
+            limit,
+            expired,
+        }
+    }
+}
+
+impl<B> Body for DeadlineBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<axum::BoxError>,
+{
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.expired.load(Ordering::Acquire) {
+            return Poll::Ready(Some(Err(BodyTimedOut(this.limit).into())));
+        }
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
+        }
+        match this.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                this.expired.store(true, Ordering::Release);
+                Poll::Ready(Some(Err(BodyTimedOut(this.limit).into())))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,16 +373,24 @@ mod tests {
     fn options(header_read_timeout_ms: u64, max_http_connections: u32) -> HttpServerOptions {
         HttpServerOptions {
             header_read_timeout_ms,
+            request_body_timeout_ms: 60_000,
             max_http_connections,
         }
     }
 
     /// Serves a one-route router with `options`; returns its address and the stop token.
     async fn server(options: HttpServerOptions) -> (SocketAddr, CancellationToken) {
+        server_with(options, Router::new().route("/", get(|| async { "ok" }))).await
+    }
+
+    /// Serves `router` with `options`; returns its address and the stop token.
+    async fn server_with(
+        options: HttpServerOptions,
+        router: Router,
+    ) -> (SocketAddr, CancellationToken) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
-        let router = Router::new().route("/", get(|| async { "ok" }));
         tokio::spawn({
             let stop = stop.clone();
             async move {
@@ -318,6 +461,193 @@ mod tests {
             "{}",
             String::from_utf8_lossy(&answer)
         );
+        stop.cancel();
+    }
+
+    fn body_options(request_body_timeout_ms: u64) -> HttpServerOptions {
+        HttpServerOptions {
+            request_body_timeout_ms,
+            ..options(60_000, 100)
+        }
+    }
+
+    /// A router whose `POST /` reads its body and counts the bodies it got in `got`; `GET
+    /// /slow` answers three chunks 300 ms apart; `GET /upgrade` switches protocols and echoes
+    /// one line back after 900 ms.
+    fn body_router(got: Arc<std::sync::atomic::AtomicUsize>) -> Router {
+        use axum::body::Body as AxumBody;
+        use axum::extract::Request;
+        Router::new()
+            .route(
+                "/",
+                axum::routing::post(move |body: Bytes| async move {
+                    got.fetch_add(1, Ordering::SeqCst);
+                    format!("got {} bytes", body.len())
+                }),
+            )
+            .route(
+                "/slow",
+                get(|| async {
+                    let chunks = futures::stream::unfold(0, |n| async move {
+                        if n == 3 {
+                            return None;
+                        }
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        Some((
+                            Ok::<_, std::io::Error>(Bytes::from(format!("chunk{n};"))),
+                            n + 1,
+                        ))
+                    });
+                    AxumBody::from_stream(chunks)
+                }),
+            )
+            .route(
+                "/upgrade",
+                get(|mut request: Request| async move {
+                    let upgrade = hyper::upgrade::on(&mut request);
+                    tokio::spawn(async move {
+                        let mut io = TokioIo::new(upgrade.await.expect("upgraded"));
+                        let mut line = [0u8; 5];
+                        tokio::time::sleep(Duration::from_millis(900)).await;
+                        io.read_exact(&mut line).await.expect("a line");
+                        io.write_all(&line).await.expect("echoed");
+                    });
+                    Response::builder()
+                        .status(StatusCode::SWITCHING_PROTOCOLS)
+                        .header(header::CONNECTION, "upgrade")
+                        .header(header::UPGRADE, "echo")
+                        .body(AxumBody::empty())
+                        .unwrap()
+                }),
+            )
+    }
+
+    #[tokio::test]
+    async fn a_body_that_does_not_arrive_in_time_is_a_408_and_never_reaches_the_handler() {
+        let got = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (addr, stop) = server_with(body_options(300), body_router(Arc::clone(&got))).await;
+        let mut slow = TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n{\"half\":")
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let answer = closed_within(&mut slow, Duration::from_secs(5))
+            .await
+            .expect("answered and closed");
+        let waited = started.elapsed();
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(
+            text.to_ascii_lowercase().contains("connection: close"),
+            "{text}"
+        );
+        let body: serde_json::Value =
+            serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap_or_default()).unwrap();
+        assert_eq!(body["error"], REQUEST_TIMEOUT_CODE, "{text}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("300 ms"),
+            "{text}"
+        );
+        assert!(
+            waited >= Duration::from_millis(250),
+            "not before the deadline: {waited:?}"
+        );
+        assert!(waited < Duration::from_secs(3), "soon after it: {waited:?}");
+        assert_eq!(
+            got.load(Ordering::SeqCst),
+            0,
+            "the handler never got a body"
+        );
+
+        // A body that never starts is the same 408.
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        silent
+            .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = closed_within(&mut silent, Duration::from_secs(5))
+            .await
+            .expect("answered and closed");
+        assert!(
+            answer.starts_with(b"HTTP/1.1 408"),
+            "{}",
+            String::from_utf8_lossy(&answer)
+        );
+        assert_eq!(got.load(Ordering::SeqCst), 0);
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_body_that_arrives_slowly_but_in_time_is_served() {
+        let got = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (addr, stop) = server_with(body_options(2_000), body_router(Arc::clone(&got))).await;
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 10\r\n\r\n12345")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        client.write_all(b"67890").await.unwrap();
+        let answer = closed_within(&mut client, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        assert!(text.ends_with("got 10 bytes"), "{text}");
+        assert_eq!(got.load(Ordering::SeqCst), 1);
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn long_responses_and_upgraded_connections_outlive_the_body_deadline() {
+        let got = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        // 200 ms: the response below takes 900 ms, the upgraded socket lives longer.
+        let (addr, stop) = server_with(body_options(200), body_router(got)).await;
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = closed_within(&mut client, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        assert!(
+            text.contains("chunk0;") && text.contains("chunk2;"),
+            "whole: {text}"
+        );
+
+        let mut upgraded = TcpStream::connect(addr).await.unwrap();
+        upgraded
+            .write_all(
+                b"GET /upgrade HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            upgraded.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        // Well past the deadline, the socket still carries bytes both ways.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        upgraded.write_all(b"hello").await.unwrap();
+        let mut echo = [0u8; 5];
+        tokio::time::timeout(Duration::from_secs(5), upgraded.read_exact(&mut echo))
+            .await
+            .expect("echoed in time")
+            .expect("echoed");
+        assert_eq!(&echo, b"hello");
         stop.cancel();
     }
 }

@@ -211,6 +211,18 @@ impl Server<Redis> {
         ])
     }
 
+    /// Starts one without persistence, with `config` added to its command line, such as
+    /// `["--maxmemory-policy", "allkeys-lru"]` or `["--rename-command", "CONFIG", ""]` (a
+    /// managed service's Redis that refuses `CONFIG`).
+    ///
+    /// # Errors
+    /// When `redis-server` cannot be started (or refuses the configuration).
+    pub fn start_configured(config: &[&str]) -> anyhow::Result<Self> {
+        let mut args = vec!["--save", "", "--appendonly", "no"];
+        args.extend_from_slice(config);
+        Self::start_with(&args)
+    }
+
     fn start_with(persistence: &[&str]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;

@@ -119,7 +119,7 @@ struct CancelRequest {
     post, path = "/api/v1/items/{id}/cancel", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "item id")),
     request_body = CancelRequest,
-    responses((status = 200, description = "the event announced", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::NotFound, refused::Conflict, refused::TooLarge, refused::Throttled, refused::Unavailable)
+    responses((status = 200, description = "the event announced", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::NotFound, refused::Conflict, refused::BodyTimedOut, refused::TooLarge, refused::Throttled, refused::Unavailable)
 )]
 async fn cancel(
     State(ctx): State<AppState>,
@@ -145,7 +145,7 @@ struct ExtendRequest {
     post, path = "/api/v1/items/{id}/extend", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "item id")),
     request_body = ExtendRequest,
-    responses((status = 200, description = "the event announced", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::NotFound, refused::Conflict, refused::TooLarge, refused::Throttled, refused::Unavailable)
+    responses((status = 200, description = "the event announced", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::NotFound, refused::Conflict, refused::BodyTimedOut, refused::TooLarge, refused::Throttled, refused::Unavailable)
 )]
 async fn extend(
     State(ctx): State<AppState>,
@@ -172,7 +172,7 @@ async fn extend(
     post, path = "/api/v1/items/{id}/relist", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "item id")),
     request_body = RoundTermsRequest,
-    responses((status = 200, description = "the event announced", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::NotFound, refused::Conflict, refused::TooLarge, refused::Throttled, refused::Unavailable)
+    responses((status = 200, description = "the event announced", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::NotFound, refused::Conflict, refused::BodyTimedOut, refused::TooLarge, refused::Throttled, refused::Unavailable)
 )]
 async fn relist(
     State(ctx): State<AppState>,

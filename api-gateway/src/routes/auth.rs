@@ -127,7 +127,7 @@ impl Tokens {
 #[tracing::instrument(skip_all, fields(user_id = tracing::field::Empty))]
 #[utoipa::path(
     post, path = "/api/v1/auth/register", tag = "auth", request_body = Registration,
-    responses((status = 201, description = "the account and its first tokens", body = serde_json::Value), refused::BadInput, refused::Conflict, refused::TooLarge, refused::Throttled, refused::Unavailable)
+    responses((status = 201, description = "the account and its first tokens", body = serde_json::Value), refused::BadInput, refused::Conflict, refused::BodyTimedOut, refused::TooLarge, refused::Throttled, refused::Unavailable)
 )]
 async fn register(
     State(ctx): State<AppState>,
@@ -154,7 +154,7 @@ async fn register(
 #[tracing::instrument(skip_all, fields(user_id = tracing::field::Empty))]
 #[utoipa::path(
     post, path = "/api/v1/auth/login", tag = "auth", request_body = Credentials,
-    responses((status = 200, description = "fresh tokens", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::TooLarge, refused::Throttled, refused::Unavailable)
+    responses((status = 200, description = "fresh tokens", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::BodyTimedOut, refused::TooLarge, refused::Throttled, refused::Unavailable)
 )]
 async fn login(
     State(ctx): State<AppState>,
@@ -189,7 +189,7 @@ fn throttled(refused: Throttled) -> ApiError {
 #[tracing::instrument(skip_all, fields(user_id = tracing::field::Empty))]
 #[utoipa::path(
     post, path = "/api/v1/auth/refresh", tag = "auth", request_body = Presented,
-    responses((status = 200, description = "rotated tokens", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::TooLarge, refused::Throttled, refused::Unavailable)
+    responses((status = 200, description = "rotated tokens", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::BodyTimedOut, refused::TooLarge, refused::Throttled, refused::Unavailable)
 )]
 async fn refresh(
     State(ctx): State<AppState>,
@@ -205,7 +205,7 @@ async fn refresh(
 #[tracing::instrument(skip_all)]
 #[utoipa::path(
     post, path = "/api/v1/auth/logout", tag = "auth", request_body = Presented,
-    responses((status = 204, description = "the session ended"), refused::BadInput, refused::Unauthenticated, refused::TooLarge, refused::Throttled, refused::Unavailable)
+    responses((status = 204, description = "the session ended"), refused::BadInput, refused::Unauthenticated, refused::BodyTimedOut, refused::TooLarge, refused::Throttled, refused::Unavailable)
 )]
 async fn logout(
     State(ctx): State<AppState>,

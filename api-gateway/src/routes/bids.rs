@@ -170,7 +170,7 @@ pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyK
         ("Idempotency-Key" = Option<String>, Header, description = "retry safety: the same key returns the first outcome"),
     ),
     request_body = BidRequest,
-    responses((status = 200, description = "the outcome (accepted, or refused as too low)", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::NotFound, refused::Conflict, refused::TooLarge, refused::Throttled, refused::Unavailable)
+    responses((status = 200, description = "the outcome (accepted, or refused as too low)", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::NotFound, refused::Conflict, refused::BodyTimedOut, refused::TooLarge, refused::Throttled, refused::Unavailable)
 )]
 async fn place_bid(
     State(ctx): State<AppState>,

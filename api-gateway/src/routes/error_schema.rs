@@ -57,6 +57,7 @@ pub type BadInput = Refusal<400>;
 pub type Unauthenticated = Refusal<401>;
 pub type Forbidden = Refusal<403>;
 pub type NotFound = Refusal<404>;
+pub type BodyTimedOut = Refusal<408>;
 pub type Conflict = Refusal<409>;
 pub type TooLarge = Refusal<413>;
 pub type Throttled = Refusal<429>;
@@ -68,6 +69,7 @@ impl<const STATUS: u16> Refusal<STATUS> {
         401 => "no or invalid bearer token",
         403 => "not allowed for this account",
         404 => "no such item or account",
+        408 => "the request body did not arrive in time",
         409 => "conflicts with the state of the item or account",
         413 => "request body too large",
         429 => "too many requests; see Retry-After",

@@ -15,12 +15,20 @@ impl Probes for AppState {
     /// load balancer that took every gateway out whenever PostgreSQL blinked would stop the
     /// bidding the contract keeps going without it. The auth routes answer their own fast 503
     /// meanwhile. With an external issuer there are no local accounts and nothing is shown.
+    ///
+    /// Redis's `maxmemory-policy` is shown once read (`"redis_maxmemory_policy"`, and
+    /// `"redis_evicts": true` for any policy but `noeviction`) and never makes the gateway
+    /// unready either: it is a setting to fix, warned about at start (`eviction_policy`), not
+    /// an outage, and pulling every gateway for it would stop bids that still work.
     async fn readiness(&self) -> Readiness {
         let redis_up = self.store.ping().await.is_ok();
-        let readiness = Readiness::new()
+        let mut readiness = Readiness::new()
             .tasks(&self.tasks)
             .dependency("redis", redis_up)
             .nats_advisory(&self.nats);
+        for (name, value) in self.redis_eviction.ready_fields() {
+            readiness = readiness.advisory(name, value);
+        }
         let Some(local) = self.identity.local() else {
             return readiness;
         };

@@ -106,7 +106,7 @@ impl CreateItemRequest {
 #[utoipa::path(
     post, path = "/api/v1/items", tag = "items", security(("bearer" = [])),
     request_body = CreateItemRequest,
-    responses((status = 201, description = "the item created", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::Conflict, refused::TooLarge, refused::Throttled, refused::Unavailable)
+    responses((status = 201, description = "the item created", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::Conflict, refused::BodyTimedOut, refused::TooLarge, refused::Throttled, refused::Unavailable)
 )]
 async fn create_item(
     State(ctx): State<AppState>,

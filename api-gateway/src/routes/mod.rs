@@ -87,6 +87,8 @@ pub struct AppState {
     /// The accounts suspended from bidding or selling, as this gateway last read them.
     pub suspensions: Arc<Suspensions>,
     pub metrics: Arc<Metrics>,
+    /// The auctions' Redis's `maxmemory-policy` as last read, for `/ready`.
+    pub redis_eviction: Arc<crate::eviction_policy::RedisEviction>,
     /// Which background tasks are down, for `/ready`.
     pub tasks: TaskHealth,
 }

@@ -96,7 +96,7 @@ struct MarkReadRequest {
 #[utoipa::path(
     post, path = "/api/v1/me/notifications/read", tag = "me", security(("bearer" = [])),
     request_body = MarkReadRequest,
-    responses((status = 204, description = "marked read"), refused::BadInput, refused::Unauthenticated, (status = 413, description = "the body is too large", body = super::error_schema::ErrorBody), refused::Throttled, refused::Unavailable)
+    responses((status = 204, description = "marked read"), refused::BadInput, refused::Unauthenticated, refused::BodyTimedOut, (status = 413, description = "the body is too large", body = super::error_schema::ErrorBody), refused::Throttled, refused::Unavailable)
 )]
 async fn mark_read(
     State(ctx): State<AppState>,

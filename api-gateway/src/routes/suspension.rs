@@ -43,7 +43,7 @@ struct SuspensionRequest {
     put, path = "/api/v1/admin/users/{id}/suspension", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "user id")),
     request_body = SuspensionRequest,
-    responses((status = 200, description = "the account as it is now", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::NotFound, refused::TooLarge, refused::Throttled, refused::Unavailable)
+    responses((status = 200, description = "the account as it is now", body = serde_json::Value), refused::BadInput, refused::Unauthenticated, refused::Forbidden, refused::NotFound, refused::BodyTimedOut, refused::TooLarge, refused::Throttled, refused::Unavailable)
 )]
 async fn set_suspension(
     State(ctx): State<AppState>,

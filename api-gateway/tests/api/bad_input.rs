@@ -278,3 +278,60 @@ async fn a_client_that_sends_half_a_header_is_disconnected_after_the_timeout() {
     assert!(closed.is_ok(), "the slow client was disconnected");
     assert_eq!(app.get("/health").await.status, 200);
 }
+
+/// A client that sends a bid's headers and only part of its body (slow-body slowloris) is
+/// answered 408 `request_timeout` and disconnected once `REQUEST_BODY_TIMEOUT_MS` has passed,
+/// and the bid is not stored, not even when the rest of the body arrives afterwards.
+#[tokio::test]
+async fn a_bid_whose_body_does_not_arrive_in_time_is_a_408_and_stores_nothing() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = shared_config();
+    config.common.http.request_body_timeout_ms = 400;
+    let app = spawn_app_with(config).await;
+    let item = app.create_item(json!({})).await;
+    let body = r#"{"user_id":"a","amount":20}"#;
+    let head = format!(
+        "POST /api/v1/items/{item}/bid HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nIdempotency-Key: slow-body\r\nContent-Length: {}\r\n\r\n",
+        app.token("a"),
+        body.len()
+    );
+    let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", app.port()))
+        .await
+        .expect("connect");
+    slow.write_all(head.as_bytes()).await.expect("headers");
+    slow.write_all(&body.as_bytes()[..10])
+        .await
+        .expect("part of the body");
+    let sent = Instant::now();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed within the deadline (and some slack)")
+        .expect("read");
+    let waited = sent.elapsed();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap_or_default()).expect("JSON");
+    assert_eq!(json["error"], "request_timeout", "{text}");
+    assert!(
+        json["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{text}"
+    );
+    assert!(
+        waited >= Duration::from_millis(350),
+        "not before the deadline: {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(3), "soon after it: {waited:?}");
+    // The rest, too late, on the closed connection: ignored whatever the socket says.
+    let _ = slow.write_all(&body.as_bytes()[10..]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.assert_no_bid_on(&item).await;
+
+    // A body sent whole is served as always, with the same key (no answer was stored for it).
+    app.bid_with_key(&item, "a", json!(20), "slow-body")
+        .await
+        .assert_outcome("accepted");
+}

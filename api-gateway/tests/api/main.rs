@@ -11,6 +11,7 @@ mod bad_input;
 mod bids;
 mod cluster;
 mod contention;
+mod eviction;
 mod helpers;
 mod items;
 mod lifecycle;

@@ -54,6 +54,7 @@ async fn every_restartable_task_that_stops_is_named_by_ready_and_comes_back() {
         "rate_limit_sync",
         "closer",
         "outbox_relay.s0",
+        "redis_eviction_policy",
     ] {
         stop_and_see_it_named(&app, task).await;
         app.config.task_faults.resume(task);

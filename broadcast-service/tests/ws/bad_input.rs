@@ -42,6 +42,25 @@ async fn malformed_messages_get_error_frames_and_the_connection_stays_usable() {
     broadcast.wait_for_metric(SUBSCRIPTIONS, 0.0).await;
 }
 
+/// The HTTP server's request-body deadline (`REQUEST_BODY_TIMEOUT_MS`) applies to a request's
+/// body only: an upgrade has none, and a watching socket lives on well past the deadline.
+#[tokio::test]
+async fn a_socket_outlives_the_request_body_deadline() {
+    let Stage(gateway, broadcast, item, ..) = &start_with(Isolation::shared(), |config| {
+        config.common.http.request_body_timeout_ms = 200;
+    })
+    .await;
+    let mut viewer = broadcast.connect("/ws").await;
+    viewer.subscribe(item).await;
+    viewer.expect_snapshot().await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    viewer.ping().await;
+    viewer.next_of_type("pong").await;
+    assert_eq!(bid(gateway, item, 5).await, 1);
+    assert_eq!(viewer.next_bid().await["seq"], 1);
+    assert_eq!(broadcast.metric(CONNECTIONS).await, 1.0);
+}
+
 /// Opens a socket, sends `texts`, and asserts the server closes it with `code` and the
 /// connection count falls back to zero; returns the close reason.
 async fn closed_after(

@@ -23,6 +23,38 @@ resource "aws_cloudwatch_log_group" "slow_log" {
   kms_key_id        = var.store.kms_key_arn
 }
 
+# The default parameter group (default.redis7.cluster.on) has maxmemory-policy volatile-lru: at
+# maxmemory ElastiCache would silently evict keys with a TTL, the idempotency records first, and
+# a client's retry of an accepted bid would be decided again (allkeys-* would take items and
+# undelivered outbox events too). noeviction makes a full Redis refuse writes instead (OOM: a
+# fast 503 the client retries) and lose nothing. The gateway reads the policy at start and warns
+# about any other (docs/ARCHITECTURE.md, "Redis eviction"). The family is in the name, so an
+# engine upgrade creates the new group before the old one goes.
+locals {
+  engine_major           = split(".", var.engine_version)[0]
+  parameter_group_family = local.engine_major == "6" ? "redis6.x" : "redis${local.engine_major}"
+}
+
+resource "aws_elasticache_parameter_group" "this" {
+  name        = "${var.store.name}-${replace(local.parameter_group_family, ".", "-")}"
+  family      = local.parameter_group_family
+  description = "Auction state (${var.store.name}): cluster mode, never evict a key"
+
+  parameter {
+    name  = "cluster-enabled"
+    value = "yes"
+  }
+
+  parameter {
+    name  = "maxmemory-policy"
+    value = "noeviction"
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
 resource "aws_elasticache_replication_group" "this" {
   replication_group_id       = var.store.name
   description                = "Auction state and outbox (${var.store.name})"
@@ -30,7 +62,7 @@ resource "aws_elasticache_replication_group" "this" {
   engine_version             = var.engine_version
   node_type                  = var.node_type
   port                       = 6379
-  parameter_group_name       = "default.redis7.cluster.on"
+  parameter_group_name       = aws_elasticache_parameter_group.this.name
   cluster_mode               = "enabled"
   num_node_groups            = var.shards
   replicas_per_node_group    = var.replicas_per_shard
