@@ -26,6 +26,9 @@ use shared::item_state::ItemView;
 use shared::redis_keys::ListingOrder;
 use shared::text::{ItemDescription, ItemName};
 use shared::{IncrementTable, ItemId, ItemStatus, Timestamp, UserId};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -35,18 +38,52 @@ pub fn router() -> Router<AppState> {
 
 /// `POST /api/v1/items`: the item's own fields and its first round's terms
 /// ([`RoundTermsRequest`], which a relist takes as well). Read from the body's raw fields
-/// (see `round_terms` for why not `flatten`); `flatten` below only tells the OpenAPI
-/// document that the terms' fields sit beside these.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// (see `round_terms` for why not `flatten`).
+#[derive(Debug, Deserialize)]
 #[serde(try_from = "RawFields")]
 struct CreateItemRequest {
-    #[schema(value_type = Option<String>)]
     id: Option<ItemId>,
     name: String,
-    #[serde(default)]
     description: String,
-    #[serde(flatten)]
     terms: RoundTermsRequest,
+}
+
+/// The document shows one flat object: the terms' schema with the item's own fields added.
+/// (utoipa would render a flattened struct as `allOf` of two closed objects, each refusing
+/// the other's fields: a body no client could send.)
+impl PartialSchema for CreateItemRequest {
+    fn schema() -> RefOr<Schema> {
+        let mut schema = RoundTermsRequest::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            let text = |description: &str| {
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some(description))
+                    .into()
+            };
+            object.properties.insert(
+                "id".to_owned(),
+                text("the item's id (letters, digits, `-`, `_`); generated when absent"),
+            );
+            object
+                .properties
+                .insert("name".to_owned(), text("the item's name"));
+            object.properties.insert(
+                "description".to_owned(),
+                text("what is sold (empty when absent)"),
+            );
+            object.required.push("name".to_owned());
+            object.description =
+                Some("A new item: its own fields and its first round's terms.".to_owned());
+        }
+        schema
+    }
+}
+
+impl ToSchema for CreateItemRequest {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        <RoundTermsRequest as ToSchema>::schemas(schemas);
+    }
 }
 
 impl TryFrom<RawFields> for CreateItemRequest {
