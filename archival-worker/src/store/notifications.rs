@@ -17,8 +17,10 @@ use uuid::Uuid;
 /// the bid is `answered`: a standing maximum answered it at once with its owner's automatic
 /// bid, so that owner never lost the lead. The flag is on the bid's own event (set by the bid
 /// script), so the decision never depends on whether the answer is in the same batch: a
-/// batch boundary between the two changes nothing. `items` is the batch's items as Redis
-/// showed them, for the minimum that would lead again.
+/// batch boundary between the two changes nothing. A bid written by a gateway from before the
+/// flag (a rolling upgrade) is still recognised when its answer is archived already: the
+/// round's next bid being the outbid user's own automatic one. `items` is the batch's items as
+/// Redis showed them, for the minimum that would lead again.
 pub(super) async fn outbids(
     tx: &deadpool_postgres::Transaction<'_>,
     bids: &[&BidPlaced],
@@ -32,7 +34,7 @@ pub(super) async fn outbids(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    // The lateral read walks the `(item_id, seq desc)` index; `seq` rises across rounds, so
+    // Both lateral reads walk the `(item_id, seq desc)` index; `seq` rises across rounds, so
     // the bid just before is checked for being of the same round.
     let rows = tx
         .query(
@@ -42,7 +44,12 @@ pub(super) async fn outbids(
              cross join lateral (select user_id, round from bids p
                                  where p.item_id = b.item_id and p.seq < b.seq
                                  order by p.seq desc limit 1) p
-             where p.round = b.round and p.user_id <> b.user_id",
+             left join lateral (select user_id, automatic from bids s
+                                where s.item_id = b.item_id and s.seq > b.seq
+                                      and s.round = b.round
+                                order by s.seq limit 1) s on true
+             where p.round = b.round and p.user_id <> b.user_id
+                   and (s.user_id = p.user_id and s.automatic) is not true",
             &[&ids],
         )
         .await

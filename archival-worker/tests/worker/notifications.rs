@@ -669,6 +669,65 @@ async fn a_batch_boundary_between_a_bid_and_its_automatic_answer_alerts_only_the
     assert_eq!(archived, 5);
 }
 
+/// A rolling upgrade: events from a gateway that predates the `answered` flag. The same bids
+/// are archived with the flag taken out of every event (as such a gateway wrote them), in one
+/// batch, and the maximum's owner is still not told they were outbid: the round's next bid is
+/// their own automatic answer.
+#[tokio::test]
+async fn bids_from_a_gateway_without_the_answered_flag_alert_only_the_challenger() {
+    let setup = setup().await;
+    let gateway = spawn_gateway(&setup).await;
+    let item = half_step_item(&gateway).await;
+    let bid = |user: &'static str, body: Value| bid_as(&gateway, &item, user, body);
+    bid("alice", json!({"amount": 1, "max_amount": 10}))
+        .await
+        .assert_status(200);
+    let bob = bid("bob", json!({ "amount": 2 })).await;
+    assert_eq!(bob.assert_status(200)["code"], "outbid_by_proxy");
+    // Three bids: alice's, bob's and alice's automatic answer.
+    wait_stream_holds(&setup, 3).await;
+
+    let client = async_nats::connect(setup.gateway.common.nats_url.expose())
+        .await
+        .expect("nats");
+    let stream = async_nats::jetstream::new(client)
+        .get_stream(&setup.gateway.archive.stream)
+        .await
+        .expect("the archive stream");
+    let mut events = Vec::new();
+    for sequence in 1..=3 {
+        let message = stream.get_raw_message(sequence).await.expect("a message");
+        let mut event: Value = serde_json::from_slice(&message.payload).expect("an event");
+        if let Some(fields) = event.as_object_mut() {
+            fields.remove("answered");
+        }
+        events.push(serde_json::to_vec(&event).expect("json"));
+    }
+    assert!(
+        events
+            .iter()
+            .all(|e| !String::from_utf8_lossy(e).contains("answered")),
+        "no event carries the flag any more"
+    );
+    stream.purge().await.expect("purged");
+    for event in events {
+        publish_to_archive(&setup, &item, event).await;
+    }
+    let worker = spawn_worker(&setup.worker).await;
+
+    let bob_rows = wait_notifications(&gateway, "bob", 1).await;
+    assert_eq!(kinds(&bob_rows), ["outbid"]);
+    assert!(
+        settled_notifications(&gateway, "alice").await.is_empty(),
+        "alice kept the lead"
+    );
+    assert_eq!(
+        worker.metric("archive_batch_size_count").await,
+        1.0,
+        "one batch"
+    );
+}
+
 /// Buy it now ends a round like any close: the buyer, who never bid, is told `won` at the
 /// buy-it-now price. `lost` goes to the round's bidders, and a round is bought before its
 /// first bid, so it has none: the bidders of the item's earlier round, told `won` and `lost`
