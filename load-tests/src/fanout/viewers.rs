@@ -2,6 +2,11 @@
 //! one item from one source address (read as [`Readers`], through tungstenite's plain
 //! non-blocking WebSocket), records when each `bid_placed` frame arrives, and once the
 //! orchestrator writes the POST times (`--posts-file`), reports delivery and latency.
+//!
+//! It must cost what the floor's reader costs per frame (see [`crate::fanout_floor::reader`]):
+//! the two share the cores with the servers they measure, so a heavier client would be read
+//! as a slower server. Hence one read per frame ([`Drained`]) and a read buffer the size of a
+//! frame, which tungstenite zero-fills before every read.
 
 use crate::client_sockets::ClientArgs;
 use crate::handoff::publish;
@@ -10,7 +15,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use socket2::{SockRef, Socket};
 use std::collections::{HashMap, HashSet};
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tungstenite::protocol::WebSocketConfig;
@@ -51,9 +56,13 @@ pub struct ViewerReport {
     pub histogram: Histogram,
 }
 
+/// Bytes tungstenite reads per call (it zero-fills them first): a `bid_placed` frame is about
+/// 430, and a larger frame (a snapshot) makes it reserve what that frame needs.
+const READ_BUFFER_BYTES: usize = 1024;
+
 /// One viewer: its socket and what it received.
 struct Viewer {
-    ws: WebSocket<mio::net::TcpStream>,
+    ws: WebSocket<Drained>,
     /// `(seq, received µs)` of every `bid_placed` frame.
     receipts: Vec<(u64, u64)>,
     snapshots: u64,
@@ -87,7 +96,7 @@ pub fn run(args: &ViewersArgs) -> anyhow::Result<()> {
             open: true,
         })
     };
-    let (mut viewers, failed) = args.client.connect(open, |v| v.ws.get_mut())?;
+    let (mut viewers, failed) = args.client.connect(open, |v| &mut v.ws.get_mut().stream)?;
     let connected = viewers.sockets.len();
 
     // Frames that arrived during the handshakes are already buffered by the kernel; edge-
@@ -133,22 +142,56 @@ pub fn run(args: &ViewersArgs) -> anyhow::Result<()> {
 
 /// Does the handshake with the socket still blocking (one at a time is fast on loopback),
 /// then makes it non-blocking for the event loop.
-fn handshake(socket: Socket, url: &str) -> anyhow::Result<WebSocket<mio::net::TcpStream>> {
+fn handshake(socket: Socket, url: &str) -> anyhow::Result<WebSocket<Drained>> {
     socket.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
     let stream: std::net::TcpStream = socket.into();
     // Small buffers: the default 128 KiB per socket would make the load generator, not the
     // service, what runs out of memory and cache.
     let config = WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0);
-    let (ws, _) = tungstenite::client::client_with_config(
-        url,
-        mio::net::TcpStream::from_std(stream),
-        Some(config),
-    )
-    .map_err(|e| anyhow::anyhow!("handshake: {e}"))?;
-    SockRef::from(ws.get_ref()).set_nonblocking(true)?;
+    let stream = Drained {
+        stream: mio::net::TcpStream::from_std(stream),
+        non_blocking: false,
+        drained: false,
+    };
+    let (mut ws, _) = tungstenite::client::client_with_config(url, stream, Some(config))
+        .map_err(|e| anyhow::anyhow!("handshake: {e}"))?;
+    SockRef::from(&ws.get_ref().stream).set_nonblocking(true)?;
+    ws.get_mut().non_blocking = true;
     Ok(ws)
+}
+
+/// A viewer's socket, which answers `WouldBlock` without a system call once a read came back
+/// short: a short read emptied the socket, and mio's edge-triggered readiness fires again on
+/// the next arrival (the floor's reader stops at a short read too). Without it every frame
+/// costs a second `recv` that only says `WouldBlock`.
+struct Drained {
+    stream: mio::net::TcpStream,
+    /// Off during the blocking handshake, where a short read is just part of the answer.
+    non_blocking: bool,
+    drained: bool,
+}
+
+impl Read for Drained {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if std::mem::take(&mut self.drained) {
+            return Err(ErrorKind::WouldBlock.into());
+        }
+        let n = self.stream.read(buf)?;
+        self.drained = self.non_blocking && n < buf.len();
+        Ok(n)
+    }
+}
+
+impl Write for Drained {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.stream.flush()
+    }
 }
 
 /// Reads every frame the socket has, stamping each `bid_placed` with its arrival time.
@@ -178,6 +221,51 @@ fn read_posts(path: &Path) -> Option<HashMap<u64, u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_read_stands_for_would_block_until_the_next_read_and_a_full_one_does_not() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (ours, _) = listener.accept().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let mut stream = Drained {
+            stream: mio::net::TcpStream::from_std(ours),
+            non_blocking: true,
+            drained: false,
+        };
+        let read_all = |stream: &mut Drained, buf: &mut [u8], want: usize| {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                match stream.read(buf) {
+                    Ok(n) => return n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                        assert!(want > 0);
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        };
+        peer.write_all(b"0123456789").unwrap();
+        let mut buf = [0u8; 4];
+        assert_eq!(read_all(&mut stream, &mut buf, 4), 4, "a full read");
+        assert!(!stream.drained, "a full read may have left bytes behind");
+        let mut big = [0u8; 64];
+        assert_eq!(read_all(&mut stream, &mut big, 6), 6, "the rest, short");
+        peer.write_all(b"ab").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let e = stream.read(&mut big).unwrap_err();
+        assert_eq!(
+            e.kind(),
+            ErrorKind::WouldBlock,
+            "after a short read, without reading"
+        );
+        assert_eq!(
+            read_all(&mut stream, &mut big, 2),
+            2,
+            "then the socket again"
+        );
+    }
 
     #[test]
     fn bid_seq_is_read_from_bid_frames_only() {
