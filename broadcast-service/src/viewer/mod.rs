@@ -4,7 +4,7 @@
 //! A room fans an event out by calling [`Viewer::offer`] on each of its viewers in one pass.
 //! `offer` applies the ordering rules for that item ([`tracks`]) and, when nothing is queued
 //! for the socket, writes the event's shared bytes straight to it with a non-blocking
-//! `try_write` ([`socket_queue`]). No task is woken and nothing is copied per viewer: an event
+//! `send` ([`socket_queue`]). No task is woken and nothing is copied per viewer: an event
 //! costs one write system call per viewer. Only when the kernel's send buffer is full do the
 //! bytes wait, as a reference-counted slice, in the viewer's queue, which its session drains
 //! once the socket is writable again.
