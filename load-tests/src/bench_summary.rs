@@ -183,6 +183,11 @@ fn fanout_rows(dir: &Path, rows: &mut Vec<Row>) {
             let peer = ("nginx + nchan ", &level["nchan_p99_ms"], "ms", 1);
             let what = format!("fan-out p99, {viewers} viewers");
             push(rows, what, (ours, Some(peer)), "≤ 0.5", &source);
+            // What any server reaches here: a goal below it cannot be met on this machine.
+            let floor = ("fanout-floor ", &level["floor_p99_ms"], "ms", 1);
+            let peer = ("nginx + nchan ", &level["nchan_p99_ms"], "ms", 1);
+            let what = format!("fan-out p99, {viewers} viewers, floor (one writer per core)");
+            push(rows, what, (floor, Some(peer)), "reference", &source);
             let ours = ("", &level["broadcast_rss_per_viewer_kib"], "KiB", 1);
             let peer = (
                 "nginx + nchan ",
@@ -301,15 +306,19 @@ mod tests {
             {"clients":64,"gateway_bids_per_sec":15000.0,"floor_bids_per_sec":20000.0}]}"#;
         std::fs::write(dir.path().join("write-floor.json"), floor).unwrap();
         let nchan = r#"{"started_at":"2026-12-01T15:00:00Z","levels":[{"viewers":10000,
-            "broadcast_p99_ms":60.0,"nchan_p99_ms":120.0,
+            "broadcast_p99_ms":60.0,"nchan_p99_ms":120.0,"floor_p99_ms":90.0,
             "broadcast_rss_per_viewer_kib":9.0,"nchan_rss_per_viewer_kib":10.0}]}"#;
         std::fs::write(dir.path().join("fanout-nchan.json"), nchan).unwrap();
         let rows = rows(dir.path());
-        assert_eq!(rows.len(), 3);
+        assert_eq!(rows.len(), 4);
         assert_eq!(rows[0].ratio, Some(0.75));
         assert_eq!(rows[0].source, "write-floor.json (2026-12-01)");
         assert_eq!(rows[1].ratio, Some(0.5));
-        assert_eq!(rows[2].ratio, Some(0.9));
+        assert_eq!(
+            (rows[2].ratio, rows[2].goal.as_str()),
+            (Some(0.75), "reference")
+        );
+        assert_eq!(rows[3].ratio, Some(0.9));
         let table = markdown(&rows);
         assert!(table.contains("| writes, one hot item, 64 clients | gateway 15000 bids/s |"));
     }

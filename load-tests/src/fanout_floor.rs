@@ -115,7 +115,7 @@ pub struct FloorLevel {
 impl FloorLevel {
     /// What went wrong in the level: a frame missing, out of order, or a write that would
     /// have blocked.
-    fn violations(&self) -> Vec<String> {
+    pub fn violations(&self) -> Vec<String> {
         let whole = self.delivery_ratio == 1.0
             && self.would_block == 0
             && self.write_errors == 0

@@ -11,11 +11,16 @@
 //! config in a temp dir on a free loopback port, started and stopped as a [`Service`] (its
 //! config answers `/ready`) around each level.
 //! The order is ours, nchan, nchan, ours (`--pairs` times), and the ratio is of the medians.
+//!
+//! Each level then runs `fanout-floor` with one writer per core on the same viewers and
+//! events: what any server could reach on this machine. Its ratio to nchan says whether the
+//! goal is reachable here at all (`goal_below_floor`: no server could meet it).
 
 use super::FanoutLoad;
 use super::level::{self, Audience, FanoutLevel, rss_of};
 use crate::bench_result::{BenchResult, Started};
-use crate::fanout_floor::frame::sample_bid_placed;
+use crate::fanout_floor::frame::{bid_placed_frame_bytes, sample_bid_placed};
+use crate::fanout_floor::{self, FanoutFloorArgs, FloorLevel};
 use crate::goose_run::ratio;
 use crate::handoff::each_level;
 use crate::latency::wall_clock_us;
@@ -73,8 +78,15 @@ pub struct NchanComparison {
     pub nchan_p50_ms: f64,
     pub broadcast_rss_per_viewer_kib: f64,
     pub nchan_rss_per_viewer_kib: f64,
+    /// `fanout-floor`'s p99 with one writer process per core, the same viewers and events.
+    pub floor_p99_ms: f64,
+    /// `floor_p99_ms / nchan_p99_ms`: the least ratio any server reaches on this machine.
+    pub floor_ratio: f64,
+    /// The goal asks for less than the floor: no server could meet it here.
+    pub goal_below_floor: bool,
     pub broadcast_runs: Vec<FanoutLevel>,
     pub nchan_runs: Vec<FanoutLevel>,
+    pub floor_run: FloorLevel,
 }
 
 fn median_of(runs: &[FanoutLevel], value: impl Fn(&FanoutLevel) -> f64) -> f64 {
@@ -82,11 +94,18 @@ fn median_of(runs: &[FanoutLevel], value: impl Fn(&FanoutLevel) -> f64) -> f64 {
 }
 
 impl NchanComparison {
-    fn new(viewers: usize, broadcast_runs: Vec<FanoutLevel>, nchan_runs: Vec<FanoutLevel>) -> Self {
+    fn new(
+        viewers: usize,
+        broadcast_runs: Vec<FanoutLevel>,
+        nchan_runs: Vec<FanoutLevel>,
+        floor_run: FloorLevel,
+    ) -> Self {
         let p99 = |l: &FanoutLevel| l.latency_ms.p99;
         let p50 = |l: &FanoutLevel| l.latency_ms.p50;
         let rss = |l: &FanoutLevel| l.rss_per_viewer_kib;
         let (ours, theirs) = (median_of(&broadcast_runs, p99), median_of(&nchan_runs, p99));
+        let floor = floor_run.latency_ms.p99;
+        let floor_ratio = ratio(floor, theirs).unwrap_or(0.0);
         Self {
             viewers,
             broadcast_p99_ms: ours,
@@ -96,8 +115,12 @@ impl NchanComparison {
             nchan_p50_ms: median_of(&nchan_runs, p50),
             broadcast_rss_per_viewer_kib: median_of(&broadcast_runs, rss),
             nchan_rss_per_viewer_kib: median_of(&nchan_runs, rss),
+            floor_p99_ms: floor,
+            floor_ratio,
+            goal_below_floor: GOAL_RATIO < floor_ratio,
             broadcast_runs,
             nchan_runs,
+            floor_run,
         }
     }
 
@@ -107,12 +130,15 @@ impl NchanComparison {
             .chain(self.nchan_runs.iter().map(|l| ("nchan", l)));
         // As bench-fanout's check: a viewer conflated to a fresh snapshot (a resync) misses
         // the events it covers by design.
-        runs.filter(|(_, l)| l.connected != l.viewers || (l.delivery_ratio < 1.0 && l.resyncs == 0))
+        let mut violations: Vec<String> = runs
+            .filter(|(_, l)| l.connected != l.viewers || (l.delivery_ratio < 1.0 && l.resyncs == 0))
             .map(|(side, l)| {
                 let (n, connected, delivery) = (l.viewers, l.connected, l.delivery_ratio);
                 format!("{n} viewers, {side}: {connected} connected, delivery {delivery:.6}")
             })
-            .collect()
+            .collect();
+        violations.extend(self.floor_run.violations());
+        violations
     }
 }
 
@@ -134,12 +160,15 @@ pub async fn run(args: &BenchFanoutNchanArgs) -> anyhow::Result<NchanResult> {
             theirs.push(nchan_level(args, viewers).await?);
             ours.push(level::run(&args.load, viewers).await?);
         }
-        let level = NchanComparison::new(viewers, ours, theirs);
+        let floor = fanout_floor::level(&floor_args(&args.load, viewers), viewers).await?;
+        let level = NchanComparison::new(viewers, ours, theirs, floor);
         tracing::info!(
             viewers,
             ours = level.broadcast_p99_ms,
             nchan = level.nchan_p99_ms,
             ratio = level.p99_ratio,
+            floor = level.floor_p99_ms,
+            floor_ratio = level.floor_ratio,
             "nchan level"
         );
         anyhow::Ok(level)
@@ -156,6 +185,21 @@ pub async fn run(args: &BenchFanoutNchanArgs) -> anyhow::Result<NchanResult> {
         levels,
     };
     started.finish(figures, violations, &args.out)
+}
+
+/// `fanout-floor` on `viewers` sockets with one writer (and one reader) process per core, at
+/// the level's events and pace.
+fn floor_args(load: &FanoutLoad, viewers: usize) -> FanoutFloorArgs {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    FanoutFloorArgs {
+        viewers: vec![viewers],
+        per_process: viewers.div_ceil(cores).max(1),
+        rounds: u32::try_from(load.rate * load.duration_secs).unwrap_or(u32::MAX),
+        interval_ms: 1_000 / load.rate.max(1),
+        frame_bytes: bid_placed_frame_bytes(),
+        out: PathBuf::new(),
+        floor_bin: load.viewers_bin.clone(),
+    }
 }
 
 /// nginx + nchan on a free port with one worker, from a config in its temp dir; stopped
