@@ -184,7 +184,7 @@ fn fanout_rows(dir: &Path, rows: &mut Vec<Row>) {
             let what = format!("fan-out p99, {viewers} viewers");
             push(rows, what, (ours, Some(peer)), "≤ 0.5", &source);
             // What any server reaches here: a goal below it cannot be met on this machine.
-            let floor = ("fanout-floor ", &level["floor_p99_ms"], "ms", 1);
+            let floor = ("fanout-floor ", &level["floor"]["p99_ms"], "ms", 1);
             let peer = ("nginx + nchan ", &level["nchan_p99_ms"], "ms", 1);
             let what = format!("fan-out p99, {viewers} viewers, floor (one writer per core)");
             push(rows, what, (floor, Some(peer)), "reference", &source);
@@ -306,7 +306,7 @@ mod tests {
             {"clients":64,"gateway_bids_per_sec":15000.0,"floor_bids_per_sec":20000.0}]}"#;
         std::fs::write(dir.path().join("write-floor.json"), floor).unwrap();
         let nchan = r#"{"started_at":"2026-12-01T15:00:00Z","levels":[{"viewers":10000,
-            "broadcast_p99_ms":60.0,"nchan_p99_ms":120.0,"floor_p99_ms":90.0,
+            "broadcast_p99_ms":60.0,"nchan_p99_ms":120.0,"floor":{"p99_ms":90.0},
             "broadcast_rss_per_viewer_kib":9.0,"nchan_rss_per_viewer_kib":10.0}]}"#;
         std::fs::write(dir.path().join("fanout-nchan.json"), nchan).unwrap();
         let rows = rows(dir.path());

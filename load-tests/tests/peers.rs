@@ -1,8 +1,9 @@
 //! Smoke runs of issue 18's peer benchmarks (part of `make test`): `bench-write-floor` (the
 //! gateway and the floor server, both real processes on the shared Redis) and
 //! `bench-fanout-nchan` (the broadcast service and nginx + nchan from Debian's packages, with
-//! the same viewers processes, then `fanout-floor` on the same viewers), a few clients or viewers for a second or two each. They prove
-//! the pipelines, their checks and the result files, not the figures.
+//! the same viewers processes, then `fanout-floor` on the same viewers), a few clients or
+//! viewers for a second or two each. They prove the pipelines, their checks and the result
+//! files, not the figures.
 
 mod support;
 
@@ -90,12 +91,12 @@ async fn nchan_and_the_broadcast_service_deliver_every_event_to_the_same_viewers
         level.nchan_p99_ms > 0.0 && level.p99_ratio > 0.0,
         "{level:?}"
     );
-    let floor = &level.floor_run;
+    let floor = &level.floor.run;
     assert_eq!((floor.viewers, floor.connected), (30, 30), "{floor:?}");
     assert_eq!(floor.delivery_ratio, 1.0, "{floor:?}");
     assert_eq!(floor.frames_expected, 30 * 5, "the level's five events");
     assert!(
-        level.floor_p99_ms > 0.0 && level.floor_ratio > 0.0,
+        level.floor.p99_ms > 0.0 && level.floor.ratio_to_nchan > 0.0,
         "{level:?}"
     );
     assert!(dir.path().join("fanout-nchan.json").exists());

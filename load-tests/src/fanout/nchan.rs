@@ -13,8 +13,8 @@
 //! The order is ours, nchan, nchan, ours (`--pairs` times), and the ratio is of the medians.
 //!
 //! Each level then runs `fanout-floor` with one writer per core on the same viewers and
-//! events: what any server could reach on this machine. Its ratio to nchan says whether the
-//! goal is reachable here at all (`goal_below_floor`: no server could meet it).
+//! events: what any server could reach on this machine ([`FloorReference`]). Its ratio to
+//! nchan says whether the goal is reachable here at all.
 
 use super::FanoutLoad;
 use super::level::{self, Audience, FanoutLevel, rss_of};
@@ -78,15 +78,33 @@ pub struct NchanComparison {
     pub nchan_p50_ms: f64,
     pub broadcast_rss_per_viewer_kib: f64,
     pub nchan_rss_per_viewer_kib: f64,
-    /// `fanout-floor`'s p99 with one writer process per core, the same viewers and events.
-    pub floor_p99_ms: f64,
-    /// `floor_p99_ms / nchan_p99_ms`: the least ratio any server reaches on this machine.
-    pub floor_ratio: f64,
-    /// The goal asks for less than the floor: no server could meet it here.
-    pub goal_below_floor: bool,
     pub broadcast_runs: Vec<FanoutLevel>,
     pub nchan_runs: Vec<FanoutLevel>,
-    pub floor_run: FloorLevel,
+    pub floor: FloorReference,
+}
+
+/// `fanout-floor` with one writer process per core on the same viewers and events: what any
+/// server reaches on this machine, against nchan.
+#[derive(Debug, serde::Serialize)]
+pub struct FloorReference {
+    pub p99_ms: f64,
+    /// `p99_ms / nchan_p99_ms`: the least p99 ratio any server reaches here.
+    pub ratio_to_nchan: f64,
+    /// The goal asks for less than that: no server could meet it here.
+    pub goal_below_floor: bool,
+    pub run: FloorLevel,
+}
+
+impl FloorReference {
+    fn new(run: FloorLevel, nchan_p99_ms: f64) -> Self {
+        let ratio_to_nchan = ratio(run.latency_ms.p99, nchan_p99_ms).unwrap_or(0.0);
+        Self {
+            p99_ms: run.latency_ms.p99,
+            ratio_to_nchan,
+            goal_below_floor: GOAL_RATIO < ratio_to_nchan,
+            run,
+        }
+    }
 }
 
 fn median_of(runs: &[FanoutLevel], value: impl Fn(&FanoutLevel) -> f64) -> f64 {
@@ -104,8 +122,6 @@ impl NchanComparison {
         let p50 = |l: &FanoutLevel| l.latency_ms.p50;
         let rss = |l: &FanoutLevel| l.rss_per_viewer_kib;
         let (ours, theirs) = (median_of(&broadcast_runs, p99), median_of(&nchan_runs, p99));
-        let floor = floor_run.latency_ms.p99;
-        let floor_ratio = ratio(floor, theirs).unwrap_or(0.0);
         Self {
             viewers,
             broadcast_p99_ms: ours,
@@ -115,12 +131,9 @@ impl NchanComparison {
             nchan_p50_ms: median_of(&nchan_runs, p50),
             broadcast_rss_per_viewer_kib: median_of(&broadcast_runs, rss),
             nchan_rss_per_viewer_kib: median_of(&nchan_runs, rss),
-            floor_p99_ms: floor,
-            floor_ratio,
-            goal_below_floor: GOAL_RATIO < floor_ratio,
             broadcast_runs,
             nchan_runs,
-            floor_run,
+            floor: FloorReference::new(floor_run, theirs),
         }
     }
 
@@ -137,7 +150,7 @@ impl NchanComparison {
                 format!("{n} viewers, {side}: {connected} connected, delivery {delivery:.6}")
             })
             .collect();
-        violations.extend(self.floor_run.violations());
+        violations.extend(self.floor.run.violations());
         violations
     }
 }
@@ -167,8 +180,8 @@ pub async fn run(args: &BenchFanoutNchanArgs) -> anyhow::Result<NchanResult> {
             ours = level.broadcast_p99_ms,
             nchan = level.nchan_p99_ms,
             ratio = level.p99_ratio,
-            floor = level.floor_p99_ms,
-            floor_ratio = level.floor_ratio,
+            floor = level.floor.p99_ms,
+            floor_ratio = level.floor.ratio_to_nchan,
             "nchan level"
         );
         anyhow::Ok(level)
