@@ -78,9 +78,10 @@ pub struct NchanComparison {
     pub nchan_p50_ms: f64,
     pub broadcast_rss_per_viewer_kib: f64,
     pub nchan_rss_per_viewer_kib: f64,
+    /// What any server reaches on the same viewers and events.
+    pub floor: FloorReference,
     pub broadcast_runs: Vec<FanoutLevel>,
     pub nchan_runs: Vec<FanoutLevel>,
-    pub floor: FloorReference,
 }
 
 /// `fanout-floor` with one writer process per core on the same viewers and events: what any
