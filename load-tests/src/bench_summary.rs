@@ -183,7 +183,7 @@ fn fanout_rows(dir: &Path, rows: &mut Vec<Row>) {
             let peer = ("nginx + nchan ", &level["nchan_p99_ms"], "ms", 1);
             let what = format!("fan-out p99, {viewers} viewers");
             push(rows, what, (ours, Some(peer)), "≤ 0.5", &source);
-            // What any server reaches here: a goal below it cannot be met on this machine.
+            // About the least any server reaches here, for reading the goal against.
             let floor = ("fanout-floor ", &level["floor"]["p99_ms"], "ms", 1);
             let peer = ("nginx + nchan ", &level["nchan_p99_ms"], "ms", 1);
             let what = format!("fan-out p99, {viewers} viewers, floor (one writer per core)");

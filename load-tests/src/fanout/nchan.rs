@@ -84,14 +84,15 @@ pub struct NchanComparison {
     pub nchan_runs: Vec<FanoutLevel>,
 }
 
-/// `fanout-floor` with one writer process per core on the same viewers and events: what any
-/// server reaches on this machine, against nchan.
+/// `fanout-floor` with one writer process per core on the same viewers and events: about the
+/// least any server reaches on this machine, against nchan. Optimistic: it has one reader
+/// process per writer, where ours and nchan share the level's viewers processes.
 #[derive(Debug, serde::Serialize)]
 pub struct FloorReference {
     pub p99_ms: f64,
-    /// `p99_ms / nchan_p99_ms`: the least p99 ratio any server reaches here.
+    /// `p99_ms / nchan_p99_ms`.
     pub ratio_to_nchan: f64,
-    /// The goal asks for less than that: no server could meet it here.
+    /// The goal asked for less than the floor reached in this run.
     pub goal_below_floor: bool,
     pub run: FloorLevel,
 }
