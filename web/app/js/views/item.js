@@ -298,26 +298,36 @@ export function itemView(main, { args }) {
 
   // --- live ------------------------------------------------------------------------------
 
+  /** Shows `text` beside the time left for five seconds. */
+  function flashExtended(text) {
+    extended.textContent = text;
+    setTimeout(() => { extended.textContent = ""; }, 5000);
+  }
+
   function onLive(next, change) {
     if (gone || !next) return;
+    const previous = state;
     state = next;
     if (change.type === "bid_placed") {
       const e = change.event;
       liveRows.push({ seq: e.seq, round: e.round, user_id: e.user_id, amount_cents: e.amount_cents, timestamp: e.timestamp, automatic: e.automatic });
-      if (e.extended) {
-        extended.textContent = "Extended by a late bid!";
-        setTimeout(() => { extended.textContent = ""; }, 5000);
-      }
+      if (e.extended) flashExtended("Extended by a late bid!");
       paintHistory();
       clearTimeout(historyTimer);
       historyTimer = setTimeout(loadHistory, HISTORY_REFRESH_MS);
     } else if (change.type === "auction_extended") {
-      extended.textContent = "End time extended.";
-      setTimeout(() => { extended.textContent = ""; }, 5000);
+      flashExtended("End time extended.");
     } else if (change.type === "auction_relisted") {
       liveRows = [];
       loadHistory();
     } else if (change.type === "snapshot") {
+      // A bid placed before the socket's first snapshot (the page painted from the API) or
+      // during a resync reaches this page inside the snapshot, not as an event: a later end
+      // with more bids in the same round is still a late bid's extension.
+      if (previous && previous.round === next.round && (next.bid_count ?? 0) > (previous.bid_count ?? 0)
+        && new Date(next.end_time) > new Date(previous.end_time)) {
+        flashExtended("Extended by a late bid!");
+      }
       loadHistory();
     } else if (change.type === "error" && change.error.code === "item_not_found") {
       replace(main, h("h1", {}, "No such auction"), h("p", {}, h("a", { href: "#/" }, "Browse the auctions")));
