@@ -129,14 +129,14 @@ bench-fanout: stack
 ## Fan-out against nginx + nchan (issue 18): Debian's libnginx-mod-nchan (installed by
 ## infrastructure/local/nchan.sh when absent), one worker, a throwaway config on a free port;
 ## 10,000 viewers of one item with bench-fanout's viewers client and layout, 20 events 200 ms
-## apart; ours, nchan, nchan, ours; p99 and memory per idle viewer, the ratios in
-## bench/results/fanout-nchan.json.
+## apart; ours, nchan, nchan, ours, twice (a single pair's ratio ranged 0.80-1.45 in one hour
+## here); medians of p99 and memory per idle viewer, the ratios in bench/results/fanout-nchan.json.
 bench-fanout-nchan: stack
 	infrastructure/local/nchan.sh install
 	cargo build --release -p api-gateway -p broadcast-service -p load-tests
 	target/release/load-tests bench-fanout-nchan --gateway-bin target/release/api-gateway \
 		--broadcast-bin target/release/broadcast-service --viewers 10000 --rate 5 \
-		--duration-secs 4 --out bench/results/fanout-nchan.json
+		--duration-secs 4 --pairs 2 --out bench/results/fanout-nchan.json
 
 ## Every benchmark with a peer or floor, then bench/results/SUMMARY.md (one table of them all,
 ## with the figures of the benches not re-run here from their last results); about 12 minutes.

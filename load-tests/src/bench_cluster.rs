@@ -311,6 +311,7 @@ async fn topology(
             binaries: LiveBinaries::in_dir(&args.bin_dir),
             viewers: vec![args.viewers],
             per_process: 12_500,
+            per_client: None,
             rate: 2,
             duration_secs: args.duration_secs,
             viewers_bin: None,

@@ -14,6 +14,7 @@ async fn fanout_smoke_run_delivers_every_bid_and_writes_its_report() {
         binaries: support::live_binaries(),
         viewers: vec![20, 60],
         per_process: 40,
+        per_client: Some(20),
         rate: 5,
         duration_secs: 1,
         viewers_bin: Some(support::service_bin("load-tests")),
@@ -29,6 +30,7 @@ async fn fanout_smoke_run_delivers_every_bid_and_writes_its_report() {
     let big = &report.levels[1].level;
     assert_eq!(big.connected, 60);
     assert_eq!(big.broadcast_instances, 2, "60 viewers at 40 per process");
+    assert_eq!(big.viewers_processes, 3, "and at 20 per client");
     assert!(big.bids_accepted >= 3, "{big:?}");
     assert_eq!(big.delivery_ratio, 1.0);
     let cdf_top = report.levels[1].latency_cdf.last().map(|p| p.1);

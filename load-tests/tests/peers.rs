@@ -67,6 +67,7 @@ async fn nchan_and_the_broadcast_service_deliver_every_event_to_the_same_viewers
             binaries: support::live_binaries(),
             viewers: vec![30],
             per_process: 20,
+            per_client: None,
             rate: 5,
             duration_secs: 1,
             viewers_bin: Some(support::service_bin("load-tests")),

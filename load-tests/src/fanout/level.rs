@@ -1,5 +1,6 @@
 //! One fan-out level: a gateway, ⌈N / per-process⌉ broadcast instances and as many
-//! [`viewers`](super::viewers) processes, each from its own 127.0.0.x address; once all are
+//! [`viewers`](super::viewers) processes (⌈N / per-client⌉ when that is given), each from its
+//! own 127.0.0.x address and the `k`-th to instance `k mod instances`; once all are
 //! connected, memory per idle viewer, then bids at a fixed rate, then the clients' reports
 //! merged: delivery and latency from just before each POST to each receipt.
 
@@ -29,6 +30,9 @@ pub struct FanoutLevel {
     pub bids_per_sec: u64,
     pub connected: usize,
     pub broadcast_instances: usize,
+    /// Client processes the viewers were spread over (`--per-client`, else as many as
+    /// instances).
+    pub viewers_processes: usize,
     /// Bids posted, and how many of them were accepted.
     pub bids_posted: usize,
     pub bids_accepted: usize,
@@ -51,13 +55,19 @@ pub struct FanoutLevel {
 pub async fn run(load: &FanoutLoad, viewers: usize) -> anyhow::Result<FanoutLevel> {
     let tag = run_tag("fan");
     let shares = shares(viewers, load.per_process);
+    let clients = load.client_shares(viewers);
+    // The viewers of the busiest instance: client `k` connects to instance `k mod instances`.
+    let busiest = (0..shares.len())
+        .map(|i| clients.iter().skip(i).step_by(shares.len()).sum::<usize>())
+        .max()
+        .unwrap_or(0);
     let mut env: Vec<(&str, String)> = load
         .env
         .iter()
         .map(|(k, v)| (k.as_str(), v.clone()))
         .collect();
     env.extend(namespace(&tag));
-    let limit = (shares.first().copied().unwrap_or(0) + 100).to_string();
+    let limit = (busiest + 100).to_string();
     env.extend([
         ("MAX_CONNECTIONS_PER_IP", limit.clone()),
         ("MAX_CONNECTIONS", limit),
@@ -120,7 +130,7 @@ pub struct Audience {
 }
 
 impl Audience {
-    /// Starts `shares(viewers, per_process)` viewers processes watching `item` and waits
+    /// Starts [`FanoutLoad::client_shares`] viewers processes watching `item` and waits
     /// until all are connected and settled; `rss` reads the servers' memory.
     ///
     /// # Errors
@@ -133,7 +143,7 @@ impl Audience {
         tag: &str,
         rss: impl Fn() -> u64,
     ) -> anyhow::Result<Self> {
-        let shares = shares(viewers, load.per_process);
+        let shares = load.client_shares(viewers);
         anyhow::ensure!(!servers.is_empty(), "no server for the viewers");
         let rss_before = rss();
         let files = Handoff::create(tag)?;
@@ -195,6 +205,7 @@ impl Audience {
             bids_per_sec: load.rate,
             connected,
             broadcast_instances: self.servers,
+            viewers_processes: processes,
             bids_posted: posted,
             bids_accepted: posts.len(),
             delivery_ratio: delivered as f64 / expected.max(1) as f64,

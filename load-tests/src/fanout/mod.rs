@@ -11,7 +11,7 @@ mod report;
 pub mod viewers;
 
 use crate::bench_result::{BenchResult, Started};
-use crate::handoff::each_level;
+use crate::handoff::{each_level, shares};
 use crate::host::cores;
 use crate::report::ReportDir;
 use crate::service::LiveBinaries;
@@ -34,6 +34,11 @@ pub struct FanoutLoad {
     /// Most viewers per broadcast instance and per client process.
     #[arg(long, default_value_t = 12_500)]
     pub per_process: usize,
+    /// Most viewers per client process, when not `per_process` (one client per instance):
+    /// more clients than instances spread the viewers' reading over more `epoll` sets and
+    /// processes, as viewers on many hosts would be, with the same servers.
+    #[arg(long)]
+    pub per_client: Option<usize>,
     /// Bids per second while viewers watch (a busy live auction; every bid is one frame to
     /// every viewer, so 2/s at 50,000 viewers is 100,000 frames/s).
     #[arg(long, default_value_t = 2)]
@@ -47,6 +52,13 @@ pub struct FanoutLoad {
     /// bench-cluster: the cluster's REDIS_URL, NATS_URL, JETSTREAM_REPLICAS). Not a flag.
     #[arg(skip)]
     pub env: Vec<(String, String)>,
+}
+
+impl FanoutLoad {
+    /// How many viewers each client process of a level of `viewers` opens.
+    pub fn client_shares(&self, viewers: usize) -> Vec<usize> {
+        shares(viewers, self.per_client.unwrap_or(self.per_process))
+    }
 }
 
 /// Flags of `load-tests fanout`.
