@@ -55,12 +55,11 @@ pub struct FanoutLevel {
 pub async fn run(load: &FanoutLoad, viewers: usize) -> anyhow::Result<FanoutLevel> {
     let tag = run_tag("fan");
     let shares = shares(viewers, load.per_process);
-    let clients = load.client_shares(viewers);
-    // The viewers of the busiest instance: client `k` connects to instance `k mod instances`.
-    let busiest = (0..shares.len())
-        .map(|i| clients.iter().skip(i).step_by(shares.len()).sum::<usize>())
-        .max()
-        .unwrap_or(0);
+    let mut per_instance = vec![0; shares.len()];
+    for (k, count) in load.client_shares(viewers).into_iter().enumerate() {
+        per_instance[server_of(k, shares.len())] += count;
+    }
+    let busiest = per_instance.into_iter().max().unwrap_or(0);
     let mut env: Vec<(&str, String)> = load
         .env
         .iter()
@@ -115,8 +114,13 @@ pub fn rss_of(pids: &[u32]) -> u64 {
     pids.iter().copied().map(rss_kib).sum()
 }
 
-/// A level's viewers processes, connected to their servers (the `k`-th process to
-/// `servers[k % servers.len()]`), and the memory the servers gained for them.
+/// Which of `servers` the `k`-th viewers process of a level connects to.
+fn server_of(k: usize, servers: usize) -> usize {
+    k % servers
+}
+
+/// A level's viewers processes, connected to their servers ([`server_of`]), and the memory
+/// the servers gained for them.
 pub struct Audience {
     files: Handoff,
     clients: Vec<tokio::process::Child>,
@@ -149,7 +153,7 @@ impl Audience {
         let files = Handoff::create(tag)?;
         let started = Instant::now();
         let clients = files.spawn(load.viewers_bin.as_deref(), "viewers", &shares, |k, c| {
-            let server = servers[k % servers.len()];
+            let server = servers[server_of(k, servers.len())];
             c.args(["--server", server, "--item", item]);
             c.args(["--source", &format!("127.0.0.{}", 11 + k)]);
             c.arg("--ready-file").arg(files.file("ready", Some(k)));
