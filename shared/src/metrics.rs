@@ -10,6 +10,12 @@ use prometheus_client::registry::{Metric, Registry};
 use std::fmt::Debug;
 use std::hash::Hash;
 
+/// The `outcome` label every service counts its answers by (`accepted`, `invalid_token`, …).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
 /// A service's registry under its prefix (`gateway_`, `broadcast_`, `archive_`).
 #[derive(Debug)]
 pub struct MetricsRegistry(Registry);
