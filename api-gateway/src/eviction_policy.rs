@@ -23,7 +23,7 @@
 //! changes.
 
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError};
+use crate::store::{PolicyReading, Store};
 use serde_json::{Value, json};
 use shared::supervisor::Backoff;
 use std::sync::{Arc, Mutex};
@@ -33,42 +33,6 @@ use tokio_util::sync::CancellationToken;
 /// How often the policy is read again once it has been read: an operator's `CONFIG SET` or a
 /// failover to a node configured otherwise shows within this.
 pub const RECHECK: Duration = Duration::from_secs(60);
-
-/// The one policy under which Redis never drops a key.
-pub const NO_EVICTION: &str = "noeviction";
-
-/// What the gateway knows of the policy.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum PolicyReading {
-    /// Not read yet (Redis not reached since start).
-    #[default]
-    NotRead,
-    /// The server refused `CONFIG GET` and `INFO` alike: not known.
-    Hidden,
-    /// The policy, or the distinct policies of a cluster's primaries, sorted.
-    Known(Vec<String>),
-}
-
-impl PolicyReading {
-    /// `Some(true)` when a policy read may evict keys (anything but `noeviction`), `None`
-    /// while unknown.
-    pub fn evicts(&self) -> Option<bool> {
-        match self {
-            Self::Known(policies) => Some(policies.iter().any(|p| p != NO_EVICTION)),
-            Self::NotRead | Self::Hidden => None,
-        }
-    }
-
-    /// The policy as shown (`allkeys-lru`; several nodes' comma-separated; `unknown` when
-    /// hidden), `None` before the first reading.
-    pub fn shown(&self) -> Option<String> {
-        match self {
-            Self::NotRead => None,
-            Self::Hidden => Some("unknown".to_owned()),
-            Self::Known(policies) => Some(policies.join(",")),
-        }
-    }
-}
 
 /// The latest reading, shared by the task that reads it and the probes that show it.
 #[derive(Debug, Default)]
@@ -165,67 +129,9 @@ fn record(eviction: &RedisEviction, metrics: &Metrics, reading: PolicyReading) {
     }
 }
 
-/// The policies in `INFO memory` text(s): each `maxmemory_policy:<name>` line.
-pub fn policies_in_info<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let mut policies: Vec<String> = texts
-        .into_iter()
-        .flat_map(str::lines)
-        .filter_map(|line| line.trim().strip_prefix("maxmemory_policy:"))
-        .map(|policy| policy.trim().to_owned())
-        .filter(|policy| !policy.is_empty())
-        .collect();
-    policies.sort();
-    policies.dedup();
-    policies
-}
-
-/// Whether a failed `CONFIG GET` or `INFO` was the server refusing the command (renamed,
-/// disabled or not permitted: try the next way, or give up) rather than an outage (retry).
-pub fn refused(error: &StoreError) -> bool {
-    matches!(error, StoreError::Internal(_))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_noeviction_is_safe() {
-        let known = |p: &[&str]| PolicyReading::Known(p.iter().map(|s| (*s).to_owned()).collect());
-        assert_eq!(known(&["noeviction"]).evicts(), Some(false));
-        for policy in [
-            "allkeys-lru",
-            "allkeys-lfu",
-            "allkeys-random",
-            "volatile-lru",
-            "volatile-lfu",
-            "volatile-random",
-            "volatile-ttl",
-        ] {
-            assert_eq!(known(&[policy]).evicts(), Some(true), "{policy}");
-        }
-        assert_eq!(known(&["allkeys-lru", "noeviction"]).evicts(), Some(true));
-        assert_eq!(
-            known(&["allkeys-lru", "noeviction"]).shown().as_deref(),
-            Some("allkeys-lru,noeviction")
-        );
-        assert_eq!(PolicyReading::Hidden.evicts(), None);
-        assert_eq!(PolicyReading::Hidden.shown().as_deref(), Some("unknown"));
-        assert_eq!(PolicyReading::NotRead.shown(), None);
-    }
-
-    #[test]
-    fn info_memory_lines_give_the_policy_of_every_node() {
-        let one =
-            "# Memory\r\nused_memory:1024\r\nmaxmemory:0\r\nmaxmemory_policy:volatile-lru\r\n";
-        let other = "# Memory\r\nmaxmemory_policy:noeviction\r\n";
-        assert_eq!(policies_in_info([one]), ["volatile-lru"]);
-        assert_eq!(
-            policies_in_info([one, other, other]),
-            ["noeviction", "volatile-lru"]
-        );
-        assert!(policies_in_info(["# Memory\r\nused_memory:1\r\n"]).is_empty());
-    }
 
     #[test]
     fn the_ready_fields_appear_once_read() {

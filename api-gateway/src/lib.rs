@@ -6,14 +6,13 @@
 //!
 //! * [`auth`]: accounts, passwords, access and refresh tokens, JWKS (no HTTP in it).
 //! * [`identity_provider`]: who signs or is trusted, built from the configuration.
-//! * [`verified_tokens`]: access tokens already verified, kept until they expire.
 //! * [`suspensions`]: the suspended accounts in memory, and the task that follows them.
 //! * [`bidder_pseudonyms`]: how the public bid history names bidders.
 //! * [`promote_admin`]: the `promote-admin` subcommand (the first admin).
 //! * [`accounts_migration`]: the accounts schema migrated in the background, and its status.
 //! * [`config`]: the clap `Config`.
 //! * [`error`]: `ApiError`, the one error type of the API.
-//! * [`routes`]: HTTP handlers, one module per resource.
+//! * [`routes`]: HTTP handlers, one module per resource, and the verified-token cache.
 //! * [`store`]: every Redis call and the Lua scripts (`scripts/`).
 //! * [`live_publisher`]: ordered, never-blocking publishing on `auction.live.<item>`.
 //! * [`price_cache`]: the local price pre-filter.
@@ -47,7 +46,6 @@ pub mod read_model;
 pub mod routes;
 pub mod store;
 pub mod suspensions;
-pub mod verified_tokens;
 
 use anyhow::Context;
 use config::Config;
@@ -229,7 +227,7 @@ impl Application {
             proxies: Arc::new(self.config.limits.trusted_proxies.clone()),
             read_model: self.read_model,
             identity: self.identity,
-            verified_tokens: Arc::new(verified_tokens::VerifiedTokens::default()),
+            verified_tokens: Arc::new(routes::verified_tokens::VerifiedTokens::default()),
             suspensions,
             metrics: self.metrics,
             redis_eviction,

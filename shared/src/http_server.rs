@@ -20,7 +20,7 @@
 //!   the loop stops accepting (new clients wait in the kernel's backlog) until one ends. A
 //!   WebSocket leaves this count once upgraded (the broadcast service caps those itself).
 
-use crate::service_options::{positive_u32, positive_u64};
+use crate::service_options::HttpServerOptions;
 use crate::supervisor::Supervisor;
 use anyhow::Context;
 use axum::Router;
@@ -45,38 +45,6 @@ use tokio_util::task::TaskTracker;
 /// Pause after a failed accept (out of file descriptors, say) before trying again, so the
 /// loop does not spin while the condition lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-
-/// How the HTTP server treats slow and numerous clients; the same flags in every service.
-#[derive(Debug, Clone, clap::Args)]
-pub struct HttpServerOptions {
-    /// Time a client has to send a request's headers from when its connection is accepted
-    /// (and, between requests on a kept-alive connection, from the previous response);
-    /// slower clients are disconnected (milliseconds).
-    #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = positive_u64())]
-    pub header_read_timeout_ms: u64,
-
-    /// Time a client has to send a request's whole body, from when its headers were read; a
-    /// body still incomplete then is answered 408 `request_timeout` and the connection closed,
-    /// before the handler acts on anything. Requests without a body (WebSocket upgrades
-    /// included) and responses are not limited (milliseconds).
-    #[arg(long, env = "REQUEST_BODY_TIMEOUT_MS", default_value_t = 10_000, value_parser = positive_u64())]
-    pub request_body_timeout_ms: u64,
-
-    /// HTTP connections served at once; past it new connections wait in the kernel's accept
-    /// backlog until one ends (upgraded WebSockets do not count).
-    #[arg(long, env = "MAX_HTTP_CONNECTIONS", default_value_t = 10_000, value_parser = positive_u32())]
-    pub max_http_connections: u32,
-}
-
-impl HttpServerOptions {
-    pub fn header_read_timeout(&self) -> Duration {
-        Duration::from_millis(self.header_read_timeout_ms)
-    }
-
-    pub fn request_body_timeout(&self) -> Duration {
-        Duration::from_millis(self.request_body_timeout_ms)
-    }
-}
 
 /// The `error` code of the 408 answered to a body that did not arrive in time (the gateway's
 /// `ErrorCode::RequestTimeout` is the same string, for its OpenAPI document).

@@ -3,7 +3,7 @@
 //! cannot drift between services.
 //!
 //! * [`CommonOptions`]: what every service has (NATS, the subject prefix, the log format, the
-//!   HTTP server's limits).
+//!   HTTP server's limits, [`HttpServerOptions`]).
 //! * [`RedisOptions`]: the gateway and the broadcast service (Redis, its key prefix, its CA).
 //! * [`DatabaseOptions`]: the gateway and the worker (the PostgreSQL read model).
 //! * [`ArchiveOptions`]: the gateway and the worker (the JetStream archive stream).
@@ -19,12 +19,12 @@
 //! command, and a bare `env` then reuses that name, as `--help` does for the value
 //! (`--redis-url <REDIS_URL>`), so each name is written once beside its flag.
 
-use crate::http_server::HttpServerOptions;
 use crate::redact::SecretUrl;
 use crate::subjects;
 use crate::telemetry::LogFormat;
 use crate::tls::{self, CaFile};
 use clap::builder::{RangedI64ValueParser, RangedU64ValueParser};
+use std::time::Duration;
 
 /// The contract's default URLs: every dependency on this machine, standard ports.
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
@@ -48,9 +48,42 @@ pub struct CommonOptions {
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
 
-    // Header-read timeout and connection cap of the HTTP server.
+    // Header-read and body timeouts and connection cap of the HTTP server.
     #[command(flatten)]
     pub http: HttpServerOptions,
+}
+
+/// How the HTTP server (`crate::http_server`) treats slow and numerous clients; the same flags
+/// in every service.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HttpServerOptions {
+    /// Time a client has to send a request's headers from when its connection is accepted
+    /// (and, between requests on a kept-alive connection, from the previous response);
+    /// slower clients are disconnected (milliseconds).
+    #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = positive_u64())]
+    pub header_read_timeout_ms: u64,
+
+    /// Time a client has to send a request's whole body, from when its headers were read; a
+    /// body still incomplete then is answered 408 `request_timeout` and the connection closed,
+    /// before the handler acts on anything. Requests without a body (WebSocket upgrades
+    /// included) and responses are not limited (milliseconds).
+    #[arg(long, env = "REQUEST_BODY_TIMEOUT_MS", default_value_t = 10_000, value_parser = positive_u64())]
+    pub request_body_timeout_ms: u64,
+
+    /// HTTP connections served at once; past it new connections wait in the kernel's accept
+    /// backlog until one ends (upgraded WebSockets do not count).
+    #[arg(long, env = "MAX_HTTP_CONNECTIONS", default_value_t = 10_000, value_parser = positive_u32())]
+    pub max_http_connections: u32,
+}
+
+impl HttpServerOptions {
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn request_body_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_body_timeout_ms)
+    }
 }
 
 /// Redis, for the services that read or write the auctions' current state.

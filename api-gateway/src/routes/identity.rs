@@ -7,7 +7,7 @@
 //! a 401 `invalid_token` with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750), so a
 //! client knows to refresh. Verification is local (our published keys, or the trusted issuer's
 //! cached JWKS): no database, so it works while PostgreSQL is down. A token verified once is
-//! remembered until its `exp` ([`crate::verified_tokens`]), so a bidder's token costs one
+//! remembered until its `exp` ([`super::verified_tokens`]), so a bidder's token costs one
 //! signature check, not one per bid.
 //!
 //! These extractors read only the request's head, so they run before the body is read: an

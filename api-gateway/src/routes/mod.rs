@@ -16,7 +16,7 @@ mod buy_now;
 /// The `ClientAddress` extractor: whom a request counts against per address.
 mod client_address;
 /// The CORS layer for the configured web origins.
-pub mod cors;
+mod cors;
 /// The OpenAPI schema of every error answer's body, which the handlers' annotations name.
 mod error_schema;
 /// What `GET /ready` checks and `GET /metrics` shows (the routes are `shared::health`).
@@ -41,6 +41,8 @@ pub mod openapi;
 mod round_terms;
 /// `PUT /api/v1/admin/users/{id}/suspension`: an admin suspends or reinstates an account.
 mod suspension;
+/// Access tokens already verified, kept until they expire ([`identity`]'s cache).
+pub mod verified_tokens;
 /// `GET /api/v1/me/watchlist`, `PUT`/`DELETE …/{item_id}`: the items the caller watches.
 mod watchlist;
 /// `/app/`: the web app's embedded files and its `config.json` (not API routes).
@@ -56,12 +58,12 @@ use crate::rate_limit::{AuthThrottle, RateLimit, TrustedProxies};
 use crate::read_model::ReadModel;
 use crate::store::{Store, StoreError};
 use crate::suspensions::Suspensions;
-use crate::verified_tokens::VerifiedTokens;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use shared::ItemId;
 use shared::supervisor::TaskHealth;
 use std::sync::Arc;
+use verified_tokens::VerifiedTokens;
 
 /// What every handler can reach (cheap to clone).
 #[derive(Clone)]

@@ -15,6 +15,7 @@ mod bids;
 mod closing;
 mod items;
 mod listing;
+mod maxmemory_policy;
 mod optimistic;
 pub mod outbox;
 pub mod rate_limits;
@@ -25,8 +26,7 @@ pub use bids::{BidOutcome, BidReply, IdempotencyTtl, PlaceBid};
 pub use closing::{ANNOUNCE_GRACE, BuyOutcome, CloseMode, CloseOutcome};
 pub use items::{CreatedItem, NewItem, RoundTerms};
 pub use listing::{ListingCursor, ListingPage, ListingQuery};
-
-use crate::eviction_policy::PolicyReading;
+pub use maxmemory_policy::PolicyReading;
 
 use shared::redis_connection::{self, RedisCallError, RedisFailure, RedisHandle};
 use shared::redis_keys::Keyspace;
@@ -195,55 +195,6 @@ impl Store {
         Ok(self.redis.ping().await?)
     }
 
-    /// Redis's `maxmemory-policy` (see `crate::eviction_policy`): `CONFIG GET`, or where the
-    /// server refuses `CONFIG` (ElastiCache renames it), the `maxmemory_policy` line of `INFO
-    /// memory`, from every primary in cluster mode; [`PolicyReading::Hidden`] when it refuses
-    /// both. On the listing's connection, off the bids' path.
-    ///
-    /// # Errors
-    /// When Redis is unavailable or too slow (try again later).
-    pub async fn maxmemory_policy(&self) -> Result<PolicyReading, StoreError> {
-        use crate::eviction_policy::{policies_in_info, refused};
-        let config = self
-            .listing
-            .query::<std::collections::HashMap<String, String>>(
-                redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy"),
-            )
-            .await
-            .map_err(StoreError::from);
-        match config {
-            Ok(reply) => {
-                if let Some(policy) = reply.get("maxmemory-policy") {
-                    return Ok(PolicyReading::Known(vec![policy.trim().to_owned()]));
-                }
-            }
-            Err(e) if refused(&e) => {
-                tracing::debug!(error = %e, "CONFIG GET refused; reading INFO memory instead");
-            }
-            Err(e) => return Err(e),
-        }
-        let info = self
-            .listing
-            .query::<redis::Value>(redis::cmd("INFO").arg("memory"))
-            .await
-            .map_err(StoreError::from);
-        match info {
-            Ok(reply) => {
-                let policies = policies_in_info(info_texts(&reply).iter().map(String::as_str));
-                Ok(if policies.is_empty() {
-                    PolicyReading::Hidden
-                } else {
-                    PolicyReading::Known(policies)
-                })
-            }
-            Err(e) if refused(&e) => {
-                tracing::debug!(error = %e, "INFO memory refused too");
-                Ok(PolicyReading::Hidden)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
     /// Entries waiting in every outbox shard (the relay's lag).
     ///
     /// # Errors
@@ -255,19 +206,6 @@ impl Store {
         }
         let lengths: Vec<u64> = self.redis.query_pipeline(&pipe).await?;
         Ok(lengths.iter().sum())
-    }
-}
-
-/// The text(s) of an `INFO` reply: one server's string, or in cluster mode a map of each
-/// primary's address to its string.
-fn info_texts(reply: &redis::Value) -> Vec<String> {
-    use redis::Value;
-    match reply {
-        Value::BulkString(bytes) => vec![String::from_utf8_lossy(bytes).into_owned()],
-        Value::SimpleString(text) | Value::VerbatimString { text, .. } => vec![text.clone()],
-        Value::Map(pairs) => pairs.iter().flat_map(|(_, v)| info_texts(v)).collect(),
-        Value::Array(values) | Value::Set(values) => values.iter().flat_map(info_texts).collect(),
-        _ => Vec::new(),
     }
 }
 

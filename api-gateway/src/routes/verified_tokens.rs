@@ -14,7 +14,7 @@
 //! What it does not know: a key a remote issuer withdrew keeps its cached tokens valid until they
 //! expire, as any verifier holding them would. Access tokens are short-lived for that reason.
 
-use crate::routes::identity::Identity;
+use super::identity::Identity;
 use dashmap::DashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -10,11 +10,15 @@
 //! [`Cli`] is what `main` parses: the same options, plus the one-off subcommands
 //! ([`Command::PromoteAdmin`]) an operator runs instead of the server.
 
+mod cors_origins;
+mod web_app;
+
+pub use cors_origins::CorsOrigins;
+pub use web_app::{Currency, WebSocketUrl};
+
 use crate::auth::password_hasher::PasswordCost;
 use crate::auth::sessions::DEFAULT_REFRESH_TTL;
 use crate::rate_limit::TrustedProxies;
-use crate::routes::cors::CorsOrigins;
-use crate::routes::web_app::{Currency, WebSocketUrl};
 use clap::{Parser, ValueEnum};
 use shared::redact::SecretUrl;
 use shared::service_options::{
