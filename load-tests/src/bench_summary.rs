@@ -6,7 +6,7 @@
 //! benches; the archive, close, cluster and rate-limit figures are their last runs'. A file
 //! that is missing or lacks a field gives no row, never a made-up one.
 
-use crate::goose_run::ratio;
+use crate::figures::ratio;
 use anyhow::Context;
 use serde_json::Value;
 use std::fmt::Write as _;

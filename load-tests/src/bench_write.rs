@@ -14,10 +14,10 @@
 use crate::api::{ApiClient, NewItem, in_secs};
 use crate::bench_result::{BenchResult, Started};
 use crate::contention::hot_item::{self, HotLevel};
-use crate::goose_run::{RunLength, not_interrupted, round_to};
+use crate::figures::{median, round_to};
+use crate::goose_run::{RunLength, not_interrupted};
 use crate::service::{LOADED_REDIS_TIMEOUT_MS, Service};
 use crate::verdict::prefixed;
-use crate::write_floor::median;
 use anyhow::{Context, bail};
 use serde::Serialize;
 use std::path::PathBuf;

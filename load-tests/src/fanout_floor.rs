@@ -15,10 +15,9 @@ pub mod writer;
 use self::reader::ReaderReport;
 use self::writer::WriterReport;
 use crate::bench_result::{BenchResult, Started};
-use crate::fanout::viewers::BUCKET;
 use crate::handoff::{Handoff, each_level, publish, shares};
 use crate::host::load_average;
-use crate::latency::{Histogram, LatencyMs, from_ms, wall_clock_us};
+use crate::latency::{Histogram, LatencyMs, RECEIPT_BUCKET, from_ms, wall_clock_us};
 use anyhow::bail;
 use clap::Args;
 use serde::Serialize;
@@ -206,7 +205,7 @@ pub async fn level(args: &FanoutFloorArgs, viewers: usize) -> anyhow::Result<Flo
         let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
     }
 
-    let mut histogram = Histogram::bucketed(BUCKET);
+    let mut histogram = Histogram::bucketed(RECEIPT_BUCKET);
     readers.iter().for_each(|r| histogram.merge(&r.histogram));
     let (mut pass, mut per_socket) = (Histogram::exact(), Histogram::exact());
     let passes = || writers.iter().flat_map(|w| w.passes.iter());

@@ -2,6 +2,7 @@
 //! read from its metrics: the window the requests were made in, and each request kind's count and
 //! timings.
 
+use crate::figures::per_sec;
 use crate::latency::{Histogram, LatencyMs};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -158,43 +159,5 @@ impl RequestStats {
                 .unwrap_or_default(),
             latency_ms: aggregate.and_then(|a| Histogram::from_goose(&a.raw_data).latency()),
         }
-    }
-}
-
-/// `count / secs`, rounded to 0.1; 0 over an empty window.
-pub fn per_sec(count: u64, secs: f64) -> f64 {
-    if secs > 0.0 {
-        round_to(count as f64 / secs, 1)
-    } else {
-        0.0
-    }
-}
-
-/// `value` rounded to `decimals` places, for figures people read.
-pub fn round_to(value: f64, decimals: i32) -> f64 {
-    let scale = 10f64.powi(decimals);
-    (value * scale).round() / scale
-}
-
-/// `a / b` to three places, as every comparison reports its ratios; `None` when `b` is not
-/// above 0 (a ratio over nothing).
-pub fn ratio(a: f64, b: f64) -> Option<f64> {
-    (b > 0.0).then(|| round_to(a / b, 3))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rates_and_figures_are_rounded_and_an_empty_window_has_no_rate() {
-        assert_eq!(
-            [per_sec(10, 0.0), per_sec(10, 4.0), per_sec(1, 3.0)],
-            [0.0, 2.5, 0.3]
-        );
-        assert_eq!(
-            [round_to(1234.5678, 1), round_to(10.0004, 3)],
-            [1234.6, 10.0]
-        );
     }
 }

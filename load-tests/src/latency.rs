@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The bucket fan-out receipts (the viewers' and the floor readers') are kept in: fine for
+/// figures in milliseconds, and a report of a few thousand buckets however many receipts it
+/// counts.
+pub const RECEIPT_BUCKET: Duration = Duration::from_micros(100);
+
 /// Percentiles of a set of latencies, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencyMs {

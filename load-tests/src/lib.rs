@@ -32,6 +32,7 @@
 //! - [`watcher`]: a reconnecting WebSocket viewer.
 //! - [`archive`]: reading the archive's rows and a JetStream stream's count.
 //! - [`latency`]: the one histogram and latency summary.
+//! - [`figures`]: rates, rounding, ratios and medians of runs, as the results report them.
 //! - [`handoff`]: files between an orchestrator and its client processes.
 //! - [`client_sockets`]: many sockets from one 127.0.0.x source address, read on one thread.
 //! - [`host`]: cores, memory, load average and the open-file limit.
@@ -55,6 +56,7 @@ pub mod contention;
 pub mod credentials;
 pub mod fanout;
 pub mod fanout_floor;
+pub mod figures;
 pub mod goose_run;
 pub mod handoff;
 pub mod host;

@@ -69,7 +69,7 @@ pub async fn wait_for_archive(
         }
         sleep(POLL).await;
     };
-    let waited_secs = crate::goose_run::round_to(started.elapsed().as_secs_f64(), 2);
+    let waited_secs = crate::figures::round_to(started.elapsed().as_secs_f64(), 2);
     if let Err(e) = delete_stream(nats_url, stream).await {
         // The figures are complete; a leftover stream is worth a warning, not the run.
         tracing::warn!(stream, error = %format!("{e:#}"), "cannot delete the run's stream");

@@ -8,9 +8,8 @@
 use super::bidder::{BidTarget, place_bid};
 use super::check::{ItemCheck, bid_violations, check_items};
 use crate::api::{ApiClient, BID_REQUEST_NAME, NewItem, PROXY_BID_REQUEST_NAME};
-use crate::goose_run::{
-    RequestStats, attack, measured_window_secs, per_sec, ratio, requests_named, round_to,
-};
+use crate::figures::{per_sec, ratio, round_to};
+use crate::goose_run::{RequestStats, attack, measured_window_secs, requests_named};
 use crate::latency::{Histogram, LatencyMs};
 use anyhow::Context;
 use goose::prelude::*;

@@ -9,7 +9,7 @@ use super::viewers::ViewerReport;
 use crate::api::{ApiClient, NewItem, in_secs};
 use crate::handoff::{Handoff, publish, shares};
 use crate::host::rss_kib;
-use crate::latency::{Histogram, LatencyMs};
+use crate::latency::{Histogram, LatencyMs, RECEIPT_BUCKET};
 use crate::open_loop::{Clock, STARTING_CENTS, Target, Workload};
 use crate::service::{Service, namespace, run_tag};
 use serde::Serialize;
@@ -195,7 +195,7 @@ impl Audience {
         publish(&posts_file, &serde_json::to_string(posts)?)?;
         let (processes, timeout) = (self.clients.len(), Duration::from_secs(120));
         let reports: Vec<ViewerReport> = self.files.reports("report", processes, timeout).await?;
-        let mut histogram = Histogram::bucketed(super::viewers::BUCKET);
+        let mut histogram = Histogram::bucketed(RECEIPT_BUCKET);
         reports.iter().for_each(|r| histogram.merge(&r.histogram));
         for client in &mut self.clients {
             let _ = client.wait().await;

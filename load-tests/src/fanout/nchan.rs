@@ -21,7 +21,7 @@ use super::level::{self, Audience, FanoutLevel, rss_of};
 use crate::bench_result::{BenchResult, Started};
 use crate::fanout_floor::frame::{bid_placed_frame_bytes, sample_bid_placed};
 use crate::fanout_floor::{self, FanoutFloorArgs, FloorLevel};
-use crate::goose_run::ratio;
+use crate::figures::{median, ratio};
 use crate::handoff::each_level;
 use crate::latency::wall_clock_us;
 use crate::service::{Service, free_loopback_addr, run_tag};
@@ -110,7 +110,7 @@ impl FloorReference {
 }
 
 fn median_of(runs: &[FanoutLevel], value: impl Fn(&FanoutLevel) -> f64) -> f64 {
-    crate::write_floor::median(runs.iter().map(value).collect())
+    median(runs.iter().map(value).collect())
 }
 
 impl NchanComparison {

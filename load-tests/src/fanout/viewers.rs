@@ -10,7 +10,7 @@
 
 use crate::client_sockets::ClientArgs;
 use crate::handoff::publish;
-use crate::latency::{Histogram, wall_clock_us};
+use crate::latency::{Histogram, RECEIPT_BUCKET, wall_clock_us};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use socket2::{SockRef, Socket};
@@ -32,10 +32,6 @@ pub struct ViewersArgs {
     #[arg(long)]
     pub posts_file: PathBuf,
 }
-
-/// Latencies are kept in 100 µs buckets: fine for figures in milliseconds, and a report of
-/// a few thousand buckets however many receipts it counts.
-pub const BUCKET: Duration = Duration::from_micros(100);
 
 /// How long a handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -114,7 +110,7 @@ pub fn run(args: &ViewersArgs) -> anyhow::Result<()> {
         }
     };
 
-    let mut histogram = Histogram::bucketed(BUCKET);
+    let mut histogram = Histogram::bucketed(RECEIPT_BUCKET);
     let mut delivered = 0;
     let mut resyncs = 0;
     for viewer in &viewers.sockets {

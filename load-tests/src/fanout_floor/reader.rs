@@ -6,9 +6,8 @@
 
 use super::frame::Stamp;
 use crate::client_sockets::ClientArgs;
-use crate::fanout::viewers::BUCKET;
 use crate::handoff::publish;
-use crate::latency::{Histogram, wall_clock_us};
+use crate::latency::{Histogram, RECEIPT_BUCKET, wall_clock_us};
 use clap::Args;
 use mio::net::TcpStream;
 use serde::{Deserialize, Serialize};
@@ -67,7 +66,7 @@ struct Stream {
 
 impl ReaderReport {
     fn new(connected: usize, failed: usize) -> Self {
-        let histogram = Histogram::bucketed(BUCKET);
+        let histogram = Histogram::bucketed(RECEIPT_BUCKET);
         let (frames, out_of_order, ended_early, timed_out) = (0, 0, 0, 0);
         Self {
             connected,

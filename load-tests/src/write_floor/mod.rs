@@ -16,7 +16,7 @@ use crate::api::ApiClient;
 use crate::bench_result::{BenchResult, Started};
 use crate::bench_write::{WriteLoad, alternate, rates};
 use crate::contention::hot_item::HotLevel;
-use crate::goose_run::{ratio, round_to};
+use crate::figures::{median, ratio, round_to};
 use crate::service::{Service, WRITE_FLOOR_ROLE, namespace, run_tag, start_services};
 use crate::verdict::prefixed;
 use std::path::PathBuf;
@@ -71,17 +71,6 @@ pub struct FloorComparison {
 
 const GATEWAY_DOES: &str = "token verified, body parsed, price pre-filter, idempotency/window/increment/anti-sniping/seq in place_bid.lua with the outbox XADD, live publish to core NATS, outbox relay to JetStream; per-user bid limit off";
 const FLOOR_DOES: &str = "the gateway's HTTP accept loop and axum, the same token verifier, the body parsed (Cents from the literal), one EVALSHA of a compare-and-set (HMGET + HSET) through the same RedisHandle; nothing else";
-
-/// The median of `values` (the mean of the middle two for an even count); 0 for none.
-pub fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    match n {
-        0 => 0.0,
-        _ if n % 2 == 1 => values[n / 2],
-        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
-}
 
 impl FloorComparison {
     fn new(clients: u32, gateway_runs: Vec<HotLevel>, floor_runs: Vec<HotLevel>) -> Self {
@@ -156,16 +145,4 @@ async fn measure(
         levels.push(level);
     }
     Ok(levels)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert_eq!(median(Vec::new()), 0.0);
-    }
 }
