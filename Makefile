@@ -74,10 +74,12 @@ bench-cluster:
 infra-check:
 	infrastructure/check/run.sh
 
-## Formatting and lints, as CI expects them.
+## Formatting and lints, as CI expects them, and no two modules of a crate importing each other.
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	python3 -m unittest discover -q -s tools -p "test_*.py"
+	python3 tools/module_cycles.py
 
 ## Contended write throughput and latency (64 and 256 clients on one item), with and without
 ## the gateway's price pre-filter, every bid with a real access token; the first run also
